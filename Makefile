@@ -1,0 +1,44 @@
+# Arbor — the two commands a newcomer needs are `make run` and `make test`.
+
+GO       ?= go
+VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS  := -s -w -X main.version=$(VERSION)
+BIN      := bin
+PKGS     := ./...
+
+.PHONY: all build run test test-short bench bench-go loadbench lint fmt clean
+
+all: lint test build
+
+## build: compile bin/arbor (and the load-test helper)
+build:
+	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/arbor ./cmd/arbor
+
+## run: start Arbor in dev mode with its embedded defaults on http://127.0.0.1:8080
+run: build
+	./$(BIN)/arbor dev
+
+## test: every test, with the race detector (what CI runs)
+test:
+	$(GO) test -race -count=1 -timeout 30m $(PKGS)
+
+## bench: Go benchmarks, then the wrk proxy comparison (needs wrk: apt-get install wrk)
+bench: bench-go loadbench
+
+bench-go:
+	$(GO) test -run '^$$' -bench . -benchmem -count=1 $(PKGS)
+
+loadbench: build
+	$(GO) run ./cmd/loadbench --arbor-bin ./$(BIN)/arbor
+
+## lint: gofmt check and go vet
+lint:
+	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$unformatted" ]; then echo "gofmt needed:"; echo "$$unformatted"; exit 1; fi
+	$(GO) vet $(PKGS)
+
+fmt:
+	gofmt -w $$(git ls-files '*.go')
+
+clean:
+	rm -rf $(BIN)

@@ -1,0 +1,212 @@
+// Package data defines what Arbor keeps and the contract every storage
+// backend fulfils.
+//
+// Arbor has two backends: an embedded bbolt file (package boltdb, the
+// default) and an etcd cluster for several replicas. The gateway talks only
+// to the interfaces in this package, and both backends pass the same
+// conformance suite (package conformance), so behaviour does not change when
+// an operator moves from one replica to many.
+//
+// # Design notes
+//
+//   - Every method takes a context. bbolt ignores cancellation once a
+//     transaction has started; etcd honours it on every round trip.
+//   - Updates go through a function func(old T) (T, error). A backend may call
+//     it more than once (bbolt's db.Batch re-runs a batch when one member
+//     fails; etcd retries a compare-and-swap that lost a race), so the
+//     function must be free of side effects other than computing the new
+//     value. If it returns an error, nothing is written and that error is
+//     returned unchanged.
+//   - Records with a lifetime carry ExpiresAt. Once it has passed, reads
+//     report ErrNotFound even before the collector (CollectExpired) has
+//     deleted the record, so correctness never depends on the collector's
+//     timing.
+//   - Single-use records (OAuth states, device codes) are consumed in one
+//     atomic step: under any number of concurrent consumers exactly one wins.
+//   - The store never sees a provider token in the clear: a Connection holds
+//     only Sealed bytes produced by package seal. Copying a store from one
+//     backend to another therefore keeps sealed records sealed.
+//   - All times a store returns are in UTC.
+package data
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// Sentinel errors. Backends wrap them with %w and a description of the
+// record, so callers test with errors.Is.
+var (
+	// ErrNotFound is returned when a record does not exist, has expired, or
+	// (for a single-use record) was already deleted by consumption.
+	ErrNotFound = errors.New("not found")
+	// ErrAlreadyExists is returned by Create* when a record with the same key
+	// is already stored.
+	ErrAlreadyExists = errors.New("already exists")
+	// ErrConflict is returned when an update lost a race it could not retry,
+	// or a caller's expected Version no longer matches the stored one.
+	ErrConflict = errors.New("conflict")
+	// ErrConsumed is returned by ConsumeDeviceCode when the device code was
+	// consumed before (the record is kept until it expires so that a second
+	// exchange is told apart from an unknown code).
+	ErrConsumed = errors.New("already consumed")
+	// ErrUnavailable is returned when the backend cannot be reached or has
+	// no quorum. The gateway answers 503 for it.
+	ErrUnavailable = errors.New("store unavailable")
+	// ErrClosed is returned by every method after Close.
+	ErrClosed = errors.New("store closed")
+	// ErrInvalid is returned when a record fails validation before it is
+	// written (an empty key, for example).
+	ErrInvalid = errors.New("invalid record")
+)
+
+// Store is everything Arbor keeps. It is composed of one small interface per
+// resource so that a component can ask for only what it uses.
+type Store interface {
+	Users
+	Identities
+	Sessions
+	OAuthStates
+	DeviceCodes
+	RefreshFamilies
+	Workers
+	Connections
+	Audit
+	Collector
+
+	// Ping reports whether the backend is reachable (used by /readyz).
+	Ping(ctx context.Context) error
+	// Close releases the backend. Methods called afterwards return ErrClosed.
+	Close() error
+}
+
+// Users stores Arbor's own user accounts.
+type Users interface {
+	// CreateUser stores u. ErrAlreadyExists if u.ID is taken.
+	CreateUser(ctx context.Context, u User) error
+	GetUser(ctx context.Context, id string) (User, error)
+	UpdateUser(ctx context.Context, id string, fn func(User) (User, error)) (User, error)
+	// DeleteUser deletes the user and everything that belongs to them:
+	// identities, sessions, refresh-token families, workers and connections.
+	// Audit events are kept.
+	DeleteUser(ctx context.Context, id string) error
+	// ListUsers returns every user ordered by ID.
+	ListUsers(ctx context.Context) ([]User, error)
+}
+
+// Identities maps a login provider's subject to an Arbor user.
+type Identities interface {
+	// CreateIdentity stores id. ErrAlreadyExists if (Provider, Subject) is
+	// taken; ErrNotFound if id.UserID does not exist.
+	CreateIdentity(ctx context.Context, id Identity) error
+	GetIdentity(ctx context.Context, provider, subject string) (Identity, error)
+	UpdateIdentity(ctx context.Context, provider, subject string, fn func(Identity) (Identity, error)) (Identity, error)
+	DeleteIdentity(ctx context.Context, provider, subject string) error
+	// ListIdentities returns the user's identities ordered by provider, subject.
+	ListIdentities(ctx context.Context, userID string) ([]Identity, error)
+}
+
+// Sessions stores web sessions.
+type Sessions interface {
+	// CreateSession stores s. ErrAlreadyExists if s.ID is taken.
+	CreateSession(ctx context.Context, s Session) error
+	GetSession(ctx context.Context, id string) (Session, error)
+	UpdateSession(ctx context.Context, id string, fn func(Session) (Session, error)) (Session, error)
+	DeleteSession(ctx context.Context, id string) error
+	// ListSessions returns the user's live sessions ordered by CreatedAt.
+	ListSessions(ctx context.Context, userID string) ([]Session, error)
+}
+
+// OAuthStates stores the single-use state of an OAuth authorization request.
+type OAuthStates interface {
+	// CreateOAuthState stores s. ErrAlreadyExists if s.ID is taken.
+	CreateOAuthState(ctx context.Context, s OAuthState) error
+	// ConsumeOAuthState deletes and returns the state. Exactly one of any
+	// number of concurrent callers gets it; the others get ErrNotFound.
+	ConsumeOAuthState(ctx context.Context, id string) (OAuthState, error)
+}
+
+// DeviceCodes stores CLI and RFC 8628 device authorisations.
+type DeviceCodes interface {
+	// CreateDeviceCode stores d. ErrAlreadyExists if d.Code is taken, or if
+	// d.UserCode is set and taken by a live device code.
+	CreateDeviceCode(ctx context.Context, d DeviceCode) error
+	GetDeviceCode(ctx context.Context, code string) (DeviceCode, error)
+	// GetDeviceCodeByUserCode finds a live device code by its RFC 8628 user code.
+	GetDeviceCodeByUserCode(ctx context.Context, userCode string) (DeviceCode, error)
+	// UpdateDeviceCode changes a device code that has not been consumed.
+	// ErrConsumed if it has been.
+	UpdateDeviceCode(ctx context.Context, code string, fn func(DeviceCode) (DeviceCode, error)) (DeviceCode, error)
+	// ConsumeDeviceCode marks the code consumed if check(current) returns nil,
+	// in one atomic step, and returns the consumed record. Exactly one of any
+	// number of concurrent callers succeeds; later callers get ErrConsumed.
+	// If check returns an error, nothing changes and that error is returned.
+	ConsumeDeviceCode(ctx context.Context, code string, check func(DeviceCode) error) (DeviceCode, error)
+}
+
+// RefreshFamilies stores CLI refresh-token families (one per CLI login).
+type RefreshFamilies interface {
+	CreateRefreshFamily(ctx context.Context, f RefreshFamily) error
+	GetRefreshFamily(ctx context.Context, id string) (RefreshFamily, error)
+	UpdateRefreshFamily(ctx context.Context, id string, fn func(RefreshFamily) (RefreshFamily, error)) (RefreshFamily, error)
+	DeleteRefreshFamily(ctx context.Context, id string) error
+	// ListRefreshFamilies returns the user's live families ordered by CreatedAt.
+	ListRefreshFamilies(ctx context.Context, userID string) ([]RefreshFamily, error)
+}
+
+// Workers stores Tendril workers. Only the SHA-256 of a worker's token is
+// ever stored.
+type Workers interface {
+	CreateWorker(ctx context.Context, w Worker) error
+	GetWorker(ctx context.Context, id string) (Worker, error)
+	UpdateWorker(ctx context.Context, id string, fn func(Worker) (Worker, error)) (Worker, error)
+	DeleteWorker(ctx context.Context, id string) error
+	// ListWorkers returns the user's workers ordered by CreatedAt.
+	ListWorkers(ctx context.Context, userID string) ([]Worker, error)
+}
+
+// Connections stores Git provider connections, one per (user, provider).
+type Connections interface {
+	// CreateConnection stores c. ErrAlreadyExists if the user already has a
+	// connection to c.Provider; ErrNotFound if the user does not exist.
+	CreateConnection(ctx context.Context, c Connection) error
+	GetConnection(ctx context.Context, userID, provider string) (Connection, error)
+	// UpdateConnection changes a connection. The store increments Version on
+	// every successful write; fn sees the current Version.
+	UpdateConnection(ctx context.Context, userID, provider string, fn func(Connection) (Connection, error)) (Connection, error)
+	DeleteConnection(ctx context.Context, userID, provider string) error
+	// ListConnections returns the user's connections ordered by provider, or
+	// every connection of every user (ordered by user, provider) when userID
+	// is empty, which key rotation and store copies use.
+	ListConnections(ctx context.Context, userID string) ([]Connection, error)
+}
+
+// Audit is an append-only trail of security-relevant events.
+type Audit interface {
+	// AppendAudit stores e, assigning e.Seq (strictly increasing) and, if
+	// zero, e.Time. It returns the stored event.
+	AppendAudit(ctx context.Context, e AuditEvent) (AuditEvent, error)
+	// ListAudit returns events in Seq order matching q.
+	ListAudit(ctx context.Context, q AuditQuery) ([]AuditEvent, error)
+}
+
+// Collector deletes records whose lifetime has passed.
+type Collector interface {
+	// CollectExpired deletes every record whose ExpiresAt is at or before
+	// now and reports how many it deleted per resource.
+	CollectExpired(ctx context.Context, now time.Time) (CollectStats, error)
+}
+
+// CollectStats counts what one CollectExpired call deleted, by resource.
+type CollectStats struct {
+	Sessions        int
+	OAuthStates     int
+	DeviceCodes     int
+	RefreshFamilies int
+}
+
+// Total is the number of records deleted.
+func (s CollectStats) Total() int {
+	return s.Sessions + s.OAuthStates + s.DeviceCodes + s.RefreshFamilies
+}

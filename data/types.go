@@ -1,0 +1,197 @@
+package data
+
+import (
+	"fmt"
+	"time"
+)
+
+// User is an Arbor account. One user may sign in through several providers
+// (see Identity).
+type User struct {
+	ID        string    `json:"id"`
+	Email     string    `json:"email,omitempty"`
+	Name      string    `json:"name,omitempty"`
+	Login     string    `json:"login,omitempty"`
+	CreatedAt time.Time `json:"created_at"`
+	UpdatedAt time.Time `json:"updated_at"`
+}
+
+// Identity links a login provider's account (Provider, Subject) to a User.
+type Identity struct {
+	Provider      string    `json:"provider"`
+	Subject       string    `json:"subject"`
+	UserID        string    `json:"user_id"`
+	Login         string    `json:"login,omitempty"`
+	Email         string    `json:"email,omitempty"`
+	EmailVerified bool      `json:"email_verified,omitempty"`
+	CreatedAt     time.Time `json:"created_at"`
+	LastLoginAt   time.Time `json:"last_login_at,omitzero"`
+}
+
+// Session is a signed-in browser. The cookie holds a short-lived JWT naming
+// the session; the session record decides whether it is still alive.
+type Session struct {
+	ID         string    `json:"id"`
+	UserID     string    `json:"user_id"`
+	CreatedAt  time.Time `json:"created_at"`
+	LastSeenAt time.Time `json:"last_seen_at"`
+	// ExpiresAt is when the record stops being valid (the earlier of the
+	// idle and the absolute limit, as computed by the gateway).
+	ExpiresAt time.Time `json:"expires_at"`
+	UserAgent string    `json:"user_agent,omitempty"`
+	IP        string    `json:"ip,omitempty"`
+}
+
+// OAuthState is the server side of one OAuth authorization request.
+type OAuthState struct {
+	// ID is the state value sent to the provider (or its hash).
+	ID       string `json:"id"`
+	Provider string `json:"provider"`
+	// Purpose says what the callback does: "login", "link" or "connect".
+	Purpose string `json:"purpose"`
+	// UserID is the signed-in user for "link" and "connect".
+	UserID string `json:"user_id,omitempty"`
+	// Binding is a hash of the browser-binding cookie set with the request.
+	Binding      string    `json:"binding,omitempty"`
+	PKCEVerifier string    `json:"pkce_verifier,omitempty"`
+	RedirectURI  string    `json:"redirect_uri,omitempty"`
+	ReturnTo     string    `json:"return_to,omitempty"`
+	CreatedAt    time.Time `json:"created_at"`
+	ExpiresAt    time.Time `json:"expires_at"`
+}
+
+// Device code kinds.
+const (
+	DeviceKindCLI     = "cli"     // the Grape flow: device code + 6-character verification code
+	DeviceKindRFC8628 = "rfc8628" // standard device authorization grant
+)
+
+// Device code states.
+const (
+	DevicePending  = "pending"
+	DeviceApproved = "approved"
+	DeviceDenied   = "denied"
+	DeviceBurned   = "burned"
+)
+
+// DeviceCode is one device authorisation in progress.
+type DeviceCode struct {
+	Code     string `json:"code"`
+	Kind     string `json:"kind"`
+	UserCode string `json:"user_code,omitempty"`
+	ClientID string `json:"client_id,omitempty"`
+	// ClientInfo describes the requesting machine as the client announced it
+	// (hostname, OS, CLI version); shown on the approval page.
+	ClientInfo    map[string]string `json:"client_info,omitempty"`
+	CodeChallenge string            `json:"code_challenge,omitempty"`
+	Scope         string            `json:"scope,omitempty"`
+	State         string            `json:"state"`
+	UserID        string            `json:"user_id,omitempty"`
+	// VerificationHash is a keyed hash of the verification code shown to
+	// the user after approval; the code itself is never stored.
+	VerificationHash string    `json:"verification_hash,omitempty"`
+	FailedAttempts   int       `json:"failed_attempts,omitempty"`
+	Interval         int       `json:"interval,omitempty"`
+	LastPolledAt     time.Time `json:"last_polled_at,omitzero"`
+	ApprovedAt       time.Time `json:"approved_at,omitzero"`
+	ConsumedAt       time.Time `json:"consumed_at,omitzero"`
+	CreatedAt        time.Time `json:"created_at"`
+	ExpiresAt        time.Time `json:"expires_at"`
+}
+
+// RefreshFamily is one CLI login: every refresh token minted from it shares
+// the family, so reuse of a rotated token can revoke them all.
+type RefreshFamily struct {
+	ID       string `json:"id"`
+	UserID   string `json:"user_id"`
+	ClientID string `json:"client_id,omitempty"`
+	// ClientInfo describes the machine that logged in.
+	ClientInfo map[string]string `json:"client_info,omitempty"`
+	// CurrentJTI is the jti of the only refresh token that is valid now.
+	CurrentJTI string `json:"current_jti"`
+	// PreviousJTI and RotatedAt allow a short grace window for a response
+	// lost on the network.
+	PreviousJTI  string    `json:"previous_jti,omitempty"`
+	RotatedAt    time.Time `json:"rotated_at,omitzero"`
+	Generation   int       `json:"generation"`
+	RevokedAt    time.Time `json:"revoked_at,omitzero"`
+	RevokeReason string    `json:"revoke_reason,omitempty"`
+	CreatedAt    time.Time `json:"created_at"`
+	LastUsedAt   time.Time `json:"last_used_at,omitzero"`
+	ExpiresAt    time.Time `json:"expires_at"`
+}
+
+// Worker is a registered Tendril worker.
+type Worker struct {
+	ID     string `json:"id"`
+	UserID string `json:"user_id"`
+	Name   string `json:"name"`
+	// TokenHash is the SHA-256 of the worker's token; the token itself is
+	// never stored.
+	TokenHash  []byte    `json:"token_hash"`
+	CreatedAt  time.Time `json:"created_at"`
+	RotatedAt  time.Time `json:"rotated_at,omitzero"`
+	LastUsedAt time.Time `json:"last_used_at,omitzero"`
+	LastAddr   string    `json:"last_addr,omitempty"`
+}
+
+// Connection states.
+const (
+	ConnectionActive         = "active"
+	ConnectionNeedsReconnect = "needs_reconnect"
+)
+
+// Connection is a user's Git provider connection. The tokens are in Sealed,
+// an AES-256-GCM envelope (package seal) bound to (UserID, Provider) by
+// ConnectionAAD.
+type Connection struct {
+	UserID       string   `json:"user_id"`
+	Provider     string   `json:"provider"`
+	AccountID    string   `json:"account_id,omitempty"`
+	AccountLogin string   `json:"account_login,omitempty"`
+	Scopes       []string `json:"scopes,omitempty"`
+	Sealed       []byte   `json:"sealed"`
+	// TokenExpiresAt is when the access token expires (zero: never).
+	TokenExpiresAt time.Time `json:"token_expires_at,omitzero"`
+	Status         string    `json:"status"`
+	StatusReason   string    `json:"status_reason,omitempty"`
+	LastRefreshAt  time.Time `json:"last_refresh_at,omitzero"`
+	CreatedAt      time.Time `json:"created_at"`
+	UpdatedAt      time.Time `json:"updated_at"`
+	// Version is maintained by the store: 1 on create, +1 on every update.
+	Version uint64 `json:"version"`
+}
+
+// ConnectionAAD is the additional authenticated data that binds a sealed
+// connection to its row, so a ciphertext moved to another user's or
+// provider's row fails to open.
+func ConnectionAAD(userID, provider string) []byte {
+	return fmt.Appendf(nil, "arbor/connection/v1\x00%s\x00%s", userID, provider)
+}
+
+// AuditEvent is one entry of the audit trail.
+type AuditEvent struct {
+	// Seq is assigned by the store, strictly increasing.
+	Seq    uint64    `json:"seq"`
+	Time   time.Time `json:"time"`
+	Action string    `json:"action"`
+	// Actor is who acted: a user id, "worker:<id>", "system".
+	Actor string `json:"actor,omitempty"`
+	// UserID is whose data the event concerns (for per-user listing).
+	UserID    string            `json:"user_id,omitempty"`
+	Target    string            `json:"target,omitempty"`
+	Outcome   string            `json:"outcome,omitempty"`
+	RequestID string            `json:"request_id,omitempty"`
+	IP        string            `json:"ip,omitempty"`
+	Details   map[string]string `json:"details,omitempty"`
+}
+
+// AuditQuery selects audit events.
+type AuditQuery struct {
+	// AfterSeq returns only events with Seq > AfterSeq.
+	AfterSeq uint64
+	// UserID, when set, returns only events about that user.
+	UserID string
+	// Limit caps the result (0: 1000).
+	Limit int
+}

@@ -1,0 +1,317 @@
+// Package config loads Arbor's configuration: one YAML file, every key
+// overridable by an ARBOR_… environment variable, and secrets that come only
+// from the environment or from files.
+//
+// # Why so strict
+//
+// An auth gateway that silently ignores a misspelt key (say
+// `trusted_proxie:`) runs with a default the operator did not choose, and in
+// this software the defaults are security decisions. So decoding is strict:
+// an unknown key is an error naming the key, its line and the keys that are
+// allowed there. Secrets never live in the YAML file because config files get
+// committed, pasted into tickets and printed by `kubectl describe`; a secret
+// written there is refused with a message saying where to put it instead.
+//
+// # Order
+//
+// Load applies, in order: built-in defaults (Default), the YAML file,
+// ARBOR_… environment variables, then Validate. The environment variable for
+// a key is ARBOR_ followed by its path in upper case with dots as
+// underscores: upstream.dial_timeout is ARBOR_UPSTREAM_DIAL_TIMEOUT. Lists
+// are comma separated in the environment.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Config is Arbor's whole configuration. Every field documents its default;
+// examples/arbor.yaml shows them all.
+type Config struct {
+	// Listen is the address the gateway serves on. Default 127.0.0.1:8080.
+	Listen string `yaml:"listen"`
+	// PublicURL is the external URL browsers use to reach Arbor; OAuth
+	// redirect URIs are built from it. Default http://<listen>.
+	PublicURL string `yaml:"public_url"`
+	// DataDir holds the store file, the admin socket, the plugin compilation
+	// cache and (dev mode only) generated secrets. Default ./arbor-data.
+	DataDir string `yaml:"data_dir"`
+	// Dev turns on development mode: missing secrets are generated and kept
+	// in DataDir/secrets. Never use it in production. Default false.
+	Dev bool `yaml:"dev"`
+
+	Log      Log      `yaml:"log"`
+	Server   Server   `yaml:"server"`
+	Upstream Upstream `yaml:"upstream"`
+	Store    Store    `yaml:"store"`
+	Secrets  Secrets  `yaml:"secrets"`
+}
+
+// Log configures logging.
+type Log struct {
+	// Level is debug, info, warn or error. Default info.
+	Level string `yaml:"level"`
+	// Format is json or text. Default json.
+	Format string `yaml:"format"`
+}
+
+// Server configures the public listener.
+type Server struct {
+	// MaxHeaderBytes caps the size of a request's headers; larger requests
+	// get 431. Default 16384.
+	MaxHeaderBytes int `yaml:"max_header_bytes"`
+	// BodyLimit caps a request body in bytes; larger get 413. Default 33554432 (32 MiB).
+	BodyLimit int `yaml:"body_limit"`
+	// ReadTimeout bounds reading a request's headers. Default 30s.
+	ReadTimeout time.Duration `yaml:"read_timeout"`
+	// IdleTimeout closes idle keep-alive connections. Default 120s.
+	IdleTimeout time.Duration `yaml:"idle_timeout"`
+	// ShutdownTimeout is how long in-flight requests may run after SIGTERM. Default 30s.
+	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
+	// TrustedProxies lists CIDRs (or single IPs) of load balancers whose
+	// X-Forwarded-* headers Arbor extends instead of replacing. Default none.
+	TrustedProxies []string `yaml:"trusted_proxies"`
+	// IdentityHeaders lists extra header names that only Arbor may set; they
+	// are stripped from client requests like every X-Arbor-* header.
+	// Default none.
+	IdentityHeaders []string `yaml:"identity_headers"`
+}
+
+// Upstream configures the proxied application.
+type Upstream struct {
+	// URL of the upstream app (scheme, host, optional port). Default
+	// http://127.0.0.1:3000.
+	URL string `yaml:"url"`
+	// DialTimeout bounds connecting to the upstream. Default 5s.
+	DialTimeout time.Duration `yaml:"dial_timeout"`
+	// ResponseHeaderTimeout bounds the wait for the upstream's response
+	// headers; the body may then stream for as long as it needs. Default 60s.
+	ResponseHeaderTimeout time.Duration `yaml:"response_header_timeout"`
+	// IdleTimeout closes idle upstream keep-alive connections. Default 90s.
+	IdleTimeout time.Duration `yaml:"idle_timeout"`
+}
+
+// Store configures persistence.
+type Store struct {
+	// Backend is bbolt (the embedded default). Default bbolt.
+	Backend string `yaml:"backend"`
+	// Path of the bbolt file. Default <data_dir>/arbor.db.
+	Path string `yaml:"path"`
+	// GCInterval is how often expired records are deleted. Default 1m.
+	GCInterval time.Duration `yaml:"gc_interval"`
+	// BatchDelay is how long bbolt waits to group concurrent writes into one
+	// fsync. Default 0 (the store's tuned default).
+	BatchDelay time.Duration `yaml:"batch_delay"`
+}
+
+// Secrets names files that hold secrets. The secrets themselves may only
+// come from these files or the environment (see LoadSecrets), never from
+// this YAML file.
+type Secrets struct {
+	// SessionKeyFile holds the session-cookie signing key (at least 32
+	// bytes). Environment: ARBOR_SESSION_KEY or ARBOR_SESSION_KEY_FILE.
+	// Default none.
+	SessionKeyFile string `yaml:"session_key_file"`
+	// CLIJWTSecretFile holds CLI_JWT_SECRET (at least 32 bytes).
+	// Environment: CLI_JWT_SECRET or CLI_JWT_SECRET_FILE. Default none.
+	CLIJWTSecretFile string `yaml:"cli_jwt_secret_file"`
+	// EncryptionKeysFile holds the encryption keyring, `id:base64` pairs
+	// separated by commas or newlines, newest last. Environment:
+	// ARBOR_ENCRYPTION_KEYS or ARBOR_ENCRYPTION_KEYS_FILE. Default none.
+	EncryptionKeysFile string `yaml:"encryption_keys_file"`
+}
+
+// Default returns the built-in configuration.
+func Default() Config {
+	return Config{
+		Listen:  "127.0.0.1:8080",
+		DataDir: "./arbor-data",
+		Log:     Log{Level: "info", Format: "json"},
+		Server: Server{
+			MaxHeaderBytes:  16 << 10,
+			BodyLimit:       32 << 20,
+			ReadTimeout:     30 * time.Second,
+			IdleTimeout:     120 * time.Second,
+			ShutdownTimeout: 30 * time.Second,
+		},
+		Upstream: Upstream{
+			URL:                   "http://127.0.0.1:3000",
+			DialTimeout:           5 * time.Second,
+			ResponseHeaderTimeout: 60 * time.Second,
+			IdleTimeout:           90 * time.Second,
+		},
+		Store: Store{Backend: "bbolt", GCInterval: time.Minute},
+	}
+}
+
+// Source says where configuration comes from; tests fill it directly.
+type Source struct {
+	// File is the YAML file path; empty means defaults and environment only.
+	File string
+	// Environ is the environment as KEY=VALUE pairs (os.Environ()).
+	Environ []string
+}
+
+// Load reads the configuration from src and validates it.
+func Load(src Source) (Config, error) {
+	cfg := Default()
+	if src.File != "" {
+		raw, err := os.ReadFile(src.File)
+		if err != nil {
+			return Config{}, fmt.Errorf("config: reading %s: %w", src.File, err)
+		}
+		if err := decodeYAML(src.File, raw, &cfg); err != nil {
+			return Config{}, err
+		}
+	}
+	if err := applyEnv(&cfg, envMap(src.Environ)); err != nil {
+		return Config{}, err
+	}
+	cfg.fillDerived()
+	if err := cfg.Validate(); err != nil {
+		return Config{}, err
+	}
+	return cfg, nil
+}
+
+func envMap(environ []string) map[string]string {
+	m := make(map[string]string, len(environ))
+	for _, kv := range environ {
+		if k, v, ok := strings.Cut(kv, "="); ok {
+			m[k] = v
+		}
+	}
+	return m
+}
+
+// decodeYAML decodes strictly: unknown keys and secrets written inline are
+// reported with their line.
+func decodeYAML(file string, raw []byte, cfg *Config) error {
+	var root yaml.Node
+	if err := yaml.Unmarshal(raw, &root); err != nil {
+		return fmt.Errorf("config %s: not valid YAML: %v", file, err)
+	}
+	if root.Kind == 0 { // empty file
+		return nil
+	}
+	if err := checkKeys(file, &root, reflectTypeOf(cfg), ""); err != nil {
+		return err
+	}
+	dec := yaml.NewDecoder(strings.NewReader(string(raw)))
+	dec.KnownFields(true)
+	if err := dec.Decode(cfg); err != nil {
+		return fmt.Errorf("config %s: %v", file, strings.TrimPrefix(err.Error(), "yaml: "))
+	}
+	return nil
+}
+
+// fillDerived sets defaults that depend on other fields.
+func (c *Config) fillDerived() {
+	if c.PublicURL == "" && c.Listen != "" {
+		c.PublicURL = "http://" + c.Listen
+	}
+	if c.Store.Path == "" && c.DataDir != "" {
+		c.Store.Path = filepath.Join(c.DataDir, "arbor.db")
+	}
+	c.PublicURL = strings.TrimRight(c.PublicURL, "/")
+}
+
+// Validate checks every field and reports all problems at once.
+func (c Config) Validate() error {
+	var errs []error
+	bad := func(key, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s (%s): %s", key, EnvName(key), fmt.Sprintf(format, args...)))
+	}
+	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
+		bad("listen", "%q is not host:port, e.g. 127.0.0.1:8080", c.Listen)
+	}
+	if u, err := url.Parse(c.PublicURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		bad("public_url", "%q is not an http(s) URL, e.g. https://auth.example.com", c.PublicURL)
+	}
+	if c.DataDir == "" {
+		bad("data_dir", "must not be empty")
+	}
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		bad("log.level", "%q: want debug, info, warn or error", c.Log.Level)
+	}
+	switch c.Log.Format {
+	case "json", "text":
+	default:
+		bad("log.format", "%q: want json or text", c.Log.Format)
+	}
+	if c.Server.MaxHeaderBytes < 1024 || c.Server.MaxHeaderBytes > 1<<20 {
+		bad("server.max_header_bytes", "%d: want 1024 to 1048576", c.Server.MaxHeaderBytes)
+	}
+	if c.Server.BodyLimit < 1 {
+		bad("server.body_limit", "%d: want a positive number of bytes", c.Server.BodyLimit)
+	}
+	for key, d := range map[string]time.Duration{
+		"server.read_timeout":              c.Server.ReadTimeout,
+		"server.idle_timeout":              c.Server.IdleTimeout,
+		"server.shutdown_timeout":          c.Server.ShutdownTimeout,
+		"upstream.dial_timeout":            c.Upstream.DialTimeout,
+		"upstream.response_header_timeout": c.Upstream.ResponseHeaderTimeout,
+		"upstream.idle_timeout":            c.Upstream.IdleTimeout,
+		"store.gc_interval":                c.Store.GCInterval,
+	} {
+		if d <= 0 {
+			bad(key, "%v: want a positive duration such as 30s", d)
+		}
+	}
+	if c.Store.BatchDelay < 0 || c.Store.BatchDelay > time.Second {
+		bad("store.batch_delay", "%v: want 0 to 1s", c.Store.BatchDelay)
+	}
+	for _, p := range c.Server.TrustedProxies {
+		if _, err := ParsePrefix(p); err != nil {
+			bad("server.trusted_proxies", "%q is not an IP or CIDR", p)
+		}
+	}
+	for _, h := range c.Server.IdentityHeaders {
+		if h == "" || strings.ContainsAny(h, " :\t\r\n") {
+			bad("server.identity_headers", "%q is not a header name", h)
+		}
+	}
+	if u, err := url.Parse(c.Upstream.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		bad("upstream.url", "%q is not an http(s) URL, e.g. http://127.0.0.1:3000", c.Upstream.URL)
+	} else if u.User != nil {
+		bad("upstream.url", "must not contain credentials")
+	}
+	switch c.Store.Backend {
+	case "bbolt":
+		if c.Store.Path == "" {
+			bad("store.path", "must not be empty")
+		}
+	default:
+		bad("store.backend", "%q: want bbolt", c.Store.Backend)
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("config: %w", errors.Join(errs...))
+	}
+	return nil
+}
+
+// ParsePrefix parses a CIDR or a single IP address (as a /32 or /128).
+func ParsePrefix(s string) (netip.Prefix, error) {
+	s = strings.TrimSpace(s)
+	if strings.Contains(s, "/") {
+		p, err := netip.ParsePrefix(s)
+		return p.Masked(), err
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Prefix{}, err
+	}
+	return netip.PrefixFrom(a, a.BitLen()), nil
+}

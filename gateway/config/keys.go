@@ -1,0 +1,204 @@
+package config
+
+import (
+	"fmt"
+	"reflect"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// secretKeys are names operators are tempted to write into the YAML file.
+// Each maps to where the secret belongs instead.
+var secretKeys = map[string]string{
+	"session_key":     "ARBOR_SESSION_KEY (or secrets.session_key_file)",
+	"cli_jwt_secret":  "CLI_JWT_SECRET (or secrets.cli_jwt_secret_file)",
+	"encryption_keys": "ARBOR_ENCRYPTION_KEYS (or secrets.encryption_keys_file)",
+	"encryption_key":  "ARBOR_ENCRYPTION_KEYS (or secrets.encryption_keys_file)",
+	"client_secret":   "the environment variable named in the docs, or a *_file key",
+}
+
+var durationType = reflect.TypeOf(time.Duration(0))
+
+func reflectTypeOf(v any) reflect.Type { return reflect.TypeOf(v).Elem() }
+
+// fieldsOf returns yaml name -> field index of a struct type.
+func fieldsOf(t reflect.Type) map[string]int {
+	m := make(map[string]int, t.NumField())
+	for i := range t.NumField() {
+		name, _, _ := strings.Cut(t.Field(i).Tag.Get("yaml"), ",")
+		if name != "" && name != "-" {
+			m[name] = i
+		}
+	}
+	return m
+}
+
+func sortedKeys(m map[string]int) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// checkKeys walks the YAML tree against the struct type and reports the
+// first unknown key with its line and the keys allowed at that place.
+func checkKeys(file string, n *yaml.Node, t reflect.Type, path string) error {
+	if n.Kind == yaml.DocumentNode {
+		if len(n.Content) == 0 {
+			return nil
+		}
+		return checkKeys(file, n.Content[0], t, path)
+	}
+	if t.Kind() != reflect.Struct {
+		return nil
+	}
+	if n.Kind != yaml.MappingNode {
+		if n.Tag == "!!null" {
+			return nil
+		}
+		where := "the top level"
+		if path != "" {
+			where = path
+		}
+		return fmt.Errorf("config %s:%d: %s must be a mapping of keys", file, n.Line, where)
+	}
+	fields := fieldsOf(t)
+	seen := map[string]bool{}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := n.Content[i], n.Content[i+1]
+		full := k.Value
+		if path != "" {
+			full = path + "." + k.Value
+		}
+		if seen[k.Value] {
+			return fmt.Errorf("config %s:%d: key %q appears twice", file, k.Line, full)
+		}
+		seen[k.Value] = true
+		idx, ok := fields[k.Value]
+		if !ok {
+			if where, secret := secretKeys[k.Value]; secret {
+				return fmt.Errorf("config %s:%d: %q is a secret and may not be written in the config file; set %s", file, k.Line, full, where)
+			}
+			return fmt.Errorf("config %s:%d: unknown key %q; allowed here: %s", file, k.Line, full, strings.Join(sortedKeys(fields), ", "))
+		}
+		if err := checkKeys(file, v, t.Field(idx).Type, full); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// EnvName is the environment variable that overrides the config key at path
+// (dotted), e.g. "upstream.url" -> "ARBOR_UPSTREAM_URL".
+func EnvName(path string) string {
+	return "ARBOR_" + strings.ToUpper(strings.ReplaceAll(path, ".", "_"))
+}
+
+// Keys lists every config key path (dotted) in declaration order.
+func Keys() []string {
+	var out []string
+	walkFields(reflect.TypeOf(Config{}), "", func(path string, _ reflect.StructField) {
+		out = append(out, path)
+	})
+	return out
+}
+
+func walkFields(t reflect.Type, prefix string, fn func(path string, f reflect.StructField)) {
+	for i := range t.NumField() {
+		f := t.Field(i)
+		name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+		if name == "" || name == "-" {
+			continue
+		}
+		path := name
+		if prefix != "" {
+			path = prefix + "." + name
+		}
+		if f.Type.Kind() == reflect.Struct && f.Type != durationType {
+			walkFields(f.Type, path, fn)
+			continue
+		}
+		fn(path, f)
+	}
+}
+
+// applyEnv overrides fields from ARBOR_… variables.
+func applyEnv(cfg *Config, env map[string]string) error {
+	var err error
+	walkValues(reflect.ValueOf(cfg).Elem(), "", func(path string, v reflect.Value) {
+		if err != nil {
+			return
+		}
+		name := EnvName(path)
+		s, ok := env[name]
+		if !ok {
+			return
+		}
+		if e := setFromString(v, s); e != nil {
+			err = fmt.Errorf("config: environment %s: %v", name, e)
+		}
+	})
+	return err
+}
+
+func walkValues(v reflect.Value, prefix string, fn func(path string, v reflect.Value)) {
+	t := v.Type()
+	for i := range t.NumField() {
+		f := t.Field(i)
+		name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+		if name == "" || name == "-" {
+			continue
+		}
+		path := name
+		if prefix != "" {
+			path = prefix + "." + name
+		}
+		if f.Type.Kind() == reflect.Struct && f.Type != durationType {
+			walkValues(v.Field(i), path, fn)
+			continue
+		}
+		fn(path, v.Field(i))
+	}
+}
+
+func setFromString(v reflect.Value, s string) error {
+	switch {
+	case v.Type() == durationType:
+		d, err := time.ParseDuration(strings.TrimSpace(s))
+		if err != nil {
+			return fmt.Errorf("%q is not a duration such as 30s or 5m", s)
+		}
+		v.SetInt(int64(d))
+	case v.Kind() == reflect.String:
+		v.SetString(s)
+	case v.Kind() == reflect.Bool:
+		b, err := strconv.ParseBool(strings.TrimSpace(s))
+		if err != nil {
+			return fmt.Errorf("%q is not true or false", s)
+		}
+		v.SetBool(b)
+	case v.Kind() == reflect.Int || v.Kind() == reflect.Int64:
+		n, err := strconv.ParseInt(strings.TrimSpace(s), 10, 64)
+		if err != nil {
+			return fmt.Errorf("%q is not a whole number", s)
+		}
+		v.SetInt(n)
+	case v.Kind() == reflect.Slice && v.Type().Elem().Kind() == reflect.String:
+		var items []string
+		for _, p := range strings.Split(s, ",") {
+			if p = strings.TrimSpace(p); p != "" {
+				items = append(items, p)
+			}
+		}
+		v.Set(reflect.ValueOf(items))
+	default:
+		return fmt.Errorf("unsupported type %s", v.Type())
+	}
+	return nil
+}
