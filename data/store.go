@@ -12,15 +12,22 @@
 //   - Every method takes a context. bbolt ignores cancellation once a
 //     transaction has started; etcd honours it on every round trip.
 //   - Updates go through a function func(old T) (T, error). A backend may call
-//     it more than once (bbolt's db.Batch re-runs a batch when one member
-//     fails; etcd retries a compare-and-swap that lost a race), so the
-//     function must be free of side effects other than computing the new
-//     value. If it returns an error, nothing is written and that error is
-//     returned unchanged.
-//   - Records with a lifetime carry ExpiresAt. Once it has passed, reads
-//     report ErrNotFound even before the collector (CollectExpired) has
-//     deleted the record, so correctness never depends on the collector's
-//     timing.
+//     it more than once (bbolt runs concurrent writes in one shared
+//     transaction and runs it again when one member fails; etcd retries a
+//     compare-and-swap that lost a race), so the function must be free of
+//     side effects other than computing the new value. If it returns an
+//     error, nothing is written and that error is returned unchanged. The
+//     new value may not change the record's key or its owning user
+//     (ErrInvalid), except that UpdateIdentity may move an identity to
+//     another existing user.
+//   - Keys (ids, codes, provider names) are non-empty and contain no NUL
+//     byte; anything else is ErrInvalid, checked before any lookup.
+//   - Records with a lifetime (sessions, OAuth states, device codes,
+//     refresh families) must carry ExpiresAt (ErrInvalid if zero). Once
+//     ExpiresAt <= now, the record no longer exists for any method: reads,
+//     updates, deletes and consumes report ErrNotFound and a Create may reuse
+//     its key, even before the collector (CollectExpired) has deleted it, so
+//     correctness never depends on the collector's timing.
 //   - Single-use records (OAuth states, device codes) are consumed in one
 //     atomic step: under any number of concurrent consumers exactly one wins.
 //   - The store never sees a provider token in the clear: a Connection holds
@@ -56,8 +63,9 @@ var (
 	ErrUnavailable = errors.New("store unavailable")
 	// ErrClosed is returned by every method after Close.
 	ErrClosed = errors.New("store closed")
-	// ErrInvalid is returned when a record fails validation before it is
-	// written (an empty key, for example).
+	// ErrInvalid is returned when a record or key fails validation before
+	// anything is read or written: an empty key, a missing ExpiresAt, an
+	// update that changes a record's key.
 	ErrInvalid = errors.New("invalid record")
 )
 
@@ -77,7 +85,8 @@ type Store interface {
 
 	// Ping reports whether the backend is reachable (used by /readyz).
 	Ping(ctx context.Context) error
-	// Close releases the backend. Methods called afterwards return ErrClosed.
+	// Close releases the backend. Methods called afterwards return
+	// ErrClosed; a second Close returns nil.
 	Close() error
 }
 
@@ -88,8 +97,10 @@ type Users interface {
 	GetUser(ctx context.Context, id string) (User, error)
 	UpdateUser(ctx context.Context, id string, fn func(User) (User, error)) (User, error)
 	// DeleteUser deletes the user and everything that belongs to them:
-	// identities, sessions, refresh-token families, workers and connections.
-	// Audit events are kept.
+	// identities, sessions, refresh-token families, workers and connections,
+	// in one atomic step. Audit events are kept, and so are OAuth states and
+	// device codes that name the user (they expire within minutes, and
+	// nothing can be created for a user who no longer exists).
 	DeleteUser(ctx context.Context, id string) error
 	// ListUsers returns every user ordered by ID.
 	ListUsers(ctx context.Context) ([]User, error)
@@ -109,7 +120,8 @@ type Identities interface {
 
 // Sessions stores web sessions.
 type Sessions interface {
-	// CreateSession stores s. ErrAlreadyExists if s.ID is taken.
+	// CreateSession stores s. ErrAlreadyExists if s.ID is taken;
+	// ErrNotFound if s.UserID does not exist.
 	CreateSession(ctx context.Context, s Session) error
 	GetSession(ctx context.Context, id string) (Session, error)
 	UpdateSession(ctx context.Context, id string, fn func(Session) (Session, error)) (Session, error)
@@ -136,17 +148,22 @@ type DeviceCodes interface {
 	// GetDeviceCodeByUserCode finds a live device code by its RFC 8628 user code.
 	GetDeviceCodeByUserCode(ctx context.Context, userCode string) (DeviceCode, error)
 	// UpdateDeviceCode changes a device code that has not been consumed.
-	// ErrConsumed if it has been.
+	// ErrConsumed if it has been. The store keeps ConsumedAt, and fn may not
+	// change UserCode (ErrInvalid).
 	UpdateDeviceCode(ctx context.Context, code string, fn func(DeviceCode) (DeviceCode, error)) (DeviceCode, error)
-	// ConsumeDeviceCode marks the code consumed if check(current) returns nil,
-	// in one atomic step, and returns the consumed record. Exactly one of any
-	// number of concurrent callers succeeds; later callers get ErrConsumed.
-	// If check returns an error, nothing changes and that error is returned.
+	// ConsumeDeviceCode marks the code consumed (ConsumedAt = the store's
+	// now) if check(current) returns nil, in one atomic step, and returns the
+	// consumed record. Exactly one of any number of concurrent callers
+	// succeeds; later callers get ErrConsumed without check being called. If
+	// check returns an error, nothing changes and that error is returned.
+	// Like an update function, check may be called more than once.
 	ConsumeDeviceCode(ctx context.Context, code string, check func(DeviceCode) error) (DeviceCode, error)
 }
 
 // RefreshFamilies stores CLI refresh-token families (one per CLI login).
 type RefreshFamilies interface {
+	// CreateRefreshFamily stores f. ErrAlreadyExists if f.ID is taken;
+	// ErrNotFound if f.UserID does not exist.
 	CreateRefreshFamily(ctx context.Context, f RefreshFamily) error
 	GetRefreshFamily(ctx context.Context, id string) (RefreshFamily, error)
 	UpdateRefreshFamily(ctx context.Context, id string, fn func(RefreshFamily) (RefreshFamily, error)) (RefreshFamily, error)
@@ -158,6 +175,8 @@ type RefreshFamilies interface {
 // Workers stores Tendril workers. Only the SHA-256 of a worker's token is
 // ever stored.
 type Workers interface {
+	// CreateWorker stores w. ErrAlreadyExists if w.ID is taken;
+	// ErrNotFound if w.UserID does not exist.
 	CreateWorker(ctx context.Context, w Worker) error
 	GetWorker(ctx context.Context, id string) (Worker, error)
 	UpdateWorker(ctx context.Context, id string, fn func(Worker) (Worker, error)) (Worker, error)
@@ -168,8 +187,9 @@ type Workers interface {
 
 // Connections stores Git provider connections, one per (user, provider).
 type Connections interface {
-	// CreateConnection stores c. ErrAlreadyExists if the user already has a
-	// connection to c.Provider; ErrNotFound if the user does not exist.
+	// CreateConnection stores c with Version 1. ErrAlreadyExists if the user
+	// already has a connection to c.Provider; ErrNotFound if the user does
+	// not exist.
 	CreateConnection(ctx context.Context, c Connection) error
 	GetConnection(ctx context.Context, userID, provider string) (Connection, error)
 	// UpdateConnection changes a connection. The store increments Version on
@@ -184,10 +204,12 @@ type Connections interface {
 
 // Audit is an append-only trail of security-relevant events.
 type Audit interface {
-	// AppendAudit stores e, assigning e.Seq (strictly increasing) and, if
-	// zero, e.Time. It returns the stored event.
+	// AppendAudit stores e, assigning e.Seq (strictly increasing, never 0)
+	// and, if zero, e.Time. It returns the stored event. ErrInvalid if
+	// e.Action is empty.
 	AppendAudit(ctx context.Context, e AuditEvent) (AuditEvent, error)
-	// ListAudit returns events in Seq order matching q.
+	// ListAudit returns events in Seq order matching q. ErrInvalid if
+	// q.Limit is negative.
 	ListAudit(ctx context.Context, q AuditQuery) ([]AuditEvent, error)
 }
 

@@ -1,0 +1,615 @@
+package boltdb
+
+import (
+	"bytes"
+	"cmp"
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"math"
+	"slices"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/vintner/arbor/data"
+)
+
+// The data.Store methods. Each is one transaction: a read (view) or a write
+// (write), whose function sets its results afresh on every run because a
+// batch may run it more than once.
+
+// getOne reads the live record at key.
+func getOne[T any](s *Store, ctx context.Context, r *resource[T], key string) (T, error) {
+	var v T
+	err := s.view(ctx, func(tx *bolt.Tx) error {
+		var err error
+		v, err = r.load(tx, key, s.now())
+		return err
+	})
+	return v, err
+}
+
+func createOne[T any](s *Store, ctx context.Context, r *resource[T], v T) error {
+	if err := r.validate(&v); err != nil {
+		return err
+	}
+	return s.write(ctx, func(tx *bolt.Tx) error { return r.create(tx, v, s.now()) })
+}
+
+func updateOne[T any](s *Store, ctx context.Context, r *resource[T], key string, fn func(T) (T, error),
+	before func(*T) error, after func(old, nv *T) error) (T, error) {
+	var out T
+	err := s.write(ctx, func(tx *bolt.Tx) error {
+		var err error
+		out, err = r.update(tx, key, s.now(), fn, before, after)
+		return err
+	})
+	return out, err
+}
+
+func deleteOne[T any](s *Store, ctx context.Context, r *resource[T], key string) error {
+	return s.write(ctx, func(tx *bolt.Tx) error { return r.delete(tx, key, s.now()) })
+}
+
+func listOwned[T any](s *Store, ctx context.Context, r *resource[T], owner string) ([]T, error) {
+	var out []T
+	err := s.view(ctx, func(tx *bolt.Tx) error {
+		var err error
+		out, err = r.owned(tx, owner, s.now(), false)
+		return err
+	})
+	return out, err
+}
+
+// byCreated orders records by creation time, ties by key.
+func byCreated[T any](vs []T, created func(*T) time.Time, key func(*T) string) {
+	slices.SortFunc(vs, func(a, b T) int {
+		if c := created(&a).Compare(created(&b)); c != 0 {
+			return c
+		}
+		return cmp.Compare(key(&a), key(&b))
+	})
+}
+
+// Users
+
+func (s *Store) CreateUser(ctx context.Context, u data.User) error {
+	return createOne(s, ctx, users, u)
+}
+
+func (s *Store) GetUser(ctx context.Context, id string) (data.User, error) {
+	if err := checkKey("user", "id", id); err != nil {
+		return data.User{}, err
+	}
+	return getOne(s, ctx, users, id)
+}
+
+func (s *Store) UpdateUser(ctx context.Context, id string, fn func(data.User) (data.User, error)) (data.User, error) {
+	if err := checkKey("user", "id", id); err != nil {
+		return data.User{}, err
+	}
+	return updateOne(s, ctx, users, id, fn, nil, nil)
+}
+
+// DeleteUser deletes the user with their identities, sessions, refresh
+// families, workers and connections, in one transaction. Audit events, OAuth
+// states and device codes that name the user are kept: the former are the
+// record of what happened, the latter expire within minutes.
+func (s *Store) DeleteUser(ctx context.Context, id string) error {
+	if err := checkKey("user", "id", id); err != nil {
+		return err
+	}
+	return s.write(ctx, func(tx *bolt.Tx) error {
+		u, err := users.load(tx, id, s.now())
+		if err != nil {
+			return err
+		}
+		for _, r := range userOwned {
+			if err := r.removeOwnedBy(tx, id); err != nil {
+				return err
+			}
+		}
+		return users.remove(tx, &u)
+	})
+}
+
+func (s *Store) ListUsers(ctx context.Context) ([]data.User, error) {
+	var out []data.User
+	err := s.view(ctx, func(tx *bolt.Tx) error {
+		var err error
+		out, err = users.all(tx)
+		return err
+	})
+	return out, err
+}
+
+// Identities
+
+func (s *Store) CreateIdentity(ctx context.Context, id data.Identity) error {
+	return createOne(s, ctx, identities, id)
+}
+
+func checkIdentityKey(provider, subject string) error {
+	return firstErr(checkKey("identity", "provider", provider), checkKey("identity", "subject", subject))
+}
+
+func (s *Store) GetIdentity(ctx context.Context, provider, subject string) (data.Identity, error) {
+	if err := checkIdentityKey(provider, subject); err != nil {
+		return data.Identity{}, err
+	}
+	return getOne(s, ctx, identities, join(provider, subject))
+}
+
+// UpdateIdentity changes an identity. fn may set another UserID (linking
+// accounts), which must name an existing user.
+func (s *Store) UpdateIdentity(ctx context.Context, provider, subject string, fn func(data.Identity) (data.Identity, error)) (data.Identity, error) {
+	if err := checkIdentityKey(provider, subject); err != nil {
+		return data.Identity{}, err
+	}
+	return updateOne(s, ctx, identities, join(provider, subject), fn, nil, nil)
+}
+
+func (s *Store) DeleteIdentity(ctx context.Context, provider, subject string) error {
+	if err := checkIdentityKey(provider, subject); err != nil {
+		return err
+	}
+	return deleteOne(s, ctx, identities, join(provider, subject))
+}
+
+func (s *Store) ListIdentities(ctx context.Context, userID string) ([]data.Identity, error) {
+	if err := checkKey("identity", "user_id", userID); err != nil {
+		return nil, err
+	}
+	return listOwned(s, ctx, identities, userID) // index order: provider, subject
+}
+
+// Sessions
+
+func (s *Store) CreateSession(ctx context.Context, sess data.Session) error {
+	return createOne(s, ctx, sessions, sess)
+}
+
+func (s *Store) GetSession(ctx context.Context, id string) (data.Session, error) {
+	if err := checkKey("session", "id", id); err != nil {
+		return data.Session{}, err
+	}
+	return getOne(s, ctx, sessions, id)
+}
+
+func (s *Store) UpdateSession(ctx context.Context, id string, fn func(data.Session) (data.Session, error)) (data.Session, error) {
+	if err := checkKey("session", "id", id); err != nil {
+		return data.Session{}, err
+	}
+	return updateOne(s, ctx, sessions, id, fn, nil, nil)
+}
+
+func (s *Store) DeleteSession(ctx context.Context, id string) error {
+	if err := checkKey("session", "id", id); err != nil {
+		return err
+	}
+	return deleteOne(s, ctx, sessions, id)
+}
+
+func (s *Store) ListSessions(ctx context.Context, userID string) ([]data.Session, error) {
+	if err := checkKey("session", "user_id", userID); err != nil {
+		return nil, err
+	}
+	out, err := listOwned(s, ctx, sessions, userID)
+	byCreated(out, func(v *data.Session) time.Time { return v.CreatedAt }, sessions.key)
+	return out, err
+}
+
+// OAuth states
+
+func (s *Store) CreateOAuthState(ctx context.Context, st data.OAuthState) error {
+	return createOne(s, ctx, oauthStates, st)
+}
+
+func (s *Store) ConsumeOAuthState(ctx context.Context, id string) (data.OAuthState, error) {
+	if err := checkKey("oauth state", "id", id); err != nil {
+		return data.OAuthState{}, err
+	}
+	var out data.OAuthState
+	err := s.write(ctx, func(tx *bolt.Tx) error {
+		st, err := oauthStates.load(tx, id, s.now())
+		if err != nil {
+			return err
+		}
+		out = st
+		return oauthStates.remove(tx, &st)
+	})
+	if err != nil {
+		return data.OAuthState{}, err
+	}
+	return out, nil
+}
+
+// Device codes
+
+func (s *Store) CreateDeviceCode(ctx context.Context, d data.DeviceCode) error {
+	return createOne(s, ctx, deviceCodes, d)
+}
+
+func (s *Store) GetDeviceCode(ctx context.Context, code string) (data.DeviceCode, error) {
+	if err := checkKey("device code", "code", code); err != nil {
+		return data.DeviceCode{}, err
+	}
+	return getOne(s, ctx, deviceCodes, code)
+}
+
+func (s *Store) GetDeviceCodeByUserCode(ctx context.Context, userCode string) (data.DeviceCode, error) {
+	if err := checkKey("device code", "user_code", userCode); err != nil {
+		return data.DeviceCode{}, err
+	}
+	var out data.DeviceCode
+	err := s.view(ctx, func(tx *bolt.Tx) error {
+		code := tx.Bucket([]byte(idxUserCodes)).Get([]byte(userCode))
+		if code == nil {
+			return fmt.Errorf("device code for user code: %w", data.ErrNotFound)
+		}
+		d, err := deviceCodes.load(tx, string(code), s.now())
+		if err != nil || d.UserCode != userCode {
+			return fmt.Errorf("device code for user code: %w", data.ErrNotFound)
+		}
+		out = d
+		return nil
+	})
+	return out, err
+}
+
+func errConsumed() error { return fmt.Errorf("device code: %w", data.ErrConsumed) }
+
+// UpdateDeviceCode changes a device code that has not been consumed. The
+// store keeps ConsumedAt (ConsumeDeviceCode sets it) and the user code.
+func (s *Store) UpdateDeviceCode(ctx context.Context, code string, fn func(data.DeviceCode) (data.DeviceCode, error)) (data.DeviceCode, error) {
+	if err := checkKey("device code", "code", code); err != nil {
+		return data.DeviceCode{}, err
+	}
+	return updateOne(s, ctx, deviceCodes, code, fn,
+		func(old *data.DeviceCode) error {
+			if !old.ConsumedAt.IsZero() {
+				return errConsumed()
+			}
+			return nil
+		},
+		func(old, nv *data.DeviceCode) error {
+			if nv.UserCode != old.UserCode {
+				return fmt.Errorf("device code: an update may not change the user code: %w", data.ErrInvalid)
+			}
+			nv.ConsumedAt = old.ConsumedAt
+			return nil
+		})
+}
+
+func (s *Store) ConsumeDeviceCode(ctx context.Context, code string, check func(data.DeviceCode) error) (data.DeviceCode, error) {
+	if err := checkKey("device code", "code", code); err != nil {
+		return data.DeviceCode{}, err
+	}
+	var out data.DeviceCode
+	err := s.write(ctx, func(tx *bolt.Tx) error {
+		now := s.now()
+		d, err := deviceCodes.load(tx, code, now)
+		if err != nil {
+			return err
+		}
+		if !d.ConsumedAt.IsZero() {
+			return errConsumed()
+		}
+		if err := check(d); err != nil {
+			return err
+		}
+		nd := d
+		nd.ConsumedAt = utc(now)
+		out = nd
+		return deviceCodes.replace(tx, &d, &nd)
+	})
+	if err != nil {
+		return data.DeviceCode{}, err
+	}
+	return out, nil
+}
+
+// Refresh families
+
+func (s *Store) CreateRefreshFamily(ctx context.Context, f data.RefreshFamily) error {
+	return createOne(s, ctx, refreshFamilies, f)
+}
+
+func (s *Store) GetRefreshFamily(ctx context.Context, id string) (data.RefreshFamily, error) {
+	if err := checkKey("refresh family", "id", id); err != nil {
+		return data.RefreshFamily{}, err
+	}
+	return getOne(s, ctx, refreshFamilies, id)
+}
+
+func (s *Store) UpdateRefreshFamily(ctx context.Context, id string, fn func(data.RefreshFamily) (data.RefreshFamily, error)) (data.RefreshFamily, error) {
+	if err := checkKey("refresh family", "id", id); err != nil {
+		return data.RefreshFamily{}, err
+	}
+	return updateOne(s, ctx, refreshFamilies, id, fn, nil, nil)
+}
+
+func (s *Store) DeleteRefreshFamily(ctx context.Context, id string) error {
+	if err := checkKey("refresh family", "id", id); err != nil {
+		return err
+	}
+	return deleteOne(s, ctx, refreshFamilies, id)
+}
+
+func (s *Store) ListRefreshFamilies(ctx context.Context, userID string) ([]data.RefreshFamily, error) {
+	if err := checkKey("refresh family", "user_id", userID); err != nil {
+		return nil, err
+	}
+	out, err := listOwned(s, ctx, refreshFamilies, userID)
+	byCreated(out, func(v *data.RefreshFamily) time.Time { return v.CreatedAt }, refreshFamilies.key)
+	return out, err
+}
+
+// Workers
+
+func (s *Store) CreateWorker(ctx context.Context, w data.Worker) error {
+	return createOne(s, ctx, workers, w)
+}
+
+func (s *Store) GetWorker(ctx context.Context, id string) (data.Worker, error) {
+	if err := checkKey("worker", "id", id); err != nil {
+		return data.Worker{}, err
+	}
+	return getOne(s, ctx, workers, id)
+}
+
+func (s *Store) UpdateWorker(ctx context.Context, id string, fn func(data.Worker) (data.Worker, error)) (data.Worker, error) {
+	if err := checkKey("worker", "id", id); err != nil {
+		return data.Worker{}, err
+	}
+	return updateOne(s, ctx, workers, id, fn, nil, nil)
+}
+
+func (s *Store) DeleteWorker(ctx context.Context, id string) error {
+	if err := checkKey("worker", "id", id); err != nil {
+		return err
+	}
+	return deleteOne(s, ctx, workers, id)
+}
+
+func (s *Store) ListWorkers(ctx context.Context, userID string) ([]data.Worker, error) {
+	if err := checkKey("worker", "user_id", userID); err != nil {
+		return nil, err
+	}
+	out, err := listOwned(s, ctx, workers, userID)
+	byCreated(out, func(v *data.Worker) time.Time { return v.CreatedAt }, workers.key)
+	return out, err
+}
+
+// Connections
+
+// CreateConnection stores c with Version 1, whatever c.Version says.
+func (s *Store) CreateConnection(ctx context.Context, c data.Connection) error {
+	c.Version = 1
+	return createOne(s, ctx, connections, c)
+}
+
+func checkConnectionKey(userID, provider string) error {
+	return firstErr(checkKey("connection", "user_id", userID), checkKey("connection", "provider", provider))
+}
+
+func (s *Store) GetConnection(ctx context.Context, userID, provider string) (data.Connection, error) {
+	if err := checkConnectionKey(userID, provider); err != nil {
+		return data.Connection{}, err
+	}
+	return getOne(s, ctx, connections, join(userID, provider))
+}
+
+func (s *Store) UpdateConnection(ctx context.Context, userID, provider string, fn func(data.Connection) (data.Connection, error)) (data.Connection, error) {
+	if err := checkConnectionKey(userID, provider); err != nil {
+		return data.Connection{}, err
+	}
+	return updateOne(s, ctx, connections, join(userID, provider), fn, nil,
+		func(old, nv *data.Connection) error {
+			nv.Version = old.Version + 1
+			return nil
+		})
+}
+
+func (s *Store) DeleteConnection(ctx context.Context, userID, provider string) error {
+	if err := checkConnectionKey(userID, provider); err != nil {
+		return err
+	}
+	return deleteOne(s, ctx, connections, join(userID, provider))
+}
+
+func (s *Store) ListConnections(ctx context.Context, userID string) ([]data.Connection, error) {
+	if userID == "" {
+		var out []data.Connection
+		err := s.view(ctx, func(tx *bolt.Tx) error {
+			var err error
+			out, err = connections.all(tx) // key order: user, provider
+			return err
+		})
+		return out, err
+	}
+	if err := checkKey("connection", "user_id", userID); err != nil {
+		return nil, err
+	}
+	return listOwned(s, ctx, connections, userID)
+}
+
+// Audit
+
+// DefaultAuditLimit is the number of events ListAudit returns when the query
+// sets no limit.
+const DefaultAuditLimit = 1000
+
+func (s *Store) AppendAudit(ctx context.Context, e data.AuditEvent) (data.AuditEvent, error) {
+	if e.Action == "" {
+		return data.AuditEvent{}, fmt.Errorf("audit event: action is empty: %w", data.ErrInvalid)
+	}
+	if e.UserID != "" {
+		if err := checkKey("audit event", "user_id", e.UserID); err != nil {
+			return data.AuditEvent{}, err
+		}
+	}
+	var out data.AuditEvent
+	err := s.write(ctx, func(tx *bolt.Tx) error {
+		ev := e
+		if ev.Time.IsZero() {
+			ev.Time = s.now()
+		}
+		ev.Time = utc(ev.Time)
+		b := tx.Bucket([]byte(bucketAudit))
+		seq, err := b.NextSequence()
+		if err != nil {
+			return &writeFailure{fmt.Errorf("audit sequence: %w", err)}
+		}
+		ev.Seq = seq
+		raw, err := json.Marshal(ev)
+		if err != nil {
+			return &writeFailure{fmt.Errorf("audit event: encoding: %w", err)}
+		}
+		if err := put(tx, bucketAudit, seqKey(seq), raw); err != nil {
+			return err
+		}
+		if ev.UserID != "" {
+			if err := put(tx, idxAuditUser, append(ownerPrefix(ev.UserID), seqKey(seq)...), empty); err != nil {
+				return err
+			}
+		}
+		out = ev
+		return nil
+	})
+	if err != nil {
+		return data.AuditEvent{}, err
+	}
+	return out, nil
+}
+
+func (s *Store) ListAudit(ctx context.Context, q data.AuditQuery) ([]data.AuditEvent, error) {
+	limit := q.Limit
+	switch {
+	case limit < 0:
+		return nil, fmt.Errorf("audit query: limit %d is negative: %w", limit, data.ErrInvalid)
+	case limit == 0:
+		limit = DefaultAuditLimit
+	}
+	if q.UserID != "" {
+		if err := checkKey("audit query", "user_id", q.UserID); err != nil {
+			return nil, err
+		}
+	}
+	var out []data.AuditEvent
+	err := s.view(ctx, func(tx *bolt.Tx) error {
+		out = nil
+		if q.AfterSeq == math.MaxUint64 {
+			return nil
+		}
+		events := tx.Bucket([]byte(bucketAudit))
+		decode := func(k, raw []byte) error {
+			var ev data.AuditEvent
+			if err := json.Unmarshal(raw, &ev); err != nil {
+				return fmt.Errorf("audit event %d: stored record cannot be decoded (%v): restore the store from a backup", binary.BigEndian.Uint64(k), err)
+			}
+			out = append(out, ev)
+			return nil
+		}
+		from := seqKey(q.AfterSeq + 1)
+		if q.UserID == "" {
+			c := events.Cursor()
+			for k, raw := c.Seek(from); k != nil && len(out) < limit; k, raw = c.Next() {
+				if err := decode(k, raw); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+		prefix := ownerPrefix(q.UserID)
+		c := tx.Bucket([]byte(idxAuditUser)).Cursor()
+		for k, _ := c.Seek(append(prefix, from...)); k != nil && bytes.HasPrefix(k, prefix) && len(out) < limit; k, _ = c.Next() {
+			seq := k[len(prefix):]
+			if raw := events.Get(seq); raw != nil {
+				if err := decode(seq, raw); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+	return out, err
+}
+
+// Collector
+
+// collectChunk bounds the deletions of one CollectExpired transaction, so
+// that a large backlog does not hold the writer lock for long.
+const collectChunk = 1000
+
+// CollectExpired deletes every record whose ExpiresAt is at or before now.
+// It walks idx_expiry from its start and stops at the first live entry, in
+// transactions of at most collectChunk deletions.
+func (s *Store) CollectExpired(ctx context.Context, now time.Time) (data.CollectStats, error) {
+	var total data.CollectStats
+	limit := expiryStamp(now)
+	for {
+		if err := s.usable(ctx); err != nil {
+			return total, err
+		}
+		var stats data.CollectStats
+		var more bool
+		err := s.db.Update(func(tx *bolt.Tx) error {
+			stats, more = data.CollectStats{}, false
+			var entries [][]byte
+			c := tx.Bucket([]byte(idxExpiry)).Cursor()
+			for k, _ := c.First(); k != nil && binary.BigEndian.Uint64(k) <= limit; k, _ = c.Next() {
+				if len(entries) == collectChunk {
+					more = true
+					break
+				}
+				entries = append(entries, bytes.Clone(k))
+			}
+			for _, k := range entries {
+				var r expiringResource
+				if len(k) > 8 {
+					r = expiring[k[8]]
+				}
+				if r == nil { // not an entry this version writes
+
+					if err := del(tx, idxExpiry, k); err != nil {
+						return err
+					}
+					continue
+				}
+				deleted, err := r.collect(tx, k, now)
+				if err != nil {
+					return err
+				}
+				if deleted {
+					switch k[8] {
+					case kindSession:
+						stats.Sessions++
+					case kindOAuthState:
+						stats.OAuthStates++
+					case kindDeviceCode:
+						stats.DeviceCodes++
+					case kindRefresh:
+						stats.RefreshFamilies++
+					}
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			if s.closed.Load() {
+				return total, s.errClosed()
+			}
+			return total, fmt.Errorf("boltdb: collecting expired records in %s: %w", s.path, err)
+		}
+		total.Sessions += stats.Sessions
+		total.OAuthStates += stats.OAuthStates
+		total.DeviceCodes += stats.DeviceCodes
+		total.RefreshFamilies += stats.RefreshFamilies
+		if !more {
+			return total, nil
+		}
+	}
+}

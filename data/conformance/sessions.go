@@ -1,0 +1,349 @@
+package conformance
+
+import (
+	"errors"
+	"fmt"
+	"sync/atomic"
+	"time"
+
+	"github.com/vintner/arbor/data"
+)
+
+var sessionTests = []subtest{
+	{"CreateGet", func(e *env) {
+		e.user("u1")
+		s := e.newSession("s1", "u1", time.Hour)
+		e.ok(e.s.CreateSession(e.ctx, s), "CreateSession")
+		got, err := e.s.GetSession(e.ctx, "s1")
+		e.ok(err, "GetSession")
+		e.equal(got, s, "GetSession returns what CreateSession stored")
+		e.is(e.s.CreateSession(e.ctx, e.newSession("s1", "u1", time.Hour)), data.ErrAlreadyExists, "second CreateSession s1")
+		_, err = e.s.GetSession(e.ctx, "s2")
+		e.is(err, data.ErrNotFound, "GetSession of a missing session")
+	}},
+	{"CreateNeedsUser", func(e *env) {
+		e.is(e.s.CreateSession(e.ctx, e.newSession("s1", "ghost", time.Hour)), data.ErrNotFound, "CreateSession for a missing user")
+		_, err := e.s.GetSession(e.ctx, "s1")
+		e.is(err, data.ErrNotFound, "GetSession after the refused create")
+	}},
+	{"Update", func(e *env) {
+		e.user("u1")
+		s := e.newSession("s1", "u1", time.Hour)
+		e.ok(e.s.CreateSession(e.ctx, s), "CreateSession")
+		e.clock.Advance(10 * time.Minute)
+		want := s
+		want.LastSeenAt, want.ExpiresAt = e.clock.Now(), e.clock.Now().Add(time.Hour)
+		got, err := e.s.UpdateSession(e.ctx, "s1", func(old data.Session) (data.Session, error) {
+			old.LastSeenAt, old.ExpiresAt = want.LastSeenAt, want.ExpiresAt
+			return old, nil
+		})
+		e.ok(err, "UpdateSession")
+		e.equal(got, want, "UpdateSession result")
+		// Past the first expiry, the session lives on with the new one.
+		e.clock.Advance(55 * time.Minute)
+		got, err = e.s.GetSession(e.ctx, "s1")
+		e.ok(err, "GetSession past the original expiry, before the extended one")
+		e.equal(got, want, "GetSession after UpdateSession")
+	}},
+	{"UpdateRefused", func(e *env) {
+		e.user("u1")
+		e.user("u2")
+		s := e.newSession("s1", "u1", time.Hour)
+		e.ok(e.s.CreateSession(e.ctx, s), "CreateSession")
+		_, err := e.s.UpdateSession(e.ctx, "s1", func(old data.Session) (data.Session, error) {
+			old.IP = "203.0.113.9"
+			return old, errBoom
+		})
+		e.is(err, errBoom, "UpdateSession whose function fails")
+		_, err = e.s.UpdateSession(e.ctx, "s1", func(old data.Session) (data.Session, error) {
+			old.UserID = "u2"
+			return old, nil
+		})
+		e.is(err, data.ErrInvalid, "UpdateSession giving the session to another user")
+		_, err = e.s.UpdateSession(e.ctx, "s1", func(old data.Session) (data.Session, error) {
+			old.ExpiresAt = time.Time{}
+			return old, nil
+		})
+		e.is(err, data.ErrInvalid, "UpdateSession clearing ExpiresAt")
+		got, err := e.s.GetSession(e.ctx, "s1")
+		e.ok(err, "GetSession")
+		e.equal(got, s, "session after refused updates")
+		_, err = e.s.UpdateSession(e.ctx, "s2", keep[data.Session])
+		e.is(err, data.ErrNotFound, "UpdateSession of a missing session")
+	}},
+	{"Delete", func(e *env) {
+		e.user("u1")
+		e.ok(e.s.CreateSession(e.ctx, e.newSession("s1", "u1", time.Hour)), "CreateSession")
+		e.ok(e.s.DeleteSession(e.ctx, "s1"), "DeleteSession")
+		_, err := e.s.GetSession(e.ctx, "s1")
+		e.is(err, data.ErrNotFound, "GetSession after DeleteSession")
+		e.is(e.s.DeleteSession(e.ctx, "s1"), data.ErrNotFound, "second DeleteSession")
+		l, err := e.s.ListSessions(e.ctx, "u1")
+		e.ok(err, "ListSessions")
+		e.orderIs(ids(l, sessionID), nil, "ListSessions after DeleteSession")
+	}},
+	{"ListOrderedByCreatedAt", func(e *env) {
+		e.user("u1")
+		e.user("u2")
+		// Ids in the opposite order of creation times, and one tie.
+		for i, id := range []string{"z", "y", "x", "w"} {
+			s := e.newSession(id, "u1", time.Hour)
+			s.CreatedAt = Start.Add(time.Duration(min(i, 2)) * time.Second)
+			e.ok(e.s.CreateSession(e.ctx, s), "CreateSession "+id)
+		}
+		e.ok(e.s.CreateSession(e.ctx, e.newSession("other", "u2", time.Hour)), "CreateSession for u2")
+		got, err := e.s.ListSessions(e.ctx, "u1")
+		e.ok(err, "ListSessions")
+		e.orderIs(ids(got, sessionID), []string{"z", "y", "w", "x"}, "ListSessions order (CreatedAt, then id)")
+	}},
+}
+
+var oauthStateTests = []subtest{
+	{"CreateConsume", func(e *env) {
+		st := e.newOAuthState("state-1", 10*time.Minute)
+		e.ok(e.s.CreateOAuthState(e.ctx, st), "CreateOAuthState")
+		e.is(e.s.CreateOAuthState(e.ctx, st), data.ErrAlreadyExists, "second CreateOAuthState")
+		got, err := e.s.ConsumeOAuthState(e.ctx, "state-1")
+		e.ok(err, "ConsumeOAuthState")
+		e.equal(got, st, "ConsumeOAuthState returns what CreateOAuthState stored")
+		_, err = e.s.ConsumeOAuthState(e.ctx, "state-1")
+		e.is(err, data.ErrNotFound, "second ConsumeOAuthState")
+		_, err = e.s.ConsumeOAuthState(e.ctx, "never-made")
+		e.is(err, data.ErrNotFound, "ConsumeOAuthState of an unknown state")
+	}},
+	{"ConcurrentConsumeHasOneWinner", func(e *env) {
+		const n = 100
+		e.ok(e.s.CreateOAuthState(e.ctx, e.newOAuthState("state-1", 10*time.Minute)), "CreateOAuthState")
+		var wins, notFound atomic.Int32
+		errs := make(chan error, n)
+		concurrently(n, func(int) {
+			st, err := e.s.ConsumeOAuthState(e.ctx, "state-1")
+			switch {
+			case err == nil && st.ID == "state-1":
+				wins.Add(1)
+			case errors.Is(err, data.ErrNotFound):
+				notFound.Add(1)
+			default:
+				errs <- fmt.Errorf("ConsumeOAuthState returned (%+v, %v)", st, err)
+			}
+		})
+		close(errs)
+		for err := range errs {
+			e.t.Error(err)
+		}
+		if wins.Load() != 1 || notFound.Load() != n-1 {
+			e.t.Fatalf("%d concurrent consumers: %d won and %d got ErrNotFound, want 1 and %d", n, wins.Load(), notFound.Load(), n-1)
+		}
+	}},
+}
+
+var deviceCodeTests = []subtest{
+	{"CreateGet", func(e *env) {
+		d := e.newDeviceCode("dc-1", "BCDF-GHJK", 10*time.Minute)
+		e.ok(e.s.CreateDeviceCode(e.ctx, d), "CreateDeviceCode")
+		got, err := e.s.GetDeviceCode(e.ctx, "dc-1")
+		e.ok(err, "GetDeviceCode")
+		e.equal(got, d, "GetDeviceCode returns what CreateDeviceCode stored")
+		got, err = e.s.GetDeviceCodeByUserCode(e.ctx, "BCDF-GHJK")
+		e.ok(err, "GetDeviceCodeByUserCode")
+		e.equal(got, d, "GetDeviceCodeByUserCode")
+		_, err = e.s.GetDeviceCodeByUserCode(e.ctx, "XXXX-XXXX")
+		e.is(err, data.ErrNotFound, "GetDeviceCodeByUserCode of an unknown user code")
+		_, err = e.s.GetDeviceCode(e.ctx, "dc-2")
+		e.is(err, data.ErrNotFound, "GetDeviceCode of an unknown code")
+
+		cli := e.newDeviceCode("dc-cli", "", 10*time.Minute)
+		cli.Kind = data.DeviceKindCLI
+		e.ok(e.s.CreateDeviceCode(e.ctx, cli), "CreateDeviceCode without a user code")
+		got, err = e.s.GetDeviceCode(e.ctx, "dc-cli")
+		e.ok(err, "GetDeviceCode dc-cli")
+		e.equal(got, cli, "GetDeviceCode dc-cli")
+	}},
+	{"CreateDuplicate", func(e *env) {
+		e.ok(e.s.CreateDeviceCode(e.ctx, e.newDeviceCode("dc-1", "BCDF-GHJK", 10*time.Minute)), "CreateDeviceCode")
+		e.is(e.s.CreateDeviceCode(e.ctx, e.newDeviceCode("dc-1", "LMNP-QRST", 10*time.Minute)), data.ErrAlreadyExists, "CreateDeviceCode with a taken code")
+		e.is(e.s.CreateDeviceCode(e.ctx, e.newDeviceCode("dc-2", "BCDF-GHJK", 10*time.Minute)), data.ErrAlreadyExists, "CreateDeviceCode with a taken user code")
+		_, err := e.s.GetDeviceCode(e.ctx, "dc-2")
+		e.is(err, data.ErrNotFound, "GetDeviceCode after the refused create")
+		got, err := e.s.GetDeviceCodeByUserCode(e.ctx, "BCDF-GHJK")
+		e.ok(err, "GetDeviceCodeByUserCode")
+		if got.Code != "dc-1" {
+			e.t.Fatalf("user code BCDF-GHJK leads to %q, want dc-1", got.Code)
+		}
+		e.ok(e.s.CreateDeviceCode(e.ctx, e.newDeviceCode("dc-3", "", 10*time.Minute)), "CreateDeviceCode without a user code")
+		e.ok(e.s.CreateDeviceCode(e.ctx, e.newDeviceCode("dc-4", "", 10*time.Minute)), "a second one without a user code")
+	}},
+	{"UserCodeReusableAfterExpiry", func(e *env) {
+		e.ok(e.s.CreateDeviceCode(e.ctx, e.newDeviceCode("dc-old", "BCDF-GHJK", 10*time.Minute)), "CreateDeviceCode dc-old")
+		e.clock.Advance(10 * time.Minute)
+		_, err := e.s.GetDeviceCodeByUserCode(e.ctx, "BCDF-GHJK")
+		e.is(err, data.ErrNotFound, "GetDeviceCodeByUserCode of an expired device code")
+		d := e.newDeviceCode("dc-new", "BCDF-GHJK", 10*time.Minute)
+		e.ok(e.s.CreateDeviceCode(e.ctx, d), "CreateDeviceCode reusing an expired device code's user code")
+		got, err := e.s.GetDeviceCodeByUserCode(e.ctx, "BCDF-GHJK")
+		e.ok(err, "GetDeviceCodeByUserCode")
+		e.equal(got, d, "the user code leads to the new device code")
+		// Collecting the old one must not take the user code from the new.
+		st, err := e.s.CollectExpired(e.ctx, e.clock.Now())
+		e.ok(err, "CollectExpired")
+		if st.DeviceCodes != 1 {
+			e.t.Fatalf("CollectExpired = %+v, want 1 device code", st)
+		}
+		got, err = e.s.GetDeviceCodeByUserCode(e.ctx, "BCDF-GHJK")
+		e.ok(err, "GetDeviceCodeByUserCode after collecting the old device code")
+		e.equal(got, d, "the user code still leads to the new device code")
+	}},
+	{"Update", func(e *env) {
+		e.user("u1")
+		d := e.newDeviceCode("dc-1", "BCDF-GHJK", 10*time.Minute)
+		e.ok(e.s.CreateDeviceCode(e.ctx, d), "CreateDeviceCode")
+		e.clock.Advance(time.Minute)
+		want := d
+		want.State, want.UserID, want.ApprovedAt = data.DeviceApproved, "u1", e.clock.Now()
+		want.VerificationHash = "hmac-of-code"
+		got, err := e.s.UpdateDeviceCode(e.ctx, "dc-1", func(old data.DeviceCode) (data.DeviceCode, error) {
+			e.equal(old, d, "update function's argument")
+			old.State, old.UserID, old.ApprovedAt, old.VerificationHash = want.State, want.UserID, want.ApprovedAt, want.VerificationHash
+			return old, nil
+		})
+		e.ok(err, "UpdateDeviceCode")
+		e.equal(got, want, "UpdateDeviceCode result")
+		got, err = e.s.GetDeviceCode(e.ctx, "dc-1")
+		e.ok(err, "GetDeviceCode")
+		e.equal(got, want, "GetDeviceCode after UpdateDeviceCode")
+
+		_, err = e.s.UpdateDeviceCode(e.ctx, "dc-1", func(old data.DeviceCode) (data.DeviceCode, error) {
+			old.FailedAttempts++
+			return old, errBoom
+		})
+		e.is(err, errBoom, "UpdateDeviceCode whose function fails")
+		got, err = e.s.GetDeviceCode(e.ctx, "dc-1")
+		e.ok(err, "GetDeviceCode")
+		e.equal(got, want, "device code after a failed update")
+		_, err = e.s.UpdateDeviceCode(e.ctx, "dc-missing", keep[data.DeviceCode])
+		e.is(err, data.ErrNotFound, "UpdateDeviceCode of a missing code")
+	}},
+	{"Consume", func(e *env) {
+		d := e.newDeviceCode("dc-1", "BCDF-GHJK", 10*time.Minute)
+		d.State, d.UserID = data.DeviceApproved, "u1"
+		e.ok(e.s.CreateDeviceCode(e.ctx, d), "CreateDeviceCode")
+		e.clock.Advance(2 * time.Minute)
+
+		_, err := e.s.ConsumeDeviceCode(e.ctx, "dc-1", func(cur data.DeviceCode) error {
+			e.equal(cur, d, "check function's argument")
+			return errBoom
+		})
+		e.is(err, errBoom, "ConsumeDeviceCode whose check fails")
+		got, err := e.s.GetDeviceCode(e.ctx, "dc-1")
+		e.ok(err, "GetDeviceCode")
+		e.equal(got, d, "device code after a refused consume")
+
+		want := d
+		want.ConsumedAt = e.clock.Now()
+		got, err = e.s.ConsumeDeviceCode(e.ctx, "dc-1", func(data.DeviceCode) error { return nil })
+		e.ok(err, "ConsumeDeviceCode")
+		e.equal(got, want, "ConsumeDeviceCode result (ConsumedAt is the store's now)")
+		got, err = e.s.GetDeviceCode(e.ctx, "dc-1")
+		e.ok(err, "GetDeviceCode after consumption: the record is kept until it expires")
+		e.equal(got, want, "GetDeviceCode after consumption")
+
+		_, err = e.s.ConsumeDeviceCode(e.ctx, "dc-1", func(data.DeviceCode) error {
+			e.t.Error("the check function ran for a consumed device code")
+			return nil
+		})
+		e.is(err, data.ErrConsumed, "second ConsumeDeviceCode")
+		_, err = e.s.UpdateDeviceCode(e.ctx, "dc-1", keep[data.DeviceCode])
+		e.is(err, data.ErrConsumed, "UpdateDeviceCode of a consumed code")
+		_, err = e.s.ConsumeDeviceCode(e.ctx, "dc-missing", func(data.DeviceCode) error { return nil })
+		e.is(err, data.ErrNotFound, "ConsumeDeviceCode of a missing code")
+	}},
+	{"ConcurrentConsumeHasOneWinner", func(e *env) {
+		const n = 100
+		e.ok(e.s.CreateDeviceCode(e.ctx, e.newDeviceCode("dc-1", "BCDF-GHJK", 10*time.Minute)), "CreateDeviceCode")
+		var wins, consumed atomic.Int32
+		errs := make(chan error, n)
+		concurrently(n, func(int) {
+			d, err := e.s.ConsumeDeviceCode(e.ctx, "dc-1", func(data.DeviceCode) error { return nil })
+			switch {
+			case err == nil && d.Code == "dc-1" && !d.ConsumedAt.IsZero():
+				wins.Add(1)
+			case errors.Is(err, data.ErrConsumed):
+				consumed.Add(1)
+			default:
+				errs <- fmt.Errorf("ConsumeDeviceCode returned (%+v, %v)", d, err)
+			}
+		})
+		close(errs)
+		for err := range errs {
+			e.t.Error(err)
+		}
+		if wins.Load() != 1 || consumed.Load() != n-1 {
+			e.t.Fatalf("%d concurrent consumers: %d won and %d got ErrConsumed, want 1 and %d", n, wins.Load(), consumed.Load(), n-1)
+		}
+	}},
+}
+
+var refreshFamilyTests = []subtest{
+	{"CreateGet", func(e *env) {
+		e.user("u1")
+		f := e.newRefreshFamily("f1", "u1", 90*24*time.Hour)
+		e.ok(e.s.CreateRefreshFamily(e.ctx, f), "CreateRefreshFamily")
+		got, err := e.s.GetRefreshFamily(e.ctx, "f1")
+		e.ok(err, "GetRefreshFamily")
+		e.equal(got, f, "GetRefreshFamily returns what CreateRefreshFamily stored")
+		e.is(e.s.CreateRefreshFamily(e.ctx, f), data.ErrAlreadyExists, "second CreateRefreshFamily")
+		e.is(e.s.CreateRefreshFamily(e.ctx, e.newRefreshFamily("f2", "ghost", time.Hour)), data.ErrNotFound, "CreateRefreshFamily for a missing user")
+		_, err = e.s.GetRefreshFamily(e.ctx, "f2")
+		e.is(err, data.ErrNotFound, "GetRefreshFamily after the refused create")
+	}},
+	{"Rotate", func(e *env) {
+		e.user("u1")
+		f := e.newRefreshFamily("f1", "u1", 90*24*time.Hour)
+		e.ok(e.s.CreateRefreshFamily(e.ctx, f), "CreateRefreshFamily")
+		e.clock.Advance(time.Hour)
+		want := f
+		want.PreviousJTI, want.CurrentJTI, want.Generation = f.CurrentJTI, "jti-f1-2", 2
+		want.RotatedAt, want.LastUsedAt = e.clock.Now(), e.clock.Now()
+		got, err := e.s.UpdateRefreshFamily(e.ctx, "f1", func(old data.RefreshFamily) (data.RefreshFamily, error) {
+			if old.CurrentJTI != "jti-f1-1" {
+				return old, fmt.Errorf("presented token is not current")
+			}
+			old.PreviousJTI, old.CurrentJTI, old.Generation = old.CurrentJTI, want.CurrentJTI, old.Generation+1
+			old.RotatedAt, old.LastUsedAt = want.RotatedAt, want.LastUsedAt
+			return old, nil
+		})
+		e.ok(err, "UpdateRefreshFamily")
+		e.equal(got, want, "UpdateRefreshFamily result")
+		_, err = e.s.UpdateRefreshFamily(e.ctx, "f1", updateFail[data.RefreshFamily])
+		e.is(err, errBoom, "UpdateRefreshFamily whose function fails")
+		got, err = e.s.GetRefreshFamily(e.ctx, "f1")
+		e.ok(err, "GetRefreshFamily")
+		e.equal(got, want, "GetRefreshFamily after updates")
+		_, err = e.s.UpdateRefreshFamily(e.ctx, "f-missing", keep[data.RefreshFamily])
+		e.is(err, data.ErrNotFound, "UpdateRefreshFamily of a missing family")
+	}},
+	{"Delete", func(e *env) {
+		e.user("u1")
+		e.ok(e.s.CreateRefreshFamily(e.ctx, e.newRefreshFamily("f1", "u1", time.Hour)), "CreateRefreshFamily")
+		e.ok(e.s.DeleteRefreshFamily(e.ctx, "f1"), "DeleteRefreshFamily")
+		_, err := e.s.GetRefreshFamily(e.ctx, "f1")
+		e.is(err, data.ErrNotFound, "GetRefreshFamily after DeleteRefreshFamily")
+		e.is(e.s.DeleteRefreshFamily(e.ctx, "f1"), data.ErrNotFound, "second DeleteRefreshFamily")
+		l, err := e.s.ListRefreshFamilies(e.ctx, "u1")
+		e.ok(err, "ListRefreshFamilies")
+		e.orderIs(ids(l, familyID), nil, "ListRefreshFamilies after delete")
+	}},
+	{"ListOrderedByCreatedAt", func(e *env) {
+		e.user("u1")
+		e.user("u2")
+		for i, id := range []string{"c", "a", "b"} {
+			f := e.newRefreshFamily(id, "u1", time.Hour)
+			f.CreatedAt = Start.Add(time.Duration(i) * time.Second)
+			e.ok(e.s.CreateRefreshFamily(e.ctx, f), "CreateRefreshFamily "+id)
+		}
+		e.ok(e.s.CreateRefreshFamily(e.ctx, e.newRefreshFamily("other", "u2", time.Hour)), "CreateRefreshFamily for u2")
+		got, err := e.s.ListRefreshFamilies(e.ctx, "u1")
+		e.ok(err, "ListRefreshFamilies")
+		e.orderIs(ids(got, familyID), []string{"c", "a", "b"}, "ListRefreshFamilies order")
+	}},
+}
