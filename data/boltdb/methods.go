@@ -5,7 +5,6 @@ import (
 	"cmp"
 	"context"
 	"encoding/binary"
-	"encoding/json"
 	"fmt"
 	"math"
 	"slices"
@@ -14,6 +13,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/vintner/arbor/data"
+	"github.com/vintner/arbor/data/internal/codec"
 )
 
 // The data.Store methods. Each is one transaction: a read (view) or a write
@@ -464,10 +464,7 @@ func (s *Store) AppendAudit(ctx context.Context, e data.AuditEvent) (data.AuditE
 			return &writeFailure{fmt.Errorf("audit sequence: %w", err)}
 		}
 		ev.Seq = seq
-		raw, err := json.Marshal(ev)
-		if err != nil {
-			return &writeFailure{fmt.Errorf("audit event: encoding: %w", err)}
-		}
+		raw := codec.AuditEvent.Encode(&ev)
 		if err := put(tx, bucketAudit, seqKey(seq), raw); err != nil {
 			return err
 		}
@@ -507,7 +504,7 @@ func (s *Store) ListAudit(ctx context.Context, q data.AuditQuery) ([]data.AuditE
 		events := tx.Bucket([]byte(bucketAudit))
 		decode := func(k, raw []byte) error {
 			var ev data.AuditEvent
-			if err := json.Unmarshal(raw, &ev); err != nil {
+			if err := codec.AuditEvent.Decode(raw, &ev); err != nil {
 				return fmt.Errorf("audit event %d: stored record cannot be decoded (%v): restore the store from a backup", binary.BigEndian.Uint64(k), err)
 			}
 			out = append(out, ev)

@@ -139,7 +139,7 @@ func TestOpenRefusesDamagedFile(t *testing.T) {
 		{"TextFileOfAPage", func([]byte) []byte { return bytes.Repeat([]byte("arbor "), pageSize) }, []string{"damaged", "backup"}},
 		{"TruncatedToOnePage", func(b []byte) []byte { return b[:pageSize] }, []string{"damaged", "backup"}},
 		{"TruncatedToTwoPages", func(b []byte) []byte { return b[:2*pageSize] }, []string{"damaged", "backup"}},
-		{"TruncatedInHalf", func(b []byte) []byte { return b[:len(b)/2/pageSize*pageSize] }, []string{"damaged", "backup"}},
+		{"TruncatedInHalf", func(b []byte) []byte { return b[:used/2/pageSize*pageSize] }, []string{"damaged", "backup"}},
 		{"TruncatedInLastPage", func(b []byte) []byte { return b[:used-100] }, []string{"damaged", "truncated", "backup"}},
 		{"BothMetaPagesFlipped", func(b []byte) []byte {
 			flip(b, 16+20, pageSize+16+20) // inside each meta (past the page header)

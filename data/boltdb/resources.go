@@ -7,6 +7,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/vintner/arbor/data"
+	"github.com/vintner/arbor/data/internal/codec"
 )
 
 // The record types. Each names its bucket, key, owner and lifetime; the
@@ -15,6 +16,7 @@ import (
 var users = &resource[data.User]{
 	name:     "user",
 	bucket:   bucketUsers,
+	codec:    codec.User,
 	key:      func(u *data.User) string { return u.ID },
 	validate: func(u *data.User) error { return checkKey("user", "id", u.ID) },
 	normalize: func(u *data.User) {
@@ -25,6 +27,7 @@ var users = &resource[data.User]{
 var identities = &resource[data.Identity]{
 	name:       "identity",
 	bucket:     bucketIdentities,
+	codec:      codec.Identity,
 	key:        func(i *data.Identity) string { return join(i.Provider, i.Subject) },
 	owner:      func(i *data.Identity) string { return i.UserID },
 	ownerIndex: idxUserIdentities,
@@ -43,6 +46,7 @@ var identities = &resource[data.Identity]{
 var sessions = &resource[data.Session]{
 	name:       "session",
 	bucket:     bucketSessions,
+	codec:      codec.Session,
 	secret:     true,
 	key:        func(s *data.Session) string { return s.ID },
 	owner:      func(s *data.Session) string { return s.UserID },
@@ -63,6 +67,7 @@ var sessions = &resource[data.Session]{
 var oauthStates = &resource[data.OAuthState]{
 	name:       "oauth state",
 	bucket:     bucketOAuthStates,
+	codec:      codec.OAuthState,
 	secret:     true,
 	key:        func(s *data.OAuthState) string { return s.ID },
 	expires:    func(s *data.OAuthState) time.Time { return s.ExpiresAt },
@@ -80,6 +85,7 @@ var oauthStates = &resource[data.OAuthState]{
 var deviceCodes = &resource[data.DeviceCode]{
 	name:       "device code",
 	bucket:     bucketDeviceCodes,
+	codec:      codec.DeviceCode,
 	secret:     true,
 	key:        func(d *data.DeviceCode) string { return d.Code },
 	expires:    func(d *data.DeviceCode) time.Time { return d.ExpiresAt },
@@ -146,6 +152,7 @@ func userCodeFree(tx *bolt.Tx, d *data.DeviceCode, now time.Time) error {
 var refreshFamilies = &resource[data.RefreshFamily]{
 	name:       "refresh family",
 	bucket:     bucketRefresh,
+	codec:      codec.RefreshFamily,
 	secret:     true,
 	key:        func(f *data.RefreshFamily) string { return f.ID },
 	owner:      func(f *data.RefreshFamily) string { return f.UserID },
@@ -167,6 +174,7 @@ var refreshFamilies = &resource[data.RefreshFamily]{
 var workers = &resource[data.Worker]{
 	name:       "worker",
 	bucket:     bucketWorkers,
+	codec:      codec.Worker,
 	key:        func(w *data.Worker) string { return w.ID },
 	owner:      func(w *data.Worker) string { return w.UserID },
 	ownerIndex: idxUserWorkers,
@@ -183,6 +191,7 @@ var workers = &resource[data.Worker]{
 var connections = &resource[data.Connection]{
 	name:   "connection",
 	bucket: bucketConnections,
+	codec:  codec.Connection,
 	key:    func(c *data.Connection) string { return join(c.UserID, c.Provider) },
 	owner:  func(c *data.Connection) string { return c.UserID },
 	// The key begins with the user id: the bucket is its own owner index.

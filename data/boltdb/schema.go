@@ -3,7 +3,6 @@ package boltdb
 import (
 	"bytes"
 	"encoding/binary"
-	"encoding/json"
 	"fmt"
 	"math"
 	"strings"
@@ -12,6 +11,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/vintner/arbor/data"
+	"github.com/vintner/arbor/data/internal/codec"
 )
 
 // Format of the file. Bump formatVersion when a record's encoding or a
@@ -22,7 +22,7 @@ const (
 	formatVersion = "1"
 )
 
-// Record buckets. Values are the JSON of the data types.
+// Record buckets. Values are the records in package codec's binary form.
 const (
 	bucketUsers       = "users"            // id
 	bucketIdentities  = "identities"       // provider \x00 subject
@@ -151,6 +151,8 @@ var empty = []byte{}
 type resource[T any] struct {
 	name   string // in error messages: "session"
 	bucket string
+	// codec encodes the record (package codec: compact binary, see why there).
+	codec codec.Codec[T]
 	// secret marks keys that are credentials (session ids, OAuth states,
 	// device codes): error messages leave them out, as they end up in logs.
 	secret bool
@@ -195,14 +197,21 @@ func (r *resource[T]) live(v *T, now time.Time) bool {
 	return r.expires == nil || now.Before(r.expires(v))
 }
 
+func (r *resource[T]) decode(key string, raw []byte, v *T) error {
+	if err := r.codec.Decode(raw, v); err != nil {
+		return fmt.Errorf("%s: stored record cannot be decoded (%v): delete it or restore the store from a backup", r.show(key), err)
+	}
+	return nil
+}
+
 // get reads a record whether or not it has expired.
 func (r *resource[T]) get(tx *bolt.Tx, key string) (v T, ok bool, err error) {
 	raw := tx.Bucket([]byte(r.bucket)).Get([]byte(key))
 	if raw == nil {
 		return v, false, nil
 	}
-	if err := json.Unmarshal(raw, &v); err != nil {
-		return v, false, fmt.Errorf("%s: stored record cannot be decoded (%v): delete it or restore the store from a backup", r.show(key), err)
+	if err := r.decode(key, raw, &v); err != nil {
+		return v, false, err
 	}
 	return v, true, nil
 }
@@ -258,10 +267,7 @@ func (r *resource[T]) create(tx *bolt.Tx, v T, now time.Time) error {
 }
 
 func (r *resource[T]) insert(tx *bolt.Tx, v *T) error {
-	raw, err := json.Marshal(v)
-	if err != nil {
-		return fmt.Errorf("%s: encoding: %w", r.name, err)
-	}
+	raw := r.codec.Encode(v)
 	key := r.key(v)
 	if err := put(tx, r.bucket, []byte(key), raw); err != nil {
 		return err
@@ -306,10 +312,7 @@ func (r *resource[T]) remove(tx *bolt.Tx, v *T) error {
 // replace overwrites old with nv (same key) and moves the index entries
 // that changed.
 func (r *resource[T]) replace(tx *bolt.Tx, old, nv *T) error {
-	raw, err := json.Marshal(nv)
-	if err != nil {
-		return fmt.Errorf("%s: encoding: %w", r.name, err)
-	}
+	raw := r.codec.Encode(nv)
 	key := r.key(nv)
 	if err := put(tx, r.bucket, []byte(key), raw); err != nil {
 		return err
@@ -400,8 +403,8 @@ func (r *resource[T]) owned(tx *bolt.Tx, owner string, now time.Time, withExpire
 		c := tx.Bucket([]byte(r.bucket)).Cursor()
 		for k, raw := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, raw = c.Next() {
 			var v T
-			if err := json.Unmarshal(raw, &v); err != nil {
-				return nil, fmt.Errorf("%s: stored record cannot be decoded (%v): delete it or restore the store from a backup", r.show(string(k)), err)
+			if err := r.decode(string(k), raw, &v); err != nil {
+				return nil, err
 			}
 			if withExpired || r.live(&v, now) {
 				out = append(out, v)
@@ -427,8 +430,8 @@ func (r *resource[T]) all(tx *bolt.Tx) ([]T, error) {
 	var out []T
 	err := tx.Bucket([]byte(r.bucket)).ForEach(func(k, raw []byte) error {
 		var v T
-		if err := json.Unmarshal(raw, &v); err != nil {
-			return fmt.Errorf("%s: stored record cannot be decoded (%v): delete it or restore the store from a backup", r.show(string(k)), err)
+		if err := r.decode(string(k), raw, &v); err != nil {
+			return err
 		}
 		out = append(out, v)
 		return nil
