@@ -104,6 +104,12 @@ type Options struct {
 	// Logger receives the store's own messages (open, close). Default:
 	// slog.Default().
 	Logger *slog.Logger
+
+	// OnError is told about every failure of the store itself — a write
+	// that could not be committed, a record that cannot be decoded — with
+	// op "read" or "write", for metrics. Answers such as data.ErrNotFound or
+	// data.ErrAlreadyExists are not failures and are not reported.
+	OnError func(op string, err error)
 }
 
 func (o Options) withDefaults() Options {
@@ -128,10 +134,11 @@ func (o Options) withDefaults() Options {
 // Store is a data.Store backed by one bbolt file. It is safe for concurrent
 // use. Create it with Open and release it with Close.
 type Store struct {
-	db     *bolt.DB
-	path   string
-	now    func() time.Time
-	logger *slog.Logger
+	db      *bolt.DB
+	path    string
+	now     func() time.Time
+	logger  *slog.Logger
+	onError func(op string, err error)
 
 	committer  committer
 	maxGroup   int           // Options.BatchSize
@@ -169,7 +176,7 @@ func Open(path string, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Store{db: db, path: path, now: opts.Now, logger: opts.Logger,
+	s := &Store{db: db, path: path, now: opts.Now, logger: opts.Logger, onError: opts.OnError,
 		maxGroup: opts.BatchSize, groupDelay: opts.BatchDelay}
 	opts.Logger.Info("store opened", "path", path, "took", time.Since(start).Round(time.Microsecond))
 	return s, nil
@@ -395,7 +402,26 @@ func (s *Store) view(ctx context.Context, fn func(*bolt.Tx) error) error {
 	if errors.Is(err, berrors.ErrDatabaseNotOpen) {
 		return s.errClosed()
 	}
+	if err != nil && !isAnswer(err) {
+		s.reportError("read", err)
+	}
 	return err
+}
+
+// isAnswer tells the store's answers (not found, invalid, …) from failures.
+func isAnswer(err error) bool {
+	for _, e := range []error{data.ErrNotFound, data.ErrAlreadyExists, data.ErrConflict, data.ErrConsumed, data.ErrInvalid, data.ErrClosed, context.Canceled, context.DeadlineExceeded} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
+}
+
+func (s *Store) reportError(op string, err error) {
+	if s.onError != nil {
+		s.onError(op, err)
+	}
 }
 
 // writeFailure marks an error bbolt returned while changing a transaction.
@@ -427,6 +453,7 @@ func (s *Store) write(ctx context.Context, fn func(*bolt.Tx) error) error {
 		return s.errClosed()
 	case commitErr != nil || errors.As(fnErr, &wf):
 		// A failed Put or commit: the disk is full, read-only or failing.
+		s.reportError("write", cmp.Or(commitErr, fnErr))
 		return fmt.Errorf("boltdb: writing store file %s: %w: %w", s.path, data.ErrUnavailable, cmp.Or(commitErr, fnErr))
 	}
 	return fnErr
