@@ -1,0 +1,247 @@
+package fakeprovider
+
+import "time"
+
+// GitHub returns the configuration of a fake GitHub (github.com and
+// api.github.com on one host) with an OAuth app that issues expiring user
+// tokens, as GitHub Apps do: ghu_ access tokens for 8 hours, ghr_ refresh
+// tokens for 6 months, rotated on use. SetAccessTokenLifetime(0) (or
+// AccessTokenLifetime 0) turns it into a classic OAuth app: gho_ tokens
+// that never expire and no refresh token.
+//
+// Quirks: client credentials only in the body; grant_type optional; the
+// token response is form-encoded unless Accept names application/json;
+// errors come with HTTP 200 and GitHub's codes (bad_verification_code,
+// bad_refresh_token, incorrect_client_credentials, redirect_uri_mismatch);
+// scopes are comma-separated; redirect_uri is optional at the token
+// endpoint and a mismatch on the authorization request is redirected to the
+// registered callback; revocation is DELETE /applications/{client_id}/grant;
+// API calls take "Bearer" or "token" and paginate with Link headers.
+func GitHub() Config {
+	const docs = "https://docs.github.com/apps/oauth-apps/maintaining-oauth-apps/troubleshooting-oauth-app-access-token-request-errors"
+	return Config{
+		Name:   "GitHub",
+		Flavor: FlavorGitHub,
+		Paths: Paths{
+			Authorize: "/login/oauth/authorize",
+			Token:     "/login/oauth/access_token",
+			Revoke:    "/applications/{client_id}/grant",
+			User:      "/user",
+			Emails:    "/user/emails",
+			Repos:     "/user/repos",
+		},
+		RedirectMismatchRedirects:  true,
+		RedirectURIOptionalAtToken: true,
+		Users: []User{
+			{ID: 583231, Login: "octocat", Name: "The Octocat", Repos: 250, Emails: []Email{
+				{Address: "octocat@example.com", Primary: true, Verified: true},
+				{Address: "octocat@example.org", Verified: false},
+			}},
+			{ID: 480938, Login: "hubot", PrivateEmail: true, Repos: 2, Emails: []Email{
+				{Address: "hubot@example.com", Primary: true, Verified: true},
+			}},
+		},
+		RequiredScopes: map[Endpoint][]string{
+			EndpointEmails: {"user:email", "user"},
+		},
+		ScopesHeader:                 true,
+		ClientAuth:                   ClientAuthBody,
+		GrantTypeOptional:            true,
+		AccessTokenLifetime:          8 * time.Hour,
+		RefreshTokenLifetime:         15897600 * time.Second,
+		IssueRefreshTokens:           true,
+		RefreshOnlyWhenExpiring:      true,
+		RotateRefreshTokens:          true,
+		AccessTokenPrefix:            "ghu_",
+		NonExpiringAccessTokenPrefix: "gho_",
+		RefreshTokenPrefix:           "ghr_",
+		TokenLength:                  36,
+		Token: TokenResponse{
+			Format:                TokenFormUnlessAcceptJSON,
+			TokenType:             "bearer",
+			ScopeSeparator:        ",",
+			RefreshTokenExpiresIn: true,
+			ErrorsWithStatus200:   true,
+		},
+		Errors: ErrorCodes{
+			InvalidClient:    OAuthError{"incorrect_client_credentials", "The client_id and/or client_secret passed are incorrect."},
+			BadCode:          OAuthError{"bad_verification_code", "The code passed is incorrect or expired."},
+			BadRefreshToken:  OAuthError{"bad_refresh_token", "The refresh token passed is incorrect or expired."},
+			RedirectMismatch: OAuthError{"redirect_uri_mismatch", "The redirect_uri MUST match the registered callback URL for this application."},
+			BadVerifier:      OAuthError{"bad_verification_code", "The code passed is incorrect or expired."},
+			AccessDenied:     OAuthError{"access_denied", "The user has denied your application access."},
+			URI:              docs,
+		},
+		Revoke:           RevokeGitHubGrant,
+		RevokeAllForUser: true,
+		APIAuthSchemes:   []string{"Bearer", "token"},
+		Pagination:       PaginationLink,
+		PageSize:         30,
+		MaxPageSize:      100,
+	}
+}
+
+// GitLab returns the configuration of a fake GitLab (gitlab.com): JSON
+// token responses with created_at, Bearer tokens for 2 hours, refresh
+// tokens that rotate on every use, client credentials in the body or Basic,
+// POST /oauth/revoke (RFC 7009), /api/v4 with X-Page/X-Total headers and
+// GitLab's error bodies ({"message":"401 Unauthorized"} for a missing or
+// unknown token, {"error":"invalid_token",…} for an expired or revoked one).
+func GitLab() Config {
+	return Config{
+		Name:   "GitLab",
+		Flavor: FlavorGitLab,
+		Paths: Paths{
+			Authorize: "/oauth/authorize",
+			Token:     "/oauth/token",
+			Revoke:    "/oauth/revoke",
+			User:      "/api/v4/user",
+			Repos:     "/api/v4/projects",
+		},
+		Users: []User{
+			{ID: 1001, Login: "jsmith", Name: "John Smith", Repos: 230, Emails: []Email{
+				{Address: "john@example.com", Primary: true, Verified: true},
+			}},
+			{ID: 1002, Login: "mwagner", Name: "Mia Wagner", Repos: 0, Emails: []Email{
+				{Address: "mia@example.com", Primary: true, Verified: true},
+			}},
+		},
+		DefaultScopes: []string{"read_user"},
+		RequiredScopes: map[Endpoint][]string{
+			EndpointUser:  {"read_user", "api", "read_api"},
+			EndpointRepos: {"api", "read_api"},
+		},
+		ClientAuth:          ClientAuthEither,
+		AccessTokenLifetime: 2 * time.Hour,
+		IssueRefreshTokens:  true,
+		RotateRefreshTokens: true,
+		TokenLength:         64,
+		Token:               TokenResponse{Format: TokenJSON, TokenType: "Bearer", CreatedAt: true},
+		Errors: ErrorCodes{
+			InvalidClient:    OAuthError{"invalid_client", "Client authentication failed due to unknown client, no client authentication included, or unsupported authentication method."},
+			BadCode:          OAuthError{"invalid_grant", gitlabInvalidGrant},
+			BadRefreshToken:  OAuthError{"invalid_grant", gitlabInvalidGrant},
+			RedirectMismatch: OAuthError{"invalid_grant", gitlabInvalidGrant},
+			BadVerifier:      OAuthError{"invalid_grant", gitlabInvalidGrant},
+		},
+		Revoke:         RevokeRFC7009,
+		APIAuthSchemes: []string{"Bearer"},
+		Pagination:     PaginationGitLab,
+		PageSize:       20,
+		MaxPageSize:    100,
+	}
+}
+
+// gitlabInvalidGrant is Doorkeeper's invalid_grant description, which
+// GitLab answers for every bad code, verifier, redirect URI or refresh
+// token.
+const gitlabInvalidGrant = "The provided authorization grant is invalid, expired, revoked, does not match the redirection URI used in the authorization request, or was issued to another client."
+
+// Bitbucket returns the configuration of a fake Bitbucket Cloud
+// (bitbucket.org and api.bitbucket.org on one host): the token endpoint
+// requires HTTP Basic client authentication (body-only credentials → 401
+// invalid_client); JSON answers with "scopes" (space-separated, the
+// consumer's configured scopes whatever was requested), token_type "bearer"
+// and "state" echoing the grant type; access tokens last 2 hours and
+// refresh tokens rotate. There is no revocation endpoint: Bitbucket Cloud
+// documents none for OAuth consumers. API answers paginate in the body
+// ({"values","next","page","pagelen","size"}) and errors look like
+// {"type":"error","error":{"message":…}}.
+func Bitbucket() Config {
+	return Config{
+		Name:   "Bitbucket",
+		Flavor: FlavorBitbucket,
+		Paths: Paths{
+			Authorize: "/site/oauth2/authorize",
+			Token:     "/site/oauth2/access_token",
+			User:      "/2.0/user",
+			Emails:    "/2.0/user/emails",
+			Repos:     "/2.0/repositories",
+		},
+		Users: []User{
+			{ID: 7001, Login: "atlas", Name: "Atlas Tester", Repos: 210, Emails: []Email{
+				{Address: "atlas@example.com", Primary: true, Verified: true},
+				{Address: "atlas@example.net", Verified: false},
+			}},
+			{ID: 7002, Login: "buddy", Name: "Buddy Builder", Repos: 1, Emails: []Email{
+				{Address: "buddy@example.com", Primary: true, Verified: false},
+			}},
+		},
+		Scopes: []string{"account", "email", "repository"},
+		RequiredScopes: map[Endpoint][]string{
+			EndpointUser:   {"account"},
+			EndpointEmails: {"email"},
+			EndpointRepos:  {"repository"},
+		},
+		ClientAuth:          ClientAuthBasic,
+		AccessTokenLifetime: 2 * time.Hour,
+		IssueRefreshTokens:  true,
+		RotateRefreshTokens: true,
+		TokenLength:         64,
+		Token:               TokenResponse{Format: TokenJSON, TokenType: "bearer", ScopeField: "scopes", GrantTypeAsState: true},
+		Errors: ErrorCodes{
+			InvalidClient:   OAuthError{"invalid_client", "Client credentials missing or invalid; this request needs to be authenticated with the OAuth client id and secret (HTTP Basic)."},
+			BadCode:         OAuthError{"invalid_grant", "The specified code is not valid."},
+			BadRefreshToken: OAuthError{"invalid_grant", "Invalid refresh_token"},
+		},
+		Revoke:                RevokeNone,
+		APIAuthSchemes:        []string{"Bearer"},
+		AccessTokenQueryParam: true,
+		Pagination:            PaginationBitbucket,
+		PageSize:              10,
+		MaxPageSize:           100,
+	}
+}
+
+// Google returns the configuration of a fake Google sign-in
+// (accounts.google.com, oauth2.googleapis.com and
+// openidconnect.googleapis.com on one host), login only: JSON token
+// answers with expires_in 3599 and, when the scope includes openid, an
+// UNSIGNED placeholder id_token (alg "none"; use /v1/userinfo, never verify
+// it); a refresh token only with access_type=offline, not rotated (the
+// refresh answer has no refresh_token); POST /revoke?token= revokes the
+// whole grant; /v1/userinfo answers sub, email, email_verified, name,
+// picture.
+func Google() Config {
+	return Config{
+		Name:   "Google",
+		Flavor: FlavorGoogle,
+		Paths: Paths{
+			Authorize: "/o/oauth2/v2/auth",
+			Token:     "/token",
+			Revoke:    "/revoke",
+			User:      "/v1/userinfo",
+		},
+		Users: []User{
+			{ID: 1, Login: "jane", Name: "Jane Doe", Emails: []Email{
+				{Address: "jane.doe@example.com", Primary: true, Verified: true},
+			}},
+			{ID: 2, Login: "sam", Name: "Sam Unverified", Emails: []Email{
+				{Address: "sam@example.net", Primary: true, Verified: false},
+			}},
+		},
+		RequiredScopes: map[Endpoint][]string{
+			EndpointUser: {"openid", "email", "profile"},
+		},
+		ClientAuth:             ClientAuthEither,
+		AccessTokenLifetime:    3599 * time.Second,
+		IssueRefreshTokens:     true,
+		RefreshRequiresOffline: true,
+		RotateRefreshTokens:    false,
+		AccessTokenPrefix:      "ya29.",
+		RefreshTokenPrefix:     "1//",
+		TokenLength:            100,
+		Token:                  TokenResponse{Format: TokenJSON, TokenType: "Bearer", IDToken: true},
+		Errors: ErrorCodes{
+			InvalidClient:    OAuthError{"invalid_client", "Unauthorized"},
+			BadCode:          OAuthError{"invalid_grant", "Bad Request"},
+			BadRefreshToken:  OAuthError{"invalid_grant", "Token has been expired or revoked."},
+			RedirectMismatch: OAuthError{"redirect_uri_mismatch", "Bad Request"},
+			BadVerifier:      OAuthError{"invalid_grant", "Invalid code verifier."},
+		},
+		Revoke:                RevokeGoogle,
+		RevokeAllForUser:      true,
+		APIAuthSchemes:        []string{"Bearer"},
+		AccessTokenQueryParam: true,
+	}
+}
