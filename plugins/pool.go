@@ -1,0 +1,423 @@
+package plugins
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+
+	"github.com/tetratelabs/wazero/api"
+	"github.com/tetratelabs/wazero/experimental"
+	"github.com/tetratelabs/wazero/sys"
+
+	"github.com/vintner/arbor/sdk/abi"
+)
+
+// maxResultBytes bounds a result the host copies out of a plugin.
+const maxResultBytes = 32 << 20
+
+// instance is one instantiated module. It is not safe for concurrent use:
+// the pool hands it to one call at a time.
+type instance struct {
+	mod      api.Module
+	mem      *boundedMemory
+	stderr   *stderrBuf
+	markerFn api.Function
+	alloc    api.Function
+	ops      [len(abi.Ops)]api.Function
+	calls    int
+	stack    [2]uint64
+	reqBuf   []byte
+}
+
+// boundedMemory backs an instance's linear memory and refuses to grow past
+// the instance's limit, so that each plugin has its own limit although the
+// runtime is shared. A refused growth makes memory.grow return -1; the Go
+// runtime then dies with "out of memory", which the host reports.
+type boundedMemory struct {
+	buf    []byte
+	limit  uint64
+	peak   uint64 // largest size granted
+	denied bool
+}
+
+func (m *boundedMemory) Reallocate(size uint64) []byte {
+	if size > m.limit {
+		m.denied = true
+		return nil
+	}
+	m.peak = max(m.peak, size)
+	if size <= uint64(cap(m.buf)) {
+		m.buf = m.buf[:size]
+		return m.buf
+	}
+	newCap := min(max(size, 2*uint64(cap(m.buf))), m.limit)
+	b := make([]byte, size, newCap)
+	copy(b, m.buf)
+	m.buf = b
+	return b
+}
+
+func (m *boundedMemory) Free() { m.buf = nil }
+
+// stderrBuf keeps the beginning of what a plugin writes to stderr (where
+// the Go runtime reports panics and fatal errors).
+type stderrBuf struct{ b []byte }
+
+const stderrMax = 4 << 10
+
+func (s *stderrBuf) Write(p []byte) (int, error) {
+	if room := stderrMax - len(s.b); room > 0 {
+		s.b = append(s.b, p[:min(len(p), room)]...)
+	}
+	return len(p), nil
+}
+
+func (s *stderrBuf) reset() { s.b = s.b[:0] }
+
+func (v *version) newInstance(ctx context.Context) (*instance, error) {
+	mem := &boundedMemory{limit: v.limits.memBytes}
+	stderr := &stderrBuf{}
+	ictx := context.WithValue(ctx, callKey{}, &callState{v: v, init: true})
+	ictx = experimental.WithMemoryAllocator(ictx, experimental.MemoryAllocatorFunc(func(_, _ uint64) experimental.LinearMemory {
+		return mem
+	}))
+	mod, err := v.host.rt.InstantiateModule(ictx, v.compiled, v.host.modCfg.WithStderr(stderr))
+	if err != nil {
+		msg := strings.TrimSpace(string(stderr.b))
+		if msg != "" {
+			return nil, fmt.Errorf("instantiating the module: %v (plugin stderr: %s)", err, firstLine(msg))
+		}
+		return nil, fmt.Errorf("instantiating the module: %v", err)
+	}
+	in := &instance{
+		mod: mod, mem: mem, stderr: stderr,
+		markerFn: mod.ExportedFunction(abi.ExportMarker),
+		alloc:    mod.ExportedFunction(abi.ExportAlloc),
+	}
+	for _, o := range abi.Ops {
+		if v.ops.Has(o) {
+			in.ops[o] = mod.ExportedFunction(o.Export())
+		}
+	}
+	v.created.Add(1)
+	return in, nil
+}
+
+func (in *instance) close() { in.mod.Close(context.Background()) }
+
+// marker calls the ABI marker and returns the operations the module
+// implements.
+func (in *instance) marker(ctx context.Context) (abi.OpSet, error) {
+	if err := in.markerFn.CallWithStack(ctx, in.stack[:]); err != nil {
+		return 0, err
+	}
+	return abi.OpSet(uint32(in.stack[0])), nil
+}
+
+// abiViolation is returned (or panicked from host functions) when a plugin
+// breaks the ABI's memory rules.
+type abiViolation struct{ msg string }
+
+func (e *abiViolation) Error() string { return "ABI violation: " + e.msg }
+
+// invoke writes req into the plugin's buffer, calls the operation and
+// returns a view of the result in guest memory, valid until the next call
+// on this instance.
+func (in *instance) invoke(ctx context.Context, op abi.Op, req []byte) ([]byte, error) {
+	in.stack[0] = uint64(len(req))
+	if err := in.alloc.CallWithStack(ctx, in.stack[:]); err != nil {
+		return nil, err
+	}
+	ptr := uint32(in.stack[0])
+	if ptr == 0 && len(req) > 0 {
+		return nil, &abiViolation{abi.ExportAlloc + " returned 0"}
+	}
+	if !in.mod.Memory().Write(ptr, req) {
+		return nil, &abiViolation{abi.ExportAlloc + " returned a buffer outside the plugin's memory"}
+	}
+	in.stack[0], in.stack[1] = uint64(ptr), uint64(len(req))
+	if err := in.ops[op].CallWithStack(ctx, in.stack[:]); err != nil {
+		return nil, err
+	}
+	rptr, rlen := uint32(in.stack[0]>>32), uint32(in.stack[0])
+	if rlen == 0 {
+		return nil, nil
+	}
+	if rlen > maxResultBytes {
+		return nil, &abiViolation{fmt.Sprintf("%s returned a %d-byte result, more than %d MiB", op.Export(), rlen, maxResultBytes>>20)}
+	}
+	raw, ok := in.mod.Memory().Read(rptr, rlen)
+	if !ok {
+		return nil, &abiViolation{op.Export() + " returned a result outside the plugin's memory"}
+	}
+	return raw, nil
+}
+
+// pool is a bounded set of instances of one version. slots holds one token
+// per live instance (idle, busy or being created); idle holds the free
+// ones. Both have capacity PoolSize, so neither send ever blocks while its
+// token is held.
+type pool struct {
+	v     *version
+	idle  chan *instance
+	slots chan struct{}
+
+	mu     sync.Mutex
+	closed bool
+	wg     sync.WaitGroup
+}
+
+func newPool(v *version) *pool {
+	n := v.host.policy.PoolSize
+	return &pool{v: v, idle: make(chan *instance, n), slots: make(chan struct{}, n)}
+}
+
+func (p *pool) size() (live, idle int) { return len(p.slots), len(p.idle) }
+
+// fill creates n instances synchronously and returns the first.
+func (p *pool) fill(ctx context.Context, n int) (*instance, error) {
+	var first *instance
+	for range n {
+		select {
+		case p.slots <- struct{}{}:
+		default:
+			return first, nil
+		}
+		in, err := p.v.newInstance(ctx)
+		if err != nil {
+			<-p.slots
+			return nil, err
+		}
+		if first == nil {
+			first = in
+		}
+		p.idle <- in
+	}
+	return first, nil
+}
+
+// acquire returns a free instance, creating one if the pool is not full,
+// or waits until ctx ends.
+func (p *pool) acquire(ctx context.Context) (*instance, error) {
+	select {
+	case in := <-p.idle:
+		return in, nil
+	default:
+	}
+	select {
+	case in := <-p.idle:
+		return in, nil
+	case p.slots <- struct{}{}:
+		in, err := p.v.newInstance(ctx)
+		if err != nil {
+			<-p.slots
+			return nil, err
+		}
+		return in, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// recycle reasons.
+const (
+	keep = iota
+	discardError
+	recycleCalls
+	recycleMemory
+)
+
+// release returns in to the pool, or closes it and starts a replacement.
+func (p *pool) release(in *instance, why int) {
+	p.mu.Lock()
+	closed := p.closed
+	p.mu.Unlock()
+	if why == keep && !closed {
+		p.idle <- in
+		return
+	}
+	switch why {
+	case discardError:
+		p.v.discarded.Add(1)
+	case recycleCalls:
+		p.v.recycledCalls.Add(1)
+	case recycleMemory:
+		p.v.recycledMemory.Add(1)
+	}
+	in.close()
+	<-p.slots
+	if !closed {
+		p.replace()
+	}
+}
+
+// replace creates an instance in the background so that the next caller
+// does not pay for instantiation.
+func (p *pool) replace() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return
+	}
+	select {
+	case p.slots <- struct{}{}:
+	default:
+		return // a caller is already creating one
+	}
+	p.wg.Add(1)
+	go func() {
+		defer p.wg.Done()
+		ctx, cancel := context.WithTimeout(context.Background(), p.v.limits.timeout)
+		defer cancel()
+		in, err := p.v.newInstance(ctx)
+		if err != nil {
+			<-p.slots
+			p.v.log.Warn("plugin: could not create a replacement instance; the next call will try again", "err", err)
+			return
+		}
+		p.mu.Lock()
+		closed := p.closed
+		p.mu.Unlock()
+		if closed {
+			in.close()
+			<-p.slots
+			return
+		}
+		p.idle <- in
+	}()
+}
+
+// close closes every instance. It is called once no call holds the
+// version, so no instance is busy.
+func (p *pool) close() {
+	p.mu.Lock()
+	p.closed = true
+	p.mu.Unlock()
+	p.wg.Wait()
+	for {
+		select {
+		case in := <-p.idle:
+			in.close()
+			<-p.slots
+		default:
+			return
+		}
+	}
+}
+
+// call runs one operation on an instance from the pool.
+func (v *version) call(ctx context.Context, op abi.Op, msg abi.Message, secrets []string) (*abi.Result, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, v.errorf(op, abi.CodeTimeout, false, err, "the caller's context ended before the call: %v", err)
+	}
+	actx, cancel := context.WithTimeout(ctx, v.host.policy.AcquireTimeout)
+	in, err := v.pool.acquire(actx)
+	cancel()
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, v.errorf(op, abi.CodeTimeout, false, ctx.Err(), "the caller's context ended while waiting for a free instance: %v", ctx.Err())
+		}
+		if errors.Is(err, context.DeadlineExceeded) {
+			return nil, v.errorf(op, abi.CodeTimeout, true, err,
+				"no instance became free within %s (pool size %d): the plugin is overloaded or its provider is slow",
+				v.host.policy.AcquireTimeout, v.host.policy.PoolSize)
+		}
+		return nil, v.errorf(op, abi.CodeInternal, false, err, "could not create an instance: %v", err)
+	}
+	v.calls.Add(1)
+	in.calls++
+	in.stderr.reset()
+	st := &callState{v: v, op: op, secrets: secrets}
+	cctx, cancel := context.WithTimeout(ctx, v.limits.timeout)
+	defer cancel()
+	cctx = context.WithValue(cctx, callKey{}, st)
+
+	in.reqBuf = msg.AppendABI(in.reqBuf[:0])
+	raw, err := in.invoke(cctx, op, in.reqBuf)
+	var res abi.Result
+	if err == nil {
+		if derr := res.UnmarshalABI(raw); derr != nil {
+			err = &abiViolation{fmt.Sprintf("%s returned a malformed result envelope: %v", op.Export(), derr)}
+		}
+	}
+	if err != nil {
+		e := v.callError(ctx, cctx, op, in, err, st)
+		v.pool.release(in, discardError)
+		return nil, e
+	}
+
+	why := keep
+	switch {
+	case st.tainted != "" || res.Code == abi.CodeInternal || in.mod.IsClosed():
+		why = discardError
+		if st.tainted != "" {
+			v.log.Warn("plugin: instance replaced after a sandbox violation", "op", op.String(), "reason", st.tainted)
+		}
+	case uint64(len(in.mem.buf)) > v.limits.highWater:
+		why = recycleMemory
+	case in.calls >= v.limits.maxCalls:
+		why = recycleCalls
+	}
+	v.pool.release(in, why)
+
+	if res.Code != "" {
+		msg := st.redact(res.Message)
+		if len(msg) > 1024 {
+			msg = msg[:1024] + "…"
+		}
+		return nil, &Error{Plugin: v.man.Name, Op: op, Code: res.Code, Message: msg, Retryable: res.Retryable, Status: res.Status}
+	}
+	return &res, nil
+}
+
+// callError turns a failed wasm call into an *Error and logs the plugin's
+// stderr (redacted) when it crashed.
+func (v *version) callError(ctx, cctx context.Context, op abi.Op, in *instance, err error, st *callState) *Error {
+	var exit *sys.ExitError
+	var viol *abiViolation
+	stderr := strings.TrimSpace(st.redact(string(in.stderr.b)))
+	switch {
+	case ctx.Err() != nil:
+		return v.errorf(op, abi.CodeTimeout, false, ctx.Err(), "the caller's context ended during the call: %v", ctx.Err())
+	case errors.Is(cctx.Err(), context.DeadlineExceeded) || (errors.As(err, &exit) && exit.ExitCode() == sys.ExitCodeDeadlineExceeded):
+		return v.errorf(op, abi.CodeTimeout, true, context.DeadlineExceeded,
+			"the call did not finish within %s; the instance was stopped and replaced", v.limits.timeout)
+	case in.mem.denied || strings.Contains(stderr, "out of memory"):
+		v.log.Warn("plugin: out of memory", "op", op.String(), "limit_mib", v.limits.memBytes>>20, "stderr", stderr)
+		return v.errorf(op, abi.CodeInternal, false, err,
+			"the plugin ran out of memory at its limit of %d MiB (it reached %d KiB); the instance was replaced "+
+				"(the limit comes from limits.memory_pages, clamped by the operator's max_memory_pages)",
+			v.limits.memBytes>>20, in.mem.peak>>10)
+	case errors.As(err, &viol):
+		return v.errorf(op, abi.CodeInternal, false, err, "%v; the instance was replaced", viol)
+	}
+	v.log.Warn("plugin: instance crashed", "op", op.String(), "err", firstLine(err.Error()), "stderr", stderr)
+	what := "trapped (" + firstLine(err.Error()) + ")"
+	switch {
+	case strings.Contains(stderr, "all goroutines are asleep"):
+		what = "deadlocked"
+	case strings.HasPrefix(stderr, "panic:") || strings.Contains(stderr, "\npanic:"):
+		what = "panicked"
+	case strings.Contains(stderr, "out of memory"):
+		what = "ran out of memory"
+	case errors.As(err, &exit):
+		what = fmt.Sprintf("exited with code %d", exit.ExitCode())
+	}
+	return v.errorf(op, abi.CodeInternal, false, err, "the plugin %s; the instance was replaced (its stderr is in the log)", what)
+}
+
+func (v *version) errorf(op abi.Op, code abi.Code, retryable bool, cause error, format string, args ...any) *Error {
+	return &Error{Plugin: v.man.Name, Op: op, Code: code, Retryable: retryable, Err: cause, Message: fmt.Sprintf(format, args...)}
+}
+
+func firstLine(s string) string {
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		s = s[:i]
+	}
+	if len(s) > 300 {
+		s = s[:300] + "…"
+	}
+	return s
+}

@@ -1,0 +1,297 @@
+// Package plugin is what an Arbor provider plugin imports. A plugin is a
+// WebAssembly module that teaches Arbor one OAuth provider's quirks: how to
+// build its authorization URL, exchange a code, refresh and revoke tokens,
+// read the user and list repositories.
+//
+// A plugin author writes a type with a method per operation the provider
+// supports, registers it, and builds a reactor module:
+//
+//	package main
+//
+//	import "github.com/vintner/arbor/sdk/plugin"
+//
+//	type gitea struct{}
+//
+//	func (gitea) Exchange(ctx context.Context, r *plugin.ExchangeRequest) (*plugin.Token, error) {
+//		return plugin.ExchangeCode(ctx, r, plugin.AuthInParams)
+//	}
+//	// … Refresh, User, Repos …
+//
+//	func init() { plugin.Register(gitea{}) }
+//	func main() {}
+//
+//	GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared -o gitea.wasm .
+//
+// The package hides the ABI (package sdk/abi): it exports the functions the
+// host calls, decodes requests, finds the author's methods by type assertion
+// on the small capability interfaces below (as Dex finds a
+// RefreshConnector), and encodes results and errors. The manifest's
+// operations must match the methods the type has; the host compares them
+// when it loads the plugin.
+//
+// # Network
+//
+// A plugin has no sockets. Do, Get and PostForm send requests through the
+// host, which enforces the manifest's allow-list, refuses private
+// addresses, caps the response and applies the call's deadline. Do not
+// import net/http: it does not work in the sandbox and triples the module's
+// size.
+//
+// # Errors
+//
+// Return an *Error (ErrInvalidGrant, ErrInvalidToken, …) to give the
+// gateway a stable code to act on; any other error is reported as
+// "internal". Never put tokens or the client secret in an error message.
+//
+// # Outside WebAssembly
+//
+// The package also compiles for ordinary GOOS values so that go vet, go
+// build ./... and unit tests of a plugin's parsing code work; there Do
+// returns an error because only the Arbor host can perform requests.
+package plugin
+
+import (
+	"context"
+	"errors"
+	"slices"
+
+	"github.com/vintner/arbor/sdk/abi"
+)
+
+// Messages shared with the host.
+type (
+	AuthorizeRequest = abi.AuthorizeRequest
+	ExchangeRequest  = abi.ExchangeRequest
+	RefreshRequest   = abi.RefreshRequest
+	RevokeRequest    = abi.RevokeRequest
+	UserRequest      = abi.UserRequest
+	ReposRequest     = abi.ReposRequest
+	Token            = abi.Token
+	User             = abi.User
+	Repo             = abi.Repo
+	RepoPage         = abi.RepoPage
+	Client           = abi.Client
+	Endpoints        = abi.Endpoints
+	Code             = abi.Code
+)
+
+// Authorizer customises the authorization URL's query parameters. A plugin
+// without it gets DefaultAuthorizeParams.
+type Authorizer interface {
+	AuthorizeParams(ctx context.Context, r *AuthorizeRequest) (Values, error)
+}
+
+// Exchanger exchanges an authorization code for tokens.
+type Exchanger interface {
+	Exchange(ctx context.Context, r *ExchangeRequest) (*Token, error)
+}
+
+// Refresher uses a refresh token. Return ErrInvalidGrant when the provider
+// rejects it: the gateway then asks the user to reconnect.
+type Refresher interface {
+	Refresh(ctx context.Context, r *RefreshRequest) (*Token, error)
+}
+
+// Revoker revokes a user's grant at the provider.
+type Revoker interface {
+	Revoke(ctx context.Context, r *RevokeRequest) error
+}
+
+// UserInfoer returns the account an access token belongs to.
+type UserInfoer interface {
+	User(ctx context.Context, r *UserRequest) (*User, error)
+}
+
+// RepoLister lists repositories, one page per call.
+type RepoLister interface {
+	Repos(ctx context.Context, r *ReposRequest) (*RepoPage, error)
+}
+
+var provider any
+
+// Register installs the plugin's provider. Call it once, from an init
+// function of package main; it panics (failing the plugin's load with that
+// message) if called twice or if p implements no operation.
+func Register(p any) {
+	if provider != nil {
+		panic("plugin.Register called twice")
+	}
+	if p == nil || Implemented(p) == abi.OpSet(0).With(abi.OpAuthorize) {
+		panic("plugin.Register: the provider implements none of Exchanger, Refresher, Revoker, UserInfoer, RepoLister")
+	}
+	provider = p
+}
+
+// Implemented returns the operations p supports. Authorize is always
+// supported (DefaultAuthorizeParams stands in for a missing Authorizer).
+func Implemented(p any) abi.OpSet {
+	s := abi.OpSet(0).With(abi.OpAuthorize)
+	if _, ok := p.(Exchanger); ok {
+		s = s.With(abi.OpExchange)
+	}
+	if _, ok := p.(Refresher); ok {
+		s = s.With(abi.OpRefresh)
+	}
+	if _, ok := p.(Revoker); ok {
+		s = s.With(abi.OpRevoke)
+	}
+	if _, ok := p.(UserInfoer); ok {
+		s = s.With(abi.OpUser)
+	}
+	if _, ok := p.(RepoLister); ok {
+		s = s.With(abi.OpRepos)
+	}
+	return s
+}
+
+// dispatch runs one operation on the registered provider and appends the
+// encoded Result to out.
+func dispatch(op abi.Op, in, out []byte) (res []byte) {
+	defer func() {
+		if v := recover(); v != nil {
+			msg := "plugin panicked"
+			switch v := v.(type) {
+			case string:
+				msg += ": " + v
+			case error:
+				msg += ": " + v.Error()
+			}
+			res = (&abi.Result{Code: abi.CodeInternal, Message: msg}).AppendABI(out[:0])
+		}
+	}()
+	ctx := context.Background()
+	p := provider
+	if p == nil {
+		return errorResult(out, &Error{Code: abi.CodeInternal, Message: "no provider registered: call plugin.Register in an init function"})
+	}
+	var (
+		msg abi.Message
+		err error
+	)
+	switch op {
+	case abi.OpAuthorize:
+		var r AuthorizeRequest
+		if err = r.UnmarshalABI(in); err != nil {
+			err = &Error{Code: abi.CodeInvalidRequest, Message: err.Error()}
+			break
+		}
+		var v Values
+		if a, ok := p.(Authorizer); ok {
+			v, err = a.AuthorizeParams(ctx, &r)
+		} else {
+			v = DefaultAuthorizeParams(&r)
+		}
+		if err == nil {
+			msg = paramsOf(v)
+		}
+	case abi.OpExchange:
+		var r ExchangeRequest
+		if err = r.UnmarshalABI(in); err != nil {
+			err = &Error{Code: abi.CodeInvalidRequest, Message: err.Error()}
+			break
+		}
+		if x, ok := p.(Exchanger); ok {
+			msg, err = nonNil(x.Exchange(ctx, &r))
+		} else {
+			err = unsupported(op)
+		}
+	case abi.OpRefresh:
+		var r RefreshRequest
+		if err = r.UnmarshalABI(in); err != nil {
+			err = &Error{Code: abi.CodeInvalidRequest, Message: err.Error()}
+			break
+		}
+		if x, ok := p.(Refresher); ok {
+			msg, err = nonNil(x.Refresh(ctx, &r))
+		} else {
+			err = unsupported(op)
+		}
+	case abi.OpRevoke:
+		var r RevokeRequest
+		if err = r.UnmarshalABI(in); err != nil {
+			err = &Error{Code: abi.CodeInvalidRequest, Message: err.Error()}
+			break
+		}
+		if x, ok := p.(Revoker); ok {
+			err = x.Revoke(ctx, &r)
+			msg = &abi.Empty{}
+		} else {
+			err = unsupported(op)
+		}
+	case abi.OpUser:
+		var r UserRequest
+		if err = r.UnmarshalABI(in); err != nil {
+			err = &Error{Code: abi.CodeInvalidRequest, Message: err.Error()}
+			break
+		}
+		if x, ok := p.(UserInfoer); ok {
+			msg, err = nonNil(x.User(ctx, &r))
+		} else {
+			err = unsupported(op)
+		}
+	case abi.OpRepos:
+		var r ReposRequest
+		if err = r.UnmarshalABI(in); err != nil {
+			err = &Error{Code: abi.CodeInvalidRequest, Message: err.Error()}
+			break
+		}
+		if x, ok := p.(RepoLister); ok {
+			msg, err = nonNil(x.Repos(ctx, &r))
+		} else {
+			err = unsupported(op)
+		}
+	default:
+		err = unsupported(op)
+	}
+	if err != nil {
+		return errorResult(out, err)
+	}
+	return abi.AppendResult(out[:0], msg)
+}
+
+// nonNil turns a (nil, nil) answer into an error instead of an empty
+// success the host would misread.
+func nonNil[T any, P interface {
+	*T
+	abi.Message
+}](v P, err error) (abi.Message, error) {
+	if err != nil {
+		return nil, err
+	}
+	if v == nil {
+		return nil, &Error{Code: abi.CodeInternal, Message: "the plugin returned neither a result nor an error"}
+	}
+	return v, nil
+}
+
+func unsupported(op abi.Op) error {
+	return &Error{Code: abi.CodeUnsupported, Message: "this plugin does not implement " + op.String()}
+}
+
+func errorResult(out []byte, err error) []byte {
+	var e *Error
+	if !errors.As(err, &e) {
+		e = &Error{Code: abi.CodeInternal, Message: err.Error()}
+	}
+	r := abi.Result{Code: e.Code, Message: e.Message, Retryable: e.Retryable, Status: e.Status}
+	if r.Code == "" {
+		r.Code = abi.CodeInternal
+	}
+	return r.AppendABI(out[:0])
+}
+
+// paramsOf orders v by name so that the URL is the same on every call.
+func paramsOf(v Values) *abi.AuthorizeResult {
+	names := make([]string, 0, len(v))
+	for k := range v {
+		names = append(names, k)
+	}
+	slices.Sort(names)
+	r := &abi.AuthorizeResult{Params: make([]abi.Param, 0, len(v))}
+	for _, k := range names {
+		for _, val := range v[k] {
+			r.Params = append(r.Params, abi.Param{Name: k, Value: val})
+		}
+	}
+	return r
+}
