@@ -1,0 +1,67 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/vintner/arbor/examples/demoupstream"
+)
+
+func newDevCmd() *cobra.Command {
+	var listen, dataDir string
+	cmd := &cobra.Command{
+		Use:   "dev",
+		Short: "Run Arbor for development: generated secrets, embedded store, demo upstream",
+		Long: `Run Arbor on one machine with nothing to set up: secrets are generated once
+and kept in DIR/secrets (mode 0600), the store is DIR/arbor.db, and a demo
+app listening on a free loopback port stands behind the gateway and shows
+the headers it receives. Nothing outside this machine is contacted.
+
+Never use dev mode in production.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				return fmt.Errorf("dev: starting the demo upstream: %w", err)
+			}
+			demo := &http.Server{Handler: demoupstream.Handler(), ReadHeaderTimeout: 10 * time.Second}
+			go demo.Serve(ln)
+			defer demo.Close()
+
+			extra := []string{
+				"ARBOR_DEV=true",
+				"ARBOR_UPSTREAM_URL=http://" + ln.Addr().String(),
+			}
+			if cmd.Flags().Changed("listen") || !hasConfig(cmd) {
+				extra = append(extra, "ARBOR_LISTEN="+listen, "ARBOR_PUBLIC_URL=http://"+listen)
+			}
+			if cmd.Flags().Changed("data") || !hasConfig(cmd) {
+				extra = append(extra, "ARBOR_DATA_DIR="+dataDir, "ARBOR_STORE_PATH=")
+			}
+			cfg, err := loadConfig(cmd, extra)
+			if err != nil {
+				return err
+			}
+			if !cfg.Dev {
+				return usageErr(errors.New("dev: dev mode could not be enabled"))
+			}
+			out := cmd.OutOrStdout()
+			return serve(cmd.Context(), cfg, serveHooks{stdout: out, ready: func(addr string) {
+				fmt.Fprintf(out, "\n  Arbor dev is running: open http://%s/\n  demo upstream: http://%s  data: %s\n  Ctrl-C stops it.\n\n", addr, ln.Addr(), cfg.DataDir)
+			}})
+		},
+	}
+	cmd.Flags().StringVar(&listen, "listen", "127.0.0.1:8080", "address to serve on")
+	cmd.Flags().StringVar(&dataDir, "data", "./arbor-data", "data directory (store, generated secrets)")
+	return cmd
+}
+
+func hasConfig(cmd *cobra.Command) bool {
+	f, _ := cmd.Flags().GetString("config")
+	return f != ""
+}

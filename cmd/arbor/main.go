@@ -1,0 +1,73 @@
+// Command arbor is the Arbor auth gateway.
+//
+//	arbor serve            run the gateway from a config file and the environment
+//	arbor dev              run it with generated secrets and a demo upstream, for trying it out
+//	arbor backup --to F    copy the store, consistently, while serve runs
+//	arbor keys generate    print new secrets
+//	arbor keys rotate      re-seal every sealed record under the newest key
+//	arbor version          print the version
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/spf13/cobra"
+)
+
+// version is set at build time with -ldflags "-X main.version=…".
+var version = "dev"
+
+// exitError carries an exit code through cobra.
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e exitError) Error() string { return e.err.Error() }
+func (e exitError) Unwrap() error { return e.err }
+
+// usageErr marks errors in what the operator gave us (config, flags,
+// secrets): exit status 2.
+func usageErr(err error) error { return exitError{code: 2, err: err} }
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	root := newRoot()
+	if err := root.ExecuteContext(ctx); err != nil {
+		fmt.Fprintln(os.Stderr, "arbor:", err)
+		var ee exitError
+		if errors.As(err, &ee) {
+			os.Exit(ee.code)
+		}
+		os.Exit(1)
+	}
+}
+
+func newRoot() *cobra.Command {
+	root := &cobra.Command{
+		Use:           "arbor",
+		Short:         "Arbor is an auth gateway: sign-in, sessions, Git provider tokens, CLI and worker auth",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.PersistentFlags().String("config", os.Getenv("ARBOR_CONFIG"), "YAML config file (env ARBOR_CONFIG); every key can also be set as ARBOR_…")
+	root.AddCommand(newServeCmd(), newDevCmd(), newBackupCmd(), newKeysCmd(), newVersionCmd())
+	return root
+}
+
+func newVersionCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "version",
+		Short: "Print the version",
+		Args:  cobra.NoArgs,
+		Run: func(cmd *cobra.Command, _ []string) {
+			fmt.Fprintln(cmd.OutOrStdout(), "arbor", version)
+		},
+	}
+}

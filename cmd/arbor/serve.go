@@ -1,0 +1,199 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"sync/atomic"
+
+	"github.com/spf13/cobra"
+
+	"github.com/vintner/arbor/data"
+	"github.com/vintner/arbor/data/boltdb"
+	"github.com/vintner/arbor/gateway"
+	"github.com/vintner/arbor/gateway/admin"
+	"github.com/vintner/arbor/gateway/config"
+)
+
+func newServeCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "serve",
+		Short: "Run the gateway",
+		Long: `Run the gateway with the configuration from --config (or ARBOR_CONFIG) and
+ARBOR_… environment variables. Secrets come from ARBOR_SESSION_KEY,
+CLI_JWT_SECRET and ARBOR_ENCRYPTION_KEYS (or their _FILE forms); make them
+with 'arbor keys generate'.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := loadConfig(cmd, nil)
+			if err != nil {
+				return err
+			}
+			return serve(cmd.Context(), cfg, serveHooks{stdout: cmd.OutOrStdout()})
+		},
+	}
+}
+
+// loadConfig reads --config and the environment; extra are environment
+// entries that take precedence (used by `arbor dev` for its flags).
+func loadConfig(cmd *cobra.Command, extra []string) (config.Config, error) {
+	file, _ := cmd.Flags().GetString("config")
+	cfg, err := config.Load(config.Source{File: file, Environ: append(os.Environ(), extra...)})
+	if err != nil {
+		return cfg, usageErr(err)
+	}
+	return cfg, nil
+}
+
+func newLogger(cfg config.Config, w io.Writer) *slog.Logger {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(cfg.Log.Level))
+	opts := &slog.HandlerOptions{Level: level}
+	if cfg.Log.Format == "text" {
+		return slog.New(slog.NewTextHandler(w, opts))
+	}
+	return slog.New(gateway.NewJSONHandler(w, opts))
+}
+
+// serveHooks lets `arbor dev` add to what serve starts.
+type serveHooks struct {
+	stdout io.Writer
+	// ready is called once the gateway listens.
+	ready func(addr string)
+}
+
+// serve runs the gateway until ctx is cancelled (SIGTERM, SIGINT), then
+// shuts down in order: stop accepting, let requests in flight finish, close
+// the admin socket, close the store.
+func serve(ctx context.Context, cfg config.Config, hooks serveHooks) error {
+	log := newLogger(cfg, os.Stderr)
+	// The access log (one line per request) is buffered: a write(2) per
+	// request costs more than the rest of the logging. Lines reach stderr
+	// within 200 ms and at shutdown.
+	accessOut := gateway.NewBufferedWriter(os.Stderr, 0, 0)
+	defer accessOut.Close()
+	accessLog := newLogger(cfg, accessOut)
+	for _, name := range config.UnknownEnv(os.Environ()) {
+		log.Warn("ignoring environment variable that matches no config key", "name", name)
+	}
+	secrets, err := config.LoadSecrets(cfg, os.Environ(), log)
+	if err != nil {
+		return usageErr(err)
+	}
+	keyring, err := secrets.Keyring()
+	if err != nil {
+		return usageErr(err)
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return fmt.Errorf("creating data_dir %s: %w", cfg.DataDir, err)
+	}
+
+	// The store reports its failures into the gateway's metrics, which
+	// exist once the gateway does; until then there is nothing to count.
+	var metrics atomic.Pointer[gateway.Metrics]
+	store, err := boltdb.Open(cfg.Store.Path, boltdb.Options{
+		BatchDelay: cfg.Store.BatchDelay,
+		Logger:     log,
+		OnError: func(op string, err error) {
+			log.Error("store failure", "op", op, "err", err)
+			if m := metrics.Load(); m != nil {
+				m.StoreError(op)
+			}
+		},
+	})
+	if err != nil {
+		return err
+	}
+	storeOpen := true
+	closeStore := func() {
+		if !storeOpen {
+			return
+		}
+		storeOpen = false
+		if err := store.Close(); err != nil {
+			log.Error("closing the store", "err", err)
+			return
+		}
+		log.Info("store closed", "path", cfg.Store.Path)
+	}
+	defer closeStore()
+	log.Info("store opened", "backend", cfg.Store.Backend, "path", cfg.Store.Path, "keys", keyring.IDs(), "sealing_key", keyring.NewestID())
+
+	srv, err := gateway.New(gateway.Options{
+		Listen:                        cfg.Listen,
+		Upstream:                      cfg.Upstream.URL,
+		UpstreamDialTimeout:           cfg.Upstream.DialTimeout,
+		UpstreamResponseHeaderTimeout: cfg.Upstream.ResponseHeaderTimeout,
+		UpstreamIdleTimeout:           cfg.Upstream.IdleTimeout,
+		IdleTimeout:                   cfg.Server.IdleTimeout,
+		ReadTimeout:                   cfg.Server.ReadTimeout,
+		MaxHeaderBytes:                cfg.Server.MaxHeaderBytes,
+		BodyLimit:                     int64(cfg.Server.BodyLimit),
+		TrustedProxies:                cfg.Server.TrustedProxies,
+		IdentityHeaders:               cfg.Server.IdentityHeaders,
+		Logger:                        log,
+		AccessLogger:                  accessLog,
+		Ready:                         store.Ping,
+	})
+	if err != nil {
+		return usageErr(err)
+	}
+	metrics.Store(srv.Metrics())
+
+	adm, err := admin.Listen(admin.SocketPath(cfg.DataDir), admin.Handlers{
+		Backup: store.Backup,
+		RotateKeys: func(ctx context.Context) (data.ResealStats, error) {
+			return data.Reseal(ctx, store, keyring)
+		},
+		Version: version,
+	}, log)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		cctx, cancel := context.WithTimeout(context.Background(), cfg.Server.ShutdownTimeout)
+		defer cancel()
+		adm.Close(cctx)
+	}()
+
+	gcCtx, stopGC := context.WithCancel(context.Background())
+	gcDone := make(chan struct{})
+	go func() {
+		defer close(gcDone)
+		data.RunCollector(gcCtx, store, cfg.Store.GCInterval, log)
+	}()
+	defer func() { stopGC(); <-gcDone }()
+
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listening on %s: %w (is another process using it? set listen / ARBOR_LISTEN)", cfg.Listen, err)
+	}
+	log.Info("arbor serving", "version", version, "listen", ln.Addr().String(), "upstream", cfg.Upstream.URL, "admin_socket", adm.Path())
+	if hooks.ready != nil {
+		hooks.ready(ln.Addr().String())
+	}
+
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(ln) }()
+	select {
+	case err := <-serveErr:
+		if err != nil {
+			return err
+		}
+		return errors.New("gateway stopped unexpectedly")
+	case <-ctx.Done():
+	}
+
+	log.Info("shutting down: finishing requests in flight", "timeout", cfg.Server.ShutdownTimeout)
+	sctx, cancel := context.WithTimeout(context.Background(), cfg.Server.ShutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		log.Error("graceful shutdown incomplete", "err", err)
+	}
+	<-serveErr
+	return nil
+}

@@ -1,0 +1,109 @@
+package httperr_test
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/vintner/arbor/gateway/httperr"
+)
+
+func TestFrom(t *testing.T) {
+	cause := errors.New("dial tcp 10.0.0.7:5432: connection refused")
+	own := httperr.Wrap(cause, http.StatusBadGateway, "provider_unavailable", "GitHub is not answering")
+	tests := []struct {
+		name   string
+		err    error
+		status int
+		code   string
+		cause  bool
+	}{
+		{"own error", own, 502, "provider_unavailable", true},
+		{"own error wrapped", fmt.Errorf("callback: %w", own), 502, "provider_unavailable", true},
+		{"fiber 404", fiber.ErrNotFound, 404, httperr.CodeNotFound, true},
+		{"fiber 413", fiber.ErrRequestEntityTooLarge, 413, httperr.CodeBodyTooLarge, true},
+		{"fiber 431", fiber.ErrRequestHeaderFieldsTooLarge, 431, httperr.CodeHeaderTooLarge, true},
+		{"fiber 408", fiber.ErrRequestTimeout, 408, httperr.CodeRequestTimeout, true},
+		{"fiber 400", fiber.NewError(400, "error when parsing request headers: \"secret\""), 400, httperr.CodeBadRequest, true},
+		{"fiber odd 4xx", fiber.NewError(418, "teapot"), 418, httperr.CodeBadRequest, true},
+		{"plain error", cause, 500, httperr.CodeInternal, true},
+		{"nil", nil, 500, httperr.CodeInternal, true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			e := httperr.From(tc.err)
+			if e.Status != tc.status || e.Code != tc.code {
+				t.Fatalf("From = %d %s, want %d %s", e.Status, e.Code, tc.status, tc.code)
+			}
+			if e.Message == "" || strings.Contains(e.Message, "secret") || strings.Contains(e.Message, "10.0.0.7") {
+				t.Fatalf("message %q is empty or leaks the cause", e.Message)
+			}
+			if tc.cause && e.Unwrap() == nil {
+				t.Fatalf("cause lost")
+			}
+		})
+	}
+	if !errors.Is(own, cause) {
+		t.Errorf("errors.Is does not see through Error")
+	}
+	if !strings.Contains(own.Error(), "connection refused") {
+		t.Errorf("Error() should carry the cause for logs: %q", own.Error())
+	}
+}
+
+func TestHandlerRendering(t *testing.T) {
+	app := fiber.New(fiber.Config{
+		DisableStartupMessage: true,
+		ErrorHandler:          httperr.Handler(httperr.HandlerConfig{RequestID: func(*fiber.Ctx) string { return "rid-1" }}),
+	})
+	app.Get("/fail", func(c *fiber.Ctx) error {
+		return httperr.Wrap(errors.New("token=abc"), 401, httperr.CodeUnauthorized, "Sign in <first>")
+	})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = app.Listener(ln) }()
+	defer func() { _ = app.Shutdown() }()
+	url := "http://" + ln.Addr().String()
+
+	tests := []struct {
+		path, accept string
+		status       int
+		ctype        string
+		want         string
+	}{
+		{"/fail", "", 401, "application/json", `{"error":"unauthorized","message":"Sign in \u003cfirst\u003e","request_id":"rid-1"}`},
+		{"/fail", "application/json, text/html;q=0.5", 401, "application/json", `"error":"unauthorized"`},
+		{"/fail", "text/html,*/*;q=0.8", 401, "text/html", "Sign in &lt;first&gt;"},
+		{"/missing", "", 404, "application/json", `"error":"not_found"`},
+	}
+	for _, tc := range tests {
+		req, _ := http.NewRequest(http.MethodGet, url+tc.path, nil)
+		if tc.accept != "" {
+			req.Header.Set("Accept", tc.accept)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != tc.status || !strings.HasPrefix(resp.Header.Get("Content-Type"), tc.ctype) || !strings.Contains(string(body), tc.want) {
+			t.Errorf("%s (Accept %q) = %d %s %s", tc.path, tc.accept, resp.StatusCode, resp.Header.Get("Content-Type"), body)
+		}
+		if strings.Contains(string(body), "token=abc") {
+			t.Errorf("cause leaked: %s", body)
+		}
+		if tc.ctype == "application/json" && !json.Valid(body) {
+			t.Errorf("invalid JSON: %s", body)
+		}
+	}
+}

@@ -1,0 +1,126 @@
+package httperr
+
+import (
+	"context"
+	"encoding/json"
+	"html"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/gofiber/fiber/v2"
+)
+
+// body is the JSON shape of every error Arbor answers.
+type body struct {
+	Error     string `json:"error"`
+	Message   string `json:"message"`
+	RequestID string `json:"request_id,omitempty"`
+}
+
+// WantsHTML reports whether the client prefers an HTML page to JSON, as a
+// browser navigating to a URL does (Accept: text/html,…). A missing Accept
+// header, */* or an explicit application/json preference all get JSON.
+func WantsHTML(c *fiber.Ctx) bool {
+	if len(c.Request().Header.Peek(fiber.HeaderAccept)) == 0 {
+		return false
+	}
+	return c.Accepts(fiber.MIMEApplicationJSON, fiber.MIMETextHTML) == fiber.MIMETextHTML
+}
+
+// Render writes e as the response: JSON, or a small HTML page when the client
+// prefers HTML. It replaces any body already set but keeps headers a handler
+// set on purpose (WWW-Authenticate, Retry-After, …). Error responses are
+// never cached. e.Err is not written anywhere; log it with [Log].
+func Render(c *fiber.Ctx, e *Error, requestID string) error {
+	status := e.Status
+	if status < 400 || status > 599 {
+		status = http.StatusInternalServerError
+	}
+	c.Status(status)
+	c.Set(fiber.HeaderCacheControl, "no-store")
+	if WantsHTML(c) {
+		c.Set(fiber.HeaderContentType, fiber.MIMETextHTMLCharsetUTF8)
+		return c.SendString(page(status, e.Message, requestID))
+	}
+	b, err := json.Marshal(body{Error: e.Code, Message: e.Message, RequestID: requestID})
+	if err != nil {
+		// Only strings are marshalled, so this cannot happen; answer anyway.
+		b = []byte(`{"error":"internal_error","message":"error rendering failed"}`)
+	}
+	c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSONCharsetUTF8)
+	return c.Send(b)
+}
+
+// page is the HTML error page. It is deliberately plain: no assets, no
+// script, every dynamic value escaped.
+func page(status int, message, requestID string) string {
+	title := strconv.Itoa(status) + " " + http.StatusText(status)
+	var b strings.Builder
+	b.Grow(512 + len(message) + len(requestID))
+	b.WriteString(`<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1"><title>`)
+	b.WriteString(html.EscapeString(title))
+	b.WriteString(`</title><style>body{font-family:system-ui,sans-serif;max-width:40rem;margin:4rem auto;padding:0 1rem;color:#222}code{background:#f2f2f2;padding:.1rem .3rem}</style></head><body><h1>`)
+	b.WriteString(html.EscapeString(title))
+	b.WriteString(`</h1><p>`)
+	b.WriteString(html.EscapeString(message))
+	b.WriteString(`</p>`)
+	if requestID != "" {
+		b.WriteString(`<p>Request id: <code>`)
+		b.WriteString(html.EscapeString(requestID))
+		b.WriteString(`</code></p>`)
+	}
+	b.WriteString(`</body></html>`)
+	return b.String()
+}
+
+// Log records e with its cause. Server-side failures (5xx) are logged at
+// error level, client errors at debug: a 404 storm should not flood the log,
+// but every 5xx deserves a line an operator can find by request id.
+func Log(ctx context.Context, logger *slog.Logger, e *Error, requestID string) {
+	if logger == nil {
+		return
+	}
+	level := slog.LevelDebug
+	if e.Status >= 500 {
+		level = slog.LevelError
+	}
+	if !logger.Enabled(ctx, level) {
+		return
+	}
+	attrs := []slog.Attr{
+		slog.String("request_id", requestID),
+		slog.Int("status", e.Status),
+		slog.String("error", e.Code),
+	}
+	if e.Err != nil {
+		attrs = append(attrs, slog.String("cause", e.Err.Error()))
+	}
+	logger.LogAttrs(ctx, level, "request failed", attrs...)
+}
+
+// HandlerConfig configures [Handler].
+type HandlerConfig struct {
+	// Logger receives one line per error (see [Log]). Nil disables logging.
+	Logger *slog.Logger
+	// RequestID returns the request's id for the body and the log line. Nil
+	// renders errors without one.
+	RequestID func(c *fiber.Ctx) string
+}
+
+// Handler returns a Fiber ErrorHandler that classifies with [From], logs with
+// [Log] and writes with [Render]. The gateway installs its own, which also
+// feeds the access log and metrics; Handler is for standalone Fiber apps and
+// tests that want the same error shape.
+func Handler(cfg HandlerConfig) fiber.ErrorHandler {
+	return func(c *fiber.Ctx, err error) error {
+		e := From(err)
+		id := ""
+		if cfg.RequestID != nil {
+			id = cfg.RequestID(c)
+		}
+		Log(c.Context(), cfg.Logger, e, id)
+		return Render(c, e, id)
+	}
+}

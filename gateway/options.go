@@ -1,0 +1,251 @@
+package gateway
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/vintner/arbor/gateway/proxy"
+)
+
+// Defaults applied by New to zero Options fields.
+const (
+	DefaultListen                        = "127.0.0.1:8080"
+	DefaultUpstreamDialTimeout           = proxy.DefaultDialTimeout
+	DefaultUpstreamResponseHeaderTimeout = proxy.DefaultResponseHeaderTimeout
+	DefaultUpstreamIdleTimeout           = proxy.DefaultIdleConnTimeout
+	DefaultUpstreamMaxConns              = proxy.DefaultMaxConns
+	DefaultIdleTimeout                   = 90 * time.Second
+	DefaultReadTimeout                   = 30 * time.Second
+	DefaultMaxHeaderBytes                = 16 << 10
+	DefaultBodyLimit                     = proxy.DefaultBodyLimit
+	DefaultAPIBodyLimit                  = 1 << 20
+	DefaultReadyTimeout                  = 2 * time.Second
+
+	minMaxHeaderBytes = 1 << 10
+)
+
+// Options configure a Server. Every zero field gets the default documented
+// on it; New validates the result and says what to fix.
+type Options struct {
+	// Listen is the TCP address ListenAndServe listens on. Default
+	// "127.0.0.1:8080": loopback unless told otherwise. Serve ignores it.
+	Listen string
+
+	// Upstream is the base URL of the app behind Arbor, e.g.
+	// "http://127.0.0.1:3000" or "https://trellis.internal/app". Requests no
+	// Arbor route claims are relayed there; a base path is prepended to
+	// every request path. Empty disables the proxy: unclaimed requests then
+	// get 404 not_found.
+	Upstream string
+	// UpstreamDialTimeout bounds connecting (and TLS) to the upstream.
+	// Default 5s. A failed dial answers 502 upstream_unavailable.
+	UpstreamDialTimeout time.Duration
+	// UpstreamResponseHeaderTimeout bounds the wait for the upstream's
+	// response header; the body is not limited (downloads, SSE). Default
+	// 60s. Exceeding it answers 504 upstream_timeout.
+	UpstreamResponseHeaderTimeout time.Duration
+	// UpstreamIdleTimeout closes pooled upstream connections idle this long.
+	// Default 4s: below the shortest common upstream keep-alive (Node.js,
+	// 5s), so Arbor never reuses a connection the upstream is closing.
+	UpstreamIdleTimeout time.Duration
+	// UpstreamMaxConns caps connections to the upstream; every open event
+	// stream holds one. Default 2048.
+	UpstreamMaxConns int
+	// UpstreamTLS configures TLS to an https upstream. Nil: system roots.
+	UpstreamTLS *tls.Config
+	// RewriteHost sends the upstream URL's host as Host instead of the
+	// client's. Default false, as oauth2-proxy does: apps build absolute
+	// URLs from Host. X-Forwarded-Host always carries the client's host.
+	RewriteHost bool
+
+	// IdleTimeout closes a client keep-alive connection idle this long.
+	// Enforced late by at most a tenth of the shorter of the two timeouts
+	// (at most 2 s). Default 90s.
+	IdleTimeout time.Duration
+	// ReadTimeout bounds receiving a request's headers and any stall of a
+	// proxied body (an upload may take longer as long as bytes keep
+	// coming); a body for Arbor's own routes must arrive within it whole.
+	// Enforced late by at most a tenth of it. Default 30s.
+	ReadTimeout time.Duration
+	// MaxHeaderBytes caps the request line plus headers; over it, 431
+	// header_too_large. It is also the per-connection read buffer. Default
+	// 16 KiB (cookies of other apps on the same domain add up), minimum 1 KiB.
+	MaxHeaderBytes int
+	// BodyLimit caps a proxied request body in bytes: 413 body_too_large.
+	// Default 32 MiB; -1 disables the cap. Bodies are streamed to the
+	// upstream, so the cap is about abuse, not memory.
+	BodyLimit int64
+	// APIBodyLimit caps request bodies of Arbor's own routes (mounted with
+	// Mount), which handlers read whole. Default 1 MiB.
+	APIBodyLimit int64
+
+	// TrustedProxies lists the peers (CIDR prefixes or single IPs) whose
+	// X-Forwarded-For/-Proto/-Host, Forwarded and X-Real-Ip are believed and
+	// extended, e.g. the load balancer in front of Arbor. From any other
+	// peer these headers are replaced. Default: none.
+	TrustedProxies []string
+	// IdentityHeaders are extra header names stripped from every client
+	// request, besides all X-Arbor-* headers, because the upstream reads
+	// identity from them (X-Forwarded-User, Remote-User, X-Email, …).
+	// Matching ignores case and treats '_' like '-'.
+	IdentityHeaders []string
+	// Director edits each upstream request after stripping; Arbor's identity
+	// headers are added here. The gateway sets X-Request-Id before calling
+	// it. See proxy.Director.
+	Director proxy.Director
+
+	// Logger receives error details and everything handlers log through
+	// gateway.Logger(c). Default: JSON (NewJSONHandler) to stderr.
+	Logger *slog.Logger
+	// AccessLogger receives the access log: one line per request. Default:
+	// Logger if it is set; otherwise JSON (NewJSONHandler) to stderr through
+	// a BufferedWriter, flushed at Shutdown, because an unbuffered write per
+	// request costs a system call per request. Callers that pass their own
+	// should use both too: slog.New(gateway.NewJSONHandler(
+	// gateway.NewBufferedWriter(w, 0, 0), nil)).
+	AccessLogger *slog.Logger
+	// Registry receives the gateway's metrics and is served on /metrics.
+	// Default: a new registry with the Go and process collectors.
+	Registry *prometheus.Registry
+	// Ready reports whether Arbor can serve (typically: the store answers).
+	// /readyz calls it with a ReadyTimeout deadline. Nil: always ready.
+	Ready func(ctx context.Context) error
+	// ReadyTimeout bounds a Ready call. Default 2s.
+	ReadyTimeout time.Duration
+}
+
+// resolved is Options after defaults and parsing.
+type resolved struct {
+	Options
+	upstream  *url.URL
+	trusted   []netip.Prefix
+	accessBuf *BufferedWriter // the default access log's buffer, owned by the Server
+}
+
+func (o Options) resolve() (*resolved, error) {
+	r := &resolved{Options: o}
+	var errs []error
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+
+	if r.Listen == "" {
+		r.Listen = DefaultListen
+	} else if _, _, err := net.SplitHostPort(r.Listen); err != nil {
+		bad("Listen %q is not host:port (%v); write e.g. 127.0.0.1:8080 or :8080", r.Listen, err)
+	}
+	if r.Upstream != "" {
+		u, err := url.Parse(r.Upstream)
+		switch {
+		case err != nil:
+			bad("Upstream is not a URL (%v); write e.g. http://127.0.0.1:3000", redactParseError(err))
+		case u.Scheme != "http" && u.Scheme != "https":
+			bad("Upstream %q: scheme must be http or https; write e.g. http://127.0.0.1:3000", u.Redacted())
+		case u.Hostname() == "":
+			bad("Upstream %q has no host; write e.g. http://127.0.0.1:3000", u.Redacted())
+		case u.User != nil:
+			bad("Upstream %q must not contain credentials (they would reach logs); let the upstream trust Arbor's identity headers instead", u.Redacted())
+		case u.RawQuery != "" || u.Fragment != "":
+			bad("Upstream %q must not have a query or fragment; only scheme, host, port and base path are used", u.Redacted())
+		default:
+			r.upstream = u
+		}
+	}
+	nonNegative := func(name string, d *time.Duration, def time.Duration) {
+		switch {
+		case *d < 0:
+			bad("%s is negative (%v); use a positive duration such as %v, or 0 for the default", name, *d, def)
+		case *d == 0:
+			*d = def
+		}
+	}
+	nonNegative("UpstreamDialTimeout", &r.UpstreamDialTimeout, DefaultUpstreamDialTimeout)
+	nonNegative("UpstreamResponseHeaderTimeout", &r.UpstreamResponseHeaderTimeout, DefaultUpstreamResponseHeaderTimeout)
+	nonNegative("UpstreamIdleTimeout", &r.UpstreamIdleTimeout, DefaultUpstreamIdleTimeout)
+	nonNegative("IdleTimeout", &r.IdleTimeout, DefaultIdleTimeout)
+	nonNegative("ReadTimeout", &r.ReadTimeout, DefaultReadTimeout)
+	nonNegative("ReadyTimeout", &r.ReadyTimeout, DefaultReadyTimeout)
+
+	switch {
+	case r.UpstreamMaxConns < 0:
+		bad("UpstreamMaxConns is negative (%d); use 0 for the default %d", r.UpstreamMaxConns, DefaultUpstreamMaxConns)
+	case r.UpstreamMaxConns == 0:
+		r.UpstreamMaxConns = DefaultUpstreamMaxConns
+	}
+	switch {
+	case r.MaxHeaderBytes == 0:
+		r.MaxHeaderBytes = DefaultMaxHeaderBytes
+	case r.MaxHeaderBytes < minMaxHeaderBytes:
+		bad("MaxHeaderBytes %d is below the minimum %d; browsers routinely send several KiB of headers", r.MaxHeaderBytes, minMaxHeaderBytes)
+	}
+	switch {
+	case r.BodyLimit == 0:
+		r.BodyLimit = DefaultBodyLimit
+	case r.BodyLimit < -1:
+		bad("BodyLimit %d is invalid; use a byte count, 0 for the default (%d) or -1 for no limit", r.BodyLimit, DefaultBodyLimit)
+	}
+	switch {
+	case r.APIBodyLimit == 0:
+		r.APIBodyLimit = DefaultAPIBodyLimit
+	case r.APIBodyLimit < 0:
+		bad("APIBodyLimit %d is negative; use a byte count or 0 for the default (%d)", r.APIBodyLimit, DefaultAPIBodyLimit)
+	}
+	for i, s := range r.TrustedProxies {
+		p, err := parsePrefix(s)
+		if err != nil {
+			bad("TrustedProxies[%d] %q is not an IP address or CIDR prefix; write e.g. 10.0.0.0/8 or 192.168.1.10", i, s)
+			continue
+		}
+		r.trusted = append(r.trusted, p)
+	}
+	if r.Logger == nil {
+		r.Logger = slog.New(NewJSONHandler(os.Stderr, nil))
+		if r.AccessLogger == nil {
+			r.accessBuf = NewBufferedWriter(os.Stderr, 0, 0)
+			r.AccessLogger = slog.New(NewJSONHandler(r.accessBuf, nil))
+		}
+	}
+	if r.AccessLogger == nil {
+		r.AccessLogger = r.Logger
+	}
+	if len(errs) > 0 {
+		return nil, fmt.Errorf("gateway: invalid options: %w", errors.Join(errs...))
+	}
+	return r, nil
+}
+
+func parsePrefix(s string) (netip.Prefix, error) {
+	s = strings.TrimSpace(s)
+	if strings.Contains(s, "/") {
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			return netip.Prefix{}, err
+		}
+		return p.Masked(), nil
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Prefix{}, err
+	}
+	a = a.Unmap()
+	return netip.PrefixFrom(a, a.BitLen()), nil
+}
+
+// redactParseError drops the URL a *url.Error repeats, which may carry
+// credentials.
+func redactParseError(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return ue.Err
+	}
+	return err
+}

@@ -1,0 +1,165 @@
+package proxy
+
+import (
+	"net/url"
+	"testing"
+
+	"github.com/valyala/fasthttp"
+)
+
+func TestHasDotSegment(t *testing.T) {
+	tests := []struct {
+		path string
+		want bool
+	}{
+		{"/", false},
+		{"/a/b/c", false},
+		{"/file.tar.gz", false},
+		{"/.well-known/openid-configuration", false},
+		{"/a/...", false},
+		{"/a/..b", false},
+		{"/a%2Fb", false},
+		{"/%41", false},
+		{"/.", true},
+		{"/..", true},
+		{"/a/./b", true},
+		{"/a/../b", true},
+		{"/a/..", true},
+		{"/a/%2e%2e/b", true},
+		{"/a/%2E./b", true},
+		{"/a/.%2e", true},
+		{"/a%2f..%2fb", true},
+		{"/a%2F..", true},
+		{"/a\\..\\b", true},
+		{"/a%5c..%5cb", true},
+		{"/a/%2", false},
+		{"/a/%zz", false},
+	}
+	for _, tc := range tests {
+		if got := hasDotSegment([]byte(tc.path)); got != tc.want {
+			t.Errorf("hasDotSegment(%q) = %v, want %v", tc.path, got, tc.want)
+		}
+	}
+}
+
+func TestClassify(t *testing.T) {
+	u, _ := url.Parse("http://127.0.0.1:1")
+	p, err := New(Config{Upstream: u, IdentityHeaders: []string{"Remote-User", "x_email"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	tests := []struct {
+		name string
+		want hdrAction
+	}{
+		{"Accept", keep},
+		{"Cookie", keep},
+		{"X-Arborist", keep},
+		{"X-Request-Id", keep},
+		{"Connection", drop},
+		{"KEEP-ALIVE", drop},
+		{"Te", drop},
+		{"Trailer", drop},
+		{"Transfer-Encoding", drop},
+		{"Upgrade", drop},
+		{"Expect", drop},
+		{"Proxy-Authorization", drop},
+		{"proxy_connection", drop},
+		{"X-Arbor-User-Id", drop},
+		{"x_arbor_user_id", drop},
+		{"X_ARBOR-EMAIL", drop},
+		{"Remote-User", drop},
+		{"REMOTE_USER", drop},
+		{"X-Email", drop},
+		{"x_email", drop},
+		{"X-Forwarded-For", fwdFor},
+		{"x-forwarded-proto", fwdProto},
+		{"X-Forwarded-Host", fwdHost},
+		{"Forwarded", fwdForwarded},
+		{"X-Real-Ip", fwdRealIP},
+		{"X-Forwarded-Prefix", fwdOther},
+		{"X_Forwarded_For", drop},
+		{"X-Forwarded_Host", drop},
+		{"X_Real_IP", drop},
+	}
+	for _, tc := range tests {
+		if got := p.classify([]byte(tc.name)); got != tc.want {
+			t.Errorf("classify(%q) = %d, want %d", tc.name, got, tc.want)
+		}
+	}
+}
+
+func TestSawHeaderEnd(t *testing.T) {
+	tests := []struct {
+		name  string
+		reads []string
+		want  int // index of the read that completes the header, -1 for none
+	}{
+		{"one read", []string{"HTTP/1.1 200 OK\r\nA: b\r\n\r\nbody"}, 0},
+		{"split in the blank line", []string{"HTTP/1.1 200 OK\r\nA: b\r\n", "\r\nbody"}, 1},
+		{"split after CR", []string{"HTTP/1.1 200 OK\r\nA: b\r\n\r", "\nbody"}, 1},
+		{"split byte by byte", []string{"HTTP/1.1 200 OK\r", "\n", "\r", "\n"}, 3},
+		{"not yet", []string{"HTTP/1.1 200 OK\r\n", "A: b\r\n"}, -1},
+		{"false start", []string{"HTTP/1.1 200 OK\r\n\r", "X\r\n", "\r\n"}, 2},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c := &headerConn{}
+			got := -1
+			for i, r := range tc.reads {
+				if c.sawHeaderEnd([]byte(r)) {
+					got = i
+					break
+				}
+			}
+			if got != tc.want {
+				t.Fatalf("header end seen at read %d, want %d", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestTokenList(t *testing.T) {
+	var tl tokenList
+	tl.parse([]byte(" keep-alive, X-Foo ,close,x_bar, Upgrade"))
+	for name, want := range map[string]bool{"X-Foo": true, "x-foo": true, "X-Bar": true, "Keep-Alive": false, "Upgrade": false, "X-Baz": false} {
+		if got := tl.has([]byte(name)); got != want {
+			t.Errorf("has(%q) = %v, want %v", name, got, want)
+		}
+	}
+}
+
+func TestIsWebSocketUpgrade(t *testing.T) {
+	tests := []struct {
+		method, conn, upgrade string
+		want                  bool
+	}{
+		{"GET", "Upgrade", "websocket", true},
+		{"GET", "keep-alive, Upgrade", "WebSocket", true},
+		{"GET", "keep-alive", "websocket", false},
+		{"GET", "Upgrade", "h2c", false},
+		{"POST", "Upgrade", "websocket", false},
+	}
+	for _, tc := range tests {
+		var h fasthttp.RequestHeader
+		h.SetMethod(tc.method)
+		h.Set("Connection", tc.conn)
+		h.Set("Upgrade", tc.upgrade)
+		if got := isWebSocketUpgrade(&h); got != tc.want {
+			t.Errorf("%s Connection: %s Upgrade: %s = %v, want %v", tc.method, tc.conn, tc.upgrade, got, tc.want)
+		}
+	}
+}
+
+func TestNewValidates(t *testing.T) {
+	for _, raw := range []string{"ftp://x", "http://", "http://u:p@x", "http://x/?q=1"} {
+		u, _ := url.Parse(raw)
+		if _, err := New(Config{Upstream: u}); err == nil {
+			t.Errorf("New accepted Upstream %q", raw)
+		}
+	}
+	if _, err := New(Config{}); err == nil {
+		t.Errorf("New accepted a nil Upstream")
+	}
+}

@@ -1,0 +1,406 @@
+package proxy
+
+import (
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/valyala/fasthttp"
+
+	"github.com/vintner/arbor/gateway/httperr"
+)
+
+// Director edits the upstream request after the proxy has removed
+// hop-by-hop and identity headers and set the forwarding headers, just
+// before it is sent. Arbor uses it to add its own identity headers
+// (X-Arbor-User-Id, the assertion JWT, …): because it runs after stripping,
+// whatever it sets is what the upstream sees. Returning an error aborts the
+// request; the error is rendered by the error handler (an *httperr.Error
+// keeps its status and code).
+type Director func(c *fiber.Ctx, req *fasthttp.Request) error
+
+// StreamObserver learns how a relayed response body ended. The proxy calls
+// StreamDone exactly once per response that had a body, after the last byte
+// was written to the client or the relay failed; written is the number of
+// body bytes read from the upstream. upstreamErr is set when the upstream
+// broke off the body, clientErr when writing to the client failed.
+type StreamObserver interface {
+	StreamDone(written int64, upstreamErr, clientErr error)
+}
+
+// Defaults for zero Config fields.
+const (
+	DefaultDialTimeout           = 5 * time.Second
+	DefaultResponseHeaderTimeout = 60 * time.Second
+	DefaultIdleConnTimeout       = 4 * time.Second
+	DefaultMaxConns              = 2048
+	DefaultBodyLimit             = 32 << 20
+	DefaultBodyReadTimeout       = 30 * time.Second
+)
+
+// Config configures a Proxy. Zero values get the documented defaults.
+type Config struct {
+	// Upstream is where requests go: http or https, host and optional port,
+	// optional base path that is prepended to every request path. Required.
+	Upstream *url.URL
+
+	// DialTimeout bounds opening a connection (and the TLS handshake) to the
+	// upstream. Default 5s. A failed or timed-out dial answers 502
+	// upstream_unavailable: the upstream is down, not slow.
+	DialTimeout time.Duration
+	// ResponseHeaderTimeout bounds the wait for the upstream's response
+	// header once the request has been sent. The body is not limited, so
+	// downloads and event streams can run as long as they need. Default 60s.
+	// Exceeding it answers 504 upstream_timeout.
+	ResponseHeaderTimeout time.Duration
+	// IdleConnTimeout closes pooled upstream connections idle this long.
+	// Default 4s, below the 5s keep-alive timeout of Node.js servers, the
+	// shortest common default: an upstream that closes an idle connection
+	// first makes the next request on it fail.
+	IdleConnTimeout time.Duration
+	// MaxConns caps concurrent connections to the upstream. Each streaming
+	// response (SSE) holds one for its lifetime. Default 2048.
+	MaxConns int
+	// TLSConfig is used for an https upstream. Nil means the system roots and
+	// the upstream's host name.
+	TLSConfig *tls.Config
+
+	// TrustedProxies are the networks whose X-Forwarded-*, Forwarded and
+	// X-Real-Ip headers are believed and extended. From any other peer those
+	// headers are replaced.
+	TrustedProxies []netip.Prefix
+	// IdentityHeaders are header names, besides every X-Arbor-* header, that
+	// are stripped from client requests because the upstream treats them as
+	// identity (e.g. X-Forwarded-User, Remote-User). Matching ignores case
+	// and treats '_' and '-' alike.
+	IdentityHeaders []string
+	// RewriteHost sends the upstream's host in the Host header instead of the
+	// client's. The client's host is always in X-Forwarded-Host.
+	RewriteHost bool
+
+	// BodyLimit caps a request body in bytes. A larger Content-Length is
+	// refused with 413 before the upstream is contacted; a chunked body is
+	// cut off (and answered 413) when it crosses the limit. Default 32 MiB;
+	// negative means no limit.
+	BodyLimit int64
+	// BodyReadTimeout is how long a request body may stall (no bytes from
+	// the client) before the upload is abandoned. Default 30s.
+	BodyReadTimeout time.Duration
+
+	// Director, if set, edits each upstream request last. See Director.
+	Director Director
+	// Observe, if set, is called when a response body is about to be
+	// relayed; the returned observer is told how the relay ended. It lets
+	// the access log and metrics account for a streamed body at its end
+	// rather than when the handler returns.
+	Observe func(c *fiber.Ctx) StreamObserver
+}
+
+// Proxy is the reverse proxy to one upstream. It is safe for concurrent use.
+type Proxy struct {
+	cfg          Config
+	client       *fasthttp.HostClient
+	addr         string // host:port to dial
+	upstreamHost string // for RewriteHost
+	basePath     []byte
+	tlsConfig    *tls.Config
+	identity     identitySet
+	dialer       net.Dialer
+	tunnels      tunnelSet
+	watchdog     watchdog
+	closed       atomic.Bool
+}
+
+// New validates cfg and returns a Proxy. Errors name the field and say how
+// to fix it.
+func New(cfg Config) (*Proxy, error) {
+	u := cfg.Upstream
+	if u == nil {
+		return nil, errors.New("proxy: Upstream is required; set it to the app's base URL, e.g. http://127.0.0.1:3000")
+	}
+	if u.Scheme != "http" && u.Scheme != "https" {
+		return nil, fmt.Errorf("proxy: Upstream %q: scheme must be http or https, e.g. http://127.0.0.1:3000", u.Redacted())
+	}
+	if u.Host == "" || u.Hostname() == "" {
+		return nil, fmt.Errorf("proxy: Upstream %q has no host; write it as scheme://host[:port][/base], e.g. http://127.0.0.1:3000", u.Redacted())
+	}
+	if u.User != nil {
+		return nil, fmt.Errorf("proxy: Upstream %q must not contain credentials: they would end up in logs and errors; have the upstream trust Arbor's identity headers instead", u.Redacted())
+	}
+	if u.RawQuery != "" || u.Fragment != "" {
+		return nil, fmt.Errorf("proxy: Upstream %q must not have a query or fragment; only scheme, host, port and base path are used", u.Redacted())
+	}
+	for i, name := range cfg.IdentityHeaders {
+		n := strings.TrimSpace(name)
+		if n == "" || len(n) > maxIdentityLen || !validToken(n) {
+			return nil, fmt.Errorf("proxy: IdentityHeaders[%d] %q is not a valid header name (letters, digits and !#$%%&'*+-.^_`|~, at most %d characters)", i, name, maxIdentityLen)
+		}
+		switch foldString(n) {
+		case "host", "content-length", "transfer-encoding", "connection":
+			return nil, fmt.Errorf("proxy: IdentityHeaders[%d] %q cannot be stripped: requests need it; remove it from the list", i, name)
+		}
+	}
+	if cfg.DialTimeout <= 0 {
+		cfg.DialTimeout = DefaultDialTimeout
+	}
+	if cfg.ResponseHeaderTimeout <= 0 {
+		cfg.ResponseHeaderTimeout = DefaultResponseHeaderTimeout
+	}
+	if cfg.IdleConnTimeout <= 0 {
+		cfg.IdleConnTimeout = DefaultIdleConnTimeout
+	}
+	if cfg.MaxConns <= 0 {
+		cfg.MaxConns = DefaultMaxConns
+	}
+	if cfg.BodyLimit == 0 {
+		cfg.BodyLimit = DefaultBodyLimit
+	}
+	if cfg.BodyReadTimeout <= 0 {
+		cfg.BodyReadTimeout = DefaultBodyReadTimeout
+	}
+
+	p := &Proxy{
+		cfg:          cfg,
+		upstreamHost: u.Host,
+		identity:     newIdentitySet(cfg.IdentityHeaders),
+		dialer:       net.Dialer{KeepAlive: 30 * time.Second},
+	}
+	port := u.Port()
+	if port == "" {
+		port = "80"
+		if u.Scheme == "https" {
+			port = "443"
+		}
+	}
+	p.addr = net.JoinHostPort(u.Hostname(), port)
+	if base := strings.TrimRight(u.EscapedPath(), "/"); base != "" {
+		p.basePath = []byte(base)
+	}
+	if u.Scheme == "https" {
+		tc := cfg.TLSConfig.Clone()
+		if tc == nil {
+			tc = &tls.Config{MinVersion: tls.VersionTLS12}
+		}
+		if tc.ServerName == "" {
+			tc.ServerName = u.Hostname()
+		}
+		p.tlsConfig = tc
+	}
+	p.tunnels.init()
+	p.watchdog.start(cfg.ResponseHeaderTimeout)
+
+	p.client = &fasthttp.HostClient{
+		Addr: p.addr,
+		Dial: p.dial,
+		// TLS, when needed, is done by p.dial so that headerConn sees
+		// plaintext; the HostClient itself speaks plain HTTP. There is no
+		// ReadTimeout: headerConn's watchdog enforces ResponseHeaderTimeout.
+		IsTLS:                         false,
+		MaxConns:                      cfg.MaxConns,
+		MaxConnWaitTimeout:            cfg.DialTimeout,
+		MaxIdleConnDuration:           cfg.IdleConnTimeout,
+		StreamResponseBody:            true,
+		DisablePathNormalizing:        true,
+		DisableHeaderNamesNormalizing: false,
+		NoDefaultUserAgentHeader:      true,
+		MaxIdemponentCallAttempts:     2,
+		RetryIfErr:                    retryIfErr,
+	}
+	return p, nil
+}
+
+// retryIfErr retries a request once on a fresh connection when a pooled
+// connection turned out to be closed by the upstream before it answered,
+// and only for idempotent methods: a POST may already have been acted on.
+// Timeouts are never retried (that would double the wait), and requests with
+// a body are never retried by fasthttp (the body stream is consumed).
+func retryIfErr(req *fasthttp.Request, attempts int, err error) (resetTimeout, retry bool) {
+	if attempts >= 2 || isTimeout(err) {
+		return false, false
+	}
+	h := &req.Header
+	if !(h.IsGet() || h.IsHead() || h.IsOptions() || h.IsPut() || h.IsDelete() || h.IsTrace()) {
+		return false, false
+	}
+	return false, errors.Is(err, fasthttp.ErrConnectionClosed) || errors.Is(err, io.EOF) ||
+		errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
+}
+
+func validToken(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		case strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0:
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// Handler proxies the request to the upstream. Install it as the last
+// handler (a catch-all): every route registered before it takes precedence.
+func (p *Proxy) Handler(c *fiber.Ctx) error {
+	req := c.Request()
+	if req.Header.IsConnect() {
+		return httperr.New(http.StatusMethodNotAllowed, httperr.CodeMethodNotAllowed, "CONNECT is not supported by this gateway")
+	}
+	if hasDotSegment(req.URI().PathOriginal()) {
+		return httperr.BadRequest(httperr.CodeBadPath, `The request path contains "." or ".." segments; resolve them before sending the request`)
+	}
+	cl := int64(req.Header.ContentLength())
+	if p.cfg.BodyLimit >= 0 && cl > p.cfg.BodyLimit {
+		return httperr.New(http.StatusRequestEntityTooLarge, httperr.CodeBodyTooLarge,
+			fmt.Sprintf("The request body is larger than the %d bytes this gateway accepts", p.cfg.BodyLimit))
+	}
+	ws := isWebSocketUpgrade(&req.Header)
+	x := p.acquire()
+	if err := p.rewriteRequest(c, x, ws); err != nil {
+		x.release()
+		return err
+	}
+	if ws {
+		return p.serveWebSocket(c, x)
+	}
+	return p.roundTrip(c, x, cl)
+}
+
+func (p *Proxy) roundTrip(c *fiber.Ctx, x *exchange, cl int64) error {
+	req := c.Request()
+	if cl != 0 && req.IsBodyStream() {
+		// Relay the client's body as it arrives (Fiber's StreamRequestBody):
+		// an upload never sits whole in memory.
+		x.in = requestBody{
+			r:       req.BodyStream(),
+			ctx:     c.Context(),
+			limit:   p.cfg.BodyLimit,
+			timeout: p.cfg.BodyReadTimeout,
+		}
+		req.SetBodyStream(&x.in, int(cl))
+	} else if cl == 0 {
+		// No body: detach the empty stream so that fasthttp may retry an
+		// idempotent request on a stale pooled connection.
+		req.ResetBody()
+	}
+
+	resp := &x.resp
+	resp.Header.SetNoDefaultContentType(true)
+	if err := p.client.Do(req, resp); err != nil {
+		e := p.upstreamError(x, err)
+		x.release()
+		return e
+	}
+
+	out := c.Response()
+	resp.Header.CopyTo(&out.Header)
+	filterResponseHeaders(&out.Header, x, false)
+
+	body := resp.BodyStream()
+	if body == nil {
+		// HEAD, 204, 304: nothing to relay.
+		x.release()
+		return nil
+	}
+	size := resp.Header.ContentLength()
+	if size >= 0 && size <= smallBody {
+		// A small body of known length is read now, usually from the
+		// buffer that already holds the header, and answered like any
+		// handler's body: the upstream connection goes back to the pool at
+		// once and the request is accounted for when the handler returns.
+		return p.relaySmall(out, x, body, size)
+	}
+	if size < 0 {
+		// Chunked or close-delimited: relay chunk by chunk, and send the
+		// header at once so an event stream's client sees it connected.
+		size = -1
+		out.ImmediateHeaderFlush = true
+	}
+	x.out.r = body
+	if p.cfg.Observe != nil {
+		x.out.obs = p.cfg.Observe(c)
+	}
+	out.SetBodyStream(&x.out, size)
+	return nil
+}
+
+// smallBody is the largest body (of declared length) that is read into
+// memory instead of streamed.
+const smallBody = 8 << 10
+
+func (p *Proxy) relaySmall(out *fasthttp.Response, x *exchange, body io.Reader, size int) error {
+	if cap(x.small) < smallBody {
+		x.small = make([]byte, smallBody)
+	}
+	buf := x.small[:size]
+	_, err := io.ReadFull(body, buf)
+	if rc, ok := body.(fasthttp.ReadCloserWithError); ok {
+		_ = rc.CloseWithError(err)
+	}
+	if err != nil {
+		x.release()
+		// Forget the upstream's headers (Content-Encoding, Set-Cookie, …):
+		// the client gets Arbor's error instead.
+		out.Reset()
+		return UnavailableError(fmt.Errorf("reading a %d-byte response body: %w", size, err))
+	}
+	out.SetBody(buf)
+	x.release()
+	return nil
+}
+
+// upstreamError maps a failed exchange to the error the client sees. The
+// cause stays in Err for the log.
+func (p *Proxy) upstreamError(x *exchange, err error) *httperr.Error {
+	var de *dialError
+	switch {
+	case x.in.tooLarge:
+		return httperr.Wrap(err, http.StatusRequestEntityTooLarge, httperr.CodeBodyTooLarge,
+			fmt.Sprintf("The request body is larger than the %d bytes this gateway accepts", p.cfg.BodyLimit))
+	case x.in.err != nil:
+		return httperr.Wrap(fmt.Errorf("reading the request body from the client: %w", x.in.err),
+			http.StatusBadRequest, httperr.CodeBadRequest, "The request body could not be read")
+	case errors.As(err, &de), errors.Is(err, fasthttp.ErrNoFreeConns), errors.Is(err, fasthttp.ErrDialTimeout):
+		return UnavailableError(err)
+	case isTimeout(err):
+		return httperr.Wrap(err, http.StatusGatewayTimeout, httperr.CodeUpstreamTimeout,
+			"The upstream service did not answer in time")
+	default:
+		return UnavailableError(err)
+	}
+}
+
+// UnavailableError is the 502 upstream_unavailable error with cause err.
+func UnavailableError(err error) *httperr.Error {
+	return httperr.Wrap(err, http.StatusBadGateway, httperr.CodeUpstreamUnavailable,
+		"The upstream service is not reachable")
+}
+
+// Tunnels reports the number of open WebSocket tunnels.
+func (p *Proxy) Tunnels() int { return p.tunnels.count() }
+
+// Close stops accepting WebSocket upgrades, closes every open tunnel and
+// waits for their goroutines to end, closes idle upstream connections and
+// stops the header watchdog (requests still in flight are then no longer
+// held to ResponseHeaderTimeout).
+// Call it after the HTTP server has drained: tunnels are long-lived and are
+// not in-flight requests. Requests still being proxied are not affected.
+func (p *Proxy) Close() error {
+	if p.closed.Swap(true) {
+		return nil
+	}
+	p.tunnels.closeAll()
+	p.client.CloseIdleConnections()
+	p.watchdog.close()
+	return nil
+}

@@ -1,0 +1,169 @@
+package proxy
+
+import (
+	"errors"
+	"io"
+	"sync"
+	"time"
+
+	"github.com/valyala/fasthttp"
+)
+
+// exchange is the per-request state of one proxied request: the upstream
+// response, the body adapters and scratch buffers. It is pooled; it lives
+// until the response body has been relayed (which is after the handler
+// returns, for streamed bodies).
+type exchange struct {
+	p    *Proxy
+	resp fasthttp.Response
+	in   requestBody
+	out  responseBody
+
+	scratch []byte
+	small   []byte // body of a small response, see relaySmall
+	tokens  tokenList
+	del     nameList
+
+	// Values of forwarding headers from a trusted proxy, copied before the
+	// headers are deleted and rewritten.
+	xff, fwd, proto, fhost, realIP []byte
+}
+
+var exchangePool = sync.Pool{New: func() any {
+	x := &exchange{}
+	x.out.x = x
+	return x
+}}
+
+func (p *Proxy) acquire() *exchange {
+	x := exchangePool.Get().(*exchange) //nolint:forcetypeassert // pool holds only *exchange
+	x.p = p
+	return x
+}
+
+func (x *exchange) release() {
+	x.resp.Reset()
+	x.in = requestBody{}
+	x.out.reset()
+	x.p = nil
+	// Drop buffers that a rare huge request grew, instead of pooling them.
+	if cap(x.scratch) > 4096 {
+		x.scratch = nil
+	}
+	if cap(x.xff) > 4096 || cap(x.fwd) > 4096 {
+		x.xff, x.fwd = nil, nil
+	}
+	exchangePool.Put(x)
+}
+
+// errBodyTooLarge is returned by requestBody once the client has sent more
+// than the body limit.
+var errBodyTooLarge = errors.New("request body exceeds the configured limit")
+
+// requestBody relays the client's request body to the upstream as it
+// arrives. It enforces the body limit for bodies of unknown length (chunked
+// uploads; a declared Content-Length over the limit is refused before the
+// upstream is contacted) and keeps the client connection's read deadline
+// moving while data flows, so that ReadTimeout bounds a stall, not a long
+// upload.
+type requestBody struct {
+	r        io.Reader
+	ctx      *fasthttp.RequestCtx
+	limit    int64 // < 0: unlimited
+	n        int64
+	timeout  time.Duration
+	extended time.Time
+	tooLarge bool
+	err      error // first read error from the client
+}
+
+func (b *requestBody) Read(p []byte) (int, error) {
+	if b.tooLarge {
+		return 0, errBodyTooLarge
+	}
+	if b.limit >= 0 {
+		// Read at most one byte past the limit: enough to tell "exactly at
+		// the limit" from "over it".
+		if room := b.limit - b.n + 1; int64(len(p)) > room {
+			p = p[:room]
+		}
+	}
+	if b.timeout > 0 {
+		now := time.Now()
+		if now.Sub(b.extended) > b.timeout/4 {
+			b.extended = now
+			_ = b.ctx.SetReadDeadline(now.Add(b.timeout))
+		}
+	}
+	n, err := b.r.Read(p)
+	b.n += int64(n)
+	if b.limit >= 0 && b.n > b.limit {
+		b.tooLarge = true
+		return 0, errBodyTooLarge
+	}
+	if err != nil && err != io.EOF && b.err == nil {
+		b.err = err
+	}
+	return n, err
+}
+
+// Close does nothing: the server owns the client's body stream and drains or
+// discards what is left of it after the handler.
+func (b *requestBody) Close() error { return nil }
+
+// responseBody relays the upstream's response body to the client. It counts
+// the bytes, remembers an upstream read error, and when fasthttp closes it
+// (after the last byte, or on a client write error) it releases the upstream
+// connection and reports to the StreamObserver.
+type responseBody struct {
+	x      *exchange
+	r      io.Reader
+	obs    StreamObserver
+	n      int64
+	upErr  error
+	closed bool
+}
+
+func (b *responseBody) reset() {
+	b.r, b.obs, b.n, b.upErr, b.closed = nil, nil, 0, nil, false
+}
+
+func (b *responseBody) Read(p []byte) (int, error) {
+	n, err := b.r.Read(p)
+	b.n += int64(n)
+	if err != nil && err != io.EOF && b.upErr == nil {
+		b.upErr = err
+	}
+	return n, err
+}
+
+// CloseWithError is called by fasthttp once the body has been written, with
+// the write error if writing failed. It deliberately does not implement
+// io.Closer as well: fasthttp would then call both.
+func (b *responseBody) CloseWithError(werr error) error {
+	if b.closed {
+		return nil
+	}
+	b.closed = true
+	clientErr := werr
+	if clientErr != nil && b.upErr != nil && errors.Is(clientErr, b.upErr) {
+		// The write failed because the read failed: the upstream's fault.
+		clientErr = nil
+	}
+	cause := b.upErr
+	if cause == nil {
+		cause = clientErr
+	}
+	// A non-nil cause makes fasthttp discard the upstream connection instead
+	// of pooling it with an unknown amount of body left unread.
+	if rc, ok := b.r.(fasthttp.ReadCloserWithError); ok {
+		_ = rc.CloseWithError(cause)
+	} else if c, ok := b.r.(io.Closer); ok {
+		_ = c.Close()
+	}
+	if b.obs != nil {
+		b.obs.StreamDone(b.n, b.upErr, clientErr)
+	}
+	b.x.release()
+	return nil
+}

@@ -1,0 +1,361 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/gofiber/fiber/v2/middleware/adaptor"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/valyala/fasthttp"
+
+	"github.com/vintner/arbor/gateway/httperr"
+	"github.com/vintner/arbor/gateway/proxy"
+)
+
+// ErrStarted is returned by Mount once Serve has been called: Fiber matches
+// routes in registration order and the proxy fallback is registered at
+// Serve, so a later route could never be reached.
+var ErrStarted = errors.New("gateway: routes must be mounted before Serve is called")
+
+// ErrClosed is returned by Serve after Shutdown was called.
+var ErrClosed = errors.New("gateway: server was shut down")
+
+// Server is the Arbor gateway: a Fiber app with request ids, access log,
+// metrics, health routes, Arbor's own mounted routes, and the reverse proxy
+// as the fallback for everything else.
+type Server struct {
+	opts     *resolved
+	app      *fiber.App
+	logger   *slog.Logger
+	access   *slog.Logger
+	metrics  *Metrics
+	registry *prometheus.Registry
+	proxy    *proxy.Proxy // nil when Upstream is empty
+	tracker  *connTracker
+
+	mu       sync.Mutex
+	started  bool         // proxy fallback registered; no more Mount
+	ln       net.Listener // the listener Serve was given
+	shutdown bool
+	draining atomic.Bool
+}
+
+// New builds a Server from opts. It validates every option and returns one
+// error listing all that are wrong. Nothing listens until Serve.
+func New(opts Options) (*Server, error) {
+	o, err := opts.resolve()
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{opts: o, logger: o.Logger, access: o.AccessLogger, registry: o.Registry}
+	if s.registry == nil {
+		s.registry = prometheus.NewRegistry()
+		s.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	}
+	if s.metrics, err = NewMetrics(s.registry); err != nil {
+		return nil, err
+	}
+
+	if o.upstream != nil {
+		director := func(c *fiber.Ctx, req *fasthttp.Request) error {
+			req.Header.SetCanonical(headerRequestID, bufBytes(RequestID(c)))
+			if o.Director != nil {
+				return o.Director(c, req)
+			}
+			return nil
+		}
+		s.proxy, err = proxy.New(proxy.Config{
+			Upstream:              o.upstream,
+			DialTimeout:           o.UpstreamDialTimeout,
+			ResponseHeaderTimeout: o.UpstreamResponseHeaderTimeout,
+			IdleConnTimeout:       o.UpstreamIdleTimeout,
+			MaxConns:              o.UpstreamMaxConns,
+			TLSConfig:             o.UpstreamTLS,
+			TrustedProxies:        o.trusted,
+			IdentityHeaders:       o.IdentityHeaders,
+			RewriteHost:           o.RewriteHost,
+			BodyLimit:             o.BodyLimit,
+			BodyReadTimeout:       o.ReadTimeout,
+			Director:              director,
+			Observe:               observeStream,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("gateway: %w", err)
+		}
+		if err := s.registry.Register(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "arbor_websocket_tunnels",
+			Help: "Open WebSocket connections relayed to the upstream.",
+		}, func() float64 { return float64(s.proxy.Tunnels()) })); err != nil {
+			return nil, fmt.Errorf("gateway: registering metrics: %w", err)
+		}
+	}
+
+	s.app = fiber.New(fiber.Config{
+		DisableStartupMessage: true,
+		ErrorHandler:          s.fiberErrorHandler,
+		ReadBufferSize:        o.MaxHeaderBytes,
+		// No ReadTimeout/IdleTimeout here: connTracker enforces both
+		// without a deadline update per request (see conntrack.go).
+		// Bodies are streamed: the proxy relays uploads as they arrive.
+		// Fiber's BodyLimit then only sizes the prefetch; the real limits
+		// are BodyLimit (proxy) and APIBodyLimit (own routes).
+		StreamRequestBody: true,
+		// Otherwise fasthttp would parse multipart uploads into temporary
+		// files before the handler runs, and the proxy could not relay them.
+		DisablePreParseMultipartForm: true,
+	})
+	s.tracker = newConnTracker(o.ReadTimeout, o.IdleTimeout)
+	s.app.Server().ConnState = s.tracker.connState
+	s.app.Server().Handler = s.methodGuard(s.app.Server().Handler)
+	s.app.Use(s.observe)
+	s.app.Get("/healthz", s.routeEntry(ClassHealth), s.healthz)
+	s.app.Get("/readyz", s.routeEntry(ClassHealth), s.readyz)
+	s.app.Get("/metrics", s.routeEntry(ClassMetrics), adaptor.HTTPHandler(
+		promhttp.HandlerFor(s.registry, promhttp.HandlerOpts{Registry: s.registry})))
+	return s, nil
+}
+
+// methodGuard answers requests with a method Fiber does not route (WebDAV's
+// PROPFIND, made-up ones) in Arbor's error shape: Fiber itself would answer
+// them with a plain-text 400 before any handler or error handler runs.
+func (s *Server) methodGuard(next fasthttp.RequestHandler) fasthttp.RequestHandler {
+	return func(fctx *fasthttp.RequestCtx) {
+		switch string(fctx.Method()) {
+		case fiber.MethodGet, fiber.MethodHead, fiber.MethodPost, fiber.MethodPut, fiber.MethodDelete,
+			fiber.MethodPatch, fiber.MethodOptions, fiber.MethodConnect, fiber.MethodTrace:
+			next(fctx)
+			return
+		}
+		c := s.app.AcquireCtx(fctx)
+		defer s.app.ReleaseCtx(c)
+		_ = s.fiberErrorHandler(c, httperr.New(http.StatusNotImplemented, httperr.CodeNotImplemented,
+			"This gateway does not support the request method"))
+	}
+}
+
+// observeStream hands the proxy the request's state as its StreamObserver.
+func observeStream(c *fiber.Ctx) proxy.StreamObserver {
+	st := stateOf(c)
+	if st == nil {
+		return nil
+	}
+	st.streaming = true
+	return st
+}
+
+// App returns the Fiber app, for what Mount does not cover (hooks, custom
+// middleware). Routes added directly are not labelled or body-limited;
+// prefer Mount.
+func (s *Server) App() *fiber.App { return s.app }
+
+// Metrics returns the gateway's metrics, e.g. for the store to count errors
+// with Metrics().StoreError("get_session").
+func (s *Server) Metrics() *Metrics { return s.metrics }
+
+// Registry returns the registry served on /metrics, for other packages'
+// collectors.
+func (s *Server) Registry() *prometheus.Registry { return s.registry }
+
+// Mount registers Arbor's own routes (sign-in pages, OAuth callbacks, the
+// device flow, the API) ahead of the proxy fallback. register receives a
+// router on which every route is labelled with class in logs and metrics
+// and has its request body capped at APIBodyLimit:
+//
+//	srv.Mount(gateway.ClassAuth, func(r fiber.Router) {
+//		r.Get("/auth/login", login)
+//		r.Get("/auth/callback/:provider", callback)
+//	})
+//
+// A route handler that calls c.Next() falls through to the proxy. Group
+// middleware (r.Group(prefix, mw) or r.Use) runs for every request under
+// its prefix, including those that end up proxied; keep it cheap or put the
+// logic in the route handlers. Mount returns ErrStarted after Serve.
+func (s *Server) Mount(class RouteClass, register func(r fiber.Router)) error {
+	if class >= numClasses {
+		return fmt.Errorf("gateway: Mount: unknown route class %d", class)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.started {
+		return ErrStarted
+	}
+	register(&classRouter{r: s.app, entry: s.routeEntry(class)})
+	return nil
+}
+
+// ListenAndServe listens on Options.Listen and serves until Shutdown.
+func (s *Server) ListenAndServe() error {
+	ln, err := net.Listen("tcp", s.opts.Listen)
+	if err != nil {
+		return fmt.Errorf("gateway: listening on %s: %w (is another process using the port? set Listen to a free address)", s.opts.Listen, err)
+	}
+	return s.Serve(ln)
+}
+
+// Serve serves on ln until Shutdown, then returns nil. On the first call it
+// registers the proxy fallback after all mounted routes. ln is closed when
+// Serve returns.
+func (s *Server) Serve(ln net.Listener) error {
+	s.mu.Lock()
+	if s.shutdown {
+		s.mu.Unlock()
+		_ = ln.Close()
+		return ErrClosed
+	}
+	if s.ln != nil {
+		s.mu.Unlock()
+		return errors.New("gateway: Serve called twice; one Server serves one listener")
+	}
+	if !s.started {
+		s.started = true
+		if s.proxy != nil {
+			s.app.Use(s.serveProxy)
+		}
+	}
+	s.ln = ln
+	s.tracker.start()
+	s.mu.Unlock()
+
+	err := s.app.Listener(&trackingListener{Listener: ln, t: s.tracker})
+	s.mu.Lock()
+	shutdown := s.shutdown
+	s.mu.Unlock()
+	if shutdown {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("gateway: serving on %s: %w", ln.Addr(), err)
+	}
+	return nil
+}
+
+// Shutdown stops the server gracefully: it stops accepting connections,
+// makes /readyz answer 503, closes idle keep-alive connections, and waits
+// until in-flight requests (including relayed bodies still streaming) have
+// finished or ctx is done. It then closes WebSocket tunnels, which are
+// long-lived and would otherwise hold shutdown forever, and idle upstream
+// connections. The caller closes the store after Shutdown returns.
+//
+// If ctx ends first, Shutdown returns ctx's error; requests still running
+// are cut off when the process exits.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.draining.Store(true)
+	s.mu.Lock()
+	s.shutdown = true
+	ln := s.ln
+	s.mu.Unlock()
+
+	err := s.app.ShutdownWithContext(ctx)
+	if ln != nil {
+		// fasthttp closes the listener it serves; this covers a Serve that
+		// had not reached fasthttp yet when Shutdown was called.
+		_ = ln.Close()
+	}
+	if s.proxy != nil {
+		_ = s.proxy.Close()
+	}
+	s.tracker.close()
+	if s.opts.accessBuf != nil {
+		_ = s.opts.accessBuf.Close() // the Server's own; later lines write through
+	}
+	if err != nil {
+		return fmt.Errorf("gateway: shutdown: %w", err)
+	}
+	return nil
+}
+
+// serveProxy is the fallback: everything no route claimed goes upstream.
+func (s *Server) serveProxy(c *fiber.Ctx) error {
+	if st := stateOf(c); st != nil {
+		st.class = ClassProxy
+	}
+	return s.proxy.Handler(c)
+}
+
+func (s *Server) healthz(c *fiber.Ctx) error {
+	c.Set(fiber.HeaderCacheControl, "no-store")
+	return c.JSON(fiber.Map{"status": "ok"})
+}
+
+// readyz answers 200 when Ready succeeds within ReadyTimeout, 503 otherwise
+// (store_unavailable), and 503 shutting_down while draining so that load
+// balancers stop sending new requests.
+func (s *Server) readyz(c *fiber.Ctx) error {
+	if s.draining.Load() {
+		return httperr.New(http.StatusServiceUnavailable, httperr.CodeShuttingDown, "The gateway is shutting down")
+	}
+	if s.opts.Ready != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), s.opts.ReadyTimeout)
+		defer cancel()
+		if err := s.opts.Ready(ctx); err != nil {
+			return httperr.Wrap(fmt.Errorf("readiness check: %w", err), http.StatusServiceUnavailable,
+				httperr.CodeStoreUnavailable, "The gateway cannot reach its store")
+		}
+		if ctx.Err() != nil {
+			return httperr.Wrap(fmt.Errorf("readiness check took longer than %v", s.opts.ReadyTimeout),
+				http.StatusServiceUnavailable, httperr.CodeStoreUnavailable, "The gateway cannot reach its store")
+		}
+	}
+	c.Set(fiber.HeaderCacheControl, "no-store")
+	return c.JSON(fiber.Map{"status": "ready"})
+}
+
+// peerAddr is the TCP peer's address (zero for non-IP connections).
+func peerAddr(c *fiber.Ctx) netip.Addr {
+	a, ok := netip.AddrFromSlice(c.Context().RemoteIP())
+	if !ok {
+		return netip.Addr{}
+	}
+	return a.Unmap()
+}
+
+func (s *Server) trusted(a netip.Addr) bool {
+	if !a.IsValid() {
+		return false
+	}
+	for _, p := range s.opts.trusted {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
+// clientIP walks X-Forwarded-For from the right, skipping trusted proxies,
+// and returns the first address a trusted proxy vouched for. It is only
+// called when the TCP peer is trusted; "" if there is no usable entry.
+func clientIP(c *fiber.Ctx, s *Server) string {
+	// Several X-Forwarded-For lines form one list, in order.
+	values := c.Request().Header.PeekAll(fiber.HeaderXForwardedFor)
+	for i, steps := len(values)-1, 0; i >= 0; i-- {
+		xff := string(values[i])
+		for ; xff != "" && steps < 64; steps++ {
+			entry := xff
+			if j := strings.LastIndexByte(xff, ','); j >= 0 {
+				entry, xff = xff[j+1:], xff[:j]
+			} else {
+				xff = ""
+			}
+			a, err := netip.ParseAddr(strings.TrimSpace(entry))
+			if err != nil {
+				return ""
+			}
+			a = a.Unmap()
+			if !s.trusted(a) || (xff == "" && i == 0) {
+				return a.String()
+			}
+		}
+	}
+	return ""
+}
