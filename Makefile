@@ -28,8 +28,12 @@ bench: bench-go loadbench
 bench-go:
 	$(GO) test -run '^$$' -bench . -benchmem -count=1 $(PKGS)
 
+# loadbench runs the real `arbor serve` (fresh secrets, a throw-away data dir,
+# info-level access log) against the bare Fiber proxy and the upstream itself.
 loadbench: build
-	$(GO) run ./cmd/loadbench --arbor-bin ./$(BIN)/arbor
+	$(GO) build -o $(BIN)/loadbench ./cmd/loadbench
+	@d=$$(mktemp -d) && set -a && eval "$$(./$(BIN)/arbor keys generate)" && set +a && \
+	  ARBOR_DATA_DIR=$$d ./$(BIN)/loadbench -arbor-cmd "./$(BIN)/arbor serve"; rc=$$?; rm -rf $$d; exit $$rc
 
 ## lint: gofmt check and go vet
 lint:
@@ -42,3 +46,8 @@ fmt:
 
 clean:
 	rm -rf $(BIN)
+
+## plugins: rebuild the built-in provider plugins into plugins/builtin (reproducible; commit the result)
+.PHONY: plugins
+plugins:
+	$(GO) run ./plugins/builtin/internal/mkbuiltin

@@ -1,0 +1,361 @@
+package builtin_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/vintner/arbor/plugins"
+	"github.com/vintner/arbor/plugins/builtin"
+	"github.com/vintner/arbor/sdk/abi"
+	"github.com/vintner/arbor/sdk/abi/manifest"
+	"github.com/vintner/arbor/sdk/fakeprovider"
+	"github.com/vintner/arbor/sdk/plugintest"
+)
+
+// conformance says which fake each built-in plugin is tested against and
+// how it must authenticate at the token endpoint.
+var conformance = map[string]struct {
+	fake func() fakeprovider.Config
+	auth fakeprovider.ClientAuth
+}{
+	"github":    {fakeprovider.GitHub, fakeprovider.ClientAuthBody},
+	"gitlab":    {fakeprovider.GitLab, fakeprovider.ClientAuthBody},
+	"bitbucket": {fakeprovider.Bitbucket, fakeprovider.ClientAuthBasic},
+	"google":    {fakeprovider.Google, fakeprovider.ClientAuthBody},
+}
+
+func plugin(t testing.TB, name string) fs.FS {
+	t.Helper()
+	p, ok := builtin.Plugin(name)
+	if !ok {
+		t.Fatalf("no built-in plugin %q (have %v)", name, builtin.Names())
+	}
+	return p
+}
+
+// TestConformance runs the kit against each embedded plugin.
+// TestCommittedBuildsMatchSource makes sure the embedded modules are what
+// the sources build.
+func TestConformance(t *testing.T) {
+	names := builtin.Names()
+	if want := []string{"bitbucket", "github", "gitlab", "google"}; !slices.Equal(names, want) {
+		t.Errorf("built-in plugins %v, want %v", names, want)
+	}
+	for _, name := range names {
+		c, ok := conformance[name]
+		if !ok {
+			t.Errorf("built-in plugin %q has no conformance entry in this test", name)
+			continue
+		}
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			plugintest.Run(t, plugintest.Suite{Plugin: plugin(t, name), Fake: c.fake(), ExpectClientAuth: c.auth})
+		})
+	}
+}
+
+// TestManifests checks the shipped defaults: kinds, operations, endpoints,
+// scopes and allowed hosts.
+func TestManifests(t *testing.T) {
+	type want struct {
+		kind       manifest.Kind
+		ops        string
+		endpoints  abi.Endpoints
+		login, git []string
+		pkce       bool
+		hosts      []string
+	}
+	all := "authorize,exchange,refresh,revoke,user,repos"
+	wants := map[string]want{
+		"github": {manifest.KindBoth, all, abi.Endpoints{
+			AuthorizeURL: "https://github.com/login/oauth/authorize", TokenURL: "https://github.com/login/oauth/access_token",
+			APIBase: "https://api.github.com"},
+			[]string{"read:user", "user:email"}, []string{"repo", "read:user", "user:email"}, true,
+			[]string{"github.com", "api.github.com"}},
+		"gitlab": {manifest.KindBoth, all, abi.Endpoints{
+			AuthorizeURL: "https://gitlab.com/oauth/authorize", TokenURL: "https://gitlab.com/oauth/token",
+			APIBase: "https://gitlab.com/api/v4", RevokeURL: "https://gitlab.com/oauth/revoke"},
+			[]string{"read_user", "openid", "email"}, []string{"read_user", "read_api", "read_repository"}, true,
+			[]string{"gitlab.com"}},
+		"bitbucket": {manifest.KindBoth, all, abi.Endpoints{
+			AuthorizeURL: "https://bitbucket.org/site/oauth2/authorize", TokenURL: "https://bitbucket.org/site/oauth2/access_token",
+			APIBase: "https://api.bitbucket.org/2.0"},
+			[]string{"account", "email"}, []string{"account", "email", "repository"}, false,
+			[]string{"bitbucket.org", "api.bitbucket.org"}},
+		"google": {manifest.KindLogin, "authorize,exchange,revoke,user", abi.Endpoints{
+			AuthorizeURL: "https://accounts.google.com/o/oauth2/v2/auth", TokenURL: "https://oauth2.googleapis.com/token",
+			APIBase: "https://openidconnect.googleapis.com", RevokeURL: "https://oauth2.googleapis.com/revoke"},
+			[]string{"openid", "email", "profile"}, nil, true,
+			[]string{"accounts.google.com", "oauth2.googleapis.com", "openidconnect.googleapis.com"}},
+	}
+	h, err := plugins.NewHost(context.Background(), plugins.HostOptions{
+		CacheDir: plugintest.DefaultCacheDir(), Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close(context.Background())
+	reg, err := plugins.NewRegistry(context.Background(), h, plugins.RegistryOptions{Sources: []fs.FS{builtin.FS()}})
+	if err != nil {
+		t.Fatalf("loading the built-in plugins: %v", err)
+	}
+	defer reg.Close()
+	if got := len(reg.List()); got != len(wants) {
+		t.Errorf("the registry loaded %d plugins, want %d", got, len(wants))
+	}
+	for name, w := range wants {
+		p, ok := reg.Get(name)
+		if !ok {
+			t.Errorf("%s: not loaded", name)
+			continue
+		}
+		m := p.Manifest()
+		ops, _ := m.OpSet()
+		if m.Kind != w.kind || ops.String() != w.ops || m.Endpoints != w.endpoints || m.PKCE != w.pkce ||
+			!slices.Equal(m.Scopes.Login, w.login) || !slices.Equal(m.Scopes.Git, w.git) || !slices.Equal(m.AllowedHosts, w.hosts) {
+			t.Errorf("%s: manifest\n got %+v (ops %s)\nwant %+v", name, m, ops, w)
+		}
+		if m.DisplayName == name || m.Version == "" {
+			t.Errorf("%s: display name %q, version %q", name, m.DisplayName, m.Version)
+		}
+	}
+}
+
+// TestCommittedBuildsMatchSource rebuilds every built-in plugin from
+// plugins/<name> and compares it, byte for byte, with the committed and
+// embedded build, so CI re-checks what the binary embeds.
+func TestCommittedBuildsMatchSource(t *testing.T) {
+	matches, err := filepath.Glob(filepath.Join("..", "*", manifest.File))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sources []string
+	for _, m := range matches {
+		if n := filepath.Base(filepath.Dir(m)); n != "builtin" && n != "testdata" {
+			sources = append(sources, n)
+		}
+	}
+	slices.Sort(sources)
+	if !slices.Equal(sources, builtin.Names()) {
+		t.Errorf("plugin sources %v, but plugins/builtin embeds %v: run `make plugins` and commit", sources, builtin.Names())
+	}
+	committedGo, err := os.ReadFile("GOVERSION")
+	if err != nil {
+		t.Fatalf("%v: run `make plugins` and commit", err)
+	}
+	for _, name := range sources {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			b, err := plugintest.Compile(t.Context(), filepath.Join("..", name), t.TempDir())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if v := strings.TrimSpace(string(committedGo)); v != b.GoVersion {
+				t.Errorf("the committed plugins were built with %s but this is %s, so the bytes cannot match: "+
+					"build with %s, or run `make plugins` with the new release and commit", v, b.GoVersion, v)
+			}
+			for _, f := range []string{manifest.File, b.Manifest.Module} {
+				fresh, err := os.ReadFile(filepath.Join(b.Dir, f))
+				if err != nil {
+					t.Fatal(err)
+				}
+				embedded, err := fs.ReadFile(builtin.FS(), name+"/"+f)
+				if err != nil {
+					t.Fatalf("%v: run `make plugins` and commit", err)
+				}
+				if !bytes.Equal(fresh, embedded) {
+					t.Errorf("plugins/builtin/%s/%s differs from a build of plugins/%s (fresh sha256 %s): run `make plugins` and commit",
+						name, f, name, b.SHA256)
+				}
+			}
+		})
+	}
+}
+
+// The tests below check provider quirks beyond the kit's table, through
+// the kit's Env.
+
+func env(t *testing.T, name string) *plugintest.Env {
+	c := conformance[name]
+	return plugintest.StartForTest(t, plugintest.Suite{Plugin: plugin(t, name), Fake: c.fake(), ExpectClientAuth: c.auth})
+}
+
+func code(err error) abi.Code { return plugins.CodeOf(err) }
+
+func TestGitHubQuirks(t *testing.T) {
+	e := env(t, "github")
+	ctx := t.Context()
+	tok, err := e.Login(ctx, "", abi.PurposeGit)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(tok.AccessToken, "ghu_") || !strings.HasPrefix(tok.RefreshToken, "ghr_") || tok.RefreshExpiresIn != 15897600 {
+		t.Errorf("expiring user token %+v", tok)
+	}
+	// Without Accept: application/json GitHub answers form-encoded.
+	for _, c := range e.Fake.CallsTo(fakeprovider.EndpointToken) {
+		if c.Accept != "application/json" {
+			t.Errorf("token request Accept %q, want application/json", c.Accept)
+		}
+	}
+	if err := e.Plugin.Revoke(ctx, plugins.RevokeInput{AccessToken: tok.AccessToken, RefreshToken: tok.RefreshToken}); err != nil {
+		t.Fatal(err)
+	}
+	rc := e.Fake.CallsTo(fakeprovider.EndpointRevoke)
+	if len(rc) != 1 || rc[0].Method != "DELETE" || rc[0].ClientAuth != "basic" || rc[0].Status != 204 ||
+		rc[0].Path != "/applications/fake-client-id/grant" || rc[0].Token != fakeprovider.Fingerprint(tok.AccessToken) {
+		t.Errorf("revoke calls %+v", rc)
+	}
+	// Revoking again: GitHub no longer knows the grant (404), which is
+	// what the caller wanted.
+	if err := e.Plugin.Revoke(ctx, plugins.RevokeInput{AccessToken: tok.AccessToken}); err != nil {
+		t.Errorf("second revoke: %v", err)
+	}
+	if err := e.Plugin.Revoke(ctx, plugins.RevokeInput{RefreshToken: tok.RefreshToken}); code(err) != abi.CodeInvalidRequest {
+		t.Errorf("revoke without an access token: %v", err)
+	}
+
+	// A classic OAuth app: tokens that never expire, no refresh token.
+	e.Fake.SetAccessTokenLifetime(0)
+	tok, err = e.Login(ctx, "hubot", abi.PurposeLogin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(tok.AccessToken, "gho_") || tok.RefreshToken != "" || tok.ExpiresIn != 0 {
+		t.Errorf("classic token %+v", tok)
+	}
+	// hubot's address is private: /user says null, /user/emails has it.
+	u, err := e.Plugin.User(ctx, tok.AccessToken)
+	if err != nil || u.Email != "hubot@example.com" || !u.EmailVerified || u.Name != "" || u.Login != "hubot" || u.ID != "480938" {
+		t.Errorf("hubot: %+v, %v", u, err)
+	}
+}
+
+// TestGitHubEmailScope: a token without user:email cannot read
+// /user/emails; the public address is kept, unverified.
+func TestGitHubEmailScope(t *testing.T) {
+	c := conformance["github"]
+	e := plugintest.StartForTest(t, plugintest.Suite{Plugin: plugin(t, "github"), Fake: c.fake()})
+	cfg := e.Config
+	cfg.LoginScopes = []string{"read:user"}
+	p, err := e.Load(t.Context(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := e.LoginWith(t.Context(), p, "octocat", abi.PurposeLogin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u, err := p.User(t.Context(), tok.AccessToken)
+	if err != nil || u.Email != "octocat@example.com" || u.EmailVerified {
+		t.Errorf("without user:email: %+v, %v", u, err)
+	}
+}
+
+func TestGitLabQuirks(t *testing.T) {
+	e := env(t, "gitlab")
+	ctx := t.Context()
+	tok, err := e.Login(ctx, "", abi.PurposeGit)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Plugin.Revoke(ctx, plugins.RevokeInput{AccessToken: tok.AccessToken, RefreshToken: tok.RefreshToken}); err != nil {
+		t.Fatal(err)
+	}
+	rc := e.Fake.CallsTo(fakeprovider.EndpointRevoke)
+	if len(rc) != 2 {
+		t.Fatalf("revoke calls %+v, want one per token", rc)
+	}
+	for i, want := range []string{tok.RefreshToken, tok.AccessToken} {
+		if rc[i].Method != "POST" || rc[i].ClientAuth != "body" || rc[i].Status != 200 || rc[i].Token != fakeprovider.Fingerprint(want) {
+			t.Errorf("revoke call %d: %+v", i, rc[i])
+		}
+	}
+	// The login scopes cannot list projects (read_api or api is needed).
+	tok, err = e.Login(ctx, "", abi.PurposeLogin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.Plugin.Repos(ctx, plugins.ReposInput{AccessToken: tok.AccessToken}); code(err) != abi.CodeProviderError {
+		t.Errorf("projects with login scopes: %v, want provider_error (403 insufficient_scope)", err)
+	}
+}
+
+func TestBitbucketQuirks(t *testing.T) {
+	e := env(t, "bitbucket")
+	ctx := t.Context()
+	tok, err := e.Login(ctx, "", abi.PurposeGit)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = e.Plugin.Revoke(ctx, plugins.RevokeInput{AccessToken: tok.AccessToken, RefreshToken: tok.RefreshToken})
+	var pe *plugins.Error
+	if !errors.As(err, &pe) || pe.Code != abi.CodeUnsupported || pe.Retryable ||
+		!strings.HasPrefix(pe.Message, "bitbucket: ") || !strings.Contains(pe.Message, "App authorizations") {
+		t.Errorf("revoke: %v", err)
+	}
+	if n := len(e.Fake.Calls()); n != 2 { // authorize and token only
+		t.Errorf("revoke reached the provider: %+v", e.Fake.Calls())
+	}
+	page, err := e.Plugin.Repos(ctx, plugins.ReposInput{AccessToken: tok.AccessToken, PerPage: 5})
+	if err != nil || len(page.Repos) != 5 {
+		t.Fatalf("repos: %+v, %v", page, err)
+	}
+	for _, r := range page.Repos {
+		if strings.Contains(r.CloneURL, "@") || !strings.HasSuffix(r.CloneURL, "/"+r.FullName+".git") {
+			t.Errorf("clone URL %q of %s", r.CloneURL, r.FullName)
+		}
+	}
+}
+
+func TestGoogleQuirks(t *testing.T) {
+	e := env(t, "google")
+	ctx := t.Context()
+	tok, err := e.Login(ctx, "sam", abi.PurposeLogin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u, err := e.Plugin.User(ctx, tok.AccessToken)
+	if err != nil || u.Email != "sam@example.net" || u.EmailVerified || u.ID == "" || u.Name != "Sam Unverified" {
+		t.Errorf("sam: %+v, %v", u, err)
+	}
+	if _, err := e.Plugin.Refresh(ctx, plugins.RefreshInput{RefreshToken: "x"}); code(err) != abi.CodeUnsupported {
+		t.Errorf("refresh: %v, want unsupported", err)
+	}
+	if err := e.Plugin.Revoke(ctx, plugins.RevokeInput{AccessToken: tok.AccessToken}); err != nil {
+		t.Fatal(err)
+	}
+	// A dead token cannot revoke; the grant may survive, which the error says.
+	err = e.Plugin.Revoke(ctx, plugins.RevokeInput{AccessToken: tok.AccessToken})
+	if code(err) != abi.CodeInvalidToken || !strings.Contains(err.Error(), "myaccount.google.com") {
+		t.Errorf("revoking a dead token: %v", err)
+	}
+}
+
+// TestForeignCursor: a repository cursor must stay on the provider's API,
+// or the user's token would go somewhere it was never sent.
+func TestForeignCursor(t *testing.T) {
+	for _, name := range []string{"github", "gitlab", "bitbucket"} {
+		t.Run(name, func(t *testing.T) {
+			e := env(t, name)
+			for _, cursor := range []string{"https://evil.example/user/repos?page=2", e.Fake.URL() + "x/evil"} {
+				_, err := e.Plugin.Repos(t.Context(), plugins.ReposInput{AccessToken: "tok", Cursor: cursor})
+				if code(err) != abi.CodeInvalidRequest {
+					t.Errorf("cursor %q: %v", cursor, err)
+				}
+			}
+			if n := len(e.Fake.Calls()); n != 0 {
+				t.Errorf("the provider was called: %+v", e.Fake.Calls())
+			}
+		})
+	}
+}

@@ -1,0 +1,136 @@
+// Command google is Arbor's built-in Google sign-in plugin (login only), a
+// wasip1 reactor module written only with sdk/plugin.
+//
+// Google's behaviour, as handled here (docs/provider-plugins.md has the
+// details and the documentation followed):
+//
+//   - Authorization code flow with PKCE (S256) and the scopes
+//     "openid email profile"; client credentials in the form body.
+//   - The user comes from the OpenID Connect userinfo endpoint: sub (the
+//     stable id), email, email_verified, name, picture. Only an address
+//     Google marks verified counts as verified.
+//   - No refresh: signing in needs one access token, used at once, so the
+//     plugin asks for online access only (a refresh token would need
+//     access_type=offline and an extra consent line for users).
+//   - Revocation: POST /revoke with the token; Google answers 400 for a
+//     token that is expired or already revoked, and then the grant may
+//     still exist, which the error says.
+//
+// Build: make plugins (or GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared).
+package main
+
+import (
+	"context"
+	"errors"
+
+	"github.com/vintner/arbor/sdk/plugin"
+)
+
+type google struct{}
+
+var (
+	_ plugin.Exchanger  = (*google)(nil)
+	_ plugin.Revoker    = (*google)(nil)
+	_ plugin.UserInfoer = (*google)(nil)
+)
+
+func init() { plugin.Register(&google{}) }
+
+func main() {}
+
+// The authorization URL is the standard one (plugin.DefaultAuthorizeParams):
+// response_type, client_id, redirect_uri, scope (space-separated), state and
+// the PKCE challenge.
+
+func (*google) Exchange(ctx context.Context, r *plugin.ExchangeRequest) (*plugin.Token, error) {
+	t, err := plugin.ExchangeCode(ctx, r, plugin.AuthInParams)
+	return t, wrap(err)
+}
+
+// Revoke revokes the grant through the token it is given (the refresh
+// token if there is one, which revokes the whole grant; else the access
+// token).
+func (*google) Revoke(ctx context.Context, r *plugin.RevokeRequest) error {
+	u := r.Endpoints.RevokeURL
+	if u == "" {
+		return plugin.ErrInvalidRequest("google: no revoke URL is configured")
+	}
+	tok := r.RefreshToken
+	if tok == "" {
+		tok = r.AccessToken
+	}
+	if tok == "" {
+		return plugin.ErrInvalidRequest("google: there is no token to revoke")
+	}
+	resp, err := plugin.PostForm(ctx, u, plugin.Values{"token": {tok}}, nil)
+	if err != nil {
+		return wrap(err)
+	}
+	if resp.StatusCode == 400 {
+		return plugin.ErrInvalidToken("google: POST /revoke: Google refused the token as expired or already revoked (400); " +
+			"if the grant still exists, the user can remove it at https://myaccount.google.com/permissions")
+	}
+	return wrap(plugin.CheckResponse("POST", u, resp))
+}
+
+func (*google) User(ctx context.Context, r *plugin.UserRequest) (*plugin.User, error) {
+	if r.Endpoints.APIBase == "" {
+		return nil, plugin.ErrInvalidRequest("google: no API base URL is configured")
+	}
+	u := r.Endpoints.APIBase + "/v1/userinfo"
+	resp, err := plugin.Get(ctx, u, plugin.Bearer(r.AccessToken))
+	if err != nil {
+		return nil, wrap(err)
+	}
+	if err := plugin.CheckResponse("GET", u, resp); err != nil {
+		return nil, wrap(err)
+	}
+	user := &plugin.User{}
+	j := plugin.NewJSON(resp.Body)
+	j.Object(func(key []byte) {
+		switch string(key) {
+		case "sub":
+			user.ID = j.String()
+		case "email":
+			user.Email = j.String()
+		case "email_verified":
+			// A boolean in OpenID Connect; some Google endpoints quote it.
+			if j.Kind() == '"' {
+				user.EmailVerified = j.String() == "true"
+			} else {
+				user.EmailVerified = j.Bool()
+			}
+		case "name":
+			user.Name = j.String()
+		case "picture":
+			user.AvatarURL = j.String()
+		}
+	})
+	if err := j.Err(); err != nil {
+		return nil, wrap(err)
+	}
+	if user.ID == "" {
+		return nil, plugin.ErrProvider(resp.StatusCode, "google: userinfo answered without sub")
+	}
+	if user.Email == "" {
+		user.EmailVerified = false
+	}
+	// Google accounts have no user name; the address is what people know.
+	user.Login = user.Email
+	return user, nil
+}
+
+// wrap prefixes the provider's name to an error's message, keeping its
+// code.
+func wrap(err error) error {
+	if err == nil {
+		return nil
+	}
+	var e *plugin.Error
+	if errors.As(err, &e) {
+		c := *e
+		c.Message = "google: " + c.Message
+		return &c
+	}
+	return errors.New("google: " + err.Error())
+}

@@ -1,0 +1,712 @@
+package plugintest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/vintner/arbor/plugins"
+	"github.com/vintner/arbor/sdk/abi"
+	"github.com/vintner/arbor/sdk/fakeprovider"
+)
+
+// testCase is one row of the table.
+type testCase struct {
+	name, doc string
+	// applies returns why the case does not apply, or "".
+	applies func(e *Env) string
+	// run reports failures to c; a returned error ends the case.
+	run func(ctx context.Context, e *Env, c *checks) error
+}
+
+func always(*Env) string { return "" }
+
+func needs(op abi.Op) func(*Env) string {
+	return func(e *Env) string {
+		if !e.has(op) {
+			return "the manifest does not list the " + op.String() + " operation"
+		}
+		return ""
+	}
+}
+
+// needsRefresh: the plugin refreshes and the fake issues refresh tokens.
+func needsRefresh(e *Env) string {
+	if why := needs(abi.OpRefresh)(e); why != "" {
+		return why
+	}
+	if !e.Fake.Config().IssueRefreshTokens {
+		return "the fake issues no refresh tokens (Config.IssueRefreshTokens)"
+	}
+	return ""
+}
+
+// maxUsers bounds the fake users a case signs in.
+const maxUsers = 3
+
+var allCases = []testCase{
+	{"authorize", "the authorization URL: the provider's endpoint, response_type=code, client_id, redirect_uri, state, the manifest's scopes per purpose, the PKCE S256 challenge exactly when the manifest says pkce, no client secret; the provider accepts it",
+		always, caseAuthorize},
+	{"exchange", "a code is exchanged for the provider's tokens, with expiry, sending the PKCE verifier exactly when the manifest says pkce",
+		always, caseExchange},
+	{"exchange_bad_code", "a garbage or already used code is invalid_grant, not retryable",
+		always, caseExchangeBadCode},
+	{"exchange_transient", "a token endpoint answering 503 is provider_error, retryable, and the same code works afterwards",
+		always, caseExchangeTransient},
+	{"exchange_invalid_client", "a wrong client secret is invalid_client, not retryable",
+		always, caseInvalidClient},
+	{"client_auth", "token requests authenticate the client in the expected style (Suite.ExpectClientAuth), exactly one style",
+		always, caseClientAuth},
+	{"refresh", "a refresh token yields a working access token",
+		needsRefresh, caseRefresh},
+	{"refresh_rotation", "a rotating provider's old refresh token is refused (invalid_grant) after use and the new one works; a non-rotating provider's keeps working",
+		needsRefresh, caseRotation},
+	{"refresh_invalid_grant", "a garbage or revoked refresh token is invalid_grant, not retryable",
+		needsRefresh, caseRefreshInvalidGrant},
+	{"refresh_transient", "a token endpoint answering 503 during refresh is provider_error, retryable, and the refresh token still works",
+		needsRefresh, caseRefreshTransient},
+	{"revoke", "revocation kills the grant's tokens at the provider; a provider without revocation answers unsupported",
+		always, caseRevoke},
+	{"user", "each fake user's id (stable, distinct), login and e-mail address, verified only when the provider says so, with the login scopes",
+		needs(abi.OpUser), caseUser},
+	{"user_expired_token", "an expired access token is invalid_token, not retryable",
+		needs(abi.OpUser), caseUserExpired},
+	{"user_transient", "an API answering 503 is provider_error, retryable",
+		needs(abi.OpUser), caseUserTransient},
+	{"user_rate_limited", "an API answering 429 is rate_limited, retryable",
+		needs(abi.OpUser), caseUserRateLimited},
+	{"repos", "every fake user's repositories, paged to the end with the git scopes: the same count and names as the fake, private and default branch mapped",
+		needs(abi.OpRepos), caseRepos},
+	{"repos_per_page", "a requested page size is honoured and paging still reaches the end",
+		needs(abi.OpRepos), caseReposPerPage},
+	{"repos_expired_token", "an expired access token is invalid_token, not retryable",
+		needs(abi.OpRepos), caseReposExpired},
+}
+
+// expectCode checks that err is a *plugins.Error with code and retryable.
+func expectCode(err error, code abi.Code, retryable bool) error {
+	if err == nil {
+		return fmt.Errorf("got no error, want %s", code)
+	}
+	var pe *plugins.Error
+	if !errors.As(err, &pe) {
+		return fmt.Errorf("got %v (%T), want a *plugins.Error with code %s", err, err, code)
+	}
+	if pe.Code != code {
+		return fmt.Errorf("got code %s (%v), want %s", pe.Code, err, code)
+	}
+	if pe.Retryable != retryable {
+		return fmt.Errorf("got retryable=%v (%v), want %v", pe.Retryable, err, retryable)
+	}
+	return nil
+}
+
+func caseAuthorize(ctx context.Context, e *Env, c *checks) error {
+	fc := e.Fake.Config()
+	var purposes []abi.Purpose
+	if e.Manifest.Kind.Login() {
+		purposes = append(purposes, abi.PurposeLogin)
+	}
+	if e.Manifest.Kind.Git() {
+		purposes = append(purposes, abi.PurposeGit)
+	}
+	for _, purpose := range purposes {
+		_, challenge := newPKCE()
+		state := randomString(12)
+		raw, err := e.Plugin.AuthorizeURL(ctx, plugins.AuthorizeInput{
+			Purpose: purpose, RedirectURI: e.RedirectURI, State: state, CodeChallenge: challenge,
+		})
+		if err != nil {
+			return fmt.Errorf("%s: %w", purpose, err)
+		}
+		u, err := url.Parse(raw)
+		if err != nil {
+			return fmt.Errorf("%s: the authorization URL %q: %w", purpose, raw, err)
+		}
+		if b := u.Scheme + "://" + u.Host + u.Path; b != e.Config.Endpoints.AuthorizeURL {
+			c.errorf("%s: the URL goes to %s, want the authorize endpoint %s", purpose, b, e.Config.Endpoints.AuthorizeURL)
+		}
+		q := u.Query()
+		for k, want := range map[string]string{
+			"response_type": "code", "client_id": fc.ClientID, "redirect_uri": e.RedirectURI, "state": state,
+		} {
+			if got := q.Get(k); got != want {
+				c.errorf("%s: %s=%q, want %q (%s)", purpose, k, got, want, raw)
+			}
+		}
+		want := e.Manifest.Scopes.Login
+		if purpose == abi.PurposeGit {
+			want = e.Manifest.Scopes.Git
+		}
+		if q.Has("scope") {
+			got := strings.FieldsFunc(q.Get("scope"), func(r rune) bool { return r == ' ' || r == ',' })
+			if !sameSet(got, want) {
+				c.errorf("%s: scope=%q, want the manifest's %s scopes %q", purpose, q.Get("scope"), purpose, want)
+			}
+		} else if fc.Scopes == nil && len(want) > 0 {
+			c.errorf("%s: the URL has no scope parameter, but this provider grants only the scopes requested (manifest: %q)", purpose, want)
+		}
+		if e.Manifest.PKCE {
+			if q.Get("code_challenge") != challenge || q.Get("code_challenge_method") != "S256" {
+				c.errorf("%s: code_challenge=%q code_challenge_method=%q, want the S256 challenge %q (the manifest says pkce)",
+					purpose, q.Get("code_challenge"), q.Get("code_challenge_method"), challenge)
+			}
+		} else if q.Has("code_challenge") || q.Has("code_challenge_method") {
+			c.errorf("%s: the URL carries a PKCE challenge, but the manifest says pkce: false", purpose)
+		}
+		if strings.Contains(raw, fc.ClientSecret) {
+			c.errorf("%s: the authorization URL contains the client secret", purpose)
+		}
+		if _, got, err := e.Fake.Approve(ctx, raw, ""); err != nil {
+			c.errorf("%s: the provider refused the authorization request: %v", purpose, err)
+		} else if got != state {
+			c.errorf("%s: the provider returned state %q, want %q", purpose, got, state)
+		}
+	}
+	return nil
+}
+
+func caseExchange(ctx context.Context, e *Env, c *checks) error {
+	tok, err := e.Login(ctx, "", e.loginPurpose())
+	if err != nil {
+		return fmt.Errorf("login: %w", err)
+	}
+	issued := e.Fake.IssuedTokens()
+	if len(issued) != 1 {
+		return fmt.Errorf("the fake issued %d token responses, want 1", len(issued))
+	}
+	it := issued[0]
+	if tok.AccessToken != it.AccessToken {
+		c.errorf("access token %q, want the one the provider issued (%q)", tok.AccessToken, it.AccessToken)
+	}
+	if it.RefreshToken != "" && e.has(abi.OpRefresh) && tok.RefreshToken != it.RefreshToken {
+		c.errorf("refresh token %q, want the one the provider issued (%q)", tok.RefreshToken, it.RefreshToken)
+	}
+	if !it.ExpiresAt.IsZero() {
+		want := int64(it.ExpiresAt.Sub(it.IssuedAt).Round(time.Second) / time.Second)
+		if tok.ExpiresIn < want-2 || tok.ExpiresIn > want+2 {
+			c.errorf("expires_in %d, want %d", tok.ExpiresIn, want)
+		}
+	}
+	calls := e.Fake.CallsTo(fakeprovider.EndpointToken)
+	if len(calls) != 1 {
+		return fmt.Errorf("%d token endpoint calls, want 1", len(calls))
+	}
+	if calls[0].PKCEVerifier != e.Manifest.PKCE {
+		c.errorf("code_verifier sent: %v, want %v (the manifest says pkce: %v)", calls[0].PKCEVerifier, e.Manifest.PKCE, e.Manifest.PKCE)
+	}
+	if g := calls[0].GrantType; g != "authorization_code" {
+		c.errorf("grant_type %q, want authorization_code", g)
+	}
+	return nil
+}
+
+func caseExchangeBadCode(ctx context.Context, e *Env, c *checks) error {
+	_, err := e.Plugin.Exchange(ctx, plugins.ExchangeInput{Code: "garbage-" + randomString(12), RedirectURI: e.RedirectURI})
+	if err := expectCode(err, abi.CodeInvalidGrant, false); err != nil {
+		c.errorf("garbage code: %v", err)
+	}
+	code, verifier, err := e.authorize(ctx, e.Plugin, "", e.loginPurpose())
+	if err != nil {
+		return err
+	}
+	in := plugins.ExchangeInput{Code: code, RedirectURI: e.RedirectURI, CodeVerifier: verifier}
+	if _, err := e.Plugin.Exchange(ctx, in); err != nil {
+		return fmt.Errorf("first use of a code: %w", err)
+	}
+	_, err = e.Plugin.Exchange(ctx, in)
+	if err := expectCode(err, abi.CodeInvalidGrant, false); err != nil {
+		c.errorf("code used twice: %v", err)
+	}
+	return nil
+}
+
+func caseExchangeTransient(ctx context.Context, e *Env, c *checks) error {
+	code, verifier, err := e.authorize(ctx, e.Plugin, "", e.loginPurpose())
+	if err != nil {
+		return err
+	}
+	in := plugins.ExchangeInput{Code: code, RedirectURI: e.RedirectURI, CodeVerifier: verifier}
+	e.Fake.FailNext(fakeprovider.EndpointToken, 1, 503)
+	_, err = e.Plugin.Exchange(ctx, in)
+	if err := expectCode(err, abi.CodeProviderError, true); err != nil {
+		c.errorf("token endpoint 503: %v", err)
+	}
+	if _, err := e.Plugin.Exchange(ctx, in); err != nil {
+		c.errorf("retrying after the 503: %v", err)
+	}
+	return nil
+}
+
+func caseInvalidClient(ctx context.Context, e *Env, c *checks) error {
+	cfg := e.Config
+	cfg.ClientSecret = "wrong-" + randomString(12)
+	p, err := e.Load(ctx, cfg)
+	if err != nil {
+		return fmt.Errorf("loading the plugin with a wrong secret: %w", err)
+	}
+	_, err = e.LoginWith(ctx, p, "", e.loginPurpose())
+	if err := expectCode(err, abi.CodeInvalidClient, false); err != nil {
+		c.errorf("wrong client secret: %v", err)
+	}
+	return nil
+}
+
+func caseClientAuth(ctx context.Context, e *Env, c *checks) error {
+	tok, err := e.Login(ctx, "", e.gitPurpose())
+	if err != nil {
+		return fmt.Errorf("login: %w", err)
+	}
+	if needsRefresh(e) == "" && tok.RefreshToken != "" {
+		if _, err := e.Plugin.Refresh(ctx, plugins.RefreshInput{RefreshToken: tok.RefreshToken}); err != nil {
+			return fmt.Errorf("refresh: %w", err)
+		}
+	}
+	want := map[fakeprovider.ClientAuth]string{fakeprovider.ClientAuthBody: "body", fakeprovider.ClientAuthBasic: "basic"}[e.suite.ExpectClientAuth]
+	for _, call := range e.Fake.CallsTo(fakeprovider.EndpointToken) {
+		switch {
+		case want != "" && call.ClientAuth != want:
+			c.errorf("%s grant: client authentication %q, want %q", call.GrantType, call.ClientAuth, want)
+		case call.ClientAuth != "basic" && call.ClientAuth != "body":
+			c.errorf("%s grant: client authentication %q, want exactly one of basic or body", call.GrantType, call.ClientAuth)
+		}
+		if call.ClientID != e.Config.ClientID {
+			c.errorf("%s grant: client_id %q, want %q", call.GrantType, call.ClientID, e.Config.ClientID)
+		}
+	}
+	return nil
+}
+
+// loginWithRefresh signs in and requires a refresh token.
+func loginWithRefresh(ctx context.Context, e *Env) (*abi.Token, error) {
+	tok, err := e.Login(ctx, "", e.gitPurpose())
+	if err != nil {
+		return nil, fmt.Errorf("login: %w", err)
+	}
+	if tok.RefreshToken == "" {
+		return nil, errors.New("the exchange returned no refresh token although the plugin refreshes and the provider issues them " +
+			"(some providers issue one only when asked, e.g. access_type=offline)")
+	}
+	return tok, nil
+}
+
+func caseRefresh(ctx context.Context, e *Env, c *checks) error {
+	tok, err := loginWithRefresh(ctx, e)
+	if err != nil {
+		return err
+	}
+	nt, err := e.Plugin.Refresh(ctx, plugins.RefreshInput{RefreshToken: tok.RefreshToken})
+	if err != nil {
+		return fmt.Errorf("refresh: %w", err)
+	}
+	if nt.AccessToken == "" || nt.AccessToken == tok.AccessToken {
+		c.errorf("refresh returned access token %q, want a new one", nt.AccessToken)
+	}
+	if !e.Fake.ValidAccessToken(nt.AccessToken) {
+		c.errorf("the refreshed access token is not one the provider issued")
+	}
+	issued := e.Fake.IssuedTokens()
+	if last := issued[len(issued)-1]; !last.ExpiresAt.IsZero() {
+		want := int64(last.ExpiresAt.Sub(last.IssuedAt).Round(time.Second) / time.Second)
+		if nt.ExpiresIn < want-2 || nt.ExpiresIn > want+2 {
+			c.errorf("expires_in %d after refresh, want %d", nt.ExpiresIn, want)
+		}
+	}
+	if e.has(abi.OpUser) {
+		if _, err := e.Plugin.User(ctx, nt.AccessToken); err != nil {
+			c.errorf("using the refreshed access token: %v", err)
+		}
+	}
+	if calls := e.Fake.CallsTo(fakeprovider.EndpointToken); len(calls) != 2 || calls[1].GrantType != "refresh_token" {
+		c.errorf("token endpoint calls %+v, want the code exchange and one refresh_token grant", calls)
+	}
+	return nil
+}
+
+func caseRotation(ctx context.Context, e *Env, c *checks) error {
+	tok, err := loginWithRefresh(ctx, e)
+	if err != nil {
+		return err
+	}
+	rt1 := tok.RefreshToken
+	nt, err := e.Plugin.Refresh(ctx, plugins.RefreshInput{RefreshToken: rt1})
+	if err != nil {
+		return fmt.Errorf("first refresh: %w", err)
+	}
+	if !e.Fake.Config().RotateRefreshTokens {
+		if nt.RefreshToken != "" && nt.RefreshToken != rt1 {
+			c.errorf("the provider does not rotate refresh tokens, but the plugin returned a new one %q", nt.RefreshToken)
+		}
+		if _, err := e.Plugin.Refresh(ctx, plugins.RefreshInput{RefreshToken: rt1}); err != nil {
+			c.errorf("the provider does not rotate refresh tokens, but reusing one failed: %v", err)
+		}
+		return nil
+	}
+	rt2 := nt.RefreshToken
+	if rt2 == "" || rt2 == rt1 {
+		return fmt.Errorf("the provider rotates refresh tokens, but the refresh returned %q (want the new one, which the caller must store)", rt2)
+	}
+	_, err = e.Plugin.Refresh(ctx, plugins.RefreshInput{RefreshToken: rt1})
+	if err := expectCode(err, abi.CodeInvalidGrant, false); err != nil {
+		c.errorf("reusing the rotated refresh token: %v", err)
+	}
+	if _, err := e.Plugin.Refresh(ctx, plugins.RefreshInput{RefreshToken: rt2}); err != nil {
+		c.errorf("refreshing with the new refresh token: %v", err)
+	}
+	return nil
+}
+
+func caseRefreshInvalidGrant(ctx context.Context, e *Env, c *checks) error {
+	_, err := e.Plugin.Refresh(ctx, plugins.RefreshInput{RefreshToken: "garbage-" + randomString(16)})
+	if err := expectCode(err, abi.CodeInvalidGrant, false); err != nil {
+		c.errorf("garbage refresh token: %v", err)
+	}
+	tok, err := loginWithRefresh(ctx, e)
+	if err != nil {
+		return err
+	}
+	e.Fake.RevokeAll()
+	_, err = e.Plugin.Refresh(ctx, plugins.RefreshInput{RefreshToken: tok.RefreshToken})
+	if err := expectCode(err, abi.CodeInvalidGrant, false); err != nil {
+		c.errorf("revoked refresh token: %v", err)
+	}
+	return nil
+}
+
+func caseRefreshTransient(ctx context.Context, e *Env, c *checks) error {
+	tok, err := loginWithRefresh(ctx, e)
+	if err != nil {
+		return err
+	}
+	e.Fake.FailNext(fakeprovider.EndpointToken, 1, 503)
+	_, err = e.Plugin.Refresh(ctx, plugins.RefreshInput{RefreshToken: tok.RefreshToken})
+	if err := expectCode(err, abi.CodeProviderError, true); err != nil {
+		c.errorf("token endpoint 503: %v", err)
+	}
+	if _, err := e.Plugin.Refresh(ctx, plugins.RefreshInput{RefreshToken: tok.RefreshToken}); err != nil {
+		c.errorf("retrying after the 503: %v", err)
+	}
+	return nil
+}
+
+func caseRevoke(ctx context.Context, e *Env, c *checks) error {
+	if !e.has(abi.OpRevoke) {
+		err := e.Plugin.Revoke(ctx, plugins.RevokeInput{AccessToken: "x", RefreshToken: "y"})
+		if err := expectCode(err, abi.CodeUnsupported, false); err != nil {
+			c.errorf("revoke on a plugin without the operation: %v", err)
+		}
+		return nil
+	}
+	tok, err := e.Login(ctx, "", e.gitPurpose())
+	if err != nil {
+		return fmt.Errorf("login: %w", err)
+	}
+	err = e.Plugin.Revoke(ctx, plugins.RevokeInput{AccessToken: tok.AccessToken, RefreshToken: tok.RefreshToken})
+	if e.Fake.Config().Revoke == fakeprovider.RevokeNone {
+		if err := expectCode(err, abi.CodeUnsupported, false); err != nil {
+			c.errorf("the provider has no revocation endpoint, so revoke must answer unsupported: %v", err)
+		} else if pe := (*plugins.Error)(nil); errors.As(err, &pe) && len(pe.Message) < 20 {
+			c.errorf("the unsupported answer %q should tell the user how to revoke access at the provider", pe.Message)
+		}
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("revoke: %w", err)
+	}
+	calls := e.Fake.CallsTo(fakeprovider.EndpointRevoke)
+	if len(calls) == 0 {
+		return errors.New("revoke returned no error but the provider's revocation endpoint was not called")
+	}
+	for _, call := range calls {
+		if call.Status < 200 || call.Status > 299 {
+			c.errorf("the revocation endpoint answered %d (%s) to %s %s", call.Status, call.Error, call.Method, call.Path)
+		}
+	}
+	if e.Fake.ValidAccessToken(tok.AccessToken) {
+		c.errorf("the access token still works after revoke")
+	}
+	if tok.RefreshToken != "" && e.Fake.ValidRefreshToken(tok.RefreshToken) {
+		c.errorf("the refresh token still works after revoke")
+	}
+	if e.has(abi.OpUser) {
+		_, err := e.Plugin.User(ctx, tok.AccessToken)
+		if err := expectCode(err, abi.CodeInvalidToken, false); err != nil {
+			c.errorf("user with the revoked access token: %v", err)
+		}
+	}
+	return nil
+}
+
+// fakeUsers returns the fake's first users.
+func fakeUsers(e *Env) []fakeprovider.User {
+	us := e.Fake.Config().Users
+	return us[:min(len(us), maxUsers)]
+}
+
+func primary(u fakeprovider.User) *fakeprovider.Email {
+	for i := range u.Emails {
+		if u.Emails[i].Primary {
+			return &u.Emails[i]
+		}
+	}
+	if len(u.Emails) > 0 {
+		return &u.Emails[0]
+	}
+	return nil
+}
+
+func caseUser(ctx context.Context, e *Env, c *checks) error {
+	flavor := e.Fake.Config().Flavor
+	ids := map[string]string{} // id → login
+	var firstID string
+	for i, fu := range fakeUsers(e) {
+		tok, err := e.Login(ctx, fu.Login, e.loginPurpose())
+		if err != nil {
+			return fmt.Errorf("login as %s: %w", fu.Login, err)
+		}
+		u, err := e.Plugin.User(ctx, tok.AccessToken)
+		if err != nil {
+			c.errorf("%s: %v", fu.Login, err)
+			continue
+		}
+		if i == 0 {
+			firstID = u.ID
+		}
+		switch {
+		case u.ID == "":
+			c.errorf("%s: empty id", fu.Login)
+		case ids[u.ID] != "":
+			c.errorf("%s: id %q is also %s's", fu.Login, u.ID, ids[u.ID])
+		default:
+			ids[u.ID] = fu.Login
+		}
+		switch flavor {
+		case fakeprovider.FlavorGeneric, fakeprovider.FlavorGitHub, fakeprovider.FlavorGitLab:
+			if want := strconv.FormatInt(fu.ID, 10); u.ID != want {
+				c.errorf("%s: id %q, want the provider's numeric id %s", fu.Login, u.ID, want)
+			}
+		}
+		pe := primary(fu)
+		if u.Login != fu.Login && (pe == nil || u.Login != pe.Address) {
+			c.errorf("%s: login %q, want %q", fu.Login, u.Login, fu.Login)
+		}
+		if u.Name != "" && u.Name != fu.Name {
+			c.errorf("%s: name %q, want %q", fu.Login, u.Name, fu.Name)
+		}
+		switch {
+		case pe == nil:
+			if u.EmailVerified {
+				c.errorf("%s: e-mail %q marked verified, but the user has no address", fu.Login, u.Email)
+			}
+		case pe.Verified:
+			if u.Email != pe.Address || !u.EmailVerified {
+				c.errorf("%s: e-mail %q verified=%v, want the verified primary address %q", fu.Login, u.Email, u.EmailVerified, pe.Address)
+			}
+		default:
+			if u.EmailVerified {
+				c.errorf("%s: e-mail %q marked verified, but the provider has not verified the primary address %q", fu.Login, u.Email, pe.Address)
+			}
+		}
+	}
+	if firstID != "" {
+		us := fakeUsers(e)
+		tok, err := e.Login(ctx, us[0].Login, e.loginPurpose())
+		if err != nil {
+			return fmt.Errorf("second login as %s: %w", us[0].Login, err)
+		}
+		u, err := e.Plugin.User(ctx, tok.AccessToken)
+		if err != nil {
+			return fmt.Errorf("%s again: %w", us[0].Login, err)
+		}
+		if u.ID != firstID {
+			c.errorf("%s: id %q on the second sign-in, %q on the first: ids must be stable", us[0].Login, u.ID, firstID)
+		}
+	}
+	return nil
+}
+
+func caseUserExpired(ctx context.Context, e *Env, c *checks) error {
+	tok, err := e.Login(ctx, "", e.loginPurpose())
+	if err != nil {
+		return fmt.Errorf("login: %w", err)
+	}
+	e.Fake.ExpireAccessTokens()
+	_, err = e.Plugin.User(ctx, tok.AccessToken)
+	if err := expectCode(err, abi.CodeInvalidToken, false); err != nil {
+		c.errorf("expired access token: %v", err)
+	}
+	return nil
+}
+
+func caseUserTransient(ctx context.Context, e *Env, c *checks) error {
+	return apiFailure(ctx, e, c, 503, abi.CodeProviderError)
+}
+
+func caseUserRateLimited(ctx context.Context, e *Env, c *checks) error {
+	return apiFailure(ctx, e, c, 429, abi.CodeRateLimited)
+}
+
+func apiFailure(ctx context.Context, e *Env, c *checks, status int, code abi.Code) error {
+	tok, err := e.Login(ctx, "", e.loginPurpose())
+	if err != nil {
+		return fmt.Errorf("login: %w", err)
+	}
+	e.Fake.FailNext(fakeprovider.EndpointUser, 1, status)
+	_, err = e.Plugin.User(ctx, tok.AccessToken)
+	if err := expectCode(err, code, true); err != nil {
+		c.errorf("user endpoint %d: %v", status, err)
+	}
+	if _, err := e.Plugin.User(ctx, tok.AccessToken); err != nil {
+		c.errorf("retrying after the %d: %v", status, err)
+	}
+	return nil
+}
+
+// listAll pages through a user's repositories.
+func listAll(ctx context.Context, e *Env, token string, perPage int) (repos []abi.Repo, pages []int, err error) {
+	seen := map[string]bool{}
+	cursor := ""
+	for range 1000 {
+		p, err := e.Plugin.Repos(ctx, plugins.ReposInput{AccessToken: token, Cursor: cursor, PerPage: perPage})
+		if err != nil {
+			return nil, nil, fmt.Errorf("page %d: %w", len(pages)+1, err)
+		}
+		repos = append(repos, p.Repos...)
+		pages = append(pages, len(p.Repos))
+		if p.NextCursor == "" {
+			return repos, pages, nil
+		}
+		if seen[p.NextCursor] || p.NextCursor == cursor {
+			return nil, nil, fmt.Errorf("page %d: cursor %q repeats", len(pages), p.NextCursor)
+		}
+		seen[p.NextCursor] = true
+		cursor = p.NextCursor
+	}
+	return nil, nil, errors.New("more than 1000 pages")
+}
+
+// checkRepos compares a listing with the fake's generated repositories:
+// repo-001 … repo-N, every third private, every seventh on "master". A
+// GitLab fake also makes every fifth public one "internal" (visible to the
+// instance's users only), which a plugin may report as private or not.
+func checkRepos(c *checks, flavor fakeprovider.Flavor, fu fakeprovider.User, repos []abi.Repo) {
+	if len(repos) != fu.Repos {
+		c.errorf("%s: %d repositories, the provider has %d", fu.Login, len(repos), fu.Repos)
+	}
+	seen := map[string]bool{}
+	ids := map[string]bool{}
+	var problems []string
+	for _, r := range repos {
+		var i int
+		name, ok := strings.CutPrefix(r.FullName, fu.Login+"/repo-")
+		if ok {
+			n, err := strconv.Atoi(name)
+			ok = err == nil && n >= 1 && n <= fu.Repos && fmt.Sprintf("%03d", n) == name
+			i = n
+		}
+		switch {
+		case !ok || seen[r.FullName]:
+			problems = append(problems, fmt.Sprintf("unexpected or repeated full name %q", r.FullName))
+			continue
+		case r.ID == "" || ids[r.ID]:
+			problems = append(problems, fmt.Sprintf("%s: empty or repeated id %q", r.FullName, r.ID))
+		case r.CloneURL == "" && r.HTMLURL == "":
+			problems = append(problems, fmt.Sprintf("%s: neither clone nor web URL", r.FullName))
+		}
+		seen[r.FullName], ids[r.ID] = true, true
+		internal := flavor == fakeprovider.FlavorGitLab && i%5 == 0 && i%3 != 0
+		if want := i%3 == 0; r.Private != want && !internal {
+			problems = append(problems, fmt.Sprintf("%s: private=%v, want %v", r.FullName, r.Private, want))
+		}
+		want := "main"
+		if i%7 == 0 {
+			want = "master"
+		}
+		if r.DefaultBranch != want {
+			problems = append(problems, fmt.Sprintf("%s: default branch %q, want %q", r.FullName, r.DefaultBranch, want))
+		}
+	}
+	if len(problems) > 5 {
+		problems = append(problems[:5], fmt.Sprintf("… %d more", len(problems)-5))
+	}
+	for _, p := range problems {
+		c.errorf("%s: %s", fu.Login, p)
+	}
+}
+
+func caseRepos(ctx context.Context, e *Env, c *checks) error {
+	for _, fu := range fakeUsers(e) {
+		tok, err := e.Login(ctx, fu.Login, e.gitPurpose())
+		if err != nil {
+			return fmt.Errorf("login as %s: %w", fu.Login, err)
+		}
+		before := len(e.Fake.CallsTo(fakeprovider.EndpointRepos))
+		repos, pages, err := listAll(ctx, e, tok.AccessToken, 0)
+		if err != nil {
+			c.errorf("%s: %v", fu.Login, err)
+			continue
+		}
+		checkRepos(c, e.Fake.Config().Flavor, fu, repos)
+		if fu.Repos > 100 && len(pages) < 2 {
+			c.errorf("%s: %d repositories in %d page(s): pagination was not exercised", fu.Login, fu.Repos, len(pages))
+		}
+		if n := len(e.Fake.CallsTo(fakeprovider.EndpointRepos)) - before; n != len(pages) {
+			c.errorf("%s: %d pages took %d requests to the repository list", fu.Login, len(pages), n)
+		}
+	}
+	return nil
+}
+
+func caseReposPerPage(ctx context.Context, e *Env, c *checks) error {
+	us := fakeUsers(e)
+	i := slices.IndexFunc(us, func(u fakeprovider.User) bool { return u.Repos > 25 })
+	if i < 0 {
+		i = 0
+	}
+	fu := us[i]
+	tok, err := e.Login(ctx, fu.Login, e.gitPurpose())
+	if err != nil {
+		return fmt.Errorf("login: %w", err)
+	}
+	const per = 25
+	repos, pages, err := listAll(ctx, e, tok.AccessToken, per)
+	if err != nil {
+		return err
+	}
+	checkRepos(c, e.Fake.Config().Flavor, fu, repos)
+	for n, size := range pages {
+		if size > per {
+			c.errorf("page %d has %d repositories, %d were asked for", n+1, size, per)
+			break
+		}
+	}
+	if want := max((fu.Repos+per-1)/per, 1); len(pages) != want {
+		c.errorf("%d pages of at most %d for %d repositories, want %d", len(pages), per, fu.Repos, want)
+	}
+	return nil
+}
+
+func caseReposExpired(ctx context.Context, e *Env, c *checks) error {
+	tok, err := e.Login(ctx, "", e.gitPurpose())
+	if err != nil {
+		return fmt.Errorf("login: %w", err)
+	}
+	e.Fake.ExpireAccessTokens()
+	_, err = e.Plugin.Repos(ctx, plugins.ReposInput{AccessToken: tok.AccessToken})
+	if err := expectCode(err, abi.CodeInvalidToken, false); err != nil {
+		c.errorf("expired access token: %v", err)
+	}
+	return nil
+}
+
+func sameSet(a, b []string) bool {
+	a, b = slices.Clone(a), slices.Clone(b)
+	slices.Sort(a)
+	slices.Sort(b)
+	return slices.Equal(slices.Compact(a), slices.Compact(b))
+}
