@@ -5,6 +5,7 @@
 //	arbor backup --to F    copy the store, consistently, while serve runs
 //	arbor keys generate    print new secrets
 //	arbor keys rotate      re-seal every sealed record under the newest key
+//	arbor plugin …         build, inspect, test and reload provider plugins
 //	arbor version          print the version
 package main
 
@@ -57,7 +58,7 @@ func newRoot() *cobra.Command {
 		SilenceErrors: true,
 	}
 	root.PersistentFlags().String("config", os.Getenv("ARBOR_CONFIG"), "YAML config file (env ARBOR_CONFIG); every key can also be set as ARBOR_…")
-	root.AddCommand(newServeCmd(), newDevCmd(), newBackupCmd(), newKeysCmd(), newVersionCmd())
+	root.AddCommand(newServeCmd(), newDevCmd(), newBackupCmd(), newKeysCmd(), newPluginCmd(), newVersionCmd())
 	return root
 }
 

@@ -8,7 +8,10 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"os/signal"
 	"sync/atomic"
+	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -26,7 +29,11 @@ func newServeCmd() *cobra.Command {
 		Long: `Run the gateway with the configuration from --config (or ARBOR_CONFIG) and
 ARBOR_… environment variables. Secrets come from ARBOR_SESSION_KEY,
 CLI_JWT_SECRET and ARBOR_ENCRYPTION_KEYS (or their _FILE forms); make them
-with 'arbor keys generate'.`,
+with 'arbor keys generate'.
+
+Provider plugins: the built-in ones and those in plugins.dir load in the
+background once the gateway listens (/readyz answers 503 until they have);
+SIGHUP or 'arbor plugin reload' re-reads them.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := loadConfig(cmd, nil)
@@ -68,8 +75,14 @@ type serveHooks struct {
 
 // serve runs the gateway until ctx is cancelled (SIGTERM, SIGINT), then
 // shuts down in order: stop accepting, let requests in flight finish, close
-// the admin socket, close the store.
+// the admin socket, close the plugins, close the store. SIGHUP reloads the
+// plugins.
 func serve(ctx context.Context, cfg config.Config, hooks serveHooks) error {
+	// Catch SIGHUP first: its default action would kill the process.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+
 	log := newLogger(cfg, os.Stderr)
 	// The access log (one line per request) is buffered: a write(2) per
 	// request costs more than the rest of the logging. Lines reach stderr
@@ -123,6 +136,20 @@ func serve(ctx context.Context, cfg config.Config, hooks serveHooks) error {
 	defer closeStore()
 	log.Info("store opened", "backend", cfg.Store.Backend, "path", cfg.Store.Path, "keys", keyring.IDs(), "sealing_key", keyring.NewestID())
 
+	pl, err := startPlugins(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer pl.close()
+	// Reloads run outside the signal loop; the registry serialises them.
+	reloadCtx, stopReloads := context.WithCancel(context.Background())
+	defer stopReloads()
+	reloadPlugins := func(ctx context.Context, trigger string) admin.PluginReload {
+		ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
+		defer cancel()
+		return pl.reload(ctx, trigger)
+	}
+
 	srv, err := gateway.New(gateway.Options{
 		Listen:                        cfg.Listen,
 		Upstream:                      cfg.Upstream.URL,
@@ -137,7 +164,12 @@ func serve(ctx context.Context, cfg config.Config, hooks serveHooks) error {
 		IdentityHeaders:               cfg.Server.IdentityHeaders,
 		Logger:                        log,
 		AccessLogger:                  accessLog,
-		Ready:                         store.Ping,
+		Ready: func(ctx context.Context) error {
+			if err := store.Ping(ctx); err != nil {
+				return err
+			}
+			return pl.ready(ctx)
+		},
 	})
 	if err != nil {
 		return usageErr(err)
@@ -148,6 +180,9 @@ func serve(ctx context.Context, cfg config.Config, hooks serveHooks) error {
 		Backup: store.Backup,
 		RotateKeys: func(ctx context.Context) (data.ResealStats, error) {
 			return data.Reseal(ctx, store, keyring)
+		},
+		ReloadPlugins: func(ctx context.Context) admin.PluginReload {
+			return reloadPlugins(ctx, "admin")
 		},
 		Version: version,
 	}, log)
@@ -179,13 +214,36 @@ func serve(ctx context.Context, cfg config.Config, hooks serveHooks) error {
 
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
-	select {
-	case err := <-serveErr:
-		if err != nil {
-			return err
+	// One goroutine runs SIGHUP reloads; a SIGHUP during a reload queues
+	// exactly one more, so a change made meanwhile is not missed.
+	pendingReload := make(chan struct{}, 1)
+	go func() {
+		for {
+			select {
+			case <-reloadCtx.Done():
+				return
+			case <-pendingReload:
+				reloadPlugins(reloadCtx, "SIGHUP")
+			}
 		}
-		return errors.New("gateway stopped unexpectedly")
-	case <-ctx.Done():
+	}()
+wait:
+	for {
+		select {
+		case err := <-serveErr:
+			if err != nil {
+				return err
+			}
+			return errors.New("gateway stopped unexpectedly")
+		case <-hup:
+			log.Info("SIGHUP: reloading plugins")
+			select {
+			case pendingReload <- struct{}{}:
+			default: // one is queued already
+			}
+		case <-ctx.Done():
+			break wait
+		}
 	}
 
 	log.Info("shutting down: finishing requests in flight", "timeout", cfg.Server.ShutdownTimeout)

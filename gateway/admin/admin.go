@@ -42,8 +42,28 @@ type Handlers struct {
 	BackupSize func() int64
 	// RotateKeys re-seals every sealed record under the newest key.
 	RotateKeys func(ctx context.Context) (data.ResealStats, error)
+	// ReloadPlugins re-reads the plugin directories (POST
+	// /v1/plugins/reload). A plugin that fails to load keeps its previous
+	// version serving and is reported in PluginReload.Errors.
+	ReloadPlugins func(ctx context.Context) PluginReload
 	// Version is reported by GET /v1/status.
 	Version string
+}
+
+// PluginInfo describes one loaded plugin.
+type PluginInfo struct {
+	Name    string `json:"name"`
+	Version string `json:"version"`
+	Kind    string `json:"kind"`
+	SHA256  string `json:"sha256"`
+}
+
+// PluginReload is the result of a plugin reload: the plugins serving after
+// it and one message per plugin that failed to load (each names the
+// plugin; a failed plugin that was loaded before keeps its old version).
+type PluginReload struct {
+	Plugins []PluginInfo `json:"plugins"`
+	Errors  []string     `json:"errors,omitempty"`
 }
 
 // Server is the admin endpoint.
@@ -151,6 +171,18 @@ func (s *Server) routes(h Handlers) http.Handler {
 		w.Header().Set("Content-Type", "application/json")
 		json.NewEncoder(w).Encode(st)
 	})
+	mux.HandleFunc("POST /v1/plugins/reload", func(w http.ResponseWriter, r *http.Request) {
+		if h.ReloadPlugins == nil {
+			writeErr(w, http.StatusNotImplemented, "not_supported", "plugins are not available")
+			return
+		}
+		res := h.ReloadPlugins(r.Context())
+		if res.Plugins == nil {
+			res.Plugins = []PluginInfo{}
+		}
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(res)
+	})
 	return mux
 }
 
@@ -236,4 +268,19 @@ func (c *Client) RotateKeys(ctx context.Context) (data.ResealStats, error) {
 		return st, fmt.Errorf("admin: reading rotation result: %w", err)
 	}
 	return st, nil
+}
+
+// ReloadPlugins asks the server to re-read its plugin directories and
+// returns what serves afterwards and which plugins failed to load.
+func (c *Client) ReloadPlugins(ctx context.Context) (PluginReload, error) {
+	var res PluginReload
+	resp, err := c.do(ctx, http.MethodPost, "/v1/plugins/reload")
+	if err != nil {
+		return res, err
+	}
+	defer resp.Body.Close()
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 4<<20)).Decode(&res); err != nil {
+		return res, fmt.Errorf("admin: reading plugin reload result: %w", err)
+	}
+	return res, nil
 }

@@ -18,7 +18,11 @@
 // ARBOR_… environment variables, then Validate. The environment variable for
 // a key is ARBOR_ followed by its path in upper case with dots as
 // underscores: upstream.dial_timeout is ARBOR_UPSTREAM_DIAL_TIMEOUT. Lists
-// are comma separated in the environment.
+// are comma separated in the environment. The providers map is keyed by
+// plugin name: providers.github.client_id is ARBOR_PROVIDERS_GITHUB_CLIENT_ID
+// (a name's '-' is '_' there), and a provider named only in the environment
+// is created. A provider's client secret comes only from
+// ARBOR_PROVIDER_<NAME>_CLIENT_SECRET or providers.<name>.client_secret_file.
 package config
 
 import (
@@ -55,6 +59,13 @@ type Config struct {
 	Upstream Upstream `yaml:"upstream"`
 	Store    Store    `yaml:"store"`
 	Secrets  Secrets  `yaml:"secrets"`
+	Plugins  Plugins  `yaml:"plugins"`
+	// Providers configures provider plugins by name (github, gitlab, …):
+	// client id, endpoint overrides, scopes, extra hosts. Environment:
+	// ARBOR_PROVIDERS_<NAME>_<FIELD>, e.g. ARBOR_PROVIDERS_GITHUB_CLIENT_ID;
+	// the client secret only from ARBOR_PROVIDER_<NAME>_CLIENT_SECRET or
+	// client_secret_file. Default none.
+	Providers map[string]Provider `yaml:"providers"`
 }
 
 // Log configures logging.
@@ -174,7 +185,11 @@ func Load(src Source) (Config, error) {
 			return Config{}, err
 		}
 	}
-	if err := applyEnv(&cfg, envMap(src.Environ)); err != nil {
+	env := envMap(src.Environ)
+	if err := applyEnv(&cfg, env); err != nil {
+		return Config{}, err
+	}
+	if err := applyProviderEnv(&cfg, env); err != nil {
 		return Config{}, err
 	}
 	cfg.fillDerived()
@@ -224,6 +239,7 @@ func (c *Config) fillDerived() {
 		c.Store.Path = filepath.Join(c.DataDir, "arbor.db")
 	}
 	c.PublicURL = strings.TrimRight(c.PublicURL, "/")
+	c.fillPluginDefaults()
 }
 
 // Validate checks every field and reports all problems at once.
@@ -296,6 +312,7 @@ func (c Config) Validate() error {
 	default:
 		bad("store.backend", "%q: want bbolt", c.Store.Backend)
 	}
+	c.validatePlugins(bad)
 	if len(errs) > 0 {
 		return fmt.Errorf("config: %w", errors.Join(errs...))
 	}

@@ -55,6 +55,9 @@ func checkKeys(file string, n *yaml.Node, t reflect.Type, path string) error {
 		}
 		return checkKeys(file, n.Content[0], t, path)
 	}
+	if t.Kind() == reflect.Map && t.Elem().Kind() == reflect.Struct {
+		return checkMapKeys(file, n, t, path)
+	}
 	if t.Kind() != reflect.Struct {
 		return nil
 	}
@@ -82,12 +85,43 @@ func checkKeys(file string, n *yaml.Node, t reflect.Type, path string) error {
 		seen[k.Value] = true
 		idx, ok := fields[k.Value]
 		if !ok {
+			if k.Value == "client_secret" && strings.HasPrefix(path, "providers.") {
+				name := strings.TrimPrefix(path, "providers.")
+				return fmt.Errorf("config %s:%d: %q is a secret and may not be written in the config file; set %s or providers.%s.client_secret_file (a file with mode 0600)", file, k.Line, full, ProviderSecretEnv(name), name)
+			}
 			if where, secret := secretKeys[k.Value]; secret {
 				return fmt.Errorf("config %s:%d: %q is a secret and may not be written in the config file; set %s", file, k.Line, full, where)
 			}
 			return fmt.Errorf("config %s:%d: unknown key %q; allowed here: %s", file, k.Line, full, strings.Join(sortedKeys(fields), ", "))
 		}
 		if err := checkKeys(file, v, t.Field(idx).Type, full); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// checkMapKeys checks a mapping of names to structs (providers): each name
+// must be a plugin name and each value is checked against the struct.
+func checkMapKeys(file string, n *yaml.Node, t reflect.Type, path string) error {
+	if n.Kind != yaml.MappingNode {
+		if n.Tag == "!!null" {
+			return nil
+		}
+		return fmt.Errorf("config %s:%d: %s must be a mapping of names to settings", file, n.Line, path)
+	}
+	seen := map[string]bool{}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := n.Content[i], n.Content[i+1]
+		full := path + "." + k.Value
+		if seen[k.Value] {
+			return fmt.Errorf("config %s:%d: key %q appears twice", file, k.Line, full)
+		}
+		seen[k.Value] = true
+		if !validProviderName(k.Value) {
+			return fmt.Errorf("config %s:%d: %q: %q is not a plugin name (1-32 lower case letters, digits, '-' or '_', starting with a letter)", file, k.Line, full, k.Value)
+		}
+		if err := checkKeys(file, v, t.Elem(), full); err != nil {
 			return err
 		}
 	}
@@ -122,6 +156,10 @@ func walkFields(t reflect.Type, prefix string, fn func(path string, f reflect.St
 		}
 		if f.Type.Kind() == reflect.Struct && f.Type != durationType {
 			walkFields(f.Type, path, fn)
+			continue
+		}
+		if f.Type.Kind() == reflect.Map && f.Type.Elem().Kind() == reflect.Struct {
+			walkFields(f.Type.Elem(), path+"."+providerNamePlaceholder, fn)
 			continue
 		}
 		fn(path, f)
@@ -162,6 +200,9 @@ func walkValues(v reflect.Value, prefix string, fn func(path string, v reflect.V
 		if f.Type.Kind() == reflect.Struct && f.Type != durationType {
 			walkValues(v.Field(i), path, fn)
 			continue
+		}
+		if f.Type.Kind() == reflect.Map {
+			continue // providers: see applyProviderEnv
 		}
 		fn(path, v.Field(i))
 	}

@@ -239,6 +239,12 @@ func UnknownEnv(environ []string) []string {
 	}
 	var out []string
 	for k := range envMap(environ) {
+		if _, _, ok := parseProviderEnv(k); ok {
+			continue
+		}
+		if strings.HasPrefix(k, "ARBOR_PROVIDER_") && strings.HasSuffix(k, "_CLIENT_SECRET") {
+			continue
+		}
 		if strings.HasPrefix(k, "ARBOR_") && !known[k] {
 			out = append(out, k)
 		}
