@@ -40,8 +40,6 @@ var (
 	kXForwardedFor   = []byte(hXForwardedFor)
 	kXForwardedProto = []byte(hXForwardedProto)
 	kXForwardedHost  = []byte(hXForwardedHost)
-	kForwarded       = []byte(hForwarded)
-	kXRealIP         = []byte(hXRealIP)
 	schemeHTTP       = []byte("http")
 	schemeHTTPS      = []byte("https")
 )
@@ -311,7 +309,7 @@ func (p *Proxy) rewriteRequest(c *fiber.Ctx, x *exchange, keepUpgrade bool) erro
 		x.tokens.parse(conn)
 	}
 	x.del.reset()
-	x.xff, x.fwd, x.proto, x.fhost, x.realIP = x.xff[:0], x.fwd[:0], x.proto[:0], x.fhost[:0], x.realIP[:0]
+	x.xff, x.proto, x.fhost = x.xff[:0], x.proto[:0], x.fhost[:0]
 	for k, v := range h.All() {
 		a := p.classify(k)
 		switch {
@@ -320,8 +318,11 @@ func (p *Proxy) rewriteRequest(c *fiber.Ctx, x *exchange, keepUpgrade bool) erro
 				x.del.add(k)
 			}
 			continue
-		case a == fwdOther && trusted:
-			// A trusted proxy's X-Forwarded-Port, -Prefix, … pass unchanged.
+		case trusted && (a == fwdOther || a == fwdForwarded || a == fwdRealIP):
+			// A trusted proxy's X-Forwarded-Port, -Prefix, Forwarded and
+			// X-Real-Ip pass unchanged. Arbor does not synthesise the last
+			// two: X-Forwarded-* says the same, and every extra header costs
+			// the proxy and the upstream CPU on every request.
 			continue
 		}
 		x.del.add(k)
@@ -331,8 +332,6 @@ func (p *Proxy) rewriteRequest(c *fiber.Ctx, x *exchange, keepUpgrade bool) erro
 		switch a {
 		case fwdFor:
 			x.xff = appendList(x.xff, v)
-		case fwdForwarded:
-			x.fwd = appendList(x.fwd, v)
 		case fwdProto:
 			if len(x.proto) == 0 {
 				x.proto = append(x.proto, v...)
@@ -340,10 +339,6 @@ func (p *Proxy) rewriteRequest(c *fiber.Ctx, x *exchange, keepUpgrade bool) erro
 		case fwdHost:
 			if len(x.fhost) == 0 {
 				x.fhost = append(x.fhost, v...)
-			}
-		case fwdRealIP:
-			if len(x.realIP) == 0 {
-				x.realIP = append(x.realIP, v...)
 			}
 		}
 	}
@@ -372,17 +367,6 @@ func (p *Proxy) rewriteRequest(c *fiber.Ctx, x *exchange, keepUpgrade bool) erro
 	} else if len(host) > 0 {
 		h.SetCanonical(kXForwardedHost, host)
 	}
-	if len(x.realIP) > 0 {
-		h.SetCanonical(kXRealIP, x.realIP)
-	} else {
-		h.SetCanonical(kXRealIP, appendAddr(b[:0], peer))
-	}
-	b = b[:0]
-	if len(x.fwd) > 0 {
-		b = append(append(b, x.fwd...), ", "...)
-	}
-	b = appendForwarded(b, peer, host, scheme)
-	h.SetCanonical(kForwarded, b)
 	x.scratch = b
 
 	if keepUpgrade {
@@ -448,38 +432,6 @@ func appendAddr(b []byte, a netip.Addr) []byte {
 		return append(b, "unknown"...)
 	}
 	return a.AppendTo(b)
-}
-
-// appendForwarded appends one RFC 7239 element: for=…;host="…";proto=….
-func appendForwarded(b []byte, peer netip.Addr, host, scheme []byte) []byte {
-	b = append(b, "for="...)
-	switch {
-	case !peer.IsValid():
-		b = append(b, "unknown"...)
-	case peer.Is6():
-		b = append(b, `"[`...)
-		b = peer.AppendTo(b)
-		b = append(b, `]"`...)
-	default:
-		b = peer.AppendTo(b)
-	}
-	if len(host) > 0 && quotable(host) {
-		b = append(b, `;host="`...)
-		b = append(b, host...)
-		b = append(b, '"')
-	}
-	b = append(b, ";proto="...)
-	return append(b, scheme...)
-}
-
-// quotable reports whether s can go in a quoted-string without escaping.
-func quotable(s []byte) bool {
-	for _, c := range s {
-		if c < 0x20 || c == 0x7f || c == '"' || c == '\\' {
-			return false
-		}
-	}
-	return true
 }
 
 // filterResponseHeaders removes hop-by-hop headers, and any header the

@@ -26,7 +26,7 @@ type exchange struct {
 
 	// Values of forwarding headers from a trusted proxy, copied before the
 	// headers are deleted and rewritten.
-	xff, fwd, proto, fhost, realIP []byte
+	xff, proto, fhost []byte
 }
 
 var exchangePool = sync.Pool{New: func() any {
@@ -50,8 +50,8 @@ func (x *exchange) release() {
 	if cap(x.scratch) > 4096 {
 		x.scratch = nil
 	}
-	if cap(x.xff) > 4096 || cap(x.fwd) > 4096 {
-		x.xff, x.fwd = nil, nil
+	if cap(x.xff) > 4096 {
+		x.xff = nil
 	}
 	exchangePool.Put(x)
 }
