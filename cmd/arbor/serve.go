@@ -129,12 +129,10 @@ func serve(ctx context.Context, cfg config.Config, hooks serveHooks) error {
 		storeOpen = false
 		if err := store.Close(); err != nil {
 			log.Error("closing the store", "err", err)
-			return
 		}
-		log.Info("store closed", "path", cfg.Store.Path)
 	}
 	defer closeStore()
-	log.Info("store opened", "backend", cfg.Store.Backend, "path", cfg.Store.Path, "keys", keyring.IDs(), "sealing_key", keyring.NewestID())
+	log.Info("encryption keys loaded", "keys", keyring.IDs(), "sealing_key", keyring.NewestID())
 
 	pl, err := startPlugins(ctx, cfg, log)
 	if err != nil {
