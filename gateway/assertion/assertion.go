@@ -269,14 +269,14 @@ func (s *Signer) Sign(id Identity) (string, error) {
 		return tok, err
 	}
 	k := cacheKey{shape: s.opts.Shape, id: id}
-	if tok, ok := s.cache.get(&k, now); ok {
-		return tok, nil
+	if e, ok := s.cache.Get(k, now); ok && now.Before(e.freshTo) {
+		return e.token, nil
 	}
 	tok, iat, err := s.sign(id, now)
 	if err != nil {
 		return "", err
 	}
-	s.cache.put(&k, entry{
+	s.cache.Put(k, entry{
 		token:   tok,
 		freshTo: iat.Add(s.opts.TTL / 2),
 		exp:     iat.Add(s.opts.TTL),

@@ -201,14 +201,16 @@ func (s *Signer) Verify(token string) (Claims, error) {
 	}
 	now := s.opts.Now()
 	k := cacheKey(token)
-	if c, ok := s.cache.get(k, now); ok {
+	if c, ok := s.cache.Get(k, now); ok {
 		return c, nil
 	}
 	c, err := s.verify(token)
 	if err != nil {
 		return Claims{}, err
 	}
-	s.cache.put(k, c, now)
+	if now.Before(c.ExpiresAt) { // accepted within the leeway: not worth caching
+		s.cache.Put(k, c, now)
+	}
 	return c, nil
 }
 
