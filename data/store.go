@@ -34,6 +34,12 @@
 //     only Sealed bytes produced by package seal. Copying a store from one
 //     backend to another therefore keeps sealed records sealed.
 //   - All times a store returns are in UTC.
+//   - Sessions.WatchSessions tells in-process caches which sessions a
+//     write changed. The gateway keeps a cache of live sessions in front of
+//     the store, because reading the store on every request is the hot path;
+//     without a signal from the store, a logout, a revoked session or a
+//     deleted user would stay valid in that cache (on this replica or, with
+//     etcd, on another) until its entry aged out, instead of at once.
 package data
 
 import (
@@ -128,6 +134,38 @@ type Sessions interface {
 	DeleteSession(ctx context.Context, id string) error
 	// ListSessions returns the user's live sessions ordered by CreatedAt.
 	ListSessions(ctx context.Context, userID string) ([]Session, error)
+
+	// WatchSessions calls fn with the id of a session after a write that
+	// updated or deleted it has committed: UpdateSession, DeleteSession,
+	// DeleteUser's cascade (every session of the user) and CollectExpired
+	// (every session it deleted). CreateSession need not call it, even
+	// when the new session takes the id of an expired one.
+	//
+	// It is a signal to drop a cached copy, not a change feed: fn gets no
+	// record and must read the store (later, not from fn) if it wants one.
+	// A missed call would leave a stale session usable, so backends err the
+	// other way: fn may also be called for a session whose write failed or
+	// whose outcome is unknown (a commit that failed half-way), and a
+	// spurious call is harmless. A write that refused before changing
+	// anything (ErrNotFound, ErrInvalid, an update function's error) need
+	// not call it.
+	//
+	// Timing: the embedded backend calls fn once the write's transaction
+	// has ended (committed and durable, or failed as above) and before the
+	// writing method returns; a replicated backend calls it from its watch
+	// of the cluster, shortly after the write, on every replica. Calls for
+	// writes made one after the other (the second begun after the first
+	// returned) come in that order. fn may be called from several
+	// goroutines at once. It must be quick, must not block, must not call
+	// the store and must not call stop. A cache that fills itself from
+	// reads must still guard against a read that began before a write and
+	// finishes after its call (for example with a generation counter).
+	//
+	// Any number of watchers may be registered; writes that start after
+	// WatchSessions returns are reported to fn. The returned stop function
+	// ends the calls: after it returns fn is not called again. Calling stop
+	// more than once is harmless.
+	WatchSessions(fn func(sessionID string)) (stop func())
 }
 
 // OAuthStates stores the single-use state of an OAuth authorization request.

@@ -147,6 +147,8 @@ type Store struct {
 	// compare it with db.Batch and with a transaction per write.
 	commitWith func(fn func(*bolt.Tx) error) (fnErr, commitErr error)
 	closed     atomic.Bool
+
+	watchers watchers // WatchSessions, see watch.go
 }
 
 var _ data.Store = (*Store)(nil)

@@ -101,18 +101,31 @@ func (s *Store) DeleteUser(ctx context.Context, id string) error {
 	if err := checkKey("user", "id", id); err != nil {
 		return err
 	}
-	return s.write(ctx, func(tx *bolt.Tx) error {
+	var gone []string // the user's sessions, for the watchers
+	err := s.write(ctx, func(tx *bolt.Tx) error {
+		gone = nil
 		u, err := users.load(tx, id, s.now())
 		if err != nil {
 			return err
 		}
+		var removed []string
 		for _, r := range userOwned {
-			if err := r.removeOwnedBy(tx, id); err != nil {
+			var note func(key string)
+			if r == ownedResource(sessions) {
+				note = func(key string) { removed = append(removed, key) }
+			}
+			if err := r.removeOwnedBy(tx, id, note); err != nil {
 				return err
 			}
 		}
-		return users.remove(tx, &u)
+		if err := users.remove(tx, &u); err != nil {
+			return err
+		}
+		gone = removed
+		return nil
 	})
+	s.notifySessions(gone...)
+	return err
 }
 
 func (s *Store) ListUsers(ctx context.Context) ([]data.User, error) {
@@ -182,14 +195,34 @@ func (s *Store) UpdateSession(ctx context.Context, id string, fn func(data.Sessi
 	if err := checkKey("session", "id", id); err != nil {
 		return data.Session{}, err
 	}
-	return updateOne(s, ctx, sessions, id, fn, nil, nil)
+	var out data.Session
+	var changed bool // for the watchers
+	err := s.write(ctx, func(tx *bolt.Tx) error {
+		var err error
+		out, err = sessions.update(tx, id, s.now(), fn, nil, nil)
+		changed = err == nil
+		return err
+	})
+	if changed {
+		s.notifySessions(id)
+	}
+	return out, err
 }
 
 func (s *Store) DeleteSession(ctx context.Context, id string) error {
 	if err := checkKey("session", "id", id); err != nil {
 		return err
 	}
-	return deleteOne(s, ctx, sessions, id)
+	var deleted bool // for the watchers
+	err := s.write(ctx, func(tx *bolt.Tx) error {
+		err := sessions.delete(tx, id, s.now())
+		deleted = err == nil
+		return err
+	})
+	if deleted {
+		s.notifySessions(id)
+	}
+	return err
 }
 
 func (s *Store) ListSessions(ctx context.Context, userID string) ([]data.Session, error) {
@@ -552,9 +585,10 @@ func (s *Store) CollectExpired(ctx context.Context, now time.Time) (data.Collect
 			return total, err
 		}
 		var stats data.CollectStats
-		var more bool
+		var more, done bool
+		var swept []string // deleted sessions, for the watchers
 		err := s.db.Update(func(tx *bolt.Tx) error {
-			stats, more = data.CollectStats{}, false
+			stats, more, done, swept = data.CollectStats{}, false, false, nil
 			var entries [][]byte
 			c := tx.Bucket([]byte(idxExpiry)).Cursor()
 			for k, _ := c.First(); k != nil && binary.BigEndian.Uint64(k) <= limit; k, _ = c.Next() {
@@ -584,6 +618,7 @@ func (s *Store) CollectExpired(ctx context.Context, now time.Time) (data.Collect
 					switch k[8] {
 					case kindSession:
 						stats.Sessions++
+						swept = append(swept, string(k[9:]))
 					case kindOAuthState:
 						stats.OAuthStates++
 					case kindDeviceCode:
@@ -593,8 +628,14 @@ func (s *Store) CollectExpired(ctx context.Context, now time.Time) (data.Collect
 					}
 				}
 			}
+			done = true
 			return nil
 		})
+		if done {
+			// Committed, or a commit that failed may have reached the
+			// disk in part: report the sessions either way.
+			s.notifySessions(swept...)
+		}
 		if err != nil {
 			if s.closed.Load() {
 				return total, s.errClosed()

@@ -439,9 +439,10 @@ func (r *resource[T]) all(tx *bolt.Tx) ([]T, error) {
 	return out, err
 }
 
-// removeOwnedBy deletes every record of the owner, expired or not. It is
-// part of DeleteUser's cascade.
-func (r *resource[T]) removeOwnedBy(tx *bolt.Tx, owner string) error {
+// removeOwnedBy deletes every record of the owner, expired or not, and
+// passes the key of each to removed unless it is nil. It is part of
+// DeleteUser's cascade.
+func (r *resource[T]) removeOwnedBy(tx *bolt.Tx, owner string, removed func(key string)) error {
 	vs, err := r.owned(tx, owner, time.Time{}, true)
 	if err != nil {
 		return err
@@ -449,6 +450,9 @@ func (r *resource[T]) removeOwnedBy(tx *bolt.Tx, owner string) error {
 	for i := range vs {
 		if err := r.remove(tx, &vs[i]); err != nil {
 			return err
+		}
+		if removed != nil {
+			removed(r.key(&vs[i]))
 		}
 	}
 	return nil
@@ -476,7 +480,7 @@ func (r *resource[T]) collect(tx *bolt.Tx, entry []byte, now time.Time) (bool, e
 }
 
 type ownedResource interface {
-	removeOwnedBy(tx *bolt.Tx, owner string) error
+	removeOwnedBy(tx *bolt.Tx, owner string, removed func(key string)) error
 }
 
 type expiringResource interface {

@@ -91,6 +91,7 @@ func RunTests(t *testing.T, newStore func(t *testing.T, now func() time.Time) da
 		{"Expiry", expiryTests},
 		{"Collector", collectorTests},
 		{"DeleteUserCascade", cascadeTests},
+		{"WatchSessions", watchTests},
 		{"UTC", utcTests},
 		{"Invalid", invalidTests},
 		{"Lifecycle", lifecycleTests},
