@@ -436,3 +436,19 @@ func (s *Server) limitBody(c *fiber.Ctx) error {
 	}
 	return nil
 }
+
+// ClientIP returns the client's address: the one a trusted proxy vouched
+// for in X-Forwarded-For, else the TCP peer. Empty outside a gateway request.
+func ClientIP(c *fiber.Ctx) string {
+	st := stateOf(c)
+	if st == nil {
+		return ""
+	}
+	if st.client != "" {
+		return st.client
+	}
+	if st.peer.IsValid() {
+		return st.peer.String()
+	}
+	return ""
+}

@@ -105,6 +105,8 @@ type Signer struct {
 	key    []byte
 	opts   Options
 	parser *jwt.Parser
+	// lapsed parses without time checks, for VerifyLapsed.
+	lapsed *jwt.Parser
 	cache  *cache // nil when disabled
 }
 
@@ -156,6 +158,11 @@ func NewSigner(key []byte, opts Options) (*Signer, error) {
 			jwt.WithStrictDecoding(),
 		),
 	}
+	s.lapsed = jwt.NewParser(
+		jwt.WithValidMethods([]string{jwt.SigningMethodHS256.Alg()}),
+		jwt.WithoutClaimsValidation(),
+		jwt.WithStrictDecoding(),
+	)
 	if opts.CacheSize > 0 {
 		s.cache = newCache(opts.CacheSize)
 	}
@@ -266,4 +273,46 @@ func (s *Signer) keyFunc(t *jwt.Token) (any, error) {
 func (s *Signer) NeedsRefresh(c Claims) bool {
 	half := c.IssuedAt.Add(c.ExpiresAt.Sub(c.IssuedAt) / 2)
 	return !s.opts.Now().Before(half)
+}
+
+// VerifyLapsed checks a token that Verify refused with ErrExpired: the
+// algorithm, signature, issuer, audience and type are checked exactly as by
+// Verify, but the token may have expired up to maxAge ago. It exists for
+// one purpose: a browser that comes back after the token's short lifetime,
+// while its session record is still alive, gets a fresh cookie instead of
+// being signed out. The caller must confirm the session record (which
+// carries the real idle and absolute limits) before re-issuing.
+func (s *Signer) VerifyLapsed(token string, maxAge time.Duration) (Claims, error) {
+	var wc wireClaims
+	if _, err := s.lapsed.ParseWithClaims(token, &wc, s.keyFunc); err != nil {
+		return Claims{}, fmt.Errorf("%w: %v", ErrInvalid, err)
+	}
+	if wc.ExpiresAt == nil || wc.IssuedAt == nil || wc.SessionID == "" || wc.Subject == "" {
+		return Claims{}, fmt.Errorf("%w: missing exp, iat, sid or sub", ErrInvalid)
+	}
+	if wc.Issuer != s.opts.Issuer {
+		return Claims{}, fmt.Errorf("%w: %q", ErrWrongIssuer, wc.Issuer)
+	}
+	if len(wc.Audience) != 1 || wc.Audience[0] != s.opts.Audience {
+		return Claims{}, fmt.Errorf("%w: %v", ErrWrongAudience, wc.Audience)
+	}
+	if wc.Type != TypeSession {
+		return Claims{}, fmt.Errorf("%w: typ %q", ErrWrongType, wc.Type)
+	}
+	now := s.opts.Now()
+	if wc.IssuedAt.Time.After(now.Add(s.opts.Leeway)) {
+		return Claims{}, fmt.Errorf("%w: issued in the future", ErrInvalid)
+	}
+	if now.Sub(wc.ExpiresAt.Time) > maxAge {
+		return Claims{}, fmt.Errorf("%w: lapsed more than %v ago", ErrExpired, maxAge)
+	}
+	return Claims{
+		SessionID: wc.SessionID,
+		Subject:   wc.Subject,
+		Email:     wc.Email,
+		Issuer:    wc.Issuer,
+		Audience:  s.opts.Audience,
+		IssuedAt:  wc.IssuedAt.Time,
+		ExpiresAt: wc.ExpiresAt.Time,
+	}, nil
 }

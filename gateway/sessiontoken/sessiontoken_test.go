@@ -472,3 +472,50 @@ func TestKeyFuncOnlyHS256(t *testing.T) {
 		t.Fatalf("keyFunc(HS256) = %v, %v", k, err)
 	}
 }
+
+func TestVerifyLapsed(t *testing.T) {
+	expiredAt := t0.Add(-time.Minute)
+	lapsed := with("iat", t0.Add(-time.Hour).Unix(), "exp", expiredAt.Unix())
+	rsaKey, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name   string
+		token  string
+		maxAge time.Duration
+		want   error
+	}{
+		{"expired a minute ago, max 1h", forge(t, jwt.SigningMethodHS256, testKey, lapsed), time.Hour, nil},
+		{"still valid", forge(t, jwt.SigningMethodHS256, testKey, validClaims()), time.Hour, nil},
+		{"expired a minute ago, max 30s", forge(t, jwt.SigningMethodHS256, testKey, lapsed), 30 * time.Second, ErrExpired},
+		{"alg none", forge(t, jwt.SigningMethodNone, jwt.UnsafeAllowNoneSignatureType, lapsed), time.Hour, ErrInvalid},
+		{"HS384", forge(t, jwt.SigningMethodHS384, testKey, lapsed), time.Hour, ErrInvalid},
+		{"RS256 header, HMAC signature", hmacWithAlg(t, "RS256", lapsed), time.Hour, ErrInvalid},
+		{"RS256 properly signed", forge(t, jwt.SigningMethodRS256, rsaKey, lapsed), time.Hour, ErrInvalid},
+		{"another key", forge(t, jwt.SigningMethodHS256, []byte("another-key-another-key-another-key!!"), lapsed), time.Hour, ErrInvalid},
+		{"no exp", forge(t, jwt.SigningMethodHS256, testKey, with("exp", nil)), time.Hour, ErrInvalid},
+		{"no iat", forge(t, jwt.SigningMethodHS256, testKey, with("iat", nil)), time.Hour, ErrInvalid},
+		{"iat in the future", forge(t, jwt.SigningMethodHS256, testKey, with("iat", t0.Add(time.Hour).Unix(), "exp", t0.Add(2*time.Hour).Unix())), time.Hour, ErrInvalid},
+		{"wrong aud", forge(t, jwt.SigningMethodHS256, testKey, with("aud", "arbor-cli", "exp", expiredAt.Unix())), time.Hour, ErrWrongAudience},
+		{"two audiences", forge(t, jwt.SigningMethodHS256, testKey, with("aud", []string{testAud, "x"})), time.Hour, ErrWrongAudience},
+		{"wrong iss", forge(t, jwt.SigningMethodHS256, testKey, with("iss", "https://evil.test")), time.Hour, ErrWrongIssuer},
+		{"CLI token type", forge(t, jwt.SigningMethodHS256, testKey, with("typ", "cli_access", "exp", expiredAt.Unix())), time.Hour, ErrWrongType},
+		{"garbage", "not.a.token", time.Hour, ErrInvalid},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := newTestSigner(t, newClock(t0), Options{})
+			c, err := s.VerifyLapsed(tt.token, tt.maxAge)
+			if tt.want == nil {
+				if err != nil || c.SessionID != "s1" || c.Subject != "u1" {
+					t.Fatalf("VerifyLapsed = %+v, %v; want the claims", c, err)
+				}
+				return
+			}
+			if !errors.Is(err, tt.want) || c != (Claims{}) {
+				t.Fatalf("VerifyLapsed = %+v, %v; want %v", c, err, tt.want)
+			}
+		})
+	}
+}

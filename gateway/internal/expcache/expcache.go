@@ -116,3 +116,21 @@ func (c *Cache[K, V]) Len() int {
 	}
 	return n
 }
+
+// Delete removes k's entry, if any.
+func (c *Cache[K, V]) Delete(k K) {
+	sh := c.shard(k)
+	sh.mu.Lock()
+	delete(sh.m, k)
+	sh.mu.Unlock()
+}
+
+// Clear removes every entry.
+func (c *Cache[K, V]) Clear() {
+	for i := range c.shards {
+		sh := &c.shards[i]
+		sh.mu.Lock()
+		clear(sh.m)
+		sh.mu.Unlock()
+	}
+}

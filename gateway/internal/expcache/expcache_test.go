@@ -82,3 +82,21 @@ func TestBoundedUnderConcurrency(t *testing.T) {
 		t.Fatalf("Len = %d, want between %d and %d", n, size/2, size)
 	}
 }
+
+func TestDeleteAndClear(t *testing.T) {
+	c := New[string](64, expOf)
+	c.Put("a", item{"x", t0.Add(time.Minute)}, t0)
+	c.Put("b", item{"y", t0.Add(time.Minute)}, t0)
+	c.Delete("a")
+	c.Delete("missing")
+	if _, ok := c.Get("a", t0); ok {
+		t.Fatal("a still cached after Delete")
+	}
+	if v, ok := c.Get("b", t0); !ok || v.val != "y" {
+		t.Fatalf("Delete(a) removed b: %v %v", v, ok)
+	}
+	c.Clear()
+	if n := c.Len(); n != 0 {
+		t.Fatalf("Len after Clear = %d", n)
+	}
+}
