@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/gofiber/fiber/v2"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/vintner/arbor/gateway/proxy"
@@ -104,6 +105,12 @@ type Options struct {
 	// headers are added here. The gateway sets X-Request-Id before calling
 	// it. See proxy.Director.
 	Director proxy.Director
+	// Guard decides, before anything is relayed, whether a request may go
+	// to the upstream: it authenticates the request and applies the route
+	// policy. It returns true to let the request through; false when it
+	// has answered itself (a redirect to sign-in), or an error, which is
+	// rendered like any other (a 401). Nil lets every request through.
+	Guard func(c *fiber.Ctx) (bool, error)
 
 	// Logger receives error details and everything handlers log through
 	// gateway.Logger(c). Default: JSON (NewJSONHandler) to stderr.

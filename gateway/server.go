@@ -280,6 +280,12 @@ func (s *Server) serveProxy(c *fiber.Ctx) error {
 	if st := stateOf(c); st != nil {
 		st.class = ClassProxy
 	}
+	if s.opts.Guard != nil {
+		ok, err := s.opts.Guard(c)
+		if err != nil || !ok {
+			return err
+		}
+	}
 	return s.proxy.Handler(c)
 }
 

@@ -291,6 +291,13 @@ func (p *Plugin) Endpoints() abi.Endpoints {
 	return abi.Endpoints{}
 }
 
+// Configured reports whether the operator gave the plugin an OAuth client
+// (a client id): without one no user can sign in or connect through it.
+func (p *Plugin) Configured() bool {
+	v := p.cur.Load()
+	return v != nil && v.cfg.ClientID != ""
+}
+
 // Close retires the plugin: later calls fail with ErrClosed, calls in
 // flight finish, then the instances are closed.
 func (p *Plugin) Close() error {
@@ -418,8 +425,10 @@ func (v *version) scopes(p abi.Purpose) []string {
 
 // ExchangeInput is an authorization code returned to the callback.
 type ExchangeInput struct {
-	Code         string
-	RedirectURI  string
+	Code        string
+	RedirectURI string
+	// CodeVerifier is the PKCE verifier; it is dropped for a provider
+	// whose manifest says pkce: false, as the challenge was.
 	CodeVerifier string
 }
 
@@ -427,10 +436,16 @@ type ExchangeInput struct {
 func (p *Plugin) Exchange(ctx context.Context, in ExchangeInput) (*abi.Token, error) {
 	var tok abi.Token
 	err := p.invoke(ctx, abi.OpExchange, func(v *version) abi.Message {
-		return &abi.ExchangeRequest{
+		r := &abi.ExchangeRequest{
 			Client: abi.Client{ID: v.cfg.ClientID, Secret: v.cfg.ClientSecret}, Endpoints: v.endpoints,
 			Code: in.Code, RedirectURI: in.RedirectURI, CodeVerifier: in.CodeVerifier,
 		}
+		if !v.man.PKCE {
+			// AuthorizeParams sent no challenge, and a provider that
+			// does not do PKCE may refuse a verifier it did not expect.
+			r.CodeVerifier = ""
+		}
+		return r
 	}, []string{in.Code, in.CodeVerifier}, &tok)
 	if err != nil {
 		return nil, err

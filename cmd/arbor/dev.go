@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -16,11 +17,14 @@ func newDevCmd() *cobra.Command {
 	var listen, dataDir string
 	cmd := &cobra.Command{
 		Use:   "dev",
-		Short: "Run Arbor for development: generated secrets, embedded store, demo upstream",
+		Short: "Run Arbor for development: generated secrets, embedded store, fake providers, demo upstream",
 		Long: `Run Arbor on one machine with nothing to set up: secrets are generated once
 and kept in DIR/secrets (mode 0600), the store is DIR/arbor.db, and a demo
 app listening on a free loopback port stands behind the gateway and shows
-the headers it receives. Nothing outside this machine is contacted.
+the headers it receives. Fake GitHub, GitLab, Bitbucket and Google servers
+on other loopback ports stand in for the real providers: "Sign in with
+GitHub" leads to the fake's consent page. Nothing outside this machine is
+contacted.
 
 Never use dev mode in production.`,
 		Args: cobra.NoArgs,
@@ -43,7 +47,20 @@ Never use dev mode in production.`,
 			if cmd.Flags().Changed("data") || !hasConfig(cmd) {
 				extra = append(extra, "ARBOR_DATA_DIR="+dataDir, "ARBOR_STORE_PATH=")
 			}
-			cfg, err := loadConfig(cmd, extra)
+			// The fakes need the public URL (their registered redirect
+			// URIs), which needs the configuration; the configuration needs
+			// the fakes' addresses. Load it once for the URL, then again
+			// with the fakes in place.
+			pre, err := loadConfig(cmd, extra)
+			if err != nil {
+				return err
+			}
+			fakes, fakeEnv, err := startDevFakes(pre.PublicURL)
+			if err != nil {
+				return err
+			}
+			defer fakes.Close()
+			cfg, err := loadConfig(cmd, append(fakeEnv, extra...))
 			if err != nil {
 				return err
 			}
@@ -52,7 +69,8 @@ Never use dev mode in production.`,
 			}
 			out := cmd.OutOrStdout()
 			return serve(cmd.Context(), cfg, serveHooks{stdout: out, ready: func(addr string) {
-				fmt.Fprintf(out, "\n  Arbor dev is running: open http://%s/\n  demo upstream: http://%s  data: %s\n  Ctrl-C stops it.\n\n", addr, ln.Addr(), cfg.DataDir)
+				fmt.Fprintf(out, "\n  Arbor dev is running: open http://%s/\n  demo upstream: http://%s  data: %s\n  fake providers: %s\n  Ctrl-C stops it.\n\n",
+					addr, ln.Addr(), cfg.DataDir, strings.Join(fakeURLs(fakes), ", "))
 			}})
 		},
 	}

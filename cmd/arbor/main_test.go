@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/cookiejar"
 	"net/http/httptest"
 	"os"
 	"os/exec"
@@ -509,14 +510,61 @@ func TestDevStartsWithEmbeddedDefaults(t *testing.T) {
 		t.Fatalf("dev did not print its URL")
 	}
 	go io.Copy(io.Discard, stdout)
-	resp, err := http.Get("http://" + addr + "/")
-	if err != nil {
-		t.Fatal(err)
+	base := "http://" + addr
+	// The plugins load in the background; /readyz says when.
+	deadline := time.Now().Add(90 * time.Second)
+	for {
+		resp, err := http.Get(base + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("dev never became ready: %v", err)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
-	body, _ := io.ReadAll(resp.Body)
+	jar, _ := cookiejar.New(nil)
+	client := &http.Client{Jar: jar, Timeout: 30 * time.Second}
+	get := func(u string) (int, string, string) {
+		t.Helper()
+		resp, err := client.Get(u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, resp.Request.URL.String(), string(body)
+	}
+	// A newcomer opens the URL, lands on the sign-in page with a button per
+	// fake provider, …
+	status, at, body := get(base + "/")
+	if status != 200 || at != base+"/auth/sign-in?return_to=%2F" {
+		t.Fatalf("opening %s/: %d at %s", base, status, at)
+	}
+	for _, p := range []string{"github", "gitlab", "bitbucket", "google"} {
+		if !strings.Contains(body, `data-provider="`+p+`"`) {
+			t.Fatalf("sign-in page has no %s button:\n%s", p, body)
+		}
+	}
+	// … signs in with the fake GitHub (its consent page approved by the
+	// fake's test switch) and sees the demo app with the identity.
+	noFollow := &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := noFollow.Get(base + "/auth/start/github")
+	if err != nil || resp.StatusCode != http.StatusFound {
+		t.Fatalf("start: %v %v", resp, err)
+	}
 	resp.Body.Close()
-	if resp.StatusCode != 200 || !strings.Contains(string(body), "Trellis demo upstream") {
-		t.Fatalf("demo page: %d %s", resp.StatusCode, body)
+	authURL := resp.Header.Get("Location")
+	if !strings.HasPrefix(authURL, "http://127.0.0.1:") || strings.HasPrefix(authURL, base) {
+		t.Fatalf("authorization URL %q is not a loopback fake", authURL)
+	}
+	status, at, body = get(authURL + "&fake_auto=approve")
+	if status != 200 || at != base+"/" || !strings.Contains(body, "Trellis demo upstream") ||
+		!strings.Contains(body, "Signed in.") || !strings.Contains(body, "octocat") {
+		t.Fatalf("after sign-in: %d at %s\n%s", status, at, body)
 	}
 	if !strings.Contains(logs.String(), "DEV MODE") {
 		t.Fatal("dev mode did not warn about generated secrets")

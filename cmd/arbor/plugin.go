@@ -18,6 +18,7 @@ import (
 
 	"github.com/vintner/arbor/gateway/admin"
 	"github.com/vintner/arbor/gateway/config"
+	"github.com/vintner/arbor/gateway/webauth"
 	"github.com/vintner/arbor/plugins"
 	"github.com/vintner/arbor/plugins/builtin"
 	"github.com/vintner/arbor/sdk/abi"
@@ -499,4 +500,17 @@ plugins serving afterwards; the exit status is 1 if any plugin failed.`,
 			return nil
 		},
 	}
+}
+
+// providerRegistry returns the registry once the first load has finished,
+// nil before (the sign-in page then shows no providers).
+func (rt *pluginRuntime) providerRegistry() webauth.Registry {
+	select {
+	case <-rt.done:
+		if rt.reg != nil {
+			return rt.reg
+		}
+	default:
+	}
+	return nil
 }

@@ -148,6 +148,12 @@ func serve(ctx context.Context, cfg config.Config, hooks serveHooks) error {
 		return pl.reload(ctx, trigger)
 	}
 
+	wa, err := setupWebAuth(cfg, secrets, store, pl, log)
+	if err != nil {
+		return err
+	}
+	defer wa.close()
+
 	srv, err := gateway.New(gateway.Options{
 		Listen:                        cfg.Listen,
 		Upstream:                      cfg.Upstream.URL,
@@ -159,7 +165,9 @@ func serve(ctx context.Context, cfg config.Config, hooks serveHooks) error {
 		MaxHeaderBytes:                cfg.Server.MaxHeaderBytes,
 		BodyLimit:                     int64(cfg.Server.BodyLimit),
 		TrustedProxies:                cfg.Server.TrustedProxies,
-		IdentityHeaders:               cfg.Server.IdentityHeaders,
+		IdentityHeaders:               append(append([]string(nil), cfg.Server.IdentityHeaders...), wa.web.StrippedHeaders()...),
+		Guard:                         wa.web.Guard,
+		Director:                      wa.web.Director,
 		Logger:                        log,
 		AccessLogger:                  accessLog,
 		Ready: func(ctx context.Context) error {
@@ -173,6 +181,9 @@ func serve(ctx context.Context, cfg config.Config, hooks serveHooks) error {
 		return usageErr(err)
 	}
 	metrics.Store(srv.Metrics())
+	if err := srv.Mount(gateway.ClassAuth, wa.web.Routes); err != nil {
+		return err
+	}
 
 	adm, err := admin.Listen(admin.SocketPath(cfg.DataDir), admin.Handlers{
 		Backup: store.Backup,

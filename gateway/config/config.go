@@ -59,6 +59,9 @@ type Config struct {
 	Upstream Upstream `yaml:"upstream"`
 	Store    Store    `yaml:"store"`
 	Secrets  Secrets  `yaml:"secrets"`
+	Session  Session  `yaml:"session"`
+	Auth     Auth     `yaml:"auth"`
+	Identity Identity `yaml:"identity"`
 	Plugins  Plugins  `yaml:"plugins"`
 	// Providers configures provider plugins by name (github, gitlab, …):
 	// client id, endpoint overrides, scopes, extra hosts. Environment:
@@ -140,6 +143,11 @@ type Secrets struct {
 	// separated by commas or newlines, newest last. Environment:
 	// ARBOR_ENCRYPTION_KEYS or ARBOR_ENCRYPTION_KEYS_FILE. Default none.
 	EncryptionKeysFile string `yaml:"encryption_keys_file"`
+	// AssertionKeyFile holds the Ed25519 private key (PKCS#8 PEM) that
+	// signs identity assertions to the upstream. Arbor generates it (mode
+	// 0600) if the file does not exist; replicas must share one. Default
+	// <data_dir>/assertion-key.pem.
+	AssertionKeyFile string `yaml:"assertion_key_file"`
 }
 
 // Default returns the built-in configuration.
@@ -161,7 +169,10 @@ func Default() Config {
 			ResponseHeaderTimeout: 60 * time.Second,
 			IdleTimeout:           90 * time.Second,
 		},
-		Store: Store{Backend: "bbolt", GCInterval: time.Minute},
+		Store:    Store{Backend: "bbolt", GCInterval: time.Minute},
+		Session:  defaultSession(),
+		Auth:     defaultAuth(),
+		Identity: defaultIdentity(),
 	}
 }
 
@@ -240,6 +251,7 @@ func (c *Config) fillDerived() {
 	}
 	c.PublicURL = strings.TrimRight(c.PublicURL, "/")
 	c.fillPluginDefaults()
+	c.fillAuthDefaults()
 }
 
 // Validate checks every field and reports all problems at once.
@@ -313,6 +325,7 @@ func (c Config) Validate() error {
 		bad("store.backend", "%q: want bbolt", c.Store.Backend)
 	}
 	c.validatePlugins(bad)
+	c.validateAuth(bad)
 	if len(errs) > 0 {
 		return fmt.Errorf("config: %w", errors.Join(errs...))
 	}

@@ -42,7 +42,7 @@ func Render(c *fiber.Ctx, e *Error, requestID string) error {
 	c.Set(fiber.HeaderCacheControl, "no-store")
 	if WantsHTML(c) {
 		c.Set(fiber.HeaderContentType, fiber.MIMETextHTMLCharsetUTF8)
-		return c.SendString(page(status, e.Message, requestID))
+		return c.SendString(page(status, e.Code, e.Message, requestID))
 	}
 	b, err := json.Marshal(body{Error: e.Code, Message: e.Message, RequestID: requestID})
 	if err != nil {
@@ -55,13 +55,18 @@ func Render(c *fiber.Ctx, e *Error, requestID string) error {
 
 // page is the HTML error page. It is deliberately plain: no assets, no
 // script, every dynamic value escaped.
-func page(status int, message, requestID string) string {
+//
+// The body is <main class="arbor-error" data-error="CODE">, so that tests
+// (and browser automation) can tell an Arbor error page from an app page.
+func page(status int, code, message, requestID string) string {
 	title := strconv.Itoa(status) + " " + http.StatusText(status)
 	var b strings.Builder
 	b.Grow(512 + len(message) + len(requestID))
 	b.WriteString(`<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1"><title>`)
 	b.WriteString(html.EscapeString(title))
-	b.WriteString(`</title><style>body{font-family:system-ui,sans-serif;max-width:40rem;margin:4rem auto;padding:0 1rem;color:#222}code{background:#f2f2f2;padding:.1rem .3rem}</style></head><body><h1>`)
+	b.WriteString(`</title><style>body{font-family:system-ui,sans-serif;max-width:40rem;margin:4rem auto;padding:0 1rem;color:#222}code{background:#f2f2f2;padding:.1rem .3rem}</style></head><body><main class="arbor-error" data-error="`)
+	b.WriteString(html.EscapeString(code))
+	b.WriteString(`"><h1>`)
 	b.WriteString(html.EscapeString(title))
 	b.WriteString(`</h1><p>`)
 	b.WriteString(html.EscapeString(message))
@@ -71,7 +76,7 @@ func page(status int, message, requestID string) string {
 		b.WriteString(html.EscapeString(requestID))
 		b.WriteString(`</code></p>`)
 	}
-	b.WriteString(`</body></html>`)
+	b.WriteString(`</main></body></html>`)
 	return b.String()
 }
 

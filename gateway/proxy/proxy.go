@@ -303,8 +303,10 @@ func (p *Proxy) roundTrip(c *fiber.Ctx, x *exchange, cl int64) error {
 	}
 
 	out := c.Response()
+	own := ownCookies(&out.Header)
 	resp.Header.CopyTo(&out.Header)
 	filterResponseHeaders(&out.Header, x, false)
+	restoreCookies(&out.Header, own)
 
 	body := resp.BodyStream()
 	if body == nil {
@@ -403,4 +405,31 @@ func (p *Proxy) Close() error {
 	p.client.CloseIdleConnections()
 	p.watchdog.close()
 	return nil
+}
+
+// ownCookies returns the cookies Arbor set on the response before relaying
+// (a re-issued session cookie), which copying the upstream's header would
+// otherwise drop. Nil, without allocating, when there are none: the usual
+// case.
+func ownCookies(h *fasthttp.ResponseHeader) [][2][]byte {
+	var own [][2][]byte
+	h.VisitAllCookie(func(key, value []byte) {
+		own = append(own, [2][]byte{append([]byte(nil), key...), append([]byte(nil), value...)})
+	})
+	return own
+}
+
+// restoreCookies sets Arbor's cookies again after the upstream's header
+// was copied. Arbor's win over an upstream cookie of the same name.
+func restoreCookies(h *fasthttp.ResponseHeader, own [][2][]byte) {
+	if len(own) == 0 {
+		return
+	}
+	ck := fasthttp.AcquireCookie()
+	defer fasthttp.ReleaseCookie(ck)
+	for _, kv := range own {
+		if err := ck.ParseBytes(kv[1]); err == nil {
+			h.SetCookie(ck)
+		}
+	}
 }

@@ -1,0 +1,156 @@
+package config
+
+import (
+	"net"
+	"net/url"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+// Session configures browser sessions.
+type Session struct {
+	// IdleTimeout ends a session not used for this long. Default 168h (7 days).
+	IdleTimeout time.Duration `yaml:"idle_timeout"`
+	// AbsoluteLifetime ends a session this long after sign-in, however
+	// active. Default 720h (30 days).
+	AbsoluteLifetime time.Duration `yaml:"absolute_lifetime"`
+	// TokenTTL is the lifetime of the signed token in the session cookie;
+	// the cookie is re-issued once the token is past half of it. Default 15m.
+	TokenTTL time.Duration `yaml:"token_ttl"`
+}
+
+// Auth configures sign-in and which upstream routes need a session.
+type Auth struct {
+	// DefaultRoute is the class of an upstream path no rule names: public,
+	// session (redirect to sign-in) or api (401 JSON). Default session.
+	DefaultRoute string `yaml:"default_route"`
+	// PublicPaths, SessionPaths and APIPaths are path prefixes of the
+	// upstream ("/static/", "/api"); the longest matching prefix decides.
+	// Default none.
+	PublicPaths  []string `yaml:"public_paths"`
+	SessionPaths []string `yaml:"session_paths"`
+	APIPaths     []string `yaml:"api_paths"`
+	// LinkByVerifiedEmail signs a new provider identity in to the existing
+	// user with the same verified e-mail address. Off, a second provider is
+	// linked only by a signed-in user who asks. Default false.
+	LinkByVerifiedEmail bool `yaml:"link_by_verified_email"`
+	// AfterSignIn is where a sign-in without a return path lands. Default /.
+	AfterSignIn string `yaml:"after_sign_in"`
+}
+
+// Identity configures what the upstream receives about the signed-in user.
+type Identity struct {
+	// UserIDHeader, EmailHeader and LoginHeader name the headers carrying
+	// the user's Arbor id, e-mail and login. Defaults X-Arbor-User-Id,
+	// X-Arbor-User-Email, X-Arbor-User-Login.
+	UserIDHeader string `yaml:"user_id_header"`
+	EmailHeader  string `yaml:"email_header"`
+	LoginHeader  string `yaml:"login_header"`
+	// AssertionHeader carries a signed JWT (EdDSA) asserting the identity;
+	// its keys are served at /.well-known/jwks.json. Default X-Arbor-Assertion.
+	AssertionHeader string `yaml:"assertion_header"`
+	// AssertionShape is arbor or supabase (sub, role and aud
+	// "authenticated", for PostgREST's auth.uid()). Default arbor.
+	AssertionShape string `yaml:"assertion_shape"`
+	// AssertionAudience is the assertion's aud. Default: the upstream URL
+	// (arbor shape) or "authenticated" (supabase shape).
+	AssertionAudience string `yaml:"assertion_audience"`
+	// AssertionTTL is the assertion's lifetime. Default 5m.
+	AssertionTTL time.Duration `yaml:"assertion_ttl"`
+}
+
+func defaultSession() Session {
+	return Session{IdleTimeout: 7 * 24 * time.Hour, AbsoluteLifetime: 30 * 24 * time.Hour, TokenTTL: 15 * time.Minute}
+}
+
+func defaultAuth() Auth { return Auth{DefaultRoute: "session", AfterSignIn: "/"} }
+
+func defaultIdentity() Identity {
+	return Identity{
+		UserIDHeader:    "X-Arbor-User-Id",
+		EmailHeader:     "X-Arbor-User-Email",
+		LoginHeader:     "X-Arbor-User-Login",
+		AssertionHeader: "X-Arbor-Assertion",
+		AssertionShape:  "arbor",
+		AssertionTTL:    5 * time.Minute,
+	}
+}
+
+// fillAuthDefaults derives defaults that depend on other fields.
+func (c *Config) fillAuthDefaults() {
+	if c.Secrets.AssertionKeyFile == "" && c.DataDir != "" {
+		c.Secrets.AssertionKeyFile = filepath.Join(c.DataDir, "assertion-key.pem")
+	}
+	if c.Identity.AssertionAudience == "" {
+		if c.Identity.AssertionShape == "supabase" {
+			c.Identity.AssertionAudience = "authenticated"
+		} else {
+			c.Identity.AssertionAudience = c.Upstream.URL
+		}
+	}
+}
+
+// SecureCookies reports whether Arbor is reached over https, so that its
+// cookies carry Secure and the __Host- prefix. Plain http is allowed only
+// on a loopback public_url (Validate refuses anything else outside dev
+// mode): browsers never send Secure cookies over http.
+func (c Config) SecureCookies() bool {
+	return strings.HasPrefix(c.PublicURL, "https://")
+}
+
+func (c Config) validateAuth(bad func(key, format string, args ...any)) {
+	for key, d := range map[string]time.Duration{
+		"session.idle_timeout":      c.Session.IdleTimeout,
+		"session.absolute_lifetime": c.Session.AbsoluteLifetime,
+		"session.token_ttl":         c.Session.TokenTTL,
+		"identity.assertion_ttl":    c.Identity.AssertionTTL,
+	} {
+		if d <= 0 {
+			bad(key, "%v: want a positive duration such as 15m", d)
+		}
+	}
+	if c.Session.TokenTTL > 0 && c.Session.TokenTTL < 2*time.Second {
+		bad("session.token_ttl", "%v: want at least 2s (the cookie is re-issued at half of it)", c.Session.TokenTTL)
+	}
+	if c.Session.IdleTimeout > 0 && c.Session.TokenTTL > c.Session.IdleTimeout {
+		bad("session.token_ttl", "%v is longer than session.idle_timeout %v", c.Session.TokenTTL, c.Session.IdleTimeout)
+	}
+	if c.Session.IdleTimeout > c.Session.AbsoluteLifetime {
+		bad("session.idle_timeout", "%v is longer than session.absolute_lifetime %v", c.Session.IdleTimeout, c.Session.AbsoluteLifetime)
+	}
+	switch strings.ToLower(c.Auth.DefaultRoute) {
+	case "public", "session", "api":
+	default:
+		bad("auth.default_route", "%q: want public, session or api", c.Auth.DefaultRoute)
+	}
+	if !strings.HasPrefix(c.Auth.AfterSignIn, "/") || strings.HasPrefix(c.Auth.AfterSignIn, "//") {
+		bad("auth.after_sign_in", "%q: want a path on this site such as /", c.Auth.AfterSignIn)
+	}
+	for key, h := range map[string]string{
+		"identity.user_id_header":   c.Identity.UserIDHeader,
+		"identity.email_header":     c.Identity.EmailHeader,
+		"identity.login_header":     c.Identity.LoginHeader,
+		"identity.assertion_header": c.Identity.AssertionHeader,
+	} {
+		if h == "" || strings.ContainsAny(h, " :\t\r\n") {
+			bad(key, "%q is not a header name", h)
+		}
+	}
+	switch c.Identity.AssertionShape {
+	case "arbor", "supabase":
+	default:
+		bad("identity.assertion_shape", "%q: want arbor or supabase", c.Identity.AssertionShape)
+	}
+	if u, err := url.Parse(c.PublicURL); err == nil && u.Scheme == "http" && !c.Dev && !loopbackHost(u.Hostname()) {
+		bad("public_url", "%q is plain http on a host that is not loopback: browsers would send the session cookie unencrypted. Put TLS in front of Arbor and write https://…", c.PublicURL)
+	}
+}
+
+func loopbackHost(h string) bool {
+	if h == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(h)
+	return ip != nil && ip.IsLoopback()
+}

@@ -1,0 +1,524 @@
+package webauth
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base32"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/vintner/arbor/data"
+	"github.com/vintner/arbor/gateway"
+	"github.com/vintner/arbor/gateway/returnto"
+	"github.com/vintner/arbor/gateway/session"
+	"github.com/vintner/arbor/plugins"
+	"github.com/vintner/arbor/sdk/abi"
+)
+
+// Purposes of a flow (data.OAuthState.Purpose).
+const (
+	purposeLogin = "login"
+	purposeLink  = "link"
+)
+
+// maxProfileField caps what Arbor keeps of a provider's login, name or
+// e-mail.
+const maxProfileField = 320
+
+type providerButton struct {
+	Name, DisplayName, Href string
+}
+
+// returnPath validates a return path from a query or form; anything that
+// is not a same-origin path falls back to def. It never fails: an
+// invalid return path is ignored, not an error page.
+func returnPath(raw, def string) string {
+	if raw == "" {
+		return def
+	}
+	clean, err := returnto.Validate(raw)
+	if err != nil || strings.HasPrefix(clean, "/auth/") {
+		return def
+	}
+	return clean
+}
+
+func (w *WebAuth) signIn(c *fiber.Ctx) error {
+	rt := returnPath(c.Query("return_to"), w.opts.AfterSignIn)
+	id, err := w.opts.Sessions.Authenticate(c)
+	if err == nil && c.Query("signed_out") == "" {
+		return c.Redirect(rt, http.StatusFound)
+	}
+	var buttons []providerButton
+	for _, p := range w.opts.Providers.Login() {
+		href := PathStart + url.PathEscape(p.Name)
+		if rt != w.opts.AfterSignIn {
+			href += "?return_to=" + url.QueryEscape(rt)
+		}
+		buttons = append(buttons, providerButton{Name: p.Name, DisplayName: p.DisplayName, Href: href})
+	}
+	pd := pageData{Title: "Sign in", RequestID: gateway.RequestID(c)}
+	if err == nil {
+		pd.Identity = &id
+	}
+	if c.Query("signed_out") != "" {
+		pd.Notice = "You are signed out."
+	}
+	return w.render(c, http.StatusOK, "sign-in", struct {
+		pageData
+		Providers []providerButton
+	}{pd, buttons})
+}
+
+// start begins a sign-in with a provider.
+func (w *WebAuth) start(c *fiber.Ctx) error {
+	return w.begin(c, purposeLogin, "", returnPath(c.Query("return_to"), w.opts.AfterSignIn))
+}
+
+// link begins linking another provider to the signed-in user.
+func (w *WebAuth) link(c *fiber.Ctx) error {
+	id, err := w.opts.Sessions.Authenticate(c)
+	if err != nil {
+		return c.Redirect(PathSignIn+"?return_to="+url.QueryEscape(PathAccount), http.StatusFound)
+	}
+	return w.begin(c, purposeLink, id.UserID, PathAccount)
+}
+
+func (w *WebAuth) begin(c *fiber.Ctx, purpose, userID, rt string) error {
+	name := c.Params("provider")
+	p, _, ok := w.opts.Providers.LoginProvider(name)
+	if !ok {
+		return w.showError(c, fail(http.StatusNotFound, "unknown_provider", "Unknown sign-in provider",
+			"There is no sign-in provider by that name here. Pick one on the sign-in page.", nil))
+	}
+	ctx := c.UserContext()
+	binding := c.Cookies(w.flow)
+	if !wellFormedSecret(binding) {
+		// One binding value serves every sign-in this browser starts in
+		// the next StateTTL, so two tabs signing in at once both work.
+		var err error
+		if binding, err = randomString(32); err != nil {
+			return w.showError(c, fail(http.StatusInternalServerError, "internal_error", "Sign-in could not start", "Please try again.", err))
+		}
+	}
+	stateID, err1 := randomString(32)
+	verifier, err2 := randomString(32)
+	if err := errors.Join(err1, err2); err != nil {
+		return w.showError(c, fail(http.StatusInternalServerError, "internal_error", "Sign-in could not start", "Please try again.", err))
+	}
+	now := w.opts.Now().UTC()
+	redirectURI := w.opts.PublicURL + PathCallback + name
+	st := data.OAuthState{
+		ID:           stateID,
+		Provider:     name,
+		Purpose:      purpose,
+		UserID:       userID,
+		Binding:      base64.RawURLEncoding.EncodeToString(w.mac("binding", binding)),
+		PKCEVerifier: verifier,
+		RedirectURI:  redirectURI,
+		ReturnTo:     rt,
+		CreatedAt:    now,
+		ExpiresAt:    now.Add(w.opts.StateTTL),
+	}
+	if err := w.opts.Store.CreateOAuthState(ctx, st); err != nil {
+		return w.showError(c, fail(http.StatusServiceUnavailable, "store_unavailable", "Sign-in could not start",
+			"Arbor could not save the sign-in request. Please try again in a moment.", err))
+	}
+	challenge := sha256.Sum256([]byte(verifier))
+	authURL, err := p.AuthorizeURL(ctx, plugins.AuthorizeInput{
+		Purpose:       abi.PurposeLogin,
+		RedirectURI:   redirectURI,
+		State:         stateID,
+		CodeChallenge: base64.RawURLEncoding.EncodeToString(challenge[:]),
+	})
+	if err != nil {
+		return w.showError(c, fail(http.StatusBadGateway, "provider_error", "Sign-in could not start",
+			"The sign-in provider's plugin failed. Please try again; if it keeps failing, tell the operator.", err))
+	}
+	c.Cookie(&fiber.Cookie{
+		Name:     w.flow,
+		Value:    binding,
+		Path:     "/",
+		MaxAge:   int(w.opts.StateTTL / time.Second),
+		Secure:   w.opts.Secure,
+		HTTPOnly: true,
+		// Lax: the cookie must come back on the provider's top-level
+		// redirect to the callback.
+		SameSite: fiber.CookieSameSiteLaxMode,
+	})
+	pageHeaders(c)
+	return c.Redirect(authURL, http.StatusFound)
+}
+
+// callback finishes a sign-in or link.
+func (w *WebAuth) callback(c *fiber.Ctx) error {
+	if fe := w.finish(c); fe != nil {
+		return w.showError(c, fe)
+	}
+	return nil
+}
+
+func (w *WebAuth) finish(c *fiber.Ctx) *flowError {
+	ctx := c.UserContext()
+	name := c.Params("provider")
+	stateID := c.Query("state")
+	if stateID == "" {
+		return fail(http.StatusBadRequest, "state_missing", "Sign-in failed",
+			"The provider sent you back without the sign-in request's state. Start again from the sign-in page.", nil)
+	}
+	// Consume first: whatever happens next, this state is spent.
+	st, err := w.opts.Store.ConsumeOAuthState(ctx, stateID)
+	switch {
+	case errors.Is(err, data.ErrNotFound), errors.Is(err, data.ErrInvalid):
+		return fail(http.StatusBadRequest, "state_invalid", "Sign-in expired",
+			"This sign-in link has expired or was already used. Start again from the sign-in page.", err)
+	case err != nil:
+		return fail(http.StatusServiceUnavailable, "store_unavailable", "Sign-in failed",
+			"Arbor could not check the sign-in request. Please try again in a moment.", err)
+	}
+	if st.Provider != name {
+		return fail(http.StatusBadRequest, "state_mismatch", "Sign-in failed",
+			"The provider's answer does not match the sign-in you started. Start again from the sign-in page.",
+			fmt.Errorf("state made for provider %q arrived at the callback of %q", st.Provider, name))
+	}
+	binding := c.Cookies(w.flow)
+	want, err := base64.RawURLEncoding.DecodeString(st.Binding)
+	if binding == "" || err != nil || subtle.ConstantTimeCompare(w.mac("binding", binding), want) != 1 {
+		return fail(http.StatusBadRequest, "state_mismatch", "Sign-in failed",
+			"This sign-in was started in another browser (or its cookie was lost). Start again from the sign-in page.",
+			errors.New("browser binding cookie missing or different"))
+	}
+	if e := c.Query("error"); e != "" {
+		if e == "access_denied" {
+			return fail(http.StatusForbidden, "access_denied", "Sign-in cancelled",
+				"You did not allow Trellis to use your account. Nothing was changed.", nil)
+		}
+		return fail(http.StatusBadGateway, "provider_error", "Sign-in failed",
+			"The sign-in provider reported an error ("+safeCode(e)+"). Please try again.", nil)
+	}
+	code := c.Query("code")
+	if code == "" {
+		return fail(http.StatusBadRequest, "code_missing", "Sign-in failed",
+			"The provider sent you back without an authorization code. Start again from the sign-in page.", nil)
+	}
+	p, _, ok := w.opts.Providers.LoginProvider(name)
+	if !ok {
+		return fail(http.StatusNotFound, "unknown_provider", "Unknown sign-in provider",
+			"This sign-in provider is no longer available.", nil)
+	}
+	tok, err := p.Exchange(ctx, plugins.ExchangeInput{Code: code, RedirectURI: st.RedirectURI, CodeVerifier: st.PKCEVerifier})
+	if err != nil {
+		if plugins.CodeOf(err) == "invalid_grant" {
+			return fail(http.StatusBadRequest, "code_invalid", "Sign-in failed",
+				"The provider did not accept the authorization code (it may have been used already). Start again from the sign-in page.", err)
+		}
+		return fail(http.StatusBadGateway, "provider_exchange_failed", "Sign-in failed",
+			"Arbor could not complete the sign-in with the provider. Please try again.", err)
+	}
+	pu, err := p.User(ctx, tok.AccessToken)
+	if err != nil {
+		return fail(http.StatusBadGateway, "provider_user_failed", "Sign-in failed",
+			"Arbor could not ask the provider who you are. Please try again.", err)
+	}
+	if pu.ID == "" {
+		return fail(http.StatusBadGateway, "provider_user_failed", "Sign-in failed",
+			"The provider did not say who you are. Please try again.", errors.New("plugin returned a user without an id"))
+	}
+	prof := cleanProfile(pu)
+
+	if st.Purpose == purposeLink {
+		return w.finishLink(c, name, st, prof)
+	}
+	user, created, fe := w.resolveUser(ctx, name, prof)
+	if fe != nil {
+		return fe
+	}
+	if _, err := w.opts.Sessions.Start(c, user); err != nil {
+		return fail(http.StatusServiceUnavailable, "store_unavailable", "Sign-in failed",
+			"Arbor could not start your session. Please try again in a moment.", err)
+	}
+	w.audit(c, data.AuditEvent{Action: "session.sign_in", Actor: user.ID, UserID: user.ID, Target: name, Outcome: "ok",
+		Details: map[string]string{"new_user": fmt.Sprint(created)}})
+	gateway.Logger(c).Info("signed in", "user_id", user.ID, "provider", name, "new_user", created)
+	pageHeaders(c)
+	return redirect(c, returnPath(st.ReturnTo, w.opts.AfterSignIn))
+}
+
+func redirect(c *fiber.Ctx, to string) *flowError {
+	if err := c.Redirect(to, http.StatusFound); err != nil {
+		return fail(http.StatusInternalServerError, "internal_error", "Sign-in failed", "Please try again.", err)
+	}
+	return nil
+}
+
+// profile is the provider's account, cleaned.
+type profile struct {
+	subject, login, name, email string
+	emailVerified               bool
+}
+
+func cleanProfile(u *abi.User) profile {
+	return profile{
+		subject:       clean(u.ID),
+		login:         clean(u.Login),
+		name:          clean(u.Name),
+		email:         strings.ToLower(clean(u.Email)),
+		emailVerified: u.EmailVerified && u.Email != "",
+	}
+}
+
+// clean drops control characters (a provider's login must not be able to
+// inject a header line) and caps the length.
+func clean(s string) string {
+	s = strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f {
+			return -1
+		}
+		return r
+	}, s)
+	if len(s) > maxProfileField {
+		s = s[:maxProfileField]
+	}
+	return strings.TrimSpace(s)
+}
+
+// safeCode keeps an error code from the provider printable and short.
+func safeCode(s string) string {
+	var b strings.Builder
+	for _, r := range s {
+		if b.Len() >= 40 {
+			break
+		}
+		if r == '_' || r == '-' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' {
+			b.WriteRune(r)
+		}
+	}
+	return b.String()
+}
+
+// resolveUser finds the user of (provider, subject), or links by verified
+// e-mail when allowed, or creates a new user.
+func (w *WebAuth) resolveUser(ctx context.Context, provider string, p profile) (data.User, bool, *flowError) {
+	storeFail := func(err error) *flowError {
+		return fail(http.StatusServiceUnavailable, "store_unavailable", "Sign-in failed",
+			"Arbor could not read or save your account. Please try again in a moment.", err)
+	}
+	now := w.opts.Now().UTC()
+	for attempt := 0; attempt < 3; attempt++ {
+		ident, err := w.opts.Store.UpdateIdentity(ctx, provider, p.subject, func(id data.Identity) (data.Identity, error) {
+			id.Login, id.Email, id.EmailVerified, id.LastLoginAt = p.login, p.email, p.emailVerified, now
+			return id, nil
+		})
+		if err == nil {
+			u, err := w.opts.Store.GetUser(ctx, ident.UserID)
+			if err != nil {
+				return data.User{}, false, storeFail(err)
+			}
+			return u, false, nil
+		}
+		if !errors.Is(err, data.ErrNotFound) {
+			return data.User{}, false, storeFail(err)
+		}
+		// A new identity: an existing user by verified e-mail, or a new user.
+		var user data.User
+		created := false
+		if w.opts.LinkByVerifiedEmail && p.emailVerified {
+			user, err = w.userByVerifiedEmail(ctx, p.email)
+			if err != nil && !errors.Is(err, data.ErrNotFound) {
+				return data.User{}, false, storeFail(err)
+			}
+		}
+		if user.ID == "" {
+			if user, err = w.newUser(ctx, p, now); err != nil {
+				return data.User{}, false, storeFail(err)
+			}
+			created = true
+		}
+		err = w.opts.Store.CreateIdentity(ctx, data.Identity{
+			Provider: provider, Subject: p.subject, UserID: user.ID,
+			Login: p.login, Email: p.email, EmailVerified: p.emailVerified,
+			CreatedAt: now, LastLoginAt: now,
+		})
+		if err == nil {
+			return user, created, nil
+		}
+		if created {
+			_ = w.opts.Store.DeleteUser(context.WithoutCancel(ctx), user.ID)
+		}
+		if !errors.Is(err, data.ErrAlreadyExists) {
+			return data.User{}, false, storeFail(err)
+		}
+		// A concurrent sign-in of the same account created it first: use it.
+	}
+	return data.User{}, false, storeFail(errors.New("identity kept changing during sign-in"))
+}
+
+func (w *WebAuth) newUser(ctx context.Context, p profile, now time.Time) (data.User, error) {
+	id, err := newUserID()
+	if err != nil {
+		return data.User{}, err
+	}
+	u := data.User{ID: id, Login: p.login, Name: p.name, CreatedAt: now, UpdatedAt: now}
+	if p.emailVerified {
+		// Only a verified address is vouched for to the upstream.
+		u.Email = p.email
+	}
+	return u, w.opts.Store.CreateUser(ctx, u)
+}
+
+// userByVerifiedEmail finds the user one of whose identities has the same
+// verified e-mail address.
+//
+// It scans the users: linking by e-mail is off by default and sign-ins of
+// new identities are rare, so an index is not yet worth its upkeep.
+func (w *WebAuth) userByVerifiedEmail(ctx context.Context, email string) (data.User, error) {
+	users, err := w.opts.Store.ListUsers(ctx)
+	if err != nil {
+		return data.User{}, err
+	}
+	for _, u := range users {
+		if !strings.EqualFold(u.Email, email) {
+			continue
+		}
+		ids, err := w.opts.Store.ListIdentities(ctx, u.ID)
+		if err != nil {
+			return data.User{}, err
+		}
+		for _, id := range ids {
+			if id.EmailVerified && strings.EqualFold(id.Email, email) {
+				return u, nil
+			}
+		}
+	}
+	return data.User{}, data.ErrNotFound
+}
+
+// finishLink adds the provider identity to the signed-in user who started
+// the link.
+func (w *WebAuth) finishLink(c *fiber.Ctx, provider string, st data.OAuthState, p profile) *flowError {
+	ctx := c.UserContext()
+	cur, err := w.opts.Sessions.Authenticate(c)
+	if err != nil || cur.UserID != st.UserID {
+		return fail(http.StatusForbidden, "link_requires_session", "Linking failed",
+			"Linking a sign-in method needs the same signed-in session that started it. Sign in and try again from your account page.", err)
+	}
+	now := w.opts.Now().UTC()
+	existing, err := w.opts.Store.GetIdentity(ctx, provider, p.subject)
+	switch {
+	case err == nil && existing.UserID != cur.UserID:
+		return fail(http.StatusConflict, "identity_in_use", "Linking failed",
+			"That account already signs in to another Trellis user. Sign in with it and delete that user first, or use another account.", nil)
+	case err == nil:
+		// Already linked to this user: nothing to do.
+	case errors.Is(err, data.ErrNotFound):
+		err = w.opts.Store.CreateIdentity(ctx, data.Identity{
+			Provider: provider, Subject: p.subject, UserID: cur.UserID,
+			Login: p.login, Email: p.email, EmailVerified: p.emailVerified, CreatedAt: now,
+		})
+		if errors.Is(err, data.ErrAlreadyExists) {
+			return fail(http.StatusConflict, "identity_in_use", "Linking failed", "That account was just linked elsewhere.", err)
+		}
+		if err != nil {
+			return fail(http.StatusServiceUnavailable, "store_unavailable", "Linking failed", "Please try again in a moment.", err)
+		}
+		w.audit(c, data.AuditEvent{Action: "identity.link", Actor: cur.UserID, UserID: cur.UserID, Target: provider, Outcome: "ok"})
+	default:
+		return fail(http.StatusServiceUnavailable, "store_unavailable", "Linking failed", "Please try again in a moment.", err)
+	}
+	pageHeaders(c)
+	return redirect(c, PathAccount+"?linked="+url.QueryEscape(provider))
+}
+
+// logoutPage asks before signing out (a GET never changes state).
+func (w *WebAuth) logoutPage(c *fiber.Ctx) error {
+	id, err := w.opts.Sessions.Authenticate(c)
+	if err != nil {
+		return c.Redirect(PathSignIn, http.StatusFound)
+	}
+	return w.render(c, http.StatusOK, "logout", struct {
+		pageData
+		CSRF string
+	}{pageData{Title: "Sign out", RequestID: gateway.RequestID(c), Identity: &id}, w.opts.Sessions.CSRFToken(id.SessionID)})
+}
+
+// crossSite reports a form post from another site, when the browser says
+// so (Sec-Fetch-Site, or an Origin that is not ours).
+func (w *WebAuth) crossSite(c *fiber.Ctx) bool {
+	switch c.Get("Sec-Fetch-Site") {
+	case "cross-site", "same-site":
+		return true
+	}
+	if o := c.Get(fiber.HeaderOrigin); o != "" && o != "null" && o != w.opts.PublicURL {
+		return true
+	}
+	return false
+}
+
+func (w *WebAuth) checkForm(c *fiber.Ctx, id session.Identity) *flowError {
+	if w.crossSite(c) || !w.opts.Sessions.CheckCSRF(id.SessionID, c.FormValue("csrf")) {
+		return fail(http.StatusForbidden, "csrf_invalid", "Request refused",
+			"This form was not sent from your Trellis account page. Go back, reload the page and try again.", nil)
+	}
+	return nil
+}
+
+// logout ends the current session.
+func (w *WebAuth) logout(c *fiber.Ctx) error {
+	id, err := w.opts.Sessions.Authenticate(c)
+	if err != nil {
+		// Already signed out (or never signed in): nothing to end.
+		w.opts.Sessions.ClearCookie(c)
+		return c.Redirect(PathSignIn+"?signed_out=1", http.StatusSeeOther)
+	}
+	if fe := w.checkForm(c, id); fe != nil {
+		return w.showError(c, fe)
+	}
+	if err := w.opts.Sessions.EndCurrent(c); err != nil {
+		return w.showError(c, fail(http.StatusServiceUnavailable, "store_unavailable", "Sign-out failed",
+			"Arbor could not end your session. Please try again in a moment.", err))
+	}
+	w.audit(c, data.AuditEvent{Action: "session.sign_out", Actor: id.UserID, UserID: id.UserID, Outcome: "ok"})
+	pageHeaders(c)
+	return c.Redirect(PathSignIn+"?signed_out=1", http.StatusSeeOther)
+}
+
+// newUserID returns "usr_" and 128 random bits in lower-case base32.
+func newUserID() (string, error) {
+	var b [16]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", err
+	}
+	return "usr_" + strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(b[:])), nil
+}
+
+func randomString(n int) (string, error) {
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		return "", fmt.Errorf("reading random bytes: %w", err)
+	}
+	return base64.RawURLEncoding.EncodeToString(b), nil
+}
+
+// wellFormedSecret reports whether s looks like a value randomString(32)
+// made (43 base64url characters).
+func wellFormedSecret(s string) bool {
+	if len(s) != 43 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+			return false
+		}
+	}
+	return true
+}

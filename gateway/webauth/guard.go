@@ -1,0 +1,114 @@
+package webauth
+
+import (
+	"errors"
+	"net/http"
+	"net/url"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/valyala/fasthttp"
+
+	"github.com/vintner/arbor/gateway"
+	"github.com/vintner/arbor/gateway/access"
+	"github.com/vintner/arbor/gateway/assertion"
+	"github.com/vintner/arbor/gateway/httperr"
+	"github.com/vintner/arbor/gateway/session"
+)
+
+// CodeUnauthenticated is the error code of a 401 for a route that needs a
+// session.
+const CodeUnauthenticated = "unauthenticated"
+
+// identityKey is the Locals key of the request's session.Identity.
+type identityKey struct{}
+
+// IdentityOf returns the identity Guard found on the request.
+func IdentityOf(c *fiber.Ctx) (session.Identity, bool) {
+	id, ok := c.Locals(identityKey{}).(*session.Identity)
+	if !ok {
+		return session.Identity{}, false
+	}
+	return *id, true
+}
+
+type headerNames struct {
+	userID, email, login, assertion []byte
+}
+
+func newHeaderNames(h Headers) headerNames {
+	canon := func(s string) []byte {
+		var hh fasthttp.RequestHeader
+		hh.Set(s, "x")
+		var out []byte
+		hh.VisitAll(func(k, _ []byte) { out = append([]byte(nil), k...) })
+		return out
+	}
+	return headerNames{canon(h.UserID), canon(h.Email), canon(h.Login), canon(h.Assertion)}
+}
+
+// Guard runs before every request relayed to the upstream (it is
+// gateway.Options.Guard). It classifies the path with the policy,
+// authenticates the session cookie, keeps the identity for Director, and
+// stops requests that need a session and have none: a redirect to sign-in
+// for a page (GET or HEAD of a session route), 401 JSON otherwise.
+func (w *WebAuth) Guard(c *fiber.Ctx) (bool, error) {
+	class, err := w.opts.Policy.Classify(c.Request().URI().PathOriginal())
+	if err != nil {
+		return false, httperr.Wrap(err, http.StatusBadRequest, httperr.CodeBadPath,
+			"The request path is malformed (dot segments, backslashes, bad escapes or control characters)")
+	}
+	id, err := w.opts.Sessions.Authenticate(c)
+	switch {
+	case err == nil:
+		c.Locals(identityKey{}, &id)
+		return true, nil
+	case errors.Is(err, session.ErrNoSession):
+	case errors.Is(err, session.ErrInvalid), errors.Is(err, session.ErrEnded):
+		gateway.Logger(c).Debug("session cookie refused", "err", err)
+		w.opts.Sessions.ClearCookie(c)
+	default:
+		if class != access.Public {
+			return false, httperr.Wrap(err, http.StatusServiceUnavailable, httperr.CodeStoreUnavailable,
+				"Arbor could not check your session; try again in a moment")
+		}
+		gateway.Logger(c).Warn("session check failed; serving a public route without identity", "err", err)
+	}
+	switch class {
+	case access.Public:
+		return true, nil
+	case access.Session:
+		if c.Method() == fiber.MethodGet || c.Method() == fiber.MethodHead {
+			rt := returnPath(c.OriginalURL(), w.opts.AfterSignIn)
+			c.Set(fiber.HeaderCacheControl, "no-store")
+			return false, c.Redirect(PathSignIn+"?return_to="+url.QueryEscape(rt), http.StatusFound)
+		}
+	}
+	c.Set(fiber.HeaderWWWAuthenticate, `Cookie realm="arbor"`)
+	return false, httperr.New(http.StatusUnauthorized, CodeUnauthenticated, "Sign in first: this route needs a signed-in session")
+}
+
+// Director adds the identity headers to a request Guard let through with a
+// session (it is gateway.Options.Director). The proxy has already stripped
+// every client-sent X-Arbor-* header and the configured identity headers,
+// so the upstream sees only these.
+func (w *WebAuth) Director(c *fiber.Ctx, req *fasthttp.Request) error {
+	id, ok := c.Locals(identityKey{}).(*session.Identity)
+	if !ok {
+		return nil
+	}
+	req.Header.SetCanonical(w.hdr.userID, []byte(id.UserID))
+	if id.Email != "" {
+		req.Header.SetCanonical(w.hdr.email, []byte(id.Email))
+	}
+	if id.Login != "" {
+		req.Header.SetCanonical(w.hdr.login, []byte(id.Login))
+	}
+	if w.opts.Assertions != nil {
+		tok, err := w.opts.Assertions.Sign(assertion.Identity{UserID: id.UserID, Email: id.Email, Login: id.Login})
+		if err != nil {
+			return httperr.Wrap(err, http.StatusInternalServerError, httperr.CodeInternal, "Arbor could not sign the identity assertion")
+		}
+		req.Header.SetCanonical(w.hdr.assertion, []byte(tok))
+	}
+	return nil
+}

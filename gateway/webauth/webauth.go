@@ -1,0 +1,351 @@
+// Package webauth is Arbor's browser sign-in: the sign-in page, the OAuth
+// 2.0 authorization code flow through provider plugins, the account page,
+// logout, and the guard and director that put the signed-in identity on
+// every request relayed to the upstream.
+//
+// # Providers are plugins
+//
+// Nothing here knows a provider by name. The sign-in page shows one button
+// per loaded plugin that can sign users in and has an OAuth client
+// configured (Providers), so adding a provider is adding a plugin.
+//
+// # The flow, and what each step defends against
+//
+//   - /auth/start/{provider} creates a single-use state record (10 minutes)
+//     holding a PKCE verifier, the exact redirect URI and the return path,
+//     and binds it to this browser: the record stores the SHA-256 of a
+//     random value kept in a short-lived HttpOnly cookie. A state value
+//     that leaks (logs, Referer) is useless in another browser, and an
+//     attacker cannot make a victim's browser finish the attacker's sign-in
+//     (login CSRF).
+//   - Each provider has its own redirect URI, /auth/callback/{provider},
+//     and the state records which provider it was made for, so a code from
+//     one provider cannot be replayed at another's callback.
+//   - The callback consumes the state before anything else (a replay finds
+//     nothing), checks the browser binding in constant time, exchanges the
+//     code with the PKCE verifier, asks the plugin who the user is, and
+//     finds or creates the Arbor user by (provider, subject) — never by
+//     login or unverified e-mail.
+//   - Every sign-in gets a new session id (package session), so a cookie
+//     planted before sign-in is worthless after it.
+//   - Return paths pass returnto.Validate: same-origin absolute paths only.
+//
+// Linking a second provider to a user happens only when that user is signed
+// in and asks to (account page), or, when the operator enables it, by a
+// verified e-mail address both providers vouch for.
+package webauth
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"embed"
+	"errors"
+	"fmt"
+	"html/template"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/vintner/arbor/data"
+	"github.com/vintner/arbor/gateway"
+	"github.com/vintner/arbor/gateway/access"
+	"github.com/vintner/arbor/gateway/assertion"
+	"github.com/vintner/arbor/gateway/session"
+)
+
+// Paths of the routes Routes registers.
+const (
+	PathSignIn      = "/auth/sign-in"
+	PathStart       = "/auth/start/"    // + provider
+	PathLink        = "/auth/link/"     // + provider
+	PathCallback    = "/auth/callback/" // + provider
+	PathLogout      = "/auth/logout"
+	PathAccount     = "/auth/account"
+	PathEndSession  = "/auth/sessions/end"
+	PathWhoami      = "/auth/whoami"
+	PathAssets      = "/auth/assets/"
+	PathJWKS        = "/.well-known/jwks.json"
+	DefaultStateTTL = 10 * time.Minute
+)
+
+// Store is what the web flow needs from the store.
+type Store interface {
+	data.Users
+	data.Identities
+	data.OAuthStates
+	data.Audit
+}
+
+// Headers names the request headers carrying the identity to the upstream.
+type Headers struct {
+	UserID    string
+	Email     string
+	Login     string
+	Assertion string
+}
+
+// DefaultHeaders are the standard identity header names.
+var DefaultHeaders = Headers{
+	UserID:    "X-Arbor-User-Id",
+	Email:     "X-Arbor-User-Email",
+	Login:     "X-Arbor-User-Login",
+	Assertion: "X-Arbor-Assertion",
+}
+
+// Options configure WebAuth.
+type Options struct {
+	Store     Store
+	Sessions  *session.Manager
+	Providers Providers
+	// Policy classifies upstream paths. Required.
+	Policy *access.Policy
+	// Assertions signs the identity assertion header; nil sends none.
+	Assertions *assertion.Signer
+	// PublicURL is the external base URL (scheme://host[:port]); redirect
+	// URIs are PublicURL + /auth/callback/{provider}.
+	PublicURL string
+	// Secure: browsers reach Arbor over https (the flow cookie gets the
+	// __Host- prefix and Secure).
+	Secure bool
+	// Headers are the identity header names. Zero fields: DefaultHeaders.
+	Headers Headers
+	// LinkByVerifiedEmail: see package doc.
+	LinkByVerifiedEmail bool
+	// AfterSignIn is where a sign-in without a return path lands. Default "/".
+	AfterSignIn string
+	// StateTTL bounds a sign-in from start to callback. Default 10 minutes.
+	StateTTL time.Duration
+	// BindingKey keys the hash of the browser-binding value (32+ bytes).
+	BindingKey []byte
+	// Now is the clock. Default time.Now.
+	Now func() time.Time
+	// Logger receives what the flow logs besides the request logger.
+	Logger *slog.Logger
+}
+
+// WebAuth serves the sign-in routes and guards the proxy.
+type WebAuth struct {
+	opts    Options
+	hdr     headerNames
+	pages   *template.Template
+	css     []byte
+	cssETag string
+	flow    string // the flow cookie's name
+}
+
+//go:embed assets
+var assets embed.FS
+
+// New checks opts and returns a WebAuth.
+func New(opts Options) (*WebAuth, error) {
+	var missing []string
+	if opts.Store == nil {
+		missing = append(missing, "Store")
+	}
+	if opts.Sessions == nil {
+		missing = append(missing, "Sessions")
+	}
+	if opts.Providers == nil {
+		missing = append(missing, "Providers")
+	}
+	if opts.Policy == nil {
+		missing = append(missing, "Policy")
+	}
+	if len(missing) > 0 {
+		return nil, fmt.Errorf("webauth: Options.%s required", strings.Join(missing, ", Options."))
+	}
+	if !strings.HasPrefix(opts.PublicURL, "http://") && !strings.HasPrefix(opts.PublicURL, "https://") {
+		return nil, fmt.Errorf("webauth: PublicURL %q must be an http(s) URL", opts.PublicURL)
+	}
+	if len(opts.BindingKey) < 32 {
+		return nil, errors.New("webauth: BindingKey must be at least 32 bytes")
+	}
+	opts.PublicURL = strings.TrimRight(opts.PublicURL, "/")
+	if opts.Headers.UserID == "" {
+		opts.Headers.UserID = DefaultHeaders.UserID
+	}
+	if opts.Headers.Email == "" {
+		opts.Headers.Email = DefaultHeaders.Email
+	}
+	if opts.Headers.Login == "" {
+		opts.Headers.Login = DefaultHeaders.Login
+	}
+	if opts.Headers.Assertion == "" {
+		opts.Headers.Assertion = DefaultHeaders.Assertion
+	}
+	if opts.AfterSignIn == "" {
+		opts.AfterSignIn = "/"
+	}
+	if opts.StateTTL <= 0 {
+		opts.StateTTL = DefaultStateTTL
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	pages, err := template.ParseFS(assets, "assets/pages.html")
+	if err != nil {
+		return nil, fmt.Errorf("webauth: parsing templates: %w", err)
+	}
+	css, err := assets.ReadFile("assets/arbor.css")
+	if err != nil {
+		return nil, err
+	}
+	sum := sha256.Sum256(css)
+	w := &WebAuth{
+		opts:    opts,
+		hdr:     newHeaderNames(opts.Headers),
+		pages:   pages,
+		css:     css,
+		cssETag: fmt.Sprintf(`"%x"`, sum[:8]),
+		flow:    "arbor_flow",
+	}
+	if opts.Secure {
+		w.flow = "__Host-arbor_flow"
+	}
+	return w, nil
+}
+
+// StrippedHeaders are the identity header names that are not X-Arbor-*;
+// the proxy must strip them from client requests as it strips X-Arbor-*.
+func (w *WebAuth) StrippedHeaders() []string {
+	var out []string
+	for _, h := range []string{w.opts.Headers.UserID, w.opts.Headers.Email, w.opts.Headers.Login, w.opts.Headers.Assertion} {
+		if !strings.HasPrefix(strings.ToLower(h), "x-arbor-") {
+			out = append(out, h)
+		}
+	}
+	return out
+}
+
+// Routes registers the sign-in, account and key routes. Mount them with
+// gateway.ClassAuth.
+func (w *WebAuth) Routes(r fiber.Router) {
+	r.Get(PathSignIn, w.signIn)
+	r.Get(PathStart+":provider", w.start)
+	r.Get(PathLink+":provider", w.link)
+	r.Get(PathCallback+":provider", w.callback)
+	r.Get(PathLogout, w.logoutPage)
+	r.Post(PathLogout, w.logout)
+	r.Get(PathAccount, w.account)
+	r.Post(PathEndSession, w.endSession)
+	r.Get(PathWhoami, w.whoami)
+	r.Get(PathAssets+"arbor.css", w.stylesheet)
+	r.Get(PathJWKS, w.jwks)
+}
+
+// pageData is what every template gets.
+type pageData struct {
+	Title     string
+	RequestID string
+	Identity  *session.Identity
+	Notice    string
+}
+
+// render writes an HTML page with Arbor's page headers.
+func (w *WebAuth) render(c *fiber.Ctx, status int, name string, data any) error {
+	var b strings.Builder
+	if err := w.pages.ExecuteTemplate(&b, name, data); err != nil {
+		return fmt.Errorf("webauth: rendering %s: %w", name, err)
+	}
+	pageHeaders(c)
+	c.Status(status)
+	c.Set(fiber.HeaderContentType, fiber.MIMETextHTMLCharsetUTF8)
+	return c.SendString(b.String())
+}
+
+// pageHeaders are set on every page Arbor renders: never cached, never
+// framed, no script at all, and no Referer (the callback URL holds a code).
+func pageHeaders(c *fiber.Ctx) {
+	c.Set(fiber.HeaderCacheControl, "no-store")
+	c.Set(fiber.HeaderContentSecurityPolicy, "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
+	c.Set(fiber.HeaderXFrameOptions, "DENY")
+	c.Set(fiber.HeaderReferrerPolicy, "no-referrer")
+	c.Set(fiber.HeaderXContentTypeOptions, "nosniff")
+}
+
+// flowError is a sign-in failure shown to the person as a page.
+type flowError struct {
+	status  int
+	code    string
+	title   string
+	message string
+	err     error // logged, never shown
+}
+
+func (e *flowError) Error() string {
+	if e.err != nil {
+		return e.code + ": " + e.err.Error()
+	}
+	return e.code
+}
+
+func (e *flowError) Unwrap() error { return e.err }
+
+func fail(status int, code, title, message string, err error) *flowError {
+	return &flowError{status: status, code: code, title: title, message: message, err: err}
+}
+
+// showError renders a flow error page and logs it.
+func (w *WebAuth) showError(c *fiber.Ctx, fe *flowError) error {
+	log := gateway.Logger(c)
+	level := slog.LevelInfo
+	if fe.status >= 500 {
+		level = slog.LevelError
+	}
+	log.Log(c.UserContext(), level, "sign-in failed", "error", fe.code, "status", fe.status, "path", c.Path(), "err", fe.err)
+	type errorPage struct {
+		pageData
+		Code, Message, Retry string
+	}
+	return w.render(c, fe.status, "error", errorPage{
+		pageData: pageData{Title: fe.title, RequestID: gateway.RequestID(c)},
+		Code:     fe.code, Message: fe.message, Retry: PathSignIn,
+	})
+}
+
+func (w *WebAuth) stylesheet(c *fiber.Ctx) error {
+	c.Set(fiber.HeaderCacheControl, "public, max-age=3600")
+	c.Set(fiber.HeaderETag, w.cssETag)
+	c.Set(fiber.HeaderXContentTypeOptions, "nosniff")
+	if string(c.Request().Header.Peek(fiber.HeaderIfNoneMatch)) == w.cssETag {
+		return c.SendStatus(http.StatusNotModified)
+	}
+	c.Set(fiber.HeaderContentType, "text/css; charset=utf-8")
+	return c.Send(w.css)
+}
+
+func (w *WebAuth) jwks(c *fiber.Ctx) error {
+	if w.opts.Assertions == nil {
+		return fiber.ErrNotFound
+	}
+	c.Set(fiber.HeaderCacheControl, "public, max-age=300")
+	c.Set(fiber.HeaderContentType, assertion.JWKSContentType)
+	return c.Send(w.opts.Assertions.JWKS())
+}
+
+// mac keys a value with the binding key (browser binding hashes).
+func (w *WebAuth) mac(parts ...string) []byte {
+	m := hmac.New(sha256.New, w.opts.BindingKey)
+	for _, p := range parts {
+		m.Write([]byte(p))
+		m.Write([]byte{0})
+	}
+	return m.Sum(nil)
+}
+
+// audit appends an audit event; a failure is logged, never fatal to the
+// request.
+func (w *WebAuth) audit(c *fiber.Ctx, e data.AuditEvent) {
+	e.RequestID = gateway.RequestID(c)
+	e.IP = gateway.ClientIP(c)
+	if _, err := w.opts.Store.AppendAudit(context.WithoutCancel(c.UserContext()), e); err != nil {
+		gateway.Logger(c).Error("writing an audit event failed", "action", e.Action, "err", err)
+	}
+}
