@@ -6,7 +6,7 @@ LDFLAGS  := -s -w -X main.version=$(VERSION)
 BIN      := bin
 PKGS     := ./...
 
-.PHONY: all build run test test-short bench bench-go loadbench lint fmt clean
+.PHONY: all build run test test-unit fuzz bench bench-go loadbench lint fmt clean
 
 all: lint test build
 
@@ -18,9 +18,23 @@ build:
 run: build
 	./$(BIN)/arbor dev
 
-## test: every test, with the race detector (what CI runs)
-test:
+## test: every test with the race detector, then a short run of each fuzz target (what CI runs)
+test: test-unit fuzz
+
+test-unit:
 	$(GO) test -race -count=1 -timeout 30m $(PKGS)
+
+# Fuzz targets that guard untrusted input: the session cookie's token, return
+# paths and the route classifier. Each runs FUZZTIME on top of its committed
+# seed corpus (testdata/fuzz); a longer local run: make fuzz FUZZTIME=10m.
+FUZZTIME ?= 20s
+FUZZ_TARGETS := ./gateway/sessiontoken:FuzzVerify ./gateway/returnto:FuzzValidate ./gateway/access:FuzzClassify
+fuzz:
+	@set -e; for t in $(FUZZ_TARGETS); do \
+	  pkg=$${t%%:*}; fn=$${t##*:}; \
+	  echo "fuzz $$fn ($$pkg, $(FUZZTIME))"; \
+	  $(GO) test -run '^$$' -fuzz "^$$fn\$$" -fuzztime $(FUZZTIME) $$pkg; \
+	done
 
 ## bench: Go benchmarks, then the wrk proxy comparison (needs wrk: apt-get install wrk)
 bench: bench-go loadbench

@@ -41,35 +41,23 @@ func FuzzVerify(f *testing.F) {
 		if (err1 == nil) != (err2 == nil) || c1 != c2 {
 			t.Fatalf("cached (%+v, %v) and uncached (%+v, %v) disagree", c1, err1, c2, err2)
 		}
+		// VerifyLapsed accepts everything Verify does (with the same
+		// claims), and only tokens signed with the key.
+		cl, errL := uncached.VerifyLapsed(token, 24*time.Hour)
+		if err1 == nil && (errL != nil || cl != c1) {
+			t.Fatalf("Verify accepted (%+v) but VerifyLapsed says (%+v, %v)", c1, cl, errL)
+		}
+		if errL == nil {
+			checkSigned(t, token)
+			if cl.SessionID == "" || cl.Subject == "" || cl.Audience != testAud || cl.Issuer != testIss {
+				t.Fatalf("VerifyLapsed accepted a token with claims %+v", cl)
+			}
+		}
 		if err1 != nil {
 			if c1 != (Claims{}) {
 				t.Fatalf("claims %+v returned with error %v", c1, err1)
 			}
 			return
-		}
-		// Accepted: check the signature independently of golang-jwt.
-		parts := strings.Split(token, ".")
-		if len(parts) != 3 {
-			t.Fatalf("accepted token with %d segments", len(parts))
-		}
-		hdr, err := base64.RawURLEncoding.Strict().DecodeString(parts[0])
-		if err != nil {
-			t.Fatalf("accepted token with undecodable header: %v", err)
-		}
-		var h struct {
-			Alg string `json:"alg"`
-		}
-		if err := json.Unmarshal(hdr, &h); err != nil || h.Alg != "HS256" {
-			t.Fatalf("accepted token with header %s", hdr)
-		}
-		sig, err := base64.RawURLEncoding.Strict().DecodeString(parts[2])
-		if err != nil {
-			t.Fatalf("accepted token with non-canonical signature encoding: %v", err)
-		}
-		m := hmac.New(sha256.New, testKey)
-		m.Write([]byte(parts[0] + "." + parts[1]))
-		if !hmac.Equal(sig, m.Sum(nil)) {
-			t.Fatalf("accepted token not signed with the key: %q", token)
 		}
 		if c1.SessionID == "" || c1.Subject == "" || c1.Audience != testAud || c1.Issuer != testIss {
 			t.Fatalf("accepted token with claims %+v", c1)
@@ -78,4 +66,33 @@ func FuzzVerify(f *testing.F) {
 			t.Fatalf("accepted expired token (exp %v)", c1.ExpiresAt)
 		}
 	})
+}
+
+// checkSigned fails unless token is an HS256 JWT signed with testKey,
+// checked independently of golang-jwt.
+func checkSigned(t *testing.T, token string) {
+	t.Helper()
+	parts := strings.Split(token, ".")
+	if len(parts) != 3 {
+		t.Fatalf("accepted token with %d segments", len(parts))
+	}
+	hdr, err := base64.RawURLEncoding.Strict().DecodeString(parts[0])
+	if err != nil {
+		t.Fatalf("accepted token with undecodable header: %v", err)
+	}
+	var h struct {
+		Alg string `json:"alg"`
+	}
+	if err := json.Unmarshal(hdr, &h); err != nil || h.Alg != "HS256" {
+		t.Fatalf("accepted token with header %s", hdr)
+	}
+	sig, err := base64.RawURLEncoding.Strict().DecodeString(parts[2])
+	if err != nil {
+		t.Fatalf("accepted token with non-canonical signature encoding: %v", err)
+	}
+	m := hmac.New(sha256.New, testKey)
+	m.Write([]byte(parts[0] + "." + parts[1]))
+	if !hmac.Equal(sig, m.Sum(nil)) {
+		t.Fatalf("accepted token not signed with the key: %q", token)
+	}
 }
