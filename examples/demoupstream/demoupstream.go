@@ -63,10 +63,11 @@ var page = template.Must(template.New("demo").Parse(`<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Trellis demo upstream</title>
 <style>body{font-family:system-ui,sans-serif;max-width:52rem;margin:2rem auto;padding:0 1rem;color:#1f2d1f}
 h1{color:#3c6e3c}table{border-collapse:collapse;width:100%}td{border-bottom:1px solid #ddd;padding:.3rem .5rem;font-family:monospace;font-size:.9rem;word-break:break-all}
-.who{background:#eef6ee;border:1px solid #b9d8b9;border-radius:.5rem;padding:1rem}</style></head>
+.who{background:#eef6ee;border:1px solid #b9d8b9;border-radius:.5rem;padding:1rem}.who code{word-break:break-all}td:first-child{white-space:nowrap;word-break:normal}</style></head>
 <body><h1>Trellis demo upstream</h1>
 <p>This page is served by the demo app behind Arbor. Path: <code>{{.Path}}</code></p>
 <div class="who">{{if .Identity}}<strong>Signed in.</strong> Arbor says:<ul>{{range $k, $v := .Identity}}<li><code>{{$k}}: {{$v}}</code></li>{{end}}</ul>
+<p><a id="account" href="/auth/account">Account and sessions</a></p>
 {{else}}<strong>No identity headers:</strong> this request reached the app without a signed-in user.{{end}}</div>
 <h2>Headers the app received</h2><table>{{range .Headers}}<tr><td>{{.Name}}</td><td>{{.Value}}</td></tr>{{end}}</table>
 </body></html>`))

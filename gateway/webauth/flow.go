@@ -73,10 +73,19 @@ func (w *WebAuth) signIn(c *fiber.Ctx) error {
 	if c.Query("signed_out") != "" {
 		pd.Notice = "You are signed out."
 	}
-	return w.render(c, http.StatusOK, "sign-in", struct {
+	status, loading := http.StatusOK, !w.opts.Providers.Ready()
+	if loading {
+		// Only right after start: the plugins load in the background.
+		// The page refreshes itself (no script needed) until they have.
+		status = http.StatusServiceUnavailable
+		pd.Refresh = true
+		c.Set(fiber.HeaderRetryAfter, "2")
+	}
+	return w.render(c, status, "sign-in", struct {
 		pageData
 		Providers []providerButton
-	}{pd, buttons})
+		Loading   bool
+	}{pd, buttons, loading})
 }
 
 // start begins a sign-in with a provider.

@@ -416,3 +416,15 @@ func TestWhoami(t *testing.T) {
 }
 
 var _ = session.ErrEnded
+
+func TestSignInPageWhilePluginsLoad(t *testing.T) {
+	e := newEnv(t, envOptions{loading: true})
+	res := e.browser().Get("/auth/sign-in")
+	if res.StatusCode != http.StatusServiceUnavailable || res.Header.Get("Retry-After") == "" ||
+		!strings.Contains(res.Body, `id="providers-loading"`) || !strings.Contains(res.Body, `http-equiv="refresh"`) {
+		t.Fatalf("sign-in while loading: %d\n%s", res.StatusCode, res.Body)
+	}
+	if res := e.browser().Get("/auth/start/github"); res.StatusCode != http.StatusNotFound || errorCode(res.Body) != "unknown_provider" {
+		t.Fatalf("start while loading: %d %q", res.StatusCode, errorCode(res.Body))
+	}
+}

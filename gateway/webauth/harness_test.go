@@ -83,6 +83,9 @@ type envOptions struct {
 	secure bool
 	// editFake changes a fake provider's configuration before it starts.
 	editFake func(name string, c *fakeprovider.Config)
+	// loading keeps the provider registry unavailable, as while plugins
+	// load at start-up.
+	loading bool
 }
 
 // env is one complete gateway: bbolt store, real plugins talking to fake
@@ -196,9 +199,14 @@ func newEnv(t *testing.T, o envOptions) *env {
 		t.Fatal(err)
 	}
 	wa, err := webauth.New(webauth.Options{
-		Store:               e.store,
-		Sessions:            e.sessions,
-		Providers:           webauth.PluginProviders(func() webauth.Registry { return reg }),
+		Store:    e.store,
+		Sessions: e.sessions,
+		Providers: webauth.PluginProviders(func() webauth.Registry {
+			if o.loading {
+				return nil
+			}
+			return reg
+		}),
 		Policy:              policy,
 		Assertions:          e.asserter,
 		PublicURL:           e.publicURL,

@@ -27,6 +27,9 @@ type ProviderInfo struct {
 
 // Providers lists the providers users can sign in with.
 type Providers interface {
+	// Ready reports whether the provider list is known: false while the
+	// plugins are still loading at start-up.
+	Ready() bool
 	// Login returns the providers that can sign users in now, ordered for
 	// display.
 	Login() []ProviderInfo
@@ -63,6 +66,8 @@ func info(p *plugins.Plugin) (ProviderInfo, bool) {
 	}
 	return ProviderInfo{Name: m.Name, DisplayName: name, PKCE: m.PKCE}, true
 }
+
+func (pp pluginProviders) Ready() bool { return pp.registry() != nil }
 
 func (pp pluginProviders) Login() []ProviderInfo {
 	reg := pp.registry()

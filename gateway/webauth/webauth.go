@@ -246,6 +246,8 @@ type pageData struct {
 	RequestID string
 	Identity  *session.Identity
 	Notice    string
+	// Refresh asks the browser to reload the page after 2 seconds.
+	Refresh bool
 }
 
 // render writes an HTML page with Arbor's page headers.
