@@ -5,7 +5,6 @@ import (
 	"os"
 	"strings"
 
-	"github.com/vintner/arbor/gateway/config"
 	"github.com/vintner/arbor/plugins/builtin/fakes"
 )
 
@@ -20,22 +19,16 @@ func startDevFakes(publicURL string) (*fakes.Set, []string, error) {
 		return nil, nil, fmt.Errorf("dev: %w", err)
 	}
 	var env []string
-	for _, name := range set.Names() {
-		c := set.Configs[name]
-		prefix := "ARBOR_PROVIDERS_" + strings.ToUpper(name) + "_"
-		env = append(env,
-			prefix+"CLIENT_ID="+c.ClientID,
-			prefix+"AUTHORIZE_URL="+c.Endpoints.AuthorizeURL,
-			prefix+"TOKEN_URL="+c.Endpoints.TokenURL,
-			prefix+"API_BASE="+c.Endpoints.APIBase,
-			prefix+"REVOKE_URL="+c.Endpoints.RevokeURL,
-			prefix+"ALLOWED_HOSTS="+strings.Join(c.AllowedHosts, ","),
-			prefix+"ALLOW_PRIVATE_HOSTS="+strings.Join(c.AllowPrivateHosts, ","),
-		)
-		if err := os.Setenv(config.ProviderSecretEnv(name), c.ClientSecret); err != nil {
-			set.Close()
-			return nil, nil, err
+	for _, kv := range set.Environ() {
+		k, v, _ := strings.Cut(kv, "=")
+		if strings.HasPrefix(k, "ARBOR_PROVIDER_") {
+			if err := os.Setenv(k, v); err != nil {
+				set.Close()
+				return nil, nil, err
+			}
+			continue
 		}
+		env = append(env, kv)
 	}
 	return set, env, nil
 }

@@ -114,3 +114,26 @@ func (s *Set) Names() []string {
 	}
 	return out
 }
+
+// Environ returns the environment that configures Arbor's providers to use
+// the fakes: ARBOR_PROVIDERS_<NAME>_… for the client id, endpoints and
+// allowed hosts, and ARBOR_PROVIDER_<NAME>_CLIENT_SECRET for the secret.
+func (s *Set) Environ() []string {
+	var env []string
+	for _, name := range s.Names() {
+		c := s.Configs[name]
+		up := strings.ToUpper(strings.ReplaceAll(name, "-", "_"))
+		prefix := "ARBOR_PROVIDERS_" + up + "_"
+		env = append(env,
+			prefix+"CLIENT_ID="+c.ClientID,
+			prefix+"AUTHORIZE_URL="+c.Endpoints.AuthorizeURL,
+			prefix+"TOKEN_URL="+c.Endpoints.TokenURL,
+			prefix+"API_BASE="+c.Endpoints.APIBase,
+			prefix+"REVOKE_URL="+c.Endpoints.RevokeURL,
+			prefix+"ALLOWED_HOSTS="+strings.Join(c.AllowedHosts, ","),
+			prefix+"ALLOW_PRIVATE_HOSTS="+strings.Join(c.AllowPrivateHosts, ","),
+			"ARBOR_PROVIDER_"+up+"_CLIENT_SECRET="+c.ClientSecret,
+		)
+	}
+	return env
+}
