@@ -15,14 +15,14 @@
 //
 // A full parse and HMAC check costs several microseconds and dozens of
 // allocations, which is too much for every request. Verify therefore keeps a
-// bounded cache of tokens it has already verified, keyed by the SHA-256 of
-// the token string. Caching is safe because:
+// bounded cache of tokens it has already verified, keyed by the token
+// string itself. Caching is safe because:
 //
 //   - HMAC verification is deterministic: the same bytes under the same key
 //     give the same answer every time, and the key is fixed for a Signer.
 //     A new key means a new Signer with an empty cache.
-//   - The key is a collision-resistant hash of the whole token, so a token
-//     that differs in any byte (header, claims or signature) misses.
+//   - The key is the whole token, so a token that differs in any byte
+//     (header, claims or signature) misses.
 //   - The only claim whose verdict changes with time is exp: an entry is
 //     never used at or after the token's exp, whatever the leeway.
 //   - Only successful verifications are cached, so an attacker cannot fill
@@ -34,6 +34,7 @@ package sessiontoken
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -207,8 +208,7 @@ func (s *Signer) Verify(token string) (Claims, error) {
 		return s.verify(token)
 	}
 	now := s.opts.Now()
-	k := cacheKey(token)
-	if c, ok := s.cache.Get(k, now); ok {
+	if c, ok := s.cache.Get(token, now); ok {
 		return c, nil
 	}
 	c, err := s.verify(token)
@@ -216,7 +216,7 @@ func (s *Signer) Verify(token string) (Claims, error) {
 		return Claims{}, err
 	}
 	if now.Before(c.ExpiresAt) { // accepted within the leeway: not worth caching
-		s.cache.Put(k, c, now)
+		s.cache.Put(strings.Clone(token), c, now) // token may alias a request buffer
 	}
 	return c, nil
 }

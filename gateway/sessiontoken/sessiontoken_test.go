@@ -340,8 +340,8 @@ func TestCacheBounded(t *testing.T) {
 		wg.Go(func() {
 			for i := w; i < distinct; i += 4 {
 				cl := Claims{SessionID: fmt.Sprint(i), ExpiresAt: t0.Add(time.Hour)}
-				s.cache.Put(cacheKey(fmt.Sprint("token-", i)), cl, clk.Now())
-				s.cache.Get(cacheKey(fmt.Sprint("token-", i/2)), clk.Now())
+				s.cache.Put(fmt.Sprint("token-", i), cl, clk.Now())
+				s.cache.Get(fmt.Sprint("token-", i/2), clk.Now())
 			}
 		})
 	}

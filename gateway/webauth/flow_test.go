@@ -428,3 +428,25 @@ func TestSignInPageWhilePluginsLoad(t *testing.T) {
 		t.Fatalf("start while loading: %d %q", res.StatusCode, errorCode(res.Body))
 	}
 }
+
+func TestUpstreamNeverSeesArborCookies(t *testing.T) {
+	e := newEnv(t, envOptions{defaultClass: access.Public})
+	b := e.browser()
+	b.MustSignIn("github")
+	b.SetCookie("app_pref", "dark")
+	b.SetCookie("arbor_flow", strings.Repeat("A", 43))
+	if res := b.Get("/page"); res.StatusCode != http.StatusOK {
+		t.Fatalf("GET /page: %d", res.StatusCode)
+	}
+	h, _, _ := e.upstream.Last()
+	if got := h.Get("Cookie"); got != "app_pref=dark" || h.Get("X-Arbor-User-Id") == "" {
+		t.Fatalf("upstream Cookie %q (identity %q), want only the app's cookie", got, h.Get("X-Arbor-User-Id"))
+	}
+	// Only Arbor's cookies: no Cookie header at all.
+	anon := e.browser()
+	anon.SetCookie(e.cookie, "forged")
+	anon.Get("/page")
+	if h, _, _ := e.upstream.Last(); len(h.Values("Cookie")) != 0 {
+		t.Fatalf("upstream got Cookie %q", h.Values("Cookie"))
+	}
+}
