@@ -43,7 +43,8 @@ bench-go:
 	$(GO) test -run '^$$' -bench . -benchmem -count=1 $(PKGS)
 
 # loadbench runs the real `arbor serve` (fresh secrets, a throw-away data dir,
-# info-level access log) against the bare Fiber proxy and the upstream itself.
+# info-level access log) against the bare Fiber proxy and the upstream itself,
+# without and with a session cookie (it signs in through fake providers).
 loadbench: build
 	$(GO) build -o $(BIN)/loadbench ./cmd/loadbench
 	@d=$$(mktemp -d) && set -a && eval "$$(./$(BIN)/arbor keys generate)" && set +a && \

@@ -1,12 +1,17 @@
 // Command loadbench measures Arbor's proxy against a bare Fiber proxy.
 //
-// It runs three targets, interleaved in rounds so that drift in the machine's
+// It runs four targets, interleaved in rounds so that drift in the machine's
 // load affects them alike:
 //
-//   - upstream: wrk straight at a small fasthttp upstream,
-//   - bare:     wrk at a Fiber app whose only handler is proxy.Forward to it,
-//   - arbor:    wrk at Arbor (request ids, access log, metrics, header
-//     filtering, streaming proxy) in front of the same upstream.
+//   - upstream:   wrk straight at a small fasthttp upstream,
+//   - bare:       wrk at a Fiber app whose only handler is proxy.Forward to it,
+//   - arbor-anon: wrk at Arbor (request ids, access log, metrics, header
+//     filtering, route policy, streaming proxy) in front of the same
+//     upstream, without a session cookie,
+//   - arbor-auth: the same Arbor process, every request carrying a valid
+//     session cookie, so that each one also goes through the session check
+//     (token verification and session lookup) and gets the identity headers
+//     and the signed identity assertion added.
 //
 // The upstream and the bare proxy are loadbench itself, re-executed with a
 // hidden subcommand, so that each is its own process: CPU time is read from
@@ -14,18 +19,37 @@
 // the requests wrk reports. Arbor is started from --arbor-cmd (the upstream
 // URL in ARBOR_UPSTREAM_URL, the listen address in ARBOR_LISTEN) or, without
 // it, from loadbench's own "arbor-gateway" mode, which runs gateway.New with
-// its defaults.
+// its defaults and has no sign-in (no arbor-auth target then).
 //
-// Everything listens on 127.0.0.1. The run is bounded: rounds × 3 targets ×
+// With --arbor-cmd, Arbor runs with auth.default_route public
+// (ARBOR_AUTH_DEFAULT_ROUTE), so that requests without a cookie are proxied,
+// and its built-in provider plugins point at fake providers that loadbench
+// starts on loopback (package plugins/builtin/fakes, as `arbor dev` does).
+// Once /readyz answers 200, loadbench signs in through the fake GitHub like
+// a browser (GET /auth/start/github, the fake's authorize URL with
+// fake_auto=approve, Arbor's callback) and takes the arbor_session cookie.
+// The token lifetime is set to -token-ttl (default 1h), so the cookie is not
+// re-issued during the run: what arbor-auth measures is the steady state of
+// the session check, where the token is in the verification cache and the
+// session in the session cache. The upstream counts the requests that arrive
+// with Arbor's user id header, and every run is checked: all arbor-auth
+// requests must carry it, no arbor-anon request may.
+//
+// Req/s is the median across rounds; CPU per request is the measured
+// process's CPU time over all rounds divided by all its requests. The order
+// of arbor-anon and arbor-auth alternates between rounds.
+//
+// Everything listens on 127.0.0.1. The run is bounded: rounds × targets ×
 // duration, plus a one-second warm-up per target. loadbench exits non-zero
-// only when something fails (a process, wrk, a non-2xx answer or socket
-// error), never because a target ratio was missed.
+// only when something fails (a process, wrk, sign-in, a non-2xx answer or
+// socket error, a missing or unexpected identity header), never because a
+// target ratio was missed.
 //
 // Usage:
 //
 //	go build -o bin/loadbench ./cmd/loadbench
 //	bin/loadbench [-rounds 3] [-duration 5s] [-connections 32] [-threads 1]
-//	              [-arbor-cmd "bin/arbor serve --config arbor.yaml"]
+//	              [-arbor-cmd "bin/arbor serve --config arbor.yaml"] [-auth=true]
 package main
 
 import (
@@ -37,15 +61,19 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/cookiejar"
+	"net/url"
 	"os"
 	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"regexp"
 	"runtime/pprof"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"text/tabwriter"
 	"time"
@@ -55,6 +83,8 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/vintner/arbor/gateway"
+	"github.com/vintner/arbor/gateway/session"
+	"github.com/vintner/arbor/plugins/builtin/fakes"
 )
 
 func main() {
@@ -100,12 +130,19 @@ func waitSignal() {
 	<-ch
 }
 
+// countPath is the upstream's path that answers how many requests carried
+// the -count-header header.
+const countPath = "/__loadbench/count"
+
 // runUpstream serves a fixed small body on every path, as cheaply as
-// fasthttp allows, so that the machine's CPU goes to the proxies.
+// fasthttp allows, so that the machine's CPU goes to the proxies. It counts
+// the requests that carry -count-header (Arbor's user id header), which
+// countPath reports.
 func runUpstream(args []string) error {
 	fs := flag.NewFlagSet("upstream", flag.ContinueOnError)
 	listen := fs.String("listen", "127.0.0.1:0", "address")
 	size := fs.Int("body-bytes", 13, "response body size")
+	countHeader := fs.String("count-header", "", "count the requests that carry this header")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -113,9 +150,17 @@ func runUpstream(args []string) error {
 	if *size == 13 {
 		body = []byte("Hello, World!")
 	}
+	var counted atomic.Int64
 	srv := &fasthttp.Server{
 		Handler: func(ctx *fasthttp.RequestCtx) {
+			if *countHeader != "" && len(ctx.Request.Header.Peek(*countHeader)) > 0 {
+				counted.Add(1)
+			}
 			ctx.SetContentType("text/plain; charset=utf-8")
+			if string(ctx.Path()) == countPath {
+				ctx.SetBodyString(strconv.FormatInt(counted.Load(), 10))
+				return
+			}
 			ctx.SetBody(body)
 		},
 		NoDefaultServerHeader: true,
@@ -185,6 +230,8 @@ type config struct {
 	threads     int
 	wrk         string
 	arborCmd    string
+	auth        bool
+	tokenTTL    time.Duration
 	bodyBytes   int
 	logDir      string
 }
@@ -198,6 +245,10 @@ type child struct {
 
 func (c *child) pid() int { return c.cmd.Process.Pid }
 
+// userIDHeader is the header Arbor sets on requests with a session (the
+// default of identity.user_id_header); the upstream counts it.
+const userIDHeader = "X-Arbor-User-Id"
+
 func runBench(args []string) error {
 	var cfg config
 	fs := flag.NewFlagSet("loadbench", flag.ContinueOnError)
@@ -207,6 +258,8 @@ func runBench(args []string) error {
 	fs.IntVar(&cfg.threads, "threads", 1, "wrk threads (-t)")
 	fs.StringVar(&cfg.wrk, "wrk", "/usr/bin/wrk", "path to wrk")
 	fs.StringVar(&cfg.arborCmd, "arbor-cmd", "", "command that starts Arbor (run via sh -c with exec); default: loadbench's own arbor-gateway mode")
+	fs.BoolVar(&cfg.auth, "auth", true, "with -arbor-cmd: also measure requests with a session cookie (sign-in through fake providers)")
+	fs.DurationVar(&cfg.tokenTTL, "token-ttl", time.Hour, "session token lifetime given to Arbor (ARBOR_SESSION_TOKEN_TTL); keep it above twice the run's length so that no cookie is re-issued")
 	fs.IntVar(&cfg.bodyBytes, "body-bytes", 13, "upstream response body size")
 	fs.StringVar(&cfg.logDir, "log-dir", "", "directory for the children's stderr (default: a new temporary directory)")
 	if err := fs.Parse(args); err != nil {
@@ -221,9 +274,23 @@ func runBench(args []string) error {
 		return fmt.Errorf("-connections %d: use 1 to 1024", cfg.connections)
 	case cfg.threads < 1 || cfg.threads > cfg.connections:
 		return fmt.Errorf("-threads %d: use 1 to -connections", cfg.threads)
+	case cfg.tokenTTL < 2*time.Second || cfg.tokenTTL > 24*time.Hour:
+		return fmt.Errorf("-token-ttl %v: use 2s to 24h", cfg.tokenTTL)
 	}
 	if _, err := os.Stat(cfg.wrk); err != nil {
 		return fmt.Errorf("wrk not found at %s (install the Debian package wrk or pass -wrk): %w", cfg.wrk, err)
+	}
+	auth := cfg.auth && cfg.arborCmd != ""
+	if cfg.auth && !auth {
+		fmt.Println("loadbench: no -arbor-cmd: the built-in arbor-gateway mode has no sign-in, so arbor-auth is skipped")
+	}
+	if auth {
+		// The cookie is re-issued past half the token's lifetime; the
+		// measurement is of the steady state, without re-issues.
+		runLen := time.Duration(cfg.rounds*4+4)*(cfg.duration+time.Second) + 2*time.Minute
+		if cfg.tokenTTL/2 < runLen {
+			fmt.Printf("loadbench: warning: -token-ttl %v: the cookie may be re-issued during the run (about %v); arbor-auth then includes re-issues\n", cfg.tokenTTL, runLen.Round(time.Second))
+		}
 	}
 	if cfg.logDir == "" {
 		dir, err := os.MkdirTemp("", "loadbench-")
@@ -283,7 +350,8 @@ func runBench(args []string) error {
 
 	upAddr, bareAddr, arborAddr := freePort(), freePort(), freePort()
 	upURL := "http://" + upAddr
-	up, err := start("upstream", exec.Command(self, "upstream", "-listen", upAddr, "-body-bytes", strconv.Itoa(cfg.bodyBytes)), upAddr)
+	up, err := start("upstream", exec.Command(self, "upstream", "-listen", upAddr,
+		"-body-bytes", strconv.Itoa(cfg.bodyBytes), "-count-header", userIDHeader), upAddr)
 	if err != nil {
 		return err
 	}
@@ -297,23 +365,84 @@ func runBench(args []string) error {
 	} else {
 		arborCmd = exec.Command(self, "arbor-gateway")
 	}
-	arborCmd.Env = append(os.Environ(), "ARBOR_LISTEN="+arborAddr, "ARBOR_UPSTREAM_URL="+upURL)
+	publicURL := "http://" + arborAddr
+	arborCmd.Env = append(os.Environ(), "ARBOR_LISTEN="+arborAddr, "ARBOR_UPSTREAM_URL="+upURL,
+		// Requests without a cookie are proxied, not sent to sign-in.
+		"ARBOR_AUTH_DEFAULT_ROUTE=public")
+	if auth {
+		set, env, err := startFakes(publicURL)
+		if err != nil {
+			return err
+		}
+		defer set.Close()
+		arborCmd.Env = append(arborCmd.Env, env...)
+		arborCmd.Env = append(arborCmd.Env, "ARBOR_PUBLIC_URL="+publicURL,
+			"ARBOR_SESSION_TOKEN_TTL="+cfg.tokenTTL.String())
+	}
 	arbor, err := start("arbor", arborCmd, arborAddr)
 	if err != nil {
 		return err
 	}
+	var cookie string // "arbor_session=…", the arbor-auth requests' Cookie header
+	if auth {
+		// The provider plugins load in the background; /readyz says when.
+		if err := waitReady(arborAddr, 3*time.Minute); err != nil {
+			return fmt.Errorf("arbor never became ready (log: %s): %w", filepath.Join(cfg.logDir, "arbor.log"), err)
+		}
+		value, err := signIn(publicURL)
+		if err != nil {
+			return fmt.Errorf("signing in through the fake GitHub (log: %s): %w", filepath.Join(cfg.logDir, "arbor.log"), err)
+		}
+		cookie = session.InsecureCookieName + "=" + value
+		// One request each way: the cookie must make Arbor add the
+		// identity, and no cookie must not.
+		for _, tc := range []struct {
+			cookie string
+			want   int64
+		}{{cookie, 1}, {"", 0}} {
+			before, err := upstreamCount(upAddr)
+			if err != nil {
+				return err
+			}
+			if err := getOK(publicURL+"/", tc.cookie); err != nil {
+				return err
+			}
+			after, err := upstreamCount(upAddr)
+			if err != nil {
+				return err
+			}
+			if after-before != tc.want {
+				return fmt.Errorf("check through arbor (cookie %v): the upstream saw %d requests with %s, want %d", tc.cookie != "", after-before, userIDHeader, tc.want)
+			}
+		}
+	}
 
 	type target struct {
-		name  string
-		addr  string
-		proxy *child // the process whose CPU is charged; the upstream itself for "upstream"
+		name    string
+		addr    string
+		proxy   *child   // the process whose CPU is charged; the upstream itself for "upstream"
+		headers []string // extra wrk -H headers
+		// identity: whether every request must reach the upstream with the
+		// user id header (arbor-auth) or none may (arbor-anon); -1: not checked.
+		identity int
 	}
-	targets := []target{{"upstream", upAddr, up}, {"bare", bareAddr, bare}, {"arbor", arborAddr, arbor}}
+	targets := []target{
+		{name: "upstream", addr: upAddr, proxy: up, identity: -1},
+		{name: "bare", addr: bareAddr, proxy: bare, identity: -1},
+		{name: "arbor-anon", addr: arborAddr, proxy: arbor, identity: 0},
+	}
+	if auth {
+		targets = append(targets, target{name: "arbor-auth", addr: arborAddr, proxy: arbor,
+			headers: []string{"Cookie: " + cookie}, identity: 1})
+	}
 
 	fmt.Printf("loadbench: %d rounds × %d targets × %v, wrk -t%d -c%d, body %d B, CPU clock %d ticks/s, logs in %s\n",
 		cfg.rounds, len(targets), cfg.duration, cfg.threads, cfg.connections, cfg.bodyBytes, tck, cfg.logDir)
+	if auth {
+		fmt.Printf("arbor-auth: signed in through the fake GitHub; token TTL %v, so the session check is in its steady state (token and session cached, no re-issue)\n", cfg.tokenTTL)
+	}
 	for _, t := range targets {
-		if _, err := runWrk(cfg, t.addr, time.Second); err != nil {
+		if _, err := runWrk(cfg, t.addr, time.Second, t.headers); err != nil {
 			return fmt.Errorf("warm-up of %s: %w", t.name, err)
 		}
 	}
@@ -329,7 +458,18 @@ func runBench(args []string) error {
 	totals := make(map[string]*total)
 	var failures []string
 	for r := 1; r <= cfg.rounds; r++ {
-		for _, t := range targets {
+		order := slices.Clone(targets)
+		if r%2 == 0 && len(order) == 4 {
+			// Alternate the two Arbor targets between rounds.
+			order[2], order[3] = order[3], order[2]
+		}
+		for _, t := range order {
+			var idBefore int64
+			if t.identity >= 0 {
+				if idBefore, err = upstreamCount(upAddr); err != nil {
+					return err
+				}
+			}
 			before, err := cpuTicks(t.proxy.pid())
 			if err != nil {
 				return err
@@ -338,7 +478,7 @@ func runBench(args []string) error {
 			if err != nil {
 				return err
 			}
-			res, err := runWrk(cfg, t.addr, cfg.duration)
+			res, err := runWrk(cfg, t.addr, cfg.duration, t.headers)
 			if err != nil {
 				return fmt.Errorf("round %d, %s: %w", r, t.name, err)
 			}
@@ -349,6 +489,20 @@ func runBench(args []string) error {
 			upAfter, err := cpuTicks(up.pid())
 			if err != nil {
 				return err
+			}
+			if t.identity >= 0 {
+				idAfter, err := upstreamCount(upAddr)
+				if err != nil {
+					return err
+				}
+				// The upstream may count a few requests more than wrk
+				// (those in flight when wrk stopped), never fewer.
+				switch n := idAfter - idBefore; {
+				case t.identity == 1 && n < res.requests:
+					failures = append(failures, fmt.Sprintf("round %d, %s: only %d of %d requests reached the upstream with %s", r, t.name, n, res.requests, userIDHeader))
+				case t.identity == 0 && n != 0:
+					failures = append(failures, fmt.Sprintf("round %d, %s: %d requests reached the upstream with %s", r, t.name, n, userIDHeader))
+				}
 			}
 			tt := totals[t.name]
 			if tt == nil {
@@ -364,22 +518,21 @@ func runBench(args []string) error {
 			if res.errors > 0 {
 				failures = append(failures, fmt.Sprintf("round %d, %s: %d non-2xx responses or socket errors", r, t.name, res.errors))
 			}
-			fmt.Printf("round %d  %-8s %10.0f req/s  %8.1f µs CPU/req\n", r, t.name, res.reqPerSec,
+			fmt.Printf("round %d  %-10s %10.0f req/s  %8.1f µs CPU/req\n", r, t.name, res.reqPerSec,
 				float64(after-before)*1e6/float64(tck)/float64(max(res.requests, 1)))
 		}
 	}
 
 	cpuPerReq := func(ticks, reqs int64) float64 { return float64(ticks) * 1e6 / float64(tck) / float64(max(reqs, 1)) }
-	base := totals["bare"]
-	baseRPS := float64(base.requests) / base.seconds
-	baseCPU := cpuPerReq(base.cpuTicks, base.requests)
+	rpsOf := func(name string) float64 { return median(totals[name].perRoundReqsSec) }
+	cpuOf := func(name string) float64 { tt := totals[name]; return cpuPerReq(tt.cpuTicks, tt.requests) }
+	baseRPS, baseCPU := rpsOf("bare"), cpuOf("bare")
 	fmt.Println()
 	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "target\treq/s\tCPU µs/req (measured process)\tupstream CPU µs/req\tthroughput vs bare\tCPU vs bare\trounds req/s\t")
+	fmt.Fprintln(tw, "target\treq/s (median)\tCPU µs/req (measured process)\tupstream CPU µs/req\tthroughput vs bare\tCPU vs bare\trounds req/s\t")
 	for _, t := range targets {
 		tt := totals[t.name]
-		rps := float64(tt.requests) / tt.seconds
-		cpu := cpuPerReq(tt.cpuTicks, tt.requests)
+		rps, cpu := rpsOf(t.name), cpuOf(t.name)
 		var rounds []string
 		for _, v := range tt.perRoundReqsSec {
 			rounds = append(rounds, strconv.FormatFloat(v, 'f', 0, 64))
@@ -393,12 +546,21 @@ func runBench(args []string) error {
 			cpuPerReq(tt.upstreamTicks, tt.requests), thr, cr, strings.Join(rounds, " "))
 	}
 	_ = tw.Flush()
-	a := totals["arbor"]
-	thr := (float64(a.requests) / a.seconds) / baseRPS
-	cr := cpuPerReq(a.cpuTicks, a.requests) / baseCPU
-	fmt.Printf("\ntargets: throughput >= 0.90x bare (%s, %.2fx), CPU/request <= 1.25x bare (%s, %.2fx)\n",
+	thr := rpsOf("arbor-anon") / baseRPS
+	cr := cpuOf("arbor-anon") / baseCPU
+	fmt.Printf("\ntargets: arbor-anon throughput >= 0.90x bare (%s, %.2fx), CPU/request <= 1.25x bare (%s, %.2fx)\n",
 		verdict(thr >= 0.90), thr, verdict(cr <= 1.25), cr)
-	fmt.Println("(for the upstream row, the CPU column is the upstream's own)")
+	if auth {
+		at := rpsOf("arbor-auth") / rpsOf("arbor-anon")
+		fmt.Printf("         arbor-auth throughput >= 0.90x arbor-anon (%s, %.2fx); CPU/request %.2fx arbor-anon (%+.1f µs)\n",
+			verdict(at >= 0.90), at, cpuOf("arbor-auth")/cpuOf("arbor-anon"), cpuOf("arbor-auth")-cpuOf("arbor-anon"))
+	}
+	fmt.Printf("ratios:  arbor-anon / upstream direct throughput %.2fx", rpsOf("arbor-anon")/rpsOf("upstream"))
+	if auth {
+		fmt.Printf(", arbor-auth / upstream direct %.2fx", rpsOf("arbor-auth")/rpsOf("upstream"))
+	}
+	fmt.Println()
+	fmt.Println("(req/s: median of the rounds; CPU: all rounds' CPU time over all their requests; for the upstream row, the CPU column is the upstream's own)")
 
 	for _, c := range []*child{up, bare, arbor} {
 		if err := c.cmd.Process.Signal(syscall.Signal(0)); err != nil {
@@ -409,6 +571,145 @@ func runBench(args []string) error {
 		return errors.New("errors during the run:\n  " + strings.Join(failures, "\n  "))
 	}
 	return nil
+}
+
+// median of a non-empty list.
+func median(v []float64) float64 {
+	s := slices.Clone(v)
+	slices.Sort(s)
+	n := len(s)
+	if n == 0 {
+		return 0
+	}
+	if n%2 == 1 {
+		return s[n/2]
+	}
+	return (s[n/2-1] + s[n/2]) / 2
+}
+
+// startFakes starts a fake provider for every built-in plugin (as `arbor
+// dev` does) and returns the environment that points Arbor's provider
+// configuration, client secrets included, at them.
+func startFakes(publicURL string) (*fakes.Set, []string, error) {
+	set, err := fakes.Start(publicURL, fakes.Options{})
+	if err != nil {
+		return nil, nil, err
+	}
+	return set, set.Environ(), nil
+}
+
+// waitReady polls addr's /readyz until it answers 200.
+func waitReady(addr string, timeout time.Duration) error {
+	c := &http.Client{Timeout: 5 * time.Second}
+	deadline := time.Now().Add(timeout)
+	last := errors.New("no answer")
+	for time.Now().Before(deadline) {
+		resp, err := c.Get("http://" + addr + "/readyz")
+		if err == nil {
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+			last = fmt.Errorf("/readyz: %s", resp.Status)
+		} else {
+			last = err
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	return last
+}
+
+// signIn signs in at the Arbor at base through the fake GitHub, as a
+// browser would but without following redirects, and returns the session
+// cookie's value.
+func signIn(base string) (string, error) {
+	jar, err := cookiejar.New(nil)
+	if err != nil {
+		return "", err
+	}
+	client := &http.Client{
+		Jar:           jar,
+		Timeout:       30 * time.Second,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+	step := func(what, u string) (*http.Response, error) {
+		resp, err := client.Get(u)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", what, err)
+		}
+		body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusFound {
+			return nil, fmt.Errorf("%s: GET %s: %s, want 302 Found\n%s", what, u, resp.Status, body)
+		}
+		return resp, nil
+	}
+	resp, err := step("start", base+"/auth/start/github")
+	if err != nil {
+		return "", err
+	}
+	authURL := resp.Header.Get("Location")
+	if u, err := url.Parse(authURL); err != nil || u.Hostname() != "127.0.0.1" || strings.HasPrefix(authURL, base) {
+		return "", fmt.Errorf("start: the authorization URL %q is not a loopback fake", authURL)
+	}
+	resp, err = step("authorize", authURL+"&fake_auto=approve")
+	if err != nil {
+		return "", err
+	}
+	callback := resp.Header.Get("Location")
+	if !strings.HasPrefix(callback, base+"/auth/callback/github?") {
+		return "", fmt.Errorf("authorize: the fake sent the browser to %q, not to Arbor's callback", callback)
+	}
+	resp, err = step("callback", callback)
+	if err != nil {
+		return "", err
+	}
+	for _, ck := range resp.Cookies() {
+		if ck.Name == session.InsecureCookieName && ck.Value != "" {
+			return ck.Value, nil
+		}
+	}
+	return "", fmt.Errorf("callback: no %s cookie set (Location %q)", session.InsecureCookieName, resp.Header.Get("Location"))
+}
+
+// getOK requests u (with the Cookie header cookie, if not empty) and wants
+// a 2xx answer.
+func getOK(u, cookie string) error {
+	req, err := http.NewRequest(http.MethodGet, u, nil)
+	if err != nil {
+		return err
+	}
+	if cookie != "" {
+		req.Header.Set("Cookie", cookie)
+	}
+	c := &http.Client{Timeout: 10 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := c.Do(req)
+	if err != nil {
+		return err
+	}
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+	resp.Body.Close()
+	if resp.StatusCode/100 != 2 {
+		return fmt.Errorf("GET %s (cookie %v): %s\n%s", u, cookie != "", resp.Status, body)
+	}
+	return nil
+}
+
+// upstreamCount asks the upstream how many requests carried the user id
+// header so far.
+func upstreamCount(addr string) (int64, error) {
+	c := &http.Client{Timeout: 5 * time.Second}
+	resp, err := c.Get("http://" + addr + countPath)
+	if err != nil {
+		return 0, fmt.Errorf("reading the upstream's counter: %w", err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return 0, fmt.Errorf("reading the upstream's counter: %w", err)
+	}
+	return strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64)
 }
 
 func verdict(ok bool) string {
@@ -513,13 +814,18 @@ var (
 	reSocket = regexp.MustCompile(`Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)`)
 )
 
-// runWrk runs one bounded wrk measurement against addr and parses it.
-func runWrk(cfg config, addr string, d time.Duration) (wrkResult, error) {
+// runWrk runs one bounded wrk measurement against addr, with the extra
+// request headers ("Name: value"), and parses it.
+func runWrk(cfg config, addr string, d time.Duration, headers []string) (wrkResult, error) {
 	secs := strconv.Itoa(int(d.Round(time.Second) / time.Second))
 	ctx, cancel := context.WithTimeout(context.Background(), d+30*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, cfg.wrk, "-t"+strconv.Itoa(cfg.threads), "-c"+strconv.Itoa(cfg.connections),
-		"-d"+secs+"s", "--timeout", "5s", "http://"+addr+"/")
+	args := []string{"-t" + strconv.Itoa(cfg.threads), "-c" + strconv.Itoa(cfg.connections),
+		"-d" + secs + "s", "--timeout", "5s"}
+	for _, h := range headers {
+		args = append(args, "-H", h)
+	}
+	cmd := exec.CommandContext(ctx, cfg.wrk, append(args, "http://"+addr+"/")...)
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		return wrkResult{}, fmt.Errorf("wrk failed: %w\n%s", err, out)
