@@ -339,7 +339,9 @@ func TestServeBackupRotateShutdown(t *testing.T) {
 	}))
 	defer upstream.Close()
 
-	env := e.with(config.EnvEncryptionKeys+"="+e.keyOld+","+e.keyNew, "ARBOR_UPSTREAM_URL="+upstream.URL)
+	// Public routes: this test is about serving, backup, rotation and
+	// shutdown; sign-in has its own tests.
+	env := e.with(config.EnvEncryptionKeys+"="+e.keyOld+","+e.keyNew, "ARBOR_UPSTREAM_URL="+upstream.URL, "ARBOR_AUTH_DEFAULT_ROUTE=public")
 	srv := startServe(t, env)
 
 	resp, err := http.Get("http://" + srv.addr + "/hello")
