@@ -16,6 +16,7 @@ import (
 	"github.com/vintner/arbor/gateway/access"
 	"github.com/vintner/arbor/gateway/assertion"
 	"github.com/vintner/arbor/gateway/config"
+	"github.com/vintner/arbor/gateway/providers"
 	"github.com/vintner/arbor/gateway/session"
 	"github.com/vintner/arbor/gateway/sessiontoken"
 	"github.com/vintner/arbor/gateway/webauth"
@@ -90,7 +91,7 @@ func setupWebAuth(cfg config.Config, secrets config.SecretsValues, store data.St
 	web, err := webauth.New(webauth.Options{
 		Store:      store,
 		Sessions:   sessions,
-		Providers:  webauth.PluginProviders(pl.providerRegistry),
+		Providers:  providers.FromRegistry(pl.providerRegistry),
 		Policy:     policy,
 		Assertions: asserter,
 		PublicURL:  cfg.PublicURL,

@@ -18,7 +18,7 @@ import (
 
 	"github.com/vintner/arbor/gateway/admin"
 	"github.com/vintner/arbor/gateway/config"
-	"github.com/vintner/arbor/gateway/webauth"
+	"github.com/vintner/arbor/gateway/providers"
 	"github.com/vintner/arbor/plugins"
 	"github.com/vintner/arbor/plugins/builtin"
 	"github.com/vintner/arbor/sdk/abi"
@@ -504,7 +504,7 @@ plugins serving afterwards; the exit status is 1 if any plugin failed.`,
 
 // providerRegistry returns the registry once the first load has finished,
 // nil before (the sign-in page then shows no providers).
-func (rt *pluginRuntime) providerRegistry() webauth.Registry {
+func (rt *pluginRuntime) providerRegistry() providers.Registry {
 	select {
 	case <-rt.done:
 		if rt.reg != nil {

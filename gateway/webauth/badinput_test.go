@@ -748,7 +748,7 @@ func TestOpenRedirect(t *testing.T) {
 		"javascript:alert(1)", "/\r\nLocation: https://evil.example", "／／evil.example", "//evil%2f..",
 	} {
 		fb := e.browser()
-		res := fb.SignIn(providers[i%len(providers)], p, "")
+		res := fb.SignIn(providerNames[i%len(providerNames)], p, "")
 		if res.StatusCode != http.StatusFound || fb.Cookie(e.cookie) == "" {
 			t.Errorf("sign-in with return_to %q: %d\n%s", p, res.StatusCode, res.Body)
 			continue

@@ -26,8 +26,9 @@ import (
 
 // Purposes of a flow (data.OAuthState.Purpose).
 const (
-	purposeLogin = "login"
-	purposeLink  = "link"
+	purposeLogin   = "login"
+	purposeLink    = "link"
+	purposeConnect = "connect"
 )
 
 // maxProfileField caps what Arbor keeps of a provider's login, name or
@@ -104,10 +105,10 @@ func (w *WebAuth) link(c *fiber.Ctx) error {
 
 func (w *WebAuth) begin(c *fiber.Ctx, purpose, userID, rt string) error {
 	name := c.Params("provider")
-	p, _, ok := w.opts.Providers.LoginProvider(name)
+	p, _, ok := w.provider(name, purpose)
 	if !ok {
-		return w.showError(c, fail(http.StatusNotFound, "unknown_provider", "Unknown sign-in provider",
-			"There is no sign-in provider by that name here. Pick one on the sign-in page.", nil))
+		return w.showError(c, fail(http.StatusNotFound, "unknown_provider", "Unknown provider",
+			"There is no provider by that name here. Pick one on the sign-in or Integrations page.", nil))
 	}
 	ctx := c.UserContext()
 	binding := c.Cookies(w.flow)
@@ -143,8 +144,12 @@ func (w *WebAuth) begin(c *fiber.Ctx, purpose, userID, rt string) error {
 			"Arbor could not save the sign-in request. Please try again in a moment.", err))
 	}
 	challenge := sha256.Sum256([]byte(verifier))
+	abiPurpose := abi.PurposeLogin
+	if purpose == purposeConnect {
+		abiPurpose = abi.PurposeGit
+	}
 	authURL, err := p.AuthorizeURL(ctx, plugins.AuthorizeInput{
-		Purpose:       abi.PurposeLogin,
+		Purpose:       abiPurpose,
 		RedirectURI:   redirectURI,
 		State:         stateID,
 		CodeChallenge: base64.RawURLEncoding.EncodeToString(challenge[:]),
@@ -219,10 +224,10 @@ func (w *WebAuth) finish(c *fiber.Ctx) *flowError {
 		return fail(http.StatusBadRequest, "code_missing", "Sign-in failed",
 			"The provider sent you back without an authorization code. Start again from the sign-in page.", nil)
 	}
-	p, _, ok := w.opts.Providers.LoginProvider(name)
+	p, _, ok := w.provider(name, st.Purpose)
 	if !ok {
-		return fail(http.StatusNotFound, "unknown_provider", "Unknown sign-in provider",
-			"This sign-in provider is no longer available.", nil)
+		return fail(http.StatusNotFound, "unknown_provider", "Unknown provider",
+			"This provider is no longer available.", nil)
 	}
 	tok, err := p.Exchange(ctx, plugins.ExchangeInput{Code: code, RedirectURI: st.RedirectURI, CodeVerifier: st.PKCEVerifier})
 	if err != nil {
@@ -244,8 +249,11 @@ func (w *WebAuth) finish(c *fiber.Ctx) *flowError {
 	}
 	prof := cleanProfile(pu)
 
-	if st.Purpose == purposeLink {
+	switch st.Purpose {
+	case purposeLink:
 		return w.finishLink(c, name, st, prof)
+	case purposeConnect:
+		return w.finishConnect(c, name, st, tok, pu)
 	}
 	user, created, fe := w.resolveUser(ctx, name, prof)
 	if fe != nil {
@@ -445,6 +453,40 @@ func (w *WebAuth) finishLink(c *fiber.Ctx, provider string, st data.OAuthState, 
 	}
 	pageHeaders(c)
 	return redirect(c, PathAccount+"?linked="+url.QueryEscape(provider))
+}
+
+// BeginConnect starts connecting provider as a Git provider for the
+// signed-in user (the Integrations page's "Connect"): the same flow as
+// sign-in, with the provider's repository scopes, ending at returnTo.
+func (w *WebAuth) BeginConnect(c *fiber.Ctx, returnTo string) error {
+	id, err := w.opts.Sessions.Authenticate(c)
+	if err != nil {
+		return c.Redirect(PathSignIn+"?return_to="+url.QueryEscape(returnTo), http.StatusFound)
+	}
+	if w.opts.Connector == nil {
+		return w.showError(c, fail(http.StatusNotFound, "unknown_provider", "Connections are not available", "This Arbor does not store Git connections.", nil))
+	}
+	return w.begin(c, purposeConnect, id.UserID, returnPath(returnTo, w.opts.AfterSignIn))
+}
+
+// finishConnect stores the Git connection for the signed-in user who
+// started it.
+func (w *WebAuth) finishConnect(c *fiber.Ctx, provider string, st data.OAuthState, tok *abi.Token, u *abi.User) *flowError {
+	cur, err := w.opts.Sessions.Authenticate(c)
+	if err != nil || cur.UserID != st.UserID {
+		return fail(http.StatusForbidden, "connect_requires_session", "Connecting failed",
+			"Connecting a Git provider needs the same signed-in session that started it. Sign in and try again from the Integrations page.", err)
+	}
+	if w.opts.Connector == nil {
+		return fail(http.StatusNotFound, "unknown_provider", "Connecting failed", "This Arbor does not store Git connections.", nil)
+	}
+	if err := w.opts.Connector.Connect(c.UserContext(), cur.UserID, provider, tok, u); err != nil {
+		return fail(http.StatusServiceUnavailable, "store_unavailable", "Connecting failed",
+			"Arbor could not save the connection. Please try again in a moment.", err)
+	}
+	gateway.Logger(c).Info("git provider connected", "user_id", cur.UserID, "provider", provider)
+	pageHeaders(c)
+	return redirect(c, returnPath(st.ReturnTo, w.opts.AfterSignIn))
 }
 
 // logoutPage asks before signing out (a GET never changes state).

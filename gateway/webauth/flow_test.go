@@ -50,7 +50,7 @@ func verifyAssertion(t *testing.T, b *browser, tok string) jwt.MapClaims {
 
 func TestSignInWithEachProvider(t *testing.T) {
 	e := newEnv(t, envOptions{})
-	for _, p := range providers {
+	for _, p := range providerNames {
 		t.Run(p, func(t *testing.T) {
 			b := e.browser()
 			// A protected page sends the browser to sign-in, remembering it.

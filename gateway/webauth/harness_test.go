@@ -24,6 +24,7 @@ import (
 	"github.com/vintner/arbor/gateway"
 	"github.com/vintner/arbor/gateway/access"
 	"github.com/vintner/arbor/gateway/assertion"
+	"github.com/vintner/arbor/gateway/providers"
 	"github.com/vintner/arbor/gateway/session"
 	"github.com/vintner/arbor/gateway/sessiontoken"
 	"github.com/vintner/arbor/gateway/webauth"
@@ -35,7 +36,7 @@ import (
 )
 
 // providers are the built-in sign-in providers every test environment has.
-var providers = []string{"bitbucket", "github", "gitlab", "google"}
+var providerNames = []string{"bitbucket", "github", "gitlab", "google"}
 
 var (
 	testSessionKey = []byte("0123456789abcdef0123456789abcdef-webauth-test-session-key")
@@ -201,7 +202,7 @@ func newEnv(t *testing.T, o envOptions) *env {
 	wa, err := webauth.New(webauth.Options{
 		Store:    e.store,
 		Sessions: e.sessions,
-		Providers: webauth.PluginProviders(func() webauth.Registry {
+		Providers: providers.FromRegistry(func() providers.Registry {
 			if o.loading {
 				return nil
 			}

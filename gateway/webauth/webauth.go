@@ -55,6 +55,7 @@ import (
 	"github.com/vintner/arbor/gateway/access"
 	"github.com/vintner/arbor/gateway/assertion"
 	"github.com/vintner/arbor/gateway/session"
+	"github.com/vintner/arbor/sdk/abi"
 )
 
 // Paths of the routes Routes registers.
@@ -78,6 +79,11 @@ type Store interface {
 	data.Identities
 	data.OAuthStates
 	data.Audit
+}
+
+// Connector stores a Git provider connection (package connections).
+type Connector interface {
+	Connect(ctx context.Context, userID, provider string, tok *abi.Token, user *abi.User) error
 }
 
 // Headers names the request headers carrying the identity to the upstream.
@@ -121,6 +127,9 @@ type Options struct {
 	StateTTL time.Duration
 	// BindingKey keys the hash of the browser-binding value (32+ bytes).
 	BindingKey []byte
+	// Connector stores Git provider connections made through the flow;
+	// nil disables BeginConnect.
+	Connector Connector
 	// Now is the clock. Default time.Now.
 	Now func() time.Time
 	// Logger receives what the flow logs besides the request logger.
