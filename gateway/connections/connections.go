@@ -1,0 +1,674 @@
+// Package connections keeps users' Git provider connections: tokens sealed
+// in the store, refreshed on demand, revoked on disconnect, and handed to
+// the upstream app as a token that is valid right now.
+//
+// # ValidProviderToken
+//
+// The heart of the package answers "give me a token for this user's GitHub
+// that works now". Other token brokers taught what it must get right:
+//
+//   - One refresh per expiry. Concurrent callers for one connection share a
+//     single refresh (an in-process single-flight per user and provider);
+//     providers that rotate refresh tokens (GitLab, Bitbucket) invalidate
+//     the old refresh token on use, so two parallel refreshes would leave
+//     one caller holding a dead token and might make the provider revoke
+//     the grant as a replay.
+//   - Store before handing out. The new token pair is written to the store
+//     before any caller gets the access token. If that write fails, the
+//     caller gets an error, and the new pair is kept in memory and written
+//     by the next call instead of refreshing again: the provider has
+//     already invalidated the old refresh token, so refreshing again with
+//     it would fail and break the connection.
+//   - Rejected is not the same as unavailable. invalid_grant (the user
+//     revoked the app, the refresh token expired) marks the connection
+//     "needs reconnect" with the provider's reason and answers
+//     provider_reconnect_required. A 5xx or a timeout is retried with
+//     backoff and never marks the connection broken; if the current token
+//     is still valid (the refresh was early, within the margin), the
+//     caller gets it.
+//   - A token that never expires (a classic GitHub OAuth app) is returned
+//     as is.
+//
+// # What is stored
+//
+// One data.Connection per (user, provider). The tokens are in Sealed: an
+// AES-256-GCM envelope (package seal) bound to the row by
+// data.ConnectionAAD, so no token is ever in the store, a log line, an
+// error or a metric in the clear.
+package connections
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/vintner/arbor/data"
+	"github.com/vintner/arbor/gateway/httperr"
+	"github.com/vintner/arbor/gateway/providers"
+	"github.com/vintner/arbor/plugins"
+	"github.com/vintner/arbor/sdk/abi"
+)
+
+// Stable error codes.
+const (
+	CodeNotConnected        = "provider_not_connected"
+	CodeReconnectRequired   = "provider_reconnect_required"
+	CodeProviderUnavailable = "provider_unavailable"
+	CodeUnknownProvider     = "unknown_provider"
+)
+
+// Defaults for Options.
+const (
+	DefaultRefreshMargin = 5 * time.Minute
+	DefaultRetries       = 3
+	DefaultRetryBackoff  = 200 * time.Millisecond
+	DefaultCallTimeout   = 30 * time.Second
+)
+
+// Store is what the broker needs from the store.
+type Store interface {
+	data.Connections
+	data.Audit
+}
+
+// Sealer seals and opens token envelopes (*seal.Keyring).
+type Sealer interface {
+	Seal(plaintext, aad []byte) ([]byte, error)
+	Open(envelope, aad []byte) ([]byte, error)
+}
+
+// Providers finds Git providers (*providers.Set).
+type Providers interface {
+	Git() []providers.Info
+	Get(name string) (providers.Provider, providers.Info, bool)
+}
+
+// Event is what the broker reports besides the audit trail (a webhook).
+type Event struct {
+	Type     string // connection.connected, .refreshed, .refresh_failed, .needs_reconnect, .disconnected
+	UserID   string
+	Provider string
+	Data     map[string]string
+}
+
+// Options configure a Broker.
+type Options struct {
+	// RefreshMargin: a token expiring within it is refreshed first.
+	// Default 5 minutes.
+	RefreshMargin time.Duration
+	// Retries is how many times a transient refresh failure is tried
+	// again, with exponential backoff from RetryBackoff. Defaults 3, 200ms.
+	Retries      int
+	RetryBackoff time.Duration
+	// CallTimeout bounds one refresh or revoke, retries included, however
+	// long the caller that started it is willing to wait. Default 30s.
+	CallTimeout time.Duration
+	// Notify, if set, receives events (for a webhook). It must not block.
+	Notify func(Event)
+	// Now is the clock. Default time.Now.
+	Now    func() time.Time
+	Logger *slog.Logger
+}
+
+// Token is a valid access token.
+type Token struct {
+	AccessToken string
+	TokenType   string
+	// ExpiresAt is zero for a token that does not expire.
+	ExpiresAt time.Time
+	Scopes    []string
+}
+
+// secrets is the sealed part of a connection.
+type secrets struct {
+	AccessToken      string `json:"a"`
+	RefreshToken     string `json:"r,omitempty"`
+	TokenType        string `json:"t,omitempty"`
+	ExpiresAt        int64  `json:"e,omitempty"`  // Unix seconds; 0: never
+	RefreshExpiresAt int64  `json:"re,omitempty"` // Unix seconds; 0: unknown
+}
+
+func (s secrets) expiry() time.Time {
+	if s.ExpiresAt == 0 {
+		return time.Time{}
+	}
+	return time.Unix(s.ExpiresAt, 0).UTC()
+}
+
+// Broker keeps connections. It is safe for concurrent use.
+type Broker struct {
+	store     Store
+	sealer    Sealer
+	providers Providers
+	opts      Options
+	log       *slog.Logger
+
+	mu      sync.Mutex
+	flights map[string]*flight
+	// pending holds refreshed token pairs whose store write failed, by
+	// user and provider, until a later call writes them.
+	pending map[string]pendingPair
+
+	revoker *revoker
+}
+
+type pendingPair struct {
+	s       secrets
+	scopes  []string
+	refresh time.Time
+}
+
+// flight is one refresh in progress; followers wait on done.
+type flight struct {
+	done chan struct{}
+	tok  Token
+	err  error
+}
+
+// New returns a Broker. Close it to stop background revocations.
+func New(store Store, sealer Sealer, provs Providers, opts Options) *Broker {
+	if opts.RefreshMargin <= 0 {
+		opts.RefreshMargin = DefaultRefreshMargin
+	}
+	if opts.Retries < 0 {
+		opts.Retries = 0
+	} else if opts.Retries == 0 {
+		opts.Retries = DefaultRetries
+	}
+	if opts.RetryBackoff <= 0 {
+		opts.RetryBackoff = DefaultRetryBackoff
+	}
+	if opts.CallTimeout <= 0 {
+		opts.CallTimeout = DefaultCallTimeout
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	b := &Broker{
+		store: store, sealer: sealer, providers: provs, opts: opts, log: opts.Logger,
+		flights: map[string]*flight{}, pending: map[string]pendingPair{},
+	}
+	b.revoker = newRevoker(b)
+	return b
+}
+
+// Close stops the background revocations still being retried (they are
+// logged as abandoned) and waits for the retry loop to end.
+func (b *Broker) Close() { b.revoker.close() }
+
+func key(userID, provider string) string { return userID + "\x00" + provider }
+
+func (b *Broker) notify(e Event) {
+	if b.opts.Notify != nil {
+		b.opts.Notify(e)
+	}
+}
+
+func (b *Broker) audit(ctx context.Context, action, userID, provider, outcome string, details map[string]string) {
+	_, err := b.store.AppendAudit(context.WithoutCancel(ctx), data.AuditEvent{
+		Action: action, Actor: userID, UserID: userID, Target: provider, Outcome: outcome, Details: details,
+	})
+	if err != nil {
+		b.log.Error("writing an audit event failed", "action", action, "err", err)
+	}
+}
+
+func (b *Broker) seal(userID, provider string, s secrets) ([]byte, error) {
+	raw, err := json.Marshal(s)
+	if err != nil {
+		return nil, err
+	}
+	return b.sealer.Seal(raw, data.ConnectionAAD(userID, provider))
+}
+
+func (b *Broker) open(c data.Connection) (secrets, error) {
+	raw, err := b.sealer.Open(c.Sealed, data.ConnectionAAD(c.UserID, c.Provider))
+	if err != nil {
+		return secrets{}, fmt.Errorf("connections: opening the sealed tokens of %s/%s: %w", c.UserID, c.Provider, err)
+	}
+	var s secrets
+	if err := json.Unmarshal(raw, &s); err != nil {
+		return secrets{}, fmt.Errorf("connections: decoding the sealed tokens of %s/%s: %w", c.UserID, c.Provider, err)
+	}
+	return s, nil
+}
+
+func storeError(err error) *httperr.Error {
+	return httperr.Wrap(err, http.StatusServiceUnavailable, httperr.CodeStoreUnavailable, "Arbor could not read or write the connection; try again in a moment")
+}
+
+func notConnected(provider string) *httperr.Error {
+	return httperr.New(http.StatusNotFound, CodeNotConnected, "No "+provider+" connection: connect it on the Integrations page")
+}
+
+func reconnectRequired(provider, reason string) *httperr.Error {
+	msg := "The " + provider + " connection must be reconnected on the Integrations page"
+	if reason != "" {
+		msg += ": " + reason
+	}
+	return httperr.New(http.StatusConflict, CodeReconnectRequired, msg)
+}
+
+// Connect stores the tokens of a connection made through the OAuth flow,
+// replacing an earlier connection to the same provider.
+func (b *Broker) Connect(ctx context.Context, userID, provider string, tok *abi.Token, u *abi.User) error {
+	now := b.opts.Now().UTC()
+	s := secrets{AccessToken: tok.AccessToken, RefreshToken: tok.RefreshToken, TokenType: tok.TokenType}
+	if tok.ExpiresIn > 0 {
+		s.ExpiresAt = now.Add(time.Duration(tok.ExpiresIn) * time.Second).Unix()
+	}
+	if tok.RefreshExpiresIn > 0 {
+		s.RefreshExpiresAt = now.Add(time.Duration(tok.RefreshExpiresIn) * time.Second).Unix()
+	}
+	sealed, err := b.seal(userID, provider, s)
+	if err != nil {
+		return err
+	}
+	c := data.Connection{
+		UserID: userID, Provider: provider, AccountID: u.ID, AccountLogin: u.Login,
+		Scopes: tok.Scopes, Sealed: sealed, TokenExpiresAt: s.expiry(),
+		Status: data.ConnectionActive, LastRefreshAt: now, CreatedAt: now, UpdatedAt: now,
+	}
+	err = b.store.CreateConnection(ctx, c)
+	if errors.Is(err, data.ErrAlreadyExists) {
+		_, err = b.store.UpdateConnection(ctx, userID, provider, func(old data.Connection) (data.Connection, error) {
+			c.CreatedAt, c.Version = old.CreatedAt, old.Version
+			return c, nil
+		})
+	}
+	if err != nil {
+		return fmt.Errorf("connections: storing the %s connection: %w", provider, err)
+	}
+	b.mu.Lock()
+	delete(b.pending, key(userID, provider))
+	b.mu.Unlock()
+	b.audit(ctx, "connection.connect", userID, provider, "ok", map[string]string{"account": u.Login})
+	b.notify(Event{Type: "connection.connected", UserID: userID, Provider: provider, Data: map[string]string{"account": u.Login}})
+	return nil
+}
+
+// ValidProviderToken returns an access token for userID's connection to
+// provider that is valid for at least the refresh margin (or does not
+// expire), refreshing it first if needed. Errors are *httperr.Error with
+// the codes of this package, store_unavailable, or provider_unavailable.
+func (b *Broker) ValidProviderToken(ctx context.Context, userID, provider string) (Token, error) {
+	c, err := b.store.GetConnection(ctx, userID, provider)
+	if errors.Is(err, data.ErrNotFound) {
+		return Token{}, notConnected(provider)
+	}
+	if err != nil {
+		return Token{}, storeError(err)
+	}
+	if c.Status == data.ConnectionNeedsReconnect {
+		return Token{}, reconnectRequired(provider, c.StatusReason)
+	}
+	now := b.opts.Now()
+	b.mu.Lock()
+	_, hasPending := b.pending[key(userID, provider)]
+	b.mu.Unlock()
+	if !hasPending && (c.TokenExpiresAt.IsZero() || now.Add(b.opts.RefreshMargin).Before(c.TokenExpiresAt)) {
+		s, err := b.open(c)
+		if err != nil {
+			return Token{}, httperr.Internal(err)
+		}
+		return Token{AccessToken: s.AccessToken, TokenType: s.TokenType, ExpiresAt: s.expiry(), Scopes: c.Scopes}, nil
+	}
+	return b.refresh(ctx, userID, provider)
+}
+
+// refresh runs one refresh per connection at a time; concurrent callers
+// wait for it and share its result (or give up when their ctx ends).
+func (b *Broker) refresh(ctx context.Context, userID, provider string) (Token, error) {
+	k := key(userID, provider)
+	b.mu.Lock()
+	f, running := b.flights[k]
+	if !running {
+		f = &flight{done: make(chan struct{})}
+		b.flights[k] = f
+	}
+	b.mu.Unlock()
+	if !running {
+		// The refresh is not bound to the first caller's context: the
+		// others depend on it too.
+		go func() {
+			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), b.opts.CallTimeout)
+			defer cancel()
+			f.tok, f.err = b.doRefresh(rctx, userID, provider)
+			b.mu.Lock()
+			delete(b.flights, k)
+			b.mu.Unlock()
+			close(f.done)
+		}()
+	}
+	select {
+	case <-f.done:
+		return f.tok, f.err
+	case <-ctx.Done():
+		return Token{}, httperr.Wrap(ctx.Err(), http.StatusGatewayTimeout, httperr.CodeGatewayTimeout, "The token refresh took longer than the request could wait; it goes on and the next request will get its result")
+	}
+}
+
+func (b *Broker) doRefresh(ctx context.Context, userID, provider string) (Token, error) {
+	k := key(userID, provider)
+	// Re-read: another caller (or replica) may have refreshed meanwhile.
+	c, err := b.store.GetConnection(ctx, userID, provider)
+	if errors.Is(err, data.ErrNotFound) {
+		return Token{}, notConnected(provider)
+	}
+	if err != nil {
+		return Token{}, storeError(err)
+	}
+	if c.Status == data.ConnectionNeedsReconnect {
+		return Token{}, reconnectRequired(provider, c.StatusReason)
+	}
+	now := b.opts.Now()
+
+	// A pair refreshed earlier whose write failed is written now, instead
+	// of spending the (already rotated) refresh token again.
+	b.mu.Lock()
+	pp, hasPending := b.pending[k]
+	b.mu.Unlock()
+	if hasPending {
+		tok, err := b.save(ctx, c, pp.s, pp.scopes, pp.refresh)
+		if err != nil {
+			return Token{}, err
+		}
+		b.mu.Lock()
+		delete(b.pending, k)
+		b.mu.Unlock()
+		b.log.Info("stored a refreshed token pair whose first write had failed", "user_id", userID, "provider", provider)
+		if tok.ExpiresAt.IsZero() || now.Add(b.opts.RefreshMargin).Before(tok.ExpiresAt) {
+			return tok, nil
+		}
+		if c, err = b.store.GetConnection(ctx, userID, provider); err != nil {
+			return Token{}, storeError(err)
+		}
+	}
+
+	cur, err := b.open(c)
+	if err != nil {
+		return Token{}, httperr.Internal(err)
+	}
+	current := Token{AccessToken: cur.AccessToken, TokenType: cur.TokenType, ExpiresAt: cur.expiry(), Scopes: c.Scopes}
+	if current.ExpiresAt.IsZero() || now.Add(b.opts.RefreshMargin).Before(current.ExpiresAt) {
+		return current, nil // refreshed by someone else meanwhile
+	}
+	stillValid := now.Before(current.ExpiresAt)
+	if cur.RefreshToken == "" {
+		if stillValid {
+			return current, nil
+		}
+		return Token{}, b.markBroken(ctx, c, "the access token expired and the provider issued no refresh token")
+	}
+	p, _, ok := b.providers.Get(provider)
+	if !ok {
+		if stillValid {
+			return current, nil
+		}
+		return Token{}, httperr.New(http.StatusServiceUnavailable, CodeUnknownProvider, "The "+provider+" plugin is not loaded or not configured; the token cannot be refreshed")
+	}
+
+	var tok *abi.Token
+	backoff := b.opts.RetryBackoff
+	for attempt := 0; ; attempt++ {
+		tok, err = p.Refresh(ctx, plugins.RefreshInput{RefreshToken: cur.RefreshToken})
+		if err == nil {
+			break
+		}
+		var pe *plugins.Error
+		transient := !errors.As(err, &pe) || pe.Retryable || pe.Code == abi.CodeUnavailable || pe.Code == abi.CodeTimeout || pe.Code == abi.CodeRateLimited
+		switch {
+		case errors.As(err, &pe) && pe.Code == abi.CodeInvalidGrant:
+			return Token{}, b.markBroken(ctx, c, pe.Message)
+		case !transient || attempt >= b.opts.Retries || ctx.Err() != nil:
+			b.log.Warn("token refresh failed; the connection is kept", "user_id", userID, "provider", provider, "attempts", attempt+1, "err", err)
+			b.audit(ctx, "connection.refresh", userID, provider, "failed", map[string]string{"error": string(plugins.CodeOf(err))})
+			b.notify(Event{Type: "connection.refresh_failed", UserID: userID, Provider: provider, Data: map[string]string{"error": string(plugins.CodeOf(err))}})
+			if stillValid {
+				return current, nil
+			}
+			return Token{}, httperr.Wrap(err, http.StatusServiceUnavailable, CodeProviderUnavailable, "The provider did not refresh the token; try again in a moment")
+		}
+		wait := backoff/2 + rand.N(backoff)
+		backoff *= 2
+		select {
+		case <-time.After(wait):
+		case <-ctx.Done():
+		}
+	}
+
+	now = b.opts.Now().UTC()
+	next := secrets{AccessToken: tok.AccessToken, RefreshToken: tok.RefreshToken, TokenType: tok.TokenType, RefreshExpiresAt: cur.RefreshExpiresAt}
+	if next.RefreshToken == "" {
+		next.RefreshToken = cur.RefreshToken // not rotated: keep using it
+	}
+	if next.TokenType == "" {
+		next.TokenType = cur.TokenType
+	}
+	if tok.ExpiresIn > 0 {
+		next.ExpiresAt = now.Add(time.Duration(tok.ExpiresIn) * time.Second).Unix()
+	}
+	if tok.RefreshExpiresIn > 0 {
+		next.RefreshExpiresAt = now.Add(time.Duration(tok.RefreshExpiresIn) * time.Second).Unix()
+	}
+	scopes := tok.Scopes
+	if len(scopes) == 0 {
+		scopes = c.Scopes
+	}
+	t, err := b.save(ctx, c, next, scopes, now)
+	if err != nil {
+		b.mu.Lock()
+		b.pending[k] = pendingPair{s: next, scopes: scopes, refresh: now}
+		b.mu.Unlock()
+		b.log.Error("storing a refreshed token pair failed; it is kept in memory and written by the next call", "user_id", userID, "provider", provider, "err", err)
+		return Token{}, err
+	}
+	b.audit(ctx, "connection.refresh", userID, provider, "ok", nil)
+	b.notify(Event{Type: "connection.refreshed", UserID: userID, Provider: provider})
+	return t, nil
+}
+
+// save writes a refreshed pair.
+func (b *Broker) save(ctx context.Context, c data.Connection, s secrets, scopes []string, at time.Time) (Token, error) {
+	sealed, err := b.seal(c.UserID, c.Provider, s)
+	if err != nil {
+		return Token{}, httperr.Internal(err)
+	}
+	_, err = b.store.UpdateConnection(ctx, c.UserID, c.Provider, func(old data.Connection) (data.Connection, error) {
+		old.Sealed, old.TokenExpiresAt, old.Scopes = sealed, s.expiry(), scopes
+		old.Status, old.StatusReason, old.LastRefreshAt, old.UpdatedAt = data.ConnectionActive, "", at, at
+		return old, nil
+	})
+	if errors.Is(err, data.ErrNotFound) {
+		return Token{}, notConnected(c.Provider)
+	}
+	if err != nil {
+		return Token{}, storeError(err)
+	}
+	return Token{AccessToken: s.AccessToken, TokenType: s.TokenType, ExpiresAt: s.expiry(), Scopes: scopes}, nil
+}
+
+// markBroken records that the provider refused the refresh.
+func (b *Broker) markBroken(ctx context.Context, c data.Connection, reason string) error {
+	reason = clean(reason)
+	if reason == "" {
+		reason = "the provider refused the refresh token"
+	}
+	now := b.opts.Now().UTC()
+	_, err := b.store.UpdateConnection(ctx, c.UserID, c.Provider, func(old data.Connection) (data.Connection, error) {
+		old.Status, old.StatusReason, old.UpdatedAt = data.ConnectionNeedsReconnect, reason, now
+		return old, nil
+	})
+	if err != nil && !errors.Is(err, data.ErrNotFound) {
+		b.log.Error("marking a connection as needing reconnect failed", "user_id", c.UserID, "provider", c.Provider, "err", err)
+	}
+	b.log.Info("connection needs reconnect", "user_id", c.UserID, "provider", c.Provider, "reason", reason)
+	b.audit(ctx, "connection.refresh", c.UserID, c.Provider, "needs_reconnect", map[string]string{"reason": reason})
+	b.notify(Event{Type: "connection.needs_reconnect", UserID: c.UserID, Provider: c.Provider, Data: map[string]string{"reason": reason}})
+	return reconnectRequired(c.Provider, reason)
+}
+
+// clean keeps a provider's message printable and short.
+func clean(s string) string {
+	s = strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f {
+			return ' '
+		}
+		return r
+	}, s)
+	if len(s) > 300 {
+		s = s[:300]
+	}
+	return strings.TrimSpace(s)
+}
+
+// Status is one provider's card on the Integrations page.
+type Status struct {
+	Provider       string    `json:"provider"`
+	DisplayName    string    `json:"display_name"`
+	Connected      bool      `json:"connected"`
+	State          string    `json:"state"` // not_connected, active, needs_reconnect
+	Reason         string    `json:"reason,omitempty"`
+	AccountLogin   string    `json:"account_login,omitempty"`
+	Scopes         []string  `json:"scopes,omitempty"`
+	LastRefreshAt  time.Time `json:"last_refresh_at,omitzero"`
+	TokenExpiresAt time.Time `json:"token_expires_at,omitzero"`
+	ConnectedAt    time.Time `json:"connected_at,omitzero"`
+}
+
+// List returns a card per Git provider, and one per connection to a
+// provider no longer offered, ordered by provider.
+func (b *Broker) List(ctx context.Context, userID string) ([]Status, error) {
+	conns, err := b.store.ListConnections(ctx, userID)
+	if err != nil {
+		return nil, storeError(err)
+	}
+	byName := map[string]data.Connection{}
+	for _, c := range conns {
+		byName[c.Provider] = c
+	}
+	var out []Status
+	seen := map[string]bool{}
+	add := func(name, display string) {
+		seen[name] = true
+		st := Status{Provider: name, DisplayName: display, State: "not_connected"}
+		if c, ok := byName[name]; ok {
+			st.Connected, st.State, st.Reason = true, c.Status, c.StatusReason
+			st.AccountLogin, st.Scopes = c.AccountLogin, c.Scopes
+			st.LastRefreshAt, st.TokenExpiresAt, st.ConnectedAt = c.LastRefreshAt, c.TokenExpiresAt, c.CreatedAt
+		}
+		out = append(out, st)
+	}
+	for _, in := range b.providers.Git() {
+		add(in.Name, in.DisplayName)
+	}
+	for _, c := range conns {
+		if !seen[c.Provider] {
+			add(c.Provider, c.Provider)
+		}
+	}
+	return out, nil
+}
+
+// Repos lists one page of the user's repositories through the plugin.
+func (b *Broker) Repos(ctx context.Context, userID, provider, cursor string, perPage int) (*abi.RepoPage, error) {
+	tok, err := b.ValidProviderToken(ctx, userID, provider)
+	if err != nil {
+		return nil, err
+	}
+	p, _, ok := b.providers.Get(provider)
+	if !ok {
+		return nil, httperr.New(http.StatusServiceUnavailable, CodeUnknownProvider, "The "+provider+" plugin is not loaded or not configured")
+	}
+	page, err := p.Repos(ctx, plugins.ReposInput{AccessToken: tok.AccessToken, Cursor: cursor, PerPage: perPage})
+	if err != nil {
+		switch plugins.CodeOf(err) {
+		case abi.CodeInvalidToken:
+			return nil, httperr.Wrap(err, http.StatusConflict, CodeReconnectRequired, "The provider refused the token; reconnect "+provider+" on the Integrations page")
+		case abi.CodeInvalidRequest:
+			return nil, httperr.Wrap(err, http.StatusBadRequest, httperr.CodeBadRequest, "The provider refused the request (a stale page cursor?)")
+		}
+		return nil, httperr.Wrap(err, http.StatusBadGateway, CodeProviderUnavailable, "The provider did not list the repositories; try again in a moment")
+	}
+	return page, nil
+}
+
+// DisconnectResult says what happened at the provider.
+type DisconnectResult struct {
+	// Revoked: the provider confirmed the revocation.
+	Revoked bool `json:"revoked"`
+	// RevokePending: the provider could not be reached; Arbor keeps
+	// trying in the background.
+	RevokePending bool `json:"revoke_pending"`
+	// Message explains the outcome for the page.
+	Message string `json:"message"`
+}
+
+// Disconnect revokes the grant at the provider and deletes the connection.
+// The local record is deleted even when the provider cannot be reached;
+// the revocation is then retried in the background.
+func (b *Broker) Disconnect(ctx context.Context, userID, provider string) (DisconnectResult, error) {
+	c, err := b.store.GetConnection(ctx, userID, provider)
+	if errors.Is(err, data.ErrNotFound) {
+		return DisconnectResult{}, notConnected(provider)
+	}
+	if err != nil {
+		return DisconnectResult{}, storeError(err)
+	}
+	var res DisconnectResult
+	s, openErr := b.open(c)
+	p, _, ok := b.providers.Get(provider)
+	switch {
+	case openErr != nil:
+		b.log.Error("cannot open the tokens to revoke them; deleting the connection anyway", "user_id", userID, "provider", provider, "err", openErr)
+		res.Message = "The connection was removed from Trellis, but its tokens could not be read to revoke them at the provider; revoke the app in your provider account settings."
+	case !ok:
+		res.Message = "The connection was removed from Trellis. The " + provider + " plugin is not loaded, so the grant could not be revoked there; revoke it in your provider account settings."
+	default:
+		in := plugins.RevokeInput{AccessToken: s.AccessToken, RefreshToken: s.RefreshToken}
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), b.opts.CallTimeout)
+		err := p.Revoke(rctx, in)
+		cancel()
+		var pe *plugins.Error
+		switch {
+		case err == nil:
+			res.Revoked = true
+			res.Message = "Disconnected, and the access was revoked at the provider."
+		case errors.As(err, &pe) && pe.Code == abi.CodeUnsupported:
+			res.Message = "Disconnected. This provider offers no way for apps to revoke access; remove Trellis under your account's authorised apps to be sure."
+		case errors.As(err, &pe) && (pe.Code == abi.CodeInvalidToken || pe.Code == abi.CodeInvalidGrant):
+			res.Revoked = true
+			res.Message = "Disconnected; the provider had already revoked the access."
+		default:
+			res.RevokePending = true
+			res.Message = "Disconnected in Trellis. The provider could not be reached to revoke the access; Arbor keeps trying in the background."
+			b.revoker.add(userID, provider, p, in)
+		}
+	}
+	if err := b.store.DeleteConnection(ctx, userID, provider); err != nil && !errors.Is(err, data.ErrNotFound) {
+		return DisconnectResult{}, storeError(err)
+	}
+	b.mu.Lock()
+	delete(b.pending, key(userID, provider))
+	b.mu.Unlock()
+	outcome := "revoked"
+	if !res.Revoked {
+		outcome = "not_revoked"
+		if res.RevokePending {
+			outcome = "revoke_pending"
+		}
+	}
+	b.audit(ctx, "connection.disconnect", userID, provider, outcome, nil)
+	b.notify(Event{Type: "connection.disconnected", UserID: userID, Provider: provider, Data: map[string]string{"revocation": outcome}})
+	return res, nil
+}
