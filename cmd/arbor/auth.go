@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"crypto/ed25519"
 	"crypto/hmac"
 	"crypto/sha256"
@@ -11,15 +12,21 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/vintner/arbor/data"
+	"github.com/vintner/arbor/data/seal"
+	"github.com/vintner/arbor/gateway"
 	"github.com/vintner/arbor/gateway/access"
 	"github.com/vintner/arbor/gateway/assertion"
 	"github.com/vintner/arbor/gateway/config"
+	"github.com/vintner/arbor/gateway/connections"
+	"github.com/vintner/arbor/gateway/integrations"
 	"github.com/vintner/arbor/gateway/providers"
 	"github.com/vintner/arbor/gateway/session"
 	"github.com/vintner/arbor/gateway/sessiontoken"
 	"github.com/vintner/arbor/gateway/webauth"
+	"github.com/vintner/arbor/gateway/webhook"
 )
 
 // Session tokens are issued by the public URL to this audience; CLI tokens
@@ -29,11 +36,33 @@ const sessionAudience = "arbor-session"
 // webAuth is the browser sign-in wiring: sessions, the route policy, the
 // identity assertion and the sign-in routes.
 type webAuth struct {
-	sessions *session.Manager
-	web      *webauth.WebAuth
+	sessions     *session.Manager
+	web          *webauth.WebAuth
+	broker       *connections.Broker
+	integrations *integrations.Integrations
+	notifier     *webhook.Notifier // nil without connections.webhook_url
 }
 
-func (w *webAuth) close() { w.sessions.Close() }
+// close stops background work: revocations still to retry are abandoned
+// (logged), queued webhook events get a few seconds to go out.
+func (w *webAuth) close() {
+	w.broker.Close()
+	if w.notifier != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = w.notifier.Close(ctx)
+	}
+	w.sessions.Close()
+}
+
+// mount registers the sign-in, Integrations and API routes.
+func (w *webAuth) mount(srv *gateway.Server) error {
+	return errors.Join(
+		srv.Mount(gateway.ClassAuth, w.web.Routes),
+		srv.Mount(gateway.ClassAuth, w.integrations.PageRoutes),
+		srv.Mount(gateway.ClassAPI, w.integrations.APIRoutes),
+	)
+}
 
 // derive makes an independent key for one purpose from the session key, so
 // that one configured secret serves the session token, CSRF tokens and
@@ -44,7 +73,7 @@ func derive(key []byte, purpose string) []byte {
 	return m.Sum(nil)
 }
 
-func setupWebAuth(cfg config.Config, secrets config.SecretsValues, store data.Store, pl *pluginRuntime, log *slog.Logger) (*webAuth, error) {
+func setupWebAuth(cfg config.Config, secrets config.SecretsValues, keyring *seal.Keyring, store data.Store, pl *pluginRuntime, log *slog.Logger) (*webAuth, error) {
 	signer, err := sessiontoken.NewSigner(derive(secrets.SessionKey, "session token"), sessiontoken.Options{
 		Issuer:   cfg.PublicURL,
 		Audience: sessionAudience,
@@ -88,10 +117,43 @@ func setupWebAuth(cfg config.Config, secrets config.SecretsValues, store data.St
 	if err != nil {
 		return nil, err
 	}
+	provs := providers.FromRegistry(pl.providerRegistry)
+	var notifier *webhook.Notifier
+	if cfg.Connections.WebhookURL != "" {
+		secret, err := config.OptionalSecret(os.Environ(), config.EnvWebhookSecret)
+		if err != nil {
+			return nil, usageErr(err)
+		}
+		if secret == "" {
+			sessions.Close()
+			return nil, usageErr(fmt.Errorf("connections.webhook_url is set but %s is not: set it (or %s_FILE) to a value from `arbor keys generate --only session` and share it with the receiver", config.EnvWebhookSecret, config.EnvWebhookSecret))
+		}
+		notifier, err = webhook.New(webhook.Options{URL: cfg.Connections.WebhookURL, Secret: []byte(secret), Logger: log})
+		if err != nil {
+			sessions.Close()
+			return nil, usageErr(err)
+		}
+	}
+	broker := connections.New(store, keyring, provs, connections.Options{
+		RefreshMargin: cfg.Connections.RefreshMargin,
+		Logger:        log,
+		Notify: func(e connections.Event) {
+			if notifier != nil {
+				_ = notifier.Send(webhook.Event{Type: e.Type, UserID: e.UserID, Provider: e.Provider, Data: e.Data})
+			}
+		},
+	})
+	services, err := serviceTokens()
+	if err != nil {
+		broker.Close()
+		sessions.Close()
+		return nil, usageErr(err)
+	}
 	web, err := webauth.New(webauth.Options{
 		Store:      store,
 		Sessions:   sessions,
-		Providers:  providers.FromRegistry(pl.providerRegistry),
+		Connector:  broker,
+		Providers:  provs,
 		Policy:     policy,
 		Assertions: asserter,
 		PublicURL:  cfg.PublicURL,
@@ -108,10 +170,38 @@ func setupWebAuth(cfg config.Config, secrets config.SecretsValues, store data.St
 		Logger:              log,
 	})
 	if err != nil {
+		broker.Close()
 		sessions.Close()
 		return nil, err
 	}
-	return &webAuth{sessions: sessions, web: web}, nil
+	integ, err := integrations.New(integrations.Options{
+		Broker: broker, Sessions: sessions, Starter: web, Audit: store,
+		PublicURL: cfg.PublicURL, ServiceTokens: services,
+	})
+	if err != nil {
+		broker.Close()
+		sessions.Close()
+		return nil, usageErr(err)
+	}
+	return &webAuth{sessions: sessions, web: web, broker: broker, integrations: integ, notifier: notifier}, nil
+}
+
+// serviceTokens reads ARBOR_SERVICE_TOKENS: name:token pairs, comma
+// separated.
+func serviceTokens() ([]integrations.ServiceToken, error) {
+	raw, err := config.OptionalSecret(os.Environ(), config.EnvServiceTokens)
+	if err != nil || raw == "" {
+		return nil, err
+	}
+	var out []integrations.ServiceToken
+	for _, pair := range strings.FieldsFunc(raw, func(r rune) bool { return r == ',' || r == '\n' }) {
+		name, tok, ok := strings.Cut(strings.TrimSpace(pair), ":")
+		if !ok || name == "" || tok == "" {
+			return nil, fmt.Errorf("%s: each entry is name:token; an entry has no ':'", config.EnvServiceTokens)
+		}
+		out = append(out, integrations.ServiceToken{Name: name, Token: tok})
+	}
+	return out, nil
 }
 
 // routePolicy builds the upstream route policy from auth.*.

@@ -148,7 +148,7 @@ func serve(ctx context.Context, cfg config.Config, hooks serveHooks) error {
 		return pl.reload(ctx, trigger)
 	}
 
-	wa, err := setupWebAuth(cfg, secrets, store, pl, log)
+	wa, err := setupWebAuth(cfg, secrets, keyring, store, pl, log)
 	if err != nil {
 		return err
 	}
@@ -181,7 +181,7 @@ func serve(ctx context.Context, cfg config.Config, hooks serveHooks) error {
 		return usageErr(err)
 	}
 	metrics.Store(srv.Metrics())
-	if err := srv.Mount(gateway.ClassAuth, wa.web.Routes); err != nil {
+	if err := wa.mount(srv); err != nil {
 		return err
 	}
 

@@ -60,6 +60,17 @@ type Identity struct {
 	AssertionTTL time.Duration `yaml:"assertion_ttl"`
 }
 
+// Connections configures Git provider connections.
+type Connections struct {
+	// RefreshMargin: a provider token expiring within it is refreshed
+	// before it is handed out. Default 5m.
+	RefreshMargin time.Duration `yaml:"refresh_margin"`
+	// WebhookURL receives connection events (connected, refreshed,
+	// needs_reconnect, disconnected) as HMAC-signed JSON POSTs; the key is
+	// ARBOR_WEBHOOK_SECRET. Default "" (none).
+	WebhookURL string `yaml:"webhook_url"`
+}
+
 func defaultSession() Session {
 	return Session{IdleTimeout: 7 * 24 * time.Hour, AbsoluteLifetime: 30 * 24 * time.Hour, TokenTTL: 15 * time.Minute}
 }
@@ -108,6 +119,14 @@ func (c Config) validateAuth(bad func(key, format string, args ...any)) {
 	} {
 		if d <= 0 {
 			bad(key, "%v: want a positive duration such as 15m", d)
+		}
+	}
+	if c.Connections.RefreshMargin <= 0 {
+		bad("connections.refresh_margin", "%v: want a positive duration such as 5m", c.Connections.RefreshMargin)
+	}
+	if u := c.Connections.WebhookURL; u != "" {
+		if pu, err := url.Parse(u); err != nil || (pu.Scheme != "http" && pu.Scheme != "https") || pu.Host == "" {
+			bad("connections.webhook_url", "not an http(s) URL; write e.g. https://trellis.internal/hooks/arbor")
 		}
 	}
 	if c.Session.TokenTTL > 0 && c.Session.TokenTTL < 2*time.Second {

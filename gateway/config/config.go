@@ -54,15 +54,16 @@ type Config struct {
 	// in DataDir/secrets. Never use it in production. Default false.
 	Dev bool `yaml:"dev"`
 
-	Log      Log      `yaml:"log"`
-	Server   Server   `yaml:"server"`
-	Upstream Upstream `yaml:"upstream"`
-	Store    Store    `yaml:"store"`
-	Secrets  Secrets  `yaml:"secrets"`
-	Session  Session  `yaml:"session"`
-	Auth     Auth     `yaml:"auth"`
-	Identity Identity `yaml:"identity"`
-	Plugins  Plugins  `yaml:"plugins"`
+	Log         Log         `yaml:"log"`
+	Server      Server      `yaml:"server"`
+	Upstream    Upstream    `yaml:"upstream"`
+	Store       Store       `yaml:"store"`
+	Secrets     Secrets     `yaml:"secrets"`
+	Session     Session     `yaml:"session"`
+	Auth        Auth        `yaml:"auth"`
+	Identity    Identity    `yaml:"identity"`
+	Connections Connections `yaml:"connections"`
+	Plugins     Plugins     `yaml:"plugins"`
 	// Providers configures provider plugins by name (github, gitlab, …):
 	// client id, endpoint overrides, scopes, extra hosts. Environment:
 	// ARBOR_PROVIDERS_<NAME>_<FIELD>, e.g. ARBOR_PROVIDERS_GITHUB_CLIENT_ID;
@@ -169,10 +170,11 @@ func Default() Config {
 			ResponseHeaderTimeout: 60 * time.Second,
 			IdleTimeout:           90 * time.Second,
 		},
-		Store:    Store{Backend: "bbolt", GCInterval: time.Minute},
-		Session:  defaultSession(),
-		Auth:     defaultAuth(),
-		Identity: defaultIdentity(),
+		Store:       Store{Backend: "bbolt", GCInterval: time.Minute},
+		Session:     defaultSession(),
+		Auth:        defaultAuth(),
+		Identity:    defaultIdentity(),
+		Connections: Connections{RefreshMargin: 5 * time.Minute},
 	}
 }
 

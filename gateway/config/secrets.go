@@ -25,6 +25,12 @@ const (
 	EnvSessionKey     = "ARBOR_SESSION_KEY"
 	EnvCLIJWTSecret   = "CLI_JWT_SECRET"
 	EnvEncryptionKeys = "ARBOR_ENCRYPTION_KEYS"
+	// EnvWebhookSecret keys the HMAC signature of webhook deliveries
+	// (optional; needed when connections.webhook_url is set).
+	EnvWebhookSecret = "ARBOR_WEBHOOK_SECRET"
+	// EnvServiceTokens lists the backends that may fetch users' provider
+	// tokens: name:token pairs, comma separated (optional).
+	EnvServiceTokens = "ARBOR_SERVICE_TOKENS"
 )
 
 // SecretsValues are the loaded secrets. They are never logged; String hides
@@ -233,7 +239,7 @@ func UnknownEnv(environ []string) []string {
 	for _, k := range Keys() {
 		known[EnvName(k)] = true
 	}
-	for _, s := range []string{EnvSessionKey, EnvEncryptionKeys} {
+	for _, s := range []string{EnvSessionKey, EnvEncryptionKeys, EnvWebhookSecret, EnvServiceTokens} {
 		known[s] = true
 		known[s+"_FILE"] = true
 	}
@@ -251,4 +257,22 @@ func UnknownEnv(environ []string) []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// OptionalSecret reads a secret that may be absent: the variable name, or
+// the file named by name_FILE (which must have mode 0600). Unset is "" and
+// no error.
+func OptionalSecret(environ []string, name string) (string, error) {
+	env := envMap(environ)
+	if v := env[name]; v != "" {
+		return strings.TrimSpace(v), nil
+	}
+	if f := env[name+"_FILE"]; f != "" {
+		b, err := readSecretFile(f)
+		if err != nil {
+			return "", fmt.Errorf("%s_FILE: %v", name, err)
+		}
+		return strings.TrimSpace(string(b)), nil
+	}
+	return "", nil
 }

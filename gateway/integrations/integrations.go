@@ -1,0 +1,433 @@
+// Package integrations serves the Integrations page (connect and
+// disconnect Git providers) and the API the upstream app uses to get a
+// user's provider tokens and repositories.
+//
+// # Who may ask for what
+//
+// Every route acts for exactly one user: the one whose session cookie (or,
+// once the CLI has tokens, bearer token) came with the request. There is no
+// parameter naming another user, so a user only ever reaches their own
+// connections, the rule the upstream app's row-level security used to
+// enforce. The one exception is the service route, for a configured backend
+// (the job that keeps ArgoCD's repository credentials current): it names a
+// user in its path, authenticates with its own credential, and every call
+// is written to the audit trail.
+package integrations
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"embed"
+	"errors"
+	"fmt"
+	"html/template"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/vintner/arbor/data"
+	"github.com/vintner/arbor/gateway"
+	"github.com/vintner/arbor/gateway/connections"
+	"github.com/vintner/arbor/gateway/httperr"
+	"github.com/vintner/arbor/gateway/session"
+)
+
+// Paths.
+const (
+	PathPage        = "/integrations"
+	PathAPI         = "/api/providers"
+	PathServiceBase = "/api/service/users/"
+)
+
+// Sessions is what the routes need of session.Manager.
+type Sessions interface {
+	Authenticate(c *fiber.Ctx) (session.Identity, error)
+	CSRFToken(sid string) string
+	CheckCSRF(sid, token string) bool
+}
+
+// Starter begins the OAuth flow that connects a provider
+// (webauth.WebAuth.BeginConnect).
+type Starter interface {
+	BeginConnect(c *fiber.Ctx, returnTo string) error
+}
+
+// ServiceToken is a backend's credential for the service route.
+type ServiceToken struct {
+	// Name identifies the backend in the audit trail ("argocd-sync").
+	Name string
+	// Token is the secret it presents as "Authorization: Bearer …".
+	Token string
+}
+
+// Options configure the routes.
+type Options struct {
+	Broker   *connections.Broker
+	Sessions Sessions
+	Starter  Starter
+	Audit    data.Audit
+	// PublicURL is Arbor's external origin; a state-changing API call
+	// with another Origin is refused.
+	PublicURL string
+	// ServiceTokens may call the service route. None: the route answers 404.
+	ServiceTokens []ServiceToken
+}
+
+// Integrations serves the page and the API.
+type Integrations struct {
+	opts     Options
+	pages    *template.Template
+	services []service
+}
+
+type service struct {
+	name string
+	hash [sha256.Size]byte
+}
+
+//go:embed assets
+var assets embed.FS
+
+// New checks opts.
+func New(opts Options) (*Integrations, error) {
+	if opts.Broker == nil || opts.Sessions == nil || opts.Starter == nil || opts.Audit == nil {
+		return nil, errors.New("integrations: Options.Broker, Sessions, Starter and Audit are required")
+	}
+	pages, err := template.ParseFS(assets, "assets/page.html")
+	if err != nil {
+		return nil, fmt.Errorf("integrations: parsing templates: %w", err)
+	}
+	in := &Integrations{opts: opts, pages: pages}
+	for _, s := range opts.ServiceTokens {
+		if s.Name == "" || len(s.Token) < 32 {
+			return nil, fmt.Errorf("integrations: service token %q: need a name and a token of at least 32 characters (arbor keys generate makes one)", s.Name)
+		}
+		in.services = append(in.services, service{name: s.Name, hash: sha256.Sum256([]byte(s.Token))})
+	}
+	return in, nil
+}
+
+// PageRoutes registers the Integrations page; mount with gateway.ClassAuth.
+func (in *Integrations) PageRoutes(r fiber.Router) {
+	r.Get(PathPage, in.page)
+	r.Get(PathPage+"/:provider/connect", in.connect)
+	r.Get(PathPage+"/:provider/disconnect", in.confirmDisconnect)
+	r.Post(PathPage+"/:provider/disconnect", in.disconnectForm)
+}
+
+// APIRoutes registers the JSON API; mount with gateway.ClassAPI.
+func (in *Integrations) APIRoutes(r fiber.Router) {
+	r.Get(PathAPI, in.apiList)
+	r.Get(PathAPI+"/:provider/token", in.apiToken)
+	r.Get(PathAPI+"/:provider/repos", in.apiRepos)
+	r.Delete(PathAPI+"/:provider", in.apiDisconnect)
+	r.Get(PathServiceBase+":user/providers/:provider/token", in.serviceToken)
+}
+
+func pageHeaders(c *fiber.Ctx) {
+	c.Set(fiber.HeaderCacheControl, "no-store")
+	c.Set(fiber.HeaderContentSecurityPolicy, "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
+	c.Set(fiber.HeaderXFrameOptions, "DENY")
+	c.Set(fiber.HeaderReferrerPolicy, "no-referrer")
+	c.Set(fiber.HeaderXContentTypeOptions, "nosniff")
+}
+
+func (in *Integrations) render(c *fiber.Ctx, status int, name string, v any) error {
+	var b strings.Builder
+	if err := in.pages.ExecuteTemplate(&b, name, v); err != nil {
+		return fmt.Errorf("integrations: rendering %s: %w", name, err)
+	}
+	pageHeaders(c)
+	c.Status(status)
+	c.Set(fiber.HeaderContentType, fiber.MIMETextHTMLCharsetUTF8)
+	return c.SendString(b.String())
+}
+
+// pageUser authenticates a page request, redirecting to sign-in without a
+// session.
+func (in *Integrations) pageUser(c *fiber.Ctx) (session.Identity, bool, error) {
+	id, err := in.opts.Sessions.Authenticate(c)
+	if err != nil {
+		return id, false, c.Redirect("/auth/sign-in?return_to="+url.QueryEscape(c.OriginalURL()), http.StatusFound)
+	}
+	return id, true, nil
+}
+
+func who(id session.Identity) string {
+	if id.Login != "" {
+		return id.Login
+	}
+	return id.Email
+}
+
+type card struct {
+	connections.Status
+	LastRefresh, Expires string
+}
+
+func (in *Integrations) page(c *fiber.Ctx) error {
+	id, ok, err := in.pageUser(c)
+	if !ok {
+		return err
+	}
+	list, err := in.opts.Broker.List(c.UserContext(), id.UserID)
+	if err != nil {
+		return err
+	}
+	var cards []card
+	for _, s := range list {
+		cd := card{Status: s}
+		if !s.LastRefreshAt.IsZero() {
+			cd.LastRefresh = s.LastRefreshAt.UTC().Format(time.DateTime + " UTC")
+		}
+		if !s.TokenExpiresAt.IsZero() {
+			cd.Expires = s.TokenExpiresAt.UTC().Format(time.DateTime + " UTC")
+		}
+		cards = append(cards, cd)
+	}
+	notice, class := "", ""
+	switch {
+	case c.Query("connected") != "":
+		notice = "Connected."
+	case c.Query("disconnected") != "":
+		notice, class = c.Query("message"), "warn"
+		if notice == "" || len(notice) > 300 {
+			notice = "Disconnected."
+		}
+	}
+	return in.render(c, http.StatusOK, "integrations", map[string]any{
+		"Title": "Integrations", "Who": who(id), "RequestID": gateway.RequestID(c),
+		"Cards": cards, "Notice": notice, "NoticeClass": class,
+	})
+}
+
+func (in *Integrations) connect(c *fiber.Ctx) error {
+	return in.opts.Starter.BeginConnect(c, PathPage+"?connected="+url.QueryEscape(c.Params("provider")))
+}
+
+func (in *Integrations) displayName(ctx context.Context, userID, provider string) (string, bool) {
+	list, err := in.opts.Broker.List(ctx, userID)
+	if err != nil {
+		return provider, false
+	}
+	for _, s := range list {
+		if s.Provider == provider {
+			return s.DisplayName, s.Connected
+		}
+	}
+	return provider, false
+}
+
+func (in *Integrations) confirmDisconnect(c *fiber.Ctx) error {
+	id, ok, err := in.pageUser(c)
+	if !ok {
+		return err
+	}
+	p := c.Params("provider")
+	name, connected := in.displayName(c.UserContext(), id.UserID, p)
+	if !connected {
+		return c.Redirect(PathPage, http.StatusFound)
+	}
+	return in.render(c, http.StatusOK, "disconnect", map[string]any{
+		"Title": "Disconnect " + name, "Who": who(id), "RequestID": gateway.RequestID(c),
+		"Provider": p, "DisplayName": name, "CSRF": in.opts.Sessions.CSRFToken(id.SessionID),
+	})
+}
+
+// sameOrigin refuses state changes a browser says come from another site.
+func (in *Integrations) sameOrigin(c *fiber.Ctx) bool {
+	switch c.Get("Sec-Fetch-Site") {
+	case "cross-site", "same-site":
+		return false
+	}
+	o := c.Get(fiber.HeaderOrigin)
+	return o == "" || o == "null" || o == in.opts.PublicURL
+}
+
+func (in *Integrations) disconnectForm(c *fiber.Ctx) error {
+	id, ok, err := in.pageUser(c)
+	if !ok {
+		return err
+	}
+	if !in.sameOrigin(c) || !in.opts.Sessions.CheckCSRF(id.SessionID, c.FormValue("csrf")) {
+		return httperr.New(http.StatusForbidden, "csrf_invalid", "This form was not sent from your Integrations page; reload it and try again")
+	}
+	p := c.Params("provider")
+	res, err := in.opts.Broker.Disconnect(c.UserContext(), id.UserID, p)
+	if err != nil && httperr.From(err).Code != connections.CodeNotConnected {
+		return err
+	}
+	q := url.Values{"disconnected": {p}, "message": {res.Message}}
+	return c.Redirect(PathPage+"?"+q.Encode(), http.StatusSeeOther)
+}
+
+// apiUser authenticates an API request: 401 JSON without a session.
+func (in *Integrations) apiUser(c *fiber.Ctx) (session.Identity, error) {
+	id, err := in.opts.Sessions.Authenticate(c)
+	switch {
+	case err == nil:
+		return id, nil
+	case errors.Is(err, session.ErrNoSession), errors.Is(err, session.ErrInvalid), errors.Is(err, session.ErrEnded):
+		c.Set(fiber.HeaderWWWAuthenticate, `Cookie realm="arbor"`)
+		return id, httperr.New(http.StatusUnauthorized, "unauthenticated", "Sign in first: this API needs a signed-in session")
+	default:
+		return id, httperr.Wrap(err, http.StatusServiceUnavailable, httperr.CodeStoreUnavailable, "Arbor could not check the session")
+	}
+}
+
+func (in *Integrations) apiList(c *fiber.Ctx) error {
+	id, err := in.apiUser(c)
+	if err != nil {
+		return err
+	}
+	list, err := in.opts.Broker.List(c.UserContext(), id.UserID)
+	if err != nil {
+		return err
+	}
+	c.Set(fiber.HeaderCacheControl, "no-store")
+	return c.JSON(fiber.Map{"providers": list})
+}
+
+type tokenBody struct {
+	Provider    string   `json:"provider"`
+	AccessToken string   `json:"access_token"`
+	TokenType   string   `json:"token_type,omitempty"`
+	ExpiresAt   *string  `json:"expires_at"`
+	Scopes      []string `json:"scopes,omitempty"`
+}
+
+func tokenJSON(c *fiber.Ctx, provider string, t connections.Token) error {
+	body := tokenBody{Provider: provider, AccessToken: t.AccessToken, TokenType: t.TokenType, Scopes: t.Scopes}
+	if !t.ExpiresAt.IsZero() {
+		s := t.ExpiresAt.UTC().Format(time.RFC3339)
+		body.ExpiresAt = &s
+	}
+	c.Set(fiber.HeaderCacheControl, "no-store")
+	c.Set(fiber.HeaderPragma, "no-cache")
+	return c.JSON(body)
+}
+
+func (in *Integrations) apiToken(c *fiber.Ctx) error {
+	id, err := in.apiUser(c)
+	if err != nil {
+		return err
+	}
+	p := c.Params("provider")
+	t, err := in.opts.Broker.ValidProviderToken(c.UserContext(), id.UserID, p)
+	if err != nil {
+		return err
+	}
+	return tokenJSON(c, p, t)
+}
+
+type repoJSON struct {
+	ID            string `json:"id"`
+	FullName      string `json:"full_name"`
+	Description   string `json:"description,omitempty"`
+	Private       bool   `json:"private"`
+	DefaultBranch string `json:"default_branch,omitempty"`
+	HTMLURL       string `json:"html_url,omitempty"`
+	CloneURL      string `json:"clone_url,omitempty"`
+	UpdatedAt     string `json:"updated_at,omitempty"`
+}
+
+func (in *Integrations) apiRepos(c *fiber.Ctx) error {
+	id, err := in.apiUser(c)
+	if err != nil {
+		return err
+	}
+	perPage := 30
+	if s := c.Query("per_page"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 || n > 100 {
+			return httperr.BadRequest("bad_per_page", "per_page must be a number from 1 to 100")
+		}
+		perPage = n
+	}
+	cursor := c.Query("cursor")
+	if len(cursor) > 2048 {
+		return httperr.BadRequest("bad_cursor", "cursor is too long; pass the next_cursor of the previous page unchanged")
+	}
+	page, err := in.opts.Broker.Repos(c.UserContext(), id.UserID, c.Params("provider"), cursor, perPage)
+	if err != nil {
+		return err
+	}
+	repos := make([]repoJSON, 0, len(page.Repos))
+	for _, r := range page.Repos {
+		j := repoJSON{ID: r.ID, FullName: r.FullName, Description: r.Description, Private: r.Private,
+			DefaultBranch: r.DefaultBranch, HTMLURL: r.HTMLURL, CloneURL: r.CloneURL}
+		if r.UpdatedAt > 0 {
+			j.UpdatedAt = time.Unix(r.UpdatedAt, 0).UTC().Format(time.RFC3339)
+		}
+		repos = append(repos, j)
+	}
+	c.Set(fiber.HeaderCacheControl, "no-store")
+	return c.JSON(fiber.Map{"repos": repos, "next_cursor": page.NextCursor})
+}
+
+func (in *Integrations) apiDisconnect(c *fiber.Ctx) error {
+	id, err := in.apiUser(c)
+	if err != nil {
+		return err
+	}
+	if !in.sameOrigin(c) {
+		return httperr.New(http.StatusForbidden, "cross_origin", "A disconnect must come from this site")
+	}
+	res, err := in.opts.Broker.Disconnect(c.UserContext(), id.UserID, c.Params("provider"))
+	if err != nil {
+		return err
+	}
+	return c.JSON(res)
+}
+
+// serviceToken lets a configured backend fetch a user's token.
+func (in *Integrations) serviceToken(c *fiber.Ctx) error {
+	if len(in.services) == 0 {
+		return httperr.NotFound("No service may fetch tokens: none is configured")
+	}
+	name, ok := in.serviceOf(c)
+	if !ok {
+		c.Set(fiber.HeaderWWWAuthenticate, `Bearer realm="arbor-service"`)
+		return httperr.New(http.StatusUnauthorized, "invalid_service_token", "This route needs a configured service token as Authorization: Bearer …")
+	}
+	user, p := c.Params("user"), c.Params("provider")
+	t, err := in.opts.Broker.ValidProviderToken(c.UserContext(), user, p)
+	outcome := "ok"
+	if err != nil {
+		outcome = httperr.From(err).Code
+	}
+	if _, aerr := in.opts.Audit.AppendAudit(context.WithoutCancel(c.UserContext()), data.AuditEvent{
+		Action: "connection.token.service", Actor: "service:" + name, UserID: user, Target: p, Outcome: outcome,
+		RequestID: gateway.RequestID(c), IP: gateway.ClientIP(c),
+	}); aerr != nil {
+		gateway.Logger(c).Error("writing an audit event failed; refusing the service token request", "err", aerr)
+		return httperr.Wrap(aerr, http.StatusServiceUnavailable, httperr.CodeStoreUnavailable, "Arbor could not write the audit trail")
+	}
+	if err != nil {
+		return err
+	}
+	return tokenJSON(c, p, t)
+}
+
+// serviceOf finds the service whose token the request presents; every
+// configured token is compared, in constant time.
+func (in *Integrations) serviceOf(c *fiber.Ctx) (string, bool) {
+	auth := c.Get(fiber.HeaderAuthorization)
+	tok, ok := strings.CutPrefix(auth, "Bearer ")
+	if !ok || tok == "" {
+		return "", false
+	}
+	h := sha256.Sum256([]byte(tok))
+	name, found := "", 0
+	for _, s := range in.services {
+		if subtle.ConstantTimeCompare(h[:], s.hash[:]) == 1 {
+			name, found = s.name, 1
+		}
+	}
+	return name, found == 1
+}
