@@ -20,10 +20,15 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gofiber/fiber/v2"
+
 	"github.com/vintner/arbor/data/boltdb"
+	"github.com/vintner/arbor/data/seal"
 	"github.com/vintner/arbor/gateway"
 	"github.com/vintner/arbor/gateway/access"
 	"github.com/vintner/arbor/gateway/assertion"
+	"github.com/vintner/arbor/gateway/connections"
+	"github.com/vintner/arbor/gateway/integrations"
 	"github.com/vintner/arbor/gateway/providers"
 	"github.com/vintner/arbor/gateway/session"
 	"github.com/vintner/arbor/gateway/sessiontoken"
@@ -87,6 +92,10 @@ type envOptions struct {
 	// loading keeps the provider registry unavailable, as while plugins
 	// load at start-up.
 	loading bool
+	// serviceTokens may call the integrations service route.
+	serviceTokens []integrations.ServiceToken
+	// webhook, if set, receives connection events.
+	webhook func(connections.Event)
 }
 
 // env is one complete gateway: bbolt store, real plugins talking to fake
@@ -104,6 +113,8 @@ type env struct {
 	asserter  *assertion.Signer
 	upstream  *recorder
 	cookie    string // the session cookie's name
+	broker    *connections.Broker
+	keys      *seal.Keyring
 }
 
 // recorder is the upstream: it answers 200 with the headers it received as
@@ -195,19 +206,33 @@ func newEnv(t *testing.T, o envOptions) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
+	k, err := seal.GenerateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e.keys, err = seal.NewKeyring(seal.Key{ID: "k1", Secret: k}); err != nil {
+		t.Fatal(err)
+	}
+	provs := providers.FromRegistry(func() providers.Registry {
+		if o.loading {
+			return nil
+		}
+		return reg
+	})
+	e.broker = connections.New(e.store, e.keys, provs, connections.Options{
+		Now: e.clock.Now, Notify: o.webhook, RetryBackoff: time.Millisecond,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+	})
+	t.Cleanup(e.broker.Close)
 	policy, err := access.New(o.defaultClass, o.rules)
 	if err != nil {
 		t.Fatal(err)
 	}
 	wa, err := webauth.New(webauth.Options{
-		Store:    e.store,
-		Sessions: e.sessions,
-		Providers: providers.FromRegistry(func() providers.Registry {
-			if o.loading {
-				return nil
-			}
-			return reg
-		}),
+		Store:               e.store,
+		Sessions:            e.sessions,
+		Providers:           provs,
+		Connector:           e.broker,
 		Policy:              policy,
 		Assertions:          e.asserter,
 		PublicURL:           e.publicURL,
@@ -235,8 +260,20 @@ func newEnv(t *testing.T, o envOptions) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := srv.Mount(gateway.ClassAuth, wa.Routes); err != nil {
+	integ, err := integrations.New(integrations.Options{
+		Broker: e.broker, Sessions: e.sessions, Starter: wa, Audit: e.store,
+		PublicURL: e.publicURL, ServiceTokens: o.serviceTokens,
+	})
+	if err != nil {
 		t.Fatal(err)
+	}
+	for _, m := range []struct {
+		class gateway.RouteClass
+		fn    func(fiber.Router)
+	}{{gateway.ClassAuth, wa.Routes}, {gateway.ClassAuth, integ.PageRoutes}, {gateway.ClassAPI, integ.APIRoutes}} {
+		if err := srv.Mount(m.class, m.fn); err != nil {
+			t.Fatal(err)
+		}
 	}
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ln) }()
