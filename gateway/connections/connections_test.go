@@ -519,3 +519,30 @@ func BenchmarkValidProviderTokenFresh(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkRefreshOverhead measures what Arbor adds to one refresh: the
+// plugin call (guest code, host HTTP client, loopback), sealing and the
+// store write, with the fake provider's own time subtracted.
+func BenchmarkRefreshOverhead(b *testing.B) {
+	for _, provider := range []string{"github", "gitlab", "bitbucket"} {
+		b.Run(provider, func(b *testing.B) {
+			e := newEnv(b, nil, Options{})
+			e.connect(provider)
+			fake := e.fakes.Fakes[provider]
+			ctx := context.Background()
+			var total, inFake time.Duration
+			for b.Loop() {
+				e.clock.Advance(24 * time.Hour) // expired: the next call refreshes
+				busy := fake.Busy()
+				start := time.Now()
+				if _, err := e.b.ValidProviderToken(ctx, "u1", provider); err != nil {
+					b.Fatal(err)
+				}
+				total += time.Since(start)
+				inFake += fake.Busy() - busy
+			}
+			b.ReportMetric(float64((total-inFake).Microseconds())/float64(b.N), "arbor-µs/refresh")
+			b.ReportMetric(float64(inFake.Microseconds())/float64(b.N), "fake-µs/refresh")
+		})
+	}
+}

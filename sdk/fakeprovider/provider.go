@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -21,6 +22,10 @@ import (
 type Provider struct {
 	cfg    Config // defaults applied; read-only after New
 	routes []route
+
+	// busy is the total time spent in ServeHTTP, so that a benchmark can
+	// subtract the fake's own time from a client's.
+	busy atomic.Int64
 
 	mu             sync.Mutex
 	accessLifetime time.Duration
@@ -376,6 +381,11 @@ func (p *Provider) Endpoints() Endpoints {
 	return e
 }
 
+// Busy returns the total time the fake has spent answering requests
+// (delays from SetDelay included), for benchmarks that measure a client's
+// own overhead.
+func (p *Provider) Busy() time.Duration { return time.Duration(p.busy.Load()) }
+
 // AllowRedirect registers an additional redirect URI (exact match).
 func (p *Provider) AllowRedirect(uri string) {
 	p.mu.Lock()
@@ -604,6 +614,8 @@ func FollowAuthorize(ctx context.Context, client *http.Client, authURL string) (
 // ServeHTTP routes, records, applies delays and injected failures, then
 // answers as the configured provider.
 func (p *Provider) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	defer func() { p.busy.Add(int64(time.Since(start))) }()
 	ep, params := p.match(r.URL.Path)
 	rec := &recorder{ResponseWriter: w}
 	p.mu.Lock()
