@@ -67,7 +67,7 @@ h1{color:#3c6e3c}table{border-collapse:collapse;width:100%}td{border-bottom:1px 
 <body><h1>Trellis demo upstream</h1>
 <p>This page is served by the demo app behind Arbor. Path: <code>{{.Path}}</code></p>
 <div class="who">{{if .Identity}}<strong>Signed in.</strong> Arbor says:<ul>{{range $k, $v := .Identity}}<li><code>{{$k}}: {{$v}}</code></li>{{end}}</ul>
-<p><a id="account" href="/auth/account">Account and sessions</a></p>
+<p><a id="account" href="/auth/account">Account and sessions</a> · <a id="integrations" href="/integrations">Integrations (Git providers)</a></p>
 {{else}}<strong>No identity headers:</strong> this request reached the app without a signed-in user.{{end}}</div>
 <h2>Headers the app received</h2><table>{{range .Headers}}<tr><td>{{.Name}}</td><td>{{.Value}}</td></tr>{{end}}</table>
 </body></html>`))
