@@ -299,6 +299,12 @@ func TestServeRefusesBadStart(t *testing.T) {
 		{"secret in yaml", e.env, []string{"--config", inlineSecret}, []string{"is a secret", "ARBOR_SESSION_KEY"}},
 		{"missing config", e.env, []string{"--config", filepath.Join(e.dataDir, "nope.yaml")}, []string{"nope.yaml"}},
 		{"corrupt store", e.with("ARBOR_STORE_PATH=" + corrupt), nil, []string{"corrupt.db"}},
+		{"webhook without secret", e.with("ARBOR_CONNECTIONS_WEBHOOK_URL=http://127.0.0.1:9/hook"), nil,
+			[]string{"connections.webhook_url is set but ARBOR_WEBHOOK_SECRET is not"}},
+		{"short service token", e.with(config.EnvServiceTokens + "=argocd:abcdefabcdef"), nil,
+			[]string{`service token "argocd"`, "at least 32 characters"}},
+		{"malformed service tokens", e.with(config.EnvServiceTokens + "=abcdefabcdef"), nil,
+			[]string{"ARBOR_SERVICE_TOKENS: each entry is name:token"}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
