@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -544,5 +545,68 @@ func BenchmarkRefreshOverhead(b *testing.B) {
 			b.ReportMetric(float64((total-inFake).Microseconds())/float64(b.N), "arbor-µs/refresh")
 			b.ReportMetric(float64(inFake.Microseconds())/float64(b.N), "fake-µs/refresh")
 		})
+	}
+}
+
+// lockedBuffer is a log sink for tests.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// No token the fake ever issued appears in a log line or an error, through
+// refreshes, a failed store write, a rejected refresh and a disconnect
+// while the provider is down.
+func TestNoTokenInLogsOrErrors(t *testing.T) {
+	logs := &lockedBuffer{}
+	e := newEnv(t, nil, Options{})
+	e.b.opts.Logger = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	e.b.log = e.b.opts.Logger
+	var errs []string
+	note := func(err error) {
+		if err != nil {
+			errs = append(errs, err.Error(), fmt.Sprintf("%+v", err))
+		}
+	}
+	ctx := context.Background()
+	for _, p := range []string{"github", "gitlab"} {
+		e.connect(p)
+	}
+	e.clock.Advance(9 * time.Hour)
+	e.store.failUpdates.Store(1)
+	_, err := e.b.ValidProviderToken(ctx, "u1", "gitlab")
+	note(err)
+	_, err = e.b.ValidProviderToken(ctx, "u1", "gitlab")
+	note(err)
+	e.fakes.Fakes["github"].RevokeAll()
+	_, err = e.b.ValidProviderToken(ctx, "u1", "github")
+	note(err)
+	e.fakes.Fakes["gitlab"].FailNext(fakeprovider.EndpointRevoke, 5, 503)
+	_, err = e.b.Disconnect(ctx, "u1", "gitlab")
+	note(err)
+	if len(errs) < 2 {
+		t.Fatalf("the scenario produced too few errors to check: %v", errs)
+	}
+	out := logs.String() + strings.Join(errs, "\n")
+	for _, p := range []string{"github", "gitlab"} {
+		for _, it := range e.fakes.Fakes[p].IssuedTokens() {
+			for _, secret := range []string{it.AccessToken, it.RefreshToken} {
+				if secret != "" && strings.Contains(out, secret) {
+					t.Fatalf("a %s token appears in the logs or errors", p)
+				}
+			}
+		}
 	}
 }
