@@ -24,9 +24,12 @@ import (
 	"github.com/chromedp/chromedp"
 )
 
-// The browser test drives real headless Chromium through `arbor dev`: web
+// The browser tests drive real headless Chromium through `arbor dev`: web
 // sign-in with each fake provider (consent page, callback, return path),
-// the session cookie and its re-issue, the account page and sign-out.
+// the session cookie and its re-issue, the account page and sign-out
+// (TestBrowserSignIn); connecting and disconnecting a Git provider on the
+// Integrations page (TestBrowserIntegrations, in
+// browser_integrations_test.go).
 //
 // It needs Chromium: /usr/bin/chromium (Debian's chromium package, which
 // .ci/run installs) or the binary named by ARBOR_CHROMIUM. Without one it
@@ -52,17 +55,107 @@ var browserProviders = []struct{ name, login string }{
 }
 
 func TestBrowserSignIn(t *testing.T) {
-	chromium := findChromium(t)
-	dev := startDev(t, "ARBOR_SESSION_TOKEN_TTL="+browserTokenTTL.String())
+	env := useBrowserEnv(t)
 	artifacts := artifactDir(t)
-	browserCtx := startBrowser(t, chromium)
 	for _, p := range browserProviders {
 		t.Run(p.name, func(t *testing.T) {
 			start := time.Now()
-			browserSignInFlow(t, browserCtx, dev, artifacts, p.name, p.login)
+			browserSignInFlow(t, env.browserCtx, env.dev, artifacts, p.name, p.login)
 			t.Logf("%s: whole flow took %v", p.name, time.Since(start).Round(time.Millisecond))
 		})
 	}
+}
+
+// The browser tests share one `arbor dev` and one Chromium: under -race
+// the dev server needs half a minute or more to compile its plugins before
+// /readyz answers. Each test takes a fresh browser context (no shared
+// cookies) and its own users.
+//
+// Without a TestMain of their own, the tests count themselves: each one
+// registers before it calls t.Parallel (all registrations happen in the
+// sequential phase, before any parallel test resumes), and the last one to
+// finish stops the server and the browser. A mutex then runs them one at a
+// time, so their timing (the sign-in test's token re-issue) is unchanged.
+type browserEnv struct {
+	dev         *devServer
+	browserCtx  context.Context
+	chromiumOut *syncBuffer
+	stops       []func(testing.TB) // in start order
+}
+
+var (
+	browserShared struct {
+		mu       sync.Mutex
+		users    int
+		env      *browserEnv
+		failedIn string // the test in which starting failed
+	}
+	browserTurn sync.Mutex // one browser test at a time
+)
+
+func useBrowserEnv(t *testing.T) *browserEnv {
+	t.Helper()
+	chromium := findChromium(t)
+	s := &browserShared
+	s.mu.Lock()
+	s.users++
+	s.mu.Unlock()
+	t.Cleanup(func() { releaseBrowserEnv(t) })
+	t.Parallel()
+	browserTurn.Lock()
+	t.Cleanup(browserTurn.Unlock) // runs before releaseBrowserEnv
+
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.env != nil {
+		t.Logf("reusing the arbor dev at %s and Chromium started by an earlier browser test", s.env.dev.base)
+		return s.env
+	}
+	if s.failedIn != "" {
+		t.Fatalf("arbor dev or Chromium did not start in %s; see its output", s.failedIn)
+	}
+	s.failedIn = t.Name() // until both are up
+	env := &browserEnv{}
+	started := false
+	defer func() { // also on t.Fatal (runtime.Goexit) while starting
+		if !started {
+			stopBrowserEnv(t, env)
+		}
+	}()
+	var stop func(testing.TB)
+	env.dev, stop = startDev(t, "ARBOR_SESSION_TOKEN_TTL="+browserTokenTTL.String())
+	env.stops = append(env.stops, stop)
+	env.browserCtx, env.chromiumOut, stop = startBrowser(t, chromium)
+	env.stops = append(env.stops, stop)
+	started = true
+	s.env, s.failedIn = env, ""
+	return env
+}
+
+// releaseBrowserEnv runs in each browser test's cleanup.
+func releaseBrowserEnv(t *testing.T) {
+	s := &browserShared
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if t.Failed() && s.env != nil {
+		t.Logf("arbor dev output:\n%s", tail(s.env.dev.logs.String(), 20000))
+		t.Logf("chromium output (D-Bus noise left out):\n%s", tail(withoutDBus(s.env.chromiumOut.String()), 4000))
+	}
+	s.users--
+	if s.users > 0 {
+		return
+	}
+	if s.env != nil {
+		stopBrowserEnv(t, s.env)
+	}
+	s.env, s.failedIn = nil, ""
+}
+
+func stopBrowserEnv(tb testing.TB, env *browserEnv) {
+	for _, stop := range slices.Backward(env.stops) {
+		stop(tb)
+	}
+	env.stops = nil
 }
 
 // findChromium returns the browser to drive, or skips (no CI) / fails (CI).
@@ -109,14 +202,16 @@ type devServer struct {
 	logs *syncBuffer
 }
 
-func startDev(t *testing.T, extraEnv ...string) *devServer {
+// startDev starts `arbor dev`; stop ends it and removes its data. When
+// starting fails, startDev stops it itself.
+func startDev(t *testing.T, extraEnv ...string) (dev *devServer, stop func(testing.TB)) {
 	t.Helper()
 	// Short: the admin socket lives in the data directory.
 	dir, err := os.MkdirTemp("", "arbbr")
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
+	removeDir := func() { os.RemoveAll(dir) }
 	addr := freeAddr(t)
 	cmd := exec.Command(arborBin, "dev", "--listen", addr, "--data", dir)
 	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + dir, "ARBOR_LOG_LEVEL=debug"}, extraEnv...)
@@ -124,9 +219,11 @@ func startDev(t *testing.T, extraEnv ...string) *devServer {
 	cmd.Stderr = logs
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
+		removeDir()
 		t.Fatal(err)
 	}
 	if err := cmd.Start(); err != nil {
+		removeDir()
 		t.Fatal(err)
 	}
 	ready := make(chan string, 1)
@@ -147,21 +244,27 @@ func startDev(t *testing.T, extraEnv ...string) *devServer {
 		done <- cmd.Wait() // after the last read of the pipe, as os/exec asks
 	}()
 	exited := false
-	t.Cleanup(func() {
+	stop = func(tb testing.TB) {
 		if !exited {
+			exited = true
 			cmd.Process.Signal(syscall.SIGTERM)
 			select {
 			case <-done:
 			case <-time.After(30 * time.Second):
-				t.Errorf("arbor dev did not stop within 30s of SIGTERM")
+				tb.Errorf("arbor dev did not stop within 30s of SIGTERM")
 				cmd.Process.Kill()
 				<-done
 			}
 		}
-		if t.Failed() {
+		removeDir()
+	}
+	ok := false
+	defer func() { // also on t.Fatal (runtime.Goexit)
+		if !ok {
+			stop(t)
 			t.Logf("arbor dev output:\n%s", logs.String())
 		}
-	})
+	}()
 	var line string
 	select {
 	case line = <-ready:
@@ -180,7 +283,7 @@ func startDev(t *testing.T, extraEnv ...string) *devServer {
 	if u.Host != addr {
 		t.Fatalf("arbor dev printed %s, was told --listen %s", printed, addr)
 	}
-	dev := &devServer{base: "http://" + u.Host, host: u.Host, logs: logs}
+	dev = &devServer{base: "http://" + u.Host, host: u.Host, logs: logs}
 	// Plugins (the providers) load in the background after the listener is
 	// up; /readyz answers 503 until they have, and the sign-in page has no
 	// provider buttons meanwhile. A race-enabled build compiles them slowly.
@@ -205,14 +308,16 @@ func startDev(t *testing.T, extraEnv ...string) *devServer {
 		}
 	}
 	t.Logf("arbor dev: /readyz answered 200 %v after it printed its URL", time.Since(printedAt).Round(time.Millisecond))
-	return dev
+	ok = true
+	return dev, stop
 }
 
-// startBrowser starts one headless Chromium for the whole test; each
-// provider gets a fresh browser context (no shared cookies) in it.
-func startBrowser(t *testing.T, execPath string) context.Context {
+// startBrowser starts one headless Chromium for the browser tests; each
+// flow gets a fresh browser context (no shared cookies) in it. stop ends
+// it; when starting fails, startBrowser stops it itself.
+func startBrowser(t *testing.T, execPath string) (browserCtx context.Context, out *syncBuffer, stop func(testing.TB)) {
 	t.Helper()
-	out := &syncBuffer{}
+	out = &syncBuffer{}
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
 		chromedp.ExecPath(execPath),
 		chromedp.UserDataDir(t.TempDir()),
@@ -230,13 +335,17 @@ func startBrowser(t *testing.T, execPath string) context.Context {
 	)
 	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
 	browserCtx, cancelBrowser := chromedp.NewContext(allocCtx)
-	t.Cleanup(func() {
+	stop = func(testing.TB) {
 		cancelBrowser()
 		cancelAlloc()
-		if t.Failed() {
+	}
+	ok := false
+	defer func() { // also on t.Fatal (runtime.Goexit)
+		if !ok {
+			stop(t)
 			t.Logf("chromium output (D-Bus noise left out):\n%s", tail(withoutDBus(out.String()), 4000))
 		}
-	})
+	}()
 	// The first run starts the browser and ties its life to browserCtx, so
 	// it gets no timeout of its own; a watchdog bounds it instead.
 	started := make(chan error, 1)
@@ -253,7 +362,8 @@ func startBrowser(t *testing.T, execPath string) context.Context {
 	if v, err := chromedp.Run(browserCtx, chromedp.Evaluate[string](`navigator.userAgent`)); err == nil {
 		t.Logf("browser: %s", v)
 	}
-	return browserCtx
+	ok = true
+	return browserCtx, out, stop
 }
 
 // browserSignInFlow is one provider's whole flow in a fresh browser context.

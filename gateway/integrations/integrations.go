@@ -167,7 +167,7 @@ func who(id session.Identity) string {
 
 type card struct {
 	connections.Status
-	LastRefresh, Expires string
+	LastRefresh, Expires, ScopeList string
 }
 
 func (in *Integrations) page(c *fiber.Ctx) error {
@@ -181,7 +181,7 @@ func (in *Integrations) page(c *fiber.Ctx) error {
 	}
 	var cards []card
 	for _, s := range list {
-		cd := card{Status: s}
+		cd := card{Status: s, ScopeList: strings.Join(s.Scopes, " ")}
 		if !s.LastRefreshAt.IsZero() {
 			cd.LastRefresh = s.LastRefreshAt.UTC().Format(time.DateTime + " UTC")
 		}
@@ -195,9 +195,12 @@ func (in *Integrations) page(c *fiber.Ctx) error {
 	case c.Query("connected") != "":
 		notice = "Connected."
 	case c.Query("disconnected") != "":
-		notice, class = c.Query("message"), "warn"
+		notice = c.Query("message")
 		if notice == "" || len(notice) > 300 {
 			notice = "Disconnected."
+		}
+		if c.Query("revoked") == "" {
+			class = "warn" // the grant may still be alive at the provider
 		}
 	}
 	return in.render(c, http.StatusOK, "integrations", map[string]any{
@@ -263,6 +266,9 @@ func (in *Integrations) disconnectForm(c *fiber.Ctx) error {
 		return err
 	}
 	q := url.Values{"disconnected": {p}, "message": {res.Message}}
+	if res.Revoked {
+		q.Set("revoked", "1")
+	}
 	return c.Redirect(PathPage+"?"+q.Encode(), http.StatusSeeOther)
 }
 

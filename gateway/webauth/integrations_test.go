@@ -289,3 +289,13 @@ func TestServiceRoute(t *testing.T) {
 		t.Fatalf("service route without services: %d", res.StatusCode)
 	}
 }
+
+func TestIntegrationsCardShowsScopesAsText(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	b := e.browser()
+	b.MustSignIn("github")
+	connectProvider(t, b, "github")
+	if page := b.Get("/integrations").Body; !strings.Contains(page, `<dd class="scopes">repo read:user user:email</dd>`) {
+		t.Fatalf("scopes on the card:\n%s", page)
+	}
+}
