@@ -1,0 +1,222 @@
+// Package clitoken mints and verifies the JWTs that CLIs (Grape, RFC 8628
+// clients) hold: access tokens (1 hour) and refresh tokens (90 days),
+// HS256, signed with CLI_JWT_SECRET.
+//
+// Claims: sub (user id), email, type ("access" or "refresh"), iss, aud
+// ("arbor-cli"), iat, exp, jti, and fid, the login ("refresh family") the
+// token belongs to, whose store record decides whether the login is still
+// alive (logout, reuse detection).
+//
+// A token is accepted only as the type it was minted as, with this
+// package's audience and issuer, and only HS256: a refresh token is never
+// an access token, and a session cookie's token (another key, audience and
+// type claim) is neither.
+//
+// Verified access tokens are cached like session tokens (keyed by the whole
+// token, never past exp, only successes), so a bearer check on every API
+// request costs well under a microsecond before the family lookup.
+package clitoken
+
+import (
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/vintner/arbor/gateway/internal/expcache"
+)
+
+// Token types.
+const (
+	TypeAccess  = "access"
+	TypeRefresh = "refresh"
+	// Audience is the aud of every CLI token.
+	Audience = "arbor-cli"
+)
+
+// Defaults.
+const (
+	DefaultAccessTTL  = time.Hour
+	DefaultRefreshTTL = 90 * 24 * time.Hour
+	DefaultLeeway     = 5 * time.Second
+	MinKeyLen         = 32
+)
+
+// Errors of Verify.
+var (
+	ErrInvalid       = errors.New("clitoken: invalid token")
+	ErrExpired       = errors.New("clitoken: token expired")
+	ErrWrongType     = errors.New("clitoken: wrong token type")
+	ErrWrongAudience = errors.New("clitoken: wrong audience")
+	ErrWrongIssuer   = errors.New("clitoken: wrong issuer")
+)
+
+// Options configure a Signer.
+type Options struct {
+	Issuer     string
+	AccessTTL  time.Duration
+	RefreshTTL time.Duration
+	Leeway     time.Duration
+	CacheSize  int // default 16384; negative disables the cache
+	Now        func() time.Time
+}
+
+// Claims of a verified token.
+type Claims struct {
+	Subject   string
+	Email     string
+	Type      string
+	ID        string // jti
+	FamilyID  string // fid
+	IssuedAt  time.Time
+	ExpiresAt time.Time
+}
+
+type wireClaims struct {
+	Email    string `json:"email,omitempty"`
+	Type     string `json:"type"`
+	FamilyID string `json:"fid"`
+	jwt.RegisteredClaims
+}
+
+// Signer mints and verifies CLI tokens. Safe for concurrent use.
+type Signer struct {
+	key    []byte
+	opts   Options
+	parser *jwt.Parser
+	cache  *expcache.Cache[string, Claims]
+}
+
+// NewSigner returns a Signer for key (CLI_JWT_SECRET).
+func NewSigner(key []byte, opts Options) (*Signer, error) {
+	if len(key) < MinKeyLen {
+		return nil, fmt.Errorf("clitoken: key is %d bytes, want at least %d", len(key), MinKeyLen)
+	}
+	if opts.Issuer == "" {
+		return nil, errors.New("clitoken: Issuer is required")
+	}
+	if opts.AccessTTL <= 0 {
+		opts.AccessTTL = DefaultAccessTTL
+	}
+	if opts.RefreshTTL <= 0 {
+		opts.RefreshTTL = DefaultRefreshTTL
+	}
+	switch {
+	case opts.Leeway == 0:
+		opts.Leeway = DefaultLeeway
+	case opts.Leeway < 0: // none
+		opts.Leeway = 0
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.CacheSize == 0 {
+		opts.CacheSize = 16384
+	}
+	s := &Signer{
+		key:  append([]byte(nil), key...),
+		opts: opts,
+		parser: jwt.NewParser(
+			jwt.WithValidMethods([]string{jwt.SigningMethodHS256.Alg()}),
+			jwt.WithExpirationRequired(),
+			jwt.WithIssuedAt(),
+			jwt.WithIssuer(opts.Issuer),
+			jwt.WithAudience(Audience),
+			jwt.WithLeeway(opts.Leeway),
+			jwt.WithTimeFunc(opts.Now),
+			jwt.WithStrictDecoding(),
+		),
+	}
+	if opts.CacheSize > 0 {
+		s.cache = expcache.New[string](opts.CacheSize, func(c Claims) time.Time { return c.ExpiresAt })
+	}
+	return s, nil
+}
+
+// AccessTTL and RefreshTTL are the lifetimes of minted tokens.
+func (s *Signer) AccessTTL() time.Duration  { return s.opts.AccessTTL }
+func (s *Signer) RefreshTTL() time.Duration { return s.opts.RefreshTTL }
+
+// NewID returns 128 random bits, base64url: a jti or family id.
+func NewID() (string, error) {
+	var b [16]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", fmt.Errorf("clitoken: reading random bytes: %w", err)
+	}
+	return base64.RawURLEncoding.EncodeToString(b[:]), nil
+}
+
+// Mint signs a token of type typ for user sub in family fid with id jti.
+func (s *Signer) Mint(typ, sub, email, fid, jti string) (string, time.Time, error) {
+	if sub == "" || fid == "" || jti == "" {
+		return "", time.Time{}, errors.New("clitoken: sub, fid and jti are required")
+	}
+	ttl := s.opts.AccessTTL
+	switch typ {
+	case TypeAccess:
+	case TypeRefresh:
+		ttl = s.opts.RefreshTTL
+	default:
+		return "", time.Time{}, fmt.Errorf("clitoken: unknown token type %q", typ)
+	}
+	now := s.opts.Now().Truncate(time.Second)
+	exp := now.Add(ttl)
+	tok, err := jwt.NewWithClaims(jwt.SigningMethodHS256, wireClaims{
+		Email: email, Type: typ, FamilyID: fid,
+		RegisteredClaims: jwt.RegisteredClaims{
+			Issuer: s.opts.Issuer, Subject: sub, Audience: jwt.ClaimStrings{Audience},
+			ExpiresAt: jwt.NewNumericDate(exp), IssuedAt: jwt.NewNumericDate(now), ID: jti,
+		},
+	}).SignedString(s.key)
+	if err != nil {
+		return "", time.Time{}, fmt.Errorf("clitoken: sign: %w", err)
+	}
+	return tok, exp, nil
+}
+
+// Verify checks token and that it is of type typ. Access tokens verified
+// before are answered from the cache until their exp.
+func (s *Signer) Verify(token, typ string) (Claims, error) {
+	now := s.opts.Now()
+	if s.cache != nil && typ == TypeAccess {
+		if c, ok := s.cache.Get(token, now); ok {
+			return c, nil
+		}
+	}
+	var wc wireClaims
+	_, err := s.parser.ParseWithClaims(token, &wc, func(t *jwt.Token) (any, error) {
+		if t.Method != jwt.SigningMethodHS256 {
+			return nil, fmt.Errorf("unexpected signing method %v", t.Header["alg"])
+		}
+		return s.key, nil
+	})
+	switch {
+	case err == nil:
+	case errors.Is(err, jwt.ErrTokenExpired):
+		return Claims{}, fmt.Errorf("%w: %v", ErrExpired, err)
+	case errors.Is(err, jwt.ErrTokenInvalidAudience):
+		return Claims{}, fmt.Errorf("%w: %v", ErrWrongAudience, err)
+	case errors.Is(err, jwt.ErrTokenInvalidIssuer):
+		return Claims{}, fmt.Errorf("%w: %v", ErrWrongIssuer, err)
+	default:
+		return Claims{}, fmt.Errorf("%w: %v", ErrInvalid, err)
+	}
+	if wc.Type != typ {
+		return Claims{}, fmt.Errorf("%w: %q, want %q", ErrWrongType, wc.Type, typ)
+	}
+	if wc.Subject == "" || wc.ID == "" || wc.FamilyID == "" || wc.IssuedAt == nil {
+		return Claims{}, fmt.Errorf("%w: missing sub, jti, fid or iat", ErrInvalid)
+	}
+	c := Claims{
+		Subject: wc.Subject, Email: wc.Email, Type: wc.Type, ID: wc.ID, FamilyID: wc.FamilyID,
+		IssuedAt: wc.IssuedAt.Time, ExpiresAt: wc.ExpiresAt.Time,
+	}
+	if s.cache != nil && typ == TypeAccess && now.Before(c.ExpiresAt) {
+		s.cache.Put(strings.Clone(token), c, now)
+	}
+	return c, nil
+}
