@@ -2,7 +2,7 @@
 // clients) hold: access tokens (1 hour) and refresh tokens (90 days),
 // HS256, signed with CLI_JWT_SECRET.
 //
-// Claims: sub (user id), email, type ("access" or "refresh"), iss, aud
+// Claims: sub (user id), email, login, type ("access" or "refresh"), iss, aud
 // ("arbor-cli"), iat, exp, jti, and fid, the login ("refresh family") the
 // token belongs to, whose store record decides whether the login is still
 // alive (logout, reuse detection).
@@ -69,6 +69,7 @@ type Options struct {
 type Claims struct {
 	Subject   string
 	Email     string
+	Login     string
 	Type      string
 	ID        string // jti
 	FamilyID  string // fid
@@ -78,6 +79,7 @@ type Claims struct {
 
 type wireClaims struct {
 	Email    string `json:"email,omitempty"`
+	Login    string `json:"login,omitempty"`
 	Type     string `json:"type"`
 	FamilyID string `json:"fid"`
 	jwt.RegisteredClaims
@@ -150,9 +152,14 @@ func NewID() (string, error) {
 	return base64.RawURLEncoding.EncodeToString(b[:]), nil
 }
 
+// Subject is the user a token is for.
+type Subject struct {
+	UserID, Email, Login string
+}
+
 // Mint signs a token of type typ for user sub in family fid with id jti.
-func (s *Signer) Mint(typ, sub, email, fid, jti string) (string, time.Time, error) {
-	if sub == "" || fid == "" || jti == "" {
+func (s *Signer) Mint(typ string, sub Subject, fid, jti string) (string, time.Time, error) {
+	if sub.UserID == "" || fid == "" || jti == "" {
 		return "", time.Time{}, errors.New("clitoken: sub, fid and jti are required")
 	}
 	ttl := s.opts.AccessTTL
@@ -166,9 +173,9 @@ func (s *Signer) Mint(typ, sub, email, fid, jti string) (string, time.Time, erro
 	now := s.opts.Now().Truncate(time.Second)
 	exp := now.Add(ttl)
 	tok, err := jwt.NewWithClaims(jwt.SigningMethodHS256, wireClaims{
-		Email: email, Type: typ, FamilyID: fid,
+		Email: sub.Email, Login: sub.Login, Type: typ, FamilyID: fid,
 		RegisteredClaims: jwt.RegisteredClaims{
-			Issuer: s.opts.Issuer, Subject: sub, Audience: jwt.ClaimStrings{Audience},
+			Issuer: s.opts.Issuer, Subject: sub.UserID, Audience: jwt.ClaimStrings{Audience},
 			ExpiresAt: jwt.NewNumericDate(exp), IssuedAt: jwt.NewNumericDate(now), ID: jti,
 		},
 	}).SignedString(s.key)
@@ -212,7 +219,7 @@ func (s *Signer) Verify(token, typ string) (Claims, error) {
 		return Claims{}, fmt.Errorf("%w: missing sub, jti, fid or iat", ErrInvalid)
 	}
 	c := Claims{
-		Subject: wc.Subject, Email: wc.Email, Type: wc.Type, ID: wc.ID, FamilyID: wc.FamilyID,
+		Subject: wc.Subject, Email: wc.Email, Login: wc.Login, Type: wc.Type, ID: wc.ID, FamilyID: wc.FamilyID,
 		IssuedAt: wc.IssuedAt.Time, ExpiresAt: wc.ExpiresAt.Time,
 	}
 	if s.cache != nil && typ == TypeAccess && now.Before(c.ExpiresAt) {

@@ -64,7 +64,7 @@ func hmacAs(alg string, c jwt.MapClaims) string {
 func TestMintVerify(t *testing.T) {
 	s := signer(t, t0)
 	for _, typ := range []string{TypeAccess, TypeRefresh} {
-		tok, exp, err := s.Mint(typ, "u1", "a@b.test", "f1", "j1")
+		tok, exp, err := s.Mint(typ, Subject{UserID: "u1", Email: "a@b.test"}, "f1", "j1")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -131,7 +131,7 @@ func TestVerifyRefuses(t *testing.T) {
 func TestCachedTokenStopsAtExp(t *testing.T) {
 	now := t0
 	s, _ := NewSigner(key, Options{Issuer: iss, Now: func() time.Time { return now }, Leeway: -1})
-	tok, exp, _ := s.Mint(TypeAccess, "u1", "", "f1", "j1")
+	tok, exp, _ := s.Mint(TypeAccess, Subject{UserID: "u1"}, "f1", "j1")
 	if _, err := s.Verify(tok, TypeAccess); err != nil {
 		t.Fatal(err)
 	}
@@ -143,7 +143,7 @@ func TestCachedTokenStopsAtExp(t *testing.T) {
 
 func BenchmarkVerifyAccessCached(b *testing.B) {
 	s := signer(b, t0)
-	tok, _, _ := s.Mint(TypeAccess, "u1", "a@b.test", "f1", "j1")
+	tok, _, _ := s.Mint(TypeAccess, Subject{UserID: "u1", Email: "a@b.test"}, "f1", "j1")
 	b.ReportAllocs()
 	for b.Loop() {
 		if _, err := s.Verify(tok, TypeAccess); err != nil {
