@@ -19,6 +19,8 @@ import (
 	"github.com/vintner/arbor/gateway"
 	"github.com/vintner/arbor/gateway/access"
 	"github.com/vintner/arbor/gateway/assertion"
+	"github.com/vintner/arbor/gateway/cliauth"
+	"github.com/vintner/arbor/gateway/clitoken"
 	"github.com/vintner/arbor/gateway/config"
 	"github.com/vintner/arbor/gateway/connections"
 	"github.com/vintner/arbor/gateway/integrations"
@@ -40,6 +42,7 @@ type webAuth struct {
 	web          *webauth.WebAuth
 	broker       *connections.Broker
 	integrations *integrations.Integrations
+	cli          *cliauth.CLIAuth
 	notifier     *webhook.Notifier // nil without connections.webhook_url
 }
 
@@ -61,6 +64,8 @@ func (w *webAuth) mount(srv *gateway.Server) error {
 		srv.Mount(gateway.ClassAuth, w.web.Routes),
 		srv.Mount(gateway.ClassAuth, w.integrations.PageRoutes),
 		srv.Mount(gateway.ClassAPI, w.integrations.APIRoutes),
+		srv.Mount(gateway.ClassAuth, w.cli.PageRoutes),
+		srv.Mount(gateway.ClassAPI, w.cli.APIRoutes),
 	)
 }
 
@@ -149,10 +154,31 @@ func setupWebAuth(cfg config.Config, secrets config.SecretsValues, keyring *seal
 		sessions.Close()
 		return nil, usageErr(err)
 	}
+	cliTokens, err := clitoken.NewSigner(secrets.CLIJWTSecret, clitoken.Options{
+		Issuer: cfg.PublicURL, AccessTTL: cfg.CLI.AccessTTL, RefreshTTL: cfg.CLI.RefreshTTL,
+	})
+	if err != nil {
+		broker.Close()
+		sessions.Close()
+		return nil, usageErr(err)
+	}
+	cli, err := cliauth.New(cliauth.Options{
+		Store: store, Tokens: cliTokens, Sessions: sessions,
+		CodeKey:      derive(secrets.CLIJWTSecret, "cli verification code"),
+		PublicURL:    cfg.PublicURL,
+		RefreshGrace: cfg.CLI.RefreshGrace,
+		Logger:       log,
+	})
+	if err != nil {
+		broker.Close()
+		sessions.Close()
+		return nil, err
+	}
 	web, err := webauth.New(webauth.Options{
 		Store:      store,
 		Sessions:   sessions,
 		Connector:  broker,
+		Bearer:     cli.Bearer,
 		Providers:  provs,
 		Policy:     policy,
 		Assertions: asserter,
@@ -177,13 +203,14 @@ func setupWebAuth(cfg config.Config, secrets config.SecretsValues, keyring *seal
 	integ, err := integrations.New(integrations.Options{
 		Broker: broker, Sessions: sessions, Starter: web, Audit: store,
 		PublicURL: cfg.PublicURL, ServiceTokens: services,
+		Bearer: cli.Bearer, ErrNoBearer: cliauth.ErrNoBearer,
 	})
 	if err != nil {
 		broker.Close()
 		sessions.Close()
 		return nil, usageErr(err)
 	}
-	return &webAuth{sessions: sessions, web: web, broker: broker, integrations: integ, notifier: notifier}, nil
+	return &webAuth{sessions: sessions, web: web, broker: broker, integrations: integ, cli: cli, notifier: notifier}, nil
 }
 
 // serviceTokens reads ARBOR_SERVICE_TOKENS: name:token pairs, comma

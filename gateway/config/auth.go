@@ -71,6 +71,19 @@ type Connections struct {
 	WebhookURL string `yaml:"webhook_url"`
 }
 
+// CLI configures CLI login (Grape and RFC 8628 clients).
+type CLI struct {
+	// AccessTTL is the lifetime of a CLI access token. Default 1h.
+	AccessTTL time.Duration `yaml:"access_ttl"`
+	// RefreshTTL is the lifetime of a CLI login (its refresh tokens).
+	// Default 2160h (90 days).
+	RefreshTTL time.Duration `yaml:"refresh_ttl"`
+	// RefreshGrace is how long the refresh token replaced by a rotation is
+	// still accepted (a response lost on the network); after it, using it
+	// again revokes the login. 0 disables the grace. Default 10s.
+	RefreshGrace time.Duration `yaml:"refresh_grace"`
+}
+
 func defaultSession() Session {
 	return Session{IdleTimeout: 7 * 24 * time.Hour, AbsoluteLifetime: 30 * 24 * time.Hour, TokenTTL: 15 * time.Minute}
 }
@@ -120,6 +133,12 @@ func (c Config) validateAuth(bad func(key, format string, args ...any)) {
 		if d <= 0 {
 			bad(key, "%v: want a positive duration such as 15m", d)
 		}
+	}
+	if c.CLI.AccessTTL <= 0 || c.CLI.RefreshTTL <= c.CLI.AccessTTL {
+		bad("cli.access_ttl", "%v / cli.refresh_ttl %v: want positive durations, the refresh lifetime longer", c.CLI.AccessTTL, c.CLI.RefreshTTL)
+	}
+	if c.CLI.RefreshGrace < 0 || c.CLI.RefreshGrace > time.Minute {
+		bad("cli.refresh_grace", "%v: want 0 to 1m", c.CLI.RefreshGrace)
 	}
 	if c.Connections.RefreshMargin <= 0 {
 		bad("connections.refresh_margin", "%v: want a positive duration such as 5m", c.Connections.RefreshMargin)

@@ -63,6 +63,7 @@ type Config struct {
 	Auth        Auth        `yaml:"auth"`
 	Identity    Identity    `yaml:"identity"`
 	Connections Connections `yaml:"connections"`
+	CLI         CLI         `yaml:"cli"`
 	Plugins     Plugins     `yaml:"plugins"`
 	// Providers configures provider plugins by name (github, gitlab, …):
 	// client id, endpoint overrides, scopes, extra hosts. Environment:
@@ -175,6 +176,7 @@ func Default() Config {
 		Auth:        defaultAuth(),
 		Identity:    defaultIdentity(),
 		Connections: Connections{RefreshMargin: 5 * time.Minute},
+		CLI:         CLI{AccessTTL: time.Hour, RefreshTTL: 90 * 24 * time.Hour, RefreshGrace: 10 * time.Second},
 	}
 }
 

@@ -76,6 +76,12 @@ type Options struct {
 	PublicURL string
 	// ServiceTokens may call the service route. None: the route answers 404.
 	ServiceTokens []ServiceToken
+	// Bearer, if set, authenticates API requests that carry
+	// Authorization: Bearer (CLI access tokens); it returns an error
+	// wrapping ErrNoBearer when there is none.
+	Bearer func(c *fiber.Ctx) (session.Identity, error)
+	// ErrNoBearer is the error Bearer wraps when the request has no token.
+	ErrNoBearer error
 }
 
 // Integrations serves the page and the API.
@@ -274,6 +280,16 @@ func (in *Integrations) disconnectForm(c *fiber.Ctx) error {
 
 // apiUser authenticates an API request: 401 JSON without a session.
 func (in *Integrations) apiUser(c *fiber.Ctx) (session.Identity, error) {
+	if in.opts.Bearer != nil {
+		id, err := in.opts.Bearer(c)
+		switch {
+		case err == nil:
+			return id, nil
+		case !errors.Is(err, in.opts.ErrNoBearer):
+			c.Set(fiber.HeaderWWWAuthenticate, `Bearer realm="arbor", error="invalid_token"`)
+			return id, httperr.Wrap(err, http.StatusUnauthorized, "unauthenticated", "The bearer token is not a live CLI access token; log in again")
+		}
+	}
 	id, err := in.opts.Sessions.Authenticate(c)
 	switch {
 	case err == nil:

@@ -59,6 +59,11 @@ func (w *WebAuth) Guard(c *fiber.Ctx) (bool, error) {
 			"The request path is malformed (dot segments, backslashes, bad escapes or control characters)")
 	}
 	id, err := w.opts.Sessions.Authenticate(c)
+	if errors.Is(err, session.ErrNoSession) && w.opts.Bearer != nil && len(c.Request().Header.Peek(fiber.HeaderAuthorization)) > 0 {
+		if bid, berr := w.opts.Bearer(c); berr == nil {
+			id, err = bid, nil
+		}
+	}
 	switch {
 	case err == nil:
 		c.Locals(identityKey{}, &id)

@@ -130,6 +130,9 @@ type Options struct {
 	// Connector stores Git provider connections made through the flow;
 	// nil disables BeginConnect.
 	Connector Connector
+	// Bearer, if set, authenticates proxied requests that carry a CLI
+	// access token and no session; a token it refuses counts as none.
+	Bearer func(c *fiber.Ctx) (session.Identity, error)
 	// Now is the clock. Default time.Now.
 	Now func() time.Time
 	// Logger receives what the flow logs besides the request logger.
