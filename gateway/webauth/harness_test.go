@@ -27,6 +27,8 @@ import (
 	"github.com/vintner/arbor/gateway"
 	"github.com/vintner/arbor/gateway/access"
 	"github.com/vintner/arbor/gateway/assertion"
+	"github.com/vintner/arbor/gateway/cliauth"
+	"github.com/vintner/arbor/gateway/clitoken"
 	"github.com/vintner/arbor/gateway/connections"
 	"github.com/vintner/arbor/gateway/integrations"
 	"github.com/vintner/arbor/gateway/providers"
@@ -47,6 +49,7 @@ var (
 	testSessionKey = []byte("0123456789abcdef0123456789abcdef-webauth-test-session-key")
 	testBindingKey = []byte("0123456789abcdef0123456789abcdef-webauth-test-binding-key")
 	testCSRFKey    = []byte("0123456789abcdef0123456789abcdef-webauth-test-csrf-key")
+	testCLIKey     = []byte("0123456789abcdef0123456789abcdef-webauth-test-cli-key")
 	testIssuer     = "arbor-test"
 	testAudience   = "arbor-session"
 )
@@ -96,6 +99,8 @@ type envOptions struct {
 	serviceTokens []integrations.ServiceToken
 	// webhook, if set, receives connection events.
 	webhook func(connections.Event)
+	// refreshGrace is the CLI refresh-token grace window (default 0).
+	refreshGrace time.Duration
 }
 
 // env is one complete gateway: bbolt store, real plugins talking to fake
@@ -115,6 +120,8 @@ type env struct {
 	cookie    string // the session cookie's name
 	broker    *connections.Broker
 	keys      *seal.Keyring
+	cliTokens *clitoken.Signer
+	cli       *cliauth.CLIAuth
 }
 
 // recorder is the upstream: it answers 200 with the headers it received as
@@ -224,6 +231,17 @@ func newEnv(t *testing.T, o envOptions) *env {
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 	})
 	t.Cleanup(e.broker.Close)
+	e.cliTokens, err = clitoken.NewSigner(testCLIKey, clitoken.Options{Issuer: testIssuer, Now: e.clock.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.cli, err = cliauth.New(cliauth.Options{
+		Store: e.store, Tokens: e.cliTokens, Sessions: e.sessions, CodeKey: testCLIKey,
+		PublicURL: e.publicURL, RefreshGrace: o.refreshGrace, Now: e.clock.Now,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
 	policy, err := access.New(o.defaultClass, o.rules)
 	if err != nil {
 		t.Fatal(err)
@@ -233,6 +251,7 @@ func newEnv(t *testing.T, o envOptions) *env {
 		Sessions:            e.sessions,
 		Providers:           provs,
 		Connector:           e.broker,
+		Bearer:              e.cli.Bearer,
 		Policy:              policy,
 		Assertions:          e.asserter,
 		PublicURL:           e.publicURL,
@@ -263,6 +282,7 @@ func newEnv(t *testing.T, o envOptions) *env {
 	integ, err := integrations.New(integrations.Options{
 		Broker: e.broker, Sessions: e.sessions, Starter: wa, Audit: e.store,
 		PublicURL: e.publicURL, ServiceTokens: o.serviceTokens,
+		Bearer: e.cli.Bearer, ErrNoBearer: cliauth.ErrNoBearer,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -270,7 +290,8 @@ func newEnv(t *testing.T, o envOptions) *env {
 	for _, m := range []struct {
 		class gateway.RouteClass
 		fn    func(fiber.Router)
-	}{{gateway.ClassAuth, wa.Routes}, {gateway.ClassAuth, integ.PageRoutes}, {gateway.ClassAPI, integ.APIRoutes}} {
+	}{{gateway.ClassAuth, wa.Routes}, {gateway.ClassAuth, integ.PageRoutes}, {gateway.ClassAPI, integ.APIRoutes},
+		{gateway.ClassAuth, e.cli.PageRoutes}, {gateway.ClassAPI, e.cli.APIRoutes}} {
 		if err := srv.Mount(m.class, m.fn); err != nil {
 			t.Fatal(err)
 		}
