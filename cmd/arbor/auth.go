@@ -179,6 +179,7 @@ func setupWebAuth(cfg config.Config, secrets config.SecretsValues, keyring *seal
 		Sessions:   sessions,
 		Connector:  broker,
 		Bearer:     cli.Bearer,
+		CLILogins:  cli,
 		Providers:  provs,
 		Policy:     policy,
 		Assertions: asserter,

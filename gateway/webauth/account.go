@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
+	"strings"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -77,8 +78,28 @@ func (w *WebAuth) account(c *fiber.Ctx) error {
 			Created: s.CreatedAt.Format(time.DateTime + " MST"), LastSeen: s.LastSeenAt.Format(time.DateTime + " MST"),
 		})
 	}
+	type cliRow struct {
+		ID, Client, Machine, Created, LastUsed string
+	}
+	var cliRows []cliRow
+	if w.opts.CLILogins != nil {
+		fams, err := w.opts.CLILogins.Logins(ctx, id.UserID)
+		if err != nil {
+			return unavailable(err)
+		}
+		for _, f := range fams {
+			machine := f.ClientInfo["hostname"]
+			if osName := f.ClientInfo["os"]; osName != "" {
+				machine = strings.TrimSpace(machine + " (" + osName + ")")
+			}
+			cliRows = append(cliRows, cliRow{ID: f.ID, Client: f.ClientID, Machine: machine,
+				Created: f.CreatedAt.Format(time.DateTime + " MST"), LastUsed: f.LastUsedAt.Format(time.DateTime + " MST")})
+		}
+	}
 	notice := ""
 	switch {
+	case c.Query("cli_revoked") != "":
+		notice = "That command-line login is revoked."
 	case c.Query("ended") != "":
 		notice = "That session is signed out."
 	case c.Query("linked") != "":
@@ -90,6 +111,7 @@ func (w *WebAuth) account(c *fiber.Ctx) error {
 		Identities []identityRow
 		Linkable   []providerButton
 		Sessions   []sessionRow
+		CLILogins  []cliRow
 		CSRF       string
 	}{
 		pageData:   pageData{Title: "Your account", RequestID: gateway.RequestID(c), Identity: &id, Notice: notice},
@@ -97,6 +119,7 @@ func (w *WebAuth) account(c *fiber.Ctx) error {
 		Identities: identRows,
 		Linkable:   linkable,
 		Sessions:   rows,
+		CLILogins:  cliRows,
 		CSRF:       w.opts.Sessions.CSRFToken(id.SessionID),
 	})
 }
@@ -143,4 +166,26 @@ func (w *WebAuth) whoami(c *fiber.Ctx) error {
 	}
 	c.Set(fiber.HeaderCacheControl, "no-store")
 	return c.JSON(fiber.Map{"user_id": id.UserID, "email": id.Email, "login": id.Login})
+}
+
+// revokeCLI ends one of the user's CLI logins.
+func (w *WebAuth) revokeCLI(c *fiber.Ctx) error {
+	id, err := w.opts.Sessions.Authenticate(c)
+	if err != nil {
+		return c.Redirect(PathSignIn+"?return_to="+url.QueryEscape(PathAccount), http.StatusSeeOther)
+	}
+	if fe := w.checkForm(c, id); fe != nil {
+		return w.showError(c, fe)
+	}
+	if w.opts.CLILogins == nil {
+		return c.Redirect(PathAccount, http.StatusSeeOther)
+	}
+	switch err := w.opts.CLILogins.RevokeLogin(c.UserContext(), id.UserID, c.FormValue("id")); {
+	case err == nil:
+		w.audit(c, data.AuditEvent{Action: "cli.revoke", Actor: id.UserID, UserID: id.UserID, Outcome: "ok"})
+	case errors.Is(err, data.ErrNotFound):
+	default:
+		return w.showError(c, fail(http.StatusServiceUnavailable, "store_unavailable", "Could not revoke the login", "Please try again in a moment.", err))
+	}
+	return c.Redirect(PathAccount+"?cli_revoked=1", http.StatusSeeOther)
 }

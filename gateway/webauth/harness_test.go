@@ -252,6 +252,7 @@ func newEnv(t *testing.T, o envOptions) *env {
 		Providers:           provs,
 		Connector:           e.broker,
 		Bearer:              e.cli.Bearer,
+		CLILogins:           e.cli,
 		Policy:              policy,
 		Assertions:          e.asserter,
 		PublicURL:           e.publicURL,

@@ -67,6 +67,7 @@ const (
 	PathLogout      = "/auth/logout"
 	PathAccount     = "/auth/account"
 	PathEndSession  = "/auth/sessions/end"
+	PathRevokeCLI   = "/auth/cli-logins/revoke"
 	PathWhoami      = "/auth/whoami"
 	PathAssets      = "/auth/assets/"
 	PathJWKS        = "/.well-known/jwks.json"
@@ -84,6 +85,12 @@ type Store interface {
 // Connector stores a Git provider connection (package connections).
 type Connector interface {
 	Connect(ctx context.Context, userID, provider string, tok *abi.Token, user *abi.User) error
+}
+
+// CLILogins lists and revokes CLI logins (package cliauth).
+type CLILogins interface {
+	Logins(ctx context.Context, userID string) ([]data.RefreshFamily, error)
+	RevokeLogin(ctx context.Context, userID, familyID string) error
 }
 
 // Headers names the request headers carrying the identity to the upstream.
@@ -130,6 +137,9 @@ type Options struct {
 	// Connector stores Git provider connections made through the flow;
 	// nil disables BeginConnect.
 	Connector Connector
+	// CLILogins, if set, lists and revokes the user's CLI logins on the
+	// account page.
+	CLILogins CLILogins
 	// Bearer, if set, authenticates proxied requests that carry a CLI
 	// access token and no session; a token it refuses counts as none.
 	Bearer func(c *fiber.Ctx) (session.Identity, error)
@@ -247,6 +257,7 @@ func (w *WebAuth) Routes(r fiber.Router) {
 	r.Post(PathLogout, w.logout)
 	r.Get(PathAccount, w.account)
 	r.Post(PathEndSession, w.endSession)
+	r.Post(PathRevokeCLI, w.revokeCLI)
 	r.Get(PathWhoami, w.whoami)
 	r.Get(PathAssets+"arbor.css", w.stylesheet)
 	r.Get(PathJWKS, w.jwks)
