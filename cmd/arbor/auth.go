@@ -66,6 +66,8 @@ func (w *webAuth) mount(srv *gateway.Server) error {
 		srv.Mount(gateway.ClassAPI, w.integrations.APIRoutes),
 		srv.Mount(gateway.ClassAuth, w.cli.PageRoutes),
 		srv.Mount(gateway.ClassAPI, w.cli.APIRoutes),
+		srv.Mount(gateway.ClassAPI, w.cli.DeviceRoutes),
+		srv.Mount(gateway.ClassAuth, w.cli.DevicePageRoutes),
 	)
 }
 

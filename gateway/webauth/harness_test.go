@@ -292,7 +292,8 @@ func newEnv(t *testing.T, o envOptions) *env {
 		class gateway.RouteClass
 		fn    func(fiber.Router)
 	}{{gateway.ClassAuth, wa.Routes}, {gateway.ClassAuth, integ.PageRoutes}, {gateway.ClassAPI, integ.APIRoutes},
-		{gateway.ClassAuth, e.cli.PageRoutes}, {gateway.ClassAPI, e.cli.APIRoutes}} {
+		{gateway.ClassAuth, e.cli.PageRoutes}, {gateway.ClassAPI, e.cli.APIRoutes},
+		{gateway.ClassAPI, e.cli.DeviceRoutes}, {gateway.ClassAuth, e.cli.DevicePageRoutes}} {
 		if err := srv.Mount(m.class, m.fn); err != nil {
 			t.Fatal(err)
 		}

@@ -1,0 +1,305 @@
+package cliauth
+
+import (
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"net/http"
+	"net/url"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/vintner/arbor/data"
+	"github.com/vintner/arbor/gateway/clitoken"
+	"github.com/vintner/arbor/gateway/httperr"
+)
+
+// RFC 8628, the OAuth 2.0 Device Authorization Grant, for stock OAuth
+// clients (golang.org/x/oauth2's DeviceAuth, gh-style tools). It shares the
+// refresh families, tokens and approval rules of the Grape flow; only the
+// wire format differs.
+const (
+	PathDeviceCode   = "/oauth/device/code"
+	PathToken        = "/oauth/token"
+	PathDevice       = "/device"
+	PathDeviceDecide = "/device/approve"
+	PathMetadata     = "/.well-known/oauth-authorization-server"
+
+	// GrantDeviceCode is the device code grant type.
+	GrantDeviceCode = "urn:ietf:params:oauth:grant-type:device_code"
+	// UserCodeAlphabet is RFC 8628's suggestion: 20 consonants, no vowels
+	// (no words) and nothing easily confused.
+	UserCodeAlphabet = "BCDFGHJKLMNPQRSTVWXZ"
+	userCodeLength   = 8
+	// DefaultInterval is the polling interval clients are told, seconds.
+	DefaultInterval = 5
+)
+
+// DeviceRoutes registers the RFC 8628 endpoints: the device authorization
+// and token endpoints and the metadata (gateway.ClassAPI), and the user
+// code pages (gateway.ClassAuth) through DevicePageRoutes.
+func (a *CLIAuth) DeviceRoutes(r fiber.Router) {
+	r.Post(PathDeviceCode, a.deviceCode)
+	r.Post(PathToken, a.token)
+	r.Get(PathMetadata, a.metadata)
+}
+
+// DevicePageRoutes registers /device.
+func (a *CLIAuth) DevicePageRoutes(r fiber.Router) {
+	r.Get(PathDevice, a.devicePage)
+	r.Post(PathDevice, a.deviceLookup)
+	r.Post(PathDeviceDecide, a.deviceDecide)
+}
+
+// oauthError answers in RFC 6749's error format.
+func oauthError(c *fiber.Ctx, status int, code, desc string) error {
+	c.Set(fiber.HeaderCacheControl, "no-store")
+	return c.Status(status).JSON(fiber.Map{"error": code, "error_description": desc})
+}
+
+func newUserCode() (string, error) {
+	// 256 is not a multiple of 20: reject bytes >= 240 to stay uniform.
+	out := make([]byte, 0, userCodeLength)
+	var buf [16]byte
+	for len(out) < userCodeLength {
+		if _, err := rand.Read(buf[:]); err != nil {
+			return "", err
+		}
+		for _, b := range buf {
+			if b < 240 && len(out) < userCodeLength {
+				out = append(out, UserCodeAlphabet[int(b)%len(UserCodeAlphabet)])
+			}
+		}
+	}
+	return string(out), nil
+}
+
+// formatUserCode shows a stored user code as XXXX-XXXX.
+func formatUserCode(s string) string {
+	if len(s) != userCodeLength {
+		return s
+	}
+	return s[:4] + "-" + s[4:]
+}
+
+func (a *CLIAuth) deviceCode(c *fiber.Ctx) error {
+	clientID := clean(c.FormValue("client_id"), 64)
+	if clientID == "" {
+		return oauthError(c, 400, "invalid_request", "client_id is required")
+	}
+	raw := make([]byte, 32)
+	if _, err := rand.Read(raw); err != nil {
+		return httperr.Internal(err)
+	}
+	dc := base64.RawURLEncoding.EncodeToString(raw)
+	now := a.opts.Now().UTC()
+	var uc string
+	for attempt := 0; ; attempt++ {
+		var err error
+		if uc, err = newUserCode(); err != nil {
+			return httperr.Internal(err)
+		}
+		err = a.opts.Store.CreateDeviceCode(c.UserContext(), data.DeviceCode{
+			Code: dc, Kind: data.DeviceKindRFC8628, UserCode: uc, ClientID: clientID,
+			Scope: clean(c.FormValue("scope"), 256), State: data.DevicePending, Interval: DefaultInterval,
+			CreatedAt: now, ExpiresAt: now.Add(a.opts.FlowTTL + retention),
+		})
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, data.ErrAlreadyExists) || attempt == 3 {
+			return httperr.Wrap(err, 503, httperr.CodeStoreUnavailable, "Arbor could not store the device authorization")
+		}
+	}
+	verify := a.opts.PublicURL + PathDevice
+	c.Set(fiber.HeaderCacheControl, "no-store")
+	return c.JSON(fiber.Map{
+		"device_code":               dc,
+		"user_code":                 formatUserCode(uc),
+		"verification_uri":          verify,
+		"verification_uri_complete": verify + "?user_code=" + url.QueryEscape(formatUserCode(uc)),
+		"expires_in":                int(a.opts.FlowTTL / time.Second),
+		"interval":                  DefaultInterval,
+	})
+}
+
+// normalizeUserCode upper-cases and drops separators.
+func normalizeUserCode(s string) string { return NormalizeCode(s) }
+
+func (a *CLIAuth) devicePage(c *fiber.Ctx) error {
+	id, err := a.opts.Sessions.Authenticate(c)
+	if err != nil {
+		return c.Redirect("/auth/sign-in?return_to="+url.QueryEscape(c.OriginalURL()), http.StatusFound)
+	}
+	return a.render(c, 200, "device-enter", map[string]any{
+		"Title": "Connect a device", "Who": who(id), "CSRF": a.opts.Sessions.CSRFToken(id.SessionID),
+		"UserCode": clean(c.Query("user_code"), 12),
+	})
+}
+
+// deviceLookup finds the pending request of a typed user code and asks
+// for a decision.
+func (a *CLIAuth) deviceLookup(c *fiber.Ctx) error {
+	id, err := a.formUser(c)
+	if err != nil {
+		return err
+	}
+	uc := normalizeUserCode(c.FormValue("user_code"))
+	again := func(msg string) error {
+		return a.render(c, 400, "device-enter", map[string]any{
+			"Title": "Connect a device", "Who": who(id), "CSRF": a.opts.Sessions.CSRFToken(id.SessionID), "Notice": msg,
+		})
+	}
+	if len(uc) != userCodeLength {
+		return again("That is not a device code: it has 8 letters, like BCDF-GHJK.")
+	}
+	d, err := a.opts.Store.GetDeviceCodeByUserCode(c.UserContext(), uc)
+	if err != nil || d.Kind != data.DeviceKindRFC8628 || a.expired(d, a.opts.Now()) || d.State != data.DevicePending {
+		return again("No pending request has that code. Check it, or start again on the device.")
+	}
+	return a.render(c, 200, "device-confirm", map[string]any{
+		"Title": "Allow device", "Who": who(id), "CSRF": a.opts.Sessions.CSRFToken(id.SessionID),
+		"ClientName": d.ClientID, "Scope": d.Scope, "UserCode": formatUserCode(uc),
+		"Requested": d.CreatedAt.UTC().Format(time.DateTime + " UTC"),
+	})
+}
+
+func (a *CLIAuth) deviceDecide(c *fiber.Ctx) error {
+	id, err := a.formUser(c)
+	if err != nil {
+		return err
+	}
+	uc := normalizeUserCode(c.FormValue("user_code"))
+	approve := c.FormValue("decision") == "approve"
+	ctx := c.UserContext()
+	d, err := a.opts.Store.GetDeviceCodeByUserCode(ctx, uc)
+	if err != nil || d.Kind != data.DeviceKindRFC8628 {
+		return a.done(c, 404, id, "Unknown code", "No pending request has that code. Start again on the device.")
+	}
+	now := a.opts.Now().UTC()
+	_, err = a.opts.Store.UpdateDeviceCode(ctx, d.Code, func(cur data.DeviceCode) (data.DeviceCode, error) {
+		if cur.State != data.DevicePending || a.expired(cur, now) {
+			return cur, errFinished
+		}
+		if approve {
+			cur.State, cur.UserID, cur.ApprovedAt = data.DeviceApproved, id.UserID, now
+		} else {
+			cur.State = data.DeviceDenied
+		}
+		return cur, nil
+	})
+	if err != nil {
+		return a.done(c, 410, id, "Request finished", "This request was already decided or has expired. Start again on the device.")
+	}
+	if !approve {
+		return a.done(c, 200, id, "Device refused", "Nothing was granted. You can close this page.")
+	}
+	a.audit(c, data.AuditEvent{Action: "device.approve", Actor: id.UserID, UserID: id.UserID, Target: d.ClientID, Outcome: "ok"})
+	return a.done(c, 200, id, "Device connected", "Return to your device: it is signed in as you. You can close this page.")
+}
+
+// token is the token endpoint: the device code grant and refresh_token.
+func (a *CLIAuth) token(c *fiber.Ctx) error {
+	switch c.FormValue("grant_type") {
+	case GrantDeviceCode:
+		return a.deviceToken(c)
+	case "refresh_token":
+		t, err := a.RefreshToken(c, c.FormValue("refresh_token"))
+		if err != nil {
+			e := httperr.From(err)
+			if e.Code == CodeInvalidGrant {
+				return oauthError(c, 400, "invalid_grant", e.Message)
+			}
+			return err
+		}
+		return a.tokens(c, t.user, t.family, t.jti)
+	case "":
+		return oauthError(c, 400, "invalid_request", "grant_type is required")
+	default:
+		return oauthError(c, 400, "unsupported_grant_type", "This server issues tokens for the device_code and refresh_token grants only")
+	}
+}
+
+func (a *CLIAuth) deviceToken(c *fiber.Ctx) error {
+	ctx := c.UserContext()
+	dc := c.FormValue("device_code")
+	if dc == "" {
+		return oauthError(c, 400, "invalid_request", "device_code is required")
+	}
+	now := a.opts.Now().UTC()
+	d, err := a.opts.Store.GetDeviceCode(ctx, dc)
+	if err != nil || d.Kind != data.DeviceKindRFC8628 {
+		return oauthError(c, 400, "invalid_grant", "Unknown device_code")
+	}
+	if cid := c.FormValue("client_id"); cid != "" && cid != d.ClientID {
+		return oauthError(c, 400, "invalid_grant", "The device_code was issued to another client")
+	}
+	switch {
+	case !d.ConsumedAt.IsZero():
+		return oauthError(c, 400, "invalid_grant", "The device_code was already used")
+	case a.expired(d, now):
+		return oauthError(c, 400, "expired_token", "The device_code expired; start again")
+	case d.State == data.DeviceDenied:
+		return oauthError(c, 400, "access_denied", "The user denied the request")
+	case d.State == data.DevicePending:
+		// Record the poll; a client polling faster than its interval is
+		// told to slow down, and its interval grows by 5 s (RFC 8628 3.5).
+		_, err := a.opts.Store.UpdateDeviceCode(ctx, dc, func(cur data.DeviceCode) (data.DeviceCode, error) {
+			interval := time.Duration(max(cur.Interval, DefaultInterval)) * time.Second
+			fast := !cur.LastPolledAt.IsZero() && now.Sub(cur.LastPolledAt) < interval
+			cur.LastPolledAt = now
+			if fast {
+				cur.Interval = max(cur.Interval, DefaultInterval) + 5
+				return cur, nil
+			}
+			return cur, nil
+		})
+		if err != nil && !errors.Is(err, data.ErrConsumed) {
+			return httperr.Wrap(err, 503, httperr.CodeStoreUnavailable, "Arbor could not record the poll")
+		}
+		if !d.LastPolledAt.IsZero() && now.Sub(d.LastPolledAt) < time.Duration(max(d.Interval, DefaultInterval))*time.Second {
+			return oauthError(c, 400, "slow_down", "Polling too fast; wait longer between requests")
+		}
+		return oauthError(c, 400, "authorization_pending", "The user has not decided yet")
+	}
+	d, err = a.opts.Store.ConsumeDeviceCode(ctx, dc, func(cur data.DeviceCode) error {
+		if cur.State != data.DeviceApproved || cur.UserID == "" {
+			return errFinished
+		}
+		return nil
+	})
+	if err != nil {
+		return oauthError(c, 400, "invalid_grant", "The device_code was already used")
+	}
+	user, err := a.opts.Store.GetUser(ctx, d.UserID)
+	if err != nil {
+		return httperr.Wrap(err, 503, httperr.CodeStoreUnavailable, "Arbor could not read the user")
+	}
+	fid, err1 := clitoken.NewID()
+	jti, err2 := clitoken.NewID()
+	if err := errors.Join(err1, err2); err != nil {
+		return httperr.Internal(err)
+	}
+	f := data.RefreshFamily{
+		ID: fid, UserID: user.ID, ClientID: d.ClientID, ClientInfo: map[string]string{"flow": "device authorization"},
+		CurrentJTI: jti, Generation: 1, CreatedAt: now, LastUsedAt: now, ExpiresAt: now.Add(a.opts.Tokens.RefreshTTL()),
+	}
+	if err := a.opts.Store.CreateRefreshFamily(ctx, f); err != nil {
+		return httperr.Wrap(err, 503, httperr.CodeStoreUnavailable, "Arbor could not record the login")
+	}
+	a.audit(c, data.AuditEvent{Action: "device.login", Actor: user.ID, UserID: user.ID, Target: d.ClientID, Outcome: "ok"})
+	return a.tokens(c, user, f, jti)
+}
+
+func (a *CLIAuth) metadata(c *fiber.Ctx) error {
+	c.Set(fiber.HeaderCacheControl, "public, max-age=3600")
+	return c.JSON(fiber.Map{
+		"issuer":                                a.opts.PublicURL,
+		"device_authorization_endpoint":         a.opts.PublicURL + PathDeviceCode,
+		"token_endpoint":                        a.opts.PublicURL + PathToken,
+		"grant_types_supported":                 []string{GrantDeviceCode, "refresh_token"},
+		"token_endpoint_auth_methods_supported": []string{"none"},
+		"response_types_supported":              []string{},
+	})
+}
