@@ -1,0 +1,119 @@
+package cliauth
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net"
+	"net/http"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/valyala/fasthttp"
+
+	"github.com/vintner/arbor/data"
+	"github.com/vintner/arbor/data/boltdb"
+	"github.com/vintner/arbor/gateway/clitoken"
+	"github.com/vintner/arbor/gateway/session"
+	"github.com/vintner/arbor/gateway/sessiontoken"
+)
+
+type benchFixture struct {
+	store  *boltdb.Store
+	a      *CLIAuth
+	access string
+	fam    data.RefreshFamily
+	sub    clitoken.Subject
+}
+
+func newBenchFixture(b *testing.B) *benchFixture {
+	b.Helper()
+	ctx := context.Background()
+	st, err := boltdb.Open(filepath.Join(b.TempDir(), "b.db"), boltdb.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { st.Close() })
+	key := []byte("0123456789abcdef0123456789abcdef-bench")
+	toks, err := clitoken.NewSigner(key, clitoken.Options{Issuer: "bench"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ss, _ := sessiontoken.NewSigner(key, sessiontoken.Options{Issuer: "bench", Audience: "arbor-session"})
+	sessions, err := session.New(st, session.Options{Signer: ss, CSRFKey: key})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(sessions.Close)
+	a, err := New(Options{Store: st, Tokens: toks, Sessions: sessions, CodeKey: key, PublicURL: "http://bench"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	now := time.Now().UTC()
+	if err := st.CreateUser(ctx, data.User{ID: "u1", Email: "a@b.test", Login: "a", CreatedAt: now}); err != nil {
+		b.Fatal(err)
+	}
+	f := data.RefreshFamily{ID: "f1", UserID: "u1", ClientID: "grape", CurrentJTI: "j1", Generation: 1, CreatedAt: now, ExpiresAt: now.Add(time.Hour)}
+	if err := st.CreateRefreshFamily(ctx, f); err != nil {
+		b.Fatal(err)
+	}
+	sub := clitoken.Subject{UserID: "u1", Email: "a@b.test", Login: "a"}
+	access, _, err := toks.Mint(clitoken.TypeAccess, sub, "f1", "a1")
+	if err != nil {
+		b.Fatal(err)
+	}
+	return &benchFixture{store: st, a: a, access: access, fam: f, sub: sub}
+}
+
+// BenchmarkBearer is the per-request check of a CLI access token: the
+// verified-token cache and the family lookup in a real bbolt store.
+func BenchmarkBearer(b *testing.B) {
+	f := newBenchFixture(b)
+	app := fiber.New()
+	fctx := &fasthttp.RequestCtx{}
+	fctx.Request.Header.Set("Authorization", "Bearer "+f.access)
+	c := app.AcquireCtx(fctx)
+	defer app.ReleaseCtx(c)
+	if id, err := f.a.Bearer(c); err != nil || id.UserID != "u1" {
+		b.Fatalf("Bearer: %+v %v", id, err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := f.a.Bearer(c); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkRefreshLatency is one rotation through HTTP on loopback: verify,
+// rotate the family (an fsynced write), mint two tokens.
+func BenchmarkRefreshLatency(b *testing.B) {
+	f := newBenchFixture(b)
+	app := fiber.New(fiber.Config{DisableStartupMessage: true})
+	f.a.APIRoutes(app)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	go app.Listener(ln)
+	defer app.Shutdown()
+	url := "http://" + ln.Addr().String() + PathRefresh
+	refresh, _, _ := f.a.opts.Tokens.Mint(clitoken.TypeRefresh, f.sub, "f1", "j1")
+	for b.Loop() {
+		body, _ := json.Marshal(map[string]string{"refresh_token": refresh})
+		res, err := http.Post(url, "application/json", bytes.NewReader(body))
+		if err != nil {
+			b.Fatal(err)
+		}
+		var out map[string]any
+		raw, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		if res.StatusCode != 200 || json.Unmarshal(raw, &out) != nil {
+			b.Fatalf("refresh: %d %s", res.StatusCode, raw)
+		}
+		refresh = out["refresh_token"].(string)
+	}
+}
