@@ -499,10 +499,15 @@ func (a *CLIAuth) deny(c *fiber.Ctx) error {
 		cur.State, cur.VerificationHash = data.DeviceDenied, ""
 		return cur, nil
 	})
-	if err != nil && !errors.Is(err, data.ErrNotFound) && !errors.Is(err, data.ErrConsumed) {
-		if errors.Is(err, errOtherUser) {
-			return a.done(c, 403, id, "Not your login request", "Another user opened this login request first.")
-		}
+	switch {
+	case errors.Is(err, errOtherUser):
+		return a.done(c, 403, id, "Not your login request", "Another user opened this login request first.")
+	case errors.Is(err, data.ErrNotFound):
+		return a.done(c, 404, id, "Unknown login request", "This login request does not exist.")
+	case errors.Is(err, data.ErrConsumed):
+		return a.done(c, 410, id, "Login already completed",
+			"This login was already completed, so refusing it now changes nothing. To end it, revoke it under Command-line logins on your account page.")
+	case err != nil:
 		return httperr.Wrap(err, 503, httperr.CodeStoreUnavailable, "Arbor could not record the refusal")
 	}
 	return a.done(c, 200, id, "Login refused", "The command-line login was refused. Nothing was granted.")

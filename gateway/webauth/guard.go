@@ -112,6 +112,12 @@ func (w *WebAuth) Director(c *fiber.Ctx, req *fasthttp.Request) error {
 	if !ok {
 		return nil
 	}
+	if id.SessionID == "" {
+		// Authenticated by a CLI access token: the upstream gets the
+		// identity, not the token, which would let it act as the user on
+		// Arbor's API (provider tokens included) for the rest of the hour.
+		req.Header.Del(fiber.HeaderAuthorization)
+	}
 	req.Header.SetCanonical(w.hdr.userID, bytesOf(id.UserID))
 	if id.Email != "" {
 		req.Header.SetCanonical(w.hdr.email, bytesOf(id.Email))
