@@ -1059,3 +1059,32 @@ func TestUpstreamNeverSeesCLIAccessToken(t *testing.T) {
 		t.Fatalf("the app's own Authorization was dropped: %q", h.Get("Authorization"))
 	}
 }
+
+func TestAccountPageRevokesCLILogin(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	b := e.browser()
+	b.MustSignIn("github")
+	dc := startCLI(b, "")
+	res := exchange(b, dc, approve(b, dc), "")
+	var tok cliTokens
+	if err := json.Unmarshal([]byte(res.Body), &tok); err != nil || tok.AccessToken == "" {
+		t.Fatalf("exchange: %d %s", res.StatusCode, res.Body)
+	}
+	page := b.Get("/auth/account").Body
+	m := regexp.MustCompile(`<tr class="cli-login" data-id="([^"]+)"><td>grape</td><td>build-box-7 \(linux/amd64\)</td>`).FindStringSubmatch(page)
+	if m == nil {
+		t.Fatalf("account page does not list the CLI login:\n%s", page)
+	}
+	csrf := csrfRE.FindStringSubmatch(page)[1]
+	if r := b.Do(http.MethodPost, "/auth/cli-logins/revoke", url.Values{"csrf": {csrf}, "id": {m[1]}}); r.StatusCode != http.StatusSeeOther {
+		t.Fatalf("revoke: %d", r.StatusCode)
+	}
+	cli := e.browser()
+	cli.header.Set("Authorization", "Bearer "+tok.AccessToken)
+	if r := cli.Get("/api/auth/me"); r.StatusCode != 401 {
+		t.Fatalf("access token after revoking on the account page: %d", r.StatusCode)
+	}
+	if strings.Contains(b.Get("/auth/account").Body, `class="cli-login"`) {
+		t.Fatal("the revoked login is still listed")
+	}
+}
