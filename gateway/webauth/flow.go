@@ -47,10 +47,22 @@ func returnPath(raw, def string) string {
 		return def
 	}
 	clean, err := returnto.Validate(raw)
-	if err != nil || strings.HasPrefix(clean, "/auth/") {
+	if err != nil || flowPath(clean) {
 		return def
 	}
 	return clean
+}
+
+// flowPath reports whether p is a step of the sign-in flow itself, which
+// makes no sense (or loops) as a place to return to. The account page is
+// not one.
+func flowPath(p string) bool {
+	for _, prefix := range []string{PathSignIn, PathStart, PathLink, PathCallback, PathLogout} {
+		if p == prefix || strings.HasPrefix(p, prefix+"?") || strings.HasPrefix(p, strings.TrimSuffix(prefix, "/")+"/") {
+			return true
+		}
+	}
+	return false
 }
 
 func (w *WebAuth) signIn(c *fiber.Ctx) error {

@@ -450,3 +450,22 @@ func TestUpstreamNeverSeesArborCookies(t *testing.T) {
 		t.Fatalf("upstream got Cookie %q", h.Values("Cookie"))
 	}
 }
+
+func TestSignInFromTheAccountPageReturnsThere(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	b := e.browser()
+	res := b.Get("/auth/account")
+	if res.StatusCode != http.StatusFound || !strings.HasSuffix(res.Location(), "/auth/sign-in?return_to=%2Fauth%2Faccount") {
+		t.Fatalf("account page without a session: %d %q", res.StatusCode, res.Location())
+	}
+	res = b.SignIn("github", "/auth/account", "")
+	if res.StatusCode != http.StatusFound || !strings.HasSuffix(res.Location(), "/auth/account") {
+		t.Fatalf("after sign-in: %d %q", res.StatusCode, res.Location())
+	}
+	for _, flow := range []string{"/auth/sign-in", "/auth/logout", "/auth/callback/github?code=x", "/auth/start/github", "/auth/link/gitlab"} {
+		r := b.Get("/auth/sign-in?return_to=" + url.QueryEscape(flow))
+		if r.StatusCode != http.StatusFound || !strings.HasSuffix(r.Location(), e.addr+"/") {
+			t.Fatalf("return_to %s: %d %q", flow, r.StatusCode, r.Location())
+		}
+	}
+}
