@@ -1,0 +1,344 @@
+// Package workers authenticates Tendril workers: machines that call the
+// upstream's worker API with X-Worker-ID and X-Worker-Token.
+//
+// # Tokens
+//
+// A token is 256 random bits with a recognisable prefix (arbw_, so secret
+// scanners find leaked ones) and a checksum (so a mistyped or truncated
+// token is refused before any lookup); the format lives in sdk/client so
+// that workers and Arbor agree on it. Arbor keeps only the token's SHA-256
+// in the worker record and shows the token once, at registration or
+// rotation. A fast hash is right here: the token has 256 bits of entropy,
+// so there is nothing for a slow hash to protect against, and it is
+// computed on every request.
+//
+// # One answer for every failure
+//
+// A missing header, a malformed or unknown id, a wrong token, a revoked
+// worker or a worker of a deleted user all get the same 401: probing learns
+// nothing. The comparison of hashes is constant-time, and a request for an
+// unknown worker still hashes its token, so timing does not tell unknown
+// ids from wrong tokens either.
+//
+// # Last used
+//
+// Recording "last used" with a store write per request would put an fsync
+// on the hot path. The service keeps the latest time and address per
+// worker in memory and writes them in one batch every FlushInterval (and
+// at Close).
+package workers
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/vintner/arbor/data"
+	"github.com/vintner/arbor/gateway"
+	"github.com/vintner/arbor/sdk/client"
+)
+
+// Header names.
+const (
+	HeaderID    = client.HeaderWorkerID
+	HeaderToken = client.HeaderWorkerToken
+	// MaxName is the longest worker name.
+	MaxName = 64
+	// DefaultFlushInterval is how often last-used times are written.
+	DefaultFlushInterval = 30 * time.Second
+)
+
+// ErrUnauthorized is the single answer to every failed worker
+// authentication.
+var ErrUnauthorized = errors.New("workers: not an active worker with that token")
+
+// ErrNotFound: the user has no worker with that id.
+var ErrNotFound = errors.New("workers: no such worker")
+
+// Store is what the service needs.
+type Store interface {
+	data.Workers
+	data.Audit
+}
+
+// Options configure a Service.
+type Options struct {
+	FlushInterval time.Duration
+	Now           func() time.Time
+	Logger        *slog.Logger
+}
+
+// Identity is an authenticated worker.
+type Identity struct {
+	WorkerID string
+	UserID   string
+	Name     string
+}
+
+// Service registers and authenticates workers.
+type Service struct {
+	store Store
+	opts  Options
+
+	mu    sync.Mutex
+	seen  map[string]seen // worker id → latest use, not yet written
+	stop  chan struct{}
+	done  chan struct{}
+	close sync.Once
+}
+
+type seen struct {
+	at   time.Time
+	addr string
+}
+
+// New starts a Service; Close writes pending last-used times.
+func New(store Store, opts Options) *Service {
+	if opts.FlushInterval <= 0 {
+		opts.FlushInterval = DefaultFlushInterval
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	s := &Service{store: store, opts: opts, seen: map[string]seen{}, stop: make(chan struct{}), done: make(chan struct{})}
+	go s.loop()
+	return s
+}
+
+func (s *Service) loop() {
+	defer close(s.done)
+	t := time.NewTicker(s.opts.FlushInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stop:
+			s.Flush(context.Background())
+			return
+		case <-t.C:
+			s.Flush(context.Background())
+		}
+	}
+}
+
+// Close stops the flusher after a last flush.
+func (s *Service) Close() {
+	s.close.Do(func() { close(s.stop) })
+	<-s.done
+}
+
+// Flush writes the pending last-used times.
+func (s *Service) Flush(ctx context.Context) {
+	s.mu.Lock()
+	pending := s.seen
+	s.seen = map[string]seen{}
+	s.mu.Unlock()
+	for id, u := range pending {
+		_, err := s.store.UpdateWorker(ctx, id, func(w data.Worker) (data.Worker, error) {
+			if u.at.After(w.LastUsedAt) {
+				w.LastUsedAt, w.LastAddr = u.at, u.addr
+			}
+			return w, nil
+		})
+		if err != nil && !errors.Is(err, data.ErrNotFound) {
+			s.opts.Logger.Error("recording a worker's last use failed", "worker_id", id, "err", err)
+		}
+	}
+}
+
+func hashToken(tok string) []byte {
+	h := sha256.Sum256([]byte(tok))
+	return h[:]
+}
+
+// newID returns a random UUID v4.
+func newID() (string, error) {
+	var b [16]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", err
+	}
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16]), nil
+}
+
+// validID accepts the canonical lower-case UUID form only.
+func validID(s string) bool {
+	if len(s) != 36 {
+		return false
+	}
+	for i := 0; i < 36; i++ {
+		c := s[i]
+		switch i {
+		case 8, 13, 18, 23:
+			if c != '-' {
+				return false
+			}
+		default:
+			if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// CleanName checks a worker name: 1 to MaxName printable characters.
+func CleanName(name string) (string, error) {
+	name = strings.TrimSpace(name)
+	if name == "" || len(name) > MaxName {
+		return "", fmt.Errorf("workers: a name has 1 to %d characters", MaxName)
+	}
+	for _, r := range name {
+		if r < 0x20 || r == 0x7f {
+			return "", errors.New("workers: a name has no control characters")
+		}
+	}
+	return name, nil
+}
+
+// Register creates a worker for userID and returns it with its token,
+// which is never available again.
+func (s *Service) Register(ctx context.Context, userID, name string) (data.Worker, string, error) {
+	name, err := CleanName(name)
+	if err != nil {
+		return data.Worker{}, "", err
+	}
+	id, err := newID()
+	if err != nil {
+		return data.Worker{}, "", err
+	}
+	tok, err := client.NewWorkerToken()
+	if err != nil {
+		return data.Worker{}, "", err
+	}
+	w := data.Worker{ID: id, UserID: userID, Name: name, TokenHash: hashToken(tok), CreatedAt: s.opts.Now().UTC()}
+	if err := s.store.CreateWorker(ctx, w); err != nil {
+		return data.Worker{}, "", fmt.Errorf("workers: registering: %w", err)
+	}
+	s.audit(ctx, "worker.register", userID, id)
+	return w, tok, nil
+}
+
+func (s *Service) audit(ctx context.Context, action, userID, workerID string) {
+	if _, err := s.store.AppendAudit(context.WithoutCancel(ctx), data.AuditEvent{
+		Action: action, Actor: userID, UserID: userID, Target: "worker:" + workerID, Outcome: "ok",
+	}); err != nil {
+		s.opts.Logger.Error("writing an audit event failed", "action", action, "err", err)
+	}
+}
+
+// owned returns userID's worker id.
+func (s *Service) owned(ctx context.Context, userID, id string) (data.Worker, error) {
+	if !validID(id) {
+		return data.Worker{}, ErrNotFound
+	}
+	w, err := s.store.GetWorker(ctx, id)
+	if errors.Is(err, data.ErrNotFound) || (err == nil && w.UserID != userID) {
+		return data.Worker{}, ErrNotFound
+	}
+	return w, err
+}
+
+// List returns userID's workers, oldest first.
+func (s *Service) List(ctx context.Context, userID string) ([]data.Worker, error) {
+	return s.store.ListWorkers(ctx, userID)
+}
+
+// Rename changes the name of one of userID's workers.
+func (s *Service) Rename(ctx context.Context, userID, id, name string) (data.Worker, error) {
+	name, err := CleanName(name)
+	if err != nil {
+		return data.Worker{}, err
+	}
+	if _, err := s.owned(ctx, userID, id); err != nil {
+		return data.Worker{}, err
+	}
+	return s.store.UpdateWorker(ctx, id, func(w data.Worker) (data.Worker, error) {
+		w.Name = name
+		return w, nil
+	})
+}
+
+// Rotate gives one of userID's workers a new token; the old one stops
+// working at once.
+func (s *Service) Rotate(ctx context.Context, userID, id string) (data.Worker, string, error) {
+	if _, err := s.owned(ctx, userID, id); err != nil {
+		return data.Worker{}, "", err
+	}
+	tok, err := client.NewWorkerToken()
+	if err != nil {
+		return data.Worker{}, "", err
+	}
+	now := s.opts.Now().UTC()
+	w, err := s.store.UpdateWorker(ctx, id, func(w data.Worker) (data.Worker, error) {
+		w.TokenHash, w.RotatedAt = hashToken(tok), now
+		return w, nil
+	})
+	if err != nil {
+		return data.Worker{}, "", fmt.Errorf("workers: rotating: %w", err)
+	}
+	s.audit(ctx, "worker.rotate", userID, id)
+	return w, tok, nil
+}
+
+// Revoke deletes one of userID's workers.
+func (s *Service) Revoke(ctx context.Context, userID, id string) error {
+	if _, err := s.owned(ctx, userID, id); err != nil {
+		return err
+	}
+	if err := s.store.DeleteWorker(ctx, id); err != nil && !errors.Is(err, data.ErrNotFound) {
+		return fmt.Errorf("workers: revoking: %w", err)
+	}
+	s.audit(ctx, "worker.revoke", userID, id)
+	return nil
+}
+
+// dummyHash is compared against when there is no worker, so that an
+// unknown id costs what a wrong token costs.
+var dummyHash = hashToken("arbw_no-such-worker")
+
+// Authenticate checks a request's X-Worker-ID and X-Worker-Token. Every
+// failure is ErrUnauthorized; a store outage is returned as is.
+func (s *Service) Authenticate(c *fiber.Ctx) (Identity, error) {
+	h := &c.Request().Header
+	if len(h.PeekAll(HeaderID)) != 1 || len(h.PeekAll(HeaderToken)) != 1 {
+		return Identity{}, ErrUnauthorized // missing or sent twice
+	}
+	rawID, rawTok := h.Peek(HeaderID), h.Peek(HeaderToken)
+	id, tok := string(rawID), string(rawTok)
+	if !validID(id) || !client.ValidWorkerToken(tok) {
+		return Identity{}, ErrUnauthorized
+	}
+	sum := hashToken(tok)
+	w, err := s.store.GetWorker(c.UserContext(), id)
+	if errors.Is(err, data.ErrNotFound) {
+		subtle.ConstantTimeCompare(sum, dummyHash)
+		return Identity{}, ErrUnauthorized
+	}
+	if err != nil {
+		return Identity{}, err
+	}
+	if subtle.ConstantTimeCompare(sum, w.TokenHash) != 1 {
+		return Identity{}, ErrUnauthorized
+	}
+	addr := gateway.ClientIP(c)
+	if addr == "" { // outside the gateway's middleware
+		addr = c.IP()
+	}
+	s.mu.Lock()
+	s.seen[w.ID] = seen{at: s.opts.Now().UTC(), addr: strings.Clone(addr)}
+	s.mu.Unlock()
+	return Identity{WorkerID: w.ID, UserID: w.UserID, Name: w.Name}, nil
+}
