@@ -14,6 +14,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/gofiber/fiber/v2"
+
 	"github.com/vintner/arbor/data"
 	"github.com/vintner/arbor/data/seal"
 	"github.com/vintner/arbor/gateway"
@@ -29,6 +31,7 @@ import (
 	"github.com/vintner/arbor/gateway/sessiontoken"
 	"github.com/vintner/arbor/gateway/webauth"
 	"github.com/vintner/arbor/gateway/webhook"
+	"github.com/vintner/arbor/gateway/workers"
 )
 
 // Session tokens are issued by the public URL to this audience; CLI tokens
@@ -44,11 +47,13 @@ type webAuth struct {
 	integrations *integrations.Integrations
 	cli          *cliauth.CLIAuth
 	notifier     *webhook.Notifier // nil without connections.webhook_url
+	workers      *workers.Service
 }
 
 // close stops background work: revocations still to retry are abandoned
 // (logged), queued webhook events get a few seconds to go out.
 func (w *webAuth) close() {
+	w.workers.Close()
 	w.broker.Close()
 	if w.notifier != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -176,17 +181,33 @@ func setupWebAuth(cfg config.Config, secrets config.SecretsValues, keyring *seal
 		sessions.Close()
 		return nil, err
 	}
+	workerSvc := workers.New(store, workers.Options{Logger: log})
+	var workerRules []access.Rule
+	for _, p := range cfg.Workers.Paths {
+		if p = strings.TrimSpace(p); p != "" {
+			workerRules = append(workerRules, access.Rule{Prefix: p, Class: access.API})
+		}
+	}
+	workerRoutes, err := access.New(access.Public, workerRules)
+	if err != nil {
+		workerSvc.Close()
+		broker.Close()
+		sessions.Close()
+		return nil, usageErr(fmt.Errorf("workers.paths: %w", err))
+	}
 	web, err := webauth.New(webauth.Options{
-		Store:      store,
-		Sessions:   sessions,
-		Connector:  broker,
-		Bearer:     cli.Bearer,
-		CLILogins:  cli,
-		Providers:  provs,
-		Policy:     policy,
-		Assertions: asserter,
-		PublicURL:  cfg.PublicURL,
-		Secure:     secure,
+		Workers:      workerIdentity(workerSvc),
+		WorkerRoutes: workerRoutes,
+		Store:        store,
+		Sessions:     sessions,
+		Connector:    broker,
+		Bearer:       cli.Bearer,
+		CLILogins:    cli,
+		Providers:    provs,
+		Policy:       policy,
+		Assertions:   asserter,
+		PublicURL:    cfg.PublicURL,
+		Secure:       secure,
 		Headers: webauth.Headers{
 			UserID:    cfg.Identity.UserIDHeader,
 			Email:     cfg.Identity.EmailHeader,
@@ -213,7 +234,7 @@ func setupWebAuth(cfg config.Config, secrets config.SecretsValues, keyring *seal
 		sessions.Close()
 		return nil, usageErr(err)
 	}
-	return &webAuth{sessions: sessions, web: web, broker: broker, integrations: integ, cli: cli, notifier: notifier}, nil
+	return &webAuth{sessions: sessions, web: web, broker: broker, integrations: integ, cli: cli, notifier: notifier, workers: workerSvc}, nil
 }
 
 // serviceTokens reads ARBOR_SERVICE_TOKENS: name:token pairs, comma
@@ -302,4 +323,15 @@ func loadAssertionKey(path string, log *slog.Logger) (ed25519.PrivateKey, error)
 		return nil, fmt.Errorf("secrets.assertion_key_file %s: %w", path, err)
 	}
 	return key, nil
+}
+
+// workerIdentity adapts the worker service to the guard's identity.
+func workerIdentity(s *workers.Service) func(c *fiber.Ctx) (session.Identity, error) {
+	return func(c *fiber.Ctx) (session.Identity, error) {
+		id, err := s.Authenticate(c)
+		if err != nil {
+			return session.Identity{}, err
+		}
+		return session.Identity{UserID: id.UserID, WorkerID: id.WorkerID}, nil
+	}
 }

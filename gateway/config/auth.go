@@ -84,6 +84,13 @@ type CLI struct {
 	RefreshGrace time.Duration `yaml:"refresh_grace"`
 }
 
+// Workers configures Tendril worker authentication.
+type Workers struct {
+	// Paths are upstream path prefixes only registered workers may call,
+	// with X-Worker-ID and X-Worker-Token ("/api/tendril/"). Default none.
+	Paths []string `yaml:"paths"`
+}
+
 func defaultSession() Session {
 	return Session{IdleTimeout: 7 * 24 * time.Hour, AbsoluteLifetime: 30 * 24 * time.Hour, TokenTTL: 15 * time.Minute}
 }

@@ -64,6 +64,7 @@ type Config struct {
 	Identity    Identity    `yaml:"identity"`
 	Connections Connections `yaml:"connections"`
 	CLI         CLI         `yaml:"cli"`
+	Workers     Workers     `yaml:"workers"`
 	Plugins     Plugins     `yaml:"plugins"`
 	// Providers configures provider plugins by name (github, gitlab, …):
 	// client id, endpoint overrides, scopes, extra hosts. Environment:

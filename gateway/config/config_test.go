@@ -52,6 +52,7 @@ func TestExampleConfigDocumentsEveryKey(t *testing.T) {
 	}
 	cfg.Server.TrustedProxies, cfg.Server.IdentityHeaders = nil, nil
 	cfg.Auth.PublicPaths, cfg.Auth.SessionPaths, cfg.Auth.APIPaths = nil, nil, nil
+	cfg.Workers.Paths = nil
 	if !reflect.DeepEqual(cfg, want) {
 		t.Errorf("example config is not at the defaults:\n got %+v\nwant %+v", cfg, want)
 	}

@@ -125,6 +125,9 @@ type Identity struct {
 	UserID    string
 	Email     string
 	Login     string
+	// WorkerID is set when a Tendril worker, not a person, made the
+	// request (package workers); UserID is then the worker's owner.
+	WorkerID string
 }
 
 // entry is what the cache keeps per live session.

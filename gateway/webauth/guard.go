@@ -20,6 +20,10 @@ import (
 // session.
 const CodeUnauthenticated = "unauthenticated"
 
+// CodeWorkerUnauthorized is the one answer to a failed worker
+// authentication.
+const CodeWorkerUnauthorized = "worker_unauthorized"
+
 // identityKey is the Locals key of the request's session.Identity.
 type identityKey struct{}
 
@@ -33,7 +37,7 @@ func IdentityOf(c *fiber.Ctx) (session.Identity, bool) {
 }
 
 type headerNames struct {
-	userID, email, login, assertion []byte
+	userID, email, login, assertion, worker []byte
 }
 
 func newHeaderNames(h Headers) headerNames {
@@ -44,7 +48,7 @@ func newHeaderNames(h Headers) headerNames {
 		hh.VisitAll(func(k, _ []byte) { out = append([]byte(nil), k...) })
 		return out
 	}
-	return headerNames{canon(h.UserID), canon(h.Email), canon(h.Login), canon(h.Assertion)}
+	return headerNames{canon(h.UserID), canon(h.Email), canon(h.Login), canon(h.Assertion), canon("X-Arbor-Worker-Id")}
 }
 
 // Guard runs before every request relayed to the upstream (it is
@@ -57,6 +61,20 @@ func (w *WebAuth) Guard(c *fiber.Ctx) (bool, error) {
 	if err != nil {
 		return false, httperr.Wrap(err, http.StatusBadRequest, httperr.CodeBadPath,
 			"The request path is malformed (dot segments, backslashes, bad escapes or control characters)")
+	}
+	if w.opts.Workers != nil && w.opts.WorkerRoutes != nil {
+		if wc, err := w.opts.WorkerRoutes.Classify(c.Request().URI().PathOriginal()); err == nil && wc == access.API {
+			// A worker route: only worker credentials count, and every
+			// failure gets the same answer.
+			id, err := w.opts.Workers(c)
+			if err != nil {
+				gateway.Logger(c).Info("worker authentication refused", "err", err)
+				c.Set(fiber.HeaderWWWAuthenticate, `X-Worker-Token realm="arbor"`)
+				return false, httperr.New(http.StatusUnauthorized, CodeWorkerUnauthorized, "This route needs a registered worker's X-Worker-ID and X-Worker-Token")
+			}
+			c.Locals(identityKey{}, &id)
+			return true, nil
+		}
 	}
 	id, err := w.opts.Sessions.Authenticate(c)
 	if errors.Is(err, session.ErrNoSession) && w.opts.Bearer != nil && len(c.Request().Header.Peek(fiber.HeaderAuthorization)) > 0 {
@@ -112,7 +130,12 @@ func (w *WebAuth) Director(c *fiber.Ctx, req *fasthttp.Request) error {
 	if !ok {
 		return nil
 	}
-	if id.SessionID == "" {
+	if id.WorkerID != "" {
+		// The upstream gets the worker's identity, never its token.
+		req.Header.Del("X-Worker-Token")
+		req.Header.Del("X-Worker-ID")
+		req.Header.SetCanonical(w.hdr.worker, bytesOf(id.WorkerID))
+	} else if id.SessionID == "" {
 		// Authenticated by a CLI access token: the upstream gets the
 		// identity, not the token, which would let it act as the user on
 		// Arbor's API (provider tokens included) for the rest of the hour.
@@ -126,7 +149,7 @@ func (w *WebAuth) Director(c *fiber.Ctx, req *fasthttp.Request) error {
 		req.Header.SetCanonical(w.hdr.login, bytesOf(id.Login))
 	}
 	if w.opts.Assertions != nil {
-		tok, err := w.opts.Assertions.Sign(assertion.Identity{UserID: id.UserID, Email: id.Email, Login: id.Login})
+		tok, err := w.opts.Assertions.Sign(assertion.Identity{UserID: id.UserID, Email: id.Email, Login: id.Login, WorkerID: id.WorkerID})
 		if err != nil {
 			return httperr.Wrap(err, http.StatusInternalServerError, httperr.CodeInternal, "Arbor could not sign the identity assertion")
 		}

@@ -35,6 +35,7 @@ import (
 	"github.com/vintner/arbor/gateway/session"
 	"github.com/vintner/arbor/gateway/sessiontoken"
 	"github.com/vintner/arbor/gateway/webauth"
+	"github.com/vintner/arbor/gateway/workers"
 	"github.com/vintner/arbor/plugins"
 	"github.com/vintner/arbor/plugins/builtin"
 	"github.com/vintner/arbor/plugins/builtin/fakes"
@@ -122,6 +123,7 @@ type env struct {
 	keys      *seal.Keyring
 	cliTokens *clitoken.Signer
 	cli       *cliauth.CLIAuth
+	workers   *workers.Service
 }
 
 // recorder is the upstream: it answers 200 with the headers it received as
@@ -242,17 +244,28 @@ func newEnv(t *testing.T, o envOptions) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
+	e.workers = workers.New(e.store, workers.Options{FlushInterval: time.Hour, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	t.Cleanup(e.workers.Close)
+	workerRoutes, err := access.New(access.Public, []access.Rule{{Prefix: "/api/tendril/", Class: access.API}})
+	if err != nil {
+		t.Fatal(err)
+	}
 	policy, err := access.New(o.defaultClass, o.rules)
 	if err != nil {
 		t.Fatal(err)
 	}
 	wa, err := webauth.New(webauth.Options{
-		Store:               e.store,
-		Sessions:            e.sessions,
-		Providers:           provs,
-		Connector:           e.broker,
-		Bearer:              e.cli.Bearer,
-		CLILogins:           e.cli,
+		Store:        e.store,
+		Sessions:     e.sessions,
+		Providers:    provs,
+		Connector:    e.broker,
+		Bearer:       e.cli.Bearer,
+		CLILogins:    e.cli,
+		WorkerRoutes: workerRoutes,
+		Workers: func(c *fiber.Ctx) (session.Identity, error) {
+			id, err := e.workers.Authenticate(c)
+			return session.Identity{UserID: id.UserID, WorkerID: id.WorkerID}, err
+		},
 		Policy:              policy,
 		Assertions:          e.asserter,
 		PublicURL:           e.publicURL,

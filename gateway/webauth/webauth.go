@@ -140,6 +140,12 @@ type Options struct {
 	// CLILogins, if set, lists and revokes the user's CLI logins on the
 	// account page.
 	CLILogins CLILogins
+	// Workers, if set, authenticates requests to WorkerRoutes by their
+	// X-Worker-ID and X-Worker-Token headers (package workers).
+	Workers func(c *fiber.Ctx) (session.Identity, error)
+	// WorkerRoutes classifies paths: those it calls access.API are worker
+	// routes. Nil: none.
+	WorkerRoutes *access.Policy
 	// Bearer, if set, authenticates proxied requests that carry a CLI
 	// access token and no session; a token it refuses counts as none.
 	Bearer func(c *fiber.Ctx) (session.Identity, error)
