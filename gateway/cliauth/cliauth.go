@@ -61,6 +61,7 @@ import (
 	"github.com/vintner/arbor/gateway"
 	"github.com/vintner/arbor/gateway/clitoken"
 	"github.com/vintner/arbor/gateway/httperr"
+	"github.com/vintner/arbor/gateway/internal/pagesec"
 	"github.com/vintner/arbor/gateway/session"
 )
 
@@ -287,20 +288,13 @@ func (a *CLIAuth) expired(d data.DeviceCode, now time.Time) bool {
 	return !now.Before(d.CreatedAt.Add(a.opts.FlowTTL))
 }
 
-func pageHeaders(c *fiber.Ctx) {
-	c.Set(fiber.HeaderCacheControl, "no-store")
-	c.Set(fiber.HeaderContentSecurityPolicy, "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
-	c.Set(fiber.HeaderXFrameOptions, "DENY")
-	c.Set(fiber.HeaderReferrerPolicy, "no-referrer")
-}
-
 func (a *CLIAuth) render(c *fiber.Ctx, status int, name string, v map[string]any) error {
 	v["RequestID"] = gateway.RequestID(c)
 	var b strings.Builder
 	if err := a.pages.ExecuteTemplate(&b, name, v); err != nil {
 		return fmt.Errorf("cliauth: rendering %s: %w", name, err)
 	}
-	pageHeaders(c)
+	pagesec.Headers(c)
 	c.Status(status)
 	c.Set(fiber.HeaderContentType, fiber.MIMETextHTMLCharsetUTF8)
 	return c.SendString(b.String())
@@ -391,10 +385,7 @@ func (a *CLIAuth) formUser(c *fiber.Ctx) (session.Identity, error) {
 	if err != nil {
 		return id, httperr.New(401, CodeUnauth, "Sign in first")
 	}
-	site := c.Get("Sec-Fetch-Site")
-	origin := c.Get(fiber.HeaderOrigin)
-	if site == "cross-site" || site == "same-site" || (origin != "" && origin != "null" && origin != a.opts.PublicURL) ||
-		!a.opts.Sessions.CheckCSRF(id.SessionID, c.FormValue("csrf")) {
+	if pagesec.CrossSite(c, a.opts.PublicURL) || !a.opts.Sessions.CheckCSRF(id.SessionID, c.FormValue("csrf")) {
 		return id, httperr.New(403, "csrf_invalid", "This form was not sent from the approval page; reload it and try again")
 	}
 	return id, nil

@@ -34,6 +34,7 @@ import (
 	"github.com/vintner/arbor/gateway"
 	"github.com/vintner/arbor/gateway/connections"
 	"github.com/vintner/arbor/gateway/httperr"
+	"github.com/vintner/arbor/gateway/internal/pagesec"
 	"github.com/vintner/arbor/gateway/session"
 )
 
@@ -135,20 +136,12 @@ func (in *Integrations) APIRoutes(r fiber.Router) {
 	r.Get(PathServiceBase+":user/providers/:provider/token", in.serviceToken)
 }
 
-func pageHeaders(c *fiber.Ctx) {
-	c.Set(fiber.HeaderCacheControl, "no-store")
-	c.Set(fiber.HeaderContentSecurityPolicy, "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
-	c.Set(fiber.HeaderXFrameOptions, "DENY")
-	c.Set(fiber.HeaderReferrerPolicy, "no-referrer")
-	c.Set(fiber.HeaderXContentTypeOptions, "nosniff")
-}
-
 func (in *Integrations) render(c *fiber.Ctx, status int, name string, v any) error {
 	var b strings.Builder
 	if err := in.pages.ExecuteTemplate(&b, name, v); err != nil {
 		return fmt.Errorf("integrations: rendering %s: %w", name, err)
 	}
-	pageHeaders(c)
+	pagesec.Headers(c)
 	c.Status(status)
 	c.Set(fiber.HeaderContentType, fiber.MIMETextHTMLCharsetUTF8)
 	return c.SendString(b.String())
@@ -248,22 +241,12 @@ func (in *Integrations) confirmDisconnect(c *fiber.Ctx) error {
 	})
 }
 
-// sameOrigin refuses state changes a browser says come from another site.
-func (in *Integrations) sameOrigin(c *fiber.Ctx) bool {
-	switch c.Get("Sec-Fetch-Site") {
-	case "cross-site", "same-site":
-		return false
-	}
-	o := c.Get(fiber.HeaderOrigin)
-	return o == "" || o == "null" || o == in.opts.PublicURL
-}
-
 func (in *Integrations) disconnectForm(c *fiber.Ctx) error {
 	id, ok, err := in.pageUser(c)
 	if !ok {
 		return err
 	}
-	if !in.sameOrigin(c) || !in.opts.Sessions.CheckCSRF(id.SessionID, c.FormValue("csrf")) {
+	if pagesec.CrossSite(c, in.opts.PublicURL) || !in.opts.Sessions.CheckCSRF(id.SessionID, c.FormValue("csrf")) {
 		return httperr.New(http.StatusForbidden, "csrf_invalid", "This form was not sent from your Integrations page; reload it and try again")
 	}
 	p := c.Params("provider")
@@ -397,7 +380,7 @@ func (in *Integrations) apiDisconnect(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	if !in.sameOrigin(c) {
+	if pagesec.CrossSite(c, in.opts.PublicURL) {
 		return httperr.New(http.StatusForbidden, "cross_origin", "A disconnect must come from this site")
 	}
 	res, err := in.opts.Broker.Disconnect(c.UserContext(), id.UserID, c.Params("provider"))

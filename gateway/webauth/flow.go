@@ -18,6 +18,7 @@ import (
 
 	"github.com/vintner/arbor/data"
 	"github.com/vintner/arbor/gateway"
+	"github.com/vintner/arbor/gateway/internal/pagesec"
 	"github.com/vintner/arbor/gateway/returnto"
 	"github.com/vintner/arbor/gateway/session"
 	"github.com/vintner/arbor/plugins"
@@ -181,7 +182,7 @@ func (w *WebAuth) begin(c *fiber.Ctx, purpose, userID, rt string) error {
 		// redirect to the callback.
 		SameSite: fiber.CookieSameSiteLaxMode,
 	})
-	pageHeaders(c)
+	pagesec.Headers(c)
 	return c.Redirect(authURL, http.StatusFound)
 }
 
@@ -278,7 +279,7 @@ func (w *WebAuth) finish(c *fiber.Ctx) *flowError {
 	w.audit(c, data.AuditEvent{Action: "session.sign_in", Actor: user.ID, UserID: user.ID, Target: name, Outcome: "ok",
 		Details: map[string]string{"new_user": fmt.Sprint(created)}})
 	gateway.Logger(c).Info("signed in", "user_id", user.ID, "provider", name, "new_user", created)
-	pageHeaders(c)
+	pagesec.Headers(c)
 	return redirect(c, returnPath(st.ReturnTo, w.opts.AfterSignIn))
 }
 
@@ -463,7 +464,7 @@ func (w *WebAuth) finishLink(c *fiber.Ctx, provider string, st data.OAuthState, 
 	default:
 		return fail(http.StatusServiceUnavailable, "store_unavailable", "Linking failed", "Please try again in a moment.", err)
 	}
-	pageHeaders(c)
+	pagesec.Headers(c)
 	return redirect(c, PathAccount+"?linked="+url.QueryEscape(provider))
 }
 
@@ -497,7 +498,7 @@ func (w *WebAuth) finishConnect(c *fiber.Ctx, provider string, st data.OAuthStat
 			"Arbor could not save the connection. Please try again in a moment.", err)
 	}
 	gateway.Logger(c).Info("git provider connected", "user_id", cur.UserID, "provider", provider)
-	pageHeaders(c)
+	pagesec.Headers(c)
 	return redirect(c, returnPath(st.ReturnTo, w.opts.AfterSignIn))
 }
 
@@ -513,21 +514,8 @@ func (w *WebAuth) logoutPage(c *fiber.Ctx) error {
 	}{pageData{Title: "Sign out", RequestID: gateway.RequestID(c), Identity: &id}, w.opts.Sessions.CSRFToken(id.SessionID)})
 }
 
-// crossSite reports a form post from another site, when the browser says
-// so (Sec-Fetch-Site, or an Origin that is not ours).
-func (w *WebAuth) crossSite(c *fiber.Ctx) bool {
-	switch c.Get("Sec-Fetch-Site") {
-	case "cross-site", "same-site":
-		return true
-	}
-	if o := c.Get(fiber.HeaderOrigin); o != "" && o != "null" && o != w.opts.PublicURL {
-		return true
-	}
-	return false
-}
-
 func (w *WebAuth) checkForm(c *fiber.Ctx, id session.Identity) *flowError {
-	if w.crossSite(c) || !w.opts.Sessions.CheckCSRF(id.SessionID, c.FormValue("csrf")) {
+	if pagesec.CrossSite(c, w.opts.PublicURL) || !w.opts.Sessions.CheckCSRF(id.SessionID, c.FormValue("csrf")) {
 		return fail(http.StatusForbidden, "csrf_invalid", "Request refused",
 			"This form was not sent from your Trellis account page. Go back, reload the page and try again.", nil)
 	}
@@ -550,7 +538,7 @@ func (w *WebAuth) logout(c *fiber.Ctx) error {
 			"Arbor could not end your session. Please try again in a moment.", err))
 	}
 	w.audit(c, data.AuditEvent{Action: "session.sign_out", Actor: id.UserID, UserID: id.UserID, Outcome: "ok"})
-	pageHeaders(c)
+	pagesec.Headers(c)
 	return c.Redirect(PathSignIn+"?signed_out=1", http.StatusSeeOther)
 }
 

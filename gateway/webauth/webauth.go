@@ -54,6 +54,7 @@ import (
 	"github.com/vintner/arbor/gateway"
 	"github.com/vintner/arbor/gateway/access"
 	"github.com/vintner/arbor/gateway/assertion"
+	"github.com/vintner/arbor/gateway/internal/pagesec"
 	"github.com/vintner/arbor/gateway/session"
 	"github.com/vintner/arbor/sdk/abi"
 )
@@ -285,20 +286,10 @@ func (w *WebAuth) render(c *fiber.Ctx, status int, name string, data any) error 
 	if err := w.pages.ExecuteTemplate(&b, name, data); err != nil {
 		return fmt.Errorf("webauth: rendering %s: %w", name, err)
 	}
-	pageHeaders(c)
+	pagesec.Headers(c)
 	c.Status(status)
 	c.Set(fiber.HeaderContentType, fiber.MIMETextHTMLCharsetUTF8)
 	return c.SendString(b.String())
-}
-
-// pageHeaders are set on every page Arbor renders: never cached, never
-// framed, no script at all, and no Referer (the callback URL holds a code).
-func pageHeaders(c *fiber.Ctx) {
-	c.Set(fiber.HeaderCacheControl, "no-store")
-	c.Set(fiber.HeaderContentSecurityPolicy, "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
-	c.Set(fiber.HeaderXFrameOptions, "DENY")
-	c.Set(fiber.HeaderReferrerPolicy, "no-referrer")
-	c.Set(fiber.HeaderXContentTypeOptions, "nosniff")
 }
 
 // flowError is a sign-in failure shown to the person as a page.
