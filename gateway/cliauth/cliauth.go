@@ -165,7 +165,7 @@ func New(opts Options) (*CLIAuth, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	pages, err := template.ParseFS(assets, "assets/pages.html")
+	pages, err := pagesec.Templates(assets, "assets/pages.html")
 	if err != nil {
 		return nil, fmt.Errorf("cliauth: parsing templates: %w", err)
 	}
@@ -290,28 +290,11 @@ func (a *CLIAuth) expired(d data.DeviceCode, now time.Time) bool {
 
 func (a *CLIAuth) render(c *fiber.Ctx, status int, name string, v map[string]any) error {
 	v["RequestID"] = gateway.RequestID(c)
-	var b strings.Builder
-	if err := a.pages.ExecuteTemplate(&b, name, v); err != nil {
-		return fmt.Errorf("cliauth: rendering %s: %w", name, err)
-	}
-	pagesec.Headers(c)
-	c.Status(status)
-	c.Set(fiber.HeaderContentType, fiber.MIMETextHTMLCharsetUTF8)
-	return c.SendString(b.String())
-}
-
-func who(id session.Identity) string {
-	if id.Login != "" {
-		return id.Login
-	}
-	if id.Email != "" {
-		return id.Email
-	}
-	return id.UserID
+	return pagesec.Render(c, a.pages, status, name, v)
 }
 
 func (a *CLIAuth) done(c *fiber.Ctx, status int, id session.Identity, heading, msg string) error {
-	return a.render(c, status, "done", map[string]any{"Title": heading, "Who": who(id), "Heading": heading, "Message": msg})
+	return a.render(c, status, "done", map[string]any{"Title": heading, "Who": pagesec.Who(id), "Heading": heading, "Message": msg})
 }
 
 // loginPage shows what asks for access, binding the device code to the
@@ -370,7 +353,7 @@ func (a *CLIAuth) loginPage(c *fiber.Ctx) error {
 	}
 	sort.Slice(info, func(i, j int) bool { return info[i].Key < info[j].Key })
 	return a.render(c, 200, "confirm", map[string]any{
-		"Title": "Approve CLI login", "Who": who(id), "ClientName": d.ClientID, "Info": info,
+		"Title": "Approve CLI login", "Who": pagesec.Who(id), "ClientName": d.ClientID, "Info": info,
 		"Requested": d.CreatedAt.UTC().Format(time.DateTime + " UTC"),
 		"Expires":   "at " + d.CreatedAt.Add(a.opts.FlowTTL).UTC().Format(time.TimeOnly+" UTC"),
 		"CSRF":      a.opts.Sessions.CSRFToken(id.SessionID), "DeviceCode": d.Code,
@@ -467,7 +450,7 @@ func (a *CLIAuth) approve(c *fiber.Ctx) error {
 	}
 	a.audit(c, data.AuditEvent{Action: "cli.approve", Actor: id.UserID, UserID: id.UserID, Target: d.ClientID, Outcome: "ok"})
 	return a.render(c, 200, "code", map[string]any{
-		"Title": "Verification code", "Who": who(id), "Code": code,
+		"Title": "Verification code", "Who": pagesec.Who(id), "Code": code,
 		"Expires": "at " + d.CreatedAt.Add(a.opts.FlowTTL).UTC().Format(time.TimeOnly+" UTC"),
 	})
 }

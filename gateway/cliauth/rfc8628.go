@@ -13,6 +13,7 @@ import (
 	"github.com/vintner/arbor/data"
 	"github.com/vintner/arbor/gateway/clitoken"
 	"github.com/vintner/arbor/gateway/httperr"
+	"github.com/vintner/arbor/gateway/internal/pagesec"
 )
 
 // RFC 8628, the OAuth 2.0 Device Authorization Grant, for stock OAuth
@@ -133,7 +134,7 @@ func (a *CLIAuth) devicePage(c *fiber.Ctx) error {
 		return c.Redirect("/auth/sign-in?return_to="+url.QueryEscape(c.OriginalURL()), http.StatusFound)
 	}
 	return a.render(c, 200, "device-enter", map[string]any{
-		"Title": "Connect a device", "Who": who(id), "CSRF": a.opts.Sessions.CSRFToken(id.SessionID),
+		"Title": "Connect a device", "Who": pagesec.Who(id), "CSRF": a.opts.Sessions.CSRFToken(id.SessionID),
 		"UserCode": clean(c.Query("user_code"), 12),
 	})
 }
@@ -148,7 +149,7 @@ func (a *CLIAuth) deviceLookup(c *fiber.Ctx) error {
 	uc := normalizeUserCode(c.FormValue("user_code"))
 	again := func(msg string) error {
 		return a.render(c, 400, "device-enter", map[string]any{
-			"Title": "Connect a device", "Who": who(id), "CSRF": a.opts.Sessions.CSRFToken(id.SessionID), "Notice": msg,
+			"Title": "Connect a device", "Who": pagesec.Who(id), "CSRF": a.opts.Sessions.CSRFToken(id.SessionID), "Notice": msg,
 		})
 	}
 	if len(uc) != userCodeLength {
@@ -159,7 +160,7 @@ func (a *CLIAuth) deviceLookup(c *fiber.Ctx) error {
 		return again("No pending request has that code. Check it, or start again on the device.")
 	}
 	return a.render(c, 200, "device-confirm", map[string]any{
-		"Title": "Allow device", "Who": who(id), "CSRF": a.opts.Sessions.CSRFToken(id.SessionID),
+		"Title": "Allow device", "Who": pagesec.Who(id), "CSRF": a.opts.Sessions.CSRFToken(id.SessionID),
 		"ClientName": d.ClientID, "Scope": d.Scope, "UserCode": formatUserCode(uc),
 		"Requested": d.CreatedAt.UTC().Format(time.DateTime + " UTC"),
 	})

@@ -26,6 +26,8 @@ import (
 	"net/http"
 
 	"github.com/gofiber/fiber/v2"
+
+	"github.com/vintner/arbor/data"
 )
 
 // Stable error codes rendered in the "error" field. Codes are API: add new
@@ -154,6 +156,8 @@ func FromStatus(status int) *Error {
 //   - an *Error (anywhere in the chain) is returned as is;
 //   - a *fiber.Error (Fiber's 404, 405, 413, 431, 408, 400 …) maps to its
 //     status's stable code and fixed message; Fiber's text becomes the cause;
+//   - data.ErrUnavailable (the store cannot be reached or has no quorum) is
+//     a 503 store_unavailable: the request may be retried;
 //   - anything else is a 500 internal_error with err as the cause.
 //
 // From never returns nil; for a nil err it returns a 500, since a nil error
@@ -168,6 +172,9 @@ func From(err error) *Error {
 		out := FromStatus(fe.Code)
 		out.Err = err
 		return out
+	}
+	if errors.Is(err, data.ErrUnavailable) {
+		return Wrap(err, http.StatusServiceUnavailable, CodeStoreUnavailable, "Arbor's store cannot be reached right now; try again shortly")
 	}
 	if err == nil {
 		err = errors.New("error handler called with a nil error")

@@ -12,6 +12,7 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 
+	"github.com/vintner/arbor/data"
 	"github.com/vintner/arbor/gateway/httperr"
 )
 
@@ -33,6 +34,8 @@ func TestFrom(t *testing.T) {
 		{"fiber 408", fiber.ErrRequestTimeout, 408, httperr.CodeRequestTimeout, true},
 		{"fiber 400", fiber.NewError(400, "error when parsing request headers: \"secret\""), 400, httperr.CodeBadRequest, true},
 		{"fiber odd 4xx", fiber.NewError(418, "teapot"), 418, httperr.CodeBadRequest, true},
+		{"store unavailable", fmt.Errorf("etcd: reading session: %w", data.ErrUnavailable), 503, httperr.CodeStoreUnavailable, true},
+		{"store not found is not a 503", fmt.Errorf("reading: %w", data.ErrNotFound), 500, httperr.CodeInternal, true},
 		{"plain error", cause, 500, httperr.CodeInternal, true},
 		{"nil", nil, 500, httperr.CodeInternal, true},
 	}

@@ -34,6 +34,7 @@ import (
 	"github.com/vintner/arbor/gateway"
 	"github.com/vintner/arbor/gateway/connections"
 	"github.com/vintner/arbor/gateway/httperr"
+	"github.com/vintner/arbor/gateway/internal/caller"
 	"github.com/vintner/arbor/gateway/internal/pagesec"
 	"github.com/vintner/arbor/gateway/session"
 )
@@ -88,6 +89,7 @@ type Options struct {
 // Integrations serves the page and the API.
 type Integrations struct {
 	opts     Options
+	auth     caller.Auth
 	pages    *template.Template
 	services []service
 }
@@ -105,11 +107,11 @@ func New(opts Options) (*Integrations, error) {
 	if opts.Broker == nil || opts.Sessions == nil || opts.Starter == nil || opts.Audit == nil {
 		return nil, errors.New("integrations: Options.Broker, Sessions, Starter and Audit are required")
 	}
-	pages, err := template.ParseFS(assets, "assets/page.html")
+	pages, err := pagesec.Templates(assets, "assets/page.html")
 	if err != nil {
 		return nil, fmt.Errorf("integrations: parsing templates: %w", err)
 	}
-	in := &Integrations{opts: opts, pages: pages}
+	in := &Integrations{opts: opts, pages: pages, auth: caller.Auth{Sessions: opts.Sessions, Bearer: opts.Bearer, NoBearer: opts.ErrNoBearer}}
 	for _, s := range opts.ServiceTokens {
 		if s.Name == "" || len(s.Token) < 32 {
 			return nil, fmt.Errorf("integrations: service token %q: need a name and a token of at least 32 characters (arbor keys generate makes one)", s.Name)
@@ -137,32 +139,9 @@ func (in *Integrations) APIRoutes(r fiber.Router) {
 }
 
 func (in *Integrations) render(c *fiber.Ctx, status int, name string, v any) error {
-	var b strings.Builder
-	if err := in.pages.ExecuteTemplate(&b, name, v); err != nil {
-		return fmt.Errorf("integrations: rendering %s: %w", name, err)
-	}
-	pagesec.Headers(c)
-	c.Status(status)
-	c.Set(fiber.HeaderContentType, fiber.MIMETextHTMLCharsetUTF8)
-	return c.SendString(b.String())
+	return pagesec.Render(c, in.pages, status, name, v)
 }
 
-// pageUser authenticates a page request, redirecting to sign-in without a
-// session.
-func (in *Integrations) pageUser(c *fiber.Ctx) (session.Identity, bool, error) {
-	id, err := in.opts.Sessions.Authenticate(c)
-	if err != nil {
-		return id, false, c.Redirect("/auth/sign-in?return_to="+url.QueryEscape(c.OriginalURL()), http.StatusFound)
-	}
-	return id, true, nil
-}
-
-func who(id session.Identity) string {
-	if id.Login != "" {
-		return id.Login
-	}
-	return id.Email
-}
 
 type card struct {
 	connections.Status
@@ -170,7 +149,7 @@ type card struct {
 }
 
 func (in *Integrations) page(c *fiber.Ctx) error {
-	id, ok, err := in.pageUser(c)
+	id, ok, err := in.auth.Page(c)
 	if !ok {
 		return err
 	}
@@ -203,7 +182,7 @@ func (in *Integrations) page(c *fiber.Ctx) error {
 		}
 	}
 	return in.render(c, http.StatusOK, "integrations", map[string]any{
-		"Title": "Integrations", "Who": who(id), "RequestID": gateway.RequestID(c),
+		"Title": "Integrations", "Who": pagesec.Who(id), "RequestID": gateway.RequestID(c),
 		"Cards": cards, "Notice": notice, "NoticeClass": class,
 	})
 }
@@ -226,7 +205,7 @@ func (in *Integrations) displayName(ctx context.Context, userID, provider string
 }
 
 func (in *Integrations) confirmDisconnect(c *fiber.Ctx) error {
-	id, ok, err := in.pageUser(c)
+	id, ok, err := in.auth.Page(c)
 	if !ok {
 		return err
 	}
@@ -236,13 +215,13 @@ func (in *Integrations) confirmDisconnect(c *fiber.Ctx) error {
 		return c.Redirect(PathPage, http.StatusFound)
 	}
 	return in.render(c, http.StatusOK, "disconnect", map[string]any{
-		"Title": "Disconnect " + name, "Who": who(id), "RequestID": gateway.RequestID(c),
+		"Title": "Disconnect " + name, "Who": pagesec.Who(id), "RequestID": gateway.RequestID(c),
 		"Provider": p, "DisplayName": name, "CSRF": in.opts.Sessions.CSRFToken(id.SessionID),
 	})
 }
 
 func (in *Integrations) disconnectForm(c *fiber.Ctx) error {
-	id, ok, err := in.pageUser(c)
+	id, ok, err := in.auth.Page(c)
 	if !ok {
 		return err
 	}
@@ -261,32 +240,9 @@ func (in *Integrations) disconnectForm(c *fiber.Ctx) error {
 	return c.Redirect(PathPage+"?"+q.Encode(), http.StatusSeeOther)
 }
 
-// apiUser authenticates an API request: 401 JSON without a session.
-func (in *Integrations) apiUser(c *fiber.Ctx) (session.Identity, error) {
-	if in.opts.Bearer != nil {
-		id, err := in.opts.Bearer(c)
-		switch {
-		case err == nil:
-			return id, nil
-		case !errors.Is(err, in.opts.ErrNoBearer):
-			c.Set(fiber.HeaderWWWAuthenticate, `Bearer realm="arbor", error="invalid_token"`)
-			return id, httperr.Wrap(err, http.StatusUnauthorized, "unauthenticated", "The bearer token is not a live CLI access token; log in again")
-		}
-	}
-	id, err := in.opts.Sessions.Authenticate(c)
-	switch {
-	case err == nil:
-		return id, nil
-	case errors.Is(err, session.ErrNoSession), errors.Is(err, session.ErrInvalid), errors.Is(err, session.ErrEnded):
-		c.Set(fiber.HeaderWWWAuthenticate, `Cookie realm="arbor"`)
-		return id, httperr.New(http.StatusUnauthorized, "unauthenticated", "Sign in first: this API needs a signed-in session")
-	default:
-		return id, httperr.Wrap(err, http.StatusServiceUnavailable, httperr.CodeStoreUnavailable, "Arbor could not check the session")
-	}
-}
 
 func (in *Integrations) apiList(c *fiber.Ctx) error {
-	id, err := in.apiUser(c)
+	id, err := in.auth.API(c)
 	if err != nil {
 		return err
 	}
@@ -318,7 +274,7 @@ func tokenJSON(c *fiber.Ctx, provider string, t connections.Token) error {
 }
 
 func (in *Integrations) apiToken(c *fiber.Ctx) error {
-	id, err := in.apiUser(c)
+	id, err := in.auth.API(c)
 	if err != nil {
 		return err
 	}
@@ -342,7 +298,7 @@ type repoJSON struct {
 }
 
 func (in *Integrations) apiRepos(c *fiber.Ctx) error {
-	id, err := in.apiUser(c)
+	id, err := in.auth.API(c)
 	if err != nil {
 		return err
 	}
@@ -376,7 +332,7 @@ func (in *Integrations) apiRepos(c *fiber.Ctx) error {
 }
 
 func (in *Integrations) apiDisconnect(c *fiber.Ctx) error {
-	id, err := in.apiUser(c)
+	id, err := in.auth.API(c)
 	if err != nil {
 		return err
 	}

@@ -218,7 +218,7 @@ func New(opts Options) (*WebAuth, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	pages, err := template.ParseFS(assets, "assets/pages.html")
+	pages, err := pagesec.Templates(assets, "assets/pages.html")
 	if err != nil {
 		return nil, fmt.Errorf("webauth: parsing templates: %w", err)
 	}
@@ -280,16 +280,17 @@ type pageData struct {
 	Refresh bool
 }
 
+// Who names the signed-in person in the page header.
+func (p pageData) Who() string {
+	if p.Identity == nil {
+		return ""
+	}
+	return pagesec.Who(*p.Identity)
+}
+
 // render writes an HTML page with Arbor's page headers.
 func (w *WebAuth) render(c *fiber.Ctx, status int, name string, data any) error {
-	var b strings.Builder
-	if err := w.pages.ExecuteTemplate(&b, name, data); err != nil {
-		return fmt.Errorf("webauth: rendering %s: %w", name, err)
-	}
-	pagesec.Headers(c)
-	c.Status(status)
-	c.Set(fiber.HeaderContentType, fiber.MIMETextHTMLCharsetUTF8)
-	return c.SendString(b.String())
+	return pagesec.Render(c, w.pages, status, name, data)
 }
 
 // flowError is a sign-in failure shown to the person as a page.

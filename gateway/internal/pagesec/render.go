@@ -1,0 +1,49 @@
+package pagesec
+
+import (
+	"embed"
+	"fmt"
+	"html/template"
+	"io/fs"
+	"strings"
+
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/vintner/arbor/gateway/session"
+)
+
+//go:embed layout.html
+var layout embed.FS
+
+// Templates parses the shared layout (the "head" and "foot" templates every
+// page starts and ends with) and then the files of fsys that match
+// patterns. The layout reads .Title, .Who (the signed-in person's name,
+// empty for none), .Refresh (reload after 2 s) and .RequestID.
+func Templates(fsys fs.FS, patterns ...string) (*template.Template, error) {
+	t, err := template.ParseFS(layout, "layout.html")
+	if err != nil {
+		return nil, err
+	}
+	return t.ParseFS(fsys, patterns...)
+}
+
+// Render writes the page name of t with the page headers.
+func Render(c *fiber.Ctx, t *template.Template, status int, name string, v any) error {
+	var b strings.Builder
+	if err := t.ExecuteTemplate(&b, name, v); err != nil {
+		return fmt.Errorf("rendering page %s: %w", name, err)
+	}
+	Headers(c)
+	c.Status(status)
+	c.Set(fiber.HeaderContentType, fiber.MIMETextHTMLCharsetUTF8)
+	return c.SendString(b.String())
+}
+
+// Who is how a page names the signed-in person: the login, or the e-mail
+// address when there is no login.
+func Who(id session.Identity) string {
+	if id.Login != "" {
+		return id.Login
+	}
+	return id.Email
+}
