@@ -31,6 +31,7 @@ import (
 	"github.com/vintner/arbor/gateway/sessiontoken"
 	"github.com/vintner/arbor/gateway/webauth"
 	"github.com/vintner/arbor/gateway/webhook"
+	"github.com/vintner/arbor/gateway/workerpages"
 	"github.com/vintner/arbor/gateway/workers"
 )
 
@@ -48,6 +49,7 @@ type webAuth struct {
 	cli          *cliauth.CLIAuth
 	notifier     *webhook.Notifier // nil without connections.webhook_url
 	workers      *workers.Service
+	workerPages  *workerpages.Pages
 }
 
 // close stops background work: revocations still to retry are abandoned
@@ -73,6 +75,8 @@ func (w *webAuth) mount(srv *gateway.Server) error {
 		srv.Mount(gateway.ClassAPI, w.cli.APIRoutes),
 		srv.Mount(gateway.ClassAPI, w.cli.DeviceRoutes),
 		srv.Mount(gateway.ClassAuth, w.cli.DevicePageRoutes),
+		srv.Mount(gateway.ClassAuth, w.workerPages.PageRoutes),
+		srv.Mount(gateway.ClassAPI, w.workerPages.APIRoutes),
 	)
 }
 
@@ -234,7 +238,16 @@ func setupWebAuth(cfg config.Config, secrets config.SecretsValues, keyring *seal
 		sessions.Close()
 		return nil, usageErr(err)
 	}
-	return &webAuth{sessions: sessions, web: web, broker: broker, integrations: integ, cli: cli, notifier: notifier, workers: workerSvc}, nil
+	workerPages, err := workerpages.New(workerpages.Options{
+		Workers: workerSvc, Sessions: sessions, PublicURL: cfg.PublicURL,
+		Bearer: cli.Bearer, NoBearer: cliauth.ErrNoBearer,
+	})
+	if err != nil {
+		broker.Close()
+		sessions.Close()
+		return nil, err
+	}
+	return &webAuth{sessions: sessions, web: web, broker: broker, integrations: integ, cli: cli, notifier: notifier, workers: workerSvc, workerPages: workerPages}, nil
 }
 
 // serviceTokens reads ARBOR_SERVICE_TOKENS: name:token pairs, comma

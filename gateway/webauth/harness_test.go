@@ -1,6 +1,7 @@
 package webauth_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/ed25519"
 	"encoding/json"
@@ -35,6 +36,7 @@ import (
 	"github.com/vintner/arbor/gateway/session"
 	"github.com/vintner/arbor/gateway/sessiontoken"
 	"github.com/vintner/arbor/gateway/webauth"
+	"github.com/vintner/arbor/gateway/workerpages"
 	"github.com/vintner/arbor/gateway/workers"
 	"github.com/vintner/arbor/plugins"
 	"github.com/vintner/arbor/plugins/builtin"
@@ -124,6 +126,25 @@ type env struct {
 	cliTokens *clitoken.Signer
 	cli       *cliauth.CLIAuth
 	workers   *workers.Service
+	logs      *logBuffer // every log line, access log included
+}
+
+// logBuffer collects log output from many goroutines.
+type logBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (l *logBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.Write(p)
+}
+
+func (l *logBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.String()
 }
 
 // recorder is the upstream: it answers 200 with the headers it received as
@@ -228,9 +249,17 @@ func newEnv(t *testing.T, o envOptions) *env {
 		}
 		return reg
 	})
+	// Every log line Arbor's parts write is kept (tests search it for
+	// secrets) and, with -v, shown.
+	e.logs = &logBuffer{}
+	var logOut io.Writer = e.logs
+	if testing.Verbose() {
+		logOut = io.MultiWriter(e.logs, os.Stderr)
+	}
+	logger := slog.New(slog.NewTextHandler(logOut, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	e.broker = connections.New(e.store, e.keys, provs, connections.Options{
 		Now: e.clock.Now, Notify: o.webhook, RetryBackoff: time.Millisecond,
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Logger: logger,
 	})
 	t.Cleanup(e.broker.Close)
 	e.cliTokens, err = clitoken.NewSigner(testCLIKey, clitoken.Options{Issuer: testIssuer, Now: e.clock.Now})
@@ -244,7 +273,7 @@ func newEnv(t *testing.T, o envOptions) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.workers = workers.New(e.store, workers.Options{FlushInterval: time.Hour, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	e.workers = workers.New(e.store, workers.Options{FlushInterval: time.Hour, Logger: logger})
 	t.Cleanup(e.workers.Close)
 	workerRoutes, err := access.New(access.Public, []access.Rule{{Prefix: "/api/tendril/", Class: access.API}})
 	if err != nil {
@@ -278,17 +307,13 @@ func newEnv(t *testing.T, o envOptions) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	if testing.Verbose() {
-		logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	}
 	srv, err := gateway.New(gateway.Options{
 		Upstream:        up.URL,
 		IdentityHeaders: wa.StrippedHeaders(),
 		Guard:           wa.Guard,
 		Director:        wa.Director,
 		Logger:          logger,
-		AccessLogger:    slog.New(slog.NewTextHandler(io.Discard, nil)),
+		AccessLogger:    logger,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -301,12 +326,20 @@ func newEnv(t *testing.T, o envOptions) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
+	workerPages, err := workerpages.New(workerpages.Options{
+		Workers: e.workers, Sessions: e.sessions, PublicURL: e.publicURL,
+		Bearer: e.cli.Bearer, NoBearer: cliauth.ErrNoBearer,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, m := range []struct {
 		class gateway.RouteClass
 		fn    func(fiber.Router)
 	}{{gateway.ClassAuth, wa.Routes}, {gateway.ClassAuth, integ.PageRoutes}, {gateway.ClassAPI, integ.APIRoutes},
 		{gateway.ClassAuth, e.cli.PageRoutes}, {gateway.ClassAPI, e.cli.APIRoutes},
-		{gateway.ClassAPI, e.cli.DeviceRoutes}, {gateway.ClassAuth, e.cli.DevicePageRoutes}} {
+		{gateway.ClassAPI, e.cli.DeviceRoutes}, {gateway.ClassAuth, e.cli.DevicePageRoutes},
+		{gateway.ClassAuth, workerPages.PageRoutes}, {gateway.ClassAPI, workerPages.APIRoutes}} {
 		if err := srv.Mount(m.class, m.fn); err != nil {
 			t.Fatal(err)
 		}

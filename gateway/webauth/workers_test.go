@@ -5,9 +5,17 @@ package webauth_test
 // the worker's identity, never its token.
 
 import (
+	"encoding/json"
+	"fmt"
+	"io"
 	"net/http"
+	"net/url"
+	"os"
+	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/vintner/arbor/sdk/client"
 )
 
 func TestWorkerRoutes(t *testing.T) {
@@ -63,5 +71,343 @@ func TestWorkerRoutes(t *testing.T) {
 	}
 	if res := wk.Get("/api/tendril/jobs/next"); res.StatusCode != 401 {
 		t.Fatalf("revoked worker: %d", res.StatusCode)
+	}
+}
+
+// workerJSON is one worker as the API returns it.
+type workerJSON struct {
+	ID          string `json:"id"`
+	Name        string `json:"name"`
+	CreatedAt   string `json:"created_at"`
+	RotatedAt   string `json:"rotated_at"`
+	LastUsedAt  string `json:"last_used_at"`
+	LastAddress string `json:"last_address"`
+}
+
+type workerReply struct {
+	Worker workerJSON `json:"worker"`
+	Token  string     `json:"token"`
+}
+
+// workerAPI calls the workers API, with a bearer token if one is given
+// (else the browser's session cookie), and records every response body.
+type workerAPI struct {
+	t      *testing.T
+	b      *browser
+	bearer string
+	seen   *[]string
+}
+
+func (a workerAPI) do(method, path string, body any, hdr http.Header) *response {
+	a.t.Helper()
+	if hdr == nil {
+		hdr = http.Header{}
+	}
+	if a.bearer != "" {
+		hdr.Set("Authorization", "Bearer "+a.bearer)
+	}
+	res, err := sendJSON(a.b, method, path, body, hdr)
+	if err != nil {
+		a.t.Fatal(err)
+	}
+	if a.seen != nil {
+		*a.seen = append(*a.seen, res.Body)
+	}
+	if cc := res.Header.Get("Cache-Control"); res.StatusCode < 300 && cc != "no-store" {
+		a.t.Fatalf("%s %s: Cache-Control %q", method, path, cc)
+	}
+	return res
+}
+
+func (a workerAPI) want(res *response, status int, code string) {
+	a.t.Helper()
+	if res.StatusCode != status || (code != "" && errorCode(res.Body) != code) {
+		a.t.Fatalf("want %d %s, got %d %s", status, code, res.StatusCode, res.Body)
+	}
+}
+
+func (a workerAPI) reply(res *response, status int) workerReply {
+	a.t.Helper()
+	a.want(res, status, "")
+	var r workerReply
+	if err := json.Unmarshal([]byte(res.Body), &r); err != nil || r.Worker.ID == "" {
+		a.t.Fatalf("reply: %v %s", err, res.Body)
+	}
+	return r
+}
+
+// callAsWorker calls a worker route with a worker's credentials.
+func callAsWorker(e *env, id, token string) *response {
+	wk := e.browser()
+	wk.header.Set("X-Worker-ID", id)
+	wk.header.Set("X-Worker-Token", token)
+	return wk.Get("/api/tendril/jobs/next")
+}
+
+func TestWorkersAPI(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	alice := e.browser()
+	alice.MustSignIn("github")
+	aliceID := mustUserID(t, e, alice)
+	cli := cliLogin(t, alice, e.browser())
+
+	var bodies []string // every response after a registration
+	var tokens []string
+	web := workerAPI{t: t, b: alice, seen: &bodies}
+	bearer := workerAPI{t: t, b: e.browser(), bearer: cli.AccessToken, seen: &bodies}
+
+	// Register through the session and through the CLI bearer token.
+	r1 := web.reply(web.do(http.MethodPost, "/api/workers", map[string]string{"name": "build-01"}, nil), http.StatusCreated)
+	r2 := bearer.reply(bearer.do(http.MethodPost, "/api/workers", map[string]string{"name": "  build-02 "}, nil), http.StatusCreated)
+	bodies = bodies[:0] // the two registration answers are the only places a token may be
+	for _, r := range []workerReply{r1, r2} {
+		if !client.ValidWorkerToken(r.Token) || r.Worker.CreatedAt == "" || r.Worker.LastUsedAt != "" {
+			t.Fatalf("registration: %+v", r)
+		}
+		tokens = append(tokens, r.Token)
+	}
+	if r2.Worker.Name != "build-02" {
+		t.Fatalf("name not trimmed: %q", r2.Worker.Name)
+	}
+
+	// Both are alice's: listed by either credential, never with a hash or token.
+	for _, a := range []workerAPI{web, bearer} {
+		res := a.do(http.MethodGet, "/api/workers", nil, nil)
+		var list struct{ Workers []workerJSON }
+		if res.StatusCode != 200 || json.Unmarshal([]byte(res.Body), &list) != nil || len(list.Workers) != 2 ||
+			list.Workers[0].ID != r1.Worker.ID || list.Workers[1].ID != r2.Worker.ID || strings.Contains(res.Body, "hash") {
+			t.Fatalf("list: %d %s", res.StatusCode, res.Body)
+		}
+	}
+
+	// The token works through Arbor; the upstream sees the worker, not the token.
+	if res := callAsWorker(e, r1.Worker.ID, r1.Token); res.StatusCode != 200 {
+		t.Fatalf("worker call: %d %s", res.StatusCode, res.Body)
+	}
+	if h, _, _ := e.upstream.Last(); h.Get("X-Arbor-Worker-Id") != r1.Worker.ID || h.Get("X-Arbor-User-Id") != aliceID {
+		t.Fatalf("upstream: %v", h)
+	}
+	// Last use is batched, but the list already shows it.
+	res := web.do(http.MethodGet, "/api/workers", nil, nil)
+	if !strings.Contains(res.Body, `"last_used_at"`) || !strings.Contains(res.Body, `"last_address":"127.0.0.1"`) {
+		t.Fatalf("last use not shown: %s", res.Body)
+	}
+
+	// Rename, with bad names and bodies refused and nothing changed.
+	ren := bearer.reply(bearer.do(http.MethodPatch, "/api/workers/"+r1.Worker.ID, map[string]string{"name": "builder-one"}, nil), 200)
+	if ren.Worker.Name != "builder-one" || ren.Token != "" {
+		t.Fatalf("rename: %+v", ren)
+	}
+	for _, bad := range []string{"", "   ", strings.Repeat("x", 65), "tab\there", "bell\a"} {
+		web.want(web.do(http.MethodPatch, "/api/workers/"+r1.Worker.ID, map[string]string{"name": bad}, nil), 400, "invalid_name")
+		web.want(web.do(http.MethodPost, "/api/workers", map[string]string{"name": bad}, nil), 400, "invalid_name")
+	}
+	for _, raw := range []string{"", "{", `"name"`, `{"name": 7}`} {
+		req, _ := http.NewRequest(http.MethodPost, "http://"+e.addr+"/api/workers", strings.NewReader(raw))
+		req.Header.Set("Authorization", "Bearer "+cli.AccessToken)
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		bodies = append(bodies, string(b))
+		if resp.StatusCode != 400 || errorCode(string(b)) != "invalid_body" {
+			t.Fatalf("body %q: %d %s", raw, resp.StatusCode, b)
+		}
+	}
+	if g := web.reply(web.do(http.MethodGet, "/api/workers/"+r1.Worker.ID, nil, nil), 200); g.Worker.Name != "builder-one" {
+		t.Fatalf("after refused renames: %+v", g)
+	}
+
+	// Another user reaches none of it: 404, the answer for an unknown id.
+	bob := e.browser()
+	bob.MustSignIn("gitlab")
+	bobAPI := workerAPI{t: t, b: bob, seen: &bodies}
+	for _, tc := range []struct {
+		method, path string
+		body         any
+	}{
+		{http.MethodGet, "/api/workers/" + r1.Worker.ID, nil},
+		{http.MethodPatch, "/api/workers/" + r1.Worker.ID, map[string]string{"name": "mine"}},
+		{http.MethodPost, "/api/workers/" + r1.Worker.ID + "/rotate", nil},
+		{http.MethodDelete, "/api/workers/" + r1.Worker.ID, nil},
+		{http.MethodGet, "/api/workers/00000000-0000-4000-8000-000000000000", nil},
+		{http.MethodGet, "/api/workers/not-a-uuid", nil},
+	} {
+		bobAPI.want(bobAPI.do(tc.method, tc.path, tc.body, nil), 404, "worker_not_found")
+	}
+	if res := bobAPI.do(http.MethodGet, "/api/workers", nil, nil); res.StatusCode != 200 || !strings.Contains(res.Body, `"workers":[]`) {
+		t.Fatalf("bob's list: %s", res.Body)
+	}
+
+	// No credentials, a forged bearer, and a cross-site browser request.
+	anon := workerAPI{t: t, b: e.browser(), seen: &bodies}
+	anon.want(anon.do(http.MethodGet, "/api/workers", nil, nil), 401, "unauthenticated")
+	anon.want(anon.do(http.MethodPost, "/api/workers", map[string]string{"name": "x"}, nil), 401, "unauthenticated")
+	forged := workerAPI{t: t, b: e.browser(), bearer: cli.AccessToken + "x", seen: &bodies}
+	forged.want(forged.do(http.MethodGet, "/api/workers", nil, nil), 401, "unauthenticated")
+	web.want(web.do(http.MethodPost, "/api/workers", map[string]string{"name": "evil"}, http.Header{"Origin": {"https://evil.example"}}), 403, "cross_origin")
+	web.want(web.do(http.MethodDelete, "/api/workers/"+r1.Worker.ID, nil, http.Header{"Sec-Fetch-Site": {"cross-site"}}), 403, "cross_origin")
+
+	// Rotate: the old token is refused at once, the new one works.
+	rot := bearer.do(http.MethodPost, "/api/workers/"+r1.Worker.ID+"/rotate", nil, nil)
+	bodies = bodies[:len(bodies)-1]
+	r3 := bearer.reply(rot, 200)
+	if !client.ValidWorkerToken(r3.Token) || r3.Token == r1.Token || r3.Worker.RotatedAt == "" {
+		t.Fatalf("rotate: %+v", r3)
+	}
+	tokens = append(tokens, r3.Token)
+	if res := callAsWorker(e, r1.Worker.ID, r1.Token); res.StatusCode != 401 || errorCode(res.Body) != "worker_unauthorized" {
+		t.Fatalf("old token after rotation: %d %s", res.StatusCode, res.Body)
+	}
+	if res := callAsWorker(e, r1.Worker.ID, r3.Token); res.StatusCode != 200 {
+		t.Fatalf("new token: %d", res.StatusCode)
+	}
+
+	// Revoke.
+	web.want(web.do(http.MethodDelete, "/api/workers/"+r1.Worker.ID, nil, nil), http.StatusNoContent, "")
+	if res := callAsWorker(e, r1.Worker.ID, r3.Token); res.StatusCode != 401 {
+		t.Fatalf("revoked: %d", res.StatusCode)
+	}
+	web.want(web.do(http.MethodGet, "/api/workers/"+r1.Worker.ID, nil, nil), 404, "worker_not_found")
+	web.want(web.do(http.MethodDelete, "/api/workers/"+r1.Worker.ID, nil, nil), 404, "worker_not_found")
+
+	// Deleting the user stops their remaining workers.
+	if res := callAsWorker(e, r2.Worker.ID, r2.Token); res.StatusCode != 200 {
+		t.Fatalf("second worker: %d", res.StatusCode)
+	}
+	if err := e.store.DeleteUser(t.Context(), aliceID); err != nil {
+		t.Fatal(err)
+	}
+	if res := callAsWorker(e, r2.Worker.ID, r2.Token); res.StatusCode != 401 {
+		t.Fatalf("worker of a deleted user: %d", res.StatusCode)
+	}
+
+	// The plaintext tokens are nowhere but in their one answer: not in the
+	// store file, the logs, any later response or what the upstream got.
+	e.workers.Flush(t.Context())
+	file, err := os.ReadFile(e.store.Path())
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, _, _ := e.upstream.Last()
+	upstreamSaw := fmt.Sprint(h)
+	logs := e.logs.String()
+	if !strings.Contains(logs, "/api/workers") {
+		t.Fatalf("the access log did not record the API calls; the search below would prove nothing:\n%.2000s", logs)
+	}
+	for _, tok := range tokens {
+		secret := tok[len(client.WorkerTokenPrefix) : len(client.WorkerTokenPrefix)+20] // a distinctive part is enough
+		for what, hay := range map[string]string{"store file": string(file), "logs": logs, "upstream": upstreamSaw, "responses": strings.Join(bodies, "\n")} {
+			if strings.Contains(hay, secret) {
+				t.Errorf("a worker token appears in the %s", what)
+			}
+		}
+	}
+}
+
+var (
+	tokenRE    = regexp.MustCompile(`<code id="worker-token">(arbw_[A-Za-z0-9_-]+)</code>`)
+	workerIDRE = regexp.MustCompile(`id="worker-token-view" data-id="([0-9a-f-]{36})"`)
+)
+
+func TestWorkersPage(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	b := e.browser()
+
+	// Without a session the page sends people to sign in and back.
+	if res := b.Get("/workers"); res.StatusCode != http.StatusFound || !strings.Contains(res.Header.Get("Location"), "return_to=%2Fworkers") {
+		t.Fatalf("anonymous: %d %s", res.StatusCode, res.Header.Get("Location"))
+	}
+	b.MustSignIn("github")
+	page := b.Get("/workers")
+	if page.StatusCode != 200 || !strings.Contains(page.Body, `id="no-workers"`) || !strings.Contains(page.Header.Get("Content-Security-Policy"), "default-src 'none'") ||
+		strings.Contains(page.Header.Get("Content-Security-Policy"), "script-src") {
+		t.Fatalf("empty page: %d %v", page.StatusCode, page.Header)
+	}
+	csrf := csrfRE.FindStringSubmatch(page.Body)[1]
+
+	// Registering without the CSRF token, or from another site, changes nothing.
+	if res := b.Do(http.MethodPost, "/workers", url.Values{"name": {"runner"}}); res.StatusCode != 403 || !strings.Contains(res.Body, "csrf_invalid") {
+		t.Fatalf("no csrf: %d", res.StatusCode)
+	}
+	b.header.Set("Sec-Fetch-Site", "cross-site")
+	if res := b.Do(http.MethodPost, "/workers", url.Values{"name": {"runner"}, "csrf": {csrf}}); res.StatusCode != 403 {
+		t.Fatalf("cross-site: %d", res.StatusCode)
+	}
+	b.header.Del("Sec-Fetch-Site")
+	if res := b.Do(http.MethodPost, "/workers", url.Values{"name": {" "}, "csrf": {csrf}}); res.StatusCode != 400 || !strings.Contains(res.Body, `id="notice"`) {
+		t.Fatalf("blank name: %d %s", res.StatusCode, res.Body)
+	}
+	if list, _ := e.workers.List(t.Context(), mustUserID(t, e, b)); len(list) != 0 {
+		t.Fatalf("refused posts registered %d workers", len(list))
+	}
+
+	// The token view: shown once, uncached, with the copy script allowed.
+	view := b.Do(http.MethodPost, "/workers", url.Values{"name": {"runner <1>"}, "csrf": {csrf}})
+	m, mid := tokenRE.FindStringSubmatch(view.Body), workerIDRE.FindStringSubmatch(view.Body)
+	if view.StatusCode != 200 || m == nil || mid == nil || !client.ValidWorkerToken(m[1]) ||
+		view.Header.Get("Cache-Control") != "no-store" || !strings.Contains(view.Header.Get("Content-Security-Policy"), "script-src 'self'") ||
+		!strings.Contains(view.Body, "will not be shown again") || !strings.Contains(view.Body, "runner &lt;1&gt;") ||
+		!strings.Contains(view.Body, "TENDRIL_WORKER_TOKEN="+m[1]) {
+		t.Fatalf("token view: %d %v\n%s", view.StatusCode, view.Header, view.Body)
+	}
+	tok, id := m[1], mid[1]
+	if res := b.Get("/workers/assets/copy.js"); res.StatusCode != 200 || !strings.Contains(res.Header.Get("Content-Type"), "javascript") {
+		t.Fatalf("copy.js: %d", res.StatusCode)
+	}
+	if res := callAsWorker(e, id, tok); res.StatusCode != 200 {
+		t.Fatalf("registered worker: %d", res.StatusCode)
+	}
+	// The list shows the worker and never the token again.
+	page = b.Get("/workers")
+	if !strings.Contains(page.Body, `id="worker-`+id+`"`) || strings.Contains(page.Body, tok[5:25]) {
+		t.Fatalf("list after registering:\n%s", page.Body)
+	}
+
+	// Rename and rotate from the page.
+	if res := b.Do(http.MethodPost, "/workers/"+id+"/rename", url.Values{"name": {"runner-2"}, "csrf": {csrf}}); res.StatusCode != http.StatusSeeOther {
+		t.Fatalf("rename: %d %s", res.StatusCode, res.Body)
+	}
+	if page = b.Get("/workers?renamed=1"); !strings.Contains(page.Body, `value="runner-2"`) {
+		t.Fatal("rename not shown")
+	}
+	rot := b.Do(http.MethodPost, "/workers/"+id+"/rotate", url.Values{"csrf": {csrf}})
+	m2 := tokenRE.FindStringSubmatch(rot.Body)
+	if rot.StatusCode != 200 || m2 == nil || m2[1] == tok || !strings.Contains(rot.Body, "previous token has stopped working") {
+		t.Fatalf("rotate: %d %s", rot.StatusCode, rot.Body)
+	}
+	if res := callAsWorker(e, id, tok); res.StatusCode != 401 {
+		t.Fatalf("old token after rotating on the page: %d", res.StatusCode)
+	}
+
+	// Another user's forms reach nothing.
+	other := e.browser()
+	other.MustSignIn("gitlab")
+	otherCSRF := csrfRE.FindStringSubmatch(other.Get("/workers").Body)[1]
+	for _, path := range []string{"/workers/" + id + "/rotate", "/workers/" + id + "/revoke", "/workers/" + id + "/rename"} {
+		if res := other.Do(http.MethodPost, path, url.Values{"csrf": {otherCSRF}, "name": {"x"}}); res.StatusCode != 404 || !strings.Contains(res.Body, "worker_not_found") {
+			t.Fatalf("other user %s: %d", path, res.StatusCode)
+		}
+	}
+	if res := callAsWorker(e, id, m2[1]); res.StatusCode != 200 {
+		t.Fatalf("worker after another user's attempts: %d", res.StatusCode)
+	}
+
+	// Revoke, through the confirmation page.
+	confirm := b.Get("/workers/" + id + "/revoke")
+	if confirm.StatusCode != 200 || !strings.Contains(confirm.Body, `id="revoke-form"`) {
+		t.Fatalf("confirm: %d", confirm.StatusCode)
+	}
+	if res := b.Do(http.MethodPost, "/workers/"+id+"/revoke", url.Values{"csrf": {csrf}}); res.StatusCode != http.StatusSeeOther {
+		t.Fatalf("revoke: %d", res.StatusCode)
+	}
+	if res := callAsWorker(e, id, m2[1]); res.StatusCode != 401 {
+		t.Fatalf("revoked on the page: %d", res.StatusCode)
+	}
+	if page = b.Get("/workers?revoked=1"); strings.Contains(page.Body, id) || !strings.Contains(page.Body, "Revoked") {
+		t.Fatal("revoked worker still listed")
 	}
 }

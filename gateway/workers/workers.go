@@ -64,6 +64,9 @@ var ErrUnauthorized = errors.New("workers: not an active worker with that token"
 // ErrNotFound: the user has no worker with that id.
 var ErrNotFound = errors.New("workers: no such worker")
 
+// ErrBadName: a worker name is empty, too long or has control characters.
+var ErrBadName = errors.New("workers: bad name")
+
 // Store is what the service needs.
 type Store interface {
 	data.Workers
@@ -198,11 +201,11 @@ func validID(s string) bool {
 func CleanName(name string) (string, error) {
 	name = strings.TrimSpace(name)
 	if name == "" || len(name) > MaxName {
-		return "", fmt.Errorf("workers: a name has 1 to %d characters", MaxName)
+		return "", fmt.Errorf("%w: a name has 1 to %d characters", ErrBadName, MaxName)
 	}
 	for _, r := range name {
 		if r < 0x20 || r == 0x7f {
-			return "", errors.New("workers: a name has no control characters")
+			return "", fmt.Errorf("%w: a name has no control characters", ErrBadName)
 		}
 	}
 	return name, nil
@@ -239,8 +242,9 @@ func (s *Service) audit(ctx context.Context, action, userID, workerID string) {
 	}
 }
 
-// owned returns userID's worker id.
-func (s *Service) owned(ctx context.Context, userID, id string) (data.Worker, error) {
+// Get returns one of userID's workers: ErrNotFound if there is none with
+// that id or it belongs to someone else.
+func (s *Service) Get(ctx context.Context, userID, id string) (data.Worker, error) {
 	if !validID(id) {
 		return data.Worker{}, ErrNotFound
 	}
@@ -251,9 +255,21 @@ func (s *Service) owned(ctx context.Context, userID, id string) (data.Worker, er
 	return w, err
 }
 
-// List returns userID's workers, oldest first.
+// List returns userID's workers, oldest first, with last-used times that
+// are not yet written included.
 func (s *Service) List(ctx context.Context, userID string) ([]data.Worker, error) {
-	return s.store.ListWorkers(ctx, userID)
+	list, err := s.store.ListWorkers(ctx, userID)
+	if err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	for i, w := range list {
+		if u, ok := s.seen[w.ID]; ok && u.at.After(w.LastUsedAt) {
+			list[i].LastUsedAt, list[i].LastAddr = u.at, u.addr
+		}
+	}
+	s.mu.Unlock()
+	return list, nil
 }
 
 // Rename changes the name of one of userID's workers.
@@ -262,7 +278,7 @@ func (s *Service) Rename(ctx context.Context, userID, id, name string) (data.Wor
 	if err != nil {
 		return data.Worker{}, err
 	}
-	if _, err := s.owned(ctx, userID, id); err != nil {
+	if _, err := s.Get(ctx, userID, id); err != nil {
 		return data.Worker{}, err
 	}
 	return s.store.UpdateWorker(ctx, id, func(w data.Worker) (data.Worker, error) {
@@ -274,7 +290,7 @@ func (s *Service) Rename(ctx context.Context, userID, id, name string) (data.Wor
 // Rotate gives one of userID's workers a new token; the old one stops
 // working at once.
 func (s *Service) Rotate(ctx context.Context, userID, id string) (data.Worker, string, error) {
-	if _, err := s.owned(ctx, userID, id); err != nil {
+	if _, err := s.Get(ctx, userID, id); err != nil {
 		return data.Worker{}, "", err
 	}
 	tok, err := client.NewWorkerToken()
@@ -295,7 +311,7 @@ func (s *Service) Rotate(ctx context.Context, userID, id string) (data.Worker, s
 
 // Revoke deletes one of userID's workers.
 func (s *Service) Revoke(ctx context.Context, userID, id string) error {
-	if _, err := s.owned(ctx, userID, id); err != nil {
+	if _, err := s.Get(ctx, userID, id); err != nil {
 		return err
 	}
 	if err := s.store.DeleteWorker(ctx, id); err != nil && !errors.Is(err, data.ErrNotFound) {
