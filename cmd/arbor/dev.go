@@ -44,6 +44,10 @@ Never use dev mode in production.`,
 			if cmd.Flags().Changed("listen") || !hasConfig(cmd) {
 				extra = append(extra, "ARBOR_LISTEN="+listen, "ARBOR_PUBLIC_URL=http://"+listen)
 			}
+			if !hasConfig(cmd) {
+				// The demo upstream's worker API, for workers registered on /workers.
+				extra = append(extra, "ARBOR_WORKERS_PATHS="+demoupstream.WorkerPath)
+			}
 			if cmd.Flags().Changed("data") || !hasConfig(cmd) {
 				extra = append(extra, "ARBOR_DATA_DIR="+dataDir, "ARBOR_STORE_PATH=")
 			}

@@ -11,9 +11,17 @@ import (
 	"strings"
 )
 
+// WorkerPath is the demo's worker API: `arbor dev` makes it a worker
+// route, so only registered Tendril workers reach it.
+const WorkerPath = "/api/tendril/"
+
 // Handler returns the demo app.
 func Handler() http.Handler {
 	mux := http.NewServeMux()
+	mux.HandleFunc(WorkerPath, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(map[string]any{"path": r.URL.Path, "identity": identity(r)})
+	})
 	mux.HandleFunc("GET /api/whoami", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		json.NewEncoder(w).Encode(map[string]any{
