@@ -5,6 +5,11 @@
 //	grape status               server, user and token expiry; exit 1 when not logged in
 //	grape token                print a valid access token (refreshed as needed)
 //	grape logout               revoke the login and delete the token file
+//	grape workers register NAME [--env]   register a Tendril worker; print its id and token once
+//	grape workers list [--json]           your workers: id, name, created, last used, last address
+//	grape workers rename ID NAME          rename a worker
+//	grape workers rotate ID [--env]       new token for a worker (the old one stops working)
+//	grape workers revoke ID [--yes]       delete a worker (asks on a terminal)
 //
 // The login is kept in --config-file (default $XDG_CONFIG_HOME/grape/auth.json
 // or ~/.config/grape/auth.json, mode 0600).
@@ -106,7 +111,7 @@ func newRoot(stdin *os.File) *cobra.Command {
 		SilenceErrors: true,
 	}
 	root.PersistentFlags().StringVar(&a.configFile, "config-file", client.DefaultPath(), "file holding the login (mode 0600)")
-	root.AddCommand(a.loginCmd(), a.statusCmd(), a.tokenCmd(), a.logoutCmd(), versionCmd())
+	root.AddCommand(a.loginCmd(), a.statusCmd(), a.tokenCmd(), a.logoutCmd(), a.workersCmd(), versionCmd())
 	return root
 }
 

@@ -29,6 +29,22 @@
 // token`), and Logout revokes the login on the server and deletes the
 // local copy.
 //
+// # Workers
+//
+// Workers manages the signed-in user's Tendril workers through Arbor's
+// workers API (PathWorkers), with the same stored login as Transport:
+//
+//	ws := client.NewWorkers(cfg)
+//	w, token, err := ws.Register(ctx, "build-01") // token shown only now
+//	list, err := ws.List(ctx)
+//	w, token, err = ws.Rotate(ctx, w.ID)          // the old token stops working
+//	err = ws.Revoke(ctx, w.ID)
+//	if client.IsCode(err, client.CodeWorkerNotFound) { … }
+//
+// Ids are checked (ParseWorkerID) before anything is sent, and a token
+// Arbor answers with must pass ValidWorkerToken. No error quotes a token.
+// The worker itself authenticates with NewWorkerTransport.
+//
 // # Threat model
 //
 //   - Tokens at rest: FileStore writes the pair to a file of mode 0600 in a
