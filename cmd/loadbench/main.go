@@ -12,6 +12,12 @@
 //     session cookie, so that each one also goes through the session check
 //     (token verification and session lookup) and gets the identity headers
 //     and the signed identity assertion added.
+//   - arbor-worker: the same Arbor process, every request to a worker route
+//     (/api/tendril/, ARBOR_WORKERS_PATHS) carrying X-Worker-ID and
+//     X-Worker-Token of a worker registered through POST /api/workers, so
+//     that each one goes through worker authentication (store read,
+//     SHA-256, constant-time compare, last-use bookkeeping) and gets the
+//     worker identity and the assertion.
 //
 // The upstream and the bare proxy are loadbench itself, re-executed with a
 // hidden subcommand, so that each is its own process: CPU time is read from
@@ -37,7 +43,7 @@
 //
 // Req/s is the median across rounds; CPU per request is the measured
 // process's CPU time over all rounds divided by all its requests. The order
-// of arbor-anon and arbor-auth alternates between rounds.
+// of the Arbor targets rotates between rounds.
 //
 // Everything listens on 127.0.0.1. The run is bounded: rounds × targets ×
 // duration, plus a one-second warm-up per target. loadbench exits non-zero
@@ -54,6 +60,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -85,6 +92,7 @@ import (
 	"github.com/vintner/arbor/gateway"
 	"github.com/vintner/arbor/gateway/session"
 	"github.com/vintner/arbor/plugins/builtin/fakes"
+	"github.com/vintner/arbor/sdk/client"
 )
 
 func main() {
@@ -368,7 +376,9 @@ func runBench(args []string) error {
 	publicURL := "http://" + arborAddr
 	arborCmd.Env = append(os.Environ(), "ARBOR_LISTEN="+arborAddr, "ARBOR_UPSTREAM_URL="+upURL,
 		// Requests without a cookie are proxied, not sent to sign-in.
-		"ARBOR_AUTH_DEFAULT_ROUTE=public")
+		"ARBOR_AUTH_DEFAULT_ROUTE=public",
+		// Only registered workers may call the worker route.
+		"ARBOR_WORKERS_PATHS="+workerPath)
 	if auth {
 		set, env, err := startFakes(publicURL)
 		if err != nil {
@@ -384,6 +394,7 @@ func runBench(args []string) error {
 		return err
 	}
 	var cookie string // "arbor_session=…", the arbor-auth requests' Cookie header
+	var workerHeaders []string
 	if auth {
 		// The provider plugins load in the background; /readyz says when.
 		if err := waitReady(arborAddr, 3*time.Minute); err != nil {
@@ -394,6 +405,11 @@ func runBench(args []string) error {
 			return fmt.Errorf("signing in through the fake GitHub (log: %s): %w", filepath.Join(cfg.logDir, "arbor.log"), err)
 		}
 		cookie = session.InsecureCookieName + "=" + value
+		id, token, err := registerWorker(publicURL, cookie)
+		if err != nil {
+			return fmt.Errorf("registering a worker: %w", err)
+		}
+		workerHeaders = []string{client.HeaderWorkerID + ": " + id, client.HeaderWorkerToken + ": " + token}
 		// One request each way: the cookie must make Arbor add the
 		// identity, and no cookie must not.
 		for _, tc := range []struct {
@@ -404,7 +420,7 @@ func runBench(args []string) error {
 			if err != nil {
 				return err
 			}
-			if err := getOK(publicURL+"/", tc.cookie); err != nil {
+			if err := getOK(publicURL+"/", tc.cookie, nil); err != nil {
 				return err
 			}
 			after, err := upstreamCount(upAddr)
@@ -415,11 +431,15 @@ func runBench(args []string) error {
 				return fmt.Errorf("check through arbor (cookie %v): the upstream saw %d requests with %s, want %d", tc.cookie != "", after-before, userIDHeader, tc.want)
 			}
 		}
+		if err := getOK(publicURL+workerPath, "", workerHeaders); err != nil {
+			return fmt.Errorf("check of the worker's credentials: %w", err)
+		}
 	}
 
 	type target struct {
 		name    string
 		addr    string
+		path    string   // request path (default /)
 		proxy   *child   // the process whose CPU is charged; the upstream itself for "upstream"
 		headers []string // extra wrk -H headers
 		// identity: whether every request must reach the upstream with the
@@ -434,15 +454,18 @@ func runBench(args []string) error {
 	if auth {
 		targets = append(targets, target{name: "arbor-auth", addr: arborAddr, proxy: arbor,
 			headers: []string{"Cookie: " + cookie}, identity: 1})
+		targets = append(targets, target{name: "arbor-worker", addr: arborAddr, path: workerPath, proxy: arbor,
+			headers: workerHeaders, identity: 1})
 	}
 
 	fmt.Printf("loadbench: %d rounds × %d targets × %v, wrk -t%d -c%d, body %d B, CPU clock %d ticks/s, logs in %s\n",
 		cfg.rounds, len(targets), cfg.duration, cfg.threads, cfg.connections, cfg.bodyBytes, tck, cfg.logDir)
 	if auth {
 		fmt.Printf("arbor-auth: signed in through the fake GitHub; token TTL %v, so the session check is in its steady state (token and session cached, no re-issue)\n", cfg.tokenTTL)
+		fmt.Printf("arbor-worker: a worker registered through the API calls %s\n", workerPath)
 	}
 	for _, t := range targets {
-		if _, err := runWrk(cfg, t.addr, time.Second, t.headers); err != nil {
+		if _, err := runWrk(cfg, t.addr+t.path, time.Second, t.headers); err != nil {
 			return fmt.Errorf("warm-up of %s: %w", t.name, err)
 		}
 	}
@@ -459,9 +482,10 @@ func runBench(args []string) error {
 	var failures []string
 	for r := 1; r <= cfg.rounds; r++ {
 		order := slices.Clone(targets)
-		if r%2 == 0 && len(order) == 4 {
-			// Alternate the two Arbor targets between rounds.
-			order[2], order[3] = order[3], order[2]
+		// Rotate the Arbor targets (after upstream and bare) between rounds.
+		if a := order[2:]; len(a) > 1 {
+			k := (r - 1) % len(a)
+			copy(a, append(slices.Clone(a[k:]), a[:k]...))
 		}
 		for _, t := range order {
 			var idBefore int64
@@ -478,7 +502,7 @@ func runBench(args []string) error {
 			if err != nil {
 				return err
 			}
-			res, err := runWrk(cfg, t.addr, cfg.duration, t.headers)
+			res, err := runWrk(cfg, t.addr+t.path, cfg.duration, t.headers)
 			if err != nil {
 				return fmt.Errorf("round %d, %s: %w", r, t.name, err)
 			}
@@ -551,9 +575,11 @@ func runBench(args []string) error {
 	fmt.Printf("\ntargets: arbor-anon throughput >= 0.90x bare (%s, %.2fx), CPU/request <= 1.25x bare (%s, %.2fx)\n",
 		verdict(thr >= 0.90), thr, verdict(cr <= 1.25), cr)
 	if auth {
-		at := rpsOf("arbor-auth") / rpsOf("arbor-anon")
-		fmt.Printf("         arbor-auth throughput >= 0.90x arbor-anon (%s, %.2fx); CPU/request %.2fx arbor-anon (%+.1f µs)\n",
-			verdict(at >= 0.90), at, cpuOf("arbor-auth")/cpuOf("arbor-anon"), cpuOf("arbor-auth")-cpuOf("arbor-anon"))
+		for _, name := range []string{"arbor-auth", "arbor-worker"} {
+			at := rpsOf(name) / rpsOf("arbor-anon")
+			fmt.Printf("         %s throughput >= 0.90x arbor-anon (%s, %.2fx); CPU/request %.2fx arbor-anon (%+.1f µs)\n",
+				name, verdict(at >= 0.90), at, cpuOf(name)/cpuOf("arbor-anon"), cpuOf(name)-cpuOf("arbor-anon"))
+		}
 	}
 	fmt.Printf("ratios:  arbor-anon / upstream direct throughput %.2fx", rpsOf("arbor-anon")/rpsOf("upstream"))
 	if auth {
@@ -673,15 +699,52 @@ func signIn(base string) (string, error) {
 	return "", fmt.Errorf("callback: no %s cookie set (Location %q)", session.InsecureCookieName, resp.Header.Get("Location"))
 }
 
-// getOK requests u (with the Cookie header cookie, if not empty) and wants
-// a 2xx answer.
-func getOK(u, cookie string) error {
+// workerPath is the worker route loadbench configures and calls.
+const workerPath = "/api/tendril/jobs"
+
+// registerWorker registers a worker through the workers API with the
+// session cookie and returns its id and token.
+func registerWorker(base, cookie string) (id, token string, err error) {
+	req, err := http.NewRequest(http.MethodPost, base+"/api/workers", strings.NewReader(`{"name":"loadbench"}`))
+	if err != nil {
+		return "", "", err
+	}
+	req.Header.Set("Cookie", cookie)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := (&http.Client{Timeout: 10 * time.Second}).Do(req)
+	if err != nil {
+		return "", "", err
+	}
+	defer resp.Body.Close()
+	var out struct {
+		Worker struct {
+			ID string `json:"id"`
+		} `json:"worker"`
+		Token string `json:"token"`
+	}
+	if resp.StatusCode != http.StatusCreated {
+		body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+		return "", "", fmt.Errorf("POST /api/workers: %s\n%s", resp.Status, body)
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil || out.Worker.ID == "" || !client.ValidWorkerToken(out.Token) {
+		return "", "", fmt.Errorf("POST /api/workers: an answer without a worker id and token (%v)", err)
+	}
+	return out.Worker.ID, out.Token, nil
+}
+
+// getOK requests u (with the Cookie header cookie, if not empty, and the
+// "Name: value" headers) and wants a 2xx answer.
+func getOK(u, cookie string, headers []string) error {
 	req, err := http.NewRequest(http.MethodGet, u, nil)
 	if err != nil {
 		return err
 	}
 	if cookie != "" {
 		req.Header.Set("Cookie", cookie)
+	}
+	for _, h := range headers {
+		k, v, _ := strings.Cut(h, ": ")
+		req.Header.Set(k, v)
 	}
 	c := &http.Client{Timeout: 10 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	resp, err := c.Do(req)
@@ -814,8 +877,9 @@ var (
 	reSocket = regexp.MustCompile(`Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)`)
 )
 
-// runWrk runs one bounded wrk measurement against addr, with the extra
-// request headers ("Name: value"), and parses it.
+// runWrk runs one bounded wrk measurement against addr (host:port, with a
+// path or not), with the extra request headers ("Name: value"), and parses
+// it.
 func runWrk(cfg config, addr string, d time.Duration, headers []string) (wrkResult, error) {
 	secs := strconv.Itoa(int(d.Round(time.Second) / time.Second))
 	ctx, cancel := context.WithTimeout(context.Background(), d+30*time.Second)
@@ -825,7 +889,11 @@ func runWrk(cfg config, addr string, d time.Duration, headers []string) (wrkResu
 	for _, h := range headers {
 		args = append(args, "-H", h)
 	}
-	cmd := exec.CommandContext(ctx, cfg.wrk, append(args, "http://"+addr+"/")...)
+	target := "http://" + addr
+	if !strings.Contains(addr, "/") {
+		target += "/"
+	}
+	cmd := exec.CommandContext(ctx, cfg.wrk, append(args, target)...)
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		return wrkResult{}, fmt.Errorf("wrk failed: %w\n%s", err, out)
