@@ -318,9 +318,17 @@ func startDev(t *testing.T, extraEnv ...string) (dev *devServer, stop func(testi
 func startBrowser(t *testing.T, execPath string) (browserCtx context.Context, out *syncBuffer, stop func(testing.TB)) {
 	t.Helper()
 	out = &syncBuffer{}
+	// Not t.TempDir: Chromium's helper processes can still be writing to
+	// the profile for a moment after the browser exits, which makes the
+	// testing package's RemoveAll fail the test. stop removes it instead,
+	// retrying briefly.
+	profile, err := os.MkdirTemp("", "arbor-chromium-")
+	if err != nil {
+		t.Fatal(err)
+	}
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
 		chromedp.ExecPath(execPath),
-		chromedp.UserDataDir(t.TempDir()),
+		chromedp.UserDataDir(profile),
 		chromedp.Flag("headless", true),
 		chromedp.Flag("no-sandbox", true),
 		chromedp.Flag("disable-gpu", true),
@@ -335,9 +343,17 @@ func startBrowser(t *testing.T, execPath string) (browserCtx context.Context, ou
 	)
 	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
 	browserCtx, cancelBrowser := chromedp.NewContext(allocCtx)
-	stop = func(testing.TB) {
+	stop = func(tb testing.TB) {
 		cancelBrowser()
 		cancelAlloc()
+		var err error
+		for range 20 {
+			if err = os.RemoveAll(profile); err == nil {
+				return
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		tb.Logf("leaving the Chromium profile %s behind: %v", profile, err)
 	}
 	ok := false
 	defer func() { // also on t.Fatal (runtime.Goexit)
