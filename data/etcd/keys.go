@@ -1,0 +1,132 @@
+package etcd
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/vintner/arbor/data"
+)
+
+// Key layout, relative to Config.Root. See the package documentation for
+// why owned records are keyed by their owner first.
+const (
+	prefixUsers       = "users/"       // user id
+	prefixSessions    = "sessions/"    // user id \x00 session id
+	prefixFamilies    = "families/"    // user id \x00 family id
+	prefixWorkers     = "workers/"     // user id \x00 worker id
+	prefixIdentities  = "identities/"  // user id \x00 provider \x00 subject
+	prefixConnections = "connections/" // user id \x00 provider
+	prefixOAuthStates = "oauth/"       // state id
+	prefixDeviceCodes = "device/"      // device code
+	prefixAudit       = "audit/"       // seq, 16 hex digits
+
+	// Indexes from a record's id to its owner (value: user id).
+	idxSessions   = "idx/session/"  // session id
+	idxFamilies   = "idx/family/"   // family id
+	idxWorkers    = "idx/worker/"   // worker id
+	idxIdentities = "idx/identity/" // provider \x00 subject
+	// idxUserCodes maps a user code to its device code.
+	idxUserCodes = "idx/usercode/"
+	// idxAuditUser holds a copy of each event that names a user, keyed
+	// user id \x00 seq, so that a user's trail is one range read.
+	idxAuditUser = "idx/audit/"
+
+	// keyAuditSeq holds the last audit Seq, in decimal.
+	keyAuditSeq = "meta/audit-seq"
+)
+
+// sep joins the parts of a composite key. Keys may not contain it, so the
+// byte order of composite keys is the order of their parts, and an owner's
+// prefix (user id \x00) never matches another user's keys.
+const sep = "\x00"
+
+// maxKeyLen bounds one key part (etcd's request limit is far larger; this
+// keeps transactions of many keys small).
+const maxKeyLen = 1024
+
+// checkKey returns data.ErrInvalid for an empty or unusable key part.
+func checkKey(what, field, v string) error {
+	switch {
+	case v == "":
+		return fmt.Errorf("%s: %s is empty: %w", what, field, data.ErrInvalid)
+	case strings.Contains(v, sep):
+		return fmt.Errorf("%s: %s contains a NUL byte: %w", what, field, data.ErrInvalid)
+	case len(v) > maxKeyLen:
+		return fmt.Errorf("%s: %s is %d bytes, longer than %d: %w", what, field, len(v), maxKeyLen, data.ErrInvalid)
+	}
+	return nil
+}
+
+func checkExpiry(what string, t time.Time) error {
+	if t.IsZero() {
+		return fmt.Errorf("%s: expires_at is not set (a record with a lifetime needs one): %w", what, data.ErrInvalid)
+	}
+	return nil
+}
+
+func firstErr(errs ...error) error {
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func join(parts ...string) string { return strings.Join(parts, sep) }
+
+// utc returns t in UTC without a monotonic reading; the zero time stays zero.
+func utc(t time.Time) time.Time {
+	if t.IsZero() {
+		return time.Time{}
+	}
+	return t.UTC()
+}
+
+func seqKey(seq uint64) string { return fmt.Sprintf("%016x", seq) }
+
+func parseSeq(v []byte) (uint64, error) {
+	if len(v) == 0 {
+		return 0, nil
+	}
+	return strconv.ParseUint(string(v), 10, 64)
+}
+
+// ownerMemo remembers the owner of ids read before. An owner never changes
+// while its record lives (only an identity may move, and the memo is
+// checked against the store), so a hit saves the index read on the hot
+// path: a session read is one round trip instead of two. A wrong guess
+// (the id was deleted and reused by another user) only costs the index
+// read it would have made anyway.
+type ownerMemo struct {
+	mu sync.Mutex
+	m  map[string]string // index prefix + id -> user id
+}
+
+// memoCap bounds the memo; when it is full it starts again empty.
+const memoCap = 1 << 16
+
+func (o *ownerMemo) get(key string) (string, bool) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	u, ok := o.m[key]
+	return u, ok
+}
+
+func (o *ownerMemo) put(key, owner string) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.m == nil || len(o.m) >= memoCap {
+		o.m = make(map[string]string)
+	}
+	o.m[key] = owner
+}
+
+func (o *ownerMemo) forget(key string) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	delete(o.m, key)
+}
