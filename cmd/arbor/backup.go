@@ -39,6 +39,9 @@ consistency check) before it is moved into place.`,
 			if err != nil {
 				return err
 			}
+			if cfg.Store.Backend == "etcd" {
+				return usageErr(errors.New("backup copies a bbolt file; back an etcd store up with `etcdctl snapshot save`, or copy it to a bbolt file with `arbor store copy --from etcd:ENDPOINTS --to bbolt:FILE`"))
+			}
 			tmp, err := os.CreateTemp(filepath.Dir(to), ".arbor-backup-*")
 			if err != nil {
 				return fmt.Errorf("backup: creating a file next to %s: %w", to, err)

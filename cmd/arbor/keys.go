@@ -2,13 +2,13 @@ package main
 
 import (
 	"fmt"
+	"log/slog"
 	"os"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/vintner/arbor/data"
-	"github.com/vintner/arbor/data/boltdb"
 	"github.com/vintner/arbor/gateway/admin"
 	"github.com/vintner/arbor/gateway/config"
 )
@@ -83,7 +83,7 @@ opens the store itself with the keys in its own environment.`,
 				if err != nil {
 					return usageErr(err)
 				}
-				store, err := boltdb.Open(cfg.Store.Path, boltdb.Options{})
+				store, err := openStore(ctx, cfg, slog.New(slog.DiscardHandler), nil)
 				if err != nil {
 					return err
 				}
@@ -94,7 +94,7 @@ opens the store itself with the keys in its own environment.`,
 				if err != nil {
 					return err
 				}
-				fmt.Fprintf(cmd.OutOrStdout(), "rotated in %s (no server running):\n", cfg.Store.Path)
+				fmt.Fprintf(cmd.OutOrStdout(), "rotated in %s (no server running here):\n", store.where)
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "  sealed records: %d, re-sealed: %d, already current: %d\n", st.Total, st.Resealed, st.Current)
 			return nil

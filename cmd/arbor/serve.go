@@ -16,7 +16,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/vintner/arbor/data"
-	"github.com/vintner/arbor/data/boltdb"
 	"github.com/vintner/arbor/gateway"
 	"github.com/vintner/arbor/gateway/admin"
 	"github.com/vintner/arbor/gateway/config"
@@ -108,15 +107,11 @@ func serve(ctx context.Context, cfg config.Config, hooks serveHooks) error {
 	// The store reports its failures into the gateway's metrics, which
 	// exist once the gateway does; until then there is nothing to count.
 	var metrics atomic.Pointer[gateway.Metrics]
-	store, err := boltdb.Open(cfg.Store.Path, boltdb.Options{
-		BatchDelay: cfg.Store.BatchDelay,
-		Logger:     log,
-		OnError: func(op string, err error) {
-			log.Error("store failure", "op", op, "err", err)
-			if m := metrics.Load(); m != nil {
-				m.StoreError(op)
-			}
-		},
+	store, err := openStore(ctx, cfg, log, func(op string, err error) {
+		log.Error("store failure", "op", op, "err", err)
+		if m := metrics.Load(); m != nil {
+			m.StoreError(op)
+		}
 	})
 	if err != nil {
 		return err
@@ -186,7 +181,7 @@ func serve(ctx context.Context, cfg config.Config, hooks serveHooks) error {
 	}
 
 	adm, err := admin.Listen(admin.SocketPath(cfg.DataDir), admin.Handlers{
-		Backup: store.Backup,
+		Backup: store.backup,
 		RotateKeys: func(ctx context.Context) (data.ResealStats, error) {
 			return data.Reseal(ctx, store, keyring)
 		},

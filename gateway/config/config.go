@@ -120,10 +120,37 @@ type Upstream struct {
 
 // Store configures persistence.
 type Store struct {
-	// Backend is bbolt (the embedded default). Default bbolt.
+	// Backend is bbolt (an embedded file, for one Arbor) or etcd (a
+	// cluster shared by several Arbor replicas). Default bbolt.
 	Backend string `yaml:"backend"`
 	// Path of the bbolt file. Default <data_dir>/arbor.db.
 	Path string `yaml:"path"`
+	// Endpoints are the etcd cluster's client URLs
+	// ("https://10.0.0.1:2379"; a bare host:port means http). Required
+	// with backend etcd.
+	Endpoints []string `yaml:"endpoints"`
+	// Root prefixes every key Arbor writes in etcd, so that deployments
+	// can share a cluster. Default /arbor/.
+	Root string `yaml:"root"`
+	// DialTimeout bounds connecting to etcd at start. Default 5s.
+	DialTimeout time.Duration `yaml:"dial_timeout"`
+	// RequestTimeout bounds every store call to etcd, retries included;
+	// past it the request gets 503 store_unavailable. Default 5s.
+	RequestTimeout time.Duration `yaml:"request_timeout"`
+	// Username authenticates to etcd (an etcd user, with read/write on
+	// root). The password comes from ARBOR_ETCD_PASSWORD or
+	// ARBOR_ETCD_PASSWORD_FILE, never from this file. Default none.
+	Username string `yaml:"username"`
+	// CAFile verifies the etcd servers' certificates. Default: the system
+	// roots when an endpoint is https.
+	CAFile string `yaml:"ca_file"`
+	// CertFile and KeyFile are a client certificate for etcd's
+	// --client-cert-auth. Both or neither. Default none.
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
+	// ServerName is the name to verify in the etcd servers' certificates.
+	// Default: each endpoint's host.
+	ServerName string `yaml:"server_name"`
 	// GCInterval is how often expired records are deleted. Default 1m.
 	GCInterval time.Duration `yaml:"gc_interval"`
 	// BatchDelay is how long bbolt waits to group concurrent writes into one
@@ -172,7 +199,7 @@ func Default() Config {
 			ResponseHeaderTimeout: 60 * time.Second,
 			IdleTimeout:           90 * time.Second,
 		},
-		Store:       Store{Backend: "bbolt", GCInterval: time.Minute},
+		Store:       Store{Backend: "bbolt", GCInterval: time.Minute, Endpoints: []string{}, Root: "/arbor/", DialTimeout: 5 * time.Second, RequestTimeout: 5 * time.Second},
 		Session:     defaultSession(),
 		Auth:        defaultAuth(),
 		Identity:    defaultIdentity(),
@@ -326,8 +353,18 @@ func (c Config) Validate() error {
 		if c.Store.Path == "" {
 			bad("store.path", "must not be empty")
 		}
+	case "etcd":
+		if len(c.Store.Endpoints) == 0 {
+			bad("store.endpoints", "etcd needs at least one endpoint, e.g. [https://10.0.0.1:2379]")
+		}
+		if c.Store.DialTimeout < 0 || c.Store.RequestTimeout < 0 {
+			bad("store.request_timeout", "timeouts must not be negative")
+		}
+		if (c.Store.CertFile == "") != (c.Store.KeyFile == "") {
+			bad("store.cert_file", "give both store.cert_file and store.key_file, or neither")
+		}
 	default:
-		bad("store.backend", "%q: want bbolt", c.Store.Backend)
+		bad("store.backend", "%q: want bbolt or etcd", c.Store.Backend)
 	}
 	c.validatePlugins(bad)
 	c.validateAuth(bad)
