@@ -294,6 +294,10 @@ func (a *CLIAuth) render(c *fiber.Ctx, status int, name string, v map[string]any
 }
 
 func (a *CLIAuth) done(c *fiber.Ctx, status int, id session.Identity, heading, msg string) error {
+	if status >= 400 && !httperr.WantsHTML(c) {
+		// Not a browser (no Accept: text/html): the same error as JSON.
+		return httperr.Render(c, httperr.New(status, pageCode(status), heading+": "+msg), gateway.RequestID(c))
+	}
 	return a.render(c, status, "done", map[string]any{"Title": heading, "Who": pagesec.Who(id), "Heading": heading, "Message": msg})
 }
 
@@ -663,4 +667,18 @@ func (a *CLIAuth) tokens(c *fiber.Ctx, u data.User, f data.RefreshFamily, jti st
 		RefreshExpiresIn: int64(f.ExpiresAt.Sub(now) / time.Second),
 		User:             userJSON{ID: u.ID, Email: u.Email, Login: u.Login},
 	})
+}
+
+// pageCode is the stable error code of a login page's failure status.
+func pageCode(status int) string {
+	switch status {
+	case http.StatusServiceUnavailable:
+		return httperr.CodeStoreUnavailable
+	case http.StatusGone:
+		return "login_request_gone"
+	case http.StatusForbidden:
+		return "login_request_taken"
+	default:
+		return "invalid_login_request"
+	}
 }

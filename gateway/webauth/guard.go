@@ -9,6 +9,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 	"github.com/valyala/fasthttp"
 
+	"github.com/vintner/arbor/data"
 	"github.com/vintner/arbor/gateway"
 	"github.com/vintner/arbor/gateway/access"
 	"github.com/vintner/arbor/gateway/assertion"
@@ -67,6 +68,11 @@ func (w *WebAuth) Guard(c *fiber.Ctx) (bool, error) {
 			// A worker route: only worker credentials count, and every
 			// failure gets the same answer.
 			id, err := w.opts.Workers(c)
+			if errors.Is(err, data.ErrUnavailable) || errors.Is(err, data.ErrClosed) {
+				// Not the worker's fault: it may retry.
+				return false, httperr.Wrap(err, http.StatusServiceUnavailable, httperr.CodeStoreUnavailable,
+					"Arbor could not check the worker's credentials; try again in a moment")
+			}
 			if err != nil {
 				gateway.Logger(c).Info("worker authentication refused", "err", err)
 				c.Set(fiber.HeaderWWWAuthenticate, `X-Worker-Token realm="arbor"`)

@@ -430,6 +430,8 @@ func (b *browser) Do(method, rawURL string, form url.Values) *response {
 	if form != nil {
 		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	}
+	// What a browser sends on navigation; pages answer non-browsers in JSON.
+	req.Header.Set("Accept", "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8")
 	for k, v := range b.header {
 		req.Header[k] = v
 	}

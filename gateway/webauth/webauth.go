@@ -54,6 +54,7 @@ import (
 	"github.com/vintner/arbor/gateway"
 	"github.com/vintner/arbor/gateway/access"
 	"github.com/vintner/arbor/gateway/assertion"
+	"github.com/vintner/arbor/gateway/httperr"
 	"github.com/vintner/arbor/gateway/internal/pagesec"
 	"github.com/vintner/arbor/gateway/session"
 	"github.com/vintner/arbor/sdk/abi"
@@ -323,6 +324,10 @@ func (w *WebAuth) showError(c *fiber.Ctx, fe *flowError) error {
 		level = slog.LevelError
 	}
 	log.Log(c.UserContext(), level, "sign-in failed", "error", fe.code, "status", fe.status, "path", c.Path(), "err", fe.err)
+	if !httperr.WantsHTML(c) {
+		// Not a browser (no Accept: text/html): the same error as JSON.
+		return httperr.Render(c, httperr.New(fe.status, fe.code, fe.message), gateway.RequestID(c))
+	}
 	type errorPage struct {
 		pageData
 		Code, Message, Retry string
