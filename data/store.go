@@ -88,6 +88,7 @@ type Store interface {
 	Connections
 	Audit
 	Collector
+	Locks
 
 	// Ping reports whether the backend is reachable (used by /readyz).
 	Ping(ctx context.Context) error
@@ -251,6 +252,48 @@ type Audit interface {
 	ListAudit(ctx context.Context, q AuditQuery) ([]AuditEvent, error)
 }
 
+// LockTTL is how long a lock outlives a holder that died, when the backend
+// is not told otherwise (the etcd backend's Options.LockTTL).
+const LockTTL = 10 * time.Second
+
+// Locks are named locks held across every process that shares the store:
+// within one process for the embedded backend (its file admits one
+// process), across every replica for a shared one. They make work that
+// must happen once, such as spending a provider's single-use refresh
+// token, happen on one replica at a time.
+//
+// A lock is advisory: it excludes only other callers of Lock with the same
+// name, and guards no record.
+//
+// # Notes
+//
+//   - Not reentrant: a second Lock of a name the caller holds waits for
+//     the first to be unlocked (until its ctx ends).
+//   - A holder that dies (a killed process, a replica cut off from the
+//     cluster) loses the lock at most a TTL later (LockTTL unless the
+//     backend is configured otherwise), and a waiter then gets it. The
+//     holder is not told, so work under a lock should take well under the
+//     TTL, and should re-read what it is about to change once it holds the
+//     lock: the previous holder may have done the work already.
+//   - Close releases every lock the store holds, at once.
+//
+// # Errors
+//
+//   - ErrInvalid: name is empty or contains a NUL byte (checked first).
+//   - ErrClosed: the store is closed, before or while waiting.
+//   - ErrUnavailable: the backend could not be reached, or the lease behind
+//     the wait ended.
+//   - ctx's error (errors.Is ctx.Err()) when ctx ends while waiting; the
+//     lock is then not held, and the wait leaves nothing behind.
+type Locks interface {
+	// Lock waits until the caller holds name, or ctx ends, and returns the
+	// function that releases it. unlock may be called more than once (the
+	// calls after the first do nothing) and returns without waiting for
+	// longer than the backend's request timeout; if it cannot reach the
+	// backend, the lock is released by expiry instead, at most a TTL later.
+	Lock(ctx context.Context, name string) (unlock func(), err error)
+}
+
 // Collector deletes records whose lifetime has passed.
 type Collector interface {
 	// CollectExpired deletes every record whose ExpiresAt is at or before
@@ -269,4 +312,33 @@ type CollectStats struct {
 // Total is the number of records deleted.
 func (s CollectStats) Total() int {
 	return s.Sessions + s.OAuthStates + s.DeviceCodes + s.RefreshFamilies
+}
+
+// Exporter is implemented by stores that can list the single-use records
+// the Store interface reaches only by key. Copy needs it to carry sign-ins
+// that are in flight (OAuth states, device codes) to another backend; the
+// gateway never lists them. Both backends implement it.
+type Exporter interface {
+	// ListOAuthStates returns every live OAuth state ordered by ID.
+	ListOAuthStates(ctx context.Context) ([]OAuthState, error)
+	// ListDeviceCodes returns every live device code, consumed or not,
+	// ordered by Code.
+	ListDeviceCodes(ctx context.Context) ([]DeviceCode, error)
+}
+
+// Importer is implemented by stores that can take records with the fields
+// a store normally assigns itself, so that Copy keeps them exactly. Both
+// backends implement it.
+type Importer interface {
+	// ImportConnection stores c as CreateConnection does, but keeps
+	// c.Version (which must be at least 1, else ErrInvalid).
+	ImportConnection(ctx context.Context, c Connection) error
+	// ImportAudit stores events with the Seq and Time they carry (Seqs
+	// non-zero and strictly increasing, Time set, else ErrInvalid), and
+	// makes sure that a later
+	// AppendAudit assigns a Seq above every imported one. ErrAlreadyExists
+	// if an event with one of the Seqs is already stored. Events are
+	// stored in order, in as few transactions as the backend allows; after
+	// an error, a prefix of them may have been stored.
+	ImportAudit(ctx context.Context, events []AuditEvent) error
 }

@@ -147,8 +147,10 @@ type Store struct {
 	// compare it with db.Batch and with a transaction per write.
 	commitWith func(fn func(*bolt.Tx) error) (fnErr, commitErr error)
 	closed     atomic.Bool
+	closeCh    chan struct{} // closed by Close: wakes waiting Locks
 
-	watchers watchers // WatchSessions, see watch.go
+	watchers watchers   // WatchSessions, see watch.go
+	locks    namedLocks // Lock, see locks.go
 }
 
 var _ data.Store = (*Store)(nil)
@@ -179,7 +181,7 @@ func Open(path string, opts Options) (*Store, error) {
 		return nil, err
 	}
 	s := &Store{db: db, path: path, now: opts.Now, logger: opts.Logger, onError: opts.OnError,
-		maxGroup: opts.BatchSize, groupDelay: opts.BatchDelay}
+		maxGroup: opts.BatchSize, groupDelay: opts.BatchDelay, closeCh: make(chan struct{})}
 	opts.Logger.Info("store opened", "path", path, "took", time.Since(start).Round(time.Microsecond))
 	return s, nil
 }
@@ -343,6 +345,7 @@ func (s *Store) Close() error {
 	if !s.closed.CompareAndSwap(false, true) {
 		return nil
 	}
+	close(s.closeCh)
 	if err := s.db.Close(); err != nil {
 		return fmt.Errorf("boltdb: closing store file %s: %w", s.path, err)
 	}

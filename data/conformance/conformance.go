@@ -92,6 +92,7 @@ func RunTests(t *testing.T, newStore func(t *testing.T, now func() time.Time) da
 		{"Collector", collectorTests},
 		{"DeleteUserCascade", cascadeTests},
 		{"WatchSessions", watchTests},
+		{"Locks", lockTests},
 		{"UTC", utcTests},
 		{"Invalid", invalidTests},
 		{"Lifecycle", lifecycleTests},

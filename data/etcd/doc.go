@@ -32,6 +32,7 @@
 //	idx/usercode/<user code>             -> device code     (the code's lease)
 //	idx/audit/<user>\x00<seq>            copy of the event
 //	meta/audit-seq                       last audit Seq
+//	locks/<name>\x00<lease>              lock waiter/holder (the store's lock lease)
 //
 // Owned records are keyed by their owner first. That is what makes
 // DeleteUser atomic however many records a user has: etcd refuses a
@@ -96,6 +97,20 @@
 // id: sessions, states, device codes and refresh families are not named).
 // A caller's own cancellation is returned as context.Canceled. After Close
 // every method returns data.ErrClosed.
+//
+// # Locks
+//
+// Lock (data.Locks) is etcd's lock recipe (locks.go): each waiter puts a
+// key under locks/<name>\x00, and the oldest key holds the lock. Keys are
+// attached to one lease per store, a concurrency.Session with a TTL of
+// Options.LockTTL, kept alive while the store is open and revoked by
+// Close. A replica that dies holding a lock stops keeping its lease alive,
+// and etcd deletes its keys when the TTL runs out, which hands the lock to
+// the next waiter. One lease stands for every caller in a store, so callers
+// of one store queue in process first and only one per name waits in etcd.
+// A key whose deletion fails (an unlock during an outage) cannot be left
+// to a lease kept alive for ever: the store then gives the lease up and
+// takes a new one for the next Lock.
 //
 // # Watching sessions
 //

@@ -182,6 +182,11 @@ type Options struct {
 	// Logger receives the store's own messages (watch restarts). Default:
 	// slog.Default().
 	Logger *slog.Logger
+	// LockTTL is the TTL of the lease behind the store's locks (Lock): how
+	// long a lock outlives a replica that died holding it, or was cut off
+	// from the cluster. It is rounded up to whole seconds. Default:
+	// data.LockTTL (10s).
+	LockTTL time.Duration
 }
 
 // Store is a data.Store on an etcd cluster. It is safe for concurrent use;
@@ -204,6 +209,7 @@ type Store struct {
 	owners   ownerMemo // id -> owning user, see keys.go
 	watchers watchers  // WatchSessions, see watch.go
 	handed   handedOut // sessions read through this store, see watch.go
+	locks    lockState // Lock, see locks.go
 
 	// stripes serialise this store's writes of one record (hashed by
 	// key), so that its own writers do not race each other's
@@ -290,6 +296,7 @@ func newStore(ctx context.Context, client *clientv3.Client, cfg Config, opts Opt
 		logger:  opts.Logger,
 	}
 	s.leases.init(s)
+	s.locks.init(opts.LockTTL)
 	for i := range s.stripes {
 		s.stripes[i] = make(chan struct{}, 1)
 	}
@@ -300,6 +307,7 @@ func newStore(ctx context.Context, client *clientv3.Client, cfg Config, opts Opt
 	defer cancel()
 	resp, err := client.Get(rctx, s.root+keyAuditSeq)
 	if err != nil {
+		s.locks.stop()
 		return nil, s.fail(ctx, "reading "+s.root+" (is the cluster reachable?)", err)
 	}
 	wctx, stop := context.WithCancel(context.Background())
@@ -309,15 +317,17 @@ func newStore(ctx context.Context, client *clientv3.Client, cfg Config, opts Opt
 	return s, nil
 }
 
-// Close stops the store's watch and, if Open made the client, closes it.
-// Methods called afterwards return data.ErrClosed; a second Close returns
-// nil.
+// Close stops the store's watch, revokes the lease behind its locks (so
+// every lock it holds is released at once) and, if Open made the client,
+// closes it. Methods called afterwards return data.ErrClosed; a second
+// Close returns nil.
 func (s *Store) Close() error {
 	var err error
 	s.closeOnce.Do(func() {
 		s.closed.Store(true)
 		s.stopWatch()
 		<-s.watchDone
+		s.closeLocks()
 		if s.ownsClient {
 			err = s.client.Close()
 			if errors.Is(err, context.Canceled) {

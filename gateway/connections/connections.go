@@ -7,12 +7,18 @@
 // The heart of the package answers "give me a token for this user's GitHub
 // that works now". Other token brokers taught what it must get right:
 //
-//   - One refresh per expiry. Concurrent callers for one connection share a
-//     single refresh (an in-process single-flight per user and provider);
-//     providers that rotate refresh tokens (GitLab, Bitbucket) invalidate
-//     the old refresh token on use, so two parallel refreshes would leave
-//     one caller holding a dead token and might make the provider revoke
-//     the grant as a replay.
+//   - One refresh per expiry, across replicas. Providers that rotate
+//     refresh tokens (GitLab, Bitbucket) invalidate the old refresh token
+//     on use, so two parallel refreshes would leave one caller holding a
+//     dead token and might make the provider revoke the grant as a replay.
+//     Concurrent callers in one process share a single refresh (a
+//     single-flight per user and provider), and that refresh runs under
+//     the store's lock refresh/<user>/<provider> (data.Locks), which one
+//     replica holds at a time. It re-reads the connection once it holds the
+//     lock, so a replica that waited finds the token another refreshed and
+//     does not call the provider. A replica that dies holding the lock
+//     releases it when the lock's lease expires (data.LockTTL); the wait is
+//     bounded by CallTimeout.
 //   - Store before handing out. The new token pair is written to the store
 //     before any caller gets the access token. If that write fails, the
 //     caller gets an error, and the new pair is kept in memory and written
@@ -45,6 +51,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
+	"net/url"
 	"strings"
 	"sync"
 	"time"
@@ -76,6 +83,7 @@ const (
 type Store interface {
 	data.Connections
 	data.Audit
+	data.Locks
 }
 
 // Sealer seals and opens token envelopes (*seal.Keyring).
@@ -343,7 +351,7 @@ func (b *Broker) refresh(ctx context.Context, userID, provider string) (Token, e
 		go func() {
 			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), b.opts.CallTimeout)
 			defer cancel()
-			f.tok, f.err = b.doRefresh(rctx, userID, provider)
+			f.tok, f.err = b.lockedRefresh(rctx, userID, provider)
 			b.mu.Lock()
 			delete(b.flights, k)
 			b.mu.Unlock()
@@ -356,6 +364,26 @@ func (b *Broker) refresh(ctx context.Context, userID, provider string) (Token, e
 	case <-ctx.Done():
 		return Token{}, httperr.Wrap(ctx.Err(), http.StatusGatewayTimeout, httperr.CodeGatewayTimeout, "The token refresh took longer than the request could wait; it goes on and the next request will get its result")
 	}
+}
+
+// lockedRefresh runs doRefresh under the store's lock for the connection,
+// so that one replica refreshes at a time.
+func (b *Broker) lockedRefresh(ctx context.Context, userID, provider string) (Token, error) {
+	unlock, err := b.store.Lock(ctx, refreshLock(userID, provider))
+	if err != nil {
+		if ctx.Err() != nil {
+			return Token{}, httperr.Wrap(err, http.StatusGatewayTimeout, httperr.CodeGatewayTimeout, "Another replica's refresh of this token took longer than the refresh may wait; try again in a moment")
+		}
+		return Token{}, storeError(err)
+	}
+	defer unlock()
+	return b.doRefresh(ctx, userID, provider)
+}
+
+// refreshLock names the store lock of one connection's refresh. The parts
+// are escaped, so that no two connections share a name.
+func refreshLock(userID, provider string) string {
+	return "refresh/" + url.PathEscape(userID) + "/" + url.PathEscape(provider)
 }
 
 func (b *Broker) doRefresh(ctx context.Context, userID, provider string) (Token, error) {

@@ -58,6 +58,7 @@ func (c *clock) Advance(d time.Duration) { c.ns.Add(int64(d)) }
 type faultyStore struct {
 	*boltdb.Store
 	failUpdates atomic.Int32
+	failLocks   atomic.Int32
 }
 
 func (f *faultyStore) UpdateConnection(ctx context.Context, userID, provider string, fn func(data.Connection) (data.Connection, error)) (data.Connection, error) {
@@ -65,6 +66,14 @@ func (f *faultyStore) UpdateConnection(ctx context.Context, userID, provider str
 		return data.Connection{}, fmt.Errorf("injected outage: %w", data.ErrUnavailable)
 	}
 	return f.Store.UpdateConnection(ctx, userID, provider, fn)
+}
+
+// failLocks makes the next n Lock calls fail as a store outage would.
+func (f *faultyStore) Lock(ctx context.Context, name string) (func(), error) {
+	if f.failLocks.Add(-1) >= 0 {
+		return nil, fmt.Errorf("injected outage: %w", data.ErrUnavailable)
+	}
+	return f.Store.Lock(ctx, name)
 }
 
 type env struct {
@@ -91,28 +100,8 @@ func newEnv(t testing.TB, edit func(name string, c *fakeprovider.Config), opts O
 	}
 	t.Cleanup(func() { st.Close() })
 	e.store = &faultyStore{Store: st}
-	k, err := seal.GenerateKey()
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.keys, err = seal.NewKeyring(seal.Key{ID: "k1", Secret: k})
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.fakes, err = fakes.Start(publicURL, fakes.Options{Edit: edit})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(e.fakes.Close)
-	reg, err := plugins.NewRegistry(ctx, host, plugins.RegistryOptions{
-		Sources: []fs.FS{builtin.FS()},
-		Config:  func(name string) plugins.PluginConfig { return e.fakes.Configs[name] },
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { reg.Close() })
-	e.provs = providers.FromRegistry(func() providers.Registry { return reg })
+	e.keys = newKeyring(t)
+	e.fakes, e.provs = startFakes(t, edit)
 	opts.Now = e.clock.Now
 	opts.Notify = func(ev Event) { e.events <- ev }
 	opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -127,44 +116,86 @@ func newEnv(t testing.TB, edit func(name string, c *fakeprovider.Config), opts O
 	return e
 }
 
+func newKeyring(t testing.TB) *seal.Keyring {
+	t.Helper()
+	k, err := seal.GenerateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys, err := seal.NewKeyring(seal.Key{ID: "k1", Secret: k})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return keys
+}
+
+// startFakes starts the fake providers and loads the built-in plugins
+// pointed at them.
+func startFakes(t testing.TB, edit func(name string, c *fakeprovider.Config)) (*fakes.Set, *providers.Set) {
+	t.Helper()
+	fk, err := fakes.Start(publicURL, fakes.Options{Edit: edit})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(fk.Close)
+	reg, err := plugins.NewRegistry(context.Background(), host, plugins.RegistryOptions{
+		Sources: []fs.FS{builtin.FS()},
+		Config:  func(name string) plugins.PluginConfig { return fk.Configs[name] },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { reg.Close() })
+	return fk, providers.FromRegistry(func() providers.Registry { return reg })
+}
+
 // connect runs the provider's authorization (approved on the fake), the
 // code exchange and the user lookup through the real plugin, and stores
 // the connection, as the web flow's callback does.
 func (e *env) connect(provider string) {
 	e.t.Helper()
+	connect(e.t, e.b, e.provs, e.fakes, provider)
+}
+
+func connect(t testing.TB, b *Broker, provs *providers.Set, fk *fakes.Set, provider string) {
+	t.Helper()
 	ctx := context.Background()
-	p, _, ok := e.provs.Get(provider)
+	p, _, ok := provs.Get(provider)
 	if !ok {
-		e.t.Fatalf("no provider %s", provider)
+		t.Fatalf("no provider %s", provider)
 	}
 	redirect := publicURL + "/auth/callback/" + provider
 	verifier := "the-pkce-verifier-of-this-test-0123456789-abcdefgh"
 	sum := sha256.Sum256([]byte(verifier))
 	authURL, err := p.AuthorizeURL(ctx, plugins.AuthorizeInput{Purpose: "git", RedirectURI: redirect, State: "s", CodeChallenge: base64.RawURLEncoding.EncodeToString(sum[:])})
 	if err != nil {
-		e.t.Fatal(err)
+		t.Fatal(err)
 	}
-	code, _, err := e.fakes.Fakes[provider].Approve(ctx, authURL, "")
+	code, _, err := fk.Fakes[provider].Approve(ctx, authURL, "")
 	if err != nil {
-		e.t.Fatal(err)
+		t.Fatal(err)
 	}
 	tok, err := p.Exchange(ctx, plugins.ExchangeInput{Code: code, RedirectURI: redirect, CodeVerifier: verifier})
 	if err != nil {
-		e.t.Fatal(err)
+		t.Fatal(err)
 	}
 	u, err := p.User(ctx, tok.AccessToken)
 	if err != nil {
-		e.t.Fatal(err)
+		t.Fatal(err)
 	}
-	if err := e.b.Connect(ctx, "u1", provider, tok, u); err != nil {
-		e.t.Fatal(err)
+	if err := b.Connect(ctx, "u1", provider, tok, u); err != nil {
+		t.Fatal(err)
 	}
 }
 
 // refreshCalls counts refresh_token grants the fake answered.
 func (e *env) refreshCalls(provider string) []fakeprovider.Call {
+	return refreshCalls(e.fakes, provider)
+}
+
+func refreshCalls(fk *fakes.Set, provider string) []fakeprovider.Call {
 	var out []fakeprovider.Call
-	for _, c := range e.fakes.Fakes[provider].CallsTo(fakeprovider.EndpointToken) {
+	for _, c := range fk.Fakes[provider].CallsTo(fakeprovider.EndpointToken) {
 		// Injected failures are answered before the form is read, so
 		// count every token call that is not the code exchange.
 		if c.GrantType != "authorization_code" {
