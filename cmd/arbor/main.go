@@ -59,6 +59,7 @@ func newRoot() *cobra.Command {
 	}
 	root.PersistentFlags().String("config", os.Getenv("ARBOR_CONFIG"), "YAML config file (env ARBOR_CONFIG); every key can also be set as ARBOR_…")
 	root.AddCommand(newServeCmd(), newDevCmd(), newBackupCmd(), newKeysCmd(), newPluginCmd(), newVersionCmd())
+	root.AddCommand(newStoreCmd())
 	return root
 }
 

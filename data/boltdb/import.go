@@ -1,0 +1,104 @@
+package boltdb
+
+import (
+	"context"
+	"fmt"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/vintner/arbor/data"
+	"github.com/vintner/arbor/data/internal/codec"
+)
+
+// Listing and importing for data.Copy (data.Exporter, data.Importer).
+
+var (
+	_ data.Exporter = (*Store)(nil)
+	_ data.Importer = (*Store)(nil)
+)
+
+// ListOAuthStates returns every live OAuth state ordered by ID.
+func (s *Store) ListOAuthStates(ctx context.Context) ([]data.OAuthState, error) {
+	return listLive(s, ctx, oauthStates)
+}
+
+// ListDeviceCodes returns every live device code ordered by Code.
+func (s *Store) ListDeviceCodes(ctx context.Context) ([]data.DeviceCode, error) {
+	return listLive(s, ctx, deviceCodes)
+}
+
+func listLive[T any](s *Store, ctx context.Context, r *resource[T]) ([]T, error) {
+	var out []T
+	err := s.view(ctx, func(tx *bolt.Tx) error {
+		all, err := r.all(tx) // key order
+		if err != nil {
+			return err
+		}
+		now := s.now()
+		out = all[:0]
+		for i := range all {
+			if r.live(&all[i], now) {
+				out = append(out, all[i])
+			}
+		}
+		return nil
+	})
+	return out, err
+}
+
+// ImportConnection stores c as CreateConnection does, keeping c.Version.
+func (s *Store) ImportConnection(ctx context.Context, c data.Connection) error {
+	if c.Version == 0 {
+		return fmt.Errorf("connection: import needs a version of at least 1: %w", data.ErrInvalid)
+	}
+	return createOne(s, ctx, connections, c)
+}
+
+// ImportAudit stores events with their Seq and Time in one transaction, and
+// raises the bucket's sequence to the highest Seq so that AppendAudit
+// continues above it.
+func (s *Store) ImportAudit(ctx context.Context, events []data.AuditEvent) error {
+	var last uint64
+	for _, e := range events {
+		switch {
+		case e.Seq <= last:
+			return fmt.Errorf("audit event: import needs non-zero seqs in increasing order, got %d after %d: %w", e.Seq, last, data.ErrInvalid)
+		case e.Time.IsZero():
+			return fmt.Errorf("audit event %d: import needs a time: %w", e.Seq, data.ErrInvalid)
+		case e.Action == "":
+			return fmt.Errorf("audit event %d: action is empty: %w", e.Seq, data.ErrInvalid)
+		case e.UserID != "":
+			if err := checkKey("audit event", "user_id", e.UserID); err != nil {
+				return err
+			}
+		}
+		last = e.Seq
+	}
+	return s.write(ctx, func(tx *bolt.Tx) error {
+		b := tx.Bucket([]byte(bucketAudit))
+		// Refuse before changing anything: write requires it.
+		for _, e := range events {
+			if b.Get(seqKey(e.Seq)) != nil {
+				return fmt.Errorf("audit event %d: %w", e.Seq, data.ErrAlreadyExists)
+			}
+		}
+		high := b.Sequence()
+		for _, e := range events {
+			e.Time = utc(e.Time)
+			raw := codec.AuditEvent.Encode(&e)
+			if err := put(tx, bucketAudit, seqKey(e.Seq), raw); err != nil {
+				return err
+			}
+			if e.UserID != "" {
+				if err := put(tx, idxAuditUser, append(ownerPrefix(e.UserID), seqKey(e.Seq)...), empty); err != nil {
+					return err
+				}
+			}
+			high = max(high, e.Seq)
+		}
+		if err := b.SetSequence(high); err != nil {
+			return &writeFailure{fmt.Errorf("audit sequence: %w", err)}
+		}
+		return nil
+	})
+}
