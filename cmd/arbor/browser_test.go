@@ -22,6 +22,8 @@ import (
 
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
+
+	"github.com/vintner/arbor/sdk/plugintest"
 )
 
 // The browser tests drive real headless Chromium through `arbor dev`: web
@@ -214,7 +216,10 @@ func startDev(t *testing.T, extraEnv ...string) (dev *devServer, stop func(testi
 	removeDir := func() { os.RemoveAll(dir) }
 	addr := freeAddr(t)
 	cmd := exec.Command(arborBin, "dev", "--listen", addr, "--data", dir)
-	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + dir, "ARBOR_LOG_LEVEL=debug"}, extraEnv...)
+	// The compiled plugins are cached across test runs and processes
+	// (the race-enabled binary takes a minute to compile them).
+	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + dir, "ARBOR_LOG_LEVEL=debug",
+		"ARBOR_PLUGINS_CACHE_DIR=" + plugintest.DefaultCacheDir()}, extraEnv...)
 	logs := &syncBuffer{}
 	cmd.Stderr = logs
 	stdout, err := cmd.StdoutPipe()

@@ -142,7 +142,6 @@ func (in *Integrations) render(c *fiber.Ctx, status int, name string, v any) err
 	return pagesec.Render(c, in.pages, status, name, v)
 }
 
-
 type card struct {
 	connections.Status
 	LastRefresh, Expires, ScopeList string
@@ -239,7 +238,6 @@ func (in *Integrations) disconnectForm(c *fiber.Ctx) error {
 	}
 	return c.Redirect(PathPage+"?"+q.Encode(), http.StatusSeeOther)
 }
-
 
 func (in *Integrations) apiList(c *fiber.Ctx) error {
 	id, err := in.auth.API(c)
