@@ -443,10 +443,28 @@ func (s *Store) lock(ctx context.Context, what, key string) (unlock func(), err 
 // another write won, and the attempt runs again on fresh data.
 const maxAttempts = 500
 
+// ambiguousError is a commit whose member went away before answering;
+// retry tries again (see commit).
+type ambiguousError struct{ error }
+
+func (e ambiguousError) Unwrap() error { return e.error }
+
 // retry runs attempt until it is done or fails. what names the operation.
+// An ambiguous commit is tried again after a pause, for as long as ctx
+// (the request timeout) allows, without counting as a lost race.
 func (s *Store) retry(ctx context.Context, what string, attempt func() (done bool, err error)) error {
-	for i := range maxAttempts {
+	for i := 0; i < maxAttempts; i++ {
 		done, err := attempt()
+		var amb ambiguousError
+		if errors.As(err, &amb) {
+			select {
+			case <-time.After(50*time.Millisecond + time.Duration(rand.Int64N(int64(50*time.Millisecond)))):
+				i--
+				continue
+			case <-ctx.Done():
+				return amb.error
+			}
+		}
 		if err != nil || done {
 			return err
 		}

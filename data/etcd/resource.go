@@ -1,6 +1,7 @@
 package etcd
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"errors"
@@ -209,12 +210,21 @@ func (r *resource[T]) putOpts(s *Store, ctx context.Context, v *T) (clientv3.Lea
 
 // commit runs one guarded transaction. It reports false when a guard
 // failed (another write won) or a cached lease had gone.
+//
+// A transaction that failed because the member serving it went away
+// (stopped, lost its leader, could not be reached) while there is still
+// time left is reported as errAmbiguous: it may or may not have been
+// committed. retry runs the attempt again, which re-reads the record, so
+// the guard makes a second commit of a stale value impossible.
 func (s *Store) commit(ctx context.Context, what string, cmps []clientv3.Cmp, ops []clientv3.Op) (bool, error) {
 	resp, err := s.client.Txn(ctx).If(cmps...).Then(ops...).Commit()
 	if err != nil {
 		if errors.Is(err, rpctypes.ErrLeaseNotFound) {
 			s.leases.reset()
 			return false, nil
+		}
+		if ctx.Err() == nil && !s.closed.Load() && unavailable(err) {
+			return false, ambiguousError{s.fail(ctx, what, err)}
 		}
 		return false, s.fail(ctx, what, err)
 	}
@@ -241,6 +251,7 @@ func (r *resource[T]) create(s *Store, ctx context.Context, v T) error {
 		return err
 	}
 	defer unlock()
+	ambiguous := false // an earlier attempt may have been committed
 	return s.retry(ctx, what, func() (bool, error) {
 		var cmps []clientv3.Cmp
 		if r.owner != nil {
@@ -255,6 +266,9 @@ func (r *resource[T]) create(s *Store, ctx context.Context, v T) error {
 			return false, err
 		}
 		if old.ok && r.live(&old.v, s.now()) {
+			if ambiguous && bytes.Equal(r.codec.Encode(&old.v), raw) {
+				return true, nil // the attempt that failed had in fact been committed
+			}
 			return false, fmt.Errorf("%s: %w", r.show(id), data.ErrAlreadyExists)
 		}
 		lease, opts, err := r.putOpts(s, ctx, &v)
@@ -291,6 +305,7 @@ func (r *resource[T]) create(s *Store, ctx context.Context, v T) error {
 		if ok && r.index != "" {
 			s.owners.put(r.index+id, owner)
 		}
+		ambiguous = ambiguous || errors.As(err, new(ambiguousError))
 		return ok, err
 	})
 }
