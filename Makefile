@@ -6,7 +6,7 @@ LDFLAGS  := -s -w -X main.version=$(VERSION)
 BIN      := bin
 PKGS     := ./...
 
-.PHONY: all build run test test-unit fuzz bench bench-go loadbench lint fmt clean
+.PHONY: all build run test test-unit fuzz bench bench-go loadbench loadbench-etcd lint fmt clean
 
 all: lint test build
 
@@ -41,7 +41,7 @@ fuzz:
 	done
 
 ## bench: Go benchmarks, then the wrk proxy comparison (needs wrk: apt-get install wrk)
-bench: bench-go loadbench
+bench: bench-go loadbench loadbench-etcd
 
 bench-go:
 	$(GO) test -run '^$$' -bench . -benchmem -count=1 $(PKGS)
@@ -53,6 +53,14 @@ loadbench: build
 	$(GO) build -o $(BIN)/loadbench ./cmd/loadbench
 	@d=$$(mktemp -d) && set -a && eval "$$(./$(BIN)/arbor keys generate)" && set +a && \
 	  ARBOR_DATA_DIR=$$d ./$(BIN)/loadbench -arbor-cmd "./$(BIN)/arbor serve"; rc=$$?; rm -rf $$d; exit $$rc
+
+# loadbench-etcd: the same on an embedded etcd (fsync on) that loadbench
+# starts, with a second replica on it: authenticated throughput of 2
+# replicas vs 1, as a ratio.
+loadbench-etcd: build
+	$(GO) build -o $(BIN)/loadbench ./cmd/loadbench
+	@d=$$(mktemp -d) && set -a && eval "$$(./$(BIN)/arbor keys generate)" && set +a && \
+	  ARBOR_DATA_DIR=$$d ./$(BIN)/loadbench -arbor-cmd "./$(BIN)/arbor serve" -store etcd -replicas 2; rc=$$?; rm -rf $$d; exit $$rc
 
 ## lint: gofmt check and go vet
 lint:

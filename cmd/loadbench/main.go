@@ -41,6 +41,32 @@
 // with Arbor's user id header, and every run is checked: all arbor-auth
 // requests must carry it, no arbor-anon request may.
 //
+// With -store etcd, loadbench starts an embedded 1-member etcd (package
+// data/etcd/etcdtest) in its own process, on 127.0.0.1, with fsync on as
+// bbolt has it, and runs Arbor with ARBOR_STORE_BACKEND=etcd and its
+// endpoint; the table then has a column for etcd's CPU per request
+// (loadbench's own process, where the rest is idle during a run). Sessions
+// are cached in Arbor, so arbor-auth stays near its bbolt figure; worker
+// authentication reads the store on every request, so arbor-worker shows
+// etcd's read cost.
+//
+// With -replicas 2 (which needs -store etcd), a second `arbor serve` runs
+// on the same etcd with the same secrets (the session key, CLI secret and
+// encryption keys from the environment, generated where it has none; one
+// assertion key file, ARBOR_SECRETS_ASSERTION_KEY_FILE) and public URL, on
+// its own port and data dir. Two targets compare them:
+//
+//   - arbor-auth-1r: wrk with the session cookie at replica 1 only (as
+//     arbor-auth, while replica 2 idles),
+//   - arbor-auth-2r: two wrk at once, one per replica, each with half the
+//     connections; req/s is their sum and CPU per request charges both
+//     replicas.
+//
+// and the output gives their throughput ratio. With N cores shared by the
+// replicas, wrk, the upstream and etcd, the ratio is bounded by the cores:
+// on a small machine it shows that replicas do not get in each other's way
+// through etcd, not that they scale out.
+//
 // Req/s is the median across rounds; CPU per request is the measured
 // process's CPU time over all rounds divided by all its requests. The order
 // of the Arbor targets rotates between rounds.
@@ -56,6 +82,7 @@
 //	go build -o bin/loadbench ./cmd/loadbench
 //	bin/loadbench [-rounds 3] [-duration 5s] [-connections 32] [-threads 1]
 //	              [-arbor-cmd "bin/arbor serve --config arbor.yaml"] [-auth=true]
+//	              [-store bbolt|etcd] [-replicas 1|2]
 package main
 
 import (
@@ -75,6 +102,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"runtime/pprof"
 	"slices"
 	"strconv"
@@ -89,7 +117,9 @@ import (
 	"github.com/gofiber/fiber/v2/middleware/proxy"
 	"github.com/valyala/fasthttp"
 
+	"github.com/vintner/arbor/data/etcd/etcdtest"
 	"github.com/vintner/arbor/gateway"
+	arborconfig "github.com/vintner/arbor/gateway/config"
 	"github.com/vintner/arbor/gateway/session"
 	"github.com/vintner/arbor/plugins/builtin/fakes"
 	"github.com/vintner/arbor/sdk/client"
@@ -242,6 +272,8 @@ type config struct {
 	tokenTTL    time.Duration
 	bodyBytes   int
 	logDir      string
+	store       string // bbolt or etcd
+	replicas    int    // Arbor processes on the store: 1, or 2 with etcd
 }
 
 // child is a process loadbench started and measures.
@@ -270,6 +302,8 @@ func runBench(args []string) error {
 	fs.DurationVar(&cfg.tokenTTL, "token-ttl", time.Hour, "session token lifetime given to Arbor (ARBOR_SESSION_TOKEN_TTL); keep it above twice the run's length so that no cookie is re-issued")
 	fs.IntVar(&cfg.bodyBytes, "body-bytes", 13, "upstream response body size")
 	fs.StringVar(&cfg.logDir, "log-dir", "", "directory for the children's stderr (default: a new temporary directory)")
+	fs.StringVar(&cfg.store, "store", "bbolt", "with -arbor-cmd: Arbor's store, bbolt (its own file under the data dir) or etcd (an embedded 1-member etcd with fsync, started by loadbench on 127.0.0.1)")
+	fs.IntVar(&cfg.replicas, "replicas", 1, "with -store etcd: 2 also starts a second `arbor serve` on the same etcd and secrets and compares authenticated throughput of both replicas with one")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -284,6 +318,18 @@ func runBench(args []string) error {
 		return fmt.Errorf("-threads %d: use 1 to -connections", cfg.threads)
 	case cfg.tokenTTL < 2*time.Second || cfg.tokenTTL > 24*time.Hour:
 		return fmt.Errorf("-token-ttl %v: use 2s to 24h", cfg.tokenTTL)
+	case cfg.store != "bbolt" && cfg.store != "etcd":
+		return fmt.Errorf("-store %q: use bbolt or etcd", cfg.store)
+	case cfg.store == "etcd" && cfg.arborCmd == "":
+		return errors.New("-store etcd needs -arbor-cmd: the built-in arbor-gateway mode has no store")
+	case cfg.replicas != 1 && cfg.replicas != 2:
+		return fmt.Errorf("-replicas %d: use 1 or 2", cfg.replicas)
+	case cfg.replicas == 2 && cfg.store != "etcd":
+		return errors.New("-replicas 2 needs -store etcd: replicas share their store, and a bbolt file belongs to one process")
+	case cfg.replicas == 2 && !cfg.auth:
+		return errors.New("-replicas 2 compares authenticated throughput: it needs -auth")
+	case cfg.replicas == 2 && cfg.connections < 2:
+		return fmt.Errorf("-connections %d: -replicas 2 splits them between two wrk processes; use at least 2", cfg.connections)
 	}
 	if _, err := os.Stat(cfg.wrk); err != nil {
 		return fmt.Errorf("wrk not found at %s (install the Debian package wrk or pass -wrk): %w", cfg.wrk, err)
@@ -295,7 +341,11 @@ func runBench(args []string) error {
 	if auth {
 		// The cookie is re-issued past half the token's lifetime; the
 		// measurement is of the steady state, without re-issues.
-		runLen := time.Duration(cfg.rounds*4+4)*(cfg.duration+time.Second) + 2*time.Minute
+		n := 5 // upstream, bare, arbor-anon, arbor-auth, arbor-worker
+		if cfg.replicas == 2 {
+			n += 2 // arbor-auth-1r, arbor-auth-2r
+		}
+		runLen := time.Duration(cfg.rounds*n+n)*(cfg.duration+time.Second) + 2*time.Minute
 		if cfg.tokenTTL/2 < runLen {
 			fmt.Printf("loadbench: warning: -token-ttl %v: the cookie may be re-issued during the run (about %v); arbor-auth then includes re-issues\n", cfg.tokenTTL, runLen.Round(time.Second))
 		}
@@ -316,6 +366,7 @@ func runBench(args []string) error {
 	var (
 		childMu  sync.Mutex
 		children []*child
+		cleanups []func() // after the children have stopped, last first
 	)
 	stopAll := func() {
 		childMu.Lock()
@@ -324,8 +375,19 @@ func runBench(args []string) error {
 			stop(c)
 		}
 		children = nil
+		for i := len(cleanups) - 1; i >= 0; i-- {
+			cleanups[i]()
+		}
+		cleanups = nil
 	}
 	defer stopAll()
+	// afterStop registers f to run once every child has stopped, also when
+	// loadbench is interrupted.
+	afterStop := func(f func()) {
+		childMu.Lock()
+		defer childMu.Unlock()
+		cleanups = append(cleanups, f)
+	}
 	// Interrupted: stop the children we started before exiting.
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
@@ -379,6 +441,24 @@ func runBench(args []string) error {
 		"ARBOR_AUTH_DEFAULT_ROUTE=public",
 		// Only registered workers may call the worker route.
 		"ARBOR_WORKERS_PATHS="+workerPath)
+	var etcdNote string
+	if cfg.store == "etcd" {
+		env, note, err := startEtcd(cfg.logDir, afterStop)
+		if err != nil {
+			return err
+		}
+		arborCmd.Env = append(arborCmd.Env, env...)
+		etcdNote = note
+	}
+	var secretsNote string
+	if cfg.replicas == 2 {
+		env, note, err := sharedSecrets(afterStop)
+		if err != nil {
+			return err
+		}
+		arborCmd.Env = append(arborCmd.Env, env...)
+		secretsNote = note
+	}
 	if auth {
 		set, env, err := startFakes(publicURL)
 		if err != nil {
@@ -393,12 +473,36 @@ func runBench(args []string) error {
 	if err != nil {
 		return err
 	}
+	// Replica 2: the same command, environment, secrets, store and public
+	// URL, its own listen address and data dir (admin socket). It starts
+	// once replica 1 is up, so that replica 1 has written the shared
+	// assertion key file.
+	var arbor2 *child
+	var arbor2Addr string
+	if cfg.replicas == 2 {
+		dir, err := os.MkdirTemp("", "loadbench-replica2-")
+		if err != nil {
+			return err
+		}
+		afterStop(func() { _ = os.RemoveAll(dir) })
+		arbor2Addr = freePort()
+		cmd := exec.Command("/bin/sh", "-c", "exec "+cfg.arborCmd)
+		cmd.Env = append(slices.Clone(arborCmd.Env), "ARBOR_LISTEN="+arbor2Addr, "ARBOR_DATA_DIR="+dir)
+		if arbor2, err = start("arbor2", cmd, arbor2Addr); err != nil {
+			return err
+		}
+	}
 	var cookie string // "arbor_session=…", the arbor-auth requests' Cookie header
 	var workerHeaders []string
 	if auth {
 		// The provider plugins load in the background; /readyz says when.
 		if err := waitReady(arborAddr, 3*time.Minute); err != nil {
 			return fmt.Errorf("arbor never became ready (log: %s): %w", filepath.Join(cfg.logDir, "arbor.log"), err)
+		}
+		if arbor2 != nil {
+			if err := waitReady(arbor2Addr, 3*time.Minute); err != nil {
+				return fmt.Errorf("arbor replica 2 never became ready (log: %s): %w", filepath.Join(cfg.logDir, "arbor2.log"), err)
+			}
 		}
 		value, err := signIn(publicURL)
 		if err != nil {
@@ -415,12 +519,17 @@ func runBench(args []string) error {
 		for _, tc := range []struct {
 			cookie string
 			want   int64
-		}{{cookie, 1}, {"", 0}} {
+			addr   string
+		}{{cookie, 1, arborAddr}, {"", 0, arborAddr}, {cookie, 1, arbor2Addr}} {
+			if tc.addr == "" {
+				continue // no replica 2
+			}
 			before, err := upstreamCount(upAddr)
 			if err != nil {
 				return err
 			}
-			if err := getOK(publicURL+"/", tc.cookie, nil); err != nil {
+			// Replica 2 knows the session only from the shared store.
+			if err := getOK("http://"+tc.addr+"/", tc.cookie, nil); err != nil {
 				return err
 			}
 			after, err := upstreamCount(upAddr)
@@ -428,7 +537,7 @@ func runBench(args []string) error {
 				return err
 			}
 			if after-before != tc.want {
-				return fmt.Errorf("check through arbor (cookie %v): the upstream saw %d requests with %s, want %d", tc.cookie != "", after-before, userIDHeader, tc.want)
+				return fmt.Errorf("check through arbor at %s (cookie %v): the upstream saw %d requests with %s, want %d", tc.addr, tc.cookie != "", after-before, userIDHeader, tc.want)
 			}
 		}
 		if err := getOK(publicURL+workerPath, "", workerHeaders); err != nil {
@@ -445,6 +554,12 @@ func runBench(args []string) error {
 		// identity: whether every request must reach the upstream with the
 		// user id header (arbor-auth) or none may (arbor-anon); -1: not checked.
 		identity int
+		// addr2 and proxy2, if set, are a second process measured at the
+		// same time (replica 2): two wrk run at once, one at addr and one
+		// at addr2, each with half the connections; the requests and
+		// req/s are their sums and the CPU of both processes is charged.
+		addr2  string
+		proxy2 *child
 	}
 	targets := []target{
 		{name: "upstream", addr: upAddr, proxy: up, identity: -1},
@@ -457,6 +572,48 @@ func runBench(args []string) error {
 		targets = append(targets, target{name: "arbor-worker", addr: arborAddr, path: workerPath, proxy: arbor,
 			headers: workerHeaders, identity: 1})
 	}
+	if arbor2 != nil {
+		targets = append(targets, target{name: "arbor-auth-1r", addr: arborAddr, proxy: arbor,
+			headers: []string{"Cookie: " + cookie}, identity: 1})
+		targets = append(targets, target{name: "arbor-auth-2r", addr: arborAddr, proxy: arbor,
+			addr2: arbor2Addr, proxy2: arbor2, headers: []string{"Cookie: " + cookie}, identity: 1})
+	}
+	// measure runs wrk for d at t (at both its processes if it has two).
+	measure := func(t target, d time.Duration) (wrkResult, error) {
+		if t.addr2 == "" {
+			return runWrk(cfg, t.addr+t.path, d, t.headers)
+		}
+		c1, c2 := cfg, cfg
+		c1.connections = cfg.connections / 2
+		c2.connections = cfg.connections - c1.connections
+		c1.threads, c2.threads = min(cfg.threads, c1.connections), min(cfg.threads, c2.connections)
+		var (
+			wg       sync.WaitGroup
+			r1, r2   wrkResult
+			err1, e2 error
+		)
+		wg.Go(func() { r1, err1 = runWrk(c1, t.addr+t.path, d, t.headers) })
+		wg.Go(func() { r2, e2 = runWrk(c2, t.addr2+t.path, d, t.headers) })
+		wg.Wait()
+		if err := errors.Join(err1, e2); err != nil {
+			return wrkResult{}, err
+		}
+		return wrkResult{
+			requests:  r1.requests + r2.requests,
+			seconds:   max(r1.seconds, r2.seconds),
+			reqPerSec: r1.reqPerSec + r2.reqPerSec,
+			errors:    r1.errors + r2.errors,
+		}, nil
+	}
+	// proxyTicks is the CPU time of t's measured process(es).
+	proxyTicks := func(t target) (int64, error) {
+		n, err := cpuTicks(t.proxy.pid())
+		if err != nil || t.proxy2 == nil {
+			return n, err
+		}
+		n2, err := cpuTicks(t.proxy2.pid())
+		return n + n2, err
+	}
 
 	fmt.Printf("loadbench: %d rounds × %d targets × %v, wrk -t%d -c%d, body %d B, CPU clock %d ticks/s, logs in %s\n",
 		cfg.rounds, len(targets), cfg.duration, cfg.threads, cfg.connections, cfg.bodyBytes, tck, cfg.logDir)
@@ -464,8 +621,16 @@ func runBench(args []string) error {
 		fmt.Printf("arbor-auth: signed in through the fake GitHub; token TTL %v, so the session check is in its steady state (token and session cached, no re-issue)\n", cfg.tokenTTL)
 		fmt.Printf("arbor-worker: a worker registered through the API calls %s\n", workerPath)
 	}
+	if etcdNote != "" {
+		fmt.Println(etcdNote)
+	}
+	if arbor2 != nil {
+		fmt.Printf("replicas: arbor-auth-1r: wrk -c%d with the cookie at replica 1 only; arbor-auth-2r: two wrk at once, -c%d at replica 1 and -c%d at replica 2 (same etcd, same public URL, one session); req/s summed, CPU/request of both replicas\n",
+			cfg.connections, cfg.connections/2, cfg.connections-cfg.connections/2)
+		fmt.Println(secretsNote)
+	}
 	for _, t := range targets {
-		if _, err := runWrk(cfg, t.addr+t.path, time.Second, t.headers); err != nil {
+		if _, err := measure(t, time.Second); err != nil {
 			return fmt.Errorf("warm-up of %s: %w", t.name, err)
 		}
 	}
@@ -473,8 +638,9 @@ func runBench(args []string) error {
 	type total struct {
 		requests        int64
 		seconds         float64
-		cpuTicks        int64 // of the measured process
+		cpuTicks        int64 // of the measured process(es)
 		upstreamTicks   int64 // of the upstream, during this target's runs
+		selfTicks       int64 // of loadbench itself, with -store etcd the embedded etcd
 		errors          int64
 		perRoundReqsSec []float64
 	}
@@ -494,7 +660,7 @@ func runBench(args []string) error {
 					return err
 				}
 			}
-			before, err := cpuTicks(t.proxy.pid())
+			before, err := proxyTicks(t)
 			if err != nil {
 				return err
 			}
@@ -502,15 +668,23 @@ func runBench(args []string) error {
 			if err != nil {
 				return err
 			}
-			res, err := runWrk(cfg, t.addr+t.path, cfg.duration, t.headers)
+			selfBefore, err := cpuTicks(os.Getpid())
+			if err != nil {
+				return err
+			}
+			res, err := measure(t, cfg.duration)
 			if err != nil {
 				return fmt.Errorf("round %d, %s: %w", r, t.name, err)
 			}
-			after, err := cpuTicks(t.proxy.pid())
+			after, err := proxyTicks(t)
 			if err != nil {
 				return err
 			}
 			upAfter, err := cpuTicks(up.pid())
+			if err != nil {
+				return err
+			}
+			selfAfter, err := cpuTicks(os.Getpid())
 			if err != nil {
 				return err
 			}
@@ -537,6 +711,7 @@ func runBench(args []string) error {
 			tt.seconds += res.seconds
 			tt.cpuTicks += after - before
 			tt.upstreamTicks += upAfter - upBefore
+			tt.selfTicks += selfAfter - selfBefore
 			tt.errors += res.errors
 			tt.perRoundReqsSec = append(tt.perRoundReqsSec, res.reqPerSec)
 			if res.errors > 0 {
@@ -553,7 +728,19 @@ func runBench(args []string) error {
 	baseRPS, baseCPU := rpsOf("bare"), cpuOf("bare")
 	fmt.Println()
 	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "target\treq/s (median)\tCPU µs/req (measured process)\tupstream CPU µs/req\tthroughput vs bare\tCPU vs bare\trounds req/s\t")
+	etcdCol := func(string) string { return "" }
+	if cfg.store == "etcd" {
+		// The embedded etcd runs in loadbench's process, whose other work
+		// during a run (waiting for wrk) is negligible.
+		etcdCol = func(name string) string {
+			if name == "" {
+				return "etcd (loadbench) CPU µs/req\t"
+			}
+			tt := totals[name]
+			return fmt.Sprintf("%.1f\t", cpuPerReq(tt.selfTicks, tt.requests))
+		}
+	}
+	fmt.Fprintln(tw, "target\treq/s (median)\tCPU µs/req (measured process)\tupstream CPU µs/req\t"+etcdCol("")+"throughput vs bare\tCPU vs bare\trounds req/s\t")
 	for _, t := range targets {
 		tt := totals[t.name]
 		rps, cpu := rpsOf(t.name), cpuOf(t.name)
@@ -566,8 +753,8 @@ func runBench(args []string) error {
 			thr = fmt.Sprintf("%.2fx", rps/baseRPS)
 			cr = fmt.Sprintf("%.2fx", cpu/baseCPU)
 		}
-		fmt.Fprintf(tw, "%s\t%.0f\t%.1f\t%.1f\t%s\t%s\t%s\t\n", t.name, rps, cpu,
-			cpuPerReq(tt.upstreamTicks, tt.requests), thr, cr, strings.Join(rounds, " "))
+		fmt.Fprintf(tw, "%s\t%.0f\t%.1f\t%.1f\t%s%s\t%s\t%s\t\n", t.name, rps, cpu,
+			cpuPerReq(tt.upstreamTicks, tt.requests), etcdCol(t.name), thr, cr, strings.Join(rounds, " "))
 	}
 	_ = tw.Flush()
 	thr := rpsOf("arbor-anon") / baseRPS
@@ -587,8 +774,27 @@ func runBench(args []string) error {
 	}
 	fmt.Println()
 	fmt.Println("(req/s: median of the rounds; CPU: all rounds' CPU time over all their requests; for the upstream row, the CPU column is the upstream's own)")
+	if cfg.store == "etcd" && auth {
+		fmt.Printf("store etcd: sessions are cached in Arbor, so arbor-auth should be close to its bbolt figure; worker authentication reads the store on every request, so arbor-worker carries etcd's read cost (CPU/request %.1f µs vs arbor-auth %.1f µs, etcd %.1f µs vs %.1f µs)\n",
+			cpuOf("arbor-worker"), cpuOf("arbor-auth"),
+			cpuPerReq(totals["arbor-worker"].selfTicks, totals["arbor-worker"].requests),
+			cpuPerReq(totals["arbor-auth"].selfTicks, totals["arbor-auth"].requests))
+	}
+	if arbor2 != nil {
+		one, two := rpsOf("arbor-auth-1r"), rpsOf("arbor-auth-2r")
+		fmt.Printf("\n2 replicas / 1 replica authenticated throughput: %.2fx (arbor-auth-2r %.0f req/s, arbor-auth-1r %.0f req/s)\n", two/one, two, one)
+		fmt.Printf("  CPU per request: 1 replica %.1f µs (replica 1), 2 replicas %.1f µs (both replicas' CPU over both wrk's requests)\n",
+			cpuOf("arbor-auth-1r"), cpuOf("arbor-auth-2r"))
+		fmt.Printf("  On a machine with N cores this ratio is bounded by the cores, not by Arbor: here %d cores run both replicas, the wrk processes, the upstream and etcd,\n", runtime.NumCPU())
+		fmt.Println("  so a second replica adds no CPU to spend. The ratio measures that replicas do not get in each other's way through the shared etcd")
+		fmt.Println("  (about 1.0x or more: they do not; well below: they contend), not scale-out, which needs cores of its own per replica.")
+		fmt.Println("  (arbor-auth-2r runs two wrk processes, one thread each, where arbor-auth-1r runs one.)")
+	}
 
-	for _, c := range []*child{up, bare, arbor} {
+	for _, c := range []*child{up, bare, arbor, arbor2} {
+		if c == nil {
+			continue
+		}
 		if err := c.cmd.Process.Signal(syscall.Signal(0)); err != nil {
 			failures = append(failures, fmt.Sprintf("%s exited during the run (log in %s)", c.name, cfg.logDir))
 		}
@@ -611,6 +817,85 @@ func median(v []float64) float64 {
 		return s[n/2]
 	}
 	return (s[n/2-1] + s[n/2]) / 2
+}
+
+// startEtcd starts an embedded 1-member etcd on 127.0.0.1 in loadbench's
+// process, with fsync on (bbolt fsyncs its commits; etcd without fsync
+// would flatter the comparison), closed by the function given to onStop.
+// It returns Arbor's environment for it and a line for the output.
+//
+// etcd logs (level error) to logDir/etcd.log, not to loadbench's stderr:
+// its shutdown reports the closed listeners as errors.
+func startEtcd(logDir string, onStop func(func())) (env []string, note string, err error) {
+	logf, err := os.Create(filepath.Join(logDir, "etcd.log"))
+	if err != nil {
+		return nil, "", err
+	}
+	// etcd's logger writes to what os.Stderr is when the member starts.
+	stderr := os.Stderr
+	os.Stderr = logf
+	c, err := etcdtest.New(etcdtest.Fsync())
+	os.Stderr = stderr
+	if err != nil {
+		_ = logf.Close()
+		return nil, "", fmt.Errorf("starting the embedded etcd (log: %s): %w", logf.Name(), err)
+	}
+	onStop(func() { c.Close(); _ = logf.Close() })
+	eps := strings.Join(c.Endpoints(), ",")
+	env = []string{"ARBOR_STORE_BACKEND=etcd", "ARBOR_STORE_ENDPOINTS=" + eps, "ARBOR_STORE_ROOT=/arbor/"}
+	note = fmt.Sprintf("store: etcd, an embedded 1-member cluster in the loadbench process at %s with fsync ON (as bbolt fsyncs, so that the comparison with bbolt is fair); its CPU is the loadbench process's", eps)
+	return env, note, nil
+}
+
+// sharedSecrets returns the environment that gives two replicas the same
+// secrets: the session key, CLI secret and encryption keys from loadbench's
+// environment (as `make loadbench-etcd` sets them) or, where neither the
+// variable nor its _FILE form is set, generated here; and the identity
+// assertion key file (ARBOR_SECRETS_ASSERTION_KEY_FILE, default one per
+// data dir), in a directory removed by the function given to onStop unless
+// the environment names one. Replica 1 creates the key file, replica 2
+// reads it.
+func sharedSecrets(onStop func(func())) (env []string, note string, err error) {
+	var generated []string
+	for _, s := range []struct {
+		name string
+		gen  func() (string, error)
+	}{
+		{arborconfig.EnvSessionKey, arborconfig.GenerateToken},
+		{arborconfig.EnvCLIJWTSecret, arborconfig.GenerateToken},
+		{arborconfig.EnvEncryptionKeys, func() (string, error) { return arborconfig.GenerateKeyringEntry(time.Now()) }},
+	} {
+		if os.Getenv(s.name) != "" || os.Getenv(s.name+"_FILE") != "" {
+			continue
+		}
+		v, err := s.gen()
+		if err != nil {
+			return nil, "", fmt.Errorf("generating %s: %w", s.name, err)
+		}
+		env = append(env, s.name+"="+v)
+		generated = append(generated, s.name)
+	}
+	keyVar := arborconfig.EnvName("secrets.assertion_key_file")
+	keyFile := os.Getenv(keyVar)
+	if keyFile == "" {
+		dir, err := os.MkdirTemp("", "loadbench-secrets-")
+		if err != nil {
+			return nil, "", err
+		}
+		onStop(func() { _ = os.RemoveAll(dir) })
+		keyFile = filepath.Join(dir, "assertion-key.pem")
+		env = append(env, keyVar+"="+keyFile)
+	}
+	from := "from the environment"
+	switch len(generated) {
+	case 0:
+	case 3:
+		from = "generated by loadbench"
+	default:
+		from = "generated by loadbench: " + strings.Join(generated, ", ") + "; the others from the environment"
+	}
+	note = fmt.Sprintf("replicas: both share the session key, CLI secret and encryption keys (%s) and the assertion key %s; each has its own data dir", from, keyFile)
+	return env, note, nil
 }
 
 // startFakes starts a fake provider for every built-in plugin (as `arbor
