@@ -375,6 +375,42 @@ func writeAll[T any](ctx context.Context, concurrency int, vs []T, key func(*T) 
 	return int(done.Load()), err
 }
 
+// CheckImportConnection checks c as Importer.ImportConnection requires,
+// before a backend stores it: ErrInvalid unless c.Version is at least 1.
+// The backend's own checks (those of CreateConnection) come after.
+func CheckImportConnection(c Connection) error {
+	if c.Version == 0 {
+		return fmt.Errorf("connection: import needs a version of at least 1: %w", ErrInvalid)
+	}
+	return nil
+}
+
+// CheckImportAudit checks events as Importer.ImportAudit requires, before
+// a backend stores any of them: Seqs non-zero and strictly increasing,
+// Time set and Action non-empty, else ErrInvalid. checkKey is the
+// backend's check of a key component, applied to every non-empty UserID
+// as checkKey("audit event", "user_id", e.UserID); its error is returned
+// as it is.
+func CheckImportAudit(events []AuditEvent, checkKey func(what, field, v string) error) error {
+	var last uint64
+	for _, e := range events {
+		switch {
+		case e.Seq <= last:
+			return fmt.Errorf("audit event: import needs non-zero seqs in increasing order, got %d after %d: %w", e.Seq, last, ErrInvalid)
+		case e.Time.IsZero():
+			return fmt.Errorf("audit event %d: import needs a time: %w", e.Seq, ErrInvalid)
+		case e.Action == "":
+			return fmt.Errorf("audit event %d: action is empty: %w", e.Seq, ErrInvalid)
+		case e.UserID != "":
+			if err := checkKey("audit event", "user_id", e.UserID); err != nil {
+				return err
+			}
+		}
+		last = e.Seq
+	}
+	return nil
+}
+
 // auditPage is how many audit events Copy and Verify read at a time.
 const auditPage = 500
 

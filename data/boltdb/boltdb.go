@@ -70,6 +70,8 @@ import (
 	berrors "go.etcd.io/bbolt/errors"
 
 	"github.com/vintner/arbor/data"
+	"github.com/vintner/arbor/data/internal/namelock"
+	"github.com/vintner/arbor/data/internal/watchers"
 )
 
 // Defaults for Options.
@@ -147,10 +149,9 @@ type Store struct {
 	// compare it with db.Batch and with a transaction per write.
 	commitWith func(fn func(*bolt.Tx) error) (fnErr, commitErr error)
 	closed     atomic.Bool
-	closeCh    chan struct{} // closed by Close: wakes waiting Locks
 
-	watchers watchers   // WatchSessions, see watch.go
-	locks    namedLocks // Lock, see locks.go
+	watchers watchers.Set   // WatchSessions, see watch.go
+	locks    namelock.Locks // Lock, see locks.go; closed by Close
 }
 
 var _ data.Store = (*Store)(nil)
@@ -181,7 +182,7 @@ func Open(path string, opts Options) (*Store, error) {
 		return nil, err
 	}
 	s := &Store{db: db, path: path, now: opts.Now, logger: opts.Logger, onError: opts.OnError,
-		maxGroup: opts.BatchSize, groupDelay: opts.BatchDelay, closeCh: make(chan struct{})}
+		maxGroup: opts.BatchSize, groupDelay: opts.BatchDelay}
 	opts.Logger.Info("store opened", "path", path, "took", time.Since(start).Round(time.Microsecond))
 	return s, nil
 }
@@ -345,7 +346,7 @@ func (s *Store) Close() error {
 	if !s.closed.CompareAndSwap(false, true) {
 		return nil
 	}
-	close(s.closeCh)
+	s.locks.Close() // wakes waiting Locks
 	if err := s.db.Close(); err != nil {
 		return fmt.Errorf("boltdb: closing store file %s: %w", s.path, err)
 	}

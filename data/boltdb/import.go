@@ -48,8 +48,8 @@ func listLive[T any](s *Store, ctx context.Context, r *resource[T]) ([]T, error)
 
 // ImportConnection stores c as CreateConnection does, keeping c.Version.
 func (s *Store) ImportConnection(ctx context.Context, c data.Connection) error {
-	if c.Version == 0 {
-		return fmt.Errorf("connection: import needs a version of at least 1: %w", data.ErrInvalid)
+	if err := data.CheckImportConnection(c); err != nil {
+		return err
 	}
 	return createOne(s, ctx, connections, c)
 }
@@ -58,21 +58,8 @@ func (s *Store) ImportConnection(ctx context.Context, c data.Connection) error {
 // raises the bucket's sequence to the highest Seq so that AppendAudit
 // continues above it.
 func (s *Store) ImportAudit(ctx context.Context, events []data.AuditEvent) error {
-	var last uint64
-	for _, e := range events {
-		switch {
-		case e.Seq <= last:
-			return fmt.Errorf("audit event: import needs non-zero seqs in increasing order, got %d after %d: %w", e.Seq, last, data.ErrInvalid)
-		case e.Time.IsZero():
-			return fmt.Errorf("audit event %d: import needs a time: %w", e.Seq, data.ErrInvalid)
-		case e.Action == "":
-			return fmt.Errorf("audit event %d: action is empty: %w", e.Seq, data.ErrInvalid)
-		case e.UserID != "":
-			if err := checkKey("audit event", "user_id", e.UserID); err != nil {
-				return err
-			}
-		}
-		last = e.Seq
+	if err := data.CheckImportAudit(events, checkKey); err != nil {
+		return err
 	}
 	return s.write(ctx, func(tx *bolt.Tx) error {
 		b := tx.Bucket([]byte(bucketAudit))

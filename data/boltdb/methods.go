@@ -124,7 +124,7 @@ func (s *Store) DeleteUser(ctx context.Context, id string) error {
 		gone = removed
 		return nil
 	})
-	s.notifySessions(gone...)
+	s.watchers.Notify(gone...)
 	return err
 }
 
@@ -204,7 +204,7 @@ func (s *Store) UpdateSession(ctx context.Context, id string, fn func(data.Sessi
 		return err
 	})
 	if changed {
-		s.notifySessions(id)
+		s.watchers.Notify(id)
 	}
 	return out, err
 }
@@ -220,7 +220,7 @@ func (s *Store) DeleteSession(ctx context.Context, id string) error {
 		return err
 	})
 	if deleted {
-		s.notifySessions(id)
+		s.watchers.Notify(id)
 	}
 	return err
 }
@@ -634,7 +634,7 @@ func (s *Store) CollectExpired(ctx context.Context, now time.Time) (data.Collect
 		if done {
 			// Committed, or a commit that failed may have reached the
 			// disk in part: report the sessions either way.
-			s.notifySessions(swept...)
+			s.watchers.Notify(swept...)
 		}
 		if err != nil {
 			if s.closed.Load() {

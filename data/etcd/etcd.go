@@ -25,6 +25,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/vintner/arbor/data"
+	"github.com/vintner/arbor/data/internal/watchers"
 )
 
 // Defaults for Config.
@@ -205,11 +206,11 @@ type Store struct {
 	stopWatch context.CancelFunc
 	watchDone chan struct{}
 
-	leases   leases    // lease per expiry bucket, see lease.go
-	owners   ownerMemo // id -> owning user, see keys.go
-	watchers watchers  // WatchSessions, see watch.go
-	handed   handedOut // sessions read through this store, see watch.go
-	locks    lockState // Lock, see locks.go
+	leases   leases       // lease per expiry bucket, see lease.go
+	owners   ownerMemo    // id -> owning user, see keys.go
+	watchers watchers.Set // WatchSessions, see watch.go
+	handed   handedOut    // sessions read through this store, see watch.go
+	locks    lockState    // Lock, see locks.go
 
 	// stripes serialise this store's writes of one record (hashed by
 	// key), so that its own writers do not race each other's

@@ -40,8 +40,8 @@ func listLive[T any](s *Store, ctx context.Context, r *resource[T]) ([]T, error)
 
 // ImportConnection stores c as CreateConnection does, keeping c.Version.
 func (s *Store) ImportConnection(ctx context.Context, c data.Connection) error {
-	if c.Version == 0 {
-		return fmt.Errorf("connection: import needs a version of at least 1: %w", data.ErrInvalid)
+	if err := data.CheckImportConnection(c); err != nil {
+		return err
 	}
 	return connections.create(s, ctx, c)
 }
@@ -56,21 +56,8 @@ const importChunk = 40
 // by the absence of the events' keys, and raises the counter to the highest
 // Seq stored, so AppendAudit (on any replica) continues above it.
 func (s *Store) ImportAudit(ctx context.Context, events []data.AuditEvent) error {
-	var last uint64
-	for _, e := range events {
-		switch {
-		case e.Seq <= last:
-			return fmt.Errorf("audit event: import needs non-zero seqs in increasing order, got %d after %d: %w", e.Seq, last, data.ErrInvalid)
-		case e.Time.IsZero():
-			return fmt.Errorf("audit event %d: import needs a time: %w", e.Seq, data.ErrInvalid)
-		case e.Action == "":
-			return fmt.Errorf("audit event %d: action is empty: %w", e.Seq, data.ErrInvalid)
-		case e.UserID != "":
-			if err := checkKey("audit event", "user_id", e.UserID); err != nil {
-				return err
-			}
-		}
-		last = e.Seq
+	if err := data.CheckImportAudit(events, checkKey); err != nil {
+		return err
 	}
 	ctx, cancel, err := s.begin(ctx)
 	if err != nil {

@@ -13,6 +13,7 @@ import (
 	"go.etcd.io/etcd/client/v3/concurrency"
 
 	"github.com/vintner/arbor/data"
+	"github.com/vintner/arbor/data/internal/namelock"
 )
 
 // keyLocks holds one key per waiter and holder of a lock:
@@ -34,7 +35,8 @@ const keyLocks = "locks/"
 //
 // A lease stands for the whole store, so etcd sees two callers of one
 // store as one holder: a lock per name in this process comes first, and
-// at most one caller per store and name is in etcd at a time.
+// at most one caller per store and name is in etcd at a time (package
+// data/internal/namelock, shared with the bbolt backend).
 func (s *Store) Lock(ctx context.Context, name string) (unlock func(), err error) {
 	if err := checkKey("lock", "name", name); err != nil {
 		return nil, fmt.Errorf("etcd: %w", err)
@@ -46,7 +48,7 @@ func (s *Store) Lock(ctx context.Context, name string) (unlock func(), err error
 		return nil, fmt.Errorf("etcd: %w", err)
 	}
 	what := "lock " + strconv.Quote(name)
-	local, err := s.locks.local.lock(ctx, s.locks.ctx.Done(), name)
+	local, err := s.locks.local.Lock(ctx, name)
 	if err != nil {
 		return nil, s.lockErr(ctx, "waiting for "+what, err)
 	}
@@ -74,7 +76,7 @@ type lockState struct {
 	ttl   int                // lease TTL in seconds
 	ctx   context.Context    // ends at Close; the session's parent
 	stop  context.CancelFunc // ends ctx
-	local namedLocks
+	local namelock.Locks     // the in-process queue; closed by Close
 
 	mu   sync.Mutex
 	sess *concurrency.Session // nil until the first Lock, or after it ended
@@ -244,6 +246,7 @@ func (s *Store) closeLocks() {
 	s.locks.sess = nil
 	s.locks.mu.Unlock()
 	s.locks.stop()
+	s.locks.local.Close()
 	if sess != nil {
 		orphan(sess)
 		s.revoke(sess.Lease())
@@ -276,7 +279,7 @@ func (s *Store) revoke(id clientv3.LeaseID) {
 // fail does.
 func (s *Store) lockErr(ctx context.Context, what string, err error) error {
 	switch {
-	case s.closed.Load() || errors.Is(err, errLocksClosed):
+	case s.closed.Load() || errors.Is(err, namelock.ErrClosed):
 		return errClosed()
 	case ctx.Err() != nil:
 		return fmt.Errorf("etcd: %s: %w", what, ctx.Err())
@@ -284,56 +287,4 @@ func (s *Store) lockErr(ctx context.Context, what string, err error) error {
 		return fmt.Errorf("etcd: %s: %w", what, err)
 	}
 	return s.fail(ctx, what, err)
-}
-
-var errLocksClosed = errors.New("closed")
-
-// namedLocks is a mutex per name within the process. An entry lives while
-// someone holds or waits for its name, so the map does not grow with
-// every name ever used.
-type namedLocks struct {
-	mu    sync.Mutex
-	names map[string]*namedLock
-}
-
-type namedLock struct {
-	slot chan struct{} // full while held
-	refs int           // holders and waiters; guarded by namedLocks.mu
-}
-
-// lock waits for name until ctx ends or closed is closed.
-func (l *namedLocks) lock(ctx context.Context, closed <-chan struct{}, name string) (func(), error) {
-	l.mu.Lock()
-	if l.names == nil {
-		l.names = map[string]*namedLock{}
-	}
-	nl := l.names[name]
-	if nl == nil {
-		nl = &namedLock{slot: make(chan struct{}, 1)}
-		l.names[name] = nl
-	}
-	nl.refs++
-	l.mu.Unlock()
-
-	select {
-	case nl.slot <- struct{}{}:
-	case <-ctx.Done():
-		l.release(name, nl)
-		return nil, ctx.Err()
-	case <-closed:
-		l.release(name, nl)
-		return nil, errLocksClosed
-	}
-	return func() {
-		<-nl.slot
-		l.release(name, nl)
-	}, nil
-}
-
-func (l *namedLocks) release(name string, nl *namedLock) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if nl.refs--; nl.refs == 0 {
-		delete(l.names, name)
-	}
 }

@@ -2,10 +2,8 @@ package etcd
 
 import (
 	"context"
-	"slices"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -31,77 +29,16 @@ import (
 // is reported. A cache in front of the store holds only sessions it read
 // through the store, so that covers every entry that may be stale.
 
-type watchers struct {
-	mu   sync.Mutex                 // serialises changes to list
-	list atomic.Pointer[[]*watcher] // nil or non-empty
-}
-
-type watcher struct {
-	fn      func(sessionID string)
-	mu      sync.RWMutex // read-held while fn runs; stop takes it
-	stopped bool         // guarded by mu
-}
+// The registry of watchers, with the concurrency data.Sessions promises
+// (a lock-free Notify, a stop that waits for a call in progress), is
+// package data/internal/watchers, shared with the bbolt backend.
 
 // WatchSessions calls fn with the id of every session that a write updated
 // or deleted, from the store's watch of the cluster, shortly after the
 // write (see data.Sessions). Writes by other stores on the same cluster and
 // Root are reported too.
 func (s *Store) WatchSessions(fn func(sessionID string)) (stop func()) {
-	w := &watcher{fn: fn}
-	ws := &s.watchers
-	ws.mu.Lock()
-	var list []*watcher
-	if p := ws.list.Load(); p != nil {
-		list = slices.Clone(*p)
-	}
-	list = append(list, w)
-	ws.list.Store(&list)
-	ws.mu.Unlock()
-
-	var once sync.Once
-	return func() {
-		once.Do(func() {
-			ws.mu.Lock()
-			if p := ws.list.Load(); p != nil {
-				list := slices.DeleteFunc(slices.Clone(*p), func(x *watcher) bool { return x == w })
-				if len(list) == 0 {
-					ws.list.Store(nil)
-				} else {
-					ws.list.Store(&list)
-				}
-			}
-			ws.mu.Unlock()
-			// A notification that loaded the old list may still reach w:
-			// wait for one in progress and turn the rest away.
-			w.mu.Lock()
-			w.stopped = true
-			w.mu.Unlock()
-		})
-	}
-}
-
-func (s *Store) notifySessions(ids ...string) {
-	if len(ids) == 0 {
-		return
-	}
-	p := s.watchers.list.Load()
-	if p == nil {
-		return
-	}
-	for _, w := range *p {
-		w.notify(ids)
-	}
-}
-
-func (w *watcher) notify(ids []string) {
-	w.mu.RLock()
-	defer w.mu.RUnlock()
-	if w.stopped {
-		return
-	}
-	for _, id := range ids {
-		w.fn(id)
-	}
+	return s.watchers.Add(fn)
 }
 
 // watchSessions runs the store's watch until ctx ends.
@@ -116,7 +53,7 @@ func (s *Store) watchSessions(ctx context.Context, from int64) {
 			if resp.CompactRevision != 0 {
 				s.logger.Warn("etcd: the session watch fell behind a compaction; reporting every session handed out",
 					"from", from, "compacted", resp.CompactRevision)
-				s.notifySessions(s.handed.live(s.now())...)
+				s.watchers.Notify(s.handed.live(s.now())...)
 				from = resp.CompactRevision
 				break
 			}
@@ -137,7 +74,7 @@ func (s *Store) watchSessions(ctx context.Context, from int64) {
 					ids = append(ids, k[i+1:])
 				}
 			}
-			s.notifySessions(ids...)
+			s.watchers.Notify(ids...)
 			backoff = 10 * time.Millisecond
 		}
 		cancel()
