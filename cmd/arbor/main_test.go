@@ -519,8 +519,10 @@ func TestDevStartsWithEmbeddedDefaults(t *testing.T) {
 	}
 	go io.Copy(io.Discard, stdout)
 	base := "http://" + addr
-	// The plugins load in the background; /readyz says when.
-	deadline := time.Now().Add(90 * time.Second)
+	// The plugins load in the background; /readyz says when. This start is
+	// cold (no compiled-plugin cache), with the race detector, while other
+	// packages' tests run: it has taken 90 s on a busy CI machine.
+	deadline := time.Now().Add(180 * time.Second)
 	for {
 		resp, err := http.Get(base + "/readyz")
 		if err == nil {
