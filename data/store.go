@@ -40,6 +40,8 @@
 //     without a signal from the store, a logout, a revoked session or a
 //     deleted user would stay valid in that cache (on this replica or, with
 //     etcd, on another) until its entry aged out, instead of at once.
+//     Workers.WatchWorkers does the same for worker records, which the
+//     gateway reads on every request a worker makes.
 package data
 
 import (
@@ -222,6 +224,19 @@ type Workers interface {
 	DeleteWorker(ctx context.Context, id string) error
 	// ListWorkers returns the user's workers ordered by CreatedAt.
 	ListWorkers(ctx context.Context, userID string) ([]Worker, error)
+
+	// WatchWorkers calls fn with the id of a worker after a write that
+	// updated or deleted it has committed: UpdateWorker, DeleteWorker and
+	// DeleteUser's cascade (every worker of the user). CreateWorker need
+	// not call it. Workers do not expire, so the collector deletes none.
+	//
+	// Everything else is as for WatchSessions: a signal to drop a cached
+	// copy, not a change feed; spurious calls are harmless and missed ones
+	// are not; the same timing (before the writing method returns on the
+	// embedded backend, from the cluster's watch on every replica on a
+	// replicated one), ordering and concurrency rules; the same guard
+	// needed by a cache that fills itself from reads; and the same stop.
+	WatchWorkers(fn func(workerID string)) (stop func())
 }
 
 // Connections stores Git provider connections, one per (user, provider).

@@ -150,8 +150,9 @@ type Store struct {
 	commitWith func(fn func(*bolt.Tx) error) (fnErr, commitErr error)
 	closed     atomic.Bool
 
-	watchers watchers.Set   // WatchSessions, see watch.go
-	locks    namelock.Locks // Lock, see locks.go; closed by Close
+	sessionWatchers watchers.Set   // WatchSessions, see watch.go
+	workerWatchers  watchers.Set   // WatchWorkers, see watch.go
+	locks           namelock.Locks // Lock, see locks.go; closed by Close
 }
 
 var _ data.Store = (*Store)(nil)

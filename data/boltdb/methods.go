@@ -14,6 +14,7 @@ import (
 
 	"github.com/vintner/arbor/data"
 	"github.com/vintner/arbor/data/internal/codec"
+	"github.com/vintner/arbor/data/internal/watchers"
 )
 
 // The data.Store methods. Each is one transaction: a read (view) or a write
@@ -51,6 +52,39 @@ func updateOne[T any](s *Store, ctx context.Context, r *resource[T], key string,
 
 func deleteOne[T any](s *Store, ctx context.Context, r *resource[T], key string) error {
 	return s.write(ctx, func(tx *bolt.Tx) error { return r.delete(tx, key, s.now()) })
+}
+
+// updateWatched is updateOne for a resource with watchers: once the write
+// has returned, it tells set about key if the function's last run
+// succeeded (see watch.go).
+func updateWatched[T any](s *Store, ctx context.Context, r *resource[T], key string, fn func(T) (T, error), set *watchers.Set) (T, error) {
+	var out T
+	var changed bool
+	err := s.write(ctx, func(tx *bolt.Tx) error {
+		var err error
+		out, err = r.update(tx, key, s.now(), fn, nil, nil)
+		changed = err == nil
+		return err
+	})
+	if changed {
+		set.Notify(key)
+	}
+	return out, err
+}
+
+// deleteWatched is deleteOne for a resource with watchers, as
+// updateWatched.
+func deleteWatched[T any](s *Store, ctx context.Context, r *resource[T], key string, set *watchers.Set) error {
+	var deleted bool
+	err := s.write(ctx, func(tx *bolt.Tx) error {
+		err := r.delete(tx, key, s.now())
+		deleted = err == nil
+		return err
+	})
+	if deleted {
+		set.Notify(key)
+	}
+	return err
 }
 
 func listOwned[T any](s *Store, ctx context.Context, r *resource[T], owner string) ([]T, error) {
@@ -101,18 +135,22 @@ func (s *Store) DeleteUser(ctx context.Context, id string) error {
 	if err := checkKey("user", "id", id); err != nil {
 		return err
 	}
-	var gone []string // the user's sessions, for the watchers
+	// The user's sessions and workers, for the watchers.
+	var goneSessions, goneWorkers []string
 	err := s.write(ctx, func(tx *bolt.Tx) error {
-		gone = nil
+		goneSessions, goneWorkers = nil, nil
 		u, err := users.load(tx, id, s.now())
 		if err != nil {
 			return err
 		}
-		var removed []string
+		var rmSessions, rmWorkers []string
 		for _, r := range userOwned {
 			var note func(key string)
-			if r == ownedResource(sessions) {
-				note = func(key string) { removed = append(removed, key) }
+			switch r {
+			case ownedResource(sessions):
+				note = func(key string) { rmSessions = append(rmSessions, key) }
+			case ownedResource(workers):
+				note = func(key string) { rmWorkers = append(rmWorkers, key) }
 			}
 			if err := r.removeOwnedBy(tx, id, note); err != nil {
 				return err
@@ -121,10 +159,11 @@ func (s *Store) DeleteUser(ctx context.Context, id string) error {
 		if err := users.remove(tx, &u); err != nil {
 			return err
 		}
-		gone = removed
+		goneSessions, goneWorkers = rmSessions, rmWorkers
 		return nil
 	})
-	s.watchers.Notify(gone...)
+	s.sessionWatchers.Notify(goneSessions...)
+	s.workerWatchers.Notify(goneWorkers...)
 	return err
 }
 
@@ -195,34 +234,14 @@ func (s *Store) UpdateSession(ctx context.Context, id string, fn func(data.Sessi
 	if err := checkKey("session", "id", id); err != nil {
 		return data.Session{}, err
 	}
-	var out data.Session
-	var changed bool // for the watchers
-	err := s.write(ctx, func(tx *bolt.Tx) error {
-		var err error
-		out, err = sessions.update(tx, id, s.now(), fn, nil, nil)
-		changed = err == nil
-		return err
-	})
-	if changed {
-		s.watchers.Notify(id)
-	}
-	return out, err
+	return updateWatched(s, ctx, sessions, id, fn, &s.sessionWatchers)
 }
 
 func (s *Store) DeleteSession(ctx context.Context, id string) error {
 	if err := checkKey("session", "id", id); err != nil {
 		return err
 	}
-	var deleted bool // for the watchers
-	err := s.write(ctx, func(tx *bolt.Tx) error {
-		err := sessions.delete(tx, id, s.now())
-		deleted = err == nil
-		return err
-	})
-	if deleted {
-		s.watchers.Notify(id)
-	}
-	return err
+	return deleteWatched(s, ctx, sessions, id, &s.sessionWatchers)
 }
 
 func (s *Store) ListSessions(ctx context.Context, userID string) ([]data.Session, error) {
@@ -397,14 +416,14 @@ func (s *Store) UpdateWorker(ctx context.Context, id string, fn func(data.Worker
 	if err := checkKey("worker", "id", id); err != nil {
 		return data.Worker{}, err
 	}
-	return updateOne(s, ctx, workers, id, fn, nil, nil)
+	return updateWatched(s, ctx, workers, id, fn, &s.workerWatchers)
 }
 
 func (s *Store) DeleteWorker(ctx context.Context, id string) error {
 	if err := checkKey("worker", "id", id); err != nil {
 		return err
 	}
-	return deleteOne(s, ctx, workers, id)
+	return deleteWatched(s, ctx, workers, id, &s.workerWatchers)
 }
 
 func (s *Store) ListWorkers(ctx context.Context, userID string) ([]data.Worker, error) {
@@ -634,7 +653,7 @@ func (s *Store) CollectExpired(ctx context.Context, now time.Time) (data.Collect
 		if done {
 			// Committed, or a commit that failed may have reached the
 			// disk in part: report the sessions either way.
-			s.watchers.Notify(swept...)
+			s.sessionWatchers.Notify(swept...)
 		}
 		if err != nil {
 			if s.closed.Load() {

@@ -252,10 +252,10 @@ func TestWatchSessionsNoWatchersAllocatesNothing(t *testing.T) {
 	s := openTemp(t, Options{})
 	stop := s.WatchSessions(func(string) {})
 	stop()
-	if n := testing.AllocsPerRun(100, func() { s.watchers.Notify("s1") }); n != 0 {
+	if n := testing.AllocsPerRun(100, func() { s.sessionWatchers.Notify("s1") }); n != 0 {
 		t.Errorf("Notify with no watchers: %v allocations", n)
 	}
-	if !s.watchers.Empty() {
+	if !s.sessionWatchers.Empty() {
 		t.Error("the last stop left an empty watcher list behind")
 	}
 }

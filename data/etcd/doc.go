@@ -112,32 +112,35 @@
 // to a lease kept alive for ever: the store then gives the lease up and
 // takes a new one for the next Lock.
 //
-// # Watching sessions
+// # Watching sessions and workers
 //
-// The bbolt store calls session watchers from the writing goroutine, since
-// it is the only writer. Here writes come from every replica, so each
-// store runs one etcd watch on sessions/ from the revision it read when it
-// opened, and calls its watchers for every put over an existing key and
-// every delete, including range deletes (DeleteUser), the collector's
-// deletes and lease expiry. Puts that create a key (CreateSession) call
-// nobody. Events arrive in revision order on one goroutine, so calls for
-// writes made one after the other come in that order, on every replica.
-// A write whose outcome the writer never learnt (a timeout after the
-// commit) is reported if and only if it committed.
+// The bbolt store calls session and worker watchers from the writing
+// goroutine, since it is the only writer. Here writes come from every
+// replica, so each store runs one etcd watch on sessions/ and one on
+// workers/ from the revision it read when it opened (the same loop, see
+// watch.go), and calls that prefix's watchers for every put over an
+// existing key and every delete, including range deletes (DeleteUser), the
+// collector's deletes and lease expiry. Puts that create a key
+// (CreateSession, CreateWorker) call nobody. Events arrive in revision
+// order on one goroutine per watch, so calls for writes made one after
+// the other come in that order, on every replica. A write whose outcome
+// the writer never learnt (a timeout after the commit) is reported if and
+// only if it committed.
 //
-// When the watch ends (a member restarts or loses its leader; the watch
+// When a watch ends (a member restarts or loses its leader; the watch
 // requires one) it is re-established from the revision after the last
 // event it delivered, so nothing is missed. The one gap etcd cannot fill
 // is a compaction past that revision: the events are gone. Calling the
 // watchers for the right ids is then impossible, and the store cannot
 // tell them to drop everything (fn takes an id). So the store remembers
 // every session it has handed out (GetSession, ListSessions,
-// UpdateSession) until it expires, and after a compacted watch calls the
-// watchers for each of them: a cache in front of the store only holds
-// sessions it read through it, so every entry that may be stale is
-// reported, along with many that are not (spurious calls are harmless).
-// The memory is bounded (handedCap ids); beyond it, a compaction could
-// miss ids evicted from it, which needs a watch that fell behind a
-// compaction and a replica that read more than a quarter of a million
-// live sessions.
+// UpdateSession) until it expires, and every worker it has handed out
+// (GetWorker, ListWorkers, UpdateWorker; workers do not expire), and
+// after a compacted watch calls that prefix's watchers for each of them:
+// a cache in front of the store only holds records it read through it, so
+// every entry that may be stale is reported, along with many that are not
+// (spurious calls are harmless). The memory is bounded (handedCap ids per
+// kind); beyond it, a compaction could miss ids evicted from it, which
+// needs a watch that fell behind a compaction and a replica that read
+// more than a quarter of a million live sessions, or workers.
 package etcd

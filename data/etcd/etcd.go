@@ -204,13 +204,15 @@ type Store struct {
 	closed    atomic.Bool
 	closeOnce sync.Once
 	stopWatch context.CancelFunc
-	watchDone chan struct{}
+	watching  sync.WaitGroup // the watches, see watch.go
 
-	leases   leases       // lease per expiry bucket, see lease.go
-	owners   ownerMemo    // id -> owning user, see keys.go
-	watchers watchers.Set // WatchSessions, see watch.go
-	handed   handedOut    // sessions read through this store, see watch.go
-	locks    lockState    // Lock, see locks.go
+	leases          leases       // lease per expiry bucket, see lease.go
+	owners          ownerMemo    // id -> owning user, see keys.go
+	sessionWatchers watchers.Set // WatchSessions, see watch.go
+	workerWatchers  watchers.Set // WatchWorkers, see watch.go
+	handedSessions  handedOut    // sessions read through this store, see watch.go
+	handedWorkers   handedOut    // workers read through this store, see watch.go
+	locks           lockState    // Lock, see locks.go
 
 	// stripes serialise this store's writes of one record (hashed by
 	// key), so that its own writers do not race each other's
@@ -313,8 +315,9 @@ func newStore(ctx context.Context, client *clientv3.Client, cfg Config, opts Opt
 	}
 	wctx, stop := context.WithCancel(context.Background())
 	s.stopWatch = stop
-	s.watchDone = make(chan struct{})
-	go s.watchSessions(wctx, resp.Header.Revision+1)
+	for _, w := range s.watches() {
+		s.watching.Go(func() { s.watchPrefix(wctx, resp.Header.Revision+1, w) })
+	}
 	return s, nil
 }
 
@@ -327,7 +330,7 @@ func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
 		s.closed.Store(true)
 		s.stopWatch()
-		<-s.watchDone
+		s.watching.Wait()
 		s.closeLocks()
 		if s.ownsClient {
 			err = s.client.Close()

@@ -179,7 +179,7 @@ func (s *Store) GetSession(ctx context.Context, id string) (data.Session, error)
 	}
 	v, err := sessions.get(s, ctx, id)
 	if err == nil {
-		s.handed.add(v.ID, v.ExpiresAt, s.now())
+		s.handedSessions.add(v.ID, v.ExpiresAt, s.now())
 	}
 	return v, err
 }
@@ -190,7 +190,7 @@ func (s *Store) UpdateSession(ctx context.Context, id string, fn func(data.Sessi
 	}
 	v, err := sessions.update(s, ctx, id, fn, nil, nil)
 	if err == nil {
-		s.handed.add(v.ID, v.ExpiresAt, s.now())
+		s.handedSessions.add(v.ID, v.ExpiresAt, s.now())
 	}
 	return v, err
 }
@@ -209,7 +209,7 @@ func (s *Store) ListSessions(ctx context.Context, userID string) ([]data.Session
 	out, err := sessions.owned(s, ctx, userID)
 	now := s.now()
 	for _, v := range out {
-		s.handed.add(v.ID, v.ExpiresAt, now)
+		s.handedSessions.add(v.ID, v.ExpiresAt, now)
 	}
 	byCreated(out, func(v *data.Session) time.Time { return v.CreatedAt }, sessions.id)
 	return out, err
@@ -416,14 +416,22 @@ func (s *Store) GetWorker(ctx context.Context, id string) (data.Worker, error) {
 	if err := checkKey("worker", "id", id); err != nil {
 		return data.Worker{}, err
 	}
-	return workers.get(s, ctx, id)
+	v, err := workers.get(s, ctx, id)
+	if err == nil {
+		s.handedWorkers.add(v.ID, time.Time{}, s.now())
+	}
+	return v, err
 }
 
 func (s *Store) UpdateWorker(ctx context.Context, id string, fn func(data.Worker) (data.Worker, error)) (data.Worker, error) {
 	if err := checkKey("worker", "id", id); err != nil {
 		return data.Worker{}, err
 	}
-	return workers.update(s, ctx, id, fn, nil, nil)
+	v, err := workers.update(s, ctx, id, fn, nil, nil)
+	if err == nil {
+		s.handedWorkers.add(v.ID, time.Time{}, s.now())
+	}
+	return v, err
 }
 
 func (s *Store) DeleteWorker(ctx context.Context, id string) error {
@@ -438,6 +446,10 @@ func (s *Store) ListWorkers(ctx context.Context, userID string) ([]data.Worker, 
 		return nil, err
 	}
 	out, err := workers.owned(s, ctx, userID)
+	now := s.now()
+	for _, v := range out {
+		s.handedWorkers.add(v.ID, time.Time{}, now)
+	}
 	byCreated(out, func(v *data.Worker) time.Time { return v.CreatedAt }, workers.id)
 	return out, err
 }
@@ -562,7 +574,9 @@ func (s *Store) AppendAudit(ctx context.Context, e data.AuditEvent) (data.AuditE
 			Then(ops...).
 			Else(clientv3.OpGet(counter)).Commit()
 		if err != nil {
-			return false, s.fail(ctx, what, err)
+			// A member that went away: try again (an event appended twice
+			// beats a request refused while the cluster has a quorum).
+			return false, s.writeErr(ctx, what, err)
 		}
 		if !resp.Succeeded {
 			kv, read = firstKV(resp.Responses[0].GetResponseRange().Kvs), false

@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"slices"
 	"strings"
 	"time"
@@ -123,7 +124,7 @@ func (r *resource[T]) locate(s *Store, ctx context.Context, id string) (found[T]
 	if guess != "" {
 		ops = append(ops, clientv3.OpGet(r.key(s, guess, id)))
 	}
-	resp, err := s.client.Txn(ctx).Then(ops...).Commit()
+	resp, err := s.readTxn(ctx, ops...)
 	if err != nil {
 		return f, s.fail(ctx, what, err)
 	}
@@ -223,12 +224,36 @@ func (s *Store) commit(ctx context.Context, what string, cmps []clientv3.Cmp, op
 			s.leases.reset()
 			return false, nil
 		}
-		if ctx.Err() == nil && !s.closed.Load() && unavailable(err) {
-			return false, ambiguousError{s.fail(ctx, what, err)}
-		}
-		return false, s.fail(ctx, what, err)
+		return false, s.writeErr(ctx, what, err)
 	}
 	return resp.Succeeded, nil
+}
+
+// writeErr describes a failed write for retry: ambiguousError when the
+// member went away and there is time left (retry tries again), else as
+// fail does.
+func (s *Store) writeErr(ctx context.Context, what string, err error) error {
+	if ctx.Err() == nil && !s.closed.Load() && unavailable(err) {
+		return ambiguousError{s.fail(ctx, what, err)}
+	}
+	return s.fail(ctx, what, err)
+}
+
+// readTxn runs a read-only transaction. The client retries a plain Get on
+// another member by itself but not a transaction, so a member that stops
+// while serving this one is retried here, within ctx.
+func (s *Store) readTxn(ctx context.Context, ops ...clientv3.Op) (*clientv3.TxnResponse, error) {
+	for {
+		resp, err := s.client.Txn(ctx).Then(ops...).Commit()
+		if err == nil || ctx.Err() != nil || s.closed.Load() || !unavailable(err) {
+			return resp, err
+		}
+		select {
+		case <-time.After(50*time.Millisecond + time.Duration(rand.Int64N(int64(50*time.Millisecond)))):
+		case <-ctx.Done():
+			return resp, err
+		}
+	}
 }
 
 // create stores v unless a live record has its id. An expired record with

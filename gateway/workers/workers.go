@@ -20,6 +20,28 @@
 // unknown worker still hashes its token, so timing does not tell unknown
 // ids from wrong tokens either.
 //
+// # The record cache
+//
+// Authenticate runs on every request a worker makes, so the worker record
+// (token hash, user, name) comes from an in-process cache, not from the
+// store: on bbolt a read is a transaction, on etcd a round trip. The cache
+// is kept correct by the store: the Service subscribes to
+// data.Workers.WatchWorkers and drops an entry as soon as its worker is
+// updated or deleted, by this process, by another replica, or by a
+// cascade (a deleted user). Rotate, Revoke and Rename also drop the entry
+// themselves, so that on a replicated store, whose watch reports a moment
+// after the write, the old token is refused on this replica at once.
+// Entries also age out after cacheTTL, which bounds how long an entry
+// could outlive a change whose signal never came; the watch, not the TTL,
+// is what makes revocation immediate.
+//
+// Only known workers are cached: an unknown id is read from the store
+// every time, so a flood of made-up ids cannot fill the cache (and an id
+// registered after it was looked up is found at once). A cached worker is
+// therefore answered faster than an unknown id; that tells a prober only
+// that an id, which is not a secret, belongs to a worker in recent use,
+// and nothing about its token, which is still compared in constant time.
+//
 // # Last used
 //
 // Recording "last used" with a store write per request would put an fsync
@@ -55,6 +77,11 @@ const (
 	MaxName = 64
 	// DefaultFlushInterval is how often last-used times are written.
 	DefaultFlushInterval = 30 * time.Second
+	// DefaultCacheSize bounds the worker record cache.
+	DefaultCacheSize = 100_000
+	// cacheTTL is how long a cached record is served without a signal
+	// from the store (see the package documentation).
+	cacheTTL = 10 * time.Minute
 )
 
 // ErrUnauthorized is the single answer to every failed worker
@@ -75,9 +102,17 @@ type Store interface {
 
 // Options configure a Service.
 type Options struct {
+	// FlushInterval is how often last-used times are written. Default
+	// DefaultFlushInterval.
 	FlushInterval time.Duration
-	Now           func() time.Time
-	Logger        *slog.Logger
+	// CacheSize bounds the number of worker records cached for
+	// Authenticate; a full cache evicts an arbitrary entry. Default
+	// DefaultCacheSize.
+	CacheSize int
+	// Now is the clock. Default time.Now.
+	Now func() time.Time
+	// Logger gets errors of the background writes. Default slog.Default().
+	Logger *slog.Logger
 }
 
 // Identity is an authenticated worker.
@@ -97,6 +132,9 @@ type Service struct {
 	stop  chan struct{}
 	done  chan struct{}
 	close sync.Once
+
+	cache     *cache // worker id → record, see lookup and cache.go
+	stopWatch func()
 }
 
 type seen struct {
@@ -115,7 +153,14 @@ func New(store Store, opts Options) *Service {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	s := &Service{store: store, opts: opts, seen: map[string]seen{}, stop: make(chan struct{}), done: make(chan struct{})}
+	if opts.CacheSize <= 0 {
+		opts.CacheSize = DefaultCacheSize
+	}
+	s := &Service{
+		store: store, opts: opts, seen: map[string]seen{}, stop: make(chan struct{}), done: make(chan struct{}),
+		cache: newCache(opts.CacheSize),
+	}
+	s.stopWatch = store.WatchWorkers(s.invalidate)
 	go s.loop()
 	return s
 }
@@ -135,10 +180,39 @@ func (s *Service) loop() {
 	}
 }
 
-// Close stops the flusher after a last flush.
+// Close stops the flusher after a last flush, and stops watching the
+// store. Authenticate must not be called afterwards.
 func (s *Service) Close() {
 	s.close.Do(func() { close(s.stop) })
 	<-s.done
+	s.stopWatch()
+}
+
+// invalidate drops a worker from the cache. It is the store's watch
+// callback and is also called directly after this service's own writes.
+func (s *Service) invalidate(id string) { s.cache.invalidate(id) }
+
+// lookup returns worker id's record, from the cache or the store.
+//
+// A lookup that misses reads the store and then caches what it read. If the
+// worker was changed or deleted between that read and the put, the watch
+// callback may already have run and would not remove an entry put after
+// it. So lookup notes the invalidation count before reading, and the cache
+// refuses the put if the count moved meanwhile (see cache): a spurious
+// miss at worst, never a stale hit. Errors, data.ErrNotFound included, are
+// not cached.
+func (s *Service) lookup(ctx context.Context, id string, now time.Time) (record, error) {
+	if r, ok := s.cache.get(id, now); ok {
+		return r, nil
+	}
+	g := s.cache.generation()
+	w, err := s.store.GetWorker(ctx, id)
+	if err != nil {
+		return record{}, err
+	}
+	r := record{hash: w.TokenHash, userID: w.UserID, name: w.Name, until: now.Add(cacheTTL)}
+	s.cache.put(id, r, g)
+	return r, nil
 }
 
 // Flush writes the pending last-used times.
@@ -281,6 +355,7 @@ func (s *Service) Rename(ctx context.Context, userID, id, name string) (data.Wor
 	if _, err := s.Get(ctx, userID, id); err != nil {
 		return data.Worker{}, err
 	}
+	defer s.invalidate(id) // the store's watch may report it later
 	return s.store.UpdateWorker(ctx, id, func(w data.Worker) (data.Worker, error) {
 		w.Name = name
 		return w, nil
@@ -302,6 +377,7 @@ func (s *Service) Rotate(ctx context.Context, userID, id string) (data.Worker, s
 		w.TokenHash, w.RotatedAt = hashToken(tok), now
 		return w, nil
 	})
+	s.invalidate(id) // even after an error: the write may have committed
 	if err != nil {
 		return data.Worker{}, "", fmt.Errorf("workers: rotating: %w", err)
 	}
@@ -314,7 +390,9 @@ func (s *Service) Revoke(ctx context.Context, userID, id string) error {
 	if _, err := s.Get(ctx, userID, id); err != nil {
 		return err
 	}
-	if err := s.store.DeleteWorker(ctx, id); err != nil && !errors.Is(err, data.ErrNotFound) {
+	err := s.store.DeleteWorker(ctx, id)
+	s.invalidate(id) // even after an error: the write may have committed
+	if err != nil && !errors.Is(err, data.ErrNotFound) {
 		return fmt.Errorf("workers: revoking: %w", err)
 	}
 	s.audit(ctx, "worker.revoke", userID, id)
@@ -325,7 +403,8 @@ func (s *Service) Revoke(ctx context.Context, userID, id string) error {
 // unknown id costs what a wrong token costs.
 var dummyHash = hashToken("arbw_no-such-worker")
 
-// Authenticate checks a request's X-Worker-ID and X-Worker-Token. Every
+// Authenticate checks a request's X-Worker-ID and X-Worker-Token against
+// the worker's record, cached (see the package documentation). Every
 // failure is ErrUnauthorized; a store outage is returned as is.
 func (s *Service) Authenticate(c *fiber.Ctx) (Identity, error) {
 	h := &c.Request().Header
@@ -338,7 +417,8 @@ func (s *Service) Authenticate(c *fiber.Ctx) (Identity, error) {
 		return Identity{}, ErrUnauthorized
 	}
 	sum := hashToken(tok)
-	w, err := s.store.GetWorker(c.UserContext(), id)
+	now := s.opts.Now()
+	w, err := s.lookup(c.UserContext(), id, now)
 	if errors.Is(err, data.ErrNotFound) {
 		subtle.ConstantTimeCompare(sum, dummyHash)
 		return Identity{}, ErrUnauthorized
@@ -346,7 +426,7 @@ func (s *Service) Authenticate(c *fiber.Ctx) (Identity, error) {
 	if err != nil {
 		return Identity{}, err
 	}
-	if subtle.ConstantTimeCompare(sum, w.TokenHash) != 1 {
+	if subtle.ConstantTimeCompare(sum, w.hash) != 1 {
 		return Identity{}, ErrUnauthorized
 	}
 	addr := gateway.ClientIP(c)
@@ -354,7 +434,7 @@ func (s *Service) Authenticate(c *fiber.Ctx) (Identity, error) {
 		addr = c.IP()
 	}
 	s.mu.Lock()
-	s.seen[w.ID] = seen{at: s.opts.Now().UTC(), addr: strings.Clone(addr)}
+	s.seen[id] = seen{at: now.UTC(), addr: strings.Clone(addr)}
 	s.mu.Unlock()
-	return Identity{WorkerID: w.ID, UserID: w.UserID, Name: w.Name}, nil
+	return Identity{WorkerID: id, UserID: w.userID, Name: w.name}, nil
 }

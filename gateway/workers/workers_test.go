@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -14,22 +15,38 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
+	"github.com/valyala/fasthttp"
 
 	"github.com/vintner/arbor/data"
 	"github.com/vintner/arbor/data/boltdb"
 	"github.com/vintner/arbor/gateway/workers"
+	"github.com/vintner/arbor/sdk/client"
 )
 
 type fixture struct {
 	t     *testing.T
 	store *boltdb.Store
+	reads *countingStore // what svc uses: store, with its worker reads counted
 	svc   *workers.Service
 	base  string
 	logs  *bytes.Buffer
+}
+
+// countingStore is a real store that counts GetWorker calls, to tell a
+// cached answer from a store read.
+type countingStore struct {
+	workers.Store
+	n atomic.Int64
+}
+
+func (c *countingStore) GetWorker(ctx context.Context, id string) (data.Worker, error) {
+	c.n.Add(1)
+	return c.Store.GetWorker(ctx, id)
 }
 
 // newFixture serves GET /w on a real Fiber server: 200 with the worker's
@@ -41,8 +58,8 @@ func newFixture(t *testing.T) *fixture {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	f := &fixture{t: t, store: st, logs: &bytes.Buffer{}}
-	f.svc = workers.New(st, workers.Options{FlushInterval: time.Hour, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	f := &fixture{t: t, store: st, reads: &countingStore{Store: st}, logs: &bytes.Buffer{}}
+	f.svc = workers.New(f.reads, workers.Options{FlushInterval: time.Hour, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	t.Cleanup(f.svc.Close)
 	for _, u := range []string{"alice", "bob"} {
 		if err := st.CreateUser(context.Background(), data.User{ID: u, CreatedAt: time.Now()}); err != nil {
@@ -228,5 +245,201 @@ func TestTokenNeverStored(t *testing.T) {
 	}
 	if bytes.Contains(raw, []byte(tok)) || bytes.Contains(raw, []byte(tok[5:])) {
 		t.Fatal("the plaintext token is in the store file")
+	}
+}
+
+// A worker that authenticated once is answered from the cache: later
+// requests read nothing from the store.
+func TestCachedWorkerNeedsNoStoreRead(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	w, tok, err := f.svc.Register(ctx, "alice", "a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := f.reads.n.Load()
+	for range 20 {
+		if st, body := f.call(hdr(w.ID, tok)); st != 200 || body != w.ID+" alice" {
+			t.Fatalf("registered worker: %d %q", st, body)
+		}
+	}
+	if n := f.reads.n.Load() - before; n != 1 {
+		t.Fatalf("20 requests read the worker %d times, want 1 (then cached)", n)
+	}
+	// A wrong token is refused from the cache too, without a read.
+	wrong, err := client.NewWorkerToken()
+	if err != nil {
+		t.Fatal(err)
+	}
+	before = f.reads.n.Load()
+	if st, _ := f.call(hdr(w.ID, wrong)); st != 401 {
+		t.Fatalf("wrong token: %d", st)
+	}
+	// Unknown ids are never cached: each one is a read.
+	unknown := "00000000-0000-4000-8000-000000000000"
+	for range 3 {
+		if st, _ := f.call(hdr(unknown, tok)); st != 401 {
+			t.Fatalf("unknown id: %d", st)
+		}
+	}
+	if n := f.reads.n.Load() - before; n != 3 {
+		t.Fatalf("a wrong token and 3 requests for an unknown id read the store %d times, want 3 (the unknown id is not cached)", n)
+	}
+	// A worker registered after its id was asked for is found at once.
+	w2, tok2, err := f.svc.Register(ctx, "alice", "b")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st, _ := f.call(hdr(w2.ID, tok2)); st != 200 {
+		t.Fatalf("new worker: %d", st)
+	}
+}
+
+// Writes made straight to the store, not through the Service, reach the
+// cache through the store's watch: the next request sees them.
+func TestStoreWritesDropCachedWorkers(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	cached := func(name string) (data.Worker, string) {
+		t.Helper()
+		w, tok, err := f.svc.Register(ctx, "alice", name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for range 2 {
+			if st, _ := f.call(hdr(w.ID, tok)); st != 200 {
+				t.Fatalf("%s before the write: %d", name, st)
+			}
+		}
+		return w, tok
+	}
+
+	// DeleteWorker.
+	w1, tok1 := cached("deleted")
+	if err := f.store.DeleteWorker(ctx, w1.ID); err != nil {
+		t.Fatal(err)
+	}
+	if st, _ := f.call(hdr(w1.ID, tok1)); st != 401 {
+		t.Fatalf("worker deleted in the store: %d", st)
+	}
+
+	// UpdateWorker changing the token hash (a rotation by another path).
+	w2, tok2 := cached("rotated")
+	newTok := "not the old token"
+	if _, err := f.store.UpdateWorker(ctx, w2.ID, func(w data.Worker) (data.Worker, error) {
+		h := sha256.Sum256([]byte(newTok))
+		w.TokenHash = h[:]
+		return w, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if st, _ := f.call(hdr(w2.ID, tok2)); st != 401 {
+		t.Fatalf("old token after the hash changed in the store: %d", st)
+	}
+
+	// UpdateWorker changing the name: the identity follows.
+	w3, tok3 := cached("old-name")
+	if _, err := f.store.UpdateWorker(ctx, w3.ID, func(w data.Worker) (data.Worker, error) {
+		w.Name = "new-name"
+		return w, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if st, _ := f.call(hdr(w3.ID, tok3)); st != 200 {
+		t.Fatalf("renamed worker: %d", st)
+	}
+
+	// DeleteUser: every worker of the user.
+	w4, tok4 := cached("with-its-user-a")
+	w5, tok5 := cached("with-its-user-b")
+	if err := f.store.DeleteUser(ctx, "alice"); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct{ id, tok string }{{w3.ID, tok3}, {w4.ID, tok4}, {w5.ID, tok5}} {
+		if st, _ := f.call(hdr(c.id, c.tok)); st != 401 {
+			t.Fatalf("worker of a deleted user: %d", st)
+		}
+	}
+}
+
+// A read that began before a write and finishes after the write's watch
+// call must not leave the old record cached. Authenticate runs
+// concurrently with rotations; once a rotation has returned, the old
+// token must never be accepted again.
+func TestCacheNeverServesARecordOlderThanAWrite(t *testing.T) {
+	st, err := boltdb.Open(filepath.Join(t.TempDir(), "w.db"), boltdb.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	svc := workers.New(st, workers.Options{FlushInterval: time.Hour, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	t.Cleanup(svc.Close)
+	ctx := context.Background()
+	if err := st.CreateUser(ctx, data.User{ID: "alice", CreatedAt: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	w, tok, err := svc.Register(ctx, "alice", "a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	app := fiber.New()
+	auth := func(tok string) error {
+		fctx := &fasthttp.RequestCtx{}
+		fctx.Request.Header.Set(workers.HeaderID, w.ID)
+		fctx.Request.Header.Set(workers.HeaderToken, tok)
+		c := app.AcquireCtx(fctx)
+		defer app.ReleaseCtx(c)
+		_, err := svc.Authenticate(c)
+		return err
+	}
+	var stale atomic.Int64
+	var retired sync.Map // tokens whose rotation has returned
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() {
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				var old []string
+				retired.Range(func(k, _ any) bool { old = append(old, k.(string)); return len(old) < 3 })
+				for _, o := range old {
+					if auth(o) == nil {
+						stale.Add(1)
+					}
+				}
+			}
+		})
+	}
+	for range 50 {
+		// Warm the cache, then rotate by a direct store write.
+		auth(tok)
+		next, err := client.NewWorkerToken()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := st.UpdateWorker(ctx, w.ID, func(v data.Worker) (data.Worker, error) {
+			h := sha256.Sum256([]byte(next))
+			v.TokenHash = h[:]
+			return v, nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		retired.Store(tok, true)
+		if auth(tok) == nil {
+			t.Fatal("the old token was accepted after its rotation returned")
+		}
+		tok = next
+		if err := auth(tok); err != nil {
+			t.Fatalf("new token: %v", err)
+		}
+	}
+	close(stop)
+	wg.Wait()
+	if n := stale.Load(); n != 0 {
+		t.Fatalf("retired tokens accepted %d times", n)
 	}
 }

@@ -1,7 +1,8 @@
-// Package watchers is the registry of session watchers that both store
-// backends put behind data.Sessions.WatchSessions.
+// Package watchers is the registry of watchers that both store backends
+// put behind data.Sessions.WatchSessions and data.Workers.WatchWorkers (one
+// Set per resource).
 //
-// It exists so that the concurrency contract of WatchSessions is written
+// It exists so that the concurrency contract of those methods is written
 // once: the embedded backend calls Notify from the writing goroutine once
 // a transaction has ended, the replicated one from its watch of the
 // cluster, and both must give a watcher the same guarantees. Those are:
