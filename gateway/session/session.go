@@ -48,7 +48,6 @@ import (
 	"fmt"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -143,13 +142,11 @@ type entry struct {
 
 // Manager creates, checks and ends sessions. It is safe for concurrent use.
 type Manager struct {
-	store  Store
-	signer *sessiontoken.Signer
-	opts   Options
-	name   string
-	cache  *expcache.Cache[string, entry]
-	// gen counts invalidations; see lookup.
-	gen       atomic.Uint64
+	store     Store
+	signer    *sessiontoken.Signer
+	opts      Options
+	name      string
+	cache     *expcache.Cache[string, entry]
 	stopWatch func()
 	// renewing holds the ids of sessions whose cookie is being re-issued,
 	// so that a burst of parallel requests writes the record once.
@@ -201,23 +198,18 @@ func (m *Manager) CookieName() string { return m.name }
 
 // invalidate drops a session from the cache. It is the store's watch
 // callback and is also called directly after this process's own deletes.
-func (m *Manager) invalidate(sid string) {
-	m.gen.Add(1) // before the delete: see lookup
-	m.cache.Delete(sid)
-}
+func (m *Manager) invalidate(sid string) { m.cache.Invalidate(sid) }
 
 // lookup returns the live session sid, from the cache or the store.
 //
-// A lookup that misses reads the store and then caches what it read. If the
-// session was deleted between that read and the Put, the watch callback may
-// already have run and would not remove the entry put after it. So lookup
-// notes the invalidation count before reading and drops its own entry if
-// the count moved meanwhile: a spurious miss at worst, never a stale hit.
+// A lookup that misses reads the store and then caches what it read, unless
+// the session was invalidated meanwhile (expcache.PutFresh): a spurious miss
+// at worst, never a stale hit.
 func (m *Manager) lookup(ctx context.Context, sid string, now time.Time) (entry, error) {
 	if e, ok := m.cache.Get(sid, now); ok && now.Before(e.expiresAt) {
 		return e, nil
 	}
-	g := m.gen.Load()
+	g := m.cache.Generation()
 	s, err := m.store.GetSession(ctx, sid)
 	if err != nil {
 		return entry{}, err
@@ -231,10 +223,7 @@ func (m *Manager) lookup(ctx context.Context, sid string, now time.Time) (entry,
 		createdAt: s.CreatedAt, expiresAt: s.ExpiresAt,
 		until: minTime(s.ExpiresAt, now.Add(profileTTL)),
 	}
-	m.cache.Put(sid, e, now)
-	if m.gen.Load() != g {
-		m.cache.Delete(sid)
-	}
+	m.cache.PutFresh(sid, e, now, g)
 	return e, nil
 }
 

@@ -66,6 +66,7 @@ import (
 
 	"github.com/vintner/arbor/data"
 	"github.com/vintner/arbor/gateway"
+	"github.com/vintner/arbor/gateway/internal/expcache"
 	"github.com/vintner/arbor/sdk/client"
 )
 
@@ -115,6 +116,14 @@ type Options struct {
 	Logger *slog.Logger
 }
 
+// record is what Authenticate needs of a worker, as cached.
+type record struct {
+	hash   []byte
+	userID string
+	name   string
+	until  time.Time // served until then (cacheTTL)
+}
+
 // Identity is an authenticated worker.
 type Identity struct {
 	WorkerID string
@@ -133,7 +142,7 @@ type Service struct {
 	done  chan struct{}
 	close sync.Once
 
-	cache     *cache // worker id → record, see lookup and cache.go
+	cache     *expcache.Cache[string, record] // worker id → record, see lookup
 	stopWatch func()
 }
 
@@ -158,7 +167,7 @@ func New(store Store, opts Options) *Service {
 	}
 	s := &Service{
 		store: store, opts: opts, seen: map[string]seen{}, stop: make(chan struct{}), done: make(chan struct{}),
-		cache: newCache(opts.CacheSize),
+		cache: expcache.New[string](opts.CacheSize, func(r record) time.Time { return r.until }),
 	}
 	s.stopWatch = store.WatchWorkers(s.invalidate)
 	go s.loop()
@@ -190,7 +199,7 @@ func (s *Service) Close() {
 
 // invalidate drops a worker from the cache. It is the store's watch
 // callback and is also called directly after this service's own writes.
-func (s *Service) invalidate(id string) { s.cache.invalidate(id) }
+func (s *Service) invalidate(id string) { s.cache.Invalidate(id) }
 
 // lookup returns worker id's record, from the cache or the store.
 //
@@ -198,20 +207,20 @@ func (s *Service) invalidate(id string) { s.cache.invalidate(id) }
 // worker was changed or deleted between that read and the put, the watch
 // callback may already have run and would not remove an entry put after
 // it. So lookup notes the invalidation count before reading, and the cache
-// refuses the put if the count moved meanwhile (see cache): a spurious
-// miss at worst, never a stale hit. Errors, data.ErrNotFound included, are
+// refuses the put if the count moved meanwhile (expcache.PutFresh): a
+// spurious miss at worst, never a stale hit. Errors, data.ErrNotFound included, are
 // not cached.
 func (s *Service) lookup(ctx context.Context, id string, now time.Time) (record, error) {
-	if r, ok := s.cache.get(id, now); ok {
+	if r, ok := s.cache.Get(id, now); ok {
 		return r, nil
 	}
-	g := s.cache.generation()
+	g := s.cache.Generation()
 	w, err := s.store.GetWorker(ctx, id)
 	if err != nil {
 		return record{}, err
 	}
 	r := record{hash: w.TokenHash, userID: w.UserID, name: w.Name, until: now.Add(cacheTTL)}
-	s.cache.put(id, r, g)
+	s.cache.PutFresh(id, r, now, g)
 	return r, nil
 }
 

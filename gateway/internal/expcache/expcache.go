@@ -10,11 +10,26 @@
 // a probe of EvictProbe entries finds one, otherwise an arbitrary one: Go's
 // map iteration starts at a random position, which makes this random
 // eviction, good enough for caches whose misses only cost CPU.
+//
+// # Filling from a store that others write
+//
+// The session and worker caches are filled from the store and emptied by
+// the store's watch (Invalidate). A read of the store that began before a
+// write and ends after the write's invalidation would cache the old record
+// for good. Generation and PutFresh close that race: a filler notes the
+// generation before it reads, and PutFresh stores only if no Invalidate
+// happened since, checked under the shard's lock. Invalidate moves the
+// generation before it takes that lock to delete, so either PutFresh sees
+// the new generation and stores nothing, or it stored first and the delete
+// removes the entry: no stale value is ever visible, not even for a moment
+// (storing and then checking would leave one). Any invalidation refuses
+// every PutFresh in flight: a spurious miss at worst.
 package expcache
 
 import (
 	"hash/maphash"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -27,6 +42,7 @@ const EvictProbe = 8
 
 // Cache maps K to V; expires tells when a value stops being servable.
 type Cache[K comparable, V any] struct {
+	gen      atomic.Uint64 // Invalidate calls so far
 	seed     maphash.Seed
 	perShard int
 	expires  func(V) time.Time
@@ -78,10 +94,37 @@ func (c *Cache[K, V]) Put(k K, v V, now time.Time) {
 	sh := c.shard(k)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
+	c.put(sh, k, v, now)
+}
+
+func (c *Cache[K, V]) put(sh *shard[K, V], k K, v V, now time.Time) {
 	if _, ok := sh.m[k]; !ok && len(sh.m) >= c.perShard {
 		c.evictOne(sh, now)
 	}
 	sh.m[k] = v
+}
+
+// Generation returns the number of Invalidate calls so far; read it before
+// reading what will be passed to PutFresh.
+func (c *Cache[K, V]) Generation() uint64 { return c.gen.Load() }
+
+// PutFresh caches v under k unless Invalidate was called since Generation
+// returned g (see the package doc), and reports whether it did.
+func (c *Cache[K, V]) PutFresh(k K, v V, now time.Time, g uint64) bool {
+	sh := c.shard(k)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if c.gen.Load() != g {
+		return false
+	}
+	c.put(sh, k, v, now)
+	return true
+}
+
+// Invalidate removes k's entry and refuses every PutFresh in flight.
+func (c *Cache[K, V]) Invalidate(k K) {
+	c.gen.Add(1) // before the delete: see the package doc
+	c.Delete(k)
 }
 
 // evictOne removes an expired entry among the first EvictProbe the

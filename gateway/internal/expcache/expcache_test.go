@@ -100,3 +100,25 @@ func TestDeleteAndClear(t *testing.T) {
 		t.Fatalf("Len after Clear = %d", n)
 	}
 }
+
+// PutFresh refuses a value read before an Invalidate. (The race it closes
+// is exercised under load by gateway/workers' rotation test.)
+func TestPutFreshAfterInvalidate(t *testing.T) {
+	c := New[string](64, expOf)
+	g := c.Generation()
+	c.Invalidate("other") // any invalidation refuses puts in flight
+	if c.PutFresh("k", item{"stale", t0.Add(time.Minute)}, t0, g) {
+		t.Fatal("a value read before an invalidation was cached")
+	}
+	if _, ok := c.Get("k", t0); ok {
+		t.Fatal("refused value is visible")
+	}
+	if !c.PutFresh("k", item{"fresh", t0.Add(time.Minute)}, t0, c.Generation()) {
+		t.Fatal("a current value was refused")
+	}
+	c.Invalidate("k")
+	if _, ok := c.Get("k", t0); ok {
+		t.Fatal("invalidated value served")
+	}
+
+}
