@@ -82,9 +82,10 @@ type Options struct {
 
 // Pages serves the page and the API.
 type Pages struct {
-	opts  Options
-	auth  caller.Auth
-	pages *template.Template
+	opts   Options
+	auth   caller.Auth
+	pages  *template.Template
+	copyJS []byte
 }
 
 //go:embed assets
@@ -105,10 +106,15 @@ func New(opts Options) (*Pages, error) {
 	if err != nil {
 		return nil, fmt.Errorf("workerpages: parsing templates: %w", err)
 	}
+	copyJS, err := assets.ReadFile("assets/copy.js")
+	if err != nil {
+		return nil, fmt.Errorf("workerpages: reading the copy script: %w", err)
+	}
 	return &Pages{
-		opts:  opts,
-		auth:  caller.Auth{Sessions: opts.Sessions, Bearer: opts.Bearer, NoBearer: opts.NoBearer},
-		pages: pages,
+		opts:   opts,
+		copyJS: copyJS,
+		auth:   caller.Auth{Sessions: opts.Sessions, Bearer: opts.Bearer, NoBearer: opts.NoBearer},
+		pages:  pages,
 	}, nil
 }
 
@@ -431,12 +437,8 @@ func (p *Pages) revokeForm(c *fiber.Ctx) error {
 
 // script serves the copy button's script.
 func (p *Pages) script(c *fiber.Ctx) error {
-	b, err := assets.ReadFile("assets/copy.js")
-	if err != nil {
-		return err
-	}
 	c.Set(fiber.HeaderContentType, "text/javascript; charset=utf-8")
 	c.Set(fiber.HeaderCacheControl, "public, max-age=3600")
 	c.Set(fiber.HeaderXContentTypeOptions, "nosniff")
-	return c.Send(b)
+	return c.Send(p.copyJS)
 }
