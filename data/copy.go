@@ -387,10 +387,11 @@ func CheckImportConnection(c Connection) error {
 
 // CheckImportAudit checks events as Importer.ImportAudit requires, before
 // a backend stores any of them: Seqs non-zero and strictly increasing,
-// Time set and Action non-empty, else ErrInvalid. checkKey is the
-// backend's check of a key component, applied to every non-empty UserID
-// as checkKey("audit event", "user_id", e.UserID); its error is returned
-// as it is.
+// Time set and Action non-empty, else ErrInvalid. checkKey is the check
+// of a key component, applied to every non-empty UserID as
+// checkKey("audit event", "user_id", e.UserID); its error is returned as
+// it is. Backends pass records.CheckKey (data/internal/records), which
+// this package cannot call itself: records imports data.
 func CheckImportAudit(events []AuditEvent, checkKey func(what, field, v string) error) error {
 	var last uint64
 	for _, e := range events {

@@ -8,6 +8,7 @@ import (
 
 	"github.com/vintner/arbor/data"
 	"github.com/vintner/arbor/data/internal/codec"
+	"github.com/vintner/arbor/data/internal/records"
 )
 
 // Listing and importing for data.Copy (data.Exporter, data.Importer).
@@ -58,7 +59,7 @@ func (s *Store) ImportConnection(ctx context.Context, c data.Connection) error {
 // raises the bucket's sequence to the highest Seq so that AppendAudit
 // continues above it.
 func (s *Store) ImportAudit(ctx context.Context, events []data.AuditEvent) error {
-	if err := data.CheckImportAudit(events, checkKey); err != nil {
+	if err := data.CheckImportAudit(events, records.CheckKey); err != nil {
 		return err
 	}
 	return s.write(ctx, func(tx *bolt.Tx) error {
@@ -71,7 +72,7 @@ func (s *Store) ImportAudit(ctx context.Context, events []data.AuditEvent) error
 		}
 		high := b.Sequence()
 		for _, e := range events {
-			e.Time = utc(e.Time)
+			e.Time = records.UTC(e.Time)
 			raw := codec.AuditEvent.Encode(&e)
 			if err := put(tx, bucketAudit, seqKey(e.Seq), raw); err != nil {
 				return err

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/vintner/arbor/data"
+	"github.com/vintner/arbor/data/internal/records"
 )
 
 // ImportAudit and ImportConnection refuse what data.Importer rules out
@@ -29,7 +30,7 @@ func TestImportRefusesInvalid(t *testing.T) {
 		"no time":        {noTime},
 		"no action":      {noAction},
 		"NUL in user_id": {ev(1, "u\x00x")},
-		"long user_id":   {ev(1, strings.Repeat("u", maxKeyLen+1))},
+		"long user_id":   {ev(1, strings.Repeat("u", records.MaxKeyLen+1))},
 		"bad event last": {ev(1, ""), ev(2, ""), ev(1, "")},
 	} {
 		if err := s.ImportAudit(ctx, events); !errors.Is(err, data.ErrInvalid) {

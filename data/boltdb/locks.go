@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"github.com/vintner/arbor/data/internal/namelock"
+	"github.com/vintner/arbor/data/internal/records"
 )
 
 // Lock implements data.Locks. bbolt's file lock lets one process open the
@@ -14,7 +15,7 @@ import (
 // everything, so there is no TTL. The mutex per name is package
 // data/internal/namelock, which Close closes to wake the Locks waiting.
 func (s *Store) Lock(ctx context.Context, name string) (unlock func(), err error) {
-	if err := checkKey("lock", "name", name); err != nil {
+	if err := records.CheckKey("lock", "name", name); err != nil {
 		return nil, fmt.Errorf("boltdb: %w", err)
 	}
 	if err := s.usable(ctx); err != nil {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/vintner/arbor/data"
 	"github.com/vintner/arbor/data/internal/codec"
+	"github.com/vintner/arbor/data/internal/records"
 	"github.com/vintner/arbor/data/internal/watchers"
 )
 
@@ -114,14 +115,14 @@ func (s *Store) CreateUser(ctx context.Context, u data.User) error {
 }
 
 func (s *Store) GetUser(ctx context.Context, id string) (data.User, error) {
-	if err := checkKey("user", "id", id); err != nil {
+	if err := records.CheckKey("user", "id", id); err != nil {
 		return data.User{}, err
 	}
 	return getOne(s, ctx, users, id)
 }
 
 func (s *Store) UpdateUser(ctx context.Context, id string, fn func(data.User) (data.User, error)) (data.User, error) {
-	if err := checkKey("user", "id", id); err != nil {
+	if err := records.CheckKey("user", "id", id); err != nil {
 		return data.User{}, err
 	}
 	return updateOne(s, ctx, users, id, fn, nil, nil)
@@ -132,7 +133,7 @@ func (s *Store) UpdateUser(ctx context.Context, id string, fn func(data.User) (d
 // states and device codes that name the user are kept: the former are the
 // record of what happened, the latter expire within minutes.
 func (s *Store) DeleteUser(ctx context.Context, id string) error {
-	if err := checkKey("user", "id", id); err != nil {
+	if err := records.CheckKey("user", "id", id); err != nil {
 		return err
 	}
 	// The user's sessions and workers, for the watchers.
@@ -183,12 +184,8 @@ func (s *Store) CreateIdentity(ctx context.Context, id data.Identity) error {
 	return createOne(s, ctx, identities, id)
 }
 
-func checkIdentityKey(provider, subject string) error {
-	return firstErr(checkKey("identity", "provider", provider), checkKey("identity", "subject", subject))
-}
-
 func (s *Store) GetIdentity(ctx context.Context, provider, subject string) (data.Identity, error) {
-	if err := checkIdentityKey(provider, subject); err != nil {
+	if err := records.CheckIdentityKey(provider, subject); err != nil {
 		return data.Identity{}, err
 	}
 	return getOne(s, ctx, identities, join(provider, subject))
@@ -197,21 +194,21 @@ func (s *Store) GetIdentity(ctx context.Context, provider, subject string) (data
 // UpdateIdentity changes an identity. fn may set another UserID (linking
 // accounts), which must name an existing user.
 func (s *Store) UpdateIdentity(ctx context.Context, provider, subject string, fn func(data.Identity) (data.Identity, error)) (data.Identity, error) {
-	if err := checkIdentityKey(provider, subject); err != nil {
+	if err := records.CheckIdentityKey(provider, subject); err != nil {
 		return data.Identity{}, err
 	}
 	return updateOne(s, ctx, identities, join(provider, subject), fn, nil, nil)
 }
 
 func (s *Store) DeleteIdentity(ctx context.Context, provider, subject string) error {
-	if err := checkIdentityKey(provider, subject); err != nil {
+	if err := records.CheckIdentityKey(provider, subject); err != nil {
 		return err
 	}
 	return deleteOne(s, ctx, identities, join(provider, subject))
 }
 
 func (s *Store) ListIdentities(ctx context.Context, userID string) ([]data.Identity, error) {
-	if err := checkKey("identity", "user_id", userID); err != nil {
+	if err := records.CheckKey("identity", "user_id", userID); err != nil {
 		return nil, err
 	}
 	return listOwned(s, ctx, identities, userID) // index order: provider, subject
@@ -224,28 +221,28 @@ func (s *Store) CreateSession(ctx context.Context, sess data.Session) error {
 }
 
 func (s *Store) GetSession(ctx context.Context, id string) (data.Session, error) {
-	if err := checkKey("session", "id", id); err != nil {
+	if err := records.CheckKey("session", "id", id); err != nil {
 		return data.Session{}, err
 	}
 	return getOne(s, ctx, sessions, id)
 }
 
 func (s *Store) UpdateSession(ctx context.Context, id string, fn func(data.Session) (data.Session, error)) (data.Session, error) {
-	if err := checkKey("session", "id", id); err != nil {
+	if err := records.CheckKey("session", "id", id); err != nil {
 		return data.Session{}, err
 	}
 	return updateWatched(s, ctx, sessions, id, fn, &s.sessionWatchers)
 }
 
 func (s *Store) DeleteSession(ctx context.Context, id string) error {
-	if err := checkKey("session", "id", id); err != nil {
+	if err := records.CheckKey("session", "id", id); err != nil {
 		return err
 	}
 	return deleteWatched(s, ctx, sessions, id, &s.sessionWatchers)
 }
 
 func (s *Store) ListSessions(ctx context.Context, userID string) ([]data.Session, error) {
-	if err := checkKey("session", "user_id", userID); err != nil {
+	if err := records.CheckKey("session", "user_id", userID); err != nil {
 		return nil, err
 	}
 	out, err := listOwned(s, ctx, sessions, userID)
@@ -260,7 +257,7 @@ func (s *Store) CreateOAuthState(ctx context.Context, st data.OAuthState) error 
 }
 
 func (s *Store) ConsumeOAuthState(ctx context.Context, id string) (data.OAuthState, error) {
-	if err := checkKey("oauth state", "id", id); err != nil {
+	if err := records.CheckKey("oauth state", "id", id); err != nil {
 		return data.OAuthState{}, err
 	}
 	var out data.OAuthState
@@ -285,14 +282,14 @@ func (s *Store) CreateDeviceCode(ctx context.Context, d data.DeviceCode) error {
 }
 
 func (s *Store) GetDeviceCode(ctx context.Context, code string) (data.DeviceCode, error) {
-	if err := checkKey("device code", "code", code); err != nil {
+	if err := records.CheckKey("device code", "code", code); err != nil {
 		return data.DeviceCode{}, err
 	}
 	return getOne(s, ctx, deviceCodes, code)
 }
 
 func (s *Store) GetDeviceCodeByUserCode(ctx context.Context, userCode string) (data.DeviceCode, error) {
-	if err := checkKey("device code", "user_code", userCode); err != nil {
+	if err := records.CheckKey("device code", "user_code", userCode); err != nil {
 		return data.DeviceCode{}, err
 	}
 	var out data.DeviceCode
@@ -311,32 +308,18 @@ func (s *Store) GetDeviceCodeByUserCode(ctx context.Context, userCode string) (d
 	return out, err
 }
 
-func errConsumed() error { return fmt.Errorf("device code: %w", data.ErrConsumed) }
-
 // UpdateDeviceCode changes a device code that has not been consumed. The
 // store keeps ConsumedAt (ConsumeDeviceCode sets it) and the user code.
 func (s *Store) UpdateDeviceCode(ctx context.Context, code string, fn func(data.DeviceCode) (data.DeviceCode, error)) (data.DeviceCode, error) {
-	if err := checkKey("device code", "code", code); err != nil {
+	if err := records.CheckKey("device code", "code", code); err != nil {
 		return data.DeviceCode{}, err
 	}
 	return updateOne(s, ctx, deviceCodes, code, fn,
-		func(old *data.DeviceCode) error {
-			if !old.ConsumedAt.IsZero() {
-				return errConsumed()
-			}
-			return nil
-		},
-		func(old, nv *data.DeviceCode) error {
-			if nv.UserCode != old.UserCode {
-				return fmt.Errorf("device code: an update may not change the user code: %w", data.ErrInvalid)
-			}
-			nv.ConsumedAt = old.ConsumedAt
-			return nil
-		})
+		records.CheckUnconsumed, records.KeepDeviceCodeFields)
 }
 
 func (s *Store) ConsumeDeviceCode(ctx context.Context, code string, check func(data.DeviceCode) error) (data.DeviceCode, error) {
-	if err := checkKey("device code", "code", code); err != nil {
+	if err := records.CheckKey("device code", "code", code); err != nil {
 		return data.DeviceCode{}, err
 	}
 	var out data.DeviceCode
@@ -346,14 +329,14 @@ func (s *Store) ConsumeDeviceCode(ctx context.Context, code string, check func(d
 		if err != nil {
 			return err
 		}
-		if !d.ConsumedAt.IsZero() {
-			return errConsumed()
+		if err := records.CheckUnconsumed(&d); err != nil {
+			return err
 		}
 		if err := check(d); err != nil {
 			return err
 		}
 		nd := d
-		nd.ConsumedAt = utc(now)
+		nd.ConsumedAt = records.UTC(now)
 		out = nd
 		return deviceCodes.replace(tx, &d, &nd)
 	})
@@ -370,28 +353,28 @@ func (s *Store) CreateRefreshFamily(ctx context.Context, f data.RefreshFamily) e
 }
 
 func (s *Store) GetRefreshFamily(ctx context.Context, id string) (data.RefreshFamily, error) {
-	if err := checkKey("refresh family", "id", id); err != nil {
+	if err := records.CheckKey("refresh family", "id", id); err != nil {
 		return data.RefreshFamily{}, err
 	}
 	return getOne(s, ctx, refreshFamilies, id)
 }
 
 func (s *Store) UpdateRefreshFamily(ctx context.Context, id string, fn func(data.RefreshFamily) (data.RefreshFamily, error)) (data.RefreshFamily, error) {
-	if err := checkKey("refresh family", "id", id); err != nil {
+	if err := records.CheckKey("refresh family", "id", id); err != nil {
 		return data.RefreshFamily{}, err
 	}
 	return updateOne(s, ctx, refreshFamilies, id, fn, nil, nil)
 }
 
 func (s *Store) DeleteRefreshFamily(ctx context.Context, id string) error {
-	if err := checkKey("refresh family", "id", id); err != nil {
+	if err := records.CheckKey("refresh family", "id", id); err != nil {
 		return err
 	}
 	return deleteOne(s, ctx, refreshFamilies, id)
 }
 
 func (s *Store) ListRefreshFamilies(ctx context.Context, userID string) ([]data.RefreshFamily, error) {
-	if err := checkKey("refresh family", "user_id", userID); err != nil {
+	if err := records.CheckKey("refresh family", "user_id", userID); err != nil {
 		return nil, err
 	}
 	out, err := listOwned(s, ctx, refreshFamilies, userID)
@@ -406,28 +389,28 @@ func (s *Store) CreateWorker(ctx context.Context, w data.Worker) error {
 }
 
 func (s *Store) GetWorker(ctx context.Context, id string) (data.Worker, error) {
-	if err := checkKey("worker", "id", id); err != nil {
+	if err := records.CheckKey("worker", "id", id); err != nil {
 		return data.Worker{}, err
 	}
 	return getOne(s, ctx, workers, id)
 }
 
 func (s *Store) UpdateWorker(ctx context.Context, id string, fn func(data.Worker) (data.Worker, error)) (data.Worker, error) {
-	if err := checkKey("worker", "id", id); err != nil {
+	if err := records.CheckKey("worker", "id", id); err != nil {
 		return data.Worker{}, err
 	}
 	return updateWatched(s, ctx, workers, id, fn, &s.workerWatchers)
 }
 
 func (s *Store) DeleteWorker(ctx context.Context, id string) error {
-	if err := checkKey("worker", "id", id); err != nil {
+	if err := records.CheckKey("worker", "id", id); err != nil {
 		return err
 	}
 	return deleteWatched(s, ctx, workers, id, &s.workerWatchers)
 }
 
 func (s *Store) ListWorkers(ctx context.Context, userID string) ([]data.Worker, error) {
-	if err := checkKey("worker", "user_id", userID); err != nil {
+	if err := records.CheckKey("worker", "user_id", userID); err != nil {
 		return nil, err
 	}
 	out, err := listOwned(s, ctx, workers, userID)
@@ -443,19 +426,15 @@ func (s *Store) CreateConnection(ctx context.Context, c data.Connection) error {
 	return createOne(s, ctx, connections, c)
 }
 
-func checkConnectionKey(userID, provider string) error {
-	return firstErr(checkKey("connection", "user_id", userID), checkKey("connection", "provider", provider))
-}
-
 func (s *Store) GetConnection(ctx context.Context, userID, provider string) (data.Connection, error) {
-	if err := checkConnectionKey(userID, provider); err != nil {
+	if err := records.CheckConnectionKey(userID, provider); err != nil {
 		return data.Connection{}, err
 	}
 	return getOne(s, ctx, connections, join(userID, provider))
 }
 
 func (s *Store) UpdateConnection(ctx context.Context, userID, provider string, fn func(data.Connection) (data.Connection, error)) (data.Connection, error) {
-	if err := checkConnectionKey(userID, provider); err != nil {
+	if err := records.CheckConnectionKey(userID, provider); err != nil {
 		return data.Connection{}, err
 	}
 	return updateOne(s, ctx, connections, join(userID, provider), fn, nil,
@@ -466,7 +445,7 @@ func (s *Store) UpdateConnection(ctx context.Context, userID, provider string, f
 }
 
 func (s *Store) DeleteConnection(ctx context.Context, userID, provider string) error {
-	if err := checkConnectionKey(userID, provider); err != nil {
+	if err := records.CheckConnectionKey(userID, provider); err != nil {
 		return err
 	}
 	return deleteOne(s, ctx, connections, join(userID, provider))
@@ -482,7 +461,7 @@ func (s *Store) ListConnections(ctx context.Context, userID string) ([]data.Conn
 		})
 		return out, err
 	}
-	if err := checkKey("connection", "user_id", userID); err != nil {
+	if err := records.CheckKey("connection", "user_id", userID); err != nil {
 		return nil, err
 	}
 	return listOwned(s, ctx, connections, userID)
@@ -499,7 +478,7 @@ func (s *Store) AppendAudit(ctx context.Context, e data.AuditEvent) (data.AuditE
 		return data.AuditEvent{}, fmt.Errorf("audit event: action is empty: %w", data.ErrInvalid)
 	}
 	if e.UserID != "" {
-		if err := checkKey("audit event", "user_id", e.UserID); err != nil {
+		if err := records.CheckKey("audit event", "user_id", e.UserID); err != nil {
 			return data.AuditEvent{}, err
 		}
 	}
@@ -509,7 +488,7 @@ func (s *Store) AppendAudit(ctx context.Context, e data.AuditEvent) (data.AuditE
 		if ev.Time.IsZero() {
 			ev.Time = s.now()
 		}
-		ev.Time = utc(ev.Time)
+		ev.Time = records.UTC(ev.Time)
 		b := tx.Bucket([]byte(bucketAudit))
 		seq, err := b.NextSequence()
 		if err != nil {
@@ -543,7 +522,7 @@ func (s *Store) ListAudit(ctx context.Context, q data.AuditQuery) ([]data.AuditE
 		limit = DefaultAuditLimit
 	}
 	if q.UserID != "" {
-		if err := checkKey("audit query", "user_id", q.UserID); err != nil {
+		if err := records.CheckKey("audit query", "user_id", q.UserID); err != nil {
 			return nil, err
 		}
 	}

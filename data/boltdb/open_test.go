@@ -14,6 +14,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/vintner/arbor/data"
+	"github.com/vintner/arbor/data/internal/records"
 )
 
 // newStoreFile makes a closed store at a fresh path holding users u1..un,
@@ -286,7 +287,7 @@ func TestKeysAreChecked(t *testing.T) {
 		"user id with a NUL byte":      s.CreateUser(ctx, data.User{ID: "u1\x00x"}),
 		"identity provider with NUL":   s.CreateIdentity(ctx, data.Identity{Provider: "git\x00hub", Subject: "1", UserID: "u1"}),
 		"connection provider with NUL": s.CreateConnection(ctx, data.Connection{UserID: "u1", Provider: "a\x00b"}),
-		"worker id too long":           s.CreateWorker(ctx, data.Worker{ID: strings.Repeat("w", maxKeyLen+1), UserID: "u1"}),
+		"worker id too long":           s.CreateWorker(ctx, data.Worker{ID: strings.Repeat("w", records.MaxKeyLen+1), UserID: "u1"}),
 		"device user code with NUL":    s.CreateDeviceCode(ctx, data.DeviceCode{Code: "c", UserCode: "A\x00B", ExpiresAt: exp}),
 	} {
 		if !errors.Is(err, data.ErrInvalid) {

@@ -8,20 +8,19 @@ import (
 
 	"github.com/vintner/arbor/data"
 	"github.com/vintner/arbor/data/internal/codec"
+	"github.com/vintner/arbor/data/internal/records"
 )
 
 // The record types. Each names its bucket, key, owner and lifetime; the
 // generic code in schema.go does the rest.
 
 var users = &resource[data.User]{
-	name:     "user",
-	bucket:   bucketUsers,
-	codec:    codec.User,
-	key:      func(u *data.User) string { return u.ID },
-	validate: func(u *data.User) error { return checkKey("user", "id", u.ID) },
-	normalize: func(u *data.User) {
-		u.CreatedAt, u.UpdatedAt = utc(u.CreatedAt), utc(u.UpdatedAt)
-	},
+	name:      "user",
+	bucket:    bucketUsers,
+	codec:     codec.User,
+	key:       func(u *data.User) string { return u.ID },
+	validate:  records.ValidateUser,
+	normalize: records.NormalizeUser,
 }
 
 var identities = &resource[data.Identity]{
@@ -32,15 +31,8 @@ var identities = &resource[data.Identity]{
 	owner:      func(i *data.Identity) string { return i.UserID },
 	ownerIndex: idxUserIdentities,
 	movable:    true, // linking accounts moves an identity to another user
-	validate: func(i *data.Identity) error {
-		return firstErr(
-			checkKey("identity", "provider", i.Provider),
-			checkKey("identity", "subject", i.Subject),
-			checkKey("identity", "user_id", i.UserID))
-	},
-	normalize: func(i *data.Identity) {
-		i.CreatedAt, i.LastLoginAt = utc(i.CreatedAt), utc(i.LastLoginAt)
-	},
+	validate:   records.ValidateIdentity,
+	normalize:  records.NormalizeIdentity,
 }
 
 var sessions = &resource[data.Session]{
@@ -53,15 +45,8 @@ var sessions = &resource[data.Session]{
 	ownerIndex: idxUserSessions,
 	expires:    func(s *data.Session) time.Time { return s.ExpiresAt },
 	expiryKind: kindSession,
-	validate: func(s *data.Session) error {
-		return firstErr(
-			checkKey("session", "id", s.ID),
-			checkKey("session", "user_id", s.UserID),
-			checkExpiry("session", s.ExpiresAt))
-	},
-	normalize: func(s *data.Session) {
-		s.CreatedAt, s.LastSeenAt, s.ExpiresAt = utc(s.CreatedAt), utc(s.LastSeenAt), utc(s.ExpiresAt)
-	},
+	validate:   records.ValidateSession,
+	normalize:  records.NormalizeSession,
 }
 
 var oauthStates = &resource[data.OAuthState]{
@@ -72,14 +57,8 @@ var oauthStates = &resource[data.OAuthState]{
 	key:        func(s *data.OAuthState) string { return s.ID },
 	expires:    func(s *data.OAuthState) time.Time { return s.ExpiresAt },
 	expiryKind: kindOAuthState,
-	validate: func(s *data.OAuthState) error {
-		return firstErr(
-			checkKey("oauth state", "id", s.ID),
-			checkExpiry("oauth state", s.ExpiresAt))
-	},
-	normalize: func(s *data.OAuthState) {
-		s.CreatedAt, s.ExpiresAt = utc(s.CreatedAt), utc(s.ExpiresAt)
-	},
+	validate:   records.ValidateOAuthState,
+	normalize:  records.NormalizeOAuthState,
 }
 
 var deviceCodes = &resource[data.DeviceCode]{
@@ -90,20 +69,8 @@ var deviceCodes = &resource[data.DeviceCode]{
 	key:        func(d *data.DeviceCode) string { return d.Code },
 	expires:    func(d *data.DeviceCode) time.Time { return d.ExpiresAt },
 	expiryKind: kindDeviceCode,
-	validate: func(d *data.DeviceCode) error {
-		var userCode error
-		if d.UserCode != "" {
-			userCode = checkKey("device code", "user_code", d.UserCode)
-		}
-		return firstErr(
-			checkKey("device code", "code", d.Code),
-			userCode,
-			checkExpiry("device code", d.ExpiresAt))
-	},
-	normalize: func(d *data.DeviceCode) {
-		d.LastPolledAt, d.ApprovedAt, d.ConsumedAt = utc(d.LastPolledAt), utc(d.ApprovedAt), utc(d.ConsumedAt)
-		d.CreatedAt, d.ExpiresAt = utc(d.CreatedAt), utc(d.ExpiresAt)
-	},
+	validate:   records.ValidateDeviceCode,
+	normalize:  records.NormalizeDeviceCode,
 	onInsert: func(tx *bolt.Tx, d *data.DeviceCode) error {
 		if d.UserCode == "" {
 			return nil
@@ -159,16 +126,8 @@ var refreshFamilies = &resource[data.RefreshFamily]{
 	ownerIndex: idxUserRefresh,
 	expires:    func(f *data.RefreshFamily) time.Time { return f.ExpiresAt },
 	expiryKind: kindRefresh,
-	validate: func(f *data.RefreshFamily) error {
-		return firstErr(
-			checkKey("refresh family", "id", f.ID),
-			checkKey("refresh family", "user_id", f.UserID),
-			checkExpiry("refresh family", f.ExpiresAt))
-	},
-	normalize: func(f *data.RefreshFamily) {
-		f.RotatedAt, f.RevokedAt, f.LastUsedAt = utc(f.RotatedAt), utc(f.RevokedAt), utc(f.LastUsedAt)
-		f.CreatedAt, f.ExpiresAt = utc(f.CreatedAt), utc(f.ExpiresAt)
-	},
+	validate:   records.ValidateRefreshFamily,
+	normalize:  records.NormalizeRefreshFamily,
 }
 
 var workers = &resource[data.Worker]{
@@ -178,14 +137,8 @@ var workers = &resource[data.Worker]{
 	key:        func(w *data.Worker) string { return w.ID },
 	owner:      func(w *data.Worker) string { return w.UserID },
 	ownerIndex: idxUserWorkers,
-	validate: func(w *data.Worker) error {
-		return firstErr(
-			checkKey("worker", "id", w.ID),
-			checkKey("worker", "user_id", w.UserID))
-	},
-	normalize: func(w *data.Worker) {
-		w.CreatedAt, w.RotatedAt, w.LastUsedAt = utc(w.CreatedAt), utc(w.RotatedAt), utc(w.LastUsedAt)
-	},
+	validate:   records.ValidateWorker,
+	normalize:  records.NormalizeWorker,
 }
 
 var connections = &resource[data.Connection]{
@@ -195,15 +148,8 @@ var connections = &resource[data.Connection]{
 	key:    func(c *data.Connection) string { return join(c.UserID, c.Provider) },
 	owner:  func(c *data.Connection) string { return c.UserID },
 	// The key begins with the user id: the bucket is its own owner index.
-	validate: func(c *data.Connection) error {
-		return firstErr(
-			checkKey("connection", "user_id", c.UserID),
-			checkKey("connection", "provider", c.Provider))
-	},
-	normalize: func(c *data.Connection) {
-		c.TokenExpiresAt, c.LastRefreshAt = utc(c.TokenExpiresAt), utc(c.LastRefreshAt)
-		c.CreatedAt, c.UpdatedAt = utc(c.CreatedAt), utc(c.UpdatedAt)
-	},
+	validate:  records.ValidateConnection,
+	normalize: records.NormalizeConnection,
 }
 
 // userOwned is what DeleteUser deletes with the user.
@@ -215,13 +161,4 @@ var expiring = map[byte]expiringResource{
 	kindOAuthState: oauthStates,
 	kindDeviceCode: deviceCodes,
 	kindRefresh:    refreshFamilies,
-}
-
-func firstErr(errs ...error) error {
-	for _, err := range errs {
-		if err != nil {
-			return err
-		}
-	}
-	return nil
 }

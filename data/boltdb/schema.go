@@ -65,41 +65,10 @@ const (
 // byte order of composite keys is the order of their parts.
 const sep = "\x00"
 
-// maxKeyLen bounds one key part; bbolt's own limit is 32 KiB per key.
-const maxKeyLen = 1024
-
-// checkKey returns data.ErrInvalid for an empty or unusable key part.
-func checkKey(what, field, v string) error {
-	switch {
-	case v == "":
-		return fmt.Errorf("%s: %s is empty: %w", what, field, data.ErrInvalid)
-	case strings.Contains(v, sep):
-		return fmt.Errorf("%s: %s contains a NUL byte: %w", what, field, data.ErrInvalid)
-	case len(v) > maxKeyLen:
-		return fmt.Errorf("%s: %s is %d bytes, longer than %d: %w", what, field, len(v), maxKeyLen, data.ErrInvalid)
-	}
-	return nil
-}
-
-func checkExpiry(what string, t time.Time) error {
-	if t.IsZero() {
-		return fmt.Errorf("%s: expires_at is not set (a record with a lifetime needs one): %w", what, data.ErrInvalid)
-	}
-	return nil
-}
-
 func join(parts ...string) string { return strings.Join(parts, sep) }
 
 // ownerPrefix is the prefix of an owner's keys in an index.
 func ownerPrefix(owner string) []byte { return []byte(owner + sep) }
-
-// utc returns t in UTC without a monotonic reading; the zero time stays zero.
-func utc(t time.Time) time.Time {
-	if t.IsZero() {
-		return time.Time{}
-	}
-	return t.UTC()
-}
 
 var (
 	minStampTime = time.Unix(0, math.MinInt64)

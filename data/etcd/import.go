@@ -10,6 +10,7 @@ import (
 
 	"github.com/vintner/arbor/data"
 	"github.com/vintner/arbor/data/internal/codec"
+	"github.com/vintner/arbor/data/internal/records"
 )
 
 // Listing and importing for data.Copy (data.Exporter, data.Importer).
@@ -56,7 +57,7 @@ const importChunk = 40
 // by the absence of the events' keys, and raises the counter to the highest
 // Seq stored, so AppendAudit (on any replica) continues above it.
 func (s *Store) ImportAudit(ctx context.Context, events []data.AuditEvent) error {
-	if err := data.CheckImportAudit(events, checkKey); err != nil {
+	if err := data.CheckImportAudit(events, records.CheckKey); err != nil {
 		return err
 	}
 	ctx, cancel, err := s.begin(ctx)
@@ -98,7 +99,7 @@ func (s *Store) importAuditChunk(ctx context.Context, what string, events []data
 		cmps := []clientv3.Cmp{clientv3.Compare(clientv3.ModRevision(counter), "=", rev)}
 		var ops []clientv3.Op
 		for _, e := range events {
-			e.Time = utc(e.Time)
+			e.Time = records.UTC(e.Time)
 			key := s.root + prefixAudit + seqKey(e.Seq)
 			raw := string(codec.AuditEvent.Encode(&e))
 			cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(key), "=", 0))

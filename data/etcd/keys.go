@@ -5,9 +5,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"time"
-
-	"github.com/vintner/arbor/data"
 )
 
 // Key layout, relative to Config.Root. See the package documentation for
@@ -43,48 +40,7 @@ const (
 // prefix (user id \x00) never matches another user's keys.
 const sep = "\x00"
 
-// maxKeyLen bounds one key part (etcd's request limit is far larger; this
-// keeps transactions of many keys small).
-const maxKeyLen = 1024
-
-// checkKey returns data.ErrInvalid for an empty or unusable key part.
-func checkKey(what, field, v string) error {
-	switch {
-	case v == "":
-		return fmt.Errorf("%s: %s is empty: %w", what, field, data.ErrInvalid)
-	case strings.Contains(v, sep):
-		return fmt.Errorf("%s: %s contains a NUL byte: %w", what, field, data.ErrInvalid)
-	case len(v) > maxKeyLen:
-		return fmt.Errorf("%s: %s is %d bytes, longer than %d: %w", what, field, len(v), maxKeyLen, data.ErrInvalid)
-	}
-	return nil
-}
-
-func checkExpiry(what string, t time.Time) error {
-	if t.IsZero() {
-		return fmt.Errorf("%s: expires_at is not set (a record with a lifetime needs one): %w", what, data.ErrInvalid)
-	}
-	return nil
-}
-
-func firstErr(errs ...error) error {
-	for _, err := range errs {
-		if err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
 func join(parts ...string) string { return strings.Join(parts, sep) }
-
-// utc returns t in UTC without a monotonic reading; the zero time stays zero.
-func utc(t time.Time) time.Time {
-	if t.IsZero() {
-		return time.Time{}
-	}
-	return t.UTC()
-}
 
 func seqKey(seq uint64) string { return fmt.Sprintf("%016x", seq) }
 

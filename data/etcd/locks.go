@@ -14,6 +14,7 @@ import (
 
 	"github.com/vintner/arbor/data"
 	"github.com/vintner/arbor/data/internal/namelock"
+	"github.com/vintner/arbor/data/internal/records"
 )
 
 // keyLocks holds one key per waiter and holder of a lock:
@@ -38,7 +39,7 @@ const keyLocks = "locks/"
 // at most one caller per store and name is in etcd at a time (package
 // data/internal/namelock, shared with the bbolt backend).
 func (s *Store) Lock(ctx context.Context, name string) (unlock func(), err error) {
-	if err := checkKey("lock", "name", name); err != nil {
+	if err := records.CheckKey("lock", "name", name); err != nil {
 		return nil, fmt.Errorf("etcd: %w", err)
 	}
 	if s.closed.Load() {

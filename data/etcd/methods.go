@@ -13,6 +13,7 @@ import (
 
 	"github.com/vintner/arbor/data"
 	"github.com/vintner/arbor/data/internal/codec"
+	"github.com/vintner/arbor/data/internal/records"
 )
 
 // Users
@@ -22,14 +23,14 @@ func (s *Store) CreateUser(ctx context.Context, u data.User) error {
 }
 
 func (s *Store) GetUser(ctx context.Context, id string) (data.User, error) {
-	if err := checkKey("user", "id", id); err != nil {
+	if err := records.CheckKey("user", "id", id); err != nil {
 		return data.User{}, err
 	}
 	return users.get(s, ctx, id)
 }
 
 func (s *Store) UpdateUser(ctx context.Context, id string, fn func(data.User) (data.User, error)) (data.User, error) {
-	if err := checkKey("user", "id", id); err != nil {
+	if err := records.CheckKey("user", "id", id); err != nil {
 		return data.User{}, err
 	}
 	return users.update(s, ctx, id, fn, nil, nil)
@@ -42,7 +43,7 @@ func (s *Store) UpdateUser(ctx context.Context, id string, fn func(data.User) (d
 // until then they name records that no longer exist, which every lookup
 // treats as not found (see the package documentation).
 func (s *Store) DeleteUser(ctx context.Context, id string) error {
-	if err := checkKey("user", "id", id); err != nil {
+	if err := records.CheckKey("user", "id", id); err != nil {
 		return err
 	}
 	ctx, cancel, err := s.begin(ctx)
@@ -133,12 +134,8 @@ func (s *Store) CreateIdentity(ctx context.Context, id data.Identity) error {
 	return identities.create(s, ctx, id)
 }
 
-func checkIdentityKey(provider, subject string) error {
-	return firstErr(checkKey("identity", "provider", provider), checkKey("identity", "subject", subject))
-}
-
 func (s *Store) GetIdentity(ctx context.Context, provider, subject string) (data.Identity, error) {
-	if err := checkIdentityKey(provider, subject); err != nil {
+	if err := records.CheckIdentityKey(provider, subject); err != nil {
 		return data.Identity{}, err
 	}
 	return identities.get(s, ctx, join(provider, subject))
@@ -147,21 +144,21 @@ func (s *Store) GetIdentity(ctx context.Context, provider, subject string) (data
 // UpdateIdentity changes an identity. fn may set another UserID (linking
 // accounts), which must name an existing user.
 func (s *Store) UpdateIdentity(ctx context.Context, provider, subject string, fn func(data.Identity) (data.Identity, error)) (data.Identity, error) {
-	if err := checkIdentityKey(provider, subject); err != nil {
+	if err := records.CheckIdentityKey(provider, subject); err != nil {
 		return data.Identity{}, err
 	}
 	return identities.update(s, ctx, join(provider, subject), fn, nil, nil)
 }
 
 func (s *Store) DeleteIdentity(ctx context.Context, provider, subject string) error {
-	if err := checkIdentityKey(provider, subject); err != nil {
+	if err := records.CheckIdentityKey(provider, subject); err != nil {
 		return err
 	}
 	return identities.delete(s, ctx, join(provider, subject))
 }
 
 func (s *Store) ListIdentities(ctx context.Context, userID string) ([]data.Identity, error) {
-	if err := checkKey("identity", "user_id", userID); err != nil {
+	if err := records.CheckKey("identity", "user_id", userID); err != nil {
 		return nil, err
 	}
 	return identities.owned(s, ctx, userID) // key order: provider, subject
@@ -174,7 +171,7 @@ func (s *Store) CreateSession(ctx context.Context, sess data.Session) error {
 }
 
 func (s *Store) GetSession(ctx context.Context, id string) (data.Session, error) {
-	if err := checkKey("session", "id", id); err != nil {
+	if err := records.CheckKey("session", "id", id); err != nil {
 		return data.Session{}, err
 	}
 	v, err := sessions.get(s, ctx, id)
@@ -185,7 +182,7 @@ func (s *Store) GetSession(ctx context.Context, id string) (data.Session, error)
 }
 
 func (s *Store) UpdateSession(ctx context.Context, id string, fn func(data.Session) (data.Session, error)) (data.Session, error) {
-	if err := checkKey("session", "id", id); err != nil {
+	if err := records.CheckKey("session", "id", id); err != nil {
 		return data.Session{}, err
 	}
 	v, err := sessions.update(s, ctx, id, fn, nil, nil)
@@ -196,14 +193,14 @@ func (s *Store) UpdateSession(ctx context.Context, id string, fn func(data.Sessi
 }
 
 func (s *Store) DeleteSession(ctx context.Context, id string) error {
-	if err := checkKey("session", "id", id); err != nil {
+	if err := records.CheckKey("session", "id", id); err != nil {
 		return err
 	}
 	return sessions.delete(s, ctx, id)
 }
 
 func (s *Store) ListSessions(ctx context.Context, userID string) ([]data.Session, error) {
-	if err := checkKey("session", "user_id", userID); err != nil {
+	if err := records.CheckKey("session", "user_id", userID); err != nil {
 		return nil, err
 	}
 	out, err := sessions.owned(s, ctx, userID)
@@ -225,7 +222,7 @@ func (s *Store) CreateOAuthState(ctx context.Context, st data.OAuthState) error 
 // revision it read: of concurrent consumers, one deletes it and the others
 // find it gone.
 func (s *Store) ConsumeOAuthState(ctx context.Context, id string) (data.OAuthState, error) {
-	if err := checkKey("oauth state", "id", id); err != nil {
+	if err := records.CheckKey("oauth state", "id", id); err != nil {
 		return data.OAuthState{}, err
 	}
 	ctx, cancel, err := s.begin(ctx)
@@ -265,14 +262,14 @@ func (s *Store) CreateDeviceCode(ctx context.Context, d data.DeviceCode) error {
 }
 
 func (s *Store) GetDeviceCode(ctx context.Context, code string) (data.DeviceCode, error) {
-	if err := checkKey("device code", "code", code); err != nil {
+	if err := records.CheckKey("device code", "code", code); err != nil {
 		return data.DeviceCode{}, err
 	}
 	return deviceCodes.get(s, ctx, code)
 }
 
 func (s *Store) GetDeviceCodeByUserCode(ctx context.Context, userCode string) (data.DeviceCode, error) {
-	if err := checkKey("device code", "user_code", userCode); err != nil {
+	if err := records.CheckKey("device code", "user_code", userCode); err != nil {
 		return data.DeviceCode{}, err
 	}
 	ctx, cancel, err := s.begin(ctx)
@@ -299,35 +296,21 @@ func (s *Store) GetDeviceCodeByUserCode(ctx context.Context, userCode string) (d
 	return f.v, nil
 }
 
-func errConsumed() error { return fmt.Errorf("device code: %w", data.ErrConsumed) }
-
 // UpdateDeviceCode changes a device code that has not been consumed. The
 // store keeps ConsumedAt (ConsumeDeviceCode sets it) and the user code.
 func (s *Store) UpdateDeviceCode(ctx context.Context, code string, fn func(data.DeviceCode) (data.DeviceCode, error)) (data.DeviceCode, error) {
-	if err := checkKey("device code", "code", code); err != nil {
+	if err := records.CheckKey("device code", "code", code); err != nil {
 		return data.DeviceCode{}, err
 	}
 	return deviceCodes.update(s, ctx, code, fn,
-		func(old *data.DeviceCode) error {
-			if !old.ConsumedAt.IsZero() {
-				return errConsumed()
-			}
-			return nil
-		},
-		func(old, nv *data.DeviceCode) error {
-			if nv.UserCode != old.UserCode {
-				return fmt.Errorf("device code: an update may not change the user code: %w", data.ErrInvalid)
-			}
-			nv.ConsumedAt = old.ConsumedAt
-			return nil
-		})
+		records.CheckUnconsumed, records.KeepDeviceCodeFields)
 }
 
 // ConsumeDeviceCode sets ConsumedAt in a transaction guarded by the mod
 // revision it read: of concurrent consumers one wins, and the others read
 // the consumed record on their next attempt and get data.ErrConsumed.
 func (s *Store) ConsumeDeviceCode(ctx context.Context, code string, check func(data.DeviceCode) error) (data.DeviceCode, error) {
-	if err := checkKey("device code", "code", code); err != nil {
+	if err := records.CheckKey("device code", "code", code); err != nil {
 		return data.DeviceCode{}, err
 	}
 	ctx, cancel, err := s.begin(ctx)
@@ -350,14 +333,14 @@ func (s *Store) ConsumeDeviceCode(ctx context.Context, code string, check func(d
 		if !f.ok || !deviceCodes.live(&f.v, now) {
 			return false, deviceCodes.errNotFound(code)
 		}
-		if !f.v.ConsumedAt.IsZero() {
-			return false, errConsumed()
+		if err := records.CheckUnconsumed(&f.v); err != nil {
+			return false, err
 		}
 		if err := check(f.v); err != nil {
 			return false, err
 		}
 		nd := f.v
-		nd.ConsumedAt = utc(now)
+		nd.ConsumedAt = records.UTC(now)
 		out = nd
 		// The record keeps its lease (its ExpiresAt is unchanged).
 		return s.commit(ctx, "consuming a device code",
@@ -377,28 +360,28 @@ func (s *Store) CreateRefreshFamily(ctx context.Context, f data.RefreshFamily) e
 }
 
 func (s *Store) GetRefreshFamily(ctx context.Context, id string) (data.RefreshFamily, error) {
-	if err := checkKey("refresh family", "id", id); err != nil {
+	if err := records.CheckKey("refresh family", "id", id); err != nil {
 		return data.RefreshFamily{}, err
 	}
 	return refreshFamilies.get(s, ctx, id)
 }
 
 func (s *Store) UpdateRefreshFamily(ctx context.Context, id string, fn func(data.RefreshFamily) (data.RefreshFamily, error)) (data.RefreshFamily, error) {
-	if err := checkKey("refresh family", "id", id); err != nil {
+	if err := records.CheckKey("refresh family", "id", id); err != nil {
 		return data.RefreshFamily{}, err
 	}
 	return refreshFamilies.update(s, ctx, id, fn, nil, nil)
 }
 
 func (s *Store) DeleteRefreshFamily(ctx context.Context, id string) error {
-	if err := checkKey("refresh family", "id", id); err != nil {
+	if err := records.CheckKey("refresh family", "id", id); err != nil {
 		return err
 	}
 	return refreshFamilies.delete(s, ctx, id)
 }
 
 func (s *Store) ListRefreshFamilies(ctx context.Context, userID string) ([]data.RefreshFamily, error) {
-	if err := checkKey("refresh family", "user_id", userID); err != nil {
+	if err := records.CheckKey("refresh family", "user_id", userID); err != nil {
 		return nil, err
 	}
 	out, err := refreshFamilies.owned(s, ctx, userID)
@@ -413,7 +396,7 @@ func (s *Store) CreateWorker(ctx context.Context, w data.Worker) error {
 }
 
 func (s *Store) GetWorker(ctx context.Context, id string) (data.Worker, error) {
-	if err := checkKey("worker", "id", id); err != nil {
+	if err := records.CheckKey("worker", "id", id); err != nil {
 		return data.Worker{}, err
 	}
 	v, err := workers.get(s, ctx, id)
@@ -424,7 +407,7 @@ func (s *Store) GetWorker(ctx context.Context, id string) (data.Worker, error) {
 }
 
 func (s *Store) UpdateWorker(ctx context.Context, id string, fn func(data.Worker) (data.Worker, error)) (data.Worker, error) {
-	if err := checkKey("worker", "id", id); err != nil {
+	if err := records.CheckKey("worker", "id", id); err != nil {
 		return data.Worker{}, err
 	}
 	v, err := workers.update(s, ctx, id, fn, nil, nil)
@@ -435,14 +418,14 @@ func (s *Store) UpdateWorker(ctx context.Context, id string, fn func(data.Worker
 }
 
 func (s *Store) DeleteWorker(ctx context.Context, id string) error {
-	if err := checkKey("worker", "id", id); err != nil {
+	if err := records.CheckKey("worker", "id", id); err != nil {
 		return err
 	}
 	return workers.delete(s, ctx, id)
 }
 
 func (s *Store) ListWorkers(ctx context.Context, userID string) ([]data.Worker, error) {
-	if err := checkKey("worker", "user_id", userID); err != nil {
+	if err := records.CheckKey("worker", "user_id", userID); err != nil {
 		return nil, err
 	}
 	out, err := workers.owned(s, ctx, userID)
@@ -462,19 +445,15 @@ func (s *Store) CreateConnection(ctx context.Context, c data.Connection) error {
 	return connections.create(s, ctx, c)
 }
 
-func checkConnectionKey(userID, provider string) error {
-	return firstErr(checkKey("connection", "user_id", userID), checkKey("connection", "provider", provider))
-}
-
 func (s *Store) GetConnection(ctx context.Context, userID, provider string) (data.Connection, error) {
-	if err := checkConnectionKey(userID, provider); err != nil {
+	if err := records.CheckConnectionKey(userID, provider); err != nil {
 		return data.Connection{}, err
 	}
 	return connections.get(s, ctx, join(userID, provider))
 }
 
 func (s *Store) UpdateConnection(ctx context.Context, userID, provider string, fn func(data.Connection) (data.Connection, error)) (data.Connection, error) {
-	if err := checkConnectionKey(userID, provider); err != nil {
+	if err := records.CheckConnectionKey(userID, provider); err != nil {
 		return data.Connection{}, err
 	}
 	return connections.update(s, ctx, join(userID, provider), fn, nil,
@@ -485,7 +464,7 @@ func (s *Store) UpdateConnection(ctx context.Context, userID, provider string, f
 }
 
 func (s *Store) DeleteConnection(ctx context.Context, userID, provider string) error {
-	if err := checkConnectionKey(userID, provider); err != nil {
+	if err := records.CheckConnectionKey(userID, provider); err != nil {
 		return err
 	}
 	return connections.delete(s, ctx, join(userID, provider))
@@ -500,7 +479,7 @@ func (s *Store) ListConnections(ctx context.Context, userID string) ([]data.Conn
 		defer cancel()
 		return connections.scan(s, ctx, s.root+prefixConnections, time.Time{}) // key order: user, provider
 	}
-	if err := checkKey("connection", "user_id", userID); err != nil {
+	if err := records.CheckKey("connection", "user_id", userID); err != nil {
 		return nil, err
 	}
 	return connections.owned(s, ctx, userID)
@@ -520,7 +499,7 @@ func (s *Store) AppendAudit(ctx context.Context, e data.AuditEvent) (data.AuditE
 		return data.AuditEvent{}, fmt.Errorf("audit event: action is empty: %w", data.ErrInvalid)
 	}
 	if e.UserID != "" {
-		if err := checkKey("audit event", "user_id", e.UserID); err != nil {
+		if err := records.CheckKey("audit event", "user_id", e.UserID); err != nil {
 			return data.AuditEvent{}, err
 		}
 	}
@@ -533,7 +512,7 @@ func (s *Store) AppendAudit(ctx context.Context, e data.AuditEvent) (data.AuditE
 	if ev.Time.IsZero() {
 		ev.Time = s.now()
 	}
-	ev.Time = utc(ev.Time)
+	ev.Time = records.UTC(ev.Time)
 	const what = "appending an audit event"
 	counter := s.root + keyAuditSeq
 	unlock, err := s.lock(ctx, what, keyAuditSeq)
@@ -600,7 +579,7 @@ func (s *Store) ListAudit(ctx context.Context, q data.AuditQuery) ([]data.AuditE
 		limit = DefaultAuditLimit
 	}
 	if q.UserID != "" {
-		if err := checkKey("audit query", "user_id", q.UserID); err != nil {
+		if err := records.CheckKey("audit query", "user_id", q.UserID); err != nil {
 			return nil, err
 		}
 	}

@@ -9,99 +9,66 @@ import (
 
 	"github.com/vintner/arbor/data"
 	"github.com/vintner/arbor/data/internal/codec"
+	"github.com/vintner/arbor/data/internal/records"
 )
 
 // The record types. Each names its prefix, index, owner and lifetime; the
 // generic code in resource.go does the rest.
 
 var users = &resource[data.User]{
-	name:     "user",
-	prefix:   prefixUsers,
-	codec:    codec.User,
-	id:       func(u *data.User) string { return u.ID },
-	validate: func(u *data.User) error { return checkKey("user", "id", u.ID) },
-	normalize: func(u *data.User) {
-		u.CreatedAt, u.UpdatedAt = utc(u.CreatedAt), utc(u.UpdatedAt)
-	},
+	name:      "user",
+	prefix:    prefixUsers,
+	codec:     codec.User,
+	id:        func(u *data.User) string { return u.ID },
+	validate:  records.ValidateUser,
+	normalize: records.NormalizeUser,
 }
 
 var identities = &resource[data.Identity]{
-	name:    "identity",
-	prefix:  prefixIdentities,
-	index:   idxIdentities,
-	codec:   codec.Identity,
-	id:      func(i *data.Identity) string { return join(i.Provider, i.Subject) },
-	owner:   func(i *data.Identity) string { return i.UserID },
-	movable: true, // linking accounts moves an identity to another user
-	validate: func(i *data.Identity) error {
-		return firstErr(
-			checkKey("identity", "provider", i.Provider),
-			checkKey("identity", "subject", i.Subject),
-			checkKey("identity", "user_id", i.UserID))
-	},
-	normalize: func(i *data.Identity) {
-		i.CreatedAt, i.LastLoginAt = utc(i.CreatedAt), utc(i.LastLoginAt)
-	},
+	name:      "identity",
+	prefix:    prefixIdentities,
+	index:     idxIdentities,
+	codec:     codec.Identity,
+	id:        func(i *data.Identity) string { return join(i.Provider, i.Subject) },
+	owner:     func(i *data.Identity) string { return i.UserID },
+	movable:   true, // linking accounts moves an identity to another user
+	validate:  records.ValidateIdentity,
+	normalize: records.NormalizeIdentity,
 }
 
 var sessions = &resource[data.Session]{
-	name:    "session",
-	prefix:  prefixSessions,
-	index:   idxSessions,
-	codec:   codec.Session,
-	secret:  true,
-	id:      func(s *data.Session) string { return s.ID },
-	owner:   func(s *data.Session) string { return s.UserID },
-	expires: func(s *data.Session) time.Time { return s.ExpiresAt },
-	validate: func(s *data.Session) error {
-		return firstErr(
-			checkKey("session", "id", s.ID),
-			checkKey("session", "user_id", s.UserID),
-			checkExpiry("session", s.ExpiresAt))
-	},
-	normalize: func(s *data.Session) {
-		s.CreatedAt, s.LastSeenAt, s.ExpiresAt = utc(s.CreatedAt), utc(s.LastSeenAt), utc(s.ExpiresAt)
-	},
+	name:      "session",
+	prefix:    prefixSessions,
+	index:     idxSessions,
+	codec:     codec.Session,
+	secret:    true,
+	id:        func(s *data.Session) string { return s.ID },
+	owner:     func(s *data.Session) string { return s.UserID },
+	expires:   func(s *data.Session) time.Time { return s.ExpiresAt },
+	validate:  records.ValidateSession,
+	normalize: records.NormalizeSession,
 }
 
 var oauthStates = &resource[data.OAuthState]{
-	name:    "oauth state",
-	prefix:  prefixOAuthStates,
-	codec:   codec.OAuthState,
-	secret:  true,
-	id:      func(s *data.OAuthState) string { return s.ID },
-	expires: func(s *data.OAuthState) time.Time { return s.ExpiresAt },
-	validate: func(s *data.OAuthState) error {
-		return firstErr(
-			checkKey("oauth state", "id", s.ID),
-			checkExpiry("oauth state", s.ExpiresAt))
-	},
-	normalize: func(s *data.OAuthState) {
-		s.CreatedAt, s.ExpiresAt = utc(s.CreatedAt), utc(s.ExpiresAt)
-	},
+	name:      "oauth state",
+	prefix:    prefixOAuthStates,
+	codec:     codec.OAuthState,
+	secret:    true,
+	id:        func(s *data.OAuthState) string { return s.ID },
+	expires:   func(s *data.OAuthState) time.Time { return s.ExpiresAt },
+	validate:  records.ValidateOAuthState,
+	normalize: records.NormalizeOAuthState,
 }
 
 var deviceCodes = &resource[data.DeviceCode]{
-	name:    "device code",
-	prefix:  prefixDeviceCodes,
-	codec:   codec.DeviceCode,
-	secret:  true,
-	id:      func(d *data.DeviceCode) string { return d.Code },
-	expires: func(d *data.DeviceCode) time.Time { return d.ExpiresAt },
-	validate: func(d *data.DeviceCode) error {
-		var userCode error
-		if d.UserCode != "" {
-			userCode = checkKey("device code", "user_code", d.UserCode)
-		}
-		return firstErr(
-			checkKey("device code", "code", d.Code),
-			userCode,
-			checkExpiry("device code", d.ExpiresAt))
-	},
-	normalize: func(d *data.DeviceCode) {
-		d.LastPolledAt, d.ApprovedAt, d.ConsumedAt = utc(d.LastPolledAt), utc(d.ApprovedAt), utc(d.ConsumedAt)
-		d.CreatedAt, d.ExpiresAt = utc(d.CreatedAt), utc(d.ExpiresAt)
-	},
+	name:      "device code",
+	prefix:    prefixDeviceCodes,
+	codec:     codec.DeviceCode,
+	secret:    true,
+	id:        func(d *data.DeviceCode) string { return d.Code },
+	expires:   func(d *data.DeviceCode) time.Time { return d.ExpiresAt },
+	validate:  records.ValidateDeviceCode,
+	normalize: records.NormalizeDeviceCode,
 	// The user code index entry shares the device code's lease. A
 	// device code's user code never changes, and while it lives no other
 	// device code can claim the user code, so an update may rewrite it.
@@ -149,41 +116,27 @@ func claimUserCode(s *Store, ctx context.Context, d *data.DeviceCode, _ *found[d
 }
 
 var refreshFamilies = &resource[data.RefreshFamily]{
-	name:    "refresh family",
-	prefix:  prefixFamilies,
-	index:   idxFamilies,
-	codec:   codec.RefreshFamily,
-	secret:  true,
-	id:      func(f *data.RefreshFamily) string { return f.ID },
-	owner:   func(f *data.RefreshFamily) string { return f.UserID },
-	expires: func(f *data.RefreshFamily) time.Time { return f.ExpiresAt },
-	validate: func(f *data.RefreshFamily) error {
-		return firstErr(
-			checkKey("refresh family", "id", f.ID),
-			checkKey("refresh family", "user_id", f.UserID),
-			checkExpiry("refresh family", f.ExpiresAt))
-	},
-	normalize: func(f *data.RefreshFamily) {
-		f.RotatedAt, f.RevokedAt, f.LastUsedAt = utc(f.RotatedAt), utc(f.RevokedAt), utc(f.LastUsedAt)
-		f.CreatedAt, f.ExpiresAt = utc(f.CreatedAt), utc(f.ExpiresAt)
-	},
+	name:      "refresh family",
+	prefix:    prefixFamilies,
+	index:     idxFamilies,
+	codec:     codec.RefreshFamily,
+	secret:    true,
+	id:        func(f *data.RefreshFamily) string { return f.ID },
+	owner:     func(f *data.RefreshFamily) string { return f.UserID },
+	expires:   func(f *data.RefreshFamily) time.Time { return f.ExpiresAt },
+	validate:  records.ValidateRefreshFamily,
+	normalize: records.NormalizeRefreshFamily,
 }
 
 var workers = &resource[data.Worker]{
-	name:   "worker",
-	prefix: prefixWorkers,
-	index:  idxWorkers,
-	codec:  codec.Worker,
-	id:     func(w *data.Worker) string { return w.ID },
-	owner:  func(w *data.Worker) string { return w.UserID },
-	validate: func(w *data.Worker) error {
-		return firstErr(
-			checkKey("worker", "id", w.ID),
-			checkKey("worker", "user_id", w.UserID))
-	},
-	normalize: func(w *data.Worker) {
-		w.CreatedAt, w.RotatedAt, w.LastUsedAt = utc(w.CreatedAt), utc(w.RotatedAt), utc(w.LastUsedAt)
-	},
+	name:      "worker",
+	prefix:    prefixWorkers,
+	index:     idxWorkers,
+	codec:     codec.Worker,
+	id:        func(w *data.Worker) string { return w.ID },
+	owner:     func(w *data.Worker) string { return w.UserID },
+	validate:  records.ValidateWorker,
+	normalize: records.NormalizeWorker,
 }
 
 var connections = &resource[data.Connection]{
@@ -191,17 +144,10 @@ var connections = &resource[data.Connection]{
 	prefix: prefixConnections,
 	codec:  codec.Connection,
 	// The id begins with the user id: the record key is its own index.
-	id:    func(c *data.Connection) string { return join(c.UserID, c.Provider) },
-	owner: func(c *data.Connection) string { return c.UserID },
-	validate: func(c *data.Connection) error {
-		return firstErr(
-			checkKey("connection", "user_id", c.UserID),
-			checkKey("connection", "provider", c.Provider))
-	},
-	normalize: func(c *data.Connection) {
-		c.TokenExpiresAt, c.LastRefreshAt = utc(c.TokenExpiresAt), utc(c.LastRefreshAt)
-		c.CreatedAt, c.UpdatedAt = utc(c.CreatedAt), utc(c.UpdatedAt)
-	},
+	id:        func(c *data.Connection) string { return join(c.UserID, c.Provider) },
+	owner:     func(c *data.Connection) string { return c.UserID },
+	validate:  records.ValidateConnection,
+	normalize: records.NormalizeConnection,
 }
 
 // ownedPrefixes are the record prefixes DeleteUser clears for a user, with

@@ -1,0 +1,202 @@
+// Package records holds the one definition of what a valid record is and
+// how a record is normalised before it is stored, shared by every backend
+// of data.Store.
+//
+// These are the data.Store contract's rules (see data/store.go): keys are
+// non-empty and contain no NUL byte, else data.ErrInvalid; records with a
+// lifetime carry ExpiresAt; all times are stored and returned in UTC; a
+// device code's update keeps its user code and ConsumedAt. They must be
+// the same in every backend, or records valid in one would be refused by
+// another (and a Copy between them fail), so the backends do not restate
+// them: each resource definition names the functions here.
+package records
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/vintner/arbor/data"
+)
+
+// MaxKeyLen bounds one key part. Both backends allow far more (bbolt 32
+// KiB per key, etcd's request limit larger still); this keeps keys and
+// transactions of many keys small.
+const MaxKeyLen = 1024
+
+// CheckKey returns data.ErrInvalid for an empty or unusable key part: one
+// that is empty, contains a NUL byte (the backends' separator of composite
+// keys) or is longer than MaxKeyLen. what and field name the record kind
+// and field in the message.
+func CheckKey(what, field, v string) error {
+	switch {
+	case v == "":
+		return fmt.Errorf("%s: %s is empty: %w", what, field, data.ErrInvalid)
+	case strings.Contains(v, "\x00"):
+		return fmt.Errorf("%s: %s contains a NUL byte: %w", what, field, data.ErrInvalid)
+	case len(v) > MaxKeyLen:
+		return fmt.Errorf("%s: %s is %d bytes, longer than %d: %w", what, field, len(v), MaxKeyLen, data.ErrInvalid)
+	}
+	return nil
+}
+
+// CheckExpiry returns data.ErrInvalid if t, a record's ExpiresAt, is not
+// set.
+func CheckExpiry(what string, t time.Time) error {
+	if t.IsZero() {
+		return fmt.Errorf("%s: expires_at is not set (a record with a lifetime needs one): %w", what, data.ErrInvalid)
+	}
+	return nil
+}
+
+// UTC returns t in UTC without a monotonic reading; the zero time stays
+// zero.
+func UTC(t time.Time) time.Time {
+	if t.IsZero() {
+		return time.Time{}
+	}
+	return t.UTC()
+}
+
+func firstErr(errs ...error) error {
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// CheckIdentityKey checks the key of an identity.
+func CheckIdentityKey(provider, subject string) error {
+	return firstErr(CheckKey("identity", "provider", provider), CheckKey("identity", "subject", subject))
+}
+
+// CheckConnectionKey checks the key of a connection.
+func CheckConnectionKey(userID, provider string) error {
+	return firstErr(CheckKey("connection", "user_id", userID), CheckKey("connection", "provider", provider))
+}
+
+// Users
+
+func ValidateUser(u *data.User) error { return CheckKey("user", "id", u.ID) }
+
+func NormalizeUser(u *data.User) {
+	u.CreatedAt, u.UpdatedAt = UTC(u.CreatedAt), UTC(u.UpdatedAt)
+}
+
+// Identities
+
+func ValidateIdentity(i *data.Identity) error {
+	return firstErr(
+		CheckKey("identity", "provider", i.Provider),
+		CheckKey("identity", "subject", i.Subject),
+		CheckKey("identity", "user_id", i.UserID))
+}
+
+func NormalizeIdentity(i *data.Identity) {
+	i.CreatedAt, i.LastLoginAt = UTC(i.CreatedAt), UTC(i.LastLoginAt)
+}
+
+// Sessions
+
+func ValidateSession(s *data.Session) error {
+	return firstErr(
+		CheckKey("session", "id", s.ID),
+		CheckKey("session", "user_id", s.UserID),
+		CheckExpiry("session", s.ExpiresAt))
+}
+
+func NormalizeSession(s *data.Session) {
+	s.CreatedAt, s.LastSeenAt, s.ExpiresAt = UTC(s.CreatedAt), UTC(s.LastSeenAt), UTC(s.ExpiresAt)
+}
+
+// OAuth states
+
+func ValidateOAuthState(s *data.OAuthState) error {
+	return firstErr(
+		CheckKey("oauth state", "id", s.ID),
+		CheckExpiry("oauth state", s.ExpiresAt))
+}
+
+func NormalizeOAuthState(s *data.OAuthState) {
+	s.CreatedAt, s.ExpiresAt = UTC(s.CreatedAt), UTC(s.ExpiresAt)
+}
+
+// Device codes
+
+// ValidateDeviceCode checks a device code; its user code is optional.
+func ValidateDeviceCode(d *data.DeviceCode) error {
+	var userCode error
+	if d.UserCode != "" {
+		userCode = CheckKey("device code", "user_code", d.UserCode)
+	}
+	return firstErr(
+		CheckKey("device code", "code", d.Code),
+		userCode,
+		CheckExpiry("device code", d.ExpiresAt))
+}
+
+func NormalizeDeviceCode(d *data.DeviceCode) {
+	d.LastPolledAt, d.ApprovedAt, d.ConsumedAt = UTC(d.LastPolledAt), UTC(d.ApprovedAt), UTC(d.ConsumedAt)
+	d.CreatedAt, d.ExpiresAt = UTC(d.CreatedAt), UTC(d.ExpiresAt)
+}
+
+// CheckUnconsumed returns data.ErrConsumed if d has been consumed: it may
+// be neither updated nor consumed again.
+func CheckUnconsumed(d *data.DeviceCode) error {
+	if !d.ConsumedAt.IsZero() {
+		return fmt.Errorf("device code: %w", data.ErrConsumed)
+	}
+	return nil
+}
+
+// KeepDeviceCodeFields applies UpdateDeviceCode's rules to nv, the
+// update of old: the user code may not change (data.ErrInvalid), and the
+// store keeps ConsumedAt (ConsumeDeviceCode sets it).
+func KeepDeviceCodeFields(old, nv *data.DeviceCode) error {
+	if nv.UserCode != old.UserCode {
+		return fmt.Errorf("device code: an update may not change the user code: %w", data.ErrInvalid)
+	}
+	nv.ConsumedAt = old.ConsumedAt
+	return nil
+}
+
+// Refresh families
+
+func ValidateRefreshFamily(f *data.RefreshFamily) error {
+	return firstErr(
+		CheckKey("refresh family", "id", f.ID),
+		CheckKey("refresh family", "user_id", f.UserID),
+		CheckExpiry("refresh family", f.ExpiresAt))
+}
+
+func NormalizeRefreshFamily(f *data.RefreshFamily) {
+	f.RotatedAt, f.RevokedAt, f.LastUsedAt = UTC(f.RotatedAt), UTC(f.RevokedAt), UTC(f.LastUsedAt)
+	f.CreatedAt, f.ExpiresAt = UTC(f.CreatedAt), UTC(f.ExpiresAt)
+}
+
+// Workers
+
+func ValidateWorker(w *data.Worker) error {
+	return firstErr(
+		CheckKey("worker", "id", w.ID),
+		CheckKey("worker", "user_id", w.UserID))
+}
+
+func NormalizeWorker(w *data.Worker) {
+	w.CreatedAt, w.RotatedAt, w.LastUsedAt = UTC(w.CreatedAt), UTC(w.RotatedAt), UTC(w.LastUsedAt)
+}
+
+// Connections
+
+func ValidateConnection(c *data.Connection) error {
+	return firstErr(
+		CheckKey("connection", "user_id", c.UserID),
+		CheckKey("connection", "provider", c.Provider))
+}
+
+func NormalizeConnection(c *data.Connection) {
+	c.TokenExpiresAt, c.LastRefreshAt = UTC(c.TokenExpiresAt), UTC(c.LastRefreshAt)
+	c.CreatedAt, c.UpdatedAt = UTC(c.CreatedAt), UTC(c.UpdatedAt)
+}
