@@ -21,7 +21,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
 	"golang.org/x/sys/unix"
 )
@@ -128,31 +127,48 @@ func moduleRoot(ctx context.Context) (string, error) {
 	return root, nil
 }
 
-func browserGrapeFlow(t *testing.T, browserCtx context.Context, dev *devServer, artifacts, grape string) {
-	tabCtx, cancelTab := chromedp.NewContext(browserCtx, chromedp.WithNewBrowserContext())
-	defer cancelTab()
-	b := &browserTab{t: t, ctx: tabCtx, dev: dev, reqMethod: map[network.RequestID]string{}}
-	if err := chromedp.Listen(tabCtx, b.record); err != nil {
-		t.Fatalf("opening a tab: %v", err)
-	}
-	// Every step gets grapeStepLimit: the tab's commands and waits, and
-	// the waits on grape.
-	cancelStep := func() {}
-	defer func() { cancelStep() }()
-	step := func(name string) {
-		cancelStep()
-		b.ctx, cancelStep = context.WithTimeout(tabCtx, grapeStepLimit)
-		t.Logf("step: %s", name)
-	}
-
+// grapeHome makes a fresh HOME for grape runs: it returns their
+// environment and the auth file for --config-file.
+func grapeHome(t *testing.T) (env []string, authFile string) {
+	t.Helper()
 	home := t.TempDir()
-	authFile := filepath.Join(home, "auth.json")
-	grapeEnv := []string{
+	env = []string{
 		"PATH=" + os.Getenv("PATH"),
 		"HOME=" + home,
 		"XDG_CONFIG_HOME=" + filepath.Join(home, ".config"),
 		"TERM=xterm",
 	}
+	return env, filepath.Join(home, "auth.json")
+}
+
+// newGrapeTab opens a tab (see newBrowserTab) for a grape flow, in which
+// every step gets grapeStepLimit: step logs the step's name and gives b.ctx
+// a new limit, for the tab's commands and waits and the waits on grape.
+// closeTab ends the last step and closes the tab.
+func newGrapeTab(t *testing.T, browserCtx context.Context, dev *devServer) (b *browserTab, step func(name string), closeTab func()) {
+	t.Helper()
+	b, cancelTab := newBrowserTab(t, browserCtx, dev, 0)
+	tabCtx := b.ctx
+	cancelStep := func() {}
+	step = func(name string) {
+		t.Helper()
+		cancelStep()
+		b.ctx, cancelStep = context.WithTimeout(tabCtx, grapeStepLimit)
+		t.Logf("step: %s", name)
+	}
+	return b, step, func() { cancelStep(); cancelTab() }
+}
+
+// grapeLoginViaBrowser logs grape in to dev as octocat, steps 1–4 of
+// TestBrowserGrapeLogin, each checked in detail, in the tab b of
+// newGrapeTab: the tab signs in with the fake GitHub, `grape login` runs
+// on a pseudo-terminal, the tab approves its URL (screenshots
+// cli-approve.png and cli-code.png in artifacts, unless that is ""), and
+// the code goes into the masked prompt. It returns this machine's
+// hostname, which the approval page names.
+func grapeLoginViaBrowser(t *testing.T, b *browserTab, step func(name string), grape string, grapeEnv []string, authFile, artifacts string) (hostname string) {
+	t.Helper()
+	dev := b.dev
 	hostname, err := os.Hostname()
 	if err != nil {
 		t.Fatal(err)
@@ -166,17 +182,9 @@ func browserGrapeFlow(t *testing.T, browserCtx context.Context, dev *devServer, 
 	b.waitPage("the sign-in page", func(st pageState, u *url.URL) bool {
 		return u.Host == dev.host && u.Path == "/auth/sign-in"
 	})
-	b.do("click github", chromedp.Click(chromedp.CSS(`a.provider-button[data-provider="github"]`)))
-	st := b.waitPage("github's consent page", func(st pageState, u *url.URL) bool {
-		return u.Host != dev.host && st.Approve
-	})
-	if st.FakeUser != integrationsLogin {
-		t.Fatalf("consent page selects fake user %q, want %q", st.FakeUser, integrationsLogin)
-	}
-	b.do("approve sign-in", chromedp.Click(chromedp.CSS(`button[name="decision"][value="approve"]`)))
 	// The account page's return_to is dropped (webauth's returnPath keeps
 	// no /auth/ path), so this lands on the after-sign-in page, "/".
-	st = b.waitPage("Arbor after sign-in", func(st pageState, u *url.URL) bool {
+	st := b.signInWith("github", integrationsLogin, "Arbor after sign-in", func(st pageState, u *url.URL) bool {
 		return u.Host == dev.host && (u.Path == "/auth/account" || st.SignedIn == "Signed in.")
 	})
 	b.wantHop("GET", dev.base+"/auth/callback/github", 302, "")
@@ -221,7 +229,9 @@ func browserGrapeFlow(t *testing.T, browserCtx context.Context, dev *devServer, 
 		t.Errorf("approval page has %d <script> elements", st.Scripts)
 	}
 	t.Logf("approval page: %q, %v", ap.Heading, ap.Info)
-	b.screenshot(filepath.Join(artifacts, "cli-approve.png"))
+	if artifacts != "" {
+		b.screenshot(filepath.Join(artifacts, "cli-approve.png"))
+	}
 	b.do("click Approve", chromedp.Click(chromedp.CSS(`#cli-login button#approve`)))
 	st = b.waitPage("the code page", func(st pageState, u *url.URL) bool {
 		return u.Host == dev.host && u.Path == "/cli/login/approve" && strings.Contains(st.HTML, `id="verification-code"`)
@@ -231,7 +241,9 @@ func browserGrapeFlow(t *testing.T, browserCtx context.Context, dev *devServer, 
 	if !grapeCodeRE.MatchString(code) {
 		t.Fatalf("code page shows %q: want 6 symbols of the code alphabet\n%s", code, snippet(st.HTML))
 	}
-	b.screenshot(filepath.Join(artifacts, "cli-code.png"))
+	if artifacts != "" {
+		b.screenshot(filepath.Join(artifacts, "cli-code.png"))
+	}
 
 	// 4. Type the code into the masked prompt: grape logs in.
 	step("type the code into grape")
@@ -248,7 +260,7 @@ func browserGrapeFlow(t *testing.T, browserCtx context.Context, dev *devServer, 
 	}
 	step("grape login exits 0")
 	if err := g.wait(b.ctx); err != nil {
-		t.Fatalf("grape login: %v", err)
+		t.Fatalf("grape login: %v\n%s", err, plainTerminal(g.transcript(b.ctx)))
 	}
 	transcript := g.transcript(b.ctx) // all of it: the terminal is closed
 	if !strings.Contains(transcript, "Logged in to "+dev.base) || !strings.Contains(transcript, integrationsLogin) {
@@ -258,6 +270,17 @@ func browserGrapeFlow(t *testing.T, browserCtx context.Context, dev *devServer, 
 		t.Errorf("the code %s appeared on the terminal", code)
 	}
 	t.Logf("grape login's terminal (escape sequences left out):\n%s", plainTerminal(transcript))
+	return hostname
+}
+
+func browserGrapeFlow(t *testing.T, browserCtx context.Context, dev *devServer, artifacts, grape string) {
+	b, step, closeTab := newGrapeTab(t, browserCtx, dev)
+	defer closeTab()
+	grapeEnv, authFile := grapeHome(t)
+
+	// 1.–4. Sign the tab in, approve grape login in it and type the code.
+	hostname := grapeLoginViaBrowser(t, b, step, grape, grapeEnv, authFile, artifacts)
+	account := dev.base + "/auth/account"
 
 	// 5. grape token, and the token on Arbor's API.
 	step("grape token")

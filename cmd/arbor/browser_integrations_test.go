@@ -11,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
 )
 
@@ -38,14 +37,8 @@ const (
 )
 
 func browserIntegrationsFlow(t *testing.T, browserCtx context.Context, dev *devServer, artifacts string) {
-	tabCtx, cancelTab := chromedp.NewContext(browserCtx, chromedp.WithNewBrowserContext())
-	defer cancelTab()
-	ctx, cancel := context.WithTimeout(tabCtx, browserStepLimit)
-	defer cancel()
-	b := &browserTab{t: t, ctx: ctx, dev: dev, reqMethod: map[network.RequestID]string{}}
-	if err := chromedp.Listen(ctx, b.record); err != nil {
-		t.Fatalf("opening a tab: %v", err)
-	}
+	b, closeTab := newBrowserTab(t, browserCtx, dev, browserStepLimit)
+	defer closeTab()
 	const p = integrationsProvider
 	page := dev.base + "/integrations"
 	tokenPath := "/api/providers/" + p + "/token"
@@ -59,15 +52,7 @@ func browserIntegrationsFlow(t *testing.T, browserCtx context.Context, dev *devS
 		t.Errorf("/integrations without a session lands on %s: return_to=%q, want /integrations", st.Href, got)
 	}
 	b.wantHop("GET", page, 302, "/auth/sign-in?return_to=%2Fintegrations")
-	b.do("click "+p, chromedp.Click(chromedp.CSS(`a.provider-button[data-provider="`+p+`"]`)))
-	st = b.waitPage(p+"'s consent page for sign-in", func(st pageState, u *url.URL) bool {
-		return u.Host != dev.host && st.Approve
-	})
-	if st.FakeUser != integrationsLogin {
-		t.Fatalf("consent page selects fake user %q, want %q", st.FakeUser, integrationsLogin)
-	}
-	b.do("approve sign-in", chromedp.Click(chromedp.CSS(`button[name="decision"][value="approve"]`)))
-	st = b.waitPage("the Integrations page after sign-in", func(st pageState, u *url.URL) bool {
+	st = b.signInWith(p, integrationsLogin, "the Integrations page after sign-in", func(st pageState, u *url.URL) bool {
 		return u.Host == dev.host && u.Path == "/integrations"
 	})
 	b.wantHop("GET", dev.base+"/auth/callback/"+p, 302, "/integrations")

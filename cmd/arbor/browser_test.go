@@ -389,14 +389,8 @@ func startBrowser(t *testing.T, execPath string) (browserCtx context.Context, ou
 
 // browserSignInFlow is one provider's whole flow in a fresh browser context.
 func browserSignInFlow(t *testing.T, browserCtx context.Context, dev *devServer, artifacts, provider, wantLogin string) {
-	tabCtx, cancelTab := chromedp.NewContext(browserCtx, chromedp.WithNewBrowserContext())
-	defer cancelTab()
-	ctx, cancel := context.WithTimeout(tabCtx, browserStepLimit)
-	defer cancel()
-	b := &browserTab{t: t, ctx: ctx, dev: dev, reqMethod: map[network.RequestID]string{}}
-	if err := chromedp.Listen(ctx, b.record); err != nil {
-		t.Fatalf("opening a tab: %v", err)
-	}
+	b, closeTab := newBrowserTab(t, browserCtx, dev, browserStepLimit)
+	defer closeTab()
 	deep := dev.base + browserDeepPath + "?" + browserDeepQuery
 	wantReturn := browserDeepPath + "?" + browserDeepQuery
 
@@ -549,6 +543,42 @@ type browserTab struct {
 	mu        sync.Mutex
 	reqMethod map[network.RequestID]string
 	hops      []hop
+}
+
+// newBrowserTab opens a tab in a fresh browser context of browserCtx (no
+// shared cookies) that records its document requests. b.ctx is the tab's
+// context, bounded by limit unless limit is 0. closeTab closes the tab.
+func newBrowserTab(t *testing.T, browserCtx context.Context, dev *devServer, limit time.Duration) (b *browserTab, closeTab func()) {
+	t.Helper()
+	tabCtx, cancelTab := chromedp.NewContext(browserCtx, chromedp.WithNewBrowserContext())
+	ctx, cancel := tabCtx, context.CancelFunc(func() {})
+	if limit > 0 {
+		ctx, cancel = context.WithTimeout(tabCtx, limit)
+	}
+	closeTab = func() { cancel(); cancelTab() }
+	b = &browserTab{t: t, ctx: ctx, dev: dev, reqMethod: map[network.RequestID]string{}}
+	if err := chromedp.Listen(ctx, b.record); err != nil {
+		closeTab()
+		t.Fatalf("opening a tab: %v", err)
+	}
+	return b, closeTab
+}
+
+// signInWith signs the tab in from the sign-in page it is on: it clicks
+// provider's button, approves on the fake provider's consent page (which
+// must select the fake user wantLogin, unless that is ""), and waits for
+// the page that landed matches, which it returns.
+func (b *browserTab) signInWith(provider, wantLogin, landedWhat string, landed func(pageState, *url.URL) bool) pageState {
+	b.t.Helper()
+	b.do("click "+provider, chromedp.Click(chromedp.CSS(`a.provider-button[data-provider="`+provider+`"]`)))
+	st := b.waitPage(provider+"'s consent page", func(st pageState, u *url.URL) bool {
+		return u.Host != b.dev.host && st.Approve
+	})
+	if wantLogin != "" && st.FakeUser != wantLogin {
+		b.t.Fatalf("consent page selects fake user %q, want %q", st.FakeUser, wantLogin)
+	}
+	b.do("approve sign-in", chromedp.Click(chromedp.CSS(`button[name="decision"][value="approve"]`)))
+	return b.waitPage(landedWhat, landed)
 }
 
 // hop is one response to a document request.

@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/chromedp/cdproto/browser"
-	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
 
 	"github.com/vintner/arbor/examples/demoupstream"
@@ -62,14 +61,9 @@ const tokenViewJS = `(() => {
 })()`
 
 func browserWorkersFlow(t *testing.T, browserCtx context.Context, dev *devServer, artifacts string) {
-	tabCtx, cancelTab := chromedp.NewContext(browserCtx, chromedp.WithNewBrowserContext())
-	defer cancelTab()
-	ctx, cancel := context.WithTimeout(tabCtx, browserStepLimit)
-	defer cancel()
-	b := &browserTab{t: t, ctx: ctx, dev: dev, reqMethod: map[network.RequestID]string{}}
-	if err := chromedp.Listen(ctx, b.record); err != nil {
-		t.Fatalf("opening a tab: %v", err)
-	}
+	b, closeTab := newBrowserTab(t, browserCtx, dev, browserStepLimit)
+	defer closeTab()
+	ctx := b.ctx
 	page := dev.base + "/workers"
 
 	// 1. Sign in from a link to the Workers page and come back to it.
@@ -77,10 +71,7 @@ func browserWorkersFlow(t *testing.T, browserCtx context.Context, dev *devServer
 	b.waitPage("the sign-in page", func(st pageState, u *url.URL) bool {
 		return u.Host == dev.host && u.Path == "/auth/sign-in" && u.Query().Get("return_to") == "/workers"
 	})
-	b.do("click github", chromedp.Click(chromedp.CSS(`a.provider-button[data-provider="github"]`)))
-	b.waitPage("the consent page", func(st pageState, u *url.URL) bool { return u.Host != dev.host && st.Approve })
-	b.do("approve sign-in", chromedp.Click(chromedp.CSS(`button[name="decision"][value="approve"]`)))
-	st := b.waitPage("the Workers page", func(st pageState, u *url.URL) bool {
+	st := b.signInWith("github", "", "the Workers page", func(st pageState, u *url.URL) bool {
 		return u.Host == dev.host && u.Path == "/workers"
 	})
 	if st.Scripts != 0 || !strings.Contains(st.HTML, `id="register-form"`) {

@@ -7,18 +7,13 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/url"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/chromedp/cdproto/network"
-	"github.com/chromedp/chromedp"
 
 	"github.com/vintner/arbor/examples/demoupstream"
 	"github.com/vintner/arbor/sdk/client"
@@ -63,14 +58,7 @@ type grapeRun struct {
 }
 
 func grapeWorkersFlow(t *testing.T, browserCtx context.Context, dev *devServer, grape string) {
-	home := t.TempDir()
-	authFile := filepath.Join(home, "auth.json")
-	grapeEnv := []string{
-		"PATH=" + os.Getenv("PATH"),
-		"HOME=" + home,
-		"XDG_CONFIG_HOME=" + filepath.Join(home, ".config"),
-		"TERM=xterm",
-	}
+	grapeEnv, authFile := grapeHome(t)
 	var tokens []string // every worker token seen, for the leak checks
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
@@ -144,7 +132,11 @@ func grapeWorkersFlow(t *testing.T, browserCtx context.Context, dev *devServer, 
 		return workerGet(t, ctx, workerTransport(t, id, token), route)
 	}
 
-	grapeLoginViaBrowser(t, browserCtx, dev, grape, grapeEnv, authFile)
+	func() { // a tab of its own, closed once grape is logged in
+		b, step, closeTab := newGrapeTab(t, browserCtx, dev)
+		defer closeTab()
+		grapeLoginViaBrowser(t, b, step, grape, grapeEnv, authFile, "")
+	}()
 
 	// The route exists: without credentials it is the worker 401.
 	if status, body := workerGet(t, ctx, &http.Transport{Proxy: nil}, route); status != 401 || !strings.Contains(body, client.CodeWorkerUnauthorized) {
@@ -321,75 +313,4 @@ func workerGet(t *testing.T, ctx context.Context, rt http.RoundTripper, target s
 		t.Fatalf("GET %s: reading the body: %v", target, err)
 	}
 	return resp.StatusCode, string(b)
-}
-
-// grapeLoginViaBrowser logs grape in to dev as octocat, as
-// TestBrowserGrapeLogin does (which checks each step in detail): a fresh
-// browser context signs in with the fake GitHub, `grape login` runs on a
-// pseudo-terminal, the tab approves its URL, and the code goes into the
-// masked prompt.
-func grapeLoginViaBrowser(t *testing.T, browserCtx context.Context, dev *devServer, grape string, env []string, authFile string) {
-	t.Helper()
-	tabCtx, cancelTab := chromedp.NewContext(browserCtx, chromedp.WithNewBrowserContext())
-	defer cancelTab()
-	b := &browserTab{t: t, ctx: tabCtx, dev: dev, reqMethod: map[network.RequestID]string{}}
-	if err := chromedp.Listen(tabCtx, b.record); err != nil {
-		t.Fatalf("opening a tab: %v", err)
-	}
-	var cancel context.CancelFunc = func() {}
-	defer func() { cancel() }()
-	step := func(name string) {
-		cancel()
-		b.ctx, cancel = context.WithTimeout(tabCtx, grapeStepLimit)
-		t.Logf("step: %s", name)
-	}
-
-	step("sign in with github")
-	account := dev.base + "/auth/account"
-	b.do("open "+account, chromedp.Navigate(account))
-	b.waitPage("the sign-in page", func(st pageState, u *url.URL) bool {
-		return u.Host == dev.host && u.Path == "/auth/sign-in"
-	})
-	b.do("click github", chromedp.Click(chromedp.CSS(`a.provider-button[data-provider="github"]`)))
-	b.waitPage("github's consent page", func(st pageState, u *url.URL) bool {
-		return u.Host != dev.host && st.Approve
-	})
-	b.do("approve sign-in", chromedp.Click(chromedp.CSS(`button[name="decision"][value="approve"]`)))
-	b.waitPage("Arbor after sign-in", func(st pageState, u *url.URL) bool {
-		return u.Host == dev.host && (u.Path == "/auth/account" || st.SignedIn == "Signed in.")
-	})
-
-	step("grape login prints the login URL")
-	g := startGrapeOnPTY(t, grape, env, "login", "--server", dev.base, "--no-browser", "--config-file", authFile)
-	loginURL := g.waitFor(t, b.ctx, "the login URL", grapeLoginURLRE)[0]
-
-	step("approve in the browser")
-	b.do("open the login URL", chromedp.Navigate(loginURL))
-	b.waitPage("the approval page", func(st pageState, u *url.URL) bool {
-		return u.Host == dev.host && u.Path == "/cli/login"
-	})
-	b.do("click Approve", chromedp.Click(chromedp.CSS(`#cli-login button#approve`)))
-	st := b.waitPage("the code page", func(st pageState, u *url.URL) bool {
-		return u.Host == dev.host && u.Path == "/cli/login/approve" && strings.Contains(st.HTML, `id="verification-code"`)
-	})
-	code := strings.TrimSpace(b.cliPage().Code)
-	if !grapeCodeRE.MatchString(code) {
-		t.Fatalf("code page shows %q: want 6 symbols of the code alphabet\n%s", code, snippet(st.HTML))
-	}
-
-	step("type the code into grape")
-	g.waitFor(t, b.ctx, "the code prompt", regexp.MustCompile(`Code: `))
-	for _, r := range code {
-		if _, err := g.master.Write([]byte(string(r))); err != nil {
-			t.Fatalf("typing into the terminal: %v", err)
-		}
-		time.Sleep(30 * time.Millisecond)
-	}
-	g.waitFor(t, b.ctx, "six bullets", regexp.MustCompile(strings.Repeat("•", len(code))))
-	if _, err := g.master.Write([]byte("\r")); err != nil {
-		t.Fatalf("pressing Enter: %v", err)
-	}
-	if err := g.wait(b.ctx); err != nil {
-		t.Fatalf("grape login: %v\n%s", err, plainTerminal(g.transcript(b.ctx)))
-	}
 }
