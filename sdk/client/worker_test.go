@@ -477,3 +477,111 @@ func TestWorkerTransportDoesNotPrintToken(t *testing.T) {
 		t.Errorf("formatted as %q", s)
 	}
 }
+
+// referenceValidWorkerToken is the token format written out plainly from
+// the specification, with the standard library's strict base64 decoder, as
+// an independent reference for the allocation-free check.
+func referenceValidWorkerToken(s string) bool {
+	const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+	if len(s) != 55 || !strings.HasPrefix(s, "arbw_") || s[48] != '_' {
+		return false
+	}
+	for _, c := range []byte(s[5:48]) {
+		if strings.IndexByte(alphabet, c) < 0 {
+			return false
+		}
+	}
+	secret, err := base64.RawURLEncoding.Strict().DecodeString(s[5:48])
+	if err != nil || len(secret) != 32 {
+		return false
+	}
+	sum := sha256.Sum256([]byte(s[:48]))
+	return s[49:] == hex.EncodeToString(sum[:3])
+}
+
+// withChecksum returns body (prefix and secret) with its correct checksum.
+func withChecksum(body string) string {
+	sum := sha256.Sum256([]byte(body))
+	return body + "_" + hex.EncodeToString(sum[:3])
+}
+
+func TestWorkerTokenCheckAgreesWithReference(t *testing.T) {
+	const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+	tests := []struct {
+		name string
+		tok  string
+		want bool
+	}{
+		{"known", knownWorkerTokens[1], true},
+		{"upper-case checksum", knownWorkerTokens[1][:49] + strings.ToUpper(knownWorkerTokens[1][49:]), false},
+		{"checksum with a non-hex digit", knownWorkerTokens[0][:54] + "g", false},
+		{"dot in the secret, right checksum", withChecksum("arbw_" + strings.Repeat("A", 42) + "."), false},
+		{"padding in the secret, right checksum", withChecksum("arbw_" + strings.Repeat("A", 42) + "="), false},
+		{"dash separator", strings.Replace(knownWorkerTokens[0], "A_", "A-", 1), false},
+		{"empty", "", false},
+		{"prefix only", "arbw_", false},
+		{"short prefix", "arb", false},
+	}
+	// Every possible last secret character, each with a correct checksum:
+	// only those whose 2 unused low bits are zero encode 32 bytes
+	// canonically.
+	for i := 0; i < len(alphabet); i++ {
+		tests = append(tests, struct {
+			name string
+			tok  string
+			want bool
+		}{fmt.Sprintf("last secret character %q", alphabet[i]), withChecksum("arbw_" + strings.Repeat("B", 42) + alphabet[i:i+1]), i%4 == 0})
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if ref := referenceValidWorkerToken(tt.tok); ref != tt.want {
+				t.Fatalf("the reference says %v, the table %v: fix the table", ref, tt.want)
+			}
+			if got := ValidWorkerToken(tt.tok); got != tt.want {
+				t.Errorf("ValidWorkerToken = %v, want %v", got, tt.want)
+			}
+			if got := ValidWorkerTokenBytes([]byte(tt.tok)); got != tt.want {
+				t.Errorf("ValidWorkerTokenBytes = %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
+
+// FuzzValidWorkerToken checks the allocation-free format check against
+// the plain reference, for strings and byte slices alike.
+func FuzzValidWorkerToken(f *testing.F) {
+	for _, tok := range knownWorkerTokens {
+		f.Add(tok)
+		f.Add(tok[:54])
+		f.Add(tok[:47] + "B" + tok[48:])
+	}
+	f.Add(withChecksum("arbw_" + strings.Repeat("_", 43)))
+	f.Add(withChecksum("arbw_" + strings.Repeat("A", 42) + "\n"))
+	f.Fuzz(func(t *testing.T, s string) {
+		want := referenceValidWorkerToken(s)
+		if got := ValidWorkerToken(s); got != want {
+			t.Fatalf("ValidWorkerToken(%q) = %v, reference %v", s, got, want)
+		}
+		if got := ValidWorkerTokenBytes([]byte(s)); got != want {
+			t.Fatalf("ValidWorkerTokenBytes(%q) = %v, reference %v", s, got, want)
+		}
+		// A token made valid by its own checksum must agree too, so that
+		// the fuzzer reaches the secret's canonical-encoding check.
+		if len(s) >= 48 {
+			fixed := withChecksum("arbw_" + s[5:48])
+			if got, ref := ValidWorkerToken(fixed), referenceValidWorkerToken(fixed); got != ref {
+				t.Fatalf("ValidWorkerToken(%q) = %v, reference %v", fixed, got, ref)
+			}
+		}
+	})
+}
+
+func BenchmarkValidWorkerTokenBytes(b *testing.B) {
+	tok := []byte(knownWorkerTokens[1])
+	b.ReportAllocs()
+	for b.Loop() {
+		if !ValidWorkerTokenBytes(tok) {
+			b.Fatal("known token refused")
+		}
+	}
+}
