@@ -25,14 +25,15 @@ test-unit:
 	$(GO) test -race -count=1 -timeout 30m $(PKGS)
 
 # Fuzz targets that guard untrusted input: the session cookie's token, return
-# paths and the route classifier. Each runs FUZZTIME on top of its committed
-# seed corpus (testdata/fuzz); a longer local run: make fuzz FUZZTIME=10m.
+# paths, the route classifier and the worker token check. Each runs FUZZTIME
+# on top of its seed corpus (testdata/fuzz or f.Add); a longer local run:
+# make fuzz FUZZTIME=10m.
 # The default is a count of executions (about 7-20 s each here), not a
 # duration: with a duration, Go 1.26's fuzz coordinator can report a spurious
 # "context deadline exceeded" failure at the deadline on a busy machine
 # (go.dev/issue/75804, fixed in Go 1.27).
 FUZZTIME ?= 500000x
-FUZZ_TARGETS := ./gateway/sessiontoken:FuzzVerify ./gateway/returnto:FuzzValidate ./gateway/access:FuzzClassify
+FUZZ_TARGETS := ./gateway/sessiontoken:FuzzVerify ./gateway/returnto:FuzzValidate ./gateway/access:FuzzClassify ./sdk/client:FuzzValidWorkerToken
 fuzz:
 	@set -e; for t in $(FUZZ_TARGETS); do \
 	  pkg=$${t%%:*}; fn=$${t##*:}; \
@@ -52,7 +53,7 @@ bench-go:
 loadbench: build
 	$(GO) build -o $(BIN)/loadbench ./cmd/loadbench
 	@d=$$(mktemp -d) && set -a && eval "$$(./$(BIN)/arbor keys generate)" && set +a && \
-	  ARBOR_DATA_DIR=$$d ./$(BIN)/loadbench -arbor-cmd "./$(BIN)/arbor serve"; rc=$$?; rm -rf $$d; exit $$rc
+	  ARBOR_DATA_DIR=$$d ./$(BIN)/loadbench -arbor-cmd "./$(BIN)/arbor serve" -rounds 5; rc=$$?; rm -rf $$d; exit $$rc
 
 # loadbench-etcd: the same on an embedded etcd (fsync on) that loadbench
 # starts, with a second replica on it: authenticated throughput of 2
