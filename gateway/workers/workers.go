@@ -260,7 +260,7 @@ func newID() (string, error) {
 }
 
 // validID accepts the canonical lower-case UUID form only.
-func validID(s string) bool {
+func validID[T ~string | ~[]byte](s T) bool {
 	if len(s) != 36 {
 		return false
 	}
@@ -415,35 +415,56 @@ var dummyHash = hashToken("arbw_no-such-worker")
 // Authenticate checks a request's X-Worker-ID and X-Worker-Token against
 // the worker's record, cached (see the package documentation). Every
 // failure is ErrUnauthorized; a store outage is returned as is.
+//
+// It runs on every worker request, so the headers are checked and hashed
+// where fasthttp keeps them, without copies: a cached worker costs one
+// allocation, its id.
 func (s *Service) Authenticate(c *fiber.Ctx) (Identity, error) {
 	h := &c.Request().Header
-	if len(h.PeekAll(HeaderID)) != 1 || len(h.PeekAll(HeaderToken)) != 1 {
+	ids := h.PeekAll(HeaderID)
+	if len(ids) != 1 {
 		return Identity{}, ErrUnauthorized // missing or sent twice
 	}
-	rawID, rawTok := h.Peek(HeaderID), h.Peek(HeaderToken)
-	id, tok := string(rawID), string(rawTok)
-	if !validID(id) || !client.ValidWorkerToken(tok) {
+	rawID := ids[0] // points into the header, not into PeekAll's buffer
+	toks := h.PeekAll(HeaderToken)
+	if len(toks) != 1 {
 		return Identity{}, ErrUnauthorized
 	}
-	sum := hashToken(tok)
+	rawTok := toks[0]
+	if !validID(rawID) || !client.ValidWorkerTokenBytes(rawTok) {
+		return Identity{}, ErrUnauthorized
+	}
+	sum := sha256.Sum256(rawTok)
 	now := s.opts.Now()
+	id := string(rawID)
 	w, err := s.lookup(c.UserContext(), id, now)
 	if errors.Is(err, data.ErrNotFound) {
-		subtle.ConstantTimeCompare(sum, dummyHash)
+		subtle.ConstantTimeCompare(sum[:], dummyHash)
 		return Identity{}, ErrUnauthorized
 	}
 	if err != nil {
 		return Identity{}, err
 	}
-	if subtle.ConstantTimeCompare(sum, w.hash) != 1 {
+	if subtle.ConstantTimeCompare(sum[:], w.hash) != 1 {
 		return Identity{}, ErrUnauthorized
+	}
+	s.noteUse(c, id, now)
+	return Identity{WorkerID: id, UserID: w.userID, Name: w.name}, nil
+}
+
+// noteUse records that worker id was used now by the request's client,
+// for the next Flush. Last use is kept to the second: a worker's further
+// requests within the second cost a map read, not an update, so a busy
+// worker's recorded address may be up to a second old.
+func (s *Service) noteUse(c *fiber.Ctx, id string, now time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if u, ok := s.seen[id]; ok && now.Sub(u.at) < time.Second {
+		return
 	}
 	addr := gateway.ClientIP(c)
 	if addr == "" { // outside the gateway's middleware
-		addr = c.IP()
+		addr = strings.Clone(c.IP()) // c.IP() points into fasthttp's buffers
 	}
-	s.mu.Lock()
-	s.seen[id] = seen{at: now.UTC(), addr: strings.Clone(addr)}
-	s.mu.Unlock()
-	return Identity{WorkerID: id, UserID: w.userID, Name: w.name}, nil
+	s.seen[id] = seen{at: now.UTC(), addr: addr}
 }

@@ -53,13 +53,19 @@ func (c *countingStore) GetWorker(ctx context.Context, id string) (data.Worker, 
 // ids when Authenticate accepts, 401 otherwise.
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
+	return newFixtureAt(t, nil)
+}
+
+// newFixtureAt is newFixture with the service's clock (nil: time.Now).
+func newFixtureAt(t *testing.T, now func() time.Time) *fixture {
+	t.Helper()
 	st, err := boltdb.Open(filepath.Join(t.TempDir(), "w.db"), boltdb.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
 	f := &fixture{t: t, store: st, reads: &countingStore{Store: st}, logs: &bytes.Buffer{}}
-	f.svc = workers.New(f.reads, workers.Options{FlushInterval: time.Hour, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	f.svc = workers.New(f.reads, workers.Options{FlushInterval: time.Hour, Now: now, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	t.Cleanup(f.svc.Close)
 	for _, u := range []string{"alice", "bob"} {
 		if err := st.CreateUser(context.Background(), data.User{ID: u, CreatedAt: time.Now()}); err != nil {
@@ -232,6 +238,49 @@ func TestLastUsedIsBatched(t *testing.T) {
 	got, _ := f.store.GetWorker(ctx, w.ID)
 	if got.LastUsedAt.IsZero() || got.LastAddr != "127.0.0.1" {
 		t.Fatalf("after flush: %+v", got)
+	}
+}
+
+func TestLastUsedKeptToTheSecond(t *testing.T) {
+	var mu sync.Mutex
+	clock := time.Date(2026, 3, 4, 5, 6, 7, 0, time.UTC)
+	now := func() time.Time { mu.Lock(); defer mu.Unlock(); return clock }
+	advance := func(d time.Duration) { mu.Lock(); clock = clock.Add(d); mu.Unlock() }
+	f := newFixtureAt(t, now)
+	ctx := context.Background()
+	w, tok, _ := f.svc.Register(ctx, "alice", "a")
+	lastUsed := func() time.Time {
+		t.Helper()
+		list, err := f.svc.List(ctx, "alice")
+		if err != nil || len(list) != 1 {
+			t.Fatalf("List: %v, %d workers", err, len(list))
+		}
+		return list[0].LastUsedAt
+	}
+	t0 := now()
+	steps := []struct {
+		after time.Duration // since the previous step
+		want  time.Time     // last use afterwards
+	}{
+		{0, t0},
+		{600 * time.Millisecond, t0},                      // within the second: not updated
+		{399 * time.Millisecond, t0},                      // still within it
+		{time.Millisecond, t0.Add(time.Second)},           // a second on: updated
+		{5 * time.Second, t0.Add(6 * time.Second)},        // and later uses too
+		{999 * time.Millisecond, t0.Add(6 * time.Second)}, // not within the second
+	}
+	for i, st := range steps {
+		advance(st.after)
+		if code, _ := f.call(hdr(w.ID, tok)); code != 200 {
+			t.Fatalf("step %d: %d", i, code)
+		}
+		if got := lastUsed(); !got.Equal(st.want) {
+			t.Fatalf("step %d: last used %v, want %v", i, got, st.want)
+		}
+	}
+	f.svc.Flush(ctx)
+	if got, _ := f.store.GetWorker(ctx, w.ID); !got.LastUsedAt.Equal(t0.Add(6*time.Second)) || got.LastAddr != "127.0.0.1" {
+		t.Fatalf("after flush: last used %v from %q", got.LastUsedAt, got.LastAddr)
 	}
 }
 
