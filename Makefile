@@ -49,11 +49,14 @@ bench-go:
 
 # loadbench runs the real `arbor serve` (fresh secrets, a throw-away data dir,
 # info-level access log) against the bare Fiber proxy and the upstream itself,
-# without and with a session cookie (it signs in through fake providers).
+# without and with a session cookie (it signs in through fake providers) and
+# with a registered worker's headers. 20 rounds of 2 s: the ratios to
+# arbor-anon are medians of per-round pairs, and short rounds give many
+# pairs on a machine whose speed drifts (about 4 minutes in all).
 loadbench: build
 	$(GO) build -o $(BIN)/loadbench ./cmd/loadbench
 	@d=$$(mktemp -d) && set -a && eval "$$(./$(BIN)/arbor keys generate)" && set +a && \
-	  ARBOR_DATA_DIR=$$d ./$(BIN)/loadbench -arbor-cmd "./$(BIN)/arbor serve" -rounds 5; rc=$$?; rm -rf $$d; exit $$rc
+	  ARBOR_DATA_DIR=$$d ./$(BIN)/loadbench -arbor-cmd "./$(BIN)/arbor serve" -rounds 20 -duration 2s; rc=$$?; rm -rf $$d; exit $$rc
 
 # loadbench-etcd: the same on an embedded etcd (fsync on) that loadbench
 # starts, with a second replica on it: authenticated throughput of 2

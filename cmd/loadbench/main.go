@@ -15,9 +15,9 @@
 //   - arbor-worker: the same Arbor process, every request to a worker route
 //     (/api/tendril/, ARBOR_WORKERS_PATHS) carrying X-Worker-ID and
 //     X-Worker-Token of a worker registered through POST /api/workers, so
-//     that each one goes through worker authentication (store read,
-//     SHA-256, constant-time compare, last-use bookkeeping) and gets the
-//     worker identity and the assertion.
+//     that each one goes through worker authentication (format and
+//     checksum, SHA-256, the cached worker record, constant-time compare,
+//     last-use bookkeeping) and gets the worker identity and the assertion.
 //
 // The upstream and the bare proxy are loadbench itself, re-executed with a
 // hidden subcommand, so that each is its own process: CPU time is read from
@@ -46,9 +46,9 @@
 // bbolt has it, and runs Arbor with ARBOR_STORE_BACKEND=etcd and its
 // endpoint; the table then has a column for etcd's CPU per request
 // (loadbench's own process, where the rest is idle during a run). Sessions
-// are cached in Arbor, so arbor-auth stays near its bbolt figure; worker
-// authentication reads the store on every request, so arbor-worker shows
-// etcd's read cost.
+// and worker records are cached in Arbor, so arbor-auth and arbor-worker
+// stay near their bbolt figures; the etcd column shows what the store
+// still costs per request.
 //
 // With -replicas 2 (which needs -store etcd), a second `arbor serve` runs
 // on the same etcd with the same secrets (the session key, CLI secret and
@@ -69,7 +69,16 @@
 //
 // Req/s is the median across rounds; CPU per request is the measured
 // process's CPU time over all rounds divided by all its requests. The order
-// of the Arbor targets rotates between rounds.
+// of the Arbor targets rotates between rounds. arbor-auth and arbor-worker
+// are judged against arbor-anon by the median of the per-round ratios: a
+// ratio pairs two runs seconds apart, so a slow spell of the machine (on a
+// shared VM, CPU per request of one target can move by 20% from one round
+// to the next) moves one ratio rather than one target's median. Many short
+// rounds (make loadbench: 20 of 2 s) give more pairs than a few long ones.
+//
+// -only NAME,... measures just those targets and prints no summary: for
+// profiling one kind of request, e.g. with perf record on the Arbor
+// process.
 //
 // Everything listens on 127.0.0.1. The run is bounded: rounds × targets ×
 // duration, plus a one-second warm-up per target. loadbench exits non-zero
@@ -82,7 +91,7 @@
 //	go build -o bin/loadbench ./cmd/loadbench
 //	bin/loadbench [-rounds 3] [-duration 5s] [-connections 32] [-threads 1]
 //	              [-arbor-cmd "bin/arbor serve --config arbor.yaml"] [-auth=true]
-//	              [-store bbolt|etcd] [-replicas 1|2]
+//	              [-store bbolt|etcd] [-replicas 1|2] [-only arbor-worker,...]
 package main
 
 import (
@@ -274,6 +283,7 @@ type config struct {
 	logDir      string
 	store       string // bbolt or etcd
 	replicas    int    // Arbor processes on the store: 1, or 2 with etcd
+	only        string // comma-separated target names to measure; "" for all
 }
 
 // child is a process loadbench started and measures.
@@ -303,6 +313,7 @@ func runBench(args []string) error {
 	fs.IntVar(&cfg.bodyBytes, "body-bytes", 13, "upstream response body size")
 	fs.StringVar(&cfg.logDir, "log-dir", "", "directory for the children's stderr (default: a new temporary directory)")
 	fs.StringVar(&cfg.store, "store", "bbolt", "with -arbor-cmd: Arbor's store, bbolt (its own file under the data dir) or etcd (an embedded 1-member etcd with fsync, started by loadbench on 127.0.0.1)")
+	fs.StringVar(&cfg.only, "only", "", "measure only these targets (comma-separated names, e.g. arbor-worker), for profiling one kind of request with perf or pprof; the summary and target verdicts are skipped")
 	fs.IntVar(&cfg.replicas, "replicas", 1, "with -store etcd: 2 also starts a second `arbor serve` on the same etcd and secrets and compares authenticated throughput of both replicas with one")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -578,6 +589,18 @@ func runBench(args []string) error {
 		targets = append(targets, target{name: "arbor-auth-2r", addr: arborAddr, proxy: arbor,
 			addr2: arbor2Addr, proxy2: arbor2, headers: []string{"Cookie: " + cookie}, identity: 1})
 	}
+	if cfg.only != "" {
+		want := strings.Split(cfg.only, ",")
+		kept := slices.DeleteFunc(slices.Clone(targets), func(t target) bool { return !slices.Contains(want, t.name) })
+		if len(kept) != len(want) {
+			var names []string
+			for _, t := range targets {
+				names = append(names, t.name)
+			}
+			return fmt.Errorf("-only %q: name targets of this run once each: %s", cfg.only, strings.Join(names, ", "))
+		}
+		targets = kept
+	}
 	// measure runs wrk for d at t (at both its processes if it has two).
 	measure := func(t target, d time.Duration) (wrkResult, error) {
 		if t.addr2 == "" {
@@ -648,8 +671,10 @@ func runBench(args []string) error {
 	var failures []string
 	for r := 1; r <= cfg.rounds; r++ {
 		order := slices.Clone(targets)
-		// Rotate the Arbor targets (after upstream and bare) between rounds.
-		if a := order[2:]; len(a) > 1 {
+		// Rotate the Arbor targets (after upstream and bare, unless -only
+		// left those out) between rounds.
+		first := slices.IndexFunc(order, func(t target) bool { return strings.HasPrefix(t.name, "arbor") })
+		if a := order[max(first, 0):]; first >= 0 && len(a) > 1 {
 			k := (r - 1) % len(a)
 			copy(a, append(slices.Clone(a[k:]), a[:k]...))
 		}
@@ -723,6 +748,10 @@ func runBench(args []string) error {
 	}
 
 	cpuPerReq := func(ticks, reqs int64) float64 { return float64(ticks) * 1e6 / float64(tck) / float64(max(reqs, 1)) }
+	if cfg.only != "" {
+		fmt.Println("\n-only: no summary; the rounds above are the figures")
+		return checkRun(failures, cfg, up, bare, arbor, arbor2)
+	}
 	rpsOf := func(name string) float64 { return median(totals[name].perRoundReqsSec) }
 	cpuOf := func(name string) float64 { tt := totals[name]; return cpuPerReq(tt.cpuTicks, tt.requests) }
 	baseRPS, baseCPU := rpsOf("bare"), cpuOf("bare")
@@ -762,10 +791,21 @@ func runBench(args []string) error {
 	fmt.Printf("\ntargets: arbor-anon throughput >= 0.90x bare (%s, %.2fx), CPU/request <= 1.25x bare (%s, %.2fx)\n",
 		verdict(thr >= 0.90), thr, verdict(cr <= 1.25), cr)
 	if auth {
+		// Against arbor-anon, the verdict is on the median of the
+		// per-round ratios: each pairs two runs of the same round, so a
+		// slow spell of the machine that hits one round moves one ratio
+		// instead of one target's median.
 		for _, name := range []string{"arbor-auth", "arbor-worker"} {
-			at := rpsOf(name) / rpsOf("arbor-anon")
-			fmt.Printf("         %s throughput >= 0.90x arbor-anon (%s, %.2fx); CPU/request %.2fx arbor-anon (%+.1f µs)\n",
-				name, verdict(at >= 0.90), at, cpuOf(name)/cpuOf("arbor-anon"), cpuOf(name)-cpuOf("arbor-anon"))
+			var paired []string
+			var ratios []float64
+			for i, v := range totals[name].perRoundReqsSec {
+				r := v / totals["arbor-anon"].perRoundReqsSec[i]
+				ratios = append(ratios, r)
+				paired = append(paired, fmt.Sprintf("%.2f", r))
+			}
+			at := median(ratios)
+			fmt.Printf("         %s throughput >= 0.90x arbor-anon (%s, %.2fx: median of the rounds' ratios %s; ratio of medians %.2fx); CPU/request %.2fx arbor-anon (%+.1f µs)\n",
+				name, verdict(at >= 0.90), at, strings.Join(paired, " "), rpsOf(name)/rpsOf("arbor-anon"), cpuOf(name)/cpuOf("arbor-anon"), cpuOf(name)-cpuOf("arbor-anon"))
 		}
 	}
 	fmt.Printf("ratios:  arbor-anon / upstream direct throughput %.2fx", rpsOf("arbor-anon")/rpsOf("upstream"))
@@ -775,7 +815,7 @@ func runBench(args []string) error {
 	fmt.Println()
 	fmt.Println("(req/s: median of the rounds; CPU: all rounds' CPU time over all their requests; for the upstream row, the CPU column is the upstream's own)")
 	if cfg.store == "etcd" && auth {
-		fmt.Printf("store etcd: sessions are cached in Arbor, so arbor-auth should be close to its bbolt figure; worker authentication reads the store on every request, so arbor-worker carries etcd's read cost (CPU/request %.1f µs vs arbor-auth %.1f µs, etcd %.1f µs vs %.1f µs)\n",
+		fmt.Printf("store etcd: sessions and worker records are cached in Arbor, so arbor-auth and arbor-worker should be close to their bbolt figures (CPU/request arbor-worker %.1f µs, arbor-auth %.1f µs; etcd %.1f µs and %.1f µs)\n",
 			cpuOf("arbor-worker"), cpuOf("arbor-auth"),
 			cpuPerReq(totals["arbor-worker"].selfTicks, totals["arbor-worker"].requests),
 			cpuPerReq(totals["arbor-auth"].selfTicks, totals["arbor-auth"].requests))
@@ -790,8 +830,13 @@ func runBench(args []string) error {
 		fmt.Println("  (about 1.0x or more: they do not; well below: they contend), not scale-out, which needs cores of its own per replica.")
 		fmt.Println("  (arbor-auth-2r runs two wrk processes, one thread each, where arbor-auth-1r runs one.)")
 	}
+	return checkRun(failures, cfg, up, bare, arbor, arbor2)
+}
 
-	for _, c := range []*child{up, bare, arbor, arbor2} {
+// checkRun adds a failure for every child that exited during the run and
+// returns all failures as one error.
+func checkRun(failures []string, cfg config, children ...*child) error {
+	for _, c := range children {
 		if c == nil {
 			continue
 		}
