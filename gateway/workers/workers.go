@@ -47,7 +47,10 @@
 // Recording "last used" with a store write per request would put an fsync
 // on the hot path. The service keeps the latest time and address per
 // worker in memory and writes them in one batch every FlushInterval (and
-// at Close).
+// at Close). The time is kept to the second: further requests of a worker
+// within a second of the recorded one change nothing, so a worker making
+// thousands of requests a second costs a map read per request, and its
+// recorded address is at most a second old.
 package workers
 
 import (
