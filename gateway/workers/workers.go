@@ -55,7 +55,6 @@ package workers
 
 import (
 	"context"
-	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
 	"errors"
@@ -66,6 +65,7 @@ import (
 	"time"
 
 	"github.com/gofiber/fiber/v2"
+	"github.com/google/uuid"
 
 	"github.com/vintner/arbor/data"
 	"github.com/vintner/arbor/gateway"
@@ -251,17 +251,6 @@ func hashToken(tok string) []byte {
 	return h[:]
 }
 
-// newID returns a random UUID v4.
-func newID() (string, error) {
-	var b [16]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		return "", err
-	}
-	b[6] = b[6]&0x0f | 0x40
-	b[8] = b[8]&0x3f | 0x80
-	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16]), nil
-}
-
 // validID accepts the canonical lower-case UUID form only.
 func validID[T ~string | ~[]byte](s T) bool {
 	if len(s) != 36 {
@@ -304,10 +293,11 @@ func (s *Service) Register(ctx context.Context, userID, name string) (data.Worke
 	if err != nil {
 		return data.Worker{}, "", err
 	}
-	id, err := newID()
+	u, err := uuid.NewRandom() // crypto/rand
 	if err != nil {
 		return data.Worker{}, "", err
 	}
+	id := u.String()
 	tok, err := client.NewWorkerToken()
 	if err != nil {
 		return data.Worker{}, "", err

@@ -13,6 +13,8 @@ import (
 	"runtime"
 	"strings"
 	"time"
+
+	"github.com/google/uuid"
 )
 
 // VerificationCodeAlphabet is the alphabet of the 6-character code Arbor
@@ -57,10 +59,11 @@ func Login(ctx context.Context, cfg Config, ui LoginUI) (*Token, error) {
 		return nil, err
 	}
 	store := cfg.store()
-	deviceCode, err := newUUID()
+	u, err := uuid.NewRandom() // crypto/rand
 	if err != nil {
 		return nil, err
 	}
+	deviceCode := u.String()
 	verifier, err := newVerifier()
 	if err != nil {
 		return nil, err
@@ -217,17 +220,6 @@ func checkCode(code string) error {
 		}
 	}
 	return nil
-}
-
-// newUUID is a random (version 4) UUID from crypto/rand.
-func newUUID() (string, error) {
-	var b [16]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		return "", err
-	}
-	b[6] = b[6]&0x0f | 0x40
-	b[8] = b[8]&0x3f | 0x80
-	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16]), nil
 }
 
 // newVerifier is a PKCE code_verifier: 32 random bytes, base64url, 43
