@@ -471,7 +471,7 @@ func (s *Store) ListConnections(ctx context.Context, userID string) ([]data.Conn
 
 // DefaultAuditLimit is the number of events ListAudit returns when the query
 // sets no limit.
-const DefaultAuditLimit = 1000
+const DefaultAuditLimit = records.DefaultAuditLimit
 
 func (s *Store) AppendAudit(ctx context.Context, e data.AuditEvent) (data.AuditEvent, error) {
 	if e.Action == "" {
@@ -514,20 +514,12 @@ func (s *Store) AppendAudit(ctx context.Context, e data.AuditEvent) (data.AuditE
 }
 
 func (s *Store) ListAudit(ctx context.Context, q data.AuditQuery) ([]data.AuditEvent, error) {
-	limit := q.Limit
-	switch {
-	case limit < 0:
-		return nil, fmt.Errorf("audit query: limit %d is negative: %w", limit, data.ErrInvalid)
-	case limit == 0:
-		limit = DefaultAuditLimit
-	}
-	if q.UserID != "" {
-		if err := records.CheckKey("audit query", "user_id", q.UserID); err != nil {
-			return nil, err
-		}
+	limit, err := records.AuditLimit(q)
+	if err != nil {
+		return nil, err
 	}
 	var out []data.AuditEvent
-	err := s.view(ctx, func(tx *bolt.Tx) error {
+	err = s.view(ctx, func(tx *bolt.Tx) error {
 		out = nil
 		if q.AfterSeq == math.MaxUint64 {
 			return nil

@@ -489,7 +489,7 @@ func (s *Store) ListConnections(ctx context.Context, userID string) ([]data.Conn
 
 // DefaultAuditLimit is the number of events ListAudit returns when the query
 // sets no limit.
-const DefaultAuditLimit = 1000
+const DefaultAuditLimit = records.DefaultAuditLimit
 
 // AppendAudit takes the next Seq from a counter key and stores the event
 // in the same transaction, guarded by the counter's mod revision; a lost
@@ -571,17 +571,9 @@ func (s *Store) AppendAudit(ctx context.Context, e data.AuditEvent) (data.AuditE
 }
 
 func (s *Store) ListAudit(ctx context.Context, q data.AuditQuery) ([]data.AuditEvent, error) {
-	limit := q.Limit
-	switch {
-	case limit < 0:
-		return nil, fmt.Errorf("audit query: limit %d is negative: %w", limit, data.ErrInvalid)
-	case limit == 0:
-		limit = DefaultAuditLimit
-	}
-	if q.UserID != "" {
-		if err := records.CheckKey("audit query", "user_id", q.UserID); err != nil {
-			return nil, err
-		}
+	limit, err := records.AuditLimit(q)
+	if err != nil {
+		return nil, err
 	}
 	ctx, cancel, err := s.begin(ctx)
 	if err != nil {

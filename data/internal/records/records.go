@@ -49,6 +49,27 @@ func CheckExpiry(what string, t time.Time) error {
 	return nil
 }
 
+// DefaultAuditLimit is the number of events ListAudit returns when the
+// query sets no limit.
+const DefaultAuditLimit = 1000
+
+// AuditLimit checks an audit query and returns how many events it may
+// return: its Limit, or DefaultAuditLimit when that is 0.
+func AuditLimit(q data.AuditQuery) (int, error) {
+	switch {
+	case q.Limit < 0:
+		return 0, fmt.Errorf("audit query: limit %d is negative: %w", q.Limit, data.ErrInvalid)
+	case q.UserID != "":
+		if err := CheckKey("audit query", "user_id", q.UserID); err != nil {
+			return 0, err
+		}
+	}
+	if q.Limit == 0 {
+		return DefaultAuditLimit, nil
+	}
+	return q.Limit, nil
+}
+
 // UTC returns t in UTC without a monotonic reading; the zero time stays
 // zero.
 func UTC(t time.Time) time.Time {
