@@ -230,8 +230,19 @@ func (p *Pages) apiRegister(c *fiber.Ctx) error {
 	if err != nil {
 		return problem(err)
 	}
+	return sendWorker(c, http.StatusCreated, w, tok)
+}
+
+// sendWorker answers with one worker, and with its token when the
+// request just made one (registration, rotation). Never cached: the token
+// is shown once.
+func sendWorker(c *fiber.Ctx, status int, w data.Worker, token string) error {
 	c.Set(fiber.HeaderCacheControl, "no-store")
-	return c.Status(http.StatusCreated).JSON(fiber.Map{"worker": view(w), "token": tok})
+	body := fiber.Map{"worker": view(w)}
+	if token != "" {
+		body["token"] = token
+	}
+	return c.Status(status).JSON(body)
 }
 
 func (p *Pages) apiGet(c *fiber.Ctx) error {
@@ -243,8 +254,7 @@ func (p *Pages) apiGet(c *fiber.Ctx) error {
 	if err != nil {
 		return problem(err)
 	}
-	c.Set(fiber.HeaderCacheControl, "no-store")
-	return c.JSON(fiber.Map{"worker": view(w)})
+	return sendWorker(c, http.StatusOK, w, "")
 }
 
 func (p *Pages) apiRename(c *fiber.Ctx) error {
@@ -260,8 +270,7 @@ func (p *Pages) apiRename(c *fiber.Ctx) error {
 	if err != nil {
 		return problem(err)
 	}
-	c.Set(fiber.HeaderCacheControl, "no-store")
-	return c.JSON(fiber.Map{"worker": view(w)})
+	return sendWorker(c, http.StatusOK, w, "")
 }
 
 func (p *Pages) apiRotate(c *fiber.Ctx) error {
@@ -273,8 +282,7 @@ func (p *Pages) apiRotate(c *fiber.Ctx) error {
 	if err != nil {
 		return problem(err)
 	}
-	c.Set(fiber.HeaderCacheControl, "no-store")
-	return c.JSON(fiber.Map{"worker": view(w), "token": tok})
+	return sendWorker(c, http.StatusOK, w, tok)
 }
 
 func (p *Pages) apiRevoke(c *fiber.Ctx) error {
