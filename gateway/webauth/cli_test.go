@@ -507,27 +507,9 @@ func TestCLIExchangeOnce(t *testing.T) {
 	code := approve(user, dc)
 
 	const n = 100
-	var wg sync.WaitGroup
-	start := make(chan struct{})
-	results := make([]*response, n)
-	for i := 0; i < n; i++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			<-start
-			res, err := sendJSON(cli, http.MethodPost, cliauth.PathExchange, exchangeBody(dc, code, verifier), nil)
-			if err != nil {
-				t.Error(err)
-				return
-			}
-			results[i] = res
-		}()
-	}
-	close(start)
-	wg.Wait()
-	if t.Failed() {
-		t.FailNow()
-	}
+	results := concurrently(t, n, func() (*response, error) {
+		return sendJSON(cli, http.MethodPost, cliauth.PathExchange, exchangeBody(dc, code, verifier), nil)
+	})
 	ok := 0
 	losers := map[string]int{}
 	var winner cliTokens
@@ -790,21 +772,28 @@ func TestCLIRefreshRotationAndReuse(t *testing.T) {
 // concurrentRefresh sends n refreshes of tok at once.
 func concurrentRefresh(t *testing.T, cli *browser, tok string, n int) []*response {
 	t.Helper()
+	return concurrently(t, n, func() (*response, error) {
+		return sendJSON(cli, http.MethodPost, cliauth.PathRefresh, map[string]string{"refresh_token": tok}, nil)
+	})
+}
+
+// concurrently runs send n times at once (released together) and returns
+// the responses in no particular order; any error fails the test.
+func concurrently(t *testing.T, n int, send func() (*response, error)) []*response {
+	t.Helper()
 	var wg sync.WaitGroup
 	start := make(chan struct{})
 	out := make([]*response, n)
-	for i := 0; i < n; i++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+	for i := range n {
+		wg.Go(func() {
 			<-start
-			res, err := sendJSON(cli, http.MethodPost, cliauth.PathRefresh, map[string]string{"refresh_token": tok}, nil)
+			res, err := send()
 			if err != nil {
 				t.Error(err)
 				return
 			}
 			out[i] = res
-		}()
+		})
 	}
 	close(start)
 	wg.Wait()
