@@ -326,6 +326,24 @@ func (a *agent) postJSON(u string, v any, hdr http.Header) (reply, error) {
 	return a.do(http.MethodPost, u, bytes.NewReader(b), h)
 }
 
+// registerWorker registers a worker named name through base's workers
+// API as user and returns its id and the headers that authenticate it.
+func registerWorker(t *testing.T, user *agent, base, name string) (string, http.Header) {
+	t.Helper()
+	reg, err := expect(user.postJSON(base+"/api/workers", map[string]string{"name": name}, nil))(http.StatusCreated, "register "+name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var w struct {
+		Worker struct{ ID string } `json:"worker"`
+		Token  string              `json:"token"`
+	}
+	if err := json.Unmarshal([]byte(reg.body), &w); err != nil || w.Worker.ID == "" || w.Token == "" {
+		t.Fatalf("register %s: an answer without a worker id and token (%v)", name, err)
+	}
+	return w.Worker.ID, http.Header{client.HeaderWorkerID: {w.Worker.ID}, client.HeaderWorkerToken: {w.Token}}
+}
+
 // expect turns an unexpected status into an error that says what came
 // back. It is curried so that a call reads expect(a.get(…))(200, "what").
 func expect(r reply, err error) func(status int, what string) (reply, error) {
@@ -508,20 +526,11 @@ func replicasAgree(t *testing.T, c *cluster) {
 
 	// 3. A worker registered on A works through B, and its revocation on
 	// A applies on B at once.
-	reg, err := expect(user.postJSON(a.base+"/api/workers", map[string]string{"name": "replicated"}, nil))(http.StatusCreated, "register on a")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var w struct {
-		Worker struct{ ID string } `json:"worker"`
-		Token  string              `json:"token"`
-	}
-	json.Unmarshal([]byte(reg.body), &w)
-	creds := http.Header{client.HeaderWorkerID: {w.Worker.ID}, client.HeaderWorkerToken: {w.Token}}
-	if r, err := expect(plain.get(b.base+"/api/tendril/jobs", creds))(200, "worker on b"); err != nil || !strings.Contains(r.body, w.Worker.ID) {
+	workerID, creds := registerWorker(t, user, a.base, "replicated")
+	if r, err := expect(plain.get(b.base+"/api/tendril/jobs", creds))(200, "worker on b"); err != nil || !strings.Contains(r.body, workerID) {
 		t.Fatalf("%v %s", err, r.body)
 	}
-	if _, err := expect(user.do(http.MethodDelete, a.base+"/api/workers/"+w.Worker.ID, nil, nil))(http.StatusNoContent, "revoke on a"); err != nil {
+	if _, err := expect(user.do(http.MethodDelete, a.base+"/api/workers/"+workerID, nil, nil))(http.StatusNoContent, "revoke on a"); err != nil {
 		t.Fatal(err)
 	}
 	// B had the worker cached; the etcd watch on workers drops it.
@@ -636,16 +645,7 @@ func replicaFaults(t *testing.T, c *cluster) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	reg, err := expect(user.postJSON(c.public+"/api/workers", map[string]string{"name": "under-load"}, nil))(http.StatusCreated, "register")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var w struct {
-		Worker struct{ ID string } `json:"worker"`
-		Token  string              `json:"token"`
-	}
-	json.Unmarshal([]byte(reg.body), &w)
-	creds := http.Header{client.HeaderWorkerID: {w.Worker.ID}, client.HeaderWorkerToken: {w.Token}}
+	_, creds := registerWorker(t, user, c.public, "under-load")
 
 	ops := []struct {
 		name string
