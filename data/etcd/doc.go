@@ -98,6 +98,13 @@
 // A caller's own cancellation is returned as context.Canceled. After Close
 // every method returns data.ErrClosed.
 //
+// A write whose member went away before answering may have been applied
+// or not. It is tried again within the timeout, and the new attempt
+// recognises its own earlier write (by its bytes, or for a consumed OAuth
+// state by a marker written with the delete), so the caller is told the
+// write succeeded rather than that its code was already consumed, its
+// record already gone or its audit event appended twice (ambiguous.go).
+//
 // # Locks
 //
 // Lock (data.Locks) is etcd's lock recipe (locks.go): each waiter puts a

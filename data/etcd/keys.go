@@ -33,6 +33,9 @@ const (
 
 	// keyAuditSeq holds the last audit Seq, in decimal.
 	keyAuditSeq = "meta/audit-seq"
+	// prefixConsumed marks who consumed an OAuth state: state id → the
+	// consumer's random value, under the state's lease (see ambiguous.go).
+	prefixConsumed = "meta/oauth-consumed/"
 )
 
 // sep joins the parts of a composite key. Keys may not contain it, so the

@@ -59,7 +59,10 @@ func (l *leases) forExpiry(ctx context.Context, expires time.Time) (clientv3.Lea
 	}
 	resp, err := l.s.client.Grant(ctx, end-wall.Unix())
 	if err != nil {
-		return clientv3.NoLease, l.s.fail(ctx, "granting a lease", err)
+		// Called by write attempts: a member that went away is tried
+		// again (writeErr). A grant whose answer was lost leaves a lease
+		// that nobody uses, which expires by itself.
+		return clientv3.NoLease, l.s.writeErr(ctx, "granting a lease", err)
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()

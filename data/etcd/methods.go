@@ -1,7 +1,9 @@
 package etcd
 
 import (
+	"bytes"
 	"context"
+	"crypto/rand"
 	"fmt"
 	"math"
 	"strconv"
@@ -57,14 +59,31 @@ func (s *Store) DeleteUser(ctx context.Context, id string) error {
 	for _, p := range ownedPrefixes {
 		ops = append(ops, clientv3.OpDelete(s.root+p.prefix+id+sep, clientv3.WithPrefix(), clientv3.WithPrevKV()))
 	}
-	resp, err := s.client.Txn(ctx).
-		If(clientv3.Compare(clientv3.CreateRevision(userKey), ">", 0)).
-		Then(ops...).Commit()
+	var resp *clientv3.TxnResponse
+	maybeDeleted := false // see ambiguous.go
+	err = s.retry(ctx, what, func() (bool, error) {
+		r, err := s.client.Txn(ctx).
+			If(clientv3.Compare(clientv3.CreateRevision(userKey), ">", 0)).
+			Then(ops...).Commit()
+		if err != nil {
+			err = s.writeErr(ctx, what, err)
+			maybeDeleted = maybeDeleted || isAmbiguous(err)
+			return false, err
+		}
+		if !r.Succeeded && !maybeDeleted {
+			return false, fmt.Errorf("user %q: %w", id, data.ErrNotFound)
+		}
+		resp = r
+		return true, nil
+	})
 	if err != nil {
-		return s.fail(ctx, what, err)
+		return err
 	}
 	if !resp.Succeeded {
-		return fmt.Errorf("user %q: %w", id, data.ErrNotFound)
+		// Deleted by an attempt whose answer was lost, so which records
+		// went with it is unknown: their index entries stay, naming
+		// records that do not exist, which lookups treat as not found.
+		return nil
 	}
 	var stale []string // index keys of the deleted records
 	for i, p := range ownedPrefixes {
@@ -236,18 +255,37 @@ func (s *Store) ConsumeOAuthState(ctx context.Context, id string) (data.OAuthSta
 		return data.OAuthState{}, err
 	}
 	defer unlock()
+	// The marker names this consumer, in case the answer to its delete is
+	// lost (see ambiguous.go).
+	marker, nonce := s.root+prefixConsumed+id, rand.Text()
+	maybeConsumed := false
 	err = s.retry(ctx, "consuming an oauth state", func() (bool, error) {
 		f, err := oauthStates.locate(s, ctx, id)
 		if err != nil {
 			return false, err
 		}
 		if !f.ok || !oauthStates.live(&f.v, s.now()) {
+			if maybeConsumed {
+				resp, err := s.client.Get(ctx, marker)
+				if err != nil {
+					return false, s.fail(ctx, "consuming an oauth state", err)
+				}
+				if kv := firstKV(resp.Kvs); kv != nil && string(kv.Value) == nonce {
+					return true, nil // out is the state this consumer deleted
+				}
+			}
 			return false, oauthStates.errNotFound(id)
 		}
 		out = f.v
-		return s.commit(ctx, "consuming an oauth state",
+		_, opts, err := oauthStates.putOpts(s, ctx, &f.v) // the marker ends with the state
+		if err != nil {
+			return false, err
+		}
+		ok, err := s.commit(ctx, "consuming an oauth state",
 			[]clientv3.Cmp{clientv3.Compare(clientv3.ModRevision(f.key), "=", f.rev)},
-			[]clientv3.Op{clientv3.OpDelete(f.key)})
+			[]clientv3.Op{clientv3.OpDelete(f.key), clientv3.OpPut(marker, nonce, opts...)})
+		maybeConsumed = maybeConsumed || isAmbiguous(err)
+		return ok, err
 	})
 	if err != nil {
 		return data.OAuthState{}, err
@@ -324,6 +362,7 @@ func (s *Store) ConsumeDeviceCode(ctx context.Context, code string, check func(d
 		return data.DeviceCode{}, err
 	}
 	defer unlock()
+	var mine written[data.DeviceCode] // see ambiguous.go
 	err = s.retry(ctx, "consuming a device code", func() (bool, error) {
 		now := s.now()
 		f, err := deviceCodes.locate(s, ctx, code)
@@ -332,6 +371,10 @@ func (s *Store) ConsumeDeviceCode(ctx context.Context, code string, check func(d
 		}
 		if !f.ok || !deviceCodes.live(&f.v, now) {
 			return false, deviceCodes.errNotFound(code)
+		}
+		if v, ok := mine.find(f.raw); ok {
+			out = v // consumed by this caller's attempt whose answer was lost
+			return true, nil
 		}
 		if err := records.CheckUnconsumed(&f.v); err != nil {
 			return false, err
@@ -342,10 +385,13 @@ func (s *Store) ConsumeDeviceCode(ctx context.Context, code string, check func(d
 		nd := f.v
 		nd.ConsumedAt = records.UTC(now)
 		out = nd
+		raw := codec.DeviceCode.Encode(&nd)
 		// The record keeps its lease (its ExpiresAt is unchanged).
-		return s.commit(ctx, "consuming a device code",
+		ok, err := s.commit(ctx, "consuming a device code",
 			[]clientv3.Cmp{clientv3.Compare(clientv3.ModRevision(f.key), "=", f.rev)},
-			[]clientv3.Op{clientv3.OpPut(f.key, string(codec.DeviceCode.Encode(&nd)), clientv3.WithIgnoreLease())})
+			[]clientv3.Op{clientv3.OpPut(f.key, string(raw), clientv3.WithIgnoreLease())})
+		mine.note(err, raw, nd)
+		return ok, err
 	})
 	if err != nil {
 		return data.DeviceCode{}, err
@@ -522,7 +568,19 @@ func (s *Store) AppendAudit(ctx context.Context, e data.AuditEvent) (data.AuditE
 	defer unlock()
 	kv := s.auditSeq.Load() // the counter as last seen
 	read := kv == nil
+	var mine written[uint64] // Seq of each attempt whose answer was lost (ambiguous.go)
 	err = s.retry(ctx, what, func() (bool, error) {
+		for i, seq := range mine.vals {
+			resp, err := s.client.Get(ctx, s.root+prefixAudit+seqKey(seq))
+			if err != nil {
+				return false, s.fail(ctx, what, err)
+			}
+			if kv := firstKV(resp.Kvs); kv != nil && bytes.Equal(kv.Value, mine.raws[i]) {
+				ev.Seq = seq // appended by that attempt; the counter is read afresh next time
+				s.auditSeq.Store(nil)
+				return true, nil
+			}
+		}
 		if read {
 			resp, err := s.client.Get(ctx, counter)
 			if err != nil {
@@ -540,22 +598,24 @@ func (s *Store) AppendAudit(ctx context.Context, e data.AuditEvent) (data.AuditE
 			rev = kv.ModRevision
 		}
 		ev.Seq = last + 1
-		raw := string(codec.AuditEvent.Encode(&ev))
+		raw := codec.AuditEvent.Encode(&ev)
 		ops := []clientv3.Op{
 			clientv3.OpPut(counter, strconv.FormatUint(ev.Seq, 10)),
-			clientv3.OpPut(s.root+prefixAudit+seqKey(ev.Seq), raw),
+			clientv3.OpPut(s.root+prefixAudit+seqKey(ev.Seq), string(raw)),
 		}
 		if ev.UserID != "" {
-			ops = append(ops, clientv3.OpPut(s.root+idxAuditUser+ev.UserID+sep+seqKey(ev.Seq), raw))
+			ops = append(ops, clientv3.OpPut(s.root+idxAuditUser+ev.UserID+sep+seqKey(ev.Seq), string(raw)))
 		}
 		resp, err := s.client.Txn(ctx).
 			If(clientv3.Compare(clientv3.ModRevision(counter), "=", rev)).
 			Then(ops...).
 			Else(clientv3.OpGet(counter)).Commit()
 		if err != nil {
-			// A member that went away: try again (an event appended twice
-			// beats a request refused while the cluster has a quorum).
-			return false, s.writeErr(ctx, what, err)
+			// A member that went away: try again, after looking for
+			// this attempt's event.
+			err = s.writeErr(ctx, what, err)
+			mine.note(err, raw, ev.Seq)
+			return false, err
 		}
 		if !resp.Succeeded {
 			kv, read = firstKV(resp.Responses[0].GetResponseRange().Kvs), false

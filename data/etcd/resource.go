@@ -1,7 +1,6 @@
 package etcd
 
 import (
-	"bytes"
 	"cmp"
 	"context"
 	"errors"
@@ -48,6 +47,7 @@ type resource[T any] struct {
 // found is a record as read, with what a compare-and-swap needs.
 type found[T any] struct {
 	v      T
+	raw    []byte // its stored bytes
 	ok     bool   // the record exists (live or expired)
 	key    string // its key; for a missing indexed record, ""
 	rev    int64  // its mod revision
@@ -94,7 +94,7 @@ func (r *resource[T]) fromKV(id string, kv *mvccpb.KeyValue, f *found[T]) error 
 	if err := r.decode(id, kv.Value, &f.v); err != nil {
 		return err
 	}
-	f.ok, f.key, f.rev = true, string(kv.Key), kv.ModRevision
+	f.ok, f.key, f.rev, f.raw = true, string(kv.Key), kv.ModRevision, kv.Value
 	return nil
 }
 
@@ -214,9 +214,10 @@ func (r *resource[T]) putOpts(s *Store, ctx context.Context, v *T) (clientv3.Lea
 //
 // A transaction that failed because the member serving it went away
 // (stopped, lost its leader, could not be reached) while there is still
-// time left is reported as errAmbiguous: it may or may not have been
+// time left is reported as ambiguousError: it may or may not have been
 // committed. retry runs the attempt again, which re-reads the record, so
-// the guard makes a second commit of a stale value impossible.
+// the guard makes a second commit of a stale value impossible, and the
+// attempt recognises its own earlier write (see ambiguous.go).
 func (s *Store) commit(ctx context.Context, what string, cmps []clientv3.Cmp, ops []clientv3.Op) (bool, error) {
 	resp, err := s.client.Txn(ctx).If(cmps...).Then(ops...).Commit()
 	if err != nil {
@@ -276,7 +277,7 @@ func (r *resource[T]) create(s *Store, ctx context.Context, v T) error {
 		return err
 	}
 	defer unlock()
-	ambiguous := false // an earlier attempt may have been committed
+	var mine written[struct{}] // see ambiguous.go
 	return s.retry(ctx, what, func() (bool, error) {
 		var cmps []clientv3.Cmp
 		if r.owner != nil {
@@ -291,7 +292,7 @@ func (r *resource[T]) create(s *Store, ctx context.Context, v T) error {
 			return false, err
 		}
 		if old.ok && r.live(&old.v, s.now()) {
-			if ambiguous && bytes.Equal(r.codec.Encode(&old.v), raw) {
+			if _, ok := mine.find(old.raw); ok {
 				return true, nil // the attempt that failed had in fact been committed
 			}
 			return false, fmt.Errorf("%s: %w", r.show(id), data.ErrAlreadyExists)
@@ -330,7 +331,7 @@ func (r *resource[T]) create(s *Store, ctx context.Context, v T) error {
 		if ok && r.index != "" {
 			s.owners.put(r.index+id, owner)
 		}
-		ambiguous = ambiguous || errors.As(err, new(ambiguousError))
+		mine.note(err, raw, struct{}{})
 		return ok, err
 	})
 }
@@ -352,6 +353,7 @@ func (r *resource[T]) update(s *Store, ctx context.Context, id string, fn func(T
 		return zero, err
 	}
 	defer unlock()
+	var mine written[T] // see ambiguous.go
 	err = s.retry(ctx, what, func() (bool, error) {
 		old, err := r.locate(s, ctx, id)
 		if err != nil {
@@ -359,6 +361,10 @@ func (r *resource[T]) update(s *Store, ctx context.Context, id string, fn func(T
 		}
 		if !old.ok || !r.live(&old.v, s.now()) {
 			return false, r.errNotFound(id)
+		}
+		if v, ok := mine.find(old.raw); ok {
+			out = v // the attempt that failed had in fact been committed
+			return true, nil
 		}
 		if before != nil {
 			if err := before(&old.v); err != nil {
@@ -411,7 +417,8 @@ func (r *resource[T]) update(s *Store, ctx context.Context, id string, fn func(T
 		if key != old.key {
 			ops = append(ops, clientv3.OpDelete(old.key))
 		}
-		ops = append(ops, clientv3.OpPut(key, string(r.codec.Encode(&nv)), opts...))
+		raw := r.codec.Encode(&nv)
+		ops = append(ops, clientv3.OpPut(key, string(raw), opts...))
 		if r.index != "" && (key != old.key || r.expires != nil) {
 			// A moved record's index names its new owner; an expiring
 			// one's shares the record's new lease.
@@ -427,6 +434,7 @@ func (r *resource[T]) update(s *Store, ctx context.Context, id string, fn func(T
 				s.owners.put(r.index+id, owner)
 			}
 		}
+		mine.note(err, raw, nv)
 		return ok, err
 	})
 	if err != nil {
@@ -448,12 +456,16 @@ func (r *resource[T]) delete(s *Store, ctx context.Context, id string) error {
 		return err
 	}
 	defer unlock()
+	maybeDeleted := false // see ambiguous.go
 	return s.retry(ctx, what, func() (bool, error) {
 		old, err := r.locate(s, ctx, id)
 		if err != nil {
 			return false, err
 		}
 		if !old.ok || !r.live(&old.v, s.now()) {
+			if maybeDeleted {
+				return true, nil
+			}
 			return false, r.errNotFound(id)
 		}
 		cmps := []clientv3.Cmp{clientv3.Compare(clientv3.ModRevision(old.key), "=", old.rev)}
@@ -462,7 +474,9 @@ func (r *resource[T]) delete(s *Store, ctx context.Context, id string) error {
 			cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(r.idxKey(s, id)), "=", old.idxRev))
 			ops = append(ops, clientv3.OpDelete(r.idxKey(s, id)))
 		}
-		return s.commit(ctx, what, cmps, ops)
+		ok, err := s.commit(ctx, what, cmps, ops)
+		maybeDeleted = maybeDeleted || isAmbiguous(err)
+		return ok, err
 	})
 }
 
