@@ -126,7 +126,10 @@ type Options struct {
 	// Default: a new registry with the Go and process collectors.
 	Registry *prometheus.Registry
 	// Ready reports whether Arbor can serve (typically: the store answers).
-	// /readyz calls it with a ReadyTimeout deadline. Nil: always ready.
+	// /readyz calls it with a ReadyTimeout deadline. An error is answered
+	// 503 store_unavailable, unless it is (or wraps) an *httperr.Error,
+	// which is answered as it says: a component that is still starting
+	// says so rather than blame the store. Nil: always ready.
 	Ready func(ctx context.Context) error
 	// ReadyTimeout bounds a Ready call. Default 2s.
 	ReadyTimeout time.Duration

@@ -295,8 +295,9 @@ func (s *Server) healthz(c *fiber.Ctx) error {
 }
 
 // readyz answers 200 when Ready succeeds within ReadyTimeout, 503 otherwise
-// (store_unavailable), and 503 shutting_down while draining so that load
-// balancers stop sending new requests.
+// (store_unavailable, or the answer Ready's *httperr.Error names), and 503
+// shutting_down while draining so that load balancers stop sending new
+// requests.
 func (s *Server) readyz(c *fiber.Ctx) error {
 	if s.draining.Load() {
 		return httperr.New(http.StatusServiceUnavailable, httperr.CodeShuttingDown, "The gateway is shutting down")
@@ -305,6 +306,9 @@ func (s *Server) readyz(c *fiber.Ctx) error {
 		ctx, cancel := context.WithTimeout(context.Background(), s.opts.ReadyTimeout)
 		defer cancel()
 		if err := s.opts.Ready(ctx); err != nil {
+			if he, ok := errors.AsType[*httperr.Error](err); ok {
+				return httperr.Wrap(fmt.Errorf("readiness check: %w", err), he.Status, he.Code, he.Message)
+			}
 			return httperr.Wrap(fmt.Errorf("readiness check: %w", err), http.StatusServiceUnavailable,
 				httperr.CodeStoreUnavailable, "The gateway cannot reach its store")
 		}

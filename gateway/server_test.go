@@ -3,6 +3,7 @@ package gateway_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -37,6 +38,9 @@ func TestReadyz(t *testing.T) {
 		{name: "store ok", ready: func(context.Context) error { return nil }, status: http.StatusOK},
 		{name: "store error", ready: func(context.Context) error { return errors.New("bolt: database not open") },
 			status: http.StatusServiceUnavailable, code: httperr.CodeStoreUnavailable},
+		{name: "still starting", ready: func(context.Context) error {
+			return fmt.Errorf("plugins: %w", httperr.New(http.StatusServiceUnavailable, httperr.CodeStarting, "Still loading"))
+		}, status: http.StatusServiceUnavailable, code: httperr.CodeStarting},
 		{name: "store hangs", ready: func(ctx context.Context) error { <-ctx.Done(); return ctx.Err() },
 			status: http.StatusServiceUnavailable, code: httperr.CodeStoreUnavailable},
 		{name: "store ignores deadline", ready: func(context.Context) error { time.Sleep(300 * time.Millisecond); return nil },

@@ -7,6 +7,7 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -18,6 +19,7 @@ import (
 
 	"github.com/vintner/arbor/gateway/admin"
 	"github.com/vintner/arbor/gateway/config"
+	"github.com/vintner/arbor/gateway/httperr"
 	"github.com/vintner/arbor/gateway/providers"
 	"github.com/vintner/arbor/plugins"
 	"github.com/vintner/arbor/plugins/builtin"
@@ -153,7 +155,8 @@ func (rt *pluginRuntime) ready(context.Context) error {
 		}
 		return nil
 	default:
-		return errors.New("plugins are still loading")
+		return httperr.New(http.StatusServiceUnavailable, httperr.CodeStarting,
+			"The gateway is still loading its provider plugins")
 	}
 }
 

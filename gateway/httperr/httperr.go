@@ -54,6 +54,7 @@ const (
 	CodeUpstreamTimeout     = "upstream_timeout"
 	CodeStoreUnavailable    = "store_unavailable"
 	CodeShuttingDown        = "shutting_down"
+	CodeStarting            = "starting"
 	CodeBadPath             = "bad_path"
 )
 
