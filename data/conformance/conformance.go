@@ -20,6 +20,9 @@
 // the now function it is given for every expiry decision and every time it
 // stamps itself. The suite uses only the data.Store interface and errors.Is
 // on the sentinel errors; it must stay free of any one backend's details.
+//
+// RunBenchmarks is the same idea for speed: one workload that every
+// backend runs, so that their figures compare the same work.
 package conformance
 
 import (
