@@ -63,7 +63,5 @@ func (w *written[T]) find(raw []byte) (T, bool) {
 	return zero, false
 }
 
-func (w *written[T]) empty() bool { return len(w.raws) == 0 }
-
 // isAmbiguous reports whether err is a commit that may have been applied.
 func isAmbiguous(err error) bool { return errors.As(err, new(ambiguousError)) }
