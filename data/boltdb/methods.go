@@ -474,13 +474,8 @@ func (s *Store) ListConnections(ctx context.Context, userID string) ([]data.Conn
 const DefaultAuditLimit = records.DefaultAuditLimit
 
 func (s *Store) AppendAudit(ctx context.Context, e data.AuditEvent) (data.AuditEvent, error) {
-	if e.Action == "" {
-		return data.AuditEvent{}, fmt.Errorf("audit event: action is empty: %w", data.ErrInvalid)
-	}
-	if e.UserID != "" {
-		if err := records.CheckKey("audit event", "user_id", e.UserID); err != nil {
-			return data.AuditEvent{}, err
-		}
+	if err := records.CheckAuditEvent(&e); err != nil {
+		return data.AuditEvent{}, err
 	}
 	var out data.AuditEvent
 	err := s.write(ctx, func(tx *bolt.Tx) error {

@@ -541,13 +541,8 @@ const DefaultAuditLimit = records.DefaultAuditLimit
 // in the same transaction, guarded by the counter's mod revision; a lost
 // race is retried with the counter value the failed transaction returned.
 func (s *Store) AppendAudit(ctx context.Context, e data.AuditEvent) (data.AuditEvent, error) {
-	if e.Action == "" {
-		return data.AuditEvent{}, fmt.Errorf("audit event: action is empty: %w", data.ErrInvalid)
-	}
-	if e.UserID != "" {
-		if err := records.CheckKey("audit event", "user_id", e.UserID); err != nil {
-			return data.AuditEvent{}, err
-		}
+	if err := records.CheckAuditEvent(&e); err != nil {
+		return data.AuditEvent{}, err
 	}
 	ctx, cancel, err := s.begin(ctx)
 	if err != nil {

@@ -53,6 +53,18 @@ func CheckExpiry(what string, t time.Time) error {
 // query sets no limit.
 const DefaultAuditLimit = 1000
 
+// CheckAuditEvent checks an event before AppendAudit stores it: it needs an
+// action, and a user id it names must be a valid key.
+func CheckAuditEvent(e *data.AuditEvent) error {
+	if e.Action == "" {
+		return fmt.Errorf("audit event: action is empty: %w", data.ErrInvalid)
+	}
+	if e.UserID != "" {
+		return CheckKey("audit event", "user_id", e.UserID)
+	}
+	return nil
+}
+
 // AuditLimit checks an audit query and returns how many events it may
 // return: its Limit, or DefaultAuditLimit when that is 0.
 func AuditLimit(q data.AuditQuery) (int, error) {
