@@ -16,6 +16,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/vintner/arbor/gateway/edge/reqbody"
 	"github.com/vintner/arbor/gateway/proxy"
 )
 
@@ -30,7 +31,7 @@ const (
 	DefaultReadTimeout                   = 30 * time.Second
 	DefaultMaxHeaderBytes                = 16 << 10
 	DefaultBodyLimit                     = proxy.DefaultBodyLimit
-	DefaultAPIBodyLimit                  = 1 << 20
+	DefaultAPIBodyLimit                  = reqbody.DefaultLimit
 	DefaultReadyTimeout                  = 2 * time.Second
 
 	minMaxHeaderBytes = 1 << 10
@@ -88,7 +89,9 @@ type Options struct {
 	// upstream, so the cap is about abuse, not memory.
 	BodyLimit int64
 	// APIBodyLimit caps request bodies of Arbor's own routes (mounted with
-	// Mount), which handlers read whole. Default 1 MiB.
+	// Mount), which handlers read whole; a Mount call may set its own cap
+	// with WithBodyLimit. Default 8 KiB (reqbody.DefaultLimit): Arbor's
+	// bodies are small JSON documents and HTML forms.
 	APIBodyLimit int64
 
 	// TrustedProxies lists the peers (CIDR prefixes or single IPs) whose
