@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/valyala/fasthttp"
 
+	"github.com/vintner/arbor/gateway/edge/target"
 	"github.com/vintner/arbor/gateway/httperr"
 	"github.com/vintner/arbor/gateway/proxy"
 )
@@ -128,19 +129,29 @@ func New(opts Options) (*Server, error) {
 
 // methodGuard answers requests with a method Fiber does not route (WebDAV's
 // PROPFIND, made-up ones) in Arbor's error shape: Fiber itself would answer
-// them with a plain-text 400 before any handler or error handler runs.
+// them with a plain-text 400 before any handler or error handler runs. It
+// also gives the request its one reading of the path (package target)
+// before Fiber routes it, so that Arbor's routes, the route policy and the
+// proxy all see the same path.
 func (s *Server) methodGuard(next fasthttp.RequestHandler) fasthttp.RequestHandler {
 	return func(fctx *fasthttp.RequestCtx) {
+		var err error
 		switch string(fctx.Method()) {
 		case fiber.MethodGet, fiber.MethodHead, fiber.MethodPost, fiber.MethodPut, fiber.MethodDelete,
 			fiber.MethodPatch, fiber.MethodOptions, fiber.MethodConnect, fiber.MethodTrace:
-			next(fctx)
-			return
+			if err = target.Normalize(&fctx.Request); err == nil {
+				next(fctx)
+				return
+			}
+			err = httperr.Wrap(err, http.StatusBadRequest, httperr.CodeBadPath,
+				"The request target must be a path (/…) or an http(s) URL")
+		default:
+			err = httperr.New(http.StatusNotImplemented, httperr.CodeNotImplemented,
+				"This gateway does not support the request method")
 		}
 		c := s.app.AcquireCtx(fctx)
 		defer s.app.ReleaseCtx(c)
-		_ = s.fiberErrorHandler(c, httperr.New(http.StatusNotImplemented, httperr.CodeNotImplemented,
-			"This gateway does not support the request method"))
+		_ = s.fiberErrorHandler(c, err)
 	}
 }
 
