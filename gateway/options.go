@@ -104,6 +104,12 @@ type Options struct {
 	// identity from them (X-Forwarded-User, Remote-User, X-Email, …).
 	// Matching ignores case and treats '_' like '-'.
 	IdentityHeaders []string
+	// RewriteHeaders are header names stripped from every client request
+	// because an upstream framework may read the request's URL or path from
+	// them (X-Original-URL, X-Rewrite-URL, …) rather than the path Arbor
+	// classified. Nil: proxy.DefaultRewriteHeaders; an empty, non-nil list
+	// strips none. Matching as for IdentityHeaders.
+	RewriteHeaders []string
 	// Director edits each upstream request after stripping; Arbor's identity
 	// headers are added here. The gateway sets X-Request-Id before calling
 	// it. See proxy.Director.

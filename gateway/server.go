@@ -85,6 +85,7 @@ func New(opts Options) (*Server, error) {
 			TLSConfig:             o.UpstreamTLS,
 			TrustedProxies:        o.trusted,
 			IdentityHeaders:       o.IdentityHeaders,
+			RewriteHeaders:        o.RewriteHeaders,
 			RewriteHost:           o.RewriteHost,
 			BodyLimit:             o.BodyLimit,
 			BodyReadTimeout:       o.ReadTimeout,
