@@ -41,8 +41,9 @@
 // every access line, and into Logger(c) for handler logs.
 //
 // Bodies are streamed (Fiber's StreamRequestBody) so that the proxy can
-// relay an upload as it arrives; Arbor's own routes get their body capped at
-// APIBodyLimit before a handler can read it whole.
+// relay an upload as it arrives; Arbor's own routes get their body checked
+// by package reqbody (no Content-Encoding, JSON or form only, capped at
+// APIBodyLimit) before a handler can read it whole.
 //
 // # Why some things are hand-made
 //

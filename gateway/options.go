@@ -16,6 +16,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/vintner/arbor/gateway/edge/reqbody"
 	"github.com/vintner/arbor/gateway/proxy"
 )
 
@@ -30,7 +31,7 @@ const (
 	DefaultReadTimeout                   = 30 * time.Second
 	DefaultMaxHeaderBytes                = 16 << 10
 	DefaultBodyLimit                     = proxy.DefaultBodyLimit
-	DefaultAPIBodyLimit                  = 1 << 20
+	DefaultAPIBodyLimit                  = reqbody.DefaultLimit
 	DefaultReadyTimeout                  = 2 * time.Second
 
 	minMaxHeaderBytes = 1 << 10
@@ -88,7 +89,9 @@ type Options struct {
 	// upstream, so the cap is about abuse, not memory.
 	BodyLimit int64
 	// APIBodyLimit caps request bodies of Arbor's own routes (mounted with
-	// Mount), which handlers read whole. Default 1 MiB.
+	// Mount), which handlers read whole; a Mount call may set its own cap
+	// with WithBodyLimit. Default 8 KiB (reqbody.DefaultLimit): Arbor's
+	// bodies are small JSON documents and HTML forms.
 	APIBodyLimit int64
 
 	// TrustedProxies lists the peers (CIDR prefixes or single IPs) whose
@@ -101,6 +104,12 @@ type Options struct {
 	// identity from them (X-Forwarded-User, Remote-User, X-Email, …).
 	// Matching ignores case and treats '_' like '-'.
 	IdentityHeaders []string
+	// RewriteHeaders are header names stripped from every client request
+	// because an upstream framework may read the request's URL or path from
+	// them (X-Original-URL, X-Rewrite-URL, …) rather than the path Arbor
+	// classified. Nil: proxy.DefaultRewriteHeaders; an empty, non-nil list
+	// strips none. Matching as for IdentityHeaders.
+	RewriteHeaders []string
 	// Director edits each upstream request after stripping; Arbor's identity
 	// headers are added here. The gateway sets X-Request-Id before calling
 	// it. See proxy.Director.

@@ -4,9 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"encoding/hex"
-	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"math/rand/v2"
 	"net/netip"
@@ -18,6 +16,7 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 
+	"github.com/vintner/arbor/gateway/edge/reqbody"
 	"github.com/vintner/arbor/gateway/httperr"
 )
 
@@ -391,50 +390,21 @@ func (s *Server) fiberErrorHandler(c *fiber.Ctx, err error) error {
 }
 
 // routeEntry starts the handler chain of every route mounted with Mount:
-// it labels the request and caps its body at APIBodyLimit.
-func (s *Server) routeEntry(class RouteClass) fiber.Handler {
+// it labels the request and applies the edge body rule (reqbody.Check) with
+// the route's cap.
+func (s *Server) routeEntry(class RouteClass, bodyLimit int64) fiber.Handler {
 	return func(c *fiber.Ctx) error {
 		if st := stateOf(c); st != nil {
 			st.class = class
 		}
-		if err := s.limitBody(c); err != nil {
+		// The server streams request bodies (so that the proxy can relay
+		// uploads), and reading a streamed body would read it whole however
+		// large: Check reads it here, up to the cap, within ReadTimeout.
+		if err := reqbody.Check(c, bodyLimit, s.opts.ReadTimeout); err != nil {
 			return err
 		}
 		return c.Next()
 	}
-}
-
-var errAPIBodyTooLarge = errors.New("request body over APIBodyLimit")
-
-// limitBody enforces APIBodyLimit on Arbor's own routes. The server streams
-// request bodies (so that the proxy can relay uploads), and c.Body() would
-// read a streamed body whole however large; so a chunked body is read here,
-// up to the limit, and put in place of the stream. A body must also arrive
-// within ReadTimeout.
-func (s *Server) limitBody(c *fiber.Ctx) error {
-	limit := s.opts.APIBodyLimit
-	req := c.Request()
-	cl := int64(req.Header.ContentLength())
-	if cl != 0 {
-		_ = c.Context().SetReadDeadline(time.Now().Add(s.opts.ReadTimeout))
-	}
-	switch {
-	case cl > limit:
-		return httperr.Wrap(errAPIBodyTooLarge, 413, httperr.CodeBodyTooLarge,
-			fmt.Sprintf("The request body is larger than the %d bytes this endpoint accepts", limit))
-	case cl == -1 && req.IsBodyStream():
-		buf, err := io.ReadAll(io.LimitReader(req.BodyStream(), limit+1))
-		if err != nil {
-			return httperr.Wrap(err, 400, httperr.CodeBadRequest, "The request body could not be read")
-		}
-		if int64(len(buf)) > limit {
-			return httperr.Wrap(errAPIBodyTooLarge, 413, httperr.CodeBodyTooLarge,
-				fmt.Sprintf("The request body is larger than the %d bytes this endpoint accepts", limit))
-		}
-		req.SetBodyRaw(buf)
-		req.Header.SetContentLength(len(buf))
-	}
-	return nil
 }
 
 // ClientIP returns the client's address: the one a trusted proxy vouched

@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/valyala/fasthttp"
 
+	"github.com/vintner/arbor/gateway/edge/target"
 	"github.com/vintner/arbor/gateway/httperr"
 	"github.com/vintner/arbor/gateway/proxy"
 )
@@ -84,6 +85,7 @@ func New(opts Options) (*Server, error) {
 			TLSConfig:             o.UpstreamTLS,
 			TrustedProxies:        o.trusted,
 			IdentityHeaders:       o.IdentityHeaders,
+			RewriteHeaders:        o.RewriteHeaders,
 			RewriteHost:           o.RewriteHost,
 			BodyLimit:             o.BodyLimit,
 			BodyReadTimeout:       o.ReadTimeout,
@@ -119,28 +121,38 @@ func New(opts Options) (*Server, error) {
 	s.app.Server().ConnState = s.tracker.connState
 	s.app.Server().Handler = s.methodGuard(s.app.Server().Handler)
 	s.app.Use(s.observe)
-	s.app.Get("/healthz", s.routeEntry(ClassHealth), s.healthz)
-	s.app.Get("/readyz", s.routeEntry(ClassHealth), s.readyz)
-	s.app.Get("/metrics", s.routeEntry(ClassMetrics), adaptor.HTTPHandler(
+	s.app.Get("/healthz", s.routeEntry(ClassHealth, o.APIBodyLimit), s.healthz)
+	s.app.Get("/readyz", s.routeEntry(ClassHealth, o.APIBodyLimit), s.readyz)
+	s.app.Get("/metrics", s.routeEntry(ClassMetrics, o.APIBodyLimit), adaptor.HTTPHandler(
 		promhttp.HandlerFor(s.registry, promhttp.HandlerOpts{Registry: s.registry})))
 	return s, nil
 }
 
 // methodGuard answers requests with a method Fiber does not route (WebDAV's
 // PROPFIND, made-up ones) in Arbor's error shape: Fiber itself would answer
-// them with a plain-text 400 before any handler or error handler runs.
+// them with a plain-text 400 before any handler or error handler runs. It
+// also gives the request its one reading of the path (package target)
+// before Fiber routes it, so that Arbor's routes, the route policy and the
+// proxy all see the same path.
 func (s *Server) methodGuard(next fasthttp.RequestHandler) fasthttp.RequestHandler {
 	return func(fctx *fasthttp.RequestCtx) {
+		var err error
 		switch string(fctx.Method()) {
 		case fiber.MethodGet, fiber.MethodHead, fiber.MethodPost, fiber.MethodPut, fiber.MethodDelete,
 			fiber.MethodPatch, fiber.MethodOptions, fiber.MethodConnect, fiber.MethodTrace:
-			next(fctx)
-			return
+			if err = target.Normalize(&fctx.Request); err == nil {
+				next(fctx)
+				return
+			}
+			err = httperr.Wrap(err, http.StatusBadRequest, httperr.CodeBadPath,
+				"The request target must be a path (/…) or an http(s) URL")
+		default:
+			err = httperr.New(http.StatusNotImplemented, httperr.CodeNotImplemented,
+				"This gateway does not support the request method")
 		}
 		c := s.app.AcquireCtx(fctx)
 		defer s.app.ReleaseCtx(c)
-		_ = s.fiberErrorHandler(c, httperr.New(http.StatusNotImplemented, httperr.CodeNotImplemented,
-			"This gateway does not support the request method"))
+		_ = s.fiberErrorHandler(c, err)
 	}
 }
 
@@ -170,28 +182,54 @@ func (s *Server) Registry() *prometheus.Registry { return s.registry }
 // Mount registers Arbor's own routes (sign-in pages, OAuth callbacks, the
 // device flow, the API) ahead of the proxy fallback. register receives a
 // router on which every route is labelled with class in logs and metrics
-// and has its request body capped at APIBodyLimit:
+// and passes the edge body rule (package reqbody) before its handlers run:
+// no Content-Encoding, JSON or form bodies only, at most APIBodyLimit bytes
+// unless a [WithBodyLimit] option says otherwise:
 //
 //	srv.Mount(gateway.ClassAuth, func(r fiber.Router) {
 //		r.Get("/auth/login", login)
 //		r.Get("/auth/callback/:provider", callback)
 //	})
 //
+// Handlers read the body with reqbody.Raw, reqbody.JSON or
+// reqbody.FormValue, never with c.Body() or c.FormValue().
+//
 // A route handler that calls c.Next() falls through to the proxy. Group
 // middleware (r.Group(prefix, mw) or r.Use) runs for every request under
 // its prefix, including those that end up proxied; keep it cheap or put the
 // logic in the route handlers. Mount returns ErrStarted after Serve.
-func (s *Server) Mount(class RouteClass, register func(r fiber.Router)) error {
+func (s *Server) Mount(class RouteClass, register func(r fiber.Router), opts ...MountOption) error {
 	if class >= numClasses {
 		return fmt.Errorf("gateway: Mount: unknown route class %d", class)
+	}
+	m := mountOptions{bodyLimit: s.opts.APIBodyLimit}
+	for _, o := range opts {
+		o(&m)
+	}
+	if m.bodyLimit <= 0 {
+		return fmt.Errorf("gateway: Mount: body limit %d: want a positive number of bytes", m.bodyLimit)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.started {
 		return ErrStarted
 	}
-	register(&classRouter{r: s.app, entry: s.routeEntry(class)})
+	register(&classRouter{r: s.app, entry: s.routeEntry(class, m.bodyLimit)})
 	return nil
+}
+
+// MountOption changes how Mount registers a group of routes.
+type MountOption func(*mountOptions)
+
+type mountOptions struct {
+	bodyLimit int64
+}
+
+// WithBodyLimit caps the request bodies of the routes of one Mount call at
+// n bytes instead of Options.APIBodyLimit. For a route that really takes
+// more than a few KiB; no built-in route does.
+func WithBodyLimit(n int64) MountOption {
+	return func(m *mountOptions) { m.bodyLimit = n }
 }
 
 // ListenAndServe listens on Options.Listen and serves until Shutdown.

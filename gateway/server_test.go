@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/vintner/arbor/gateway"
+	"github.com/vintner/arbor/gateway/edge/reqbody"
 	"github.com/vintner/arbor/gateway/httperr"
 )
 
@@ -293,7 +294,7 @@ func TestBodyLimit(t *testing.T) {
 	})
 	g := startGateway(t, gateway.Options{Upstream: up.URL, BodyLimit: 1024, APIBodyLimit: 100},
 		mountRoutes(t, gateway.ClassAPI, func(r fiber.Router) {
-			r.Post("/api/echo", func(c *fiber.Ctx) error { return c.Send(c.Body()) })
+			r.Post("/api/echo", func(c *fiber.Ctx) error { return c.Send(reqbody.Raw(c)) })
 		}))
 	tests := []struct {
 		name    string
@@ -319,6 +320,7 @@ func TestBodyLimit(t *testing.T) {
 				rd = io.MultiReader(rd) // hides the length: Go sends it chunked
 			}
 			req, _ := http.NewRequest(http.MethodPost, g.url+tc.path, rd)
+			req.Header.Set("Content-Type", "application/json")
 			resp, body := do(t, req)
 			if tc.status == 413 {
 				wantError(t, resp, body, 413, httperr.CodeBodyTooLarge)

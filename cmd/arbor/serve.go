@@ -161,6 +161,7 @@ func serve(ctx context.Context, cfg config.Config, hooks serveHooks) error {
 		BodyLimit:                     int64(cfg.Server.BodyLimit),
 		TrustedProxies:                cfg.Server.TrustedProxies,
 		IdentityHeaders:               append(append([]string(nil), cfg.Server.IdentityHeaders...), wa.web.StrippedHeaders()...),
+		RewriteHeaders:                append([]string{}, cfg.Upstream.RewriteHeaders...), // non-nil: an empty list strips none
 		Guard:                         wa.web.Guard,
 		Director:                      wa.web.Director,
 		Logger:                        log,

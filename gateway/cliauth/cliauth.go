@@ -60,6 +60,7 @@ import (
 	"github.com/vintner/arbor/data"
 	"github.com/vintner/arbor/gateway"
 	"github.com/vintner/arbor/gateway/clitoken"
+	"github.com/vintner/arbor/gateway/edge/reqbody"
 	"github.com/vintner/arbor/gateway/httperr"
 	"github.com/vintner/arbor/gateway/internal/pagesec"
 	"github.com/vintner/arbor/gateway/session"
@@ -224,7 +225,7 @@ type startRequest struct {
 // description of the machine, shown on the approval page.
 func (a *CLIAuth) start(c *fiber.Ctx) error {
 	var req startRequest
-	if err := json.Unmarshal(c.Body(), &req); err != nil {
+	if err := json.Unmarshal(reqbody.Raw(c), &req); err != nil {
 		return apiError(400, "invalid_request", "The body must be JSON: {device_code, code_challenge, client_name, client_info}")
 	}
 	if err := a.create(c.UserContext(), req); err != nil {
@@ -372,7 +373,7 @@ func (a *CLIAuth) formUser(c *fiber.Ctx) (session.Identity, error) {
 	if err != nil {
 		return id, httperr.New(401, CodeUnauth, "Sign in first")
 	}
-	if pagesec.CrossSite(c, a.opts.PublicURL) || !a.opts.Sessions.CheckCSRF(id.SessionID, c.FormValue("csrf")) {
+	if pagesec.CrossSite(c, a.opts.PublicURL) || !a.opts.Sessions.CheckCSRF(id.SessionID, reqbody.FormValue(c, "csrf")) {
 		return id, httperr.New(403, "csrf_invalid", "This form was not sent from the approval page; reload it and try again")
 	}
 	return id, nil
@@ -417,7 +418,7 @@ func (a *CLIAuth) approve(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	dc := c.FormValue("device_code")
+	dc := reqbody.FormValue(c, "device_code")
 	code, err := newCode()
 	if err != nil {
 		return httperr.Internal(err)
@@ -470,7 +471,7 @@ func (a *CLIAuth) deny(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	_, err = a.opts.Store.UpdateDeviceCode(c.UserContext(), c.FormValue("device_code"), func(cur data.DeviceCode) (data.DeviceCode, error) {
+	_, err = a.opts.Store.UpdateDeviceCode(c.UserContext(), reqbody.FormValue(c, "device_code"), func(cur data.DeviceCode) (data.DeviceCode, error) {
 		if cur.UserID != id.UserID {
 			return cur, errOtherUser
 		}
@@ -508,7 +509,7 @@ type exchangeRequest struct {
 // tokens.
 func (a *CLIAuth) exchange(c *fiber.Ctx) error {
 	var req exchangeRequest
-	if err := json.Unmarshal(c.Body(), &req); err != nil || req.DeviceCode == "" {
+	if err := json.Unmarshal(reqbody.Raw(c), &req); err != nil || req.DeviceCode == "" {
 		return apiError(400, "invalid_request", "The body must be JSON: {device_code, verification_code, code_verifier}")
 	}
 	ctx := c.UserContext()

@@ -12,6 +12,7 @@ import (
 	"github.com/vintner/arbor/data"
 	"github.com/vintner/arbor/gateway"
 	"github.com/vintner/arbor/gateway/clitoken"
+	"github.com/vintner/arbor/gateway/edge/reqbody"
 	"github.com/vintner/arbor/gateway/httperr"
 	"github.com/vintner/arbor/gateway/session"
 )
@@ -29,7 +30,7 @@ func invalidGrant(msg string) *httperr.Error {
 // refresh rotates a refresh token. See the package doc for reuse detection.
 func (a *CLIAuth) refresh(c *fiber.Ctx) error {
 	var req refreshRequest
-	if err := json.Unmarshal(c.Body(), &req); err != nil || req.RefreshToken == "" {
+	if err := json.Unmarshal(reqbody.Raw(c), &req); err != nil || req.RefreshToken == "" {
 		return apiError(400, "invalid_request", "The body must be JSON: {refresh_token}")
 	}
 	t, err := a.RefreshToken(c, req.RefreshToken)
@@ -134,7 +135,7 @@ func (a *CLIAuth) revoke(c *fiber.Ctx, f data.RefreshFamily, reason string) {
 // logout revokes the login of the presented refresh or access token.
 func (a *CLIAuth) logout(c *fiber.Ctx) error {
 	var req refreshRequest
-	_ = json.Unmarshal(c.Body(), &req)
+	_ = json.Unmarshal(reqbody.Raw(c), &req)
 	var fid, uid string
 	if req.RefreshToken != "" {
 		if cl, err := a.opts.Tokens.Verify(req.RefreshToken, clitoken.TypeRefresh); err == nil {

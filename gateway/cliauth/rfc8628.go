@@ -12,6 +12,7 @@ import (
 
 	"github.com/vintner/arbor/data"
 	"github.com/vintner/arbor/gateway/clitoken"
+	"github.com/vintner/arbor/gateway/edge/reqbody"
 	"github.com/vintner/arbor/gateway/httperr"
 	"github.com/vintner/arbor/gateway/internal/pagesec"
 )
@@ -85,7 +86,7 @@ func formatUserCode(s string) string {
 }
 
 func (a *CLIAuth) deviceCode(c *fiber.Ctx) error {
-	clientID := clean(c.FormValue("client_id"), 64)
+	clientID := clean(reqbody.FormValue(c, "client_id"), 64)
 	if clientID == "" {
 		return oauthError(c, 400, "invalid_request", "client_id is required")
 	}
@@ -103,7 +104,7 @@ func (a *CLIAuth) deviceCode(c *fiber.Ctx) error {
 		}
 		err = a.opts.Store.CreateDeviceCode(c.UserContext(), data.DeviceCode{
 			Code: dc, Kind: data.DeviceKindRFC8628, UserCode: uc, ClientID: clientID,
-			Scope: clean(c.FormValue("scope"), 256), State: data.DevicePending, Interval: DefaultInterval,
+			Scope: clean(reqbody.FormValue(c, "scope"), 256), State: data.DevicePending, Interval: DefaultInterval,
 			CreatedAt: now, ExpiresAt: now.Add(a.opts.FlowTTL + retention),
 		})
 		if err == nil {
@@ -146,7 +147,7 @@ func (a *CLIAuth) deviceLookup(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	uc := normalizeUserCode(c.FormValue("user_code"))
+	uc := normalizeUserCode(reqbody.FormValue(c, "user_code"))
 	again := func(msg string) error {
 		return a.render(c, 400, "device-enter", map[string]any{
 			"Title": "Connect a device", "Who": pagesec.Who(id), "CSRF": a.opts.Sessions.CSRFToken(id.SessionID), "Notice": msg,
@@ -171,8 +172,8 @@ func (a *CLIAuth) deviceDecide(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	uc := normalizeUserCode(c.FormValue("user_code"))
-	approve := c.FormValue("decision") == "approve"
+	uc := normalizeUserCode(reqbody.FormValue(c, "user_code"))
+	approve := reqbody.FormValue(c, "decision") == "approve"
 	ctx := c.UserContext()
 	d, err := a.opts.Store.GetDeviceCodeByUserCode(ctx, uc)
 	if err != nil || d.Kind != data.DeviceKindRFC8628 {
@@ -202,11 +203,11 @@ func (a *CLIAuth) deviceDecide(c *fiber.Ctx) error {
 
 // token is the token endpoint: the device code grant and refresh_token.
 func (a *CLIAuth) token(c *fiber.Ctx) error {
-	switch c.FormValue("grant_type") {
+	switch reqbody.FormValue(c, "grant_type") {
 	case GrantDeviceCode:
 		return a.deviceToken(c)
 	case "refresh_token":
-		t, err := a.RefreshToken(c, c.FormValue("refresh_token"))
+		t, err := a.RefreshToken(c, reqbody.FormValue(c, "refresh_token"))
 		if err != nil {
 			e := httperr.From(err)
 			if e.Code == CodeInvalidGrant {
@@ -224,7 +225,7 @@ func (a *CLIAuth) token(c *fiber.Ctx) error {
 
 func (a *CLIAuth) deviceToken(c *fiber.Ctx) error {
 	ctx := c.UserContext()
-	dc := c.FormValue("device_code")
+	dc := reqbody.FormValue(c, "device_code")
 	if dc == "" {
 		return oauthError(c, 400, "invalid_request", "device_code is required")
 	}
@@ -233,7 +234,7 @@ func (a *CLIAuth) deviceToken(c *fiber.Ctx) error {
 	if err != nil || d.Kind != data.DeviceKindRFC8628 {
 		return oauthError(c, 400, "invalid_grant", "Unknown device_code")
 	}
-	if cid := c.FormValue("client_id"); cid != "" && cid != d.ClientID {
+	if cid := reqbody.FormValue(c, "client_id"); cid != "" && cid != d.ClientID {
 		return oauthError(c, 400, "invalid_grant", "The device_code was issued to another client")
 	}
 	switch {

@@ -116,6 +116,12 @@ type Upstream struct {
 	ResponseHeaderTimeout time.Duration `yaml:"response_header_timeout"`
 	// IdleTimeout closes idle upstream keep-alive connections. Default 90s.
 	IdleTimeout time.Duration `yaml:"idle_timeout"`
+	// RewriteHeaders are stripped from every proxied request because a
+	// framework may take the request's URL or path from them instead of
+	// the path Arbor classified (see docs/edge.md). Default
+	// DefaultRewriteHeaders: X-Original-URL, X-Rewrite-URL, X-Original-URI,
+	// X-Original-Path, X-Envoy-Original-Path. An empty list strips none.
+	RewriteHeaders []string `yaml:"rewrite_headers"`
 }
 
 // Store configures persistence.
@@ -198,6 +204,7 @@ func Default() Config {
 			DialTimeout:           5 * time.Second,
 			ResponseHeaderTimeout: 60 * time.Second,
 			IdleTimeout:           90 * time.Second,
+			RewriteHeaders:        DefaultRewriteHeaders(),
 		},
 		Store:       Store{Backend: "bbolt", GCInterval: time.Minute, Endpoints: []string{}, Root: "/arbor/", DialTimeout: 5 * time.Second, RequestTimeout: 5 * time.Second},
 		Session:     defaultSession(),
@@ -368,6 +375,7 @@ func (c Config) Validate() error {
 	}
 	c.validatePlugins(bad)
 	c.validateAuth(bad)
+	c.validateEdge(bad)
 	if len(errs) > 0 {
 		return fmt.Errorf("config: %w", errors.Join(errs...))
 	}

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/vintner/arbor/gateway/proxy"
 )
 
 func writeFile(t *testing.T, body string) string {
@@ -138,6 +140,8 @@ func TestBadConfig(t *testing.T) {
 		{"bad env bool", "", []string{"ARBOR_DEV=maybe"}, []string{"ARBOR_DEV", "true or false"}},
 		{"bad env duration", "", []string{"ARBOR_STORE_GC_INTERVAL=1 minute"}, []string{"ARBOR_STORE_GC_INTERVAL"}},
 		{"header limit", "server:\n  max_header_bytes: 10\n", nil, []string{"server.max_header_bytes"}},
+		{"bad rewrite header", "upstream:\n  rewrite_headers: [\"X Original\"]\n", nil, []string{"upstream.rewrite_headers", "ARBOR_UPSTREAM_REWRITE_HEADERS", "not a header name"}},
+		{"needed rewrite header", "", []string{"ARBOR_UPSTREAM_REWRITE_HEADERS=X-Original-URL,Host"}, []string{"upstream.rewrite_headers", `"Host"`}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -272,5 +276,36 @@ func TestUnknownEnv(t *testing.T) {
 	got := UnknownEnv([]string{"ARBOR_UPSTREM_URL=x", "ARBOR_UPSTREAM_URL=y", "ARBOR_SESSION_KEY=z", "HOME=/"})
 	if !reflect.DeepEqual(got, []string{"ARBOR_UPSTREM_URL"}) {
 		t.Fatalf("UnknownEnv = %v", got)
+	}
+}
+
+// upstream.rewrite_headers defaults to the proxy's list, may be replaced,
+// and may be emptied (an empty list strips none).
+func TestRewriteHeaders(t *testing.T) {
+	cfg, err := Load(Source{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(cfg.Upstream.RewriteHeaders, proxy.DefaultRewriteHeaders) {
+		t.Errorf("default upstream.rewrite_headers = %q, want proxy.DefaultRewriteHeaders %q", cfg.Upstream.RewriteHeaders, proxy.DefaultRewriteHeaders)
+	}
+	cfg, err = Load(Source{File: writeFile(t, "upstream:\n  rewrite_headers: [X-Original-URL, X-HTTP-Method-Override]\n")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(cfg.Upstream.RewriteHeaders, []string{"X-Original-URL", "X-HTTP-Method-Override"}) {
+		t.Errorf("rewrite_headers from YAML = %q", cfg.Upstream.RewriteHeaders)
+	}
+	for _, src := range []Source{
+		{File: writeFile(t, "upstream:\n  rewrite_headers: []\n")},
+		{Environ: []string{"ARBOR_UPSTREAM_REWRITE_HEADERS="}},
+	} {
+		cfg, err = Load(src)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(cfg.Upstream.RewriteHeaders) != 0 {
+			t.Errorf("emptied rewrite_headers = %q", cfg.Upstream.RewriteHeaders)
+		}
 	}
 }

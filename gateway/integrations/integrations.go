@@ -33,6 +33,7 @@ import (
 	"github.com/vintner/arbor/data"
 	"github.com/vintner/arbor/gateway"
 	"github.com/vintner/arbor/gateway/connections"
+	"github.com/vintner/arbor/gateway/edge/reqbody"
 	"github.com/vintner/arbor/gateway/httperr"
 	"github.com/vintner/arbor/gateway/internal/caller"
 	"github.com/vintner/arbor/gateway/internal/pagesec"
@@ -224,7 +225,7 @@ func (in *Integrations) disconnectForm(c *fiber.Ctx) error {
 	if !ok {
 		return err
 	}
-	if pagesec.CrossSite(c, in.opts.PublicURL) || !in.opts.Sessions.CheckCSRF(id.SessionID, c.FormValue("csrf")) {
+	if pagesec.CrossSite(c, in.opts.PublicURL) || !in.opts.Sessions.CheckCSRF(id.SessionID, reqbody.FormValue(c, "csrf")) {
 		return httperr.New(http.StatusForbidden, "csrf_invalid", "This form was not sent from your Integrations page; reload it and try again")
 	}
 	p := c.Params("provider")

@@ -87,12 +87,15 @@ func hasUnderscore(name []byte) bool {
 	return false
 }
 
-// identitySet holds the configured identity header names, folded (lower-case,
-// '_' as '-'), with a cheap pre-filter by length so that most headers never
-// reach the map.
+// identitySet holds the header names stripped by configuration (identity
+// and rewrite headers), folded (lower-case, '_' as '-'), with cheap
+// pre-filters by length and by first byte so that most headers never reach
+// the map: with the default rewrite headers the lengths alone would send
+// Sec-Fetch-* and Accept-Encoding there on every browser request.
 type identitySet struct {
 	names  map[string]struct{}
 	byLen  [maxIdentityLen + 1]bool
+	first  [256]bool
 	maxLen int
 }
 
@@ -100,8 +103,12 @@ func newIdentitySet(names []string) identitySet {
 	s := identitySet{names: make(map[string]struct{}, len(names))}
 	for _, n := range names {
 		f := foldString(n)
+		if f == "" {
+			continue
+		}
 		s.names[f] = struct{}{}
 		s.byLen[len(f)] = true
+		s.first[f[0]] = true
 		s.maxLen = max(s.maxLen, len(f))
 	}
 	return s
@@ -116,7 +123,7 @@ func foldString(s string) string {
 }
 
 func (s *identitySet) has(name []byte) bool {
-	if len(name) > s.maxLen || !s.byLen[len(name)] {
+	if len(name) > s.maxLen || !s.byLen[len(name)] || !s.first[foldByte(name[0])] {
 		return false
 	}
 	var buf [maxIdentityLen]byte

@@ -82,11 +82,43 @@ func TestClassify(t *testing.T) {
 		{"X_Forwarded_For", drop},
 		{"X-Forwarded_Host", drop},
 		{"X_Real_IP", drop},
+		// The default rewrite headers.
+		{"X-Original-URL", drop},
+		{"x_original_url", drop},
+		{"X-Rewrite-Url", drop},
+		{"X-ORIGINAL-URI", drop},
+		{"X-Original-Path", drop},
+		{"x-envoy-original-path", drop},
+		{"X-Original-Urls", keep},
+		{"Sec-Fetch-Mode", keep},
+		{"Accept-Encoding", keep},
 	}
 	for _, tc := range tests {
 		if got := p.classify([]byte(tc.name)); got != tc.want {
 			t.Errorf("classify(%q) = %d, want %d", tc.name, got, tc.want)
 		}
+	}
+
+	// An explicit list replaces the default; an empty one strips none.
+	for _, tc := range []struct {
+		list     []string
+		original hdrAction
+		custom   hdrAction
+	}{
+		{[]string{"X-Custom-Path"}, keep, drop},
+		{[]string{}, keep, keep},
+	} {
+		q, err := New(Config{Upstream: u, RewriteHeaders: tc.list})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := q.classify([]byte("X-Original-URL")); got != tc.original {
+			t.Errorf("RewriteHeaders %q: classify(X-Original-URL) = %d, want %d", tc.list, got, tc.original)
+		}
+		if got := q.classify([]byte("x-custom-path")); got != tc.custom {
+			t.Errorf("RewriteHeaders %q: classify(x-custom-path) = %d, want %d", tc.list, got, tc.custom)
+		}
+		q.Close()
 	}
 }
 

@@ -48,6 +48,33 @@ const (
 	DefaultBodyReadTimeout       = 30 * time.Second
 )
 
+// DefaultRewriteHeaders are the headers through which a framework may read
+// a request URL or path other than the one in the request line, and that
+// the proxy therefore strips by default (Config.RewriteHeaders):
+//
+//   - X-Original-URL and X-Rewrite-URL: set by IIS's URL Rewrite module,
+//     and honoured as the request URI by Symfony before 2.7.49, 2.8.44,
+//     3.3.18, 3.4.14, 4.0.14 and 4.1.3 (CVE-2018-14773, so by the Laravel
+//     and Drupal versions built on it), Zend Framework and Laminas before
+//     the same fix (ZF2018-01), and by ASP.NET apps behind IIS.
+//   - X-Original-URI: the name nginx configurations conventionally use to
+//     pass the original URI (auth_request); apps written for them read it.
+//   - X-Original-Path and X-Envoy-Original-Path: set by Envoy and some
+//     ingress controllers when they rewrite a path.
+//
+// X-Forwarded-Prefix (Spring's ForwardedHeaderFilter), X-Forwarded-Uri and
+// the rest of X-Forwarded-* are handled with the forwarding headers: they
+// pass only from trusted proxies. Method overrides (X-HTTP-Method-Override
+// and kin) are not stripped: Arbor's route policy does not depend on the
+// method. Add them to the list if the upstream honours them and should not.
+var DefaultRewriteHeaders = []string{
+	"X-Original-URL",
+	"X-Rewrite-URL",
+	"X-Original-URI",
+	"X-Original-Path",
+	"X-Envoy-Original-Path",
+}
+
 // Config configures a Proxy. Zero values get the documented defaults.
 type Config struct {
 	// Upstream is where requests go: http or https, host and optional port,
@@ -84,6 +111,12 @@ type Config struct {
 	// identity (e.g. X-Forwarded-User, Remote-User). Matching ignores case
 	// and treats '_' and '-' alike.
 	IdentityHeaders []string
+	// RewriteHeaders are header names stripped from client requests because
+	// an upstream framework may take the request's URL or path from them
+	// instead of the request line, after Arbor classified the path. Nil
+	// means DefaultRewriteHeaders; an empty, non-nil list strips none.
+	// Matching is as for IdentityHeaders.
+	RewriteHeaders []string
 	// RewriteHost sends the upstream's host in the Host header instead of the
 	// client's. The client's host is always in X-Forwarded-Host.
 	RewriteHost bool
@@ -140,14 +173,22 @@ func New(cfg Config) (*Proxy, error) {
 	if u.RawQuery != "" || u.Fragment != "" {
 		return nil, fmt.Errorf("proxy: Upstream %q must not have a query or fragment; only scheme, host, port and base path are used", u.Redacted())
 	}
-	for i, name := range cfg.IdentityHeaders {
-		n := strings.TrimSpace(name)
-		if n == "" || len(n) > maxIdentityLen || !validToken(n) {
-			return nil, fmt.Errorf("proxy: IdentityHeaders[%d] %q is not a valid header name (letters, digits and !#$%%&'*+-.^_`|~, at most %d characters)", i, name, maxIdentityLen)
-		}
-		switch foldString(n) {
-		case "host", "content-length", "transfer-encoding", "connection":
-			return nil, fmt.Errorf("proxy: IdentityHeaders[%d] %q cannot be stripped: requests need it; remove it from the list", i, name)
+	if cfg.RewriteHeaders == nil {
+		cfg.RewriteHeaders = DefaultRewriteHeaders
+	}
+	for _, l := range []struct {
+		field string
+		names []string
+	}{{"IdentityHeaders", cfg.IdentityHeaders}, {"RewriteHeaders", cfg.RewriteHeaders}} {
+		for i, name := range l.names {
+			n := strings.TrimSpace(name)
+			if n == "" || len(n) > maxIdentityLen || !validToken(n) {
+				return nil, fmt.Errorf("proxy: %s[%d] %q is not a valid header name (letters, digits and !#$%%&'*+-.^_`|~, at most %d characters)", l.field, i, name, maxIdentityLen)
+			}
+			switch foldString(n) {
+			case "host", "content-length", "transfer-encoding", "connection":
+				return nil, fmt.Errorf("proxy: %s[%d] %q cannot be stripped: requests need it; remove it from the list", l.field, i, name)
+			}
 		}
 	}
 	if cfg.DialTimeout <= 0 {
@@ -172,7 +213,7 @@ func New(cfg Config) (*Proxy, error) {
 	p := &Proxy{
 		cfg:          cfg,
 		upstreamHost: u.Host,
-		identity:     newIdentitySet(cfg.IdentityHeaders),
+		identity:     newIdentitySet(append(append([]string(nil), cfg.IdentityHeaders...), cfg.RewriteHeaders...)),
 		dialer:       net.Dialer{KeepAlive: 30 * time.Second},
 	}
 	port := u.Port()

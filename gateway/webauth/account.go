@@ -11,6 +11,7 @@ import (
 
 	"github.com/vintner/arbor/data"
 	"github.com/vintner/arbor/gateway"
+	"github.com/vintner/arbor/gateway/edge/reqbody"
 	"github.com/vintner/arbor/gateway/httperr"
 	"github.com/vintner/arbor/gateway/session"
 )
@@ -133,7 +134,7 @@ func (w *WebAuth) endSession(c *fiber.Ctx) error {
 	if fe := w.checkForm(c, id); fe != nil {
 		return w.showError(c, fe)
 	}
-	target := c.FormValue("id")
+	target := reqbody.FormValue(c, "id")
 	if target == id.SessionID {
 		return w.logout(c)
 	}
@@ -180,7 +181,7 @@ func (w *WebAuth) revokeCLI(c *fiber.Ctx) error {
 	if w.opts.CLILogins == nil {
 		return c.Redirect(PathAccount, http.StatusSeeOther)
 	}
-	switch err := w.opts.CLILogins.RevokeLogin(c.UserContext(), id.UserID, c.FormValue("id")); {
+	switch err := w.opts.CLILogins.RevokeLogin(c.UserContext(), id.UserID, reqbody.FormValue(c, "id")); {
 	case err == nil:
 		w.audit(c, data.AuditEvent{Action: "cli.revoke", Actor: id.UserID, UserID: id.UserID, Outcome: "ok"})
 	case errors.Is(err, data.ErrNotFound):

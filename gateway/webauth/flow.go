@@ -18,6 +18,7 @@ import (
 
 	"github.com/vintner/arbor/data"
 	"github.com/vintner/arbor/gateway"
+	"github.com/vintner/arbor/gateway/edge/reqbody"
 	"github.com/vintner/arbor/gateway/internal/pagesec"
 	"github.com/vintner/arbor/gateway/returnto"
 	"github.com/vintner/arbor/gateway/session"
@@ -515,7 +516,7 @@ func (w *WebAuth) logoutPage(c *fiber.Ctx) error {
 }
 
 func (w *WebAuth) checkForm(c *fiber.Ctx, id session.Identity) *flowError {
-	if pagesec.CrossSite(c, w.opts.PublicURL) || !w.opts.Sessions.CheckCSRF(id.SessionID, c.FormValue("csrf")) {
+	if pagesec.CrossSite(c, w.opts.PublicURL) || !w.opts.Sessions.CheckCSRF(id.SessionID, reqbody.FormValue(c, "csrf")) {
 		return fail(http.StatusForbidden, "csrf_invalid", "Request refused",
 			"This form was not sent from your Trellis account page. Go back, reload the page and try again.", nil)
 	}

@@ -57,6 +57,7 @@ import (
 	"github.com/vintner/arbor/gateway/httperr"
 	"github.com/vintner/arbor/gateway/internal/pagesec"
 	"github.com/vintner/arbor/gateway/session"
+	"github.com/vintner/arbor/gateway/workers"
 	"github.com/vintner/arbor/sdk/abi"
 )
 
@@ -242,10 +243,14 @@ func New(opts Options) (*WebAuth, error) {
 	return w, nil
 }
 
-// StrippedHeaders are the identity header names that are not X-Arbor-*;
-// the proxy must strip them from client requests as it strips X-Arbor-*.
+// StrippedHeaders are the identity header names that are not X-Arbor-*,
+// and the worker credentials; the proxy must strip them from client
+// requests as it strips X-Arbor-*. Worker credentials never reach the
+// upstream: Guard reads them on worker routes before the proxy strips them
+// (the upstream gets the worker's id in its own header), and on any other
+// route they mean nothing to Arbor and must not mean something to the app.
 func (w *WebAuth) StrippedHeaders() []string {
-	var out []string
+	out := []string{workers.HeaderID, workers.HeaderToken}
 	for _, h := range []string{w.opts.Headers.UserID, w.opts.Headers.Email, w.opts.Headers.Login, w.opts.Headers.Assertion} {
 		if !strings.HasPrefix(strings.ToLower(h), "x-arbor-") {
 			out = append(out, h)

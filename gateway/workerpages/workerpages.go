@@ -33,6 +33,7 @@ import (
 
 	"github.com/vintner/arbor/data"
 	"github.com/vintner/arbor/gateway"
+	"github.com/vintner/arbor/gateway/edge/reqbody"
 	"github.com/vintner/arbor/gateway/httperr"
 	"github.com/vintner/arbor/gateway/internal/caller"
 	"github.com/vintner/arbor/gateway/internal/pagesec"
@@ -198,7 +199,7 @@ func nameBody(c *fiber.Ctx) (string, error) {
 	var body struct {
 		Name string `json:"name"`
 	}
-	if err := json.Unmarshal(c.Body(), &body); err != nil {
+	if err := json.Unmarshal(reqbody.Raw(c), &body); err != nil {
 		return "", httperr.BadRequest(CodeInvalidBody, `The body must be JSON: {"name": "..."}`)
 	}
 	return body.Name, nil
@@ -348,7 +349,7 @@ func (p *Pages) form(c *fiber.Ctx) (session.Identity, bool, error) {
 	if !ok {
 		return id, false, err
 	}
-	if pagesec.CrossSite(c, p.opts.PublicURL) || !p.opts.Sessions.CheckCSRF(id.SessionID, c.FormValue("csrf")) {
+	if pagesec.CrossSite(c, p.opts.PublicURL) || !p.opts.Sessions.CheckCSRF(id.SessionID, reqbody.FormValue(c, "csrf")) {
 		return id, false, httperr.New(http.StatusForbidden, "csrf_invalid", "This form was not sent from your Workers page; reload it and try again")
 	}
 	return id, true, nil
@@ -368,7 +369,7 @@ func (p *Pages) registerForm(c *fiber.Ctx) error {
 	if !ok {
 		return err
 	}
-	w, tok, err := p.opts.Workers.Register(c.UserContext(), id.UserID, c.FormValue("name"))
+	w, tok, err := p.opts.Workers.Register(c.UserContext(), id.UserID, reqbody.FormValue(c, "name"))
 	if err != nil {
 		return p.formProblem(c, id, err)
 	}
@@ -408,7 +409,7 @@ func (p *Pages) renameForm(c *fiber.Ctx) error {
 	if !ok {
 		return err
 	}
-	if _, err := p.opts.Workers.Rename(c.UserContext(), id.UserID, c.Params("id"), c.FormValue("name")); err != nil {
+	if _, err := p.opts.Workers.Rename(c.UserContext(), id.UserID, c.Params("id"), reqbody.FormValue(c, "name")); err != nil {
 		return p.formProblem(c, id, err)
 	}
 	return c.Redirect(PathPage+"?renamed=1", http.StatusSeeOther)
