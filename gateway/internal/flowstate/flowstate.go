@@ -165,7 +165,8 @@ func (s *Sealer) Open(sealed, provider, binding string, now time.Time) (State, e
 	if sealed == "" || len(sealed) > MaxLen {
 		return State{}, ErrInvalid
 	}
-	raw, err := base64.RawURLEncoding.DecodeString(sealed)
+	// Strict: one sealed value has one spelling.
+	raw, err := base64.RawURLEncoding.Strict().DecodeString(sealed)
 	ns := s.aead.NonceSize()
 	if err != nil || len(raw) < 1+ns+s.aead.Overhead() || raw[0] != version {
 		return State{}, ErrInvalid
