@@ -172,9 +172,15 @@ type Sessions interface {
 }
 
 // OAuthStates stores the single-use state of an OAuth authorization request.
+// The web sign-in keeps its state in the `state` parameter instead (package
+// flowstate) and records here only that a sign-in's state is spent, once
+// the provider's code exchange has succeeded.
 type OAuthStates interface {
 	// CreateOAuthState stores s. ErrAlreadyExists if s.ID is taken.
 	CreateOAuthState(ctx context.Context, s OAuthState) error
+	// GetOAuthState returns the live state with id without consuming it.
+	// ErrNotFound if there is none or it has expired.
+	GetOAuthState(ctx context.Context, id string) (OAuthState, error)
 	// ConsumeOAuthState deletes and returns the state. Exactly one of any
 	// number of concurrent callers gets it; the others get ErrNotFound.
 	ConsumeOAuthState(ctx context.Context, id string) (OAuthState, error)

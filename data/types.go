@@ -44,7 +44,8 @@ type Session struct {
 
 // OAuthState is the server side of one OAuth authorization request.
 type OAuthState struct {
-	// ID is the state value sent to the provider (or its hash).
+	// ID is the state value sent to the provider (or its hash); the web
+	// sign-in stores only "spent:"+id markers (see OAuthStates).
 	ID       string `json:"id"`
 	Provider string `json:"provider"`
 	// Purpose says what the callback does: "login", "link" or "connect".

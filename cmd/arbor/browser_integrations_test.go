@@ -18,7 +18,7 @@ import (
 // Integrations page in Chromium, through the same `arbor dev` and browser
 // as TestBrowserSignIn (see useBrowserEnv): sign in with GitHub from a
 // link to /integrations, Connect (the fake's consent page, Arbor's
-// callback, back to /integrations?connected=github), the provider token
+// callback, back to /integrations?notice=connected), the provider token
 // API, Disconnect with its confirmation page, and the token API's 404
 // afterwards. Screenshots: integrations-before.png,
 // integrations-connected.png, integrations-disconnected.png.
@@ -103,7 +103,7 @@ func browserIntegrationsFlow(t *testing.T, browserCtx context.Context, dev *devS
 	st = b.waitPage("the Integrations page after connecting", func(st pageState, u *url.URL) bool {
 		return u.Host == dev.host && u.Path == "/integrations" && u.Query().Get("connected") == p
 	})
-	b.wantHop("GET", dev.base+"/auth/callback/"+p, 302, "/integrations?connected="+p)
+	b.wantHop("GET", dev.base+"/auth/callback/"+p, 302, "/integrations?notice=connected")
 	ip = b.integrationsPage()
 	if ip.Notice != "Connected." {
 		t.Errorf("after connecting the notice reads %q, want %q", ip.Notice, "Connected.")
@@ -178,14 +178,14 @@ func browserIntegrationsFlow(t *testing.T, browserCtx context.Context, dev *devS
 	// 6. Confirm: 303 back to the page, not connected, the revocation noted.
 	b.do("confirm disconnect", chromedp.Click(chromedp.CSS(`#confirm-disconnect`)))
 	st = b.waitPage("the Integrations page after disconnecting", func(st pageState, u *url.URL) bool {
-		return u.Host == dev.host && u.Path == "/integrations" && u.Query().Get("disconnected") == p
+		return u.Host == dev.host && u.Path == "/integrations" && strings.HasPrefix(u.Query().Get("notice"), "disconnected")
 	})
 	b.wantHop("POST", dev.base+"/integrations/"+p+"/disconnect", 303, "")
-	if msg := st.url(t).Query().Get("message"); msg != integrationsRevoked {
-		t.Errorf("after disconnecting the URL carries message=%q, want %q", msg, integrationsRevoked)
+	if code := st.url(t).Query().Get("notice"); code != "disconnected_revoked" {
+		t.Errorf("after disconnecting the URL carries notice=%q, want disconnected_revoked", code)
 	}
 	ip = b.integrationsPage()
-	if !strings.Contains(ip.Notice, "revoked at the provider") {
+	if ip.Notice != integrationsRevoked {
 		t.Errorf("after disconnecting the notice reads %q (class %q), want it to mention the revocation", ip.Notice, ip.NoticeClass)
 	}
 	gh = ip.card(t, p)

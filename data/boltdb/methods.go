@@ -256,6 +256,13 @@ func (s *Store) CreateOAuthState(ctx context.Context, st data.OAuthState) error 
 	return createOne(s, ctx, oauthStates, st)
 }
 
+func (s *Store) GetOAuthState(ctx context.Context, id string) (data.OAuthState, error) {
+	if err := records.CheckKey("oauth state", "id", id); err != nil {
+		return data.OAuthState{}, err
+	}
+	return getOne(s, ctx, oauthStates, id)
+}
+
 func (s *Store) ConsumeOAuthState(ctx context.Context, id string) (data.OAuthState, error) {
 	if err := records.CheckKey("oauth state", "id", id); err != nil {
 		return data.OAuthState{}, err

@@ -197,6 +197,7 @@ var invalidTests = func() []subtest {
 			return e.s.CreateOAuthState(e.ctx, st)
 		}},
 		{"ConsumeOAuthState", func(e *env) error { _, err := e.s.ConsumeOAuthState(e.ctx, ""); return err }},
+		{"GetOAuthState", func(e *env) error { _, err := e.s.GetOAuthState(e.ctx, ""); return err }},
 		{"CreateDeviceCode", func(e *env) error { return e.s.CreateDeviceCode(e.ctx, e.newDeviceCode("", "UC", time.Hour)) }},
 		{"GetDeviceCode", func(e *env) error { _, err := e.s.GetDeviceCode(e.ctx, ""); return err }},
 		{"GetDeviceCodeByUserCode", func(e *env) error { _, err := e.s.GetDeviceCodeByUserCode(e.ctx, ""); return err }},

@@ -111,6 +111,27 @@ var oauthStateTests = []subtest{
 		_, err = e.s.ConsumeOAuthState(e.ctx, "never-made")
 		e.is(err, data.ErrNotFound, "ConsumeOAuthState of an unknown state")
 	}},
+	{"GetDoesNotConsume", func(e *env) {
+		st := e.newOAuthState("state-1", 10*time.Minute)
+		e.ok(e.s.CreateOAuthState(e.ctx, st), "CreateOAuthState")
+		for i := 0; i < 2; i++ {
+			got, err := e.s.GetOAuthState(e.ctx, "state-1")
+			e.ok(err, "GetOAuthState")
+			e.equal(got, st, "GetOAuthState returns what CreateOAuthState stored")
+		}
+		_, err := e.s.GetOAuthState(e.ctx, "never-made")
+		e.is(err, data.ErrNotFound, "GetOAuthState of an unknown state")
+		got, err := e.s.ConsumeOAuthState(e.ctx, "state-1")
+		e.ok(err, "ConsumeOAuthState after GetOAuthState")
+		e.equal(got, st, "ConsumeOAuthState after GetOAuthState")
+		_, err = e.s.GetOAuthState(e.ctx, "state-1")
+		e.is(err, data.ErrNotFound, "GetOAuthState of a consumed state")
+
+		e.ok(e.s.CreateOAuthState(e.ctx, e.newOAuthState("state-2", 10*time.Minute)), "CreateOAuthState state-2")
+		e.clock.Advance(10 * time.Minute)
+		_, err = e.s.GetOAuthState(e.ctx, "state-2")
+		e.is(err, data.ErrNotFound, "GetOAuthState at its expiry")
+	}},
 	{"ConcurrentConsumeHasOneWinner", func(e *env) {
 		const n = 100
 		e.ok(e.s.CreateOAuthState(e.ctx, e.newOAuthState("state-1", 10*time.Minute)), "CreateOAuthState")

@@ -237,6 +237,13 @@ func (s *Store) CreateOAuthState(ctx context.Context, st data.OAuthState) error 
 	return oauthStates.create(s, ctx, st)
 }
 
+func (s *Store) GetOAuthState(ctx context.Context, id string) (data.OAuthState, error) {
+	if err := records.CheckKey("oauth state", "id", id); err != nil {
+		return data.OAuthState{}, err
+	}
+	return oauthStates.get(s, ctx, id)
+}
+
 // ConsumeOAuthState deletes the state in a transaction guarded by the mod
 // revision it read: of concurrent consumers, one deletes it and the others
 // find it gone.

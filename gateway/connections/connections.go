@@ -640,7 +640,20 @@ type DisconnectResult struct {
 	RevokePending bool `json:"revoke_pending"`
 	// Message explains the outcome for the page.
 	Message string `json:"message"`
+	// Outcome names the outcome (one of the Outcome constants), for a page
+	// that words it itself.
+	Outcome string `json:"outcome"`
 }
+
+// Outcomes of Disconnect (DisconnectResult.Outcome).
+const (
+	OutcomeRevoked           = "revoked"            // the provider confirmed the revocation
+	OutcomeAlreadyRevoked    = "already_revoked"    // the provider had revoked it already
+	OutcomeRevokeUnsupported = "revoke_unsupported" // the provider offers no revocation
+	OutcomeRevokePending     = "revoke_pending"     // unreachable; retried in the background
+	OutcomeTokensUnreadable  = "tokens_unreadable"  // the sealed tokens could not be opened
+	OutcomePluginNotLoaded   = "plugin_not_loaded"  // no plugin to revoke with
+)
 
 // Disconnect revokes the grant at the provider and deletes the connection.
 // The local record is deleted even when the provider cannot be reached;
@@ -659,8 +672,10 @@ func (b *Broker) Disconnect(ctx context.Context, userID, provider string) (Disco
 	switch {
 	case openErr != nil:
 		b.log.Error("cannot open the tokens to revoke them; deleting the connection anyway", "user_id", userID, "provider", provider, "err", openErr)
+		res.Outcome = OutcomeTokensUnreadable
 		res.Message = "The connection was removed from Trellis, but its tokens could not be read to revoke them at the provider; revoke the app in your provider account settings."
 	case !ok:
+		res.Outcome = OutcomePluginNotLoaded
 		res.Message = "The connection was removed from Trellis. The " + provider + " plugin is not loaded, so the grant could not be revoked there; revoke it in your provider account settings."
 	default:
 		in := plugins.RevokeInput{AccessToken: s.AccessToken, RefreshToken: s.RefreshToken}
@@ -671,14 +686,18 @@ func (b *Broker) Disconnect(ctx context.Context, userID, provider string) (Disco
 		switch {
 		case err == nil:
 			res.Revoked = true
+			res.Outcome = OutcomeRevoked
 			res.Message = "Disconnected, and the access was revoked at the provider."
 		case errors.As(err, &pe) && pe.Code == abi.CodeUnsupported:
+			res.Outcome = OutcomeRevokeUnsupported
 			res.Message = "Disconnected. This provider offers no way for apps to revoke access; remove Trellis under your account's authorised apps to be sure."
 		case errors.As(err, &pe) && (pe.Code == abi.CodeInvalidToken || pe.Code == abi.CodeInvalidGrant):
 			res.Revoked = true
+			res.Outcome = OutcomeAlreadyRevoked
 			res.Message = "Disconnected; the provider had already revoked the access."
 		default:
 			res.RevokePending = true
+			res.Outcome = OutcomeRevokePending
 			res.Message = "Disconnected in Trellis. The provider could not be reached to revoke the access; Arbor keeps trying in the background."
 			b.revoker.add(userID, provider, p, in)
 		}

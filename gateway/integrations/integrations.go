@@ -148,6 +148,36 @@ type card struct {
 	LastRefresh, Expires, ScopeList string
 }
 
+// Notices on the Integrations page. The query names one by a fixed code
+// (?notice=connected) and the page shows Arbor's own text for it, never
+// text from the query: a link to a genuine Arbor page must not be able to
+// say what an attacker wants it to.
+const (
+	noticeConnected    = "connected"
+	noticeDisconnected = "disconnected" // + "_" + connections.Outcome*, if any
+)
+
+type noticeText struct{ text, class string }
+
+// notices words each notice code. "warn": the grant may still be alive at
+// the provider.
+var notices = map[string]noticeText{
+	noticeConnected:    {"Connected.", ""},
+	noticeDisconnected: {"Disconnected.", ""},
+	noticeDisconnected + "_" + connections.OutcomeRevoked: {
+		"Disconnected, and the access was revoked at the provider.", ""},
+	noticeDisconnected + "_" + connections.OutcomeAlreadyRevoked: {
+		"Disconnected; the provider had already revoked the access.", ""},
+	noticeDisconnected + "_" + connections.OutcomeRevokeUnsupported: {
+		"Disconnected. This provider offers no way for apps to revoke access; remove Trellis under your account's authorised apps to be sure.", "warn"},
+	noticeDisconnected + "_" + connections.OutcomeRevokePending: {
+		"Disconnected in Trellis. The provider could not be reached to revoke the access; Arbor keeps trying in the background.", "warn"},
+	noticeDisconnected + "_" + connections.OutcomeTokensUnreadable: {
+		"The connection was removed from Trellis, but its tokens could not be read to revoke them at the provider; revoke the app in your provider account settings.", "warn"},
+	noticeDisconnected + "_" + connections.OutcomePluginNotLoaded: {
+		"The connection was removed from Trellis. Its provider's plugin is not loaded, so the grant could not be revoked there; revoke it in your provider account settings.", "warn"},
+}
+
 func (in *Integrations) page(c *fiber.Ctx) error {
 	id, ok, err := in.auth.Page(c)
 	if !ok {
@@ -168,19 +198,8 @@ func (in *Integrations) page(c *fiber.Ctx) error {
 		}
 		cards = append(cards, cd)
 	}
-	notice, class := "", ""
-	switch {
-	case c.Query("connected") != "":
-		notice = "Connected."
-	case c.Query("disconnected") != "":
-		notice = c.Query("message")
-		if notice == "" || len(notice) > 300 {
-			notice = "Disconnected."
-		}
-		if c.Query("revoked") == "" {
-			class = "warn" // the grant may still be alive at the provider
-		}
-	}
+	n := notices[c.Query("notice")] // an unknown code shows nothing
+	notice, class := n.text, n.class
 	return in.render(c, http.StatusOK, "integrations", map[string]any{
 		"Title": "Integrations", "Who": pagesec.Who(id), "RequestID": gateway.RequestID(c),
 		"Cards": cards, "Notice": notice, "NoticeClass": class,
@@ -188,7 +207,7 @@ func (in *Integrations) page(c *fiber.Ctx) error {
 }
 
 func (in *Integrations) connect(c *fiber.Ctx) error {
-	return in.opts.Starter.BeginConnect(c, PathPage+"?connected="+url.QueryEscape(c.Params("provider")))
+	return in.opts.Starter.BeginConnect(c, PathPage+"?notice="+noticeConnected)
 }
 
 func (in *Integrations) displayName(ctx context.Context, userID, provider string) (string, bool) {
@@ -233,11 +252,11 @@ func (in *Integrations) disconnectForm(c *fiber.Ctx) error {
 	if err != nil && httperr.From(err).Code != connections.CodeNotConnected {
 		return err
 	}
-	q := url.Values{"disconnected": {p}, "message": {res.Message}}
-	if res.Revoked {
-		q.Set("revoked", "1")
+	code := noticeDisconnected
+	if res.Outcome != "" {
+		code += "_" + res.Outcome
 	}
-	return c.Redirect(PathPage+"?"+q.Encode(), http.StatusSeeOther)
+	return c.Redirect(PathPage+"?notice="+url.QueryEscape(code), http.StatusSeeOther)
 }
 
 func (in *Integrations) apiList(c *fiber.Ctx) error {

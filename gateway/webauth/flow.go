@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
-	"crypto/subtle"
 	"encoding/base32"
 	"encoding/base64"
 	"errors"
@@ -19,6 +18,7 @@ import (
 	"github.com/vintner/arbor/data"
 	"github.com/vintner/arbor/gateway"
 	"github.com/vintner/arbor/gateway/edge/reqbody"
+	"github.com/vintner/arbor/gateway/internal/flowstate"
 	"github.com/vintner/arbor/gateway/internal/pagesec"
 	"github.com/vintner/arbor/gateway/returnto"
 	"github.com/vintner/arbor/gateway/session"
@@ -26,12 +26,17 @@ import (
 	"github.com/vintner/arbor/sdk/abi"
 )
 
-// Purposes of a flow (data.OAuthState.Purpose).
+// Purposes of a flow (flowstate.State.Purpose).
 const (
 	purposeLogin   = "login"
 	purposeLink    = "link"
 	purposeConnect = "connect"
 )
+
+// maxCarriedReturn is the longest return path a sign-in carries in its
+// state; a longer one falls back to Options.AfterSignIn, so the state
+// stays well under flowstate.MaxLen.
+const maxCarriedReturn = 512
 
 // maxProfileField caps what Arbor keeps of a provider's login, name or
 // e-mail.
@@ -134,28 +139,28 @@ func (w *WebAuth) begin(c *fiber.Ctx, purpose, userID, rt string) error {
 			return w.showError(c, fail(http.StatusInternalServerError, "internal_error", "Sign-in could not start", "Please try again.", err))
 		}
 	}
-	stateID, err1 := randomString(32)
-	verifier, err2 := randomString(32)
-	if err := errors.Join(err1, err2); err != nil {
+	verifier, err := randomString(32)
+	if err != nil {
 		return w.showError(c, fail(http.StatusInternalServerError, "internal_error", "Sign-in could not start", "Please try again.", err))
 	}
-	now := w.opts.Now().UTC()
-	redirectURI := w.opts.PublicURL + PathCallback + name
-	st := data.OAuthState{
-		ID:           stateID,
-		Provider:     name,
-		Purpose:      purpose,
-		UserID:       userID,
-		Binding:      base64.RawURLEncoding.EncodeToString(w.mac("binding", binding)),
-		PKCEVerifier: verifier,
-		RedirectURI:  redirectURI,
-		ReturnTo:     rt,
-		CreatedAt:    now,
-		ExpiresAt:    now.Add(w.opts.StateTTL),
+	if len(rt) > maxCarriedReturn {
+		// It would make the state too long for some providers' URLs.
+		rt = w.opts.AfterSignIn
 	}
-	if err := w.opts.Store.CreateOAuthState(ctx, st); err != nil {
-		return w.showError(c, fail(http.StatusServiceUnavailable, "store_unavailable", "Sign-in could not start",
-			"Arbor could not save the sign-in request. Please try again in a moment.", err))
+	redirectURI := w.opts.PublicURL + PathCallback + name
+	// Nothing is stored: the state travels sealed in the state parameter
+	// (package flowstate).
+	stateValue, err := w.states.Seal(flowstate.State{
+		Provider:    name,
+		Purpose:     purpose,
+		UserID:      userID,
+		Verifier:    verifier,
+		RedirectURI: redirectURI,
+		ReturnTo:    rt,
+		ExpiresAt:   w.opts.Now().Add(w.opts.StateTTL),
+	}, binding)
+	if err != nil {
+		return w.showError(c, fail(http.StatusInternalServerError, "internal_error", "Sign-in could not start", "Please try again.", err))
 	}
 	challenge := sha256.Sum256([]byte(verifier))
 	abiPurpose := abi.PurposeLogin
@@ -165,7 +170,7 @@ func (w *WebAuth) begin(c *fiber.Ctx, purpose, userID, rt string) error {
 	authURL, err := p.AuthorizeURL(ctx, plugins.AuthorizeInput{
 		Purpose:       abiPurpose,
 		RedirectURI:   redirectURI,
-		State:         stateID,
+		State:         stateValue,
 		CodeChallenge: base64.RawURLEncoding.EncodeToString(challenge[:]),
 	})
 	if err != nil {
@@ -198,32 +203,38 @@ func (w *WebAuth) callback(c *fiber.Ctx) error {
 func (w *WebAuth) finish(c *fiber.Ctx) *flowError {
 	ctx := c.UserContext()
 	name := c.Params("provider")
-	stateID := c.Query("state")
-	if stateID == "" {
+	stateValue := c.Query("state")
+	if stateValue == "" {
 		return fail(http.StatusBadRequest, "state_missing", "Sign-in failed",
 			"The provider sent you back without the sign-in request's state. Start again from the sign-in page.", nil)
 	}
-	// Consume first: whatever happens next, this state is spent.
-	st, err := w.opts.Store.ConsumeOAuthState(ctx, stateID)
+	// Until the provider has exchanged the code, nothing here writes to
+	// the store: a failed callback leaves no trace.
+	st, err := w.states.Open(stateValue, name, c.Cookies(w.flow), w.opts.Now())
 	switch {
-	case errors.Is(err, data.ErrNotFound), errors.Is(err, data.ErrInvalid):
-		return fail(http.StatusBadRequest, "state_invalid", "Sign-in expired",
-			"This sign-in link has expired or was already used. Start again from the sign-in page.", err)
-	case err != nil:
-		return fail(http.StatusServiceUnavailable, "store_unavailable", "Sign-in failed",
-			"Arbor could not check the sign-in request. Please try again in a moment.", err)
-	}
-	if st.Provider != name {
+	case errors.Is(err, flowstate.ErrProvider):
 		return fail(http.StatusBadRequest, "state_mismatch", "Sign-in failed",
 			"The provider's answer does not match the sign-in you started. Start again from the sign-in page.",
-			fmt.Errorf("state made for provider %q arrived at the callback of %q", st.Provider, name))
-	}
-	binding := c.Cookies(w.flow)
-	want, err := base64.RawURLEncoding.DecodeString(st.Binding)
-	if binding == "" || err != nil || subtle.ConstantTimeCompare(w.mac("binding", binding), want) != 1 {
+			fmt.Errorf("a state made for another provider arrived at the callback of %q: %w", name, err))
+	case errors.Is(err, flowstate.ErrBinding):
 		return fail(http.StatusBadRequest, "state_mismatch", "Sign-in failed",
-			"This sign-in was started in another browser (or its cookie was lost). Start again from the sign-in page.",
-			errors.New("browser binding cookie missing or different"))
+			"This sign-in was started in another browser (or its cookie was lost). Start again from the sign-in page.", err)
+	case err != nil:
+		return fail(http.StatusBadRequest, "state_invalid", "Sign-in expired",
+			"This sign-in link has expired or was already used. Start again from the sign-in page.", err)
+	}
+	// A state already spent is refused before its code reaches the
+	// provider, which may revoke what it issued for a code used twice
+	// (RFC 6749 section 4.1.2). This is a read; markSpent below is the
+	// atomic check.
+	switch _, err := w.opts.Store.GetOAuthState(ctx, spentKey(st.ID)); {
+	case err == nil:
+		return fail(http.StatusBadRequest, "state_invalid", "Sign-in expired",
+			"This sign-in link has expired or was already used. Start again from the sign-in page.",
+			errors.New("the state was already spent"))
+	case !errors.Is(err, data.ErrNotFound):
+		return fail(http.StatusServiceUnavailable, "store_unavailable", "Sign-in failed",
+			"Arbor could not check the sign-in request. Please try again in a moment.", err)
 	}
 	if e := c.Query("error"); e != "" {
 		if e == "access_denied" {
@@ -243,7 +254,7 @@ func (w *WebAuth) finish(c *fiber.Ctx) *flowError {
 		return fail(http.StatusNotFound, "unknown_provider", "Unknown provider",
 			"This provider is no longer available.", nil)
 	}
-	tok, err := p.Exchange(ctx, plugins.ExchangeInput{Code: code, RedirectURI: st.RedirectURI, CodeVerifier: st.PKCEVerifier})
+	tok, err := p.Exchange(ctx, plugins.ExchangeInput{Code: code, RedirectURI: st.RedirectURI, CodeVerifier: st.Verifier})
 	if err != nil {
 		if plugins.CodeOf(err) == "invalid_grant" {
 			return fail(http.StatusBadRequest, "code_invalid", "Sign-in failed",
@@ -251,6 +262,10 @@ func (w *WebAuth) finish(c *fiber.Ctx) *flowError {
 		}
 		return fail(http.StatusBadGateway, "provider_exchange_failed", "Sign-in failed",
 			"Arbor could not complete the sign-in with the provider. Please try again.", err)
+	}
+	// The provider has vouched: now the state is spent, once.
+	if fe := w.markSpent(ctx, st); fe != nil {
+		return fe
 	}
 	pu, err := p.User(ctx, tok.AccessToken)
 	if err != nil {
@@ -282,6 +297,34 @@ func (w *WebAuth) finish(c *fiber.Ctx) *flowError {
 	gateway.Logger(c).Info("signed in", "user_id", user.ID, "provider", name, "new_user", created)
 	pagesec.Headers(c)
 	return redirect(c, returnPath(st.ReturnTo, w.opts.AfterSignIn))
+}
+
+// spentKey is the store id of the marker that says the sign-in id is
+// spent.
+func spentKey(id string) string { return "spent:" + id }
+
+// markSpent records that st is spent, for as long as st could still be
+// opened. Of concurrent callbacks with the same state, exactly one gets
+// past here (CreateOAuthState is atomic).
+func (w *WebAuth) markSpent(ctx context.Context, st flowstate.State) *flowError {
+	err := w.opts.Store.CreateOAuthState(ctx, data.OAuthState{
+		ID:        spentKey(st.ID),
+		Provider:  st.Provider,
+		Purpose:   st.Purpose,
+		UserID:    st.UserID,
+		CreatedAt: w.opts.Now().UTC(),
+		ExpiresAt: st.ExpiresAt,
+	})
+	switch {
+	case errors.Is(err, data.ErrAlreadyExists):
+		return fail(http.StatusBadRequest, "state_invalid", "Sign-in expired",
+			"This sign-in link has expired or was already used. Start again from the sign-in page.",
+			errors.New("the state was spent by a concurrent callback"))
+	case err != nil:
+		return fail(http.StatusServiceUnavailable, "store_unavailable", "Sign-in failed",
+			"Arbor could not record the sign-in request as used. Please try again in a moment.", err)
+	}
+	return nil
 }
 
 func redirect(c *fiber.Ctx, to string) *flowError {
@@ -435,7 +478,7 @@ func (w *WebAuth) userByVerifiedEmail(ctx context.Context, email string) (data.U
 
 // finishLink adds the provider identity to the signed-in user who started
 // the link.
-func (w *WebAuth) finishLink(c *fiber.Ctx, provider string, st data.OAuthState, p profile) *flowError {
+func (w *WebAuth) finishLink(c *fiber.Ctx, provider string, st flowstate.State, p profile) *flowError {
 	ctx := c.UserContext()
 	cur, err := w.opts.Sessions.Authenticate(c)
 	if err != nil || cur.UserID != st.UserID {
@@ -485,7 +528,7 @@ func (w *WebAuth) BeginConnect(c *fiber.Ctx, returnTo string) error {
 
 // finishConnect stores the Git connection for the signed-in user who
 // started it.
-func (w *WebAuth) finishConnect(c *fiber.Ctx, provider string, st data.OAuthState, tok *abi.Token, u *abi.User) *flowError {
+func (w *WebAuth) finishConnect(c *fiber.Ctx, provider string, st flowstate.State, tok *abi.Token, u *abi.User) *flowError {
 	cur, err := w.opts.Sessions.Authenticate(c)
 	if err != nil || cur.UserID != st.UserID {
 		return fail(http.StatusForbidden, "connect_requires_session", "Connecting failed",

@@ -218,11 +218,11 @@ func TestLogoutEndsACopiedCookieAtOnce(t *testing.T) {
 		form   url.Values
 		origin string
 	}{
-		"no token":           {url.Values{}, ""},
-		"wrong token":        {url.Values{"csrf": {"AAAA"}}, ""},
-		"other session's":    {url.Values{"csrf": {csrfOf(t, other)}}, ""},
-		"cross-site origin":  {url.Values{"csrf": {csrf}}, "https://evil.example"},
-		"null origin is ok?": {url.Values{"csrf": {"nope"}}, "null"},
+		"no token":          {url.Values{}, ""},
+		"wrong token":       {url.Values{"csrf": {"AAAA"}}, ""},
+		"other session's":   {url.Values{"csrf": {csrfOf(t, other)}}, ""},
+		"cross-site origin": {url.Values{"csrf": {csrf}}, "https://evil.example"},
+		"null origin":       {url.Values{"csrf": {csrf}}, "null"},
 	} {
 		b.header.Set("Origin", tc.origin)
 		res := b.Do(http.MethodPost, "/auth/logout", tc.form)

@@ -45,7 +45,7 @@ func connectProvider(t *testing.T, b *browser, provider string) {
 		t.Fatalf("connect %s: %d %s", provider, res.StatusCode, res.Body)
 	}
 	res = b.Get(b.Approve(res.Location(), ""))
-	if res.StatusCode != http.StatusFound || !strings.HasSuffix(res.Location(), "/integrations?connected="+provider) {
+	if res.StatusCode != http.StatusFound || !strings.HasSuffix(res.Location(), "/integrations?notice=connected") {
 		t.Fatalf("connect callback: %d → %q\n%s", res.StatusCode, res.Location(), res.Body)
 	}
 }
@@ -138,6 +138,9 @@ func TestIntegrationsConnectUseDisconnect(t *testing.T) {
 	res = b.Do(http.MethodPost, "/integrations/github/disconnect", url.Values{"csrf": {csrf}})
 	if res.StatusCode != http.StatusSeeOther {
 		t.Fatalf("disconnect: %d %s", res.StatusCode, res.Body)
+	}
+	if !strings.HasSuffix(res.Location(), "/integrations?notice=disconnected_revoked") {
+		t.Fatalf("disconnect redirects to %q", res.Location())
 	}
 	notice := b.Get(res.Location()).Body
 	if !strings.Contains(notice, "revoked at the provider") || cards(t, b)["github"] != "not_connected" {
@@ -297,5 +300,43 @@ func TestIntegrationsCardShowsScopesAsText(t *testing.T) {
 	connectProvider(t, b, "github")
 	if page := b.Get("/integrations").Body; !strings.Contains(page, `<dd class="scopes">repo read:user user:email</dd>`) {
 		t.Fatalf("scopes on the card:\n%s", page)
+	}
+}
+
+var noticeRE = regexp.MustCompile(`(?s)<p class="notice[^"]*" id="notice">(.*?)</p>`)
+
+// Notices on the Integrations page come from fixed codes: text in the
+// query never reaches the page, and an unknown code shows nothing.
+func TestIntegrationsNoticesAreArborsOwn(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	b := e.browser()
+	b.MustSignIn("github")
+	const bait = "Your account is suspended. Call +1 555 0100 now"
+	for _, tc := range []struct{ query, want string }{
+		{"", ""},
+		{"?notice=connected", "Connected."},
+		{"?notice=disconnected", "Disconnected."},
+		{"?notice=disconnected_revoked", "Disconnected, and the access was revoked at the provider."},
+		{"?notice=disconnected_revoke_pending", "Disconnected in Trellis. The provider could not be reached to revoke the access; Arbor keeps trying in the background."},
+		// The old free-text form, and hostile codes: nothing.
+		{"?disconnected=github&message=" + url.QueryEscape(bait), ""},
+		{"?connected=github&message=" + url.QueryEscape(bait), ""},
+		{"?notice=" + url.QueryEscape(bait), ""},
+		{"?notice=Connected.", ""},
+		{"?notice=connected%00", ""},
+		{"?notice=disconnected_", ""},
+		{"?notice=connected&message=" + url.QueryEscape(bait), "Connected."},
+	} {
+		res := b.Get("/integrations" + tc.query)
+		if res.StatusCode != http.StatusOK {
+			t.Fatalf("GET /integrations%s: %d\n%s", tc.query, res.StatusCode, res.Body)
+		}
+		got := ""
+		if m := noticeRE.FindStringSubmatch(res.Body); m != nil {
+			got = m[1]
+		}
+		if got != tc.want || strings.Contains(res.Body, "suspended") {
+			t.Fatalf("GET /integrations%s shows notice %q, want %q", tc.query, got, tc.want)
+		}
 	}
 }

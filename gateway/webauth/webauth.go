@@ -11,21 +11,34 @@
 //
 // # The flow, and what each step defends against
 //
-//   - /auth/start/{provider} creates a single-use state record (10 minutes)
-//     holding a PKCE verifier, the exact redirect URI and the return path,
-//     and binds it to this browser: the record stores the SHA-256 of a
-//     random value kept in a short-lived HttpOnly cookie. A state value
-//     that leaks (logs, Referer) is useless in another browser, and an
-//     attacker cannot make a victim's browser finish the attacker's sign-in
-//     (login CSRF).
+//   - /auth/start/{provider} writes nothing to the store. It seals the
+//     flow's state (a PKCE verifier, the exact redirect URI, the provider,
+//     the purpose, the return path, a 10-minute expiry) with AES-GCM into
+//     the `state` parameter itself (package flowstate), bound to this
+//     browser: the sealed value holds an HMAC of a random value kept in a
+//     short-lived HttpOnly cookie, one per browser, so two tabs signing in
+//     at once both work. A state that leaks (logs, Referer) is useless in
+//     another browser and shows nothing (the verifier is encrypted), and an
+//     attacker cannot make a victim's browser finish the attacker's
+//     sign-in (login CSRF). An anonymous flood of starts therefore costs
+//     the store nothing (it used to write a record per request).
 //   - Each provider has its own redirect URI, /auth/callback/{provider},
-//     and the state records which provider it was made for, so a code from
+//     and the state names the provider it was made for, so a code from
 //     one provider cannot be replayed at another's callback.
-//   - The callback consumes the state before anything else (a replay finds
-//     nothing), checks the browser binding in constant time, exchanges the
-//     code with the PKCE verifier, asks the plugin who the user is, and
-//     finds or creates the Arbor user by (provider, subject) — never by
-//     login or unverified e-mail.
+//   - The callback opens the state (authentic, unexpired, this provider,
+//     this browser; binding compared in constant time) and refuses one
+//     already spent, all without writing: a callback that fails leaves no
+//     trace, and does not burn the genuine user's sign-in either. Only
+//     after the provider has exchanged the code (with the PKCE verifier)
+//     does it record the state as spent, atomically (CreateOAuthState of
+//     "spent:"+id, kept until the state's expiry), so that of two
+//     callbacks with one state exactly one goes on. A replay is refused
+//     before its code reaches the provider, which may revoke what it
+//     issued for a code used twice. Then it asks the plugin who the user
+//     is, and finds or creates the Arbor user by (provider, subject) —
+//     never by login or unverified e-mail.
+//   - The state's keys derive from the session key: changing that key
+//     makes sign-ins in flight fail (state_invalid); they start again.
 //   - Every sign-in gets a new session id (package session), so a cookie
 //     planted before sign-in is worthless after it.
 //   - Return paths pass returnto.Validate: same-origin absolute paths only.
@@ -37,7 +50,6 @@ package webauth
 
 import (
 	"context"
-	"crypto/hmac"
 	"crypto/sha256"
 	"embed"
 	"errors"
@@ -55,6 +67,7 @@ import (
 	"github.com/vintner/arbor/gateway/access"
 	"github.com/vintner/arbor/gateway/assertion"
 	"github.com/vintner/arbor/gateway/httperr"
+	"github.com/vintner/arbor/gateway/internal/flowstate"
 	"github.com/vintner/arbor/gateway/internal/pagesec"
 	"github.com/vintner/arbor/gateway/session"
 	"github.com/vintner/arbor/gateway/workers"
@@ -135,7 +148,9 @@ type Options struct {
 	AfterSignIn string
 	// StateTTL bounds a sign-in from start to callback. Default 10 minutes.
 	StateTTL time.Duration
-	// BindingKey keys the hash of the browser-binding value (32+ bytes).
+	// BindingKey (32+ bytes) keys the sealed OAuth state and its browser
+	// binding (package flowstate). Changing it makes sign-ins in flight
+	// fail with state_invalid; they start again.
 	BindingKey []byte
 	// Connector stores Git provider connections made through the flow;
 	// nil disables BeginConnect.
@@ -166,6 +181,7 @@ type WebAuth struct {
 	css     []byte
 	cssETag string
 	flow    string // the flow cookie's name
+	states  *flowstate.Sealer
 }
 
 //go:embed assets
@@ -229,7 +245,12 @@ func New(opts Options) (*WebAuth, error) {
 		return nil, err
 	}
 	sum := sha256.Sum256(css)
+	states, err := flowstate.New(opts.BindingKey)
+	if err != nil {
+		return nil, fmt.Errorf("webauth: %w", err)
+	}
 	w := &WebAuth{
+		states:  states,
 		opts:    opts,
 		hdr:     newHeaderNames(opts.Headers),
 		pages:   pages,
@@ -361,16 +382,6 @@ func (w *WebAuth) jwks(c *fiber.Ctx) error {
 	c.Set(fiber.HeaderCacheControl, "public, max-age=300")
 	c.Set(fiber.HeaderContentType, assertion.JWKSContentType)
 	return c.Send(w.opts.Assertions.JWKS())
-}
-
-// mac keys a value with the binding key (browser binding hashes).
-func (w *WebAuth) mac(parts ...string) []byte {
-	m := hmac.New(sha256.New, w.opts.BindingKey)
-	for _, p := range parts {
-		m.Write([]byte(p))
-		m.Write([]byte{0})
-	}
-	return m.Sum(nil)
 }
 
 // audit appends an audit event; a failure is logged, never fatal to the

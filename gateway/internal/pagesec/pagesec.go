@@ -22,13 +22,16 @@ func Headers(c *fiber.Ctx) {
 
 // CrossSite reports a request that the browser says comes from another
 // site: Sec-Fetch-Site cross-site or same-site (a sibling subdomain), or an
-// Origin other than publicURL. Requests without either header (non-browser
-// clients) are not cross-site; CSRF tokens cover those.
+// Origin other than publicURL. "Origin: null" counts as cross-site: a
+// browser sends it from sandboxed frames, data: and file: documents and
+// after cross-origin redirects, never from Arbor's own pages. Requests
+// without either header (non-browser clients) are not cross-site; CSRF
+// tokens cover those.
 func CrossSite(c *fiber.Ctx, publicURL string) bool {
 	switch c.Get("Sec-Fetch-Site") {
 	case "cross-site", "same-site":
 		return true
 	}
 	o := c.Get(fiber.HeaderOrigin)
-	return o != "" && o != "null" && o != publicURL
+	return o != "" && o != publicURL
 }

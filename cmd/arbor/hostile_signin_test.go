@@ -1,0 +1,235 @@
+package main
+
+// Hostile sign-in traffic against the real `arbor serve` (the race-enabled
+// binary of TestMain, a real bbolt file, the built-in plugins, the fake
+// providers): an anonymous flood of /auth/start and of failed callbacks
+// must not grow the store (issue 15, "no store write before a provider
+// has vouched").
+
+import (
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/vintner/arbor/plugins/builtin/fakes"
+	"github.com/vintner/arbor/sdk/plugintest"
+)
+
+func TestHostileSignInFloodWritesNothing(t *testing.T) {
+	e := newTestEnv(t)
+	storePath := filepath.Join(e.dataDir, "arbor.db")
+	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, "upstream saw %s as %q", r.URL.Path, r.Header.Get("X-Arbor-User-Id"))
+	}))
+	defer upstream.Close()
+	// The fakes accept exactly public_url + /auth/callback/{name}, so the
+	// address is chosen before the fakes and the server start.
+	addr := freeAddr(t)
+	base := "http://" + addr
+	set, err := fakes.Start(base, fakes.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(set.Close)
+	env := append(e.with(
+		"ARBOR_PUBLIC_URL="+base,
+		"ARBOR_UPSTREAM_URL="+upstream.URL,
+		"ARBOR_PLUGINS_CACHE_DIR="+plugintest.DefaultCacheDir(),
+	), set.Environ()...)
+	srv := startServeOn(t, addr, env)
+	_ = srv
+
+	// A genuine sign-in first: the store then holds a user, and its
+	// callback is one to replay later.
+	user := newAgent(t, 20*time.Second)
+	r, err := expect(user.get(base+"/auth/start/github", nil))(http.StatusFound, "start")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err = expect(user.get(r.header.Get("Location")+"&fake_auto=approve", nil))(http.StatusFound, "fake authorize")
+	if err != nil {
+		t.Fatal(err)
+	}
+	callback := r.header.Get("Location")
+	if _, err := expect(user.get(callback, nil))(http.StatusFound, "callback"); err != nil {
+		t.Fatal(err)
+	}
+	if r, err := expect(user.get(base+"/hello", nil))(http.StatusOK, "proxied as the user"); err != nil || strings.Contains(r.body, `""`) {
+		t.Fatalf("%v %s", err, r.body)
+	}
+	keys0, size0 := serveCensus(t, e, env, storePath)
+
+	// The flood: workers in parallel, each a bounded number of rounds.
+	const workers, rounds = 6, 60
+	cb, _ := url.Parse(callback)
+	code := cb.Query().Get("code")
+	jsonHdr := http.Header{"Accept": {"application/json"}}
+	var wg sync.WaitGroup
+	errs := make(chan error, workers)
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			a := newAgent(t, 20*time.Second)
+			for i := 0; i < rounds; i++ {
+				// A start (its state is real, bound to a's flow cookie).
+				provider := []string{"github", "gitlab"}[i%2]
+				r, err := expect(a.get(base+"/auth/start/"+provider+"?return_to=/p/"+fmt.Sprint(i), nil))(http.StatusFound, "start")
+				if err != nil {
+					errs <- err
+					return
+				}
+				loc, _ := url.Parse(r.header.Get("Location"))
+				state := loc.Query().Get("state")
+				cbURL := base + "/auth/callback/" + provider + "?"
+				other := map[string]string{"github": "gitlab", "gitlab": "github"}[provider]
+				for _, f := range []struct {
+					what   string
+					agent  *agent
+					target string
+					status int
+					code   string
+				}{
+					{"bad state", a, cbURL + url.Values{"state": {"AQ" + strings.Repeat("x", 300)}, "code": {code}}.Encode(), 400, "state_invalid"},
+					{"tampered state", a, cbURL + url.Values{"state": {flipMiddle(state)}, "code": {code}}.Encode(), 400, "state_invalid"},
+					{"no state", a, cbURL + "code=abc", 400, "state_missing"},
+					{"no code", a, cbURL + url.Values{"state": {state}}.Encode(), 400, "code_missing"},
+					{"provider error", a, cbURL + url.Values{"state": {state}, "error": {"server_error"}}.Encode(), 502, "provider_error"},
+					{"access denied", a, cbURL + url.Values{"state": {state}, "error": {"access_denied"}}.Encode(), 403, "access_denied"},
+					{"wrong provider", a, base + "/auth/callback/" + other + "?" + url.Values{"state": {state}, "code": {"abc"}}.Encode(), 400, "state_mismatch"},
+					{"wrong browser", newAgent(t, 20*time.Second), cbURL + url.Values{"state": {state}, "code": {"abc"}}.Encode(), 400, "state_mismatch"},
+					{"replayed genuine callback", a, callback, 400, "state_mismatch"}, // a is not the user's browser
+				} {
+					r, err := expect(f.agent.get(f.target, jsonHdr))(f.status, f.what)
+					if err == nil && !strings.Contains(r.body, `"error":"`+f.code+`"`) {
+						err = fmt.Errorf("%s: %d %s, want error %q", f.what, r.status, tail(r.body, 200), f.code)
+					}
+					if err != nil {
+						errs <- err
+						return
+					}
+				}
+			}
+		}(w)
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	// The user's own browser replaying the genuine callback: spent.
+	if r, err := expect(user.get(callback, jsonHdr))(400, "replay"); err != nil || !strings.Contains(r.body, `"error":"state_invalid"`) {
+		t.Fatalf("replayed callback: %v %s", err, r.body)
+	}
+
+	keys1, size1 := serveCensus(t, e, env, storePath)
+	t.Logf("%d anonymous requests: store %d keys / %d bytes before, %d keys / %d bytes after",
+		workers*rounds*10, keys0, size0, keys1, size1)
+	if keys1 != keys0 || size1 != size0 {
+		t.Fatalf("the anonymous flood changed the store: %d keys / %d bytes before, %d keys / %d bytes after",
+			keys0, size0, keys1, size1)
+	}
+	if r, err := expect(user.get(base+"/hello", nil))(http.StatusOK, "the user after the flood"); err != nil {
+		t.Fatalf("%v %s", err, r.body)
+	}
+}
+
+// serveCensus counts every key of the running server's store (through
+// `arbor backup`, as the file is locked) and reads the store file's size.
+func serveCensus(t *testing.T, e *testEnv, env []string, storePath string) (keys int, size int64) {
+	t.Helper()
+	backup := filepath.Join(e.dataDir, fmt.Sprintf("census-%d.db", time.Now().UnixNano()))
+	if out, errOut, code := runArbor(t, env, "backup", "--to", backup); code != 0 {
+		t.Fatalf("backup: %d\n%s\n%s", code, out, errOut)
+	}
+	db, err := bolt.Open(backup, 0o600, &bolt.Options{ReadOnly: true, Timeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var count func(b *bolt.Bucket) int
+	count = func(b *bolt.Bucket) int {
+		n := 0
+		b.ForEach(func(k, v []byte) error {
+			if v == nil {
+				n += count(b.Bucket(k))
+			} else {
+				n++
+			}
+			return nil
+		})
+		return n
+	}
+	if err := db.View(func(tx *bolt.Tx) error {
+		return tx.ForEach(func(_ []byte, b *bolt.Bucket) error { keys += count(b); return nil })
+	}); err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(storePath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return keys, fi.Size()
+}
+
+// startServeOn is startServe on a chosen address (the public URL must be
+// known before the server starts).
+func startServeOn(t *testing.T, addr string, env []string) *server {
+	t.Helper()
+	cmd := exec.Command(arborBin, "serve")
+	cmd.Env = append(append([]string(nil), env...), "ARBOR_LISTEN="+addr)
+	s := &server{cmd: cmd, addr: addr, logs: &syncBuffer{}, done: make(chan error, 1)}
+	cmd.Stdout, cmd.Stderr = s.logs, s.logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { s.done <- cmd.Wait() }()
+	t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			cmd.Process.Kill()
+			<-s.done
+		}
+		if t.Failed() {
+			t.Logf("arbor serve log:\n%s", tail(s.logs.String(), 20000))
+		}
+	})
+	deadline := time.Now().Add(60 * time.Second)
+	for time.Now().Before(deadline) {
+		select {
+		case err := <-s.done:
+			t.Fatalf("arbor serve exited early: %v\n%s", err, s.logs.String())
+		default:
+		}
+		// Ready, not only healthy: the sign-in needs the plugins loaded.
+		resp, err := http.Get("http://" + addr + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return s
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("arbor serve did not become ready\n%s", s.logs.String())
+	return nil
+}
+
+// flipMiddle changes the middle character of s.
+func flipMiddle(s string) string {
+	i := len(s) / 2
+	c := byte('A')
+	if s[i] == 'A' {
+		c = 'B'
+	}
+	return s[:i] + string(c) + s[i+1:]
+}
