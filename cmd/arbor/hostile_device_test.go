@@ -237,12 +237,12 @@ func deviceFlood(t *testing.T, target *deviceFloodTarget) {
 	}()
 	wg.Wait()
 	polls := flood(t, client, floodRequests, false, func(i int) *http.Request {
-			req, _ := http.NewRequest(http.MethodPost, base+"/oauth/token", strings.NewReader(url.Values{
-				"grant_type": {"urn:ietf:params:oauth:grant-type:device_code"}, "device_code": {rfcCodes[i%len(rfcCodes)]}, "client_id": {"poller"},
-			}.Encode()))
-			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-			return req
-		})
+		req, _ := http.NewRequest(http.MethodPost, base+"/oauth/token", strings.NewReader(url.Values{
+			"grant_type": {"urn:ietf:params:oauth:grant-type:device_code"}, "device_code": {rfcCodes[i%len(rfcCodes)]}, "client_id": {"poller"},
+		}.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		return req
+	})
 	after := target.size()
 	t.Logf("cli start: %v; device/code: %v; /cli/login anonymous: %v, signed in: %v; %d codes polled: %v", starts, rfc, anonLink, signedLink, len(rfcCodes), polls)
 	t.Logf("store size %d → %d bytes (+%d) with caps %d pending, %d per address", before, after, after-before, floodMaxPending, floodPerAddress)
