@@ -362,6 +362,12 @@ func TestDeviceStartsPerAddressCap(t *testing.T) {
 	wantBusy(t, "4th start from one address", res, false)
 	res, _ = f.startCLI("192.0.2.2")
 	wantStarted(t, "start from another address", res)
+	// Starting a pending code again is refused and does not free its slot.
+	if res := f.postJSON(PathStart, map[string]any{"device_code": codes[2]}, "192.0.2.3"); res.StatusCode != 409 {
+		t.Fatalf("start of a taken device code: %d %s", res.StatusCode, res.Body)
+	}
+	res, _ = f.startCLI("192.0.2.1")
+	wantBusy(t, "4th start from one address, after a duplicate start", res, false)
 	// A denial gives the slot back.
 	f.denyCLI(codes[0])
 	res, _ = f.startCLI("192.0.2.1")
@@ -517,7 +523,7 @@ func TestPendingSlotsMemoryBounded(t *testing.T) {
 	now := time.Date(2031, 1, 1, 0, 0, 0, 0, time.UTC)
 	for i := range 200_000 {
 		code := fmt.Sprintf("code-%d", i)
-		err := p.take(code, fmt.Sprintf("addr-%d", i), now, now.Add(11*time.Minute))
+		_, err := p.take(code, fmt.Sprintf("addr-%d", i), now, now.Add(11*time.Minute))
 		if i%3 == 0 && err == nil {
 			p.release(code) // approved or denied
 		}

@@ -285,15 +285,16 @@ func (a *CLIAuth) create(c *fiber.Ctx, req startRequest) error {
 	}
 	now := a.opts.Now().UTC()
 	expires := now.Add(a.opts.FlowTTL + pendingRetention)
-	if err := a.pending.take(req.DeviceCode, clientAddr(c), now, expires); err != nil {
+	took, err := a.pending.take(req.DeviceCode, clientAddr(c), now, expires)
+	if err != nil {
 		return err
 	}
-	err := a.opts.Store.CreateDeviceCode(c.UserContext(), data.DeviceCode{
+	err = a.opts.Store.CreateDeviceCode(c.UserContext(), data.DeviceCode{
 		Code: req.DeviceCode, Kind: data.DeviceKindCLI, ClientID: name, ClientInfo: info,
 		CodeChallenge: req.CodeChallenge, State: data.DevicePending,
 		CreatedAt: now, ExpiresAt: expires,
 	})
-	if err != nil {
+	if err != nil && took {
 		a.pending.release(req.DeviceCode)
 	}
 	if errors.Is(err, data.ErrAlreadyExists) {

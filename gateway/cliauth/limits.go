@@ -165,14 +165,15 @@ func (p *pendingSlots) drop(code string, s slot) {
 }
 
 // take reserves a slot for a new device code from addr, held until expires
-// unless released. It returns a *busyError when a cap is reached.
-func (p *pendingSlots) take(code, addr string, now, expires time.Time) error {
+// unless released. It returns a *busyError when a cap is reached, and
+// took=false without an error when code holds a slot already (the store
+// will refuse the duplicate; the caller must not release that slot).
+func (p *pendingSlots) take(code, addr string, now, expires time.Time) (took bool, err error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.expire(now)
 	if _, ok := p.slots[code]; ok {
-		// The store will refuse the duplicate; do not count it twice.
-		return nil
+		return false, nil
 	}
 	if list := p.perAddr[addr]; len(list) >= p.maxPerAddr {
 		oldest := list[0].expires
@@ -181,14 +182,14 @@ func (p *pendingSlots) take(code, addr string, now, expires time.Time) error {
 				oldest = q.expires
 			}
 		}
-		return &busyError{retryAfter: min(oldest.Sub(now), maxRetryAfter)}
+		return false, &busyError{retryAfter: min(oldest.Sub(now), maxRetryAfter)}
 	}
 	if len(p.slots) >= p.max {
 		wait := maxRetryAfter
 		if p.head < len(p.fifo) {
 			wait = min(p.fifo[p.head].expires.Sub(now), maxRetryAfter)
 		}
-		return &busyError{global: true, retryAfter: wait}
+		return false, &busyError{global: true, retryAfter: wait}
 	}
 	// Fiber's strings point into request buffers that are reused: copy
 	// what outlives the request.
@@ -196,7 +197,7 @@ func (p *pendingSlots) take(code, addr string, now, expires time.Time) error {
 	p.slots[code] = slot{addr: addr, expires: expires}
 	p.perAddr[addr] = append(p.perAddr[addr], queued{code: code, expires: expires})
 	p.fifo = append(p.fifo, queued{code: code, expires: expires})
-	return nil
+	return true, nil
 }
 
 // release gives a slot back: the request was approved, denied or never
