@@ -29,6 +29,8 @@ import (
 
 	"github.com/vintner/arbor/data"
 	"github.com/vintner/arbor/data/boltdb"
+	"github.com/vintner/arbor/data/etcd"
+	"github.com/vintner/arbor/data/etcd/etcdtest"
 	"github.com/vintner/arbor/gateway"
 	"github.com/vintner/arbor/gateway/clitoken"
 	"github.com/vintner/arbor/gateway/session"
@@ -55,7 +57,7 @@ func (c *fakeClock) Advance(d time.Duration) {
 type fixture struct {
 	t      *testing.T
 	clock  *fakeClock
-	store  *boltdb.Store
+	store  data.Store
 	a      *CLIAuth
 	base   string // http://127.0.0.1:port, also the public URL
 	cookie string // the signed-in user's session cookie (name=value)
@@ -66,13 +68,23 @@ type fixture struct {
 // addresses. /test/sign-in starts a real session for user u1.
 func newFixture(t *testing.T, maxPending, maxPerAddr int) *fixture {
 	t.Helper()
+	return newFixtureOn(t, maxPending, maxPerAddr, func(now func() time.Time) data.Store {
+		st, err := boltdb.Open(filepath.Join(t.TempDir(), "arbor.db"), boltdb.Options{Now: now, Logger: quiet})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { st.Close() })
+		return st
+	})
+}
+
+var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
+
+// newFixtureOn is newFixture on the store that open makes.
+func newFixtureOn(t *testing.T, maxPending, maxPerAddr int, open func(now func() time.Time) data.Store) *fixture {
+	t.Helper()
 	clock := &fakeClock{now: time.Date(2031, 3, 14, 15, 9, 26, 0, time.UTC)}
-	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	st, err := boltdb.Open(filepath.Join(t.TempDir(), "arbor.db"), boltdb.Options{Now: clock.Now, Logger: quiet})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
+	st := open(clock.Now)
 	key := []byte("0123456789abcdef0123456789abcdef-bounds-test")
 	toks, err := clitoken.NewSigner(key, clitoken.Options{Issuer: "bounds-test", Now: clock.Now})
 	if err != nil {
@@ -390,8 +402,9 @@ func TestDeviceStartsPerAddressCap(t *testing.T) {
 
 // snapshot is the whole bbolt file as of now: any committed write changes
 // it (at least the transaction id in its meta page).
-func snapshot(t *testing.T, st *boltdb.Store) []byte {
+func snapshot(t *testing.T, s data.Store) []byte {
 	t.Helper()
+	st := s.(*boltdb.Store)
 	var b bytes.Buffer
 	if _, err := st.Backup(&b); err != nil {
 		t.Fatal(err)
@@ -467,7 +480,24 @@ func TestPollsWriteNothing(t *testing.T) {
 // TestExchangeParallelWrongGuesses: many wrong codes at once evaluate no
 // more than MaxAttempts of them; the rest are told the code is burned.
 func TestExchangeParallelWrongGuesses(t *testing.T) {
-	f := newFixture(t, 100, 100)
+	t.Run("bbolt", func(t *testing.T) { parallelWrongGuesses(t, newFixture(t, 100, 100)) })
+	t.Run("etcd", func(t *testing.T) {
+		if testing.Short() {
+			t.Skip("starts an embedded etcd")
+		}
+		cluster := etcdtest.Start(t)
+		parallelWrongGuesses(t, newFixtureOn(t, 100, 100, func(now func() time.Time) data.Store {
+			st, err := etcd.Open(context.Background(), etcd.Config{Endpoints: cluster.Endpoints(), Root: "/arbor-cliauth/"}, etcd.Options{Now: now, Logger: quiet})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { st.Close() })
+			return st
+		}))
+	})
+}
+
+func parallelWrongGuesses(t *testing.T, f *fixture) {
 	res, dc := f.startCLI("203.0.113.1")
 	wantStarted(t, "CLI start", res)
 	right := f.approveCLI(dc)
