@@ -576,3 +576,63 @@ func TestPendingSlotsMemoryBounded(t *testing.T) {
 		t.Fatalf("after expiry: %d slots, %d addresses", total, len(p.perAddr))
 	}
 }
+
+// approveElsewhere approves a pending request the way another replica
+// sharing the store does: this process's slots do not hear of it.
+func (f *fixture) approveElsewhere(dc string) {
+	f.t.Helper()
+	now := f.clock.Now().UTC()
+	if _, err := f.store.UpdateDeviceCode(context.Background(), dc, func(cur data.DeviceCode) (data.DeviceCode, error) {
+		cur.State, cur.UserID, cur.ApprovedAt = data.DeviceApproved, "u1", now
+		return cur, nil
+	}); err != nil {
+		f.t.Fatal(err)
+	}
+}
+
+// TestSlotsFreedByApprovalElsewhere: before refusing a start, the slots
+// in the way are checked against the store, so approvals on other
+// replicas free them.
+func TestSlotsFreedByApprovalElsewhere(t *testing.T) {
+	t.Run("per address", func(t *testing.T) {
+		f := newFixture(t, 100, 2)
+		_, c1 := f.startCLI("192.0.2.1")
+		res, _ := f.startRFC("192.0.2.1")
+		wantStarted(t, "2nd start", res)
+		res, _ = f.startCLI("192.0.2.1")
+		wantBusy(t, "3rd start", res, false)
+		f.approveElsewhere(c1)
+		res, _ = f.startCLI("192.0.2.1")
+		wantBusy(t, "3rd start at once after the approval elsewhere (its record may be in flight)", res, false)
+		f.clock.Advance(checkGrace + time.Second)
+		res, _ = f.startCLI("192.0.2.1")
+		wantStarted(t, "3rd start after the approval elsewhere", res)
+		f.clock.Advance(checkEvery + checkGrace)
+		res, _ = f.startCLI("192.0.2.1")
+		wantBusy(t, "4th start: the others are pending", res, false)
+	})
+	t.Run("global", func(t *testing.T) {
+		f := newFixture(t, 2, 100)
+		_, c1 := f.startCLI("192.0.2.1")
+		res, _ := f.startCLI("192.0.2.2")
+		wantStarted(t, "2nd start", res)
+		f.approveElsewhere(c1)
+		f.clock.Advance(checkGrace + time.Second)
+		res, _ = f.startCLI("192.0.2.3")
+		wantBusy(t, "start while the approval is not known here", res, false)
+		// That refusal started a check of every slot in the background.
+		for i := 0; ; i++ {
+			if total, _ := f.a.pending.counts("", f.clock.Now()); total == 1 {
+				break
+			}
+			if i == 500 {
+				t.Fatal("the background check did not release the approved request's slot")
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		res, _ = f.startCLI("192.0.2.3")
+		wantStarted(t, "start after the check", res)
+		res, _ = f.startCLI("192.0.2.4")
+		wantBusy(t, "full again", res, false)
+	})
+}

@@ -285,7 +285,7 @@ func (a *CLIAuth) create(c *fiber.Ctx, req startRequest) error {
 	}
 	now := a.opts.Now().UTC()
 	expires := now.Add(a.opts.FlowTTL + pendingRetention)
-	took, err := a.pending.take(req.DeviceCode, clientAddr(c), now, expires)
+	took, err := a.takeSlot(c, req.DeviceCode, now, expires)
 	if err != nil {
 		return err
 	}
@@ -661,6 +661,7 @@ func (a *CLIAuth) exchange(c *fiber.Ctx) error {
 	case err != nil:
 		return httperr.Wrap(err, 503, httperr.CodeStoreUnavailable, "Arbor could not complete the login")
 	}
+	a.pending.release(req.DeviceCode)
 	user, err := a.opts.Store.GetUser(ctx, d.UserID)
 	if err != nil {
 		return httperr.Wrap(err, 503, httperr.CodeStoreUnavailable, "Arbor could not read the user")

@@ -1,6 +1,8 @@
 package cliauth
 
 import (
+	"context"
+	"errors"
 	"strconv"
 	"strings"
 	"sync"
@@ -8,6 +10,7 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 
+	"github.com/vintner/arbor/data"
 	"github.com/vintner/arbor/gateway"
 	"github.com/vintner/arbor/gateway/httperr"
 )
@@ -29,7 +32,10 @@ import (
 // flood never evicts them or keeps them from completing.
 //
 // The counts are in memory, per process: replicas sharing an etcd cluster
-// each allow the caps, so the cluster-wide bound is replicas × cap. The
+// each allow the caps, so the cluster-wide bound is replicas × cap. An
+// approval on another replica is not heard of here, so the slots in the
+// way are checked against the store before a start is refused (toCheck).
+// The
 // memory is bounded by the global cap whatever the number of addresses: an
 // address is tracked only while it holds a slot.
 //
@@ -56,6 +62,7 @@ const CodeBusy = "busy"
 
 type slot struct {
 	addr    string
+	taken   time.Time
 	expires time.Time
 }
 
@@ -73,6 +80,9 @@ type pendingSlots struct {
 	perAddr    map[string][]queued  // address → its slots (at most maxPerAddr)
 	fifo       []queued             // slots in the order taken (expiry order), with stale entries
 	head       int                  // fifo[head:] is live
+	checked    map[string]time.Time // address → when its slots were last checked against the store
+	checkedAll time.Time            // when all slots were last checked
+	checking   bool                 // a check of all slots is running
 	polls      map[string]pollState // device code → last poll
 	pollSweep  time.Time            // when polls was last swept of expired entries
 	maxPolls   int
@@ -81,7 +91,7 @@ type pendingSlots struct {
 func newPendingSlots(max, maxPerAddr int) *pendingSlots {
 	return &pendingSlots{
 		max: max, maxPerAddr: maxPerAddr,
-		slots: map[string]slot{}, perAddr: map[string][]queued{}, polls: map[string]pollState{},
+		slots: map[string]slot{}, perAddr: map[string][]queued{}, checked: map[string]time.Time{}, polls: map[string]pollState{},
 		// Polls are tracked for pending codes only; codes created by other
 		// replicas can be polled here too, hence the margin.
 		maxPolls: 2*max + 1024,
@@ -159,6 +169,7 @@ func (p *pendingSlots) drop(code string, s slot) {
 	}
 	if len(list) == 0 {
 		delete(p.perAddr, s.addr)
+		delete(p.checked, s.addr)
 	} else {
 		p.perAddr[s.addr] = list
 	}
@@ -194,7 +205,7 @@ func (p *pendingSlots) take(code, addr string, now, expires time.Time) (took boo
 	// Fiber's strings point into request buffers that are reused: copy
 	// what outlives the request.
 	code, addr = strings.Clone(code), strings.Clone(addr)
-	p.slots[code] = slot{addr: addr, expires: expires}
+	p.slots[code] = slot{addr: addr, taken: now, expires: expires}
 	p.perAddr[addr] = append(p.perAddr[addr], queued{code: code, expires: expires})
 	p.fifo = append(p.fifo, queued{code: code, expires: expires})
 	return true, nil
@@ -218,6 +229,67 @@ func (p *pendingSlots) counts(addr string, now time.Time) (total, byAddr int) {
 	defer p.mu.Unlock()
 	p.expire(now)
 	return len(p.slots), len(p.perAddr[addr])
+}
+
+// Checking slots against the store. Another replica may have approved or
+// denied a request this one counts (behind a load balancer, the approval
+// rarely reaches the replica that took the start), and only the store
+// knows. So before refusing a start, the slots in the way are checked:
+// those of the address at once (at most maxPerAddr reads, at most once per
+// checkEvery per address), all of them in the background (at most once per
+// checkAllEvery). A slot younger than checkGrace is left alone: its record
+// may not be written yet.
+const (
+	checkEvery    = 5 * time.Second
+	checkAllEvery = 30 * time.Second
+	checkGrace    = 10 * time.Second
+)
+
+// toCheck returns the codes to check before refusing a start from addr,
+// or nil if they were checked recently. The caller checks them, releases
+// the finished ones and tries to take a slot again.
+func (p *pendingSlots) toCheck(addr string, now time.Time) []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if now.Sub(p.checked[addr]) < checkEvery {
+		return nil
+	}
+	var out []string
+	for _, q := range p.perAddr[addr] {
+		if now.Sub(p.slots[q.code].taken) >= checkGrace {
+			out = append(out, q.code)
+		}
+	}
+	if len(out) > 0 {
+		p.checked[addr] = now
+	}
+	return out
+}
+
+// toCheckAll is toCheck for every slot; it returns nil while a check runs
+// or if one ran recently. The caller must call checkedAllDone.
+func (p *pendingSlots) toCheckAll(now time.Time) []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.checking || now.Sub(p.checkedAll) < checkAllEvery {
+		return nil
+	}
+	var out []string
+	for code, s := range p.slots {
+		if now.Sub(s.taken) >= checkGrace {
+			out = append(out, code)
+		}
+	}
+	if len(out) > 0 {
+		p.checking, p.checkedAll = true, now
+	}
+	return out
+}
+
+func (p *pendingSlots) checkedAllDone() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.checking = false
 }
 
 // pollState is the RFC 8628 polling bookkeeping of one pending device code.
@@ -258,6 +330,55 @@ func (p *pendingSlots) poll(code string, now, expires time.Time) (slowDown bool)
 	}
 	p.polls[code] = st
 	return fast
+}
+
+// takeSlot takes a pending slot for a new device code, checking the slots
+// in the way against the store before refusing (see toCheck).
+func (a *CLIAuth) takeSlot(c *fiber.Ctx, code string, now, expires time.Time) (took bool, err error) {
+	addr := clientAddr(c)
+	took, err = a.pending.take(code, addr, now, expires)
+	var be *busyError
+	if !errors.As(err, &be) {
+		return took, err
+	}
+	if be.global {
+		if codes := a.pending.toCheckAll(now); codes != nil {
+			go func() {
+				defer a.pending.checkedAllDone()
+				ctx, cancel := context.WithTimeout(context.Background(), checkAllEvery)
+				defer cancel()
+				a.releaseFinished(ctx, codes)
+			}()
+		}
+		return false, err
+	}
+	if codes := a.pending.toCheck(addr, now); codes == nil || a.releaseFinished(c.UserContext(), codes) == 0 {
+		return false, err
+	}
+	return a.pending.take(code, addr, now, expires)
+}
+
+// releaseFinished releases the slots of the codes whose request is no
+// longer pending in the store (approved, denied, exchanged, or gone), and
+// returns how many it released. A burned request keeps its slot.
+func (a *CLIAuth) releaseFinished(ctx context.Context, codes []string) int {
+	n := 0
+	for _, code := range codes {
+		if ctx.Err() != nil {
+			break
+		}
+		d, err := a.opts.Store.GetDeviceCode(ctx, code)
+		switch {
+		case errors.Is(err, data.ErrNotFound):
+		case err != nil:
+			continue
+		case d.ConsumedAt.IsZero() && (d.State == data.DevicePending || d.State == data.DeviceBurned):
+			continue
+		}
+		a.pending.release(code)
+		n++
+	}
+	return n
 }
 
 // clientAddr is the address a device start is counted against.

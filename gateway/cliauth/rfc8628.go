@@ -96,7 +96,7 @@ func (a *CLIAuth) deviceCode(c *fiber.Ctx) error {
 	dc := base64.RawURLEncoding.EncodeToString(raw)
 	now := a.opts.Now().UTC()
 	expires := now.Add(a.opts.FlowTTL + pendingRetention)
-	if _, err := a.pending.take(dc, clientAddr(c), now, expires); err != nil {
+	if _, err := a.takeSlot(c, dc, now, expires); err != nil {
 		var be *busyError
 		if errors.As(err, &be) {
 			be.setRetryAfter(c)
