@@ -179,6 +179,9 @@ func setupWebAuth(cfg config.Config, secrets config.SecretsValues, keyring *seal
 		PublicURL:    cfg.PublicURL,
 		RefreshGrace: cfg.CLI.RefreshGrace,
 		Logger:       log,
+
+		MaxPendingDevices:    cfg.CLI.MaxPendingDevices,
+		MaxPendingPerAddress: cfg.CLI.MaxPendingPerAddress,
 	})
 	if err != nil {
 		broker.Close()

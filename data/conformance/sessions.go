@@ -302,6 +302,51 @@ var deviceCodeTests = []subtest{
 			e.t.Fatalf("%d concurrent consumers: %d won and %d got ErrConsumed, want 1 and %d", n, wins.Load(), consumed.Load(), n-1)
 		}
 	}},
+	// A check and the count it leads to are one step: of many concurrent
+	// updates that each refuse once a counter reached a limit and
+	// otherwise add one (cliauth's wrong-code counter), exactly limit
+	// commit. The result of the committed call of fn is what the caller
+	// sees, however often fn ran.
+	{"ConcurrentCheckAndCount", func(e *env) {
+		const n, limit = 200, 5
+		e.ok(e.s.CreateDeviceCode(e.ctx, e.newDeviceCode("dc-1", "BCDF-GHJK", 10*time.Minute)), "CreateDeviceCode")
+		var counted, refused atomic.Int32
+		errs := make(chan error, n)
+		concurrently(n, func(int) {
+			seen := -1
+			d, err := e.s.UpdateDeviceCode(e.ctx, "dc-1", func(cur data.DeviceCode) (data.DeviceCode, error) {
+				if cur.FailedAttempts >= limit {
+					return cur, errBoom
+				}
+				cur.FailedAttempts++
+				seen = cur.FailedAttempts
+				if cur.FailedAttempts == limit {
+					cur.State = data.DeviceBurned
+				}
+				return cur, nil
+			})
+			switch {
+			case err == nil && d.FailedAttempts == seen:
+				counted.Add(1)
+			case errors.Is(err, errBoom):
+				refused.Add(1)
+			default:
+				errs <- fmt.Errorf("UpdateDeviceCode returned (%+v, %v), fn last saw %d", d, err, seen)
+			}
+		})
+		close(errs)
+		for err := range errs {
+			e.t.Error(err)
+		}
+		if counted.Load() != limit || refused.Load() != n-limit {
+			e.t.Fatalf("%d concurrent check-and-count updates: %d counted and %d refused, want %d and %d", n, counted.Load(), refused.Load(), limit, n-limit)
+		}
+		got, err := e.s.GetDeviceCode(e.ctx, "dc-1")
+		e.ok(err, "GetDeviceCode")
+		if got.FailedAttempts != limit || got.State != data.DeviceBurned {
+			e.t.Fatalf("after the updates: %d failed attempts, state %q; want %d, burned", got.FailedAttempts, got.State, limit)
+		}
+	}},
 }
 
 var refreshFamilyTests = []subtest{

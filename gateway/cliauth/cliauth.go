@@ -18,8 +18,13 @@
 //     (5 tries in 10^9).
 //   - The device code binds to the first signed-in user who opens it; no
 //     other user can approve it.
+//   - Each wrong code is counted in the same atomic store update that
+//     checks it, so parallel guesses cannot evaluate more than 5 codes.
 //   - Exactly one exchange succeeds (the store's atomic consume), within 10
 //     minutes of the start.
+//   - Anonymous starts are bounded (limits.go): a global and a per-address
+//     cap on pending, unapproved requests, which live 10 minutes; polls
+//     write nothing.
 //   - Unknown, expired, burned and used device codes get distinct stable
 //     errors; a wrong code never learns anything about the right one.
 //
@@ -130,14 +135,21 @@ type Options struct {
 	FlowTTL      time.Duration
 	MaxAttempts  int
 	RefreshGrace time.Duration
-	Now          func() time.Time
-	Logger       *slog.Logger
+	// MaxPendingDevices caps the pending, unapproved device requests this
+	// process created (all flows); MaxPendingPerAddress caps them per client
+	// address. Defaults DefaultMaxPendingDevices and
+	// DefaultMaxPendingPerAddress. See limits.go.
+	MaxPendingDevices    int
+	MaxPendingPerAddress int
+	Now                  func() time.Time
+	Logger               *slog.Logger
 }
 
 // CLIAuth serves CLI login.
 type CLIAuth struct {
-	opts  Options
-	pages *template.Template
+	opts    Options
+	pages   *template.Template
+	pending *pendingSlots
 }
 
 //go:embed assets
@@ -153,6 +165,15 @@ func New(opts Options) (*CLIAuth, error) {
 	}
 	if opts.FlowTTL <= 0 {
 		opts.FlowTTL = DefaultFlowTTL
+	}
+	if opts.FlowTTL > DefaultFlowTTL {
+		return nil, errors.New("cliauth: Options.FlowTTL may not exceed 10 minutes (unapproved requests live at most that long)")
+	}
+	if opts.MaxPendingDevices <= 0 {
+		opts.MaxPendingDevices = DefaultMaxPendingDevices
+	}
+	if opts.MaxPendingPerAddress <= 0 {
+		opts.MaxPendingPerAddress = DefaultMaxPendingPerAddress
 	}
 	if opts.MaxAttempts <= 0 {
 		opts.MaxAttempts = DefaultMaxAttempts
@@ -170,7 +191,7 @@ func New(opts Options) (*CLIAuth, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cliauth: parsing templates: %w", err)
 	}
-	return &CLIAuth{opts: opts, pages: pages}, nil
+	return &CLIAuth{opts: opts, pages: pages, pending: newPendingSlots(opts.MaxPendingDevices, opts.MaxPendingPerAddress)}, nil
 }
 
 // PageRoutes registers the browser pages; mount with gateway.ClassAuth.
@@ -228,7 +249,12 @@ func (a *CLIAuth) start(c *fiber.Ctx) error {
 	if err := json.Unmarshal(reqbody.Raw(c), &req); err != nil {
 		return apiError(400, "invalid_request", "The body must be JSON: {device_code, code_challenge, client_name, client_info}")
 	}
-	if err := a.create(c.UserContext(), req); err != nil {
+	if err := a.create(c, req); err != nil {
+		var be *busyError
+		if errors.As(err, &be) {
+			be.setRetryAfter(c)
+			return be.httpError()
+		}
 		return err
 	}
 	c.Status(http.StatusCreated)
@@ -238,8 +264,9 @@ func (a *CLIAuth) start(c *fiber.Ctx) error {
 	})
 }
 
-// create stores a new pending device code.
-func (a *CLIAuth) create(ctx context.Context, req startRequest) error {
+// create stores a new pending device code, within the caps on pending
+// requests (a *busyError past them).
+func (a *CLIAuth) create(c *fiber.Ctx, req startRequest) error {
 	if !validDeviceCode(req.DeviceCode) {
 		return apiError(400, "invalid_request", "device_code must be 16 to 128 letters, digits or '-' (a UUID)")
 	}
@@ -258,11 +285,19 @@ func (a *CLIAuth) create(ctx context.Context, req startRequest) error {
 		name = "a command-line tool"
 	}
 	now := a.opts.Now().UTC()
-	err := a.opts.Store.CreateDeviceCode(ctx, data.DeviceCode{
+	expires := now.Add(a.opts.FlowTTL + pendingRetention)
+	took, err := a.takeSlot(c, req.DeviceCode, now, expires)
+	if err != nil {
+		return err
+	}
+	err = a.opts.Store.CreateDeviceCode(c.UserContext(), data.DeviceCode{
 		Code: req.DeviceCode, Kind: data.DeviceKindCLI, ClientID: name, ClientInfo: info,
 		CodeChallenge: req.CodeChallenge, State: data.DevicePending,
-		CreatedAt: now, ExpiresAt: now.Add(a.opts.FlowTTL + retention),
+		CreatedAt: now, ExpiresAt: expires,
 	})
+	if err != nil && took {
+		a.pending.release(req.DeviceCode)
+	}
 	if errors.Is(err, data.ErrAlreadyExists) {
 		return apiError(409, "device_code_exists", "This device code is in use; make a new random one")
 	}
@@ -317,7 +352,11 @@ func (a *CLIAuth) loginPage(c *fiber.Ctx) error {
 	d, err := a.opts.Store.GetDeviceCode(ctx, code)
 	if errors.Is(err, data.ErrNotFound) {
 		// Not announced: the link itself starts the request.
-		if cerr := a.create(ctx, startRequest{DeviceCode: code, CodeChallenge: c.Query("code_challenge"), ClientName: c.Query("client")}); cerr != nil {
+		if cerr := a.create(c, startRequest{DeviceCode: code, CodeChallenge: c.Query("code_challenge"), ClientName: c.Query("client")}); cerr != nil {
+			var be *busyError
+			if errors.As(cerr, &be) {
+				return a.busyPage(c, id, be)
+			}
 			return a.done(c, 400, id, "Invalid login link", httperr.From(cerr).Message)
 		}
 		d, err = a.opts.Store.GetDeviceCode(ctx, code)
@@ -366,6 +405,19 @@ func (a *CLIAuth) loginPage(c *fiber.Ctx) error {
 }
 
 var errOtherUser = errors.New("cliauth: device code belongs to another user")
+
+// busyPage answers a start past the caps on pending requests: 503 busy
+// with Retry-After, as a page for a browser and as JSON otherwise.
+func (a *CLIAuth) busyPage(c *fiber.Ctx, id session.Identity, be *busyError) error {
+	be.setRetryAfter(c)
+	if !httperr.WantsHTML(c) {
+		return httperr.Render(c, be.httpError(), gateway.RequestID(c))
+	}
+	return a.render(c, http.StatusServiceUnavailable, "done", map[string]any{
+		"Title": "Too many login requests", "Who": pagesec.Who(id), "Heading": "Too many login requests",
+		"Message": "Arbor has too many login requests waiting for approval right now. Wait a minute, then run the login command again.",
+	})
+}
 
 // formUser authenticates a page POST and checks its CSRF token and origin.
 func (a *CLIAuth) formUser(c *fiber.Ctx) (session.Identity, error) {
@@ -439,8 +491,14 @@ func (a *CLIAuth) approve(c *fiber.Ctx) error {
 		// only once and is not stored in the clear.
 		cur.State, cur.ApprovedAt = data.DeviceApproved, now
 		cur.VerificationHash = a.codeHash(cur.Code, code)
+		// Approved by a signed-in user: kept past the flow so that a late
+		// exchange is told "expired", and no longer pending.
+		cur.ExpiresAt = cur.CreatedAt.Add(a.opts.FlowTTL + retention)
 		return cur, nil
 	})
+	if err == nil {
+		a.pending.release(d.Code)
+	}
 	switch {
 	case errors.Is(err, data.ErrNotFound), errors.Is(err, errNotCLI):
 		return a.done(c, 404, id, "Unknown login request", "This login request does not exist. Run the login command again.")
@@ -471,13 +529,17 @@ func (a *CLIAuth) deny(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	_, err = a.opts.Store.UpdateDeviceCode(c.UserContext(), reqbody.FormValue(c, "device_code"), func(cur data.DeviceCode) (data.DeviceCode, error) {
+	dc := reqbody.FormValue(c, "device_code")
+	_, err = a.opts.Store.UpdateDeviceCode(c.UserContext(), dc, func(cur data.DeviceCode) (data.DeviceCode, error) {
 		if cur.UserID != id.UserID {
 			return cur, errOtherUser
 		}
 		cur.State, cur.VerificationHash = data.DeviceDenied, ""
 		return cur, nil
 	})
+	if err == nil {
+		a.pending.release(dc)
+	}
 	switch {
 	case errors.Is(err, errOtherUser):
 		return a.done(c, 403, id, "Not your login request", "Another user opened this login request first.")
@@ -514,30 +576,73 @@ func (a *CLIAuth) exchange(c *fiber.Ctx) error {
 	}
 	ctx := c.UserContext()
 	now := a.opts.Now()
-	d, err := a.opts.Store.GetDeviceCode(ctx, req.DeviceCode)
+	code := NormalizeCode(req.VerificationCode)
+	if code == "" {
+		// No code yet (a client polling): answered from a read, counted as
+		// no attempt, and nothing is written.
+		d, err := a.opts.Store.GetDeviceCode(ctx, req.DeviceCode)
+		switch {
+		case errors.Is(err, data.ErrNotFound), errors.Is(err, data.ErrInvalid):
+			return apiError(400, CodeUnknownDevice, "No such login request; run the login command again")
+		case err != nil:
+			return httperr.Wrap(err, 503, httperr.CodeStoreUnavailable, "Arbor could not read the login request")
+		}
+		if fe := a.deviceState(d, now); fe != nil {
+			return fe
+		}
+		return apiError(400, CodeInvalidCode, "The verification code is wrong (or the login is not approved yet)")
+	}
+	// The code is checked, and a wrong one counted, in one atomic update:
+	// parallel guesses are serialised by the store, so no more than
+	// MaxAttempts codes are ever evaluated against a device code. A right
+	// code changes nothing here (errCodeRight aborts the update).
+	var (
+		verdict *httperr.Error
+		burned  bool
+		hash    string
+	)
+	d, err := a.opts.Store.UpdateDeviceCode(ctx, req.DeviceCode, func(cur data.DeviceCode) (data.DeviceCode, error) {
+		verdict, burned = nil, false // fn may run more than once
+		if fe := a.deviceState(cur, now); fe != nil {
+			return cur, fe
+		}
+		hash = a.codeHash(cur.Code, code)
+		verifierOK := cur.CodeChallenge == "" || s256(req.CodeVerifier) == cur.CodeChallenge
+		codeOK := cur.State == data.DeviceApproved && cur.VerificationHash != "" &&
+			subtle.ConstantTimeCompare([]byte(hash), []byte(cur.VerificationHash)) == 1
+		if codeOK && verifierOK {
+			return cur, errCodeRight
+		}
+		cur.FailedAttempts++
+		if cur.FailedAttempts >= a.opts.MaxAttempts {
+			cur.State, cur.VerificationHash, burned = data.DeviceBurned, "", true
+		}
+		verdict = apiError(400, CodeInvalidVerif, "The code_verifier does not match the login request's code_challenge")
+		if !codeOK {
+			verdict = apiError(400, CodeInvalidCode, "The verification code is wrong (or the login is not approved yet)")
+		}
+		return cur, nil
+	})
+	var fe *httperr.Error
 	switch {
+	case errors.Is(err, errCodeRight):
+	case err == nil:
+		if burned {
+			a.audit(c, data.AuditEvent{Action: "cli.device_code_burned", UserID: d.UserID, Target: d.ClientID, Outcome: "burned"})
+			gateway.Logger(c).Warn("a CLI login request was burned after too many wrong codes", "user_id", d.UserID)
+		}
+		return verdict
+	case errors.Is(err, data.ErrConsumed):
+		return apiError(400, CodeUsedDevice, "This login request was already exchanged; run the login command again")
+	case errors.As(err, &fe):
+		return fe
 	case errors.Is(err, data.ErrNotFound), errors.Is(err, data.ErrInvalid):
 		return apiError(400, CodeUnknownDevice, "No such login request; run the login command again")
-	case err != nil:
+	default:
 		return httperr.Wrap(err, 503, httperr.CodeStoreUnavailable, "Arbor could not read the login request")
 	}
-	if fe := a.deviceState(d, now); fe != nil {
-		return fe
-	}
-	code := NormalizeCode(req.VerificationCode)
-	hash := a.codeHash(d.Code, code)
-	verifierOK := d.CodeChallenge == "" || s256(req.CodeVerifier) == d.CodeChallenge
-	codeOK := d.State == data.DeviceApproved && d.VerificationHash != "" &&
-		subtle.ConstantTimeCompare([]byte(hash), []byte(d.VerificationHash)) == 1
-	if !codeOK || !verifierOK {
-		a.failedAttempt(c, d)
-		if !codeOK {
-			return apiError(400, CodeInvalidCode, "The verification code is wrong (or the login is not approved yet)")
-		}
-		return apiError(400, CodeInvalidVerif, "The code_verifier does not match the login request's code_challenge")
-	}
 	// Exactly one exchange wins; the check runs again on the current record.
-	d, err = a.opts.Store.ConsumeDeviceCode(ctx, d.Code, func(cur data.DeviceCode) error {
+	d, err = a.opts.Store.ConsumeDeviceCode(ctx, req.DeviceCode, func(cur data.DeviceCode) error {
 		if fe := a.deviceState(cur, now); fe != nil {
 			return fe
 		}
@@ -557,6 +662,7 @@ func (a *CLIAuth) exchange(c *fiber.Ctx) error {
 	case err != nil:
 		return httperr.Wrap(err, 503, httperr.CodeStoreUnavailable, "Arbor could not complete the login")
 	}
+	a.pending.release(req.DeviceCode)
 	user, err := a.opts.Store.GetUser(ctx, d.UserID)
 	if err != nil {
 		return httperr.Wrap(err, 503, httperr.CodeStoreUnavailable, "Arbor could not read the user")
@@ -600,25 +706,9 @@ func (a *CLIAuth) deviceState(d data.DeviceCode, now time.Time) *httperr.Error {
 	return nil
 }
 
-// failedAttempt counts a wrong code; the device code burns at MaxAttempts.
-func (a *CLIAuth) failedAttempt(c *fiber.Ctx, d data.DeviceCode) {
-	burned := false
-	_, err := a.opts.Store.UpdateDeviceCode(c.UserContext(), d.Code, func(cur data.DeviceCode) (data.DeviceCode, error) {
-		cur.FailedAttempts++
-		burned = false
-		if cur.FailedAttempts >= a.opts.MaxAttempts && cur.State != data.DeviceBurned {
-			cur.State, cur.VerificationHash, burned = data.DeviceBurned, "", true
-		}
-		return cur, nil
-	})
-	if err != nil && !errors.Is(err, data.ErrConsumed) && !errors.Is(err, data.ErrNotFound) {
-		gateway.Logger(c).Error("counting a wrong verification code failed", "err", err)
-	}
-	if burned {
-		a.audit(c, data.AuditEvent{Action: "cli.device_code_burned", UserID: d.UserID, Target: d.ClientID, Outcome: "burned"})
-		gateway.Logger(c).Warn("a CLI login request was burned after too many wrong codes", "user_id", d.UserID)
-	}
-}
+// errCodeRight ends the exchange's checking update without a write: the
+// code and verifier are right, and the consume comes next.
+var errCodeRight = errors.New("cliauth: the verification code is right")
 
 func s256(verifier string) string {
 	if verifier == "" {

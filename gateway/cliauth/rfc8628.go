@@ -96,6 +96,15 @@ func (a *CLIAuth) deviceCode(c *fiber.Ctx) error {
 	}
 	dc := base64.RawURLEncoding.EncodeToString(raw)
 	now := a.opts.Now().UTC()
+	expires := now.Add(a.opts.FlowTTL + pendingRetention)
+	if _, err := a.takeSlot(c, dc, now, expires); err != nil {
+		var be *busyError
+		if errors.As(err, &be) {
+			be.setRetryAfter(c)
+			return be.httpError()
+		}
+		return httperr.Internal(err)
+	}
 	var uc string
 	for attempt := 0; ; attempt++ {
 		var err error
@@ -105,12 +114,13 @@ func (a *CLIAuth) deviceCode(c *fiber.Ctx) error {
 		err = a.opts.Store.CreateDeviceCode(c.UserContext(), data.DeviceCode{
 			Code: dc, Kind: data.DeviceKindRFC8628, UserCode: uc, ClientID: clientID,
 			Scope: clean(reqbody.FormValue(c, "scope"), 256), State: data.DevicePending, Interval: DefaultInterval,
-			CreatedAt: now, ExpiresAt: now.Add(a.opts.FlowTTL + retention),
+			CreatedAt: now, ExpiresAt: expires,
 		})
 		if err == nil {
 			break
 		}
 		if !errors.Is(err, data.ErrAlreadyExists) || attempt == 3 {
+			a.pending.release(dc)
 			return httperr.Wrap(err, 503, httperr.CodeStoreUnavailable, "Arbor could not store the device authorization")
 		}
 	}
@@ -186,6 +196,8 @@ func (a *CLIAuth) deviceDecide(c *fiber.Ctx) error {
 		}
 		if approve {
 			cur.State, cur.UserID, cur.ApprovedAt = data.DeviceApproved, id.UserID, now
+			// Kept past the flow so that a late poll is told expired_token.
+			cur.ExpiresAt = cur.CreatedAt.Add(a.opts.FlowTTL + retention)
 		} else {
 			cur.State = data.DeviceDenied
 		}
@@ -194,6 +206,7 @@ func (a *CLIAuth) deviceDecide(c *fiber.Ctx) error {
 	if err != nil {
 		return a.done(c, 410, id, "Request finished", "This request was already decided or has expired. Start again on the device.")
 	}
+	a.pending.release(d.Code)
 	if !approve {
 		return a.done(c, 200, id, "Device refused", "Nothing was granted. You can close this page.")
 	}
@@ -245,22 +258,10 @@ func (a *CLIAuth) deviceToken(c *fiber.Ctx) error {
 	case d.State == data.DeviceDenied:
 		return oauthError(c, 400, "access_denied", "The user denied the request")
 	case d.State == data.DevicePending:
-		// Record the poll; a client polling faster than its interval is
-		// told to slow down, and its interval grows by 5 s (RFC 8628 3.5).
-		_, err := a.opts.Store.UpdateDeviceCode(ctx, dc, func(cur data.DeviceCode) (data.DeviceCode, error) {
-			interval := time.Duration(max(cur.Interval, DefaultInterval)) * time.Second
-			fast := !cur.LastPolledAt.IsZero() && now.Sub(cur.LastPolledAt) < interval
-			cur.LastPolledAt = now
-			if fast {
-				cur.Interval = max(cur.Interval, DefaultInterval) + 5
-				return cur, nil
-			}
-			return cur, nil
-		})
-		if err != nil && !errors.Is(err, data.ErrConsumed) {
-			return httperr.Wrap(err, 503, httperr.CodeStoreUnavailable, "Arbor could not record the poll")
-		}
-		if !d.LastPolledAt.IsZero() && now.Sub(d.LastPolledAt) < time.Duration(max(d.Interval, DefaultInterval))*time.Second {
+		// A client polling faster than its interval is told to slow down,
+		// and its interval grows by 5 s (RFC 8628 3.5). The bookkeeping is
+		// in memory: a poll that changes nothing writes nothing.
+		if a.pending.poll(dc, now, d.CreatedAt.Add(a.opts.FlowTTL+pendingRetention)) {
 			return oauthError(c, 400, "slow_down", "Polling too fast; wait longer between requests")
 		}
 		return oauthError(c, 400, "authorization_pending", "The user has not decided yet")
@@ -274,6 +275,7 @@ func (a *CLIAuth) deviceToken(c *fiber.Ctx) error {
 	if err != nil {
 		return oauthError(c, 400, "invalid_grant", "The device_code was already used")
 	}
+	a.pending.release(dc)
 	user, err := a.opts.Store.GetUser(ctx, d.UserID)
 	if err != nil {
 		return httperr.Wrap(err, 503, httperr.CodeStoreUnavailable, "Arbor could not read the user")

@@ -82,6 +82,15 @@ type CLI struct {
 	// still accepted (a response lost on the network); after it, using it
 	// again revokes the login. 0 disables the grace. Default 10s.
 	RefreshGrace time.Duration `yaml:"refresh_grace"`
+	// MaxPendingDevices caps the device login requests (Grape and RFC 8628)
+	// that are pending, not yet approved, per Arbor process; a start past
+	// it answers 503 busy with Retry-After. Approved requests do not count.
+	// Replicas sharing etcd each allow this many. Default 10000.
+	MaxPendingDevices int `yaml:"max_pending_devices"`
+	// MaxPendingPerAddress caps the pending device login requests of one
+	// client address (as resolved through server.trusted_proxies), per
+	// Arbor process. Default 10.
+	MaxPendingPerAddress int `yaml:"max_pending_per_address"`
 }
 
 // Workers configures Tendril worker authentication.
@@ -146,6 +155,12 @@ func (c Config) validateAuth(bad func(key, format string, args ...any)) {
 	}
 	if c.CLI.RefreshGrace < 0 || c.CLI.RefreshGrace > time.Minute {
 		bad("cli.refresh_grace", "%v: want 0 to 1m", c.CLI.RefreshGrace)
+	}
+	if c.CLI.MaxPendingDevices < 1 || c.CLI.MaxPendingDevices > 1_000_000 {
+		bad("cli.max_pending_devices", "%d: want 1 to 1000000", c.CLI.MaxPendingDevices)
+	}
+	if c.CLI.MaxPendingPerAddress < 1 || c.CLI.MaxPendingPerAddress > c.CLI.MaxPendingDevices {
+		bad("cli.max_pending_per_address", "%d: want 1 to cli.max_pending_devices", c.CLI.MaxPendingPerAddress)
 	}
 	if c.Connections.RefreshMargin <= 0 {
 		bad("connections.refresh_margin", "%v: want a positive duration such as 5m", c.Connections.RefreshMargin)

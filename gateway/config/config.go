@@ -211,7 +211,8 @@ func Default() Config {
 		Auth:        defaultAuth(),
 		Identity:    defaultIdentity(),
 		Connections: Connections{RefreshMargin: 5 * time.Minute},
-		CLI:         CLI{AccessTTL: time.Hour, RefreshTTL: 90 * 24 * time.Hour, RefreshGrace: 10 * time.Second},
+		CLI: CLI{AccessTTL: time.Hour, RefreshTTL: 90 * 24 * time.Hour, RefreshGrace: 10 * time.Second,
+			MaxPendingDevices: 10_000, MaxPendingPerAddress: 10},
 	}
 }
 
