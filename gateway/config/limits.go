@@ -9,7 +9,7 @@ type Limits struct {
 	Enabled bool `yaml:"enabled"`
 	// Capacity is how many client addresses each limit remembers; past it
 	// the least recently seen address is forgotten (which only ever gives
-	// that address a fresh burst). About 180 bytes each. Default 16384.
+	// that address a fresh burst). About 200 bytes each. Default 16384.
 	Capacity int `yaml:"capacity"`
 	// SignIn: /auth/start/…, /auth/link/…, /auth/callback/… and
 	// /integrations/…/connect. Default 30 a minute, burst 10.
