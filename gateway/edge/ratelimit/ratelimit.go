@@ -219,16 +219,21 @@ func (l *Limits) refuse(c *fiber.Ctx, class Class, d time.Duration) error {
 }
 
 // hasCredentials reports whether the request carries credentials that a
-// failed authentication would be counted against.
+// failed authentication would be counted against. The keys are in the
+// canonical form the server stores them in (Fiber normalizes header
+// names), so no lookup copies or normalizes its key: this runs on every
+// proxied request.
 func hasCredentials(c *fiber.Ctx) bool {
 	h := &c.Request().Header
-	return len(h.Peek(fiber.HeaderAuthorization)) > 0 || len(h.Peek(headerWorkerToken)) > 0 || len(h.Peek(headerWorkerID)) > 0
+	return len(h.PeekCanonical(keyAuthorization)) > 0 || len(h.PeekCanonical(keyWorkerToken)) > 0 || len(h.PeekCanonical(keyWorkerID)) > 0
 }
 
-// The worker credential headers (gateway/workers).
-const (
-	headerWorkerID    = "X-Worker-Id"
-	headerWorkerToken = "X-Worker-Token"
+// The credential headers: CLI bearer tokens, and the worker headers of
+// gateway/workers.
+var (
+	keyAuthorization = []byte(fiber.HeaderAuthorization)
+	keyWorkerID      = []byte("X-Worker-Id")
+	keyWorkerToken   = []byte("X-Worker-Token")
 )
 
 // checkAuth runs next under the failed-authentication limit: a request
