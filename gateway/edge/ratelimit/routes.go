@@ -83,6 +83,9 @@ func (l *Limits) MissingError() error {
 // handler is the limiter in front of one route's handlers.
 func (l *Limits) handler(rt *Route) fiber.Handler {
 	return func(c *fiber.Ctx) error {
+		if rt == nil && (l.keyed[FailedAuth] == nil || !hasCredentials(c)) {
+			return c.Next() // nothing to charge
+		}
 		k, ok := clientKey(c)
 		if !ok {
 			return c.Next()
