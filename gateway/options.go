@@ -134,6 +134,11 @@ type Options struct {
 	// Registry receives the gateway's metrics and is served on /metrics.
 	// Default: a new registry with the Go and process collectors.
 	Registry *prometheus.Registry
+	// NoPublicMetrics takes /metrics off this server's listener, where it
+	// then answers 404 not_found (and is never proxied): the caller serves MetricsHandler
+	// on a listener of its own, as arbor serve does for
+	// server.metrics_listen. Default false: /metrics is served here.
+	NoPublicMetrics bool
 	// Ready reports whether Arbor can serve (typically: the store answers).
 	// /readyz calls it with a ReadyTimeout deadline. An error is answered
 	// 503 store_unavailable, unless it is (or wraps) an *httperr.Error,

@@ -123,8 +123,15 @@ func New(opts Options) (*Server, error) {
 	s.app.Use(s.observe)
 	s.app.Get("/healthz", s.routeEntry(ClassHealth, o.APIBodyLimit), s.healthz)
 	s.app.Get("/readyz", s.routeEntry(ClassHealth, o.APIBodyLimit), s.readyz)
-	s.app.Get("/metrics", s.routeEntry(ClassMetrics, o.APIBodyLimit), adaptor.HTTPHandler(
-		promhttp.HandlerFor(s.registry, promhttp.HandlerOpts{Registry: s.registry})))
+	if o.NoPublicMetrics {
+		// Still Arbor's path, so that it never reaches the upstream: an
+		// app's own /metrics behind Arbor was never reachable either.
+		s.app.Get("/metrics", s.routeEntry(ClassMetrics, o.APIBodyLimit), func(*fiber.Ctx) error {
+			return httperr.NotFound("No resource matches this path")
+		})
+	} else {
+		s.app.Get("/metrics", s.routeEntry(ClassMetrics, o.APIBodyLimit), adaptor.HTTPHandler(s.MetricsHandler()))
+	}
 	return s, nil
 }
 
@@ -178,6 +185,12 @@ func (s *Server) Metrics() *Metrics { return s.metrics }
 // Registry returns the registry served on /metrics, for other packages'
 // collectors.
 func (s *Server) Registry() *prometheus.Registry { return s.registry }
+
+// MetricsHandler serves the registry in the Prometheus text format, for a
+// metrics listener of its own (Options.NoPublicMetrics).
+func (s *Server) MetricsHandler() http.Handler {
+	return promhttp.HandlerFor(s.registry, promhttp.HandlerOpts{Registry: s.registry})
+}
 
 // Mount registers Arbor's own routes (sign-in pages, OAuth callbacks, the
 // device flow, the API) ahead of the proxy fallback. register receives a

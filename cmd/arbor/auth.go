@@ -65,18 +65,19 @@ func (w *webAuth) close() {
 	w.sessions.Close()
 }
 
-// mount registers the sign-in, Integrations and API routes.
-func (w *webAuth) mount(srv *gateway.Server) error {
+// mount registers the sign-in, Integrations and API routes, each
+// registration passed through limit (the rate limits' Limits.Routes).
+func (w *webAuth) mount(srv *gateway.Server, limit func(func(fiber.Router)) func(fiber.Router)) error {
 	return errors.Join(
-		srv.Mount(gateway.ClassAuth, w.web.Routes),
-		srv.Mount(gateway.ClassAuth, w.integrations.PageRoutes),
-		srv.Mount(gateway.ClassAPI, w.integrations.APIRoutes),
-		srv.Mount(gateway.ClassAuth, w.cli.PageRoutes),
-		srv.Mount(gateway.ClassAPI, w.cli.APIRoutes),
-		srv.Mount(gateway.ClassAPI, w.cli.DeviceRoutes),
-		srv.Mount(gateway.ClassAuth, w.cli.DevicePageRoutes),
-		srv.Mount(gateway.ClassAuth, w.workerPages.PageRoutes),
-		srv.Mount(gateway.ClassAPI, w.workerPages.APIRoutes),
+		srv.Mount(gateway.ClassAuth, limit(w.web.Routes)),
+		srv.Mount(gateway.ClassAuth, limit(w.integrations.PageRoutes)),
+		srv.Mount(gateway.ClassAPI, limit(w.integrations.APIRoutes)),
+		srv.Mount(gateway.ClassAuth, limit(w.cli.PageRoutes)),
+		srv.Mount(gateway.ClassAPI, limit(w.cli.APIRoutes)),
+		srv.Mount(gateway.ClassAPI, limit(w.cli.DeviceRoutes)),
+		srv.Mount(gateway.ClassAuth, limit(w.cli.DevicePageRoutes)),
+		srv.Mount(gateway.ClassAuth, limit(w.workerPages.PageRoutes)),
+		srv.Mount(gateway.ClassAPI, limit(w.workerPages.APIRoutes)),
 	)
 }
 

@@ -218,7 +218,7 @@ func startDev(t *testing.T, extraEnv ...string) (dev *devServer, stop func(testi
 	cmd := exec.Command(arborBin, "dev", "--listen", addr, "--data", dir)
 	// The compiled plugins are cached across test runs and processes
 	// (the race-enabled binary takes a minute to compile them).
-	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + dir, "ARBOR_LOG_LEVEL=debug",
+	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + dir, "ARBOR_LOG_LEVEL=debug", "ARBOR_SERVER_METRICS_LISTEN=127.0.0.1:0",
 		"ARBOR_PLUGINS_CACHE_DIR=" + plugintest.DefaultCacheDir()}, extraEnv...)
 	logs := &syncBuffer{}
 	cmd.Stderr = logs

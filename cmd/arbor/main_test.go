@@ -148,7 +148,9 @@ func startServe(t *testing.T, env []string, args ...string) *server {
 	t.Helper()
 	addr := freeAddr(t)
 	cmd := exec.Command(arborBin, append([]string{"serve"}, args...)...)
-	cmd.Env = append(env, "ARBOR_LISTEN="+addr)
+	// Tests run many servers at once: each gets its own metrics port
+	// unless the test's env says otherwise.
+	cmd.Env = append(append([]string{"ARBOR_SERVER_METRICS_LISTEN=127.0.0.1:0"}, env...), "ARBOR_LISTEN="+addr)
 	s := &server{cmd: cmd, addr: addr, logs: &syncBuffer{}, done: make(chan error, 1)}
 	cmd.Stdout, cmd.Stderr = s.logs, s.logs
 	if err := cmd.Start(); err != nil {

@@ -93,6 +93,11 @@ func startCluster(t *testing.T, members int) *cluster {
 	env := append([]string{
 		"PATH=" + os.Getenv("PATH"),
 		"ARBOR_LOG_LEVEL=debug",
+		// Several replicas on one host: each its own metrics port.
+		"ARBOR_SERVER_METRICS_LISTEN=127.0.0.1:0",
+		// The load under faults signs in and logs in the CLI from one
+		// address in a loop; these tests are about replicas, not limits.
+		"ARBOR_LIMITS_ENABLED=false",
 		"ARBOR_PUBLIC_URL=" + c.public,
 		"ARBOR_UPSTREAM_URL=" + c.upstream.URL,
 		"ARBOR_AUTH_DEFAULT_ROUTE=api",

@@ -148,6 +148,10 @@ func serve(ctx context.Context, cfg config.Config, hooks serveHooks) error {
 		return err
 	}
 	defer wa.close()
+	limits, err := newRateLimits(cfg.Limits)
+	if err != nil {
+		return usageErr(err)
+	}
 
 	srv, err := gateway.New(gateway.Options{
 		Listen:                        cfg.Listen,
@@ -162,7 +166,8 @@ func serve(ctx context.Context, cfg config.Config, hooks serveHooks) error {
 		TrustedProxies:                cfg.Server.TrustedProxies,
 		IdentityHeaders:               append(append([]string(nil), cfg.Server.IdentityHeaders...), wa.web.StrippedHeaders()...),
 		RewriteHeaders:                append([]string{}, cfg.Upstream.RewriteHeaders...), // non-nil: an empty list strips none
-		Guard:                         wa.web.Guard,
+		Guard:                         limits.Guard(wa.web.Guard),
+		NoPublicMetrics:               cfg.Server.MetricsListen != config.MetricsPublic,
 		Director:                      wa.web.Director,
 		Logger:                        log,
 		AccessLogger:                  accessLog,
@@ -177,7 +182,13 @@ func serve(ctx context.Context, cfg config.Config, hooks serveHooks) error {
 		return usageErr(err)
 	}
 	metrics.Store(srv.Metrics())
-	if err := wa.mount(srv); err != nil {
+	if err := limits.Register(srv.Registry()); err != nil {
+		return err
+	}
+	if err := wa.mount(srv, limits.Routes); err != nil {
+		return err
+	}
+	if err := limits.MissingError(); err != nil {
 		return err
 	}
 
@@ -211,6 +222,13 @@ func serve(ctx context.Context, cfg config.Config, hooks serveHooks) error {
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return fmt.Errorf("listening on %s: %w (is another process using it? set listen / ARBOR_LISTEN)", cfg.Listen, err)
+	}
+	var metricsLn *metricsListener
+	if m := cfg.Server.MetricsListen; m != "" && m != config.MetricsPublic {
+		if metricsLn, err = listenMetrics(m, srv.MetricsHandler(), log); err != nil {
+			_ = ln.Close()
+			return err
+		}
 	}
 	log.Info("arbor serving", "version", version, "listen", ln.Addr().String(), "upstream", cfg.Upstream.URL, "admin_socket", adm.Path())
 	if hooks.ready != nil {
@@ -257,6 +275,7 @@ wait:
 	if err := srv.Shutdown(sctx); err != nil {
 		log.Error("graceful shutdown incomplete", "err", err)
 	}
+	metricsLn.stop(sctx)
 	<-serveErr
 	return nil
 }

@@ -455,7 +455,9 @@ func runBench(args []string) error {
 		// Requests without a cookie are proxied, not sent to sign-in.
 		"ARBOR_AUTH_DEFAULT_ROUTE=public",
 		// Only registered workers may call the worker route.
-		"ARBOR_WORKERS_PATHS="+workerPath)
+		"ARBOR_WORKERS_PATHS="+workerPath,
+		// Two replicas may share the host: each its own metrics port.
+		"ARBOR_SERVER_METRICS_LISTEN=127.0.0.1:0")
 	var etcdNote string
 	if cfg.store == "etcd" {
 		env, note, err := startEtcd(cfg.logDir, afterStop)

@@ -66,6 +66,7 @@ type Config struct {
 	CLI         CLI         `yaml:"cli"`
 	Workers     Workers     `yaml:"workers"`
 	Plugins     Plugins     `yaml:"plugins"`
+	Limits      Limits      `yaml:"limits"`
 	// Providers configures provider plugins by name (github, gitlab, …):
 	// client id, endpoint overrides, scopes, extra hosts. Environment:
 	// ARBOR_PROVIDERS_<NAME>_<FIELD>, e.g. ARBOR_PROVIDERS_GITHUB_CLIENT_ID;
@@ -102,6 +103,12 @@ type Server struct {
 	// are stripped from client requests like every X-Arbor-* header.
 	// Default none.
 	IdentityHeaders []string `yaml:"identity_headers"`
+	// MetricsListen is where /metrics is served: host:port for a listener
+	// of its own, "public" for the public listener (the behaviour before it existed), or ""
+	// for nowhere. Default 127.0.0.1:9180: loopback, so that the open
+	// internet never reads Arbor's internals (docs/edge.md, "Metrics
+	// listener").
+	MetricsListen string `yaml:"metrics_listen"`
 }
 
 // Upstream configures the proxied application.
@@ -198,6 +205,7 @@ func Default() Config {
 			ReadTimeout:     30 * time.Second,
 			IdleTimeout:     120 * time.Second,
 			ShutdownTimeout: 30 * time.Second,
+			MetricsListen:   DefaultMetricsListen,
 		},
 		Upstream: Upstream{
 			URL:                   "http://127.0.0.1:3000",
@@ -213,6 +221,7 @@ func Default() Config {
 		Connections: Connections{RefreshMargin: 5 * time.Minute},
 		CLI: CLI{AccessTTL: time.Hour, RefreshTTL: 90 * 24 * time.Hour, RefreshGrace: 10 * time.Second,
 			MaxPendingDevices: 10_000, MaxPendingPerAddress: 10},
+		Limits: defaultLimits(),
 	}
 }
 
@@ -346,6 +355,11 @@ func (c Config) Validate() error {
 			bad("server.trusted_proxies", "%q is not an IP or CIDR", p)
 		}
 	}
+	if m := c.Server.MetricsListen; m != "" && m != MetricsPublic {
+		if _, _, err := net.SplitHostPort(m); err != nil {
+			bad("server.metrics_listen", "%q: want host:port (e.g. 127.0.0.1:9180), %q, or empty for no /metrics", m, MetricsPublic)
+		}
+	}
 	for _, h := range c.Server.IdentityHeaders {
 		if h == "" || strings.ContainsAny(h, " :\t\r\n") {
 			bad("server.identity_headers", "%q is not a header name", h)
@@ -377,6 +391,7 @@ func (c Config) Validate() error {
 	c.validatePlugins(bad)
 	c.validateAuth(bad)
 	c.validateEdge(bad)
+	c.validateLimits(bad)
 	if len(errs) > 0 {
 		return fmt.Errorf("config: %w", errors.Join(errs...))
 	}
