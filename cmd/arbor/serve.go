@@ -149,7 +149,7 @@ func serve(ctx context.Context, cfg config.Config, hooks serveHooks) error {
 	}
 	defer wa.close()
 
-	srv, err := gateway.New(gateway.Options{
+	gopts := gateway.Options{
 		Listen:                        cfg.Listen,
 		Upstream:                      cfg.Upstream.URL,
 		UpstreamDialTimeout:           cfg.Upstream.DialTimeout,
@@ -171,10 +171,13 @@ func serve(ctx context.Context, cfg config.Config, hooks serveHooks) error {
 			}
 			return pl.ready(ctx)
 		},
-	})
+	}
+	slowClientOptions(&gopts, cfg.Server)
+	srv, err := gateway.New(gopts)
 	if err != nil {
 		return usageErr(err)
 	}
+	defer watchTunnels(srv, store, log)()
 	metrics.Store(srv.Metrics())
 	if err := wa.mount(srv); err != nil {
 		return err
