@@ -172,7 +172,7 @@ func serve(ctx context.Context, cfg config.Config, hooks serveHooks) error {
 			return pl.ready(ctx)
 		},
 	}
-	slowClientOptions(&gopts, cfg.Server)
+	slowClientOptions(&gopts, cfg.Server, cfg.Upstream)
 	srv, err := gateway.New(gopts)
 	if err != nil {
 		return usageErr(err)

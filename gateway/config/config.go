@@ -142,6 +142,10 @@ type Upstream struct {
 	ResponseHeaderTimeout time.Duration `yaml:"response_header_timeout"`
 	// IdleTimeout closes idle upstream keep-alive connections. Default 90s.
 	IdleTimeout time.Duration `yaml:"idle_timeout"`
+	// MaxConns caps connections to the upstream; every request in
+	// progress and every open event stream holds one. Size
+	// server.upstream_max_per_client well below it. Default 2048.
+	MaxConns int `yaml:"max_conns"`
 }
 
 // Store configures persistence.
@@ -231,6 +235,7 @@ func Default() Config {
 			DialTimeout:           5 * time.Second,
 			ResponseHeaderTimeout: 60 * time.Second,
 			IdleTimeout:           90 * time.Second,
+			MaxConns:              2048,
 		},
 		Store:       Store{Backend: "bbolt", GCInterval: time.Minute, Endpoints: []string{}, Root: "/arbor/", DialTimeout: 5 * time.Second, RequestTimeout: 5 * time.Second},
 		Session:     defaultSession(),

@@ -16,6 +16,9 @@ func (c Config) validateSlowClients(bad func(key, format string, args ...any)) {
 			bad(key, "%d: want a positive number, or 0 to turn it off", v)
 		}
 	}
+	if c.Upstream.MaxConns < 1 {
+		bad("upstream.max_conns", "%d: want a positive number of connections", c.Upstream.MaxConns)
+	}
 	if s.MinRateGrace <= 0 {
 		bad("server.min_rate_grace", "%v: want a positive duration such as 30s", s.MinRateGrace)
 	}
