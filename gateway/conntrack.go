@@ -3,6 +3,7 @@ package gateway
 import (
 	"crypto/tls"
 	"net"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -30,9 +31,11 @@ import (
 // all connections a few times per timeout period and closes those that have
 // spent too long reading headers or idling. Timeouts are thus enforced late
 // by at most two ticks (a tenth of the shorter timeout, between 10 ms and
-// 1 s), never early. Once a request is being handled it has no read
-// timeout here: the proxy bounds a stalled upload body itself, and
-// Arbor's own routes set a read deadline when they have a body.
+// 1 s), never early. Once a request is being handled, the sweeper holds
+// its body and its response to the minimum rates and the body to a stall
+// of at most ReadTimeout (slowclients.go); Arbor's own routes also set a
+// read deadline when they have a body. The same map counts open
+// connections per address for MaxConnsPerAddress.
 type connTracker struct {
 	readTimeout int64 // ns
 	idleTimeout int64 // ns
@@ -42,6 +45,13 @@ type connTracker struct {
 
 	mu    sync.Mutex
 	conns map[*trackedConn]struct{}
+
+	// Slow clients and the per-address cap (slowclients.go).
+	limits                     slowLimits
+	perAddr                    map[netip.Addr]int32 // open connections per address, under mu
+	refused                    atomic.Uint64
+	cutUploads, cutDownloads   atomic.Uint64
+	lastRefusedLog, lastCutLog atomic.Int64
 
 	once sync.Once
 	stop chan struct{}
@@ -62,6 +72,7 @@ func newConnTracker(readTimeout, idleTimeout time.Duration) *connTracker {
 		tick:        min(max(min(readTimeout, idleTimeout)/10, 10*time.Millisecond), time.Second),
 		base:        time.Now(),
 		conns:       make(map[*trackedConn]struct{}),
+		perAddr:     make(map[netip.Addr]int32),
 		stop:        make(chan struct{}),
 		done:        make(chan struct{}),
 	}
@@ -110,16 +121,26 @@ func (t *connTracker) loop() {
 			switch c.phase.Load() {
 			case phaseReading:
 				if now-since > t.readTimeout+slack {
+					c.cut.Store(cutReadTimeout)
 					expired = append(expired, c)
 				}
 			case phaseIdle:
 				if now-since > t.idleTimeout+slack {
+					c.cut.Store(cutIdle)
+					expired = append(expired, c)
+				}
+			case phaseHandling:
+				if r := t.slowCheck(c, now, slack); r != cutNone {
+					c.cut.Store(r)
 					expired = append(expired, c)
 				}
 			}
 		}
 		t.mu.Unlock()
 		for i, c := range expired {
+			if r := c.cut.Load(); r == cutUpload || r == cutDownload {
+				t.cutConn(c, r)
+			}
 			_ = c.Conn.Close()
 			expired[i] = nil
 		}
@@ -144,13 +165,17 @@ func (t *connTracker) connState(nc net.Conn, state fasthttp.ConnState) {
 
 func (t *connTracker) forget(c *trackedConn) {
 	t.mu.Lock()
-	delete(t.conns, c)
+	if _, ok := t.conns[c]; ok {
+		delete(t.conns, c)
+		t.releaseLocked(c)
+	}
 	t.mu.Unlock()
 }
 
 // handling marks the connection of a request whose headers are complete.
 func handling(nc net.Conn) {
 	if c := asTracked(nc); c != nil {
+		c.startRequest()
 		c.set(phaseHandling)
 	}
 }
@@ -161,6 +186,10 @@ type trackedConn struct {
 	t     *connTracker
 	phase atomic.Int32
 	since atomic.Int64
+
+	rd, wr ioState      // the current request's reads and writes (slowclients.go)
+	cut    atomic.Int32 // why the sweeper closed the connection
+	addr   netip.Addr   // key counted in connTracker.perAddr, under t.mu
 }
 
 func (c *trackedConn) set(phase int32) {
@@ -195,15 +224,29 @@ type trackingListener struct {
 }
 
 func (l *trackingListener) Accept() (net.Conn, error) {
-	nc, err := l.Listener.Accept()
-	if err != nil {
-		return nil, err
+	var nc net.Conn
+	c := &trackedConn{t: l.t}
+	for {
+		var err error
+		if nc, err = l.Listener.Accept(); err != nil {
+			return nil, err
+		}
+		peer := remoteAddr(nc)
+		l.t.mu.Lock()
+		ok := l.t.admitLocked(c, peer)
+		if ok {
+			c.Conn = nc
+			c.set(phaseReading)
+			l.t.conns[c] = struct{}{}
+		}
+		l.t.mu.Unlock()
+		if ok {
+			break
+		}
+		// Over the per-address cap: closed before TLS or a request.
+		_ = nc.Close()
+		l.t.refusedConn(peer)
 	}
-	c := &trackedConn{Conn: nc, t: l.t}
-	c.set(phaseReading)
-	l.t.mu.Lock()
-	l.t.conns[c] = struct{}{}
-	l.t.mu.Unlock()
 	if tc, ok := nc.(*tls.Conn); ok {
 		return &trackedTLSConn{trackedConn: c, tls: tc}, nil
 	}

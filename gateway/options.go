@@ -34,6 +34,14 @@ const (
 	DefaultAPIBodyLimit                  = reqbody.DefaultLimit
 	DefaultReadyTimeout                  = 2 * time.Second
 
+	// Slow clients and connection caps (slowclients.go).
+	DefaultUploadMinRate        = 1024
+	DefaultDownloadMinRate      = 1024
+	DefaultMinRateGrace         = 30 * time.Second
+	DefaultMaxConnsPerAddress   = 256
+	DefaultUpstreamMaxPerClient = 128
+	DefaultWebSocketIdleTimeout = 5 * time.Minute
+
 	minMaxHeaderBytes = 1 << 10
 )
 
@@ -147,6 +155,39 @@ type Options struct {
 	Ready func(ctx context.Context) error
 	// ReadyTimeout bounds a Ready call. Default 2s.
 	ReadyTimeout time.Duration
+
+	// Slow clients and connection caps (docs/edge.md, "Slow clients and
+	// connections"). For each, 0 means the default and -1 turns it off.
+
+	// UploadMinRate is the rate, in bytes per second, at which a client
+	// must send a request body: it may fall behind it by at most
+	// MinRateGrace (time spent waiting for the client, less 1/rate per
+	// byte received), or the connection is closed. A stall longer than
+	// ReadTimeout closes it too. Default 1024.
+	UploadMinRate int64
+	// DownloadMinRate is the same for reading a response: only the time
+	// Arbor waits for the client to accept bytes counts, not the time the
+	// upstream takes to produce them (event streams). Default 1024.
+	DownloadMinRate int64
+	// MinRateGrace is how far behind the minimum rates a client may fall;
+	// it is also the longest a response write may stall. Default 30s.
+	MinRateGrace time.Duration
+	// MaxConnsPerAddress caps a TCP peer's open connections (an IPv6 peer
+	// by its /64); beyond it a new connection is closed at once. Peers in
+	// TrustedProxies are exempt. Default 256.
+	MaxConnsPerAddress int
+	// UpstreamMaxPerClient caps one client's proxied requests and
+	// WebSocket tunnels in progress, by the address resolved through
+	// TrustedProxies (ClientIP); beyond it, 429
+	// too_many_concurrent_requests with Retry-After. Default 128.
+	UpstreamMaxPerClient int
+	// WebSocketIdleTimeout closes a WebSocket tunnel through which no byte
+	// went either way for this long. Default 5m.
+	WebSocketIdleTimeout time.Duration
+	// TunnelOwner names the sign-in that opens a WebSocket tunnel (e.g.
+	// "session:<id>"), so that Server.CloseTunnels can end its tunnels
+	// when it ends. Nil: tunnels have no owner.
+	TunnelOwner func(c *fiber.Ctx) string
 }
 
 // resolved is Options after defaults and parsing.
@@ -231,6 +272,7 @@ func (o Options) resolve() (*resolved, error) {
 		}
 		r.trusted = append(r.trusted, p)
 	}
+	r.resolveSlowClients(bad)
 	if r.Logger == nil {
 		r.Logger = slog.New(NewJSONHandler(os.Stderr, nil))
 		if r.AccessLogger == nil {

@@ -91,6 +91,11 @@ func New(opts Options) (*Server, error) {
 			BodyReadTimeout:       o.ReadTimeout,
 			Director:              director,
 			Observe:               observeStream,
+			MaxPerClient:          o.UpstreamMaxPerClient,
+			ClientAddr:            clientKey,
+			TunnelIdleTimeout:     o.WebSocketIdleTimeout,
+			TunnelOwner:           o.TunnelOwner,
+			Logger:                o.Logger,
 		})
 		if err != nil {
 			return nil, fmt.Errorf("gateway: %w", err)
@@ -118,6 +123,10 @@ func New(opts Options) (*Server, error) {
 		DisablePreParseMultipartForm: true,
 	})
 	s.tracker = newConnTracker(o.ReadTimeout, o.IdleTimeout)
+	s.tracker.limits = s.slowLimits()
+	if err := s.registerSlowMetrics(); err != nil {
+		return nil, err
+	}
 	s.app.Server().ConnState = s.tracker.connState
 	s.app.Server().Handler = s.methodGuard(s.app.Server().Handler)
 	s.app.Use(s.observe)

@@ -153,7 +153,7 @@ func serve(ctx context.Context, cfg config.Config, hooks serveHooks) error {
 		return usageErr(err)
 	}
 
-	srv, err := gateway.New(gateway.Options{
+	gopts := gateway.Options{
 		Listen:                        cfg.Listen,
 		Upstream:                      cfg.Upstream.URL,
 		UpstreamDialTimeout:           cfg.Upstream.DialTimeout,
@@ -177,10 +177,13 @@ func serve(ctx context.Context, cfg config.Config, hooks serveHooks) error {
 			}
 			return pl.ready(ctx)
 		},
-	})
+	}
+	slowClientOptions(&gopts, cfg.Server, cfg.Upstream)
+	srv, err := gateway.New(gopts)
 	if err != nil {
 		return usageErr(err)
 	}
+	defer watchTunnels(srv, store, log)()
 	metrics.Store(srv.Metrics())
 	if err := limits.Register(srv.Registry()); err != nil {
 		return err

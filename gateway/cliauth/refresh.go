@@ -193,7 +193,7 @@ func (a *CLIAuth) Bearer(c *fiber.Ctx) (session.Identity, error) {
 	case !f.RevokedAt.IsZero() || f.UserID != cl.Subject:
 		return session.Identity{}, errors.Join(ErrBadBearer, errors.New("login revoked"))
 	}
-	return session.Identity{UserID: cl.Subject, Email: cl.Email, Login: cl.Login}, nil
+	return session.Identity{UserID: cl.Subject, Email: cl.Email, Login: cl.Login, LoginID: cl.FamilyID}, nil
 }
 
 // me answers who the bearer token (or session) belongs to.

@@ -109,6 +109,32 @@ type Server struct {
 	// internet never reads Arbor's internals (docs/edge.md, "Metrics
 	// listener").
 	MetricsListen string `yaml:"metrics_listen"`
+
+	// Slow clients and connection caps (slowclients.go; docs/edge.md,
+	// "Slow clients and connections"). 0 turns each one off.
+
+	// UploadMinRate is the rate in bytes per second a client must keep up
+	// when sending a proxied request body; it may fall behind by at most
+	// MinRateGrace, then the connection is closed. Default 1024.
+	UploadMinRate int `yaml:"upload_min_rate"`
+	// DownloadMinRate is the same for reading a response (only time spent
+	// waiting for the client counts, not for the upstream). Default 1024.
+	DownloadMinRate int `yaml:"download_min_rate"`
+	// MinRateGrace is how far behind the minimum rates a client may fall,
+	// and so the longest a response may stall on a client that does not
+	// read. Must be positive. Default 30s.
+	MinRateGrace time.Duration `yaml:"min_rate_grace"`
+	// MaxConnsPerAddress caps open connections from one TCP peer (an IPv6
+	// one by its /64); trusted_proxies are exempt. Default 256.
+	MaxConnsPerAddress int `yaml:"max_conns_per_address"`
+	// UpstreamMaxPerClient caps one client's proxied requests and
+	// WebSocket tunnels in progress (the client address as resolved
+	// through trusted_proxies); beyond it, 429
+	// too_many_concurrent_requests. Default 128.
+	UpstreamMaxPerClient int `yaml:"upstream_max_per_client"`
+	// WebSocketIdleTimeout closes a WebSocket tunnel with no traffic
+	// either way for this long. Default 5m.
+	WebSocketIdleTimeout time.Duration `yaml:"websocket_idle_timeout"`
 }
 
 // Upstream configures the proxied application.
@@ -129,6 +155,10 @@ type Upstream struct {
 	// DefaultRewriteHeaders: X-Original-URL, X-Rewrite-URL, X-Original-URI,
 	// X-Original-Path, X-Envoy-Original-Path. An empty list strips none.
 	RewriteHeaders []string `yaml:"rewrite_headers"`
+	// MaxConns caps connections to the upstream; every request in
+	// progress and every open event stream holds one. Size
+	// server.upstream_max_per_client well below it. Default 2048.
+	MaxConns int `yaml:"max_conns"`
 }
 
 // Store configures persistence.
@@ -206,6 +236,13 @@ func Default() Config {
 			IdleTimeout:     120 * time.Second,
 			ShutdownTimeout: 30 * time.Second,
 			MetricsListen:   DefaultMetricsListen,
+			// Slow clients and connection caps (slowclients.go).
+			UploadMinRate:        1024,
+			DownloadMinRate:      1024,
+			MinRateGrace:         30 * time.Second,
+			MaxConnsPerAddress:   256,
+			UpstreamMaxPerClient: 128,
+			WebSocketIdleTimeout: 5 * time.Minute,
 		},
 		Upstream: Upstream{
 			URL:                   "http://127.0.0.1:3000",
@@ -213,6 +250,7 @@ func Default() Config {
 			ResponseHeaderTimeout: 60 * time.Second,
 			IdleTimeout:           90 * time.Second,
 			RewriteHeaders:        DefaultRewriteHeaders(),
+			MaxConns:              2048,
 		},
 		Store:       Store{Backend: "bbolt", GCInterval: time.Minute, Endpoints: []string{}, Root: "/arbor/", DialTimeout: 5 * time.Second, RequestTimeout: 5 * time.Second},
 		Session:     defaultSession(),
@@ -392,6 +430,7 @@ func (c Config) Validate() error {
 	c.validateAuth(bad)
 	c.validateEdge(bad)
 	c.validateLimits(bad)
+	c.validateSlowClients(bad)
 	if len(errs) > 0 {
 		return fmt.Errorf("config: %w", errors.Join(errs...))
 	}

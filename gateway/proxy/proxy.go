@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/netip"
@@ -132,6 +133,32 @@ type Config struct {
 
 	// Director, if set, edits each upstream request last. See Director.
 	Director Director
+	// Slow clients and tunnels (docs/edge.md, "Slow clients and
+	// connections").
+
+	// MaxPerClient caps the requests and WebSocket tunnels of one client
+	// that hold an upstream connection at once; beyond it a request is
+	// answered 429 too_many_concurrent_requests with Retry-After, without
+	// contacting the upstream, so that one client cannot take the whole
+	// pool (MaxConns). 0 turns the cap off.
+	MaxPerClient int
+	// ClientAddr says which client a request counts for (IPv6 addresses
+	// are counted by their /64, see ClientKey). Nil: the TCP peer. The
+	// gateway passes the address resolved through its trusted proxies.
+	ClientAddr func(c *fiber.Ctx) netip.Addr
+	// TunnelIdleTimeout closes a WebSocket tunnel through which no byte
+	// went either way for this long. 0 turns it off. Enforced late by at
+	// most a tenth of it (at most 1 s).
+	TunnelIdleTimeout time.Duration
+	// TunnelOwner names the sign-in (browser session, CLI login) on whose
+	// authority a WebSocket tunnel is opened, e.g. "session:<id>";
+	// CloseTunnels(owner) ends its tunnels when it ends. Nil or "": the
+	// tunnel has no owner.
+	TunnelOwner func(c *fiber.Ctx) string
+	// Logger receives a line for each tunnel closed by the idle limit or
+	// CloseTunnels. Nil: none.
+	Logger *slog.Logger
+
 	// Observe, if set, is called when a response body is about to be
 	// relayed; the returned observer is told how the relay ended. It lets
 	// the access log and metrics account for a streamed body at its end
@@ -152,6 +179,10 @@ type Proxy struct {
 	tunnels      tunnelSet
 	watchdog     watchdog
 	closed       atomic.Bool
+
+	limiter       *clientLimiter // nil: no per-client cap
+	clientAddr    func(c *fiber.Ctx) netip.Addr
+	refusedClient atomic.Uint64
 }
 
 // New validates cfg and returns a Proxy. Errors name the field and say how
@@ -237,7 +268,15 @@ func New(cfg Config) (*Proxy, error) {
 		}
 		p.tlsConfig = tc
 	}
-	p.tunnels.init()
+	if cfg.TunnelIdleTimeout < 0 || cfg.MaxPerClient < 0 {
+		return nil, fmt.Errorf("proxy: TunnelIdleTimeout (%v) and MaxPerClient (%d) must not be negative; 0 turns them off", cfg.TunnelIdleTimeout, cfg.MaxPerClient)
+	}
+	p.limiter = newClientLimiter(cfg.MaxPerClient)
+	p.clientAddr = cfg.ClientAddr
+	if p.clientAddr == nil {
+		p.clientAddr = peerKey
+	}
+	p.tunnels.init(cfg.TunnelIdleTimeout, cfg.Logger, p.limiter)
 	p.watchdog.start(cfg.ResponseHeaderTimeout)
 
 	p.client = &fasthttp.HostClient{
@@ -308,6 +347,10 @@ func (p *Proxy) Handler(c *fiber.Ctx) error {
 	ws := isWebSocketUpgrade(&req.Header)
 	x := p.acquire()
 	if err := p.rewriteRequest(c, x, ws); err != nil {
+		x.release()
+		return err
+	}
+	if err := p.admit(c, x); err != nil {
 		x.release()
 		return err
 	}
@@ -410,6 +453,10 @@ func (p *Proxy) upstreamError(x *exchange, err error) *httperr.Error {
 	case x.in.tooLarge:
 		return httperr.Wrap(err, http.StatusRequestEntityTooLarge, httperr.CodeBodyTooLarge,
 			fmt.Sprintf("The request body is larger than the %d bytes this gateway accepts", p.cfg.BodyLimit))
+	case x.in.err != nil && isTimeout(x.in.err):
+		// The gateway cut a client that sent too slowly (or stalled).
+		return httperr.Wrap(fmt.Errorf("reading the request body from the client: %w", x.in.err),
+			http.StatusRequestTimeout, httperr.CodeRequestTimeout, "The request body arrived too slowly")
 	case x.in.err != nil:
 		return httperr.Wrap(fmt.Errorf("reading the request body from the client: %w", x.in.err),
 			http.StatusBadRequest, httperr.CodeBadRequest, "The request body could not be read")
@@ -443,6 +490,7 @@ func (p *Proxy) Close() error {
 		return nil
 	}
 	p.tunnels.closeAll()
+	p.tunnels.stopSweeper()
 	p.client.CloseIdleConnections()
 	p.watchdog.close()
 	return nil

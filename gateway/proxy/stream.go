@@ -3,6 +3,7 @@ package proxy
 import (
 	"errors"
 	"io"
+	"net/netip"
 	"sync"
 	"time"
 
@@ -27,6 +28,9 @@ type exchange struct {
 	// Values of forwarding headers from a trusted proxy, copied before the
 	// headers are deleted and rewritten.
 	xff, proto, fhost []byte
+
+	// slot is the client key holding a MaxPerClient slot; invalid if none.
+	slot netip.Addr
 }
 
 var exchangePool = sync.Pool{New: func() any {
@@ -42,6 +46,10 @@ func (p *Proxy) acquire() *exchange {
 }
 
 func (x *exchange) release() {
+	if x.slot.IsValid() {
+		x.p.limiter.release(x.slot)
+		x.slot = netip.Addr{}
+	}
 	x.resp.Reset()
 	x.in = requestBody{}
 	x.out.reset()

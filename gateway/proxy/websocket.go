@@ -4,10 +4,11 @@ import (
 	"bufio"
 	"bytes"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -129,10 +130,15 @@ func (p *Proxy) serveWebSocket(c *fiber.Ctx, x *exchange) error {
 	resp.Header.CopyTo(&out.Header)
 	filterResponseHeaders(&out.Header, x, true)
 
-	t, added := p.tunnels.add(up)
+	var owner string
+	if p.cfg.TunnelOwner != nil {
+		owner = p.cfg.TunnelOwner(c)
+	}
+	t, added := p.tunnels.add(up, owner, x.slot)
 	if !added {
 		return httperr.New(http.StatusServiceUnavailable, httperr.CodeShuttingDown, "The gateway is shutting down; retry on another instance")
 	}
+	x.slot = netip.Addr{} // the tunnel holds the client's slot now
 	ok = true
 	// fasthttp writes the 101 answer, then runs the hijack handler on the
 	// raw connection (its buffered bytes included). If writing the answer
@@ -170,7 +176,7 @@ func (p *Proxy) pipe(t *tunnel, client net.Conn, upReader *bufio.Reader) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		_, _ = io.Copy(up, client)
+		t.copy(up, client)
 		if cw, ok := up.(interface{ CloseWrite() error }); ok {
 			_ = cw.CloseWrite()
 		} else {
@@ -178,7 +184,7 @@ func (p *Proxy) pipe(t *tunnel, client net.Conn, upReader *bufio.Reader) {
 		}
 		_ = up.SetReadDeadline(time.Now().Add(tunnelCloseGrace))
 	}()
-	_, _ = io.Copy(raw, upReader)
+	t.copy(raw, upReader)
 	_ = raw.Close()
 	_ = up.Close()
 	<-done
@@ -196,6 +202,10 @@ type tunnel struct {
 	timer   *time.Timer
 	started bool
 	closed  bool
+
+	owner  string       // the sign-in that opened it; "" if none (tunnels.go)
+	slot   netip.Addr   // the client's MaxPerClient slot; invalid if none
+	active atomic.Int64 // sweeper clock of the last byte either way
 }
 
 // start records the client connection; it reports false if the tunnel was
@@ -225,37 +235,63 @@ func (t *tunnel) abandon() {
 		return
 	}
 	t.closed = true
-	delete(s.m, t)
+	s.deleteLocked(t)
 	s.mu.Unlock()
 	_ = t.up.Close()
 }
 
-// tunnelSet tracks open tunnels so that Close can end them.
+// tunnelSet tracks open tunnels so that Close can end them, and ends
+// those idle too long or whose sign-in ended (tunnels.go).
 type tunnelSet struct {
 	mu     sync.Mutex
 	m      map[*tunnel]struct{}
 	closed bool
 	wg     sync.WaitGroup
+
+	owners  map[string]int // open tunnels per owner
+	limiter *clientLimiter
+	sweeper tunnelSweeper
 }
 
-func (s *tunnelSet) init() { s.m = make(map[*tunnel]struct{}) }
-
-func (s *tunnelSet) add(up net.Conn) (*tunnel, bool) {
+func (s *tunnelSet) add(up net.Conn, owner string, slot netip.Addr) (*tunnel, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
 		return nil, false
 	}
-	t := &tunnel{set: s, up: up}
+	t := &tunnel{set: s, up: up, owner: owner, slot: slot}
+	t.active.Store(s.sweeper.now())
 	t.timer = time.AfterFunc(hijackStartTimeout, t.abandon)
 	s.m[t] = struct{}{}
+	if owner != "" {
+		s.owners[owner]++
+	}
 	return t, true
+}
+
+// deleteLocked forgets t and returns what it held. Called with s.mu held.
+func (s *tunnelSet) deleteLocked(t *tunnel) {
+	if _, ok := s.m[t]; !ok {
+		return
+	}
+	delete(s.m, t)
+	if t.owner != "" {
+		if n := s.owners[t.owner] - 1; n > 0 {
+			s.owners[t.owner] = n
+		} else {
+			delete(s.owners, t.owner)
+		}
+	}
+	if t.slot.IsValid() && s.limiter != nil {
+		s.limiter.release(t.slot)
+		t.slot = netip.Addr{}
+	}
 }
 
 // remove is called when a started tunnel's pipe has ended.
 func (s *tunnelSet) remove(t *tunnel) {
 	s.mu.Lock()
-	delete(s.m, t)
+	s.deleteLocked(t)
 	started := t.started
 	s.mu.Unlock()
 	if started {
@@ -282,7 +318,7 @@ func (s *tunnelSet) closeAll() {
 		}
 		if !t.started {
 			t.timer.Stop()
-			delete(s.m, t)
+			s.deleteLocked(t)
 		}
 	}
 	s.mu.Unlock()

@@ -127,6 +127,10 @@ type Identity struct {
 	// WorkerID is set when a Tendril worker, not a person, made the
 	// request (package workers); UserID is then the worker's owner.
 	WorkerID string
+	// LoginID is the CLI login (refresh family) of a request authenticated
+	// by a CLI access token, so that what it opened (a WebSocket tunnel)
+	// can end with the login.
+	LoginID string
 }
 
 // entry is what the cache keeps per live session.
