@@ -98,8 +98,9 @@ type CLI struct {
 	// "arbor-cli".
 	Audience string `yaml:"audience"`
 	// DeviceClients are the RFC 8628 clients allowed to start a device
-	// login (see DeviceClient); only in the file, not the environment.
-	// Default none: /oauth/device/code refuses every client_id.
+	// login (see DeviceClient); in the environment as a YAML flow or JSON
+	// list: [{id: cli, name: CLI, scopes: [proxy]}]. Default none:
+	// /oauth/device/code refuses every client_id.
 	DeviceClients []DeviceClient `yaml:"device_clients"`
 }
 

@@ -40,23 +40,25 @@ func (c CLI) validateDeviceClients(bad func(key, format string, args ...any)) {
 	}
 	seen := map[string]bool{}
 	for i, d := range c.DeviceClients {
-		key := "cli.device_clients[" + strconv.Itoa(i) + "]"
+		entry := func(format string, args ...any) {
+			bad("cli.device_clients", "entry "+strconv.Itoa(i)+": "+format, args...)
+		}
 		switch {
 		case !deviceClientID.MatchString(d.ID):
-			bad(key+".id", "%q: want 1 to 64 letters, digits, '.', '_' or '-'", d.ID)
+			entry("id %q: want 1 to 64 letters, digits, '.', '_' or '-'", d.ID)
 		case strings.EqualFold(d.ID, "grape"):
-			bad(key+".id", "%q is reserved for Grape, the built-in CLI", d.ID)
+			entry("id %q is reserved for Grape, the built-in CLI", d.ID)
 		case seen[d.ID]:
-			bad(key+".id", "%q appears twice; client ids must be unique", d.ID)
+			entry("id %q appears twice; client ids must be unique", d.ID)
 		}
 		seen[d.ID] = true
 		if n := strings.TrimSpace(d.Name); n == "" || len(d.Name) > 40 || strings.IndexFunc(d.Name, func(r rune) bool { return !unicode.IsPrint(r) }) >= 0 {
-			bad(key+".name", "%q: want 1 to 40 printable characters, shown on the approval page", d.Name)
+			entry("name %q: want 1 to 40 printable characters, shown on the approval page", d.Name)
 		}
 		if len(d.Scopes) == 0 {
-			bad(key+".scopes", "empty: list the scopes the client may have (%s)", strings.Join(scope.Names(), ", "))
+			entry("scopes empty: list the scopes the client may have (%s)", strings.Join(scope.Names(), ", "))
 		} else if _, err := scope.Parse(strings.Join(d.Scopes, " ")); err != nil {
-			bad(key+".scopes", "%v", err)
+			entry("scopes: %v", err)
 		}
 	}
 }
