@@ -27,6 +27,7 @@ import (
 	"github.com/vintner/arbor/gateway/connections"
 	"github.com/vintner/arbor/gateway/integrations"
 	"github.com/vintner/arbor/gateway/providers"
+	"github.com/vintner/arbor/gateway/scope"
 	"github.com/vintner/arbor/gateway/session"
 	"github.com/vintner/arbor/gateway/sessiontoken"
 	"github.com/vintner/arbor/gateway/webauth"
@@ -166,8 +167,12 @@ func setupWebAuth(cfg config.Config, secrets config.SecretsValues, keyring *seal
 		sessions.Close()
 		return nil, usageErr(err)
 	}
+	cliIssuer := cfg.CLI.Issuer
+	if cliIssuer == "" {
+		cliIssuer = cfg.PublicURL
+	}
 	cliTokens, err := clitoken.NewSigner(secrets.CLIJWTSecret, clitoken.Options{
-		Issuer: cfg.PublicURL, AccessTTL: cfg.CLI.AccessTTL, RefreshTTL: cfg.CLI.RefreshTTL,
+		Issuer: cliIssuer, Audience: cfg.CLI.Audience, AccessTTL: cfg.CLI.AccessTTL, RefreshTTL: cfg.CLI.RefreshTTL,
 	})
 	if err != nil {
 		broker.Close()
@@ -183,6 +188,7 @@ func setupWebAuth(cfg config.Config, secrets config.SecretsValues, keyring *seal
 
 		MaxPendingDevices:    cfg.CLI.MaxPendingDevices,
 		MaxPendingPerAddress: cfg.CLI.MaxPendingPerAddress,
+		DeviceClients:        deviceClients(cfg.CLI.DeviceClients),
 	})
 	if err != nil {
 		broker.Close()
@@ -252,6 +258,16 @@ func setupWebAuth(cfg config.Config, secrets config.SecretsValues, keyring *seal
 		return nil, err
 	}
 	return &webAuth{sessions: sessions, web: web, broker: broker, integrations: integ, cli: cli, notifier: notifier, workers: workerSvc, workerPages: workerPages}, nil
+}
+
+// deviceClients converts cli.device_clients (validated by config).
+func deviceClients(list []config.DeviceClient) []cliauth.DeviceClient {
+	out := make([]cliauth.DeviceClient, 0, len(list))
+	for _, d := range list {
+		s, _ := scope.Parse(strings.Join(d.Scopes, " "))
+		out = append(out, cliauth.DeviceClient{ID: d.ID, Name: d.Name, Scopes: s})
+	}
+	return out
 }
 
 // serviceTokens reads ARBOR_SERVICE_TOKENS: name:token pairs, comma

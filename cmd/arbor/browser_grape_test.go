@@ -32,7 +32,7 @@ import (
 //
 //  1. The tab signs in with the fake GitHub (octocat).
 //  2. `grape login --no-browser` prints the login URL on its terminal.
-//  3. The tab opens it: the approval page names grape and this machine;
+//  3. The tab opens it: the approval page names Grape and this machine;
 //     Approve shows the verification code (cli-approve.png, cli-code.png).
 //  4. The code, typed into the terminal, logs grape in; the terminal never
 //     shows it.
@@ -219,11 +219,13 @@ func grapeLoginViaBrowser(t *testing.T, b *browserTab, step func(name string), g
 	if !ap.Approval || !ap.ApproveButton {
 		t.Fatalf("approval page: no main#cli-login with button#approve: %+v\n%s", ap, snippet(st.HTML))
 	}
-	if ap.Info["Client"] != "grape" || !strings.Contains(ap.Heading, "grape") {
-		t.Errorf("approval page: client %q, heading %q; want grape", ap.Info["Client"], ap.Heading)
+	// The fixed name of the built-in client, never what the CLI sent; what
+	// the CLI says of its machine is labelled as such.
+	if ap.Info["Client"] != "Grape" || !strings.Contains(ap.Heading, "Grape") {
+		t.Errorf("approval page: client %q, heading %q; want Grape", ap.Info["Client"], ap.Heading)
 	}
-	if ap.Info["hostname"] != hostname {
-		t.Errorf("approval page: hostname %q, want %q (all: %v)", ap.Info["hostname"], hostname, ap.Info)
+	if got := ap.Info["hostname (reported by the device)"]; got != hostname {
+		t.Errorf("approval page: hostname %q, want %q (all: %v)", got, hostname, ap.Info)
 	}
 	if st.Scripts != 0 {
 		t.Errorf("approval page has %d <script> elements", st.Scripts)

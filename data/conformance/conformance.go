@@ -231,7 +231,7 @@ func (e *env) newRefreshFamily(id, userID string, ttl time.Duration) data.Refres
 	now := e.clock.Now()
 	return data.RefreshFamily{
 		ID: id, UserID: userID, ClientID: "grape", ClientInfo: map[string]string{"hostname": "laptop"},
-		CurrentJTI: "jti-" + id + "-1", Generation: 1, CreatedAt: now, ExpiresAt: now.Add(ttl),
+		CurrentJTI: "jti-" + id + "-1", Generation: 1, CreatedAt: now, ExpiresAt: now.Add(ttl), Scope: "providers proxy",
 	}
 }
 

@@ -18,6 +18,7 @@ import (
 	"github.com/vintner/arbor/data"
 	"github.com/vintner/arbor/data/boltdb"
 	"github.com/vintner/arbor/gateway/clitoken"
+	"github.com/vintner/arbor/gateway/scope"
 	"github.com/vintner/arbor/gateway/session"
 	"github.com/vintner/arbor/gateway/sessiontoken"
 )
@@ -61,7 +62,7 @@ func newBenchFixture(b *testing.B) *benchFixture {
 	if err := st.CreateRefreshFamily(ctx, f); err != nil {
 		b.Fatal(err)
 	}
-	sub := clitoken.Subject{UserID: "u1", Email: "a@b.test", Login: "a"}
+	sub := clitoken.Subject{UserID: "u1", Email: "a@b.test", Login: "a", Scopes: scope.All}
 	access, _, err := toks.Mint(clitoken.TypeAccess, sub, "f1", "a1")
 	if err != nil {
 		b.Fatal(err)

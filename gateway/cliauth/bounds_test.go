@@ -33,6 +33,7 @@ import (
 	"github.com/vintner/arbor/data/etcd/etcdtest"
 	"github.com/vintner/arbor/gateway"
 	"github.com/vintner/arbor/gateway/clitoken"
+	"github.com/vintner/arbor/gateway/scope"
 	"github.com/vintner/arbor/gateway/session"
 	"github.com/vintner/arbor/gateway/sessiontoken"
 )
@@ -105,7 +106,8 @@ func newFixtureOn(t *testing.T, maxPending, maxPerAddr int, open func(now func()
 	}
 	base := "http://" + ln.Addr().String()
 	a, err := New(Options{Store: st, Tokens: toks, Sessions: sessions, CodeKey: key, PublicURL: base, Now: clock.Now, Logger: quiet,
-		MaxPendingDevices: maxPending, MaxPendingPerAddress: maxPerAddr})
+		MaxPendingDevices: maxPending, MaxPendingPerAddress: maxPerAddr,
+		DeviceClients: []DeviceClient{{ID: "stock-cli", Name: "Stock CLI", Scopes: scope.All}}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -56,7 +56,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
-	"sort"
 	"strings"
 	"time"
 
@@ -68,6 +67,7 @@ import (
 	"github.com/vintner/arbor/gateway/edge/reqbody"
 	"github.com/vintner/arbor/gateway/httperr"
 	"github.com/vintner/arbor/gateway/internal/pagesec"
+	"github.com/vintner/arbor/gateway/scope"
 	"github.com/vintner/arbor/gateway/session"
 )
 
@@ -141,8 +141,11 @@ type Options struct {
 	// DefaultMaxPendingPerAddress. See limits.go.
 	MaxPendingDevices    int
 	MaxPendingPerAddress int
-	Now                  func() time.Time
-	Logger               *slog.Logger
+	// DeviceClients are the RFC 8628 clients /oauth/device/code accepts
+	// (clients.go); none by default.
+	DeviceClients []DeviceClient
+	Now           func() time.Time
+	Logger        *slog.Logger
 }
 
 // CLIAuth serves CLI login.
@@ -150,6 +153,7 @@ type CLIAuth struct {
 	opts    Options
 	pages   *template.Template
 	pending *pendingSlots
+	clients map[string]DeviceClient
 }
 
 //go:embed assets
@@ -187,11 +191,15 @@ func New(opts Options) (*CLIAuth, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
+	clients, err := newClientRegistry(opts.DeviceClients)
+	if err != nil {
+		return nil, err
+	}
 	pages, err := pagesec.Templates(assets, "assets/pages.html")
 	if err != nil {
 		return nil, fmt.Errorf("cliauth: parsing templates: %w", err)
 	}
-	return &CLIAuth{opts: opts, pages: pages, pending: newPendingSlots(opts.MaxPendingDevices, opts.MaxPendingPerAddress)}, nil
+	return &CLIAuth{opts: opts, pages: pages, pending: newPendingSlots(opts.MaxPendingDevices, opts.MaxPendingPerAddress), clients: clients}, nil
 }
 
 // PageRoutes registers the browser pages; mount with gateway.ClassAuth.
@@ -236,14 +244,17 @@ func validChallenge(s string) bool {
 func apiError(status int, code, msg string) *httperr.Error { return httperr.New(status, code, msg) }
 
 type startRequest struct {
-	DeviceCode    string            `json:"device_code"`
-	CodeChallenge string            `json:"code_challenge"`
-	ClientName    string            `json:"client_name"`
-	ClientInfo    map[string]string `json:"client_info"`
+	DeviceCode    string `json:"device_code"`
+	CodeChallenge string `json:"code_challenge"`
+	// ClientName is accepted for older Grape versions and ignored: the
+	// approval page always names the client "Grape".
+	ClientName string            `json:"client_name"`
+	ClientInfo map[string]string `json:"client_info"`
 }
 
 // start records a CLI's announcement: its device code, challenge and a
-// description of the machine, shown on the approval page.
+// description of the machine, shown on the approval page as reported by
+// the device.
 func (a *CLIAuth) start(c *fiber.Ctx) error {
 	var req startRequest
 	if err := json.Unmarshal(reqbody.Raw(c), &req); err != nil {
@@ -278,12 +289,11 @@ func (a *CLIAuth) create(c *fiber.Ctx, req startRequest) error {
 		if len(info) >= 8 {
 			break
 		}
-		info[clean(k, 32)] = clean(v, 128)
+		if k = clean(k, 32); k != "" && !strings.HasPrefix(k, infoPrefix) {
+			info[k] = clean(v, 128)
+		}
 	}
-	name := clean(req.ClientName, 40)
-	if name == "" {
-		name = "a command-line tool"
-	}
+	info = machineInfo(c, info)
 	now := a.opts.Now().UTC()
 	expires := now.Add(a.opts.FlowTTL + pendingRetention)
 	took, err := a.takeSlot(c, req.DeviceCode, now, expires)
@@ -291,7 +301,7 @@ func (a *CLIAuth) create(c *fiber.Ctx, req startRequest) error {
 		return err
 	}
 	err = a.opts.Store.CreateDeviceCode(c.UserContext(), data.DeviceCode{
-		Code: req.DeviceCode, Kind: data.DeviceKindCLI, ClientID: name, ClientInfo: info,
+		Code: req.DeviceCode, Kind: data.DeviceKindCLI, ClientID: GrapeClientID, ClientInfo: info,
 		CodeChallenge: req.CodeChallenge, State: data.DevicePending,
 		CreatedAt: now, ExpiresAt: expires,
 	})
@@ -352,7 +362,7 @@ func (a *CLIAuth) loginPage(c *fiber.Ctx) error {
 	d, err := a.opts.Store.GetDeviceCode(ctx, code)
 	if errors.Is(err, data.ErrNotFound) {
 		// Not announced: the link itself starts the request.
-		if cerr := a.create(c, startRequest{DeviceCode: code, CodeChallenge: c.Query("code_challenge"), ClientName: c.Query("client")}); cerr != nil {
+		if cerr := a.create(c, startRequest{DeviceCode: code, CodeChallenge: c.Query("code_challenge")}); cerr != nil {
 			var be *busyError
 			if errors.As(cerr, &be) {
 				return a.busyPage(c, id, be)
@@ -390,14 +400,9 @@ func (a *CLIAuth) loginPage(c *fiber.Ctx) error {
 			return a.done(c, 503, id, "Try again", "Arbor could not update the login request. Please reload in a moment.")
 		}
 	}
-	type kv struct{ Key, Value string }
-	var info []kv
-	for k, v := range d.ClientInfo {
-		info = append(info, kv{k, v})
-	}
-	sort.Slice(info, func(i, j int) bool { return info[i].Key < info[j].Key })
 	return a.render(c, 200, "confirm", map[string]any{
-		"Title": "Approve CLI login", "Who": pagesec.Who(id), "ClientName": d.ClientID, "Info": info,
+		"Title": "Approve CLI login", "Who": pagesec.Who(id), "ClientName": GrapeName, "Machine": machineOf(d.ClientInfo),
+		"Scopes":    scope.All.Words(),
 		"Requested": d.CreatedAt.UTC().Format(time.DateTime + " UTC"),
 		"Expires":   "at " + d.CreatedAt.Add(a.opts.FlowTTL).UTC().Format(time.TimeOnly+" UTC"),
 		"CSRF":      a.opts.Sessions.CSRFToken(id.SessionID), "DeviceCode": d.Code,
@@ -679,7 +684,7 @@ func (a *CLIAuth) exchange(c *fiber.Ctx) error {
 	f := data.RefreshFamily{
 		ID: fid, UserID: user.ID, ClientID: d.ClientID, ClientInfo: d.ClientInfo,
 		CurrentJTI: jti, Generation: 1, CreatedAt: nowUTC, LastUsedAt: nowUTC,
-		ExpiresAt: nowUTC.Add(a.opts.Tokens.RefreshTTL()),
+		ExpiresAt: nowUTC.Add(a.opts.Tokens.RefreshTTL()), Scope: scope.All.String(),
 	}
 	if err := a.opts.Store.CreateRefreshFamily(ctx, f); err != nil {
 		return httperr.Wrap(err, 503, httperr.CodeStoreUnavailable, "Arbor could not record the login")
@@ -725,6 +730,7 @@ type tokenResponse struct {
 	TokenType        string   `json:"token_type"`
 	ExpiresIn        int64    `json:"expires_in"`
 	RefreshExpiresIn int64    `json:"refresh_expires_in"`
+	Scope            string   `json:"scope"`
 	User             userJSON `json:"user"`
 }
 
@@ -736,7 +742,11 @@ type userJSON struct {
 
 // tokens mints an access token and the refresh token jti of family f.
 func (a *CLIAuth) tokens(c *fiber.Ctx, u data.User, f data.RefreshFamily, jti string) error {
-	sub := clitoken.Subject{UserID: u.ID, Email: u.Email, Login: u.Login}
+	granted := a.grantedScopes(f)
+	if granted == 0 {
+		return invalidGrant("This device client is no longer registered with Arbor; its logins have ended")
+	}
+	sub := clitoken.Subject{UserID: u.ID, Email: u.Email, Login: u.Login, Scopes: granted}
 	ajti, err := clitoken.NewID()
 	if err != nil {
 		return httperr.Internal(err)
@@ -756,6 +766,7 @@ func (a *CLIAuth) tokens(c *fiber.Ctx, u data.User, f data.RefreshFamily, jti st
 		AccessToken: access, RefreshToken: refresh, TokenType: "Bearer",
 		ExpiresIn:        int64(aexp.Sub(now.Truncate(time.Second)) / time.Second),
 		RefreshExpiresIn: int64(f.ExpiresAt.Sub(now) / time.Second),
+		Scope:            granted.String(),
 		User:             userJSON{ID: u.ID, Email: u.Email, Login: u.Login},
 	})
 }

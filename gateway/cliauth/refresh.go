@@ -33,7 +33,7 @@ func (a *CLIAuth) refresh(c *fiber.Ctx) error {
 	if err := json.Unmarshal(reqbody.Raw(c), &req); err != nil || req.RefreshToken == "" {
 		return apiError(400, "invalid_request", "The body must be JSON: {refresh_token}")
 	}
-	t, err := a.RefreshToken(c, req.RefreshToken)
+	t, err := a.RefreshToken(c, req.RefreshToken, "")
 	if err != nil {
 		return err
 	}
@@ -48,8 +48,9 @@ type refreshed struct {
 }
 
 // RefreshToken rotates raw and returns what to mint. It is shared by the
-// Grape endpoint and the RFC 8628 token endpoint's refresh_token grant.
-func (a *CLIAuth) RefreshToken(c *fiber.Ctx, raw string) (refreshed, error) {
+// Grape endpoint and the RFC 8628 token endpoint's refresh_token grant;
+// clientID, if not empty, must be the login's client.
+func (a *CLIAuth) RefreshToken(c *fiber.Ctx, raw, clientID string) (refreshed, error) {
 	ctx := c.UserContext()
 	claims, err := a.opts.Tokens.Verify(raw, clitoken.TypeRefresh)
 	if err != nil {
@@ -65,6 +66,10 @@ func (a *CLIAuth) RefreshToken(c *fiber.Ctx, raw string) (refreshed, error) {
 		return refreshed{}, invalidGrant("This login was revoked; log in again")
 	case f.UserID != claims.Subject:
 		return refreshed{}, invalidGrant("The refresh token is invalid; log in again")
+	case clientID != "" && clientID != f.ClientID:
+		return refreshed{}, invalidGrant("The refresh token was issued to another client")
+	case a.grantedScopes(f) == 0:
+		return refreshed{}, invalidGrant("This device client is no longer registered with Arbor; its logins have ended")
 	}
 	now := a.opts.Now().UTC()
 	newJTI, err := clitoken.NewID()
@@ -174,7 +179,9 @@ var (
 )
 
 // Bearer authenticates a request by its CLI access token: the token must
-// verify as an access token and its login must still be alive.
+// verify as an access token and its login must still be alive. The
+// identity's Scopes are the token's, within what its client is allowed
+// now (clients.go); the caller checks the one it needs.
 func (a *CLIAuth) Bearer(c *fiber.Ctx) (session.Identity, error) {
 	tok, ok := bearer(c)
 	if !ok {
@@ -193,7 +200,11 @@ func (a *CLIAuth) Bearer(c *fiber.Ctx) (session.Identity, error) {
 	case !f.RevokedAt.IsZero() || f.UserID != cl.Subject:
 		return session.Identity{}, errors.Join(ErrBadBearer, errors.New("login revoked"))
 	}
-	return session.Identity{UserID: cl.Subject, Email: cl.Email, Login: cl.Login, LoginID: cl.FamilyID}, nil
+	granted := cl.Scopes & a.grantedScopes(f)
+	if granted == 0 {
+		return session.Identity{}, errors.Join(ErrBadBearer, errors.New("no scope left: the device client is no longer registered"))
+	}
+	return session.Identity{UserID: cl.Subject, Email: cl.Email, Login: cl.Login, LoginID: cl.FamilyID, Scopes: granted}, nil
 }
 
 // me answers who the bearer token (or session) belongs to.

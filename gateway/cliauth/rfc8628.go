@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
+	"strings"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -15,6 +16,7 @@ import (
 	"github.com/vintner/arbor/gateway/edge/reqbody"
 	"github.com/vintner/arbor/gateway/httperr"
 	"github.com/vintner/arbor/gateway/internal/pagesec"
+	"github.com/vintner/arbor/gateway/scope"
 )
 
 // RFC 8628, the OAuth 2.0 Device Authorization Grant, for stock OAuth
@@ -85,10 +87,37 @@ func formatUserCode(s string) string {
 	return s[:4] + "-" + s[4:]
 }
 
+// invalidClient answers a client_id that is not registered.
+func invalidClient(c *fiber.Ctx) error {
+	return oauthError(c, 400, "invalid_client", "This client_id is not registered with Arbor (config cli.device_clients)")
+}
+
+// client returns the registered client of a request's client_id.
+func (a *CLIAuth) client(c *fiber.Ctx) (DeviceClient, bool) {
+	d, ok := a.clients[reqbody.FormValue(c, "client_id")]
+	return d, ok
+}
+
 func (a *CLIAuth) deviceCode(c *fiber.Ctx) error {
-	clientID := clean(reqbody.FormValue(c, "client_id"), 64)
-	if clientID == "" {
+	if reqbody.FormValue(c, "client_id") == "" {
 		return oauthError(c, 400, "invalid_request", "client_id is required")
+	}
+	// Checked before anything is stored or counted: an unregistered client
+	// costs a map lookup.
+	client, ok := a.client(c)
+	if !ok {
+		return invalidClient(c)
+	}
+	granted := client.Scopes
+	if raw := reqbody.FormValue(c, "scope"); raw != "" {
+		asked, err := scope.Parse(raw)
+		if err != nil || asked == 0 {
+			return oauthError(c, 400, "invalid_scope", "Unknown scope; the scopes are "+strings.Join(scope.Names(), ", "))
+		}
+		if !client.Scopes.Has(asked) {
+			return oauthError(c, 400, "invalid_scope", "This client may ask only for: "+client.Scopes.String())
+		}
+		granted = asked
 	}
 	raw := make([]byte, 32)
 	if _, err := rand.Read(raw); err != nil {
@@ -112,8 +141,8 @@ func (a *CLIAuth) deviceCode(c *fiber.Ctx) error {
 			return httperr.Internal(err)
 		}
 		err = a.opts.Store.CreateDeviceCode(c.UserContext(), data.DeviceCode{
-			Code: dc, Kind: data.DeviceKindRFC8628, UserCode: uc, ClientID: clientID,
-			Scope: clean(reqbody.FormValue(c, "scope"), 256), State: data.DevicePending, Interval: DefaultInterval,
+			Code: dc, Kind: data.DeviceKindRFC8628, UserCode: uc, ClientID: client.ID, ClientInfo: machineInfo(c, nil),
+			Scope: granted.String(), State: data.DevicePending, Interval: DefaultInterval,
 			CreatedAt: now, ExpiresAt: expires,
 		})
 		if err == nil {
@@ -133,6 +162,7 @@ func (a *CLIAuth) deviceCode(c *fiber.Ctx) error {
 		"verification_uri_complete": verify + "?user_code=" + url.QueryEscape(formatUserCode(uc)),
 		"expires_in":                int(a.opts.FlowTTL / time.Second),
 		"interval":                  DefaultInterval,
+		"scope":                     granted.String(),
 	})
 }
 
@@ -167,12 +197,16 @@ func (a *CLIAuth) deviceLookup(c *fiber.Ctx) error {
 		return again("That is not a device code: it has 8 letters, like BCDF-GHJK.")
 	}
 	d, err := a.opts.Store.GetDeviceCodeByUserCode(c.UserContext(), uc)
-	if err != nil || d.Kind != data.DeviceKindRFC8628 || a.expired(d, a.opts.Now()) || d.State != data.DevicePending {
+	client, registered := a.clients[d.ClientID]
+	if err != nil || d.Kind != data.DeviceKindRFC8628 || a.expired(d, a.opts.Now()) || d.State != data.DevicePending || !registered {
 		return again("No pending request has that code. Check it, or start again on the device.")
 	}
+	// Everything shown comes from the configuration or from what Arbor saw,
+	// except the User-Agent, which is labelled as the device's own claim.
 	return a.render(c, 200, "device-confirm", map[string]any{
 		"Title": "Allow device", "Who": pagesec.Who(id), "CSRF": a.opts.Sessions.CSRFToken(id.SessionID),
-		"ClientName": d.ClientID, "Scope": d.Scope, "UserCode": formatUserCode(uc),
+		"ClientName": client.Name, "ClientID": client.ID, "Scopes": (scope.ParseKnown(d.Scope) & client.Scopes).Words(),
+		"Machine": machineOf(d.ClientInfo), "UserCode": formatUserCode(uc),
 		"Requested": d.CreatedAt.UTC().Format(time.DateTime + " UTC"),
 	})
 }
@@ -186,7 +220,7 @@ func (a *CLIAuth) deviceDecide(c *fiber.Ctx) error {
 	approve := reqbody.FormValue(c, "decision") == "approve"
 	ctx := c.UserContext()
 	d, err := a.opts.Store.GetDeviceCodeByUserCode(ctx, uc)
-	if err != nil || d.Kind != data.DeviceKindRFC8628 {
+	if _, registered := a.clients[d.ClientID]; err != nil || d.Kind != data.DeviceKindRFC8628 || !registered {
 		return a.done(c, 404, id, "Unknown code", "No pending request has that code. Start again on the device.")
 	}
 	now := a.opts.Now().UTC()
@@ -216,11 +250,14 @@ func (a *CLIAuth) deviceDecide(c *fiber.Ctx) error {
 
 // token is the token endpoint: the device code grant and refresh_token.
 func (a *CLIAuth) token(c *fiber.Ctx) error {
+	if _, ok := a.client(c); !ok && reqbody.FormValue(c, "client_id") != "" {
+		return invalidClient(c)
+	}
 	switch reqbody.FormValue(c, "grant_type") {
 	case GrantDeviceCode:
 		return a.deviceToken(c)
 	case "refresh_token":
-		t, err := a.RefreshToken(c, reqbody.FormValue(c, "refresh_token"))
+		t, err := a.RefreshToken(c, reqbody.FormValue(c, "refresh_token"), reqbody.FormValue(c, "client_id"))
 		if err != nil {
 			e := httperr.From(err)
 			if e.Code == CodeInvalidGrant {
@@ -249,6 +286,10 @@ func (a *CLIAuth) deviceToken(c *fiber.Ctx) error {
 	}
 	if cid := reqbody.FormValue(c, "client_id"); cid != "" && cid != d.ClientID {
 		return oauthError(c, 400, "invalid_grant", "The device_code was issued to another client")
+	}
+	if _, ok := a.clients[d.ClientID]; !ok {
+		// Registered when the request started, removed since.
+		return invalidClient(c)
 	}
 	switch {
 	case !d.ConsumedAt.IsZero():
@@ -285,8 +326,12 @@ func (a *CLIAuth) deviceToken(c *fiber.Ctx) error {
 	if err := errors.Join(err1, err2); err != nil {
 		return httperr.Internal(err)
 	}
+	info := map[string]string{"flow": flowRFC8628}
+	for k, v := range d.ClientInfo {
+		info[k] = v
+	}
 	f := data.RefreshFamily{
-		ID: fid, UserID: user.ID, ClientID: d.ClientID, ClientInfo: map[string]string{"flow": "device authorization"},
+		ID: fid, UserID: user.ID, ClientID: d.ClientID, ClientInfo: info, Scope: d.Scope,
 		CurrentJTI: jti, Generation: 1, CreatedAt: now, LastUsedAt: now, ExpiresAt: now.Add(a.opts.Tokens.RefreshTTL()),
 	}
 	if err := a.opts.Store.CreateRefreshFamily(ctx, f); err != nil {
@@ -305,5 +350,6 @@ func (a *CLIAuth) metadata(c *fiber.Ctx) error {
 		"grant_types_supported":                 []string{GrantDeviceCode, "refresh_token"},
 		"token_endpoint_auth_methods_supported": []string{"none"},
 		"response_types_supported":              []string{},
+		"scopes_supported":                      scope.Names(),
 	})
 }

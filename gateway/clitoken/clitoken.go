@@ -2,15 +2,20 @@
 // clients) hold: access tokens (1 hour) and refresh tokens (90 days),
 // HS256, signed with CLI_JWT_SECRET.
 //
-// Claims: sub (user id), email, login, type ("access" or "refresh"), iss, aud
-// ("arbor-cli"), iat, exp, jti, and fid, the login ("refresh family") the
-// token belongs to, whose store record decides whether the login is still
-// alive (logout, reuse detection).
+// Claims: sub (user id), email, login, type ("access" or "refresh"), iss
+// (config cli.issuer, default the public URL), aud (cli.audience, default
+// "arbor-cli"), iat, exp, jti, scope (what the token may do, space-separated
+// names of package scope), and fid, the login ("refresh family") the token
+// belongs to, whose store record decides whether the login is still alive
+// (logout, reuse detection). iss and aud are configurable so that a backend
+// that already verifies these tokens with CLI_JWT_SECRET and its own
+// expected values keeps working.
 //
-// A token is accepted only as the type it was minted as, with this
-// package's audience and issuer, and only HS256: a refresh token is never
+// A token is accepted only as the type it was minted as, with the
+// configured audience and issuer, and only HS256: a refresh token is never
 // an access token, and a session cookie's token (another key, audience and
-// type claim) is neither.
+// type claim) is neither. A token without a scope claim was minted before
+// scopes existed and counts as scope.All.
 //
 // Verified access tokens are cached like session tokens (keyed by the whole
 // token, never past exp, only successes), so a bearer check on every API
@@ -28,13 +33,14 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/vintner/arbor/gateway/internal/expcache"
+	"github.com/vintner/arbor/gateway/scope"
 )
 
 // Token types.
 const (
 	TypeAccess  = "access"
 	TypeRefresh = "refresh"
-	// Audience is the aud of every CLI token.
+	// Audience is the default aud of CLI tokens (Options.Audience).
 	Audience = "arbor-cli"
 )
 
@@ -57,7 +63,9 @@ var (
 
 // Options configure a Signer.
 type Options struct {
-	Issuer     string
+	Issuer string
+	// Audience is the aud minted and required. Default Audience.
+	Audience   string
 	AccessTTL  time.Duration
 	RefreshTTL time.Duration
 	Leeway     time.Duration
@@ -75,13 +83,17 @@ type Claims struct {
 	FamilyID  string // fid
 	IssuedAt  time.Time
 	ExpiresAt time.Time
+	// Scopes is what the token may do; scope.All for a token minted
+	// without a scope claim (before scopes existed).
+	Scopes scope.Set
 }
 
 type wireClaims struct {
-	Email    string `json:"email,omitempty"`
-	Login    string `json:"login,omitempty"`
-	Type     string `json:"type"`
-	FamilyID string `json:"fid"`
+	Email    string  `json:"email,omitempty"`
+	Login    string  `json:"login,omitempty"`
+	Type     string  `json:"type"`
+	FamilyID string  `json:"fid"`
+	Scope    *string `json:"scope,omitempty"`
 	jwt.RegisteredClaims
 }
 
@@ -100,6 +112,9 @@ func NewSigner(key []byte, opts Options) (*Signer, error) {
 	}
 	if opts.Issuer == "" {
 		return nil, errors.New("clitoken: Issuer is required")
+	}
+	if opts.Audience == "" {
+		opts.Audience = Audience
 	}
 	if opts.AccessTTL <= 0 {
 		opts.AccessTTL = DefaultAccessTTL
@@ -127,7 +142,7 @@ func NewSigner(key []byte, opts Options) (*Signer, error) {
 			jwt.WithExpirationRequired(),
 			jwt.WithIssuedAt(),
 			jwt.WithIssuer(opts.Issuer),
-			jwt.WithAudience(Audience),
+			jwt.WithAudience(opts.Audience),
 			jwt.WithLeeway(opts.Leeway),
 			jwt.WithTimeFunc(opts.Now),
 			jwt.WithStrictDecoding(),
@@ -152,9 +167,11 @@ func NewID() (string, error) {
 	return base64.RawURLEncoding.EncodeToString(b[:]), nil
 }
 
-// Subject is the user a token is for.
+// Subject is the user a token is for, and what the token may do.
 type Subject struct {
 	UserID, Email, Login string
+	// Scopes becomes the scope claim; Mint refuses an empty set.
+	Scopes scope.Set
 }
 
 // Mint signs a token of type typ for user sub in family fid with id jti.
@@ -162,6 +179,10 @@ func (s *Signer) Mint(typ string, sub Subject, fid, jti string) (string, time.Ti
 	if sub.UserID == "" || fid == "" || jti == "" {
 		return "", time.Time{}, errors.New("clitoken: sub, fid and jti are required")
 	}
+	if sub.Scopes == 0 {
+		return "", time.Time{}, errors.New("clitoken: a token needs at least one scope")
+	}
+	sc := sub.Scopes.String()
 	ttl := s.opts.AccessTTL
 	switch typ {
 	case TypeAccess:
@@ -173,9 +194,9 @@ func (s *Signer) Mint(typ string, sub Subject, fid, jti string) (string, time.Ti
 	now := s.opts.Now().Truncate(time.Second)
 	exp := now.Add(ttl)
 	tok, err := jwt.NewWithClaims(jwt.SigningMethodHS256, wireClaims{
-		Email: sub.Email, Login: sub.Login, Type: typ, FamilyID: fid,
+		Email: sub.Email, Login: sub.Login, Type: typ, FamilyID: fid, Scope: &sc,
 		RegisteredClaims: jwt.RegisteredClaims{
-			Issuer: s.opts.Issuer, Subject: sub.UserID, Audience: jwt.ClaimStrings{Audience},
+			Issuer: s.opts.Issuer, Subject: sub.UserID, Audience: jwt.ClaimStrings{s.opts.Audience},
 			ExpiresAt: jwt.NewNumericDate(exp), IssuedAt: jwt.NewNumericDate(now), ID: jti,
 		},
 	}).SignedString(s.key)
@@ -220,7 +241,10 @@ func (s *Signer) Verify(token, typ string) (Claims, error) {
 	}
 	c := Claims{
 		Subject: wc.Subject, Email: wc.Email, Login: wc.Login, Type: wc.Type, ID: wc.ID, FamilyID: wc.FamilyID,
-		IssuedAt: wc.IssuedAt.Time, ExpiresAt: wc.ExpiresAt.Time,
+		IssuedAt: wc.IssuedAt.Time, ExpiresAt: wc.ExpiresAt.Time, Scopes: scope.All,
+	}
+	if wc.Scope != nil {
+		c.Scopes = scope.ParseKnown(*wc.Scope)
 	}
 	if s.cache != nil && typ == TypeAccess && now.Before(c.ExpiresAt) {
 		s.cache.Put(strings.Clone(token), c, now)

@@ -8,10 +8,13 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/vintner/arbor/gateway/scope"
 )
 
 var (
@@ -64,7 +67,7 @@ func hmacAs(alg string, c jwt.MapClaims) string {
 func TestMintVerify(t *testing.T) {
 	s := signer(t, t0)
 	for _, typ := range []string{TypeAccess, TypeRefresh} {
-		tok, exp, err := s.Mint(typ, Subject{UserID: "u1", Email: "a@b.test"}, "f1", "j1")
+		tok, exp, err := s.Mint(typ, Subject{UserID: "u1", Email: "a@b.test", Scopes: scope.All}, "f1", "j1")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -131,7 +134,7 @@ func TestVerifyRefuses(t *testing.T) {
 func TestCachedTokenStopsAtExp(t *testing.T) {
 	now := t0
 	s, _ := NewSigner(key, Options{Issuer: iss, Now: func() time.Time { return now }, Leeway: -1})
-	tok, exp, _ := s.Mint(TypeAccess, Subject{UserID: "u1"}, "f1", "j1")
+	tok, exp, _ := s.Mint(TypeAccess, Subject{UserID: "u1", Scopes: scope.All}, "f1", "j1")
 	if _, err := s.Verify(tok, TypeAccess); err != nil {
 		t.Fatal(err)
 	}
@@ -143,7 +146,7 @@ func TestCachedTokenStopsAtExp(t *testing.T) {
 
 func BenchmarkVerifyAccessCached(b *testing.B) {
 	s := signer(b, t0)
-	tok, _, _ := s.Mint(TypeAccess, Subject{UserID: "u1", Email: "a@b.test"}, "f1", "j1")
+	tok, _, _ := s.Mint(TypeAccess, Subject{UserID: "u1", Email: "a@b.test", Scopes: scope.All}, "f1", "j1")
 	b.ReportAllocs()
 	for b.Loop() {
 		if _, err := s.Verify(tok, TypeAccess); err != nil {
@@ -151,3 +154,70 @@ func BenchmarkVerifyAccessCached(b *testing.B) {
 		}
 	}
 }
+
+// The scope claim round-trips; a token without one (minted before scopes
+// existed) counts as every scope; Mint refuses an empty set.
+func TestScopeClaim(t *testing.T) {
+	s := signer(t, t0)
+	tok, _, err := s.Mint(TypeAccess, Subject{UserID: "u1", Scopes: scope.Proxy}, "f1", "j1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wc map[string]any
+	p, _ := base64.RawURLEncoding.DecodeString(splitPayload(tok))
+	json.Unmarshal(p, &wc)
+	if wc["scope"] != "proxy" {
+		t.Fatalf("scope claim %v, want \"proxy\"", wc["scope"])
+	}
+	c, err := s.Verify(tok, TypeAccess)
+	if err != nil || c.Scopes != scope.Proxy {
+		t.Fatalf("Verify: %v, scopes %v", err, c.Scopes)
+	}
+	legacy := hmacAs("HS256", claims())
+	if c, err := s.Verify(legacy, TypeAccess); err != nil || c.Scopes != scope.All {
+		t.Fatalf("a token without a scope claim: %v, scopes %q; want every scope", err, c.Scopes)
+	}
+	odd := hmacAs("HS256", claims("jti", "j2", "scope", "proxy admin:everything"))
+	if c, err := s.Verify(odd, TypeAccess); err != nil || c.Scopes != scope.Proxy {
+		t.Fatalf("a scope claim with an unknown name: %v, scopes %q; want proxy only", err, c.Scopes)
+	}
+	if _, _, err := s.Mint(TypeAccess, Subject{UserID: "u1"}, "f1", "j1"); err == nil {
+		t.Fatal("Mint accepted a token without scopes")
+	}
+}
+
+// iss and aud come from Options; a token for another audience or issuer is
+// refused.
+func TestConfiguredIssuerAudience(t *testing.T) {
+	s, err := NewSigner(key, Options{Issuer: "https://trellis.example", Audience: "trellis-cli", Now: func() time.Time { return t0 }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, _, err := s.Mint(TypeAccess, Subject{UserID: "u1", Scopes: scope.All}, "f1", "j1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wc map[string]any
+	p, _ := base64.RawURLEncoding.DecodeString(splitPayload(tok))
+	json.Unmarshal(p, &wc)
+	if wc["iss"] != "https://trellis.example" || wc["aud"] == nil || wc["aud"].([]any)[0] != "trellis-cli" {
+		t.Fatalf("iss %v aud %v", wc["iss"], wc["aud"])
+	}
+	if _, err := s.Verify(tok, TypeAccess); err != nil {
+		t.Fatal(err)
+	}
+	other := hmacAs("HS256", claims("iss", "https://trellis.example", "aud", []string{Audience}))
+	if _, err := s.Verify(other, TypeAccess); !errors.Is(err, ErrWrongAudience) {
+		t.Fatalf("a token for aud arbor-cli: %v, want ErrWrongAudience", err)
+	}
+	otherIss := hmacAs("HS256", claims("aud", []string{"trellis-cli"}))
+	if _, err := s.Verify(otherIss, TypeAccess); !errors.Is(err, ErrWrongIssuer) {
+		t.Fatalf("a token of another issuer: %v, want ErrWrongIssuer", err)
+	}
+	// The default signer refuses the configured one's tokens.
+	if _, err := signer(t, t0).Verify(tok, TypeAccess); err == nil {
+		t.Fatal("a signer with the default audience accepted a trellis-cli token")
+	}
+}
+
+func splitPayload(tok string) string { return strings.Split(tok, ".")[1] }

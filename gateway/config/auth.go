@@ -91,6 +91,17 @@ type CLI struct {
 	// client address (as resolved through server.trusted_proxies), per
 	// Arbor process. Default 10.
 	MaxPendingPerAddress int `yaml:"max_pending_per_address"`
+	// Issuer is the iss of CLI tokens, minted and required. Default ""
+	// (public_url).
+	Issuer string `yaml:"issuer"`
+	// Audience is the aud of CLI tokens, minted and required. Default
+	// "arbor-cli".
+	Audience string `yaml:"audience"`
+	// DeviceClients are the RFC 8628 clients allowed to start a device
+	// login (see DeviceClient); in the environment as a YAML flow or JSON
+	// list: [{id: cli, name: CLI, scopes: [proxy]}]. Default none:
+	// /oauth/device/code refuses every client_id.
+	DeviceClients []DeviceClient `yaml:"device_clients"`
 }
 
 // Workers configures Tendril worker authentication.
@@ -162,6 +173,7 @@ func (c Config) validateAuth(bad func(key, format string, args ...any)) {
 	if c.CLI.MaxPendingPerAddress < 1 || c.CLI.MaxPendingPerAddress > c.CLI.MaxPendingDevices {
 		bad("cli.max_pending_per_address", "%d: want 1 to cli.max_pending_devices", c.CLI.MaxPendingPerAddress)
 	}
+	c.CLI.validateDeviceClients(bad)
 	if c.Connections.RefreshMargin <= 0 {
 		bad("connections.refresh_margin", "%v: want a positive duration such as 5m", c.Connections.RefreshMargin)
 	}

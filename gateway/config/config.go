@@ -258,7 +258,7 @@ func Default() Config {
 		Identity:    defaultIdentity(),
 		Connections: Connections{RefreshMargin: 5 * time.Minute},
 		CLI: CLI{AccessTTL: time.Hour, RefreshTTL: 90 * 24 * time.Hour, RefreshGrace: 10 * time.Second,
-			MaxPendingDevices: 10_000, MaxPendingPerAddress: 10},
+			MaxPendingDevices: 10_000, MaxPendingPerAddress: 10, Audience: "arbor-cli"},
 		Limits: defaultLimits(),
 	}
 }

@@ -238,6 +238,16 @@ func setFromString(v reflect.Value, s string) error {
 			}
 		}
 		v.Set(reflect.ValueOf(items))
+	case v.Kind() == reflect.Slice && v.Type().Elem().Kind() == reflect.Struct:
+		// A list of records (cli.device_clients): YAML flow style or JSON,
+		// e.g. [{id: cli, name: CLI, scopes: [proxy]}], strict like the file.
+		dec := yaml.NewDecoder(strings.NewReader(s))
+		dec.KnownFields(true)
+		out := reflect.New(v.Type())
+		if err := dec.Decode(out.Interface()); err != nil {
+			return fmt.Errorf("not a list of %s in YAML flow style or JSON: %v", v.Type().Elem().Name(), strings.TrimPrefix(err.Error(), "yaml: "))
+		}
+		v.Set(out.Elem())
 	default:
 		return fmt.Errorf("unsupported type %s", v.Type())
 	}

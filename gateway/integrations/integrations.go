@@ -37,6 +37,7 @@ import (
 	"github.com/vintner/arbor/gateway/httperr"
 	"github.com/vintner/arbor/gateway/internal/caller"
 	"github.com/vintner/arbor/gateway/internal/pagesec"
+	"github.com/vintner/arbor/gateway/scope"
 	"github.com/vintner/arbor/gateway/session"
 )
 
@@ -112,7 +113,7 @@ func New(opts Options) (*Integrations, error) {
 	if err != nil {
 		return nil, fmt.Errorf("integrations: parsing templates: %w", err)
 	}
-	in := &Integrations{opts: opts, pages: pages, auth: caller.Auth{Sessions: opts.Sessions, Bearer: opts.Bearer, NoBearer: opts.ErrNoBearer}}
+	in := &Integrations{opts: opts, pages: pages, auth: caller.Auth{Sessions: opts.Sessions, Bearer: opts.Bearer, NoBearer: opts.ErrNoBearer, Scope: scope.Providers}}
 	for _, s := range opts.ServiceTokens {
 		if s.Name == "" || len(s.Token) < 32 {
 			return nil, fmt.Errorf("integrations: service token %q: need a name and a token of at least 32 characters (arbor keys generate makes one)", s.Name)

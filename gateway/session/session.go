@@ -55,6 +55,7 @@ import (
 	"github.com/vintner/arbor/data"
 	"github.com/vintner/arbor/gateway"
 	"github.com/vintner/arbor/gateway/internal/expcache"
+	"github.com/vintner/arbor/gateway/scope"
 	"github.com/vintner/arbor/gateway/sessiontoken"
 )
 
@@ -131,6 +132,10 @@ type Identity struct {
 	// by a CLI access token, so that what it opened (a WebSocket tunnel)
 	// can end with the login.
 	LoginID string
+	// Scopes is what a CLI access token may do (package scope), set only
+	// when one authenticated the request (SessionID and WorkerID empty);
+	// a session is not scoped.
+	Scopes scope.Set
 }
 
 // entry is what the cache keeps per live session.

@@ -19,7 +19,6 @@ import (
 func oauthConfig(e *env) *oauth2.Config {
 	return &oauth2.Config{
 		ClientID: "stock-cli",
-		Scopes:   []string{"repo:read"},
 		Endpoint: oauth2.Endpoint{
 			DeviceAuthURL: "http://" + e.addr + "/oauth/device/code",
 			TokenURL:      "http://" + e.addr + "/oauth/token",

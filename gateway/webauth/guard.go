@@ -14,6 +14,7 @@ import (
 	"github.com/vintner/arbor/gateway/access"
 	"github.com/vintner/arbor/gateway/assertion"
 	"github.com/vintner/arbor/gateway/httperr"
+	"github.com/vintner/arbor/gateway/scope"
 	"github.com/vintner/arbor/gateway/session"
 )
 
@@ -85,6 +86,13 @@ func (w *WebAuth) Guard(c *fiber.Ctx) (bool, error) {
 	id, err := w.opts.Sessions.Authenticate(c)
 	if errors.Is(err, session.ErrNoSession) && w.opts.Bearer != nil && len(c.Request().Header.Peek(fiber.HeaderAuthorization)) > 0 {
 		if bid, berr := w.opts.Bearer(c); berr == nil {
+			if !bid.Scopes.Has(scope.Proxy) {
+				// A live token that may not reach the app is refused on
+				// every proxied route, public ones too: relayed without an
+				// identity, it would reach the upstream, which could use it
+				// on Arbor's API.
+				return false, scope.Refuse(c, scope.Proxy)
+			}
 			id, err = bid, nil
 		}
 	}

@@ -33,6 +33,7 @@ import (
 	"github.com/vintner/arbor/gateway/connections"
 	"github.com/vintner/arbor/gateway/integrations"
 	"github.com/vintner/arbor/gateway/providers"
+	"github.com/vintner/arbor/gateway/scope"
 	"github.com/vintner/arbor/gateway/session"
 	"github.com/vintner/arbor/gateway/sessiontoken"
 	"github.com/vintner/arbor/gateway/webauth"
@@ -104,6 +105,11 @@ type envOptions struct {
 	webhook func(connections.Event)
 	// refreshGrace is the CLI refresh-token grace window (default 0).
 	refreshGrace time.Duration
+	// deviceClients are the registered RFC 8628 clients; default one,
+	// "stock-cli" ("Stock CLI"), with every scope.
+	deviceClients []cliauth.DeviceClient
+	// cliAudience is the CLI tokens' aud (default clitoken.Audience).
+	cliAudience string
 }
 
 // env is one complete gateway: bbolt store, real plugins talking to fake
@@ -176,6 +182,9 @@ func newEnv(t *testing.T, o envOptions) *env {
 	ctx := context.Background()
 	if o.defaultClass == 0 {
 		o.defaultClass = access.Session
+	}
+	if o.deviceClients == nil {
+		o.deviceClients = []cliauth.DeviceClient{{ID: "stock-cli", Name: "Stock CLI", Scopes: scope.All}}
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -262,13 +271,14 @@ func newEnv(t *testing.T, o envOptions) *env {
 		Logger: logger,
 	})
 	t.Cleanup(e.broker.Close)
-	e.cliTokens, err = clitoken.NewSigner(testCLIKey, clitoken.Options{Issuer: testIssuer, Now: e.clock.Now})
+	e.cliTokens, err = clitoken.NewSigner(testCLIKey, clitoken.Options{Issuer: testIssuer, Audience: o.cliAudience, Now: e.clock.Now})
 	if err != nil {
 		t.Fatal(err)
 	}
 	e.cli, err = cliauth.New(cliauth.Options{
 		Store: e.store, Tokens: e.cliTokens, Sessions: e.sessions, CodeKey: testCLIKey,
 		PublicURL: e.publicURL, RefreshGrace: o.refreshGrace, Now: e.clock.Now,
+		DeviceClients: o.deviceClients,
 	})
 	if err != nil {
 		t.Fatal(err)

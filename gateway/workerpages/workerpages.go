@@ -37,6 +37,7 @@ import (
 	"github.com/vintner/arbor/gateway/httperr"
 	"github.com/vintner/arbor/gateway/internal/caller"
 	"github.com/vintner/arbor/gateway/internal/pagesec"
+	"github.com/vintner/arbor/gateway/scope"
 	"github.com/vintner/arbor/gateway/session"
 	"github.com/vintner/arbor/gateway/workers"
 	"github.com/vintner/arbor/sdk/client"
@@ -114,7 +115,7 @@ func New(opts Options) (*Pages, error) {
 	return &Pages{
 		opts:   opts,
 		copyJS: copyJS,
-		auth:   caller.Auth{Sessions: opts.Sessions, Bearer: opts.Bearer, NoBearer: opts.NoBearer},
+		auth:   caller.Auth{Sessions: opts.Sessions, Bearer: opts.Bearer, NoBearer: opts.NoBearer, Scope: scope.Workers},
 		pages:  pages,
 	}, nil
 }

@@ -387,6 +387,7 @@ var (
 		e.time(v.CreatedAt)
 		e.time(v.LastUsedAt)
 		e.time(v.ExpiresAt)
+		e.str(v.Scope)
 	}, func(d *dec, v *data.RefreshFamily) {
 		v.ID = d.str()
 		v.UserID = d.str()
@@ -401,6 +402,7 @@ var (
 		v.CreatedAt = d.time()
 		v.LastUsedAt = d.time()
 		v.ExpiresAt = d.time()
+		v.Scope = d.str()
 	})
 
 	Worker = codec("worker", func(e *enc, v *data.Worker) {

@@ -16,6 +16,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/vintner/arbor/gateway/httperr"
+	"github.com/vintner/arbor/gateway/scope"
 	"github.com/vintner/arbor/gateway/session"
 )
 
@@ -32,6 +33,10 @@ type Auth struct {
 	// wrapping NoBearer when the request has none.
 	Bearer   func(c *fiber.Ctx) (session.Identity, error)
 	NoBearer error
+	// Scope is what a bearer token needs on these routes (package scope);
+	// a token without it gets 403 insufficient_scope. Sessions are not
+	// scoped.
+	Scope scope.Set
 }
 
 // API returns the caller of a JSON API request: the bearer token's user if
@@ -41,6 +46,8 @@ func (a Auth) API(c *fiber.Ctx) (session.Identity, error) {
 	if a.Bearer != nil {
 		id, err := a.Bearer(c)
 		switch {
+		case err == nil && !id.Scopes.Has(a.Scope):
+			return id, scope.Refuse(c, a.Scope)
 		case err == nil:
 			return id, nil
 		case !errors.Is(err, a.NoBearer):

@@ -1,0 +1,126 @@
+package cliauth
+
+import (
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/vintner/arbor/data"
+	"github.com/vintner/arbor/gateway/scope"
+)
+
+// Registered device clients: the defence against RFC 8628 phishing.
+//
+// RFC 8628 lets any program start a device login and show the user a link
+// to Arbor's /device page with the code filled in. Arbor therefore accepts
+// only the clients the operator registered (config cli.device_clients): an
+// unknown client_id is refused before anything is stored, the approval page
+// shows the registered name (never text from the request), the machine
+// that asked (its address as Arbor saw it, and its User-Agent as the device
+// reported it) and what the token will be allowed to do, and the token
+// carries only the scopes the client is allowed (package scope). Those are
+// checked again on every use against the configuration of the moment: a
+// client removed from the configuration loses its logins at once, and one
+// whose scopes were narrowed keeps only what is still allowed.
+//
+// Grape, the first-party CLI, is a built-in client with every scope; its
+// login pages show the fixed name "Grape".
+
+// Grape's fixed identity.
+const (
+	GrapeClientID = "grape"
+	GrapeName     = "Grape"
+)
+
+// flowRFC8628 marks the refresh families of RFC 8628 logins (ClientInfo
+// "flow"); the others are Grape's.
+const flowRFC8628 = "device authorization"
+
+// ClientInfo keys Arbor sets itself; keys a client sends with this prefix
+// are dropped.
+const (
+	infoPrefix    = "arbor:"
+	infoAddress   = "arbor:address"
+	infoUserAgent = "arbor:user_agent"
+)
+
+// DeviceClient is a registered RFC 8628 client.
+type DeviceClient struct {
+	ID     string
+	Name   string
+	Scopes scope.Set
+}
+
+func newClientRegistry(list []DeviceClient) (map[string]DeviceClient, error) {
+	m := make(map[string]DeviceClient, len(list))
+	for _, d := range list {
+		switch {
+		case d.ID == "" || d.Name == "":
+			return nil, errors.New("cliauth: a DeviceClient needs an ID and a Name")
+		case d.ID == GrapeClientID:
+			return nil, fmt.Errorf("cliauth: device client id %q is reserved", d.ID)
+		case d.Scopes == 0 || d.Scopes&^scope.All != 0:
+			return nil, fmt.Errorf("cliauth: device client %q: scopes must be a non-empty subset of %q", d.ID, scope.All.String())
+		}
+		if _, dup := m[d.ID]; dup {
+			return nil, fmt.Errorf("cliauth: device client id %q appears twice", d.ID)
+		}
+		m[d.ID] = d
+	}
+	return m, nil
+}
+
+// grantedScopes is what a login's tokens may do now: the scopes recorded
+// at login (every scope for a login made before scopes existed) within
+// what its client is allowed today. Zero means the login must be refused:
+// its RFC 8628 client is no longer registered.
+func (a *CLIAuth) grantedScopes(f data.RefreshFamily) scope.Set {
+	s := scope.All
+	if f.Scope != "" {
+		s = scope.ParseKnown(f.Scope)
+	}
+	if f.ClientInfo["flow"] == flowRFC8628 {
+		s &= a.clients[f.ClientID].Scopes // zero when unregistered
+	}
+	return s
+}
+
+// machineInfo records the address a device request came from and the
+// User-Agent it sent, for the approval page.
+func machineInfo(c *fiber.Ctx, info map[string]string) map[string]string {
+	if info == nil {
+		info = map[string]string{}
+	}
+	info[infoAddress] = clean(clientAddr(c), 64)
+	if ua := clean(string(c.Request().Header.UserAgent()), 120); ua != "" {
+		info[infoUserAgent] = ua
+	}
+	return info
+}
+
+// machine is what an approval page shows of the requesting machine.
+type machine struct {
+	Address   string
+	UserAgent string
+	// Info is what the device said of itself (Grape's client_info).
+	Info []kv
+}
+
+type kv struct{ Key, Value string }
+
+func machineOf(info map[string]string) machine {
+	m := machine{Address: info[infoAddress], UserAgent: info[infoUserAgent]}
+	for k, v := range info {
+		if !strings.HasPrefix(k, infoPrefix) {
+			m.Info = append(m.Info, kv{k, v})
+		}
+	}
+	sort.Slice(m.Info, func(i, j int) bool { return m.Info[i].Key < m.Info[j].Key })
+	if m.Address == "" {
+		m.Address = "(not recorded)"
+	}
+	return m
+}
