@@ -6,7 +6,7 @@ LDFLAGS  := -s -w -X main.version=$(VERSION)
 BIN      := bin
 PKGS     := ./...
 
-.PHONY: all build run test test-unit fuzz bench bench-go loadbench loadbench-etcd lint fmt clean
+.PHONY: all build run test test-unit fuzz bench bench-go loadbench loadbench-etcd loadbench-flood lint fmt clean
 
 all: lint test build
 
@@ -42,7 +42,7 @@ fuzz:
 	done
 
 ## bench: Go benchmarks, then the wrk proxy comparison (needs wrk: apt-get install wrk)
-bench: bench-go loadbench loadbench-etcd
+bench: bench-go loadbench loadbench-etcd loadbench-flood
 
 bench-go:
 	$(GO) test -run '^$$' -bench . -benchmem -count=1 $(PKGS)
@@ -65,6 +65,15 @@ loadbench-etcd: build
 	$(GO) build -o $(BIN)/loadbench ./cmd/loadbench
 	@d=$$(mktemp -d) && set -a && eval "$$(./$(BIN)/arbor keys generate)" && set +a && \
 	  ARBOR_DATA_DIR=$$d ./$(BIN)/loadbench -arbor-cmd "./$(BIN)/arbor serve" -store etcd -replicas 2 -rounds 12 -duration 2s; rc=$$?; rm -rf $$d; exit $$rc
+
+# loadbench-flood: signed-in proxied requests (wrk with a session cookie),
+# quiet and while a second client (127.0.0.2) floods /auth/start and
+# /oauth/device/code as fast as it can, in 10 paired rounds of 3 s; prints
+# the throughput and p99 ratios and the store file's growth (about 2 minutes).
+loadbench-flood: build
+	$(GO) build -o $(BIN)/loadbench ./cmd/loadbench
+	@d=$$(mktemp -d) && set -a && eval "$$(./$(BIN)/arbor keys generate)" && set +a && \
+	  ARBOR_DATA_DIR=$$d ./$(BIN)/loadbench -arbor-cmd "./$(BIN)/arbor serve" -flood -rounds 10 -duration 3s; rc=$$?; rm -rf $$d; exit $$rc
 
 ## lint: gofmt check and go vet
 lint:

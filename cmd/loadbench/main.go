@@ -284,6 +284,7 @@ type config struct {
 	store       string // bbolt or etcd
 	replicas    int    // Arbor processes on the store: 1, or 2 with etcd
 	only        string // comma-separated target names to measure; "" for all
+	flood       bool   // measure arbor-auth quiet and under an anonymous flood instead (flood.go)
 }
 
 // child is a process loadbench started and measures.
@@ -314,6 +315,7 @@ func runBench(args []string) error {
 	fs.StringVar(&cfg.logDir, "log-dir", "", "directory for the children's stderr (default: a new temporary directory)")
 	fs.StringVar(&cfg.store, "store", "bbolt", "with -arbor-cmd: Arbor's store, bbolt (its own file under the data dir) or etcd (an embedded 1-member etcd with fsync, started by loadbench on 127.0.0.1)")
 	fs.StringVar(&cfg.only, "only", "", "measure only these targets (comma-separated names, e.g. arbor-worker), for profiling one kind of request with perf or pprof; the summary and target verdicts are skipped")
+	fs.BoolVar(&cfg.flood, "flood", false, "with -arbor-cmd: measure only arbor-auth, quiet and while a second client (127.0.0.2) floods /auth/start and /oauth/device/code, in paired rounds; reports the store file's growth (see flood.go)")
 	fs.IntVar(&cfg.replicas, "replicas", 1, "with -store etcd: 2 also starts a second `arbor serve` on the same etcd and secrets and compares authenticated throughput of both replicas with one")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -339,6 +341,8 @@ func runBench(args []string) error {
 		return errors.New("-replicas 2 needs -store etcd: replicas share their store, and a bbolt file belongs to one process")
 	case cfg.replicas == 2 && !cfg.auth:
 		return errors.New("-replicas 2 compares authenticated throughput: it needs -auth")
+	case cfg.flood && (cfg.arborCmd == "" || !cfg.auth || cfg.replicas != 1 || cfg.only != ""):
+		return errors.New("-flood needs -arbor-cmd and -auth, with one replica and no -only: it measures the signed-in client under a flood")
 	case cfg.replicas == 2 && cfg.connections < 2:
 		return fmt.Errorf("-connections %d: -replicas 2 splits them between two wrk processes; use at least 2", cfg.connections)
 	}
@@ -556,6 +560,10 @@ func runBench(args []string) error {
 		if err := getOK(publicURL+workerPath, "", workerHeaders); err != nil {
 			return fmt.Errorf("check of the worker's credentials: %w", err)
 		}
+	}
+
+	if cfg.flood {
+		return runFlood(cfg, arborAddr, cookie, arbor, arborCmd.Env)
 	}
 
 	type target struct {
@@ -1213,11 +1221,19 @@ var (
 // path or not), with the extra request headers ("Name: value"), and parses
 // it.
 func runWrk(cfg config, addr string, d time.Duration, headers []string) (wrkResult, error) {
+	r, _, err := runWrkText(cfg, addr, d, headers)
+	return r, err
+}
+
+// runWrkText is runWrk with extra wrk arguments (such as --latency) that
+// also returns wrk's output.
+func runWrkText(cfg config, addr string, d time.Duration, headers []string, extra ...string) (wrkResult, string, error) {
 	secs := strconv.Itoa(int(d.Round(time.Second) / time.Second))
 	ctx, cancel := context.WithTimeout(context.Background(), d+30*time.Second)
 	defer cancel()
 	args := []string{"-t" + strconv.Itoa(cfg.threads), "-c" + strconv.Itoa(cfg.connections),
 		"-d" + secs + "s", "--timeout", "5s"}
+	args = append(args, extra...)
 	for _, h := range headers {
 		args = append(args, "-H", h)
 	}
@@ -1228,14 +1244,14 @@ func runWrk(cfg config, addr string, d time.Duration, headers []string) (wrkResu
 	cmd := exec.CommandContext(ctx, cfg.wrk, append(args, target)...)
 	out, err := cmd.CombinedOutput()
 	if err != nil {
-		return wrkResult{}, fmt.Errorf("wrk failed: %w\n%s", err, out)
+		return wrkResult{}, string(out), fmt.Errorf("wrk failed: %w\n%s", err, out)
 	}
 	text := string(out)
 	var r wrkResult
 	m := reTotal.FindStringSubmatch(text)
 	rps := reRPS.FindStringSubmatch(text)
 	if m == nil || rps == nil {
-		return r, fmt.Errorf("cannot parse wrk output:\n%s", text)
+		return r, text, fmt.Errorf("cannot parse wrk output:\n%s", text)
 	}
 	r.requests, _ = strconv.ParseInt(m[1], 10, 64)
 	v, _ := strconv.ParseFloat(m[2], 64)
@@ -1259,5 +1275,5 @@ func runWrk(cfg config, addr string, d time.Duration, headers []string) (wrkResu
 			r.errors += k
 		}
 	}
-	return r, nil
+	return r, text, nil
 }
