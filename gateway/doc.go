@@ -13,7 +13,9 @@
 //
 // A request passes, in order: the entry middleware (request id, panic
 // recovery, error rendering, access log, metrics), the built-in routes
-// (/healthz, /readyz, /metrics), the routes registered with Mount, and
+// (/healthz, /readyz, /metrics; with Options.NoPublicMetrics /metrics is a
+// 404 here and MetricsHandler serves it elsewhere), the routes registered
+// with Mount, and
 // finally the proxy, which Serve registers last so that no route added
 // before it can be shadowed. Identity headers for the upstream are added by
 // Options.Director, which runs after the proxy has stripped every identity

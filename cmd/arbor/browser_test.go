@@ -216,10 +216,19 @@ func startDev(t *testing.T, extraEnv ...string) (dev *devServer, stop func(testi
 	removeDir := func() { os.RemoveAll(dir) }
 	addr := freeAddr(t)
 	cmd := exec.Command(arborBin, "dev", "--listen", addr, "--data", dir)
+	// One dev server serves every browser test, all from 127.0.0.1: far
+	// more sign-ins and CLI logins a minute than one person makes. The
+	// limits stay on, set out of the way (they are tested in
+	// hostile_ratelimit_test.go).
+	limits := []string{
+		"ARBOR_LIMITS_SIGNIN_PER_MINUTE=1200", "ARBOR_LIMITS_SIGNIN_BURST=200",
+		"ARBOR_LIMITS_DEVICE_START_PER_MINUTE=1200", "ARBOR_LIMITS_DEVICE_START_BURST=200",
+		"ARBOR_LIMITS_DEVICE_POLL_PER_MINUTE=1200", "ARBOR_LIMITS_DEVICE_POLL_BURST=200",
+	}
 	// The compiled plugins are cached across test runs and processes
 	// (the race-enabled binary takes a minute to compile them).
 	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + dir, "ARBOR_LOG_LEVEL=debug", "ARBOR_SERVER_METRICS_LISTEN=127.0.0.1:0",
-		"ARBOR_PLUGINS_CACHE_DIR=" + plugintest.DefaultCacheDir()}, extraEnv...)
+		"ARBOR_PLUGINS_CACHE_DIR=" + plugintest.DefaultCacheDir()}, append(limits, extraEnv...)...)
 	logs := &syncBuffer{}
 	cmd.Stderr = logs
 	stdout, err := cmd.StdoutPipe()

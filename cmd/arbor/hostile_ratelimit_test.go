@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/vintner/arbor/plugins/builtin/fakes"
+	"github.com/vintner/arbor/sdk/client"
 )
 
 // hostileGet sends GET url as client (X-Forwarded-For, believed because the
@@ -106,6 +107,86 @@ func TestHostileSignInFloodIsRateLimited(t *testing.T) {
 	resp.Body.Close()
 	want := `arbor_rate_limited_total{class="signin"} ` + strconv.Itoa(limited)
 	if !strings.Contains(string(body), want) {
+		t.Fatalf("metrics lack %q:\n%s", want, body)
+	}
+}
+
+// hostileDo is hostileGet with request headers (name, value, …).
+func hostileDo(t *testing.T, url, client string, headers ...string) (status int, code, retryAfter string) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("X-Forwarded-For", client)
+	for i := 0; i+1 < len(headers); i += 2 {
+		req.Header.Set(headers[i], headers[i+1])
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	var e struct {
+		Error string `json:"error"`
+	}
+	_ = json.Unmarshal(b, &e)
+	return resp.StatusCode, e.Error, resp.Header.Get("Retry-After")
+}
+
+// Failed bearer and worker authentications against the real checks (a
+// CLI access token that does not verify, worker credentials that match no
+// worker) are answered 401 for the burst of limits.failed_auth (default
+// 10), then 429 rate_limited; other addresses are still checked, and a
+// request without credentials from the limited address is not refused.
+func TestHostileFailedAuthIsRateLimited(t *testing.T) {
+	e := newTestEnv(t)
+	metricsAddr := freeAddr(t)
+	srv := startServe(t, e.with(
+		"ARBOR_SERVER_TRUSTED_PROXIES=127.0.0.1",
+		"ARBOR_WORKERS_PATHS=/api/tendril/",
+		"ARBOR_SERVER_METRICS_LISTEN="+metricsAddr))
+	base := "http://" + srv.addr
+	badBearer := []string{"Authorization", "Bearer eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJl"}
+	// Well-formed worker credentials of no worker: each is looked up.
+	tok, err := client.NewWorkerToken()
+	if err != nil {
+		t.Fatal(err)
+	}
+	badWorker := []string{"X-Worker-ID", "0b6f1b6e-3c1a-4b7e-9a51-2f6f3c0e9d11", "X-Worker-Token", tok}
+	for _, c := range []struct {
+		name, path, client, code string
+		creds                    []string
+	}{
+		{"bearer on Arbor's API", "/api/auth/me", "203.0.113.10", "unauthenticated", badBearer},
+		{"worker on a worker route", "/api/tendril/jobs", "203.0.113.20", "worker_unauthorized", badWorker},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			for i := range 10 {
+				if st, code, _ := hostileDo(t, base+c.path, c.client, c.creds...); st != 401 || code != c.code {
+					t.Fatalf("failure %d: %d %q, want 401 %s", i+1, st, code, c.code)
+				}
+			}
+			st, code, ra := hostileDo(t, base+c.path, c.client, c.creds...)
+			if st != 429 || code != "rate_limited" || (ra != "1" && ra != "2") {
+				t.Fatalf("failure 11: %d %q Retry-After %q, want 429 rate_limited after 1-2 s", st, code, ra)
+			}
+			if st, code, _ := hostileDo(t, base+c.path, "198.51.100.99", c.creds...); st != 401 || code != c.code {
+				t.Fatalf("another address: %d %q, want 401 %s (still checked)", st, code, c.code)
+			}
+			if st, code, _ := hostileDo(t, base+c.path, c.client); st == 429 {
+				t.Fatalf("no credentials from the limited address: %d %q, want no 429", st, code)
+			}
+		})
+	}
+	resp, err := http.Get("http://" + metricsAddr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if want := `arbor_rate_limited_total{class="failed_auth"} 2`; !strings.Contains(string(body), want) {
 		t.Fatalf("metrics lack %q:\n%s", want, body)
 	}
 }

@@ -494,7 +494,9 @@ func TestDevStartsWithEmbeddedDefaults(t *testing.T) {
 	defer os.RemoveAll(dir)
 	addr := freeAddr(t)
 	cmd := exec.Command(arborBin, "dev", "--listen", addr, "--data", dir)
-	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + dir}
+	// Everything at its default but the metrics port (127.0.0.1:9180),
+	// which another test run on this machine may hold.
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + dir, "ARBOR_SERVER_METRICS_LISTEN=127.0.0.1:0"}
 	logs := &syncBuffer{}
 	cmd.Stderr = logs
 	stdout, _ := cmd.StdoutPipe()

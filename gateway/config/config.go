@@ -104,10 +104,10 @@ type Server struct {
 	// Default none.
 	IdentityHeaders []string `yaml:"identity_headers"`
 	// MetricsListen is where /metrics is served: host:port for a listener
-	// of its own, "public" for the public listener (the behaviour before it existed), or ""
-	// for nowhere. Default 127.0.0.1:9180: loopback, so that the open
-	// internet never reads Arbor's internals (docs/edge.md, "Metrics
-	// listener").
+	// of its own, "public" for the public listener (the behaviour before
+	// this key existed), or "" for nowhere. Default 127.0.0.1:9180:
+	// loopback, so that the open internet never reads Arbor's internals
+	// (docs/edge.md, "Metrics listener").
 	MetricsListen string `yaml:"metrics_listen"`
 
 	// Slow clients and connection caps (slowclients.go; docs/edge.md,
