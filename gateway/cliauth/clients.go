@@ -73,19 +73,20 @@ func newClientRegistry(list []DeviceClient) (map[string]DeviceClient, error) {
 	return m, nil
 }
 
-// grantedScopes is what a login's tokens may do now: the scopes recorded
-// at login (every scope for a login made before scopes existed) within
-// what its client is allowed today. Zero means the login must be refused:
-// its RFC 8628 client is no longer registered.
+// grantedScopes is what a login's tokens may do now. A Grape login may do
+// everything. An RFC 8628 login may do what was granted at login (every
+// scope for a login made before scopes existed) within what its client is
+// allowed today; zero means the login must be refused: its client is no
+// longer registered.
 func (a *CLIAuth) grantedScopes(f data.RefreshFamily) scope.Set {
+	if f.ClientInfo["flow"] != flowRFC8628 {
+		return scope.All
+	}
 	s := scope.All
 	if f.Scope != "" {
 		s = scope.ParseKnown(f.Scope)
 	}
-	if f.ClientInfo["flow"] == flowRFC8628 {
-		s &= a.clients[f.ClientID].Scopes // zero when unregistered
-	}
-	return s
+	return s & a.clients[f.ClientID].Scopes // zero when unregistered
 }
 
 // machineInfo records the address a device request came from and the

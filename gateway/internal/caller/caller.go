@@ -35,7 +35,7 @@ type Auth struct {
 	NoBearer error
 	// Scope is what a bearer token needs on these routes (package scope);
 	// a token without it gets 403 insufficient_scope. Sessions are not
-	// scoped.
+	// scoped. Left zero, every bearer token is refused.
 	Scope scope.Set
 }
 
@@ -46,7 +46,7 @@ func (a Auth) API(c *fiber.Ctx) (session.Identity, error) {
 	if a.Bearer != nil {
 		id, err := a.Bearer(c)
 		switch {
-		case err == nil && !id.Scopes.Has(a.Scope):
+		case err == nil && (a.Scope == 0 || !id.Scopes.Has(a.Scope)):
 			return id, scope.Refuse(c, a.Scope)
 		case err == nil:
 			return id, nil
