@@ -6,7 +6,8 @@ package main
 //
 // It runs paired rounds of the arbor-auth target: "quiet", wrk alone with
 // the session cookie, and "flood", the same wrk while a flooder floods GET
-// /auth/start/github and POST /oauth/device/code. The flooder is
+// /auth/start/github and POST /oauth/device/code (as a registered device
+// client, so that its requests go as far as an attacker's can). The flooder is
 // loadbench itself, from the source address 127.0.0.2 (still loopback), so
 // that Arbor sees it as another client than wrk (127.0.0.1): per-address
 // limits apply to the flooder, not to the signed-in user, as they would on
@@ -36,6 +37,10 @@ import (
 // floodSource is the flooder's source address: another loopback address, so
 // that Arbor tells it apart from wrk's 127.0.0.1.
 const floodSource = "127.0.0.2"
+
+// floodClientID is the RFC 8628 client the flooder names, registered in
+// Arbor's cli.device_clients for the run.
+const floodClientID = "loadbench-flood"
 
 // floodConns is how many connections the flooder keeps busy.
 const floodConns = 16
@@ -74,7 +79,7 @@ func newFlooder(base string) *flooder {
 func (f *flooder) run(ctx context.Context) {
 	var wg sync.WaitGroup
 	var n atomic.Int64
-	form := url.Values{"client_id": {"loadbench-flood"}, "scope": {"openid"}}.Encode()
+	form := url.Values{"client_id": {floodClientID}}.Encode()
 	for range floodConns {
 		wg.Go(func() {
 			for ctx.Err() == nil {

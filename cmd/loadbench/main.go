@@ -458,6 +458,11 @@ func runBench(args []string) error {
 		"ARBOR_WORKERS_PATHS="+workerPath,
 		// Two replicas may share the host: each its own metrics port.
 		"ARBOR_SERVER_METRICS_LISTEN=127.0.0.1:0")
+	if cfg.flood {
+		// The flooder asks for device codes as a registered client, so
+		// that its requests go as far as an attacker's could.
+		arborCmd.Env = append(arborCmd.Env, "ARBOR_CLI_DEVICE_CLIENTS=[{id: "+floodClientID+", name: Loadbench flood, scopes: [proxy]}]")
+	}
 	var etcdNote string
 	if cfg.store == "etcd" {
 		env, note, err := startEtcd(cfg.logDir, afterStop)
