@@ -62,8 +62,10 @@ const CodeBusy = "busy"
 
 type slot struct {
 	addr    string
-	taken   time.Time
 	expires time.Time
+	// stored: the record was written (until then, the store does not know
+	// the code, and a check must not take that for "gone").
+	stored bool
 }
 
 type queued struct {
@@ -205,7 +207,7 @@ func (p *pendingSlots) take(code, addr string, now, expires time.Time) (took boo
 	// Fiber's strings point into request buffers that are reused: copy
 	// what outlives the request.
 	code, addr = strings.Clone(code), strings.Clone(addr)
-	p.slots[code] = slot{addr: addr, taken: now, expires: expires}
+	p.slots[code] = slot{addr: addr, expires: expires}
 	p.perAddr[addr] = append(p.perAddr[addr], queued{code: code, expires: expires})
 	p.fifo = append(p.fifo, queued{code: code, expires: expires})
 	return true, nil
@@ -237,13 +239,23 @@ func (p *pendingSlots) counts(addr string, now time.Time) (total, byAddr int) {
 // knows. So before refusing a start, the slots in the way are checked:
 // those of the address at once (at most maxPerAddr reads, at most once per
 // checkEvery per address), all of them in the background (at most once per
-// checkAllEvery). A slot younger than checkGrace is left alone: its record
-// may not be written yet.
+// checkAllEvery). A slot whose record is not written yet is left alone.
 const (
-	checkEvery    = 5 * time.Second
+	checkEvery    = time.Second
 	checkAllEvery = 30 * time.Second
-	checkGrace    = 10 * time.Second
 )
+
+// stored marks the slot of code as written to the store.
+func (p *pendingSlots) stored(code string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if s, ok := p.slots[code]; ok {
+		s.stored = true
+		// A map assignment stores the key it is given, even over an
+		// equal one: never a string from a request buffer.
+		p.slots[strings.Clone(code)] = s
+	}
+}
 
 // toCheck returns the codes to check before refusing a start from addr,
 // or nil if they were checked recently. The caller checks them, releases
@@ -256,7 +268,7 @@ func (p *pendingSlots) toCheck(addr string, now time.Time) []string {
 	}
 	var out []string
 	for _, q := range p.perAddr[addr] {
-		if now.Sub(p.slots[q.code].taken) >= checkGrace {
+		if p.slots[q.code].stored {
 			out = append(out, q.code)
 		}
 	}
@@ -276,7 +288,7 @@ func (p *pendingSlots) toCheckAll(now time.Time) []string {
 	}
 	var out []string
 	for code, s := range p.slots {
-		if now.Sub(s.taken) >= checkGrace {
+		if s.stored {
 			out = append(out, code)
 		}
 	}
@@ -328,7 +340,7 @@ func (p *pendingSlots) poll(code string, now, expires time.Time) (slowDown bool)
 	if fast {
 		st.interval += 5
 	}
-	p.polls[code] = st
+	p.polls[strings.Clone(code)] = st // see stored
 	return fast
 }
 
