@@ -25,8 +25,8 @@ import (
 // client address (MaxPendingPerAddress, the address as resolved through
 // server.trusted_proxies). A start past either is answered 503 busy with
 // Retry-After. A slot is taken before the record is written and given back
-// when a signed-in user approves or denies the request, or when the record
-// expires (an unapproved record lives FlowTTL plus pendingRetention); a
+// when a signed-in user approves or denies the request (or it is
+// exchanged), or when the record expires (an unapproved record lives FlowTTL plus pendingRetention); a
 // request burned by wrong codes keeps its slot until it expires, because
 // burning needs no sign-in. Approved requests hold no slot, so an anonymous
 // flood never evicts them or keeps them from completing.
@@ -35,9 +35,8 @@ import (
 // each allow the caps, so the cluster-wide bound is replicas × cap. An
 // approval on another replica is not heard of here, so the slots in the
 // way are checked against the store before a start is refused (toCheck).
-// The
-// memory is bounded by the global cap whatever the number of addresses: an
-// address is tracked only while it holds a slot.
+// The memory is bounded by the global cap whatever the number of
+// addresses: an address is tracked only while it holds a slot.
 //
 // Polls write nothing: the RFC 8628 interval and slow_down bookkeeping of
 // pending device codes is kept here too (pollState), bounded and expiring
