@@ -305,8 +305,11 @@ func (a *CLIAuth) create(c *fiber.Ctx, req startRequest) error {
 		CodeChallenge: req.CodeChallenge, State: data.DevicePending,
 		CreatedAt: now, ExpiresAt: expires,
 	})
-	if err != nil && took {
+	switch {
+	case err != nil && took:
 		a.pending.release(req.DeviceCode)
+	case err == nil:
+		a.pending.stored(req.DeviceCode)
 	}
 	if errors.Is(err, data.ErrAlreadyExists) {
 		return apiError(409, "device_code_exists", "This device code is in use; make a new random one")

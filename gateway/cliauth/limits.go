@@ -25,8 +25,8 @@ import (
 // client address (MaxPendingPerAddress, the address as resolved through
 // server.trusted_proxies). A start past either is answered 503 busy with
 // Retry-After. A slot is taken before the record is written and given back
-// when a signed-in user approves or denies the request, or when the record
-// expires (an unapproved record lives FlowTTL plus pendingRetention); a
+// when a signed-in user approves or denies the request (or it is
+// exchanged), or when the record expires (an unapproved record lives FlowTTL plus pendingRetention); a
 // request burned by wrong codes keeps its slot until it expires, because
 // burning needs no sign-in. Approved requests hold no slot, so an anonymous
 // flood never evicts them or keeps them from completing.
@@ -35,9 +35,8 @@ import (
 // each allow the caps, so the cluster-wide bound is replicas × cap. An
 // approval on another replica is not heard of here, so the slots in the
 // way are checked against the store before a start is refused (toCheck).
-// The
-// memory is bounded by the global cap whatever the number of addresses: an
-// address is tracked only while it holds a slot.
+// The memory is bounded by the global cap whatever the number of
+// addresses: an address is tracked only while it holds a slot.
 //
 // Polls write nothing: the RFC 8628 interval and slow_down bookkeeping of
 // pending device codes is kept here too (pollState), bounded and expiring
@@ -62,8 +61,10 @@ const CodeBusy = "busy"
 
 type slot struct {
 	addr    string
-	taken   time.Time
 	expires time.Time
+	// stored: the record was written (until then, the store does not know
+	// the code, and a check must not take that for "gone").
+	stored bool
 }
 
 type queued struct {
@@ -205,7 +206,7 @@ func (p *pendingSlots) take(code, addr string, now, expires time.Time) (took boo
 	// Fiber's strings point into request buffers that are reused: copy
 	// what outlives the request.
 	code, addr = strings.Clone(code), strings.Clone(addr)
-	p.slots[code] = slot{addr: addr, taken: now, expires: expires}
+	p.slots[code] = slot{addr: addr, expires: expires}
 	p.perAddr[addr] = append(p.perAddr[addr], queued{code: code, expires: expires})
 	p.fifo = append(p.fifo, queued{code: code, expires: expires})
 	return true, nil
@@ -237,13 +238,23 @@ func (p *pendingSlots) counts(addr string, now time.Time) (total, byAddr int) {
 // knows. So before refusing a start, the slots in the way are checked:
 // those of the address at once (at most maxPerAddr reads, at most once per
 // checkEvery per address), all of them in the background (at most once per
-// checkAllEvery). A slot younger than checkGrace is left alone: its record
-// may not be written yet.
+// checkAllEvery). A slot whose record is not written yet is left alone.
 const (
-	checkEvery    = 5 * time.Second
+	checkEvery    = time.Second
 	checkAllEvery = 30 * time.Second
-	checkGrace    = 10 * time.Second
 )
+
+// stored marks the slot of code as written to the store.
+func (p *pendingSlots) stored(code string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if s, ok := p.slots[code]; ok {
+		s.stored = true
+		// A map assignment stores the key it is given, even over an
+		// equal one: never a string from a request buffer.
+		p.slots[strings.Clone(code)] = s
+	}
+}
 
 // toCheck returns the codes to check before refusing a start from addr,
 // or nil if they were checked recently. The caller checks them, releases
@@ -256,7 +267,7 @@ func (p *pendingSlots) toCheck(addr string, now time.Time) []string {
 	}
 	var out []string
 	for _, q := range p.perAddr[addr] {
-		if now.Sub(p.slots[q.code].taken) >= checkGrace {
+		if p.slots[q.code].stored {
 			out = append(out, q.code)
 		}
 	}
@@ -276,7 +287,7 @@ func (p *pendingSlots) toCheckAll(now time.Time) []string {
 	}
 	var out []string
 	for code, s := range p.slots {
-		if now.Sub(s.taken) >= checkGrace {
+		if s.stored {
 			out = append(out, code)
 		}
 	}
@@ -328,7 +339,7 @@ func (p *pendingSlots) poll(code string, now, expires time.Time) (slowDown bool)
 	if fast {
 		st.interval += 5
 	}
-	p.polls[code] = st
+	p.polls[strings.Clone(code)] = st // see stored
 	return fast
 }
 

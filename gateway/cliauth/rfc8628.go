@@ -146,6 +146,7 @@ func (a *CLIAuth) deviceCode(c *fiber.Ctx) error {
 			CreatedAt: now, ExpiresAt: expires,
 		})
 		if err == nil {
+			a.pending.stored(dc)
 			break
 		}
 		if !errors.Is(err, data.ErrAlreadyExists) || attempt == 3 {
