@@ -68,6 +68,13 @@ func startDeviceFloodTarget(t *testing.T, backendEnv []string, size func(dataDir
 		"ARBOR_SERVER_TRUSTED_PROXIES=127.0.0.1",
 		"ARBOR_CLI_MAX_PENDING_DEVICES=" + strconv.Itoa(floodMaxPending),
 		"ARBOR_CLI_MAX_PENDING_PER_ADDRESS=" + strconv.Itoa(floodPerAddress),
+		// The RFC 8628 clients the flood names are registered ones: an
+		// unregistered client_id is refused before anything is counted.
+		"ARBOR_CLI_DEVICE_CLIENTS=[{id: poller, name: Poller, scopes: [proxy]}, {id: flood, name: Flood, scopes: [proxy]}]",
+		// This test measures the caps on pending requests; the per-address
+		// rate limits (hostile_ratelimit_test.go) would answer most of the
+		// flood 429 before it reached them.
+		"ARBOR_LIMITS_ENABLED=false",
 		config.EnvSessionKey + "=" + sessionKey,
 		config.EnvCLIJWTSecret + "=" + cliKey,
 		config.EnvEncryptionKeys + "=" + sealKey,
