@@ -27,7 +27,7 @@
 // is useless in another browser, and an attacker cannot make a victim's
 // browser finish the attacker's sign-in (login CSRF).
 //
-// A sealed state is at most MaxLen characters (typically about 350): the
+// A sealed state is at most MaxLen characters (typically about 300): the
 // caller keeps the return path short enough (providers and proxies cap
 // URL length, commonly at 8 KiB, and the state travels twice).
 //
