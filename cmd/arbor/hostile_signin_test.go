@@ -1,12 +1,13 @@
 package main
 
 // Hostile sign-in traffic against the real `arbor serve` (the race-enabled
-// binary of TestMain, a real bbolt file, the built-in plugins, the fake
-// providers): an anonymous flood of /auth/start and of failed callbacks
-// must not grow the store (issue 15, "no store write before a provider
-// has vouched").
+// binary of TestMain, a real bbolt file or an embedded etcd cluster, the
+// built-in plugins, the fake providers): an anonymous flood of /auth/start
+// and of failed callbacks must not write to the store (issue 15, "no store
+// write before a provider has vouched").
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -20,6 +21,7 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/vintner/arbor/plugins/builtin/fakes"
 	"github.com/vintner/arbor/sdk/plugintest"
@@ -46,12 +48,67 @@ func TestHostileSignInFloodWritesNothing(t *testing.T) {
 		"ARBOR_UPSTREAM_URL="+upstream.URL,
 		"ARBOR_PLUGINS_CACHE_DIR="+plugintest.DefaultCacheDir(),
 	), set.Environ()...)
-	srv := startServeOn(t, addr, env)
-	_ = srv
+	startServeOn(t, addr, env)
 
 	// A genuine sign-in first: the store then holds a user, and its
 	// callback is one to replay later.
 	user := newAgent(t, 20*time.Second)
+	callback := signInForCallback(t, user, base)
+	keys0, size0 := serveCensus(t, e, env, storePath)
+
+	requests := floodSignIn(t, base, callback)
+	// The user's own browser replaying the genuine callback: spent.
+	if r, err := expect(user.get(callback, http.Header{"Accept": {"application/json"}}))(400, "replay"); err != nil || !strings.Contains(r.body, `"error":"state_invalid"`) {
+		t.Fatalf("replayed callback: %v %s", err, r.body)
+	}
+
+	keys1, size1 := serveCensus(t, e, env, storePath)
+	t.Logf("%d anonymous requests: store %d keys / %d bytes before, %d keys / %d bytes after",
+		requests, keys0, size0, keys1, size1)
+	if keys1 != keys0 || size1 != size0 {
+		t.Fatalf("the anonymous flood changed the store: %d keys / %d bytes before, %d keys / %d bytes after",
+			keys0, size0, keys1, size1)
+	}
+	if r, err := expect(user.get(base+"/hello", nil))(http.StatusOK, "the user after the flood"); err != nil {
+		t.Fatalf("%v %s", err, r.body)
+	}
+}
+
+// The same flood through two replicas on etcd (each request to either
+// one): not one write reaches the cluster, so its revision stays put.
+func TestHostileSignInFloodWritesNothingEtcd(t *testing.T) {
+	c := startCluster(t, 1)
+	user := newAgent(t, 20*time.Second)
+	callback := signInForCallback(t, user, c.public)
+	cli := c.etcd.Client(t)
+	census := func() (rev, keys int64) {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		resp, err := cli.Get(ctx, "/arbor-replicas/", clientv3.WithPrefix(), clientv3.WithCountOnly())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp.Header.Revision, resp.Count
+	}
+	rev0, keys0 := census()
+	requests := floodSignIn(t, c.public, callback)
+	if r, err := expect(user.get(callback, http.Header{"Accept": {"application/json"}}))(400, "replay"); err != nil || !strings.Contains(r.body, `"error":"state_invalid"`) {
+		t.Fatalf("replayed callback: %v %s", err, r.body)
+	}
+	rev1, keys1 := census()
+	t.Logf("%d anonymous requests: etcd revision %d and %d keys before, %d and %d after", requests, rev0, keys0, rev1, keys1)
+	if rev1 != rev0 || keys1 != keys0 {
+		t.Fatalf("the anonymous flood wrote to etcd: revision %d and %d keys before, %d and %d after", rev0, keys0, rev1, keys1)
+	}
+	if _, err := expect(user.get(c.public+"/hello", nil))(http.StatusOK, "the user after the flood"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// signInForCallback signs user in through the fake GitHub at base and
+// returns the callback URL it used (spent now).
+func signInForCallback(t *testing.T, user *agent, base string) string {
+	t.Helper()
 	r, err := expect(user.get(base+"/auth/start/github", nil))(http.StatusFound, "start")
 	if err != nil {
 		t.Fatal(err)
@@ -64,16 +121,23 @@ func TestHostileSignInFloodWritesNothing(t *testing.T) {
 	if _, err := expect(user.get(callback, nil))(http.StatusFound, "callback"); err != nil {
 		t.Fatal(err)
 	}
-	if r, err := expect(user.get(base+"/hello", nil))(http.StatusOK, "proxied as the user"); err != nil || strings.Contains(r.body, `""`) {
+	if r, err := expect(user.get(base+"/hello", nil))(http.StatusOK, "proxied as the user"); err != nil || !strings.Contains(r.body, "usr_") {
 		t.Fatalf("%v %s", err, r.body)
 	}
-	keys0, size0 := serveCensus(t, e, env, storePath)
+	return callback
+}
 
-	// The flood: workers in parallel, each a bounded number of rounds.
+// floodSignIn sends, from several anonymous clients in parallel, sign-in
+// starts and every kind of failed callback (each checked for its status
+// and error code), and returns how many requests it sent. callback is a
+// genuine callback URL another browser has already used.
+func floodSignIn(t *testing.T, base, callback string) int {
+	t.Helper()
+	// Workers in parallel, each a bounded number of rounds.
+	jsonHdr := http.Header{"Accept": {"application/json"}}
 	const workers, rounds = 6, 60
 	cb, _ := url.Parse(callback)
 	code := cb.Query().Get("code")
-	jsonHdr := http.Header{"Accept": {"application/json"}}
 	var wg sync.WaitGroup
 	errs := make(chan error, workers)
 	for w := 0; w < workers; w++ {
@@ -127,21 +191,7 @@ func TestHostileSignInFloodWritesNothing(t *testing.T) {
 	for err := range errs {
 		t.Fatal(err)
 	}
-	// The user's own browser replaying the genuine callback: spent.
-	if r, err := expect(user.get(callback, jsonHdr))(400, "replay"); err != nil || !strings.Contains(r.body, `"error":"state_invalid"`) {
-		t.Fatalf("replayed callback: %v %s", err, r.body)
-	}
-
-	keys1, size1 := serveCensus(t, e, env, storePath)
-	t.Logf("%d anonymous requests: store %d keys / %d bytes before, %d keys / %d bytes after",
-		workers*rounds*10, keys0, size0, keys1, size1)
-	if keys1 != keys0 || size1 != size0 {
-		t.Fatalf("the anonymous flood changed the store: %d keys / %d bytes before, %d keys / %d bytes after",
-			keys0, size0, keys1, size1)
-	}
-	if r, err := expect(user.get(base+"/hello", nil))(http.StatusOK, "the user after the flood"); err != nil {
-		t.Fatalf("%v %s", err, r.body)
-	}
+	return workers * rounds * 10
 }
 
 // serveCensus counts every key of the running server's store (through

@@ -304,16 +304,18 @@ func (w *WebAuth) finish(c *fiber.Ctx) *flowError {
 func spentKey(id string) string { return "spent:" + id }
 
 // markSpent records that st is spent, for as long as st could still be
-// opened. Of concurrent callbacks with the same state, exactly one gets
+// opened (and at least a minute, should the exchange have outlasted the
+// state). Of concurrent callbacks with the same state, exactly one gets
 // past here (CreateOAuthState is atomic).
 func (w *WebAuth) markSpent(ctx context.Context, st flowstate.State) *flowError {
+	now := w.opts.Now().UTC()
 	err := w.opts.Store.CreateOAuthState(ctx, data.OAuthState{
 		ID:        spentKey(st.ID),
 		Provider:  st.Provider,
 		Purpose:   st.Purpose,
 		UserID:    st.UserID,
-		CreatedAt: w.opts.Now().UTC(),
-		ExpiresAt: st.ExpiresAt,
+		CreatedAt: now,
+		ExpiresAt: later(st.ExpiresAt, now.Add(time.Minute)),
 	})
 	switch {
 	case errors.Is(err, data.ErrAlreadyExists):
@@ -325,6 +327,13 @@ func (w *WebAuth) markSpent(ctx context.Context, st flowstate.State) *flowError 
 			"Arbor could not record the sign-in request as used. Please try again in a moment.", err)
 	}
 	return nil
+}
+
+func later(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
 }
 
 func redirect(c *fiber.Ctx, to string) *flowError {

@@ -76,6 +76,7 @@ func TestRoundTrip(t *testing.T) {
 	}
 	// A typical state stays short; the longest return path webauth
 	// carries (512 bytes) still fits.
+	t.Logf("a typical sealed state: %d characters", len(v))
 	if len(v) > 400 {
 		t.Fatalf("a typical state is %d characters", len(v))
 	}
