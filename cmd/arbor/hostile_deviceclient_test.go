@@ -47,6 +47,10 @@ func TestHostileDeviceClient(t *testing.T) {
 		"ARBOR_PUBLIC_URL=" + lb.url,
 		"ARBOR_UPSTREAM_URL=" + up.URL,
 		"ARBOR_STORE_GC_INTERVAL=1h", // no background writes during the test
+		// What is measured is what an unregistered client leaves in the
+		// store; the per-address rate limits would answer most of the
+		// requests 429 before the client check (hostile_ratelimit_test.go).
+		"ARBOR_LIMITS_ENABLED=false",
 		`ARBOR_CLI_DEVICE_CLIENTS=[{id: trellis-viewer, name: Trellis viewer, scopes: [proxy]}, {id: repo-tool, name: Repo tool, scopes: [providers]}]`,
 		config.EnvSessionKey + "=" + sessionKey,
 		config.EnvCLIJWTSecret + "=" + cliKey,

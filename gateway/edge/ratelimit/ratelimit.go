@@ -219,7 +219,7 @@ func (l *Limits) refuse(c *fiber.Ctx, class Class, d time.Duration) error {
 	}
 	c.Set(fiber.HeaderRetryAfter, strconv.FormatInt(secs, 10))
 	return httperr.New(http.StatusTooManyRequests, httperr.CodeRateLimited,
-		fmt.Sprintf("Too many requests from your address; try again in %d seconds", secs))
+		fmt.Sprintf("Too many requests from your address; try again in %s", plural(secs, "second")))
 }
 
 // hasCredentials reports whether the request carries credentials that a
@@ -297,4 +297,12 @@ func (l *Limits) Guard(guard func(c *fiber.Ctx) (bool, error)) func(c *fiber.Ctx
 		}
 		return pass, nil
 	}
+}
+
+// plural is "1 second", "2 seconds".
+func plural(n int64, unit string) string {
+	if n == 1 {
+		return "1 " + unit
+	}
+	return strconv.FormatInt(n, 10) + " " + unit + "s"
 }
