@@ -64,6 +64,8 @@ func TestOnePathReading(t *testing.T) {
 	}
 	resp, body := rawRequest(t, g.addr, "GET x://static//admin HTTP/1.1\r\nHost: arbor.example\r\nConnection: close\r\n\r\n")
 	wantError(t, resp, body, http.StatusBadRequest, httperr.CodeBadPath)
+	resp, body = rawRequest(t, g.addr, "CONNECT arbor.example:443 HTTP/1.1\r\nHost: arbor.example:443\r\nConnection: close\r\n\r\n")
+	wantError(t, resp, body, http.StatusMethodNotAllowed, httperr.CodeMethodNotAllowed)
 	select {
 	case u := <-seen:
 		t.Fatalf("the upstream got a request it should not: %v", u)

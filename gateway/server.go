@@ -154,8 +154,12 @@ func (s *Server) methodGuard(next fasthttp.RequestHandler) fasthttp.RequestHandl
 	return func(fctx *fasthttp.RequestCtx) {
 		var err error
 		switch string(fctx.Method()) {
+		case fiber.MethodConnect:
+			// Its target is an authority, not a path; the proxy refuses it.
+			next(fctx)
+			return
 		case fiber.MethodGet, fiber.MethodHead, fiber.MethodPost, fiber.MethodPut, fiber.MethodDelete,
-			fiber.MethodPatch, fiber.MethodOptions, fiber.MethodConnect, fiber.MethodTrace:
+			fiber.MethodPatch, fiber.MethodOptions, fiber.MethodTrace:
 			if err = target.Normalize(&fctx.Request); err == nil {
 				next(fctx)
 				return

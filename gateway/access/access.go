@@ -26,12 +26,14 @@
 //
 // # Why the decoded, cleaned path
 //
-// Arbor forwards the raw path unchanged, and the upstream routes on its own
-// reading of it: it percent-decodes it ("/%61dmin" is "/admin") and most
-// routers treat "//admin" as "/admin". Matching rules against the raw bytes
-// would let any of these spellings slip past a rule for "/admin". Classify
-// therefore matches on the path as the upstream would see it: decoded, with
-// runs of "/" collapsed to one.
+// Arbor forwards the raw path (with runs of "/" merged by the gateway
+// before anything reads it; see package gateway/edge/target), and the
+// upstream routes on its own reading of it: it percent-decodes it
+// ("/%61dmin" is "/admin") and most routers treat "//admin" as "/admin".
+// Matching rules against the raw bytes would let any of these spellings
+// slip past a rule for "/admin". Classify therefore matches on the path as
+// the upstream would see it: decoded, with runs of "/" collapsed to one (an
+// encoded "%2F%2F" too, which the gateway does not merge).
 //
 // Dot segments are not resolved but refused (ErrBadPath), as the proxy
 // already does: "/public/%2e%2e/admin" resolves to "/admin" in one parser

@@ -9,7 +9,9 @@ import "bytes"
 // # Why the proxy refuses such paths
 //
 // The proxy forwards the raw path so that an upstream sees exactly what the
-// client sent (%2F inside a segment, for instance, keeps its meaning). Arbor
+// client sent (%2F inside a segment, for instance, keeps its meaning), save
+// for runs of "/", which the gateway merges before routing (package
+// gateway/edge/target: "//host/x" would read as a host to a URL parser). Arbor
 // routes and will make access decisions on that same raw path. A dot segment
 // is the one thing on which two parsers commonly disagree: one resolves
 // "/public/%2e%2e/admin" to "/admin", another does not. Browsers resolve dot

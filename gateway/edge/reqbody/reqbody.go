@@ -96,45 +96,66 @@ type formKey struct{}
 // *httperr.Error (415, 413 or 400).
 func Check(c *fiber.Ctx, limit int64, readTimeout time.Duration) error {
 	req := c.Request()
+	cl := int64(req.Header.ContentLength())
+	if cl != 0 && readTimeout > 0 {
+		_ = c.Context().SetReadDeadline(time.Now().Add(readTimeout))
+	}
+	if err := refusal(req, cl, limit); err != nil {
+		drain(req, cl)
+		return err
+	}
+	if req.IsBodyStream() && cl != 0 {
+		buf, err := io.ReadAll(io.LimitReader(req.BodyStream(), limit+1))
+		if err != nil {
+			return httperr.Wrap(err, http.StatusBadRequest, httperr.CodeBadRequest, "The request body could not be read")
+		}
+		if int64(len(buf)) > limit {
+			return tooLarge(limit)
+		}
+		req.SetBodyRaw(buf)
+		req.Header.SetContentLength(len(buf))
+	}
+	c.Locals(checkedKey{}, true)
+	return nil
+}
+
+// refusal returns the answer to a request the rule refuses before reading
+// its body, nil for one it accepts.
+func refusal(req *fasthttp.Request, cl, limit int64) error {
 	for _, v := range req.Header.PeekAll(fiber.HeaderContentEncoding) {
 		if v = bytes.TrimSpace(v); len(v) > 0 && !bytes.EqualFold(v, []byte("identity")) {
 			return httperr.New(http.StatusUnsupportedMediaType, CodeUnsupportedEncoding,
 				"This endpoint accepts only uncompressed bodies: send it without Content-Encoding")
 		}
 	}
-	cl := int64(req.Header.ContentLength())
-	if cl > 0 || cl == -1 {
-		if mediaType(req.Header.ContentType()) == "" {
-			return httperr.New(http.StatusUnsupportedMediaType, httperr.CodeUnsupportedMedia,
-				"This endpoint accepts application/json or application/x-www-form-urlencoded bodies only")
-		}
-		if cl > limit {
-			return tooLarge(nil, limit)
-		}
-		if readTimeout > 0 {
-			_ = c.Context().SetReadDeadline(time.Now().Add(readTimeout))
-		}
-		if req.IsBodyStream() {
-			buf, err := io.ReadAll(io.LimitReader(req.BodyStream(), limit+1))
-			if err != nil {
-				return httperr.Wrap(err, http.StatusBadRequest, httperr.CodeBadRequest, "The request body could not be read")
-			}
-			if int64(len(buf)) > limit {
-				return tooLarge(errTooLarge, limit)
-			}
-			req.SetBodyRaw(buf)
-			req.Header.SetContentLength(len(buf))
-		}
+	if cl == 0 || cl < -1 {
+		return nil
 	}
-	c.Locals(checkedKey{}, true)
+	if mediaType(req.Header.ContentType()) == "" {
+		return httperr.New(http.StatusUnsupportedMediaType, httperr.CodeUnsupportedMedia,
+			"This endpoint accepts application/json or application/x-www-form-urlencoded bodies only")
+	}
+	if cl > limit {
+		return tooLarge(limit)
+	}
 	return nil
 }
 
-func tooLarge(err error, limit int64) error {
-	if err == nil {
-		err = errTooLarge
+// maxDrain is the largest refused body (of declared length) that is read
+// and dropped before answering. Without it the server would close the
+// connection with the body unread, the kernel would answer the client's
+// next bytes with a reset, and a client still sending would often lose the
+// answer that says what was wrong. Larger bodies get the reset.
+const maxDrain = 1 << 20
+
+func drain(req *fasthttp.Request, cl int64) {
+	if cl > 0 && cl <= maxDrain && req.IsBodyStream() {
+		_, _ = io.Copy(io.Discard, io.LimitReader(req.BodyStream(), cl))
 	}
-	return httperr.Wrap(err, http.StatusRequestEntityTooLarge, httperr.CodeBodyTooLarge,
+}
+
+func tooLarge(limit int64) error {
+	return httperr.Wrap(errTooLarge, http.StatusRequestEntityTooLarge, httperr.CodeBodyTooLarge,
 		fmt.Sprintf("The request body is larger than the %d bytes this endpoint accepts", limit))
 }
 
