@@ -179,6 +179,12 @@ func floodSignIn(t *testing.T, base, callback string) int {
 					{"replayed genuine callback", a, callback, 400, "state_mismatch"}, // a is not the user's browser
 				} {
 					r, err := expect(f.agent.get(f.target, jsonHdr))(f.status, f.what)
+					if f.agent != a {
+						// A browser used once: its keep-alive connection would
+						// otherwise stay open and count against
+						// server.max_conns_per_address.
+						f.agent.http.CloseIdleConnections()
+					}
 					if err == nil && !strings.Contains(r.body, `"error":"`+f.code+`"`) {
 						err = fmt.Errorf("%s: %d %s, want error %q", f.what, r.status, tail(r.body, 200), f.code)
 					}
