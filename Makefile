@@ -25,7 +25,8 @@ test-unit:
 	$(GO) test -race -count=1 -timeout 30m $(PKGS)
 
 # Fuzz targets that guard untrusted input: the session cookie's token, return
-# paths, the route classifier and the worker token check. Each runs FUZZTIME
+# paths, the route classifier, the worker token check and the request-target
+# reading (one path for routing, policy and the upstream). Each runs FUZZTIME
 # on top of its seed corpus (testdata/fuzz or f.Add); a longer local run:
 # make fuzz FUZZTIME=10m.
 # The default is a count of executions (about 7-20 s each here), not a
@@ -33,7 +34,7 @@ test-unit:
 # "context deadline exceeded" failure at the deadline on a busy machine
 # (go.dev/issue/75804, fixed in Go 1.27).
 FUZZTIME ?= 500000x
-FUZZ_TARGETS := ./gateway/sessiontoken:FuzzVerify ./gateway/returnto:FuzzValidate ./gateway/access:FuzzClassify ./sdk/client:FuzzValidWorkerToken
+FUZZ_TARGETS := ./gateway/sessiontoken:FuzzVerify ./gateway/returnto:FuzzValidate ./gateway/access:FuzzClassify ./sdk/client:FuzzValidWorkerToken ./gateway/edge/target:FuzzNormalize
 fuzz:
 	@set -e; for t in $(FUZZ_TARGETS); do \
 	  pkg=$${t%%:*}; fn=$${t##*:}; \
