@@ -13,16 +13,15 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	bolt "go.etcd.io/bbolt"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/vintner/arbor/data/boltdb/bolttest"
 	"github.com/vintner/arbor/plugins/builtin/fakes"
 	"github.com/vintner/arbor/sdk/plugintest"
 )
@@ -52,7 +51,7 @@ func TestHostileSignInFloodWritesNothing(t *testing.T) {
 		// most of the flood 429 before it reached the sign-in handlers.
 		"ARBOR_LIMITS_ENABLED=false",
 	), set.Environ()...)
-	startServeOn(t, addr, env)
+	startServeAt(t, addr, "/readyz", env)
 
 	// A genuine sign-in first: the store then holds a user, and its
 	// callback is one to replay later.
@@ -212,76 +211,12 @@ func serveCensus(t *testing.T, e *testEnv, env []string, storePath string) (keys
 	if out, errOut, code := runArbor(t, env, "backup", "--to", backup); code != 0 {
 		t.Fatalf("backup: %d\n%s\n%s", code, out, errOut)
 	}
-	db, err := bolt.Open(backup, 0o600, &bolt.Options{ReadOnly: true, Timeout: 5 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	var count func(b *bolt.Bucket) int
-	count = func(b *bolt.Bucket) int {
-		n := 0
-		b.ForEach(func(k, v []byte) error {
-			if v == nil {
-				n += count(b.Bucket(k))
-			} else {
-				n++
-			}
-			return nil
-		})
-		return n
-	}
-	if err := db.View(func(tx *bolt.Tx) error {
-		return tx.ForEach(func(_ []byte, b *bolt.Bucket) error { keys += count(b); return nil })
-	}); err != nil {
-		t.Fatal(err)
-	}
+	keys = bolttest.CountKeys(t, backup)
 	fi, err := os.Stat(storePath)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return keys, fi.Size()
-}
-
-// startServeOn is startServe on a chosen address (the public URL must be
-// known before the server starts).
-func startServeOn(t *testing.T, addr string, env []string) *server {
-	t.Helper()
-	cmd := exec.Command(arborBin, "serve")
-	cmd.Env = append(append([]string(nil), env...), "ARBOR_LISTEN="+addr)
-	s := &server{cmd: cmd, addr: addr, logs: &syncBuffer{}, done: make(chan error, 1)}
-	cmd.Stdout, cmd.Stderr = s.logs, s.logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { s.done <- cmd.Wait() }()
-	t.Cleanup(func() {
-		if cmd.ProcessState == nil {
-			cmd.Process.Kill()
-			<-s.done
-		}
-		if t.Failed() {
-			t.Logf("arbor serve log:\n%s", tail(s.logs.String(), 20000))
-		}
-	})
-	deadline := time.Now().Add(60 * time.Second)
-	for time.Now().Before(deadline) {
-		select {
-		case err := <-s.done:
-			t.Fatalf("arbor serve exited early: %v\n%s", err, s.logs.String())
-		default:
-		}
-		// Ready, not only healthy: the sign-in needs the plugins loaded.
-		resp, err := http.Get("http://" + addr + "/readyz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return s
-			}
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Fatalf("arbor serve did not become ready\n%s", s.logs.String())
-	return nil
 }
 
 // flipMiddle changes the middle character of s.

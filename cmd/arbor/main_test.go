@@ -146,7 +146,15 @@ func freeAddr(t *testing.T) string {
 
 func startServe(t *testing.T, env []string, args ...string) *server {
 	t.Helper()
-	addr := freeAddr(t)
+	return startServeAt(t, freeAddr(t), "/healthz", env, args...)
+}
+
+// startServeAt starts `arbor serve` listening on addr and waits until
+// waitPath (/healthz: listening; /readyz: plugins loaded too) answers 200.
+// A test picks addr itself when the public URL must be known before the
+// server starts (fake providers redirect to it).
+func startServeAt(t *testing.T, addr, waitPath string, env []string, args ...string) *server {
+	t.Helper()
 	cmd := exec.Command(arborBin, append([]string{"serve"}, args...)...)
 	// Tests run many servers at once: each gets its own metrics port
 	// unless the test's env says otherwise.
@@ -163,17 +171,17 @@ func startServe(t *testing.T, env []string, args ...string) *server {
 			<-s.done
 		}
 		if t.Failed() {
-			t.Logf("arbor serve log:\n%s", s.logs.String())
+			t.Logf("arbor serve log:\n%s", tail(s.logs.String(), 20000))
 		}
 	})
-	deadline := time.Now().Add(30 * time.Second)
+	deadline := time.Now().Add(60 * time.Second)
 	for time.Now().Before(deadline) {
 		select {
 		case err := <-s.done:
 			t.Fatalf("arbor serve exited early: %v\n%s", err, s.logs.String())
 		default:
 		}
-		resp, err := http.Get("http://" + addr + "/healthz")
+		resp, err := http.Get("http://" + addr + waitPath)
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == 200 {
@@ -182,7 +190,7 @@ func startServe(t *testing.T, env []string, args ...string) *server {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	t.Fatalf("arbor serve did not become healthy\n%s", s.logs.String())
+	t.Fatalf("arbor serve: %s did not answer 200\n%s", waitPath, s.logs.String())
 	return nil
 }
 

@@ -13,8 +13,7 @@ import (
 	"testing"
 	"time"
 
-	bolt "go.etcd.io/bbolt"
-
+	"github.com/vintner/arbor/data/boltdb/bolttest"
 	"github.com/vintner/arbor/sdk/fakeprovider"
 )
 
@@ -31,29 +30,7 @@ func census(t *testing.T, e *env) (keys int, size int64) {
 	if err := os.WriteFile(copyPath, buf.Bytes(), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	db, err := bolt.Open(copyPath, 0o600, &bolt.Options{ReadOnly: true, Timeout: 5 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	var count func(b *bolt.Bucket) int
-	count = func(b *bolt.Bucket) int {
-		n := 0
-		b.ForEach(func(k, v []byte) error {
-			if v == nil {
-				n += count(b.Bucket(k))
-			} else {
-				n++
-			}
-			return nil
-		})
-		return n
-	}
-	if err := db.View(func(tx *bolt.Tx) error {
-		return tx.ForEach(func(_ []byte, b *bolt.Bucket) error { keys += count(b); return nil })
-	}); err != nil {
-		t.Fatal(err)
-	}
+	keys = bolttest.CountKeys(t, copyPath)
 	fi, err := os.Stat(e.store.Path())
 	if err != nil {
 		t.Fatal(err)
