@@ -58,7 +58,10 @@
 //     fed by fasthttp's connection-state hook, instead of fasthttp's
 //     ReadTimeout and IdleTimeout, which update a read deadline twice per
 //     request (see conntrack.go); the proxy does the same for the upstream
-//     response-header timeout.
+//     response-header timeout. The same sweeper holds request bodies and
+//     responses to minimum transfer rates and counts connections per
+//     address (slowclients.go; docs/edge.md), for a few atomic operations
+//     per read and write.
 //   - The access log goes through NewJSONHandler, a slog.Handler that writes
 //     the same lines as slog's JSONHandler at a fraction of the cost, into a
 //     BufferedWriter that batches lines like nginx's buffered access_log

@@ -82,10 +82,24 @@ func (e slowClientError) Error() string {
 	case cutDownload:
 		return "the client read the response slower than the minimum download rate; connection closed"
 	}
-	return "client connection timed out"
+	return "client connection closed"
 }
 func (slowClientError) Timeout() bool   { return true }
 func (slowClientError) Temporary() bool { return true }
+
+// Unwrap makes the error a net.ErrClosed too: fasthttp answers nothing on a
+// connection the server closed itself.
+func (slowClientError) Unwrap() error { return net.ErrClosed }
+
+// slowErr replaces the error of a read or write on a connection the
+// sweeper cut for slowness; other closes (read and idle timeouts) keep
+// net.ErrClosed, on which fasthttp stays quiet.
+func (c *trackedConn) slowErr(err error) error {
+	if r := c.cut.Load(); r == cutUpload || r == cutDownload {
+		return slowClientError{r}
+	}
+	return err
+}
 
 // maxWriteChunk splits large writes so that the bytes of a long write are
 // credited as they go, not only at its end.
@@ -138,9 +152,7 @@ func (c *trackedConn) Read(b []byte) (int, error) {
 	n, err := c.Conn.Read(b)
 	c.rd.end(c.t.clock.Load(), n, c.t.limits.uploadRate, c.t.limits.grace)
 	if err != nil {
-		if r := c.cut.Load(); r != cutNone {
-			err = slowClientError{r}
-		}
+		err = c.slowErr(err)
 	}
 	return n, err
 }
@@ -157,10 +169,7 @@ func (c *trackedConn) Write(b []byte) (int, error) {
 		c.wr.end(c.t.clock.Load(), n, c.t.limits.downloadRate, c.t.limits.grace)
 		written += n
 		if err != nil {
-			if r := c.cut.Load(); r != cutNone {
-				err = slowClientError{r}
-			}
-			return written, err
+			return written, c.slowErr(err)
 		}
 		if written >= len(b) {
 			return written, nil

@@ -267,6 +267,9 @@ func TestSlowReadersDoNotStarveOthers(t *testing.T) {
 	if limited == 0 || cut < 10 {
 		t.Fatalf("%d slow readers limited, %d cut; want some limited and at least 10 cut", limited, cut)
 	}
+	if !strings.Contains(g.logs.String(), `"client_error":"the client read the response slower than the minimum download rate`) {
+		t.Errorf("no access line names the cut downloads:\n%s", g.logs.String())
+	}
 }
 
 // TestConnectionCapPerAddress: beyond MaxConnsPerAddress, a connection

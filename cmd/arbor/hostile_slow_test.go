@@ -8,12 +8,19 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
+	"os/exec"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/fasthttp/websocket"
+
+	"github.com/vintner/arbor/plugins/builtin/fakes"
+	"github.com/vintner/arbor/sdk/plugintest"
 )
 
 // TestHostileSlowClients runs the real `arbor serve` with small limits
@@ -221,4 +228,138 @@ func slowRead(t *testing.T, addr string, src net.IP, size int64) slowOutcome {
 	var ne net.Error
 	still := errors.As(err, &ne) && ne.Timeout() // still streaming after 10 s
 	return slowOutcome{status: resp.StatusCode, open: still || (resp.StatusCode == 200 && n == size)}
+}
+
+// TestWebSocketTunnelEndsAtLogout runs the real `arbor serve` with the
+// fake providers: two users sign in and open a WebSocket tunnel each
+// through Arbor to an echo upstream; one logs out, and her tunnel is
+// closed while the other user's keeps working.
+func TestWebSocketTunnelEndsAtLogout(t *testing.T) {
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		conn, err := (&websocket.Upgrader{}).Upgrade(w, r, nil)
+		if err != nil {
+			return
+		}
+		defer conn.Close()
+		for {
+			mt, msg, err := conn.ReadMessage()
+			if err != nil {
+				return
+			}
+			_ = conn.WriteMessage(mt, msg)
+		}
+	}))
+	defer up.Close()
+
+	// The fake providers need Arbor's public URL before it starts.
+	addr := freeAddr(t)
+	base := "http://" + addr
+	set, err := fakes.Start(base, fakes.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(set.Close)
+	e := newTestEnv(t)
+	env := append(e.with(
+		"ARBOR_LISTEN="+addr,
+		"ARBOR_UPSTREAM_URL="+up.URL,
+		"ARBOR_PLUGINS_CACHE_DIR="+plugintest.DefaultCacheDir(),
+	), set.Environ()...)
+	cmd := exec.Command(arborBin, "serve")
+	cmd.Env = env
+	logs := &syncBuffer{}
+	cmd.Stdout, cmd.Stderr = logs, logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-done:
+		case <-time.After(30 * time.Second):
+			_ = cmd.Process.Kill()
+			<-done
+		}
+		if t.Failed() {
+			t.Logf("arbor serve log:\n%s", tail(logs.String(), 6000))
+		}
+	})
+	deadline := time.Now().Add(3 * time.Minute)
+	for {
+		resp, err := http.Get(base + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				break
+			}
+		}
+		select {
+		case err := <-done:
+			t.Fatalf("arbor serve exited: %v\n%s", err, tail(logs.String(), 6000))
+		case <-time.After(200 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("/readyz not 200 within 3 minutes\n%s", tail(logs.String(), 6000))
+		}
+	}
+
+	open := func(a *agent) *websocket.Conn {
+		cookie, err := a.signIn(base)
+		if err != nil {
+			t.Fatal(err)
+		}
+		conn, resp, err := (&websocket.Dialer{HandshakeTimeout: 5 * time.Second}).Dial("ws://"+addr+"/ws",
+			http.Header{"Cookie": {"arbor_session=" + cookie}})
+		if err != nil {
+			t.Fatalf("WebSocket through Arbor: %v (%v)", err, resp)
+		}
+		t.Cleanup(func() { conn.Close() })
+		if err := wsRoundTrip(conn, "hello"); err != nil {
+			t.Fatal(err)
+		}
+		return conn
+	}
+	alice, bob := newAgent(t, 10*time.Second), newAgent(t, 10*time.Second)
+	aliceWS, bobWS := open(alice), open(bob)
+
+	page, err := expect(alice.get(base+"/auth/logout", nil))(http.StatusOK, "logout page")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := csrfFieldRE.FindStringSubmatch(page.body)
+	if m == nil {
+		t.Fatal("logout page without CSRF")
+	}
+	if _, err := expect(alice.postForm(base+"/auth/logout", url.Values{"csrf": {m[1]}}))(http.StatusSeeOther, "logout"); err != nil {
+		t.Fatal(err)
+	}
+	_ = aliceWS.SetReadDeadline(time.Now().Add(10 * time.Second))
+	_, _, err = aliceWS.ReadMessage()
+	var ne net.Error
+	if err == nil || (errors.As(err, &ne) && ne.Timeout()) {
+		t.Fatalf("the tunnel of the logged-out session is still open (%v)", err)
+	}
+	if err := wsRoundTrip(bobWS, "still here"); err != nil {
+		t.Fatalf("the other user's tunnel: %v", err)
+	}
+	if !strings.Contains(logs.String(), "WebSocket tunnel closed: its sign-in ended") {
+		t.Errorf("the close was not logged")
+	}
+}
+
+func wsRoundTrip(conn *websocket.Conn, msg string) error {
+	if err := conn.WriteMessage(websocket.TextMessage, []byte(msg)); err != nil {
+		return err
+	}
+	_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	_, got, err := conn.ReadMessage()
+	if err != nil {
+		return err
+	}
+	if string(got) != msg {
+		return fmt.Errorf("echo %q, want %q", got, msg)
+	}
+	return nil
 }

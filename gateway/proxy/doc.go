@@ -65,5 +65,16 @@
 // the same header treatment. If the upstream switches protocols, the client
 // connection is hijacked and bytes are copied both ways until one side
 // closes; frames are not parsed. Close ends every tunnel; the gateway calls
-// it after the HTTP server has drained.
+// it after the HTTP server has drained. A tunnel is also closed after
+// TunnelIdleTimeout without a byte either way, and by CloseTunnels when the
+// sign-in that opened it (TunnelOwner) ends (see tunnels.go).
+//
+// # One client, one share of the upstream
+//
+// MaxPerClient caps the requests and tunnels of one client (ClientAddr)
+// that hold an upstream connection; beyond it the answer is 429
+// too_many_concurrent_requests with Retry-After, and the upstream is not
+// contacted. Without it, a few thousand slow requests from one client hold
+// the whole pool (MaxConns) and every other client waits for a connection
+// until the dial timeout answers 502 (see clientlimit.go).
 package proxy

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -132,7 +133,9 @@ func (p *Proxy) serveWebSocket(c *fiber.Ctx, x *exchange) error {
 
 	var owner string
 	if p.cfg.TunnelOwner != nil {
-		owner = p.cfg.TunnelOwner(c)
+		// Cloned: a string from the request (c.Query, c.Get) points into
+		// buffers that fasthttp reuses; the tunnel outlives them.
+		owner = strings.Clone(p.cfg.TunnelOwner(c))
 	}
 	t, added := p.tunnels.add(up, owner, x.slot)
 	if !added {
