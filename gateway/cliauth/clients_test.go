@@ -22,6 +22,7 @@ import (
 
 	"github.com/vintner/arbor/data"
 	"github.com/vintner/arbor/data/boltdb"
+	"github.com/vintner/arbor/gateway"
 	"github.com/vintner/arbor/gateway/clitoken"
 	"github.com/vintner/arbor/gateway/scope"
 	"github.com/vintner/arbor/gateway/session"
@@ -98,25 +99,40 @@ func (e *clientsEnv) serve(clients ...DeviceClient) string {
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	app := fiber.New(fiber.Config{DisableStartupMessage: true})
-	a.APIRoutes(app)
-	a.DeviceRoutes(app)
-	app.Get("/scopes", func(c *fiber.Ctx) error {
-		id, err := a.Bearer(c)
-		if err != nil {
-			if errors.Is(err, ErrBadBearer) {
-				return c.Status(401).SendString("refused")
+	// A real gateway, so that the routes read their bodies as in Arbor
+	// (reqbody: the gateway checks and caps a body before a handler reads it).
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	srv, err := gateway.New(gateway.Options{Logger: quiet, AccessLogger: quiet})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	scopes := func(r fiber.Router) {
+		r.Get("/scopes", func(c *fiber.Ctx) error {
+			id, err := a.Bearer(c)
+			if err != nil {
+				if errors.Is(err, ErrBadBearer) {
+					return c.Status(401).SendString("refused")
+				}
+				return err
 			}
-			return err
+			return c.SendString(id.Scopes.String())
+		})
+	}
+	for _, routes := range []func(fiber.Router){a.APIRoutes, a.DeviceRoutes, scopes} {
+		if err := srv.Mount(gateway.ClassAPI, routes); err != nil {
+			e.t.Fatal(err)
 		}
-		return c.SendString(id.Scopes.String())
-	})
+	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	go app.Listener(ln)
-	e.t.Cleanup(func() { app.Shutdown() })
+	go srv.Serve(ln)
+	e.t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		srv.Shutdown(ctx)
+	})
 	return "http://" + ln.Addr().String()
 }
 
