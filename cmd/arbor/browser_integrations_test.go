@@ -101,7 +101,7 @@ func browserIntegrationsFlow(t *testing.T, browserCtx context.Context, dev *devS
 	}
 	b.do("approve connecting", chromedp.Click(chromedp.CSS(`button[name="decision"][value="approve"]`)))
 	st = b.waitPage("the Integrations page after connecting", func(st pageState, u *url.URL) bool {
-		return u.Host == dev.host && u.Path == "/integrations" && u.Query().Get("connected") == p
+		return u.Host == dev.host && u.Path == "/integrations" && u.Query().Get("notice") == "connected"
 	})
 	b.wantHop("GET", dev.base+"/auth/callback/"+p, 302, "/integrations?notice=connected")
 	ip = b.integrationsPage()
