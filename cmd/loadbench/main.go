@@ -696,7 +696,10 @@ func runBench(args []string) error {
 		for _, t := range order {
 			var idBefore int64
 			if t.identity >= 0 {
-				if idBefore, err = upstreamCount(upAddr); err != nil {
+				// Settled: requests the previous target's wrk left in
+				// flight when it exited still reach the upstream for a
+				// moment, and a worker's carry the user id header.
+				if idBefore, err = settledUpstreamCount(upAddr); err != nil {
 					return err
 				}
 			}
@@ -1118,6 +1121,25 @@ func upstreamCount(addr string) (int64, error) {
 		return 0, fmt.Errorf("reading the upstream's counter: %w", err)
 	}
 	return strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64)
+}
+
+// settledUpstreamCount reads the upstream's counter until two reads 100 ms
+// apart agree (at most 2 s), so that the requests still in flight from the
+// previous measurement are counted before the next one starts.
+func settledUpstreamCount(addr string) (int64, error) {
+	prev, err := upstreamCount(addr)
+	if err != nil {
+		return 0, err
+	}
+	for range 20 {
+		time.Sleep(100 * time.Millisecond)
+		n, err := upstreamCount(addr)
+		if err != nil || n == prev {
+			return n, err
+		}
+		prev = n
+	}
+	return prev, nil
 }
 
 func verdict(ok bool) string {
