@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"time"
 
@@ -47,6 +48,12 @@ Never use dev mode in production.`,
 			if !hasConfig(cmd) {
 				// The demo upstream's worker API, for workers registered on /workers.
 				extra = append(extra, "ARBOR_WORKERS_PATHS="+demoupstream.WorkerPath)
+				// RFC 8628 accepts registered clients only; dev mode
+				// registers one so that a stock OAuth client can try the
+				// flow (client_id=example-cli).
+				if os.Getenv(devDeviceClientsEnv) == "" {
+					extra = append(extra, devDeviceClientsEnv+"="+devDeviceClients)
+				}
 			}
 			if cmd.Flags().Changed("data") || !hasConfig(cmd) {
 				extra = append(extra, "ARBOR_DATA_DIR="+dataDir, "ARBOR_STORE_PATH=")
@@ -87,3 +94,11 @@ func hasConfig(cmd *cobra.Command) bool {
 	f, _ := cmd.Flags().GetString("config")
 	return f != ""
 }
+
+// In dev mode without a config file, one RFC 8628 client is registered
+// (unless ARBOR_CLI_DEVICE_CLIENTS says otherwise): a stock OAuth client
+// may try the device flow as example-cli, with access to proxied routes.
+const (
+	devDeviceClientsEnv = "ARBOR_CLI_DEVICE_CLIENTS"
+	devDeviceClients    = "[{id: example-cli, name: Example CLI (arbor dev), scopes: [proxy]}]"
+)

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -587,6 +588,23 @@ func TestDevStartsWithEmbeddedDefaults(t *testing.T) {
 	if status != 200 || at != base+"/" || !strings.Contains(body, "Trellis demo upstream") ||
 		!strings.Contains(body, "Signed in.") || !strings.Contains(body, "octocat") {
 		t.Fatalf("after sign-in: %d at %s\n%s", status, at, body)
+	}
+	// A stock OAuth client may try RFC 8628 as the client dev mode
+	// registers; an unregistered one is refused.
+	for _, tc := range []struct {
+		client string
+		status int
+		want   string
+	}{{"example-cli", 200, `"user_code"`}, {"made-up", 400, `"invalid_client"`}} {
+		resp, err := http.PostForm(base+"/oauth/device/code", url.Values{"client_id": {tc.client}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != tc.status || !strings.Contains(string(b), tc.want) {
+			t.Fatalf("dev mode, RFC 8628 client %q: %d %s, want %d with %s", tc.client, resp.StatusCode, b, tc.status, tc.want)
+		}
 	}
 	if !strings.Contains(logs.String(), "DEV MODE") {
 		t.Fatal("dev mode did not warn about generated secrets")
