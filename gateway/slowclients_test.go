@@ -2,7 +2,6 @@ package gateway_test
 
 import (
 	"bufio"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -18,6 +17,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/vintner/arbor/gateway"
+	"github.com/vintner/arbor/gateway/edge/edgetest"
 	"github.com/vintner/arbor/gateway/httperr"
 	"github.com/vintner/arbor/gateway/proxy"
 )
@@ -114,35 +114,8 @@ func TestSlowUploadersDoNotStarveOthers(t *testing.T) {
 				return
 			}
 			defer conn.Close()
-			_ = conn.SetDeadline(time.Now().Add(30 * time.Second))
-			if _, err := io.WriteString(conn, "POST /upload HTTP/1.1\r\nHost: app\r\nTransfer-Encoding: chunked\r\nContent-Type: application/octet-stream\r\n\r\n"); err != nil {
-				results <- outcome{}
-				return
-			}
-			answered := make(chan int, 1)
-			go func() {
-				resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
-				if err != nil {
-					answered <- 0
-					return
-				}
-				resp.Body.Close()
-				answered <- resp.StatusCode
-			}()
-			// A byte every 100 ms, for at most 8 s.
-			for range 80 {
-				select {
-				case st := <-answered:
-					results <- outcome{status: st}
-					return
-				case <-time.After(100 * time.Millisecond):
-				}
-				if _, err := io.WriteString(conn, "1\r\na\r\n"); err != nil {
-					results <- outcome{status: <-answered}
-					return
-				}
-			}
-			results <- outcome{open: true}
+			o := edgetest.TrickleUpload(conn, "/upload")
+			results <- outcome{status: o.Status, open: o.Open}
 		}()
 	}
 
@@ -440,29 +413,6 @@ func echoWS(t *testing.T) string {
 	return up.URL
 }
 
-func wsEcho(conn *websocket.Conn, msg string) error {
-	if err := conn.WriteMessage(websocket.TextMessage, []byte(msg)); err != nil {
-		return err
-	}
-	_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
-	_, got, err := conn.ReadMessage()
-	if err != nil {
-		return err
-	}
-	if string(got) != msg {
-		return fmt.Errorf("echo %q, want %q", got, msg)
-	}
-	return nil
-}
-
-// wsClosed waits (at most 5 s) for the tunnel to be closed under conn.
-func wsClosed(conn *websocket.Conn) bool {
-	_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
-	_, _, err := conn.ReadMessage()
-	var ne net.Error
-	return err != nil && !(errorsAs(err, &ne) && ne.Timeout())
-}
-
 // TestWebSocketIdleLimit: a tunnel with traffic stays open past the idle
 // limit; one without is closed.
 func TestWebSocketIdleLimit(t *testing.T) {
@@ -478,17 +428,17 @@ func TestWebSocketIdleLimit(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer idle.Close()
-	if err := wsEcho(idle, "hello"); err != nil {
+	if err := edgetest.WSEcho(idle, "hello"); err != nil {
 		t.Fatal(err)
 	}
 	// Ten exchanges 100 ms apart: a second of use, over three idle limits.
 	for i := range 10 {
 		time.Sleep(100 * time.Millisecond)
-		if err := wsEcho(busy, fmt.Sprint("ping ", i)); err != nil {
+		if err := edgetest.WSEcho(busy, fmt.Sprint("ping ", i)); err != nil {
 			t.Fatalf("busy tunnel, message %d: %v", i, err)
 		}
 	}
-	if !wsClosed(idle) {
+	if !edgetest.WSClosed(idle) {
 		t.Fatal("idle tunnel still open")
 	}
 	if !strings.Contains(g.logs.String(), "WebSocket tunnel closed: idle") {
@@ -510,7 +460,7 @@ func TestWebSocketClosedWithItsOwner(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { conn.Close() })
-		if err := wsEcho(conn, "hi "+owner); err != nil {
+		if err := edgetest.WSEcho(conn, "hi "+owner); err != nil {
 			t.Fatal(err)
 		}
 		return conn
@@ -522,13 +472,11 @@ func TestWebSocketClosedWithItsOwner(t *testing.T) {
 	if n := g.srv.CloseTunnels("session:a"); n != 2 {
 		t.Fatalf("CloseTunnels closed %d, want 2", n)
 	}
-	if !wsClosed(a1) || !wsClosed(a2) {
+	if !edgetest.WSClosed(a1) || !edgetest.WSClosed(a2) {
 		t.Fatal("a tunnel of the ended sign-in is still open")
 	}
-	if err := wsEcho(b, "still here"); err != nil {
+	if err := edgetest.WSEcho(b, "still here"); err != nil {
 		t.Fatalf("the other sign-in's tunnel: %v", err)
 	}
 	waitFor(t, 5*time.Second, "the closed tunnels to be forgotten", func() bool { return !g.srv.HasTunnels("session:a") })
 }
-
-func errorsAs(err error, target any) bool { return errors.As(err, target) }

@@ -19,6 +19,7 @@ import (
 
 	"github.com/fasthttp/websocket"
 
+	"github.com/vintner/arbor/gateway/edge/edgetest"
 	"github.com/vintner/arbor/plugins/builtin/fakes"
 	"github.com/vintner/arbor/sdk/plugintest"
 )
@@ -123,16 +124,16 @@ func TestHostileSlowClients(t *testing.T) {
 	var closed, limited, cutDownloads int
 	for r := range results {
 		switch {
-		case r.open:
+		case r.Open:
 			t.Fatal("a slow client was still connected after its bounded trickle, or read its whole download: nothing cut it")
-		case r.status == 0:
+		case r.Status == 0:
 			closed++ // refused at accept, or an upload cut off
-		case r.status == http.StatusTooManyRequests:
+		case r.Status == http.StatusTooManyRequests:
 			limited++
-		case r.status == http.StatusOK:
+		case r.Status == http.StatusOK:
 			cutDownloads++ // a download cut short
 		default:
-			t.Errorf("a slow client got %d", r.status)
+			t.Errorf("a slow client got %d", r.Status)
 		}
 	}
 	t.Logf("slow clients: %d closed without an answer (refused at accept or upload cut off), %d answered 429, %d downloads cut short", closed, limited, cutDownloads)
@@ -166,10 +167,7 @@ func slowConn(addr string, src net.IP) (net.Conn, error) {
 }
 
 // slowOutcome is how a slow client's connection ended.
-type slowOutcome struct {
-	status int  // 0: closed without an answer
-	open   bool // still open after the bounded trickle, or read whole
-}
+type slowOutcome = edgetest.Outcome
 
 // slowUpload sends a chunked POST a byte every 100 ms, for at most 8 s.
 func slowUpload(t *testing.T, addr string, src net.IP) slowOutcome {
@@ -178,31 +176,7 @@ func slowUpload(t *testing.T, addr string, src net.IP) slowOutcome {
 		return slowOutcome{}
 	}
 	defer conn.Close()
-	_ = conn.SetDeadline(time.Now().Add(30 * time.Second))
-	if _, err := io.WriteString(conn, "POST /upload HTTP/1.1\r\nHost: app\r\nTransfer-Encoding: chunked\r\n\r\n"); err != nil {
-		return slowOutcome{}
-	}
-	answered := make(chan int, 1)
-	go func() {
-		resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
-		if err != nil {
-			answered <- 0
-			return
-		}
-		resp.Body.Close()
-		answered <- resp.StatusCode
-	}()
-	for range 80 {
-		select {
-		case st := <-answered:
-			return slowOutcome{status: st}
-		case <-time.After(100 * time.Millisecond):
-		}
-		if _, err := io.WriteString(conn, "1\r\na\r\n"); err != nil {
-			return slowOutcome{status: <-answered}
-		}
-	}
-	return slowOutcome{open: true}
+	return edgetest.TrickleUpload(conn, "/upload")
 }
 
 // slowRead asks for a large download and reads nothing for 3 s, then
@@ -227,7 +201,7 @@ func slowRead(t *testing.T, addr string, src net.IP, size int64) slowOutcome {
 	resp.Body.Close()
 	var ne net.Error
 	still := errors.As(err, &ne) && ne.Timeout() // still streaming after 10 s
-	return slowOutcome{status: resp.StatusCode, open: still || (resp.StatusCode == 200 && n == size)}
+	return slowOutcome{Status: resp.StatusCode, Open: still || (resp.StatusCode == 200 && n == size)}
 }
 
 // TestWebSocketTunnelEndsAtLogout runs the real `arbor serve` with the
@@ -316,7 +290,7 @@ func TestWebSocketTunnelEndsAtLogout(t *testing.T) {
 			t.Fatalf("WebSocket through Arbor: %v (%v)", err, resp)
 		}
 		t.Cleanup(func() { conn.Close() })
-		if err := wsRoundTrip(conn, "hello"); err != nil {
+		if err := edgetest.WSEcho(conn, "hello"); err != nil {
 			t.Fatal(err)
 		}
 		return conn
@@ -341,25 +315,10 @@ func TestWebSocketTunnelEndsAtLogout(t *testing.T) {
 	if err == nil || (errors.As(err, &ne) && ne.Timeout()) {
 		t.Fatalf("the tunnel of the logged-out session is still open (%v)", err)
 	}
-	if err := wsRoundTrip(bobWS, "still here"); err != nil {
+	if err := edgetest.WSEcho(bobWS, "still here"); err != nil {
 		t.Fatalf("the other user's tunnel: %v", err)
 	}
 	if !strings.Contains(logs.String(), "WebSocket tunnel closed: its sign-in ended") {
 		t.Errorf("the close was not logged")
 	}
-}
-
-func wsRoundTrip(conn *websocket.Conn, msg string) error {
-	if err := conn.WriteMessage(websocket.TextMessage, []byte(msg)); err != nil {
-		return err
-	}
-	_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
-	_, got, err := conn.ReadMessage()
-	if err != nil {
-		return err
-	}
-	if string(got) != msg {
-		return fmt.Errorf("echo %q, want %q", got, msg)
-	}
-	return nil
 }

@@ -2,7 +2,6 @@ package tunnelwatch_test
 
 import (
 	"context"
-	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -18,6 +17,7 @@ import (
 	"github.com/vintner/arbor/data"
 	"github.com/vintner/arbor/data/boltdb"
 	"github.com/vintner/arbor/gateway"
+	"github.com/vintner/arbor/gateway/edge/edgetest"
 	"github.com/vintner/arbor/gateway/session"
 	"github.com/vintner/arbor/gateway/tunnelwatch"
 )
@@ -94,7 +94,7 @@ func TestTunnelsEndWithTheirSignIn(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { conn.Close() })
-		if err := echo(conn, "hi"); err != nil {
+		if err := edgetest.WSEcho(conn, "hi"); err != nil {
 			t.Fatal(err)
 		}
 		return conn
@@ -106,7 +106,7 @@ func TestTunnelsEndWithTheirSignIn(t *testing.T) {
 	if err := store.DeleteSession(ctx, "s-gone"); err != nil {
 		t.Fatal(err)
 	}
-	if !closed(gone) {
+	if !edgetest.WSClosed(gone) {
 		t.Fatal("the logged-out session's tunnel is still open")
 	}
 	// A write that does not end a session (a renewal) closes nothing.
@@ -117,7 +117,7 @@ func TestTunnelsEndWithTheirSignIn(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, c := range []*websocket.Conn{stays, anon, cli} {
-		if err := echo(c, "still here"); err != nil {
+		if err := edgetest.WSEcho(c, "still here"); err != nil {
 			t.Fatalf("a tunnel of a live sign-in: %v", err)
 		}
 	}
@@ -132,40 +132,14 @@ func TestTunnelsEndWithTheirSignIn(t *testing.T) {
 	w.Close()
 	w = tunnelwatch.Start(srv, store, tunnelwatch.Options{Interval: 100 * time.Millisecond})
 	defer w.Close()
-	if !closed(cli) {
+	if !edgetest.WSClosed(cli) {
 		t.Fatal("the revoked CLI login's tunnel is still open")
 	}
 	for _, c := range []*websocket.Conn{stays, anon} {
-		if err := echo(c, "still here"); err != nil {
+		if err := edgetest.WSEcho(c, "still here"); err != nil {
 			t.Fatalf("a tunnel of a live sign-in: %v", err)
 		}
 	}
-}
-
-func echo(conn *websocket.Conn, msg string) error {
-	if err := conn.WriteMessage(websocket.TextMessage, []byte(msg)); err != nil {
-		return err
-	}
-	_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
-	_, got, err := conn.ReadMessage()
-	if err != nil {
-		return err
-	}
-	if string(got) != msg {
-		return fmt.Errorf("echo %q, want %q", got, msg)
-	}
-	return nil
-}
-
-// closed waits at most 5 s for the tunnel under conn to be closed.
-func closed(conn *websocket.Conn) bool {
-	_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
-	_, _, err := conn.ReadMessage()
-	if err == nil {
-		return false
-	}
-	ne, ok := err.(net.Error)
-	return !(ok && ne.Timeout())
 }
 
 func TestOwner(t *testing.T) {
