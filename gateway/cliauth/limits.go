@@ -146,14 +146,16 @@ func (p *pendingSlots) expire(now time.Time) {
 		p.fifo, p.head = p.fifo[:n], 0
 	}
 	if len(p.fifo) > 2*len(p.slots)+64 {
+		// Keep the live entries of fifo[head:], in order, at the front;
+		// the queue then starts at 0 again.
 		live := p.fifo[:0]
-		for _, q := range p.fifo {
+		for _, q := range p.fifo[p.head:] {
 			if s, ok := p.slots[q.code]; ok && s.expires.Equal(q.expires) {
 				live = append(live, q)
 			}
 		}
 		clear(p.fifo[len(live):])
-		p.fifo = live
+		p.fifo, p.head = live, 0
 	}
 }
 
