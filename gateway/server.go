@@ -240,7 +240,7 @@ func (s *Server) Mount(class RouteClass, register func(r fiber.Router), opts ...
 	if s.started {
 		return ErrStarted
 	}
-	register(&classRouter{r: s.app, entry: s.routeEntry(class, m.bodyLimit)})
+	register(&classRouter{r: s.app, entry: s.routeEntry(class, m.bodyLimit), hook: m.hook})
 	return nil
 }
 
@@ -249,6 +249,7 @@ type MountOption func(*mountOptions)
 
 type mountOptions struct {
 	bodyLimit int64
+	hook      RouteHook
 }
 
 // WithBodyLimit caps the request bodies of the routes of one Mount call at
@@ -256,6 +257,19 @@ type mountOptions struct {
 // more than a few KiB; no built-in route does.
 func WithBodyLimit(n int64) MountOption {
 	return func(m *mountOptions) { m.bodyLimit = n }
+}
+
+// RouteHook is asked, for each route of a Mount call, for a handler to run
+// after the gateway's entry handler and before the route's own; nil adds
+// none. method is the registered method ("ALL" for All), path the full
+// pattern with any Group prefix. It is asked once, at registration.
+type RouteHook func(method, path string) fiber.Handler
+
+// WithRouteHook puts hook's handlers in front of the routes of one Mount
+// call: how the rate limits (package edge/ratelimit) reach exactly the
+// routes of their table without a router of their own.
+func WithRouteHook(hook RouteHook) MountOption {
+	return func(m *mountOptions) { m.hook = hook }
 }
 
 // ListenAndServe listens on Options.Listen and serves until Shutdown.

@@ -66,19 +66,20 @@ func (w *webAuth) close() {
 	w.sessions.Close()
 }
 
-// mount registers the sign-in, Integrations and API routes, each
-// registration passed through limit (the rate limits' Limits.Routes).
-func (w *webAuth) mount(srv *gateway.Server, limit func(func(fiber.Router)) func(fiber.Router)) error {
+// mount registers the sign-in, Integrations and API routes, each route
+// behind the handler limits gives it (the rate limits' RouteHandler).
+func (w *webAuth) mount(srv *gateway.Server, limits gateway.RouteHook) error {
+	limit := gateway.WithRouteHook(limits)
 	return errors.Join(
-		srv.Mount(gateway.ClassAuth, limit(w.web.Routes)),
-		srv.Mount(gateway.ClassAuth, limit(w.integrations.PageRoutes)),
-		srv.Mount(gateway.ClassAPI, limit(w.integrations.APIRoutes)),
-		srv.Mount(gateway.ClassAuth, limit(w.cli.PageRoutes)),
-		srv.Mount(gateway.ClassAPI, limit(w.cli.APIRoutes)),
-		srv.Mount(gateway.ClassAPI, limit(w.cli.DeviceRoutes)),
-		srv.Mount(gateway.ClassAuth, limit(w.cli.DevicePageRoutes)),
-		srv.Mount(gateway.ClassAuth, limit(w.workerPages.PageRoutes)),
-		srv.Mount(gateway.ClassAPI, limit(w.workerPages.APIRoutes)),
+		srv.Mount(gateway.ClassAuth, w.web.Routes, limit),
+		srv.Mount(gateway.ClassAuth, w.integrations.PageRoutes, limit),
+		srv.Mount(gateway.ClassAPI, w.integrations.APIRoutes, limit),
+		srv.Mount(gateway.ClassAuth, w.cli.PageRoutes, limit),
+		srv.Mount(gateway.ClassAPI, w.cli.APIRoutes, limit),
+		srv.Mount(gateway.ClassAPI, w.cli.DeviceRoutes, limit),
+		srv.Mount(gateway.ClassAuth, w.cli.DevicePageRoutes, limit),
+		srv.Mount(gateway.ClassAuth, w.workerPages.PageRoutes, limit),
+		srv.Mount(gateway.ClassAPI, w.workerPages.APIRoutes, limit),
 	)
 }
 

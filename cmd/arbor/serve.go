@@ -188,7 +188,7 @@ func serve(ctx context.Context, cfg config.Config, hooks serveHooks) error {
 	if err := limits.Register(srv.Registry()); err != nil {
 		return err
 	}
-	if err := wa.mount(srv, limits.Routes); err != nil {
+	if err := wa.mount(srv, limits.RouteHandler); err != nil {
 		return err
 	}
 	if err := limits.MissingError(); err != nil {

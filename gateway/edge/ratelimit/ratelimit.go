@@ -16,10 +16,11 @@
 // [New] builds one [Keyed] set of buckets per [Class] from [Options]. The
 // wiring then installs it in two places, so that no handler needs to know:
 //
-//   - [Limits.Routes] wraps a gateway.Server.Mount registration: routes in
-//     the fixed route table ([Table]) get their class's limiter in front of
-//     the handler, and every mounted route gets the failed-authentication
-//     check. Requests that end up proxied never run these.
+//   - [Limits.RouteHandler], a gateway.RouteHook given to Mount with
+//     gateway.WithRouteHook: routes in the fixed route table ([Table]) get
+//     their class's limiter in front of the handler, and every mounted
+//     route gets the failed-authentication check. Requests that end up
+//     proxied never run these.
 //   - [Limits.Guard] wraps gateway.Options.Guard for the failed
 //     authentications of proxied requests (CLI bearer tokens, worker
 //     credentials). It costs a request without credentials three header

@@ -2,11 +2,12 @@ package ratelimit
 
 import (
 	"fmt"
-	"slices"
 	"sort"
 	"strings"
 
 	"github.com/gofiber/fiber/v2"
+
+	"github.com/vintner/arbor/gateway/edge/reqbody"
 )
 
 // Route is one entry of the route table: the method and the path pattern
@@ -48,14 +49,22 @@ const grantDeviceCode = "urn:ietf:params:oauth:grant-type:device_code"
 
 func routeID(method, path string) string { return method + " " + path }
 
-// Routes wraps a gateway.Server.Mount registration function: every route
-// it registers gets the failed-authentication check, and those in Table
-// their class's limit, in front of its handlers (after the gateway's own
-// entry handler, which caps the body).
+// RouteHandler is a gateway.RouteHook: for each route a Mount call
+// registers, the limiter to run in front of its handlers (after the
+// gateway's entry handler, which caps the body). Every route gets the
+// failed-authentication check; those in Table also their class's limit.
 //
-//	srv.Mount(gateway.ClassAuth, limits.Routes(web.Routes))
-func (l *Limits) Routes(register func(r fiber.Router)) func(r fiber.Router) {
-	return func(r fiber.Router) { register(&router{r: r, l: l}) }
+//	srv.Mount(gateway.ClassAuth, web.Routes, gateway.WithRouteHook(limits.RouteHandler))
+func (l *Limits) RouteHandler(method, path string) fiber.Handler {
+	var rt *Route
+	for i := range Table {
+		if Table[i].Path == path && (Table[i].Method == method || method == "ALL") {
+			rt = &Table[i]
+			l.matched[routeID(Table[i].Method, path)] = true
+			break
+		}
+	}
+	return l.handler(rt)
 }
 
 // Missing lists the Table entries that no registration passed to Routes
@@ -103,112 +112,12 @@ func (l *Limits) handler(rt *Route) fiber.Handler {
 	}
 }
 
-// grantClass reads the token request's grant_type from the query or the
-// form body, where the token endpoint reads it. Only a form body is
-// parsed, and the gateway has capped its size already.
+// grantClass reads the token request's grant_type as the token endpoint
+// does: from the form body, through reqbody (the gateway's entry handler
+// has checked and capped it).
 func grantClass(c *fiber.Ctx) Class {
-	g := c.Request().URI().QueryArgs().Peek("grant_type")
-	if len(g) == 0 {
-		g = c.Request().PostArgs().Peek("grant_type")
-	}
-	if string(g) == grantDeviceCode {
+	if reqbody.FormValue(c, "grant_type") == grantDeviceCode {
 		return DevicePoll
 	}
 	return Refresh
 }
-
-// router is the fiber.Router handed to a wrapped registration.
-type router struct {
-	r      fiber.Router
-	l      *Limits
-	prefix string // of Group and Route, for matching the table
-}
-
-var _ fiber.Router = (*router)(nil)
-
-func (rr *router) wrap(r fiber.Router, prefix string) fiber.Router {
-	return &router{r: r, l: rr.l, prefix: prefix}
-}
-
-// chain puts the limiter in front of the handlers of method path.
-func (rr *router) chain(method, path string, handlers []fiber.Handler) []fiber.Handler {
-	full := rr.prefix + path
-	var rt *Route
-	for i := range Table {
-		if Table[i].Path == full && (Table[i].Method == method || method == "ALL") {
-			rt = &Table[i]
-			rr.l.matched[routeID(Table[i].Method, full)] = true
-			break
-		}
-	}
-	return slices.Insert(slices.Clone(handlers), 0, rr.l.handler(rt))
-}
-
-func (rr *router) add(method, path string, handlers []fiber.Handler) fiber.Router {
-	return rr.wrap(rr.r.Add(method, path, rr.chain(method, path, handlers)...), rr.prefix)
-}
-
-func (rr *router) Use(args ...interface{}) fiber.Router { return rr.wrap(rr.r.Use(args...), rr.prefix) }
-
-func (rr *router) Get(path string, handlers ...fiber.Handler) fiber.Router {
-	// Fiber registers a GET route for HEAD too; so does this.
-	return rr.wrap(rr.r.Get(path, rr.chain(fiber.MethodGet, path, handlers)...), rr.prefix)
-}
-
-func (rr *router) Head(path string, handlers ...fiber.Handler) fiber.Router {
-	return rr.add(fiber.MethodHead, path, handlers)
-}
-
-func (rr *router) Post(path string, handlers ...fiber.Handler) fiber.Router {
-	return rr.add(fiber.MethodPost, path, handlers)
-}
-
-func (rr *router) Put(path string, handlers ...fiber.Handler) fiber.Router {
-	return rr.add(fiber.MethodPut, path, handlers)
-}
-
-func (rr *router) Delete(path string, handlers ...fiber.Handler) fiber.Router {
-	return rr.add(fiber.MethodDelete, path, handlers)
-}
-
-func (rr *router) Connect(path string, handlers ...fiber.Handler) fiber.Router {
-	return rr.add(fiber.MethodConnect, path, handlers)
-}
-
-func (rr *router) Options(path string, handlers ...fiber.Handler) fiber.Router {
-	return rr.add(fiber.MethodOptions, path, handlers)
-}
-
-func (rr *router) Trace(path string, handlers ...fiber.Handler) fiber.Router {
-	return rr.add(fiber.MethodTrace, path, handlers)
-}
-
-func (rr *router) Patch(path string, handlers ...fiber.Handler) fiber.Router {
-	return rr.add(fiber.MethodPatch, path, handlers)
-}
-
-func (rr *router) Add(method, path string, handlers ...fiber.Handler) fiber.Router {
-	return rr.add(strings.ToUpper(method), path, handlers)
-}
-
-func (rr *router) All(path string, handlers ...fiber.Handler) fiber.Router {
-	return rr.wrap(rr.r.All(path, rr.chain("ALL", path, handlers)...), rr.prefix)
-}
-
-func (rr *router) Static(prefix, root string, config ...fiber.Static) fiber.Router {
-	return rr.wrap(rr.r.Static(prefix, root, config...), rr.prefix)
-}
-
-func (rr *router) Group(prefix string, handlers ...fiber.Handler) fiber.Router {
-	return rr.wrap(rr.r.Group(prefix, handlers...), rr.prefix+prefix)
-}
-
-func (rr *router) Route(prefix string, fn func(router fiber.Router), name ...string) fiber.Router {
-	return rr.wrap(rr.r.Route(prefix, func(r fiber.Router) { fn(rr.wrap(r, rr.prefix+prefix)) }, name...), rr.prefix+prefix)
-}
-
-func (rr *router) Mount(prefix string, app *fiber.App) fiber.Router {
-	return rr.wrap(rr.r.Mount(prefix, app), rr.prefix)
-}
-
-func (rr *router) Name(name string) fiber.Router { return rr.wrap(rr.r.Name(name), rr.prefix) }

@@ -36,7 +36,7 @@ func (c *clock) add(d time.Duration) {
 
 // env is a real gateway on 127.0.0.1 that trusts 127.0.0.1 as a proxy, so
 // that X-Forwarded-For sets the client address; the route table's routes
-// are mounted with trivial handlers through Limits.Routes, and the proxy
+// are mounted with trivial handlers through Limits.RouteHandler, and the proxy
 // behind it is guarded through Limits.Guard.
 type env struct {
 	url    string
@@ -91,7 +91,7 @@ func newEnv(t *testing.T, rates [ratelimit.NumClasses]ratelimit.Rate) *env {
 		t.Fatal(err)
 	}
 	ok := func(c *fiber.Ctx) error { return c.SendString("ok") }
-	err = srv.Mount(gateway.ClassAuth, l.Routes(func(r fiber.Router) {
+	err = srv.Mount(gateway.ClassAuth, func(r fiber.Router) {
 		for _, rt := range ratelimit.Table {
 			r.Add(rt.Method, rt.Path, ok)
 		}
@@ -101,7 +101,7 @@ func newEnv(t *testing.T, rates [ratelimit.NumClasses]ratelimit.Rate) *env {
 			}
 			return c.SendString("me")
 		})
-	}))
+	}, gateway.WithRouteHook(l.RouteHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -340,11 +340,17 @@ func TestMissingReportsUnregisteredTableRoutes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	app := fiber.New()
-	l.Routes(func(r fiber.Router) {
+	quiet := slog.New(slog.NewJSONHandler(io.Discard, nil))
+	srv, err := gateway.New(gateway.Options{Logger: quiet, AccessLogger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Mount(gateway.ClassAuth, func(r fiber.Router) {
 		g := r.Group("/auth")
 		g.Get("/start/:provider", func(c *fiber.Ctx) error { return nil })
-	})(app)
+	}, gateway.WithRouteHook(l.RouteHandler)); err != nil {
+		t.Fatal(err)
+	}
 	m := l.Missing()
 	if len(m) != len(ratelimit.Table)-1 || strings.Contains(strings.Join(m, ","), "/auth/start/") {
 		t.Fatalf("Missing = %v; want every table route but GET /auth/start/:provider (registered through a group)", m)
