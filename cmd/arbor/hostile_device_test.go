@@ -316,9 +316,6 @@ func TestHostileDeviceFloodBolt(t *testing.T) {
 }
 
 func TestHostileDeviceFloodEtcd(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts an embedded etcd")
-	}
 	cluster := etcdtest.Start(t)
 	cl := cluster.Client(t)
 	target := startDeviceFloodTarget(t, []string{

@@ -484,9 +484,6 @@ func TestPollsWriteNothing(t *testing.T) {
 func TestExchangeParallelWrongGuesses(t *testing.T) {
 	t.Run("bbolt", func(t *testing.T) { parallelWrongGuesses(t, newFixture(t, 100, 100)) })
 	t.Run("etcd", func(t *testing.T) {
-		if testing.Short() {
-			t.Skip("starts an embedded etcd")
-		}
 		cluster := etcdtest.Start(t)
 		parallelWrongGuesses(t, newFixtureOn(t, 100, 100, func(now func() time.Time) data.Store {
 			st, err := etcd.Open(context.Background(), etcd.Config{Endpoints: cluster.Endpoints(), Root: "/arbor-cliauth/"}, etcd.Options{Now: now, Logger: quiet})
