@@ -11,6 +11,8 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/vintner/arbor/gateway/proxy"
 )
 
 // Slow clients and connection caps (docs/edge.md, "Slow clients and
@@ -198,17 +200,6 @@ func (t *connTracker) slowCheck(c *trackedConn, now, slack int64) int32 {
 	return cutNone
 }
 
-// addrKey is the key of the per-address cap: the address, an IPv6 one by
-// its /64.
-func addrKey(a netip.Addr) netip.Addr {
-	a = a.Unmap()
-	if a.Is6() {
-		p, _ := a.Prefix(64)
-		return p.Addr()
-	}
-	return a
-}
-
 func remoteAddr(nc net.Conn) netip.Addr {
 	if ta, ok := nc.RemoteAddr().(*net.TCPAddr); ok {
 		return ta.AddrPort().Addr().Unmap()
@@ -222,7 +213,7 @@ func (t *connTracker) admitLocked(c *trackedConn, peer netip.Addr) bool {
 	if t.limits.perAddr <= 0 || !peer.IsValid() || (t.limits.exempt != nil && t.limits.exempt(peer)) {
 		return true
 	}
-	key := addrKey(peer)
+	key := proxy.ClientKey(peer)
 	if t.perAddr[key] >= int32(t.limits.perAddr) {
 		return false
 	}

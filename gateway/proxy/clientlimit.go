@@ -102,11 +102,13 @@ func (l *clientLimiter) clients() int {
 	return n
 }
 
-// ClientKey is the key the per-client cap counts a request under: the
-// address, an IPv6 address by its /64 (one subscriber usually holds a
-// whole /64, and could otherwise use a fresh address per request).
+// ClientKey is the key every per-client bound of the edge counts a client
+// under (this cap, the per-address connection cap, the rate limits): the
+// address, an IPv4-mapped one unmapped, without a zone, and an IPv6
+// address by its /64 (one subscriber usually holds a whole /64, and could
+// otherwise use a fresh address per request).
 func ClientKey(a netip.Addr) netip.Addr {
-	a = a.Unmap()
+	a = a.Unmap().WithZone("")
 	if a.Is6() {
 		p, _ := a.Prefix(64)
 		return p.Addr()

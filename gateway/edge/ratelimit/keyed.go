@@ -1,6 +1,8 @@
 package ratelimit
 
 import (
+	"github.com/vintner/arbor/gateway/proxy"
+
 	"hash/maphash"
 	"net/netip"
 	"sync"
@@ -192,12 +194,6 @@ func Key(s string) (key netip.Addr, ok bool) {
 	return KeyOf(a), true
 }
 
-// KeyOf is Key for a parsed address.
-func KeyOf(a netip.Addr) netip.Addr {
-	a = a.Unmap().WithZone("")
-	if a.Is6() {
-		p, _ := a.Prefix(64)
-		return p.Addr()
-	}
-	return a
-}
+// KeyOf is Key for a parsed address: proxy.ClientKey, the key every
+// per-client bound of the edge uses.
+func KeyOf(a netip.Addr) netip.Addr { return proxy.ClientKey(a) }
