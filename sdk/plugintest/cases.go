@@ -590,25 +590,23 @@ func listAll(ctx context.Context, e *Env, token string, perPage int) (repos []ab
 	return nil, nil, errors.New("more than 1000 pages")
 }
 
-// checkRepos compares a listing with the fake's generated repositories:
-// repo-001 … repo-N, every third private, every seventh on "master". A
-// GitLab fake also makes every fifth public one "internal" (visible to the
-// instance's users only), which a plugin may report as private or not.
-func checkRepos(c *checks, flavor fakeprovider.Flavor, fu fakeprovider.User, repos []abi.Repo) {
-	if len(repos) != fu.Repos {
-		c.errorf("%s: %d repositories, the provider has %d", fu.Login, len(repos), fu.Repos)
+// checkRepos compares a listing with what the fake says the user's token
+// can list (fakeprovider.Provider.VisibleRepos): the same full names, each
+// once, with ids, URLs, visibility and default branch. A GitLab
+// "internal" repository may be reported as private or not.
+func checkRepos(c *checks, want []fakeprovider.Repo, login string, repos []abi.Repo) {
+	if len(repos) != len(want) {
+		c.errorf("%s: %d repositories, the provider lists %d", login, len(repos), len(want))
+	}
+	byName := make(map[string]fakeprovider.Repo, len(want))
+	for _, w := range want {
+		byName[w.FullName] = w
 	}
 	seen := map[string]bool{}
 	ids := map[string]bool{}
 	var problems []string
 	for _, r := range repos {
-		var i int
-		name, ok := strings.CutPrefix(r.FullName, fu.Login+"/repo-")
-		if ok {
-			n, err := strconv.Atoi(name)
-			ok = err == nil && n >= 1 && n <= fu.Repos && fmt.Sprintf("%03d", n) == name
-			i = n
-		}
+		w, ok := byName[r.FullName]
 		switch {
 		case !ok || seen[r.FullName]:
 			problems = append(problems, fmt.Sprintf("unexpected or repeated full name %q", r.FullName))
@@ -619,23 +617,18 @@ func checkRepos(c *checks, flavor fakeprovider.Flavor, fu fakeprovider.User, rep
 			problems = append(problems, fmt.Sprintf("%s: neither clone nor web URL", r.FullName))
 		}
 		seen[r.FullName], ids[r.ID] = true, true
-		internal := flavor == fakeprovider.FlavorGitLab && i%5 == 0 && i%3 != 0
-		if want := i%3 == 0; r.Private != want && !internal {
-			problems = append(problems, fmt.Sprintf("%s: private=%v, want %v", r.FullName, r.Private, want))
+		if r.Private != w.Private && !w.Internal {
+			problems = append(problems, fmt.Sprintf("%s: private=%v, want %v", r.FullName, r.Private, w.Private))
 		}
-		want := "main"
-		if i%7 == 0 {
-			want = "master"
-		}
-		if r.DefaultBranch != want {
-			problems = append(problems, fmt.Sprintf("%s: default branch %q, want %q", r.FullName, r.DefaultBranch, want))
+		if r.DefaultBranch != w.DefaultBranch {
+			problems = append(problems, fmt.Sprintf("%s: default branch %q, want %q", r.FullName, r.DefaultBranch, w.DefaultBranch))
 		}
 	}
 	if len(problems) > 5 {
 		problems = append(problems[:5], fmt.Sprintf("… %d more", len(problems)-5))
 	}
 	for _, p := range problems {
-		c.errorf("%s: %s", fu.Login, p)
+		c.errorf("%s: %s", login, p)
 	}
 }
 
@@ -651,9 +644,10 @@ func caseRepos(ctx context.Context, e *Env, c *checks) error {
 			c.errorf("%s: %v", fu.Login, err)
 			continue
 		}
-		checkRepos(c, e.Fake.Config().Flavor, fu, repos)
-		if fu.Repos > 100 && len(pages) < 2 {
-			c.errorf("%s: %d repositories in %d page(s): pagination was not exercised", fu.Login, fu.Repos, len(pages))
+		want := e.Fake.VisibleRepos(fu.Login)
+		checkRepos(c, want, fu.Login, repos)
+		if len(want) > 100 && len(pages) < 2 {
+			c.errorf("%s: %d repositories in %d page(s): pagination was not exercised", fu.Login, len(want), len(pages))
 		}
 		if n := len(e.Fake.CallsTo(fakeprovider.EndpointRepos)) - before; n != len(pages) {
 			c.errorf("%s: %d pages took %d requests to the repository list", fu.Login, len(pages), n)
@@ -664,7 +658,7 @@ func caseRepos(ctx context.Context, e *Env, c *checks) error {
 
 func caseReposPerPage(ctx context.Context, e *Env, c *checks) error {
 	us := fakeUsers(e)
-	i := slices.IndexFunc(us, func(u fakeprovider.User) bool { return u.Repos > 25 })
+	i := slices.IndexFunc(us, func(u fakeprovider.User) bool { return len(e.Fake.VisibleRepos(u.Login)) > 25 })
 	if i < 0 {
 		i = 0
 	}
@@ -678,15 +672,16 @@ func caseReposPerPage(ctx context.Context, e *Env, c *checks) error {
 	if err != nil {
 		return err
 	}
-	checkRepos(c, e.Fake.Config().Flavor, fu, repos)
+	want := e.Fake.VisibleRepos(fu.Login)
+	checkRepos(c, want, fu.Login, repos)
 	for n, size := range pages {
 		if size > per {
 			c.errorf("page %d has %d repositories, %d were asked for", n+1, size, per)
 			break
 		}
 	}
-	if want := max((fu.Repos+per-1)/per, 1); len(pages) != want {
-		c.errorf("%d pages of at most %d for %d repositories, want %d", len(pages), per, fu.Repos, want)
+	if n := max((len(want)+per-1)/per, 1); len(pages) != n {
+		c.errorf("%d pages of at most %d for %d repositories, want %d", len(pages), per, len(want), n)
 	}
 	return nil
 }

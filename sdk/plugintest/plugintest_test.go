@@ -62,7 +62,7 @@ func TestKitCatchesBugs(t *testing.T) {
 		"revoke":              "the provider's revocation endpoint was not called",
 		"user":                "marked verified, but the provider has not verified",
 		"user_expired_token":  "got code provider_error",
-		"repos":               "30 repositories, the provider has 45",
+		"repos":               "30 repositories, the provider lists 45",
 		"repos_per_page":      "page 1 has 30 repositories, 25 were asked for",
 		"repos_expired_token": "got code provider_error",
 	}
