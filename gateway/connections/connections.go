@@ -631,6 +631,34 @@ func (b *Broker) Repos(ctx context.Context, userID, provider, cursor string, per
 	return page, nil
 }
 
+// liveForRevoke returns the tokens to revoke c's grant with: s itself,
+// unless its access token has expired and a refresh token can renew it,
+// in which case the grant is refreshed first and the new pair returned.
+// Providers judge a revocation by the token they are shown: Doorkeeper
+// before 5.8.1 (self-managed GitLab) answers 200 to the revocation of an
+// expired token's grant and revokes nothing, leaving the refresh token
+// usable (doorkeeper-gem/doorkeeper#1671), and GitHub identifies the grant
+// by its access token. A failed refresh leaves s as it was: the revocation
+// is still tried.
+func (b *Broker) liveForRevoke(ctx context.Context, c data.Connection, s secrets) secrets {
+	if s.RefreshToken == "" || c.Status != data.ConnectionActive || c.TokenExpiresAt.IsZero() || b.opts.Now().Before(c.TokenExpiresAt) {
+		return s
+	}
+	if _, err := b.refresh(ctx, c.UserID, c.Provider); err != nil {
+		b.log.Info("could not renew an expired grant before revoking it; revoking with the expired token", "user_id", c.UserID, "provider", c.Provider, "err", err)
+		return s
+	}
+	nc, err := b.store.GetConnection(ctx, c.UserID, c.Provider)
+	if err != nil {
+		return s
+	}
+	ns, err := b.open(nc)
+	if err != nil {
+		return s
+	}
+	return ns
+}
+
 // DisconnectResult says what happened at the provider.
 type DisconnectResult struct {
 	// Revoked: the provider confirmed the revocation.
@@ -669,6 +697,9 @@ func (b *Broker) Disconnect(ctx context.Context, userID, provider string) (Disco
 	var res DisconnectResult
 	s, openErr := b.open(c)
 	p, _, ok := b.providers.Get(provider)
+	if openErr == nil && ok {
+		s = b.liveForRevoke(ctx, c, s)
+	}
 	switch {
 	case openErr != nil:
 		b.log.Error("cannot open the tokens to revoke them; deleting the connection anyway", "user_id", userID, "provider", provider, "err", openErr)

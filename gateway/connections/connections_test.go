@@ -641,3 +641,31 @@ func TestNoTokenInLogsOrErrors(t *testing.T) {
 		}
 	}
 }
+
+// An expired grant is renewed before it is revoked: a GitLab on Doorkeeper
+// before 5.8.1 answers 200 to the revocation of an expired token and
+// revokes nothing, which would leave the refresh token usable after
+// "Disconnected, and the access was revoked".
+func TestDisconnectRevokesAnExpiredGrant(t *testing.T) {
+	e := newEnv(t, func(name string, c *fakeprovider.Config) {
+		if name == "gitlab" {
+			c.RevokeIgnoresExpired = true
+		}
+	}, Options{})
+	e.connect("gitlab")
+	f := e.fakes.Fakes["gitlab"]
+	f.ExpireAccessTokens()
+	e.clock.Advance(3 * time.Hour)
+	res, err := e.b.Disconnect(context.Background(), "u1", "gitlab")
+	if err != nil || !res.Revoked {
+		t.Fatalf("disconnect: %+v %v", res, err)
+	}
+	if n := len(e.refreshCalls("gitlab")); n != 1 {
+		t.Errorf("%d refreshes before the revocation, want 1", n)
+	}
+	for i, it := range f.IssuedTokens() {
+		if it.AccessValid || it.RefreshValid {
+			t.Errorf("token pair %d (%s) still valid at the provider after disconnect: access %v refresh %v", i, it.GrantType, it.AccessValid, it.RefreshValid)
+		}
+	}
+}

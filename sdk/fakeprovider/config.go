@@ -339,6 +339,13 @@ type Config struct {
 	// one authorization (the access token, its refresh token and the
 	// tokens refreshed from it — RFC 7009 section 2.1, GitLab).
 	RevokeAllForUser bool
+	// RevokeIgnoresExpired reproduces Doorkeeper before 5.8.1 (the OAuth
+	// server of self-managed GitLab instances that have not upgraded): an
+	// RFC 7009 revocation of a token whose access token has expired answers
+	// 200 but revokes nothing, so the refresh token stays usable
+	// (doorkeeper-gem/doorkeeper#1671, fixed by #1744 in 5.8.1). Default
+	// false (gitlab.com).
+	RevokeIgnoresExpired bool
 
 	// APIAuthSchemes accepted in the Authorization header of API requests,
 	// case-insensitively. Default ["Bearer"]; GitHub also takes "token".

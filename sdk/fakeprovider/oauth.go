@@ -544,6 +544,10 @@ func (p *Provider) handleRevoke(w http.ResponseWriter, r *http.Request, c *Call,
 			return
 		}
 		c.Token = Fingerprint(tok)
+		if p.cfg.RevokeIgnoresExpired && p.pairedAccessExpired(tok) {
+			writeJSON(w, http.StatusOK, struct{}{}) // and nothing is revoked
+			return
+		}
 		p.revoke(tok, c, false) // RFC 7009 section 2.2: unknown tokens are not an error
 		writeJSON(w, http.StatusOK, struct{}{})
 
