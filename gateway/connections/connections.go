@@ -131,7 +131,15 @@ type Token struct {
 	TokenType   string
 	// ExpiresAt is zero for a token that does not expire.
 	ExpiresAt time.Time
-	Scopes    []string
+	// UseUntil is when a caller should stop using the token and ask again
+	// (zero: never): ExpiresAt less the refresh margin, but not before
+	// now. From then on any call may refresh the grant, and GitHub and
+	// GitLab kill the old access token the moment a refresh succeeds
+	// ("the old user access token will no longer work"), hours before
+	// ExpiresAt. ValidProviderToken sets it; it is what the API reports as
+	// expires_at.
+	UseUntil time.Time
+	Scopes   []string
 }
 
 // secrets is the sealed part of a connection.
@@ -310,6 +318,18 @@ func (b *Broker) Connect(ctx context.Context, userID, provider string, tok *abi.
 // expire), refreshing it first if needed. Errors are *httperr.Error with
 // the codes of this package, store_unavailable, or provider_unavailable.
 func (b *Broker) ValidProviderToken(ctx context.Context, userID, provider string) (Token, error) {
+	t, err := b.validProviderToken(ctx, userID, provider)
+	if err != nil || t.ExpiresAt.IsZero() {
+		return t, err
+	}
+	t.UseUntil = t.ExpiresAt.Add(-b.opts.RefreshMargin)
+	if now := b.opts.Now(); t.UseUntil.Before(now) {
+		t.UseUntil = now
+	}
+	return t, nil
+}
+
+func (b *Broker) validProviderToken(ctx context.Context, userID, provider string) (Token, error) {
 	c, err := b.store.GetConnection(ctx, userID, provider)
 	if errors.Is(err, data.ErrNotFound) {
 		return Token{}, notConnected(provider)

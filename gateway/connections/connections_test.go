@@ -669,3 +669,36 @@ func TestDisconnectRevokesAnExpiredGrant(t *testing.T) {
 		}
 	}
 }
+
+// A token handed out works at the provider for as long as its UseUntil
+// promises: until then no call refreshes it (a refresh kills the old
+// access token at GitHub and GitLab); after it, the next call refreshes.
+func TestUseUntilIsKept(t *testing.T) {
+	e := newEnv(t, nil, Options{})
+	e.connect("gitlab")
+	f := e.fakes.Fakes["gitlab"]
+	ctx := context.Background()
+	t1, err := e.b.ValidProviderToken(ctx, "u1", "gitlab")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := t1.ExpiresAt.Add(-DefaultRefreshMargin); !t1.UseUntil.Equal(want) {
+		t.Fatalf("UseUntil %v, want ExpiresAt less the margin, %v", t1.UseUntil, want)
+	}
+	e.clock.Advance(t1.UseUntil.Sub(e.clock.Now()) - time.Second)
+	t2, err := e.b.ValidProviderToken(ctx, "u1", "gitlab")
+	if err != nil || t2.AccessToken != t1.AccessToken || len(e.refreshCalls("gitlab")) != 0 {
+		t.Fatalf("a second before UseUntil: %v, same token %v, %d refreshes", err, t2.AccessToken == t1.AccessToken, len(e.refreshCalls("gitlab")))
+	}
+	if !f.ValidAccessToken(t1.AccessToken) {
+		t.Fatal("the token stopped working at the provider before its UseUntil")
+	}
+	e.clock.Advance(2 * time.Second)
+	t3, err := e.b.ValidProviderToken(ctx, "u1", "gitlab")
+	if err != nil || t3.AccessToken == t1.AccessToken || len(e.refreshCalls("gitlab")) != 1 {
+		t.Fatalf("a second after UseUntil: %v, new token %v, %d refreshes", err, t3.AccessToken != t1.AccessToken, len(e.refreshCalls("gitlab")))
+	}
+	if !t3.UseUntil.After(e.clock.Now()) || !f.ValidAccessToken(t3.AccessToken) {
+		t.Fatalf("the refreshed token: UseUntil %v (now %v), valid at the provider %v", t3.UseUntil, e.clock.Now(), f.ValidAccessToken(t3.AccessToken))
+	}
+}

@@ -283,8 +283,10 @@ type tokenBody struct {
 
 func tokenJSON(c *fiber.Ctx, provider string, t connections.Token) error {
 	body := tokenBody{Provider: provider, AccessToken: t.AccessToken, TokenType: t.TokenType, Scopes: t.Scopes}
-	if !t.ExpiresAt.IsZero() {
-		s := t.ExpiresAt.UTC().Format(time.RFC3339)
+	// expires_at is when to stop using the token and ask again, which is
+	// before the provider's expiry: see connections.Token.UseUntil.
+	if !t.UseUntil.IsZero() {
+		s := t.UseUntil.UTC().Format(time.RFC3339)
 		body.ExpiresAt = &s
 	}
 	c.Set(fiber.HeaderCacheControl, "no-store")
