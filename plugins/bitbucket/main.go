@@ -9,10 +9,25 @@
 //     credentials only in the body are refused.
 //   - Scopes belong to the OAuth consumer's configuration in Bitbucket, not
 //     to the authorization request, so the URL carries none.
-//   - Access tokens last two hours and refresh tokens rotate.
+//   - Access tokens last two hours and go only in the Authorization
+//     header; refresh tokens rotate and expire after 3 months unused; the
+//     token response says "scope" (OAuth changes enforced from 4 May 2026:
+//     https://community.developer.atlassian.com/t/oauth-2-0-and-api-authentication-changes-for-bitbucket-cloud/99003).
 //   - E-mail addresses come from /2.0/user/emails (is_primary,
 //     is_confirmed), not from /2.0/user.
 //   - Lists page in the body: {"values": […], "next": "<absolute URL>"}.
+//   - Repositories are listed per workspace. The cross-workspace
+//     GET /2.0/repositories answers 410 Gone since 27 February 2026
+//     (CHANGE-2770, https://developer.atlassian.com/cloud/bitbucket/changelog/#CHANGE-2770);
+//     Repos lists GET /2.0/user/workspaces (CHANGE-3022), then
+//     GET /2.0/repositories/{workspace}?role=member for each, with a
+//     cursor that carries the workspace and the page, and at most
+//     maxListCalls requests per call (empty workspaces are skipped within
+//     that bound, then the call returns what it has, with a cursor).
+//   - Every URL followed (the cursor's and Bitbucket's next links) must
+//     be under the API base; any other cursor is invalid_request.
+//   - A refusal that cannot change on a retry (410, and any 4xx other than
+//     401 and rate limits) is a non-retryable provider_error that says so.
 //   - There is no token revocation endpoint for OAuth consumers: Revoke
 //     says so with the code "unsupported" and tells the user where to
 //     revoke access themselves.
@@ -27,6 +42,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/vintner/arbor/sdk/abi"
 	"github.com/vintner/arbor/sdk/plugin"
 )
 
@@ -50,6 +66,11 @@ const (
 	maxPageLen = 100
 	// maxEmailPages bounds the e-mail address pages read for one user.
 	maxEmailPages = 5
+	// maxListCalls bounds the HTTP requests of one Repos call.
+	maxListCalls = 8
+	// maxCursorIndex bounds a cursor's workspace index (a page holds at
+	// most maxPageLen workspaces).
+	maxCursorIndex = maxPageLen
 )
 
 // revokeMessage is what Revoke answers: Bitbucket Cloud has no revocation
@@ -173,40 +194,209 @@ func (*bitbucket) User(ctx context.Context, r *plugin.UserRequest) (*plugin.User
 	return u, nil
 }
 
-// Repos lists the repositories the user is a member of. The cursor is the
-// body's next URL.
+// listCursor is where a repository listing resumes. Encoded as a query
+// string: w, the /user/workspaces page that holds the next workspace; i,
+// that workspace's index in the page; r, the current workspace's next
+// repositories page ("" when the next step starts workspace i); l=1 when
+// the current workspace is the user's last.
+type listCursor struct {
+	wsPage string
+	index  int
+	repos  string
+	last   bool
+}
+
+func (c listCursor) encode() string {
+	v := plugin.Values{"w": {c.wsPage}, "i": {strconv.Itoa(c.index)}}
+	if c.repos != "" {
+		v.Set("r", c.repos)
+	}
+	if c.last {
+		v.Set("l", "1")
+	}
+	return v.Encode()
+}
+
+// decodeCursor parses a cursor from an earlier page and checks that every
+// URL in it is a page of this provider's API.
+func decodeCursor(s, api string) (listCursor, error) {
+	bad := plugin.ErrInvalidRequest("bitbucket: the cursor is not one this plugin returned for this provider's API; list again from the start")
+	v, err := plugin.ParseQuery(s)
+	if err != nil {
+		return listCursor{}, bad
+	}
+	c := listCursor{wsPage: v.Get("w"), repos: v.Get("r"), last: v.Get("l") == "1"}
+	i, err := strconv.Atoi(v.Get("i"))
+	if err != nil || i < 0 || i > maxCursorIndex || !underAPI(c.wsPage, api) || (v.Has("r") && !underAPI(c.repos, api)) {
+		return listCursor{}, bad
+	}
+	c.index = i
+	return c, nil
+}
+
+// underAPI reports whether u is a URL on the API base: the only place the
+// user's token may be sent.
+func underAPI(u, api string) bool {
+	return strings.HasPrefix(u, api+"/") && !strings.Contains(u, "/../") && !strings.HasSuffix(u, "/..")
+}
+
+// Repos lists the repositories the user is a member of, workspace by
+// workspace: GET /user/workspaces, then GET /repositories/{workspace}
+// ?role=member for each (the cross-workspace /repositories is gone). One
+// call returns one page of one workspace, skipping empty workspaces
+// within maxListCalls requests; when it runs out of requests it returns
+// what it has (possibly nothing) with a cursor.
 func (*bitbucket) Repos(ctx context.Context, r *plugin.ReposRequest) (*plugin.RepoPage, error) {
-	if r.Endpoints.APIBase == "" {
+	api := r.Endpoints.APIBase
+	if api == "" {
 		return nil, plugin.ErrInvalidRequest("bitbucket: no API base URL is configured")
 	}
-	u := r.Cursor
-	if u == "" {
-		n := r.PerPage
-		if n <= 0 || n > maxPageLen {
-			n = maxPageLen
+	n := r.PerPage
+	if n <= 0 || n > maxPageLen {
+		n = maxPageLen
+	}
+	cur := listCursor{wsPage: api + "/user/workspaces?pagelen=" + strconv.Itoa(maxPageLen)}
+	if r.Cursor != "" {
+		c, err := decodeCursor(r.Cursor, api)
+		if err != nil {
+			return nil, err
 		}
-		u = r.Endpoints.APIBase + "/repositories?role=member&pagelen=" + strconv.Itoa(n)
-	} else if !strings.HasPrefix(u, r.Endpoints.APIBase+"/") {
-		return nil, plugin.ErrInvalidRequest("bitbucket: the cursor is not a page of this provider's API")
+		cur = c
 	}
-	resp, err := get(ctx, u, r.AccessToken)
+	page := &plugin.RepoPage{Repos: make([]plugin.Repo, 0, n)}
+	calls := 0
+	var cached struct {
+		url, next string
+		slugs     []string
+	}
+	// Every step makes a request or moves to a page it has not read yet;
+	// steps bounds a provider whose empty workspace pages link in a
+	// circle.
+	for steps := 0; calls < maxListCalls && steps < 2*maxListCalls; steps++ {
+		if cur.repos == "" {
+			// Start the next workspace.
+			if cached.url != cur.wsPage {
+				slugs, next, err := workspaces(ctx, cur.wsPage, api, r.AccessToken)
+				calls++
+				if err != nil {
+					return nil, err
+				}
+				cached.url, cached.next, cached.slugs = cur.wsPage, next, slugs
+			}
+			if cur.index >= len(cached.slugs) {
+				if cached.next == "" {
+					return page, nil // no workspace left
+				}
+				cur.wsPage, cur.index = cached.next, 0
+				continue
+			}
+			slug := cached.slugs[cur.index]
+			cur.index++
+			cur.last = false
+			if cur.index >= len(cached.slugs) {
+				if cached.next == "" {
+					cur.last = true
+				} else {
+					cur.wsPage, cur.index = cached.next, 0
+				}
+			}
+			cur.repos = api + "/repositories/" + plugin.PathEscape(slug) + "?role=member&pagelen=" + strconv.Itoa(n)
+			if calls >= maxListCalls {
+				break
+			}
+		}
+		repos, next, err := repoPage(ctx, cur.repos, api, r.AccessToken)
+		calls++
+		if err != nil {
+			return nil, err
+		}
+		page.Repos = append(page.Repos, repos...)
+		cur.repos = next
+		if next == "" && cur.last {
+			return page, nil // the last page of the last workspace
+		}
+		if len(page.Repos) > 0 {
+			break
+		}
+		// An empty workspace: go on to the next one.
+	}
+	page.NextCursor = cur.encode()
+	return page, nil
+}
+
+// workspaces reads one page of GET /user/workspaces: the workspaces' slugs
+// and the next page's URL.
+func workspaces(ctx context.Context, u, api, token string) (slugs []string, next string, err error) {
+	if !underAPI(u, api) {
+		return nil, "", plugin.ErrProvider(0, "bitbucket: /2.0/user/workspaces pointed its next page outside the API")
+	}
+	resp, err := get(ctx, u, token)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
-	page := &plugin.RepoPage{Repos: make([]plugin.Repo, 0, maxPageLen)}
 	j := plugin.NewJSON(resp.Body)
 	j.Object(func(key []byte) {
 		switch string(key) {
 		case "next":
-			page.NextCursor = j.String()
+			next = j.String()
 		case "values":
-			j.Array(func() { page.Repos = append(page.Repos, repo(j)) })
+			j.Array(func() {
+				var slug string
+				j.Object(func(key []byte) {
+					if string(key) == "workspace" {
+						j.Object(func(key []byte) {
+							if string(key) == "slug" {
+								slug = j.String()
+							}
+						})
+					}
+				})
+				slugs = append(slugs, slug)
+			})
 		}
 	})
 	if err := j.Err(); err != nil {
-		return nil, wrap(err)
+		return nil, "", wrap(err)
 	}
-	return page, nil
+	if len(slugs) > maxCursorIndex {
+		return nil, "", plugin.ErrProvider(resp.StatusCode, "bitbucket: /2.0/user/workspaces answered more workspaces on one page than asked for")
+	}
+	for _, s := range slugs {
+		if s == "" || s == "." || s == ".." {
+			return nil, "", plugin.ErrProvider(resp.StatusCode, "bitbucket: /2.0/user/workspaces answered a workspace without a usable slug")
+		}
+	}
+	if next != "" && !underAPI(next, api) {
+		return nil, "", plugin.ErrProvider(0, "bitbucket: /2.0/user/workspaces pointed its next page outside the API")
+	}
+	return slugs, next, nil
+}
+
+// repoPage reads one page of a workspace's repositories.
+func repoPage(ctx context.Context, u, api, token string) (repos []plugin.Repo, next string, err error) {
+	if !underAPI(u, api) {
+		return nil, "", plugin.ErrProvider(0, "bitbucket: /2.0/repositories pointed its next page outside the API")
+	}
+	resp, err := get(ctx, u, token)
+	if err != nil {
+		return nil, "", err
+	}
+	j := plugin.NewJSON(resp.Body)
+	j.Object(func(key []byte) {
+		switch string(key) {
+		case "next":
+			next = j.String()
+		case "values":
+			j.Array(func() { repos = append(repos, repo(j)) })
+		}
+	})
+	if err := j.Err(); err != nil {
+		return nil, "", wrap(err)
+	}
+	if next != "" && !underAPI(next, api) {
+		return nil, "", plugin.ErrProvider(0, "bitbucket: /2.0/repositories pointed its next page outside the API")
+	}
+	return repos, next, nil
 }
 
 // repo reads one repository object.
@@ -294,9 +484,61 @@ func get(ctx context.Context, u, token string) (*plugin.Response, error) {
 		return nil, wrap(err)
 	}
 	if err := plugin.CheckResponse("GET", u, resp); err != nil {
-		return nil, wrap(err)
+		return nil, wrap(permanent(err, resp))
 	}
 	return resp, nil
+}
+
+// permanent says so in a provider_error for a 4xx answer (CheckResponse
+// has already made 401 invalid_token and 429 or an exhausted 403
+// rate_limited): the same request will be refused again, so it is not
+// retryable. Bitbucket's own error message is kept; it never holds a
+// credential.
+func permanent(err error, resp *plugin.Response) error {
+	var e *plugin.Error
+	if !errors.As(err, &e) || e.Code != abi.CodeProviderError || resp.StatusCode < 400 || resp.StatusCode > 499 {
+		return err
+	}
+	c := *e
+	c.Retryable = false
+	if resp.StatusCode == 410 {
+		c.Message = "Bitbucket removed this API (410 Gone): this plugin is out of date (" + e.Message + "); " +
+			"the refusal is permanent and retrying will not help: update the plugin"
+		return &c
+	}
+	c.Message = e.Message
+	if m := errorMessage(resp.Body); m != "" {
+		c.Message += " (" + m + ")"
+	}
+	c.Message += ": Bitbucket refused the request; the refusal is permanent and retrying will not help"
+	return &c
+}
+
+// errorMessage reads error.message from Bitbucket's error body
+// ({"type":"error","error":{"message":…}}), shortened.
+func errorMessage(body []byte) string {
+	var m string
+	j := plugin.NewJSON(body)
+	j.Object(func(key []byte) {
+		if string(key) != "error" || j.Kind() != '{' {
+			j.Skip()
+			return
+		}
+		j.Object(func(key []byte) {
+			if string(key) == "message" && j.Kind() == '"' {
+				m = j.String()
+			} else {
+				j.Skip()
+			}
+		})
+	})
+	if j.Err() != nil {
+		return ""
+	}
+	if len(m) > 200 {
+		m = m[:200] + "…"
+	}
+	return m
 }
 
 // wrap prefixes the provider's name to an error's message, keeping its

@@ -1,6 +1,9 @@
 package main
 
-import "testing"
+import (
+	"strings"
+	"testing"
+)
 
 func TestStripUserinfo(t *testing.T) {
 	for in, want := range map[string]string{
@@ -21,5 +24,41 @@ func TestUnixTime(t *testing.T) {
 	// Bitbucket's timestamps carry microseconds and an offset.
 	if got := unixTime("2024-05-01T12:00:00.123456+00:00"); got != 1714564800 {
 		t.Errorf("got %d", got)
+	}
+}
+
+func TestCursor(t *testing.T) {
+	const api = "https://api.bitbucket.org/2.0"
+	c := listCursor{wsPage: api + "/user/workspaces?page=2&pagelen=100", index: 3, repos: api + "/repositories/orbit?page=2&pagelen=25&role=member", last: true}
+	got, err := decodeCursor(c.encode(), api)
+	if err != nil || got != c {
+		t.Fatalf("round trip: %+v %v, want %+v", got, err, c)
+	}
+	for _, bad := range []string{
+		"", "https://api.bitbucket.org/2.0/repositories/x?page=2",
+		listCursor{wsPage: "https://evil.example/2.0/user/workspaces"}.encode(),
+		listCursor{wsPage: api + "/user/workspaces", repos: "https://evil.example/2.0/repositories/x"}.encode(),
+		listCursor{wsPage: api + "/user/workspaces", repos: api + ".evil.example/x"}.encode(),
+		listCursor{wsPage: api + "/../evil"}.encode(),
+		listCursor{wsPage: api + "/user/workspaces", index: maxCursorIndex + 1}.encode(),
+		"w=" + api + "%2Fuser%2Fworkspaces&i=-1",
+		"w=%zz&i=0",
+	} {
+		if _, err := decodeCursor(bad, api); err == nil {
+			t.Errorf("cursor %q accepted", bad)
+		}
+	}
+}
+
+func TestErrorMessage(t *testing.T) {
+	for body, want := range map[string]string{
+		`{"type":"error","error":{"message":"Your credentials lack one or more required privilege scopes.","detail":{"granted":["account"]}}}`: "Your credentials lack one or more required privilege scopes.",
+		`{"type":"error","error":"odd"}`: "",
+		`<html>`:                         "",
+		`{"error":{"message":"` + strings.Repeat("x", 300) + `"}}`: strings.Repeat("x", 200) + "…",
+	} {
+		if got := errorMessage([]byte(body)); got != want {
+			t.Errorf("%s → %q, want %q", body, got, want)
+		}
 	}
 }

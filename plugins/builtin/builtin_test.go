@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"io/fs"
 	"log/slog"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -357,5 +359,198 @@ func TestForeignCursor(t *testing.T) {
 				t.Errorf("the provider was called: %+v", e.Fake.Calls())
 			}
 		})
+	}
+}
+
+// bitbucketEnv starts the Bitbucket plugin against a Bitbucket fake
+// edited by edit.
+func bitbucketEnv(t *testing.T, edit func(*fakeprovider.Config)) *plugintest.Env {
+	cfg := fakeprovider.Bitbucket()
+	edit(&cfg)
+	return plugintest.StartForTest(t, plugintest.Suite{Plugin: plugin(t, "bitbucket"), Fake: cfg, ExpectClientAuth: fakeprovider.ClientAuthBasic})
+}
+
+// TestBitbucketListsAcrossWorkspaces: the plugin lists every repository
+// of a user across the personal and several shared workspaces, empty ones
+// included (a run of them longer than one call may skip), in pages of the
+// size asked for, with no more than a bounded number of requests per
+// call; the listing is exactly what the fake says the user can see.
+func TestBitbucketListsAcrossWorkspaces(t *testing.T) {
+	const maxCallsPerPage = 8 // the plugin's maxListCalls
+	e := bitbucketEnv(t, func(c *fakeprovider.Config) {
+		c.Users[0].Repos = 7 // atlas
+		c.Workspaces = []fakeprovider.Workspace{{Slug: "alpha", Members: []string{"atlas"}, Repos: 3}}
+		for i := range 10 { // more empty workspaces in a row than one call may visit
+			c.Workspaces = append(c.Workspaces, fakeprovider.Workspace{Slug: fmt.Sprintf("empty-%02d", i), Members: []string{"atlas"}})
+		}
+		c.Workspaces = append(c.Workspaces,
+			fakeprovider.Workspace{Slug: "omega", Members: []string{"buddy", "atlas"}, Repos: 9},
+			fakeprovider.Workspace{Slug: "hidden", Members: []string{"buddy"}, Repos: 4})
+	})
+	ctx := t.Context()
+	tok, err := e.Login(ctx, "atlas", abi.PurposeGit)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const per = 4
+	var got []string
+	var sizes []int
+	cursor := ""
+	for i := 0; ; i++ {
+		if i > 50 {
+			t.Fatal("the listing does not end")
+		}
+		before := len(e.Fake.Calls())
+		page, err := e.Plugin.Repos(ctx, plugins.ReposInput{AccessToken: tok.AccessToken, Cursor: cursor, PerPage: per})
+		if err != nil {
+			t.Fatalf("page %d: %v", i+1, err)
+		}
+		calls := e.Fake.Calls()[before:]
+		if len(calls) > maxCallsPerPage || len(calls) == 0 {
+			t.Errorf("page %d took %d requests, want 1 to %d", i+1, len(calls), maxCallsPerPage)
+		}
+		for _, c := range calls {
+			if c.Status != 200 || !strings.HasPrefix(c.Path, "/2.0/") || c.Endpoint == fakeprovider.EndpointGone {
+				t.Errorf("page %d: call %s %s answered %d (%s)", i+1, c.Method, c.Path, c.Status, c.Error)
+			}
+		}
+		sizes = append(sizes, len(page.Repos))
+		if len(page.Repos) > per {
+			t.Errorf("page %d has %d repositories, %d were asked for", i+1, len(page.Repos), per)
+		}
+		for _, r := range page.Repos {
+			got = append(got, r.FullName)
+		}
+		if page.NextCursor == "" {
+			break
+		}
+		if page.NextCursor == cursor {
+			t.Fatalf("page %d: the cursor repeats", i+1)
+		}
+		cursor = page.NextCursor
+	}
+	var want []string
+	for _, r := range e.Fake.VisibleRepos("atlas") {
+		want = append(want, r.FullName)
+	}
+	if len(want) != 7+3+9 {
+		t.Fatalf("the fake says atlas sees %d repositories", len(want))
+	}
+	if !slices.Equal(got, want) { // the plugin keeps the provider's order
+		t.Errorf("listed %v\nwant %v", got, want)
+	}
+	// atlas: 4+3, alpha: 3, ten empty workspaces (one empty page when the
+	// call runs out of requests), omega: 4+4+1.
+	if wantSizes := []int{4, 3, 3, 0, 4, 4, 1}; !slices.Equal(sizes, wantSizes) {
+		t.Errorf("page sizes %v, want %v", sizes, wantSizes)
+	}
+	if n := len(e.Fake.CallsTo(fakeprovider.EndpointWorkspaces)); n == 0 || n > len(sizes) {
+		t.Errorf("%d requests to /2.0/user/workspaces for %d pages", n, len(sizes))
+	}
+}
+
+// TestBitbucketCursorStaysOnTheAPI: a cursor whose workspace list or
+// repository page points outside the API base is refused before any
+// request, so the user's token never leaves for another host.
+func TestBitbucketCursorStaysOnTheAPI(t *testing.T) {
+	e := env(t, "bitbucket")
+	api := e.Config.Endpoints.APIBase
+	ctx := t.Context()
+	tok, err := e.Login(ctx, "atlas", abi.PurposeGit)
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, err := e.Plugin.Repos(ctx, plugins.ReposInput{AccessToken: tok.AccessToken, PerPage: 5})
+	if err != nil || page.NextCursor == "" {
+		t.Fatalf("first page: %+v %v", page, err)
+	}
+	good, err := url.ParseQuery(page.NextCursor)
+	if err != nil || !strings.HasPrefix(good.Get("w"), api+"/") || !strings.HasPrefix(good.Get("r"), api+"/repositories/atlas?") {
+		t.Fatalf("cursor %q does not carry the workspace list and the workspace's page", page.NextCursor)
+	}
+	evil := func(k, v string) string {
+		c := url.Values{}
+		for key, vs := range good {
+			c[key] = vs
+		}
+		c.Set(k, v)
+		return c.Encode()
+	}
+	before := len(e.Fake.Calls())
+	for _, cursor := range []string{
+		evil("w", "https://evil.example/2.0/user/workspaces"),
+		evil("r", "https://evil.example/2.0/repositories/atlas?page=2"),
+		evil("r", api+".evil.example/repositories/atlas?page=2"),
+		evil("w", api+"/../../evil"),
+		evil("i", "-1"),
+		evil("i", "x"),
+		"https://evil.example/2.0/repositories/atlas?page=2",
+		api + "/repositories/atlas?page=2", // a bare URL was the old cursor: no longer accepted
+		"%zz",
+	} {
+		_, err := e.Plugin.Repos(ctx, plugins.ReposInput{AccessToken: tok.AccessToken, Cursor: cursor})
+		if code(err) != abi.CodeInvalidRequest {
+			t.Errorf("cursor %q: %v", cursor, err)
+		}
+	}
+	if calls := e.Fake.Calls()[before:]; len(calls) != 0 {
+		t.Errorf("the provider was called: %+v", calls)
+	}
+	if _, err := e.Plugin.Repos(ctx, plugins.ReposInput{AccessToken: tok.AccessToken, Cursor: page.NextCursor}); err != nil {
+		t.Errorf("the real cursor: %v", err)
+	}
+}
+
+// TestBitbucketPermanentRefusals: a 410 (an API Bitbucket removed) and
+// other 4xx refusals are non-retryable provider_errors that say the
+// refusal is permanent; 401, 429 and 5xx keep their meaning.
+func TestBitbucketPermanentRefusals(t *testing.T) {
+	// A Bitbucket that has removed the workspace list too.
+	e := bitbucketEnv(t, func(c *fakeprovider.Config) {
+		c.Paths.Workspaces = ""
+		c.GonePaths = append(c.GonePaths, "/2.0/user/workspaces")
+	})
+	ctx := t.Context()
+	tok, err := e.Login(ctx, "atlas", abi.PurposeGit)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = e.Plugin.Repos(ctx, plugins.ReposInput{AccessToken: tok.AccessToken})
+	var pe *plugins.Error
+	if !errors.As(err, &pe) || pe.Code != abi.CodeProviderError || pe.Retryable || pe.Status != 410 ||
+		!strings.Contains(pe.Message, "Bitbucket removed this API (410 Gone): this plugin is out of date") ||
+		!strings.Contains(pe.Message, "permanent") || strings.Contains(pe.Message, tok.AccessToken) {
+		t.Errorf("410: %#v", err)
+	}
+
+	e = env(t, "bitbucket")
+	tok, err = e.Login(ctx, "atlas", abi.PurposeGit)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		ep        fakeprovider.Endpoint
+		status    int
+		code      abi.Code
+		retryable bool
+		permanent bool
+	}{
+		{fakeprovider.EndpointWorkspaces, 403, abi.CodeProviderError, false, true},
+		{fakeprovider.EndpointRepos, 404, abi.CodeProviderError, false, true},
+		{fakeprovider.EndpointRepos, 400, abi.CodeProviderError, false, true},
+		{fakeprovider.EndpointRepos, 401, abi.CodeInvalidToken, false, false},
+		{fakeprovider.EndpointRepos, 429, abi.CodeRateLimited, true, false},
+		{fakeprovider.EndpointWorkspaces, 503, abi.CodeProviderError, true, false},
+	} {
+		e.Fake.FailNext(tc.ep, 1, tc.status)
+		_, err := e.Plugin.Repos(ctx, plugins.ReposInput{AccessToken: tok.AccessToken})
+		var pe *plugins.Error
+		if !errors.As(err, &pe) || pe.Code != tc.code || pe.Retryable != tc.retryable || pe.Status != tc.status ||
+			strings.Contains(pe.Message, "permanent") != tc.permanent {
+			t.Errorf("%s %d: %#v", tc.ep, tc.status, err)
+		}
+	}
+	if _, err := e.Plugin.Repos(ctx, plugins.ReposInput{AccessToken: tok.AccessToken}); err != nil {
+		t.Errorf("after the injected failures: %v", err)
 	}
 }

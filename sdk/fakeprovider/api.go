@@ -24,6 +24,8 @@ const (
 	apiMethod         apiKind = "method_not_allowed"
 	apiValidation     apiKind = "validation_failed" // GitHub 422
 	apiInjected       apiKind = "injected"          // FailNext
+	apiNoAccess       apiKind = "no_access"         // Bitbucket: not a member of the workspace
+	apiGone           apiKind = "gone"              // Config.GonePaths
 )
 
 // created is the fixed creation time of every fake account and repository.
@@ -31,7 +33,7 @@ var created = time.Date(2020, 1, 2, 3, 4, 5, 0, time.UTC)
 
 // handleAPI authenticates the access token and answers user, emails or
 // repos in the configured flavor.
-func (p *Provider) handleAPI(w http.ResponseWriter, r *http.Request, c *Call, ep Endpoint) {
+func (p *Provider) handleAPI(w http.ResponseWriter, r *http.Request, c *Call, ep Endpoint, params map[string]string) {
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		p.apiError(w, r, c, http.StatusMethodNotAllowed, apiMethod)
 		return
@@ -80,7 +82,13 @@ func (p *Provider) handleAPI(w http.ResponseWriter, r *http.Request, c *Call, ep
 	case EndpointEmails:
 		p.writeList(w, r, p.emailsJSON(r, user))
 	case EndpointRepos:
+		if p.cfg.Flavor == FlavorBitbucket {
+			p.bitbucketRepos(w, r, c, user, params["workspace"])
+			return
+		}
 		p.writeList(w, r, p.reposJSON(r, user))
+	case EndpointWorkspaces:
+		p.writeList(w, r, p.bitbucketWorkspacesJSON(r, user))
 	}
 }
 
@@ -165,6 +173,11 @@ func (p *Provider) apiError(w http.ResponseWriter, r *http.Request, c *Call, sta
 			detail = map[string][]string{"granted": extra[0], "required": extra[1]}
 		case apiNotFound:
 			msg = "Resource not found"
+		case apiNoAccess:
+			msg = bitbucketNoAccess
+		case apiGone:
+			writeJSON(w, status, bitbucketGoneBody())
+			return
 		}
 		e := fields{{"message", msg}}
 		if detail != nil {
@@ -340,7 +353,6 @@ func (p *Provider) emailsJSON(r *http.Request, u *User) []any {
 func (p *Provider) reposJSON(r *http.Request, u *User) []any {
 	base := p.base(r)
 	bu, _ := url.Parse(base)
-	host := bu.Host
 	out := make([]any, 0, u.Repos)
 	for i := 1; i <= u.Repos; i++ {
 		name := fmt.Sprintf("repo-%03d", i)
@@ -383,23 +395,7 @@ func (p *Provider) reposJSON(r *http.Request, u *User) []any {
 				{"namespace", fields{{"id", u.ID}, {"name", u.Name}, {"path", u.Login}, {"kind", "user"}, {"full_path", u.Login}}},
 			})
 		case FlavorBitbucket:
-			clone := url.URL{Scheme: bu.Scheme, User: url.User(u.Login), Host: host, Path: "/" + full + ".git"}
-			out = append(out, fields{
-				{"type", "repository"}, {"uuid", bitbucketUUID(u.ID, i)}, {"full_name", full},
-				{"name", name}, {"slug", name}, {"is_private", private}, {"scm", "git"},
-				{"mainbranch", fields{{"name", branch}, {"type", "branch"}}},
-				{"owner", fields{{"type", "user"}, {"uuid", bitbucketUUID(u.ID, 0)}, {"display_name", u.Name}, {"nickname", u.Login}}},
-				{"workspace", fields{{"type", "workspace"}, {"slug", u.Login}, {"uuid", bitbucketUUID(u.ID, 0)}}},
-				{"links", map[string]any{
-					"self": map[string]string{"href": base + "/2.0/repositories/" + full},
-					"html": map[string]string{"href": web},
-					"clone": []map[string]string{
-						{"name": "https", "href": clone.String()},
-						{"name": "ssh", "href": "git@" + bu.Hostname() + ":" + full + ".git"},
-					},
-				}},
-				{"created_on", created.Format(time.RFC3339)},
-			})
+			out = append(out, bitbucketRepoJSON(base, personalWorkspace(u), u.Login, i))
 		default:
 			out = append(out, fields{
 				{"id", id}, {"name", name}, {"full_name", full}, {"private", private},

@@ -16,8 +16,13 @@ const (
 	EndpointRevoke    Endpoint = "revoke"    // token or grant revocation
 	EndpointUser      Endpoint = "user"      // the authenticated user
 	EndpointEmails    Endpoint = "emails"    // the user's e-mail addresses
-	EndpointRepos     Endpoint = "repos"     // the user's repositories
-	EndpointUnknown   Endpoint = "unknown"   // any other path: 404
+	EndpointRepos     Endpoint = "repos"     // the user's repositories (Bitbucket: one workspace's)
+	// EndpointWorkspaces lists the user's workspaces (Bitbucket's
+	// /2.0/user/workspaces).
+	EndpointWorkspaces Endpoint = "workspaces"
+	// EndpointGone is a path the provider removed (Config.GonePaths): 410.
+	EndpointGone    Endpoint = "gone"
+	EndpointUnknown Endpoint = "unknown" // any other path: 404
 )
 
 // Flavor selects the JSON shapes of the API endpoints (user, emails,
@@ -191,7 +196,8 @@ type TokenResponse struct {
 // defaults (/login/oauth/authorize, /login/oauth/access_token, no revoke,
 // /api/v1/user, /api/v1/user/emails, /api/v1/user/repos); once any field is
 // set, an empty field means the endpoint does not exist. Revoke may contain
-// the placeholder "{client_id}".
+// the placeholder "{client_id}"; Repos may contain "{workspace}" (Bitbucket:
+// the repositories of one workspace, see Workspace).
 type Paths struct {
 	Authorize string
 	Token     string
@@ -199,6 +205,8 @@ type Paths struct {
 	User      string
 	Emails    string
 	Repos     string
+	// Workspaces lists the user's workspaces (FlavorBitbucket only).
+	Workspaces string
 }
 
 // Email is one of a fake user's addresses.
@@ -271,6 +279,13 @@ type Config struct {
 	// Users are the fake accounts; the first is the default. Default: one
 	// generated user with 3 repositories.
 	Users []User
+	// Workspaces are shared workspaces (FlavorBitbucket): each user also
+	// has a personal workspace whose slug is the login. Default none.
+	Workspaces []Workspace
+	// GonePaths answer 410 Gone with the flavor's error body, whatever the
+	// credentials: endpoints the provider removed (Bitbucket's CHANGE-2770).
+	// Matched exactly, like Paths. Default none.
+	GonePaths []string
 
 	// Scopes, when non-nil, are granted whatever was requested (Bitbucket
 	// grants the consumer's configured scopes). Default: grant what was
@@ -351,7 +366,8 @@ type Config struct {
 	// case-insensitively. Default ["Bearer"]; GitHub also takes "token".
 	APIAuthSchemes []string
 	// AccessTokenQueryParam also accepts ?access_token= on API requests
-	// (Bitbucket, Google). Default false.
+	// (Google; Bitbucket until 4 May 2026). Default false: a token in the
+	// query is ignored, so the request is unauthenticated (401).
 	AccessTokenQueryParam bool
 	// Pagination style of list endpoints. Default PaginationLink.
 	Pagination Pagination

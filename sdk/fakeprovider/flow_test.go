@@ -52,7 +52,7 @@ var presets = []preset{
 		scopes: nil, user: "atlas",
 		expiresIn: 2 * time.Hour, rotates: true,
 		badRefresh: "invalid_grant", badStatus: 400,
-		wantScope: [2]string{"scopes", "account email repository"},
+		wantScope: [2]string{"scope", "account email repository"}, // "scope" since 4 May 2026
 		userField: "username", userValue: "atlas",
 	},
 	{

@@ -133,7 +133,9 @@ func TestPagination(t *testing.T) {
 			pc := presetNamed(tc.preset)
 			p := start(t, pc.cfg())
 			tok := connect(t, p, pc)
-			pages := walk(t, p, p.Endpoints().ReposURL+tc.query, "Bearer "+tok.AccessToken)
+			// Bitbucket lists one workspace at a time: the user's own.
+			u := strings.Replace(p.Endpoints().ReposURL, "{workspace}", "atlas", 1)
+			pages := walk(t, p, u+tc.query, "Bearer "+tok.AccessToken)
 			seen := map[string]bool{}
 			for _, pg := range pages {
 				for _, r := range pg.items {
@@ -175,10 +177,9 @@ func TestBitbucketEmails(t *testing.T) {
 		field(values[1], "is_confirmed") != false || field(values[0], "email") != "atlas@example.com" || field(body, "size") != float64(2) {
 		t.Errorf("emails: %d %v", status, body)
 	}
-	// Bitbucket also takes the token as ?access_token=.
-	status, _, body = apiGet(t, p.Endpoints().UserURL+"?access_token="+tok.AccessToken, "")
+	status, _, body = apiGet(t, p.Endpoints().UserURL, "Bearer "+tok.AccessToken)
 	if status != 200 || field(body, "display_name") != "Atlas Tester" || !strings.HasPrefix(field(body, "uuid").(string), "{") {
-		t.Errorf("user via access_token: %d %v", status, body)
+		t.Errorf("user: %d %v", status, body)
 	}
 }
 

@@ -138,26 +138,45 @@ func GitLab() Config {
 const gitlabInvalidGrant = "The provided authorization grant is invalid, expired, revoked, does not match the redirection URI used in the authorization request, or was issued to another client."
 
 // Bitbucket returns the configuration of a fake Bitbucket Cloud
-// (bitbucket.org and api.bitbucket.org on one host): the token endpoint
-// requires HTTP Basic client authentication (body-only credentials → 401
-// invalid_client); JSON answers with "scopes" (space-separated, the
-// consumer's configured scopes whatever was requested), token_type "bearer"
-// and "state" echoing the grant type; access tokens last 2 hours and
-// refresh tokens rotate. There is no revocation endpoint: Bitbucket Cloud
-// documents none for OAuth consumers. API answers paginate in the body
-// ({"values","next","page","pagelen","size"}) and errors look like
-// {"type":"error","error":{"message":…}}.
+// (bitbucket.org and api.bitbucket.org on one host) as it behaves since
+// 4 May 2026: the token endpoint requires HTTP Basic client authentication
+// (body-only credentials → 401 invalid_client); JSON answers with "scope"
+// (space-separated, the consumer's configured scopes whatever was
+// requested), token_type "bearer" and "state" echoing the grant type;
+// access tokens last 2 hours and are accepted only in the Authorization
+// header (?access_token= is ignored: 401); refresh tokens rotate and one
+// that is not used within 90 days ("3 months") expires. There is no
+// revocation endpoint: Bitbucket Cloud documents none for OAuth consumers.
+//
+// Repositories are listed per workspace: GET /2.0/user/workspaces, then
+// GET /2.0/repositories/{workspace}?role=member. The removed
+// cross-workspace listings (GET /2.0/repositories, /2.0/workspaces,
+// /2.0/user/permissions/…) answer 410 Gone (CHANGE-2770). Users: atlas
+// (210 repositories of their own; member of the shared workspaces
+// "vacant", which has none, and "orbit", 35), buddy (one repository, no
+// shared workspace) and carol (none of their own; member of vacant and
+// orbit). API answers paginate in the body ({"values","next","page",
+// "pagelen","size"}) and errors look like {"type":"error","error":{"message":…}}.
+//
+// Sources: https://community.developer.atlassian.com/t/oauth-2-0-and-api-authentication-changes-for-bitbucket-cloud/99003
+// (OAuth changes enforced from 4 May 2026),
+// https://developer.atlassian.com/cloud/bitbucket/changelog/#CHANGE-2770,
+// https://developer.atlassian.com/cloud/bitbucket/changelog/#CHANGE-3022,
+// https://developer.atlassian.com/cloud/bitbucket/rest/api-group-workspaces/.
 func Bitbucket() Config {
 	return Config{
 		Name:   "Bitbucket",
 		Flavor: FlavorBitbucket,
 		Paths: Paths{
-			Authorize: "/site/oauth2/authorize",
-			Token:     "/site/oauth2/access_token",
-			User:      "/2.0/user",
-			Emails:    "/2.0/user/emails",
-			Repos:     "/2.0/repositories",
+			Authorize:  "/site/oauth2/authorize",
+			Token:      "/site/oauth2/access_token",
+			User:       "/2.0/user",
+			Emails:     "/2.0/user/emails",
+			Repos:      "/2.0/repositories/{workspace}",
+			Workspaces: "/2.0/user/workspaces",
 		},
+		GonePaths: []string{"/2.0/repositories", "/2.0/workspaces",
+			"/2.0/user/permissions/workspaces", "/2.0/user/permissions/repositories"},
 		Users: []User{
 			{ID: 7001, Login: "atlas", Name: "Atlas Tester", Repos: 210, Emails: []Email{
 				{Address: "atlas@example.com", Primary: true, Verified: true},
@@ -166,30 +185,40 @@ func Bitbucket() Config {
 			{ID: 7002, Login: "buddy", Name: "Buddy Builder", Repos: 1, Emails: []Email{
 				{Address: "buddy@example.com", Primary: true, Verified: false},
 			}},
+			{ID: 7003, Login: "carol", Name: "Carol Coder", Repos: 0, Emails: []Email{
+				{Address: "carol@example.com", Primary: true, Verified: true},
+			}},
+		},
+		Workspaces: []Workspace{
+			{Slug: "vacant", Name: "Vacant Workspace", Members: []string{"carol", "atlas"}},
+			{Slug: "orbit", Name: "Orbit Team", Members: []string{"atlas", "carol"}, Repos: 35},
 		},
 		Scopes: []string{"account", "email", "repository"},
+		// Scopes per the REST reference: /user/workspaces needs account,
+		// /repositories/{workspace} repository.
 		RequiredScopes: map[Endpoint][]string{
-			EndpointUser:   {"account"},
-			EndpointEmails: {"email"},
-			EndpointRepos:  {"repository"},
+			EndpointUser:       {"account"},
+			EndpointEmails:     {"email"},
+			EndpointRepos:      {"repository"},
+			EndpointWorkspaces: {"account"},
 		},
-		ClientAuth:          ClientAuthBasic,
-		AccessTokenLifetime: 2 * time.Hour,
-		IssueRefreshTokens:  true,
-		RotateRefreshTokens: true,
-		TokenLength:         64,
-		Token:               TokenResponse{Format: TokenJSON, TokenType: "bearer", ScopeField: "scopes", GrantTypeAsState: true},
+		ClientAuth:           ClientAuthBasic,
+		AccessTokenLifetime:  2 * time.Hour,
+		RefreshTokenLifetime: 90 * 24 * time.Hour,
+		IssueRefreshTokens:   true,
+		RotateRefreshTokens:  true,
+		TokenLength:          64,
+		Token:                TokenResponse{Format: TokenJSON, TokenType: "bearer", ScopeField: "scope", GrantTypeAsState: true},
 		Errors: ErrorCodes{
 			InvalidClient:   OAuthError{"invalid_client", "Client credentials missing or invalid; this request needs to be authenticated with the OAuth client id and secret (HTTP Basic)."},
 			BadCode:         OAuthError{"invalid_grant", "The specified code is not valid."},
 			BadRefreshToken: OAuthError{"invalid_grant", "Invalid refresh_token"},
 		},
-		Revoke:                RevokeNone,
-		APIAuthSchemes:        []string{"Bearer"},
-		AccessTokenQueryParam: true,
-		Pagination:            PaginationBitbucket,
-		PageSize:              10,
-		MaxPageSize:           100,
+		Revoke:         RevokeNone,
+		APIAuthSchemes: []string{"Bearer"},
+		Pagination:     PaginationBitbucket,
+		PageSize:       10,
+		MaxPageSize:    100,
 	}
 }
 

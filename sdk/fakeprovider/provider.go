@@ -107,7 +107,9 @@ type Endpoints struct {
 	RevokeURL string // GitHub: with the client id filled in
 	UserURL   string
 	EmailsURL string
-	ReposURL  string
+	ReposURL  string // may contain "{workspace}" (Bitbucket)
+	// WorkspacesURL lists the user's workspaces (Bitbucket), or "".
+	WorkspacesURL string
 }
 
 type route struct {
@@ -178,6 +180,12 @@ func New(cfg Config) *Provider {
 	if cfg.Flavor != FlavorGoogle {
 		add(cfg.Paths.Emails, EndpointEmails)
 		add(cfg.Paths.Repos, EndpointRepos)
+	}
+	if cfg.Flavor == FlavorBitbucket {
+		add(cfg.Paths.Workspaces, EndpointWorkspaces)
+	}
+	for _, g := range cfg.GonePaths {
+		add(g, EndpointGone)
 	}
 	p.reset()
 	return p
@@ -273,6 +281,13 @@ func (c Config) clone() Config {
 		users[i] = u
 	}
 	c.Users = users
+	ws := make([]Workspace, len(c.Workspaces))
+	for i, w := range c.Workspaces {
+		w.Members = slices.Clone(w.Members)
+		ws[i] = w
+	}
+	c.Workspaces = ws
+	c.GonePaths = slices.Clone(c.GonePaths)
 	c.RedirectURIs = slices.Clone(c.RedirectURIs)
 	c.Scopes = slices.Clone(c.Scopes)
 	c.DefaultScopes = slices.Clone(c.DefaultScopes)
@@ -377,6 +392,9 @@ func (p *Provider) Endpoints() Endpoints {
 	if p.cfg.Flavor != FlavorGoogle {
 		e.EmailsURL = abs(p.cfg.Paths.Emails)
 		e.ReposURL = abs(p.cfg.Paths.Repos)
+	}
+	if p.cfg.Flavor == FlavorBitbucket {
+		e.WorkspacesURL = abs(p.cfg.Paths.Workspaces)
 	}
 	return e
 }
@@ -667,8 +685,10 @@ func (p *Provider) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		p.handleToken(rec, r, c)
 	case EndpointRevoke:
 		p.handleRevoke(rec, r, c, params)
-	case EndpointUser, EndpointEmails, EndpointRepos:
-		p.handleAPI(rec, r, c, ep)
+	case EndpointUser, EndpointEmails, EndpointRepos, EndpointWorkspaces:
+		p.handleAPI(rec, r, c, ep, params)
+	case EndpointGone:
+		p.apiError(rec, r, c, http.StatusGone, apiGone)
 	default:
 		p.apiError(rec, r, c, http.StatusNotFound, apiNotFound)
 	}

@@ -20,11 +20,16 @@ type Repo struct {
 //
 // The repositories are generated: the user's own repo-001 … repo-N
 // (every third private, every seventh on "master"), plus whatever the
-// flavor adds or hides (documented on the presets).
+// flavor adds or hides (documented on the presets). Bitbucket: the
+// repositories of the user's personal workspace and of every shared
+// workspace (Config.Workspaces) the user is a member of.
 func (p *Provider) VisibleRepos(login string) []Repo {
 	u := p.findUser(login)
 	if u == nil {
 		return nil
+	}
+	if p.cfg.Flavor == FlavorBitbucket {
+		return p.bitbucketVisible(u)
 	}
 	out := make([]Repo, 0, u.Repos)
 	for i := 1; i <= u.Repos; i++ {

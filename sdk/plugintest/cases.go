@@ -80,9 +80,9 @@ var allCases = []testCase{
 		needs(abi.OpUser), caseUserTransient},
 	{"user_rate_limited", "an API answering 429 is rate_limited, retryable",
 		needs(abi.OpUser), caseUserRateLimited},
-	{"repos", "every fake user's repositories, paged to the end with the git scopes: the same count and names as the fake, private and default branch mapped",
+	{"repos", "every fake user's repositories, paged to the end with the git scopes: the same count and names as the fake, private and default branch mapped; one request per page (per list and page where the provider lists per workspace), none repeated",
 		needs(abi.OpRepos), caseRepos},
-	{"repos_per_page", "a requested page size is honoured and paging still reaches the end",
+	{"repos_per_page", "a requested page size is honoured and paging still reaches the end, in as few pages as the provider's lists allow",
 		needs(abi.OpRepos), caseReposPerPage},
 	{"repos_expired_token", "an expired access token is invalid_token, not retryable",
 		needs(abi.OpRepos), caseReposExpired},
@@ -632,13 +632,64 @@ func checkRepos(c *checks, want []fakeprovider.Repo, login string, repos []abi.R
 	}
 }
 
+// checkListingCalls checks the requests a listing made since the fake's
+// call number before and returns how many lists (distinct paths of the
+// repository list endpoint) it read. Every request to the repository list
+// answered 2xx and none was repeated. A provider with one list (GitHub,
+// GitLab) takes exactly one request per page. A provider that lists per
+// workspace (Bitbucket: /2.0/repositories/{workspace}) may take more: at
+// least one per non-empty page and at most one per page plus one per list
+// beyond the first (an empty workspace skipped within a call). Requests to
+// other endpoints (the workspace list) are at most one per page.
+func checkListingCalls(c *checks, e *Env, login string, before int, pages []int) (lists int) {
+	calls := e.Fake.Calls()[before:]
+	paths := map[string]bool{}
+	asked := map[string]bool{}
+	reqs, aux, nonEmpty := 0, 0, 0
+	auxPath := ""
+	for _, call := range calls {
+		if call.Endpoint != fakeprovider.EndpointRepos {
+			aux++
+			auxPath = call.Path
+			continue
+		}
+		reqs++
+		paths[call.Path] = true
+		if call.Status < 200 || call.Status > 299 {
+			c.errorf("%s: GET %s answered %d (%s)", login, call.Path, call.Status, call.Error)
+		}
+		if k := call.Path + "?" + call.Query; asked[k] {
+			c.errorf("%s: %s was requested twice", login, k)
+		} else {
+			asked[k] = true
+		}
+	}
+	for _, n := range pages {
+		if n > 0 {
+			nonEmpty++
+		}
+	}
+	lists = len(paths)
+	switch {
+	case lists <= 1 && reqs != len(pages):
+		c.errorf("%s: %d pages took %d requests to the repository list", login, len(pages), reqs)
+	case lists > 1 && (reqs < nonEmpty || reqs > len(pages)+lists-1):
+		c.errorf("%s: %d pages (%d not empty) of %d lists took %d requests to the repository lists, want %d to %d",
+			login, len(pages), nonEmpty, lists, reqs, nonEmpty, len(pages)+lists-1)
+	}
+	if aux > len(pages) {
+		c.errorf("%s: %d pages took %d requests to other endpoints (%s, …), want at most one per page", login, len(pages), aux, auxPath)
+	}
+	return lists
+}
+
 func caseRepos(ctx context.Context, e *Env, c *checks) error {
 	for _, fu := range fakeUsers(e) {
 		tok, err := e.Login(ctx, fu.Login, e.gitPurpose())
 		if err != nil {
 			return fmt.Errorf("login as %s: %w", fu.Login, err)
 		}
-		before := len(e.Fake.CallsTo(fakeprovider.EndpointRepos))
+		before := len(e.Fake.Calls())
 		repos, pages, err := listAll(ctx, e, tok.AccessToken, 0)
 		if err != nil {
 			c.errorf("%s: %v", fu.Login, err)
@@ -649,9 +700,7 @@ func caseRepos(ctx context.Context, e *Env, c *checks) error {
 		if len(want) > 100 && len(pages) < 2 {
 			c.errorf("%s: %d repositories in %d page(s): pagination was not exercised", fu.Login, len(want), len(pages))
 		}
-		if n := len(e.Fake.CallsTo(fakeprovider.EndpointRepos)) - before; n != len(pages) {
-			c.errorf("%s: %d pages took %d requests to the repository list", fu.Login, len(pages), n)
-		}
+		checkListingCalls(c, e, fu.Login, before, pages)
 	}
 	return nil
 }
@@ -668,6 +717,7 @@ func caseReposPerPage(ctx context.Context, e *Env, c *checks) error {
 		return fmt.Errorf("login: %w", err)
 	}
 	const per = 25
+	before := len(e.Fake.Calls())
 	repos, pages, err := listAll(ctx, e, tok.AccessToken, per)
 	if err != nil {
 		return err
@@ -680,8 +730,15 @@ func caseReposPerPage(ctx context.Context, e *Env, c *checks) error {
 			break
 		}
 	}
-	if n := max((len(want)+per-1)/per, 1); len(pages) != n {
+	lists := checkListingCalls(c, e, fu.Login, before, pages)
+	n := max((len(want)+per-1)/per, 1)
+	switch {
+	case lists <= 1 && len(pages) != n:
 		c.errorf("%d pages of at most %d for %d repositories, want %d", len(pages), per, len(want), n)
+	case lists > 1 && (len(pages) < n || len(pages) > n+lists):
+		// Each list ends in a partial page at most; an empty list may
+		// cost one empty page.
+		c.errorf("%d pages of at most %d for %d repositories in %d lists, want %d to %d", len(pages), per, len(want), lists, n, n+lists)
 	}
 	return nil
 }

@@ -187,3 +187,34 @@ func TestPresets(t *testing.T) {
 		t.Error("unknown preset found")
 	}
 }
+
+// TestKitCatchesNestedListingBugs: against Bitbucket, which lists per
+// workspace, a plugin that lists only the first workspace and re-reads a
+// page on every call fails both repository cases, each saying why.
+func TestKitCatchesNestedListingBugs(t *testing.T) {
+	res, err := plugintest.RunReport(t.Context(), plugintest.Suite{
+		Plugin: plugintest.Build(t, "testdata/shallow"), Fake: fakeprovider.Bitbucket(),
+		ExpectClientAuth: fakeprovider.ClientAuthBasic, Cases: []string{"repos", "repos_per_page"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantFail := map[string][]string{
+		"repos":          {"atlas: 210 repositories, the provider lists 245", "was requested twice", "3 pages took 5 requests"},
+		"repos_per_page": {"atlas: 210 repositories, the provider lists 245", "was requested twice"},
+	}
+	if len(res) != len(wantFail) {
+		t.Fatalf("%d results: %+v", len(res), res)
+	}
+	for _, r := range res {
+		if r.Outcome != plugintest.Failed {
+			t.Errorf("%s: %s, want it to catch the bugs", r.Name, r.Outcome)
+			continue
+		}
+		for _, want := range wantFail[r.Name] {
+			if !strings.Contains(r.Err.Error(), want) {
+				t.Errorf("%s: error %q, want it to say %q", r.Name, r.Err, want)
+			}
+		}
+	}
+}
