@@ -273,7 +273,7 @@ func errorResult(out []byte, err error) []byte {
 	if !errors.As(err, &e) {
 		e = &Error{Code: abi.CodeInternal, Message: err.Error()}
 	}
-	r := abi.Result{Code: e.Code, Message: e.Message, Retryable: e.Retryable, Status: e.Status}
+	r := abi.Result{Code: e.Code, Message: e.Message, Retryable: e.Retryable, Status: e.Status, RetryAfter: e.RetryAfter}
 	if r.Code == "" {
 		r.Code = abi.CodeInternal
 	}
