@@ -42,6 +42,10 @@
 // Return an *Error (ErrInvalidGrant, ErrInvalidToken, …) to give the
 // gateway a stable code to act on; any other error is reported as
 // "internal". Never put tokens or the client secret in an error message.
+// A provider's "slow down" is rate_limited with the wait it asked for
+// (Error.RetryAfter): CheckResponse and ParseTokenResponse recognise every
+// provider's signal through RateLimit; ErrRateLimitedAfter reports one a
+// plugin recognised itself.
 //
 // # Outside WebAssembly
 //
