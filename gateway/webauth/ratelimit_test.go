@@ -58,7 +58,8 @@ func TestReposRateLimitedAndRefused(t *testing.T) {
 }
 
 // A due refresh the provider rate limits: every route that hands out the
-// token answers 503 provider_rate_limited with Retry-After, the connection
+// token (session, CLI bearer, service) answers 503 provider_rate_limited
+// with Retry-After, the connection
 // stays active, and the token is served once the wait is over.
 func TestRefreshRateLimited(t *testing.T) {
 	const secret = "0123456789abcdef0123456789abcdef-argocd"
@@ -72,12 +73,16 @@ func TestRefreshRateLimited(t *testing.T) {
 	svc.header.Set("Accept", "application/json")
 
 	e.clock.Advance(3 * time.Hour) // GitLab tokens live 2 hours
+	cli := e.browser()
+	tk := cliLogin(t, b, cli)
 	e.fakes.Fakes["gitlab"].FailNext(fakeprovider.EndpointToken, 1, http.StatusTooManyRequests)
 	wantRetryAfter(t, "token during a rate limited refresh", b.Get("/api/providers/gitlab/token"),
 		http.StatusServiceUnavailable, connections.CodeProviderRateLimited, "1")
 	// Within the wait, the other routes answer the same without asking
 	// the provider again.
 	wantRetryAfter(t, "service token within the wait", svc.Get("/api/service/users/"+uid+"/providers/gitlab/token"),
+		http.StatusServiceUnavailable, connections.CodeProviderRateLimited, "1")
+	wantRetryAfter(t, "CLI token within the wait", bearerGet(cli, "/api/providers/gitlab/token", tk.AccessToken),
 		http.StatusServiceUnavailable, connections.CodeProviderRateLimited, "1")
 	wantRetryAfter(t, "repos within the wait", b.Get("/api/providers/gitlab/repos"),
 		http.StatusServiceUnavailable, connections.CodeProviderRateLimited, "1")
