@@ -59,8 +59,8 @@ func TestReposRateLimitedAndRefused(t *testing.T) {
 
 // A due refresh the provider rate limits: every route that hands out the
 // token (session, CLI bearer, service) answers 503 provider_rate_limited
-// with Retry-After, the connection
-// stays active, and the token is served once the wait is over.
+// with Retry-After, the connection stays active, and the token is served
+// once the wait is over.
 func TestRefreshRateLimited(t *testing.T) {
 	const secret = "0123456789abcdef0123456789abcdef-argocd"
 	e := newEnv(t, envOptions{serviceTokens: []integrations.ServiceToken{{Name: "argocd-sync", Token: secret}}})
