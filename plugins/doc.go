@@ -53,6 +53,9 @@
 // Every call returns *Error with a stable abi.Code and a retryable flag;
 // use errors.As. Messages never contain the client secret or the call's
 // tokens: the host removes them from plugin log lines and error messages.
+// A rate_limited error carries RetryAfter, how long the provider asked to
+// wait: 60 s when the plugin did not say (a plugin built before the ABI
+// had the field), and never outside 1 s .. 1 h.
 //
 // docs/plugin-abi.md describes the ABI and the reasons behind it.
 package plugins

@@ -2,6 +2,7 @@ package plugins
 
 import (
 	"errors"
+	"time"
 
 	"github.com/vintner/arbor/sdk/abi"
 )
@@ -20,6 +21,11 @@ type Error struct {
 	Retryable bool
 	// Status is the provider's HTTP status when the plugin reported one.
 	Status int
+	// RetryAfter is how long the provider asked to wait, set for code
+	// rate_limited only: the plugin's value clamped to 1 s .. 1 h, or
+	// abi.DefaultRetryAfter (60 s) when it gave none (a plugin built
+	// before the ABI had the field, or a provider that said nothing).
+	RetryAfter time.Duration
 	// Err is the underlying cause when the host produced the error (a
 	// context error, a wazero trap), else nil.
 	Err error
@@ -46,4 +52,23 @@ func CodeOf(err error) abi.Code {
 		return e.Code
 	}
 	return ""
+}
+
+// RetryAfterOf returns the RetryAfter of err if it is or wraps an *Error
+// with one, else 0.
+func RetryAfterOf(err error) time.Duration {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.RetryAfter
+	}
+	return 0
+}
+
+// retryAfter is the host's reading of a result's RetryAfter: only a
+// rate_limited result has one, defaulted and clamped.
+func retryAfter(code abi.Code, seconds int) time.Duration {
+	if code != abi.CodeRateLimited {
+		return 0
+	}
+	return time.Duration(abi.ClampRetryAfter(int64(seconds))) * time.Second
 }

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/vintner/arbor/plugins"
 	"github.com/vintner/arbor/sdk/abi"
@@ -253,5 +254,46 @@ func TestLoadRefusesBadManifest(t *testing.T) {
 				t.Log(err)
 			}
 		})
+	}
+}
+
+// TestRateLimitedRetryAfter: a real plugin's rate_limited result reaches
+// callers with RetryAfter as a duration: the provider's value read inside
+// the guest (GitHub's secondary limit, a 403 with retry-after), the value a
+// plugin reports clamped to 1 s .. 1 h, and 60 s when the result has none
+// (what a plugin built before Result.RetryAfter existed encodes).
+func TestRateLimitedRetryAfter(t *testing.T) {
+	h, _ := newHost(t, plugins.Policy{})
+	f := newFake(t)
+	good := load(t, h, "good", f.config())
+	_, err := good.User(context.Background(), "at-limited")
+	var pe *plugins.Error
+	if !errors.As(err, &pe) || pe.Code != abi.CodeRateLimited || !pe.Retryable || pe.Status != 403 || pe.RetryAfter != 37*time.Second {
+		t.Fatalf("secondary rate limit: %#v", err)
+	}
+	if plugins.RetryAfterOf(err) != 37*time.Second {
+		t.Fatalf("RetryAfterOf = %v", plugins.RetryAfterOf(err))
+	}
+	// Other errors carry none.
+	if _, err := good.User(context.Background(), "at-wrong"); plugins.CodeOf(err) != abi.CodeInvalidToken || plugins.RetryAfterOf(err) != 0 {
+		t.Fatalf("invalid token: %v, retry after %v", err, plugins.RetryAfterOf(err))
+	}
+
+	hostile := load(t, h, "hostile", plugins.PluginConfig{ClientID: "c", ClientSecret: "s"})
+	for _, c := range []struct {
+		arg  string
+		want time.Duration
+	}{
+		{"0", 60 * time.Second}, // absent: the documented default
+		{"-5", 60 * time.Second},
+		{"1", time.Second},
+		{"37", 37 * time.Second},
+		{"3600", time.Hour},
+		{"999999", time.Hour},
+	} {
+		_, err := exchangeCmd(context.Background(), hostile, "ratelimit:"+c.arg)
+		if !errors.As(err, &pe) || pe.Code != abi.CodeRateLimited || pe.RetryAfter != c.want {
+			t.Errorf("RetryAfter %s: %#v, want %v", c.arg, err, c.want)
+		}
 	}
 }

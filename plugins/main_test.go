@@ -363,6 +363,13 @@ func (f *fake) serve(w http.ResponseWriter, r *http.Request) {
 		}
 		w.WriteHeader(200)
 	case "/api/user":
+		if r.Header.Get("Authorization") == "Bearer at-limited" {
+			// GitHub's secondary rate limit: 403, quota left, retry-after.
+			w.Header().Set("X-RateLimit-Remaining", "4999")
+			w.Header().Set("Retry-After", "37")
+			writeJSON(w, 403, map[string]string{"message": "You have exceeded a secondary rate limit. Please wait a few minutes before you try again."})
+			return
+		}
 		if r.Header.Get("Authorization") != "Bearer at-1" {
 			writeJSON(w, 401, map[string]string{"message": "Bad credentials"})
 			return

@@ -367,7 +367,8 @@ func (v *version) call(ctx context.Context, op abi.Op, msg abi.Message, secrets 
 		if len(msg) > 1024 {
 			msg = msg[:1024] + "…"
 		}
-		return nil, &Error{Plugin: v.man.Name, Op: op, Code: res.Code, Message: msg, Retryable: res.Retryable, Status: res.Status}
+		return nil, &Error{Plugin: v.man.Name, Op: op, Code: res.Code, Message: msg, Retryable: res.Retryable, Status: res.Status,
+			RetryAfter: retryAfter(res.Code, res.RetryAfter)}
 	}
 	return &res, nil
 }

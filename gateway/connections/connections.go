@@ -32,6 +32,12 @@
 //     backoff and never marks the connection broken; if the current token
 //     is still valid (the refresh was early, within the margin), the
 //     caller gets it.
+//   - Rate limited is neither. A provider that says "slow down"
+//     (rate_limited, with the wait it asked for) never marks the
+//     connection broken, is not asked again before that wait is over
+//     (within this process), and is retried within one refresh only if
+//     the wait fits the backoff. The caller gets the current token if it
+//     is still valid, else 503 provider_rate_limited with Retry-After.
 //   - A token that never expires (a classic GitHub OAuth app) is returned
 //     as is.
 //
@@ -52,6 +58,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -69,6 +76,15 @@ const (
 	CodeReconnectRequired   = "provider_reconnect_required"
 	CodeProviderUnavailable = "provider_unavailable"
 	CodeUnknownProvider     = "unknown_provider"
+	// CodeProviderRateLimited: the provider asked Arbor to slow down; the
+	// answer carries Retry-After. 503 when Arbor's own refresh was
+	// limited, 429 when the limit is the user's own quota at the provider
+	// (listing repositories with the user's token).
+	CodeProviderRateLimited = "provider_rate_limited"
+	// CodeProviderRefused: the provider refused the request in a way that
+	// retrying will not change (410 Gone, another 4xx); the details are in
+	// Arbor's log.
+	CodeProviderRefused = "provider_refused"
 )
 
 // Defaults for Options.
@@ -171,6 +187,9 @@ type Broker struct {
 	// pending holds refreshed token pairs whose store write failed, by
 	// user and provider, until a later call writes them.
 	pending map[string]pendingPair
+	// limited holds, by user and provider, when a provider that rate
+	// limited a refresh may be asked again.
+	limited map[string]time.Time
 
 	revoker *revoker
 }
@@ -212,7 +231,7 @@ func New(store Store, sealer Sealer, provs Providers, opts Options) *Broker {
 	}
 	b := &Broker{
 		store: store, sealer: sealer, providers: provs, opts: opts, log: opts.Logger,
-		flights: map[string]*flight{}, pending: map[string]pendingPair{},
+		flights: map[string]*flight{}, pending: map[string]pendingPair{}, limited: map[string]time.Time{},
 	}
 	b.revoker = newRevoker(b)
 	return b
@@ -267,6 +286,21 @@ func notConnected(provider string) *httperr.Error {
 	return httperr.New(http.StatusNotFound, CodeNotConnected, "No "+provider+" connection: connect it on the Integrations page")
 }
 
+// rateLimited is the answer when the provider rate limited Arbor: 503 for
+// Arbor's own refresh, 429 for the user's own quota.
+func rateLimited(status int, err error, wait time.Duration) *httperr.Error {
+	if wait <= 0 {
+		wait = abi.DefaultRetryAfter * time.Second
+	}
+	secs := httperr.RetryAfterSeconds(wait)
+	in := strconv.FormatInt(secs, 10) + " seconds"
+	if secs == 1 {
+		in = "1 second"
+	}
+	return httperr.Wrap(err, status, CodeProviderRateLimited,
+		"The provider is rate limiting requests; try again in "+in).WithRetryAfter(time.Duration(secs) * time.Second)
+}
+
 func reconnectRequired(provider, reason string) *httperr.Error {
 	msg := "The " + provider + " connection must be reconnected on the Integrations page"
 	if reason != "" {
@@ -307,6 +341,7 @@ func (b *Broker) Connect(ctx context.Context, userID, provider string, tok *abi.
 	}
 	b.mu.Lock()
 	delete(b.pending, key(userID, provider))
+	delete(b.limited, key(userID, provider))
 	b.mu.Unlock()
 	b.audit(ctx, "connection.connect", userID, provider, "ok", map[string]string{"account": u.Login})
 	b.notify(Event{Type: "connection.connected", UserID: userID, Provider: provider, Data: map[string]string{"account": u.Login}})
@@ -466,6 +501,18 @@ func (b *Broker) doRefresh(ctx context.Context, userID, provider string) (Token,
 		return Token{}, httperr.New(http.StatusServiceUnavailable, CodeUnknownProvider, "The "+provider+" plugin is not loaded or not configured; the token cannot be refreshed")
 	}
 
+	// The provider rate limited an earlier refresh and its wait is not
+	// over: asking again now would only prolong the limit.
+	b.mu.Lock()
+	until, limited := b.limited[k]
+	b.mu.Unlock()
+	if limited && now.Before(until) {
+		if stillValid {
+			return current, nil
+		}
+		return Token{}, rateLimited(http.StatusServiceUnavailable, errors.New("the provider's earlier rate limit is still in force"), until.Sub(now))
+	}
+
 	var tok *abi.Token
 	backoff := b.opts.RetryBackoff
 	for attempt := 0; ; attempt++ {
@@ -474,26 +521,47 @@ func (b *Broker) doRefresh(ctx context.Context, userID, provider string) (Token,
 			break
 		}
 		var pe *plugins.Error
-		transient := !errors.As(err, &pe) || pe.Retryable || pe.Code == abi.CodeUnavailable || pe.Code == abi.CodeTimeout || pe.Code == abi.CodeRateLimited
+		isPE := errors.As(err, &pe)
+		transient := !isPE || pe.Retryable || pe.Code == abi.CodeUnavailable || pe.Code == abi.CodeTimeout || pe.Code == abi.CodeRateLimited
+		wait := backoff/2 + rand.N(backoff)
+		var limitedFor time.Duration
+		if isPE && pe.Code == abi.CodeRateLimited {
+			limitedFor = pe.RetryAfter
+			if limitedFor <= 0 {
+				limitedFor = abi.DefaultRetryAfter * time.Second
+			}
+			b.mu.Lock()
+			b.limited[k] = b.opts.Now().Add(limitedFor)
+			b.mu.Unlock()
+		}
 		switch {
-		case errors.As(err, &pe) && pe.Code == abi.CodeInvalidGrant:
+		case isPE && pe.Code == abi.CodeInvalidGrant:
 			return Token{}, b.markBroken(ctx, c, pe.Message)
-		case !transient || attempt >= b.opts.Retries || ctx.Err() != nil:
-			b.log.Warn("token refresh failed; the connection is kept", "user_id", userID, "provider", provider, "attempts", attempt+1, "err", err)
+		case !transient || attempt >= b.opts.Retries || ctx.Err() != nil || limitedFor > backoff*3/2:
+			// A rate limit longer than the backoff ends the refresh: it
+			// is not waited out here, however long the caller would wait.
+			b.log.Warn("token refresh failed; the connection is kept", "user_id", userID, "provider", provider, "attempts", attempt+1,
+				"retry_after", limitedFor, "err", err)
 			b.audit(ctx, "connection.refresh", userID, provider, "failed", map[string]string{"error": string(plugins.CodeOf(err))})
 			b.notify(Event{Type: "connection.refresh_failed", UserID: userID, Provider: provider, Data: map[string]string{"error": string(plugins.CodeOf(err))}})
 			if stillValid {
 				return current, nil
 			}
+			if limitedFor > 0 {
+				return Token{}, rateLimited(http.StatusServiceUnavailable, err, limitedFor)
+			}
 			return Token{}, httperr.Wrap(err, http.StatusServiceUnavailable, CodeProviderUnavailable, "The provider did not refresh the token; try again in a moment")
 		}
-		wait := backoff/2 + rand.N(backoff)
+		wait = max(wait, limitedFor)
 		backoff *= 2
 		select {
 		case <-time.After(wait):
 		case <-ctx.Done():
 		}
 	}
+	b.mu.Lock()
+	delete(b.limited, k)
+	b.mu.Unlock()
 
 	now = b.opts.Now().UTC()
 	next := secrets{AccessToken: tok.AccessToken, RefreshToken: tok.RefreshToken, TokenType: tok.TokenType, RefreshExpiresAt: cur.RefreshExpiresAt}
@@ -640,11 +708,28 @@ func (b *Broker) Repos(ctx context.Context, userID, provider, cursor string, per
 	}
 	page, err := p.Repos(ctx, plugins.ReposInput{AccessToken: tok.AccessToken, Cursor: cursor, PerPage: perPage})
 	if err != nil {
-		switch plugins.CodeOf(err) {
-		case abi.CodeInvalidToken:
+		var pe *plugins.Error
+		isPE := errors.As(err, &pe)
+		switch {
+		case isPE && pe.Code == abi.CodeInvalidToken:
 			return nil, httperr.Wrap(err, http.StatusConflict, CodeReconnectRequired, "The provider refused the token; reconnect "+provider+" on the Integrations page")
-		case abi.CodeInvalidRequest:
+		case isPE && pe.Code == abi.CodeInvalidRequest:
 			return nil, httperr.Wrap(err, http.StatusBadRequest, httperr.CodeBadRequest, "The provider refused the request (a stale page cursor?)")
+		case isPE && pe.Code == abi.CodeRateLimited:
+			// The listing runs on the user's own token, so the quota
+			// spent is the user's: 429, the caller's own doing.
+			return nil, rateLimited(http.StatusTooManyRequests, err, pe.RetryAfter)
+		case isPE && ((pe.Code == abi.CodeProviderError && !pe.Retryable) || pe.Code == abi.CodeInvalidClient):
+			// Permanent (410 Gone for a removed API, another 4xx, a
+			// refused client): "try again" would be a lie. The provider's
+			// text stays in the log (the cause), never in the answer.
+			b.log.Warn("the provider refused to list repositories", "user_id", userID, "provider", provider, "status", pe.Status, "err", err)
+			msg := "The provider refused to list the repositories"
+			if pe.Status != 0 {
+				msg += " (HTTP " + strconv.Itoa(pe.Status) + ")"
+			}
+			return nil, httperr.Wrap(err, http.StatusBadGateway, CodeProviderRefused,
+				msg+"; retrying will not help. Arbor's operator can find the details in the log under this request id")
 		}
 		return nil, httperr.Wrap(err, http.StatusBadGateway, CodeProviderUnavailable, "The provider did not list the repositories; try again in a moment")
 	}
@@ -758,6 +843,7 @@ func (b *Broker) Disconnect(ctx context.Context, userID, provider string) (Disco
 	}
 	b.mu.Lock()
 	delete(b.pending, key(userID, provider))
+	delete(b.limited, key(userID, provider))
 	b.mu.Unlock()
 	outcome := "revoked"
 	if !res.Revoked {

@@ -24,6 +24,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"time"
 
 	"github.com/gofiber/fiber/v2"
 
@@ -70,6 +71,10 @@ type Error struct {
 	Message string
 	// Err is the internal cause. It is logged, never rendered. May be nil.
 	Err error
+	// RetryAfter, if positive, is rendered as the Retry-After header in
+	// whole seconds, rounded up (RFC 9110 section 10.2.3): when a 429 or
+	// 503 client may try again.
+	RetryAfter time.Duration
 }
 
 // New returns an Error without a cause.
@@ -81,6 +86,18 @@ func New(status int, code, message string) *Error {
 // request id; the client sees only status, code and message.
 func Wrap(err error, status int, code, message string) *Error {
 	return &Error{Status: status, Code: code, Message: message, Err: err}
+}
+
+// WithRetryAfter sets e.RetryAfter and returns e.
+func (e *Error) WithRetryAfter(d time.Duration) *Error {
+	e.RetryAfter = d
+	return e
+}
+
+// RetryAfterSeconds is d in whole seconds, rounded up, at least 1: the
+// value of a Retry-After header.
+func RetryAfterSeconds(d time.Duration) int64 {
+	return max(1, int64((d+time.Second-1)/time.Second))
 }
 
 // Error implements error. It includes the cause, so it is meant for logs.

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/gofiber/fiber/v2"
 
@@ -69,6 +70,9 @@ func TestHandlerRendering(t *testing.T) {
 	app.Get("/fail", func(c *fiber.Ctx) error {
 		return httperr.Wrap(errors.New("token=abc"), 401, httperr.CodeUnauthorized, "Sign in <first>")
 	})
+	app.Get("/later", func(c *fiber.Ctx) error {
+		return httperr.New(503, "provider_rate_limited", "later").WithRetryAfter(1500 * time.Millisecond)
+	})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -82,11 +86,15 @@ func TestHandlerRendering(t *testing.T) {
 		status       int
 		ctype        string
 		want         string
+		retryAfter   string
 	}{
-		{"/fail", "", 401, "application/json", `{"error":"unauthorized","message":"Sign in \u003cfirst\u003e","request_id":"rid-1"}`},
-		{"/fail", "application/json, text/html;q=0.5", 401, "application/json", `"error":"unauthorized"`},
-		{"/fail", "text/html,*/*;q=0.8", 401, "text/html", "Sign in &lt;first&gt;"},
-		{"/missing", "", 404, "application/json", `"error":"not_found"`},
+		{"/fail", "", 401, "application/json", `{"error":"unauthorized","message":"Sign in \u003cfirst\u003e","request_id":"rid-1"}`, ""},
+		{"/fail", "application/json, text/html;q=0.5", 401, "application/json", `"error":"unauthorized"`, ""},
+		{"/fail", "text/html,*/*;q=0.8", 401, "text/html", "Sign in &lt;first&gt;", ""},
+		{"/missing", "", 404, "application/json", `"error":"not_found"`, ""},
+		// Retry-After in whole seconds, rounded up, on JSON and pages.
+		{"/later", "", 503, "application/json", `"error":"provider_rate_limited"`, "2"},
+		{"/later", "text/html", 503, "text/html", `data-error="provider_rate_limited"`, "2"},
 	}
 	for _, tc := range tests {
 		req, _ := http.NewRequest(http.MethodGet, url+tc.path, nil)
@@ -102,11 +110,24 @@ func TestHandlerRendering(t *testing.T) {
 		if resp.StatusCode != tc.status || !strings.HasPrefix(resp.Header.Get("Content-Type"), tc.ctype) || !strings.Contains(string(body), tc.want) {
 			t.Errorf("%s (Accept %q) = %d %s %s", tc.path, tc.accept, resp.StatusCode, resp.Header.Get("Content-Type"), body)
 		}
+		if got := resp.Header.Get("Retry-After"); got != tc.retryAfter {
+			t.Errorf("%s (Accept %q): Retry-After %q, want %q", tc.path, tc.accept, got, tc.retryAfter)
+		}
 		if strings.Contains(string(body), "token=abc") {
 			t.Errorf("cause leaked: %s", body)
 		}
 		if tc.ctype == "application/json" && !json.Valid(body) {
 			t.Errorf("invalid JSON: %s", body)
+		}
+	}
+}
+
+func TestRetryAfterSeconds(t *testing.T) {
+	for d, want := range map[time.Duration]int64{
+		time.Nanosecond: 1, time.Second: 1, time.Second + 1: 2, 59500 * time.Millisecond: 60, time.Hour: 3600, -time.Second: 1,
+	} {
+		if got := httperr.RetryAfterSeconds(d); got != want {
+			t.Errorf("RetryAfterSeconds(%v) = %d, want %d", d, got, want)
 		}
 	}
 }

@@ -31,8 +31,9 @@ func WantsHTML(c *fiber.Ctx) bool {
 
 // Render writes e as the response: JSON, or a small HTML page when the client
 // prefers HTML. It replaces any body already set but keeps headers a handler
-// set on purpose (WWW-Authenticate, Retry-After, …). Error responses are
-// never cached. e.Err is not written anywhere; log it with [Log].
+// set on purpose (WWW-Authenticate, …), and writes Retry-After from
+// e.RetryAfter when it is set. Error responses are never cached. e.Err is
+// not written anywhere; log it with [Log].
 func Render(c *fiber.Ctx, e *Error, requestID string) error {
 	status := e.Status
 	if status < 400 || status > 599 {
@@ -40,6 +41,9 @@ func Render(c *fiber.Ctx, e *Error, requestID string) error {
 	}
 	c.Status(status)
 	c.Set(fiber.HeaderCacheControl, "no-store")
+	if e.RetryAfter > 0 {
+		c.Set(fiber.HeaderRetryAfter, strconv.FormatInt(RetryAfterSeconds(e.RetryAfter), 10))
+	}
 	if WantsHTML(c) {
 		c.Set(fiber.HeaderContentType, fiber.MIMETextHTMLCharsetUTF8)
 		return c.SendString(page(status, e.Code, e.Message, requestID))

@@ -18,6 +18,7 @@ import (
 	"github.com/vintner/arbor/data"
 	"github.com/vintner/arbor/gateway"
 	"github.com/vintner/arbor/gateway/edge/reqbody"
+	"github.com/vintner/arbor/gateway/httperr"
 	"github.com/vintner/arbor/gateway/internal/flowstate"
 	"github.com/vintner/arbor/gateway/internal/pagesec"
 	"github.com/vintner/arbor/gateway/returnto"
@@ -256,6 +257,9 @@ func (w *WebAuth) finish(c *fiber.Ctx) *flowError {
 	}
 	tok, err := p.Exchange(ctx, plugins.ExchangeInput{Code: code, RedirectURI: st.RedirectURI, CodeVerifier: st.Verifier})
 	if err != nil {
+		if plugins.CodeOf(err) == abi.CodeRateLimited {
+			return providerRateLimited(err)
+		}
 		if plugins.CodeOf(err) == "invalid_grant" {
 			return fail(http.StatusBadRequest, "code_invalid", "Sign-in failed",
 				"The provider did not accept the authorization code (it may have been used already). Start again from the sign-in page.", err)
@@ -269,6 +273,11 @@ func (w *WebAuth) finish(c *fiber.Ctx) *flowError {
 	}
 	pu, err := p.User(ctx, tok.AccessToken)
 	if err != nil {
+		if plugins.CodeOf(err) == abi.CodeRateLimited {
+			// Never sign in with less than the provider tells when it is
+			// not limiting: no session, no connection.
+			return providerRateLimited(err)
+		}
 		return fail(http.StatusBadGateway, "provider_user_failed", "Sign-in failed",
 			"Arbor could not ask the provider who you are. Please try again.", err)
 	}
@@ -297,6 +306,29 @@ func (w *WebAuth) finish(c *fiber.Ctx) *flowError {
 	gateway.Logger(c).Info("signed in", "user_id", user.ID, "provider", name, "new_user", created)
 	pagesec.Headers(c)
 	return redirect(c, returnPath(st.ReturnTo, w.opts.AfterSignIn))
+}
+
+// CodeProviderRateLimited is the sign-in's answer when the provider rate
+// limited the code exchange or the user lookup (the same code as package
+// connections uses).
+const CodeProviderRateLimited = "provider_rate_limited"
+
+// providerRateLimited is a sign-in the provider rate limited: 503 with the
+// provider's wait as Retry-After. Nothing was signed in or connected.
+func providerRateLimited(err error) *flowError {
+	wait := plugins.RetryAfterOf(err)
+	if wait <= 0 {
+		wait = abi.DefaultRetryAfter * time.Second
+	}
+	secs := httperr.RetryAfterSeconds(wait)
+	in := fmt.Sprint(secs, " seconds")
+	if secs == 1 {
+		in = "1 second"
+	}
+	fe := fail(http.StatusServiceUnavailable, CodeProviderRateLimited, "Sign-in failed",
+		"The provider is limiting how often Arbor may ask it right now, so the sign-in could not be completed. Nothing was changed; start again from the sign-in page in "+in+".", err)
+	fe.retryAfter = time.Duration(secs) * time.Second
+	return fe
 }
 
 // spentKey is the store id of the marker that says the sign-in id is

@@ -57,6 +57,7 @@ import (
 	"html/template"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -327,6 +328,9 @@ type flowError struct {
 	title   string
 	message string
 	err     error // logged, never shown
+	// retryAfter, if positive, is sent as Retry-After (a provider's rate
+	// limit).
+	retryAfter time.Duration
 }
 
 func (e *flowError) Error() string {
@@ -352,7 +356,10 @@ func (w *WebAuth) showError(c *fiber.Ctx, fe *flowError) error {
 	log.Log(c.UserContext(), level, "sign-in failed", "error", fe.code, "status", fe.status, "path", c.Path(), "err", fe.err)
 	if !httperr.WantsHTML(c) {
 		// Not a browser (no Accept: text/html): the same error as JSON.
-		return httperr.Render(c, httperr.New(fe.status, fe.code, fe.message), gateway.RequestID(c))
+		return httperr.Render(c, httperr.New(fe.status, fe.code, fe.message).WithRetryAfter(fe.retryAfter), gateway.RequestID(c))
+	}
+	if fe.retryAfter > 0 {
+		c.Set(fiber.HeaderRetryAfter, strconv.FormatInt(httperr.RetryAfterSeconds(fe.retryAfter), 10))
 	}
 	type errorPage struct {
 		pageData

@@ -223,7 +223,8 @@ const (
 	CodeUnsupported Code = "unsupported"
 	// CodeProviderError: the provider answered with an unexpected error.
 	CodeProviderError Code = "provider_error"
-	// CodeRateLimited: the provider asked us to slow down.
+	// CodeRateLimited: the provider asked us to slow down. The Result's
+	// RetryAfter says for how long.
 	CodeRateLimited Code = "rate_limited"
 
 	// CodeHostNotAllowed: http_do refused the destination (not in the
@@ -240,6 +241,33 @@ const (
 	// an error without a code.
 	CodeInternal Code = "internal"
 )
+
+// Bounds of Result.RetryAfter, in seconds. A rate_limited result without
+// RetryAfter (a plugin built before the field existed, or a provider that
+// said nothing) means DefaultRetryAfter: GitHub's "wait for at least one
+// minute before retrying" when it gives no header
+// (https://docs.github.com/en/rest/using-the-rest-api/rate-limits-for-the-rest-api#exceeding-the-rate-limit).
+// The host clamps a reported value to MinRetryAfter..MaxRetryAfter: a
+// provider's clock or a broken header must not make Arbor tell its callers
+// to come back in a year, or hammer the provider without pause.
+const (
+	DefaultRetryAfter = 60
+	MinRetryAfter     = 1
+	MaxRetryAfter     = 3600
+)
+
+// ClampRetryAfter returns seconds within MinRetryAfter..MaxRetryAfter, and
+// DefaultRetryAfter for a value that is not positive (unknown). (Any
+// positive whole number of seconds is at least MinRetryAfter.)
+func ClampRetryAfter(seconds int64) int {
+	switch {
+	case seconds <= 0:
+		return DefaultRetryAfter
+	case seconds > MaxRetryAfter:
+		return MaxRetryAfter
+	}
+	return int(seconds)
+}
 
 // ErrABIVersion is wrapped by the errors that report a plugin built for
 // another ABI version.

@@ -29,6 +29,7 @@ func TestRoundTrip(t *testing.T) {
 	cl := abi.Client{ID: "id", Secret: "secret"}
 	roundTrip(t, &abi.Result{Payload: []byte{1, 2, 3}, Code: abi.CodeInvalidGrant, Message: "m", Retryable: true, Status: 400})
 	roundTrip(t, &abi.Result{Status: -1})
+	roundTrip(t, &abi.Result{Code: abi.CodeRateLimited, Message: "m", Retryable: true, Status: 429, RetryAfter: 37})
 	roundTrip(t, &abi.AuthorizeRequest{ClientID: "c", Endpoints: ep, Purpose: abi.PurposeGit, RedirectURI: "https://a/cb",
 		Scopes: []string{"repo", "", "user"}, State: "s", CodeChallenge: "ch", CodeChallengeMethod: "S256"})
 	roundTrip(t, &abi.AuthorizeResult{Params: []abi.Param{{"a", "1"}, {"a", "2"}, {"b", ""}}})
@@ -143,6 +144,46 @@ func BenchmarkRefreshRequest(b *testing.B) {
 		var out abi.RefreshRequest
 		if err := out.UnmarshalABI(buf); err != nil {
 			b.Fatal(err)
+		}
+	}
+}
+
+// TestResultRetryAfterCompatible: field 6 (RetryAfter) was added within
+// v1. A result encoded by a plugin built before it decodes with RetryAfter
+// 0, and the new field is encoded under its own number after the old ones,
+// so that a host built before it skips it (TestUnknownFieldsSkipped).
+func TestResultRetryAfterCompatible(t *testing.T) {
+	// What a v1 plugin built before RetryAfter existed encodes: fields 2-5.
+	old := []byte{2<<3 | 2, 12}
+	old = append(old, "rate_limited"...)
+	old = append(old, 3<<3|2, 1, 'm', 4<<3|0, 1, 5<<3|0, 0xda, 0x06) // status 429, zig-zag 858
+	var res abi.Result
+	if err := abi.Unmarshal(old, &res); err != nil {
+		t.Fatal(err)
+	}
+	if res.Code != abi.CodeRateLimited || res.Status != 429 || !res.Retryable || res.RetryAfter != 0 {
+		t.Fatalf("old result decoded as %+v", res)
+	}
+	// The new encoding is the old one plus field 6: nothing else moved.
+	enc := abi.Marshal(&abi.Result{Code: abi.CodeRateLimited, Message: "m", Retryable: true, Status: 429, RetryAfter: 90})
+	want := append(append([]byte{}, old...), 6<<3|0, 180, 1) // 90 zig-zag = 180
+	if string(enc) != string(want) {
+		t.Fatalf("encoding\n got % x\nwant % x", enc, want)
+	}
+	// A negative value survives the trip (the host clamps it).
+	roundTrip(t, &abi.Result{Code: abi.CodeRateLimited, RetryAfter: -5})
+}
+
+func TestClampRetryAfter(t *testing.T) {
+	for _, c := range []struct {
+		in   int64
+		want int
+	}{
+		{0, abi.DefaultRetryAfter}, {-1, abi.DefaultRetryAfter}, {1, 1}, {37, 37},
+		{3600, 3600}, {3601, abi.MaxRetryAfter}, {1 << 40, abi.MaxRetryAfter},
+	} {
+		if got := abi.ClampRetryAfter(c.in); got != c.want {
+			t.Errorf("ClampRetryAfter(%d) = %d, want %d", c.in, got, c.want)
 		}
 	}
 }

@@ -16,6 +16,11 @@ type Result struct {
 	// Status is the provider's HTTP status when the error came from an
 	// HTTP response, else 0.
 	Status int
+	// RetryAfter is how many seconds the provider asked to wait, with
+	// CodeRateLimited; 0 means it did not say (see DefaultRetryAfter).
+	// Field 6 was added within v1: plugins built before it never set it,
+	// hosts built before it skip it.
+	RetryAfter int
 }
 
 func (m *Result) AppendABI(b []byte) []byte {
@@ -24,6 +29,7 @@ func (m *Result) AppendABI(b []byte) []byte {
 	b = appendString(b, 3, m.Message)
 	b = appendBool(b, 4, m.Retryable)
 	b = appendInt(b, 5, int64(m.Status))
+	b = appendInt(b, 6, int64(m.RetryAfter))
 	return b
 }
 
@@ -42,6 +48,8 @@ func (m *Result) UnmarshalABI(b []byte) error {
 			m.Retryable = d.boolean()
 		case 5:
 			m.Status = int(d.int())
+		case 6:
+			m.RetryAfter = int(d.int())
 		default:
 			d.skip()
 		}

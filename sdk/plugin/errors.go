@@ -12,6 +12,10 @@ type Error struct {
 	Retryable bool
 	// Status is the provider's HTTP status, if the error came from one.
 	Status int
+	// RetryAfter is how many seconds the provider asked to wait, with
+	// code rate_limited (see RateLimit); 0 means it did not say, and the
+	// host assumes abi.DefaultRetryAfter.
+	RetryAfter int
 }
 
 func (e *Error) Error() string {
@@ -58,9 +62,17 @@ func ErrUnsupported(reason string) *Error {
 	return &Error{Code: abi.CodeUnsupported, Message: reason}
 }
 
-// ErrRateLimited reports that the provider asked us to slow down.
+// ErrRateLimited reports that the provider asked us to slow down without
+// saying for how long; the host assumes abi.DefaultRetryAfter. Prefer
+// ErrRateLimitedAfter when the answer says (RateLimit reads it).
 func ErrRateLimited(reason string) *Error {
 	return &Error{Code: abi.CodeRateLimited, Message: reason, Retryable: true}
+}
+
+// ErrRateLimitedAfter reports that the provider asked us to wait
+// retryAfter seconds (the host clamps it to 1 s .. 1 h).
+func ErrRateLimitedAfter(reason string, retryAfter int) *Error {
+	return &Error{Code: abi.CodeRateLimited, Message: reason, Retryable: true, RetryAfter: retryAfter}
 }
 
 // ErrProvider reports an unexpected answer from the provider. Server errors

@@ -147,8 +147,9 @@ func Bearer(token string) Header {
 }
 
 // CheckResponse turns an API error status into an *Error: 401 is
-// invalid_token, 429 (or 403 with an exhausted rate limit) is rate_limited,
-// anything else outside 2xx is provider_error. It returns nil for 2xx. The
+// invalid_token; a rate limit by RateLimit's rules (429, or a GitHub 403
+// that says so) is rate_limited with RetryAfter; anything else outside 2xx
+// is provider_error (retryable for 5xx). It returns nil for 2xx. The
 // message names the method, path and status, never the query or body.
 func CheckResponse(method, rawURL string, r *Response) error {
 	if r.OK() {
@@ -163,14 +164,14 @@ func CheckResponse(method, rawURL string, r *Response) error {
 	}
 	where := method + " " + path
 	msg := where + ": status " + strconv.Itoa(r.StatusCode)
-	switch {
-	case r.StatusCode == 401:
+	if r.StatusCode == 401 {
 		return &Error{Code: abi.CodeInvalidToken, Message: msg, Status: 401}
-	case r.StatusCode == 429 || (r.StatusCode == 403 && r.Header.Get("X-RateLimit-Remaining") == "0"):
-		return &Error{Code: abi.CodeRateLimited, Message: msg, Status: r.StatusCode, Retryable: true}
-	default:
-		return ErrProvider(r.StatusCode, msg)
 	}
+	if wait, limited := RateLimit(r); limited {
+		return &Error{Code: abi.CodeRateLimited, Message: msg + ": rate limited, retry after " + strconv.Itoa(wait) + " s",
+			Status: r.StatusCode, Retryable: true, RetryAfter: wait}
+	}
+	return ErrProvider(r.StatusCode, msg)
 }
 
 // NextLink returns the URL of the Link header's rel="next" target, or ""

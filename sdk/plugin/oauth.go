@@ -114,7 +114,15 @@ func TokenRequest(ctx context.Context, tokenURL string, c Client, style AuthStyl
 // form-encoded (GitHub answers form-encoded unless asked for JSON). An
 // "error" field is an error even with status 200 (GitHub again); see
 // OAuthError for how it is mapped.
+//
+// A rate limit (RateLimit: a 429 whatever its body says, GitHub's 403
+// forms) is rate_limited with the wait the provider asked for, not the
+// provider_error its OAuth error body would make it.
 func ParseTokenResponse(r *Response) (*Token, error) {
+	if wait, limited := RateLimit(r); limited {
+		return nil, &Error{Code: abi.CodeRateLimited, Status: r.StatusCode, Retryable: true, RetryAfter: wait,
+			Message: "the token endpoint answered status " + strconv.Itoa(r.StatusCode) + ": rate limited, retry after " + strconv.Itoa(wait) + " s"}
+	}
 	f, err := tokenFields(r)
 	if err != nil {
 		return nil, err

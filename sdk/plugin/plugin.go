@@ -42,6 +42,10 @@
 // Return an *Error (ErrInvalidGrant, ErrInvalidToken, …) to give the
 // gateway a stable code to act on; any other error is reported as
 // "internal". Never put tokens or the client secret in an error message.
+// A provider's "slow down" is rate_limited with the wait it asked for
+// (Error.RetryAfter): CheckResponse and ParseTokenResponse recognise every
+// provider's signal through RateLimit; ErrRateLimitedAfter reports one a
+// plugin recognised itself.
 //
 // # Outside WebAssembly
 //
@@ -273,7 +277,7 @@ func errorResult(out []byte, err error) []byte {
 	if !errors.As(err, &e) {
 		e = &Error{Code: abi.CodeInternal, Message: err.Error()}
 	}
-	r := abi.Result{Code: e.Code, Message: e.Message, Retryable: e.Retryable, Status: e.Status}
+	r := abi.Result{Code: e.Code, Message: e.Message, Retryable: e.Retryable, Status: e.Status, RetryAfter: e.RetryAfter}
 	if r.Code == "" {
 		r.Code = abi.CodeInternal
 	}

@@ -50,7 +50,6 @@ package ratelimit
 import (
 	"errors"
 	"fmt"
-	"math"
 	"net/http"
 	"net/netip"
 	"strconv"
@@ -205,22 +204,18 @@ func (l *Limits) take(c *fiber.Ctx, class Class, k netip.Addr) error {
 		return nil
 	}
 	if ok, d := kd.Allow(k, l.now()); !ok {
-		return l.refuse(c, class, d)
+		return l.refuse(class, d)
 	}
 	return nil
 }
 
 // refuse counts a 429 and returns it, with Retry-After in whole seconds
-// (at least 1) set on the response.
-func (l *Limits) refuse(c *fiber.Ctx, class Class, d time.Duration) error {
+// (at least 1), which httperr.Render writes.
+func (l *Limits) refuse(class Class, d time.Duration) error {
 	l.counts[class].Inc()
-	secs := int64(math.Ceil(d.Seconds()))
-	if secs < 1 {
-		secs = 1
-	}
-	c.Set(fiber.HeaderRetryAfter, strconv.FormatInt(secs, 10))
+	secs := httperr.RetryAfterSeconds(d)
 	return httperr.New(http.StatusTooManyRequests, httperr.CodeRateLimited,
-		fmt.Sprintf("Too many requests from your address; try again in %s", plural(secs, "second")))
+		fmt.Sprintf("Too many requests from your address; try again in %s", plural(secs, "second"))).WithRetryAfter(time.Duration(secs) * time.Second)
 }
 
 // hasCredentials reports whether the request carries credentials that a
@@ -252,12 +247,12 @@ func (l *Limits) checkAuth(c *fiber.Ctx, k netip.Addr, next func() error) error 
 	}
 	now := l.now()
 	if empty, d := kd.Empty(k, now); empty {
-		return l.refuse(c, FailedAuth, d)
+		return l.refuse(FailedAuth, d)
 	}
 	err := next()
 	if unauthorized(c, err) {
 		if ok, d := kd.Allow(k, now); !ok {
-			return l.refuse(c, FailedAuth, d)
+			return l.refuse(FailedAuth, d)
 		}
 	}
 	return err

@@ -63,6 +63,11 @@ func (provider) Exchange(ctx context.Context, r *plugin.ExchangeRequest) (*plugi
 	case "logsecret":
 		plugin.Log(plugin.LevelInfo, "the client secret is "+r.Client.Secret+" and the code is "+r.Code)
 		return &plugin.Token{AccessToken: "logged"}, nil
+	case "ratelimit":
+		// rate_limited with RetryAfter = arg seconds as given (0 encodes
+		// exactly what a plugin built before the field existed does).
+		n, _ := strconv.Atoi(arg)
+		return nil, plugin.ErrRateLimitedAfter("slow down", n)
 	case "errsecret":
 		return nil, plugin.ErrProvider(400, "rejected secret "+r.Client.Secret)
 	case "nil":
