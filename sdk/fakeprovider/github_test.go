@@ -28,7 +28,7 @@ func codeFor(t *testing.T, p *fakeprovider.Provider, scope, user string) string 
 
 // TestGitHubTokenFormats: without Accept the answer is form-encoded,
 // with Accept: application/json it is JSON; errors come with HTTP 200 in
-// the same format.
+// the same format. The GitHub App's answer has an empty scope.
 func TestGitHubTokenFormats(t *testing.T) {
 	p := start(t, fakeprovider.GitHub())
 	tokenURL := p.Endpoints().TokenURL
@@ -48,7 +48,7 @@ func TestGitHubTokenFormats(t *testing.T) {
 	}
 	if !strings.HasPrefix(v.Get("access_token"), "ghu_") || !strings.HasPrefix(v.Get("refresh_token"), "ghr_") ||
 		v.Get("expires_in") != "28800" || v.Get("refresh_token_expires_in") != "15897600" ||
-		v.Get("scope") != "repo,gist" || v.Get("token_type") != "bearer" {
+		!v.Has("scope") || v.Get("scope") != "" || v.Get("token_type") != "bearer" {
 		t.Errorf("form token response = %v", v)
 	}
 
@@ -58,7 +58,7 @@ func TestGitHubTokenFormats(t *testing.T) {
 	if err := json.Unmarshal(body, &j); err != nil || !strings.HasPrefix(resp.Header.Get("Content-Type"), "application/json") {
 		t.Fatalf("JSON response: %v, %q: %s", err, resp.Header.Get("Content-Type"), body)
 	}
-	if j["expires_in"] != float64(28800) || j["scope"] != "repo" {
+	if scope, ok := j["scope"]; j["expires_in"] != float64(28800) || !ok || scope != "" {
 		t.Errorf("JSON token response = %v", j)
 	}
 
@@ -81,21 +81,32 @@ func TestGitHubTokenFormats(t *testing.T) {
 	retrieveError(t, err, "bad_verification_code", 200)
 }
 
-// TestGitHubClassicApp: with no access-token lifetime GitHub issues gho_
-// tokens that never expire and no refresh token.
+// TestGitHubClassicApp: an OAuth app's gho_ tokens never expire, come
+// without a refresh token and carry the granted scopes, comma-separated.
+// A GitHub App that opted out of expiring tokens issues non-expiring ghu_
+// tokens, still without scopes.
 func TestGitHubClassicApp(t *testing.T) {
-	p := start(t, fakeprovider.GitHub())
-	p.SetAccessTokenLifetime(0)
+	p := start(t, fakeprovider.GitHubOAuthApp())
 	oc := oauthConfig(p, oauth2.AuthStyleInParams, "read:user")
-	tok, err := oc.Exchange(ctxTimeout(t, 5*time.Second), codeFor(t, p, "read:user", ""))
+	tok, err := oc.Exchange(ctxTimeout(t, 5*time.Second), codeFor(t, p, "repo read:user", ""))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.HasPrefix(tok.AccessToken, "gho_") || tok.RefreshToken != "" || !tok.Expiry.IsZero() {
-		t.Errorf("classic token = %q refresh %q expiry %v", tok.AccessToken, tok.RefreshToken, tok.Expiry)
+	if !strings.HasPrefix(tok.AccessToken, "gho_") || tok.RefreshToken != "" || !tok.Expiry.IsZero() || tok.Extra("scope") != "repo,read:user" {
+		t.Errorf("classic token = %q refresh %q expiry %v scope %v", tok.AccessToken, tok.RefreshToken, tok.Expiry, tok.Extra("scope"))
 	}
 	if it := p.IssuedTokens(); len(it) != 1 || !it[0].ExpiresAt.IsZero() || !it[0].AccessValid {
 		t.Errorf("IssuedTokens = %+v", it)
+	}
+
+	app := start(t, fakeprovider.GitHubApp())
+	app.SetAccessTokenLifetime(0)
+	tok, err = oauthConfig(app, oauth2.AuthStyleInParams).Exchange(ctxTimeout(t, 5*time.Second), codeFor(t, app, "repo", ""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(tok.AccessToken, "ghu_") || tok.RefreshToken != "" || !tok.Expiry.IsZero() || tok.Extra("scope") != "" {
+		t.Errorf("non-expiring GitHub App token = %q refresh %q expiry %v scope %v", tok.AccessToken, tok.RefreshToken, tok.Expiry, tok.Extra("scope"))
 	}
 }
 
@@ -103,7 +114,7 @@ func TestGitHubClassicApp(t *testing.T) {
 // scope headers and the 404 a token without user:email gets for
 // /user/emails.
 func TestGitHubAPI(t *testing.T) {
-	p := start(t, fakeprovider.GitHub())
+	p := start(t, fakeprovider.GitHubOAuthApp())
 	oc := oauthConfig(p, oauth2.AuthStyleInParams)
 	ctx := ctxTimeout(t, 5*time.Second)
 	e := p.Endpoints()
@@ -212,7 +223,7 @@ func TestAuthorizeValidation(t *testing.T) {
 // without JavaScript: Deny → access_denied, Approve as another user → a
 // code for that user.
 func TestConsentPage(t *testing.T) {
-	p := start(t, fakeprovider.GitHub())
+	p := start(t, fakeprovider.GitHubOAuthApp())
 	oc := oauthConfig(p, oauth2.AuthStyleInParams, "read:user", "user:email")
 	authURL := oc.AuthCodeURL("state-42")
 	resp, err := noFollow.Get(authURL)
