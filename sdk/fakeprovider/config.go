@@ -21,7 +21,7 @@ const (
 	// installations of the GitHub App the user's token can see
 	// (Config.AppInstallations).
 	EndpointInstallations Endpoint = "installations"
-	EndpointUnknown   Endpoint = "unknown"   // any other path: 404
+	EndpointUnknown       Endpoint = "unknown" // any other path: 404
 )
 
 // Flavor selects the JSON shapes of the API endpoints (user, emails,
