@@ -106,7 +106,7 @@ type IssuedToken struct {
 	IssuedAt         time.Time
 	ExpiresAt        time.Time // zero: never
 	RefreshExpiresAt time.Time // zero: never (or no refresh token)
-	AccessValid      bool      // neither expired nor revoked now
+	AccessValid      bool      // neither expired, revoked nor replaced by a refresh now
 	RefreshValid     bool      // RefreshToken is set and neither expired, rotated nor revoked
 }
 
