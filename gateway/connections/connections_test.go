@@ -427,13 +427,15 @@ func TestTransientFailuresAreRetriedNotFatal(t *testing.T) {
 
 func TestNonExpiringTokenIsReturnedAsIs(t *testing.T) {
 	e := newEnv(t, func(name string, c *fakeprovider.Config) {
-		if name == "github" {
-			c.AccessTokenLifetime = 0 // a classic OAuth app: gho_ tokens, no refresh token
+		if name == "github" { // a GitHub OAuth app: gho_ tokens, no refresh token
+			o := fakeprovider.GitHubOAuthApp()
+			o.Name, o.RedirectURIs, o.Now = c.Name, c.RedirectURIs, c.Now
+			*c = o
 		}
 	}, Options{})
 	e.connect("github")
 	s := e.sealed("github")
-	if s.ExpiresAt != 0 || s.RefreshToken != "" {
+	if s.ExpiresAt != 0 || s.RefreshToken != "" || !strings.HasPrefix(s.AccessToken, "gho_") {
 		t.Fatalf("classic token stored with expiry %v / refresh token %v", s.expiry(), s.RefreshToken != "")
 	}
 	e.clock.Advance(1000 * time.Hour)

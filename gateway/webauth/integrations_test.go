@@ -294,7 +294,15 @@ func TestServiceRoute(t *testing.T) {
 }
 
 func TestIntegrationsCardShowsScopesAsText(t *testing.T) {
-	e := newEnv(t, envOptions{})
+	// A GitHub OAuth app: its tokens carry scopes (a GitHub App's carry
+	// none, so its card shows none).
+	e := newEnv(t, envOptions{editFake: func(name string, c *fakeprovider.Config) {
+		if name == "github" {
+			o := fakeprovider.GitHubOAuthApp()
+			o.Name, o.RedirectURIs = c.Name, c.RedirectURIs
+			*c = o
+		}
+	}})
 	b := e.browser()
 	b.MustSignIn("github")
 	connectProvider(t, b, "github")

@@ -35,6 +35,16 @@ var conformance = map[string]struct {
 	"google":    {fakeprovider.Google, fakeprovider.ClientAuthBody},
 }
 
+// conformanceAlso are further fakes a plugin must pass the kit against:
+// plugins/github supports both kinds of GitHub client, and "github" above
+// is the GitHub App.
+var conformanceAlso = map[string][]struct {
+	name string
+	fake func() fakeprovider.Config
+}{
+	"github": {{"oauth-app", fakeprovider.GitHubOAuthApp}},
+}
+
 func plugin(t testing.TB, name string) fs.FS {
 	t.Helper()
 	p, ok := builtin.Plugin(name)
@@ -62,6 +72,12 @@ func TestConformance(t *testing.T) {
 			t.Parallel()
 			plugintest.Run(t, plugintest.Suite{Plugin: plugin(t, name), Fake: c.fake(), ExpectClientAuth: c.auth})
 		})
+		for _, also := range conformanceAlso[name] {
+			t.Run(name+"-"+also.name, func(t *testing.T) {
+				t.Parallel()
+				plugintest.Run(t, plugintest.Suite{Plugin: plugin(t, name), Fake: also.fake(), ExpectClientAuth: c.auth})
+			})
+		}
 	}
 }
 
@@ -200,7 +216,7 @@ func TestGitHubQuirks(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.HasPrefix(tok.AccessToken, "ghu_") || !strings.HasPrefix(tok.RefreshToken, "ghr_") || tok.RefreshExpiresIn != 15897600 {
+	if !strings.HasPrefix(tok.AccessToken, "ghu_") || !strings.HasPrefix(tok.RefreshToken, "ghr_") || tok.RefreshExpiresIn != 15811200 {
 		t.Errorf("expiring user token %+v", tok)
 	}
 	// Without Accept: application/json GitHub answers form-encoded.
@@ -217,36 +233,35 @@ func TestGitHubQuirks(t *testing.T) {
 		rc[0].Path != "/applications/fake-client-id/grant" || rc[0].Token != fakeprovider.Fingerprint(tok.AccessToken) {
 		t.Errorf("revoke calls %+v", rc)
 	}
-	// Revoking again: GitHub no longer knows the grant (404), which is
-	// what the caller wanted.
-	if err := e.Plugin.Revoke(ctx, plugins.RevokeInput{AccessToken: tok.AccessToken}); err != nil {
-		t.Errorf("second revoke: %v", err)
+	// Revoking again: GitHub answers 404 and /user 401, so the grant is
+	// gone: invalid_token, which the broker reports as already revoked.
+	if err := e.Plugin.Revoke(ctx, plugins.RevokeInput{AccessToken: tok.AccessToken}); code(err) != abi.CodeInvalidToken {
+		t.Errorf("second revoke: %v, want invalid_token", err)
 	}
 	if err := e.Plugin.Revoke(ctx, plugins.RevokeInput{RefreshToken: tok.RefreshToken}); code(err) != abi.CodeInvalidRequest {
 		t.Errorf("revoke without an access token: %v", err)
 	}
 
-	// A classic OAuth app: tokens that never expire, no refresh token.
-	e.Fake.SetAccessTokenLifetime(0)
-	tok, err = e.Login(ctx, "hubot", abi.PurposeLogin)
+	// An OAuth app: tokens that never expire, no refresh token, scopes.
+	o := plugintest.StartForTest(t, plugintest.Suite{Plugin: plugin(t, "github"), Fake: fakeprovider.GitHubOAuthApp()})
+	tok, err = o.Login(ctx, "hubot", abi.PurposeLogin)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.HasPrefix(tok.AccessToken, "gho_") || tok.RefreshToken != "" || tok.ExpiresIn != 0 {
+	if !strings.HasPrefix(tok.AccessToken, "gho_") || tok.RefreshToken != "" || tok.ExpiresIn != 0 || !slices.Equal(tok.Scopes, []string{"read:user", "user:email"}) {
 		t.Errorf("classic token %+v", tok)
 	}
 	// hubot's address is private: /user says null, /user/emails has it.
-	u, err := e.Plugin.User(ctx, tok.AccessToken)
+	u, err := o.Plugin.User(ctx, tok.AccessToken)
 	if err != nil || u.Email != "hubot@example.com" || !u.EmailVerified || u.Name != "" || u.Login != "hubot" || u.ID != "480938" {
 		t.Errorf("hubot: %+v, %v", u, err)
 	}
 }
 
-// TestGitHubEmailScope: a token without user:email cannot read
-// /user/emails; the public address is kept, unverified.
+// TestGitHubEmailScope: an OAuth app's token without user:email cannot
+// read /user/emails; the public address is kept, unverified.
 func TestGitHubEmailScope(t *testing.T) {
-	c := conformance["github"]
-	e := plugintest.StartForTest(t, plugintest.Suite{Plugin: plugin(t, "github"), Fake: c.fake()})
+	e := plugintest.StartForTest(t, plugintest.Suite{Plugin: plugin(t, "github"), Fake: fakeprovider.GitHubOAuthApp()})
 	cfg := e.Config
 	cfg.LoginScopes = []string{"read:user"}
 	p, err := e.Load(t.Context(), cfg)
@@ -260,6 +275,9 @@ func TestGitHubEmailScope(t *testing.T) {
 	u, err := p.User(t.Context(), tok.AccessToken)
 	if err != nil || u.Email != "octocat@example.com" || u.EmailVerified {
 		t.Errorf("without user:email: %+v, %v", u, err)
+	}
+	if c := e.Fake.CallsTo(fakeprovider.EndpointEmails); len(c) != 1 || c[0].Status != 404 {
+		t.Errorf("emails calls %+v, want one refused with 404", c)
 	}
 }
 

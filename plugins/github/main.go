@@ -1,6 +1,15 @@
 // Command github is Arbor's built-in GitHub provider plugin (sign-in and Git
 // connections), a wasip1 reactor module written only with sdk/plugin.
 //
+// It works with both kinds of GitHub client, which issue different tokens
+// (https://docs.github.com/en/apps/oauth-apps/building-oauth-apps/differences-between-github-apps-and-oauth-apps):
+// a GitHub App with expiring user access tokens (ghu_, 8 h, with a ghr_
+// refresh token; the default Arbor is tested against, since Arbor
+// refreshes tokens by itself) and an OAuth app (gho_ tokens that never
+// expire, OAuth scopes, no refresh token). The token prefixes are
+// documented
+// (https://github.blog/engineering/platform-security/behind-githubs-new-authentication-token-formats/).
+//
 // GitHub's quirks, each handled here (docs/provider-plugins.md has the
 // details and the documentation followed):
 //
@@ -8,15 +17,36 @@
 //     Accept: application/json, and reports errors with HTTP 200 and an
 //     "error" field; the SDK's token parser handles both forms.
 //   - Client credentials go in the form body.
-//   - Expiring user tokens (8 h) come with a refresh token that is
-//     single-use: every refresh returns a new one. bad_verification_code and
-//     bad_refresh_token mean invalid_grant.
+//   - A GitHub App's refresh token is single-use and the refresh kills the
+//     old access token too ("that refresh token and the old user access
+//     token will no longer work",
+//     https://docs.github.com/en/apps/creating-github-apps/authenticating-with-a-github-app/refreshing-user-access-tokens).
+//     bad_verification_code and bad_refresh_token mean invalid_grant.
 //   - /user may say "email": null (a private address); the verified primary
-//     address comes from /user/emails, which needs the user:email scope.
+//     address comes from /user/emails, which an OAuth app's token reads only
+//     with the user:email scope (403 or 404 otherwise: the public address is
+//     kept, unverified). A rate-limited /user/emails (403 or 429 with
+//     x-ratelimit-remaining: 0, a retry-after header, or a "rate limit"
+//     message: GitHub's secondary limits need not exhaust the primary one,
+//     https://docs.github.com/en/rest/using-the-rest-api/troubleshooting-the-rest-api)
+//     is rate_limited, never read as a missing scope.
 //   - Revocation deletes the whole grant: DELETE
 //     /applications/{client_id}/grant on the API host, with HTTP Basic
-//     client authentication and the access token in a JSON body.
-//   - /user/repos pages with a Link header.
+//     client authentication and the access token in a JSON body. Its
+//     documentation lists only 204 and 422
+//     (https://docs.github.com/en/rest/apps/oauth-applications#delete-an-app-authorization),
+//     so a 404 is not taken as "already revoked": GET /user with the same
+//     token tells a dead grant (401: invalid_token) from refused client
+//     credentials (200: invalid_client).
+//   - A GitHub App's user token reaches only the repositories where the app
+//     is installed and the user has access
+//     (https://docs.github.com/en/apps/creating-github-apps/authenticating-with-a-github-app/authenticating-with-a-github-app-on-behalf-of-a-user):
+//     for ghu_ tokens repositories are listed per installation, GET
+//     /user/installations then GET
+//     /user/installations/{installation_id}/repositories
+//     (https://docs.github.com/en/rest/apps/installations), with a cursor
+//     that carries the installation and the page. Other tokens list GET
+//     /user/repos. Both page with a Link header.
 //
 // Build: make plugins (or GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared).
 package main
@@ -24,6 +54,7 @@ package main
 import (
 	"context"
 	"errors"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -49,7 +80,8 @@ func main() {}
 // apiVersion pins the REST API version GitHub answers with.
 const apiVersion = "2022-11-28"
 
-// maxPerPage is the largest page /user/repos serves.
+// maxPerPage is the largest page /user/repos and the installation
+// listings serve.
 const maxPerPage = 100
 
 // The authorization URL is the standard one (plugin.DefaultAuthorizeParams):
@@ -94,14 +126,38 @@ func (*github) Revoke(ctx context.Context, r *plugin.RevokeRequest) error {
 	case 204, 200:
 		return nil
 	case 404:
-		// GitHub no longer knows the token: the grant was already revoked
-		// (by the user in their settings, or by an earlier call).
-		plugin.Log(plugin.LevelInfo, "github: the grant was already revoked (404)")
-		return nil
+		return revokeNotFound(ctx, r)
+	case 422:
+		return plugin.ErrInvalidRequest("github: DELETE /applications/{client_id}/grant refused the request as invalid (422)")
 	case 401:
-		return plugin.ErrInvalidClient("github: DELETE /applications/{client_id}/grant: the client id or secret was refused (401)")
+		return plugin.ErrInvalidClient("github: DELETE /applications/{client_id}/grant: the client id or secret was refused (401); check the GitHub client id and secret configured for this provider")
 	}
-	return wrap(plugin.CheckResponse("DELETE", u, resp))
+	return check("DELETE", u, resp)
+}
+
+// revokeNotFound explains a 404 from DELETE /applications/{client_id}/grant.
+// GitHub documents only 204 and 422 for that call, and a 404 may mean
+// either that the grant is gone or that GitHub refused the client
+// credentials (not confirmed from documentation). The access token tells
+// which: if it still works, the grant exists and the credentials were the
+// problem.
+func revokeNotFound(ctx context.Context, r *plugin.RevokeRequest) error {
+	u := r.Endpoints.APIBase + "/user"
+	resp, err := plugin.Get(ctx, u, apiHeader(r.AccessToken))
+	if err != nil {
+		return wrap(err)
+	}
+	switch resp.StatusCode {
+	case 200:
+		return plugin.ErrInvalidClient("github: DELETE /applications/{client_id}/grant answered 404 while the access token still works, " +
+			"so GitHub refused the client credentials: check the GitHub client secret (and client id) configured for this provider")
+	case 401:
+		return plugin.ErrInvalidToken("github: the grant is already revoked or the access token expired (DELETE /applications/{client_id}/grant answered 404, GET /user 401)")
+	}
+	if err := check("GET", u, resp); err != nil {
+		return err
+	}
+	return plugin.ErrProvider(resp.StatusCode, "github: DELETE /applications/{client_id}/grant answered 404 and GET /user "+strconv.Itoa(resp.StatusCode))
 }
 
 func (*github) User(ctx context.Context, r *plugin.UserRequest) (*plugin.User, error) {
@@ -146,8 +202,10 @@ func (*github) User(ctx context.Context, r *plugin.UserRequest) (*plugin.User, e
 			u.Email, u.EmailVerified = email, verified
 		}
 	case isScopeError(err):
-		// The token lacks user:email (an operator's narrower scopes): keep
-		// the public address, unverified.
+		// The token lacks user:email (an operator's narrower scopes, or a
+		// GitHub App without the e-mail permission): keep the public
+		// address, unverified. (A rate limit is rate_limited, not this:
+		// see check.)
 		plugin.Log(plugin.LevelWarn, "github: cannot read /user/emails (grant the user:email scope); the e-mail address is treated as unverified")
 	default:
 		return nil, err
@@ -189,13 +247,12 @@ func (*github) Repos(ctx context.Context, r *plugin.ReposRequest) (*plugin.RepoP
 	if r.Endpoints.APIBase == "" {
 		return nil, plugin.ErrInvalidRequest("github: no API base URL is configured")
 	}
+	if strings.HasPrefix(r.AccessToken, "ghu_") {
+		return appRepos(ctx, r)
+	}
 	u := r.Cursor
 	if u == "" {
-		per := r.PerPage
-		if per <= 0 || per > maxPerPage {
-			per = maxPerPage
-		}
-		u = r.Endpoints.APIBase + "/user/repos?per_page=" + strconv.Itoa(per)
+		u = r.Endpoints.APIBase + "/user/repos?per_page=" + strconv.Itoa(perPage(r.PerPage))
 	} else if !strings.HasPrefix(u, r.Endpoints.APIBase+"/") {
 		// The cursor is the Link header's next URL; anything else would
 		// send the user's token somewhere it was not sent before.
@@ -207,52 +264,259 @@ func (*github) Repos(ctx context.Context, r *plugin.ReposRequest) (*plugin.RepoP
 	}
 	page := &plugin.RepoPage{Repos: make([]plugin.Repo, 0, maxPerPage), NextCursor: plugin.NextLink(resp.Header)}
 	j := plugin.NewJSON(resp.Body)
-	j.Array(func() {
-		var repo plugin.Repo
-		j.Object(func(key []byte) {
-			switch string(key) {
-			case "id":
-				repo.ID = j.Number()
-			case "full_name":
-				repo.FullName = j.String()
-			case "description":
-				repo.Description = j.String()
-			case "private":
-				repo.Private = j.Bool()
-			case "default_branch":
-				repo.DefaultBranch = j.String()
-			case "html_url":
-				repo.HTMLURL = j.String()
-			case "clone_url":
-				repo.CloneURL = j.String()
-			case "updated_at":
-				repo.UpdatedAt = unixTime(j.String())
-			}
-		})
-		page.Repos = append(page.Repos, repo)
-	})
+	j.Array(func() { page.Repos = append(page.Repos, parseRepo(j)) })
 	if err := j.Err(); err != nil {
 		return nil, wrap(err)
 	}
 	return page, nil
 }
 
+func perPage(n int) int {
+	if n <= 0 || n > maxPerPage {
+		return maxPerPage
+	}
+	return n
+}
+
+// parseRepo reads one repository object.
+func parseRepo(j *plugin.JSON) plugin.Repo {
+	var repo plugin.Repo
+	j.Object(func(key []byte) {
+		switch string(key) {
+		case "id":
+			repo.ID = j.Number()
+		case "full_name":
+			repo.FullName = j.String()
+		case "description":
+			repo.Description = j.String()
+		case "private":
+			repo.Private = j.Bool()
+		case "default_branch":
+			repo.DefaultBranch = j.String()
+		case "html_url":
+			repo.HTMLURL = j.String()
+		case "clone_url":
+			repo.CloneURL = j.String()
+		case "updated_at":
+			repo.UpdatedAt = unixTime(j.String())
+		}
+	})
+	return repo
+}
+
+// maxAppCalls bounds the HTTP calls of one Repos operation for a GitHub
+// App token; maxInstallationPages the pages of /user/installations read
+// (100 installations each).
+const (
+	maxAppCalls          = 6
+	maxInstallationPages = 5
+)
+
+// appCursor is where a GitHub App listing goes on: page p (of n
+// repositories) of installation i. It travels as "i=…&n=…&p=…" and only
+// numbers are taken from it, so every URL built from it stays on APIBase.
+type appCursor struct {
+	inst      string
+	page, per int
+}
+
+func (c appCursor) encode() string {
+	v := plugin.Values{}
+	v.Set("i", c.inst)
+	v.Set("p", strconv.Itoa(c.page))
+	v.Set("n", strconv.Itoa(c.per))
+	return v.Encode()
+}
+
+func parseAppCursor(s string) (appCursor, bool) {
+	v, err := plugin.ParseQuery(s)
+	if err != nil || len(v) != 3 {
+		return appCursor{}, false
+	}
+	c := appCursor{inst: v.Get("i")}
+	var err1, err2 error
+	c.page, err1 = strconv.Atoi(v.Get("p"))
+	c.per, err2 = strconv.Atoi(v.Get("n"))
+	if err1 != nil || err2 != nil || !digits(c.inst) || c.page < 1 || c.page > 100000 || c.per < 1 || c.per > maxPerPage ||
+		len(v["i"]) != 1 || len(v["p"]) != 1 || len(v["n"]) != 1 {
+		return appCursor{}, false
+	}
+	return c, true
+}
+
+// digits reports a non-empty decimal number of at most 19 digits.
+func digits(s string) bool {
+	if s == "" || len(s) > 19 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+// appRepos lists a GitHub App user token's repositories installation by
+// installation: each page is one page of one installation's
+// repositories, and the cursor names the next one.
+func appRepos(ctx context.Context, r *plugin.ReposRequest) (*plugin.RepoPage, error) {
+	budget := maxAppCalls
+	var (
+		insts  []string
+		listed bool
+		cur    appCursor
+	)
+	list := func() error {
+		var err error
+		insts, err = installations(ctx, r, &budget)
+		listed = true
+		return err
+	}
+	out := &plugin.RepoPage{Repos: []plugin.Repo{}}
+	if r.Cursor == "" {
+		if err := list(); err != nil {
+			return nil, err
+		}
+		if len(insts) == 0 {
+			// The app is installed nowhere the user can see: nothing to
+			// list (the user or an owner must install it).
+			return out, nil
+		}
+		cur = appCursor{inst: insts[0], page: 1, per: perPage(r.PerPage)}
+	} else {
+		var ok bool
+		if cur, ok = parseAppCursor(r.Cursor); !ok {
+			return nil, plugin.ErrInvalidRequest("github: the cursor is not one this plugin issued for a GitHub App token")
+		}
+	}
+	for budget > 0 {
+		repos, more, err := installationRepos(ctx, r, cur, &budget)
+		if err != nil {
+			return nil, err
+		}
+		out.Repos = append(out.Repos, repos...)
+		if more {
+			cur.page++
+			out.NextCursor = cur.encode()
+			return out, nil
+		}
+		// This installation is done: on to the next one, if any.
+		if !listed {
+			if err := list(); err != nil {
+				return nil, err
+			}
+		}
+		i := slices.Index(insts, cur.inst)
+		if i < 0 {
+			return nil, plugin.ErrInvalidRequest("github: the installation the cursor names is no longer accessible; list the repositories again from the start")
+		}
+		if i+1 == len(insts) {
+			return out, nil
+		}
+		cur = appCursor{inst: insts[i+1], page: 1, per: cur.per}
+		if len(out.Repos) > 0 {
+			break
+		}
+	}
+	// A full page, or the call budget spent on empty installations: the
+	// caller goes on from the next installation.
+	out.NextCursor = cur.encode()
+	return out, nil
+}
+
+// installations returns the ids of the app's installations the user's
+// token can see (GET /user/installations), spending calls from budget.
+func installations(ctx context.Context, r *plugin.ReposRequest, budget *int) ([]string, error) {
+	var ids []string
+	for page := 1; page <= maxInstallationPages; page++ {
+		if *budget <= 0 {
+			return nil, plugin.ErrProvider(0, "github: too many requests for one page of repositories (the installation list is too long)")
+		}
+		*budget--
+		resp, err := get(ctx, r.Endpoints.APIBase+"/user/installations?per_page=100&page="+strconv.Itoa(page), r.AccessToken)
+		if err != nil {
+			return nil, err
+		}
+		j := plugin.NewJSON(resp.Body)
+		j.Object(func(key []byte) {
+			if string(key) != "installations" {
+				return
+			}
+			j.Array(func() {
+				j.Object(func(key []byte) {
+					if string(key) == "id" {
+						if id := j.Number(); digits(id) {
+							ids = append(ids, id)
+						}
+					}
+				})
+			})
+		})
+		if err := j.Err(); err != nil {
+			return nil, wrap(err)
+		}
+		if plugin.NextLink(resp.Header) == "" {
+			return ids, nil
+		}
+	}
+	plugin.Log(plugin.LevelWarn, "github: more installations than one listing reads; the rest are left out")
+	return ids, nil
+}
+
+// installationRepos returns one page of an installation's repositories
+// (GET /user/installations/{installation_id}/repositories) and whether
+// the Link header names a next page.
+func installationRepos(ctx context.Context, r *plugin.ReposRequest, c appCursor, budget *int) ([]plugin.Repo, bool, error) {
+	*budget--
+	u := r.Endpoints.APIBase + "/user/installations/" + c.inst + "/repositories?per_page=" + strconv.Itoa(c.per) + "&page=" + strconv.Itoa(c.page)
+	resp, err := get(ctx, u, r.AccessToken)
+	if err != nil {
+		return nil, false, err
+	}
+	repos := make([]plugin.Repo, 0, c.per)
+	j := plugin.NewJSON(resp.Body)
+	j.Object(func(key []byte) {
+		if string(key) == "repositories" {
+			j.Array(func() { repos = append(repos, parseRepo(j)) })
+		}
+	})
+	if err := j.Err(); err != nil {
+		return nil, false, wrap(err)
+	}
+	return repos, plugin.NextLink(resp.Header) != "", nil
+}
+
 // get performs an authenticated API GET and turns error statuses into
 // typed errors.
 func get(ctx context.Context, u, token string) (*plugin.Response, error) {
-	h := plugin.Header{
+	resp, err := plugin.Get(ctx, u, apiHeader(token))
+	if err != nil {
+		return nil, wrap(err)
+	}
+	if err := check("GET", u, resp); err != nil {
+		return nil, err
+	}
+	return resp, nil
+}
+
+func apiHeader(token string) plugin.Header {
+	return plugin.Header{
 		"Authorization":        {"Bearer " + token},
 		"Accept":               {"application/vnd.github+json"},
 		"X-Github-Api-Version": {apiVersion},
 	}
-	resp, err := plugin.Get(ctx, u, h)
-	if err != nil {
-		return nil, wrap(err)
-	}
-	if err := plugin.CheckResponse("GET", u, resp); err != nil {
-		return nil, wrap(err)
-	}
-	return resp, nil
+}
+
+// check is plugin.CheckResponse, which reads GitHub's rate limits too: a
+// 403 or 429 with x-ratelimit-remaining: 0 (primary limit), a retry-after
+// header or a "rate limit" message (secondary limits, whose
+// x-ratelimit-remaining need not be 0) is rate_limited, retryable, with
+// RetryAfter, so that a limited /user/emails is never mistaken for a
+// missing scope
+// (https://docs.github.com/en/rest/using-the-rest-api/rate-limits-for-the-rest-api).
+func check(method, u string, resp *plugin.Response) error {
+	return wrap(plugin.CheckResponse(method, u, resp))
 }
 
 // isScopeError reports a 403 or 404, which GitHub answers when the token

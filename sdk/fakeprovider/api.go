@@ -51,12 +51,15 @@ func (p *Provider) handleAPI(w http.ResponseWriter, r *http.Request, c *Call, ep
 		user   *User
 		scopes []string
 	)
+	if t != nil {
+		c.DeadToken = t.dead(p.cfg.Now())
+	}
 	switch {
 	case t == nil:
 		kind = apiUnknown
-	case t.revoked:
+	case c.DeadToken == "revoked", c.DeadToken == "replaced":
 		kind = apiRevoked
-	case !live(t.expires, p.cfg.Now()):
+	case c.DeadToken == "expired":
 		kind = apiExpired
 	default:
 		user, scopes = t.user, slices.Clone(t.scopes)
@@ -67,6 +70,9 @@ func (p *Provider) handleAPI(w http.ResponseWriter, r *http.Request, c *Call, ep
 		return
 	}
 	c.User = user.Login
+	if p.cfg.Flavor == FlavorGitHub {
+		p.rateLimitHeaders(w.Header(), false)
+	}
 	required := p.cfg.RequiredScopes[ep]
 	if p.cfg.ScopesHeader {
 		w.Header().Set("X-OAuth-Scopes", strings.Join(scopes, ", "))
@@ -86,9 +92,15 @@ func (p *Provider) handleAPI(w http.ResponseWriter, r *http.Request, c *Call, ep
 			p.bitbucketRepos(w, r, c, user, params["workspace"])
 			return
 		}
-		p.writeList(w, r, p.reposJSON(r, user))
+		if id, ok := params["installation_id"]; ok {
+			p.writeInstallationRepos(w, r, c, user, id)
+			return
+		}
+		p.writeList(w, r, p.reposJSON(r, user, p.visibleCount(user)))
 	case EndpointWorkspaces:
 		p.writeList(w, r, p.bitbucketWorkspacesJSON(r, user))
+	case EndpointInstallations:
+		p.writeInstallations(w, r, user)
 	}
 }
 
@@ -350,11 +362,12 @@ func (p *Provider) emailsJSON(r *http.Request, u *User) []any {
 	return out
 }
 
-func (p *Provider) reposJSON(r *http.Request, u *User) []any {
+// reposJSON returns the user's first n generated repositories.
+func (p *Provider) reposJSON(r *http.Request, u *User, n int) []any {
 	base := p.base(r)
 	bu, _ := url.Parse(base)
-	out := make([]any, 0, u.Repos)
-	for i := 1; i <= u.Repos; i++ {
+	out := make([]any, 0, n)
+	for i := 1; i <= n; i++ {
 		name := fmt.Sprintf("repo-%03d", i)
 		full := u.Login + "/" + name
 		web := base + "/" + full
@@ -413,6 +426,13 @@ func (p *Provider) reposJSON(r *http.Request, u *User) []any {
 
 // writeList answers one page of items in the configured pagination style.
 func (p *Provider) writeList(w http.ResponseWriter, r *http.Request, items []any) {
+	p.writeWrappedList(w, r, items, nil)
+}
+
+// writeWrappedList is writeList for Link-paginated lists whose body is an
+// object (GitHub's {"total_count": …, "installations": […]}): wrap builds
+// it from the total and the page's items; nil means a bare array.
+func (p *Provider) writeWrappedList(w http.ResponseWriter, r *http.Request, items []any, wrap func(total int, page []any) any) {
 	q := r.URL.Query()
 	sizeParam := "per_page"
 	if p.cfg.Pagination == PaginationBitbucket {
@@ -495,6 +515,10 @@ func (p *Provider) writeList(w http.ResponseWriter, r *http.Request, items []any
 		if p.cfg.TotalCountHeader {
 			h.Set("X-Total-Count", strconv.Itoa(total))
 		}
+	}
+	if wrap != nil {
+		writeJSON(w, http.StatusOK, wrap(total, pageItems))
+		return
 	}
 	writeJSON(w, http.StatusOK, pageItems)
 }

@@ -16,10 +16,14 @@ const (
 	EndpointRevoke    Endpoint = "revoke"    // token or grant revocation
 	EndpointUser      Endpoint = "user"      // the authenticated user
 	EndpointEmails    Endpoint = "emails"    // the user's e-mail addresses
-	EndpointRepos     Endpoint = "repos"     // the user's repositories (Bitbucket: one workspace's)
+	EndpointRepos     Endpoint = "repos"     // the user's repositories (Bitbucket: one workspace's; GitHub: also /user/installations/{id}/repositories)
 	// EndpointWorkspaces lists the user's workspaces (Bitbucket's
 	// /2.0/user/workspaces).
 	EndpointWorkspaces Endpoint = "workspaces"
+	// EndpointInstallations is GitHub's GET /user/installations: the
+	// installations of the GitHub App the user's token can see
+	// (Config.AppInstallations).
+	EndpointInstallations Endpoint = "installations"
 	// EndpointGone is a path the provider removed (Config.GonePaths): 410.
 	EndpointGone    Endpoint = "gone"
 	EndpointUnknown Endpoint = "unknown" // any other path: 404
@@ -105,7 +109,9 @@ const (
 	RevokeGoogle
 	// RevokeGitHubGrant: DELETE /applications/{client_id}/grant with Basic
 	// client authentication and the JSON body {"access_token": …} → 204.
-	// Unknown token → 404, missing access_token → 422.
+	// Missing access_token → 422; an unknown, revoked or replaced token
+	// and wrong or missing client credentials → 404 (the documentation
+	// lists only 204 and 422; see docs/fake-providers.md).
 	RevokeGitHubGrant
 )
 
@@ -207,6 +213,12 @@ type Paths struct {
 	Repos     string
 	// Workspaces lists the user's workspaces (FlavorBitbucket only).
 	Workspaces string
+	// Installations and InstallationRepos are GitHub's
+	// /user/installations and
+	// /user/installations/{installation_id}/repositories, served only
+	// with Config.AppInstallations.
+	Installations     string
+	InstallationRepos string
 }
 
 // Email is one of a fake user's addresses.
@@ -230,6 +242,22 @@ type User struct {
 	// (repo-001, repo-002, …): every third is private, every seventh has
 	// default branch "master", the rest "main".
 	Repos int
+	// Installation is the GitHub App's installation on the user's account,
+	// which limits what the user's tokens see when
+	// Config.AppInstallations is set. The zero value: the app is not
+	// installed, so the user's token sees no repository.
+	Installation Installation
+}
+
+// Installation is a GitHub App's installation on a user's account
+// (https://docs.github.com/en/rest/apps/installations).
+type Installation struct {
+	// ID is the installation id; 0 means the app is not installed.
+	ID int64
+	// Selected, when > 0, limits the installation to the user's first
+	// Selected repositories (repository_selection "selected"); 0 means all
+	// of them ("all").
+	Selected int
 }
 
 // Config configures a fake provider. The zero value is a generic RFC 6749
@@ -333,6 +361,16 @@ type Config struct {
 	// false the refresh response carries no refresh_token and the old one
 	// stays valid (Google). Default false.
 	RotateRefreshTokens bool
+	// InvalidateAccessOnRefresh kills, at every successful refresh, the
+	// access tokens of the same grant issued before it: using one then
+	// fails as a revoked token would, and Call.DeadToken says "replaced".
+	// GitHub Apps ("that refresh token and the old user access token will
+	// no longer work",
+	// https://docs.github.com/en/apps/creating-github-apps/authenticating-with-a-github-app/refreshing-user-access-tokens)
+	// and GitLab (a refresh "invalidates the existing access_token and
+	// refresh_token", https://docs.gitlab.com/api/oauth2/) do this.
+	// Default false: old access tokens live until they expire (Google).
+	InvalidateAccessOnRefresh bool
 	// AccessTokenPrefix, NonExpiringAccessTokenPrefix (used instead when
 	// AccessTokenLifetime is 0, e.g. GitHub's gho_ vs ghu_) and
 	// RefreshTokenPrefix start every token. Default none.
@@ -361,6 +399,14 @@ type Config struct {
 	// (doorkeeper-gem/doorkeeper#1671, fixed by #1744 in 5.8.1). Default
 	// false (gitlab.com).
 	RevokeIgnoresExpired bool
+
+	// AppInstallations makes the access tokens a GitHub App's user access
+	// tokens: they see only the repositories where the app is installed
+	// (User.Installation) intersected with the user's own, on /user/repos
+	// too, and Paths.Installations and Paths.InstallationRepos are served
+	// (https://docs.github.com/en/apps/creating-github-apps/authenticating-with-a-github-app/authenticating-with-a-github-app-on-behalf-of-a-user).
+	// Default false: a token sees all of the user's repositories.
+	AppInstallations bool
 
 	// APIAuthSchemes accepted in the Authorization header of API requests,
 	// case-insensitively. Default ["Bearer"]; GitHub also takes "token".

@@ -26,7 +26,7 @@
 //
 // # Use
 //
-//	p := fakeprovider.New(fakeprovider.GitHub())
+//	p := fakeprovider.New(fakeprovider.GitHub())   // the GitHub App; GitHubOAuthApp() for an OAuth app
 //	if err := p.Start(); err != nil { … }   // http://127.0.0.1:<port>
 //	defer p.Close()
 //	e := p.Endpoints()                       // AuthURL, TokenURL, UserURL, …
@@ -42,10 +42,12 @@
 // # Test hooks
 //
 // Calls records every request without secrets (client credentials, codes
-// and tokens appear only as flags or as Fingerprint hashes).
+// and tokens appear only as flags or as Fingerprint hashes); DeadTokenCalls
+// lists the requests that presented an expired, revoked or replaced token,
+// which a correct client never makes.
 // ExpireAccessTokens, RevokeAll, SetAccessTokenLifetime, FailNext, HangNext,
-// SetDelay, IssuedTokens, ValidAccessToken and Reset let a test put the fake
-// in the state it needs. Every method is safe for concurrent use. Time comes
+// RateLimitNext, SetDelay, IssuedTokens, ValidAccessToken and Reset let a
+// test put the fake in the state it needs. Every method is safe for concurrent use. Time comes
 // from Config.Now, so expiry can be tested without sleeping.
 //
 // # Notes

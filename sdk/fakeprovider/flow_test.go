@@ -36,7 +36,7 @@ var presets = []preset{
 		scopes: []string{"read:user", "user:email", "repo"}, user: "octocat",
 		accessPrefix: "ghu_", refreshPrefix: "ghr_", expiresIn: 8 * time.Hour, rotates: true,
 		badRefresh: "bad_refresh_token", badStatus: 200,
-		wantScope: [2]string{"scope", "read:user,user:email,repo"},
+		wantScope: [2]string{"scope", ""}, // a GitHub App's token has no scopes
 		userField: "login", userValue: "octocat",
 	},
 	{

@@ -2,9 +2,11 @@ package fakeprovider_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"mime"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -28,7 +30,7 @@ func codeFor(t *testing.T, p *fakeprovider.Provider, scope, user string) string 
 
 // TestGitHubTokenFormats: without Accept the answer is form-encoded,
 // with Accept: application/json it is JSON; errors come with HTTP 200 in
-// the same format.
+// the same format. The GitHub App's answer has an empty scope.
 func TestGitHubTokenFormats(t *testing.T) {
 	p := start(t, fakeprovider.GitHub())
 	tokenURL := p.Endpoints().TokenURL
@@ -47,8 +49,8 @@ func TestGitHubTokenFormats(t *testing.T) {
 		t.Fatalf("parse %q: %v", body, err)
 	}
 	if !strings.HasPrefix(v.Get("access_token"), "ghu_") || !strings.HasPrefix(v.Get("refresh_token"), "ghr_") ||
-		v.Get("expires_in") != "28800" || v.Get("refresh_token_expires_in") != "15897600" ||
-		v.Get("scope") != "repo,gist" || v.Get("token_type") != "bearer" {
+		v.Get("expires_in") != "28800" || v.Get("refresh_token_expires_in") != "15811200" ||
+		!v.Has("scope") || v.Get("scope") != "" || v.Get("token_type") != "bearer" {
 		t.Errorf("form token response = %v", v)
 	}
 
@@ -58,7 +60,7 @@ func TestGitHubTokenFormats(t *testing.T) {
 	if err := json.Unmarshal(body, &j); err != nil || !strings.HasPrefix(resp.Header.Get("Content-Type"), "application/json") {
 		t.Fatalf("JSON response: %v, %q: %s", err, resp.Header.Get("Content-Type"), body)
 	}
-	if j["expires_in"] != float64(28800) || j["scope"] != "repo" {
+	if scope, ok := j["scope"]; j["expires_in"] != float64(28800) || !ok || scope != "" {
 		t.Errorf("JSON token response = %v", j)
 	}
 
@@ -81,21 +83,32 @@ func TestGitHubTokenFormats(t *testing.T) {
 	retrieveError(t, err, "bad_verification_code", 200)
 }
 
-// TestGitHubClassicApp: with no access-token lifetime GitHub issues gho_
-// tokens that never expire and no refresh token.
+// TestGitHubClassicApp: an OAuth app's gho_ tokens never expire, come
+// without a refresh token and carry the granted scopes, comma-separated.
+// A GitHub App that opted out of expiring tokens issues non-expiring ghu_
+// tokens, still without scopes.
 func TestGitHubClassicApp(t *testing.T) {
-	p := start(t, fakeprovider.GitHub())
-	p.SetAccessTokenLifetime(0)
+	p := start(t, fakeprovider.GitHubOAuthApp())
 	oc := oauthConfig(p, oauth2.AuthStyleInParams, "read:user")
-	tok, err := oc.Exchange(ctxTimeout(t, 5*time.Second), codeFor(t, p, "read:user", ""))
+	tok, err := oc.Exchange(ctxTimeout(t, 5*time.Second), codeFor(t, p, "repo read:user", ""))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.HasPrefix(tok.AccessToken, "gho_") || tok.RefreshToken != "" || !tok.Expiry.IsZero() {
-		t.Errorf("classic token = %q refresh %q expiry %v", tok.AccessToken, tok.RefreshToken, tok.Expiry)
+	if !strings.HasPrefix(tok.AccessToken, "gho_") || tok.RefreshToken != "" || !tok.Expiry.IsZero() || tok.Extra("scope") != "repo,read:user" {
+		t.Errorf("classic token = %q refresh %q expiry %v scope %v", tok.AccessToken, tok.RefreshToken, tok.Expiry, tok.Extra("scope"))
 	}
 	if it := p.IssuedTokens(); len(it) != 1 || !it[0].ExpiresAt.IsZero() || !it[0].AccessValid {
 		t.Errorf("IssuedTokens = %+v", it)
+	}
+
+	app := start(t, fakeprovider.GitHubApp())
+	app.SetAccessTokenLifetime(0)
+	tok, err = oauthConfig(app, oauth2.AuthStyleInParams).Exchange(ctxTimeout(t, 5*time.Second), codeFor(t, app, "repo", ""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(tok.AccessToken, "ghu_") || tok.RefreshToken != "" || !tok.Expiry.IsZero() || tok.Extra("scope") != "" {
+		t.Errorf("non-expiring GitHub App token = %q refresh %q expiry %v scope %v", tok.AccessToken, tok.RefreshToken, tok.Expiry, tok.Extra("scope"))
 	}
 }
 
@@ -103,7 +116,7 @@ func TestGitHubClassicApp(t *testing.T) {
 // scope headers and the 404 a token without user:email gets for
 // /user/emails.
 func TestGitHubAPI(t *testing.T) {
-	p := start(t, fakeprovider.GitHub())
+	p := start(t, fakeprovider.GitHubOAuthApp())
 	oc := oauthConfig(p, oauth2.AuthStyleInParams)
 	ctx := ctxTimeout(t, 5*time.Second)
 	e := p.Endpoints()
@@ -212,7 +225,7 @@ func TestAuthorizeValidation(t *testing.T) {
 // without JavaScript: Deny → access_denied, Approve as another user → a
 // code for that user.
 func TestConsentPage(t *testing.T) {
-	p := start(t, fakeprovider.GitHub())
+	p := start(t, fakeprovider.GitHubOAuthApp())
 	oc := oauthConfig(p, oauth2.AuthStyleInParams, "read:user", "user:email")
 	authURL := oc.AuthCodeURL("state-42")
 	resp, err := noFollow.Get(authURL)
@@ -266,5 +279,237 @@ func TestConsentPage(t *testing.T) {
 	}
 	if _, _, body := apiGet(t, p.Endpoints().UserURL, "Bearer "+tok.AccessToken); field(body, "login") != "hubot" {
 		t.Errorf("approved as hubot, API says %v", body)
+	}
+}
+
+// appToken signs login in at a GitHub App fake and returns its ghu_ token.
+func appToken(t *testing.T, p *fakeprovider.Provider, login string) string {
+	t.Helper()
+	tok, err := oauthConfig(p, oauth2.AuthStyleInParams).Exchange(ctxTimeout(t, 5*time.Second), codeFor(t, p, "", login))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(tok.AccessToken, "ghu_") {
+		t.Fatalf("GitHub App token %q", tok.AccessToken)
+	}
+	return tok.AccessToken
+}
+
+// linkPages follows Link next from first and returns every page's body and
+// headers.
+func linkPages(t *testing.T, first, auth string) (bodies []any, headers []http.Header) {
+	t.Helper()
+	next := first
+	for next != "" {
+		if len(bodies) > 50 {
+			t.Fatal("pagination does not end")
+		}
+		status, h, body := apiGet(t, next, auth)
+		if status != 200 {
+			t.Fatalf("GET %s: %d %v", next, status, body)
+		}
+		bodies, headers = append(bodies, body), append(headers, h)
+		next = links(h)["next"]
+	}
+	return bodies, headers
+}
+
+// TestGitHubAppInstallations: a GitHub App user token sees the app's
+// installation on the user's account and, on both
+// /user/installations/{id}/repositories and /user/repos, only its
+// repositories (all, a selected subset, none), as VisibleRepos says. The
+// OAuth app has no installation endpoints and sees every repository.
+func TestGitHubAppInstallations(t *testing.T) {
+	p := start(t, fakeprovider.GitHubApp())
+	e := p.Endpoints()
+	if e.InstallationsURL != p.URL()+"/user/installations" {
+		t.Errorf("InstallationsURL %q", e.InstallationsURL)
+	}
+	for _, tc := range []struct {
+		login     string
+		install   float64 // 0: none
+		selection string
+		repos     int
+	}{
+		{"octocat", 41000001, "all", 250},
+		{"monalisa", 41000002, "selected", 45},
+		{"hubot", 0, "", 0},
+	} {
+		t.Run(tc.login, func(t *testing.T) {
+			auth := "Bearer " + appToken(t, p, tc.login)
+			status, h, body := apiGet(t, e.InstallationsURL, auth)
+			list, _ := field(body, "installations").([]any)
+			if status != 200 || h.Get("X-Ratelimit-Limit") != "5000" {
+				t.Fatalf("installations: %d %v", status, body)
+			}
+			if tc.install == 0 {
+				if field(body, "total_count") != float64(0) || list == nil || len(list) != 0 {
+					t.Errorf("no installation: %v", body)
+				}
+				// Someone else's installation: 404.
+				if status, _, _ := apiGet(t, p.URL()+"/user/installations/41000001/repositories", auth); status != 404 {
+					t.Errorf("foreign installation: %d, want 404", status)
+				}
+			} else if field(body, "total_count") != float64(1) || len(list) != 1 || field(list[0], "id") != tc.install ||
+				field(list[0], "repository_selection") != tc.selection || field(list[0], "account", "login") != tc.login ||
+				field(list[0], "target_type") != "User" {
+				t.Errorf("installations: %v", body)
+			}
+			var fromInst []string
+			if tc.install != 0 {
+				first := fmt.Sprintf("%s/user/installations/%d/repositories?per_page=20", p.URL(), int64(tc.install))
+				bodies, _ := linkPages(t, first, auth)
+				for _, b := range bodies {
+					if field(b, "total_count") != float64(tc.repos) || field(b, "repository_selection") != tc.selection {
+						t.Errorf("installation repositories page: total %v selection %v", field(b, "total_count"), field(b, "repository_selection"))
+					}
+					rs, _ := field(b, "repositories").([]any)
+					if len(rs) > 20 {
+						t.Errorf("page of %d, per_page 20", len(rs))
+					}
+					for _, r := range rs {
+						fromInst = append(fromInst, field(r, "full_name").(string))
+					}
+				}
+				if want := (tc.repos + 19) / 20; len(bodies) != want {
+					t.Errorf("%d pages, want %d", len(bodies), want)
+				}
+			}
+			var fromUser []string
+			bodies, _ := linkPages(t, e.ReposURL+"?per_page=100", auth)
+			for _, b := range bodies {
+				for _, r := range b.([]any) {
+					fromUser = append(fromUser, field(r, "full_name").(string))
+				}
+			}
+			var want []string
+			for _, r := range p.VisibleRepos(tc.login) {
+				want = append(want, r.FullName)
+			}
+			slices.Sort(want)
+			slices.Sort(fromUser)
+			slices.Sort(fromInst)
+			if len(want) != tc.repos || !slices.Equal(fromUser, want) || (tc.install != 0 && !slices.Equal(fromInst, want)) {
+				t.Errorf("VisibleRepos %d, /user/repos %d, installation %d; want %d the same", len(want), len(fromUser), len(fromInst), tc.repos)
+			}
+		})
+	}
+
+	o := start(t, fakeprovider.GitHubOAuthApp())
+	if o.Endpoints().InstallationsURL != "" || len(o.VisibleRepos("hubot")) != 2 || len(o.VisibleRepos("monalisa")) != 60 {
+		t.Errorf("OAuth app: installations URL %q, hubot sees %d, monalisa %d", o.Endpoints().InstallationsURL, len(o.VisibleRepos("hubot")), len(o.VisibleRepos("monalisa")))
+	}
+	tok, err := oauthConfig(o, oauth2.AuthStyleInParams).Exchange(ctxTimeout(t, 5*time.Second), codeFor(t, o, "repo", "hubot"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if status, _, _ := apiGet(t, o.URL()+"/user/installations", "Bearer "+tok.AccessToken); status != 404 {
+		t.Errorf("OAuth app /user/installations: %d, want 404", status)
+	}
+}
+
+// TestGitHubAppNoScopes: a GitHub App token has no OAuth scopes and the
+// API does not ask for any: /user/emails answers although no scope was
+// granted, without X-OAuth-Scopes.
+func TestGitHubAppNoScopes(t *testing.T) {
+	p := start(t, fakeprovider.GitHubApp())
+	auth := "Bearer " + appToken(t, p, "hubot")
+	status, h, body := apiGet(t, p.Endpoints().EmailsURL, auth)
+	if status != 200 || len(body.([]any)) != 1 || h.Get("X-OAuth-Scopes") != "" {
+		t.Errorf("emails: %d %v scopes %q", status, body, h.Get("X-OAuth-Scopes"))
+	}
+	for _, k := range []string{"X-Ratelimit-Limit", "X-Ratelimit-Remaining", "X-Ratelimit-Used", "X-Ratelimit-Reset", "X-Ratelimit-Resource"} {
+		if h.Get(k) == "" || h.Get("X-Ratelimit-Remaining") == "0" {
+			t.Errorf("%s = %q (remaining %q)", k, h.Get(k), h.Get("X-Ratelimit-Remaining"))
+		}
+	}
+}
+
+// TestRateLimitNext: each flavor's documented rate-limit answer, and that
+// it applies to the next n calls only.
+func TestRateLimitNext(t *testing.T) {
+	type want struct {
+		status             int
+		remaining          string // x-ratelimit-remaining (GitHub) or RateLimit-Remaining (GitLab); "-" absent
+		retryAfter         string // "" absent
+		message, errorCode string
+	}
+	cases := []struct {
+		name string
+		cfg  func() fakeprovider.Config
+		kind fakeprovider.RateLimitKind
+		want want
+	}{
+		{"GitHub primary", fakeprovider.GitHubApp, fakeprovider.RateLimitPrimary, want{403, "0", "", "API rate limit exceeded for user ID 583231.", "rate_limited"}},
+		{"GitHub primary 429", fakeprovider.GitHubOAuthApp, fakeprovider.RateLimitPrimary429, want{429, "0", "", "API rate limit exceeded for user ID 583231.", "rate_limited"}},
+		{"GitHub secondary", fakeprovider.GitHubApp, fakeprovider.RateLimitSecondary, want{403, "not 0", "60", "You have exceeded a secondary rate limit.", "secondary_rate_limited"}},
+		{"GitHub secondary 429", fakeprovider.GitHubApp, fakeprovider.RateLimitSecondary429, want{429, "not 0", "60", "You have exceeded a secondary rate limit.", "secondary_rate_limited"}},
+		{"GitLab", fakeprovider.GitLab, fakeprovider.RateLimitSecondary, want{429, "0", "60", "Retry later", "rate_limited"}},
+		{"Bitbucket", fakeprovider.Bitbucket, fakeprovider.RateLimitPrimary, want{429, "-", "", "Rate limit for this resource has been exceeded.", "rate_limited"}},
+		{"Generic", func() fakeprovider.Config { return fakeprovider.Config{} }, fakeprovider.RateLimitPrimary, want{429, "-", "60", "Too many requests", "rate_limited"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			p := start(t, tc.cfg())
+			var auth string
+			switch p.Config().Flavor {
+			case fakeprovider.FlavorGitHub:
+				tok, err := oauthConfig(p, oauth2.AuthStyleInParams).Exchange(ctxTimeout(t, 5*time.Second), codeFor(t, p, "user:email", "octocat"))
+				if err != nil {
+					t.Fatal(err)
+				}
+				auth = "Bearer " + tok.AccessToken
+			default:
+				auth = "Bearer whatever" // the limit answers before authentication
+			}
+			p.RateLimitNext(fakeprovider.EndpointUser, 2, tc.kind)
+			for i := range 3 {
+				req, _ := http.NewRequest(http.MethodGet, p.Endpoints().UserURL, nil)
+				req.Header.Set("Authorization", auth)
+				resp, err := noFollow.Do(req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				body := readAll(t, resp)
+				if i == 2 {
+					if resp.StatusCode == tc.want.status {
+						t.Errorf("the third call was limited too: %d %s", resp.StatusCode, body)
+					}
+					break
+				}
+				h := resp.Header
+				if resp.StatusCode != tc.want.status || !strings.Contains(body, tc.want.message) || h.Get("Retry-After") != tc.want.retryAfter {
+					t.Errorf("call %d: %d retry-after %q %s", i, resp.StatusCode, h.Get("Retry-After"), body)
+				}
+				remaining := h.Get("X-Ratelimit-Remaining")
+				if p.Config().Flavor == fakeprovider.FlavorGitLab {
+					remaining = h.Get("RateLimit-Remaining")
+					if h.Get("RateLimit-Reset") == "" || h.Get("RateLimit-Limit") == "" || h.Get("RateLimit-Name") == "" {
+						t.Errorf("GitLab RateLimit-* headers missing: %v", h)
+					}
+				}
+				switch tc.want.remaining {
+				case "-":
+					if remaining != "" {
+						t.Errorf("remaining %q, want none", remaining)
+					}
+				case "not 0":
+					if remaining == "" || remaining == "0" {
+						t.Errorf("secondary limit with remaining %q: GitHub's secondary limits do not exhaust the primary", remaining)
+					}
+				default:
+					if remaining != tc.want.remaining {
+						t.Errorf("remaining %q, want %q", remaining, tc.want.remaining)
+					}
+				}
+				if tc.want.remaining == "0" && p.Config().Flavor == fakeprovider.FlavorGitHub && h.Get("X-Ratelimit-Reset") == "" {
+					t.Error("primary limit without x-ratelimit-reset")
+				}
+			}
+			c := p.CallsTo(fakeprovider.EndpointUser)
+			if len(c) != 3 || !c[0].Injected || c[0].Error != tc.want.errorCode || c[2].Injected {
+				t.Errorf("calls %+v", c)
+			}
+		})
 	}
 }

@@ -64,7 +64,7 @@ func TestExpiry(t *testing.T) {
 	g := start(t, gcfg)
 	gpc := presetNamed("GitHub")
 	gt := connect(t, g, gpc)
-	gclk.Advance(15897600*time.Second + time.Second)
+	gclk.Advance(15811200*time.Second + time.Second)
 	_, err := oauthConfig(g, gpc.style).TokenSource(ctxTimeout(t, 5*time.Second), &oauth2.Token{RefreshToken: gt.RefreshToken}).Token()
 	retrieveError(t, err, "bad_refresh_token", 200)
 }
@@ -111,7 +111,8 @@ func TestIssuedTokens(t *testing.T) {
 	}
 	it := p.IssuedTokens()
 	if len(it) != 2 || it[0].GrantType != "authorization_code" || it[1].GrantType != "refresh_token" ||
-		it[0].RefreshValid || !it[1].RefreshValid || !it[0].AccessValid || it[1].AccessToken != fresh.AccessToken ||
+		// GitLab's refresh kills the old access token too (InvalidateAccessOnRefresh).
+		it[0].RefreshValid || !it[1].RefreshValid || it[0].AccessValid || !it[1].AccessValid || it[1].AccessToken != fresh.AccessToken ||
 		it[0].User != "jsmith" || strings.Join(it[0].Scopes, " ") != "read_user api" {
 		t.Errorf("IssuedTokens = %+v", it)
 	}

@@ -359,7 +359,11 @@ func (p *Provider) redeemRefresh(r *http.Request, f url.Values, c *Call) (fields
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	t := p.refresh[tok]
-	if t == nil || t.revoked || !live(t.expires, p.cfg.Now()) {
+	if t == nil {
+		return nil, http.StatusBadRequest, p.cfg.Errors.BadRefreshToken
+	}
+	if c.DeadToken = t.dead(p.cfg.Now()); c.DeadToken != "" {
+		c.User = t.user.Login
 		return nil, http.StatusBadRequest, p.cfg.Errors.BadRefreshToken
 	}
 	c.User = t.user.Login
@@ -372,8 +376,15 @@ func (p *Provider) redeemRefresh(r *http.Request, f url.Values, c *Call) (fields
 	}
 	keep := tok
 	if p.cfg.RotateRefreshTokens {
-		t.revoked = true
+		t.replaced = true
 		keep = ""
+	}
+	if p.cfg.InvalidateAccessOnRefresh {
+		for _, a := range p.access {
+			if a.grant == t.grant {
+				a.replaced = true
+			}
+		}
 	}
 	return p.issueLocked(r, t.grant, t.user, t.scopes, "", "refresh_token", p.cfg.RotateRefreshTokens, keep), 0, OAuthError{}
 }
@@ -580,8 +591,14 @@ func (p *Provider) handleRevoke(w http.ResponseWriter, r *http.Request, c *Call,
 		if ok {
 			c.ClientAuth = "basic"
 		}
+		// "Delete an app authorization" documents only 204 and 422
+		// (https://docs.github.com/en/rest/apps/oauth-applications#delete-an-app-authorization).
+		// What wrong client credentials get is not documented; the fake
+		// takes the unkind reading: the same 404 as an unknown token, so
+		// a client cannot tell "already revoked" from "your secret is
+		// wrong" by the status alone.
 		if !ok || id != p.cfg.ClientID || subtle.ConstantTimeCompare([]byte(secret), []byte(p.cfg.ClientSecret)) != 1 {
-			p.apiError(w, r, c, http.StatusUnauthorized, apiBadCredentials)
+			p.apiError(w, r, c, http.StatusNotFound, apiNotFound)
 			return
 		}
 		if params["client_id"] != id {
@@ -619,9 +636,19 @@ func (p *Provider) revoke(tok string, c *Call, allowExpired bool) bool {
 		grant int
 		user  *User
 	)
-	if t := p.access[tok]; t != nil && !t.revoked && (allowExpired || live(t.expires, now)) {
+	// usable: a live token, or (allowExpired) one that merely expired.
+	usable := func(why string) bool { return why == "" || allowExpired && why == "expired" }
+	if t := p.access[tok]; t != nil {
+		c.DeadToken = t.dead(now)
+		if !usable(c.DeadToken) {
+			return false
+		}
 		grant, user = t.grant, t.user
-	} else if t := p.refresh[tok]; t != nil && !t.revoked && (allowExpired || live(t.expires, now)) {
+	} else if t := p.refresh[tok]; t != nil {
+		c.DeadToken = t.dead(now)
+		if !usable(c.DeadToken) {
+			return false
+		}
 		grant, user = t.grant, t.user
 	} else {
 		return false

@@ -2,85 +2,6 @@ package fakeprovider
 
 import "time"
 
-// GitHub returns the configuration of a fake GitHub (github.com and
-// api.github.com on one host) with an OAuth app that issues expiring user
-// tokens, as GitHub Apps do: ghu_ access tokens for 8 hours, ghr_ refresh
-// tokens for 6 months, rotated on use. SetAccessTokenLifetime(0) (or
-// AccessTokenLifetime 0) turns it into a classic OAuth app: gho_ tokens
-// that never expire and no refresh token.
-//
-// Quirks: client credentials only in the body; grant_type optional; the
-// token response is form-encoded unless Accept names application/json;
-// errors come with HTTP 200 and GitHub's codes (bad_verification_code,
-// bad_refresh_token, incorrect_client_credentials, redirect_uri_mismatch);
-// scopes are comma-separated; redirect_uri is optional at the token
-// endpoint and a mismatch on the authorization request is redirected to the
-// registered callback; revocation is DELETE /applications/{client_id}/grant;
-// API calls take "Bearer" or "token" and paginate with Link headers.
-func GitHub() Config {
-	const docs = "https://docs.github.com/apps/oauth-apps/maintaining-oauth-apps/troubleshooting-oauth-app-access-token-request-errors"
-	return Config{
-		Name:   "GitHub",
-		Flavor: FlavorGitHub,
-		Paths: Paths{
-			Authorize: "/login/oauth/authorize",
-			Token:     "/login/oauth/access_token",
-			Revoke:    "/applications/{client_id}/grant",
-			User:      "/user",
-			Emails:    "/user/emails",
-			Repos:     "/user/repos",
-		},
-		RedirectMismatchRedirects:  true,
-		RedirectURIOptionalAtToken: true,
-		Users: []User{
-			{ID: 583231, Login: "octocat", Name: "The Octocat", Repos: 250, Emails: []Email{
-				{Address: "octocat@example.com", Primary: true, Verified: true},
-				{Address: "octocat@example.org", Verified: false},
-			}},
-			{ID: 480938, Login: "hubot", PrivateEmail: true, Repos: 2, Emails: []Email{
-				{Address: "hubot@example.com", Primary: true, Verified: true},
-			}},
-		},
-		RequiredScopes: map[Endpoint][]string{
-			EndpointEmails: {"user:email", "user"},
-		},
-		ScopesHeader:                 true,
-		ClientAuth:                   ClientAuthBody,
-		GrantTypeOptional:            true,
-		AccessTokenLifetime:          8 * time.Hour,
-		RefreshTokenLifetime:         15897600 * time.Second,
-		IssueRefreshTokens:           true,
-		RefreshOnlyWhenExpiring:      true,
-		RotateRefreshTokens:          true,
-		AccessTokenPrefix:            "ghu_",
-		NonExpiringAccessTokenPrefix: "gho_",
-		RefreshTokenPrefix:           "ghr_",
-		TokenLength:                  36,
-		Token: TokenResponse{
-			Format:                TokenFormUnlessAcceptJSON,
-			TokenType:             "bearer",
-			ScopeSeparator:        ",",
-			RefreshTokenExpiresIn: true,
-			ErrorsWithStatus200:   true,
-		},
-		Errors: ErrorCodes{
-			InvalidClient:    OAuthError{"incorrect_client_credentials", "The client_id and/or client_secret passed are incorrect."},
-			BadCode:          OAuthError{"bad_verification_code", "The code passed is incorrect or expired."},
-			BadRefreshToken:  OAuthError{"bad_refresh_token", "The refresh token passed is incorrect or expired."},
-			RedirectMismatch: OAuthError{"redirect_uri_mismatch", "The redirect_uri MUST match the registered callback URL for this application."},
-			BadVerifier:      OAuthError{"bad_verification_code", "The code passed is incorrect or expired."},
-			AccessDenied:     OAuthError{"access_denied", "The user has denied your application access."},
-			URI:              docs,
-		},
-		Revoke:           RevokeGitHubGrant,
-		RevokeAllForUser: true,
-		APIAuthSchemes:   []string{"Bearer", "token"},
-		Pagination:       PaginationLink,
-		PageSize:         30,
-		MaxPageSize:      100,
-	}
-}
-
 // GitLab returns the configuration of a fake GitLab (gitlab.com): JSON
 // token responses with created_at, Bearer tokens for 2 hours, refresh
 // tokens that rotate on every use, client credentials in the body or Basic,
@@ -115,8 +36,11 @@ func GitLab() Config {
 		AccessTokenLifetime: 2 * time.Hour,
 		IssueRefreshTokens:  true,
 		RotateRefreshTokens: true,
-		TokenLength:         64,
-		Token:               TokenResponse{Format: TokenJSON, TokenType: "Bearer", CreatedAt: true},
+		// "Invalidates the existing access_token and refresh_token"
+		// (https://docs.gitlab.com/api/oauth2/, refresh section).
+		InvalidateAccessOnRefresh: true,
+		TokenLength:               64,
+		Token:                     TokenResponse{Format: TokenJSON, TokenType: "Bearer", CreatedAt: true},
 		Errors: ErrorCodes{
 			InvalidClient:    OAuthError{"invalid_client", "Client authentication failed due to unknown client, no client authentication included, or unsupported authentication method."},
 			BadCode:          OAuthError{"invalid_grant", gitlabInvalidGrant},
@@ -207,8 +131,12 @@ func Bitbucket() Config {
 		RefreshTokenLifetime: 90 * 24 * time.Hour,
 		IssueRefreshTokens:   true,
 		RotateRefreshTokens:  true,
-		TokenLength:          64,
-		Token:                TokenResponse{Format: TokenJSON, TokenType: "bearer", ScopeField: "scope", GrantTypeAsState: true},
+		// Whether a refresh kills the old access token at Bitbucket is not
+		// documented: the fake takes the unkinder reading, as GitHub and
+		// GitLab document it.
+		InvalidateAccessOnRefresh: true,
+		TokenLength:               64,
+		Token:                     TokenResponse{Format: TokenJSON, TokenType: "bearer", ScopeField: "scope", GrantTypeAsState: true},
 		Errors: ErrorCodes{
 			InvalidClient:   OAuthError{"invalid_client", "Client credentials missing or invalid; this request needs to be authenticated with the OAuth client id and secret (HTTP Basic)."},
 			BadCode:         OAuthError{"invalid_grant", "The specified code is not valid."},

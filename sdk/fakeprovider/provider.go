@@ -39,6 +39,8 @@ type Provider struct {
 	gen            int // bumped by Reset, so calls in flight do not update a forgotten record
 	faults         map[Endpoint]*fault
 	delays         map[Endpoint]time.Duration
+	rateUsed       int       // GitHub's x-ratelimit-used: API answers so far
+	rateReset      time.Time // x-ratelimit-reset: an hour after New or Reset
 
 	srv    *http.Server
 	ln     net.Listener
@@ -80,8 +82,17 @@ type Call struct {
 	Status int
 	// Error is the OAuth or API error code answered, if any.
 	Error string
-	// Injected: answered by FailNext or HangNext, not by the fake's logic.
+	// Injected: answered by FailNext, HangNext or RateLimitNext, not by
+	// the fake's logic.
 	Injected bool
+	// DeadToken says why the token the request presented was dead at that
+	// moment: "expired", "revoked" or "replaced" (killed by a refresh:
+	// a rotated refresh token, or an access token under
+	// Config.InvalidateAccessOnRefresh). "" when the request presented no
+	// token, a live one, or one the fake never issued. It is set for API
+	// calls (the access token), refresh grants (the refresh token) and
+	// revocations. DeadTokenCalls lists these calls.
+	DeadToken string
 }
 
 // IssuedToken is one token response the fake gave out, for tests. Unlike
@@ -95,7 +106,7 @@ type IssuedToken struct {
 	IssuedAt         time.Time
 	ExpiresAt        time.Time // zero: never
 	RefreshExpiresAt time.Time // zero: never (or no refresh token)
-	AccessValid      bool      // neither expired nor revoked now
+	AccessValid      bool      // neither expired, revoked nor replaced by a refresh now
 	RefreshValid     bool      // RefreshToken is set and neither expired, rotated nor revoked
 }
 
@@ -110,6 +121,8 @@ type Endpoints struct {
 	ReposURL  string // may contain "{workspace}" (Bitbucket)
 	// WorkspacesURL lists the user's workspaces (Bitbucket), or "".
 	WorkspacesURL string
+	// InstallationsURL is GitHub's /user/installations (AppInstallations).
+	InstallationsURL string
 }
 
 type route struct {
@@ -131,19 +144,44 @@ type authCode struct {
 }
 
 type accessToken struct {
-	grant   int
-	user    *User
-	scopes  []string
-	expires time.Time
-	revoked bool
+	grant    int
+	user     *User
+	scopes   []string
+	expires  time.Time
+	revoked  bool // revoked: RevokeAll, a revocation, a reused code
+	replaced bool // killed by a refresh of its grant (InvalidateAccessOnRefresh)
+}
+
+// dead returns why the token cannot be used at now, or "".
+func (t *accessToken) dead(now time.Time) string {
+	return deadReason(t.revoked, t.replaced, t.expires, now)
 }
 
 type refreshToken struct {
-	grant   int
-	user    *User
-	scopes  []string
-	expires time.Time
-	revoked bool
+	grant    int
+	user     *User
+	scopes   []string
+	expires  time.Time
+	revoked  bool
+	replaced bool // rotated away by a refresh (RotateRefreshTokens)
+}
+
+func (t *refreshToken) dead(now time.Time) string {
+	return deadReason(t.revoked, t.replaced, t.expires, now)
+}
+
+// deadReason is Call.DeadToken's value for a token in that state: a
+// revocation wins over a replacement, which wins over expiry.
+func deadReason(revoked, replaced bool, expires, now time.Time) string {
+	switch {
+	case revoked:
+		return "revoked"
+	case replaced:
+		return "replaced"
+	case !live(expires, now):
+		return "expired"
+	}
+	return ""
 }
 
 type issue struct {
@@ -155,9 +193,11 @@ type issue struct {
 }
 
 type fault struct {
-	n      int
-	status int
-	hang   bool
+	n         int
+	status    int
+	hang      bool
+	rateLimit bool // RateLimitNext: answer as the provider's rate limit
+	kind      RateLimitKind
 }
 
 // New returns a fake configured by cfg, with defaults applied. It does not
@@ -186,6 +226,10 @@ func New(cfg Config) *Provider {
 	}
 	for _, g := range cfg.GonePaths {
 		add(g, EndpointGone)
+	}
+	if cfg.AppInstallations {
+		add(cfg.Paths.Installations, EndpointInstallations)
+		add(cfg.Paths.InstallationRepos, EndpointRepos)
 	}
 	p.reset()
 	return p
@@ -396,6 +440,9 @@ func (p *Provider) Endpoints() Endpoints {
 	if p.cfg.Flavor == FlavorBitbucket {
 		e.WorkspacesURL = abs(p.cfg.Paths.Workspaces)
 	}
+	if p.cfg.AppInstallations {
+		e.InstallationsURL = abs(p.cfg.Paths.Installations)
+	}
 	return e
 }
 
@@ -513,10 +560,10 @@ func (p *Provider) IssuedTokens() []IssuedToken {
 		}
 		if t := p.access[is.access]; t != nil {
 			it.ExpiresAt = t.expires
-			it.AccessValid = !t.revoked && live(t.expires, now)
+			it.AccessValid = t.dead(now) == ""
 		}
 		if t := p.refresh[is.refresh]; t != nil {
-			it.RefreshValid = !t.revoked && live(t.expires, now)
+			it.RefreshValid = t.dead(now) == ""
 		}
 		out = append(out, it)
 	}
@@ -524,12 +571,12 @@ func (p *Provider) IssuedTokens() []IssuedToken {
 }
 
 // ValidAccessToken reports whether tok is an access token the fake issued
-// that is neither expired nor revoked.
+// that is neither expired, revoked nor replaced by a refresh.
 func (p *Provider) ValidAccessToken(tok string) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	t := p.access[tok]
-	return t != nil && !t.revoked && live(t.expires, p.cfg.Now())
+	return t != nil && t.dead(p.cfg.Now()) == ""
 }
 
 // ValidRefreshToken reports whether tok is a refresh token the fake issued
@@ -538,7 +585,21 @@ func (p *Provider) ValidRefreshToken(tok string) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	t := p.refresh[tok]
-	return t != nil && !t.revoked && live(t.expires, p.cfg.Now())
+	return t != nil && t.dead(p.cfg.Now()) == ""
+}
+
+// DeadTokenCalls returns the recorded calls that presented a token the
+// fake had issued but that was dead at that moment (Call.DeadToken), oldest
+// first. A client that tracks expiry and rotation correctly never makes
+// one: tests assert that this is empty.
+func (p *Provider) DeadTokenCalls() []Call {
+	var out []Call
+	for _, c := range p.Calls() {
+		if c.DeadToken != "" {
+			out = append(out, c)
+		}
+	}
+	return out
 }
 
 // Reset forgets codes, tokens, calls, injected failures, delays, redirect
@@ -561,6 +622,8 @@ func (p *Provider) reset() {
 	p.gen++
 	p.faults = map[Endpoint]*fault{}
 	p.delays = map[Endpoint]time.Duration{}
+	p.rateUsed = 0
+	p.rateReset = p.cfg.Now().Add(time.Hour).Truncate(time.Second)
 }
 
 // Fingerprint is how Calls refers to a token: "sha256:" and the first 12
@@ -661,6 +724,7 @@ func (p *Provider) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		stored.ClientAuth, stored.ClientID, stored.GrantType = c.ClientAuth, c.ClientID, c.GrantType
 		stored.CodeChallenge, stored.PKCEVerifier = c.CodeChallenge, c.PKCEVerifier
 		stored.Token, stored.User, stored.Error = c.Token, c.User, c.Error
+		stored.DeadToken = c.DeadToken
 		if c.Query != "" {
 			stored.Query = c.Query
 		}
@@ -675,6 +739,10 @@ func (p *Provider) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			p.wait(r.Context(), nil)
 			return
 		}
+		if f.rateLimit {
+			p.rateLimited(rec, r, f.kind, c)
+			return
+		}
 		p.injected(rec, r, ep, f.status, c)
 		return
 	}
@@ -685,7 +753,7 @@ func (p *Provider) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		p.handleToken(rec, r, c)
 	case EndpointRevoke:
 		p.handleRevoke(rec, r, c, params)
-	case EndpointUser, EndpointEmails, EndpointRepos, EndpointWorkspaces:
+	case EndpointUser, EndpointEmails, EndpointRepos, EndpointWorkspaces, EndpointInstallations:
 		p.handleAPI(rec, r, c, ep, params)
 	case EndpointGone:
 		p.apiError(rec, r, c, http.StatusGone, apiGone)

@@ -60,8 +60,16 @@ func TestRevoke(t *testing.T) {
 		check  func(body any) bool
 	}{
 		{"GitHub", func(t *testing.T, p *fakeprovider.Provider, tok *oauth2.Token) {
-			if s := githubRevoke(t, p, nil, `{"access_token":"`+tok.AccessToken+`"}`); s != 401 {
-				t.Errorf("without Basic: %d, want 401", s)
+			// Not documented (only 204 and 422 are): wrong or missing
+			// client credentials get the same 404 as an unknown token.
+			if s := githubRevoke(t, p, nil, `{"access_token":"`+tok.AccessToken+`"}`); s != 404 {
+				t.Errorf("without Basic: %d, want 404", s)
+			}
+			if s := githubRevoke(t, p, []string{creds[0], "wrong-secret"}, `{"access_token":"`+tok.AccessToken+`"}`); s != 404 {
+				t.Errorf("wrong client secret: %d, want 404", s)
+			}
+			if !p.ValidAccessToken(tok.AccessToken) {
+				t.Fatal("a refused revocation killed the token")
 			}
 			if s := githubRevoke(t, p, creds, `{}`); s != 422 {
 				t.Errorf("without access_token: %d, want 422", s)
@@ -71,6 +79,12 @@ func TestRevoke(t *testing.T) {
 			}
 			if s := githubRevoke(t, p, creds, `{"access_token":"`+tok.AccessToken+`"}`); s != 204 {
 				t.Fatalf("revoke: %d, want 204", s)
+			}
+			if s := githubRevoke(t, p, creds, `{"access_token":"`+tok.AccessToken+`"}`); s != 404 {
+				t.Errorf("revoking again: %d, want 404", s)
+			}
+			if d := p.DeadTokenCalls(); len(d) != 1 || d[0].Endpoint != fakeprovider.EndpointRevoke || d[0].DeadToken != "revoked" {
+				t.Errorf("dead-token calls %+v, want the second revocation", d)
 			}
 		}, func(body any) bool { return field(body, "message") == "Bad credentials" }},
 

@@ -15,7 +15,9 @@ type Repo struct {
 // VisibleRepos returns the repositories that a token of the user with
 // that login can list through the fake's API in its current
 // configuration, in no particular order; nil for an unknown login ("" is
-// the first user). Tests
+// the first user). With Config.AppInstallations (GitHub App user access
+// tokens) that is the repositories of the user's installation
+// (User.Installation): all, the first Selected, or none. Tests
 // (and sdk/plugintest) compare a plugin's listing with it.
 //
 // The repositories are generated: the user's own repo-001 … repo-N
@@ -31,8 +33,9 @@ func (p *Provider) VisibleRepos(login string) []Repo {
 	if p.cfg.Flavor == FlavorBitbucket {
 		return p.bitbucketVisible(u)
 	}
-	out := make([]Repo, 0, u.Repos)
-	for i := 1; i <= u.Repos; i++ {
+	n := p.visibleCount(u)
+	out := make([]Repo, 0, n)
+	for i := 1; i <= n; i++ {
 		out = append(out, generatedRepo(p.cfg.Flavor, u.Login, i))
 	}
 	return out
@@ -46,4 +49,19 @@ func generatedRepo(f Flavor, owner string, i int) Repo {
 	}
 	r.Internal = f == FlavorGitLab && !r.Private && i%5 == 0
 	return r
+}
+
+// visibleCount is how many of u's generated repositories (the first n)
+// u's tokens can list.
+func (p *Provider) visibleCount(u *User) int {
+	if !p.cfg.AppInstallations {
+		return u.Repos
+	}
+	switch in := u.Installation; {
+	case in.ID == 0:
+		return 0
+	case in.Selected > 0:
+		return min(in.Selected, u.Repos)
+	}
+	return u.Repos
 }

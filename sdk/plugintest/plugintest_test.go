@@ -177,11 +177,17 @@ func TestCompileIsReproducible(t *testing.T) {
 }
 
 func TestPresets(t *testing.T) {
-	if got := plugintest.PresetNames(); !slices.Equal(got, []string{"bitbucket", "generic", "github", "gitlab", "google"}) {
+	if got := plugintest.PresetNames(); !slices.Equal(got, []string{"bitbucket", "generic", "github", "github-app", "github-oauth-app", "gitlab", "google"}) {
 		t.Errorf("presets %v", got)
 	}
 	if c, ok := plugintest.Preset("bitbucket"); !ok || c.ClientAuth != fakeprovider.ClientAuthBasic || c.Flavor != fakeprovider.FlavorBitbucket {
 		t.Errorf("bitbucket preset %+v", c)
+	}
+	// "github" is the model plugins/github targets: the GitHub App.
+	for name, app := range map[string]bool{"github": true, "github-app": true, "github-oauth-app": false} {
+		if c, ok := plugintest.Preset(name); !ok || c.AppInstallations != app || c.IssueRefreshTokens != app {
+			t.Errorf("%s preset: AppInstallations %v, IssueRefreshTokens %v, want %v", name, c.AppInstallations, c.IssueRefreshTokens, app)
+		}
 	}
 	if _, ok := plugintest.Preset("gitea"); ok {
 		t.Error("unknown preset found")

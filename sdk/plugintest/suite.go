@@ -546,16 +546,19 @@ func selectCases(names []string) ([]testCase, error) {
 
 // presets are the fakes a tool can pick by name.
 var presets = map[string]func() fakeprovider.Config{
-	"github":    fakeprovider.GitHub,
-	"gitlab":    fakeprovider.GitLab,
-	"bitbucket": fakeprovider.Bitbucket,
-	"google":    fakeprovider.Google,
-	"generic":   func() fakeprovider.Config { return fakeprovider.Config{} },
+	"github":           fakeprovider.GitHub,
+	"github-app":       fakeprovider.GitHubApp,
+	"github-oauth-app": fakeprovider.GitHubOAuthApp,
+	"gitlab":           fakeprovider.GitLab,
+	"bitbucket":        fakeprovider.Bitbucket,
+	"google":           fakeprovider.Google,
+	"generic":          func() fakeprovider.Config { return fakeprovider.Config{} },
 }
 
 // Preset returns the fake provider configuration of that name for
-// Suite.Fake: "github", "gitlab", "bitbucket", "google" (the presets of
-// package fakeprovider) or "generic" (the zero Config, a plain RFC 6749
+// Suite.Fake: "github" (fakeprovider.GitHub, the GitHub App),
+// "github-app", "github-oauth-app", "gitlab", "bitbucket", "google" (the
+// presets of package fakeprovider) or "generic" (the zero Config, a plain RFC 6749
 // provider with the Gitea/Forgejo API layout). For tools such as
 // `arbor plugin test --fake github`.
 func Preset(name string) (fakeprovider.Config, bool) {
