@@ -83,18 +83,61 @@ func TestProviderFidelityFullStack(t *testing.T) {
 				t.Fatalf("listed %d repositories, the provider has %d (first listed %v, first expected %v)", len(got), len(names), head(got, 3), head(names, 3))
 			}
 
+			// The provider's rate limit on the listing: Arbor answers 429
+			// provider_rate_limited with the provider's wait, and the
+			// listing works again after it.
+			f.RateLimitNext(fakeprovider.EndpointRepos, 1, fakeprovider.RateLimitSecondary)
+			rl, err := expect(user.get(base+"/api/providers/"+p+"/repos?per_page=100", nil))(http.StatusTooManyRequests, "rate-limited listing")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !strings.Contains(rl.body, `"error":"provider_rate_limited"`) || rl.header.Get("Retry-After") == "" {
+				t.Fatalf("rate-limited listing: Retry-After %q, body %s", rl.header.Get("Retry-After"), rl.body)
+			}
+			if _, err := expect(user.get(base+"/api/providers/"+p+"/repos?per_page=100", nil))(http.StatusOK, "listing after the limit"); err != nil {
+				t.Fatal(err)
+			}
+
 			// Several refreshes: each answer is a new token that works at
-			// the provider; rotated refresh tokens are dead.
-			var prev string
+			// the provider; rotated refresh tokens are dead; where the
+			// provider kills the old access token at refresh, the token
+			// handed out before had told its holder to stop using it by
+			// then (expires_at).
+			var prev providerTok
 			for i := range 3 {
+				asked := time.Now()
 				tok := providerToken(t, user, base, p)
-				if tok == prev {
+				if tok.AccessToken == prev.AccessToken {
 					t.Fatalf("refresh %d returned the previous token again", i+1)
 				}
-				if !f.ValidAccessToken(tok) {
+				if !f.ValidAccessToken(tok.AccessToken) {
 					t.Fatalf("refresh %d: Arbor handed out a token the provider does not accept", i+1)
 				}
+				if prev.AccessToken != "" && f.Config().InvalidateAccessOnRefresh {
+					if f.ValidAccessToken(prev.AccessToken) {
+						t.Fatalf("refresh %d: the provider still accepts the token it replaced; the fake is kinder than %s", i+1, p)
+					}
+					if prev.useUntil.After(asked.Add(time.Second)) {
+						t.Fatalf("refresh %d: the replaced token was handed out with expires_at %v, after the refresh at %v", i+1, prev.useUntil, asked)
+					}
+				}
 				prev = tok
+			}
+
+			// A rate-limited refresh: the still valid token keeps being
+			// handed out and the connection stays active.
+			f.FailNext(fakeprovider.EndpointToken, 1, http.StatusTooManyRequests)
+			if tok := providerToken(t, user, base, p); tok.AccessToken != prev.AccessToken || !f.ValidAccessToken(tok.AccessToken) {
+				t.Fatal("during the provider's rate limit Arbor did not hand out the still valid token")
+			}
+			if r, err := expect(user.get(base+"/api/providers", nil))(http.StatusOK, "connections"); err != nil || !strings.Contains(r.body, `"provider":"`+p+`","display_name":`) || strings.Contains(r.body, "needs_reconnect") {
+				t.Fatalf("connections after a rate-limited refresh: %v %s", err, r.body)
+			}
+
+			// No call reached the provider with a token it no longer
+			// accepts (a replaced, revoked or expired one).
+			if dead := f.DeadTokenCalls(); len(dead) > 0 {
+				t.Fatalf("%d calls with a dead token, the first %s %s (%s)", len(dead), dead[0].Method, dead[0].Path, dead[0].DeadToken)
 			}
 			issued := f.IssuedTokens()[before:]
 			if n := countGrant(issued, "refresh_token"); n < 3 {
@@ -128,6 +171,9 @@ func TestProviderFidelityFullStack(t *testing.T) {
 						t.Errorf("token pair %d still valid at the provider after disconnect", i)
 					}
 				}
+			}
+			if dead := f.DeadTokenCalls(); len(dead) > 0 {
+				t.Fatalf("disconnect: %d calls with a dead token, the first %s %s (%s)", len(dead), dead[0].Method, dead[0].Path, dead[0].DeadToken)
 			}
 		})
 	}
@@ -196,20 +242,27 @@ func listRepos(t *testing.T, user *agent, base, provider string, perPage int) []
 	}
 }
 
+type providerTok struct {
+	AccessToken string `json:"access_token"`
+	ExpiresAt   string `json:"expires_at"`
+	useUntil    time.Time
+}
+
 // providerToken fetches the user's provider token through the API.
-func providerToken(t *testing.T, user *agent, base, provider string) string {
+func providerToken(t *testing.T, user *agent, base, provider string) providerTok {
 	t.Helper()
 	r, err := expect(user.get(base+"/api/providers/"+provider+"/token", nil))(http.StatusOK, "provider token")
 	if err != nil {
 		t.Fatal(err)
 	}
-	var body struct {
-		AccessToken string `json:"access_token"`
-	}
-	if err := json.Unmarshal([]byte(r.body), &body); err != nil || body.AccessToken == "" {
+	var tok providerTok
+	if err := json.Unmarshal([]byte(r.body), &tok); err != nil || tok.AccessToken == "" {
 		t.Fatalf("token answer without a token: %v", err)
 	}
-	return body.AccessToken
+	if tok.useUntil, err = time.Parse(time.RFC3339, tok.ExpiresAt); err != nil {
+		t.Fatalf("expires_at %q: %v", tok.ExpiresAt, err)
+	}
+	return tok
 }
 
 func countGrant(its []fakeprovider.IssuedToken, grant string) int {

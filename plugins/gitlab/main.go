@@ -60,10 +60,14 @@ func (*gitlab) Refresh(ctx context.Context, r *plugin.RefreshRequest) (*plugin.T
 	return t, wrap(err)
 }
 
-// Revoke revokes the authorization's tokens through /oauth/revoke. GitLab
-// (Doorkeeper) keeps an access token and its refresh token in one record;
-// both are sent, the refresh token first, because revoking by an access
-// token that has already expired may leave the record alive.
+// Revoke revokes the authorization through /oauth/revoke. GitLab
+// (Doorkeeper) keeps an access token and its refresh token in one record,
+// and revoking either revokes the record: the plugin sends one of them,
+// the refresh token when there is one (it outlives the access token), so
+// that it never presents a token the first revocation already killed.
+// Doorkeeper before 5.8.1 ignores the revocation of a record whose access
+// token has expired (doorkeeper-gem/doorkeeper#1671); Arbor's broker
+// renews such a grant before revoking it.
 func (*gitlab) Revoke(ctx context.Context, r *plugin.RevokeRequest) error {
 	u := r.Endpoints.RevokeURL
 	if u == "" {
@@ -73,7 +77,7 @@ func (*gitlab) Revoke(ctx context.Context, r *plugin.RevokeRequest) error {
 	for _, t := range []struct{ token, hint string }{
 		{r.RefreshToken, "refresh_token"}, {r.AccessToken, "access_token"},
 	} {
-		if t.token == "" {
+		if t.token == "" || sent {
 			continue
 		}
 		sent = true
