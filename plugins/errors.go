@@ -11,6 +11,9 @@ import (
 // abi.Code constants) and is what callers branch on; Message is for people
 // and never contains the client secret or a token the host knows about.
 //
+// Plugin names the plugin that answered, so a plugin's own messages do not
+// repeat its name: Error() and Text() put it in front, once.
+//
 //	var pe *plugins.Error
 //	if errors.As(err, &pe) && pe.Code == abi.CodeInvalidGrant { … needs reconnect … }
 type Error struct {
@@ -40,6 +43,17 @@ func (e *Error) Error() string {
 }
 
 func (e *Error) Unwrap() error { return e.Err }
+
+// Text is Message with the plugin's name in front ("github: the refresh
+// token expired"), for places that show the message without the rest of
+// Error(), such as the reason a connection needs reconnecting; "" when
+// there is no message.
+func (e *Error) Text() string {
+	if e.Message == "" {
+		return ""
+	}
+	return e.Plugin + ": " + e.Message
+}
 
 // ErrClosed is wrapped by the Error returned from calls on a closed plugin
 // (closed by Close, or removed from its directory by a reload).

@@ -536,7 +536,7 @@ func (b *Broker) doRefresh(ctx context.Context, userID, provider string) (Token,
 		}
 		switch {
 		case isPE && pe.Code == abi.CodeInvalidGrant:
-			return Token{}, b.markBroken(ctx, c, pe.Message)
+			return Token{}, b.markBroken(ctx, c, pe.Text())
 		case !transient || attempt >= b.opts.Retries || ctx.Err() != nil || limitedFor > backoff*3/2:
 			// A rate limit longer than the backoff ends the refresh: it
 			// is not waited out here, however long the caller would wait.

@@ -356,6 +356,10 @@ func TestRejectedRefreshNeedsReconnect(t *testing.T) {
 	if c.Status != data.ConnectionNeedsReconnect || c.StatusReason == "" {
 		t.Fatalf("connection: status %q reason %q", c.Status, c.StatusReason)
 	}
+	// The reason names the plugin that refused, once (the host adds it).
+	if !strings.HasPrefix(c.StatusReason, "github: ") || strings.Count(c.StatusReason, "github:") != 1 {
+		t.Errorf("reason %q: want the plugin's name once, in front", c.StatusReason)
+	}
 	n := len(e.refreshCalls("github"))
 	if _, err := e.b.ValidProviderToken(context.Background(), "u1", "github"); codeOf(err) != CodeReconnectRequired || len(e.refreshCalls("github")) != n {
 		t.Fatalf("second call: %v; refresh calls %d → %d", err, n, len(e.refreshCalls("github")))

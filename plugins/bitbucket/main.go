@@ -75,7 +75,7 @@ const (
 
 // revokeMessage is what Revoke answers: Bitbucket Cloud has no revocation
 // endpoint for OAuth consumers.
-const revokeMessage = "bitbucket: Bitbucket Cloud offers OAuth consumers no way to revoke a grant; " +
+const revokeMessage = "Bitbucket Cloud offers OAuth consumers no way to revoke a grant; " +
 	"Arbor has forgotten its tokens; revoke Arbor's access yourself at bitbucket.org under " +
 	"Personal Bitbucket settings → App authorizations → Revoke"
 
@@ -89,7 +89,7 @@ func (*bitbucket) AuthorizeParams(_ context.Context, r *plugin.AuthorizeRequest)
 
 func (*bitbucket) Exchange(ctx context.Context, r *plugin.ExchangeRequest) (*plugin.Token, error) {
 	t, err := plugin.ExchangeCode(ctx, r, plugin.AuthInHeader)
-	return t, wrap(err)
+	return t, err
 }
 
 // Refresh uses a refresh token with Basic client authentication. Bitbucket
@@ -97,7 +97,7 @@ func (*bitbucket) Exchange(ctx context.Context, r *plugin.ExchangeRequest) (*plu
 func (*bitbucket) Refresh(ctx context.Context, r *plugin.RefreshRequest) (*plugin.Token, error) {
 	r.Scopes = nil // scopes come from the consumer
 	t, err := plugin.RefreshToken(ctx, r, plugin.AuthInHeader)
-	return t, wrap(err)
+	return t, err
 }
 
 // Revoke reports "unsupported": see revokeMessage.
@@ -107,7 +107,7 @@ func (*bitbucket) Revoke(context.Context, *plugin.RevokeRequest) error {
 
 func (*bitbucket) User(ctx context.Context, r *plugin.UserRequest) (*plugin.User, error) {
 	if r.Endpoints.APIBase == "" {
-		return nil, plugin.ErrInvalidRequest("bitbucket: no API base URL is configured")
+		return nil, plugin.ErrInvalidRequest("no API base URL is configured")
 	}
 	resp, err := get(ctx, r.Endpoints.APIBase+"/user", r.AccessToken)
 	if err != nil {
@@ -140,10 +140,10 @@ func (*bitbucket) User(ctx context.Context, r *plugin.UserRequest) (*plugin.User
 		}
 	})
 	if err := j.Err(); err != nil {
-		return nil, wrap(err)
+		return nil, err
 	}
 	if u.ID == "" {
-		return nil, plugin.ErrProvider(resp.StatusCode, "bitbucket: /2.0/user answered without a uuid")
+		return nil, plugin.ErrProvider(resp.StatusCode, "/2.0/user answered without a uuid")
 	}
 	if u.Login == "" {
 		u.Login = nickname // Bitbucket drops username for some accounts
@@ -152,7 +152,7 @@ func (*bitbucket) User(ctx context.Context, r *plugin.UserRequest) (*plugin.User
 	next := r.Endpoints.APIBase + "/user/emails?pagelen=100"
 	for i := 0; next != "" && i < maxEmailPages; i++ {
 		if !strings.HasPrefix(next, r.Endpoints.APIBase+"/") {
-			return nil, plugin.ErrProvider(0, "bitbucket: /2.0/user/emails pointed its next page outside the API")
+			return nil, plugin.ErrProvider(0, "/2.0/user/emails pointed its next page outside the API")
 		}
 		resp, err := get(ctx, next, r.AccessToken)
 		if err != nil {
@@ -185,7 +185,7 @@ func (*bitbucket) User(ctx context.Context, r *plugin.UserRequest) (*plugin.User
 			}
 		})
 		if err := j.Err(); err != nil {
-			return nil, wrap(err)
+			return nil, err
 		}
 		if u.Email != "" {
 			break
@@ -220,7 +220,7 @@ func (c listCursor) encode() string {
 // decodeCursor parses a cursor from an earlier page and checks that every
 // URL in it is a page of this provider's API.
 func decodeCursor(s, api string) (listCursor, error) {
-	bad := plugin.ErrInvalidRequest("bitbucket: the cursor is not one this plugin returned for this provider's API; list again from the start")
+	bad := plugin.ErrInvalidRequest("the cursor is not one this plugin returned for this provider's API; list again from the start")
 	v, err := plugin.ParseQuery(s)
 	if err != nil {
 		return listCursor{}, bad
@@ -249,7 +249,7 @@ func underAPI(u, api string) bool {
 func (*bitbucket) Repos(ctx context.Context, r *plugin.ReposRequest) (*plugin.RepoPage, error) {
 	api := r.Endpoints.APIBase
 	if api == "" {
-		return nil, plugin.ErrInvalidRequest("bitbucket: no API base URL is configured")
+		return nil, plugin.ErrInvalidRequest("no API base URL is configured")
 	}
 	n := r.PerPage
 	if n <= 0 || n > maxPageLen {
@@ -328,7 +328,7 @@ func (*bitbucket) Repos(ctx context.Context, r *plugin.ReposRequest) (*plugin.Re
 // and the next page's URL.
 func workspaces(ctx context.Context, u, api, token string) (slugs []string, next string, err error) {
 	if !underAPI(u, api) {
-		return nil, "", plugin.ErrProvider(0, "bitbucket: /2.0/user/workspaces pointed its next page outside the API")
+		return nil, "", plugin.ErrProvider(0, "/2.0/user/workspaces pointed its next page outside the API")
 	}
 	resp, err := get(ctx, u, token)
 	if err != nil {
@@ -356,18 +356,18 @@ func workspaces(ctx context.Context, u, api, token string) (slugs []string, next
 		}
 	})
 	if err := j.Err(); err != nil {
-		return nil, "", wrap(err)
+		return nil, "", err
 	}
 	if len(slugs) > maxCursorIndex {
-		return nil, "", plugin.ErrProvider(resp.StatusCode, "bitbucket: /2.0/user/workspaces answered more workspaces on one page than asked for")
+		return nil, "", plugin.ErrProvider(resp.StatusCode, "/2.0/user/workspaces answered more workspaces on one page than asked for")
 	}
 	for _, s := range slugs {
 		if s == "" || s == "." || s == ".." {
-			return nil, "", plugin.ErrProvider(resp.StatusCode, "bitbucket: /2.0/user/workspaces answered a workspace without a usable slug")
+			return nil, "", plugin.ErrProvider(resp.StatusCode, "/2.0/user/workspaces answered a workspace without a usable slug")
 		}
 	}
 	if next != "" && !underAPI(next, api) {
-		return nil, "", plugin.ErrProvider(0, "bitbucket: /2.0/user/workspaces pointed its next page outside the API")
+		return nil, "", plugin.ErrProvider(0, "/2.0/user/workspaces pointed its next page outside the API")
 	}
 	return slugs, next, nil
 }
@@ -375,7 +375,7 @@ func workspaces(ctx context.Context, u, api, token string) (slugs []string, next
 // repoPage reads one page of a workspace's repositories.
 func repoPage(ctx context.Context, u, api, token string) (repos []plugin.Repo, next string, err error) {
 	if !underAPI(u, api) {
-		return nil, "", plugin.ErrProvider(0, "bitbucket: /2.0/repositories pointed its next page outside the API")
+		return nil, "", plugin.ErrProvider(0, "/2.0/repositories pointed its next page outside the API")
 	}
 	resp, err := get(ctx, u, token)
 	if err != nil {
@@ -391,10 +391,10 @@ func repoPage(ctx context.Context, u, api, token string) (repos []plugin.Repo, n
 		}
 	})
 	if err := j.Err(); err != nil {
-		return nil, "", wrap(err)
+		return nil, "", err
 	}
 	if next != "" && !underAPI(next, api) {
-		return nil, "", plugin.ErrProvider(0, "bitbucket: /2.0/repositories pointed its next page outside the API")
+		return nil, "", plugin.ErrProvider(0, "/2.0/repositories pointed its next page outside the API")
 	}
 	return repos, next, nil
 }
@@ -481,10 +481,10 @@ func stripUserinfo(u string) string {
 func get(ctx context.Context, u, token string) (*plugin.Response, error) {
 	resp, err := plugin.Get(ctx, u, plugin.Bearer(token))
 	if err != nil {
-		return nil, wrap(err)
+		return nil, err
 	}
 	if err := plugin.CheckResponse("GET", u, resp); err != nil {
-		return nil, wrap(permanent(err, resp))
+		return nil, permanent(err, resp)
 	}
 	return resp, nil
 }
@@ -539,21 +539,6 @@ func errorMessage(body []byte) string {
 		m = m[:200] + "…"
 	}
 	return m
-}
-
-// wrap prefixes the provider's name to an error's message, keeping its
-// code.
-func wrap(err error) error {
-	if err == nil {
-		return nil
-	}
-	var e *plugin.Error
-	if errors.As(err, &e) {
-		c := *e
-		c.Message = "bitbucket: " + c.Message
-		return &c
-	}
-	return errors.New("bitbucket: " + err.Error())
 }
 
 // unixTime parses an RFC 3339 time (Bitbucket adds microseconds and an

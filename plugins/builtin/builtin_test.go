@@ -321,7 +321,7 @@ func TestBitbucketQuirks(t *testing.T) {
 	err = e.Plugin.Revoke(ctx, plugins.RevokeInput{AccessToken: tok.AccessToken, RefreshToken: tok.RefreshToken})
 	var pe *plugins.Error
 	if !errors.As(err, &pe) || pe.Code != abi.CodeUnsupported || pe.Retryable ||
-		!strings.HasPrefix(pe.Message, "bitbucket: ") || !strings.Contains(pe.Message, "App authorizations") {
+		!strings.HasPrefix(pe.Text(), "bitbucket: ") || !strings.Contains(pe.Message, "App authorizations") {
 		t.Errorf("revoke: %v", err)
 	}
 	if n := len(e.Fake.Calls()); n != 2 { // authorize and token only

@@ -90,7 +90,7 @@ const maxPerPage = 100
 
 func (*github) Exchange(ctx context.Context, r *plugin.ExchangeRequest) (*plugin.Token, error) {
 	t, err := plugin.ExchangeCode(ctx, r, plugin.AuthInParams)
-	return t, wrap(err)
+	return t, err
 }
 
 func (*github) Refresh(ctx context.Context, r *plugin.RefreshRequest) (*plugin.Token, error) {
@@ -98,7 +98,7 @@ func (*github) Refresh(ctx context.Context, r *plugin.RefreshRequest) (*plugin.T
 	// token keeps the scopes of the grant.
 	r.Scopes = nil
 	t, err := plugin.RefreshToken(ctx, r, plugin.AuthInParams)
-	return t, wrap(err)
+	return t, err
 }
 
 // Revoke deletes the user's grant for this OAuth app, which revokes every
@@ -107,10 +107,10 @@ func (*github) Refresh(ctx context.Context, r *plugin.RefreshRequest) (*plugin.T
 // cannot revoke.
 func (*github) Revoke(ctx context.Context, r *plugin.RevokeRequest) error {
 	if r.AccessToken == "" {
-		return plugin.ErrInvalidRequest("github: revoking a grant needs its access token")
+		return plugin.ErrInvalidRequest("revoking a grant needs its access token")
 	}
 	if r.Endpoints.APIBase == "" {
-		return plugin.ErrInvalidRequest("github: no API base URL is configured")
+		return plugin.ErrInvalidRequest("no API base URL is configured")
 	}
 	u := r.Endpoints.APIBase + "/applications/" + plugin.PathEscape(r.Client.ID) + "/grant"
 	req := plugin.NewRequest("DELETE", u, []byte(`{"access_token":`+jsonQuote(r.AccessToken)+`}`))
@@ -120,7 +120,7 @@ func (*github) Revoke(ctx context.Context, r *plugin.RevokeRequest) error {
 	req.Header.Set("X-GitHub-Api-Version", apiVersion)
 	resp, err := plugin.Do(ctx, req)
 	if err != nil {
-		return wrap(err)
+		return err
 	}
 	switch resp.StatusCode {
 	case 204, 200:
@@ -128,9 +128,9 @@ func (*github) Revoke(ctx context.Context, r *plugin.RevokeRequest) error {
 	case 404:
 		return revokeNotFound(ctx, r)
 	case 422:
-		return plugin.ErrInvalidRequest("github: DELETE /applications/{client_id}/grant refused the request as invalid (422)")
+		return plugin.ErrInvalidRequest("DELETE /applications/{client_id}/grant refused the request as invalid (422)")
 	case 401:
-		return plugin.ErrInvalidClient("github: DELETE /applications/{client_id}/grant: the client id or secret was refused (401); check the GitHub client id and secret configured for this provider")
+		return plugin.ErrInvalidClient("DELETE /applications/{client_id}/grant: the client id or secret was refused (401); check the GitHub client id and secret configured for this provider")
 	}
 	return check("DELETE", u, resp)
 }
@@ -145,24 +145,24 @@ func revokeNotFound(ctx context.Context, r *plugin.RevokeRequest) error {
 	u := r.Endpoints.APIBase + "/user"
 	resp, err := plugin.Get(ctx, u, apiHeader(r.AccessToken))
 	if err != nil {
-		return wrap(err)
+		return err
 	}
 	switch resp.StatusCode {
 	case 200:
-		return plugin.ErrInvalidClient("github: DELETE /applications/{client_id}/grant answered 404 while the access token still works, " +
+		return plugin.ErrInvalidClient("DELETE /applications/{client_id}/grant answered 404 while the access token still works, " +
 			"so GitHub refused the client credentials: check the GitHub client secret (and client id) configured for this provider")
 	case 401:
-		return plugin.ErrInvalidToken("github: the grant is already revoked or the access token expired (DELETE /applications/{client_id}/grant answered 404, GET /user 401)")
+		return plugin.ErrInvalidToken("the grant is already revoked or the access token expired (DELETE /applications/{client_id}/grant answered 404, GET /user 401)")
 	}
 	if err := check("GET", u, resp); err != nil {
 		return err
 	}
-	return plugin.ErrProvider(resp.StatusCode, "github: DELETE /applications/{client_id}/grant answered 404 and GET /user "+strconv.Itoa(resp.StatusCode))
+	return plugin.ErrProvider(resp.StatusCode, "DELETE /applications/{client_id}/grant answered 404 and GET /user "+strconv.Itoa(resp.StatusCode))
 }
 
 func (*github) User(ctx context.Context, r *plugin.UserRequest) (*plugin.User, error) {
 	if r.Endpoints.APIBase == "" {
-		return nil, plugin.ErrInvalidRequest("github: no API base URL is configured")
+		return nil, plugin.ErrInvalidRequest("no API base URL is configured")
 	}
 	resp, err := get(ctx, r.Endpoints.APIBase+"/user", r.AccessToken)
 	if err != nil {
@@ -187,10 +187,10 @@ func (*github) User(ctx context.Context, r *plugin.UserRequest) (*plugin.User, e
 		}
 	})
 	if err := j.Err(); err != nil {
-		return nil, wrap(err)
+		return nil, err
 	}
 	if u.ID == "" {
-		return nil, plugin.ErrProvider(resp.StatusCode, "github: /user answered without an id")
+		return nil, plugin.ErrProvider(resp.StatusCode, "/user answered without an id")
 	}
 
 	// The address on /user is the public one, which need not be the
@@ -206,7 +206,7 @@ func (*github) User(ctx context.Context, r *plugin.UserRequest) (*plugin.User, e
 		// GitHub App without the e-mail permission): keep the public
 		// address, unverified. (A rate limit is rate_limited, not this:
 		// see check.)
-		plugin.Log(plugin.LevelWarn, "github: cannot read /user/emails (grant the user:email scope); the e-mail address is treated as unverified")
+		plugin.Log(plugin.LevelWarn, "cannot read /user/emails (grant the user:email scope); the e-mail address is treated as unverified")
 	default:
 		return nil, err
 	}
@@ -240,12 +240,12 @@ func primaryEmail(ctx context.Context, r *plugin.UserRequest) (string, bool, err
 			email, verified = addr, ok
 		}
 	})
-	return email, verified, wrap(j.Err())
+	return email, verified, j.Err()
 }
 
 func (*github) Repos(ctx context.Context, r *plugin.ReposRequest) (*plugin.RepoPage, error) {
 	if r.Endpoints.APIBase == "" {
-		return nil, plugin.ErrInvalidRequest("github: no API base URL is configured")
+		return nil, plugin.ErrInvalidRequest("no API base URL is configured")
 	}
 	if strings.HasPrefix(r.AccessToken, "ghu_") {
 		return appRepos(ctx, r)
@@ -256,7 +256,7 @@ func (*github) Repos(ctx context.Context, r *plugin.ReposRequest) (*plugin.RepoP
 	} else if !strings.HasPrefix(u, r.Endpoints.APIBase+"/") {
 		// The cursor is the Link header's next URL; anything else would
 		// send the user's token somewhere it was not sent before.
-		return nil, plugin.ErrInvalidRequest("github: the cursor is not a page of this provider's API")
+		return nil, plugin.ErrInvalidRequest("the cursor is not a page of this provider's API")
 	}
 	resp, err := get(ctx, u, r.AccessToken)
 	if err != nil {
@@ -266,7 +266,7 @@ func (*github) Repos(ctx context.Context, r *plugin.ReposRequest) (*plugin.RepoP
 	j := plugin.NewJSON(resp.Body)
 	j.Array(func() { page.Repos = append(page.Repos, parseRepo(j)) })
 	if err := j.Err(); err != nil {
-		return nil, wrap(err)
+		return nil, err
 	}
 	return page, nil
 }
@@ -387,7 +387,7 @@ func appRepos(ctx context.Context, r *plugin.ReposRequest) (*plugin.RepoPage, er
 	} else {
 		var ok bool
 		if cur, ok = parseAppCursor(r.Cursor); !ok {
-			return nil, plugin.ErrInvalidRequest("github: the cursor is not one this plugin issued for a GitHub App token")
+			return nil, plugin.ErrInvalidRequest("the cursor is not one this plugin issued for a GitHub App token")
 		}
 	}
 	for budget > 0 {
@@ -409,7 +409,7 @@ func appRepos(ctx context.Context, r *plugin.ReposRequest) (*plugin.RepoPage, er
 		}
 		i := slices.Index(insts, cur.inst)
 		if i < 0 {
-			return nil, plugin.ErrInvalidRequest("github: the installation the cursor names is no longer accessible; list the repositories again from the start")
+			return nil, plugin.ErrInvalidRequest("the installation the cursor names is no longer accessible; list the repositories again from the start")
 		}
 		if i+1 == len(insts) {
 			return out, nil
@@ -431,7 +431,7 @@ func installations(ctx context.Context, r *plugin.ReposRequest, budget *int) ([]
 	var ids []string
 	for page := 1; page <= maxInstallationPages; page++ {
 		if *budget <= 0 {
-			return nil, plugin.ErrProvider(0, "github: too many requests for one page of repositories (the installation list is too long)")
+			return nil, plugin.ErrProvider(0, "too many requests for one page of repositories (the installation list is too long)")
 		}
 		*budget--
 		resp, err := get(ctx, r.Endpoints.APIBase+"/user/installations?per_page=100&page="+strconv.Itoa(page), r.AccessToken)
@@ -454,13 +454,13 @@ func installations(ctx context.Context, r *plugin.ReposRequest, budget *int) ([]
 			})
 		})
 		if err := j.Err(); err != nil {
-			return nil, wrap(err)
+			return nil, err
 		}
 		if plugin.NextLink(resp.Header) == "" {
 			return ids, nil
 		}
 	}
-	plugin.Log(plugin.LevelWarn, "github: more installations than one listing reads; the rest are left out")
+	plugin.Log(plugin.LevelWarn, "more installations than one listing reads; the rest are left out")
 	return ids, nil
 }
 
@@ -482,7 +482,7 @@ func installationRepos(ctx context.Context, r *plugin.ReposRequest, c appCursor,
 		}
 	})
 	if err := j.Err(); err != nil {
-		return nil, false, wrap(err)
+		return nil, false, err
 	}
 	return repos, plugin.NextLink(resp.Header) != "", nil
 }
@@ -492,7 +492,7 @@ func installationRepos(ctx context.Context, r *plugin.ReposRequest, c appCursor,
 func get(ctx context.Context, u, token string) (*plugin.Response, error) {
 	resp, err := plugin.Get(ctx, u, apiHeader(token))
 	if err != nil {
-		return nil, wrap(err)
+		return nil, err
 	}
 	if err := check("GET", u, resp); err != nil {
 		return nil, err
@@ -516,7 +516,7 @@ func apiHeader(token string) plugin.Header {
 // missing scope
 // (https://docs.github.com/en/rest/using-the-rest-api/rate-limits-for-the-rest-api).
 func check(method, u string, resp *plugin.Response) error {
-	return wrap(plugin.CheckResponse(method, u, resp))
+	return plugin.CheckResponse(method, u, resp)
 }
 
 // isScopeError reports a 403 or 404, which GitHub answers when the token
@@ -524,21 +524,6 @@ func check(method, u string, resp *plugin.Response) error {
 func isScopeError(err error) bool {
 	var e *plugin.Error
 	return errors.As(err, &e) && e.Code == abi.CodeProviderError && (e.Status == 403 || e.Status == 404)
-}
-
-// wrap prefixes the provider's name to an error's message, keeping its
-// code.
-func wrap(err error) error {
-	if err == nil {
-		return nil
-	}
-	var e *plugin.Error
-	if errors.As(err, &e) {
-		c := *e
-		c.Message = "github: " + c.Message
-		return &c
-	}
-	return errors.New("github: " + err.Error())
 }
 
 // jsonQuote returns s as a JSON string literal.

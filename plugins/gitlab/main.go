@@ -19,7 +19,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"strconv"
 	"strings"
 	"time"
@@ -50,14 +49,14 @@ const maxPerPage = 100
 
 func (*gitlab) Exchange(ctx context.Context, r *plugin.ExchangeRequest) (*plugin.Token, error) {
 	t, err := plugin.ExchangeCode(ctx, r, plugin.AuthInParams)
-	return t, wrap(err)
+	return t, err
 }
 
 // Refresh uses a refresh token. GitLab rotates it: the caller must store
 // the returned one, the old one is dead.
 func (*gitlab) Refresh(ctx context.Context, r *plugin.RefreshRequest) (*plugin.Token, error) {
 	t, err := plugin.RefreshToken(ctx, r, plugin.AuthInParams)
-	return t, wrap(err)
+	return t, err
 }
 
 // Revoke revokes the authorization through /oauth/revoke. GitLab
@@ -71,7 +70,7 @@ func (*gitlab) Refresh(ctx context.Context, r *plugin.RefreshRequest) (*plugin.T
 func (*gitlab) Revoke(ctx context.Context, r *plugin.RevokeRequest) error {
 	u := r.Endpoints.RevokeURL
 	if u == "" {
-		return plugin.ErrInvalidRequest("gitlab: no revoke URL is configured")
+		return plugin.ErrInvalidRequest("no revoke URL is configured")
 	}
 	sent := false
 	for _, t := range []struct{ token, hint string }{
@@ -87,25 +86,25 @@ func (*gitlab) Revoke(ctx context.Context, r *plugin.RevokeRequest) error {
 		}
 		resp, err := plugin.PostForm(ctx, u, form, plugin.Header{"Accept": {"application/json"}})
 		if err != nil {
-			return wrap(err)
+			return err
 		}
 		if resp.StatusCode == 401 || resp.StatusCode == 403 {
-			return plugin.ErrInvalidClient("gitlab: POST /oauth/revoke: the client id or secret was refused (status " +
+			return plugin.ErrInvalidClient("POST /oauth/revoke: the client id or secret was refused (status " +
 				strconv.Itoa(resp.StatusCode) + ")")
 		}
 		if err := plugin.CheckResponse("POST", u, resp); err != nil {
-			return wrap(err)
+			return err
 		}
 	}
 	if !sent {
-		return plugin.ErrInvalidRequest("gitlab: there is no token to revoke")
+		return plugin.ErrInvalidRequest("there is no token to revoke")
 	}
 	return nil
 }
 
 func (*gitlab) User(ctx context.Context, r *plugin.UserRequest) (*plugin.User, error) {
 	if r.Endpoints.APIBase == "" {
-		return nil, plugin.ErrInvalidRequest("gitlab: no API base URL is configured")
+		return nil, plugin.ErrInvalidRequest("no API base URL is configured")
 	}
 	resp, err := get(ctx, r.Endpoints.APIBase+"/user", r.AccessToken)
 	if err != nil {
@@ -134,10 +133,10 @@ func (*gitlab) User(ctx context.Context, r *plugin.UserRequest) (*plugin.User, e
 		}
 	})
 	if err := j.Err(); err != nil {
-		return nil, wrap(err)
+		return nil, err
 	}
 	if u.ID == "" {
-		return nil, plugin.ErrProvider(resp.StatusCode, "gitlab: /user answered without an id")
+		return nil, plugin.ErrProvider(resp.StatusCode, "/user answered without an id")
 	}
 	// GitLab makes an address primary only once it is confirmed;
 	// confirmed_at says the account's address was confirmed. Without it
@@ -152,7 +151,7 @@ func (*gitlab) User(ctx context.Context, r *plugin.UserRequest) (*plugin.User, e
 // omits the page headers.
 func (*gitlab) Repos(ctx context.Context, r *plugin.ReposRequest) (*plugin.RepoPage, error) {
 	if r.Endpoints.APIBase == "" {
-		return nil, plugin.ErrInvalidRequest("gitlab: no API base URL is configured")
+		return nil, plugin.ErrInvalidRequest("no API base URL is configured")
 	}
 	per := r.PerPage
 	if per <= 0 || per > maxPerPage {
@@ -166,7 +165,7 @@ func (*gitlab) Repos(ctx context.Context, r *plugin.ReposRequest) (*plugin.RepoP
 	case strings.HasPrefix(c, r.Endpoints.APIBase+"/"):
 		u = c
 	default:
-		return nil, plugin.ErrInvalidRequest("gitlab: the cursor is neither a page number nor a page of this provider's API")
+		return nil, plugin.ErrInvalidRequest("the cursor is neither a page number nor a page of this provider's API")
 	}
 	resp, err := get(ctx, u, r.AccessToken)
 	if err != nil {
@@ -206,7 +205,7 @@ func (*gitlab) Repos(ctx context.Context, r *plugin.ReposRequest) (*plugin.RepoP
 		page.Repos = append(page.Repos, repo)
 	})
 	if err := j.Err(); err != nil {
-		return nil, wrap(err)
+		return nil, err
 	}
 	return page, nil
 }
@@ -216,10 +215,10 @@ func (*gitlab) Repos(ctx context.Context, r *plugin.ReposRequest) (*plugin.RepoP
 func get(ctx context.Context, u, token string) (*plugin.Response, error) {
 	resp, err := plugin.Get(ctx, u, plugin.Bearer(token))
 	if err != nil {
-		return nil, wrap(err)
+		return nil, err
 	}
 	if err := plugin.CheckResponse("GET", u, resp); err != nil {
-		return nil, wrap(err)
+		return nil, err
 	}
 	return resp, nil
 }
@@ -231,21 +230,6 @@ func isDigits(s string) bool {
 		}
 	}
 	return s != ""
-}
-
-// wrap prefixes the provider's name to an error's message, keeping its
-// code.
-func wrap(err error) error {
-	if err == nil {
-		return nil
-	}
-	var e *plugin.Error
-	if errors.As(err, &e) {
-		c := *e
-		c.Message = "gitlab: " + c.Message
-		return &c
-	}
-	return errors.New("gitlab: " + err.Error())
 }
 
 // unixTime parses an RFC 3339 time, 0 if it is empty or malformed.

@@ -21,7 +21,6 @@ package main
 
 import (
 	"context"
-	"errors"
 
 	"github.com/vintner/arbor/sdk/plugin"
 )
@@ -44,7 +43,7 @@ func main() {}
 
 func (*google) Exchange(ctx context.Context, r *plugin.ExchangeRequest) (*plugin.Token, error) {
 	t, err := plugin.ExchangeCode(ctx, r, plugin.AuthInParams)
-	return t, wrap(err)
+	return t, err
 }
 
 // Revoke revokes the grant through the token it is given (the refresh
@@ -53,37 +52,37 @@ func (*google) Exchange(ctx context.Context, r *plugin.ExchangeRequest) (*plugin
 func (*google) Revoke(ctx context.Context, r *plugin.RevokeRequest) error {
 	u := r.Endpoints.RevokeURL
 	if u == "" {
-		return plugin.ErrInvalidRequest("google: no revoke URL is configured")
+		return plugin.ErrInvalidRequest("no revoke URL is configured")
 	}
 	tok := r.RefreshToken
 	if tok == "" {
 		tok = r.AccessToken
 	}
 	if tok == "" {
-		return plugin.ErrInvalidRequest("google: there is no token to revoke")
+		return plugin.ErrInvalidRequest("there is no token to revoke")
 	}
 	resp, err := plugin.PostForm(ctx, u, plugin.Values{"token": {tok}}, nil)
 	if err != nil {
-		return wrap(err)
+		return err
 	}
 	if resp.StatusCode == 400 {
-		return plugin.ErrInvalidToken("google: POST /revoke: Google refused the token as expired or already revoked (400); " +
+		return plugin.ErrInvalidToken("POST /revoke: Google refused the token as expired or already revoked (400); " +
 			"if the grant still exists, the user can remove it at https://myaccount.google.com/permissions")
 	}
-	return wrap(plugin.CheckResponse("POST", u, resp))
+	return plugin.CheckResponse("POST", u, resp)
 }
 
 func (*google) User(ctx context.Context, r *plugin.UserRequest) (*plugin.User, error) {
 	if r.Endpoints.APIBase == "" {
-		return nil, plugin.ErrInvalidRequest("google: no API base URL is configured")
+		return nil, plugin.ErrInvalidRequest("no API base URL is configured")
 	}
 	u := r.Endpoints.APIBase + "/v1/userinfo"
 	resp, err := plugin.Get(ctx, u, plugin.Bearer(r.AccessToken))
 	if err != nil {
-		return nil, wrap(err)
+		return nil, err
 	}
 	if err := plugin.CheckResponse("GET", u, resp); err != nil {
-		return nil, wrap(err)
+		return nil, err
 	}
 	user := &plugin.User{}
 	j := plugin.NewJSON(resp.Body)
@@ -107,10 +106,10 @@ func (*google) User(ctx context.Context, r *plugin.UserRequest) (*plugin.User, e
 		}
 	})
 	if err := j.Err(); err != nil {
-		return nil, wrap(err)
+		return nil, err
 	}
 	if user.ID == "" {
-		return nil, plugin.ErrProvider(resp.StatusCode, "google: userinfo answered without sub")
+		return nil, plugin.ErrProvider(resp.StatusCode, "userinfo answered without sub")
 	}
 	if user.Email == "" {
 		user.EmailVerified = false
@@ -118,19 +117,4 @@ func (*google) User(ctx context.Context, r *plugin.UserRequest) (*plugin.User, e
 	// Google accounts have no user name; the address is what people know.
 	user.Login = user.Email
 	return user, nil
-}
-
-// wrap prefixes the provider's name to an error's message, keeping its
-// code.
-func wrap(err error) error {
-	if err == nil {
-		return nil
-	}
-	var e *plugin.Error
-	if errors.As(err, &e) {
-		c := *e
-		c.Message = "google: " + c.Message
-		return &c
-	}
-	return errors.New("google: " + err.Error())
 }
