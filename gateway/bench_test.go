@@ -11,6 +11,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/vintner/arbor/gateway"
+	arborproxy "github.com/vintner/arbor/gateway/proxy"
 )
 
 // BenchmarkProxy compares a request through Arbor with one through a bare
@@ -59,7 +60,7 @@ func BenchmarkProxy(b *testing.B) {
 		run(b, ln.Addr().String())
 	})
 	b.Run("arbor", func(b *testing.B) {
-		s, err := gateway.New(gateway.Options{Upstream: upURL, Logger: slog.New(slog.NewJSONHandler(io.Discard, nil))})
+		s, err := gateway.New(gateway.Options{Upstream: arborproxy.Upstream{URL: upURL}, Logger: slog.New(slog.NewJSONHandler(io.Discard, nil))})
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -15,6 +15,7 @@ import (
 	"github.com/vintner/arbor/gateway"
 	"github.com/vintner/arbor/gateway/edge/reqbody"
 	"github.com/vintner/arbor/gateway/httperr"
+	"github.com/vintner/arbor/gateway/proxy"
 )
 
 func gzipped(t *testing.T, b []byte) []byte {
@@ -125,7 +126,7 @@ func TestProxiedBodiesUntouched(t *testing.T) {
 		b, _ := io.ReadAll(r.Body)
 		got <- seen{r.Header.Get("Content-Encoding"), r.Header.Get("Content-Type"), b}
 	})
-	g := startGateway(t, gateway.Options{Upstream: up.URL}, nil)
+	g := startGateway(t, gateway.Options{Upstream: proxy.Upstream{URL: up.URL}}, nil)
 	payload := gzipped(t, gzipped(t, []byte(strings.Repeat("a", 1<<20))))
 	req, _ := http.NewRequest("POST", g.url+"/upload", bytes.NewReader(payload))
 	req.Header.Set("Content-Encoding", "gzip, gzip")

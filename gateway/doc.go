@@ -5,7 +5,7 @@
 //
 // # Wiring
 //
-//	srv, err := gateway.New(gateway.Options{Upstream: "http://127.0.0.1:3000", Ready: store.Ping})
+//	srv, err := gateway.New(gateway.Options{Upstream: proxy.Upstream{URL: "http://127.0.0.1:3000"}, Ready: store.Ping})
 //	srv.Mount(gateway.ClassAuth, func(r fiber.Router) { r.Get("/auth/login", login) })
 //	go srv.ListenAndServe()            // or srv.Serve(ln)
 //	…

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/vintner/arbor/gateway"
+	"github.com/vintner/arbor/gateway/proxy"
 )
 
 // With NoPublicMetrics, /metrics on the public listener is a 404 of
@@ -15,7 +16,7 @@ import (
 // the same registry on a listener of its own.
 func TestNoPublicMetrics(t *testing.T) {
 	up := echoUpstream(t)
-	g := startGateway(t, gateway.Options{Upstream: up.URL, NoPublicMetrics: true}, nil)
+	g := startGateway(t, gateway.Options{Upstream: proxy.Upstream{URL: up.URL}, NoPublicMetrics: true}, nil)
 	get(t, g.url+"/healthz", nil)
 
 	resp, body := get(t, g.url+"/metrics", nil)

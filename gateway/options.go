@@ -2,7 +2,6 @@ package gateway
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -52,28 +51,13 @@ type Options struct {
 	// "127.0.0.1:8080": loopback unless told otherwise. Serve ignores it.
 	Listen string
 
-	// Upstream is the base URL of the app behind Arbor, e.g.
-	// "http://127.0.0.1:3000" or "https://trellis.internal/app". Requests no
-	// Arbor route claims are relayed there; a base path is prepended to
-	// every request path. Empty disables the proxy: unclaimed requests then
-	// get 404 not_found.
-	Upstream string
-	// UpstreamDialTimeout bounds connecting (and TLS) to the upstream.
-	// Default 5s. A failed dial answers 502 upstream_unavailable.
-	UpstreamDialTimeout time.Duration
-	// UpstreamResponseHeaderTimeout bounds the wait for the upstream's
-	// response header; the body is not limited (downloads, SSE). Default
-	// 60s. Exceeding it answers 504 upstream_timeout.
-	UpstreamResponseHeaderTimeout time.Duration
-	// UpstreamIdleTimeout closes pooled upstream connections idle this long.
-	// Default 4s: below the shortest common upstream keep-alive (Node.js,
-	// 5s), so Arbor never reuses a connection the upstream is closing.
-	UpstreamIdleTimeout time.Duration
-	// UpstreamMaxConns caps connections to the upstream; every open event
-	// stream holds one. Default 2048.
-	UpstreamMaxConns int
-	// UpstreamTLS configures TLS to an https upstream. Nil: system roots.
-	UpstreamTLS *tls.Config
+	// Upstream is the app behind Arbor: its URL (e.g.
+	// "http://127.0.0.1:3000" or "https://app.internal/base") and how Arbor
+	// connects to it; see proxy.Upstream, which declares and documents each
+	// setting and its default. Requests no Arbor route claims are relayed
+	// there; a base path is prepended to every request path. An empty URL
+	// disables the proxy: unclaimed requests then get 404 not_found.
+	Upstream proxy.Upstream
 	// RewriteHost sends the upstream URL's host as Host instead of the
 	// client's. Default false, as oauth2-proxy does: apps build absolute
 	// URLs from Host. X-Forwarded-Host always carries the client's host.
@@ -112,12 +96,6 @@ type Options struct {
 	// identity from them (X-Forwarded-User, Remote-User, X-Email, …).
 	// Matching ignores case and treats '_' like '-'.
 	IdentityHeaders []string
-	// RewriteHeaders are header names stripped from every client request
-	// because an upstream framework may read the request's URL or path from
-	// them (X-Original-URL, X-Rewrite-URL, …) rather than the path Arbor
-	// classified. Nil: proxy.DefaultRewriteHeaders; an empty, non-nil list
-	// strips none. Matching as for IdentityHeaders.
-	RewriteHeaders []string
 	// Director edits each upstream request after stripping; Arbor's identity
 	// headers are added here. The gateway sets X-Request-Id before calling
 	// it. See proxy.Director.
@@ -208,8 +186,8 @@ func (o Options) resolve() (*resolved, error) {
 	} else if _, _, err := net.SplitHostPort(r.Listen); err != nil {
 		bad("Listen %q is not host:port (%v); write e.g. 127.0.0.1:8080 or :8080", r.Listen, err)
 	}
-	if r.Upstream != "" {
-		u, err := url.Parse(r.Upstream)
+	if r.Upstream.URL != "" {
+		u, err := url.Parse(r.Upstream.URL)
 		switch {
 		case err != nil:
 			bad("Upstream is not a URL (%v); write e.g. http://127.0.0.1:3000", redactParseError(err))
@@ -233,18 +211,18 @@ func (o Options) resolve() (*resolved, error) {
 			*d = def
 		}
 	}
-	nonNegative("UpstreamDialTimeout", &r.UpstreamDialTimeout, DefaultUpstreamDialTimeout)
-	nonNegative("UpstreamResponseHeaderTimeout", &r.UpstreamResponseHeaderTimeout, DefaultUpstreamResponseHeaderTimeout)
-	nonNegative("UpstreamIdleTimeout", &r.UpstreamIdleTimeout, DefaultUpstreamIdleTimeout)
+	nonNegative("Upstream.DialTimeout", &r.Upstream.DialTimeout, DefaultUpstreamDialTimeout)
+	nonNegative("Upstream.ResponseHeaderTimeout", &r.Upstream.ResponseHeaderTimeout, DefaultUpstreamResponseHeaderTimeout)
+	nonNegative("Upstream.IdleTimeout", &r.Upstream.IdleTimeout, DefaultUpstreamIdleTimeout)
 	nonNegative("IdleTimeout", &r.IdleTimeout, DefaultIdleTimeout)
 	nonNegative("ReadTimeout", &r.ReadTimeout, DefaultReadTimeout)
 	nonNegative("ReadyTimeout", &r.ReadyTimeout, DefaultReadyTimeout)
 
 	switch {
-	case r.UpstreamMaxConns < 0:
-		bad("UpstreamMaxConns is negative (%d); use 0 for the default %d", r.UpstreamMaxConns, DefaultUpstreamMaxConns)
-	case r.UpstreamMaxConns == 0:
-		r.UpstreamMaxConns = DefaultUpstreamMaxConns
+	case r.Upstream.MaxConns < 0:
+		bad("Upstream.MaxConns is negative (%d); use 0 for the default %d", r.Upstream.MaxConns, DefaultUpstreamMaxConns)
+	case r.Upstream.MaxConns == 0:
+		r.Upstream.MaxConns = DefaultUpstreamMaxConns
 	}
 	switch {
 	case r.MaxHeaderBytes == 0:

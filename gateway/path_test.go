@@ -9,6 +9,7 @@ import (
 
 	"github.com/vintner/arbor/gateway"
 	"github.com/vintner/arbor/gateway/httperr"
+	"github.com/vintner/arbor/gateway/proxy"
 )
 
 // urlUpstream is an upstream that reads the request target as a URL, the
@@ -34,7 +35,7 @@ func urlUpstream(t *testing.T) (string, <-chan *url.URL) {
 // of the path.
 func TestOnePathReading(t *testing.T) {
 	upURL, seen := urlUpstream(t)
-	g := startGateway(t, gateway.Options{Upstream: upURL}, mountRoutes(t, gateway.ClassAPI, func(r fiber.Router) {
+	g := startGateway(t, gateway.Options{Upstream: proxy.Upstream{URL: upURL}}, mountRoutes(t, gateway.ClassAPI, func(r fiber.Router) {
 		r.Get("/api/own", func(c *fiber.Ctx) error { return c.SendString("own " + c.Path()) })
 	}))
 	for _, tc := range []struct{ target, want string }{

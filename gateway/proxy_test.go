@@ -23,10 +23,11 @@ import (
 
 	"github.com/vintner/arbor/gateway"
 	"github.com/vintner/arbor/gateway/httperr"
+	"github.com/vintner/arbor/gateway/proxy"
 )
 
 func TestProxyUpstreamDown(t *testing.T) {
-	g := startGateway(t, gateway.Options{Upstream: "http://" + closedPort(t), UpstreamDialTimeout: time.Second}, nil)
+	g := startGateway(t, gateway.Options{Upstream: proxy.Upstream{URL: "http://" + closedPort(t), DialTimeout: time.Second}}, nil)
 	for _, accept := range []string{"", "application/json"} {
 		resp, body := get(t, g.url+"/x", map[string]string{"Accept": accept})
 		wantError(t, resp, body, http.StatusBadGateway, httperr.CodeUpstreamUnavailable)
@@ -55,7 +56,7 @@ func TestProxyUpstreamSlow(t *testing.T) {
 		}
 	})
 	defer close(release)
-	g := startGateway(t, gateway.Options{Upstream: up.URL, UpstreamResponseHeaderTimeout: 200 * time.Millisecond}, nil)
+	g := startGateway(t, gateway.Options{Upstream: proxy.Upstream{URL: up.URL, ResponseHeaderTimeout: 200 * time.Millisecond}}, nil)
 	start := time.Now()
 	resp, body := get(t, g.url+"/slow", nil)
 	wantError(t, resp, body, http.StatusGatewayTimeout, httperr.CodeUpstreamTimeout)
@@ -75,7 +76,7 @@ func TestProxyLongBodyOutlivesHeaderTimeout(t *testing.T) {
 			time.Sleep(100 * time.Millisecond)
 		}
 	})
-	g := startGateway(t, gateway.Options{Upstream: up.URL, UpstreamResponseHeaderTimeout: 150 * time.Millisecond}, nil)
+	g := startGateway(t, gateway.Options{Upstream: proxy.Upstream{URL: up.URL, ResponseHeaderTimeout: 150 * time.Millisecond}}, nil)
 	resp, body := get(t, g.url+"/long", nil)
 	if resp.StatusCode != 200 || strings.Count(string(body), "part") != 5 {
 		t.Fatalf("got %d %q, want all 5 parts", resp.StatusCode, body)
@@ -85,7 +86,7 @@ func TestProxyLongBodyOutlivesHeaderTimeout(t *testing.T) {
 func TestProxyStripsIdentityHeaders(t *testing.T) {
 	up := echoUpstream(t)
 	g := startGateway(t, gateway.Options{
-		Upstream:        up.URL,
+		Upstream:        proxy.Upstream{URL: up.URL},
 		IdentityHeaders: []string{"X-Forwarded-User", "Remote-User", "X_Email"},
 		Director: func(c *fiber.Ctx, req *fasthttp.Request) error {
 			req.Header.Set("X-Arbor-User-Id", "u-arbor")
@@ -163,7 +164,7 @@ func TestProxyForwardedHeaders(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			g := startGateway(t, gateway.Options{Upstream: up.URL, TrustedProxies: tc.trusted}, nil)
+			g := startGateway(t, gateway.Options{Upstream: proxy.Upstream{URL: up.URL}, TrustedProxies: tc.trusted}, nil)
 			resp, body := rawRequest(t, g.addr, spoof)
 			e := mustEcho(t, body)
 			for k, v := range tc.want {
@@ -195,7 +196,7 @@ func TestProxyHopByHop(t *testing.T) {
 		"Connection: keep-alive, X-Resp-Hop\r\nX-Resp-Hop: 1\r\nKeep-Alive: timeout=5\r\nProxy-Authenticate: Basic\r\n" +
 		"Upgrade: h2c\r\nTrailer: X-Sum\r\nX-Resp-Keep: 1\r\n\r\nok"
 	addr, heads := rawUpstream(t, response)
-	g := startGateway(t, gateway.Options{Upstream: "http://" + addr}, nil)
+	g := startGateway(t, gateway.Options{Upstream: proxy.Upstream{URL: "http://" + addr}}, nil)
 	req := "GET /h HTTP/1.1\r\nHost: a\r\nConnection: keep-alive, X-Req-Hop\r\nX-Req-Hop: 1\r\n" +
 		"Keep-Alive: timeout=5\r\nTE: trailers\r\nProxy-Authorization: Basic Zm9vOmJhcg==\r\nProxy-Connection: keep-alive\r\n" +
 		"Upgrade: h2c\r\nTrailer: X-Sum\r\nX-Req-Keep: 1\r\n\r\n"
@@ -252,7 +253,7 @@ func TestProxyResponseFidelity(t *testing.T) {
 			_, _ = io.WriteString(w, "a,b\n1,2\n3,4")
 		}
 	})
-	g := startGateway(t, gateway.Options{Upstream: up.URL}, nil)
+	g := startGateway(t, gateway.Options{Upstream: proxy.Upstream{URL: up.URL}}, nil)
 
 	resp, body := get(t, g.url+"/nocontenttype", nil)
 	if _, ok := resp.Header["Content-Type"]; ok || string(body) != "\x00\x01\x02" {
@@ -310,7 +311,7 @@ func TestProxyPathsAndHost(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			g := startGateway(t, gateway.Options{Upstream: tc.upstream, RewriteHost: tc.rewrite}, nil)
+			g := startGateway(t, gateway.Options{Upstream: proxy.Upstream{URL: tc.upstream}, RewriteHost: tc.rewrite}, nil)
 			resp, body := rawRequest(t, g.addr, "GET "+tc.raw+" HTTP/1.1\r\nHost: app.example\r\nConnection: close\r\n\r\n")
 			if tc.status == 400 {
 				wantError(t, resp, body, 400, httperr.CodeBadPath)
@@ -370,7 +371,7 @@ func TestProxyStreamsLargeUpload(t *testing.T) {
 		sum, n := sha(r.Body)
 		fmt.Fprintf(w, "%s %d", sum, n)
 	})
-	g := startGateway(t, gateway.Options{Upstream: up.URL, BodyLimit: 2 * bigSize}, nil)
+	g := startGateway(t, gateway.Options{Upstream: proxy.Upstream{URL: up.URL}, BodyLimit: 2 * bigSize}, nil)
 	want, _ := sha(patterned(bigSize, 1))
 	for _, chunked := range []bool{false, true} {
 		t.Run("chunked="+strconv.FormatBool(chunked), func(t *testing.T) {
@@ -408,7 +409,7 @@ func TestProxyUploadIsStreamed(t *testing.T) {
 		}
 		fmt.Fprintf(w, "%d", n)
 	})
-	g := startGateway(t, gateway.Options{Upstream: up.URL}, nil)
+	g := startGateway(t, gateway.Options{Upstream: proxy.Upstream{URL: up.URL}}, nil)
 	pr, pw := io.Pipe()
 	go func() {
 		_, _ = pw.Write(make([]byte, part))
@@ -434,7 +435,7 @@ func TestProxyStreamsLargeDownload(t *testing.T) {
 		}
 		_, _ = io.Copy(w, patterned(bigSize, 2))
 	})
-	g := startGateway(t, gateway.Options{Upstream: up.URL}, nil)
+	g := startGateway(t, gateway.Options{Upstream: proxy.Upstream{URL: up.URL}}, nil)
 	want, _ := sha(patterned(bigSize, 2))
 	for _, length := range []string{"0", "1"} {
 		t.Run("length="+length, func(t *testing.T) {
@@ -472,7 +473,7 @@ func TestProxySSE(t *testing.T) {
 		fmt.Fprint(w, "id: 2\ndata: second\n\n")
 		w.(http.Flusher).Flush()
 	})
-	g := startGateway(t, gateway.Options{Upstream: up.URL}, nil)
+	g := startGateway(t, gateway.Options{Upstream: proxy.Upstream{URL: up.URL}}, nil)
 	req, _ := http.NewRequest(http.MethodGet, g.url+"/events", nil)
 	req.Header.Set("Accept", "text/event-stream")
 	resp, err := client.Do(req)
@@ -538,7 +539,7 @@ func TestProxyWebSocket(t *testing.T) {
 		}
 	})
 	g := startGateway(t, gateway.Options{
-		Upstream: up.URL,
+		Upstream: proxy.Upstream{URL: up.URL},
 		Director: func(c *fiber.Ctx, req *fasthttp.Request) error {
 			req.Header.Set("X-Arbor-User-Id", "u-ws")
 			return nil
@@ -641,7 +642,7 @@ func TestProxyTLSUpstream(t *testing.T) {
 	t.Cleanup(up.Close)
 	pool := x509.NewCertPool()
 	pool.AddCert(up.Certificate())
-	g := startGateway(t, gateway.Options{Upstream: up.URL, UpstreamTLS: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}, nil)
+	g := startGateway(t, gateway.Options{Upstream: proxy.Upstream{URL: up.URL, TLS: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}}, nil)
 	resp, body := rawRequest(t, g.addr, "GET /x HTTP/1.1\r\nHost: app.example\r\nConnection: close\r\n\r\n")
 	if resp.StatusCode != 200 || string(body) != "tls app.example http" {
 		t.Fatalf("through TLS upstream: %d %q", resp.StatusCode, body)
@@ -653,7 +654,7 @@ func TestProxyTLSUpstream(t *testing.T) {
 // and is logged and counted.
 func TestProxyUpstreamAbortsBody(t *testing.T) {
 	addr, _ := rawUpstreamClosing(t, "HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n"+strings.Repeat("x", 20000), true)
-	g := startGateway(t, gateway.Options{Upstream: "http://" + addr}, nil)
+	g := startGateway(t, gateway.Options{Upstream: proxy.Upstream{URL: "http://" + addr}}, nil)
 	resp, err := client.Get(g.url + "/big")
 	if err != nil {
 		t.Fatal(err)
@@ -683,7 +684,7 @@ func TestProxyRetriesStaleConnection(t *testing.T) {
 	up.Config.IdleTimeout = 30 * time.Millisecond
 	up.Start()
 	t.Cleanup(up.Close)
-	g := startGateway(t, gateway.Options{Upstream: up.URL}, nil)
+	g := startGateway(t, gateway.Options{Upstream: proxy.Upstream{URL: up.URL}}, nil)
 	for i := range 3 {
 		resp, body := get(t, g.url+"/again", nil)
 		if resp.StatusCode != 200 || string(body) != "ok" {
@@ -695,7 +696,7 @@ func TestProxyRetriesStaleConnection(t *testing.T) {
 
 func TestProxyShortSmallBody(t *testing.T) {
 	addr, _ := rawUpstreamClosing(t, "HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nSet-Cookie: a=1\r\nContent-Length: 500\r\n\r\nonly a little", true)
-	g := startGateway(t, gateway.Options{Upstream: "http://" + addr}, nil)
+	g := startGateway(t, gateway.Options{Upstream: proxy.Upstream{URL: "http://" + addr}}, nil)
 	resp, body := get(t, g.url+"/short", nil)
 	wantError(t, resp, body, http.StatusBadGateway, httperr.CodeUpstreamUnavailable)
 	if resp.Header.Get("Content-Encoding") != "" || resp.Header.Get("Set-Cookie") != "" {

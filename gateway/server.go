@@ -77,25 +77,19 @@ func New(opts Options) (*Server, error) {
 			return nil
 		}
 		s.proxy, err = proxy.New(proxy.Config{
-			Upstream:              o.upstream,
-			DialTimeout:           o.UpstreamDialTimeout,
-			ResponseHeaderTimeout: o.UpstreamResponseHeaderTimeout,
-			IdleConnTimeout:       o.UpstreamIdleTimeout,
-			MaxConns:              o.UpstreamMaxConns,
-			TLSConfig:             o.UpstreamTLS,
-			TrustedProxies:        o.trusted,
-			IdentityHeaders:       o.IdentityHeaders,
-			RewriteHeaders:        o.RewriteHeaders,
-			RewriteHost:           o.RewriteHost,
-			BodyLimit:             o.BodyLimit,
-			BodyReadTimeout:       o.ReadTimeout,
-			Director:              director,
-			Observe:               observeStream,
-			MaxPerClient:          o.UpstreamMaxPerClient,
-			ClientAddr:            clientKey,
-			TunnelIdleTimeout:     o.WebSocketIdleTimeout,
-			TunnelOwner:           o.TunnelOwner,
-			Logger:                o.Logger,
+			Upstream:          o.Upstream,
+			TrustedProxies:    o.trusted,
+			IdentityHeaders:   o.IdentityHeaders,
+			RewriteHost:       o.RewriteHost,
+			BodyLimit:         o.BodyLimit,
+			BodyReadTimeout:   o.ReadTimeout,
+			Director:          director,
+			Observe:           observeStream,
+			MaxPerClient:      o.UpstreamMaxPerClient,
+			ClientAddr:        clientKey,
+			TunnelIdleTimeout: o.WebSocketIdleTimeout,
+			TunnelOwner:       o.TunnelOwner,
+			Logger:            o.Logger,
 		})
 		if err != nil {
 			return nil, fmt.Errorf("gateway: %w", err)

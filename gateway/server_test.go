@@ -18,6 +18,7 @@ import (
 	"github.com/vintner/arbor/gateway"
 	"github.com/vintner/arbor/gateway/edge/reqbody"
 	"github.com/vintner/arbor/gateway/httperr"
+	"github.com/vintner/arbor/gateway/proxy"
 )
 
 func TestHealthz(t *testing.T) {
@@ -75,7 +76,7 @@ func TestReadyz(t *testing.T) {
 func TestMetricsExposure(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	up := echoUpstream(t)
-	g := startGateway(t, gateway.Options{Registry: reg, Upstream: up.URL}, nil)
+	g := startGateway(t, gateway.Options{Registry: reg, Upstream: proxy.Upstream{URL: up.URL}}, nil)
 	get(t, g.url+"/healthz", nil)
 	get(t, g.url+"/some/app/page?x=1", nil)
 	g.srv.Metrics().StoreError("get_session")
@@ -120,7 +121,7 @@ func TestRequestIDAndAccessLog(t *testing.T) {
 	generated := regexp.MustCompile(`^[0-9a-f]{32}$`)
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			g := startGateway(t, gateway.Options{Upstream: up.URL}, mountRoutes(t, gateway.ClassAPI, func(r fiber.Router) {
+			g := startGateway(t, gateway.Options{Upstream: proxy.Upstream{URL: up.URL}}, mountRoutes(t, gateway.ClassAPI, func(r fiber.Router) {
 				r.Get("/api/whoami", func(c *fiber.Ctx) error {
 					gateway.Logger(c).Info("handler says hi")
 					return c.SendString(gateway.RequestID(c))
@@ -264,7 +265,7 @@ func TestNotFoundWithoutUpstream(t *testing.T) {
 
 func TestHeaderTooLarge(t *testing.T) {
 	up := echoUpstream(t)
-	g := startGateway(t, gateway.Options{Upstream: up.URL, MaxHeaderBytes: 4096}, nil)
+	g := startGateway(t, gateway.Options{Upstream: proxy.Upstream{URL: up.URL}, MaxHeaderBytes: 4096}, nil)
 	big := strings.Repeat("a", 8192)
 	resp, body := rawRequest(t, g.addr, "GET / HTTP/1.1\r\nHost: x\r\nCookie: c="+big+"\r\n\r\n")
 	e := wantError(t, resp, body, http.StatusRequestHeaderFieldsTooLarge, httperr.CodeHeaderTooLarge)
@@ -292,7 +293,7 @@ func TestBodyLimit(t *testing.T) {
 		hits <- r.URL.Path
 		_, _ = io.Copy(io.Discard, r.Body)
 	})
-	g := startGateway(t, gateway.Options{Upstream: up.URL, BodyLimit: 1024, APIBodyLimit: 100},
+	g := startGateway(t, gateway.Options{Upstream: proxy.Upstream{URL: up.URL}, BodyLimit: 1024, APIBodyLimit: 100},
 		mountRoutes(t, gateway.ClassAPI, func(r fiber.Router) {
 			r.Post("/api/echo", func(c *fiber.Ctx) error { return c.Send(reqbody.Raw(c)) })
 		}))
@@ -350,16 +351,16 @@ func TestOptionsValidation(t *testing.T) {
 		opts gateway.Options
 		want []string
 	}{
-		{name: "scheme", opts: gateway.Options{Upstream: "ftp://files"}, want: []string{"Upstream", "http or https"}},
-		{name: "credentials", opts: gateway.Options{Upstream: "http://user:hunter2@app:3000"}, want: []string{"credentials"}},
-		{name: "no host", opts: gateway.Options{Upstream: "http:///path"}, want: []string{"no host"}},
+		{name: "scheme", opts: gateway.Options{Upstream: proxy.Upstream{URL: "ftp://files"}}, want: []string{"Upstream", "http or https"}},
+		{name: "credentials", opts: gateway.Options{Upstream: proxy.Upstream{URL: "http://user:hunter2@app:3000"}}, want: []string{"credentials"}},
+		{name: "no host", opts: gateway.Options{Upstream: proxy.Upstream{URL: "http:///path"}}, want: []string{"no host"}},
 		{name: "cidr", opts: gateway.Options{TrustedProxies: []string{"10.0.0.0/8", "10.0.0.0/33"}}, want: []string{"TrustedProxies[1]", "10.0.0.0/8"}},
-		{name: "negative timeout", opts: gateway.Options{UpstreamDialTimeout: -time.Second}, want: []string{"UpstreamDialTimeout"}},
+		{name: "negative timeout", opts: gateway.Options{Upstream: proxy.Upstream{DialTimeout: -time.Second}}, want: []string{"Upstream.DialTimeout"}},
 		{name: "tiny header limit", opts: gateway.Options{MaxHeaderBytes: 100}, want: []string{"MaxHeaderBytes"}},
 		{name: "listen", opts: gateway.Options{Listen: "8080"}, want: []string{"Listen", "host:port"}},
-		{name: "identity header", opts: gateway.Options{Upstream: "http://a", IdentityHeaders: []string{"X User"}}, want: []string{"IdentityHeaders[0]"}},
-		{name: "identity host", opts: gateway.Options{Upstream: "http://a", IdentityHeaders: []string{"host"}}, want: []string{"cannot be stripped"}},
-		{name: "several at once", opts: gateway.Options{Upstream: "gopher://x", BodyLimit: -5}, want: []string{"Upstream", "BodyLimit"}},
+		{name: "identity header", opts: gateway.Options{Upstream: proxy.Upstream{URL: "http://a"}, IdentityHeaders: []string{"X User"}}, want: []string{"IdentityHeaders[0]"}},
+		{name: "identity host", opts: gateway.Options{Upstream: proxy.Upstream{URL: "http://a"}, IdentityHeaders: []string{"host"}}, want: []string{"cannot be stripped"}},
+		{name: "several at once", opts: gateway.Options{Upstream: proxy.Upstream{URL: "gopher://x"}, BodyLimit: -5}, want: []string{"Upstream", "BodyLimit"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -377,14 +378,14 @@ func TestOptionsValidation(t *testing.T) {
 			}
 		})
 	}
-	if _, err := gateway.New(gateway.Options{Upstream: "https://app.internal:8443/base", TrustedProxies: []string{"10.1.2.3", "fd00::/8"}}); err != nil {
+	if _, err := gateway.New(gateway.Options{Upstream: proxy.Upstream{URL: "https://app.internal:8443/base"}, TrustedProxies: []string{"10.1.2.3", "fd00::/8"}}); err != nil {
 		t.Fatalf("valid options rejected: %v", err)
 	}
 }
 
 func TestMountPrecedenceAndOrder(t *testing.T) {
 	up := echoUpstream(t)
-	g := startGateway(t, gateway.Options{Upstream: up.URL}, mountRoutes(t, gateway.ClassAuth, func(r fiber.Router) {
+	g := startGateway(t, gateway.Options{Upstream: proxy.Upstream{URL: up.URL}}, mountRoutes(t, gateway.ClassAuth, func(r fiber.Router) {
 		r.Get("/auth/login", func(c *fiber.Ctx) error { return c.SendString("arbor login") })
 		r.Route("/auth/cli", func(r fiber.Router) {
 			r.Get("/start", func(c *fiber.Ctx) error { return c.SendString("cli start") })
@@ -420,7 +421,7 @@ func TestGracefulShutdown(t *testing.T) {
 		time.Sleep(700 * time.Millisecond)
 		_, _ = io.WriteString(w, "finished")
 	})
-	s, err := gateway.New(gateway.Options{Upstream: up.URL, Logger: discardLogger()})
+	s, err := gateway.New(gateway.Options{Upstream: proxy.Upstream{URL: up.URL}, Logger: discardLogger()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -504,7 +505,7 @@ func TestClientTimeouts(t *testing.T) {
 		time.Sleep(400 * time.Millisecond)
 		_, _ = io.WriteString(w, "slow but fine")
 	})
-	g := startGateway(t, gateway.Options{Upstream: up.URL, ReadTimeout: 150 * time.Millisecond, IdleTimeout: 300 * time.Millisecond}, nil)
+	g := startGateway(t, gateway.Options{Upstream: proxy.Upstream{URL: up.URL}, ReadTimeout: 150 * time.Millisecond, IdleTimeout: 300 * time.Millisecond}, nil)
 
 	closedWithin := func(t *testing.T, c net.Conn, limit time.Duration) time.Duration {
 		t.Helper()

@@ -86,9 +86,7 @@ func TestSlowUploadersDoNotStarveOthers(t *testing.T) {
 		fmt.Fprintf(w, "got %d bytes", n)
 	})
 	g := startGateway(t, gateway.Options{
-		Upstream:             up.URL,
-		UpstreamMaxConns:     20,
-		UpstreamDialTimeout:  time.Second,
+		Upstream:             proxy.Upstream{URL: up.URL, MaxConns: 20, DialTimeout: time.Second},
 		UpstreamMaxPerClient: 10,
 		UploadMinRate:        1000,
 		MinRateGrace:         300 * time.Millisecond,
@@ -171,9 +169,7 @@ func TestSlowReadersDoNotStarveOthers(t *testing.T) {
 		_, _ = io.Copy(w, patterned(size, 7))
 	})
 	g := startGateway(t, gateway.Options{
-		Upstream:             up.URL,
-		UpstreamMaxConns:     20,
-		UpstreamDialTimeout:  time.Second,
+		Upstream:             proxy.Upstream{URL: up.URL, MaxConns: 20, DialTimeout: time.Second},
 		UpstreamMaxPerClient: 10,
 		DownloadMinRate:      1000,
 		MinRateGrace:         300 * time.Millisecond,
@@ -251,7 +247,7 @@ func TestSlowReadersDoNotStarveOthers(t *testing.T) {
 func TestConnectionCapPerAddress(t *testing.T) {
 	up := echoUpstream(t)
 	g := startGateway(t, gateway.Options{
-		Upstream:           up.URL,
+		Upstream:           proxy.Upstream{URL: up.URL},
 		MaxConnsPerAddress: 3,
 		TrustedProxies:     []string{"127.0.0.3"},
 	}, nil)
@@ -342,7 +338,7 @@ func TestUpstreamCapPerClient(t *testing.T) {
 	unblock := func() { once.Do(func() { close(release) }) }
 	t.Cleanup(unblock) // before the upstream's Close, even if the test fails
 	g := startGateway(t, gateway.Options{
-		Upstream:             up.URL,
+		Upstream:             proxy.Upstream{URL: up.URL},
 		UpstreamMaxPerClient: 3,
 		TrustedProxies:       []string{"127.0.0.1"},
 	}, nil)
@@ -416,7 +412,7 @@ func echoWS(t *testing.T) string {
 // TestWebSocketIdleLimit: a tunnel with traffic stays open past the idle
 // limit; one without is closed.
 func TestWebSocketIdleLimit(t *testing.T) {
-	g := startGateway(t, gateway.Options{Upstream: echoWS(t), WebSocketIdleTimeout: 300 * time.Millisecond}, nil)
+	g := startGateway(t, gateway.Options{Upstream: proxy.Upstream{URL: echoWS(t)}, WebSocketIdleTimeout: 300 * time.Millisecond}, nil)
 	dialer := websocket.Dialer{HandshakeTimeout: 5 * time.Second}
 	busy, _, err := dialer.Dial("ws://"+g.addr+"/ws", nil)
 	if err != nil {
@@ -450,7 +446,7 @@ func TestWebSocketIdleLimit(t *testing.T) {
 // sign-in and leaves the others open.
 func TestWebSocketClosedWithItsOwner(t *testing.T) {
 	g := startGateway(t, gateway.Options{
-		Upstream:    echoWS(t),
+		Upstream:    proxy.Upstream{URL: echoWS(t)},
 		TunnelOwner: func(c *fiber.Ctx) string { return c.Query("owner") },
 	}, nil)
 	dialer := websocket.Dialer{HandshakeTimeout: 5 * time.Second}

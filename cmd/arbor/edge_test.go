@@ -26,6 +26,7 @@ import (
 	"github.com/vintner/arbor/gateway/config"
 	"github.com/vintner/arbor/gateway/edge/reqbody"
 	"github.com/vintner/arbor/gateway/httperr"
+	"github.com/vintner/arbor/gateway/proxy"
 )
 
 // gz compresses b with gzip.
@@ -120,7 +121,7 @@ func TestEveryArborRouteRefusesEncodedBodies(t *testing.T) {
 	go up.Serve(upLn)
 	t.Cleanup(func() { up.Close() })
 	srv, err := gateway.New(gateway.Options{
-		Upstream: "http://" + upLn.Addr().String(), Guard: wa.web.Guard, Director: wa.web.Director,
+		Upstream: proxy.Upstream{URL: "http://" + upLn.Addr().String()}, Guard: wa.web.Guard, Director: wa.web.Director,
 		IdentityHeaders: wa.web.StrippedHeaders(), Logger: log, AccessLogger: log,
 	})
 	if err != nil {

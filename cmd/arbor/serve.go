@@ -154,23 +154,19 @@ func serve(ctx context.Context, cfg config.Config, hooks serveHooks) error {
 	}
 
 	gopts := gateway.Options{
-		Listen:                        cfg.Listen,
-		Upstream:                      cfg.Upstream.URL,
-		UpstreamDialTimeout:           cfg.Upstream.DialTimeout,
-		UpstreamResponseHeaderTimeout: cfg.Upstream.ResponseHeaderTimeout,
-		UpstreamIdleTimeout:           cfg.Upstream.IdleTimeout,
-		IdleTimeout:                   cfg.Server.IdleTimeout,
-		ReadTimeout:                   cfg.Server.ReadTimeout,
-		MaxHeaderBytes:                cfg.Server.MaxHeaderBytes,
-		BodyLimit:                     int64(cfg.Server.BodyLimit),
-		TrustedProxies:                cfg.Server.TrustedProxies,
-		IdentityHeaders:               append(append([]string(nil), cfg.Server.IdentityHeaders...), wa.web.StrippedHeaders()...),
-		RewriteHeaders:                append([]string{}, cfg.Upstream.RewriteHeaders...), // non-nil: an empty list strips none
-		Guard:                         limits.Guard(wa.web.Guard),
-		NoPublicMetrics:               cfg.Server.MetricsListen != config.MetricsPublic,
-		Director:                      wa.web.Director,
-		Logger:                        log,
-		AccessLogger:                  accessLog,
+		Listen:          cfg.Listen,
+		Upstream:        cfg.Upstream,
+		IdleTimeout:     cfg.Server.IdleTimeout,
+		ReadTimeout:     cfg.Server.ReadTimeout,
+		MaxHeaderBytes:  cfg.Server.MaxHeaderBytes,
+		BodyLimit:       int64(cfg.Server.BodyLimit),
+		TrustedProxies:  cfg.Server.TrustedProxies,
+		IdentityHeaders: append(append([]string(nil), cfg.Server.IdentityHeaders...), wa.web.StrippedHeaders()...),
+		Guard:           limits.Guard(wa.web.Guard),
+		NoPublicMetrics: cfg.Server.MetricsListen != config.MetricsPublic,
+		Director:        wa.web.Director,
+		Logger:          log,
+		AccessLogger:    accessLog,
 		Ready: func(ctx context.Context) error {
 			if err := store.Ping(ctx); err != nil {
 				return err

@@ -15,7 +15,6 @@ import (
 // "Slow clients and connections") from the server.* keys, where 0 turns a
 // check off (the gateway's -1).
 func slowClientOptions(o *gateway.Options, s config.Server, up config.Upstream) {
-	o.UpstreamMaxConns = up.MaxConns
 	off := func(v int) int64 {
 		if v == 0 {
 			return -1

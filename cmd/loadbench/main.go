@@ -129,6 +129,7 @@ import (
 	"github.com/vintner/arbor/data/etcd/etcdtest"
 	"github.com/vintner/arbor/gateway"
 	arborconfig "github.com/vintner/arbor/gateway/config"
+	arborproxy "github.com/vintner/arbor/gateway/proxy"
 	"github.com/vintner/arbor/gateway/session"
 	"github.com/vintner/arbor/plugins/builtin/fakes"
 	"github.com/vintner/arbor/sdk/client"
@@ -245,7 +246,7 @@ func runBareProxy(args []string) error {
 func runArborGateway() error {
 	opts := gateway.Options{
 		Listen:   os.Getenv("ARBOR_LISTEN"),
-		Upstream: os.Getenv("ARBOR_UPSTREAM_URL"),
+		Upstream: arborproxy.Upstream{URL: os.Getenv("ARBOR_UPSTREAM_URL")},
 	}
 	switch os.Getenv("LOADBENCH_ARBOR_LOG") {
 	case "discard":

@@ -33,6 +33,7 @@ import (
 	"github.com/vintner/arbor/data/etcd/etcdtest"
 	"github.com/vintner/arbor/gateway"
 	"github.com/vintner/arbor/gateway/clitoken"
+	"github.com/vintner/arbor/gateway/proxy"
 	"github.com/vintner/arbor/gateway/scope"
 	"github.com/vintner/arbor/gateway/session"
 	"github.com/vintner/arbor/gateway/sessiontoken"
@@ -116,7 +117,7 @@ func newFixtureOn(t *testing.T, maxPending, maxPerAddr int, open func(now func()
 	}
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(599) }))
 	t.Cleanup(up.Close)
-	srv, err := gateway.New(gateway.Options{Upstream: up.URL, TrustedProxies: []string{"127.0.0.1"}, Logger: quiet, AccessLogger: quiet})
+	srv, err := gateway.New(gateway.Options{Upstream: proxy.Upstream{URL: up.URL}, TrustedProxies: []string{"127.0.0.1"}, Logger: quiet, AccessLogger: quiet})
 	if err != nil {
 		t.Fatal(err)
 	}

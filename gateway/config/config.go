@@ -37,6 +37,8 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/vintner/arbor/gateway/proxy"
 )
 
 // Config is Arbor's whole configuration. Every field documents its default;
@@ -137,29 +139,15 @@ type Server struct {
 	WebSocketIdleTimeout time.Duration `yaml:"websocket_idle_timeout"`
 }
 
-// Upstream configures the proxied application.
-type Upstream struct {
-	// URL of the upstream app (scheme, host, optional port). Default
-	// http://127.0.0.1:3000.
-	URL string `yaml:"url"`
-	// DialTimeout bounds connecting to the upstream. Default 5s.
-	DialTimeout time.Duration `yaml:"dial_timeout"`
-	// ResponseHeaderTimeout bounds the wait for the upstream's response
-	// headers; the body may then stream for as long as it needs. Default 60s.
-	ResponseHeaderTimeout time.Duration `yaml:"response_header_timeout"`
-	// IdleTimeout closes idle upstream keep-alive connections. Default 90s.
-	IdleTimeout time.Duration `yaml:"idle_timeout"`
-	// RewriteHeaders are stripped from every proxied request because a
-	// framework may take the request's URL or path from them instead of
-	// the path Arbor classified (see docs/edge.md). Default
-	// DefaultRewriteHeaders: X-Original-URL, X-Rewrite-URL, X-Original-URI,
-	// X-Original-Path, X-Envoy-Original-Path. An empty list strips none.
-	RewriteHeaders []string `yaml:"rewrite_headers"`
-	// MaxConns caps connections to the upstream; every request in
-	// progress and every open event stream holds one. Size
-	// server.upstream_max_per_client well below it. Default 2048.
-	MaxConns int `yaml:"max_conns"`
-}
+// Upstream configures the proxied application (the upstream: section). It
+// is declared once, as proxy.Upstream, with its YAML keys and the
+// documentation of each: a new upstream setting is written there. The
+// defaults here are those of Default: url http://127.0.0.1:3000,
+// dial_timeout 5s, response_header_timeout 60s, idle_timeout 90s,
+// rewrite_headers DefaultRewriteHeaders (X-Original-URL, X-Rewrite-URL,
+// X-Original-URI, X-Original-Path, X-Envoy-Original-Path; an empty list
+// strips none), max_conns 2048.
+type Upstream = proxy.Upstream
 
 // Store configures persistence.
 type Store struct {
@@ -337,6 +325,11 @@ func (c *Config) fillDerived() {
 		c.Store.Path = filepath.Join(c.DataDir, "arbor.db")
 	}
 	c.PublicURL = strings.TrimRight(c.PublicURL, "/")
+	if c.Upstream.RewriteHeaders == nil {
+		// Emptied in the file or the environment: strip none (nil
+		// would mean the proxy's default list).
+		c.Upstream.RewriteHeaders = []string{}
+	}
 	c.fillPluginDefaults()
 	c.fillAuthDefaults()
 }

@@ -307,5 +307,9 @@ func TestRewriteHeaders(t *testing.T) {
 		if len(cfg.Upstream.RewriteHeaders) != 0 {
 			t.Errorf("emptied rewrite_headers = %q", cfg.Upstream.RewriteHeaders)
 		}
+		// Non-nil: the proxy reads nil as its default list.
+		if cfg.Upstream.RewriteHeaders == nil {
+			t.Errorf("emptied rewrite_headers is nil: the proxy would strip its default list")
+		}
 	}
 }

@@ -3,7 +3,6 @@ package proxy
 import (
 	"bufio"
 	"net"
-	"net/url"
 	"strings"
 	"testing"
 
@@ -20,8 +19,7 @@ const browserRequest = "GET /app/dashboard?tab=1 HTTP/1.1\r\nHost: trellis.examp
 // BenchmarkRewriteRequest measures the header work done on every proxied
 // request: hop-by-hop and identity stripping plus forwarding headers.
 func BenchmarkRewriteRequest(b *testing.B) {
-	u, _ := url.Parse("http://127.0.0.1:3000")
-	p, err := New(Config{Upstream: u, IdentityHeaders: []string{"Remote-User", "X-Forwarded-User"}})
+	p, err := New(Config{Upstream: Upstream{URL: "http://127.0.0.1:3000"}, IdentityHeaders: []string{"Remote-User", "X-Forwarded-User"}})
 	if err != nil {
 		b.Fatal(err)
 	}

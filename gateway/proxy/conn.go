@@ -26,7 +26,7 @@ func (e *dialError) Unwrap() error { return e.err }
 // dialRaw opens a TCP (and, for an https upstream, TLS) connection to the
 // upstream within the dial timeout.
 func (p *Proxy) dialRaw(ctx context.Context) (net.Conn, error) {
-	ctx, cancel := context.WithTimeout(ctx, p.cfg.DialTimeout)
+	ctx, cancel := context.WithTimeout(ctx, p.cfg.Upstream.DialTimeout)
 	defer cancel()
 	conn, err := p.dialer.DialContext(ctx, "tcp", p.addr)
 	if err != nil {

@@ -55,7 +55,7 @@
 // two timer updates per request. A pooled connection that the upstream
 // closed while idle is retried once on a new one, for idempotent methods
 // without a body only: a POST may already have been acted on. Idle pooled
-// connections are closed after IdleConnTimeout, 4 s by default, below the
+// connections are closed after Upstream.IdleTimeout, 4 s by default, below the
 // 5 s keep-alive of Node.js servers, so that Arbor rarely picks a
 // connection the upstream is about to close.
 //

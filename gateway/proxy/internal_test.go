@@ -1,7 +1,7 @@
 package proxy
 
 import (
-	"net/url"
+	"strings"
 	"testing"
 
 	"github.com/valyala/fasthttp"
@@ -43,8 +43,8 @@ func TestHasDotSegment(t *testing.T) {
 }
 
 func TestClassify(t *testing.T) {
-	u, _ := url.Parse("http://127.0.0.1:1")
-	p, err := New(Config{Upstream: u, IdentityHeaders: []string{"Remote-User", "x_email"}})
+	u := "http://127.0.0.1:1"
+	p, err := New(Config{Upstream: Upstream{URL: u}, IdentityHeaders: []string{"Remote-User", "x_email"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -108,7 +108,7 @@ func TestClassify(t *testing.T) {
 		{[]string{"X-Custom-Path"}, keep, drop},
 		{[]string{}, keep, keep},
 	} {
-		q, err := New(Config{Upstream: u, RewriteHeaders: tc.list})
+		q, err := New(Config{Upstream: Upstream{URL: u, RewriteHeaders: tc.list}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -185,13 +185,15 @@ func TestIsWebSocketUpgrade(t *testing.T) {
 }
 
 func TestNewValidates(t *testing.T) {
-	for _, raw := range []string{"ftp://x", "http://", "http://u:p@x", "http://x/?q=1"} {
-		u, _ := url.Parse(raw)
-		if _, err := New(Config{Upstream: u}); err == nil {
+	for _, raw := range []string{"ftp://x", "http://", "http://u:p@x", "http://x/?q=1", "http://x:port"} {
+		_, err := New(Config{Upstream: Upstream{URL: raw}})
+		if err == nil {
 			t.Errorf("New accepted Upstream %q", raw)
+		} else if strings.Contains(err.Error(), "u:p") {
+			t.Errorf("New's error repeats the credentials: %v", err)
 		}
 	}
 	if _, err := New(Config{}); err == nil {
-		t.Errorf("New accepted a nil Upstream")
+		t.Errorf("New accepted an empty Upstream")
 	}
 }

@@ -51,7 +51,7 @@ const (
 
 // DefaultRewriteHeaders are the headers through which a framework may read
 // a request URL or path other than the one in the request line, and that
-// the proxy therefore strips by default (Config.RewriteHeaders):
+// the proxy therefore strips by default (Upstream.RewriteHeaders):
 //
 //   - X-Original-URL and X-Rewrite-URL: set by IIS's URL Rewrite module,
 //     and honoured as the request URI by Symfony before 2.7.49, 2.8.44,
@@ -78,30 +78,9 @@ var DefaultRewriteHeaders = []string{
 
 // Config configures a Proxy. Zero values get the documented defaults.
 type Config struct {
-	// Upstream is where requests go: http or https, host and optional port,
-	// optional base path that is prepended to every request path. Required.
-	Upstream *url.URL
-
-	// DialTimeout bounds opening a connection (and the TLS handshake) to the
-	// upstream. Default 5s. A failed or timed-out dial answers 502
-	// upstream_unavailable: the upstream is down, not slow.
-	DialTimeout time.Duration
-	// ResponseHeaderTimeout bounds the wait for the upstream's response
-	// header once the request has been sent. The body is not limited, so
-	// downloads and event streams can run as long as they need. Default 60s.
-	// Exceeding it answers 504 upstream_timeout.
-	ResponseHeaderTimeout time.Duration
-	// IdleConnTimeout closes pooled upstream connections idle this long.
-	// Default 4s, below the 5s keep-alive timeout of Node.js servers, the
-	// shortest common default: an upstream that closes an idle connection
-	// first makes the next request on it fail.
-	IdleConnTimeout time.Duration
-	// MaxConns caps concurrent connections to the upstream. Each streaming
-	// response (SSE) holds one for its lifetime. Default 2048.
-	MaxConns int
-	// TLSConfig is used for an https upstream. Nil means the system roots and
-	// the upstream's host name.
-	TLSConfig *tls.Config
+	// Upstream is where requests go and how connections to it are made
+	// (URL required). See Upstream.
+	Upstream Upstream
 
 	// TrustedProxies are the networks whose X-Forwarded-*, Forwarded and
 	// X-Real-Ip headers are believed and extended. From any other peer those
@@ -188,9 +167,12 @@ type Proxy struct {
 // New validates cfg and returns a Proxy. Errors name the field and say how
 // to fix it.
 func New(cfg Config) (*Proxy, error) {
-	u := cfg.Upstream
-	if u == nil {
+	if cfg.Upstream.URL == "" {
 		return nil, errors.New("proxy: Upstream is required; set it to the app's base URL, e.g. http://127.0.0.1:3000")
+	}
+	u, err := url.Parse(cfg.Upstream.URL)
+	if err != nil {
+		return nil, fmt.Errorf("proxy: Upstream is not a URL (%v); write it as scheme://host[:port][/base], e.g. http://127.0.0.1:3000", urlParseError(err))
 	}
 	if u.Scheme != "http" && u.Scheme != "https" {
 		return nil, fmt.Errorf("proxy: Upstream %q: scheme must be http or https, e.g. http://127.0.0.1:3000", u.Redacted())
@@ -204,13 +186,13 @@ func New(cfg Config) (*Proxy, error) {
 	if u.RawQuery != "" || u.Fragment != "" {
 		return nil, fmt.Errorf("proxy: Upstream %q must not have a query or fragment; only scheme, host, port and base path are used", u.Redacted())
 	}
-	if cfg.RewriteHeaders == nil {
-		cfg.RewriteHeaders = DefaultRewriteHeaders
+	if cfg.Upstream.RewriteHeaders == nil {
+		cfg.Upstream.RewriteHeaders = DefaultRewriteHeaders
 	}
 	for _, l := range []struct {
 		field string
 		names []string
-	}{{"IdentityHeaders", cfg.IdentityHeaders}, {"RewriteHeaders", cfg.RewriteHeaders}} {
+	}{{"IdentityHeaders", cfg.IdentityHeaders}, {"RewriteHeaders", cfg.Upstream.RewriteHeaders}} {
 		for i, name := range l.names {
 			n := strings.TrimSpace(name)
 			if n == "" || len(n) > maxIdentityLen || !validToken(n) {
@@ -222,17 +204,17 @@ func New(cfg Config) (*Proxy, error) {
 			}
 		}
 	}
-	if cfg.DialTimeout <= 0 {
-		cfg.DialTimeout = DefaultDialTimeout
+	if cfg.Upstream.DialTimeout <= 0 {
+		cfg.Upstream.DialTimeout = DefaultDialTimeout
 	}
-	if cfg.ResponseHeaderTimeout <= 0 {
-		cfg.ResponseHeaderTimeout = DefaultResponseHeaderTimeout
+	if cfg.Upstream.ResponseHeaderTimeout <= 0 {
+		cfg.Upstream.ResponseHeaderTimeout = DefaultResponseHeaderTimeout
 	}
-	if cfg.IdleConnTimeout <= 0 {
-		cfg.IdleConnTimeout = DefaultIdleConnTimeout
+	if cfg.Upstream.IdleTimeout <= 0 {
+		cfg.Upstream.IdleTimeout = DefaultIdleConnTimeout
 	}
-	if cfg.MaxConns <= 0 {
-		cfg.MaxConns = DefaultMaxConns
+	if cfg.Upstream.MaxConns <= 0 {
+		cfg.Upstream.MaxConns = DefaultMaxConns
 	}
 	if cfg.BodyLimit == 0 {
 		cfg.BodyLimit = DefaultBodyLimit
@@ -244,7 +226,7 @@ func New(cfg Config) (*Proxy, error) {
 	p := &Proxy{
 		cfg:          cfg,
 		upstreamHost: u.Host,
-		identity:     newIdentitySet(append(append([]string(nil), cfg.IdentityHeaders...), cfg.RewriteHeaders...)),
+		identity:     newIdentitySet(append(append([]string(nil), cfg.IdentityHeaders...), cfg.Upstream.RewriteHeaders...)),
 		dialer:       net.Dialer{KeepAlive: 30 * time.Second},
 	}
 	port := u.Port()
@@ -259,7 +241,7 @@ func New(cfg Config) (*Proxy, error) {
 		p.basePath = []byte(base)
 	}
 	if u.Scheme == "https" {
-		tc := cfg.TLSConfig.Clone()
+		tc := cfg.Upstream.TLS.Clone()
 		if tc == nil {
 			tc = &tls.Config{MinVersion: tls.VersionTLS12}
 		}
@@ -277,7 +259,7 @@ func New(cfg Config) (*Proxy, error) {
 		p.clientAddr = peerKey
 	}
 	p.tunnels.init(cfg.TunnelIdleTimeout, cfg.Logger, p.limiter)
-	p.watchdog.start(cfg.ResponseHeaderTimeout)
+	p.watchdog.start(cfg.Upstream.ResponseHeaderTimeout)
 
 	p.client = &fasthttp.HostClient{
 		Addr: p.addr,
@@ -286,9 +268,9 @@ func New(cfg Config) (*Proxy, error) {
 		// plaintext; the HostClient itself speaks plain HTTP. There is no
 		// ReadTimeout: headerConn's watchdog enforces ResponseHeaderTimeout.
 		IsTLS:                         false,
-		MaxConns:                      cfg.MaxConns,
-		MaxConnWaitTimeout:            cfg.DialTimeout,
-		MaxIdleConnDuration:           cfg.IdleConnTimeout,
+		MaxConns:                      cfg.Upstream.MaxConns,
+		MaxConnWaitTimeout:            cfg.Upstream.DialTimeout,
+		MaxIdleConnDuration:           cfg.Upstream.IdleTimeout,
 		StreamResponseBody:            true,
 		DisablePathNormalizing:        true,
 		DisableHeaderNamesNormalizing: false,

@@ -86,7 +86,7 @@ func (p *Proxy) serveWebSocket(c *fiber.Ctx, x *exchange) error {
 
 	// The handshake (request out, response header back) runs under the
 	// response-header timeout.
-	if err := up.SetDeadline(time.Now().Add(p.cfg.ResponseHeaderTimeout)); err != nil {
+	if err := up.SetDeadline(time.Now().Add(p.cfg.Upstream.ResponseHeaderTimeout)); err != nil {
 		return UnavailableError(err)
 	}
 	req.URI().DisablePathNormalizing = true

@@ -18,6 +18,7 @@ import (
 	"github.com/vintner/arbor/data/boltdb"
 	"github.com/vintner/arbor/gateway"
 	"github.com/vintner/arbor/gateway/edge/edgetest"
+	"github.com/vintner/arbor/gateway/proxy"
 	"github.com/vintner/arbor/gateway/session"
 	"github.com/vintner/arbor/gateway/tunnelwatch"
 )
@@ -63,7 +64,7 @@ func TestTunnelsEndWithTheirSignIn(t *testing.T) {
 	}))
 	t.Cleanup(up.Close)
 	srv, err := gateway.New(gateway.Options{
-		Upstream: up.URL,
+		Upstream: proxy.Upstream{URL: up.URL},
 		Logger:   slog.New(slog.NewTextHandler(io.Discard, nil)),
 		// The test's stand-in for the guard: the identity comes from the
 		// query.

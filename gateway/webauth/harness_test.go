@@ -33,6 +33,7 @@ import (
 	"github.com/vintner/arbor/gateway/connections"
 	"github.com/vintner/arbor/gateway/integrations"
 	"github.com/vintner/arbor/gateway/providers"
+	"github.com/vintner/arbor/gateway/proxy"
 	"github.com/vintner/arbor/gateway/scope"
 	"github.com/vintner/arbor/gateway/session"
 	"github.com/vintner/arbor/gateway/sessiontoken"
@@ -318,7 +319,7 @@ func newEnv(t *testing.T, o envOptions) *env {
 		t.Fatal(err)
 	}
 	srv, err := gateway.New(gateway.Options{
-		Upstream:        up.URL,
+		Upstream:        proxy.Upstream{URL: up.URL},
 		IdentityHeaders: wa.StrippedHeaders(),
 		Guard:           wa.Guard,
 		Director:        wa.Director,

@@ -12,6 +12,7 @@ import (
 
 	"github.com/vintner/arbor/gateway"
 	"github.com/vintner/arbor/gateway/edge/ratelimit"
+	"github.com/vintner/arbor/gateway/proxy"
 )
 
 // browserRequest fills req like a signed-in browser's proxied request.
@@ -75,7 +76,7 @@ func BenchmarkProxiedPaired(b *testing.B) {
 	}
 	bare := func(c *fiber.Ctx) (bool, error) { return true, nil }
 	start := func(guard func(*fiber.Ctx) (bool, error)) string {
-		s, err := gateway.New(gateway.Options{Upstream: "http://" + upLn.Addr().String(), Guard: guard,
+		s, err := gateway.New(gateway.Options{Upstream: proxy.Upstream{URL: "http://" + upLn.Addr().String()}, Guard: guard,
 			Logger: slog.New(slog.NewJSONHandler(io.Discard, nil))})
 		if err != nil {
 			b.Fatal(err)

@@ -18,6 +18,7 @@ import (
 	"github.com/vintner/arbor/gateway"
 	"github.com/vintner/arbor/gateway/edge/ratelimit"
 	"github.com/vintner/arbor/gateway/httperr"
+	"github.com/vintner/arbor/gateway/proxy"
 )
 
 // clock is a test clock the limiter reads; tests move it instead of
@@ -73,7 +74,7 @@ func newEnv(t *testing.T, rates [ratelimit.NumClasses]ratelimit.Rate) *env {
 		t.Fatal(err)
 	}
 	srv, err := gateway.New(gateway.Options{
-		Upstream:       "http://" + upLn.Addr().String(),
+		Upstream:       proxy.Upstream{URL: "http://" + upLn.Addr().String()},
 		TrustedProxies: []string{"127.0.0.1"},
 		Logger:         slog.New(slog.NewJSONHandler(io.Discard, nil)),
 		Guard: l.Guard(func(c *fiber.Ctx) (bool, error) {
