@@ -155,6 +155,7 @@ func setupWebAuth(cfg config.Config, secrets config.SecretsValues, keyring *seal
 	}
 	broker := connections.New(store, keyring, provs, connections.Options{
 		RefreshMargin: cfg.Connections.RefreshMargin,
+		AppName:       cfg.UI.AppName,
 		Logger:        log,
 		Notify: func(e connections.Event) {
 			if notifier != nil {
@@ -182,6 +183,7 @@ func setupWebAuth(cfg config.Config, secrets config.SecretsValues, keyring *seal
 	}
 	cli, err := cliauth.New(cliauth.Options{
 		Store: store, Tokens: cliTokens, Sessions: sessions,
+		AppName: cfg.UI.AppName, WorkerName: cfg.UI.WorkerName, CLIName: cfg.UI.CLIName,
 		CodeKey:      derive(secrets.CLIJWTSecret, "cli verification code"),
 		PublicURL:    cfg.PublicURL,
 		RefreshGrace: cfg.CLI.RefreshGrace,
@@ -222,6 +224,7 @@ func setupWebAuth(cfg config.Config, secrets config.SecretsValues, keyring *seal
 		Policy:       policy,
 		Assertions:   asserter,
 		PublicURL:    cfg.PublicURL,
+		AppName:      cfg.UI.AppName,
 		Secure:       secure,
 		Headers: webauth.Headers{
 			UserID:    cfg.Identity.UserIDHeader,
@@ -241,7 +244,7 @@ func setupWebAuth(cfg config.Config, secrets config.SecretsValues, keyring *seal
 	}
 	integ, err := integrations.New(integrations.Options{
 		Broker: broker, Sessions: sessions, Starter: web, Audit: store,
-		PublicURL: cfg.PublicURL, ServiceTokens: services,
+		PublicURL: cfg.PublicURL, ServiceTokens: services, AppName: cfg.UI.AppName,
 		Bearer: cli.Bearer, ErrNoBearer: cliauth.ErrNoBearer,
 	})
 	if err != nil {
@@ -251,6 +254,7 @@ func setupWebAuth(cfg config.Config, secrets config.SecretsValues, keyring *seal
 	}
 	workerPages, err := workerpages.New(workerpages.Options{
 		Workers: workerSvc, Sessions: sessions, PublicURL: cfg.PublicURL,
+		AppName: cfg.UI.AppName, WorkerName: cfg.UI.WorkerName,
 		Bearer: cli.Bearer, NoBearer: cliauth.ErrNoBearer,
 	})
 	if err != nil {

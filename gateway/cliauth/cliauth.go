@@ -64,6 +64,7 @@ import (
 	"github.com/vintner/arbor/data"
 	"github.com/vintner/arbor/gateway"
 	"github.com/vintner/arbor/gateway/clitoken"
+	"github.com/vintner/arbor/gateway/config"
 	"github.com/vintner/arbor/gateway/edge/reqbody"
 	"github.com/vintner/arbor/gateway/httperr"
 	"github.com/vintner/arbor/gateway/internal/pagesec"
@@ -146,6 +147,13 @@ type Options struct {
 	DeviceClients []DeviceClient
 	Now           func() time.Time
 	Logger        *slog.Logger
+	// AppName and WorkerName are the product names the pages speak of
+	// (config ui.app_name and ui.worker_name). Empty: config.DefaultAppName
+	// and config.DefaultWorkerName.
+	AppName, WorkerName string
+	// CLIName is what the approval page calls the first-party CLI
+	// (config ui.cli_name). Empty: config.DefaultCLIName.
+	CLIName string
 }
 
 // CLIAuth serves CLI login.
@@ -195,7 +203,12 @@ func New(opts Options) (*CLIAuth, error) {
 	if err != nil {
 		return nil, err
 	}
-	pages, err := pagesec.Templates(assets, "assets/pages.html")
+	names := pagesec.Names{App: opts.AppName, Worker: opts.WorkerName}.WithDefaults()
+	opts.AppName, opts.WorkerName = names.App, names.Worker
+	if opts.CLIName == "" {
+		opts.CLIName = config.DefaultCLIName
+	}
+	pages, err := pagesec.Templates(names, assets, "assets/pages.html")
 	if err != nil {
 		return nil, fmt.Errorf("cliauth: parsing templates: %w", err)
 	}
@@ -247,7 +260,7 @@ type startRequest struct {
 	DeviceCode    string `json:"device_code"`
 	CodeChallenge string `json:"code_challenge"`
 	// ClientName is accepted for older Grape versions and ignored: the
-	// approval page always names the client "Grape".
+	// approval page always names the client Options.CLIName.
 	ClientName string            `json:"client_name"`
 	ClientInfo map[string]string `json:"client_info"`
 }
@@ -404,8 +417,8 @@ func (a *CLIAuth) loginPage(c *fiber.Ctx) error {
 		}
 	}
 	return a.render(c, 200, "confirm", map[string]any{
-		"Title": "Approve CLI login", "Who": pagesec.Who(id), "ClientName": GrapeName, "Machine": machineOf(d.ClientInfo),
-		"Scopes":    scope.All.Words(),
+		"Title": "Approve CLI login", "Who": pagesec.Who(id), "ClientName": a.opts.CLIName, "Machine": machineOf(d.ClientInfo),
+		"Scopes":    scope.All.Words(a.opts.WorkerName),
 		"Requested": d.CreatedAt.UTC().Format(time.DateTime + " UTC"),
 		"Expires":   "at " + d.CreatedAt.Add(a.opts.FlowTTL).UTC().Format(time.TimeOnly+" UTC"),
 		"CSRF":      a.opts.Sessions.CSRFToken(id.SessionID), "DeviceCode": d.Code,

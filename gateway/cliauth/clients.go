@@ -27,13 +27,10 @@ import (
 // whose scopes were narrowed keeps only what is still allowed.
 //
 // Grape, the first-party CLI, is a built-in client with every scope; its
-// login pages show the fixed name "Grape".
+// login pages show the name Options.CLIName (config ui.cli_name).
 
-// Grape's fixed identity.
-const (
-	GrapeClientID = "grape"
-	GrapeName     = "Grape"
-)
+// GrapeClientID is the first-party CLI's fixed client id.
+const GrapeClientID = "grape"
 
 // flowRFC8628 marks the refresh families of RFC 8628 logins (ClientInfo
 // "flow"); the others are Grape's.

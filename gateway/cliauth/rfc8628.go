@@ -206,7 +206,7 @@ func (a *CLIAuth) deviceLookup(c *fiber.Ctx) error {
 	// except the User-Agent, which is labelled as the device's own claim.
 	return a.render(c, 200, "device-confirm", map[string]any{
 		"Title": "Allow device", "Who": pagesec.Who(id), "CSRF": a.opts.Sessions.CSRFToken(id.SessionID),
-		"ClientName": client.Name, "ClientID": client.ID, "Scopes": (scope.ParseKnown(d.Scope) & client.Scopes).Words(),
+		"ClientName": client.Name, "ClientID": client.ID, "Scopes": (scope.ParseKnown(d.Scope) & client.Scopes).Words(a.opts.WorkerName),
 		"Machine": machineOf(d.ClientInfo), "UserCode": formatUserCode(uc),
 		"Requested": d.CreatedAt.UTC().Format(time.DateTime + " UTC"),
 	})

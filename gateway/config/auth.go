@@ -173,7 +173,7 @@ func (c Config) validateAuth(bad func(key, format string, args ...any)) {
 	if c.CLI.MaxPendingPerAddress < 1 || c.CLI.MaxPendingPerAddress > c.CLI.MaxPendingDevices {
 		bad("cli.max_pending_per_address", "%d: want 1 to cli.max_pending_devices", c.CLI.MaxPendingPerAddress)
 	}
-	c.CLI.validateDeviceClients(bad)
+	c.CLI.validateDeviceClients(c.UI.CLIName, bad)
 	if c.Connections.RefreshMargin <= 0 {
 		bad("connections.refresh_margin", "%v: want a positive duration such as 5m", c.Connections.RefreshMargin)
 	}

@@ -69,6 +69,7 @@ type Config struct {
 	Workers     Workers     `yaml:"workers"`
 	Plugins     Plugins     `yaml:"plugins"`
 	Limits      Limits      `yaml:"limits"`
+	UI          UI          `yaml:"ui"`
 	// Providers configures provider plugins by name (github, gitlab, …):
 	// client id, endpoint overrides, scopes, extra hosts. Environment:
 	// ARBOR_PROVIDERS_<NAME>_<FIELD>, e.g. ARBOR_PROVIDERS_GITHUB_CLIENT_ID;
@@ -248,6 +249,7 @@ func Default() Config {
 		CLI: CLI{AccessTTL: time.Hour, RefreshTTL: 90 * 24 * time.Hour, RefreshGrace: 10 * time.Second,
 			MaxPendingDevices: 10_000, MaxPendingPerAddress: 10, Audience: "arbor-cli"},
 		Limits: defaultLimits(),
+		UI:     defaultUI(),
 	}
 }
 
@@ -424,6 +426,7 @@ func (c Config) Validate() error {
 	c.validateEdge(bad)
 	c.validateLimits(bad)
 	c.validateSlowClients(bad)
+	c.validateUI(bad)
 	if len(errs) > 0 {
 		return fmt.Errorf("config: %w", errors.Join(errs...))
 	}

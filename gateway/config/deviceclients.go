@@ -31,7 +31,7 @@ var deviceClientID = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
 
 // validateDeviceClients checks cli.device_clients, cli.issuer and
 // cli.audience.
-func (c CLI) validateDeviceClients(bad func(key, format string, args ...any)) {
+func (c CLI) validateDeviceClients(cliName string, bad func(key, format string, args ...any)) {
 	if c.Audience == "" || len(c.Audience) > 256 {
 		bad("cli.audience", "%q: want 1 to 256 characters (default arbor-cli)", c.Audience)
 	}
@@ -47,7 +47,7 @@ func (c CLI) validateDeviceClients(bad func(key, format string, args ...any)) {
 		case !deviceClientID.MatchString(d.ID):
 			entry("id %q: want 1 to 64 letters, digits, '.', '_' or '-'", d.ID)
 		case strings.EqualFold(d.ID, "grape"):
-			entry("id %q is reserved for Grape, the built-in CLI", d.ID)
+			entry("id %q is reserved for %s, the built-in CLI", d.ID, cliName)
 		case seen[d.ID]:
 			entry("id %q appears twice; client ids must be unique", d.ID)
 		}

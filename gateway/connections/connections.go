@@ -64,6 +64,7 @@ import (
 	"time"
 
 	"github.com/vintner/arbor/data"
+	"github.com/vintner/arbor/gateway/config"
 	"github.com/vintner/arbor/gateway/httperr"
 	"github.com/vintner/arbor/gateway/providers"
 	"github.com/vintner/arbor/plugins"
@@ -139,6 +140,9 @@ type Options struct {
 	// Now is the clock. Default time.Now.
 	Now    func() time.Time
 	Logger *slog.Logger
+	// AppName is the app's name in DisconnectResult.Message (config
+	// ui.app_name). Empty: config.DefaultAppName.
+	AppName string
 }
 
 // Token is a valid access token.
@@ -228,6 +232,9 @@ func New(store Store, sealer Sealer, provs Providers, opts Options) *Broker {
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
+	}
+	if opts.AppName == "" {
+		opts.AppName = config.DefaultAppName
 	}
 	b := &Broker{
 		store: store, sealer: sealer, providers: provs, opts: opts, log: opts.Logger,
@@ -809,10 +816,10 @@ func (b *Broker) Disconnect(ctx context.Context, userID, provider string) (Disco
 	case openErr != nil:
 		b.log.Error("cannot open the tokens to revoke them; deleting the connection anyway", "user_id", userID, "provider", provider, "err", openErr)
 		res.Outcome = OutcomeTokensUnreadable
-		res.Message = "The connection was removed from Trellis, but its tokens could not be read to revoke them at the provider; revoke the app in your provider account settings."
+		res.Message = "The connection was removed from " + b.opts.AppName + ", but its tokens could not be read to revoke them at the provider; revoke the app in your provider account settings."
 	case !ok:
 		res.Outcome = OutcomePluginNotLoaded
-		res.Message = "The connection was removed from Trellis. The " + provider + " plugin is not loaded, so the grant could not be revoked there; revoke it in your provider account settings."
+		res.Message = "The connection was removed from " + b.opts.AppName + ". The " + provider + " plugin is not loaded, so the grant could not be revoked there; revoke it in your provider account settings."
 	default:
 		in := plugins.RevokeInput{AccessToken: s.AccessToken, RefreshToken: s.RefreshToken}
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), b.opts.CallTimeout)
@@ -826,7 +833,7 @@ func (b *Broker) Disconnect(ctx context.Context, userID, provider string) (Disco
 			res.Message = "Disconnected, and the access was revoked at the provider."
 		case errors.As(err, &pe) && pe.Code == abi.CodeUnsupported:
 			res.Outcome = OutcomeRevokeUnsupported
-			res.Message = "Disconnected. This provider offers no way for apps to revoke access; remove Trellis under your account's authorised apps to be sure."
+			res.Message = "Disconnected. This provider offers no way for apps to revoke access; remove " + b.opts.AppName + " under your account's authorised apps to be sure."
 		case errors.As(err, &pe) && (pe.Code == abi.CodeInvalidToken || pe.Code == abi.CodeInvalidGrant):
 			res.Revoked = true
 			res.Outcome = OutcomeAlreadyRevoked
@@ -834,7 +841,7 @@ func (b *Broker) Disconnect(ctx context.Context, userID, provider string) (Disco
 		default:
 			res.RevokePending = true
 			res.Outcome = OutcomeRevokePending
-			res.Message = "Disconnected in Trellis. The provider could not be reached to revoke the access; Arbor keeps trying in the background."
+			res.Message = "Disconnected in " + b.opts.AppName + ". The provider could not be reached to revoke the access; Arbor keeps trying in the background."
 			b.revoker.add(userID, provider, p, in)
 		}
 	}

@@ -86,6 +86,9 @@ type Options struct {
 	Bearer func(c *fiber.Ctx) (session.Identity, error)
 	// ErrNoBearer is the error Bearer wraps when the request has no token.
 	ErrNoBearer error
+	// AppName is the app's name in the page and its notices (config
+	// ui.app_name). Empty: config.DefaultAppName.
+	AppName string
 }
 
 // Integrations serves the page and the API.
@@ -94,6 +97,7 @@ type Integrations struct {
 	auth     caller.Auth
 	pages    *template.Template
 	services []service
+	notices  map[string]noticeText // notices with the app's name
 }
 
 type service struct {
@@ -109,11 +113,18 @@ func New(opts Options) (*Integrations, error) {
 	if opts.Broker == nil || opts.Sessions == nil || opts.Starter == nil || opts.Audit == nil {
 		return nil, errors.New("integrations: Options.Broker, Sessions, Starter and Audit are required")
 	}
-	pages, err := pagesec.Templates(assets, "assets/page.html")
+	names := pagesec.Names{App: opts.AppName}.WithDefaults()
+	opts.AppName = names.App
+	pages, err := pagesec.Templates(names, assets, "assets/page.html")
 	if err != nil {
 		return nil, fmt.Errorf("integrations: parsing templates: %w", err)
 	}
 	in := &Integrations{opts: opts, pages: pages, auth: caller.Auth{Sessions: opts.Sessions, Bearer: opts.Bearer, NoBearer: opts.ErrNoBearer, Scope: scope.Providers}}
+	in.notices = make(map[string]noticeText, len(notices))
+	for code, n := range notices {
+		n.text = strings.ReplaceAll(n.text, appName, opts.AppName)
+		in.notices[code] = n
+	}
 	for _, s := range opts.ServiceTokens {
 		if s.Name == "" || len(s.Token) < 32 {
 			return nil, fmt.Errorf("integrations: service token %q: need a name and a token of at least 32 characters (arbor keys generate makes one)", s.Name)
@@ -160,6 +171,10 @@ const (
 
 type noticeText struct{ text, class string }
 
+// appName stands in notices for the app's name (Options.AppName), which
+// New puts in.
+const appName = "\x00app"
+
 // notices words each notice code. "warn": the grant may still be alive at
 // the provider.
 var notices = map[string]noticeText{
@@ -170,13 +185,13 @@ var notices = map[string]noticeText{
 	noticeDisconnected + "_" + connections.OutcomeAlreadyRevoked: {
 		"Disconnected; the provider had already revoked the access.", ""},
 	noticeDisconnected + "_" + connections.OutcomeRevokeUnsupported: {
-		"Disconnected. This provider offers no way for apps to revoke access; remove Trellis under your account's authorised apps to be sure.", "warn"},
+		"Disconnected. This provider offers no way for apps to revoke access; remove " + appName + " under your account's authorised apps to be sure.", "warn"},
 	noticeDisconnected + "_" + connections.OutcomeRevokePending: {
-		"Disconnected in Trellis. The provider could not be reached to revoke the access; Arbor keeps trying in the background.", "warn"},
+		"Disconnected in " + appName + ". The provider could not be reached to revoke the access; Arbor keeps trying in the background.", "warn"},
 	noticeDisconnected + "_" + connections.OutcomeTokensUnreadable: {
-		"The connection was removed from Trellis, but its tokens could not be read to revoke them at the provider; revoke the app in your provider account settings.", "warn"},
+		"The connection was removed from " + appName + ", but its tokens could not be read to revoke them at the provider; revoke the app in your provider account settings.", "warn"},
 	noticeDisconnected + "_" + connections.OutcomePluginNotLoaded: {
-		"The connection was removed from Trellis. Its provider's plugin is not loaded, so the grant could not be revoked there; revoke it in your provider account settings.", "warn"},
+		"The connection was removed from " + appName + ". Its provider's plugin is not loaded, so the grant could not be revoked there; revoke it in your provider account settings.", "warn"},
 }
 
 func (in *Integrations) page(c *fiber.Ctx) error {
@@ -199,7 +214,7 @@ func (in *Integrations) page(c *fiber.Ctx) error {
 		}
 		cards = append(cards, cd)
 	}
-	n := notices[c.Query("notice")] // an unknown code shows nothing
+	n := in.notices[c.Query("notice")] // an unknown code shows nothing
 	notice, class := n.text, n.class
 	return in.render(c, http.StatusOK, "integrations", map[string]any{
 		"Title": "Integrations", "Who": pagesec.Who(id), "RequestID": gateway.RequestID(c),

@@ -59,7 +59,7 @@ var names = []struct {
 	name, words string
 }{
 	{Providers, "providers", "read your Git provider access tokens and repository lists through Arbor"},
-	{Workers, "workers", "register, rotate and revoke Tendril workers (long-lived worker tokens) in your name"},
+	{Workers, "workers", "register, rotate and revoke " + workerName + " workers (long-lived worker tokens) in your name"},
 	{Proxy, "proxy", "use the app as you"},
 }
 
@@ -123,12 +123,17 @@ func (s Set) String() string {
 	return b.String()
 }
 
-// Words describes each scope of s in plain words, for an approval page.
-func (s Set) Words() []string {
+// workerName stands in the words for the workers' product name (config
+// ui.worker_name), which Words puts in.
+const workerName = "\x00worker"
+
+// Words describes each scope of s in plain words, for an approval page;
+// worker is what the workers are called (config ui.worker_name).
+func (s Set) Words(worker string) []string {
 	var out []string
 	for _, n := range names {
 		if s&n.s != 0 {
-			out = append(out, n.words)
+			out = append(out, strings.ReplaceAll(n.words, workerName, worker))
 		}
 	}
 	return out

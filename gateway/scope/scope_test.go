@@ -31,7 +31,10 @@ func TestParseAndString(t *testing.T) {
 	if !All.Has(Providers|Workers) || Proxy.Has(Providers) || !Proxy.Has(0) {
 		t.Error("Has")
 	}
-	if w := (Providers | Proxy).Words(); len(w) != 2 {
+	if w := (Providers | Proxy).Words("Tendril"); len(w) != 2 {
 		t.Errorf("Words: %v", w)
+	}
+	if w := Workers.Words("Hyphae"); len(w) != 1 || w[0] != "register, rotate and revoke Hyphae workers (long-lived worker tokens) in your name" {
+		t.Errorf("Words names the workers from its argument: %q", w)
 	}
 }

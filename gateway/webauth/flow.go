@@ -240,7 +240,7 @@ func (w *WebAuth) finish(c *fiber.Ctx) *flowError {
 	if e := c.Query("error"); e != "" {
 		if e == "access_denied" {
 			return fail(http.StatusForbidden, "access_denied", "Sign-in cancelled",
-				"You did not allow Trellis to use your account. Nothing was changed.", nil)
+				"You did not allow "+w.opts.AppName+" to use your account. Nothing was changed.", nil)
 		}
 		return fail(http.StatusBadGateway, "provider_error", "Sign-in failed",
 			"The sign-in provider reported an error ("+safeCode(e)+"). Please try again.", nil)
@@ -531,7 +531,7 @@ func (w *WebAuth) finishLink(c *fiber.Ctx, provider string, st flowstate.State, 
 	switch {
 	case err == nil && existing.UserID != cur.UserID:
 		return fail(http.StatusConflict, "identity_in_use", "Linking failed",
-			"That account already signs in to another Trellis user. Sign in with it and delete that user first, or use another account.", nil)
+			"That account already signs in to another "+w.opts.AppName+" user. Sign in with it and delete that user first, or use another account.", nil)
 	case err == nil:
 		// Already linked to this user: nothing to do.
 	case errors.Is(err, data.ErrNotFound):
@@ -602,7 +602,7 @@ func (w *WebAuth) logoutPage(c *fiber.Ctx) error {
 func (w *WebAuth) checkForm(c *fiber.Ctx, id session.Identity) *flowError {
 	if pagesec.CrossSite(c, w.opts.PublicURL) || !w.opts.Sessions.CheckCSRF(id.SessionID, reqbody.FormValue(c, "csrf")) {
 		return fail(http.StatusForbidden, "csrf_invalid", "Request refused",
-			"This form was not sent from your Trellis account page. Go back, reload the page and try again.", nil)
+			"This form was not sent from your "+w.opts.AppName+" account page. Go back, reload the page and try again.", nil)
 	}
 	return nil
 }

@@ -172,6 +172,9 @@ type Options struct {
 	Now func() time.Time
 	// Logger receives what the flow logs besides the request logger.
 	Logger *slog.Logger
+	// AppName is the app's name in the pages and messages (config
+	// ui.app_name). Empty: config.DefaultAppName.
+	AppName string
 }
 
 // WebAuth serves the sign-in routes and guards the proxy.
@@ -237,7 +240,9 @@ func New(opts Options) (*WebAuth, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	pages, err := pagesec.Templates(assets, "assets/pages.html")
+	names := pagesec.Names{App: opts.AppName}.WithDefaults()
+	opts.AppName = names.App
+	pages, err := pagesec.Templates(names, assets, "assets/pages.html")
 	if err != nil {
 		return nil, fmt.Errorf("webauth: parsing templates: %w", err)
 	}

@@ -80,6 +80,10 @@ type Options struct {
 	// view tells people to set. Default client.DefaultWorkerIDEnv and
 	// client.DefaultWorkerTokenEnv.
 	IDEnv, TokenEnv string
+	// AppName and WorkerName are the product names the page speaks of
+	// (config ui.app_name and ui.worker_name). Empty: config.DefaultAppName
+	// and config.DefaultWorkerName.
+	AppName, WorkerName string
 }
 
 // Pages serves the page and the API.
@@ -104,7 +108,9 @@ func New(opts Options) (*Pages, error) {
 	if opts.TokenEnv == "" {
 		opts.TokenEnv = client.DefaultWorkerTokenEnv
 	}
-	pages, err := pagesec.Templates(assets, "assets/pages.html")
+	names := pagesec.Names{App: opts.AppName, Worker: opts.WorkerName}.WithDefaults()
+	opts.AppName, opts.WorkerName = names.App, names.Worker
+	pages, err := pagesec.Templates(names, assets, "assets/pages.html")
 	if err != nil {
 		return nil, fmt.Errorf("workerpages: parsing templates: %w", err)
 	}

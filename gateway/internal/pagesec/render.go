@@ -9,18 +9,42 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 
+	"github.com/vintner/arbor/gateway/config"
 	"github.com/vintner/arbor/gateway/session"
 )
 
 //go:embed layout.html
 var layout embed.FS
 
+// Names are the product names pages speak of (config ui.app_name and
+// ui.worker_name). An empty one is the config's default.
+type Names struct {
+	App, Worker string
+}
+
+// WithDefaults fills an empty name with the config's default.
+func (n Names) WithDefaults() Names {
+	if n.App == "" {
+		n.App = config.DefaultAppName
+	}
+	if n.Worker == "" {
+		n.Worker = config.DefaultWorkerName
+	}
+	return n
+}
+
 // Templates parses the shared layout (the "head" and "foot" templates every
 // page starts and ends with) and then the files of fsys that match
 // patterns. The layout reads .Title, .Who (the signed-in person's name,
-// empty for none), .Refresh (reload after 2 s) and .RequestID.
-func Templates(fsys fs.FS, patterns ...string) (*template.Template, error) {
-	t, err := template.ParseFS(layout, "layout.html")
+// empty for none), .Refresh (reload after 2 s) and .RequestID. Every
+// template may call appName and workerName, which give names (defaults
+// filled in).
+func Templates(names Names, fsys fs.FS, patterns ...string) (*template.Template, error) {
+	names = names.WithDefaults()
+	t, err := template.New("layout.html").Funcs(template.FuncMap{
+		"appName":    func() string { return names.App },
+		"workerName": func() string { return names.Worker },
+	}).ParseFS(layout, "layout.html")
 	if err != nil {
 		return nil, err
 	}
