@@ -94,6 +94,6 @@ func (ch *Chain) authenticate(c *fiber.Ctx, order []Kind) (Identity, Outcome, Ki
 
 var errNoReason = errors.New("authn: the authenticator gave no reason")
 
-// ErrNoCredentials is logged when a route that needs a credential of one
+// errNoCredentials is logged when a route that needs a credential of one
 // kind found none.
-var ErrNoCredentials = errors.New("authn: no credentials")
+var errNoCredentials = errors.New("authn: no credentials")

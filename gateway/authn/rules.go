@@ -80,7 +80,7 @@ func (ch *Chain) Worker(c *fiber.Ctx) (Identity, error) {
 		return Identity{}, httperr.Wrap(err, http.StatusServiceUnavailable, httperr.CodeStoreUnavailable,
 			"Arbor could not check the worker's credentials; try again in a moment")
 	case None:
-		err = ErrNoCredentials
+		err = errNoCredentials
 	}
 	gateway.Logger(c).Info("worker authentication refused", "err", err)
 	c.Set(fiber.HeaderWWWAuthenticate, `X-Worker-Token realm="arbor"`)
