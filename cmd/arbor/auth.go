@@ -21,6 +21,7 @@ import (
 	"github.com/vintner/arbor/gateway"
 	"github.com/vintner/arbor/gateway/access"
 	"github.com/vintner/arbor/gateway/assertion"
+	"github.com/vintner/arbor/gateway/authn"
 	"github.com/vintner/arbor/gateway/cliauth"
 	"github.com/vintner/arbor/gateway/clitoken"
 	"github.com/vintner/arbor/gateway/config"
@@ -181,8 +182,27 @@ func setupWebAuth(cfg config.Config, secrets config.SecretsValues, keyring *seal
 		sessions.Close()
 		return nil, usageErr(err)
 	}
-	cli, err := cliauth.New(cliauth.Options{
-		Store: store, Tokens: cliTokens, Sessions: sessions,
+	// issue 17: the one authentication chain (package authn), built
+	// before cliauth, which both asks it and is its CLI authenticator: the
+	// function reads cli when a request comes, after it is set below.
+	workerSvc := workers.New(store, workers.Options{Logger: log})
+	var cli *cliauth.CLIAuth
+	chain, err := authn.New(authn.Config{
+		Session: sessions.Cookies(),
+		CLI: authn.AuthenticatorFunc(func(c *fiber.Ctx) (authn.Identity, authn.Outcome, error) {
+			return cli.Authenticate(c)
+		}),
+		Worker:        workerSvc.Credentials(),
+		ServiceTokens: services,
+	})
+	if err != nil {
+		workerSvc.Close()
+		broker.Close()
+		sessions.Close()
+		return nil, usageErr(err)
+	}
+	cli, err = cliauth.New(cliauth.Options{
+		Store: store, Tokens: cliTokens, Sessions: sessions, Chain: chain,
 		AppName: cfg.UI.AppName, WorkerName: cfg.UI.WorkerName, CLIName: cfg.UI.CLIName,
 		CodeKey:      derive(secrets.CLIJWTSecret, "cli verification code"),
 		PublicURL:    cfg.PublicURL,
@@ -194,11 +214,11 @@ func setupWebAuth(cfg config.Config, secrets config.SecretsValues, keyring *seal
 		DeviceClients:        deviceClients(cfg.CLI.DeviceClients),
 	})
 	if err != nil {
+		workerSvc.Close() // issue 17: built before cliauth now
 		broker.Close()
 		sessions.Close()
 		return nil, err
 	}
-	workerSvc := workers.New(store, workers.Options{Logger: log})
 	var workerRules []access.Rule
 	for _, p := range cfg.Workers.Paths {
 		if p = strings.TrimSpace(p); p != "" {
@@ -213,12 +233,11 @@ func setupWebAuth(cfg config.Config, secrets config.SecretsValues, keyring *seal
 		return nil, usageErr(fmt.Errorf("workers.paths: %w", err))
 	}
 	web, err := webauth.New(webauth.Options{
-		Workers:      workerIdentity(workerSvc),
+		Chain:        chain, // issue 17
 		WorkerRoutes: workerRoutes,
 		Store:        store,
 		Sessions:     sessions,
 		Connector:    broker,
-		Bearer:       cli.Bearer,
 		CLILogins:    cli,
 		Providers:    provs,
 		Policy:       policy,
@@ -244,8 +263,7 @@ func setupWebAuth(cfg config.Config, secrets config.SecretsValues, keyring *seal
 	}
 	integ, err := integrations.New(integrations.Options{
 		Broker: broker, Sessions: sessions, Starter: web, Audit: store,
-		PublicURL: cfg.PublicURL, ServiceTokens: services, AppName: cfg.UI.AppName,
-		Bearer: cli.Bearer, ErrNoBearer: cliauth.ErrNoBearer,
+		PublicURL: cfg.PublicURL, Chain: chain, AppName: cfg.UI.AppName,
 	})
 	if err != nil {
 		broker.Close()
@@ -255,7 +273,7 @@ func setupWebAuth(cfg config.Config, secrets config.SecretsValues, keyring *seal
 	workerPages, err := workerpages.New(workerpages.Options{
 		Workers: workerSvc, Sessions: sessions, PublicURL: cfg.PublicURL,
 		AppName: cfg.UI.AppName, WorkerName: cfg.UI.WorkerName,
-		Bearer: cli.Bearer, NoBearer: cliauth.ErrNoBearer,
+		Chain: chain,
 	})
 	if err != nil {
 		broker.Close()
@@ -277,18 +295,18 @@ func deviceClients(list []config.DeviceClient) []cliauth.DeviceClient {
 
 // serviceTokens reads ARBOR_SERVICE_TOKENS: name:token pairs, comma
 // separated.
-func serviceTokens() ([]integrations.ServiceToken, error) {
+func serviceTokens() ([]authn.ServiceToken, error) {
 	raw, err := config.OptionalSecret(os.Environ(), config.EnvServiceTokens)
 	if err != nil || raw == "" {
 		return nil, err
 	}
-	var out []integrations.ServiceToken
+	var out []authn.ServiceToken
 	for _, pair := range strings.FieldsFunc(raw, func(r rune) bool { return r == ',' || r == '\n' }) {
 		name, tok, ok := strings.Cut(strings.TrimSpace(pair), ":")
 		if !ok || name == "" || tok == "" {
 			return nil, fmt.Errorf("%s: each entry is name:token; an entry has no ':'", config.EnvServiceTokens)
 		}
-		out = append(out, integrations.ServiceToken{Name: name, Token: tok})
+		out = append(out, authn.ServiceToken{Name: name, Token: tok})
 	}
 	return out, nil
 }
@@ -361,15 +379,4 @@ func loadAssertionKey(path string, log *slog.Logger) (ed25519.PrivateKey, error)
 		return nil, fmt.Errorf("secrets.assertion_key_file %s: %w", path, err)
 	}
 	return key, nil
-}
-
-// workerIdentity adapts the worker service to the guard's identity.
-func workerIdentity(s *workers.Service) func(c *fiber.Ctx) (session.Identity, error) {
-	return func(c *fiber.Ctx) (session.Identity, error) {
-		id, err := s.Authenticate(c)
-		if err != nil {
-			return session.Identity{}, err
-		}
-		return session.Identity{UserID: id.UserID, WorkerID: id.WorkerID}, nil
-	}
 }

@@ -17,6 +17,7 @@ import (
 
 	"github.com/vintner/arbor/data"
 	"github.com/vintner/arbor/data/boltdb"
+	"github.com/vintner/arbor/gateway/authn"
 	"github.com/vintner/arbor/gateway/clitoken"
 	"github.com/vintner/arbor/gateway/scope"
 	"github.com/vintner/arbor/gateway/session"
@@ -50,7 +51,7 @@ func newBenchFixture(b *testing.B) *benchFixture {
 		b.Fatal(err)
 	}
 	b.Cleanup(sessions.Close)
-	a, err := New(Options{Store: st, Tokens: toks, Sessions: sessions, CodeKey: key, PublicURL: "http://bench"})
+	a, err := newCLI(Options{Store: st, Tokens: toks, Sessions: sessions, CodeKey: key, PublicURL: "http://bench"})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -79,12 +80,12 @@ func BenchmarkBearer(b *testing.B) {
 	fctx.Request.Header.Set("Authorization", "Bearer "+f.access)
 	c := app.AcquireCtx(fctx)
 	defer app.ReleaseCtx(c)
-	if id, err := f.a.Bearer(c); err != nil || id.UserID != "u1" {
-		b.Fatalf("Bearer: %+v %v", id, err)
+	if id, out, err := f.a.Authenticate(c); err != nil || out != authn.Authenticated || id.UserID != "u1" {
+		b.Fatalf("Authenticate: %+v %v %v", id, out, err)
 	}
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := f.a.Bearer(c); err != nil {
+		if _, _, err := f.a.Authenticate(c); err != nil {
 			b.Fatal(err)
 		}
 	}

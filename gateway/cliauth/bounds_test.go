@@ -106,7 +106,7 @@ func newFixtureOn(t *testing.T, maxPending, maxPerAddr int, open func(now func()
 		t.Fatal(err)
 	}
 	base := "http://" + ln.Addr().String()
-	a, err := New(Options{Store: st, Tokens: toks, Sessions: sessions, CodeKey: key, PublicURL: base, Now: clock.Now, Logger: quiet,
+	a, err := newCLI(Options{Store: st, Tokens: toks, Sessions: sessions, CodeKey: key, PublicURL: base, Now: clock.Now, Logger: quiet,
 		MaxPendingDevices: maxPending, MaxPendingPerAddress: maxPerAddr,
 		DeviceClients: []DeviceClient{{ID: "stock-cli", Name: "Stock CLI", Scopes: scope.All}}})
 	if err != nil {

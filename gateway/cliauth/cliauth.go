@@ -63,13 +63,13 @@ import (
 
 	"github.com/vintner/arbor/data"
 	"github.com/vintner/arbor/gateway"
+	"github.com/vintner/arbor/gateway/authn"
 	"github.com/vintner/arbor/gateway/clitoken"
 	"github.com/vintner/arbor/gateway/config"
 	"github.com/vintner/arbor/gateway/edge/reqbody"
 	"github.com/vintner/arbor/gateway/httperr"
 	"github.com/vintner/arbor/gateway/internal/pagesec"
 	"github.com/vintner/arbor/gateway/scope"
-	"github.com/vintner/arbor/gateway/session"
 )
 
 // Paths.
@@ -106,7 +106,6 @@ const (
 	CodeInvalidCode   = "invalid_code"
 	CodeInvalidVerif  = "invalid_verifier"
 	CodeInvalidGrant  = "invalid_grant"
-	CodeUnauth        = "unauthenticated"
 )
 
 // Store is what CLI login needs from the store.
@@ -119,7 +118,6 @@ type Store interface {
 
 // Sessions is what the approval page needs of session.Manager.
 type Sessions interface {
-	Authenticate(c *fiber.Ctx) (session.Identity, error)
 	CSRFToken(sid string) string
 	CheckCSRF(sid, token string) bool
 }
@@ -129,6 +127,10 @@ type Options struct {
 	Store    Store
 	Tokens   *clitoken.Signer
 	Sessions Sessions
+	// Chain finds the caller of the pages and of /api/auth/me (package
+	// authn). Required. The chain's CLI authenticator is this CLIAuth
+	// (Authenticate), so build the chain with a function that calls it.
+	Chain *authn.Chain
 	// CodeKey keys the HMAC under which verification codes are stored
 	// (32+ bytes; derive it from CLI_JWT_SECRET).
 	CodeKey      []byte
@@ -169,8 +171,8 @@ var assets embed.FS
 
 // New checks opts.
 func New(opts Options) (*CLIAuth, error) {
-	if opts.Store == nil || opts.Tokens == nil || opts.Sessions == nil {
-		return nil, errors.New("cliauth: Options.Store, Tokens and Sessions are required")
+	if opts.Store == nil || opts.Tokens == nil || opts.Sessions == nil || opts.Chain == nil {
+		return nil, errors.New("cliauth: Options.Store, Tokens, Sessions and Chain are required")
 	}
 	if len(opts.CodeKey) < 32 {
 		return nil, errors.New("cliauth: Options.CodeKey must be at least 32 bytes")
@@ -355,7 +357,7 @@ func (a *CLIAuth) render(c *fiber.Ctx, status int, name string, v map[string]any
 	return pagesec.Render(c, a.pages, status, name, v)
 }
 
-func (a *CLIAuth) done(c *fiber.Ctx, status int, id session.Identity, heading, msg string) error {
+func (a *CLIAuth) done(c *fiber.Ctx, status int, id authn.Identity, heading, msg string) error {
 	if status >= 400 && !httperr.WantsHTML(c) {
 		// Not a browser (no Accept: text/html): the same error as JSON.
 		return httperr.Render(c, httperr.New(status, pageCode(status), heading+": "+msg), gateway.RequestID(c))
@@ -366,9 +368,9 @@ func (a *CLIAuth) done(c *fiber.Ctx, status int, id session.Identity, heading, m
 // loginPage shows what asks for access, binding the device code to the
 // first signed-in user who opens it.
 func (a *CLIAuth) loginPage(c *fiber.Ctx) error {
-	id, err := a.opts.Sessions.Authenticate(c)
-	if err != nil {
-		return c.Redirect("/auth/sign-in?return_to="+url.QueryEscape(c.OriginalURL()), http.StatusFound)
+	id, ok, err := a.opts.Chain.Page(c)
+	if !ok {
+		return err
 	}
 	ctx := c.UserContext()
 	code := c.Query("device_code")
@@ -429,7 +431,7 @@ var errOtherUser = errors.New("cliauth: device code belongs to another user")
 
 // busyPage answers a start past the caps on pending requests: 503 busy
 // with Retry-After, as a page for a browser and as JSON otherwise.
-func (a *CLIAuth) busyPage(c *fiber.Ctx, id session.Identity, be *busyError) error {
+func (a *CLIAuth) busyPage(c *fiber.Ctx, id authn.Identity, be *busyError) error {
 	be.setRetryAfter(c)
 	if !httperr.WantsHTML(c) {
 		return httperr.Render(c, be.httpError(), gateway.RequestID(c))
@@ -441,10 +443,10 @@ func (a *CLIAuth) busyPage(c *fiber.Ctx, id session.Identity, be *busyError) err
 }
 
 // formUser authenticates a page POST and checks its CSRF token and origin.
-func (a *CLIAuth) formUser(c *fiber.Ctx) (session.Identity, error) {
-	id, err := a.opts.Sessions.Authenticate(c)
+func (a *CLIAuth) formUser(c *fiber.Ctx) (authn.Identity, error) {
+	id, err := a.opts.Chain.Form(c)
 	if err != nil {
-		return id, httperr.New(401, CodeUnauth, "Sign in first")
+		return id, err
 	}
 	if pagesec.CrossSite(c, a.opts.PublicURL) || !a.opts.Sessions.CheckCSRF(id.SessionID, reqbody.FormValue(c, "csrf")) {
 		return id, httperr.New(403, "csrf_invalid", "This form was not sent from the approval page; reload it and try again")

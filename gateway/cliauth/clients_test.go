@@ -8,6 +8,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -23,6 +24,7 @@ import (
 	"github.com/vintner/arbor/data"
 	"github.com/vintner/arbor/data/boltdb"
 	"github.com/vintner/arbor/gateway"
+	"github.com/vintner/arbor/gateway/authn"
 	"github.com/vintner/arbor/gateway/clitoken"
 	"github.com/vintner/arbor/gateway/scope"
 	"github.com/vintner/arbor/gateway/session"
@@ -92,10 +94,10 @@ func (e *clientsEnv) login(fid, clientID string, rfc8628 bool, familyScope strin
 }
 
 // serve runs an Arbor process's CLI routes configured with clients on
-// 127.0.0.1, plus /scopes, which answers the scopes Bearer finds.
+// 127.0.0.1, plus /scopes, which answers the scopes Authenticate finds.
 func (e *clientsEnv) serve(clients ...DeviceClient) string {
 	e.t.Helper()
-	a, err := New(Options{Store: e.store, Tokens: e.toks, Sessions: e.sessions, CodeKey: e.key, PublicURL: "http://127.0.0.1", DeviceClients: clients})
+	a, err := newCLI(Options{Store: e.store, Tokens: e.toks, Sessions: e.sessions, CodeKey: e.key, PublicURL: "http://127.0.0.1", DeviceClients: clients})
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -108,12 +110,12 @@ func (e *clientsEnv) serve(clients ...DeviceClient) string {
 	}
 	scopes := func(r fiber.Router) {
 		r.Get("/scopes", func(c *fiber.Ctx) error {
-			id, err := a.Bearer(c)
-			if err != nil {
-				if errors.Is(err, ErrBadBearer) {
-					return c.Status(401).SendString("refused")
-				}
-				return err
+			id, out, err := a.Authenticate(c)
+			if out == authn.Refused && errors.Is(err, ErrBadBearer) {
+				return c.Status(401).SendString("refused")
+			}
+			if out != authn.Authenticated {
+				return fmt.Errorf("outcome %d: %v", out, err)
 			}
 			return c.SendString(id.Scopes.String())
 		})
@@ -223,7 +225,7 @@ func TestDeviceClientRegistryChecks(t *testing.T) {
 		{{ID: "a", Name: "A", Scopes: scope.Proxy}, {ID: "a", Name: "B", Scopes: scope.Proxy}},
 		{{ID: "a", Name: "A", Scopes: 1 << 7}},
 	} {
-		if _, err := New(Options{Store: e.store, Tokens: e.toks, Sessions: e.sessions, CodeKey: e.key, DeviceClients: bad}); err == nil {
+		if _, err := newCLI(Options{Store: e.store, Tokens: e.toks, Sessions: e.sessions, CodeKey: e.key, DeviceClients: bad}); err == nil {
 			t.Errorf("New accepted %+v", bad)
 		}
 	}

@@ -11,10 +11,10 @@ import (
 
 	"github.com/vintner/arbor/data"
 	"github.com/vintner/arbor/gateway"
+	"github.com/vintner/arbor/gateway/authn"
 	"github.com/vintner/arbor/gateway/clitoken"
 	"github.com/vintner/arbor/gateway/edge/reqbody"
 	"github.com/vintner/arbor/gateway/httperr"
-	"github.com/vintner/arbor/gateway/session"
 )
 
 type refreshRequest struct {
@@ -170,56 +170,49 @@ func bearer(c *fiber.Ctx) (string, bool) {
 	return strings.TrimSpace(tok), ok && strings.TrimSpace(tok) != ""
 }
 
-// Errors of Bearer.
-var (
-	// ErrNoBearer: the request has no Authorization: Bearer header.
-	ErrNoBearer = errors.New("cliauth: no bearer token")
-	// ErrBadBearer: the token is not a live CLI access token.
-	ErrBadBearer = errors.New("cliauth: invalid bearer token")
-)
+// ErrBadBearer is why Authenticate refused a bearer token: it is not a
+// live CLI access token.
+var ErrBadBearer = errors.New("cliauth: invalid bearer token")
 
-// Bearer authenticates a request by its CLI access token: the token must
-// verify as an access token and its login must still be alive. The
-// identity's Scopes are the token's, within what its client is allowed
-// now (clients.go); the caller checks the one it needs.
-func (a *CLIAuth) Bearer(c *fiber.Ctx) (session.Identity, error) {
+// Authenticate authenticates a request by its CLI access token, for the
+// chain (package authn, KindCLI): the token must verify as an access token
+// and its login must still be alive. The identity's Scopes are the
+// token's, within what its client is allowed now (clients.go); the chain
+// checks the one a route needs. No Authorization: Bearer header is None;
+// a token that is not a live access token is Refused (ErrBadBearer); a
+// store that cannot be read is Failed.
+func (a *CLIAuth) Authenticate(c *fiber.Ctx) (authn.Identity, authn.Outcome, error) {
 	tok, ok := bearer(c)
 	if !ok {
-		return session.Identity{}, ErrNoBearer
+		return authn.Identity{}, authn.None, nil
 	}
 	cl, err := a.opts.Tokens.Verify(tok, clitoken.TypeAccess)
 	if err != nil {
-		return session.Identity{}, errors.Join(ErrBadBearer, err)
+		return authn.Identity{}, authn.Refused, errors.Join(ErrBadBearer, err)
 	}
 	f, err := a.opts.Store.GetRefreshFamily(c.UserContext(), cl.FamilyID)
 	switch {
 	case errors.Is(err, data.ErrNotFound):
-		return session.Identity{}, errors.Join(ErrBadBearer, errors.New("login ended"))
+		return authn.Identity{}, authn.Refused, errors.Join(ErrBadBearer, errors.New("login ended"))
 	case err != nil:
-		return session.Identity{}, err
+		return authn.Identity{}, authn.Failed, err
 	case !f.RevokedAt.IsZero() || f.UserID != cl.Subject:
-		return session.Identity{}, errors.Join(ErrBadBearer, errors.New("login revoked"))
+		return authn.Identity{}, authn.Refused, errors.Join(ErrBadBearer, errors.New("login revoked"))
 	}
 	granted := cl.Scopes & a.grantedScopes(f)
 	if granted == 0 {
-		return session.Identity{}, errors.Join(ErrBadBearer, errors.New("no scope left: the device client is no longer registered"))
+		return authn.Identity{}, authn.Refused, errors.Join(ErrBadBearer, errors.New("no scope left: the device client is no longer registered"))
 	}
-	return session.Identity{UserID: cl.Subject, Email: cl.Email, Login: cl.Login, LoginID: cl.FamilyID, Scopes: granted}, nil
+	return authn.Identity{Kind: authn.KindCLI, UserID: cl.Subject, Email: cl.Email, Login: cl.Login, LoginID: cl.FamilyID, Scopes: granted}, authn.Authenticated, nil
 }
+
+var _ authn.Authenticator = (*CLIAuth)(nil)
 
 // me answers who the bearer token (or session) belongs to.
 func (a *CLIAuth) me(c *fiber.Ctx) error {
-	id, err := a.Bearer(c)
-	if errors.Is(err, ErrNoBearer) {
-		id, err = a.opts.Sessions.Authenticate(c)
-	}
+	id, err := a.opts.Chain.Who(c)
 	if err != nil {
-		if !errors.Is(err, ErrBadBearer) && !errors.Is(err, ErrNoBearer) && !errors.Is(err, session.ErrNoSession) &&
-			!errors.Is(err, session.ErrInvalid) && !errors.Is(err, session.ErrEnded) {
-			return httperr.Wrap(err, 503, httperr.CodeStoreUnavailable, "Arbor could not check the credentials")
-		}
-		c.Set(fiber.HeaderWWWAuthenticate, `Bearer realm="arbor"`)
-		return httperr.New(401, CodeUnauth, "Send a CLI access token as Authorization: Bearer, or sign in")
+		return err
 	}
 	c.Set(fiber.HeaderCacheControl, "no-store")
 	return c.JSON(fiber.Map{"user_id": id.UserID, "email": id.Email, "login": id.Login})

@@ -4,7 +4,6 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"errors"
-	"net/http"
 	"net/url"
 	"strings"
 	"time"
@@ -171,9 +170,9 @@ func (a *CLIAuth) deviceCode(c *fiber.Ctx) error {
 func normalizeUserCode(s string) string { return NormalizeCode(s) }
 
 func (a *CLIAuth) devicePage(c *fiber.Ctx) error {
-	id, err := a.opts.Sessions.Authenticate(c)
-	if err != nil {
-		return c.Redirect("/auth/sign-in?return_to="+url.QueryEscape(c.OriginalURL()), http.StatusFound)
+	id, ok, err := a.opts.Chain.Page(c)
+	if !ok {
+		return err
 	}
 	return a.render(c, 200, "device-enter", map[string]any{
 		"Title": "Connect a device", "Who": pagesec.Who(id), "CSRF": a.opts.Sessions.CSRFToken(id.SessionID),

@@ -29,6 +29,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/vintner/arbor/data"
+	"github.com/vintner/arbor/sdk/client"
 )
 
 // Stable error codes rendered in the "error" field. Codes are API: add new
@@ -36,6 +37,7 @@ import (
 const (
 	CodeBadRequest          = "bad_request"
 	CodeUnauthorized        = "unauthorized"
+	CodeUnauthenticated     = client.CodeUnauthenticated // no credential the route accepts (package authn); the SDK's, so the wire code is written once
 	CodeForbidden           = "forbidden"
 	CodeNotFound            = "not_found"
 	CodeMethodNotAllowed    = "method_not_allowed"

@@ -16,8 +16,6 @@ package integrations
 
 import (
 	"context"
-	"crypto/sha256"
-	"crypto/subtle"
 	"embed"
 	"errors"
 	"fmt"
@@ -32,13 +30,12 @@ import (
 
 	"github.com/vintner/arbor/data"
 	"github.com/vintner/arbor/gateway"
+	"github.com/vintner/arbor/gateway/authn"
 	"github.com/vintner/arbor/gateway/connections"
 	"github.com/vintner/arbor/gateway/edge/reqbody"
 	"github.com/vintner/arbor/gateway/httperr"
-	"github.com/vintner/arbor/gateway/internal/caller"
 	"github.com/vintner/arbor/gateway/internal/pagesec"
 	"github.com/vintner/arbor/gateway/scope"
-	"github.com/vintner/arbor/gateway/session"
 )
 
 // Paths.
@@ -48,9 +45,8 @@ const (
 	PathServiceBase = "/api/service/users/"
 )
 
-// Sessions is what the routes need of session.Manager.
+// Sessions is what the pages' forms need of session.Manager.
 type Sessions interface {
-	Authenticate(c *fiber.Ctx) (session.Identity, error)
 	CSRFToken(sid string) string
 	CheckCSRF(sid, token string) bool
 }
@@ -59,14 +55,6 @@ type Sessions interface {
 // (webauth.WebAuth.BeginConnect).
 type Starter interface {
 	BeginConnect(c *fiber.Ctx, returnTo string) error
-}
-
-// ServiceToken is a backend's credential for the service route.
-type ServiceToken struct {
-	// Name identifies the backend in the audit trail ("argocd-sync").
-	Name string
-	// Token is the secret it presents as "Authorization: Bearer …".
-	Token string
 }
 
 // Options configure the routes.
@@ -78,14 +66,10 @@ type Options struct {
 	// PublicURL is Arbor's external origin; a state-changing API call
 	// with another Origin is refused.
 	PublicURL string
-	// ServiceTokens may call the service route. None: the route answers 404.
-	ServiceTokens []ServiceToken
-	// Bearer, if set, authenticates API requests that carry
-	// Authorization: Bearer (CLI access tokens); it returns an error
-	// wrapping ErrNoBearer when there is none.
-	Bearer func(c *fiber.Ctx) (session.Identity, error)
-	// ErrNoBearer is the error Bearer wraps when the request has no token.
-	ErrNoBearer error
+	// Chain finds the caller of every route (package authn): the session
+	// on the pages, a CLI token with scope providers or the session on the
+	// API, a configured service token on the service route.
+	Chain *authn.Chain
 	// AppName is the app's name in the page and its notices (config
 	// ui.app_name). Empty: config.DefaultAppName.
 	AppName string
@@ -93,16 +77,9 @@ type Options struct {
 
 // Integrations serves the page and the API.
 type Integrations struct {
-	opts     Options
-	auth     caller.Auth
-	pages    *template.Template
-	services []service
-	notices  map[string]noticeText // notices with the app's name
-}
-
-type service struct {
-	name string
-	hash [sha256.Size]byte
+	opts    Options
+	pages   *template.Template
+	notices map[string]noticeText // notices with the app's name
 }
 
 //go:embed assets
@@ -110,8 +87,8 @@ var assets embed.FS
 
 // New checks opts.
 func New(opts Options) (*Integrations, error) {
-	if opts.Broker == nil || opts.Sessions == nil || opts.Starter == nil || opts.Audit == nil {
-		return nil, errors.New("integrations: Options.Broker, Sessions, Starter and Audit are required")
+	if opts.Broker == nil || opts.Sessions == nil || opts.Chain == nil || opts.Starter == nil || opts.Audit == nil {
+		return nil, errors.New("integrations: Options.Broker, Sessions, Chain, Starter and Audit are required")
 	}
 	names := pagesec.Names{App: opts.AppName}.WithDefaults()
 	opts.AppName = names.App
@@ -119,17 +96,11 @@ func New(opts Options) (*Integrations, error) {
 	if err != nil {
 		return nil, fmt.Errorf("integrations: parsing templates: %w", err)
 	}
-	in := &Integrations{opts: opts, pages: pages, auth: caller.Auth{Sessions: opts.Sessions, Bearer: opts.Bearer, NoBearer: opts.ErrNoBearer, Scope: scope.Providers}}
+	in := &Integrations{opts: opts, pages: pages}
 	in.notices = make(map[string]noticeText, len(notices))
 	for code, n := range notices {
 		n.text = strings.ReplaceAll(n.text, appName, opts.AppName)
 		in.notices[code] = n
-	}
-	for _, s := range opts.ServiceTokens {
-		if s.Name == "" || len(s.Token) < 32 {
-			return nil, fmt.Errorf("integrations: service token %q: need a name and a token of at least 32 characters (arbor keys generate makes one)", s.Name)
-		}
-		in.services = append(in.services, service{name: s.Name, hash: sha256.Sum256([]byte(s.Token))})
 	}
 	return in, nil
 }
@@ -195,7 +166,7 @@ var notices = map[string]noticeText{
 }
 
 func (in *Integrations) page(c *fiber.Ctx) error {
-	id, ok, err := in.auth.Page(c)
+	id, ok, err := in.opts.Chain.Page(c)
 	if !ok {
 		return err
 	}
@@ -240,7 +211,7 @@ func (in *Integrations) displayName(ctx context.Context, userID, provider string
 }
 
 func (in *Integrations) confirmDisconnect(c *fiber.Ctx) error {
-	id, ok, err := in.auth.Page(c)
+	id, ok, err := in.opts.Chain.Page(c)
 	if !ok {
 		return err
 	}
@@ -256,7 +227,7 @@ func (in *Integrations) confirmDisconnect(c *fiber.Ctx) error {
 }
 
 func (in *Integrations) disconnectForm(c *fiber.Ctx) error {
-	id, ok, err := in.auth.Page(c)
+	id, ok, err := in.opts.Chain.Page(c)
 	if !ok {
 		return err
 	}
@@ -276,7 +247,7 @@ func (in *Integrations) disconnectForm(c *fiber.Ctx) error {
 }
 
 func (in *Integrations) apiList(c *fiber.Ctx) error {
-	id, err := in.auth.API(c)
+	id, err := in.opts.Chain.API(c, scope.Providers)
 	if err != nil {
 		return err
 	}
@@ -310,7 +281,7 @@ func tokenJSON(c *fiber.Ctx, provider string, t connections.Token) error {
 }
 
 func (in *Integrations) apiToken(c *fiber.Ctx) error {
-	id, err := in.auth.API(c)
+	id, err := in.opts.Chain.API(c, scope.Providers)
 	if err != nil {
 		return err
 	}
@@ -334,7 +305,7 @@ type repoJSON struct {
 }
 
 func (in *Integrations) apiRepos(c *fiber.Ctx) error {
-	id, err := in.auth.API(c)
+	id, err := in.opts.Chain.API(c, scope.Providers)
 	if err != nil {
 		return err
 	}
@@ -368,7 +339,7 @@ func (in *Integrations) apiRepos(c *fiber.Ctx) error {
 }
 
 func (in *Integrations) apiDisconnect(c *fiber.Ctx) error {
-	id, err := in.auth.API(c)
+	id, err := in.opts.Chain.API(c, scope.Providers)
 	if err != nil {
 		return err
 	}
@@ -384,13 +355,12 @@ func (in *Integrations) apiDisconnect(c *fiber.Ctx) error {
 
 // serviceToken lets a configured backend fetch a user's token.
 func (in *Integrations) serviceToken(c *fiber.Ctx) error {
-	if len(in.services) == 0 {
+	if !in.opts.Chain.Accepts(authn.KindService) {
 		return httperr.NotFound("No service may fetch tokens: none is configured")
 	}
-	name, ok := in.serviceOf(c)
-	if !ok {
-		c.Set(fiber.HeaderWWWAuthenticate, `Bearer realm="arbor-service"`)
-		return httperr.New(http.StatusUnauthorized, "invalid_service_token", "This route needs a configured service token as Authorization: Bearer …")
+	svc, err := in.opts.Chain.Service(c)
+	if err != nil {
+		return err
 	}
 	user, p := c.Params("user"), c.Params("provider")
 	t, err := in.opts.Broker.ValidProviderToken(c.UserContext(), user, p)
@@ -399,7 +369,7 @@ func (in *Integrations) serviceToken(c *fiber.Ctx) error {
 		outcome = httperr.From(err).Code
 	}
 	if _, aerr := in.opts.Audit.AppendAudit(context.WithoutCancel(c.UserContext()), data.AuditEvent{
-		Action: "connection.token.service", Actor: "service:" + name, UserID: user, Target: p, Outcome: outcome,
+		Action: "connection.token.service", Actor: "service:" + svc.Service, UserID: user, Target: p, Outcome: outcome,
 		RequestID: gateway.RequestID(c), IP: gateway.ClientIP(c),
 	}); aerr != nil {
 		gateway.Logger(c).Error("writing an audit event failed; refusing the service token request", "err", aerr)
@@ -409,22 +379,4 @@ func (in *Integrations) serviceToken(c *fiber.Ctx) error {
 		return err
 	}
 	return tokenJSON(c, p, t)
-}
-
-// serviceOf finds the service whose token the request presents; every
-// configured token is compared, in constant time.
-func (in *Integrations) serviceOf(c *fiber.Ctx) (string, bool) {
-	auth := c.Get(fiber.HeaderAuthorization)
-	tok, ok := strings.CutPrefix(auth, "Bearer ")
-	if !ok || tok == "" {
-		return "", false
-	}
-	h := sha256.Sum256([]byte(tok))
-	name, found := "", 0
-	for _, s := range in.services {
-		if subtle.ConstantTimeCompare(h[:], s.hash[:]) == 1 {
-			name, found = s.name, 1
-		}
-	}
-	return name, found == 1
 }

@@ -54,8 +54,8 @@ import (
 
 	"github.com/vintner/arbor/data"
 	"github.com/vintner/arbor/gateway"
+	"github.com/vintner/arbor/gateway/authn"
 	"github.com/vintner/arbor/gateway/internal/expcache"
-	"github.com/vintner/arbor/gateway/scope"
 	"github.com/vintner/arbor/gateway/sessiontoken"
 )
 
@@ -117,25 +117,6 @@ type Options struct {
 	CacheSize int
 	// Now is the clock. Default time.Now.
 	Now func() time.Time
-}
-
-// Identity is the signed-in user of a request.
-type Identity struct {
-	SessionID string
-	UserID    string
-	Email     string
-	Login     string
-	// WorkerID is set when a Tendril worker, not a person, made the
-	// request (package workers); UserID is then the worker's owner.
-	WorkerID string
-	// LoginID is the CLI login (refresh family) of a request authenticated
-	// by a CLI access token, so that what it opened (a WebSocket tunnel)
-	// can end with the login.
-	LoginID string
-	// Scopes is what a CLI access token may do (package scope), set only
-	// when one authenticated the request (SessionID and WorkerID empty);
-	// a session is not scoped.
-	Scopes scope.Set
 }
 
 // entry is what the cache keeps per live session.
@@ -241,10 +222,10 @@ func (m *Manager) lookup(ctx context.Context, sid string, now time.Time) (entry,
 // lifetime (or lapsed while the session lived on). Errors: ErrNoSession,
 // ErrInvalid (clear the cookie), ErrEnded (clear the cookie), or a store
 // error (answer 503; the session may be fine).
-func (m *Manager) Authenticate(c *fiber.Ctx) (Identity, error) {
+func (m *Manager) Authenticate(c *fiber.Ctx) (authn.Identity, error) {
 	tok := c.Cookies(m.name)
 	if tok == "" {
-		return Identity{}, ErrNoSession
+		return authn.Identity{}, ErrNoSession
 	}
 	claims, err := m.signer.Verify(tok)
 	lapsed := false
@@ -253,29 +234,29 @@ func (m *Manager) Authenticate(c *fiber.Ctx) (Identity, error) {
 		lapsed = true
 	}
 	if err != nil {
-		return Identity{}, fmt.Errorf("%w: %w", ErrInvalid, err)
+		return authn.Identity{}, fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
 	now := m.opts.Now()
 	e, err := m.lookup(c.UserContext(), claims.SessionID, now)
 	if errors.Is(err, data.ErrNotFound) {
-		return Identity{}, ErrEnded
+		return authn.Identity{}, ErrEnded
 	}
 	if err != nil {
-		return Identity{}, fmt.Errorf("session: looking up the session: %w", err)
+		return authn.Identity{}, fmt.Errorf("session: looking up the session: %w", err)
 	}
 	if e.userID != claims.Subject {
 		// Only possible with a forged token: the signature would have
 		// had to be made with the session key.
-		return Identity{}, fmt.Errorf("%w: token subject does not own the session", ErrInvalid)
+		return authn.Identity{}, fmt.Errorf("%w: token subject does not own the session", ErrInvalid)
 	}
-	id := Identity{SessionID: claims.SessionID, UserID: e.userID, Email: e.email, Login: e.login}
+	id := authn.Identity{Kind: authn.KindSession, SessionID: claims.SessionID, UserID: e.userID, Email: e.email, Login: e.login}
 	if lapsed || m.signer.NeedsRefresh(claims) {
 		if err := m.renew(c, id, now); err != nil {
 			if errors.Is(err, data.ErrNotFound) {
-				return Identity{}, ErrEnded
+				return authn.Identity{}, ErrEnded
 			}
 			if lapsed {
-				return Identity{}, fmt.Errorf("session: renewing the session: %w", err)
+				return authn.Identity{}, fmt.Errorf("session: renewing the session: %w", err)
 			}
 			// The token is still valid: serve, and renew on a later request.
 		}
@@ -284,7 +265,7 @@ func (m *Manager) Authenticate(c *fiber.Ctx) (Identity, error) {
 }
 
 // renew records that the session was seen and re-issues its cookie.
-func (m *Manager) renew(c *fiber.Ctx, id Identity, now time.Time) error {
+func (m *Manager) renew(c *fiber.Ctx, id authn.Identity, now time.Time) error {
 	if _, busy := m.renewing.LoadOrStore(id.SessionID, struct{}{}); busy {
 		return nil // a parallel request of the same browser is renewing
 	}

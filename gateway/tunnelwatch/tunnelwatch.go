@@ -32,7 +32,7 @@ import (
 	"time"
 
 	"github.com/vintner/arbor/data"
-	"github.com/vintner/arbor/gateway/session"
+	"github.com/vintner/arbor/gateway/authn"
 )
 
 // DefaultInterval is how often every owner with open tunnels is checked.
@@ -47,13 +47,11 @@ const (
 // Owner is the owner name of a tunnel opened with identity id: its browser
 // session or its CLI login. "" (no owner, never closed by the watcher) for
 // a worker or an anonymous request.
-func Owner(id session.Identity) string {
-	switch {
-	case id.WorkerID != "":
-		return ""
-	case id.SessionID != "":
+func Owner(id authn.Identity) string {
+	switch id.Kind {
+	case authn.KindSession:
 		return sessionPrefix + id.SessionID
-	case id.LoginID != "":
+	case authn.KindCLI:
 		return loginPrefix + id.LoginID
 	}
 	return ""

@@ -17,9 +17,9 @@ import (
 	"github.com/vintner/arbor/data"
 	"github.com/vintner/arbor/data/boltdb"
 	"github.com/vintner/arbor/gateway"
+	"github.com/vintner/arbor/gateway/authn"
 	"github.com/vintner/arbor/gateway/edge/edgetest"
 	"github.com/vintner/arbor/gateway/proxy"
-	"github.com/vintner/arbor/gateway/session"
 	"github.com/vintner/arbor/gateway/tunnelwatch"
 )
 
@@ -69,7 +69,11 @@ func TestTunnelsEndWithTheirSignIn(t *testing.T) {
 		// The test's stand-in for the guard: the identity comes from the
 		// query.
 		TunnelOwner: func(c *fiber.Ctx) string {
-			return tunnelwatch.Owner(session.Identity{SessionID: c.Query("session"), LoginID: c.Query("login")})
+			id := authn.Identity{Kind: authn.KindSession, SessionID: c.Query("session")}
+			if id.SessionID == "" {
+				id = authn.Identity{Kind: authn.KindCLI, LoginID: c.Query("login")}
+			}
+			return tunnelwatch.Owner(id)
 		},
 	})
 	if err != nil {
@@ -145,13 +149,14 @@ func TestTunnelsEndWithTheirSignIn(t *testing.T) {
 
 func TestOwner(t *testing.T) {
 	for _, tc := range []struct {
-		id   session.Identity
+		id   authn.Identity
 		want string
 	}{
-		{session.Identity{SessionID: "s", UserID: "u"}, "session:s"},
-		{session.Identity{LoginID: "f", UserID: "u"}, "cli:f"},
-		{session.Identity{WorkerID: "w", UserID: "u"}, ""},
-		{session.Identity{}, ""},
+		{authn.Identity{Kind: authn.KindSession, SessionID: "s", UserID: "u"}, "session:s"},
+		{authn.Identity{Kind: authn.KindCLI, LoginID: "f", UserID: "u"}, "cli:f"},
+		{authn.Identity{Kind: authn.KindWorker, WorkerID: "w", UserID: "u"}, ""},
+		{authn.Identity{Kind: authn.KindService, Service: "argocd"}, ""},
+		{authn.Identity{}, ""},
 	} {
 		if got := tunnelwatch.Owner(tc.id); got != tc.want {
 			t.Errorf("Owner(%+v) = %q, want %q", tc.id, got, tc.want)

@@ -163,7 +163,7 @@ func (w *WebAuth) whoami(c *fiber.Ctx) error {
 			return httperr.Wrap(err, http.StatusServiceUnavailable, httperr.CodeStoreUnavailable, "Arbor could not check the session")
 		}
 		c.Set(fiber.HeaderWWWAuthenticate, `Cookie realm="arbor"`)
-		return httperr.New(http.StatusUnauthorized, CodeUnauthenticated, "Not signed in")
+		return httperr.New(http.StatusUnauthorized, httperr.CodeUnauthenticated, "Not signed in")
 	}
 	c.Set(fiber.HeaderCacheControl, "no-store")
 	return c.JSON(fiber.Map{"user_id": id.UserID, "email": id.Email, "login": id.Login})

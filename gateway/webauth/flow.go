@@ -17,12 +17,12 @@ import (
 
 	"github.com/vintner/arbor/data"
 	"github.com/vintner/arbor/gateway"
+	"github.com/vintner/arbor/gateway/authn"
 	"github.com/vintner/arbor/gateway/edge/reqbody"
 	"github.com/vintner/arbor/gateway/httperr"
 	"github.com/vintner/arbor/gateway/internal/flowstate"
 	"github.com/vintner/arbor/gateway/internal/pagesec"
 	"github.com/vintner/arbor/gateway/returnto"
-	"github.com/vintner/arbor/gateway/session"
 	"github.com/vintner/arbor/plugins"
 	"github.com/vintner/arbor/sdk/abi"
 )
@@ -599,7 +599,7 @@ func (w *WebAuth) logoutPage(c *fiber.Ctx) error {
 	}{pageData{Title: "Sign out", RequestID: gateway.RequestID(c), Identity: &id}, w.opts.Sessions.CSRFToken(id.SessionID)})
 }
 
-func (w *WebAuth) checkForm(c *fiber.Ctx, id session.Identity) *flowError {
+func (w *WebAuth) checkForm(c *fiber.Ctx, id authn.Identity) *flowError {
 	if pagesec.CrossSite(c, w.opts.PublicURL) || !w.opts.Sessions.CheckCSRF(id.SessionID, reqbody.FormValue(c, "csrf")) {
 		return fail(http.StatusForbidden, "csrf_invalid", "Request refused",
 			"This form was not sent from your "+w.opts.AppName+" account page. Go back, reload the page and try again.", nil)

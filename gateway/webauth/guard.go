@@ -1,7 +1,6 @@
 package webauth
 
 import (
-	"errors"
 	"net/http"
 	"net/url"
 	"unsafe"
@@ -9,31 +8,20 @@ import (
 	"github.com/gofiber/fiber/v2"
 	"github.com/valyala/fasthttp"
 
-	"github.com/vintner/arbor/data"
-	"github.com/vintner/arbor/gateway"
 	"github.com/vintner/arbor/gateway/access"
 	"github.com/vintner/arbor/gateway/assertion"
+	"github.com/vintner/arbor/gateway/authn"
 	"github.com/vintner/arbor/gateway/httperr"
-	"github.com/vintner/arbor/gateway/scope"
-	"github.com/vintner/arbor/gateway/session"
 )
 
-// CodeUnauthenticated is the error code of a 401 for a route that needs a
-// session.
-const CodeUnauthenticated = "unauthenticated"
-
-// CodeWorkerUnauthorized is the one answer to a failed worker
-// authentication.
-const CodeWorkerUnauthorized = "worker_unauthorized"
-
-// identityKey is the Locals key of the request's session.Identity.
+// identityKey is the Locals key of the request's *authn.Identity.
 type identityKey struct{}
 
 // IdentityOf returns the identity Guard found on the request.
-func IdentityOf(c *fiber.Ctx) (session.Identity, bool) {
-	id, ok := c.Locals(identityKey{}).(*session.Identity)
+func IdentityOf(c *fiber.Ctx) (authn.Identity, bool) {
+	id, ok := c.Locals(identityKey{}).(*authn.Identity)
 	if !ok {
-		return session.Identity{}, false
+		return authn.Identity{}, false
 	}
 	return *id, true
 }
@@ -54,62 +42,36 @@ func newHeaderNames(h Headers) headerNames {
 }
 
 // Guard runs before every request relayed to the upstream (it is
-// gateway.Options.Guard). It classifies the path with the policy,
-// authenticates the session cookie, keeps the identity for Director, and
-// stops requests that need a session and have none: a redirect to sign-in
-// for a page (GET or HEAD of a session route), 401 JSON otherwise.
+// gateway.Options.Guard). It classifies the path with the policy, asks the
+// chain who is calling (package authn: worker credentials on worker
+// routes, else a session cookie or a CLI token), keeps the identity for
+// Director, and stops requests that need a session and have none: a
+// redirect to sign-in for a page (GET or HEAD of a session route), 401
+// JSON otherwise.
 func (w *WebAuth) Guard(c *fiber.Ctx) (bool, error) {
 	class, err := w.opts.Policy.Classify(c.Request().URI().PathOriginal())
 	if err != nil {
 		return false, httperr.Wrap(err, http.StatusBadRequest, httperr.CodeBadPath,
 			"The request path is malformed (dot segments, backslashes, bad escapes or control characters)")
 	}
-	if w.opts.Workers != nil && w.opts.WorkerRoutes != nil {
+	if w.opts.WorkerRoutes != nil && w.opts.Chain.Accepts(authn.KindWorker) {
 		if wc, err := w.opts.WorkerRoutes.Classify(c.Request().URI().PathOriginal()); err == nil && wc == access.API {
-			// A worker route: only worker credentials count, and every
-			// failure gets the same answer.
-			id, err := w.opts.Workers(c)
-			if errors.Is(err, data.ErrUnavailable) || errors.Is(err, data.ErrClosed) {
-				// Not the worker's fault: it may retry.
-				return false, httperr.Wrap(err, http.StatusServiceUnavailable, httperr.CodeStoreUnavailable,
-					"Arbor could not check the worker's credentials; try again in a moment")
-			}
+			// A worker route: only worker credentials count.
+			id, err := w.opts.Chain.Worker(c)
 			if err != nil {
-				gateway.Logger(c).Info("worker authentication refused", "err", err)
-				c.Set(fiber.HeaderWWWAuthenticate, `X-Worker-Token realm="arbor"`)
-				return false, httperr.New(http.StatusUnauthorized, CodeWorkerUnauthorized, "This route needs a registered worker's X-Worker-ID and X-Worker-Token")
+				return false, err
 			}
-			c.Locals(identityKey{}, &id)
+			keepIdentity(c, id)
 			return true, nil
 		}
 	}
-	id, err := w.opts.Sessions.Authenticate(c)
-	if errors.Is(err, session.ErrNoSession) && w.opts.Bearer != nil && len(c.Request().Header.Peek(fiber.HeaderAuthorization)) > 0 {
-		if bid, berr := w.opts.Bearer(c); berr == nil {
-			if !bid.Scopes.Has(scope.Proxy) {
-				// A live token that may not reach the app is refused on
-				// every proxied route, public ones too: relayed without an
-				// identity, it would reach the upstream, which could use it
-				// on Arbor's API.
-				return false, scope.Refuse(c, scope.Proxy)
-			}
-			id, err = bid, nil
-		}
+	id, ok, err := w.opts.Chain.Upstream(c, class == access.Public)
+	if err != nil {
+		return false, err
 	}
-	switch {
-	case err == nil:
-		c.Locals(identityKey{}, &id)
+	if ok {
+		keepIdentity(c, id)
 		return true, nil
-	case errors.Is(err, session.ErrNoSession):
-	case errors.Is(err, session.ErrInvalid), errors.Is(err, session.ErrEnded):
-		gateway.Logger(c).Debug("session cookie refused", "err", err)
-		w.opts.Sessions.ClearCookie(c)
-	default:
-		if class != access.Public {
-			return false, httperr.Wrap(err, http.StatusServiceUnavailable, httperr.CodeStoreUnavailable,
-				"Arbor could not check your session; try again in a moment")
-		}
-		gateway.Logger(c).Warn("session check failed; serving a public route without identity", "err", err)
 	}
 	switch class {
 	case access.Public:
@@ -122,7 +84,15 @@ func (w *WebAuth) Guard(c *fiber.Ctx) (bool, error) {
 		}
 	}
 	c.Set(fiber.HeaderWWWAuthenticate, `Cookie realm="arbor"`)
-	return false, httperr.New(http.StatusUnauthorized, CodeUnauthenticated, "Sign in first: this route needs a signed-in session")
+	return false, httperr.New(http.StatusUnauthorized, httperr.CodeUnauthenticated, "Sign in first: this route needs a signed-in session")
+}
+
+// keepIdentity keeps id for Director and IdentityOf: the one allocation of
+// an authenticated request, none for an anonymous one.
+func keepIdentity(c *fiber.Ctx, id authn.Identity) {
+	p := new(authn.Identity)
+	*p = id
+	c.Locals(identityKey{}, p)
 }
 
 // Director adds the identity headers to a request Guard let through with a
@@ -140,16 +110,17 @@ func (w *WebAuth) Director(c *fiber.Ctx, req *fasthttp.Request) error {
 	if len(req.Header.Cookie(w.flow)) > 0 {
 		req.Header.DelCookie(w.flow)
 	}
-	id, ok := c.Locals(identityKey{}).(*session.Identity)
+	id, ok := c.Locals(identityKey{}).(*authn.Identity)
 	if !ok {
 		return nil
 	}
-	if id.WorkerID != "" {
+	switch id.Kind {
+	case authn.KindWorker:
 		// The upstream gets the worker's identity, never its token.
 		req.Header.Del("X-Worker-Token")
 		req.Header.Del("X-Worker-ID")
 		req.Header.SetCanonical(w.hdr.worker, bytesOf(id.WorkerID))
-	} else if id.SessionID == "" {
+	case authn.KindCLI:
 		// Authenticated by a CLI access token: the upstream gets the
 		// identity, not the token, which would let it act as the user on
 		// Arbor's API (provider tokens included) for the rest of the hour.

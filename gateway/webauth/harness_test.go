@@ -28,6 +28,7 @@ import (
 	"github.com/vintner/arbor/gateway"
 	"github.com/vintner/arbor/gateway/access"
 	"github.com/vintner/arbor/gateway/assertion"
+	"github.com/vintner/arbor/gateway/authn"
 	"github.com/vintner/arbor/gateway/cliauth"
 	"github.com/vintner/arbor/gateway/clitoken"
 	"github.com/vintner/arbor/gateway/connections"
@@ -101,7 +102,7 @@ type envOptions struct {
 	// load at start-up.
 	loading bool
 	// serviceTokens may call the integrations service route.
-	serviceTokens []integrations.ServiceToken
+	serviceTokens []authn.ServiceToken
 	// webhook, if set, receives connection events.
 	webhook func(connections.Event)
 	// refreshGrace is the CLI refresh-token grace window (default 0).
@@ -276,16 +277,27 @@ func newEnv(t *testing.T, o envOptions) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
+	e.workers = workers.New(e.store, workers.Options{FlushInterval: time.Hour, Logger: logger})
+	t.Cleanup(e.workers.Close)
+	chain, err := authn.New(authn.Config{
+		Session: e.sessions.Cookies(),
+		CLI: authn.AuthenticatorFunc(func(c *fiber.Ctx) (authn.Identity, authn.Outcome, error) {
+			return e.cli.Authenticate(c)
+		}),
+		Worker:        e.workers.Credentials(),
+		ServiceTokens: o.serviceTokens,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
 	e.cli, err = cliauth.New(cliauth.Options{
-		Store: e.store, Tokens: e.cliTokens, Sessions: e.sessions, CodeKey: testCLIKey,
+		Store: e.store, Tokens: e.cliTokens, Sessions: e.sessions, Chain: chain, CodeKey: testCLIKey,
 		PublicURL: e.publicURL, RefreshGrace: o.refreshGrace, Now: e.clock.Now,
 		DeviceClients: o.deviceClients,
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.workers = workers.New(e.store, workers.Options{FlushInterval: time.Hour, Logger: logger})
-	t.Cleanup(e.workers.Close)
 	workerRoutes, err := access.New(access.Public, []access.Rule{{Prefix: "/api/tendril/", Class: access.API}})
 	if err != nil {
 		t.Fatal(err)
@@ -295,17 +307,13 @@ func newEnv(t *testing.T, o envOptions) *env {
 		t.Fatal(err)
 	}
 	wa, err := webauth.New(webauth.Options{
-		Store:        e.store,
-		Sessions:     e.sessions,
-		Providers:    provs,
-		Connector:    e.broker,
-		Bearer:       e.cli.Bearer,
-		CLILogins:    e.cli,
-		WorkerRoutes: workerRoutes,
-		Workers: func(c *fiber.Ctx) (session.Identity, error) {
-			id, err := e.workers.Authenticate(c)
-			return session.Identity{UserID: id.UserID, WorkerID: id.WorkerID}, err
-		},
+		Store:               e.store,
+		Sessions:            e.sessions,
+		Providers:           provs,
+		Connector:           e.broker,
+		Chain:               chain,
+		CLILogins:           e.cli,
+		WorkerRoutes:        workerRoutes,
 		Policy:              policy,
 		Assertions:          e.asserter,
 		PublicURL:           e.publicURL,
@@ -331,15 +339,13 @@ func newEnv(t *testing.T, o envOptions) *env {
 	}
 	integ, err := integrations.New(integrations.Options{
 		Broker: e.broker, Sessions: e.sessions, Starter: wa, Audit: e.store,
-		PublicURL: e.publicURL, ServiceTokens: o.serviceTokens,
-		Bearer: e.cli.Bearer, ErrNoBearer: cliauth.ErrNoBearer,
+		PublicURL: e.publicURL, Chain: chain,
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	workerPages, err := workerpages.New(workerpages.Options{
-		Workers: e.workers, Sessions: e.sessions, PublicURL: e.publicURL,
-		Bearer: e.cli.Bearer, NoBearer: cliauth.ErrNoBearer,
+		Workers: e.workers, Sessions: e.sessions, PublicURL: e.publicURL, Chain: chain,
 	})
 	if err != nil {
 		t.Fatal(err)

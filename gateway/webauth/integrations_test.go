@@ -16,8 +16,8 @@ import (
 	"time"
 
 	"github.com/vintner/arbor/data"
+	"github.com/vintner/arbor/gateway/authn"
 	"github.com/vintner/arbor/gateway/connections"
-	"github.com/vintner/arbor/gateway/integrations"
 	"github.com/vintner/arbor/sdk/fakeprovider"
 )
 
@@ -253,7 +253,7 @@ func TestExpiredTokenIsRefreshedAndBrokenGrantIsShown(t *testing.T) {
 
 func TestServiceRoute(t *testing.T) {
 	const secret = "0123456789abcdef0123456789abcdef-argocd"
-	e := newEnv(t, envOptions{serviceTokens: []integrations.ServiceToken{{Name: "argocd-sync", Token: secret}}})
+	e := newEnv(t, envOptions{serviceTokens: []authn.ServiceToken{{Name: "argocd-sync", Token: secret}}})
 	b := e.browser()
 	b.MustSignIn("github")
 	connectProvider(t, b, "gitlab")

@@ -67,6 +67,7 @@ import (
 	"github.com/vintner/arbor/gateway"
 	"github.com/vintner/arbor/gateway/access"
 	"github.com/vintner/arbor/gateway/assertion"
+	"github.com/vintner/arbor/gateway/authn"
 	"github.com/vintner/arbor/gateway/httperr"
 	"github.com/vintner/arbor/gateway/internal/flowstate"
 	"github.com/vintner/arbor/gateway/internal/pagesec"
@@ -159,15 +160,13 @@ type Options struct {
 	// CLILogins, if set, lists and revokes the user's CLI logins on the
 	// account page.
 	CLILogins CLILogins
-	// Workers, if set, authenticates requests to WorkerRoutes by their
-	// X-Worker-ID and X-Worker-Token headers (package workers).
-	Workers func(c *fiber.Ctx) (session.Identity, error)
+	// Chain decides who is calling a proxied request (package authn):
+	// worker credentials on WorkerRoutes, else the session cookie, else a
+	// CLI access token. Required.
+	Chain *authn.Chain
 	// WorkerRoutes classifies paths: those it calls access.API are worker
-	// routes. Nil: none.
+	// routes (when the chain accepts workers). Nil: none.
 	WorkerRoutes *access.Policy
-	// Bearer, if set, authenticates proxied requests that carry a CLI
-	// access token and no session; a token it refuses counts as none.
-	Bearer func(c *fiber.Ctx) (session.Identity, error)
 	// Now is the clock. Default time.Now.
 	Now func() time.Time
 	// Logger receives what the flow logs besides the request logger.
@@ -199,6 +198,9 @@ func New(opts Options) (*WebAuth, error) {
 	}
 	if opts.Sessions == nil {
 		missing = append(missing, "Sessions")
+	}
+	if opts.Chain == nil {
+		missing = append(missing, "Chain")
 	}
 	if opts.Providers == nil {
 		missing = append(missing, "Providers")
@@ -307,7 +309,7 @@ func (w *WebAuth) Routes(r fiber.Router) {
 type pageData struct {
 	Title     string
 	RequestID string
-	Identity  *session.Identity
+	Identity  *authn.Identity
 	Notice    string
 	// Refresh asks the browser to reload the page after 2 seconds.
 	Refresh bool

@@ -14,7 +14,7 @@
 //
 // # Owner only
 //
-// Every route acts for the caller (package caller) and reaches only the
+// Every route acts for the caller (package authn) and reaches only the
 // caller's workers: another user's worker id is a 404, the same answer as
 // an unknown one, so ids cannot be probed.
 package workerpages
@@ -33,12 +33,11 @@ import (
 
 	"github.com/vintner/arbor/data"
 	"github.com/vintner/arbor/gateway"
+	"github.com/vintner/arbor/gateway/authn"
 	"github.com/vintner/arbor/gateway/edge/reqbody"
 	"github.com/vintner/arbor/gateway/httperr"
-	"github.com/vintner/arbor/gateway/internal/caller"
 	"github.com/vintner/arbor/gateway/internal/pagesec"
 	"github.com/vintner/arbor/gateway/scope"
-	"github.com/vintner/arbor/gateway/session"
 	"github.com/vintner/arbor/gateway/workers"
 	"github.com/vintner/arbor/sdk/client"
 )
@@ -58,9 +57,8 @@ const (
 	CodeInvalidBody = "invalid_body"
 )
 
-// Sessions is what the routes need of session.Manager.
+// Sessions is what the pages' forms need of session.Manager.
 type Sessions interface {
-	Authenticate(c *fiber.Ctx) (session.Identity, error)
 	CSRFToken(sid string) string
 	CheckCSRF(sid, token string) bool
 }
@@ -72,10 +70,9 @@ type Options struct {
 	// PublicURL is Arbor's external origin; a state-changing call from
 	// another origin is refused.
 	PublicURL string
-	// Bearer authenticates API requests with a CLI access token; it
-	// returns an error wrapping NoBearer when there is none.
-	Bearer   func(c *fiber.Ctx) (session.Identity, error)
-	NoBearer error
+	// Chain finds the caller (package authn): the session on the page, a
+	// CLI token with scope workers or the session on the API. Required.
+	Chain *authn.Chain
 	// IDEnv and TokenEnv are the environment variable names the token
 	// view tells people to set. Default client.DefaultWorkerIDEnv and
 	// client.DefaultWorkerTokenEnv.
@@ -89,7 +86,6 @@ type Options struct {
 // Pages serves the page and the API.
 type Pages struct {
 	opts   Options
-	auth   caller.Auth
 	pages  *template.Template
 	copyJS []byte
 }
@@ -99,8 +95,8 @@ var assets embed.FS
 
 // New checks opts.
 func New(opts Options) (*Pages, error) {
-	if opts.Workers == nil || opts.Sessions == nil {
-		return nil, errors.New("workerpages: Options.Workers and Sessions are required")
+	if opts.Workers == nil || opts.Sessions == nil || opts.Chain == nil {
+		return nil, errors.New("workerpages: Options.Workers, Sessions and Chain are required")
 	}
 	if opts.IDEnv == "" {
 		opts.IDEnv = client.DefaultWorkerIDEnv
@@ -121,7 +117,6 @@ func New(opts Options) (*Pages, error) {
 	return &Pages{
 		opts:   opts,
 		copyJS: copyJS,
-		auth:   caller.Auth{Sessions: opts.Sessions, Bearer: opts.Bearer, NoBearer: opts.NoBearer, Scope: scope.Workers},
 		pages:  pages,
 	}, nil
 }
@@ -185,7 +180,7 @@ func view(w data.Worker) Worker {
 // ---- API ----
 
 func (p *Pages) apiList(c *fiber.Ctx) error {
-	id, err := p.auth.API(c)
+	id, err := p.opts.Chain.API(c, scope.Workers)
 	if err != nil {
 		return err
 	}
@@ -214,8 +209,8 @@ func nameBody(c *fiber.Ctx) (string, error) {
 
 // changing authenticates a state-changing API call and refuses one that a
 // browser says comes from another site.
-func (p *Pages) changing(c *fiber.Ctx) (session.Identity, error) {
-	id, err := p.auth.API(c)
+func (p *Pages) changing(c *fiber.Ctx) (authn.Identity, error) {
+	id, err := p.opts.Chain.API(c, scope.Workers)
 	if err != nil {
 		return id, err
 	}
@@ -254,7 +249,7 @@ func sendWorker(c *fiber.Ctx, status int, w data.Worker, token string) error {
 }
 
 func (p *Pages) apiGet(c *fiber.Ctx) error {
-	id, err := p.auth.API(c)
+	id, err := p.opts.Chain.API(c, scope.Workers)
 	if err != nil {
 		return err
 	}
@@ -320,7 +315,7 @@ func when(t time.Time) string {
 }
 
 func (p *Pages) page(c *fiber.Ctx) error {
-	id, ok, err := p.auth.Page(c)
+	id, ok, err := p.opts.Chain.Page(c)
 	if !ok {
 		return err
 	}
@@ -334,7 +329,7 @@ func (p *Pages) page(c *fiber.Ctx) error {
 	return p.list(c, id, http.StatusOK, notice, "")
 }
 
-func (p *Pages) list(c *fiber.Ctx, id session.Identity, status int, notice, class string) error {
+func (p *Pages) list(c *fiber.Ctx, id authn.Identity, status int, notice, class string) error {
 	list, err := p.opts.Workers.List(c.UserContext(), id.UserID)
 	if err != nil {
 		return err
@@ -351,8 +346,8 @@ func (p *Pages) list(c *fiber.Ctx, id session.Identity, status int, notice, clas
 }
 
 // form authenticates a form post and checks its CSRF token.
-func (p *Pages) form(c *fiber.Ctx) (session.Identity, bool, error) {
-	id, ok, err := p.auth.Page(c)
+func (p *Pages) form(c *fiber.Ctx) (authn.Identity, bool, error) {
+	id, ok, err := p.opts.Chain.Page(c)
 	if !ok {
 		return id, false, err
 	}
@@ -364,7 +359,7 @@ func (p *Pages) form(c *fiber.Ctx) (session.Identity, bool, error) {
 
 // formProblem shows a bad name on the page itself, and anything else as
 // an error page.
-func (p *Pages) formProblem(c *fiber.Ctx, id session.Identity, err error) error {
+func (p *Pages) formProblem(c *fiber.Ctx, id authn.Identity, err error) error {
 	if errors.Is(err, workers.ErrBadName) {
 		return p.list(c, id, http.StatusBadRequest, problem(err).(*httperr.Error).Message, "warn")
 	}
@@ -397,7 +392,7 @@ func (p *Pages) rotateForm(c *fiber.Ctx) error {
 
 // tokenView shows a token once. It is the only page with a script (the
 // copy button), so it widens the policy by exactly that: script-src 'self'.
-func (p *Pages) tokenView(c *fiber.Ctx, id session.Identity, w data.Worker, tok string, rotated bool) error {
+func (p *Pages) tokenView(c *fiber.Ctx, id authn.Identity, w data.Worker, tok string, rotated bool) error {
 	title := "Worker registered"
 	if rotated {
 		title = "New token for " + w.Name
@@ -423,7 +418,7 @@ func (p *Pages) renameForm(c *fiber.Ctx) error {
 }
 
 func (p *Pages) confirmRevoke(c *fiber.Ctx) error {
-	id, ok, err := p.auth.Page(c)
+	id, ok, err := p.opts.Chain.Page(c)
 	if !ok {
 		return err
 	}

@@ -9,8 +9,8 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 
+	"github.com/vintner/arbor/gateway/authn"
 	"github.com/vintner/arbor/gateway/config"
-	"github.com/vintner/arbor/gateway/session"
 )
 
 //go:embed layout.html
@@ -65,7 +65,7 @@ func Render(c *fiber.Ctx, t *template.Template, status int, name string, v any) 
 
 // Who is how a page names the signed-in person: the login, or the e-mail
 // address when there is no login.
-func Who(id session.Identity) string {
+func Who(id authn.Identity) string {
 	if id.Login != "" {
 		return id.Login
 	}

@@ -1,0 +1,93 @@
+package authn
+
+import (
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/vintner/arbor/gateway/scope"
+)
+
+// Kind is the kind of credential that authenticated a caller.
+type Kind uint8
+
+// Kinds. The zero Kind is no caller. Repository credentials (a Git client's
+// token on a repository route) will be a kind of their own.
+const (
+	KindNone Kind = iota
+	// KindSession is a person's browser, by its session cookie (package
+	// session). SessionID is set.
+	KindSession
+	// KindCLI is a CLI access token (package cliauth). LoginID and Scopes
+	// are set.
+	KindCLI
+	// KindWorker is a registered worker, by its X-Worker-ID and
+	// X-Worker-Token (package workers). WorkerID is set; UserID is the
+	// worker's owner.
+	KindWorker
+	// KindService is a configured backend, by its service token. Service
+	// is set; UserID is empty (the route names the user).
+	KindService
+	numKinds
+)
+
+var kindNames = [numKinds]string{"none", "session", "cli", "worker", "service"}
+
+// String names the kind ("session", "cli", …) for logs.
+func (k Kind) String() string {
+	if k < numKinds {
+		return kindNames[k]
+	}
+	return "unknown"
+}
+
+// Identity is the caller of a request, as an Authenticator found it.
+type Identity struct {
+	Kind Kind
+	// UserID is the person the request acts for: the signed-in user, the
+	// CLI token's user or the worker's owner. Empty for a service.
+	UserID string
+	Email  string
+	Login  string
+	// SessionID is the browser session (KindSession).
+	SessionID string
+	// WorkerID is the worker (KindWorker).
+	WorkerID string
+	// LoginID is the CLI login (refresh family) of a CLI access token
+	// (KindCLI), so that what it opened (a WebSocket tunnel) can end with
+	// the login.
+	LoginID string
+	// Scopes is what a CLI access token may do (package scope), set only
+	// for KindCLI: the other kinds are not scoped.
+	Scopes scope.Set
+	// Service is the configured backend's name (KindService).
+	Service string
+}
+
+// Outcome is an Authenticator's answer (see the package documentation).
+type Outcome uint8
+
+// Outcomes.
+const (
+	// None: the request carries no credential of this kind.
+	None Outcome = iota
+	// Authenticated: the Identity is the caller.
+	Authenticated
+	// Refused: a credential of this kind is present but not valid; the
+	// error says why, for the log.
+	Refused
+	// Failed: the credential could not be checked; the error is the
+	// technical failure (the store is unavailable).
+	Failed
+)
+
+// Authenticator checks one kind of credential on a request. The error is
+// nil for None and Authenticated, the reason for Refused and the failure
+// for Failed; it is for logs, never sent to the client.
+type Authenticator interface {
+	Authenticate(c *fiber.Ctx) (Identity, Outcome, error)
+}
+
+// AuthenticatorFunc is a function as an Authenticator.
+type AuthenticatorFunc func(c *fiber.Ctx) (Identity, Outcome, error)
+
+// Authenticate calls f.
+func (f AuthenticatorFunc) Authenticate(c *fiber.Ctx) (Identity, Outcome, error) { return f(c) }
