@@ -1,4 +1,4 @@
-package main
+package app
 
 import (
 	"context"
@@ -53,19 +53,6 @@ type webAuth struct {
 	workerPages  *workerpages.Pages
 }
 
-// close stops background work: revocations still to retry are abandoned
-// (logged), queued webhook events get a few seconds to go out.
-func (w *webAuth) close() {
-	w.workers.Close()
-	w.broker.Close()
-	if w.notifier != nil {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = w.notifier.Close(ctx)
-	}
-	w.sessions.Close()
-}
-
 // mount registers the sign-in, Integrations and API routes, each route
 // behind the handler limits gives it (the rate limits' RouteHandler).
 func (w *webAuth) mount(srv *gateway.Server, limits gateway.RouteHook) error {
@@ -92,7 +79,14 @@ func derive(key []byte, purpose string) []byte {
 	return m.Sum(nil)
 }
 
-func setupWebAuth(cfg config.Config, secrets config.SecretsValues, keyring *seal.Keyring, store data.Store, pl *pluginRuntime, log *slog.Logger) (*webAuth, error) {
+// setupWebAuth builds the parts of webAuth, registering each one that runs
+// in the background with a.onClose as soon as it exists. At shutdown,
+// revocations still to retry are abandoned (logged) and queued webhook
+// events get a few seconds to go out.
+func (a *App) setupWebAuth(cfg config.Config, secrets config.SecretsValues, keyring *seal.Keyring, store data.Store, pl *pluginRuntime, log *slog.Logger) (*webAuth, error) {
+	if err := a.step("sessions"); err != nil {
+		return nil, err
+	}
 	signer, err := sessiontoken.NewSigner(derive(secrets.SessionKey, "session token"), sessiontoken.Options{
 		Issuer:   cfg.PublicURL,
 		Audience: sessionAudience,
@@ -136,22 +130,32 @@ func setupWebAuth(cfg config.Config, secrets config.SecretsValues, keyring *seal
 	if err != nil {
 		return nil, err
 	}
+	a.onClose("sessions", sessions.Close)
 	provs := providers.FromRegistry(pl.providerRegistry)
+	if err := a.step("webhook"); err != nil {
+		return nil, err
+	}
 	var notifier *webhook.Notifier
 	if cfg.Connections.WebhookURL != "" {
-		secret, err := config.OptionalSecret(os.Environ(), config.EnvWebhookSecret)
+		secret, err := config.OptionalSecret(a.environ, config.EnvWebhookSecret)
 		if err != nil {
 			return nil, usageErr(err)
 		}
 		if secret == "" {
-			sessions.Close()
 			return nil, usageErr(fmt.Errorf("connections.webhook_url is set but %s is not: set it (or %s_FILE) to a value from `arbor keys generate --only session` and share it with the receiver", config.EnvWebhookSecret, config.EnvWebhookSecret))
 		}
 		notifier, err = webhook.New(webhook.Options{URL: cfg.Connections.WebhookURL, Secret: []byte(secret), Logger: log})
 		if err != nil {
-			sessions.Close()
 			return nil, usageErr(err)
 		}
+		a.onClose("webhook notifier", func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			_ = notifier.Close(ctx)
+		})
+	}
+	if err := a.step("broker"); err != nil {
+		return nil, err
 	}
 	broker := connections.New(store, keyring, provs, connections.Options{
 		RefreshMargin: cfg.Connections.RefreshMargin,
@@ -162,10 +166,12 @@ func setupWebAuth(cfg config.Config, secrets config.SecretsValues, keyring *seal
 			}
 		},
 	})
-	services, err := serviceTokens()
+	a.onClose("broker", broker.Close)
+	if err := a.step("cli"); err != nil {
+		return nil, err
+	}
+	services, err := serviceTokens(a.environ)
 	if err != nil {
-		broker.Close()
-		sessions.Close()
 		return nil, usageErr(err)
 	}
 	cliIssuer := cfg.CLI.Issuer
@@ -176,8 +182,6 @@ func setupWebAuth(cfg config.Config, secrets config.SecretsValues, keyring *seal
 		Issuer: cliIssuer, Audience: cfg.CLI.Audience, AccessTTL: cfg.CLI.AccessTTL, RefreshTTL: cfg.CLI.RefreshTTL,
 	})
 	if err != nil {
-		broker.Close()
-		sessions.Close()
 		return nil, usageErr(err)
 	}
 	cli, err := cliauth.New(cliauth.Options{
@@ -192,11 +196,13 @@ func setupWebAuth(cfg config.Config, secrets config.SecretsValues, keyring *seal
 		DeviceClients:        deviceClients(cfg.CLI.DeviceClients),
 	})
 	if err != nil {
-		broker.Close()
-		sessions.Close()
+		return nil, err
+	}
+	if err := a.step("workers"); err != nil {
 		return nil, err
 	}
 	workerSvc := workers.New(store, workers.Options{Logger: log})
+	a.onClose("workers", workerSvc.Close)
 	var workerRules []access.Rule
 	for _, p := range cfg.Workers.Paths {
 		if p = strings.TrimSpace(p); p != "" {
@@ -205,10 +211,10 @@ func setupWebAuth(cfg config.Config, secrets config.SecretsValues, keyring *seal
 	}
 	workerRoutes, err := access.New(access.Public, workerRules)
 	if err != nil {
-		workerSvc.Close()
-		broker.Close()
-		sessions.Close()
 		return nil, usageErr(fmt.Errorf("workers.paths: %w", err))
+	}
+	if err := a.step("webauth"); err != nil {
+		return nil, err
 	}
 	web, err := webauth.New(webauth.Options{
 		Workers:      workerIdentity(workerSvc),
@@ -235,8 +241,6 @@ func setupWebAuth(cfg config.Config, secrets config.SecretsValues, keyring *seal
 		Logger:              log,
 	})
 	if err != nil {
-		broker.Close()
-		sessions.Close()
 		return nil, err
 	}
 	integ, err := integrations.New(integrations.Options{
@@ -245,8 +249,6 @@ func setupWebAuth(cfg config.Config, secrets config.SecretsValues, keyring *seal
 		Bearer: cli.Bearer, ErrNoBearer: cliauth.ErrNoBearer,
 	})
 	if err != nil {
-		broker.Close()
-		sessions.Close()
 		return nil, usageErr(err)
 	}
 	workerPages, err := workerpages.New(workerpages.Options{
@@ -254,8 +256,6 @@ func setupWebAuth(cfg config.Config, secrets config.SecretsValues, keyring *seal
 		Bearer: cli.Bearer, NoBearer: cliauth.ErrNoBearer,
 	})
 	if err != nil {
-		broker.Close()
-		sessions.Close()
 		return nil, err
 	}
 	return &webAuth{sessions: sessions, web: web, broker: broker, integrations: integ, cli: cli, notifier: notifier, workers: workerSvc, workerPages: workerPages}, nil
@@ -273,8 +273,8 @@ func deviceClients(list []config.DeviceClient) []cliauth.DeviceClient {
 
 // serviceTokens reads ARBOR_SERVICE_TOKENS: name:token pairs, comma
 // separated.
-func serviceTokens() ([]integrations.ServiceToken, error) {
-	raw, err := config.OptionalSecret(os.Environ(), config.EnvServiceTokens)
+func serviceTokens(environ []string) ([]integrations.ServiceToken, error) {
+	raw, err := config.OptionalSecret(environ, config.EnvServiceTokens)
 	if err != nil || raw == "" {
 		return nil, err
 	}
