@@ -59,6 +59,10 @@ type Options struct {
 	// always read from the process environment.
 	Environ []string
 
+	// Now, for tests only, is the clock of the store, the sessions, the
+	// tokens and the sign-in, CLI and connection services, so that a test
+	// can move time on; nil is time.Now.
+	Now func() time.Time
 	// FailAt, for tests only, makes New fail with ErrInjected just before
 	// the start-up step of that name (see the step calls in New and
 	// setupWebAuth; "ready" is the last, after every part exists). Empty in
@@ -194,12 +198,12 @@ func New(ctx context.Context, cfg config.Config, opts Options) (_ *App, err erro
 	// The store reports its failures into the gateway's metrics, which
 	// exist once the gateway does; until then there is nothing to count.
 	var metrics atomic.Pointer[gateway.Metrics]
-	store, err := OpenStore(ctx, cfg, log, func(op string, err error) {
+	store, err := openStore(ctx, cfg, log, func(op string, err error) {
 		log.Error("store failure", "op", op, "err", err)
 		if m := metrics.Load(); m != nil {
 			m.StoreError(op)
 		}
-	})
+	}, opts.Now)
 	if err != nil {
 		return nil, err
 	}
@@ -378,6 +382,9 @@ func (a *App) StartReloader(trigger string) (request, stop func()) {
 
 // AdminPath is the admin socket's path.
 func (a *App) AdminPath() string { return a.admin.Path() }
+
+// SessionCookie is the name of the browser session cookie.
+func (a *App) SessionCookie() string { return a.web.sessions.CookieName() }
 
 // Store is the opened store.
 func (a *App) Store() data.Store { return a.store.Store }

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"time"
 
 	"github.com/vintner/arbor/data"
 	"github.com/vintner/arbor/data/boltdb"
@@ -29,6 +30,11 @@ type OpenedStore struct {
 // failures (the metrics count them). A configuration error is a
 // *ConfigError.
 func OpenStore(ctx context.Context, cfg config.Config, log *slog.Logger, onError func(op string, err error)) (*OpenedStore, error) {
+	return openStore(ctx, cfg, log, onError, nil)
+}
+
+// openStore is OpenStore with a clock for bbolt (nil: time.Now).
+func openStore(ctx context.Context, cfg config.Config, log *slog.Logger, onError func(op string, err error), now func() time.Time) (*OpenedStore, error) {
 	switch cfg.Store.Backend {
 	case "etcd":
 		password, err := config.OptionalSecret(os.Environ(), "ARBOR_ETCD_PASSWORD")
@@ -44,7 +50,7 @@ func OpenStore(ctx context.Context, cfg config.Config, log *slog.Logger, onError
 		}
 		return &OpenedStore{Store: s, Where: fmt.Sprint(cfg.Store.Endpoints)}, nil
 	default:
-		s, err := boltdb.Open(cfg.Store.Path, boltdb.Options{BatchDelay: cfg.Store.BatchDelay, Logger: log, OnError: onError})
+		s, err := boltdb.Open(cfg.Store.Path, boltdb.Options{BatchDelay: cfg.Store.BatchDelay, Logger: log, OnError: onError, Now: now})
 		if err != nil {
 			return nil, err
 		}

@@ -91,6 +91,7 @@ func (a *App) setupWebAuth(cfg config.Config, secrets config.SecretsValues, keyr
 		Issuer:   cfg.PublicURL,
 		Audience: sessionAudience,
 		TTL:      cfg.Session.TokenTTL,
+		Now:      a.opts.Now,
 	})
 	if err != nil {
 		return nil, err
@@ -108,6 +109,7 @@ func (a *App) setupWebAuth(cfg config.Config, secrets config.SecretsValues, keyr
 		Audience: cfg.Identity.AssertionAudience,
 		TTL:      cfg.Identity.AssertionTTL,
 		Shape:    shape,
+		Now:      a.opts.Now,
 	})
 	if err != nil {
 		return nil, err
@@ -126,6 +128,7 @@ func (a *App) setupWebAuth(cfg config.Config, secrets config.SecretsValues, keyr
 		IdleTimeout:      cfg.Session.IdleTimeout,
 		AbsoluteLifetime: cfg.Session.AbsoluteLifetime,
 		Secure:           secure,
+		Now:              a.opts.Now,
 	})
 	if err != nil {
 		return nil, err
@@ -160,6 +163,7 @@ func (a *App) setupWebAuth(cfg config.Config, secrets config.SecretsValues, keyr
 	broker := connections.New(store, keyring, provs, connections.Options{
 		RefreshMargin: cfg.Connections.RefreshMargin,
 		Logger:        log,
+		Now:           a.opts.Now,
 		Notify: func(e connections.Event) {
 			if notifier != nil {
 				_ = notifier.Send(webhook.Event{Type: e.Type, UserID: e.UserID, Provider: e.Provider, Data: e.Data})
@@ -180,6 +184,7 @@ func (a *App) setupWebAuth(cfg config.Config, secrets config.SecretsValues, keyr
 	}
 	cliTokens, err := clitoken.NewSigner(secrets.CLIJWTSecret, clitoken.Options{
 		Issuer: cliIssuer, Audience: cfg.CLI.Audience, AccessTTL: cfg.CLI.AccessTTL, RefreshTTL: cfg.CLI.RefreshTTL,
+		Now: a.opts.Now,
 	})
 	if err != nil {
 		return nil, usageErr(err)
@@ -194,6 +199,7 @@ func (a *App) setupWebAuth(cfg config.Config, secrets config.SecretsValues, keyr
 		MaxPendingDevices:    cfg.CLI.MaxPendingDevices,
 		MaxPendingPerAddress: cfg.CLI.MaxPendingPerAddress,
 		DeviceClients:        deviceClients(cfg.CLI.DeviceClients),
+		Now:                  a.opts.Now,
 	})
 	if err != nil {
 		return nil, err
@@ -239,6 +245,7 @@ func (a *App) setupWebAuth(cfg config.Config, secrets config.SecretsValues, keyr
 		AfterSignIn:         cfg.Auth.AfterSignIn,
 		BindingKey:          derive(secrets.SessionKey, "browser binding"),
 		Logger:              log,
+		Now:                 a.opts.Now,
 	})
 	if err != nil {
 		return nil, err
