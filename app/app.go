@@ -16,9 +16,9 @@
 // New builds the parts in a fixed order, the order `arbor serve` always
 // used, and remembers how to stop each one as soon as it exists. If a step
 // fails, New stops what it had built, newest first, and returns the error:
-// no goroutine of Arbor's is left running (TestStartFailureLeavesNothing
-// fails a start at each step in turn). [App.Close] stops everything the
-// same way after the server has shut down.
+// no goroutine of Arbor's is left running (the test
+// TestStartFailureLeavesNothingRunning fails a start at each step in
+// turn). [App.Close] stops everything the same way after [App.Shutdown].
 //
 // New does not listen on the public address: the caller owns listeners and
 // signals (see cmd/arbor's serve), so that a test may serve on a listener
