@@ -8,25 +8,21 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	"mime/multipart"
 	"net"
 	"net/http"
 	"net/url"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/vintner/arbor/data/boltdb"
-	"github.com/vintner/arbor/gateway"
+	"github.com/vintner/arbor/app"
 	"github.com/vintner/arbor/gateway/config"
 	"github.com/vintner/arbor/gateway/edge/reqbody"
 	"github.com/vintner/arbor/gateway/httperr"
-	"github.com/vintner/arbor/gateway/proxy"
 )
 
 // gz compresses b with gzip.
@@ -77,36 +73,13 @@ func errorCodeOf(body []byte) string {
 }
 
 // TestEveryArborRouteRefusesEncodedBodies builds the gateway with every
-// route `arbor serve` mounts (the same wa.mount, on the real sign-in,
-// device, Integrations and worker wiring) and sends each route, whatever
+// route `arbor serve` mounts (app.New, the real sign-in, device,
+// Integrations and worker wiring) and sends each route, whatever
 // its method, compressed and multipart bodies: each must answer 415 with
 // the stable code in a JSON body before its handler runs. A route added
 // later is walked too.
 func TestEveryArborRouteRefusesEncodedBodies(t *testing.T) {
 	te := newTestEnv(t)
-	cfg, err := config.Load(config.Source{Environ: te.env})
-	if err != nil {
-		t.Fatal(err)
-	}
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	secrets, err := config.LoadSecrets(cfg, te.env, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kr, err := secrets.Keyring()
-	if err != nil {
-		t.Fatal(err)
-	}
-	store, err := boltdb.Open(filepath.Join(t.TempDir(), "arbor.db"), boltdb.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { store.Close() })
-	wa, err := setupWebAuth(cfg, secrets, kr, store, &pluginRuntime{}, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(wa.close)
 	hits := 0
 	var mu sync.Mutex
 	up := http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -120,23 +93,21 @@ func TestEveryArborRouteRefusesEncodedBodies(t *testing.T) {
 	}
 	go up.Serve(upLn)
 	t.Cleanup(func() { up.Close() })
-	srv, err := gateway.New(gateway.Options{
-		Upstream: proxy.Upstream{URL: "http://" + upLn.Addr().String()}, Guard: wa.web.Guard, Director: wa.web.Director,
-		IdentityHeaders: wa.web.StrippedHeaders(), Logger: log, AccessLogger: log,
-	})
+	environ := te.with("ARBOR_UPSTREAM_URL=http://"+upLn.Addr().String(), "ARBOR_SERVER_METRICS_LISTEN=")
+	cfg, err := config.Load(config.Source{Environ: environ})
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Mounted as serve mounts them, behind the rate limits of
-	// cfg.Limits: the body rule runs first, so no request of the walk is
+	// The whole of `arbor serve`'s wiring (package app): every route
+	// mounted as serve mounts them, behind the rate limits of
+	// cfg.Limits. The body rule runs first, so no request of the walk is
 	// charged.
-	limits, err := newRateLimits(cfg.Limits)
+	a, err := app.New(t.Context(), cfg, app.Options{Environ: environ, Stderr: io.Discard})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := wa.mount(srv, limits.RouteHandler); err != nil {
-		t.Fatal(err)
-	}
+	t.Cleanup(a.Close)
+	srv := a.Server
 	// The route list is read before Serve, which adds the proxy fallback.
 	routes := srv.App().GetRoutes(true)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -147,7 +118,7 @@ func TestEveryArborRouteRefusesEncodedBodies(t *testing.T) {
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		srv.Shutdown(ctx)
+		a.Shutdown(ctx)
 	})
 	base := "http://" + ln.Addr().String()
 

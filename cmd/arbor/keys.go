@@ -8,6 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/vintner/arbor/app"
 	"github.com/vintner/arbor/data"
 	"github.com/vintner/arbor/gateway/admin"
 	"github.com/vintner/arbor/gateway/config"
@@ -83,7 +84,7 @@ opens the store itself with the keys in its own environment.`,
 				if err != nil {
 					return usageErr(err)
 				}
-				store, err := openStore(ctx, cfg, slog.New(slog.DiscardHandler), nil)
+				store, err := app.OpenStore(ctx, cfg, slog.New(slog.DiscardHandler), nil)
 				if err != nil {
 					return err
 				}
@@ -94,7 +95,7 @@ opens the store itself with the keys in its own environment.`,
 				if err != nil {
 					return err
 				}
-				fmt.Fprintf(cmd.OutOrStdout(), "rotated in %s (no server running here):\n", store.where)
+				fmt.Fprintf(cmd.OutOrStdout(), "rotated in %s (no server running here):\n", store.Where)
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "  sealed records: %d, re-sealed: %d, already current: %d\n", st.Total, st.Resealed, st.Current)
 			return nil

@@ -18,6 +18,8 @@ import (
 	"syscall"
 
 	"github.com/spf13/cobra"
+
+	"github.com/vintner/arbor/app"
 )
 
 // version is set at build time with -ldflags "-X main.version=…".
@@ -45,6 +47,9 @@ func main() {
 		var ee exitError
 		if errors.As(err, &ee) {
 			os.Exit(ee.code)
+		}
+		if _, ok := errors.AsType[*app.ConfigError](err); ok {
+			os.Exit(2) // as usageErr
 		}
 		os.Exit(1)
 	}

@@ -1,4 +1,4 @@
-package main
+package app
 
 import (
 	"context"
@@ -54,19 +54,6 @@ type webAuth struct {
 	workerPages  *workerpages.Pages
 }
 
-// close stops background work: revocations still to retry are abandoned
-// (logged), queued webhook events get a few seconds to go out.
-func (w *webAuth) close() {
-	w.workers.Close()
-	w.broker.Close()
-	if w.notifier != nil {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = w.notifier.Close(ctx)
-	}
-	w.sessions.Close()
-}
-
 // mount registers the sign-in, Integrations and API routes, each route
 // behind the handler limits gives it (the rate limits' RouteHandler).
 func (w *webAuth) mount(srv *gateway.Server, limits gateway.RouteHook) error {
@@ -93,11 +80,19 @@ func derive(key []byte, purpose string) []byte {
 	return m.Sum(nil)
 }
 
-func setupWebAuth(cfg config.Config, secrets config.SecretsValues, keyring *seal.Keyring, store data.Store, pl *pluginRuntime, log *slog.Logger) (*webAuth, error) {
+// setupWebAuth builds the parts of webAuth, registering each one that runs
+// in the background with a.onClose as soon as it exists. At shutdown,
+// revocations still to retry are abandoned (logged) and queued webhook
+// events get a few seconds to go out.
+func (a *App) setupWebAuth(cfg config.Config, secrets config.SecretsValues, keyring *seal.Keyring, store data.Store, pl *pluginRuntime, log *slog.Logger) (*webAuth, error) {
+	if err := a.step("sessions"); err != nil {
+		return nil, err
+	}
 	signer, err := sessiontoken.NewSigner(derive(secrets.SessionKey, "session token"), sessiontoken.Options{
 		Issuer:   cfg.PublicURL,
 		Audience: sessionAudience,
 		TTL:      cfg.Session.TokenTTL,
+		Now:      a.opts.Now,
 	})
 	if err != nil {
 		return nil, err
@@ -115,6 +110,7 @@ func setupWebAuth(cfg config.Config, secrets config.SecretsValues, keyring *seal
 		Audience: cfg.Identity.AssertionAudience,
 		TTL:      cfg.Identity.AssertionTTL,
 		Shape:    shape,
+		Now:      a.opts.Now,
 	})
 	if err != nil {
 		return nil, err
@@ -133,41 +129,55 @@ func setupWebAuth(cfg config.Config, secrets config.SecretsValues, keyring *seal
 		IdleTimeout:      cfg.Session.IdleTimeout,
 		AbsoluteLifetime: cfg.Session.AbsoluteLifetime,
 		Secure:           secure,
+		Now:              a.opts.Now,
 	})
 	if err != nil {
 		return nil, err
 	}
+	a.onClose("sessions", sessions.Close)
 	provs := providers.FromRegistry(pl.providerRegistry)
+	if err := a.step("webhook"); err != nil {
+		return nil, err
+	}
 	var notifier *webhook.Notifier
 	if cfg.Connections.WebhookURL != "" {
-		secret, err := config.OptionalSecret(os.Environ(), config.EnvWebhookSecret)
+		secret, err := config.OptionalSecret(a.environ, config.EnvWebhookSecret)
 		if err != nil {
 			return nil, usageErr(err)
 		}
 		if secret == "" {
-			sessions.Close()
 			return nil, usageErr(fmt.Errorf("connections.webhook_url is set but %s is not: set it (or %s_FILE) to a value from `arbor keys generate --only session` and share it with the receiver", config.EnvWebhookSecret, config.EnvWebhookSecret))
 		}
 		notifier, err = webhook.New(webhook.Options{URL: cfg.Connections.WebhookURL, Secret: []byte(secret), Logger: log})
 		if err != nil {
-			sessions.Close()
 			return nil, usageErr(err)
 		}
+		a.onClose("webhook notifier", func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			_ = notifier.Close(ctx)
+		})
+	}
+	if err := a.step("broker"); err != nil {
+		return nil, err
 	}
 	broker := connections.New(store, keyring, provs, connections.Options{
 		RefreshMargin: cfg.Connections.RefreshMargin,
 		AppName:       cfg.UI.AppName,
 		Logger:        log,
+		Now:           a.opts.Now,
 		Notify: func(e connections.Event) {
 			if notifier != nil {
 				_ = notifier.Send(webhook.Event{Type: e.Type, UserID: e.UserID, Provider: e.Provider, Data: e.Data})
 			}
 		},
 	})
-	services, err := serviceTokens()
+	a.onClose("broker", broker.Close)
+	if err := a.step("cli"); err != nil {
+		return nil, err
+	}
+	services, err := serviceTokens(a.environ)
 	if err != nil {
-		broker.Close()
-		sessions.Close()
 		return nil, usageErr(err)
 	}
 	cliIssuer := cfg.CLI.Issuer
@@ -176,16 +186,19 @@ func setupWebAuth(cfg config.Config, secrets config.SecretsValues, keyring *seal
 	}
 	cliTokens, err := clitoken.NewSigner(secrets.CLIJWTSecret, clitoken.Options{
 		Issuer: cliIssuer, Audience: cfg.CLI.Audience, AccessTTL: cfg.CLI.AccessTTL, RefreshTTL: cfg.CLI.RefreshTTL,
+		Now: a.opts.Now,
 	})
 	if err != nil {
-		broker.Close()
-		sessions.Close()
 		return nil, usageErr(err)
 	}
-	// issue 17: the one authentication chain (package authn), built
-	// before cliauth, which both asks it and is its CLI authenticator: the
-	// function reads cli when a request comes, after it is set below.
+	if err := a.step("workers"); err != nil {
+		return nil, err
+	}
 	workerSvc := workers.New(store, workers.Options{Logger: log})
+	a.onClose("workers", workerSvc.Close)
+	// The one authentication chain (package authn), built before cliauth,
+	// which both asks it and is its CLI authenticator: the function reads
+	// cli when a request comes, after it is set below.
 	var cli *cliauth.CLIAuth
 	chain, err := authn.New(authn.Config{
 		Session: sessions.Cookies(),
@@ -196,9 +209,6 @@ func setupWebAuth(cfg config.Config, secrets config.SecretsValues, keyring *seal
 		ServiceTokens: services,
 	})
 	if err != nil {
-		workerSvc.Close()
-		broker.Close()
-		sessions.Close()
 		return nil, usageErr(err)
 	}
 	cli, err = cliauth.New(cliauth.Options{
@@ -212,11 +222,9 @@ func setupWebAuth(cfg config.Config, secrets config.SecretsValues, keyring *seal
 		MaxPendingDevices:    cfg.CLI.MaxPendingDevices,
 		MaxPendingPerAddress: cfg.CLI.MaxPendingPerAddress,
 		DeviceClients:        deviceClients(cfg.CLI.DeviceClients),
+		Now:                  a.opts.Now,
 	})
 	if err != nil {
-		workerSvc.Close() // issue 17: built before cliauth now
-		broker.Close()
-		sessions.Close()
 		return nil, err
 	}
 	var workerRules []access.Rule
@@ -227,10 +235,10 @@ func setupWebAuth(cfg config.Config, secrets config.SecretsValues, keyring *seal
 	}
 	workerRoutes, err := access.New(access.Public, workerRules)
 	if err != nil {
-		workerSvc.Close()
-		broker.Close()
-		sessions.Close()
 		return nil, usageErr(fmt.Errorf("workers.paths: %w", err))
+	}
+	if err := a.step("webauth"); err != nil {
+		return nil, err
 	}
 	web, err := webauth.New(webauth.Options{
 		Chain:        chain, // issue 17
@@ -255,10 +263,9 @@ func setupWebAuth(cfg config.Config, secrets config.SecretsValues, keyring *seal
 		AfterSignIn:         cfg.Auth.AfterSignIn,
 		BindingKey:          derive(secrets.SessionKey, "browser binding"),
 		Logger:              log,
+		Now:                 a.opts.Now,
 	})
 	if err != nil {
-		broker.Close()
-		sessions.Close()
 		return nil, err
 	}
 	integ, err := integrations.New(integrations.Options{
@@ -266,8 +273,6 @@ func setupWebAuth(cfg config.Config, secrets config.SecretsValues, keyring *seal
 		PublicURL: cfg.PublicURL, Chain: chain, AppName: cfg.UI.AppName,
 	})
 	if err != nil {
-		broker.Close()
-		sessions.Close()
 		return nil, usageErr(err)
 	}
 	workerPages, err := workerpages.New(workerpages.Options{
@@ -276,8 +281,6 @@ func setupWebAuth(cfg config.Config, secrets config.SecretsValues, keyring *seal
 		Chain: chain,
 	})
 	if err != nil {
-		broker.Close()
-		sessions.Close()
 		return nil, err
 	}
 	return &webAuth{sessions: sessions, web: web, broker: broker, integrations: integ, cli: cli, notifier: notifier, workers: workerSvc, workerPages: workerPages}, nil
@@ -295,8 +298,8 @@ func deviceClients(list []config.DeviceClient) []cliauth.DeviceClient {
 
 // serviceTokens reads ARBOR_SERVICE_TOKENS: name:token pairs, comma
 // separated.
-func serviceTokens() ([]authn.ServiceToken, error) {
-	raw, err := config.OptionalSecret(os.Environ(), config.EnvServiceTokens)
+func serviceTokens(environ []string) ([]authn.ServiceToken, error) {
+	raw, err := config.OptionalSecret(environ, config.EnvServiceTokens)
 	if err != nil || raw == "" {
 		return nil, err
 	}

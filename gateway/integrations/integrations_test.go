@@ -1,9 +1,8 @@
-package webauth_test
+package integrations_test
 
-// End-to-end tests of the Integrations page and the provider API
-// (package integrations) through the same full stack as the sign-in tests:
-// real Fiber on loopback, bbolt, the built-in plugins and the fake
-// providers.
+// End-to-end tests of the Integrations page and the provider API through
+// the whole of Arbor as `arbor serve` builds it (app/apptest): real Fiber
+// on loopback, bbolt, the built-in plugins and the fake providers.
 
 import (
 	"encoding/json"
@@ -11,20 +10,23 @@ import (
 	"net/url"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/vintner/arbor/app/apptest"
 	"github.com/vintner/arbor/data"
-	"github.com/vintner/arbor/gateway/authn"
+	"github.com/vintner/arbor/gateway/config"
 	"github.com/vintner/arbor/gateway/connections"
 	"github.com/vintner/arbor/sdk/fakeprovider"
 )
 
+// csrfRE finds the CSRF token of a form.
+var csrfRE = regexp.MustCompile(`name="csrf" value="([^"]+)"`)
+
 var stateRE = regexp.MustCompile(`id="card-([a-z0-9_-]+)" data-provider="[^"]*" data-state="([a-z_]+)"`)
 
 // cards returns provider → state from the Integrations page.
-func cards(t *testing.T, b *browser) map[string]string {
+func cards(t *testing.T, b *apptest.Browser) map[string]string {
 	t.Helper()
 	res := b.Get("/integrations")
 	if res.StatusCode != http.StatusOK {
@@ -38,7 +40,7 @@ func cards(t *testing.T, b *browser) map[string]string {
 }
 
 // connectProvider runs "Connect" on the Integrations page through the fake.
-func connectProvider(t *testing.T, b *browser, provider string) {
+func connectProvider(t *testing.T, b *apptest.Browser, provider string) {
 	t.Helper()
 	res := b.Get("/integrations/" + provider + "/connect")
 	if res.StatusCode != http.StatusFound {
@@ -50,7 +52,7 @@ func connectProvider(t *testing.T, b *browser, provider string) {
 	}
 }
 
-func getJSON(t *testing.T, b *browser, path string, into any) *response {
+func getJSON(t *testing.T, b *apptest.Browser, path string, into any) *apptest.Response {
 	t.Helper()
 	res := b.Get(path)
 	if into != nil && res.StatusCode == http.StatusOK {
@@ -68,14 +70,8 @@ type tokenJSON struct {
 }
 
 func TestIntegrationsConnectUseDisconnect(t *testing.T) {
-	var mu sync.Mutex
-	var events []string
-	e := newEnv(t, envOptions{webhook: func(ev connections.Event) {
-		mu.Lock()
-		events = append(events, ev.Type+":"+ev.Provider)
-		mu.Unlock()
-	}})
-	b := e.browser()
+	e := apptest.New(t)
+	b := e.Browser()
 	b.MustSignIn("google")
 	// Git providers only: Google signs in but hosts no repositories.
 	if got := cards(t, b); len(got) != 3 || got["github"] != "not_connected" || got["gitlab"] != "not_connected" || got["bitbucket"] != "not_connected" {
@@ -84,7 +80,7 @@ func TestIntegrationsConnectUseDisconnect(t *testing.T) {
 	// Connect asks for the repository scopes.
 	res := b.Get("/integrations/github/connect")
 	au, _ := url.Parse(res.Location())
-	if !strings.Contains(au.Query().Get("scope"), "repo") || au.Query().Get("redirect_uri") != e.publicURL+"/auth/callback/github" {
+	if !strings.Contains(au.Query().Get("scope"), "repo") || au.Query().Get("redirect_uri") != e.PublicURL+"/auth/callback/github" {
 		t.Fatalf("connect authorization URL %s", res.Location())
 	}
 	res = b.Get(b.Approve(res.Location(), ""))
@@ -103,7 +99,7 @@ func TestIntegrationsConnectUseDisconnect(t *testing.T) {
 	}
 	var tok tokenJSON
 	res = getJSON(t, b, "/api/providers/github/token", &tok)
-	if res.StatusCode != 200 || res.Header.Get("Cache-Control") != "no-store" || tok.ExpiresAt == nil || !e.fakes.Fakes["github"].ValidAccessToken(tok.AccessToken) {
+	if res.StatusCode != 200 || res.Header.Get("Cache-Control") != "no-store" || tok.ExpiresAt == nil || !e.Fakes.Fakes["github"].ValidAccessToken(tok.AccessToken) {
 		t.Fatalf("token: %d %+v", res.StatusCode, res.Header)
 	}
 	// Repositories, paginated through the plugin.
@@ -121,7 +117,7 @@ func TestIntegrationsConnectUseDisconnect(t *testing.T) {
 	if len(page2.Repos) != 5 || page2.Repos[0].FullName == page1.Repos[0].FullName {
 		t.Fatalf("repos page 2: %+v", page2)
 	}
-	if res := b.Get("/api/providers/github/repos?per_page=1000"); res.StatusCode != 400 || errorCode(res.Body) != "bad_per_page" {
+	if res := b.Get("/api/providers/github/repos?per_page=1000"); res.StatusCode != 400 || apptest.ErrorCode(res.Body) != "bad_per_page" {
 		t.Fatalf("per_page=1000: %d %s", res.StatusCode, res.Body)
 	}
 
@@ -146,18 +142,21 @@ func TestIntegrationsConnectUseDisconnect(t *testing.T) {
 	if !strings.Contains(notice, "revoked at the provider") || cards(t, b)["github"] != "not_connected" {
 		t.Fatalf("after disconnecting:\n%s", notice)
 	}
-	if e.fakes.Fakes["github"].ValidAccessToken(tok.AccessToken) || len(e.fakes.Fakes["github"].CallsTo(fakeprovider.EndpointRevoke)) != 1 {
+	if e.Fakes.Fakes["github"].ValidAccessToken(tok.AccessToken) || len(e.Fakes.Fakes["github"].CallsTo(fakeprovider.EndpointRevoke)) != 1 {
 		t.Fatal("the grant was not revoked at the fake")
 	}
-	if res := b.Get("/api/providers/github/token"); res.StatusCode != 404 || errorCode(res.Body) != connections.CodeNotConnected {
+	if res := b.Get("/api/providers/github/token"); res.StatusCode != 404 || apptest.ErrorCode(res.Body) != connections.CodeNotConnected {
 		t.Fatalf("token after disconnect: %d %s", res.StatusCode, res.Body)
 	}
-	mu.Lock()
-	defer mu.Unlock()
+	// The events reach the receiver (connections.webhook_url) signed.
+	var events []string
+	for _, ev := range e.Webhooks.WaitFor(2) {
+		events = append(events, ev.Type+":"+ev.Provider)
+	}
 	if strings.Join(events, ",") != "connection.connected:github,connection.disconnected:github" {
 		t.Fatalf("events: %v", events)
 	}
-	audit, _ := e.store.ListAudit(t.Context(), data.AuditQuery{})
+	audit, _ := e.App.Store().ListAudit(t.Context(), data.AuditQuery{})
 	var actions []string
 	for _, a := range audit {
 		if strings.HasPrefix(a.Action, "connection.") {
@@ -170,10 +169,10 @@ func TestIntegrationsConnectUseDisconnect(t *testing.T) {
 }
 
 func TestProviderAPIRequiresASession(t *testing.T) {
-	e := newEnv(t, envOptions{})
-	anon := e.browser()
+	e := apptest.New(t)
+	anon := e.Browser()
 	for _, p := range []string{"/api/providers", "/api/providers/github/token", "/api/providers/github/repos"} {
-		if res := anon.Get(p); res.StatusCode != 401 || errorCode(res.Body) != "unauthenticated" {
+		if res := anon.Get(p); res.StatusCode != 401 || apptest.ErrorCode(res.Body) != "unauthenticated" {
 			t.Errorf("anonymous GET %s: %d %s", p, res.StatusCode, res.Body)
 		}
 	}
@@ -184,15 +183,15 @@ func TestProviderAPIRequiresASession(t *testing.T) {
 		t.Errorf("anonymous Integrations page: %d %q", res.StatusCode, res.Location())
 	}
 	// A forged cookie is no better.
-	anon.SetCookie(e.cookie, "eyJhbGciOiJub25lIn0.eyJzdWIiOiJ4In0.")
+	anon.SetCookie(e.Cookie, "eyJhbGciOiJub25lIn0.eyJzdWIiOiJ4In0.")
 	if res := anon.Get("/api/providers"); res.StatusCode != 401 {
 		t.Errorf("forged cookie: %d", res.StatusCode)
 	}
 }
 
 func TestUsersReachOnlyTheirOwnConnections(t *testing.T) {
-	e := newEnv(t, envOptions{})
-	alice, bob := e.browser(), e.browser()
+	e := apptest.New(t)
+	alice, bob := e.Browser(), e.Browser()
 	alice.MustSignIn("github")
 	bob.MustSignIn("gitlab")
 	connectProvider(t, alice, "gitlab")
@@ -211,34 +210,34 @@ func TestUsersReachOnlyTheirOwnConnections(t *testing.T) {
 		}
 	}
 	// A cross-site DELETE is refused even with alice's cookie.
-	alice.header.Set("Origin", "https://evil.example")
+	alice.Header.Set("Origin", "https://evil.example")
 	if res := alice.Do(http.MethodDelete, "/api/providers/gitlab", nil); res.StatusCode != 403 {
 		t.Fatalf("cross-site DELETE: %d", res.StatusCode)
 	}
-	alice.header.Del("Origin")
+	alice.Header.Del("Origin")
 	if res := alice.Do(http.MethodDelete, "/api/providers/gitlab", nil); res.StatusCode != 200 {
 		t.Fatalf("DELETE: %d %s", res.StatusCode, res.Body)
 	}
 }
 
 func TestExpiredTokenIsRefreshedAndBrokenGrantIsShown(t *testing.T) {
-	e := newEnv(t, envOptions{})
-	b := e.browser()
+	e := apptest.New(t)
+	b := e.Browser()
 	b.MustSignIn("github")
 	connectProvider(t, b, "gitlab")
 	connectProvider(t, b, "github")
 	var first, second tokenJSON
 	getJSON(t, b, "/api/providers/gitlab/token", &first)
-	e.clock.Advance(3 * time.Hour) // GitLab tokens live 2 hours
+	e.Clock.Advance(3 * time.Hour) // GitLab tokens live 2 hours
 	// The session's cookie is renewed on the way; the token is refreshed.
-	if res := getJSON(t, b, "/api/providers/gitlab/token", &second); res.StatusCode != 200 || second.AccessToken == first.AccessToken || !e.fakes.Fakes["gitlab"].ValidAccessToken(second.AccessToken) {
+	if res := getJSON(t, b, "/api/providers/gitlab/token", &second); res.StatusCode != 200 || second.AccessToken == first.AccessToken || !e.Fakes.Fakes["gitlab"].ValidAccessToken(second.AccessToken) {
 		t.Fatalf("after expiry: %d %s", res.StatusCode, res.Body)
 	}
 	// The user revokes the app at GitHub; the next refresh is refused.
-	e.fakes.Fakes["github"].RevokeAll()
-	e.clock.Advance(9 * time.Hour)
+	e.Fakes.Fakes["github"].RevokeAll()
+	e.Clock.Advance(9 * time.Hour)
 	res := b.Get("/api/providers/github/token")
-	if res.StatusCode != http.StatusConflict || errorCode(res.Body) != connections.CodeReconnectRequired {
+	if res.StatusCode != http.StatusConflict || apptest.ErrorCode(res.Body) != connections.CodeReconnectRequired {
 		t.Fatalf("after the grant was revoked: %d %s", res.StatusCode, res.Body)
 	}
 	page := b.Get("/integrations").Body
@@ -253,28 +252,28 @@ func TestExpiredTokenIsRefreshedAndBrokenGrantIsShown(t *testing.T) {
 
 func TestServiceRoute(t *testing.T) {
 	const secret = "0123456789abcdef0123456789abcdef-argocd"
-	e := newEnv(t, envOptions{serviceTokens: []authn.ServiceToken{{Name: "argocd-sync", Token: secret}}})
-	b := e.browser()
+	e := apptest.New(t, apptest.Env(config.EnvServiceTokens+"=argocd-sync:"+secret))
+	b := e.Browser()
 	b.MustSignIn("github")
 	connectProvider(t, b, "gitlab")
-	uid := mustUserID(t, e, b)
-	svc := e.browser()
+	uid := e.UserID(b)
+	svc := e.Browser()
 	path := "/api/service/users/" + uid + "/providers/gitlab/token"
 	for _, auth := range []string{"", "Bearer ", "Bearer wrong", "Basic " + secret, "Bearer " + secret + "x"} {
-		svc.header.Set("Authorization", auth)
-		if res := svc.Get(path); res.StatusCode != 401 || errorCode(res.Body) != "invalid_service_token" {
+		svc.Header.Set("Authorization", auth)
+		if res := svc.Get(path); res.StatusCode != 401 || apptest.ErrorCode(res.Body) != "invalid_service_token" {
 			t.Fatalf("Authorization %q: %d %s", auth, res.StatusCode, res.Body)
 		}
 	}
-	svc.header.Set("Authorization", "Bearer "+secret)
+	svc.Header.Set("Authorization", "Bearer "+secret)
 	var tok tokenJSON
-	if res := getJSON(t, svc, path, &tok); res.StatusCode != 200 || !e.fakes.Fakes["gitlab"].ValidAccessToken(tok.AccessToken) {
+	if res := getJSON(t, svc, path, &tok); res.StatusCode != 200 || !e.Fakes.Fakes["gitlab"].ValidAccessToken(tok.AccessToken) {
 		t.Fatalf("service token request: %d %s", res.StatusCode, res.Body)
 	}
 	if res := svc.Get("/api/service/users/usr_nobody/providers/gitlab/token"); res.StatusCode != 404 {
 		t.Fatalf("unknown user: %d", res.StatusCode)
 	}
-	audit, _ := e.store.ListAudit(t.Context(), data.AuditQuery{})
+	audit, _ := e.App.Store().ListAudit(t.Context(), data.AuditQuery{})
 	n := 0
 	for _, a := range audit {
 		if a.Action == "connection.token.service" && a.Actor == "service:argocd-sync" {
@@ -285,9 +284,9 @@ func TestServiceRoute(t *testing.T) {
 		t.Fatalf("%d audited service calls, want 2", n)
 	}
 	// Without configured services the route does not exist.
-	e2 := newEnv(t, envOptions{})
-	c := e2.browser()
-	c.header.Set("Authorization", "Bearer "+secret)
+	e2 := apptest.New(t)
+	c := e2.Browser()
+	c.Header.Set("Authorization", "Bearer "+secret)
 	if res := c.Get(path); res.StatusCode != 404 {
 		t.Fatalf("service route without services: %d", res.StatusCode)
 	}
@@ -296,14 +295,14 @@ func TestServiceRoute(t *testing.T) {
 func TestIntegrationsCardShowsScopesAsText(t *testing.T) {
 	// A GitHub OAuth app: its tokens carry scopes (a GitHub App's carry
 	// none, so its card shows none).
-	e := newEnv(t, envOptions{editFake: func(name string, c *fakeprovider.Config) {
+	e := apptest.New(t, apptest.EditFake(func(name string, c *fakeprovider.Config) {
 		if name == "github" {
 			o := fakeprovider.GitHubOAuthApp()
 			o.Name, o.RedirectURIs = c.Name, c.RedirectURIs
 			*c = o
 		}
-	}})
-	b := e.browser()
+	}))
+	b := e.Browser()
 	b.MustSignIn("github")
 	connectProvider(t, b, "github")
 	if page := b.Get("/integrations").Body; !strings.Contains(page, `<dd class="scopes">repo read:user user:email</dd>`) {
@@ -316,8 +315,8 @@ var noticeRE = regexp.MustCompile(`(?s)<p class="notice[^"]*" id="notice">(.*?)<
 // Notices on the Integrations page come from fixed codes: text in the
 // query never reaches the page, and an unknown code shows nothing.
 func TestIntegrationsNoticesAreArborsOwn(t *testing.T) {
-	e := newEnv(t, envOptions{})
-	b := e.browser()
+	e := apptest.New(t)
+	b := e.Browser()
 	b.MustSignIn("github")
 	const bait = "Your account is suspended. Call +1 555 0100 now"
 	for _, tc := range []struct{ query, want string }{

@@ -1,4 +1,4 @@
-package main
+package app
 
 import (
 	"context"
@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"time"
 
 	"github.com/vintner/arbor/data"
 	"github.com/vintner/arbor/data/boltdb"
@@ -14,20 +15,26 @@ import (
 	"github.com/vintner/arbor/gateway/config"
 )
 
-// openedStore is the configured backend, with what only some backends can
+// OpenedStore is the configured backend, with what only some backends can
 // do.
-type openedStore struct {
+type OpenedStore struct {
 	data.Store
-	// backup writes a consistent copy (bbolt); nil where the backend has
+	// Backup writes a consistent copy (bbolt); nil where the backend has
 	// its own tools (etcd: etcdctl snapshot save).
-	backup func(w io.Writer) (int64, error)
-	// where names the store for log lines: a file or the endpoints.
-	where string
+	Backup func(w io.Writer) (int64, error)
+	// Where names the store for log lines: a file or the endpoints.
+	Where string
 }
 
-// openStore opens store.backend. onError, if set, hears of bbolt's
-// failures (the metrics count them).
-func openStore(ctx context.Context, cfg config.Config, log *slog.Logger, onError func(op string, err error)) (*openedStore, error) {
+// OpenStore opens store.backend. onError, if set, hears of bbolt's
+// failures (the metrics count them). A configuration error is a
+// *ConfigError.
+func OpenStore(ctx context.Context, cfg config.Config, log *slog.Logger, onError func(op string, err error)) (*OpenedStore, error) {
+	return openStore(ctx, cfg, log, onError, nil)
+}
+
+// openStore is OpenStore with a clock for bbolt (nil: time.Now).
+func openStore(ctx context.Context, cfg config.Config, log *slog.Logger, onError func(op string, err error), now func() time.Time) (*OpenedStore, error) {
 	switch cfg.Store.Backend {
 	case "etcd":
 		password, err := config.OptionalSecret(os.Environ(), "ARBOR_ETCD_PASSWORD")
@@ -41,13 +48,13 @@ func openStore(ctx context.Context, cfg config.Config, log *slog.Logger, onError
 		if err != nil {
 			return nil, err
 		}
-		return &openedStore{Store: s, where: fmt.Sprint(cfg.Store.Endpoints)}, nil
+		return &OpenedStore{Store: s, Where: fmt.Sprint(cfg.Store.Endpoints)}, nil
 	default:
-		s, err := boltdb.Open(cfg.Store.Path, boltdb.Options{BatchDelay: cfg.Store.BatchDelay, Logger: log, OnError: onError})
+		s, err := boltdb.Open(cfg.Store.Path, boltdb.Options{BatchDelay: cfg.Store.BatchDelay, Logger: log, OnError: onError, Now: now})
 		if err != nil {
 			return nil, err
 		}
-		return &openedStore{Store: s, backup: s.Backup, where: cfg.Store.Path}, nil
+		return &OpenedStore{Store: s, Backup: s.Backup, Where: cfg.Store.Path}, nil
 	}
 }
 
