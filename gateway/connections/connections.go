@@ -27,8 +27,8 @@
 //     it would fail and break the connection.
 //   - Rejected is not the same as unavailable. invalid_grant (the user
 //     revoked the app, the refresh token expired) marks the connection
-//     "needs reconnect" with the provider's reason and answers
-//     provider_reconnect_required. A 5xx or a timeout is retried with
+//     "needs reconnect" with the provider's reason and returns
+//     ErrReconnectRequired. A 5xx or a timeout is retried with
 //     backoff and never marks the connection broken; if the current token
 //     is still valid (the refresh was early, within the margin), the
 //     caller gets it.
@@ -37,7 +37,7 @@
 //     connection broken, is not asked again before that wait is over
 //     (within this process), and is retried within one refresh only if
 //     the wait fits the backoff. The caller gets the current token if it
-//     is still valid, else 503 provider_rate_limited with Retry-After.
+//     is still valid, else ErrRateLimited with the wait.
 //   - A token that never expires (a classic GitHub OAuth app) is returned
 //     as is.
 //
@@ -56,22 +56,20 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
-	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/vintner/arbor/data"
 	"github.com/vintner/arbor/gateway/config"
-	"github.com/vintner/arbor/gateway/httperr"
 	"github.com/vintner/arbor/gateway/providers"
 	"github.com/vintner/arbor/plugins"
 	"github.com/vintner/arbor/sdk/abi"
 )
 
-// Stable error codes.
+// Stable error codes: the "error" field of the answer the web layer
+// (integrations.Answer) gives for each of the Err* kinds.
 const (
 	CodeNotConnected        = "provider_not_connected"
 	CodeReconnectRequired   = "provider_reconnect_required"
@@ -285,37 +283,6 @@ func (b *Broker) open(c data.Connection) (secrets, error) {
 	return s, nil
 }
 
-func storeError(err error) *httperr.Error {
-	return httperr.Wrap(err, http.StatusServiceUnavailable, httperr.CodeStoreUnavailable, "Arbor could not read or write the connection; try again in a moment")
-}
-
-func notConnected(provider string) *httperr.Error {
-	return httperr.New(http.StatusNotFound, CodeNotConnected, "No "+provider+" connection: connect it on the Integrations page")
-}
-
-// rateLimited is the answer when the provider rate limited Arbor: 503 for
-// Arbor's own refresh, 429 for the user's own quota.
-func rateLimited(status int, err error, wait time.Duration) *httperr.Error {
-	if wait <= 0 {
-		wait = abi.DefaultRetryAfter * time.Second
-	}
-	secs := httperr.RetryAfterSeconds(wait)
-	in := strconv.FormatInt(secs, 10) + " seconds"
-	if secs == 1 {
-		in = "1 second"
-	}
-	return httperr.Wrap(err, status, CodeProviderRateLimited,
-		"The provider is rate limiting requests; try again in "+in).WithRetryAfter(time.Duration(secs) * time.Second)
-}
-
-func reconnectRequired(provider, reason string) *httperr.Error {
-	msg := "The " + provider + " connection must be reconnected on the Integrations page"
-	if reason != "" {
-		msg += ": " + reason
-	}
-	return httperr.New(http.StatusConflict, CodeReconnectRequired, msg)
-}
-
 // Connect stores the tokens of a connection made through the OAuth flow,
 // replacing an earlier connection to the same provider.
 func (b *Broker) Connect(ctx context.Context, userID, provider string, tok *abi.Token, u *abi.User) error {
@@ -357,8 +324,10 @@ func (b *Broker) Connect(ctx context.Context, userID, provider string, tok *abi.
 
 // ValidProviderToken returns an access token for userID's connection to
 // provider that is valid for at least the refresh margin (or does not
-// expire), refreshing it first if needed. Errors are *httperr.Error with
-// the codes of this package, store_unavailable, or provider_unavailable.
+// expire), refreshing it first if needed. Errors are *Error (ErrNotConnected,
+// ErrReconnectRequired, ErrRateLimited, ErrProviderUnavailable,
+// ErrUnknownProvider, ErrStoreUnavailable, ErrRefreshTimeout,
+// ErrLockTimeout), or an internal failure (a token that cannot be opened).
 func (b *Broker) ValidProviderToken(ctx context.Context, userID, provider string) (Token, error) {
 	t, err := b.validProviderToken(ctx, userID, provider)
 	if err != nil || t.ExpiresAt.IsZero() {
@@ -377,7 +346,7 @@ func (b *Broker) validProviderToken(ctx context.Context, userID, provider string
 		return Token{}, notConnected(provider)
 	}
 	if err != nil {
-		return Token{}, storeError(err)
+		return Token{}, storeError(provider, err)
 	}
 	if c.Status == data.ConnectionNeedsReconnect {
 		return Token{}, reconnectRequired(provider, c.StatusReason)
@@ -389,7 +358,7 @@ func (b *Broker) validProviderToken(ctx context.Context, userID, provider string
 	if !hasPending && (c.TokenExpiresAt.IsZero() || now.Add(b.opts.RefreshMargin).Before(c.TokenExpiresAt)) {
 		s, err := b.open(c)
 		if err != nil {
-			return Token{}, httperr.Internal(err)
+			return Token{}, err
 		}
 		return Token{AccessToken: s.AccessToken, TokenType: s.TokenType, ExpiresAt: s.expiry(), Scopes: c.Scopes}, nil
 	}
@@ -424,7 +393,7 @@ func (b *Broker) refresh(ctx context.Context, userID, provider string) (Token, e
 	case <-f.done:
 		return f.tok, f.err
 	case <-ctx.Done():
-		return Token{}, httperr.Wrap(ctx.Err(), http.StatusGatewayTimeout, httperr.CodeGatewayTimeout, "The token refresh took longer than the request could wait; it goes on and the next request will get its result")
+		return Token{}, &Error{Kind: ErrRefreshTimeout, Provider: provider, Op: OpRefresh, Err: ctx.Err()}
 	}
 }
 
@@ -434,9 +403,9 @@ func (b *Broker) lockedRefresh(ctx context.Context, userID, provider string) (To
 	unlock, err := b.store.Lock(ctx, refreshLock(userID, provider))
 	if err != nil {
 		if ctx.Err() != nil {
-			return Token{}, httperr.Wrap(err, http.StatusGatewayTimeout, httperr.CodeGatewayTimeout, "Another replica's refresh of this token took longer than the refresh may wait; try again in a moment")
+			return Token{}, &Error{Kind: ErrLockTimeout, Provider: provider, Op: OpRefresh, Err: err}
 		}
-		return Token{}, storeError(err)
+		return Token{}, storeError(provider, err)
 	}
 	defer unlock()
 	return b.doRefresh(ctx, userID, provider)
@@ -456,7 +425,7 @@ func (b *Broker) doRefresh(ctx context.Context, userID, provider string) (Token,
 		return Token{}, notConnected(provider)
 	}
 	if err != nil {
-		return Token{}, storeError(err)
+		return Token{}, storeError(provider, err)
 	}
 	if c.Status == data.ConnectionNeedsReconnect {
 		return Token{}, reconnectRequired(provider, c.StatusReason)
@@ -481,13 +450,13 @@ func (b *Broker) doRefresh(ctx context.Context, userID, provider string) (Token,
 			return tok, nil
 		}
 		if c, err = b.store.GetConnection(ctx, userID, provider); err != nil {
-			return Token{}, storeError(err)
+			return Token{}, storeError(provider, err)
 		}
 	}
 
 	cur, err := b.open(c)
 	if err != nil {
-		return Token{}, httperr.Internal(err)
+		return Token{}, err
 	}
 	current := Token{AccessToken: cur.AccessToken, TokenType: cur.TokenType, ExpiresAt: cur.expiry(), Scopes: c.Scopes}
 	if current.ExpiresAt.IsZero() || now.Add(b.opts.RefreshMargin).Before(current.ExpiresAt) {
@@ -505,7 +474,7 @@ func (b *Broker) doRefresh(ctx context.Context, userID, provider string) (Token,
 		if stillValid {
 			return current, nil
 		}
-		return Token{}, httperr.New(http.StatusServiceUnavailable, CodeUnknownProvider, "The "+provider+" plugin is not loaded or not configured; the token cannot be refreshed")
+		return Token{}, &Error{Kind: ErrUnknownProvider, Provider: provider, Op: OpRefresh}
 	}
 
 	// The provider rate limited an earlier refresh and its wait is not
@@ -517,7 +486,7 @@ func (b *Broker) doRefresh(ctx context.Context, userID, provider string) (Token,
 		if stillValid {
 			return current, nil
 		}
-		return Token{}, rateLimited(http.StatusServiceUnavailable, errors.New("the provider's earlier rate limit is still in force"), until.Sub(now))
+		return Token{}, rateLimited(provider, OpRefresh, errors.New("the provider's earlier rate limit is still in force"), until.Sub(now))
 	}
 
 	var tok *abi.Token
@@ -555,9 +524,9 @@ func (b *Broker) doRefresh(ctx context.Context, userID, provider string) (Token,
 				return current, nil
 			}
 			if limitedFor > 0 {
-				return Token{}, rateLimited(http.StatusServiceUnavailable, err, limitedFor)
+				return Token{}, rateLimited(provider, OpRefresh, err, limitedFor)
 			}
-			return Token{}, httperr.Wrap(err, http.StatusServiceUnavailable, CodeProviderUnavailable, "The provider did not refresh the token; try again in a moment")
+			return Token{}, &Error{Kind: ErrProviderUnavailable, Provider: provider, Op: OpRefresh, Err: err}
 		}
 		wait = max(wait, limitedFor)
 		backoff *= 2
@@ -605,7 +574,7 @@ func (b *Broker) doRefresh(ctx context.Context, userID, provider string) (Token,
 func (b *Broker) save(ctx context.Context, c data.Connection, s secrets, scopes []string, at time.Time) (Token, error) {
 	sealed, err := b.seal(c.UserID, c.Provider, s)
 	if err != nil {
-		return Token{}, httperr.Internal(err)
+		return Token{}, fmt.Errorf("connections: sealing the tokens of %s/%s: %w", c.UserID, c.Provider, err)
 	}
 	_, err = b.store.UpdateConnection(ctx, c.UserID, c.Provider, func(old data.Connection) (data.Connection, error) {
 		old.Sealed, old.TokenExpiresAt, old.Scopes = sealed, s.expiry(), scopes
@@ -616,7 +585,7 @@ func (b *Broker) save(ctx context.Context, c data.Connection, s secrets, scopes 
 		return Token{}, notConnected(c.Provider)
 	}
 	if err != nil {
-		return Token{}, storeError(err)
+		return Token{}, storeError(c.Provider, err)
 	}
 	return Token{AccessToken: s.AccessToken, TokenType: s.TokenType, ExpiresAt: s.expiry(), Scopes: scopes}, nil
 }
@@ -674,7 +643,7 @@ type Status struct {
 func (b *Broker) List(ctx context.Context, userID string) ([]Status, error) {
 	conns, err := b.store.ListConnections(ctx, userID)
 	if err != nil {
-		return nil, storeError(err)
+		return nil, storeError("", err)
 	}
 	byName := map[string]data.Connection{}
 	for _, c := range conns {
@@ -711,7 +680,7 @@ func (b *Broker) Repos(ctx context.Context, userID, provider, cursor string, per
 	}
 	p, _, ok := b.providers.Get(provider)
 	if !ok {
-		return nil, httperr.New(http.StatusServiceUnavailable, CodeUnknownProvider, "The "+provider+" plugin is not loaded or not configured")
+		return nil, &Error{Kind: ErrUnknownProvider, Provider: provider, Op: OpRepos}
 	}
 	page, err := p.Repos(ctx, plugins.ReposInput{AccessToken: tok.AccessToken, Cursor: cursor, PerPage: perPage})
 	if err != nil {
@@ -719,26 +688,21 @@ func (b *Broker) Repos(ctx context.Context, userID, provider, cursor string, per
 		isPE := errors.As(err, &pe)
 		switch {
 		case isPE && pe.Code == abi.CodeInvalidToken:
-			return nil, httperr.Wrap(err, http.StatusConflict, CodeReconnectRequired, "The provider refused the token; reconnect "+provider+" on the Integrations page")
+			return nil, &Error{Kind: ErrTokenRefused, Provider: provider, Op: OpRepos, Err: err}
 		case isPE && pe.Code == abi.CodeInvalidRequest:
-			return nil, httperr.Wrap(err, http.StatusBadRequest, httperr.CodeBadRequest, "The provider refused the request (a stale page cursor?)")
+			return nil, &Error{Kind: ErrInvalidRequest, Provider: provider, Op: OpRepos, Err: err}
 		case isPE && pe.Code == abi.CodeRateLimited:
 			// The listing runs on the user's own token, so the quota
-			// spent is the user's: 429, the caller's own doing.
-			return nil, rateLimited(http.StatusTooManyRequests, err, pe.RetryAfter)
+			// spent is the user's (OpRepos): the caller's own doing.
+			return nil, rateLimited(provider, OpRepos, err, pe.RetryAfter)
 		case isPE && ((pe.Code == abi.CodeProviderError && !pe.Retryable) || pe.Code == abi.CodeInvalidClient):
 			// Permanent (410 Gone for a removed API, another 4xx, a
 			// refused client): "try again" would be a lie. The provider's
 			// text stays in the log (the cause), never in the answer.
 			b.log.Warn("the provider refused to list repositories", "user_id", userID, "provider", provider, "status", pe.Status, "err", err)
-			msg := "The provider refused to list the repositories"
-			if pe.Status != 0 {
-				msg += " (HTTP " + strconv.Itoa(pe.Status) + ")"
-			}
-			return nil, httperr.Wrap(err, http.StatusBadGateway, CodeProviderRefused,
-				msg+"; retrying will not help. Arbor's operator can find the details in the log under this request id")
+			return nil, &Error{Kind: ErrProviderRefused, Provider: provider, Op: OpRepos, Status: pe.Status, Err: err}
 		}
-		return nil, httperr.Wrap(err, http.StatusBadGateway, CodeProviderUnavailable, "The provider did not list the repositories; try again in a moment")
+		return nil, &Error{Kind: ErrProviderUnavailable, Provider: provider, Op: OpRepos, Err: err}
 	}
 	return page, nil
 }
@@ -804,7 +768,7 @@ func (b *Broker) Disconnect(ctx context.Context, userID, provider string) (Disco
 		return DisconnectResult{}, notConnected(provider)
 	}
 	if err != nil {
-		return DisconnectResult{}, storeError(err)
+		return DisconnectResult{}, storeError(provider, err)
 	}
 	var res DisconnectResult
 	s, openErr := b.open(c)
@@ -846,7 +810,7 @@ func (b *Broker) Disconnect(ctx context.Context, userID, provider string) (Disco
 		}
 	}
 	if err := b.store.DeleteConnection(ctx, userID, provider); err != nil && !errors.Is(err, data.ErrNotFound) {
-		return DisconnectResult{}, storeError(err)
+		return DisconnectResult{}, storeError(provider, err)
 	}
 	b.mu.Lock()
 	delete(b.pending, key(userID, provider))

@@ -222,7 +222,7 @@ func codeOf(err error) string {
 	if err == nil {
 		return ""
 	}
-	return httperr.From(err).Code
+	return httperr.From(answer(err)).Code
 }
 
 // Each provider refreshes with its own client authentication, and a

@@ -26,7 +26,7 @@ func TestRateLimitedRefresh(t *testing.T) {
 	e.fakes.Fakes["gitlab"].FailNext(fakeprovider.EndpointToken, 1, http.StatusTooManyRequests)
 	_, err := e.b.ValidProviderToken(ctx, "u1", "gitlab")
 	var he *httperr.Error
-	if !errors.As(err, &he) || he.Status != http.StatusServiceUnavailable || he.Code != CodeProviderRateLimited || he.RetryAfter != time.Second {
+	if !errors.As(answer(err), &he) || he.Status != http.StatusServiceUnavailable || he.Code != CodeProviderRateLimited || he.RetryAfter != time.Second {
 		t.Fatalf("rate limited refresh: %#v", err)
 	}
 	if n := len(e.refreshCalls("gitlab")); n != 1 {
@@ -37,7 +37,7 @@ func TestRateLimitedRefresh(t *testing.T) {
 	}
 	// Within the provider's wait: answered without asking the provider.
 	e.clock.Advance(500 * time.Millisecond)
-	if _, err := e.b.ValidProviderToken(ctx, "u1", "gitlab"); codeOf(err) != CodeProviderRateLimited || httperr.From(err).RetryAfter != time.Second {
+	if _, err := e.b.ValidProviderToken(ctx, "u1", "gitlab"); codeOf(err) != CodeProviderRateLimited || httperr.From(answer(err)).RetryAfter != time.Second {
 		t.Fatalf("within the wait: %v", err)
 	}
 	if n := len(e.refreshCalls("gitlab")); n != 1 {
@@ -95,7 +95,7 @@ func TestReposErrors(t *testing.T) {
 		e.fakes.Fakes["gitlab"].FailNext(fakeprovider.EndpointRepos, 1, c.status)
 		_, err := e.b.Repos(ctx, "u1", "gitlab", "", 10)
 		var he *httperr.Error
-		if !errors.As(err, &he) || he.Status != c.httpStatus || he.Code != c.code || he.RetryAfter != c.retryAfter || !strings.Contains(he.Message, c.says) {
+		if !errors.As(answer(err), &he) || he.Status != c.httpStatus || he.Code != c.code || he.RetryAfter != c.retryAfter || !strings.Contains(he.Message, c.says) {
 			t.Errorf("provider %d: %#v", c.status, err)
 			continue
 		}

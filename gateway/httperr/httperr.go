@@ -55,7 +55,7 @@ const (
 	CodeGatewayTimeout      = "gateway_timeout"
 	CodeUpstreamUnavailable = "upstream_unavailable"
 	CodeUpstreamTimeout     = "upstream_timeout"
-	CodeStoreUnavailable    = "store_unavailable"
+	CodeStoreUnavailable    = client.CodeStoreUnavailable // the store cannot be read or written (see StoreUnavailable); the SDK's, so the wire code is written once
 	CodeShuttingDown        = "shutting_down"
 	CodeStarting            = "starting"
 	CodeBadPath             = "bad_path"
@@ -127,6 +127,13 @@ func Unauthorized(message string) *Error {
 // Forbidden is a 403 forbidden with the given message.
 func Forbidden(message string) *Error { return New(http.StatusForbidden, CodeForbidden, message) }
 
+// StoreUnavailable is a 503 store_unavailable caused by err: the store
+// could not be read or written, and the request may be retried. message
+// says what Arbor could not do ("Arbor could not record the login").
+func StoreUnavailable(err error, message string) *Error {
+	return Wrap(err, http.StatusServiceUnavailable, CodeStoreUnavailable, message)
+}
+
 // Internal is a 500 internal_error caused by err. The client sees a generic
 // message; err goes to the log.
 func Internal(err error) *Error {
@@ -194,7 +201,7 @@ func From(err error) *Error {
 		return out
 	}
 	if errors.Is(err, data.ErrUnavailable) {
-		return Wrap(err, http.StatusServiceUnavailable, CodeStoreUnavailable, "Arbor's store cannot be reached right now; try again shortly")
+		return StoreUnavailable(err, "Arbor's store cannot be reached right now; try again shortly")
 	}
 	if err == nil {
 		err = errors.New("error handler called with a nil error")

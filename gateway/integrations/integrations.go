@@ -172,7 +172,7 @@ func (in *Integrations) page(c *fiber.Ctx) error {
 	}
 	list, err := in.opts.Broker.List(c.UserContext(), id.UserID)
 	if err != nil {
-		return err
+		return Answer(err)
 	}
 	var cards []card
 	for _, s := range list {
@@ -236,8 +236,8 @@ func (in *Integrations) disconnectForm(c *fiber.Ctx) error {
 	}
 	p := c.Params("provider")
 	res, err := in.opts.Broker.Disconnect(c.UserContext(), id.UserID, p)
-	if err != nil && httperr.From(err).Code != connections.CodeNotConnected {
-		return err
+	if err != nil && !errors.Is(err, connections.ErrNotConnected) {
+		return Answer(err)
 	}
 	code := noticeDisconnected
 	if res.Outcome != "" {
@@ -253,7 +253,7 @@ func (in *Integrations) apiList(c *fiber.Ctx) error {
 	}
 	list, err := in.opts.Broker.List(c.UserContext(), id.UserID)
 	if err != nil {
-		return err
+		return Answer(err)
 	}
 	c.Set(fiber.HeaderCacheControl, "no-store")
 	return c.JSON(fiber.Map{"providers": list})
@@ -288,7 +288,7 @@ func (in *Integrations) apiToken(c *fiber.Ctx) error {
 	p := c.Params("provider")
 	t, err := in.opts.Broker.ValidProviderToken(c.UserContext(), id.UserID, p)
 	if err != nil {
-		return err
+		return Answer(err)
 	}
 	return tokenJSON(c, p, t)
 }
@@ -323,7 +323,7 @@ func (in *Integrations) apiRepos(c *fiber.Ctx) error {
 	}
 	page, err := in.opts.Broker.Repos(c.UserContext(), id.UserID, c.Params("provider"), cursor, perPage)
 	if err != nil {
-		return err
+		return Answer(err)
 	}
 	repos := make([]repoJSON, 0, len(page.Repos))
 	for _, r := range page.Repos {
@@ -348,7 +348,7 @@ func (in *Integrations) apiDisconnect(c *fiber.Ctx) error {
 	}
 	res, err := in.opts.Broker.Disconnect(c.UserContext(), id.UserID, c.Params("provider"))
 	if err != nil {
-		return err
+		return Answer(err)
 	}
 	return c.JSON(res)
 }
@@ -364,6 +364,7 @@ func (in *Integrations) serviceToken(c *fiber.Ctx) error {
 	}
 	user, p := c.Params("user"), c.Params("provider")
 	t, err := in.opts.Broker.ValidProviderToken(c.UserContext(), user, p)
+	err = Answer(err)
 	outcome := "ok"
 	if err != nil {
 		outcome = httperr.From(err).Code
@@ -373,7 +374,7 @@ func (in *Integrations) serviceToken(c *fiber.Ctx) error {
 		RequestID: gateway.RequestID(c), IP: gateway.ClientIP(c),
 	}); aerr != nil {
 		gateway.Logger(c).Error("writing an audit event failed; refusing the service token request", "err", aerr)
-		return httperr.Wrap(aerr, http.StatusServiceUnavailable, httperr.CodeStoreUnavailable, "Arbor could not write the audit trail")
+		return httperr.StoreUnavailable(aerr, "Arbor could not write the audit trail")
 	}
 	if err != nil {
 		return err
