@@ -358,9 +358,10 @@ func (a *CLIAuth) render(c *fiber.Ctx, status int, name string, v map[string]any
 }
 
 func (a *CLIAuth) done(c *fiber.Ctx, status int, id authn.Identity, heading, msg string) error {
-	if status >= 400 && !httperr.WantsHTML(c) {
-		// Not a browser (no Accept: text/html): the same error as JSON.
-		return httperr.Render(c, httperr.New(status, pageCode(status), heading+": "+msg), gateway.RequestID(c))
+	if status >= 400 {
+		// A browser gets the error page; any other client the same error
+		// as JSON.
+		return a.errorPage(c, id, httperr.New(status, pageCode(status), heading+": "+msg), heading, msg)
 	}
 	return a.render(c, status, "done", map[string]any{"Title": heading, "Who": pagesec.Who(id), "Heading": heading, "Message": msg})
 }
@@ -433,12 +434,15 @@ var errOtherUser = errors.New("cliauth: device code belongs to another user")
 // with Retry-After, as a page for a browser and as JSON otherwise.
 func (a *CLIAuth) busyPage(c *fiber.Ctx, id authn.Identity, be *busyError) error {
 	be.setRetryAfter(c)
-	if !httperr.WantsHTML(c) {
-		return httperr.Render(c, be.httpError(), gateway.RequestID(c))
-	}
-	return a.render(c, http.StatusServiceUnavailable, "done", map[string]any{
-		"Title": "Too many login requests", "Who": pagesec.Who(id), "Heading": "Too many login requests",
-		"Message": "Arbor has too many login requests waiting for approval right now. Wait a minute, then run the login command again.",
+	return a.errorPage(c, id, be.httpError(), "Too many login requests",
+		"Arbor has too many login requests waiting for approval right now. Wait a minute, then run the login command again.")
+}
+
+// errorPage answers e with the layout's error page (pagesec.Error), titled
+// heading and saying msg, to a browser, and with e as JSON otherwise.
+func (a *CLIAuth) errorPage(c *fiber.Ctx, id authn.Identity, e *httperr.Error, heading, msg string) error {
+	return pagesec.Error(c, a.pages, e, pagesec.ErrorPage{
+		Title: heading, Who: pagesec.Who(id), RequestID: gateway.RequestID(c), Message: msg, ID: "cli-done",
 	})
 }
 

@@ -33,7 +33,7 @@ func (w *WebAuth) account(c *fiber.Ctx) error {
 	}
 	ctx := c.UserContext()
 	unavailable := func(err error) error {
-		return w.showError(c, fail(http.StatusServiceUnavailable, "store_unavailable", "Account unavailable",
+		return w.showError(c, storeFailed("Account unavailable",
 			"Arbor could not read your account. Please try again in a moment.", err))
 	}
 	user, err := w.opts.Store.GetUser(ctx, id.UserID)
@@ -142,7 +142,7 @@ func (w *WebAuth) endSession(c *fiber.Ctx) error {
 	case errors.Is(err, session.ErrNotFound):
 		// Already ended (or not theirs): the page will show the truth.
 	case err != nil:
-		return w.showError(c, fail(http.StatusServiceUnavailable, "store_unavailable", "Could not end the session",
+		return w.showError(c, storeFailed("Could not end the session",
 			"Please try again in a moment.", err))
 	default:
 		w.audit(c, data.AuditEvent{Action: "session.end_other", Actor: id.UserID, UserID: id.UserID, Outcome: "ok"})
@@ -186,7 +186,7 @@ func (w *WebAuth) revokeCLI(c *fiber.Ctx) error {
 		w.audit(c, data.AuditEvent{Action: "cli.revoke", Actor: id.UserID, UserID: id.UserID, Outcome: "ok"})
 	case errors.Is(err, data.ErrNotFound):
 	default:
-		return w.showError(c, fail(http.StatusServiceUnavailable, "store_unavailable", "Could not revoke the login", "Please try again in a moment.", err))
+		return w.showError(c, storeFailed("Could not revoke the login", "Please try again in a moment.", err))
 	}
 	return c.Redirect(PathAccount+"?cli_revoked=1", http.StatusSeeOther)
 }

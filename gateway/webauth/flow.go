@@ -234,7 +234,7 @@ func (w *WebAuth) finish(c *fiber.Ctx) *flowError {
 			"This sign-in link has expired or was already used. Start again from the sign-in page.",
 			errors.New("the state was already spent"))
 	case !errors.Is(err, data.ErrNotFound):
-		return fail(http.StatusServiceUnavailable, "store_unavailable", "Sign-in failed",
+		return storeFailed("Sign-in failed",
 			"Arbor could not check the sign-in request. Please try again in a moment.", err)
 	}
 	if e := c.Query("error"); e != "" {
@@ -298,7 +298,7 @@ func (w *WebAuth) finish(c *fiber.Ctx) *flowError {
 		return fe
 	}
 	if _, err := w.opts.Sessions.Start(c, user); err != nil {
-		return fail(http.StatusServiceUnavailable, "store_unavailable", "Sign-in failed",
+		return storeFailed("Sign-in failed",
 			"Arbor could not start your session. Please try again in a moment.", err)
 	}
 	w.audit(c, data.AuditEvent{Action: "session.sign_in", Actor: user.ID, UserID: user.ID, Target: name, Outcome: "ok",
@@ -355,7 +355,7 @@ func (w *WebAuth) markSpent(ctx context.Context, st flowstate.State) *flowError 
 			"This sign-in link has expired or was already used. Start again from the sign-in page.",
 			errors.New("the state was spent by a concurrent callback"))
 	case err != nil:
-		return fail(http.StatusServiceUnavailable, "store_unavailable", "Sign-in failed",
+		return storeFailed("Sign-in failed",
 			"Arbor could not record the sign-in request as used. Please try again in a moment.", err)
 	}
 	return nil
@@ -424,7 +424,7 @@ func safeCode(s string) string {
 // e-mail when allowed, or creates a new user.
 func (w *WebAuth) resolveUser(ctx context.Context, provider string, p profile) (data.User, bool, *flowError) {
 	storeFail := func(err error) *flowError {
-		return fail(http.StatusServiceUnavailable, "store_unavailable", "Sign-in failed",
+		return storeFailed("Sign-in failed",
 			"Arbor could not read or save your account. Please try again in a moment.", err)
 	}
 	now := w.opts.Now().UTC()
@@ -543,11 +543,11 @@ func (w *WebAuth) finishLink(c *fiber.Ctx, provider string, st flowstate.State, 
 			return fail(http.StatusConflict, "identity_in_use", "Linking failed", "That account was just linked elsewhere.", err)
 		}
 		if err != nil {
-			return fail(http.StatusServiceUnavailable, "store_unavailable", "Linking failed", "Please try again in a moment.", err)
+			return storeFailed("Linking failed", "Please try again in a moment.", err)
 		}
 		w.audit(c, data.AuditEvent{Action: "identity.link", Actor: cur.UserID, UserID: cur.UserID, Target: provider, Outcome: "ok"})
 	default:
-		return fail(http.StatusServiceUnavailable, "store_unavailable", "Linking failed", "Please try again in a moment.", err)
+		return storeFailed("Linking failed", "Please try again in a moment.", err)
 	}
 	pagesec.Headers(c)
 	return redirect(c, PathAccount+"?linked="+url.QueryEscape(provider))
@@ -579,7 +579,7 @@ func (w *WebAuth) finishConnect(c *fiber.Ctx, provider string, st flowstate.Stat
 		return fail(http.StatusNotFound, "unknown_provider", "Connecting failed", "This Arbor does not store Git connections.", nil)
 	}
 	if err := w.opts.Connector.Connect(c.UserContext(), cur.UserID, provider, tok, u); err != nil {
-		return fail(http.StatusServiceUnavailable, "store_unavailable", "Connecting failed",
+		return storeFailed("Connecting failed",
 			"Arbor could not save the connection. Please try again in a moment.", err)
 	}
 	gateway.Logger(c).Info("git provider connected", "user_id", cur.UserID, "provider", provider)
@@ -619,7 +619,7 @@ func (w *WebAuth) logout(c *fiber.Ctx) error {
 		return w.showError(c, fe)
 	}
 	if err := w.opts.Sessions.EndCurrent(c); err != nil {
-		return w.showError(c, fail(http.StatusServiceUnavailable, "store_unavailable", "Sign-out failed",
+		return w.showError(c, storeFailed("Sign-out failed",
 			"Arbor could not end your session. Please try again in a moment.", err))
 	}
 	w.audit(c, data.AuditEvent{Action: "session.sign_out", Actor: id.UserID, UserID: id.UserID, Outcome: "ok"})

@@ -57,7 +57,6 @@ import (
 	"html/template"
 	"log/slog"
 	"net/http"
-	"strconv"
 	"strings"
 	"time"
 
@@ -353,6 +352,14 @@ func fail(status int, code, title, message string, err error) *flowError {
 	return &flowError{status: status, code: code, title: title, message: message, err: err}
 }
 
+// storeFailed is the page for "the store could not be read or written":
+// httperr.StoreUnavailable's 503 store_unavailable with message, titled
+// title.
+func storeFailed(title, message string, err error) *flowError {
+	e := httperr.StoreUnavailable(err, message)
+	return fail(e.Status, e.Code, title, e.Message, e.Err)
+}
+
 // showError renders a flow error page and logs it.
 func (w *WebAuth) showError(c *fiber.Ctx, fe *flowError) error {
 	log := gateway.Logger(c)
@@ -361,20 +368,9 @@ func (w *WebAuth) showError(c *fiber.Ctx, fe *flowError) error {
 		level = slog.LevelError
 	}
 	log.Log(c.UserContext(), level, "sign-in failed", "error", fe.code, "status", fe.status, "path", c.Path(), "err", fe.err)
-	if !httperr.WantsHTML(c) {
-		// Not a browser (no Accept: text/html): the same error as JSON.
-		return httperr.Render(c, httperr.New(fe.status, fe.code, fe.message).WithRetryAfter(fe.retryAfter), gateway.RequestID(c))
-	}
-	if fe.retryAfter > 0 {
-		c.Set(fiber.HeaderRetryAfter, strconv.FormatInt(httperr.RetryAfterSeconds(fe.retryAfter), 10))
-	}
-	type errorPage struct {
-		pageData
-		Code, Message, Retry string
-	}
-	return w.render(c, fe.status, "error", errorPage{
-		pageData: pageData{Title: fe.title, RequestID: gateway.RequestID(c)},
-		Code:     fe.code, Message: fe.message, Retry: PathSignIn,
+	return pagesec.Error(c, w.pages, httperr.New(fe.status, fe.code, fe.message).WithRetryAfter(fe.retryAfter), pagesec.ErrorPage{
+		Title: fe.title, RequestID: gateway.RequestID(c), Code: fe.code,
+		Back: &pagesec.Link{Href: PathSignIn, Text: "Back to sign-in"},
 	})
 }
 
