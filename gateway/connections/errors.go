@@ -90,11 +90,14 @@ type Error struct {
 }
 
 func (e *Error) Error() string {
-	s := "connections: " + e.Provider
-	if e.Op != "" {
-		s += " " + string(e.Op)
+	s := "connections: "
+	if e.Provider != "" {
+		s += e.Provider + ": "
 	}
-	s += ": " + e.Kind.Error()
+	if e.Op != "" {
+		s += string(e.Op) + ": "
+	}
+	s += e.Kind.Error()
 	if e.Reason != "" {
 		s += ": " + e.Reason
 	}

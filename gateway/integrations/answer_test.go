@@ -93,4 +93,11 @@ func TestErrorKinds(t *testing.T) {
 	if !errors.Is(err, connections.ErrRateLimited) || errors.Is(err, connections.ErrNotConnected) || !errors.Is(err, data.ErrUnavailable) {
 		t.Fatalf("errors.Is through %v", err)
 	}
+	if got, want := err.Error(), "outer: connections: github: the provider is rate limiting requests: "+data.ErrUnavailable.Error(); got != want {
+		t.Errorf("text %q, want %q", got, want)
+	}
+	err = &connections.Error{Kind: connections.ErrReconnectRequired, Provider: "gitlab", Op: connections.OpRefresh, Reason: "revoked"}
+	if got, want := err.Error(), "connections: gitlab: refresh: the connection must be reconnected: revoked"; got != want {
+		t.Errorf("text %q, want %q", got, want)
+	}
 }
