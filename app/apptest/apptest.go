@@ -355,6 +355,11 @@ func (h *Harness) Browser() *Browser {
 	}
 }
 
+// Client is the browser's HTTP client (it follows no redirects), for a
+// request Do cannot send, such as a target written exactly as given
+// (URL.Opaque). It sends no cookies by itself.
+func (b *Browser) Client() *http.Client { return b.client }
+
 // Cookie returns the value of a cookie the browser holds for Arbor.
 func (b *Browser) Cookie(name string) string {
 	b.mu.Lock()

@@ -23,7 +23,8 @@ import (
 )
 
 var (
-	verificationCodeRE = regexp.MustCompile(`id="verification-code">([^<]*)<`)
+	// VerificationCodeRE finds the verification code on the CLI login page.
+	VerificationCodeRE = regexp.MustCompile(`id="verification-code">([^<]*)<`)
 	// CSRFRE finds the CSRF token of a form on an Arbor page.
 	CSRFRE = regexp.MustCompile(`name="csrf" value="([^"]+)"`)
 )
@@ -166,7 +167,7 @@ func (b *Browser) ApproveCLI(dc string) string {
 		b.t.Fatalf("login page: %d\n%s", page.StatusCode, page.Body)
 	}
 	res := b.Do(http.MethodPost, cliauth.PathApprove, url.Values{"csrf": {m[1]}, "device_code": {dc}})
-	c := verificationCodeRE.FindStringSubmatch(res.Body)
+	c := VerificationCodeRE.FindStringSubmatch(res.Body)
 	if res.StatusCode != http.StatusOK || c == nil {
 		b.t.Fatalf("approve: %d\n%s", res.StatusCode, res.Body)
 	}
