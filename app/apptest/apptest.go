@@ -5,13 +5,26 @@
 // upstream that records what it receives and a webhook receiver. Only the
 // clock is the test's (Harness.Clock), so that expiry can be tested.
 //
-// A test of a package's pages or API (gateway/integrations, …) starts one
-// with New and drives it with a Browser:
+// A test of a package's pages or API (gateway/webauth, gateway/cliauth,
+// gateway/integrations, gateway/workerpages) starts one with New and
+// drives it with a Browser:
 //
 //	h := apptest.New(t)
 //	b := h.Browser()
 //	b.MustSignIn("github")
 //	res := b.Get("/integrations")
+//
+// Configuration is changed with options (Config, Env, Routes,
+// DeviceClients, Secure, PluginsLoading, EditFake), as an operator would
+// change it; CLIClient and CLILogin run a CLI login. What no client can
+// reach (the session and CLI token keys, the worker service, the store)
+// the Harness and app.App expose for the tests that need it. Two settings
+// differ from `arbor serve` (app.TestOptions): failed revocations are
+// retried after 1 ms instead of 200 ms, and workers' last-used times are
+// written only when a test flushes them (App.Workers().Flush).
+//
+// The tests of a package that app imports must be an external test
+// package (package foo_test) to import apptest.
 package apptest
 
 import (
