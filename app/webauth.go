@@ -46,8 +46,6 @@ const sessionAudience = "arbor-session"
 type webAuth struct {
 	sessions     *session.Manager
 	sessionToks  *sessiontoken.Signer
-	asserter     *assertion.Signer
-	cliTokens    *clitoken.Signer
 	web          *webauth.WebAuth
 	broker       *connections.Broker
 	integrations *integrations.Integrations
@@ -287,7 +285,7 @@ func (a *App) setupWebAuth(cfg config.Config, secrets config.SecretsValues, keyr
 	if err != nil {
 		return nil, err
 	}
-	return &webAuth{sessions: sessions, sessionToks: signer, asserter: asserter, cliTokens: cliTokens, web: web, broker: broker, integrations: integ, cli: cli, notifier: notifier, workers: workerSvc, workerPages: workerPages}, nil
+	return &webAuth{sessions: sessions, sessionToks: signer, web: web, broker: broker, integrations: integ, cli: cli, notifier: notifier, workers: workerSvc, workerPages: workerPages}, nil
 }
 
 // deviceClients converts cli.device_clients (validated by config).
