@@ -122,6 +122,8 @@ type App struct {
 	plugins *pluginRuntime
 	web     *webAuth
 	admin   *admin.Server
+	// accessOut buffers the access log (FlushLogs).
+	accessOut *gateway.BufferedWriter
 
 	shutdownOnce sync.Once
 
@@ -192,6 +194,7 @@ func New(ctx context.Context, cfg config.Config, opts Options) (_ *App, err erro
 	// request costs more than the rest of the logging. Lines reach stderr
 	// within 200 ms and at shutdown.
 	accessOut := gateway.NewBufferedWriter(stderr, 0, 0)
+	a.accessOut = accessOut
 	a.onClose("access log", func() { accessOut.Close() })
 	accessLog := NewLogger(cfg, accessOut)
 	for _, name := range config.UnknownEnv(a.environ) {

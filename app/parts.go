@@ -19,3 +19,8 @@ func (a *App) SessionTokens() *sessiontoken.Signer { return a.web.sessionToks }
 
 // Workers is the worker service.
 func (a *App) Workers() *workers.Service { return a.web.workers }
+
+// FlushLogs writes out the access log lines still buffered; they reach
+// Options.Stderr within 200 ms anyway, and at Close. A test that searches
+// the log calls it first.
+func (a *App) FlushLogs() { _ = a.accessOut.Flush() }

@@ -202,6 +202,7 @@ func New(t *testing.T, opts ...Option) *Harness {
 		t.Fatal(err)
 	}
 	t.Cleanup(h.App.Close)
+	h.Logs.flush = h.App.FlushLogs
 	h.Cookie = h.App.SessionCookie()
 	done := make(chan error, 1)
 	go func() { done <- h.App.Server.Serve(ln) }()
@@ -259,6 +260,8 @@ func (h *Harness) waitFor(path string) {
 type LogBuffer struct {
 	mu  sync.Mutex
 	buf bytes.Buffer
+	// flush writes out what Arbor still buffers (the access log).
+	flush func()
 }
 
 func (l *LogBuffer) Write(p []byte) (int, error) {
@@ -267,7 +270,12 @@ func (l *LogBuffer) Write(p []byte) (int, error) {
 	return l.buf.Write(p)
 }
 
+// String is everything logged so far, the access log's buffered lines
+// included.
 func (l *LogBuffer) String() string {
+	if l.flush != nil {
+		l.flush()
+	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.buf.String()
