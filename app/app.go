@@ -68,6 +68,27 @@ type Options struct {
 	// setupWebAuth; "ready" is the last, after every part exists). Empty in
 	// production.
 	FailAt string
+	// Tests, for tests only: settings that `arbor serve` never changes
+	// and that a full-stack test needs to (app/apptest sets them). The
+	// zero value is production.
+	Tests TestOptions
+}
+
+// TestOptions are start-up settings for tests only (Options.Tests); the
+// zero value is what `arbor serve` runs with.
+type TestOptions struct {
+	// ConnectionRetryBackoff replaces the connections broker's first
+	// retry backoff (connections.DefaultRetryBackoff), so that tests of
+	// failed revocations do not wait.
+	ConnectionRetryBackoff time.Duration
+	// WorkerFlushInterval replaces how often workers' last-used times are
+	// written (workers.DefaultFlushInterval); a test sets it long and
+	// flushes itself (App.Workers().Flush).
+	WorkerFlushInterval time.Duration
+	// PluginsLoading never starts the first plugin load, as if it were
+	// still compiling: the sign-in page says providers are loading and
+	// /readyz answers 503.
+	PluginsLoading bool
 }
 
 // ErrInjected is the error of a start-up failed by Options.FailAt.
@@ -101,6 +122,8 @@ type App struct {
 	plugins *pluginRuntime
 	web     *webAuth
 	admin   *admin.Server
+	// accessOut buffers the access log (FlushLogs).
+	accessOut *gateway.BufferedWriter
 
 	shutdownOnce sync.Once
 
@@ -171,6 +194,7 @@ func New(ctx context.Context, cfg config.Config, opts Options) (_ *App, err erro
 	// request costs more than the rest of the logging. Lines reach stderr
 	// within 200 ms and at shutdown.
 	accessOut := gateway.NewBufferedWriter(stderr, 0, 0)
+	a.accessOut = accessOut
 	a.onClose("access log", func() { accessOut.Close() })
 	accessLog := NewLogger(cfg, accessOut)
 	for _, name := range config.UnknownEnv(a.environ) {
@@ -218,7 +242,7 @@ func New(ctx context.Context, cfg config.Config, opts Options) (_ *App, err erro
 	if err := a.step("plugins"); err != nil {
 		return nil, err
 	}
-	pl, err := startPlugins(ctx, cfg, a.environ, log)
+	pl, err := startPlugins(ctx, cfg, a.environ, log, opts.Tests.PluginsLoading)
 	if err != nil {
 		return nil, err
 	}

@@ -33,6 +33,7 @@ type pluginRuntime struct {
 
 	cancel context.CancelFunc
 	done   chan struct{} // closed when the first load has finished
+	held   bool          // the first load was never started (TestOptions.PluginsLoading)
 	reg    *plugins.Registry
 }
 
@@ -69,8 +70,9 @@ func pluginConfigs(cfg config.Config, environ []string) (map[string]plugins.Plug
 // same name) in the background. A plugin that fails to load is logged and
 // left out; the others serve. Only a host that cannot be created at all
 // (an unusable cache directory) or a provider configuration error stops
-// the start.
-func startPlugins(ctx context.Context, cfg config.Config, environ []string, log *slog.Logger) (*pluginRuntime, error) {
+// the start. hold (tests only, TestOptions.PluginsLoading) creates the
+// host but never starts the load.
+func startPlugins(ctx context.Context, cfg config.Config, environ []string, log *slog.Logger, hold bool) (*pluginRuntime, error) {
 	configs, err := pluginConfigs(cfg, environ)
 	if err != nil {
 		return nil, usageErr(err)
@@ -104,8 +106,10 @@ func startPlugins(ctx context.Context, cfg config.Config, environ []string, log 
 		log.Warn("cannot create the plugins directory; only built-in plugins will load", "dir", cfg.Plugins.Dir, "err", err)
 	}
 	lctx, cancel := context.WithCancel(context.Background())
-	rt := &pluginRuntime{host: host, log: log, cfg: cfg, configs: configs, cancel: cancel, done: make(chan struct{})}
-	go rt.load(lctx)
+	rt := &pluginRuntime{host: host, log: log, cfg: cfg, configs: configs, cancel: cancel, done: make(chan struct{}), held: hold}
+	if !hold {
+		go rt.load(lctx)
+	}
 	return rt, nil
 }
 
@@ -195,6 +199,10 @@ func (rt *pluginRuntime) close() {
 	select {
 	case <-rt.done:
 	default:
+		if rt.held {
+			rt.host.Close(context.Background())
+			return
+		}
 		rt.log.Warn("shutting down while plugins are still loading; abandoning the load")
 		return
 	}

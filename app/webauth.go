@@ -45,6 +45,7 @@ const sessionAudience = "arbor-session"
 // identity assertion and the sign-in routes.
 type webAuth struct {
 	sessions     *session.Manager
+	sessionToks  *sessiontoken.Signer
 	web          *webauth.WebAuth
 	broker       *connections.Broker
 	integrations *integrations.Integrations
@@ -166,6 +167,7 @@ func (a *App) setupWebAuth(cfg config.Config, secrets config.SecretsValues, keyr
 		AppName:       cfg.UI.AppName,
 		Logger:        log,
 		Now:           a.opts.Now,
+		RetryBackoff:  a.opts.Tests.ConnectionRetryBackoff,
 		Notify: func(e connections.Event) {
 			if notifier != nil {
 				_ = notifier.Send(webhook.Event{Type: e.Type, UserID: e.UserID, Provider: e.Provider, Data: e.Data})
@@ -194,7 +196,7 @@ func (a *App) setupWebAuth(cfg config.Config, secrets config.SecretsValues, keyr
 	if err := a.step("workers"); err != nil {
 		return nil, err
 	}
-	workerSvc := workers.New(store, workers.Options{Logger: log})
+	workerSvc := workers.New(store, workers.Options{Logger: log, FlushInterval: a.opts.Tests.WorkerFlushInterval})
 	a.onClose("workers", workerSvc.Close)
 	// The one authentication chain (package authn), built before cliauth,
 	// which both asks it and is its CLI authenticator: the function reads
@@ -283,7 +285,7 @@ func (a *App) setupWebAuth(cfg config.Config, secrets config.SecretsValues, keyr
 	if err != nil {
 		return nil, err
 	}
-	return &webAuth{sessions: sessions, web: web, broker: broker, integrations: integ, cli: cli, notifier: notifier, workers: workerSvc, workerPages: workerPages}, nil
+	return &webAuth{sessions: sessions, sessionToks: signer, web: web, broker: broker, integrations: integ, cli: cli, notifier: notifier, workers: workerSvc, workerPages: workerPages}, nil
 }
 
 // deviceClients converts cli.device_clients (validated by config).

@@ -5,18 +5,33 @@
 // upstream that records what it receives and a webhook receiver. Only the
 // clock is the test's (Harness.Clock), so that expiry can be tested.
 //
-// A test of a package's pages or API (gateway/integrations, …) starts one
-// with New and drives it with a Browser:
+// A test of a package's pages or API (gateway/webauth, gateway/cliauth,
+// gateway/integrations, gateway/workerpages) starts one with New and
+// drives it with a Browser:
 //
 //	h := apptest.New(t)
 //	b := h.Browser()
 //	b.MustSignIn("github")
 //	res := b.Get("/integrations")
+//
+// Configuration is changed with options (Config, Env, Routes,
+// DeviceClients, Secure, PluginsLoading, EditFake), as an operator would
+// change it; CLIClient and CLILogin run a CLI login. What no client can
+// reach (the session and CLI token keys, the worker service, the store)
+// the Harness and app.App expose for the tests that need it. Two settings
+// differ from `arbor serve` (app.TestOptions): failed revocations are
+// retried after 1 ms instead of 200 ms, and workers' last-used times are
+// written only when a test flushes them (App.Workers().Flush).
+//
+// The tests of a package that app imports must be an external test
+// package (package foo_test) to import apptest.
 package apptest
 
 import (
 	"bytes"
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
 	"encoding/json"
 	"io"
 	"net"
@@ -45,7 +60,19 @@ type setup struct {
 	env      []string
 	edit     []func(*config.Config)
 	editFake func(name string, c *fakeprovider.Config)
+	secure   bool
+	loading  bool
 }
+
+// Secure makes the public URL https://, so that cookies are Secure and the
+// session cookie is __Host-arbor_session. The listener stays plain http;
+// the Browser rewrites the scheme, as a TLS terminator in front would.
+func Secure() Option { return func(s *setup) { s.secure = true } }
+
+// PluginsLoading starts Arbor with its plugins never loaded, as while they
+// compile at start-up (app.TestOptions.PluginsLoading): no provider is
+// available and /readyz answers 503, so New waits for /healthz instead.
+func PluginsLoading() Option { return func(s *setup) { s.loading = true } }
 
 // Env adds environment entries (KEY=value), read as `arbor serve` reads
 // its environment: configuration keys and secrets such as
@@ -76,6 +103,10 @@ type Harness struct {
 	Logs      *LogBuffer // every log line, access log included
 	// Cookie is the name of the session cookie.
 	Cookie string
+	// SessionTokenKey is the HMAC key of the session cookie's token, and
+	// CLITokenKey that of CLI tokens (cli_jwt_secret): tests forge tokens
+	// with them. Both are issued by PublicURL.
+	SessionTokenKey, CLITokenKey []byte
 }
 
 // Clock is the adjustable time of a harness's Arbor.
@@ -100,6 +131,9 @@ func New(t *testing.T, opts ...Option) *Harness {
 	h := &Harness{T: t, Addr: ln.Addr().String(), Clock: &Clock{}, Upstream: &Recorder{}, Webhooks: &Webhooks{}, Logs: &LogBuffer{}}
 	h.Clock.ns.Store(time.Now().UnixNano())
 	h.PublicURL = "http://" + h.Addr
+	if s.secure {
+		h.PublicURL = "https://" + h.Addr
+	}
 
 	up := httptest.NewServer(h.Upstream)
 	t.Cleanup(up.Close)
@@ -152,11 +186,23 @@ func New(t *testing.T, opts ...Option) *Harness {
 	if testing.Verbose() {
 		logOut = io.MultiWriter(h.Logs, os.Stderr)
 	}
-	h.App, err = app.New(t.Context(), h.Config, app.Options{Environ: environ, Stderr: logOut, Now: h.Clock.Now, Version: "test"})
+	h.SessionTokenKey = derive([]byte(session), "session token")
+	h.CLITokenKey = []byte(cli)
+	h.App, err = app.New(t.Context(), h.Config, app.Options{
+		Environ: environ, Stderr: logOut, Now: h.Clock.Now, Version: "test",
+		Tests: app.TestOptions{
+			// Failed revocations are retried at once and workers'
+			// last-used times are written only when a test flushes.
+			ConnectionRetryBackoff: time.Millisecond,
+			WorkerFlushInterval:    time.Hour,
+			PluginsLoading:         s.loading,
+		},
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(h.App.Close)
+	h.Logs.flush = h.App.FlushLogs
 	h.Cookie = h.App.SessionCookie()
 	done := make(chan error, 1)
 	go func() { done <- h.App.Server.Serve(ln) }()
@@ -166,20 +212,35 @@ func New(t *testing.T, opts ...Option) *Harness {
 		h.App.Shutdown(sctx)
 		<-done
 	})
-	h.waitReady()
+	if s.loading {
+		h.waitFor("/healthz")
+	} else {
+		h.waitFor("/readyz")
+	}
 	return h
+}
+
+// derive is app's key derivation (app/webauth.go): the session token key
+// is derived from the session secret. If the two differ, every test that
+// forges a session token fails on its control token, which must be
+// accepted.
+func derive(key []byte, purpose string) []byte {
+	m := hmac.New(sha256.New, key)
+	m.Write([]byte("arbor key derivation\x00" + purpose))
+	return m.Sum(nil)
 }
 
 // webhookSecret signs the harness's webhook events; Webhooks checks the
 // signatures.
 const webhookSecret = "0123456789abcdef0123456789abcdef-apptest-webhook"
 
-// waitReady waits, a bounded time, for /readyz to answer 200.
-func (h *Harness) waitReady() {
+// waitFor waits, a bounded time, for path (/readyz: plugins loaded) to
+// answer 200.
+func (h *Harness) waitFor(path string) {
 	h.T.Helper()
 	var last string
 	for range 1200 { // 2 minutes: a cold compile under the race detector
-		res, err := http.Get("http://" + h.Addr + "/readyz")
+		res, err := http.Get("http://" + h.Addr + path)
 		if err == nil {
 			body, _ := io.ReadAll(res.Body)
 			res.Body.Close()
@@ -199,6 +260,8 @@ func (h *Harness) waitReady() {
 type LogBuffer struct {
 	mu  sync.Mutex
 	buf bytes.Buffer
+	// flush writes out what Arbor still buffers (the access log).
+	flush func()
 }
 
 func (l *LogBuffer) Write(p []byte) (int, error) {
@@ -207,7 +270,12 @@ func (l *LogBuffer) Write(p []byte) (int, error) {
 	return l.buf.Write(p)
 }
 
+// String is everything logged so far, the access log's buffered lines
+// included.
 func (l *LogBuffer) String() string {
+	if l.flush != nil {
+		l.flush()
+	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.buf.String()
@@ -307,6 +375,11 @@ func (h *Harness) Browser() *Browser {
 		Header:  http.Header{},
 	}
 }
+
+// Client is the browser's HTTP client (it follows no redirects), for a
+// request Do cannot send, such as a target written exactly as given
+// (URL.Opaque). It sends no cookies by itself.
+func (b *Browser) Client() *http.Client { return b.client }
 
 // Cookie returns the value of a cookie the browser holds for Arbor.
 func (b *Browser) Cookie(name string) string {

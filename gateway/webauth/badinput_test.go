@@ -93,28 +93,6 @@ func stateOf(t *testing.T, rawURL string) string {
 	return u.Query().Get("state")
 }
 
-// randomSecret returns 43 base64url characters, the shape of Arbor's state
-// and binding values.
-func randomSecret(t *testing.T) string {
-	t.Helper()
-	b := make([]byte, 32)
-	if _, err := rand.Read(b); err != nil {
-		t.Fatal(err)
-	}
-	return base64.RawURLEncoding.EncodeToString(b)
-}
-
-// whoamiUser returns the signed-in user's id, login and e-mail.
-func whoamiUser(t *testing.T, b *browser) (id, login, email string) {
-	t.Helper()
-	res := b.Get(webauth.PathWhoami)
-	var who map[string]string
-	if res.StatusCode != http.StatusOK || json.Unmarshal([]byte(res.Body), &who) != nil || who["user_id"] == "" {
-		t.Fatalf("whoami: %d %s", res.StatusCode, res.Body)
-	}
-	return who["user_id"], who["login"], who["email"]
-}
-
 // normHeader folds a header name as the upstream frameworks do: case
 // ignored, '_' read as '-'.
 func normHeader(k string) string {
@@ -397,7 +375,7 @@ func TestForgedSessionCookie(t *testing.T) {
 		now := e.clock.Now()
 		c := jwt.MapClaims{
 			"sid": genuine.SessionID, "sub": genuine.Subject, "email": genuine.Email, "typ": "session",
-			"iss": testIssuer, "aud": []string{testAudience},
+			"iss": e.publicURL, "aud": []string{testAudience},
 			"iat": now.Unix(), "exp": now.Add(10 * time.Minute).Unix(),
 		}
 		if edit != nil {
@@ -423,14 +401,14 @@ func TestForgedSessionCookie(t *testing.T) {
 	// key whatever alg the header names (the RS256/HS256 key confusion).
 	hmacWithHeader := func(header map[string]any, c jwt.MapClaims) string {
 		in := b64(header) + "." + b64(c)
-		m := hmac.New(sha256.New, testSessionKey)
+		m := hmac.New(sha256.New, e.SessionTokenKey)
 		m.Write([]byte(in))
 		return in + "." + base64.RawURLEncoding.EncodeToString(m.Sum(nil))
 	}
 
 	// The baseline: the same construction with nothing spoiled works, so
 	// each refusal below is for the spoiled part.
-	control := sign(jwt.SigningMethodHS256, testSessionKey, claims(nil))
+	control := sign(jwt.SigningMethodHS256, e.SessionTokenKey, claims(nil))
 	cb := e.browser()
 	cb.SetCookie(e.cookie, control)
 	if res := cb.Get("/x"); res.StatusCode != http.StatusOK {
@@ -451,33 +429,33 @@ func TestForgedSessionCookie(t *testing.T) {
 		{"alg NONE", b64(map[string]any{"alg": "NONE", "typ": "JWT"}) + "." + b64(claims(nil)) + "."},
 		{"HS256 without signature", control[:strings.LastIndexByte(control, '.')+1]},
 		{"HS256 truncated signature", control[:len(control)-4]},
-		{"HS384 with the session key", sign(jwt.SigningMethodHS384, testSessionKey, claims(nil))},
-		{"HS512 with the session key", sign(jwt.SigningMethodHS512, testSessionKey, claims(nil))},
+		{"HS384 with the session key", sign(jwt.SigningMethodHS384, e.SessionTokenKey, claims(nil))},
+		{"HS512 with the session key", sign(jwt.SigningMethodHS512, e.SessionTokenKey, claims(nil))},
 		{"RS256 header, HMAC-SHA256 with the session key", hmacWithHeader(map[string]any{"alg": "RS256", "typ": "JWT"}, claims(nil))},
 		{"RS256 properly signed", sign(jwt.SigningMethodRS256, rsaKey, claims(nil))},
 		{"HS256 with another key", sign(jwt.SigningMethodHS256, otherKey, claims(nil))},
-		{"no exp", sign(jwt.SigningMethodHS256, testSessionKey, claims(func(c jwt.MapClaims) { delete(c, "exp") }))},
-		{"no iat", sign(jwt.SigningMethodHS256, testSessionKey, claims(func(c jwt.MapClaims) { delete(c, "iat") }))},
-		{"no sid", sign(jwt.SigningMethodHS256, testSessionKey, claims(func(c jwt.MapClaims) { delete(c, "sid") }))},
-		{"expired beyond the idle timeout", sign(jwt.SigningMethodHS256, testSessionKey, claims(func(c jwt.MapClaims) {
+		{"no exp", sign(jwt.SigningMethodHS256, e.SessionTokenKey, claims(func(c jwt.MapClaims) { delete(c, "exp") }))},
+		{"no iat", sign(jwt.SigningMethodHS256, e.SessionTokenKey, claims(func(c jwt.MapClaims) { delete(c, "iat") }))},
+		{"no sid", sign(jwt.SigningMethodHS256, e.SessionTokenKey, claims(func(c jwt.MapClaims) { delete(c, "sid") }))},
+		{"expired beyond the idle timeout", sign(jwt.SigningMethodHS256, e.SessionTokenKey, claims(func(c jwt.MapClaims) {
 			exp := e.clock.Now().Add(-idle - time.Hour)
 			c["exp"], c["iat"] = exp.Unix(), exp.Add(-15*time.Minute).Unix()
 		}))},
-		{"issued in the future", sign(jwt.SigningMethodHS256, testSessionKey, claims(func(c jwt.MapClaims) {
+		{"issued in the future", sign(jwt.SigningMethodHS256, e.SessionTokenKey, claims(func(c jwt.MapClaims) {
 			c["iat"], c["exp"] = e.clock.Now().Add(time.Hour).Unix(), e.clock.Now().Add(2*time.Hour).Unix()
 		}))},
-		{"wrong aud", sign(jwt.SigningMethodHS256, testSessionKey, claims(func(c jwt.MapClaims) { c["aud"] = []string{"someone-else"} }))},
-		{"aud string of another", sign(jwt.SigningMethodHS256, testSessionKey, claims(func(c jwt.MapClaims) { c["aud"] = "arbor-cli" }))},
-		{"wrong iss", sign(jwt.SigningMethodHS256, testSessionKey, claims(func(c jwt.MapClaims) { c["iss"] = "https://evil.example" }))},
-		{"wrong typ", sign(jwt.SigningMethodHS256, testSessionKey, claims(func(c jwt.MapClaims) { c["typ"] = "refresh" }))},
-		{"no typ", sign(jwt.SigningMethodHS256, testSessionKey, claims(func(c jwt.MapClaims) { delete(c, "typ") }))},
-		{"CLI access token, session key", sign(jwt.SigningMethodHS256, testSessionKey, claims(func(c jwt.MapClaims) {
+		{"wrong aud", sign(jwt.SigningMethodHS256, e.SessionTokenKey, claims(func(c jwt.MapClaims) { c["aud"] = []string{"someone-else"} }))},
+		{"aud string of another", sign(jwt.SigningMethodHS256, e.SessionTokenKey, claims(func(c jwt.MapClaims) { c["aud"] = "arbor-cli" }))},
+		{"wrong iss", sign(jwt.SigningMethodHS256, e.SessionTokenKey, claims(func(c jwt.MapClaims) { c["iss"] = "https://evil.example" }))},
+		{"wrong typ", sign(jwt.SigningMethodHS256, e.SessionTokenKey, claims(func(c jwt.MapClaims) { c["typ"] = "refresh" }))},
+		{"no typ", sign(jwt.SigningMethodHS256, e.SessionTokenKey, claims(func(c jwt.MapClaims) { delete(c, "typ") }))},
+		{"CLI access token, session key", sign(jwt.SigningMethodHS256, e.SessionTokenKey, claims(func(c jwt.MapClaims) {
 			c["typ"], c["aud"] = "cli_access", []string{"arbor-cli"}
 		}))},
 		{"CLI access token, another key", sign(jwt.SigningMethodHS256, otherKey, claims(func(c jwt.MapClaims) {
 			c["typ"], c["aud"] = "cli_access", []string{"arbor-cli"}
 		}))},
-		{"subject does not own the session", sign(jwt.SigningMethodHS256, testSessionKey, claims(func(c jwt.MapClaims) {
+		{"subject does not own the session", sign(jwt.SigningMethodHS256, e.SessionTokenKey, claims(func(c jwt.MapClaims) {
 			c["sub"] = "usr_someoneelse"
 		}))},
 		{"garbage", "garbage"},
@@ -819,7 +797,7 @@ func TestHeaderSmuggling(t *testing.T) {
 	t.Run("default names", func(t *testing.T) {
 		e := newEnv(t, envOptions{defaultClass: access.Public})
 		anon := e.browser()
-		anon.header = spoofHeaders()
+		anon.Header = spoofHeaders()
 		if res := anon.Get("/page"); res.StatusCode != http.StatusOK {
 			t.Fatalf("anonymous public GET: %d %s", res.StatusCode, res.Body)
 		}
@@ -835,7 +813,7 @@ func TestHeaderSmuggling(t *testing.T) {
 		user := e.browser()
 		user.MustSignIn("github")
 		uid, login, email := whoamiUser(t, user)
-		user.header = spoofHeaders()
+		user.Header = spoofHeaders()
 		for _, method := range []string{http.MethodGet, http.MethodPost} {
 			if res := user.Do(method, "/page", url.Values{}); res.StatusCode != http.StatusOK {
 				t.Fatalf("signed-in %s: %d %s", method, res.StatusCode, res.Body)
@@ -867,7 +845,7 @@ func TestHeaderSmuggling(t *testing.T) {
 		spoof["X-User"] = append(spoof["X-User"], "usr_forged_again")
 
 		anon := e.browser()
-		anon.header = spoof
+		anon.Header = spoof
 		if res := anon.Get("/page"); res.StatusCode != http.StatusOK {
 			t.Fatalf("anonymous public GET: %d %s", res.StatusCode, res.Body)
 		}
@@ -883,7 +861,7 @@ func TestHeaderSmuggling(t *testing.T) {
 		user := e.browser()
 		user.MustSignIn("gitlab")
 		uid, _, _ := whoamiUser(t, user)
-		user.header = spoof
+		user.Header = spoof
 		if res := user.Get("/page"); res.StatusCode != http.StatusOK {
 			t.Fatalf("signed-in GET: %d %s", res.StatusCode, res.Body)
 		}
@@ -930,7 +908,7 @@ func TestBadPathsThroughGuard(t *testing.T) {
 			}
 			req.URL.Opaque = p // sent as written
 			req.AddCookie(&http.Cookie{Name: e.cookie, Value: user.Cookie(e.cookie)})
-			res, err := user.client.Do(req)
+			res, err := user.Client().Do(req)
 			if err != nil {
 				t.Fatalf("signed-in GET %q: %v", p, err)
 			}

@@ -31,9 +31,9 @@ func TestEdgeStripsRewriteAndWorkerHeaders(t *testing.T) {
 	}
 	for _, b := range []*browser{anon, user} {
 		for k, v := range forged {
-			b.header.Set(k, v)
+			b.Header.Set(k, v)
 		}
-		b.header.Set("X_Original_URL", "/admin")
+		b.Header.Set("X_Original_URL", "/admin")
 		for _, path := range []string{"/static/app.js", "/dashboard"} {
 			if b == anon && path == "/dashboard" {
 				continue // refused before the proxy: nothing to check upstream

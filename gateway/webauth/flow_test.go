@@ -1,8 +1,6 @@
 package webauth_test
 
 import (
-	"crypto/ed25519"
-	"encoding/base64"
 	"encoding/json"
 	"net/http"
 	"net/url"
@@ -11,42 +9,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/golang-jwt/jwt/v5"
-
 	"github.com/vintner/arbor/gateway/access"
 	"github.com/vintner/arbor/gateway/session"
 	"github.com/vintner/arbor/sdk/fakeprovider"
 )
-
-// verifyAssertion checks an assertion JWT against Arbor's JWKS endpoint, as
-// an upstream would, and returns its claims.
-func verifyAssertion(t *testing.T, b *browser, tok string) jwt.MapClaims {
-	t.Helper()
-	res := b.Get("/.well-known/jwks.json")
-	if res.StatusCode != http.StatusOK {
-		t.Fatalf("JWKS: %d %s", res.StatusCode, res.Body)
-	}
-	var set struct {
-		Keys []struct{ Kty, Crv, X, Kid, Alg string }
-	}
-	if err := json.Unmarshal([]byte(res.Body), &set); err != nil || len(set.Keys) == 0 {
-		t.Fatalf("JWKS body %q: %v", res.Body, err)
-	}
-	claims := jwt.MapClaims{}
-	_, err := jwt.ParseWithClaims(tok, claims, func(tk *jwt.Token) (any, error) {
-		for _, k := range set.Keys {
-			if k.Kid == tk.Header["kid"] && k.Kty == "OKP" && k.Crv == "Ed25519" {
-				x, err := base64.RawURLEncoding.DecodeString(k.X)
-				return ed25519.PublicKey(x), err
-			}
-		}
-		return nil, jwt.ErrTokenUnverifiable
-	}, jwt.WithValidMethods([]string{"EdDSA"}), jwt.WithExpirationRequired())
-	if err != nil {
-		t.Fatalf("assertion does not verify with the JWKS: %v", err)
-	}
-	return claims
-}
 
 func TestSignInWithEachProvider(t *testing.T) {
 	e := newEnv(t, envOptions{})
@@ -186,18 +152,6 @@ func TestRouteClasses(t *testing.T) {
 	}
 }
 
-var csrfRE = regexp.MustCompile(`name="csrf" value="([^"]+)"`)
-
-func csrfOf(t *testing.T, b *browser) string {
-	t.Helper()
-	res := b.Get("/auth/account")
-	m := csrfRE.FindStringSubmatch(res.Body)
-	if res.StatusCode != http.StatusOK || m == nil {
-		t.Fatalf("account page: %d\n%s", res.StatusCode, res.Body)
-	}
-	return m[1]
-}
-
 func TestLogoutEndsACopiedCookieAtOnce(t *testing.T) {
 	e := newEnv(t, envOptions{})
 	b := e.browser()
@@ -224,13 +178,13 @@ func TestLogoutEndsACopiedCookieAtOnce(t *testing.T) {
 		"cross-site origin": {url.Values{"csrf": {csrf}}, "https://evil.example"},
 		"null origin":       {url.Values{"csrf": {csrf}}, "null"},
 	} {
-		b.header.Set("Origin", tc.origin)
+		b.Header.Set("Origin", tc.origin)
 		res := b.Do(http.MethodPost, "/auth/logout", tc.form)
 		if res.StatusCode != http.StatusForbidden || errorCode(res.Body) != "csrf_invalid" {
 			t.Fatalf("%s: logout = %d %q", name, res.StatusCode, errorCode(res.Body))
 		}
 	}
-	b.header.Del("Origin")
+	b.Header.Del("Origin")
 	if res := thief.Get("/x"); res.StatusCode != http.StatusOK {
 		t.Fatalf("refused logouts ended the session: %d", res.StatusCode)
 	}
@@ -296,8 +250,8 @@ func TestCookieIsReissuedPastHalfItsLife(t *testing.T) {
 func TestAccountPageEndsAnotherSession(t *testing.T) {
 	e := newEnv(t, envOptions{})
 	laptop, phone := e.browser(), e.browser()
-	laptop.header.Set("User-Agent", "Laptop/1.0")
-	phone.header.Set("User-Agent", "Phone/2.0")
+	laptop.Header.Set("User-Agent", "Laptop/1.0")
+	phone.Header.Set("User-Agent", "Phone/2.0")
 	laptop.MustSignIn("github")
 	phone.MustSignIn("github")
 	page := laptop.Get("/auth/account")
@@ -330,15 +284,6 @@ func TestAccountPageEndsAnotherSession(t *testing.T) {
 	if res := laptop.Get("/x"); res.StatusCode != http.StatusOK {
 		t.Fatalf("a stranger ended the laptop's session: %d", res.StatusCode)
 	}
-}
-
-func mustUserID(t *testing.T, e *env, b *browser) string {
-	t.Helper()
-	c, err := e.signer.Verify(b.Cookie(e.cookie))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c.Subject
 }
 
 func TestLinkSecondProvider(t *testing.T) {

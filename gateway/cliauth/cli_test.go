@@ -1,4 +1,4 @@
-package webauth_test
+package cliauth_test
 
 // End-to-end and security tests of CLI login (Grape, package cliauth)
 // through the full stack: real Fiber on loopback, bbolt, the built-in
@@ -6,7 +6,6 @@ package webauth_test
 // JSON; the user is a signed-in browser. See docs/cli-login.md.
 
 import (
-	"bytes"
 	"context"
 	"crypto/hmac"
 	"crypto/rand"
@@ -14,7 +13,6 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -30,183 +28,6 @@ import (
 	"github.com/vintner/arbor/gateway/access"
 	"github.com/vintner/arbor/gateway/cliauth"
 )
-
-var verificationCodeRE = regexp.MustCompile(`id="verification-code">([^<]*)<`)
-
-// cliClient returns a cookie-less client for the CLI side, with a
-// transport that keeps enough idle connections for the concurrent tests.
-func cliClient(e *env) *browser {
-	b := e.browser()
-	b.client.Transport = &http.Transport{MaxIdleConns: 256, MaxIdleConnsPerHost: 256, IdleConnTimeout: 30 * time.Second}
-	return b
-}
-
-// sendJSON sends method path with v (if not nil) as a JSON body, the extra
-// headers hdr and b's cookies. Safe for concurrent use; it reports errors
-// instead of failing the test, for goroutines.
-func sendJSON(b *browser, method, path string, v any, hdr http.Header) (*response, error) {
-	var body io.Reader
-	if v != nil {
-		raw, err := json.Marshal(v)
-		if err != nil {
-			return nil, err
-		}
-		body = bytes.NewReader(raw)
-	}
-	req, err := http.NewRequest(method, "http://"+b.e.addr+path, body)
-	if err != nil {
-		return nil, err
-	}
-	if v != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	req.Header.Set("Accept", "application/json")
-	for k, vs := range hdr {
-		req.Header[k] = vs
-	}
-	b.mu.Lock()
-	for name, value := range b.cookies[b.e.addr] {
-		req.AddCookie(&http.Cookie{Name: name, Value: value})
-	}
-	b.mu.Unlock()
-	res, err := b.client.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("%s %s: %w", method, path, err)
-	}
-	defer res.Body.Close()
-	raw, err := io.ReadAll(res.Body)
-	if err != nil {
-		return nil, err
-	}
-	return &response{Response: res, Body: string(raw)}, nil
-}
-
-// postJSON POSTs v as JSON to path.
-func postJSON(b *browser, path string, v any) *response {
-	b.t.Helper()
-	res, err := sendJSON(b, http.MethodPost, path, v, nil)
-	if err != nil {
-		b.t.Fatal(err)
-	}
-	return res
-}
-
-// bearerGet GETs path with Authorization: Bearer token.
-func bearerGet(b *browser, path, token string) *response {
-	b.t.Helper()
-	res, err := sendJSON(b, http.MethodGet, path, nil, http.Header{"Authorization": {"Bearer " + token}})
-	if err != nil {
-		b.t.Fatal(err)
-	}
-	return res
-}
-
-// newDeviceCode returns a random UUID v4, as the CLI picks it.
-func newDeviceCode(t *testing.T) string {
-	t.Helper()
-	var u [16]byte
-	if _, err := rand.Read(u[:]); err != nil {
-		t.Fatal(err)
-	}
-	u[6] = u[6]&0x0f | 0x40
-	u[8] = u[8]&0x3f | 0x80
-	return fmt.Sprintf("%x-%x-%x-%x-%x", u[0:4], u[4:6], u[6:8], u[8:10], u[10:16])
-}
-
-// newVerifier returns a PKCE-style verifier and its S256 challenge.
-func newVerifier(t *testing.T) (verifier, challenge string) {
-	t.Helper()
-	verifier = randomSecret(t)
-	sum := sha256.Sum256([]byte(verifier))
-	return verifier, base64.RawURLEncoding.EncodeToString(sum[:])
-}
-
-var testClientInfo = map[string]string{"hostname": "build-box-7", "os": "linux/amd64", "version": "grape 1.4.2"}
-
-// startCLI announces a login as the CLI and returns its device code.
-func startCLI(b *browser, challenge string) string {
-	b.t.Helper()
-	dc := newDeviceCode(b.t)
-	res := postJSON(b, cliauth.PathStart, map[string]any{
-		"device_code": dc, "code_challenge": challenge, "client_name": "grape", "client_info": testClientInfo,
-	})
-	var out struct {
-		LoginURL  string `json:"login_url"`
-		ExpiresIn int    `json:"expires_in"`
-	}
-	if res.StatusCode != http.StatusCreated || json.Unmarshal([]byte(res.Body), &out) != nil {
-		b.t.Fatalf("start: %d %s", res.StatusCode, res.Body)
-	}
-	if want := b.e.publicURL + "/cli/login?device_code=" + dc; out.LoginURL != want || out.ExpiresIn != 600 {
-		b.t.Fatalf("start answered %+v, want login_url %q and expires_in 600", out, want)
-	}
-	return dc
-}
-
-// openLogin opens the login page of dc in the user's browser.
-func openLogin(b *browser, dc string) *response {
-	b.t.Helper()
-	return b.Get(cliauth.PathLogin + "?device_code=" + url.QueryEscape(dc))
-}
-
-// approve opens the login page of dc as the signed-in browser b, presses
-// Approve and returns the verification code the page shows.
-func approve(b *browser, dc string) string {
-	b.t.Helper()
-	page := openLogin(b, dc)
-	m := csrfRE.FindStringSubmatch(page.Body)
-	if page.StatusCode != http.StatusOK || m == nil {
-		b.t.Fatalf("login page: %d\n%s", page.StatusCode, page.Body)
-	}
-	res := b.Do(http.MethodPost, cliauth.PathApprove, url.Values{"csrf": {m[1]}, "device_code": {dc}})
-	c := verificationCodeRE.FindStringSubmatch(res.Body)
-	if res.StatusCode != http.StatusOK || c == nil {
-		b.t.Fatalf("approve: %d\n%s", res.StatusCode, res.Body)
-	}
-	return c[1]
-}
-
-func exchangeBody(dc, code, verifier string) map[string]string {
-	return map[string]string{"device_code": dc, "verification_code": code, "code_verifier": verifier}
-}
-
-// exchange trades dc, code and verifier for tokens as the CLI.
-func exchange(b *browser, dc, code, verifier string) *response {
-	b.t.Helper()
-	return postJSON(b, cliauth.PathExchange, exchangeBody(dc, code, verifier))
-}
-
-type cliTokens struct {
-	AccessToken      string `json:"access_token"`
-	RefreshToken     string `json:"refresh_token"`
-	TokenType        string `json:"token_type"`
-	ExpiresIn        int64  `json:"expires_in"`
-	RefreshExpiresIn int64  `json:"refresh_expires_in"`
-	User             struct {
-		ID    string `json:"id"`
-		Email string `json:"email"`
-		Login string `json:"login"`
-	} `json:"user"`
-}
-
-func decodeTokens(t *testing.T, what string, res *response) cliTokens {
-	t.Helper()
-	var tk cliTokens
-	if res.StatusCode != http.StatusOK || json.Unmarshal([]byte(res.Body), &tk) != nil || tk.AccessToken == "" || tk.RefreshToken == "" {
-		t.Fatalf("%s: %d %s", what, res.StatusCode, res.Body)
-	}
-	return tk
-}
-
-// cliLogin runs the whole flow for the signed-in browser user and returns
-// the tokens.
-func cliLogin(t *testing.T, user, cli *browser) cliTokens {
-	t.Helper()
-	verifier, challenge := newVerifier(t)
-	dc := startCLI(cli, challenge)
-	code := approve(user, dc)
-	return decodeTokens(t, "exchange", exchange(cli, dc, code, verifier))
-}
 
 // familyOf returns the refresh family of a token (its fid claim, read
 // without verification).
@@ -340,7 +161,7 @@ func TestCLILoginHappyPath(t *testing.T) {
 
 	// Other tokens are refused as Bearer.
 	noneTok, err := jwt.NewWithClaims(jwt.SigningMethodNone, jwt.MapClaims{
-		"sub": uid, "type": "access", "fid": familyOf(t, tk.AccessToken), "iss": testIssuer, "aud": "arbor-cli",
+		"sub": uid, "type": "access", "fid": familyOf(t, tk.AccessToken), "iss": e.publicURL, "aud": "arbor-cli",
 		"iat": e.clock.Now().Unix(), "exp": e.clock.Now().Add(time.Hour).Unix(), "jti": "forged",
 	}).SignedString(jwt.UnsafeAllowNoneSignatureType)
 	if err != nil {
@@ -636,11 +457,11 @@ func TestCLIApprovalProtection(t *testing.T) {
 		{"Sec-Fetch-Site": {"cross-site"}},
 		{"Sec-Fetch-Site": {"same-site"}},
 	} {
-		alice.header = h
+		alice.Header = h
 		wantError(t, fmt.Sprintf("approve with %v", h), alice.Do(http.MethodPost, cliauth.PathApprove, url.Values{"csrf": {csrf}, "device_code": {dc}}), 403, "csrf_invalid")
 		wantError(t, fmt.Sprintf("deny with %v", h), alice.Do(http.MethodPost, cliauth.PathDeny, url.Values{"csrf": {csrf}, "device_code": {dc}}), 403, "csrf_invalid")
 	}
-	alice.header = http.Header{}
+	alice.Header = http.Header{}
 	// Not signed in.
 	anon := e.browser()
 	wantError(t, "approve without a session", anon.Do(http.MethodPost, cliauth.PathApprove, url.Values{"csrf": {csrf}, "device_code": {dc}}), 401, "unauthenticated")
@@ -932,7 +753,7 @@ func TestCLIBearerJWTConfusion(t *testing.T) {
 	claims := func(edit func(jwt.MapClaims)) jwt.MapClaims {
 		n++
 		c := jwt.MapClaims{
-			"sub": uid, "login": tk.User.Login, "type": "access", "fid": fid, "iss": testIssuer, "aud": []string{"arbor-cli"},
+			"sub": uid, "login": tk.User.Login, "type": "access", "fid": fid, "iss": e.publicURL, "aud": []string{"arbor-cli"},
 			"iat": now.Unix(), "exp": now.Add(time.Hour).Unix(), "jti": fmt.Sprintf("forged-%d", n),
 		}
 		if edit != nil {
@@ -950,7 +771,7 @@ func TestCLIBearerJWTConfusion(t *testing.T) {
 	}
 	// The control: the same forging with the right algorithm, key and
 	// claims is accepted, so each refusal below is for its one difference.
-	control := sign(jwt.SigningMethodHS256, testCLIKey, claims(nil))
+	control := sign(jwt.SigningMethodHS256, e.CLITokenKey, claims(nil))
 	if res := bearerGet(cli, cliauth.PathMe, control); res.StatusCode != 200 {
 		t.Fatalf("control token: %d %s", res.StatusCode, res.Body)
 	}
@@ -961,29 +782,29 @@ func TestCLIBearerJWTConfusion(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	mac := hmac.New(sha256.New, testCLIKey)
+	mac := hmac.New(sha256.New, e.CLITokenKey)
 	mac.Write([]byte(rsInput))
 	rsToken := rsInput + "." + base64.RawURLEncoding.EncodeToString(mac.Sum(nil))
 
 	cases := map[string]string{
 		"alg none":                   sign(jwt.SigningMethodNone, jwt.UnsafeAllowNoneSignatureType, claims(nil)),
-		"HS384 with the CLI key":     sign(jwt.SigningMethodHS384, testCLIKey, claims(nil)),
-		"HS512 with the CLI key":     sign(jwt.SigningMethodHS512, testCLIKey, claims(nil)),
+		"HS384 with the CLI key":     sign(jwt.SigningMethodHS384, e.CLITokenKey, claims(nil)),
+		"HS512 with the CLI key":     sign(jwt.SigningMethodHS512, e.CLITokenKey, claims(nil)),
 		"RS256 with an HMAC":         rsToken,
-		"HS256 with the session key": sign(jwt.SigningMethodHS256, testSessionKey, claims(nil)),
-		"expired": sign(jwt.SigningMethodHS256, testCLIKey, claims(func(c jwt.MapClaims) {
+		"HS256 with the session key": sign(jwt.SigningMethodHS256, e.SessionTokenKey, claims(nil)),
+		"expired": sign(jwt.SigningMethodHS256, e.CLITokenKey, claims(func(c jwt.MapClaims) {
 			c["iat"], c["exp"] = now.Add(-2*time.Hour).Unix(), now.Add(-time.Minute).Unix()
 		})),
-		"no exp":                   sign(jwt.SigningMethodHS256, testCLIKey, claims(func(c jwt.MapClaims) { delete(c, "exp") })),
-		"aud arbor-session":        sign(jwt.SigningMethodHS256, testCLIKey, claims(func(c jwt.MapClaims) { c["aud"] = testAudience })),
-		"no aud":                   sign(jwt.SigningMethodHS256, testCLIKey, claims(func(c jwt.MapClaims) { delete(c, "aud") })),
-		"wrong iss":                sign(jwt.SigningMethodHS256, testCLIKey, claims(func(c jwt.MapClaims) { c["iss"] = "https://evil.example" })),
-		"type refresh":             sign(jwt.SigningMethodHS256, testCLIKey, claims(func(c jwt.MapClaims) { c["type"] = "refresh" })),
-		"no type":                  sign(jwt.SigningMethodHS256, testCLIKey, claims(func(c jwt.MapClaims) { delete(c, "type") })),
-		"no fid":                   sign(jwt.SigningMethodHS256, testCLIKey, claims(func(c jwt.MapClaims) { delete(c, "fid") })),
-		"unknown fid":              sign(jwt.SigningMethodHS256, testCLIKey, claims(func(c jwt.MapClaims) { c["fid"] = "AAAAAAAAAAAAAAAAAAAAAA" })),
-		"another user's sub":       sign(jwt.SigningMethodHS256, testCLIKey, claims(func(c jwt.MapClaims) { c["sub"] = bobID })),
-		"no sub":                   sign(jwt.SigningMethodHS256, testCLIKey, claims(func(c jwt.MapClaims) { delete(c, "sub") })),
+		"no exp":                   sign(jwt.SigningMethodHS256, e.CLITokenKey, claims(func(c jwt.MapClaims) { delete(c, "exp") })),
+		"aud arbor-session":        sign(jwt.SigningMethodHS256, e.CLITokenKey, claims(func(c jwt.MapClaims) { c["aud"] = testAudience })),
+		"no aud":                   sign(jwt.SigningMethodHS256, e.CLITokenKey, claims(func(c jwt.MapClaims) { delete(c, "aud") })),
+		"wrong iss":                sign(jwt.SigningMethodHS256, e.CLITokenKey, claims(func(c jwt.MapClaims) { c["iss"] = "https://evil.example" })),
+		"type refresh":             sign(jwt.SigningMethodHS256, e.CLITokenKey, claims(func(c jwt.MapClaims) { c["type"] = "refresh" })),
+		"no type":                  sign(jwt.SigningMethodHS256, e.CLITokenKey, claims(func(c jwt.MapClaims) { delete(c, "type") })),
+		"no fid":                   sign(jwt.SigningMethodHS256, e.CLITokenKey, claims(func(c jwt.MapClaims) { delete(c, "fid") })),
+		"unknown fid":              sign(jwt.SigningMethodHS256, e.CLITokenKey, claims(func(c jwt.MapClaims) { c["fid"] = "AAAAAAAAAAAAAAAAAAAAAA" })),
+		"another user's sub":       sign(jwt.SigningMethodHS256, e.CLITokenKey, claims(func(c jwt.MapClaims) { c["sub"] = bobID })),
+		"no sub":                   sign(jwt.SigningMethodHS256, e.CLITokenKey, claims(func(c jwt.MapClaims) { delete(c, "sub") })),
 		"the real token, tampered": tamper(tk.AccessToken),
 		"the refresh token":        tk.RefreshToken,
 		"the session cookie":       user.Cookie(e.cookie),
@@ -1031,7 +852,7 @@ func TestUpstreamNeverSeesCLIAccessToken(t *testing.T) {
 		t.Fatalf("exchange: %d %s", res.StatusCode, res.Body)
 	}
 	cli := e.browser()
-	cli.header.Set("Authorization", "Bearer "+tok.AccessToken)
+	cli.Header.Set("Authorization", "Bearer "+tok.AccessToken)
 	if r := cli.Get("/api/data"); r.StatusCode != 200 {
 		t.Fatalf("proxied API call: %d", r.StatusCode)
 	}
@@ -1041,7 +862,7 @@ func TestUpstreamNeverSeesCLIAccessToken(t *testing.T) {
 	}
 	// An app's own bearer token (not a CLI token) still reaches it
 	// alongside a session.
-	b.header.Set("Authorization", "Bearer app-specific-token")
+	b.Header.Set("Authorization", "Bearer app-specific-token")
 	b.Get("/api/data")
 	if h, _, _ := e.upstream.Last(); h.Get("Authorization") != "Bearer app-specific-token" {
 		t.Fatalf("the app's own Authorization was dropped: %q", h.Get("Authorization"))
@@ -1068,7 +889,7 @@ func TestAccountPageRevokesCLILogin(t *testing.T) {
 		t.Fatalf("revoke: %d", r.StatusCode)
 	}
 	cli := e.browser()
-	cli.header.Set("Authorization", "Bearer "+tok.AccessToken)
+	cli.Header.Set("Authorization", "Bearer "+tok.AccessToken)
 	if r := cli.Get("/api/auth/me"); r.StatusCode != 401 {
 		t.Fatalf("access token after revoking on the account page: %d", r.StatusCode)
 	}

@@ -1,4 +1,4 @@
-package webauth_test
+package cliauth_test
 
 // RFC 8628 (package cliauth) end to end: golang.org/x/oauth2's unchanged
 // device flow client against Arbor, and each error the RFC defines.

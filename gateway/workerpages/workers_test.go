@@ -1,4 +1,4 @@
-package webauth_test
+package workerpages_test
 
 // Tendril workers through the full stack: worker routes (/api/tendril/ in
 // the harness) accept only worker credentials, and the upstream receives
@@ -19,7 +19,7 @@ import (
 )
 
 func TestWorkerRoutes(t *testing.T) {
-	e := newEnv(t, envOptions{})
+	e := newEnv(t)
 	b := e.browser()
 	b.MustSignIn("github")
 	owner := mustUserID(t, e, b)
@@ -28,9 +28,9 @@ func TestWorkerRoutes(t *testing.T) {
 		t.Fatal(err)
 	}
 	wk := e.browser()
-	wk.header.Set("X-Worker-ID", w.ID)
-	wk.header.Set("X-Worker-Token", tok)
-	wk.header.Set("X-Arbor-Worker-Id", "spoofed")
+	wk.Header.Set("X-Worker-ID", w.ID)
+	wk.Header.Set("X-Worker-Token", tok)
+	wk.Header.Set("X-Arbor-Worker-Id", "spoofed")
 	if res := wk.Get("/api/tendril/jobs/next"); res.StatusCode != http.StatusOK {
 		t.Fatalf("worker call: %d %s", res.StatusCode, res.Body)
 	}
@@ -58,7 +58,7 @@ func TestWorkerRoutes(t *testing.T) {
 	if res := wk.Get("/api/tendril/jobs/next"); res.StatusCode != 401 || errorCode(res.Body) != "worker_unauthorized" {
 		t.Fatalf("old token after rotation: %d", res.StatusCode)
 	}
-	wk.header.Set("X-Worker-Token", tok2)
+	wk.Header.Set("X-Worker-Token", tok2)
 	if res := wk.Get("/api/tendril/jobs/next"); res.StatusCode != 200 {
 		t.Fatalf("new token: %d", res.StatusCode)
 	}
@@ -106,7 +106,7 @@ func (a workerAPI) do(method, path string, body any, hdr http.Header) *response 
 	if a.bearer != "" {
 		hdr.Set("Authorization", "Bearer "+a.bearer)
 	}
-	res, err := sendJSON(a.b, method, path, body, hdr)
+	res, err := a.b.SendJSON(method, path, body, hdr)
 	if err != nil {
 		a.t.Fatal(err)
 	}
@@ -139,13 +139,13 @@ func (a workerAPI) reply(res *response, status int) workerReply {
 // callAsWorker calls a worker route with a worker's credentials.
 func callAsWorker(e *env, id, token string) *response {
 	wk := e.browser()
-	wk.header.Set("X-Worker-ID", id)
-	wk.header.Set("X-Worker-Token", token)
+	wk.Header.Set("X-Worker-ID", id)
+	wk.Header.Set("X-Worker-Token", token)
 	return wk.Get("/api/tendril/jobs/next")
 }
 
 func TestWorkersAPI(t *testing.T) {
-	e := newEnv(t, envOptions{})
+	e := newEnv(t)
 	alice := e.browser()
 	alice.MustSignIn("github")
 	aliceID := mustUserID(t, e, alice)
@@ -314,7 +314,7 @@ var (
 )
 
 func TestWorkersPage(t *testing.T) {
-	e := newEnv(t, envOptions{})
+	e := newEnv(t)
 	b := e.browser()
 
 	// Without a session the page sends people to sign in and back.
@@ -333,11 +333,11 @@ func TestWorkersPage(t *testing.T) {
 	if res := b.Do(http.MethodPost, "/workers", url.Values{"name": {"runner"}}); res.StatusCode != 403 || !strings.Contains(res.Body, "csrf_invalid") {
 		t.Fatalf("no csrf: %d", res.StatusCode)
 	}
-	b.header.Set("Sec-Fetch-Site", "cross-site")
+	b.Header.Set("Sec-Fetch-Site", "cross-site")
 	if res := b.Do(http.MethodPost, "/workers", url.Values{"name": {"runner"}, "csrf": {csrf}}); res.StatusCode != 403 {
 		t.Fatalf("cross-site: %d", res.StatusCode)
 	}
-	b.header.Del("Sec-Fetch-Site")
+	b.Header.Del("Sec-Fetch-Site")
 	if res := b.Do(http.MethodPost, "/workers", url.Values{"name": {" "}, "csrf": {csrf}}); res.StatusCode != 400 || !strings.Contains(res.Body, `id="notice"`) {
 		t.Fatalf("blank name: %d %s", res.StatusCode, res.Body)
 	}

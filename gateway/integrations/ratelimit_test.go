@@ -1,4 +1,4 @@
-package webauth_test
+package integrations_test
 
 // Provider rate limits and permanent refusals as Arbor's callers see them,
 // through the full stack (real plugins, the fakes' injected answers: a
@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vintner/arbor/app/apptest"
 	"github.com/vintner/arbor/data"
 	"github.com/vintner/arbor/gateway/authn"
 	"github.com/vintner/arbor/gateway/connections"
@@ -17,7 +18,7 @@ import (
 )
 
 // wantRetryAfter checks the status, code and Retry-After of res.
-func wantRetryAfter(t *testing.T, what string, res *response, status int, code, retryAfter string) {
+func wantRetryAfter(t *testing.T, what string, res *apptest.Response, status int, code, retryAfter string) {
 	t.Helper()
 	wantError(t, what, res, status, code)
 	if got := res.Header.Get("Retry-After"); got != retryAfter {
@@ -67,14 +68,14 @@ func TestRefreshRateLimited(t *testing.T) {
 	b := e.browser()
 	b.MustSignIn("github")
 	connectProvider(t, b, "gitlab")
-	uid := mustUserID(t, e, b)
+	uid := e.MustUserID(b)
 	svc := e.browser()
-	svc.header.Set("Authorization", "Bearer "+secret)
-	svc.header.Set("Accept", "application/json")
+	svc.Header.Set("Authorization", "Bearer "+secret)
+	svc.Header.Set("Accept", "application/json")
 
 	e.clock.Advance(3 * time.Hour) // GitLab tokens live 2 hours
 	cli := e.browser()
-	tk := cliLogin(t, b, cli)
+	tk := apptest.CLILogin(t, b, cli)
 	e.fakes.Fakes["gitlab"].FailNext(fakeprovider.EndpointToken, 1, http.StatusTooManyRequests)
 	wantRetryAfter(t, "token during a rate limited refresh", b.Get("/api/providers/gitlab/token"),
 		http.StatusServiceUnavailable, connections.CodeProviderRateLimited, "1")
@@ -82,7 +83,7 @@ func TestRefreshRateLimited(t *testing.T) {
 	// the provider again.
 	wantRetryAfter(t, "service token within the wait", svc.Get("/api/service/users/"+uid+"/providers/gitlab/token"),
 		http.StatusServiceUnavailable, connections.CodeProviderRateLimited, "1")
-	wantRetryAfter(t, "CLI token within the wait", bearerGet(cli, "/api/providers/gitlab/token", tk.AccessToken),
+	wantRetryAfter(t, "CLI token within the wait", cli.BearerGet("/api/providers/gitlab/token", tk.AccessToken),
 		http.StatusServiceUnavailable, connections.CodeProviderRateLimited, "1")
 	wantRetryAfter(t, "repos within the wait", b.Get("/api/providers/gitlab/repos"),
 		http.StatusServiceUnavailable, connections.CodeProviderRateLimited, "1")
@@ -126,7 +127,7 @@ func TestSignInRateLimited(t *testing.T) {
 			b := e.browser()
 			cb := b.Approve(b.Start("github", ""), "")
 			if c.json {
-				b.header.Set("Accept", "application/json")
+				b.Header.Set("Accept", "application/json")
 			}
 			e.fakes.Fakes["github"].FailNext(c.ep, 1, http.StatusTooManyRequests)
 			res := b.Get(cb)
@@ -134,7 +135,7 @@ func TestSignInRateLimited(t *testing.T) {
 			if setsSession(e, res) {
 				t.Fatal("a rate limited sign-in set a session cookie")
 			}
-			b.header.Del("Accept")
+			b.Header.Del("Accept")
 			assertNoSession(t, e, b)
 		})
 	}

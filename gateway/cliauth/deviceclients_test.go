@@ -1,4 +1,4 @@
-package webauth_test
+package cliauth_test
 
 // Registered device clients and token scopes (issue 15, item 7): the
 // RFC 8628 remote-phishing defence, end to end through the real gateway,
@@ -282,7 +282,7 @@ func TestLegacyTokenWithoutScopeClaim(t *testing.T) {
 	// Re-sign the same claims without "scope", as an older Arbor did.
 	c := claimsOf(t, tk.AccessToken)
 	delete(c, "scope")
-	legacy := signHS256(t, c)
+	legacy := signHS256(t, e, c)
 	for _, p := range []string{"/api/providers", "/api/data/items"} {
 		if res := bearerSend(t, cli, "GET", p, legacy, nil); res.StatusCode != 200 {
 			t.Fatalf("legacy token on %s: %d %s", p, res.StatusCode, res.Body)
@@ -298,15 +298,15 @@ func TestCLIAudienceConfigured(t *testing.T) {
 	cli := cliClient(e)
 	tk := cliLogin(t, b, cli)
 	c := claimsOf(t, tk.AccessToken)
-	if aud, _ := c["aud"].([]any); len(aud) != 1 || aud[0] != "trellis-cli" || c["iss"] != testIssuer {
-		t.Fatalf("iss %v aud %v, want %q and [trellis-cli]", c["iss"], c["aud"], testIssuer)
+	if aud, _ := c["aud"].([]any); len(aud) != 1 || aud[0] != "trellis-cli" || c["iss"] != e.publicURL {
+		t.Fatalf("iss %v aud %v, want %q and [trellis-cli]", c["iss"], c["aud"], e.publicURL)
 	}
 	if res := bearerSend(t, cli, "GET", cliauth.PathMe, tk.AccessToken, nil); res.StatusCode != 200 {
 		t.Fatalf("the token on /api/auth/me: %d %s", res.StatusCode, res.Body)
 	}
 	// The same claims for the default audience, signed with the same key.
 	c["aud"] = []string{clitoken.Audience}
-	other := signHS256(t, c)
+	other := signHS256(t, e, c)
 	wantError(t, "a token for another audience", bearerSend(t, cli, "GET", cliauth.PathMe, other, nil), 401, "unauthenticated")
 	wantError(t, "a token for another audience on the provider API", bearerSend(t, cli, "GET", "/api/providers", other, nil), 401, "unauthenticated")
 }
@@ -413,9 +413,9 @@ func noAutoSubmit(t *testing.T, what, body string) {
 
 // signHS256 signs claims with the CLI key, as Arbor (or an older Arbor)
 // would.
-func signHS256(t *testing.T, c map[string]any) string {
+func signHS256(t *testing.T, e *env, c map[string]any) string {
 	t.Helper()
-	s, err := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims(c)).SignedString(testCLIKey)
+	s, err := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims(c)).SignedString(e.CLITokenKey)
 	if err != nil {
 		t.Fatal(err)
 	}

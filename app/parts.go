@@ -1,0 +1,26 @@
+package app
+
+import (
+	"github.com/vintner/arbor/gateway/session"
+	"github.com/vintner/arbor/gateway/sessiontoken"
+	"github.com/vintner/arbor/gateway/workers"
+)
+
+// The parts below are exposed for full-stack tests (app/apptest), which
+// check what a request did to them or do what no client can (read the
+// user behind a session cookie, register a worker directly, flush the
+// workers' last-used times). `arbor serve` does not use them.
+
+// Sessions is the browser session manager.
+func (a *App) Sessions() *session.Manager { return a.web.sessions }
+
+// SessionTokens signs and verifies the session cookie's token.
+func (a *App) SessionTokens() *sessiontoken.Signer { return a.web.sessionToks }
+
+// Workers is the worker service.
+func (a *App) Workers() *workers.Service { return a.web.workers }
+
+// FlushLogs writes out the access log lines still buffered; they reach
+// Options.Stderr within 200 ms anyway, and at Close. A test that searches
+// the log calls it first.
+func (a *App) FlushLogs() { _ = a.accessOut.Flush() }

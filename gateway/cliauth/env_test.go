@@ -1,0 +1,149 @@
+package cliauth_test
+
+// The CLI login tests of this package (cli_test.go, device_test.go,
+// deviceclients_test.go) run a whole Arbor (app/apptest): real Fiber on
+// loopback, bbolt, the built-in plugins and the fake providers. env and
+// the helpers below keep the names the tests used when they lived in
+// gateway/webauth.
+
+import (
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/vintner/arbor/app/apptest"
+	"github.com/vintner/arbor/data/boltdb"
+	"github.com/vintner/arbor/gateway/access"
+	"github.com/vintner/arbor/gateway/cliauth"
+	"github.com/vintner/arbor/gateway/config"
+	"github.com/vintner/arbor/gateway/scope"
+	"github.com/vintner/arbor/gateway/workers"
+)
+
+type (
+	browser   = apptest.Browser
+	response  = apptest.Response
+	cliTokens = apptest.CLITokens
+)
+
+// testAudience is the session token's aud.
+const testAudience = "arbor-session"
+
+var csrfRE = apptest.CSRFRE
+
+type envOptions struct {
+	defaultClass access.Class // default access.Session
+	rules        []access.Rule
+	// refreshGrace is the CLI refresh-token grace window (default 0).
+	refreshGrace time.Duration
+	// deviceClients are the registered RFC 8628 clients; default one,
+	// "stock-cli" ("Stock CLI"), with every scope.
+	deviceClients []cliauth.DeviceClient
+	// cliAudience is the CLI tokens' aud (default arbor-cli).
+	cliAudience string
+}
+
+// env is one Arbor, without rate limits.
+type env struct {
+	*apptest.Harness
+	addr      string
+	publicURL string
+	cookie    string
+	clock     *apptest.Clock
+	store     *boltdb.Store
+	upstream  *apptest.Recorder
+	workers   *workers.Service
+}
+
+func newEnv(t *testing.T, o envOptions) *env {
+	t.Helper()
+	if o.defaultClass == 0 {
+		o.defaultClass = access.Session
+	}
+	if o.deviceClients == nil {
+		o.deviceClients = []cliauth.DeviceClient{{ID: "stock-cli", Name: "Stock CLI", Scopes: scope.All}}
+	}
+	h := apptest.New(t,
+		apptest.Routes(o.defaultClass, o.rules...),
+		apptest.DeviceClients(o.deviceClients...),
+		apptest.Config(func(c *config.Config) {
+			c.Limits.Enabled = false
+			c.CLI.RefreshGrace = o.refreshGrace
+			if o.cliAudience != "" {
+				c.CLI.Audience = o.cliAudience
+			}
+		}))
+	return &env{Harness: h, addr: h.Addr, publicURL: h.PublicURL, cookie: h.Cookie, clock: h.Clock,
+		store: h.Bolt(), upstream: h.Upstream, workers: h.App.Workers()}
+}
+
+func (e *env) browser() *browser { return e.Browser() }
+
+func cliClient(e *env) *browser { return e.CLIClient() }
+
+func errorCode(body string) string { return apptest.ErrorCode(body) }
+
+// wantError checks the status and the stable error code of a response.
+func wantError(t *testing.T, what string, res *response, status int, code string) {
+	t.Helper()
+	if res.StatusCode != status || errorCode(res.Body) != code {
+		t.Fatalf("%s = %d %q, want %d %q\n%s", what, res.StatusCode, errorCode(res.Body), status, code, res.Body)
+	}
+}
+
+func randomSecret(t *testing.T) string { t.Helper(); return apptest.RandomSecret(t) }
+
+func sendJSON(b *browser, method, path string, v any, hdr http.Header) (*response, error) {
+	return b.SendJSON(method, path, v, hdr)
+}
+
+func postJSON(b *browser, path string, v any) *response { return b.PostJSON(path, v) }
+
+func bearerGet(b *browser, path, token string) *response { return b.BearerGet(path, token) }
+
+func newVerifier(t *testing.T) (verifier, challenge string) {
+	t.Helper()
+	return apptest.NewVerifier(t)
+}
+
+func newDeviceCode(t *testing.T) string { t.Helper(); return apptest.NewDeviceCode(t) }
+
+var testClientInfo = apptest.TestClientInfo
+
+func startCLI(b *browser, challenge string) string { return b.StartCLI(challenge) }
+
+func openLogin(b *browser, dc string) *response { return b.OpenCLILogin(dc) }
+
+func approve(b *browser, dc string) string { return b.ApproveCLI(dc) }
+
+func exchangeBody(dc, code, verifier string) map[string]string {
+	return apptest.ExchangeBody(dc, code, verifier)
+}
+
+func exchange(b *browser, dc, code, verifier string) *response { return b.Exchange(dc, code, verifier) }
+
+func decodeTokens(t *testing.T, what string, res *response) cliTokens {
+	t.Helper()
+	return apptest.DecodeTokens(t, what, res)
+}
+
+func cliLogin(t *testing.T, user, cli *browser) cliTokens {
+	t.Helper()
+	return apptest.CLILogin(t, user, cli)
+}
+
+func whoamiUser(t *testing.T, b *browser) (id, login, email string) {
+	t.Helper()
+	return apptest.Whoami(t, b)
+}
+
+func csrfOf(t *testing.T, b *browser) string { t.Helper(); return apptest.AccountCSRF(t, b) }
+
+var verificationCodeRE = apptest.VerificationCodeRE
+
+func mustUserID(t *testing.T, e *env, b *browser) string { t.Helper(); return e.MustUserID(b) }
+
+func getJSON(t *testing.T, b *browser, path string, into any) *response {
+	t.Helper()
+	return apptest.GetJSON(t, b, path, into)
+}
