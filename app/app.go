@@ -36,11 +36,11 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/vintner/arbor/admin"
+	"github.com/vintner/arbor/config"
 	"github.com/vintner/arbor/data"
 	"github.com/vintner/arbor/data/seal"
 	"github.com/vintner/arbor/gateway"
-	"github.com/vintner/arbor/gateway/admin"
-	"github.com/vintner/arbor/gateway/config"
 )
 
 // Options are what New takes besides the configuration. The zero value is

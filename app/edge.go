@@ -9,7 +9,7 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/vintner/arbor/gateway/config"
+	"github.com/vintner/arbor/config"
 	"github.com/vintner/arbor/gateway/edge/ratelimit"
 )
 

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/vintner/arbor/gateway/config"
+	"github.com/vintner/arbor/config"
 	"github.com/vintner/arbor/sdk/plugintest"
 )
 

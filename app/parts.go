@@ -1,8 +1,8 @@
 package app
 
 import (
-	"github.com/vintner/arbor/gateway/session"
-	"github.com/vintner/arbor/gateway/sessiontoken"
+	"github.com/vintner/arbor/gateway/authn/session"
+	"github.com/vintner/arbor/gateway/authn/sessiontoken"
 	"github.com/vintner/arbor/gateway/workers"
 )
 

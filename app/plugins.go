@@ -10,8 +10,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/vintner/arbor/gateway/admin"
-	"github.com/vintner/arbor/gateway/config"
+	"github.com/vintner/arbor/admin"
+	"github.com/vintner/arbor/config"
 	"github.com/vintner/arbor/gateway/httperr"
 	"github.com/vintner/arbor/gateway/providers"
 	"github.com/vintner/arbor/plugins"

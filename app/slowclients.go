@@ -5,9 +5,9 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 
+	"github.com/vintner/arbor/config"
 	"github.com/vintner/arbor/gateway"
-	"github.com/vintner/arbor/gateway/config"
-	"github.com/vintner/arbor/gateway/tunnelwatch"
+	"github.com/vintner/arbor/gateway/edge/tunnelwatch"
 	"github.com/vintner/arbor/gateway/webauth"
 )
 

@@ -9,10 +9,10 @@ import (
 	"os"
 	"time"
 
+	"github.com/vintner/arbor/config"
 	"github.com/vintner/arbor/data"
 	"github.com/vintner/arbor/data/boltdb"
 	"github.com/vintner/arbor/data/etcd"
-	"github.com/vintner/arbor/gateway/config"
 )
 
 // OpenedStore is the configured backend, with what only some backends can

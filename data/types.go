@@ -121,7 +121,7 @@ type RefreshFamily struct {
 	LastUsedAt   time.Time `json:"last_used_at,omitzero"`
 	ExpiresAt    time.Time `json:"expires_at"`
 	// Scope is what the login's tokens may do: space-separated names of
-	// package gateway/scope, kept so that a refresh mints the same. ""
+	// package gateway/authz/scope, kept so that a refresh mints the same. ""
 	// for a login made before scopes existed (it counts as every scope).
 	Scope string `json:"scope,omitempty"`
 }

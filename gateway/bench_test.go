@@ -11,7 +11,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/vintner/arbor/gateway"
-	arborproxy "github.com/vintner/arbor/gateway/proxy"
+	arborproxy "github.com/vintner/arbor/gateway/edge/proxy"
 )
 
 // BenchmarkProxy compares a request through Arbor with one through a bare

@@ -8,7 +8,7 @@ import (
 	"testing"
 
 	"github.com/vintner/arbor/gateway"
-	"github.com/vintner/arbor/gateway/proxy"
+	"github.com/vintner/arbor/gateway/edge/proxy"
 )
 
 // With NoPublicMetrics, /metrics on the public listener is a 404 of

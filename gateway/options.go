@@ -15,8 +15,8 @@ import (
 	"github.com/gofiber/fiber/v2"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/vintner/arbor/gateway/edge/proxy"
 	"github.com/vintner/arbor/gateway/edge/reqbody"
-	"github.com/vintner/arbor/gateway/proxy"
 )
 
 // Defaults applied by New to zero Options fields.

@@ -8,8 +8,8 @@ import (
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/vintner/arbor/gateway"
+	"github.com/vintner/arbor/gateway/edge/proxy"
 	"github.com/vintner/arbor/gateway/httperr"
-	"github.com/vintner/arbor/gateway/proxy"
 )
 
 // urlUpstream is an upstream that reads the request target as a URL, the

@@ -22,8 +22,8 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/vintner/arbor/gateway"
+	"github.com/vintner/arbor/gateway/edge/proxy"
 	"github.com/vintner/arbor/gateway/httperr"
-	"github.com/vintner/arbor/gateway/proxy"
 )
 
 func TestProxyUpstreamDown(t *testing.T) {

@@ -16,9 +16,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/vintner/arbor/gateway"
+	"github.com/vintner/arbor/gateway/edge/proxy"
 	"github.com/vintner/arbor/gateway/edge/reqbody"
 	"github.com/vintner/arbor/gateway/httperr"
-	"github.com/vintner/arbor/gateway/proxy"
 )
 
 func TestHealthz(t *testing.T) {

@@ -12,7 +12,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/vintner/arbor/gateway/proxy"
+	"github.com/vintner/arbor/gateway/edge/proxy"
 )
 
 // Slow clients and connection caps (docs/edge.md, "Slow clients and

@@ -18,8 +18,8 @@ import (
 
 	"github.com/vintner/arbor/gateway"
 	"github.com/vintner/arbor/gateway/edge/edgetest"
+	"github.com/vintner/arbor/gateway/edge/proxy"
 	"github.com/vintner/arbor/gateway/httperr"
-	"github.com/vintner/arbor/gateway/proxy"
 )
 
 // The slow clients come from 127.0.0.2 (Linux routes all of 127/8 to the

@@ -46,7 +46,7 @@ import (
 	"time"
 
 	"github.com/vintner/arbor/app"
-	"github.com/vintner/arbor/gateway/config"
+	"github.com/vintner/arbor/config"
 	"github.com/vintner/arbor/gateway/webhook"
 	"github.com/vintner/arbor/plugins/builtin/fakes"
 	"github.com/vintner/arbor/sdk/fakeprovider"

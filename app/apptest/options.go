@@ -3,9 +3,9 @@ package apptest
 import (
 	"strings"
 
-	"github.com/vintner/arbor/gateway/access"
+	"github.com/vintner/arbor/config"
+	"github.com/vintner/arbor/gateway/authz/access"
 	"github.com/vintner/arbor/gateway/cliauth"
-	"github.com/vintner/arbor/gateway/config"
 )
 
 // Routes sets the upstream route policy (auth.default_route and

@@ -11,7 +11,7 @@ import (
 	"github.com/spf13/cobra"
 	bolt "go.etcd.io/bbolt"
 
-	"github.com/vintner/arbor/gateway/admin"
+	"github.com/vintner/arbor/admin"
 )
 
 func newBackupCmd() *cobra.Command {

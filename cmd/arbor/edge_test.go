@@ -20,7 +20,7 @@ import (
 	"time"
 
 	"github.com/vintner/arbor/app"
-	"github.com/vintner/arbor/gateway/config"
+	"github.com/vintner/arbor/config"
 	"github.com/vintner/arbor/gateway/edge/reqbody"
 	"github.com/vintner/arbor/gateway/httperr"
 )

@@ -19,7 +19,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/vintner/arbor/gateway/config"
+	"github.com/vintner/arbor/config"
 	"github.com/vintner/arbor/plugins/builtin/fakes"
 	"github.com/vintner/arbor/sdk/plugintest"
 )

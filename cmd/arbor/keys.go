@@ -8,10 +8,10 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/vintner/arbor/admin"
 	"github.com/vintner/arbor/app"
+	"github.com/vintner/arbor/config"
 	"github.com/vintner/arbor/data"
-	"github.com/vintner/arbor/gateway/admin"
-	"github.com/vintner/arbor/gateway/config"
 )
 
 func newKeysCmd() *cobra.Command {

@@ -21,10 +21,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vintner/arbor/config"
 	"github.com/vintner/arbor/data"
 	"github.com/vintner/arbor/data/boltdb"
 	"github.com/vintner/arbor/data/seal"
-	"github.com/vintner/arbor/gateway/config"
 )
 
 // These tests run the real arbor binary, built once in TestMain.

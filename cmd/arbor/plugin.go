@@ -13,7 +13,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/vintner/arbor/gateway/admin"
+	"github.com/vintner/arbor/admin"
 	"github.com/vintner/arbor/plugins"
 	"github.com/vintner/arbor/sdk/abi"
 	"github.com/vintner/arbor/sdk/abi/manifest"

@@ -33,8 +33,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vintner/arbor/config"
 	"github.com/vintner/arbor/data/etcd/etcdtest"
-	"github.com/vintner/arbor/gateway/config"
 	"github.com/vintner/arbor/plugins/builtin/fakes"
 	"github.com/vintner/arbor/sdk/client"
 	"github.com/vintner/arbor/sdk/plugintest"

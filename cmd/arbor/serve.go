@@ -13,7 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/vintner/arbor/app"
-	"github.com/vintner/arbor/gateway/config"
+	"github.com/vintner/arbor/config"
 )
 
 func newServeCmd() *cobra.Command {

@@ -14,10 +14,10 @@ import (
 	bolt "go.etcd.io/bbolt"
 	berrors "go.etcd.io/bbolt/errors"
 
+	"github.com/vintner/arbor/config"
 	"github.com/vintner/arbor/data"
 	"github.com/vintner/arbor/data/boltdb"
 	"github.com/vintner/arbor/data/etcd"
-	"github.com/vintner/arbor/gateway/config"
 )
 
 func newStoreCmd() *cobra.Command {

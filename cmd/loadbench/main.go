@@ -126,11 +126,11 @@ import (
 	"github.com/gofiber/fiber/v2/middleware/proxy"
 	"github.com/valyala/fasthttp"
 
+	arborconfig "github.com/vintner/arbor/config"
 	"github.com/vintner/arbor/data/etcd/etcdtest"
 	"github.com/vintner/arbor/gateway"
-	arborconfig "github.com/vintner/arbor/gateway/config"
-	arborproxy "github.com/vintner/arbor/gateway/proxy"
-	"github.com/vintner/arbor/gateway/session"
+	"github.com/vintner/arbor/gateway/authn/session"
+	arborproxy "github.com/vintner/arbor/gateway/edge/proxy"
 	"github.com/vintner/arbor/plugins/builtin/fakes"
 	"github.com/vintner/arbor/sdk/client"
 )

@@ -16,12 +16,12 @@ import (
 	"github.com/vintner/arbor/data"
 	"github.com/vintner/arbor/data/boltdb"
 	"github.com/vintner/arbor/gateway/authn"
+	"github.com/vintner/arbor/gateway/authn/clitoken"
+	"github.com/vintner/arbor/gateway/authn/session"
+	"github.com/vintner/arbor/gateway/authn/sessiontoken"
+	"github.com/vintner/arbor/gateway/authz/scope"
 	"github.com/vintner/arbor/gateway/cliauth"
-	"github.com/vintner/arbor/gateway/clitoken"
 	"github.com/vintner/arbor/gateway/httperr"
-	"github.com/vintner/arbor/gateway/scope"
-	"github.com/vintner/arbor/gateway/session"
-	"github.com/vintner/arbor/gateway/sessiontoken"
 	"github.com/vintner/arbor/gateway/workers"
 )
 

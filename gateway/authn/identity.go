@@ -3,7 +3,7 @@ package authn
 import (
 	"github.com/gofiber/fiber/v2"
 
-	"github.com/vintner/arbor/gateway/scope"
+	"github.com/vintner/arbor/gateway/authz/scope"
 )
 
 // Kind is the kind of credential that authenticated a caller.

@@ -7,8 +7,8 @@ import (
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/vintner/arbor/gateway"
+	"github.com/vintner/arbor/gateway/authz/scope"
 	"github.com/vintner/arbor/gateway/httperr"
-	"github.com/vintner/arbor/gateway/scope"
 	"github.com/vintner/arbor/sdk/client"
 )
 

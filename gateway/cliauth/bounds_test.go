@@ -32,11 +32,11 @@ import (
 	"github.com/vintner/arbor/data/etcd"
 	"github.com/vintner/arbor/data/etcd/etcdtest"
 	"github.com/vintner/arbor/gateway"
-	"github.com/vintner/arbor/gateway/clitoken"
-	"github.com/vintner/arbor/gateway/proxy"
-	"github.com/vintner/arbor/gateway/scope"
-	"github.com/vintner/arbor/gateway/session"
-	"github.com/vintner/arbor/gateway/sessiontoken"
+	"github.com/vintner/arbor/gateway/authn/clitoken"
+	"github.com/vintner/arbor/gateway/authn/session"
+	"github.com/vintner/arbor/gateway/authn/sessiontoken"
+	"github.com/vintner/arbor/gateway/authz/scope"
+	"github.com/vintner/arbor/gateway/edge/proxy"
 )
 
 type fakeClock struct {

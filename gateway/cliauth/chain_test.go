@@ -4,7 +4,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/vintner/arbor/gateway/authn"
-	"github.com/vintner/arbor/gateway/session"
+	"github.com/vintner/arbor/gateway/authn/session"
 )
 
 // newCLI is New with the chain Arbor builds (cmd/arbor): the session

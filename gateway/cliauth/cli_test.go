@@ -25,7 +25,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/vintner/arbor/data"
-	"github.com/vintner/arbor/gateway/access"
+	"github.com/vintner/arbor/gateway/authz/access"
 	"github.com/vintner/arbor/gateway/cliauth"
 )
 

@@ -61,15 +61,15 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 
+	"github.com/vintner/arbor/config"
 	"github.com/vintner/arbor/data"
 	"github.com/vintner/arbor/gateway"
 	"github.com/vintner/arbor/gateway/authn"
-	"github.com/vintner/arbor/gateway/clitoken"
-	"github.com/vintner/arbor/gateway/config"
+	"github.com/vintner/arbor/gateway/authn/clitoken"
+	"github.com/vintner/arbor/gateway/authz/scope"
 	"github.com/vintner/arbor/gateway/edge/reqbody"
 	"github.com/vintner/arbor/gateway/httperr"
 	"github.com/vintner/arbor/gateway/internal/pagesec"
-	"github.com/vintner/arbor/gateway/scope"
 )
 
 // Paths.

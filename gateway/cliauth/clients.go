@@ -9,7 +9,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/vintner/arbor/data"
-	"github.com/vintner/arbor/gateway/scope"
+	"github.com/vintner/arbor/gateway/authz/scope"
 )
 
 // Registered device clients: the defence against RFC 8628 phishing.

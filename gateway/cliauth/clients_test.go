@@ -25,10 +25,10 @@ import (
 	"github.com/vintner/arbor/data/boltdb"
 	"github.com/vintner/arbor/gateway"
 	"github.com/vintner/arbor/gateway/authn"
-	"github.com/vintner/arbor/gateway/clitoken"
-	"github.com/vintner/arbor/gateway/scope"
-	"github.com/vintner/arbor/gateway/session"
-	"github.com/vintner/arbor/gateway/sessiontoken"
+	"github.com/vintner/arbor/gateway/authn/clitoken"
+	"github.com/vintner/arbor/gateway/authn/session"
+	"github.com/vintner/arbor/gateway/authn/sessiontoken"
+	"github.com/vintner/arbor/gateway/authz/scope"
 )
 
 type clientsEnv struct {

@@ -19,9 +19,9 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 	"golang.org/x/oauth2"
 
+	"github.com/vintner/arbor/gateway/authn/clitoken"
+	"github.com/vintner/arbor/gateway/authz/scope"
 	"github.com/vintner/arbor/gateway/cliauth"
-	"github.com/vintner/arbor/gateway/clitoken"
-	"github.com/vintner/arbor/gateway/scope"
 )
 
 // scopedClients are registered in the tests below.

@@ -12,11 +12,11 @@ import (
 	"time"
 
 	"github.com/vintner/arbor/app/apptest"
+	"github.com/vintner/arbor/config"
 	"github.com/vintner/arbor/data/boltdb"
-	"github.com/vintner/arbor/gateway/access"
+	"github.com/vintner/arbor/gateway/authz/access"
+	"github.com/vintner/arbor/gateway/authz/scope"
 	"github.com/vintner/arbor/gateway/cliauth"
-	"github.com/vintner/arbor/gateway/config"
-	"github.com/vintner/arbor/gateway/scope"
 	"github.com/vintner/arbor/gateway/workers"
 )
 

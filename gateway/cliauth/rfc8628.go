@@ -11,11 +11,11 @@ import (
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/vintner/arbor/data"
-	"github.com/vintner/arbor/gateway/clitoken"
+	"github.com/vintner/arbor/gateway/authn/clitoken"
+	"github.com/vintner/arbor/gateway/authz/scope"
 	"github.com/vintner/arbor/gateway/edge/reqbody"
 	"github.com/vintner/arbor/gateway/httperr"
 	"github.com/vintner/arbor/gateway/internal/pagesec"
-	"github.com/vintner/arbor/gateway/scope"
 )
 
 // RFC 8628, the OAuth 2.0 Device Authorization Grant, for stock OAuth

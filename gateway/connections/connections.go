@@ -61,8 +61,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/vintner/arbor/config"
 	"github.com/vintner/arbor/data"
-	"github.com/vintner/arbor/gateway/config"
 	"github.com/vintner/arbor/gateway/providers"
 	"github.com/vintner/arbor/plugins"
 	"github.com/vintner/arbor/sdk/abi"

@@ -10,9 +10,9 @@ import (
 	"testing"
 
 	"github.com/vintner/arbor/app/apptest"
+	"github.com/vintner/arbor/config"
 	"github.com/vintner/arbor/data/boltdb"
 	"github.com/vintner/arbor/gateway/authn"
-	"github.com/vintner/arbor/gateway/config"
 	"github.com/vintner/arbor/gateway/webauth"
 	"github.com/vintner/arbor/plugins/builtin/fakes"
 )

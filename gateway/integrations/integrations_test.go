@@ -14,8 +14,8 @@ import (
 	"time"
 
 	"github.com/vintner/arbor/app/apptest"
+	"github.com/vintner/arbor/config"
 	"github.com/vintner/arbor/data"
-	"github.com/vintner/arbor/gateway/config"
 	"github.com/vintner/arbor/gateway/connections"
 	"github.com/vintner/arbor/sdk/fakeprovider"
 )

@@ -11,9 +11,9 @@ import (
 
 	"github.com/vintner/arbor/data"
 	"github.com/vintner/arbor/gateway"
+	"github.com/vintner/arbor/gateway/authn/session"
 	"github.com/vintner/arbor/gateway/edge/reqbody"
 	"github.com/vintner/arbor/gateway/httperr"
-	"github.com/vintner/arbor/gateway/session"
 )
 
 type sessionRow struct {

@@ -20,8 +20,8 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 
-	"github.com/vintner/arbor/gateway/access"
-	"github.com/vintner/arbor/gateway/session"
+	"github.com/vintner/arbor/gateway/authn/session"
+	"github.com/vintner/arbor/gateway/authz/access"
 	"github.com/vintner/arbor/gateway/webauth"
 	"github.com/vintner/arbor/sdk/fakeprovider"
 )

@@ -4,7 +4,7 @@ import (
 	"net/http"
 	"testing"
 
-	"github.com/vintner/arbor/gateway/access"
+	"github.com/vintner/arbor/gateway/authz/access"
 )
 
 // TestEdgeStripsRewriteAndWorkerHeaders: headers through which a framework

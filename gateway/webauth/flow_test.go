@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/vintner/arbor/gateway/access"
-	"github.com/vintner/arbor/gateway/session"
+	"github.com/vintner/arbor/gateway/authn/session"
+	"github.com/vintner/arbor/gateway/authz/access"
 	"github.com/vintner/arbor/sdk/fakeprovider"
 )
 

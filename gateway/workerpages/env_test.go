@@ -9,8 +9,8 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/vintner/arbor/app/apptest"
+	"github.com/vintner/arbor/config"
 	"github.com/vintner/arbor/data/boltdb"
-	"github.com/vintner/arbor/gateway/config"
 	"github.com/vintner/arbor/gateway/workers"
 )
 

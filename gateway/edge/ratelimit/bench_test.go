@@ -11,8 +11,8 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/vintner/arbor/gateway"
+	"github.com/vintner/arbor/gateway/edge/proxy"
 	"github.com/vintner/arbor/gateway/edge/ratelimit"
-	"github.com/vintner/arbor/gateway/proxy"
 )
 
 // browserRequest fills req like a signed-in browser's proxied request.

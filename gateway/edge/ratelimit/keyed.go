@@ -1,7 +1,7 @@
 package ratelimit
 
 import (
-	"github.com/vintner/arbor/gateway/proxy"
+	"github.com/vintner/arbor/gateway/edge/proxy"
 
 	"hash/maphash"
 	"net/netip"

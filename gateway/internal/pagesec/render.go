@@ -9,8 +9,8 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 
+	"github.com/vintner/arbor/config"
 	"github.com/vintner/arbor/gateway/authn"
-	"github.com/vintner/arbor/gateway/config"
 )
 
 //go:embed layout.html

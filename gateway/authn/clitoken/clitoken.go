@@ -32,8 +32,8 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 
+	"github.com/vintner/arbor/gateway/authz/scope"
 	"github.com/vintner/arbor/gateway/internal/expcache"
-	"github.com/vintner/arbor/gateway/scope"
 )
 
 // Token types.

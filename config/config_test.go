@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/vintner/arbor/gateway/proxy"
+	"github.com/vintner/arbor/gateway/edge/proxy"
 )
 
 func writeFile(t *testing.T, body string) string {
@@ -38,7 +38,7 @@ func TestDefaultsLoad(t *testing.T) {
 // The example config must load and must mention every key, so the
 // documentation cannot fall behind the code.
 func TestExampleConfigDocumentsEveryKey(t *testing.T) {
-	path := filepath.Join("..", "..", "examples", "arbor.yaml")
+	path := filepath.Join("..", "examples", "arbor.yaml")
 	raw, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)

@@ -55,8 +55,8 @@ import (
 	"github.com/vintner/arbor/data"
 	"github.com/vintner/arbor/gateway"
 	"github.com/vintner/arbor/gateway/authn"
+	"github.com/vintner/arbor/gateway/authn/sessiontoken"
 	"github.com/vintner/arbor/gateway/internal/expcache"
-	"github.com/vintner/arbor/gateway/sessiontoken"
 )
 
 // Cookie names.

@@ -18,7 +18,7 @@ import (
 // operator's ui.app_name reaches every page and message.
 func TestNoProductNamesInGatewayCode(t *testing.T) {
 	names := []string{DefaultAppName, DefaultWorkerName, DefaultCLIName}
-	root := ".." // gateway/
+	root := filepath.Join("..", "gateway")
 	self, err := filepath.Abs("ui.go")
 	if err != nil {
 		t.Fatal(err)

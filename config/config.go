@@ -38,7 +38,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
-	"github.com/vintner/arbor/gateway/proxy"
+	"github.com/vintner/arbor/gateway/edge/proxy"
 )
 
 // Config is Arbor's whole configuration. Every field documents its default;

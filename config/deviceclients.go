@@ -6,7 +6,7 @@ import (
 	"strings"
 	"unicode"
 
-	"github.com/vintner/arbor/gateway/scope"
+	"github.com/vintner/arbor/gateway/authz/scope"
 )
 
 // DeviceClient is an RFC 8628 client Arbor accepts at /oauth/device/code

@@ -19,8 +19,8 @@ import (
 	"github.com/vintner/arbor/gateway"
 	"github.com/vintner/arbor/gateway/authn"
 	"github.com/vintner/arbor/gateway/edge/edgetest"
-	"github.com/vintner/arbor/gateway/proxy"
-	"github.com/vintner/arbor/gateway/tunnelwatch"
+	"github.com/vintner/arbor/gateway/edge/proxy"
+	"github.com/vintner/arbor/gateway/edge/tunnelwatch"
 )
 
 // TestTunnelsEndWithTheirSignIn runs a real gateway in front of a

@@ -14,7 +14,7 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 
-	"github.com/vintner/arbor/gateway/scope"
+	"github.com/vintner/arbor/gateway/authz/scope"
 )
 
 var (

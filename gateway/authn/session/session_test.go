@@ -15,8 +15,8 @@ import (
 
 	"github.com/vintner/arbor/data"
 	"github.com/vintner/arbor/data/boltdb"
-	"github.com/vintner/arbor/gateway/session"
-	"github.com/vintner/arbor/gateway/sessiontoken"
+	"github.com/vintner/arbor/gateway/authn/session"
+	"github.com/vintner/arbor/gateway/authn/sessiontoken"
 )
 
 type clock struct{ ns atomic.Int64 }

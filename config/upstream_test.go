@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/vintner/arbor/gateway/proxy"
+	"github.com/vintner/arbor/gateway/edge/proxy"
 )
 
 // TestUpstreamIsDeclaredOnce: the upstream: section is proxy.Upstream

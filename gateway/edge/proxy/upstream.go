@@ -8,7 +8,7 @@ import (
 )
 
 // Upstream is the one declaration of the upstream settings. The YAML
-// config's upstream: section (gateway/config), gateway.Options.Upstream and
+// config's upstream: section (config), gateway.Options.Upstream and
 // Config.Upstream are all this type, so a new setting is written here once,
 // with its YAML key, and reaches the proxy without being copied.
 //
