@@ -381,12 +381,10 @@ func (s *Server) readyz(c *fiber.Ctx) error {
 			if he, ok := errors.AsType[*httperr.Error](err); ok {
 				return httperr.Wrap(fmt.Errorf("readiness check: %w", err), he.Status, he.Code, he.Message)
 			}
-			return httperr.Wrap(fmt.Errorf("readiness check: %w", err), http.StatusServiceUnavailable,
-				httperr.CodeStoreUnavailable, "The gateway cannot reach its store")
+			return httperr.StoreUnavailable(fmt.Errorf("readiness check: %w", err), "The gateway cannot reach its store")
 		}
 		if ctx.Err() != nil {
-			return httperr.Wrap(fmt.Errorf("readiness check took longer than %v", s.opts.ReadyTimeout),
-				http.StatusServiceUnavailable, httperr.CodeStoreUnavailable, "The gateway cannot reach its store")
+			return httperr.StoreUnavailable(fmt.Errorf("readiness check took longer than %v", s.opts.ReadyTimeout), "The gateway cannot reach its store")
 		}
 	}
 	c.Set(fiber.HeaderCacheControl, "no-store")

@@ -64,8 +64,7 @@ func (ch *Chain) Upstream(c *fiber.Ctx, public bool) (id Identity, ok bool, err 
 		gateway.Logger(c).Warn("session check failed; serving a public route without identity", "err", err)
 		return Identity{}, false, nil
 	}
-	return Identity{}, false, httperr.Wrap(err, http.StatusServiceUnavailable, httperr.CodeStoreUnavailable,
-		"Arbor could not check your session; try again in a moment")
+	return Identity{}, false, httperr.StoreUnavailable(err, "Arbor could not check your session; try again in a moment")
 }
 
 // Worker finds the worker of a worker route: worker credentials only, and
@@ -77,8 +76,7 @@ func (ch *Chain) Worker(c *fiber.Ctx) (Identity, error) {
 		return id, nil
 	case Failed:
 		// Not the worker's fault: it may retry.
-		return Identity{}, httperr.Wrap(err, http.StatusServiceUnavailable, httperr.CodeStoreUnavailable,
-			"Arbor could not check the worker's credentials; try again in a moment")
+		return Identity{}, httperr.StoreUnavailable(err, "Arbor could not check the worker's credentials; try again in a moment")
 	case None:
 		err = errNoCredentials
 	}
@@ -99,7 +97,7 @@ func (ch *Chain) API(c *fiber.Ctx, need scope.Set) (Identity, error) {
 	case out == Authenticated:
 		return id, nil
 	case out == Failed:
-		return Identity{}, httperr.Wrap(err, http.StatusServiceUnavailable, httperr.CodeStoreUnavailable, "Arbor could not check the "+credential(kind))
+		return Identity{}, httperr.StoreUnavailable(err, "Arbor could not check the "+credential(kind))
 	case kind == KindCLI:
 		c.Set(fiber.HeaderWWWAuthenticate, `Bearer realm="arbor", error="invalid_token"`)
 		return Identity{}, httperr.Wrap(err, http.StatusUnauthorized, httperr.CodeUnauthenticated, "The bearer token is not a live CLI access token; log in again")
@@ -116,7 +114,7 @@ func (ch *Chain) Who(c *fiber.Ctx) (Identity, error) {
 	case Authenticated:
 		return id, nil
 	case Failed:
-		return Identity{}, httperr.Wrap(err, http.StatusServiceUnavailable, httperr.CodeStoreUnavailable, "Arbor could not check the credentials")
+		return Identity{}, httperr.StoreUnavailable(err, "Arbor could not check the credentials")
 	}
 	c.Set(fiber.HeaderWWWAuthenticate, `Bearer realm="arbor"`)
 	return Identity{}, httperr.New(http.StatusUnauthorized, httperr.CodeUnauthenticated, "Send a CLI access token as Authorization: Bearer, or sign in")
@@ -151,7 +149,7 @@ func (ch *Chain) Service(c *fiber.Ctx) (Identity, error) {
 	case Authenticated:
 		return id, nil
 	case Failed:
-		return Identity{}, httperr.Wrap(err, http.StatusServiceUnavailable, httperr.CodeStoreUnavailable, "Arbor could not check the service token")
+		return Identity{}, httperr.StoreUnavailable(err, "Arbor could not check the service token")
 	}
 	c.Set(fiber.HeaderWWWAuthenticate, `Bearer realm="arbor-service"`)
 	return Identity{}, httperr.New(http.StatusUnauthorized, CodeInvalidServiceToken, "This route needs a configured service token as Authorization: Bearer …")

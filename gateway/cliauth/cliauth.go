@@ -330,7 +330,7 @@ func (a *CLIAuth) create(c *fiber.Ctx, req startRequest) error {
 		return apiError(409, "device_code_exists", "This device code is in use; make a new random one")
 	}
 	if err != nil {
-		return httperr.Wrap(err, 503, httperr.CodeStoreUnavailable, "Arbor could not store the login request")
+		return httperr.StoreUnavailable(err, "Arbor could not store the login request")
 	}
 	return nil
 }
@@ -536,7 +536,7 @@ func (a *CLIAuth) approve(c *fiber.Ctx) error {
 	case errors.Is(err, errFinished), errors.Is(err, data.ErrConsumed):
 		return a.done(c, 410, id, "Login request finished", "This login request was already used or refused.")
 	case err != nil:
-		return httperr.Wrap(err, 503, httperr.CodeStoreUnavailable, "Arbor could not record the approval")
+		return httperr.StoreUnavailable(err, "Arbor could not record the approval")
 	}
 	a.audit(c, data.AuditEvent{Action: "cli.approve", Actor: id.UserID, UserID: id.UserID, Target: d.ClientID, Outcome: "ok"})
 	return a.render(c, 200, "code", map[string]any{
@@ -576,7 +576,7 @@ func (a *CLIAuth) deny(c *fiber.Ctx) error {
 		return a.done(c, 410, id, "Login already completed",
 			"This login was already completed, so refusing it now changes nothing. To end it, revoke it under Command-line logins on your account page.")
 	case err != nil:
-		return httperr.Wrap(err, 503, httperr.CodeStoreUnavailable, "Arbor could not record the refusal")
+		return httperr.StoreUnavailable(err, "Arbor could not record the refusal")
 	}
 	return a.done(c, 200, id, "Login refused", "The command-line login was refused. Nothing was granted.")
 }
@@ -612,7 +612,7 @@ func (a *CLIAuth) exchange(c *fiber.Ctx) error {
 		case errors.Is(err, data.ErrNotFound), errors.Is(err, data.ErrInvalid):
 			return apiError(400, CodeUnknownDevice, "No such login request; run the login command again")
 		case err != nil:
-			return httperr.Wrap(err, 503, httperr.CodeStoreUnavailable, "Arbor could not read the login request")
+			return httperr.StoreUnavailable(err, "Arbor could not read the login request")
 		}
 		if fe := a.deviceState(d, now); fe != nil {
 			return fe
@@ -666,7 +666,7 @@ func (a *CLIAuth) exchange(c *fiber.Ctx) error {
 	case errors.Is(err, data.ErrNotFound), errors.Is(err, data.ErrInvalid):
 		return apiError(400, CodeUnknownDevice, "No such login request; run the login command again")
 	default:
-		return httperr.Wrap(err, 503, httperr.CodeStoreUnavailable, "Arbor could not read the login request")
+		return httperr.StoreUnavailable(err, "Arbor could not read the login request")
 	}
 	// Exactly one exchange wins; the check runs again on the current record.
 	d, err = a.opts.Store.ConsumeDeviceCode(ctx, req.DeviceCode, func(cur data.DeviceCode) error {
@@ -687,12 +687,12 @@ func (a *CLIAuth) exchange(c *fiber.Ctx) error {
 	case errors.Is(err, data.ErrNotFound):
 		return apiError(400, CodeUnknownDevice, "No such login request; run the login command again")
 	case err != nil:
-		return httperr.Wrap(err, 503, httperr.CodeStoreUnavailable, "Arbor could not complete the login")
+		return httperr.StoreUnavailable(err, "Arbor could not complete the login")
 	}
 	a.pending.release(req.DeviceCode)
 	user, err := a.opts.Store.GetUser(ctx, d.UserID)
 	if err != nil {
-		return httperr.Wrap(err, 503, httperr.CodeStoreUnavailable, "Arbor could not read the user")
+		return httperr.StoreUnavailable(err, "Arbor could not read the user")
 	}
 	fid, err := clitoken.NewID()
 	if err != nil {
@@ -709,7 +709,7 @@ func (a *CLIAuth) exchange(c *fiber.Ctx) error {
 		ExpiresAt: nowUTC.Add(a.opts.Tokens.RefreshTTL()), Scope: scope.All.String(),
 	}
 	if err := a.opts.Store.CreateRefreshFamily(ctx, f); err != nil {
-		return httperr.Wrap(err, 503, httperr.CodeStoreUnavailable, "Arbor could not record the login")
+		return httperr.StoreUnavailable(err, "Arbor could not record the login")
 	}
 	a.audit(c, data.AuditEvent{Action: "cli.login", Actor: user.ID, UserID: user.ID, Target: d.ClientID, Outcome: "ok",
 		Details: map[string]string{"family": fid}})

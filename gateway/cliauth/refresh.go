@@ -61,7 +61,7 @@ func (a *CLIAuth) RefreshToken(c *fiber.Ctx, raw, clientID string) (refreshed, e
 	case errors.Is(err, data.ErrNotFound):
 		return refreshed{}, invalidGrant("This login has ended; log in again")
 	case err != nil:
-		return refreshed{}, httperr.Wrap(err, 503, httperr.CodeStoreUnavailable, "Arbor could not read the login")
+		return refreshed{}, httperr.StoreUnavailable(err, "Arbor could not read the login")
 	case !f.RevokedAt.IsZero():
 		return refreshed{}, invalidGrant("This login was revoked; log in again")
 	case f.UserID != claims.Subject:
@@ -94,7 +94,7 @@ func (a *CLIAuth) RefreshToken(c *fiber.Ctx, raw, clientID string) (refreshed, e
 				return refreshed{}, invalidGrant("This login has ended; log in again")
 			}
 		} else if err != nil {
-			return refreshed{}, httperr.Wrap(err, 503, httperr.CodeStoreUnavailable, "Arbor could not rotate the refresh token")
+			return refreshed{}, httperr.StoreUnavailable(err, "Arbor could not rotate the refresh token")
 		} else {
 			rotated = true
 		}

@@ -150,7 +150,7 @@ func (a *CLIAuth) deviceCode(c *fiber.Ctx) error {
 		}
 		if !errors.Is(err, data.ErrAlreadyExists) || attempt == 3 {
 			a.pending.release(dc)
-			return httperr.Wrap(err, 503, httperr.CodeStoreUnavailable, "Arbor could not store the device authorization")
+			return httperr.StoreUnavailable(err, "Arbor could not store the device authorization")
 		}
 	}
 	verify := a.opts.PublicURL + PathDevice
@@ -319,7 +319,7 @@ func (a *CLIAuth) deviceToken(c *fiber.Ctx) error {
 	a.pending.release(dc)
 	user, err := a.opts.Store.GetUser(ctx, d.UserID)
 	if err != nil {
-		return httperr.Wrap(err, 503, httperr.CodeStoreUnavailable, "Arbor could not read the user")
+		return httperr.StoreUnavailable(err, "Arbor could not read the user")
 	}
 	fid, err1 := clitoken.NewID()
 	jti, err2 := clitoken.NewID()
@@ -335,7 +335,7 @@ func (a *CLIAuth) deviceToken(c *fiber.Ctx) error {
 		CurrentJTI: jti, Generation: 1, CreatedAt: now, LastUsedAt: now, ExpiresAt: now.Add(a.opts.Tokens.RefreshTTL()),
 	}
 	if err := a.opts.Store.CreateRefreshFamily(ctx, f); err != nil {
-		return httperr.Wrap(err, 503, httperr.CodeStoreUnavailable, "Arbor could not record the login")
+		return httperr.StoreUnavailable(err, "Arbor could not record the login")
 	}
 	a.audit(c, data.AuditEvent{Action: "device.login", Actor: user.ID, UserID: user.ID, Target: d.ClientID, Outcome: "ok"})
 	return a.tokens(c, user, f, jti)

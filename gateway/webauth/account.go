@@ -160,7 +160,7 @@ func (w *WebAuth) whoami(c *fiber.Ctx) error {
 			w.opts.Sessions.ClearCookie(c)
 		}
 		if !errors.Is(err, session.ErrNoSession) && !errors.Is(err, session.ErrInvalid) && !errors.Is(err, session.ErrEnded) {
-			return httperr.Wrap(err, http.StatusServiceUnavailable, httperr.CodeStoreUnavailable, "Arbor could not check the session")
+			return httperr.StoreUnavailable(err, "Arbor could not check the session")
 		}
 		c.Set(fiber.HeaderWWWAuthenticate, `Cookie realm="arbor"`)
 		return httperr.New(http.StatusUnauthorized, httperr.CodeUnauthenticated, "Not signed in")
