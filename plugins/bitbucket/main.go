@@ -150,45 +150,26 @@ func (*bitbucket) User(ctx context.Context, r *plugin.UserRequest) (*plugin.User
 	}
 
 	next := r.Endpoints.APIBase + "/user/emails?pagelen=100"
-	for i := 0; next != "" && i < maxEmailPages; i++ {
-		if !strings.HasPrefix(next, r.Endpoints.APIBase+"/") {
-			return nil, plugin.ErrProvider(0, "/2.0/user/emails pointed its next page outside the API")
-		}
-		resp, err := get(ctx, next, r.AccessToken)
-		if err != nil {
-			return nil, err
-		}
-		next = ""
-		j := plugin.NewJSON(resp.Body)
-		j.Object(func(key []byte) {
-			switch string(key) {
-			case "next":
-				next = j.String()
-			case "values":
-				j.Array(func() {
-					var addr string
-					var primary, confirmed bool
-					j.Object(func(key []byte) {
-						switch string(key) {
-						case "email":
-							addr = j.String()
-						case "is_primary":
-							primary = j.Bool()
-						case "is_confirmed":
-							confirmed = j.Bool()
-						}
-					})
-					if primary && u.Email == "" {
-						u.Email, u.EmailVerified = addr, confirmed
-					}
-				})
+	for i := 0; next != "" && i < maxEmailPages && u.Email == ""; i++ {
+		next, err = listPage(ctx, next, r.Endpoints.APIBase, r.AccessToken, "/2.0/user/emails", func(j *plugin.JSON) {
+			var addr string
+			var primary, confirmed bool
+			j.Object(func(key []byte) {
+				switch string(key) {
+				case "email":
+					addr = j.String()
+				case "is_primary":
+					primary = j.Bool()
+				case "is_confirmed":
+					confirmed = j.Bool()
+				}
+			})
+			if primary && u.Email == "" {
+				u.Email, u.EmailVerified = addr, confirmed
 			}
 		})
-		if err := j.Err(); err != nil {
+		if err != nil {
 			return nil, err
-		}
-		if u.Email != "" {
-			break
 		}
 	}
 	return u, nil
@@ -324,15 +305,18 @@ func (*bitbucket) Repos(ctx context.Context, r *plugin.ReposRequest) (*plugin.Re
 	return page, nil
 }
 
-// workspaces reads one page of GET /user/workspaces: the workspaces' slugs
-// and the next page's URL.
-func workspaces(ctx context.Context, u, api, token string) (slugs []string, next string, err error) {
+// listPage reads one page of a Bitbucket list at u ({"values": […],
+// "next": "<absolute URL>"}), calling each for every value, and returns
+// the next page's URL. u must be under the API base (what names the list
+// in errors): the user's token goes nowhere else. The next URL is the
+// caller's to check (nextOutside) before it keeps or follows it.
+func listPage(ctx context.Context, u, api, token, what string, each func(j *plugin.JSON)) (next string, err error) {
 	if !underAPI(u, api) {
-		return nil, "", plugin.ErrProvider(0, "/2.0/user/workspaces pointed its next page outside the API")
+		return "", plugin.ErrProvider(0, what+" pointed its next page outside the API")
 	}
 	resp, err := get(ctx, u, token)
 	if err != nil {
-		return nil, "", err
+		return "", err
 	}
 	j := plugin.NewJSON(resp.Body)
 	j.Object(func(key []byte) {
@@ -340,61 +324,65 @@ func workspaces(ctx context.Context, u, api, token string) (slugs []string, next
 		case "next":
 			next = j.String()
 		case "values":
-			j.Array(func() {
-				var slug string
-				j.Object(func(key []byte) {
-					if string(key) == "workspace" {
-						j.Object(func(key []byte) {
-							if string(key) == "slug" {
-								slug = j.String()
-							}
-						})
-					}
-				})
-				slugs = append(slugs, slug)
-			})
+			j.Array(func() { each(j) })
 		}
 	})
 	if err := j.Err(); err != nil {
+		return "", err
+	}
+	return next, nil
+}
+
+// nextOutside is the error for a list whose next page is not under the
+// API base, or nil.
+func nextOutside(next, api, what string) error {
+	if next != "" && !underAPI(next, api) {
+		return plugin.ErrProvider(0, what+" pointed its next page outside the API")
+	}
+	return nil
+}
+
+// workspaces reads one page of GET /user/workspaces: the workspaces' slugs
+// and the next page's URL.
+func workspaces(ctx context.Context, u, api, token string) (slugs []string, next string, err error) {
+	next, err = listPage(ctx, u, api, token, "/2.0/user/workspaces", func(j *plugin.JSON) {
+		var slug string
+		j.Object(func(key []byte) {
+			if string(key) == "workspace" {
+				j.Object(func(key []byte) {
+					if string(key) == "slug" {
+						slug = j.String()
+					}
+				})
+			}
+		})
+		slugs = append(slugs, slug)
+	})
+	if err != nil {
 		return nil, "", err
 	}
 	if len(slugs) > maxCursorIndex {
-		return nil, "", plugin.ErrProvider(resp.StatusCode, "/2.0/user/workspaces answered more workspaces on one page than asked for")
+		return nil, "", plugin.ErrProvider(0, "/2.0/user/workspaces answered more workspaces on one page than asked for")
 	}
 	for _, s := range slugs {
 		if s == "" || s == "." || s == ".." {
-			return nil, "", plugin.ErrProvider(resp.StatusCode, "/2.0/user/workspaces answered a workspace without a usable slug")
+			return nil, "", plugin.ErrProvider(0, "/2.0/user/workspaces answered a workspace without a usable slug")
 		}
 	}
-	if next != "" && !underAPI(next, api) {
-		return nil, "", plugin.ErrProvider(0, "/2.0/user/workspaces pointed its next page outside the API")
+	if err := nextOutside(next, api, "/2.0/user/workspaces"); err != nil {
+		return nil, "", err
 	}
 	return slugs, next, nil
 }
 
 // repoPage reads one page of a workspace's repositories.
 func repoPage(ctx context.Context, u, api, token string) (repos []plugin.Repo, next string, err error) {
-	if !underAPI(u, api) {
-		return nil, "", plugin.ErrProvider(0, "/2.0/repositories pointed its next page outside the API")
+	next, err = listPage(ctx, u, api, token, "/2.0/repositories", func(j *plugin.JSON) { repos = append(repos, repo(j)) })
+	if err == nil {
+		err = nextOutside(next, api, "/2.0/repositories")
 	}
-	resp, err := get(ctx, u, token)
 	if err != nil {
 		return nil, "", err
-	}
-	j := plugin.NewJSON(resp.Body)
-	j.Object(func(key []byte) {
-		switch string(key) {
-		case "next":
-			next = j.String()
-		case "values":
-			j.Array(func() { repos = append(repos, repo(j)) })
-		}
-	})
-	if err := j.Err(); err != nil {
-		return nil, "", err
-	}
-	if next != "" && !underAPI(next, api) {
-		return nil, "", plugin.ErrProvider(0, "/2.0/repositories pointed its next page outside the API")
 	}
 	return repos, next, nil
 }
