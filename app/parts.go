@@ -3,7 +3,7 @@ package app
 import (
 	"github.com/vintner/arbor/gateway/authn/session"
 	"github.com/vintner/arbor/gateway/authn/sessiontoken"
-	"github.com/vintner/arbor/gateway/workers"
+	"github.com/vintner/arbor/service/workers"
 )
 
 // The parts below are exposed for full-stack tests (app/apptest), which

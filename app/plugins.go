@@ -13,10 +13,10 @@ import (
 	"github.com/vintner/arbor/admin"
 	"github.com/vintner/arbor/config"
 	"github.com/vintner/arbor/gateway/httperr"
-	"github.com/vintner/arbor/gateway/providers"
 	"github.com/vintner/arbor/plugins"
 	"github.com/vintner/arbor/plugins/builtin"
 	"github.com/vintner/arbor/sdk/abi"
+	"github.com/vintner/arbor/service/providers"
 )
 
 // pluginRuntime is the plugin host and registry of a running `arbor serve`.

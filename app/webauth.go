@@ -28,13 +28,13 @@ import (
 	"github.com/vintner/arbor/gateway/authz/access"
 	"github.com/vintner/arbor/gateway/authz/scope"
 	"github.com/vintner/arbor/gateway/cliauth"
-	"github.com/vintner/arbor/gateway/connections"
 	"github.com/vintner/arbor/gateway/integrations"
-	"github.com/vintner/arbor/gateway/providers"
 	"github.com/vintner/arbor/gateway/webauth"
-	"github.com/vintner/arbor/gateway/webhook"
 	"github.com/vintner/arbor/gateway/workerpages"
-	"github.com/vintner/arbor/gateway/workers"
+	"github.com/vintner/arbor/service/connections"
+	"github.com/vintner/arbor/service/providers"
+	"github.com/vintner/arbor/service/webhook"
+	"github.com/vintner/arbor/service/workers"
 )
 
 // Session tokens are issued by the public URL to this audience; CLI tokens
@@ -207,7 +207,7 @@ func (a *App) setupWebAuth(cfg config.Config, secrets config.SecretsValues, keyr
 		CLI: authn.AuthenticatorFunc(func(c *fiber.Ctx) (authn.Identity, authn.Outcome, error) {
 			return cli.Authenticate(c)
 		}),
-		Worker:        workerSvc.Credentials(),
+		Worker:        authn.Workers(workerSvc),
 		ServiceTokens: services,
 	})
 	if err != nil {

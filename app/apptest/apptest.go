@@ -47,10 +47,10 @@ import (
 
 	"github.com/vintner/arbor/app"
 	"github.com/vintner/arbor/config"
-	"github.com/vintner/arbor/gateway/webhook"
 	"github.com/vintner/arbor/plugins/builtin/fakes"
 	"github.com/vintner/arbor/sdk/fakeprovider"
 	"github.com/vintner/arbor/sdk/plugintest"
+	"github.com/vintner/arbor/service/webhook"
 )
 
 // Option changes what New builds.

@@ -3,7 +3,7 @@ package assertion
 import (
 	"time"
 
-	"github.com/vintner/arbor/gateway/internal/expcache"
+	"github.com/vintner/arbor/internal/expcache"
 )
 
 // cacheKey identifies what a token asserts: the shape and every identity

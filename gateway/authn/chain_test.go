@@ -22,7 +22,7 @@ import (
 	"github.com/vintner/arbor/gateway/authz/scope"
 	"github.com/vintner/arbor/gateway/cliauth"
 	"github.com/vintner/arbor/gateway/httperr"
-	"github.com/vintner/arbor/gateway/workers"
+	"github.com/vintner/arbor/service/workers"
 )
 
 const serviceSecret = "0123456789abcdef0123456789abcdef-argocd"
@@ -125,7 +125,7 @@ func newEnv(t *testing.T) *env {
 		CLI: authn.AuthenticatorFunc(func(c *fiber.Ctx) (authn.Identity, authn.Outcome, error) {
 			return cli.Authenticate(c)
 		}),
-		Worker:        ws.Credentials(),
+		Worker:        authn.Workers(ws),
 		ServiceTokens: []authn.ServiceToken{{Name: "argocd", Token: serviceSecret}},
 	})
 	if err != nil {

@@ -17,7 +17,7 @@ import (
 	"github.com/vintner/arbor/gateway/authz/access"
 	"github.com/vintner/arbor/gateway/authz/scope"
 	"github.com/vintner/arbor/gateway/cliauth"
-	"github.com/vintner/arbor/gateway/workers"
+	"github.com/vintner/arbor/service/workers"
 )
 
 type (

@@ -6,8 +6,8 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/vintner/arbor/gateway/connections"
 	"github.com/vintner/arbor/gateway/httperr"
+	"github.com/vintner/arbor/service/connections"
 )
 
 // Answer maps an error of the connections broker to the answer a client

@@ -8,9 +8,9 @@ import (
 	"time"
 
 	"github.com/vintner/arbor/data"
-	"github.com/vintner/arbor/gateway/connections"
 	"github.com/vintner/arbor/gateway/httperr"
 	"github.com/vintner/arbor/gateway/integrations"
+	"github.com/vintner/arbor/service/connections"
 )
 
 // TestAnswer: every error of the broker maps to today's status, stable

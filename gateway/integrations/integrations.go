@@ -32,10 +32,10 @@ import (
 	"github.com/vintner/arbor/gateway"
 	"github.com/vintner/arbor/gateway/authn"
 	"github.com/vintner/arbor/gateway/authz/scope"
-	"github.com/vintner/arbor/gateway/connections"
 	"github.com/vintner/arbor/gateway/edge/reqbody"
 	"github.com/vintner/arbor/gateway/httperr"
 	"github.com/vintner/arbor/gateway/internal/pagesec"
+	"github.com/vintner/arbor/service/connections"
 )
 
 // Paths.

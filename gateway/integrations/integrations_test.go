@@ -16,8 +16,8 @@ import (
 	"github.com/vintner/arbor/app/apptest"
 	"github.com/vintner/arbor/config"
 	"github.com/vintner/arbor/data"
-	"github.com/vintner/arbor/gateway/connections"
 	"github.com/vintner/arbor/sdk/fakeprovider"
+	"github.com/vintner/arbor/service/connections"
 )
 
 // csrfRE finds the CSRF token of a form.

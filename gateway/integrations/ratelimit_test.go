@@ -13,8 +13,8 @@ import (
 	"github.com/vintner/arbor/app/apptest"
 	"github.com/vintner/arbor/data"
 	"github.com/vintner/arbor/gateway/authn"
-	"github.com/vintner/arbor/gateway/connections"
 	"github.com/vintner/arbor/sdk/fakeprovider"
+	"github.com/vintner/arbor/service/connections"
 )
 
 // wantRetryAfter checks the status, code and Retry-After of res.

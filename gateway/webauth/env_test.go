@@ -17,9 +17,9 @@ import (
 	"github.com/vintner/arbor/gateway/authn/sessiontoken"
 	"github.com/vintner/arbor/gateway/authz/access"
 	"github.com/vintner/arbor/gateway/webauth"
-	"github.com/vintner/arbor/gateway/workers"
 	"github.com/vintner/arbor/plugins/builtin/fakes"
 	"github.com/vintner/arbor/sdk/fakeprovider"
+	"github.com/vintner/arbor/service/workers"
 )
 
 type (

@@ -17,7 +17,7 @@ import (
 	"github.com/vintner/arbor/gateway/authn/session"
 	"github.com/vintner/arbor/gateway/authn/sessiontoken"
 	"github.com/vintner/arbor/gateway/authz/access"
-	"github.com/vintner/arbor/gateway/workers"
+	"github.com/vintner/arbor/service/workers"
 )
 
 // BenchmarkGuard is the guard's work on one proxied request, on a real
@@ -66,7 +66,7 @@ func BenchmarkGuard(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	chain, err := authn.New(authn.Config{Session: sessions.Cookies(), Worker: ws.Credentials()})
+	chain, err := authn.New(authn.Config{Session: sessions.Cookies(), Worker: authn.Workers(ws)})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -1,7 +1,7 @@
 package webauth
 
 import (
-	"github.com/vintner/arbor/gateway/providers"
+	"github.com/vintner/arbor/service/providers"
 )
 
 // Providers is what the flow needs to know about providers;

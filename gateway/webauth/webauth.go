@@ -71,8 +71,8 @@ import (
 	"github.com/vintner/arbor/gateway/httperr"
 	"github.com/vintner/arbor/gateway/internal/flowstate"
 	"github.com/vintner/arbor/gateway/internal/pagesec"
-	"github.com/vintner/arbor/gateway/workers"
 	"github.com/vintner/arbor/sdk/abi"
+	"github.com/vintner/arbor/service/workers"
 )
 
 // Paths of the routes Routes registers.

@@ -11,7 +11,7 @@ import (
 	"github.com/vintner/arbor/app/apptest"
 	"github.com/vintner/arbor/config"
 	"github.com/vintner/arbor/data/boltdb"
-	"github.com/vintner/arbor/gateway/workers"
+	"github.com/vintner/arbor/service/workers"
 )
 
 type (

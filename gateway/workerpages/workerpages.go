@@ -38,8 +38,8 @@ import (
 	"github.com/vintner/arbor/gateway/edge/reqbody"
 	"github.com/vintner/arbor/gateway/httperr"
 	"github.com/vintner/arbor/gateway/internal/pagesec"
-	"github.com/vintner/arbor/gateway/workers"
 	"github.com/vintner/arbor/sdk/client"
+	"github.com/vintner/arbor/service/workers"
 )
 
 // Paths.

@@ -33,7 +33,7 @@ import (
 // whether one is real.
 //
 // This file is the one definition of the format: the server
-// (gateway/workers) mints and checks tokens with NewWorkerToken and
+// (service/workers) mints and checks tokens with NewWorkerToken and
 // ValidWorkerToken.
 const (
 	// WorkerTokenPrefix starts every worker token.

@@ -33,7 +33,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/vintner/arbor/gateway/authz/scope"
-	"github.com/vintner/arbor/gateway/internal/expcache"
+	"github.com/vintner/arbor/internal/expcache"
 )
 
 // Token types.

@@ -56,7 +56,7 @@ import (
 	"github.com/vintner/arbor/gateway"
 	"github.com/vintner/arbor/gateway/authn"
 	"github.com/vintner/arbor/gateway/authn/sessiontoken"
-	"github.com/vintner/arbor/gateway/internal/expcache"
+	"github.com/vintner/arbor/internal/expcache"
 )
 
 // Cookie names.

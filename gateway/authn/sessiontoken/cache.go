@@ -3,7 +3,7 @@ package sessiontoken
 import (
 	"time"
 
-	"github.com/vintner/arbor/gateway/internal/expcache"
+	"github.com/vintner/arbor/internal/expcache"
 )
 
 // cache maps a token string, byte for byte, to the claims it verified to.

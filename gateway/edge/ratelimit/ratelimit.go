@@ -229,7 +229,7 @@ func hasCredentials(c *fiber.Ctx) bool {
 }
 
 // The credential headers: CLI bearer tokens, and the worker headers of
-// gateway/workers.
+// service/workers.
 var (
 	keyAuthorization = []byte(fiber.HeaderAuthorization)
 	keyWorkerID      = []byte("X-Worker-Id")

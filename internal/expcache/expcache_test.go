@@ -102,7 +102,7 @@ func TestDeleteAndClear(t *testing.T) {
 }
 
 // PutFresh refuses a value read before an Invalidate. (The race it closes
-// is exercised under load by gateway/workers' rotation test.)
+// is exercised under load by service/workers' rotation test.)
 func TestPutFreshAfterInvalidate(t *testing.T) {
 	c := New[string](64, expOf)
 	g := c.Generation()

@@ -64,12 +64,10 @@ import (
 	"sync"
 	"time"
 
-	"github.com/gofiber/fiber/v2"
 	"github.com/google/uuid"
 
 	"github.com/vintner/arbor/data"
-	"github.com/vintner/arbor/gateway"
-	"github.com/vintner/arbor/gateway/internal/expcache"
+	"github.com/vintner/arbor/internal/expcache"
 	"github.com/vintner/arbor/sdk/client"
 )
 
@@ -405,32 +403,24 @@ func (s *Service) Revoke(ctx context.Context, userID, id string) error {
 // unknown id costs what a wrong token costs.
 var dummyHash = hashToken("arbw_no-such-worker")
 
-// Authenticate checks a request's X-Worker-ID and X-Worker-Token against
+// Authenticate checks a worker's id and token (the X-Worker-ID and
+// X-Worker-Token headers, as fasthttp holds them: neither is kept) against
 // the worker's record, cached (see the package documentation). Every
-// failure is ErrUnauthorized; a store outage is returned as is.
+// failure is ErrUnauthorized; a store outage is returned as is. from gives
+// the client's address, asked for only when the worker's last use is
+// recorded (at most once a second per worker).
 //
-// It runs on every worker request, so the headers are checked and hashed
-// where fasthttp keeps them, without copies: a cached worker costs one
+// It runs on every worker request, so the id and token are checked and
+// hashed where they are, without copies: a cached worker costs one
 // allocation, its id.
-func (s *Service) Authenticate(c *fiber.Ctx) (Identity, error) {
-	h := &c.Request().Header
-	ids := h.PeekAll(HeaderID)
-	if len(ids) != 1 {
-		return Identity{}, ErrUnauthorized // missing or sent twice
-	}
-	rawID := ids[0] // points into the header, not into PeekAll's buffer
-	toks := h.PeekAll(HeaderToken)
-	if len(toks) != 1 {
-		return Identity{}, ErrUnauthorized
-	}
-	rawTok := toks[0]
+func (s *Service) Authenticate(ctx context.Context, rawID, rawTok []byte, from func() string) (Identity, error) {
 	if !validID(rawID) || !client.ValidWorkerTokenBytes(rawTok) {
 		return Identity{}, ErrUnauthorized
 	}
 	sum := sha256.Sum256(rawTok)
 	now := s.opts.Now()
 	id := string(rawID)
-	w, err := s.lookup(c.UserContext(), id, now)
+	w, err := s.lookup(ctx, id, now)
 	if errors.Is(err, data.ErrNotFound) {
 		subtle.ConstantTimeCompare(sum[:], dummyHash)
 		return Identity{}, ErrUnauthorized
@@ -441,7 +431,7 @@ func (s *Service) Authenticate(c *fiber.Ctx) (Identity, error) {
 	if subtle.ConstantTimeCompare(sum[:], w.hash) != 1 {
 		return Identity{}, ErrUnauthorized
 	}
-	s.noteUse(c, id, now)
+	s.noteUse(id, now, from)
 	return Identity{WorkerID: id, UserID: w.userID, Name: w.name}, nil
 }
 
@@ -449,15 +439,11 @@ func (s *Service) Authenticate(c *fiber.Ctx) (Identity, error) {
 // for the next Flush. Last use is kept to the second: a worker's further
 // requests within the second cost a map read, not an update, so a busy
 // worker's recorded address may be up to a second old.
-func (s *Service) noteUse(c *fiber.Ctx, id string, now time.Time) {
+func (s *Service) noteUse(id string, now time.Time, from func() string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if u, ok := s.seen[id]; ok && now.Sub(u.at) < time.Second {
 		return
 	}
-	addr := gateway.ClientIP(c)
-	if addr == "" { // outside the gateway's middleware
-		addr = strings.Clone(c.IP()) // c.IP() points into fasthttp's buffers
-	}
-	s.seen[id] = seen{at: now.UTC(), addr: addr}
+	s.seen[id] = seen{at: now.UTC(), addr: from()}
 }

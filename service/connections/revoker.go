@@ -6,9 +6,9 @@ import (
 	"sync"
 	"time"
 
-	"github.com/vintner/arbor/gateway/providers"
 	"github.com/vintner/arbor/plugins"
 	"github.com/vintner/arbor/sdk/abi"
+	"github.com/vintner/arbor/service/providers"
 )
 
 // Revocation retries: a provider that was down at disconnect is asked again

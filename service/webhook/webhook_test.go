@@ -19,7 +19,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/vintner/arbor/gateway/webhook"
+	"github.com/vintner/arbor/service/webhook"
 )
 
 // wait bounds every wait for something asynchronous. It is a guard against

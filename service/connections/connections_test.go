@@ -22,12 +22,12 @@ import (
 	"github.com/vintner/arbor/data/boltdb"
 	"github.com/vintner/arbor/data/seal"
 	"github.com/vintner/arbor/gateway/httperr"
-	"github.com/vintner/arbor/gateway/providers"
 	"github.com/vintner/arbor/plugins"
 	"github.com/vintner/arbor/plugins/builtin"
 	"github.com/vintner/arbor/plugins/builtin/fakes"
 	"github.com/vintner/arbor/sdk/fakeprovider"
 	"github.com/vintner/arbor/sdk/plugintest"
+	"github.com/vintner/arbor/service/providers"
 )
 
 var host *plugins.Host

@@ -20,12 +20,12 @@ import (
 	"time"
 
 	"github.com/gofiber/fiber/v2"
-	"github.com/valyala/fasthttp"
 
 	"github.com/vintner/arbor/data"
+	"github.com/vintner/arbor/gateway/authn"
 	"github.com/vintner/arbor/data/boltdb"
-	"github.com/vintner/arbor/gateway/workers"
 	"github.com/vintner/arbor/sdk/client"
+	"github.com/vintner/arbor/service/workers"
 )
 
 type fixture struct {
@@ -74,14 +74,15 @@ func newFixtureAt(t *testing.T, now func() time.Time) *fixture {
 	}
 	app := fiber.New(fiber.Config{DisableStartupMessage: true})
 	app.Get("/w", func(c *fiber.Ctx) error {
-		id, err := f.svc.Authenticate(c)
-		if errors.Is(err, workers.ErrUnauthorized) {
-			return c.Status(401).SendString("unauthorized")
-		}
-		if err != nil {
+		id, out, err := authn.Workers(f.svc).Authenticate(c)
+		switch out {
+		case authn.Authenticated:
+			return c.SendString(id.WorkerID + " " + id.UserID)
+		case authn.Failed:
 			return err
 		}
-		return c.SendString(id.WorkerID + " " + id.UserID)
+		return c.Status(401).SendString("unauthorized") // None or Refused
+
 	})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -431,14 +432,8 @@ func TestCacheNeverServesARecordOlderThanAWrite(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	app := fiber.New()
 	auth := func(tok string) error {
-		fctx := &fasthttp.RequestCtx{}
-		fctx.Request.Header.Set(workers.HeaderID, w.ID)
-		fctx.Request.Header.Set(workers.HeaderToken, tok)
-		c := app.AcquireCtx(fctx)
-		defer app.ReleaseCtx(c)
-		_, err := svc.Authenticate(c)
+		_, err := svc.Authenticate(ctx, []byte(w.ID), []byte(tok), loopback)
 		return err
 	}
 	var stale atomic.Int64

@@ -63,9 +63,9 @@ import (
 
 	"github.com/vintner/arbor/config"
 	"github.com/vintner/arbor/data"
-	"github.com/vintner/arbor/gateway/providers"
 	"github.com/vintner/arbor/plugins"
 	"github.com/vintner/arbor/sdk/abi"
+	"github.com/vintner/arbor/service/providers"
 )
 
 // Stable error codes: the "error" field of the answer the web layer

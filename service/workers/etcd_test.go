@@ -8,13 +8,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gofiber/fiber/v2"
-	"github.com/valyala/fasthttp"
 
 	"github.com/vintner/arbor/data"
 	"github.com/vintner/arbor/data/etcd"
 	"github.com/vintner/arbor/data/etcd/etcdtest"
-	"github.com/vintner/arbor/gateway/workers"
+	"github.com/vintner/arbor/service/workers"
 )
 
 var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -32,13 +30,7 @@ func openEtcd(tb testing.TB, c *etcdtest.Cluster) *etcd.Store {
 
 // authenticate runs svc.Authenticate on a request with the worker headers.
 func authenticate(svc *workers.Service, id, tok string) (workers.Identity, error) {
-	app := fiber.New()
-	fctx := &fasthttp.RequestCtx{}
-	fctx.Request.Header.Set(workers.HeaderID, id)
-	fctx.Request.Header.Set(workers.HeaderToken, tok)
-	c := app.AcquireCtx(fctx)
-	defer app.ReleaseCtx(c)
-	return svc.Authenticate(c)
+	return svc.Authenticate(context.Background(), []byte(id), []byte(tok), loopback)
 }
 
 // Two replicas on one etcd cluster: a worker cached on B is refused by B
@@ -116,3 +108,6 @@ func TestRevokeOnOtherReplica(t *testing.T) {
 	}
 	refusedWithin("user deleted on A", w3.ID, tok3)
 }
+
+// loopback is the client address the tests' workers call from.
+func loopback() string { return "127.0.0.1" }

@@ -7,10 +7,10 @@ import (
 	"log/slog"
 	"testing"
 
-	"github.com/vintner/arbor/gateway/providers"
 	"github.com/vintner/arbor/plugins"
 	"github.com/vintner/arbor/plugins/builtin"
 	"github.com/vintner/arbor/sdk/plugintest"
+	"github.com/vintner/arbor/service/providers"
 )
 
 func names(in []providers.Info) []string {

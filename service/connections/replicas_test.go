@@ -16,9 +16,9 @@ import (
 	"github.com/vintner/arbor/data/etcd"
 	"github.com/vintner/arbor/data/etcd/etcdtest"
 	"github.com/vintner/arbor/data/seal"
-	"github.com/vintner/arbor/gateway/providers"
 	"github.com/vintner/arbor/plugins/builtin/fakes"
 	"github.com/vintner/arbor/sdk/fakeprovider"
+	"github.com/vintner/arbor/service/providers"
 )
 
 // replicas is one deployment of several brokers (one per store: a store
