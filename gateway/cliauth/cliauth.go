@@ -69,7 +69,7 @@ import (
 	"github.com/vintner/arbor/gateway/authz/scope"
 	"github.com/vintner/arbor/gateway/edge/reqbody"
 	"github.com/vintner/arbor/gateway/httperr"
-	"github.com/vintner/arbor/gateway/internal/pagesec"
+	"github.com/vintner/arbor/gateway/pages"
 )
 
 // Paths.
@@ -161,7 +161,7 @@ type Options struct {
 // CLIAuth serves CLI login.
 type CLIAuth struct {
 	opts    Options
-	pages   *template.Template
+	tmpl    *template.Template
 	pending *pendingSlots
 	clients map[string]DeviceClient
 }
@@ -205,16 +205,16 @@ func New(opts Options) (*CLIAuth, error) {
 	if err != nil {
 		return nil, err
 	}
-	names := pagesec.Names{App: opts.AppName, Worker: opts.WorkerName}.WithDefaults()
+	names := pages.Names{App: opts.AppName, Worker: opts.WorkerName}.WithDefaults()
 	opts.AppName, opts.WorkerName = names.App, names.Worker
 	if opts.CLIName == "" {
 		opts.CLIName = config.DefaultCLIName
 	}
-	pages, err := pagesec.Templates(names, assets, "assets/pages.html")
+	tmpl, err := pages.Templates(names, assets, "assets/pages.html")
 	if err != nil {
 		return nil, fmt.Errorf("cliauth: parsing templates: %w", err)
 	}
-	return &CLIAuth{opts: opts, pages: pages, pending: newPendingSlots(opts.MaxPendingDevices, opts.MaxPendingPerAddress), clients: clients}, nil
+	return &CLIAuth{opts: opts, tmpl: tmpl, pending: newPendingSlots(opts.MaxPendingDevices, opts.MaxPendingPerAddress), clients: clients}, nil
 }
 
 // PageRoutes registers the browser pages; mount with gateway.ClassAuth.
@@ -354,7 +354,7 @@ func (a *CLIAuth) expired(d data.DeviceCode, now time.Time) bool {
 
 func (a *CLIAuth) render(c *fiber.Ctx, status int, name string, v map[string]any) error {
 	v["RequestID"] = gateway.RequestID(c)
-	return pagesec.Render(c, a.pages, status, name, v)
+	return pages.Render(c, a.tmpl, status, name, v)
 }
 
 func (a *CLIAuth) done(c *fiber.Ctx, status int, id authn.Identity, heading, msg string) error {
@@ -363,7 +363,7 @@ func (a *CLIAuth) done(c *fiber.Ctx, status int, id authn.Identity, heading, msg
 		// as JSON.
 		return a.errorPage(c, id, httperr.New(status, pageCode(status), heading+": "+msg), heading, msg)
 	}
-	return a.render(c, status, "done", map[string]any{"Title": heading, "Who": pagesec.Who(id), "Heading": heading, "Message": msg})
+	return a.render(c, status, "done", map[string]any{"Title": heading, "Who": pages.Who(id), "Heading": heading, "Message": msg})
 }
 
 // loginPage shows what asks for access, binding the device code to the
@@ -420,7 +420,7 @@ func (a *CLIAuth) loginPage(c *fiber.Ctx) error {
 		}
 	}
 	return a.render(c, 200, "confirm", map[string]any{
-		"Title": "Approve CLI login", "Who": pagesec.Who(id), "ClientName": a.opts.CLIName, "Machine": machineOf(d.ClientInfo),
+		"Title": "Approve CLI login", "Who": pages.Who(id), "ClientName": a.opts.CLIName, "Machine": machineOf(d.ClientInfo),
 		"Scopes":    scope.All.Words(a.opts.WorkerName),
 		"Requested": d.CreatedAt.UTC().Format(time.DateTime + " UTC"),
 		"Expires":   "at " + d.CreatedAt.Add(a.opts.FlowTTL).UTC().Format(time.TimeOnly+" UTC"),
@@ -438,11 +438,11 @@ func (a *CLIAuth) busyPage(c *fiber.Ctx, id authn.Identity, be *busyError) error
 		"Arbor has too many login requests waiting for approval right now. Wait a minute, then run the login command again.")
 }
 
-// errorPage answers e with the layout's error page (pagesec.Error), titled
+// errorPage answers e with the layout's error page (pages.Error), titled
 // heading and saying msg, to a browser, and with e as JSON otherwise.
 func (a *CLIAuth) errorPage(c *fiber.Ctx, id authn.Identity, e *httperr.Error, heading, msg string) error {
-	return pagesec.Error(c, a.pages, e, pagesec.ErrorPage{
-		Title: heading, Who: pagesec.Who(id), RequestID: gateway.RequestID(c), Message: msg, ID: "cli-done",
+	return pages.Error(c, a.tmpl, e, pages.ErrorPage{
+		Title: heading, Who: pages.Who(id), RequestID: gateway.RequestID(c), Message: msg, ID: "cli-done",
 	})
 }
 
@@ -452,7 +452,7 @@ func (a *CLIAuth) formUser(c *fiber.Ctx) (authn.Identity, error) {
 	if err != nil {
 		return id, err
 	}
-	if pagesec.CrossSite(c, a.opts.PublicURL) || !a.opts.Sessions.CheckCSRF(id.SessionID, reqbody.FormValue(c, "csrf")) {
+	if pages.CrossSite(c, a.opts.PublicURL) || !a.opts.Sessions.CheckCSRF(id.SessionID, reqbody.FormValue(c, "csrf")) {
 		return id, httperr.New(403, "csrf_invalid", "This form was not sent from the approval page; reload it and try again")
 	}
 	return id, nil
@@ -540,7 +540,7 @@ func (a *CLIAuth) approve(c *fiber.Ctx) error {
 	}
 	a.audit(c, data.AuditEvent{Action: "cli.approve", Actor: id.UserID, UserID: id.UserID, Target: d.ClientID, Outcome: "ok"})
 	return a.render(c, 200, "code", map[string]any{
-		"Title": "Verification code", "Who": pagesec.Who(id), "Code": code,
+		"Title": "Verification code", "Who": pages.Who(id), "Code": code,
 		"Expires": "at " + d.CreatedAt.Add(a.opts.FlowTTL).UTC().Format(time.TimeOnly+" UTC"),
 	})
 }

@@ -11,19 +11,19 @@ import (
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/vintner/arbor/gateway/authn"
-	"github.com/vintner/arbor/gateway/internal/pagesec"
+	"github.com/vintner/arbor/gateway/pages"
 )
 
 // TestErrorPageLooksAsBefore: the approval flow's error pages, now the
-// shared layout's (pagesec.Error), are byte for byte what the "done"
+// shared layout's (pages.Error), are byte for byte what the "done"
 // template rendered, for a browser and as JSON; the busy page keeps its
 // Retry-After.
 func TestErrorPageLooksAsBefore(t *testing.T) {
-	pages, err := pagesec.Templates(pagesec.Names{}, assets, "assets/pages.html")
+	tmpl, err := pages.Templates(pages.Names{}, assets, "assets/pages.html")
 	if err != nil {
 		t.Fatal(err)
 	}
-	a := &CLIAuth{pages: pages}
+	a := &CLIAuth{tmpl: tmpl}
 	id := authn.Identity{Login: "octocat"}
 	app := fiber.New(fiber.Config{DisableStartupMessage: true})
 	app.Get("/expired", func(c *fiber.Ctx) error {
@@ -73,7 +73,7 @@ func TestErrorPageLooksAsBefore(t *testing.T) {
 			t.Errorf("GET %s (Accept %q): %d Retry-After %q\n%s\nwant %d Retry-After %q\n%s", tc.path, tc.accept,
 				res.StatusCode, res.Header.Get("Retry-After"), body, tc.status, tc.retryAfter, tc.body)
 		}
-		if tc.accept == "text/html" && res.Header.Get("Content-Security-Policy") != pagesec.CSP {
+		if tc.accept == "text/html" && res.Header.Get("Content-Security-Policy") != pages.CSP {
 			t.Errorf("GET %s: the page headers are missing", tc.path)
 		}
 	}

@@ -15,7 +15,7 @@ import (
 	"github.com/vintner/arbor/gateway/authz/scope"
 	"github.com/vintner/arbor/gateway/edge/reqbody"
 	"github.com/vintner/arbor/gateway/httperr"
-	"github.com/vintner/arbor/gateway/internal/pagesec"
+	"github.com/vintner/arbor/gateway/pages"
 )
 
 // RFC 8628, the OAuth 2.0 Device Authorization Grant, for stock OAuth
@@ -175,7 +175,7 @@ func (a *CLIAuth) devicePage(c *fiber.Ctx) error {
 		return err
 	}
 	return a.render(c, 200, "device-enter", map[string]any{
-		"Title": "Connect a device", "Who": pagesec.Who(id), "CSRF": a.opts.Sessions.CSRFToken(id.SessionID),
+		"Title": "Connect a device", "Who": pages.Who(id), "CSRF": a.opts.Sessions.CSRFToken(id.SessionID),
 		"UserCode": clean(c.Query("user_code"), 12),
 	})
 }
@@ -190,7 +190,7 @@ func (a *CLIAuth) deviceLookup(c *fiber.Ctx) error {
 	uc := normalizeUserCode(reqbody.FormValue(c, "user_code"))
 	again := func(msg string) error {
 		return a.render(c, 400, "device-enter", map[string]any{
-			"Title": "Connect a device", "Who": pagesec.Who(id), "CSRF": a.opts.Sessions.CSRFToken(id.SessionID), "Notice": msg,
+			"Title": "Connect a device", "Who": pages.Who(id), "CSRF": a.opts.Sessions.CSRFToken(id.SessionID), "Notice": msg,
 		})
 	}
 	if len(uc) != userCodeLength {
@@ -204,7 +204,7 @@ func (a *CLIAuth) deviceLookup(c *fiber.Ctx) error {
 	// Everything shown comes from the configuration or from what Arbor saw,
 	// except the User-Agent, which is labelled as the device's own claim.
 	return a.render(c, 200, "device-confirm", map[string]any{
-		"Title": "Allow device", "Who": pagesec.Who(id), "CSRF": a.opts.Sessions.CSRFToken(id.SessionID),
+		"Title": "Allow device", "Who": pages.Who(id), "CSRF": a.opts.Sessions.CSRFToken(id.SessionID),
 		"ClientName": client.Name, "ClientID": client.ID, "Scopes": (scope.ParseKnown(d.Scope) & client.Scopes).Words(a.opts.WorkerName),
 		"Machine": machineOf(d.ClientInfo), "UserCode": formatUserCode(uc),
 		"Requested": d.CreatedAt.UTC().Format(time.DateTime + " UTC"),

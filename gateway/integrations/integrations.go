@@ -34,7 +34,7 @@ import (
 	"github.com/vintner/arbor/gateway/authz/scope"
 	"github.com/vintner/arbor/gateway/edge/reqbody"
 	"github.com/vintner/arbor/gateway/httperr"
-	"github.com/vintner/arbor/gateway/internal/pagesec"
+	"github.com/vintner/arbor/gateway/pages"
 	"github.com/vintner/arbor/service/connections"
 )
 
@@ -90,9 +90,9 @@ func New(opts Options) (*Integrations, error) {
 	if opts.Broker == nil || opts.Sessions == nil || opts.Chain == nil || opts.Starter == nil || opts.Audit == nil {
 		return nil, errors.New("integrations: Options.Broker, Sessions, Chain, Starter and Audit are required")
 	}
-	names := pagesec.Names{App: opts.AppName}.WithDefaults()
+	names := pages.Names{App: opts.AppName}.WithDefaults()
 	opts.AppName = names.App
-	pages, err := pagesec.Templates(names, assets, "assets/page.html")
+	pages, err := pages.Templates(names, assets, "assets/page.html")
 	if err != nil {
 		return nil, fmt.Errorf("integrations: parsing templates: %w", err)
 	}
@@ -123,7 +123,7 @@ func (in *Integrations) APIRoutes(r fiber.Router) {
 }
 
 func (in *Integrations) render(c *fiber.Ctx, status int, name string, v any) error {
-	return pagesec.Render(c, in.pages, status, name, v)
+	return pages.Render(c, in.pages, status, name, v)
 }
 
 type card struct {
@@ -188,7 +188,7 @@ func (in *Integrations) page(c *fiber.Ctx) error {
 	n := in.notices[c.Query("notice")] // an unknown code shows nothing
 	notice, class := n.text, n.class
 	return in.render(c, http.StatusOK, "integrations", map[string]any{
-		"Title": "Integrations", "Who": pagesec.Who(id), "RequestID": gateway.RequestID(c),
+		"Title": "Integrations", "Who": pages.Who(id), "RequestID": gateway.RequestID(c),
 		"Cards": cards, "Notice": notice, "NoticeClass": class,
 	})
 }
@@ -221,7 +221,7 @@ func (in *Integrations) confirmDisconnect(c *fiber.Ctx) error {
 		return c.Redirect(PathPage, http.StatusFound)
 	}
 	return in.render(c, http.StatusOK, "disconnect", map[string]any{
-		"Title": "Disconnect " + name, "Who": pagesec.Who(id), "RequestID": gateway.RequestID(c),
+		"Title": "Disconnect " + name, "Who": pages.Who(id), "RequestID": gateway.RequestID(c),
 		"Provider": p, "DisplayName": name, "CSRF": in.opts.Sessions.CSRFToken(id.SessionID),
 	})
 }
@@ -231,7 +231,7 @@ func (in *Integrations) disconnectForm(c *fiber.Ctx) error {
 	if !ok {
 		return err
 	}
-	if pagesec.CrossSite(c, in.opts.PublicURL) || !in.opts.Sessions.CheckCSRF(id.SessionID, reqbody.FormValue(c, "csrf")) {
+	if pages.CrossSite(c, in.opts.PublicURL) || !in.opts.Sessions.CheckCSRF(id.SessionID, reqbody.FormValue(c, "csrf")) {
 		return httperr.New(http.StatusForbidden, "csrf_invalid", "This form was not sent from your Integrations page; reload it and try again")
 	}
 	p := c.Params("provider")
@@ -343,7 +343,7 @@ func (in *Integrations) apiDisconnect(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	if pagesec.CrossSite(c, in.opts.PublicURL) {
+	if pages.CrossSite(c, in.opts.PublicURL) {
 		return httperr.New(http.StatusForbidden, "cross_origin", "A disconnect must come from this site")
 	}
 	res, err := in.opts.Broker.Disconnect(c.UserContext(), id.UserID, c.Params("provider"))

@@ -10,18 +10,18 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 
-	"github.com/vintner/arbor/gateway/internal/pagesec"
+	"github.com/vintner/arbor/gateway/pages"
 )
 
 // TestErrorPageLooksAsBefore: the sign-in error page, now the shared
-// layout's (pagesec.Error), is byte for byte what webauth's own template
+// layout's (pages.Error), is byte for byte what webauth's own template
 // rendered, for a browser and as JSON, with Retry-After.
 func TestErrorPageLooksAsBefore(t *testing.T) {
-	pages, err := pagesec.Templates(pagesec.Names{}, assets, "assets/pages.html")
+	tmpl, err := pages.Templates(pages.Names{}, assets, "assets/pages.html")
 	if err != nil {
 		t.Fatal(err)
 	}
-	w := &WebAuth{pages: pages}
+	w := &WebAuth{pages: tmpl}
 	app := fiber.New(fiber.Config{DisableStartupMessage: true})
 	app.Get("/store", func(c *fiber.Ctx) error {
 		return w.showError(c, storeFailed("Sign-out failed", "Arbor could not end your session. Please try again in a moment.", errors.New("injected")))
@@ -74,7 +74,7 @@ func TestErrorPageLooksAsBefore(t *testing.T) {
 			t.Errorf("GET %s (Accept %q): %d Retry-After %q\n%s\nwant %d Retry-After %q\n%s", tc.path, tc.accept,
 				res.StatusCode, res.Header.Get("Retry-After"), body, tc.status, tc.retryAfter, tc.body)
 		}
-		if tc.accept == "text/html" && res.Header.Get("Content-Security-Policy") != pagesec.CSP {
+		if tc.accept == "text/html" && res.Header.Get("Content-Security-Policy") != pages.CSP {
 			t.Errorf("GET %s: the page headers are missing", tc.path)
 		}
 	}

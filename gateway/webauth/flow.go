@@ -21,7 +21,7 @@ import (
 	"github.com/vintner/arbor/gateway/edge/reqbody"
 	"github.com/vintner/arbor/gateway/httperr"
 	"github.com/vintner/arbor/gateway/internal/flowstate"
-	"github.com/vintner/arbor/gateway/internal/pagesec"
+	"github.com/vintner/arbor/gateway/pages"
 	"github.com/vintner/arbor/gateway/returnto"
 	"github.com/vintner/arbor/plugins"
 	"github.com/vintner/arbor/sdk/abi"
@@ -189,7 +189,7 @@ func (w *WebAuth) begin(c *fiber.Ctx, purpose, userID, rt string) error {
 		// redirect to the callback.
 		SameSite: fiber.CookieSameSiteLaxMode,
 	})
-	pagesec.Headers(c)
+	pages.Headers(c)
 	return c.Redirect(authURL, http.StatusFound)
 }
 
@@ -304,7 +304,7 @@ func (w *WebAuth) finish(c *fiber.Ctx) *flowError {
 	w.audit(c, data.AuditEvent{Action: "session.sign_in", Actor: user.ID, UserID: user.ID, Target: name, Outcome: "ok",
 		Details: map[string]string{"new_user": fmt.Sprint(created)}})
 	gateway.Logger(c).Info("signed in", "user_id", user.ID, "provider", name, "new_user", created)
-	pagesec.Headers(c)
+	pages.Headers(c)
 	return redirect(c, returnPath(st.ReturnTo, w.opts.AfterSignIn))
 }
 
@@ -549,7 +549,7 @@ func (w *WebAuth) finishLink(c *fiber.Ctx, provider string, st flowstate.State, 
 	default:
 		return storeFailed("Linking failed", "Please try again in a moment.", err)
 	}
-	pagesec.Headers(c)
+	pages.Headers(c)
 	return redirect(c, PathAccount+"?linked="+url.QueryEscape(provider))
 }
 
@@ -583,7 +583,7 @@ func (w *WebAuth) finishConnect(c *fiber.Ctx, provider string, st flowstate.Stat
 			"Arbor could not save the connection. Please try again in a moment.", err)
 	}
 	gateway.Logger(c).Info("git provider connected", "user_id", cur.UserID, "provider", provider)
-	pagesec.Headers(c)
+	pages.Headers(c)
 	return redirect(c, returnPath(st.ReturnTo, w.opts.AfterSignIn))
 }
 
@@ -600,7 +600,7 @@ func (w *WebAuth) logoutPage(c *fiber.Ctx) error {
 }
 
 func (w *WebAuth) checkForm(c *fiber.Ctx, id authn.Identity) *flowError {
-	if pagesec.CrossSite(c, w.opts.PublicURL) || !w.opts.Sessions.CheckCSRF(id.SessionID, reqbody.FormValue(c, "csrf")) {
+	if pages.CrossSite(c, w.opts.PublicURL) || !w.opts.Sessions.CheckCSRF(id.SessionID, reqbody.FormValue(c, "csrf")) {
 		return fail(http.StatusForbidden, "csrf_invalid", "Request refused",
 			"This form was not sent from your "+w.opts.AppName+" account page. Go back, reload the page and try again.", nil)
 	}
@@ -623,7 +623,7 @@ func (w *WebAuth) logout(c *fiber.Ctx) error {
 			"Arbor could not end your session. Please try again in a moment.", err))
 	}
 	w.audit(c, data.AuditEvent{Action: "session.sign_out", Actor: id.UserID, UserID: id.UserID, Outcome: "ok"})
-	pagesec.Headers(c)
+	pages.Headers(c)
 	return c.Redirect(PathSignIn+"?signed_out=1", http.StatusSeeOther)
 }
 

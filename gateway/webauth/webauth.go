@@ -70,7 +70,7 @@ import (
 	"github.com/vintner/arbor/gateway/authz/access"
 	"github.com/vintner/arbor/gateway/httperr"
 	"github.com/vintner/arbor/gateway/internal/flowstate"
-	"github.com/vintner/arbor/gateway/internal/pagesec"
+	"github.com/vintner/arbor/gateway/pages"
 	"github.com/vintner/arbor/sdk/abi"
 	"github.com/vintner/arbor/service/workers"
 )
@@ -241,9 +241,9 @@ func New(opts Options) (*WebAuth, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	names := pagesec.Names{App: opts.AppName}.WithDefaults()
+	names := pages.Names{App: opts.AppName}.WithDefaults()
 	opts.AppName = names.App
-	pages, err := pagesec.Templates(names, assets, "assets/pages.html")
+	pages, err := pages.Templates(names, assets, "assets/pages.html")
 	if err != nil {
 		return nil, fmt.Errorf("webauth: parsing templates: %w", err)
 	}
@@ -319,12 +319,12 @@ func (p pageData) Who() string {
 	if p.Identity == nil {
 		return ""
 	}
-	return pagesec.Who(*p.Identity)
+	return pages.Who(*p.Identity)
 }
 
 // render writes an HTML page with Arbor's page headers.
 func (w *WebAuth) render(c *fiber.Ctx, status int, name string, data any) error {
-	return pagesec.Render(c, w.pages, status, name, data)
+	return pages.Render(c, w.pages, status, name, data)
 }
 
 // flowError is a sign-in failure shown to the person as a page.
@@ -368,9 +368,9 @@ func (w *WebAuth) showError(c *fiber.Ctx, fe *flowError) error {
 		level = slog.LevelError
 	}
 	log.Log(c.UserContext(), level, "sign-in failed", "error", fe.code, "status", fe.status, "path", c.Path(), "err", fe.err)
-	return pagesec.Error(c, w.pages, httperr.New(fe.status, fe.code, fe.message).WithRetryAfter(fe.retryAfter), pagesec.ErrorPage{
+	return pages.Error(c, w.pages, httperr.New(fe.status, fe.code, fe.message).WithRetryAfter(fe.retryAfter), pages.ErrorPage{
 		Title: fe.title, RequestID: gateway.RequestID(c), Code: fe.code,
-		Back: &pagesec.Link{Href: PathSignIn, Text: "Back to sign-in"},
+		Back: &pages.Link{Href: PathSignIn, Text: "Back to sign-in"},
 	})
 }
 

@@ -37,7 +37,7 @@ import (
 	"github.com/vintner/arbor/gateway/authz/scope"
 	"github.com/vintner/arbor/gateway/edge/reqbody"
 	"github.com/vintner/arbor/gateway/httperr"
-	"github.com/vintner/arbor/gateway/internal/pagesec"
+	"github.com/vintner/arbor/gateway/pages"
 	"github.com/vintner/arbor/sdk/client"
 	"github.com/vintner/arbor/service/workers"
 )
@@ -86,7 +86,7 @@ type Options struct {
 // Pages serves the page and the API.
 type Pages struct {
 	opts   Options
-	pages  *template.Template
+	tmpl   *template.Template
 	copyJS []byte
 }
 
@@ -104,9 +104,9 @@ func New(opts Options) (*Pages, error) {
 	if opts.TokenEnv == "" {
 		opts.TokenEnv = client.DefaultWorkerTokenEnv
 	}
-	names := pagesec.Names{App: opts.AppName, Worker: opts.WorkerName}.WithDefaults()
+	names := pages.Names{App: opts.AppName, Worker: opts.WorkerName}.WithDefaults()
 	opts.AppName, opts.WorkerName = names.App, names.Worker
-	pages, err := pagesec.Templates(names, assets, "assets/pages.html")
+	tmpl, err := pages.Templates(names, assets, "assets/pages.html")
 	if err != nil {
 		return nil, fmt.Errorf("workerpages: parsing templates: %w", err)
 	}
@@ -117,7 +117,7 @@ func New(opts Options) (*Pages, error) {
 	return &Pages{
 		opts:   opts,
 		copyJS: copyJS,
-		pages:  pages,
+		tmpl:   tmpl,
 	}, nil
 }
 
@@ -214,7 +214,7 @@ func (p *Pages) changing(c *fiber.Ctx) (authn.Identity, error) {
 	if err != nil {
 		return id, err
 	}
-	if pagesec.CrossSite(c, p.opts.PublicURL) {
+	if pages.CrossSite(c, p.opts.PublicURL) {
 		return id, httperr.New(http.StatusForbidden, "cross_origin", "Workers can only be changed from this site")
 	}
 	return id, nil
@@ -338,8 +338,8 @@ func (p *Pages) list(c *fiber.Ctx, id authn.Identity, status int, notice, class 
 	for _, w := range list {
 		rows = append(rows, row{Worker: view(w), Created: when(w.CreatedAt), LastUsed: when(w.LastUsedAt)})
 	}
-	return pagesec.Render(c, p.pages, status, "workers", map[string]any{
-		"Title": "Workers", "Who": pagesec.Who(id), "RequestID": gateway.RequestID(c),
+	return pages.Render(c, p.tmpl, status, "workers", map[string]any{
+		"Title": "Workers", "Who": pages.Who(id), "RequestID": gateway.RequestID(c),
 		"Rows": rows, "Notice": notice, "NoticeClass": class, "MaxName": workers.MaxName,
 		"CSRF": p.opts.Sessions.CSRFToken(id.SessionID),
 	})
@@ -351,7 +351,7 @@ func (p *Pages) form(c *fiber.Ctx) (authn.Identity, bool, error) {
 	if !ok {
 		return id, false, err
 	}
-	if pagesec.CrossSite(c, p.opts.PublicURL) || !p.opts.Sessions.CheckCSRF(id.SessionID, reqbody.FormValue(c, "csrf")) {
+	if pages.CrossSite(c, p.opts.PublicURL) || !p.opts.Sessions.CheckCSRF(id.SessionID, reqbody.FormValue(c, "csrf")) {
 		return id, false, httperr.New(http.StatusForbidden, "csrf_invalid", "This form was not sent from your Workers page; reload it and try again")
 	}
 	return id, true, nil
@@ -397,12 +397,12 @@ func (p *Pages) tokenView(c *fiber.Ctx, id authn.Identity, w data.Worker, tok st
 	if rotated {
 		title = "New token for " + w.Name
 	}
-	err := pagesec.Render(c, p.pages, http.StatusOK, "token", map[string]any{
-		"Title": title, "Who": pagesec.Who(id), "RequestID": gateway.RequestID(c),
+	err := pages.Render(c, p.tmpl, http.StatusOK, "token", map[string]any{
+		"Title": title, "Who": pages.Who(id), "RequestID": gateway.RequestID(c),
 		"Worker": view(w), "Token": tok, "Rotated": rotated, "Script": PathScript,
 		"IDEnv": p.opts.IDEnv, "TokenEnv": p.opts.TokenEnv,
 	})
-	c.Set(fiber.HeaderContentSecurityPolicy, pagesec.CSP+"; script-src 'self'")
+	c.Set(fiber.HeaderContentSecurityPolicy, pages.CSP+"; script-src 'self'")
 	return err
 }
 
@@ -429,8 +429,8 @@ func (p *Pages) confirmRevoke(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	return pagesec.Render(c, p.pages, http.StatusOK, "revoke", map[string]any{
-		"Title": "Revoke " + w.Name, "Who": pagesec.Who(id), "RequestID": gateway.RequestID(c),
+	return pages.Render(c, p.tmpl, http.StatusOK, "revoke", map[string]any{
+		"Title": "Revoke " + w.Name, "Who": pages.Who(id), "RequestID": gateway.RequestID(c),
 		"Worker": view(w), "CSRF": p.opts.Sessions.CSRFToken(id.SessionID),
 	})
 }

@@ -1,11 +1,11 @@
-// Package pagesec holds what every HTML page Arbor renders itself (sign-in,
+// Package pages holds what every HTML page Arbor renders itself (sign-in,
 // account, Integrations, CLI approval) shares: the response headers that
 // keep them uncached, unframed and script-free, and the check that a form
 // post comes from Arbor's own origin; the layout every page starts and
 // ends with (Templates, Render); and the one error page those pages show
 // (Error), JSON for clients that are not browsers. One copy, so the pages
 // cannot drift apart in what they defend against or how they fail.
-package pagesec
+package pages
 
 import "github.com/gofiber/fiber/v2"
 

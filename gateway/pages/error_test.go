@@ -1,4 +1,4 @@
-package pagesec
+package pages
 
 import (
 	"io"
