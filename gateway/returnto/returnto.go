@@ -34,6 +34,8 @@ import (
 	"errors"
 	"net/url"
 	"strings"
+
+	"github.com/vintner/arbor/gateway/internal/pctenc"
 )
 
 // MaxLength is the longest raw reference Validate accepts, in bytes.
@@ -91,7 +93,7 @@ func Validate(raw string) (string, error) {
 		if c <= ' ' || c == 0x7f || c == '\\' || c >= 0x80 {
 			return "", ErrForbiddenChar
 		}
-		if c == '%' && (i+2 >= len(raw) || !isHex(raw[i+1]) || !isHex(raw[i+2])) {
+		if c == '%' && (i+2 >= len(raw) || !pctenc.Valid(raw[i+1], raw[i+2])) {
 			return "", ErrBadEscape
 		}
 	}
@@ -198,27 +200,14 @@ func unescape(s string) string {
 	var b strings.Builder
 	b.Grow(len(s))
 	for i := 0; i < len(s); i++ {
-		if s[i] == '%' && i+2 < len(s) && isHex(s[i+1]) && isHex(s[i+2]) {
-			b.WriteByte(unhex(s[i+1])<<4 | unhex(s[i+2]))
-			i += 2
-			continue
+		if s[i] == '%' && i+2 < len(s) {
+			if v, ok := pctenc.Byte(s[i+1], s[i+2]); ok {
+				b.WriteByte(v)
+				i += 2
+				continue
+			}
 		}
 		b.WriteByte(s[i])
 	}
 	return b.String()
-}
-
-func isHex(c byte) bool {
-	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
-}
-
-func unhex(c byte) byte {
-	switch {
-	case c <= '9':
-		return c - '0'
-	case c <= 'F':
-		return c - 'A' + 10
-	default:
-		return c - 'a' + 10
-	}
 }

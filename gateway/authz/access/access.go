@@ -110,6 +110,8 @@ import (
 	"strings"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/vintner/arbor/gateway/internal/pctenc"
 )
 
 // Class is what a request needs before it may reach the upstream.
@@ -555,14 +557,18 @@ func appendDecoded(dst, s []byte, keepSlash, strict bool) ([]byte, bool) {
 		}
 		c := s[i]
 		if c == '%' {
-			if i+2 >= len(s) || !isHex(s[i+1]) || !isHex(s[i+2]) {
+			v, ok := byte(0), i+2 < len(s)
+			if ok {
+				v, ok = pctenc.Byte(s[i+1], s[i+2])
+			}
+			if !ok {
 				if strict {
 					return dst, false
 				}
 				dst = append(dst, c)
 				continue
 			}
-			c = unhex(s[i+1])<<4 | unhex(s[i+2])
+			c = v
 			i += 2
 			if c == '/' && keepSlash {
 				// Lower case, so that it does not call for a
@@ -660,7 +666,7 @@ func isDotSegmentAt(v []byte, i int) bool {
 // hasEscape reports whether v holds a valid percent-escape.
 func hasEscape(v []byte) bool {
 	for i := 0; i+2 < len(v); i++ {
-		if v[i] == '%' && isHex(v[i+1]) && isHex(v[i+2]) {
+		if v[i] == '%' && pctenc.Valid(v[i+1], v[i+2]) {
 			return true
 		}
 	}
@@ -684,19 +690,4 @@ func hasUpperOrNonASCII(v []byte) bool {
 		}
 	}
 	return false
-}
-
-func isHex(c byte) bool {
-	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
-}
-
-func unhex(c byte) byte {
-	switch {
-	case c <= '9':
-		return c - '0'
-	case c <= 'F':
-		return c - 'A' + 10
-	default:
-		return c - 'a' + 10
-	}
 }

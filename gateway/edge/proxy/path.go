@@ -1,6 +1,10 @@
 package proxy
 
-import "bytes"
+import (
+	"bytes"
+
+	"github.com/vintner/arbor/gateway/internal/pctenc"
+)
 
 // hasDotSegment reports whether a raw request path contains a "." or ".."
 // segment, including encoded spellings: %2e for a dot, and %2f, %5c or a
@@ -26,7 +30,7 @@ func hasDotSegment(p []byte) bool {
 	for i := 0; i < len(p); i++ {
 		c := p[i]
 		if c == '%' && i+2 < len(p) {
-			if v, ok := unhex2(p[i+1], p[i+2]); ok {
+			if v, ok := pctenc.Byte(p[i+1], p[i+2]); ok {
 				c = v
 				i += 2
 			}
@@ -45,22 +49,4 @@ func hasDotSegment(p []byte) bool {
 		}
 	}
 	return seg == dots && (dots == 1 || dots == 2)
-}
-
-func unhex2(a, b byte) (byte, bool) {
-	x, ok1 := unhex(a)
-	y, ok2 := unhex(b)
-	return x<<4 | y, ok1 && ok2
-}
-
-func unhex(c byte) (byte, bool) {
-	switch {
-	case '0' <= c && c <= '9':
-		return c - '0', true
-	case 'a' <= c && c <= 'f':
-		return c - 'a' + 10, true
-	case 'A' <= c && c <= 'F':
-		return c - 'A' + 10, true
-	}
-	return 0, false
 }
