@@ -32,6 +32,7 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 
+	"github.com/vintner/arbor/gateway/authn/internal/hs256"
 	"github.com/vintner/arbor/gateway/authz/scope"
 	"github.com/vintner/arbor/internal/expcache"
 )
@@ -99,10 +100,11 @@ type wireClaims struct {
 
 // Signer mints and verifies CLI tokens. Safe for concurrent use.
 type Signer struct {
-	key    []byte
-	opts   Options
-	parser *jwt.Parser
-	cache  *expcache.Cache[string, Claims]
+	key     []byte
+	opts    Options
+	parser  *jwt.Parser
+	keyFunc jwt.Keyfunc
+	cache   *expcache.Cache[string, Claims]
 }
 
 // NewSigner returns a Signer for key (CLI_JWT_SECRET).
@@ -134,19 +136,12 @@ func NewSigner(key []byte, opts Options) (*Signer, error) {
 	if opts.CacheSize == 0 {
 		opts.CacheSize = 16384
 	}
+	key = append([]byte(nil), key...) // ours: the caller may reuse its slice
 	s := &Signer{
-		key:  append([]byte(nil), key...),
-		opts: opts,
-		parser: jwt.NewParser(
-			jwt.WithValidMethods([]string{jwt.SigningMethodHS256.Alg()}),
-			jwt.WithExpirationRequired(),
-			jwt.WithIssuedAt(),
-			jwt.WithIssuer(opts.Issuer),
-			jwt.WithAudience(opts.Audience),
-			jwt.WithLeeway(opts.Leeway),
-			jwt.WithTimeFunc(opts.Now),
-			jwt.WithStrictDecoding(),
-		),
+		key:     key,
+		opts:    opts,
+		parser:  hs256.Parser(opts.Issuer, opts.Audience, opts.Leeway, opts.Now),
+		keyFunc: hs256.KeyFunc(key),
 	}
 	if opts.CacheSize > 0 {
 		s.cache = expcache.New[string](opts.CacheSize, func(c Claims) time.Time { return c.ExpiresAt })
@@ -216,12 +211,7 @@ func (s *Signer) Verify(token, typ string) (Claims, error) {
 		}
 	}
 	var wc wireClaims
-	_, err := s.parser.ParseWithClaims(token, &wc, func(t *jwt.Token) (any, error) {
-		if t.Method != jwt.SigningMethodHS256 {
-			return nil, fmt.Errorf("unexpected signing method %v", t.Header["alg"])
-		}
-		return s.key, nil
-	})
+	_, err := s.parser.ParseWithClaims(token, &wc, s.keyFunc)
 	switch {
 	case err == nil:
 	case errors.Is(err, jwt.ErrTokenExpired):

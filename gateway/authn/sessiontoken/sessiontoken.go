@@ -38,6 +38,8 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/vintner/arbor/gateway/authn/internal/hs256"
 )
 
 // TypeSession is the typ claim of a session token. Tokens of any other type
@@ -103,9 +105,10 @@ type Claims struct {
 
 // Signer mints and verifies session tokens. It is safe for concurrent use.
 type Signer struct {
-	key    []byte
-	opts   Options
-	parser *jwt.Parser
+	key     []byte
+	opts    Options
+	parser  *jwt.Parser
+	keyFunc jwt.Keyfunc
 	// lapsed parses without time checks, for VerifyLapsed.
 	lapsed *jwt.Parser
 	cache  *cache // nil when disabled
@@ -145,19 +148,12 @@ func NewSigner(key []byte, opts Options) (*Signer, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
+	key = append([]byte(nil), key...) // ours: the caller may reuse its slice
 	s := &Signer{
-		key:  append([]byte(nil), key...),
-		opts: opts,
-		parser: jwt.NewParser(
-			jwt.WithValidMethods([]string{jwt.SigningMethodHS256.Alg()}),
-			jwt.WithExpirationRequired(),
-			jwt.WithIssuedAt(),
-			jwt.WithIssuer(opts.Issuer),
-			jwt.WithAudience(opts.Audience),
-			jwt.WithLeeway(opts.Leeway),
-			jwt.WithTimeFunc(opts.Now),
-			jwt.WithStrictDecoding(),
-		),
+		key:     key,
+		opts:    opts,
+		parser:  hs256.Parser(opts.Issuer, opts.Audience, opts.Leeway, opts.Now),
+		keyFunc: hs256.KeyFunc(key),
 	}
 	s.lapsed = jwt.NewParser(
 		jwt.WithValidMethods([]string{jwt.SigningMethodHS256.Alg()}),
@@ -247,6 +243,12 @@ func (s *Signer) verify(token string) (Claims, error) {
 	if wc.SessionID == "" || wc.Subject == "" || wc.IssuedAt == nil {
 		return Claims{}, fmt.Errorf("%w: missing sid, sub or iat", ErrInvalid)
 	}
+	return s.claims(&wc), nil
+}
+
+// claims are the Claims of a checked token: exp, iat, sid and sub present,
+// aud the Signer's.
+func (s *Signer) claims(wc *wireClaims) Claims {
 	return Claims{
 		SessionID: wc.SessionID,
 		Subject:   wc.Subject,
@@ -255,17 +257,7 @@ func (s *Signer) verify(token string) (Claims, error) {
 		Audience:  s.opts.Audience,
 		IssuedAt:  wc.IssuedAt.Time,
 		ExpiresAt: wc.ExpiresAt.Time,
-	}, nil
-}
-
-// keyFunc hands out the HMAC key only for HS256. The parser already refuses
-// other algorithms; this keeps an RSA or "none" token from ever being
-// checked against the HMAC key should that option be lost.
-func (s *Signer) keyFunc(t *jwt.Token) (any, error) {
-	if t.Method != jwt.SigningMethodHS256 {
-		return nil, fmt.Errorf("unexpected signing method %v", t.Header["alg"])
 	}
-	return s.key, nil
 }
 
 // NeedsRefresh reports whether c is past half its lifetime, when the cookie
@@ -306,13 +298,5 @@ func (s *Signer) VerifyLapsed(token string, maxAge time.Duration) (Claims, error
 	if now.Sub(wc.ExpiresAt.Time) > maxAge {
 		return Claims{}, fmt.Errorf("%w: lapsed more than %v ago", ErrExpired, maxAge)
 	}
-	return Claims{
-		SessionID: wc.SessionID,
-		Subject:   wc.Subject,
-		Email:     wc.Email,
-		Issuer:    wc.Issuer,
-		Audience:  s.opts.Audience,
-		IssuedAt:  wc.IssuedAt.Time,
-		ExpiresAt: wc.ExpiresAt.Time,
-	}, nil
+	return s.claims(&wc), nil
 }
