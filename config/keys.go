@@ -29,8 +29,7 @@ func reflectTypeOf(v any) reflect.Type { return reflect.TypeOf(v).Elem() }
 func fieldsOf(t reflect.Type) map[string]int {
 	m := make(map[string]int, t.NumField())
 	for i := range t.NumField() {
-		name, _, _ := strings.Cut(t.Field(i).Tag.Get("yaml"), ",")
-		if name != "" && name != "-" {
+		if name, ok := keyPath("", t.Field(i)); ok {
 			m[name] = i
 		}
 	}
@@ -146,13 +145,9 @@ func Keys() []string {
 func walkFields(t reflect.Type, prefix string, fn func(path string, f reflect.StructField)) {
 	for i := range t.NumField() {
 		f := t.Field(i)
-		name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
-		if name == "" || name == "-" {
+		path, ok := keyPath(prefix, f)
+		if !ok {
 			continue
-		}
-		path := name
-		if prefix != "" {
-			path = prefix + "." + name
 		}
 		if f.Type.Kind() == reflect.Struct && f.Type != durationType {
 			walkFields(f.Type, path, fn)
@@ -164,6 +159,19 @@ func walkFields(t reflect.Type, prefix string, fn func(path string, f reflect.St
 		}
 		fn(path, f)
 	}
+}
+
+// keyPath is the dotted key path of field f in the section at prefix ("" at
+// the top), and false for a field without a YAML key.
+func keyPath(prefix string, f reflect.StructField) (string, bool) {
+	name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+	switch {
+	case name == "" || name == "-":
+		return "", false
+	case prefix == "":
+		return name, true
+	}
+	return prefix + "." + name, true
 }
 
 // applyEnv overrides fields from ARBOR_… variables.
@@ -189,13 +197,9 @@ func walkValues(v reflect.Value, prefix string, fn func(path string, v reflect.V
 	t := v.Type()
 	for i := range t.NumField() {
 		f := t.Field(i)
-		name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
-		if name == "" || name == "-" {
+		path, ok := keyPath(prefix, f)
+		if !ok {
 			continue
-		}
-		path := name
-		if prefix != "" {
-			path = prefix + "." + name
 		}
 		if f.Type.Kind() == reflect.Struct && f.Type != durationType {
 			walkValues(v.Field(i), path, fn)
