@@ -1,6 +1,10 @@
 package config
 
-import "strings"
+import (
+	"strings"
+
+	"github.com/vintner/arbor/gateway/edge/proxy"
+)
 
 // DefaultRewriteHeaders returns the default of upstream.rewrite_headers:
 // the headers through which IIS, Symfony (and so Laravel and Drupal),
@@ -15,7 +19,7 @@ func DefaultRewriteHeaders() []string {
 // sections.
 func (c Config) validateEdge(bad func(key, format string, args ...any)) {
 	for _, h := range c.Upstream.RewriteHeaders {
-		if !headerName(h) {
+		if !proxy.ValidHeaderName(h) {
 			bad("upstream.rewrite_headers", "%q is not a header name (letters, digits and !#$%%&'*+-.^_`|~)", h)
 			continue
 		}
@@ -24,22 +28,4 @@ func (c Config) validateEdge(bad func(key, format string, args ...any)) {
 			bad("upstream.rewrite_headers", "%q cannot be stripped: every request needs it", h)
 		}
 	}
-}
-
-// headerName reports whether s is an HTTP header field name (an RFC 9110
-// token).
-func headerName(s string) bool {
-	if s == "" || len(s) > 128 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
-		case strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0:
-		default:
-			return false
-		}
-	}
-	return true
 }

@@ -195,7 +195,7 @@ func New(cfg Config) (*Proxy, error) {
 	}{{"IdentityHeaders", cfg.IdentityHeaders}, {"RewriteHeaders", cfg.Upstream.RewriteHeaders}} {
 		for i, name := range l.names {
 			n := strings.TrimSpace(name)
-			if n == "" || len(n) > maxIdentityLen || !validToken(n) {
+			if !ValidHeaderName(n) {
 				return nil, fmt.Errorf("proxy: %s[%d] %q is not a valid header name (letters, digits and !#$%%&'*+-.^_`|~, at most %d characters)", l.field, i, name, maxIdentityLen)
 			}
 			switch foldString(n) {
@@ -298,7 +298,12 @@ func retryIfErr(req *fasthttp.Request, attempts int, err error) (resetTimeout, r
 		errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
 }
 
-func validToken(s string) bool {
+// ValidHeaderName reports whether s can be configured as a header name: an
+// RFC 9110 token (letters, digits and !#$%&'*+-.^_`|~) of 1 to 128 bytes.
+func ValidHeaderName(s string) bool {
+	if s == "" || len(s) > maxIdentityLen {
+		return false
+	}
 	for i := 0; i < len(s); i++ {
 		c := s[i]
 		switch {
