@@ -341,15 +341,9 @@ func (b *Broker) ValidProviderToken(ctx context.Context, userID, provider string
 }
 
 func (b *Broker) validProviderToken(ctx context.Context, userID, provider string) (Token, error) {
-	c, err := b.store.GetConnection(ctx, userID, provider)
-	if errors.Is(err, data.ErrNotFound) {
-		return Token{}, notConnected(provider)
-	}
+	c, err := b.usableConnection(ctx, userID, provider)
 	if err != nil {
-		return Token{}, storeError(provider, err)
-	}
-	if c.Status == data.ConnectionNeedsReconnect {
-		return Token{}, reconnectRequired(provider, c.StatusReason)
+		return Token{}, err
 	}
 	now := b.opts.Now()
 	b.mu.Lock()
@@ -363,6 +357,29 @@ func (b *Broker) validProviderToken(ctx context.Context, userID, provider string
 		return Token{AccessToken: s.AccessToken, TokenType: s.TokenType, ExpiresAt: s.expiry(), Scopes: c.Scopes}, nil
 	}
 	return b.refresh(ctx, userID, provider)
+}
+
+// connection reads userID's connection to provider: ErrNotConnected when
+// there is none, ErrStoreUnavailable when the store fails.
+func (b *Broker) connection(ctx context.Context, userID, provider string) (data.Connection, error) {
+	c, err := b.store.GetConnection(ctx, userID, provider)
+	if errors.Is(err, data.ErrNotFound) {
+		return c, notConnected(provider)
+	}
+	if err != nil {
+		return c, storeError(provider, err)
+	}
+	return c, nil
+}
+
+// usableConnection is connection, and ErrReconnectRequired for one that
+// must be connected again before its tokens can be used.
+func (b *Broker) usableConnection(ctx context.Context, userID, provider string) (data.Connection, error) {
+	c, err := b.connection(ctx, userID, provider)
+	if err == nil && c.Status == data.ConnectionNeedsReconnect {
+		return c, reconnectRequired(provider, c.StatusReason)
+	}
+	return c, err
 }
 
 // refresh runs one refresh per connection at a time; concurrent callers
@@ -420,15 +437,9 @@ func refreshLock(userID, provider string) string {
 func (b *Broker) doRefresh(ctx context.Context, userID, provider string) (Token, error) {
 	k := key(userID, provider)
 	// Re-read: another caller (or replica) may have refreshed meanwhile.
-	c, err := b.store.GetConnection(ctx, userID, provider)
-	if errors.Is(err, data.ErrNotFound) {
-		return Token{}, notConnected(provider)
-	}
+	c, err := b.usableConnection(ctx, userID, provider)
 	if err != nil {
-		return Token{}, storeError(provider, err)
-	}
-	if c.Status == data.ConnectionNeedsReconnect {
-		return Token{}, reconnectRequired(provider, c.StatusReason)
+		return Token{}, err
 	}
 	now := b.opts.Now()
 
@@ -763,12 +774,9 @@ const (
 // The local record is deleted even when the provider cannot be reached;
 // the revocation is then retried in the background.
 func (b *Broker) Disconnect(ctx context.Context, userID, provider string) (DisconnectResult, error) {
-	c, err := b.store.GetConnection(ctx, userID, provider)
-	if errors.Is(err, data.ErrNotFound) {
-		return DisconnectResult{}, notConnected(provider)
-	}
+	c, err := b.connection(ctx, userID, provider)
 	if err != nil {
-		return DisconnectResult{}, storeError(provider, err)
+		return DisconnectResult{}, err
 	}
 	var res DisconnectResult
 	s, openErr := b.open(c)
