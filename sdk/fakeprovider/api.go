@@ -244,7 +244,9 @@ func (p *Provider) base(r *http.Request) string {
 	return scheme + "://" + r.Host
 }
 
-func primaryEmail(u *User) *Email {
+// PrimaryEmail is the e-mail the provider reports as the user's: the one
+// marked Primary, else the first, and nil for a user without any.
+func (u *User) PrimaryEmail() *Email {
 	for i := range u.Emails {
 		if u.Emails[i].Primary {
 			return &u.Emails[i]
@@ -275,7 +277,7 @@ func googleSub(u *User) string { return fmt.Sprintf("1%020d", u.ID) }
 func (p *Provider) userJSON(r *http.Request, u *User, scopes []string) any {
 	base := p.base(r)
 	avatar := base + "/avatars/" + url.PathEscape(u.Login) + ".png"
-	pe := primaryEmail(u)
+	pe := u.PrimaryEmail()
 	email := ""
 	if pe != nil {
 		email = pe.Address

@@ -226,13 +226,7 @@ func (p *Provider) grantScopes(requested []string) []string {
 // handleToken serves the authorization_code and refresh_token grants
 // (RFC 6749 sections 4.1.3 and 6).
 func (p *Provider) handleToken(w http.ResponseWriter, r *http.Request, c *Call) {
-	if r.Method != http.MethodPost {
-		w.Header().Set("Allow", "POST")
-		p.oauthError(w, r, c, http.StatusMethodNotAllowed, OAuthError{"invalid_request", "The token endpoint accepts POST only."}, false)
-		return
-	}
-	if err := r.ParseForm(); err != nil {
-		p.oauthError(w, r, c, http.StatusBadRequest, OAuthError{"invalid_request", "The request body is not a valid form."}, true)
+	if !p.parsePost(w, r, c, "The token endpoint accepts POST only.", true) {
 		return
 	}
 	f := r.PostForm
@@ -458,7 +452,7 @@ func (p *Provider) idToken(r *http.Request, u *User, scopes []string, nonce stri
 		claims["nonce"] = nonce
 	}
 	if slices.Contains(scopes, "email") {
-		if e := primaryEmail(u); e != nil {
+		if e := u.PrimaryEmail(); e != nil {
 			claims["email"], claims["email_verified"] = e.Address, e.Verified
 		}
 	}
@@ -520,6 +514,22 @@ func (p *Provider) writeTokenBody(w http.ResponseWriter, r *http.Request, status
 	w.Write([]byte(v.Encode()))
 }
 
+// parsePost refuses a method other than POST (405, Allow: POST, with the
+// message notPost) and a body that is not a form (400), and parses the
+// form. tokenEndpoint is oauthError's, for the 400.
+func (p *Provider) parsePost(w http.ResponseWriter, r *http.Request, c *Call, notPost string, tokenEndpoint bool) bool {
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", "POST")
+		p.oauthError(w, r, c, http.StatusMethodNotAllowed, OAuthError{"invalid_request", notPost}, false)
+		return false
+	}
+	if err := r.ParseForm(); err != nil {
+		p.oauthError(w, r, c, http.StatusBadRequest, OAuthError{"invalid_request", "The request body is not a valid form."}, tokenEndpoint)
+		return false
+	}
+	return true
+}
+
 func acceptsJSON(accept []string) bool {
 	for _, a := range accept {
 		for _, part := range strings.Split(a, ",") {
@@ -536,13 +546,7 @@ func acceptsJSON(accept []string) bool {
 func (p *Provider) handleRevoke(w http.ResponseWriter, r *http.Request, c *Call, params map[string]string) {
 	switch p.cfg.Revoke {
 	case RevokeRFC7009:
-		if r.Method != http.MethodPost {
-			w.Header().Set("Allow", "POST")
-			p.oauthError(w, r, c, http.StatusMethodNotAllowed, OAuthError{"invalid_request", "Use POST."}, false)
-			return
-		}
-		if err := r.ParseForm(); err != nil {
-			p.oauthError(w, r, c, http.StatusBadRequest, OAuthError{"invalid_request", "The request body is not a valid form."}, false)
+		if !p.parsePost(w, r, c, "Use POST.", false) {
 			return
 		}
 		c.Query = redact(r.PostForm)
@@ -563,13 +567,7 @@ func (p *Provider) handleRevoke(w http.ResponseWriter, r *http.Request, c *Call,
 		writeJSON(w, http.StatusOK, struct{}{})
 
 	case RevokeGoogle:
-		if r.Method != http.MethodPost {
-			w.Header().Set("Allow", "POST")
-			p.oauthError(w, r, c, http.StatusMethodNotAllowed, OAuthError{"invalid_request", "Use POST."}, false)
-			return
-		}
-		if err := r.ParseForm(); err != nil {
-			p.oauthError(w, r, c, http.StatusBadRequest, OAuthError{"invalid_request", "The request body is not a valid form."}, false)
+		if !p.parsePost(w, r, c, "Use POST.", false) {
 			return
 		}
 		c.Query = redact(r.Form)

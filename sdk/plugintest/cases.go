@@ -106,6 +106,14 @@ func expectCode(err error, code abi.Code, retryable bool) error {
 	return nil
 }
 
+// wantCode records a failed check, "what: why", unless err is a
+// *plugins.Error with code and retryable (see expectCode).
+func (c *checks) wantCode(err error, code abi.Code, retryable bool, what string, args ...any) {
+	if err := expectCode(err, code, retryable); err != nil {
+		c.errorf("%s: %v", fmt.Sprintf(what, args...), err)
+	}
+}
+
 func caseAuthorize(ctx context.Context, e *Env, c *checks) error {
 	fc := e.Fake.Config()
 	var purposes []abi.Purpose
@@ -208,9 +216,7 @@ func caseExchange(ctx context.Context, e *Env, c *checks) error {
 
 func caseExchangeBadCode(ctx context.Context, e *Env, c *checks) error {
 	_, err := e.Plugin.Exchange(ctx, plugins.ExchangeInput{Code: "garbage-" + randomString(12), RedirectURI: e.RedirectURI})
-	if err := expectCode(err, abi.CodeInvalidGrant, false); err != nil {
-		c.errorf("garbage code: %v", err)
-	}
+	c.wantCode(err, abi.CodeInvalidGrant, false, "garbage code")
 	code, verifier, err := e.authorize(ctx, e.Plugin, "", e.loginPurpose())
 	if err != nil {
 		return err
@@ -220,9 +226,7 @@ func caseExchangeBadCode(ctx context.Context, e *Env, c *checks) error {
 		return fmt.Errorf("first use of a code: %w", err)
 	}
 	_, err = e.Plugin.Exchange(ctx, in)
-	if err := expectCode(err, abi.CodeInvalidGrant, false); err != nil {
-		c.errorf("code used twice: %v", err)
-	}
+	c.wantCode(err, abi.CodeInvalidGrant, false, "code used twice")
 	return nil
 }
 
@@ -234,9 +238,7 @@ func caseExchangeTransient(ctx context.Context, e *Env, c *checks) error {
 	in := plugins.ExchangeInput{Code: code, RedirectURI: e.RedirectURI, CodeVerifier: verifier}
 	e.Fake.FailNext(fakeprovider.EndpointToken, 1, 503)
 	_, err = e.Plugin.Exchange(ctx, in)
-	if err := expectCode(err, abi.CodeProviderError, true); err != nil {
-		c.errorf("token endpoint 503: %v", err)
-	}
+	c.wantCode(err, abi.CodeProviderError, true, "token endpoint 503")
 	if _, err := e.Plugin.Exchange(ctx, in); err != nil {
 		c.errorf("retrying after the 503: %v", err)
 	}
@@ -251,9 +253,7 @@ func caseInvalidClient(ctx context.Context, e *Env, c *checks) error {
 		return fmt.Errorf("loading the plugin with a wrong secret: %w", err)
 	}
 	_, err = e.LoginWith(ctx, p, "", e.loginPurpose())
-	if err := expectCode(err, abi.CodeInvalidClient, false); err != nil {
-		c.errorf("wrong client secret: %v", err)
-	}
+	c.wantCode(err, abi.CodeInvalidClient, false, "wrong client secret")
 	return nil
 }
 
@@ -352,9 +352,7 @@ func caseRotation(ctx context.Context, e *Env, c *checks) error {
 		return fmt.Errorf("the provider rotates refresh tokens, but the refresh returned %q (want the new one, which the caller must store)", rt2)
 	}
 	_, err = e.Plugin.Refresh(ctx, plugins.RefreshInput{RefreshToken: rt1})
-	if err := expectCode(err, abi.CodeInvalidGrant, false); err != nil {
-		c.errorf("reusing the rotated refresh token: %v", err)
-	}
+	c.wantCode(err, abi.CodeInvalidGrant, false, "reusing the rotated refresh token")
 	if _, err := e.Plugin.Refresh(ctx, plugins.RefreshInput{RefreshToken: rt2}); err != nil {
 		c.errorf("refreshing with the new refresh token: %v", err)
 	}
@@ -363,18 +361,14 @@ func caseRotation(ctx context.Context, e *Env, c *checks) error {
 
 func caseRefreshInvalidGrant(ctx context.Context, e *Env, c *checks) error {
 	_, err := e.Plugin.Refresh(ctx, plugins.RefreshInput{RefreshToken: "garbage-" + randomString(16)})
-	if err := expectCode(err, abi.CodeInvalidGrant, false); err != nil {
-		c.errorf("garbage refresh token: %v", err)
-	}
+	c.wantCode(err, abi.CodeInvalidGrant, false, "garbage refresh token")
 	tok, err := loginWithRefresh(ctx, e)
 	if err != nil {
 		return err
 	}
 	e.Fake.RevokeAll()
 	_, err = e.Plugin.Refresh(ctx, plugins.RefreshInput{RefreshToken: tok.RefreshToken})
-	if err := expectCode(err, abi.CodeInvalidGrant, false); err != nil {
-		c.errorf("revoked refresh token: %v", err)
-	}
+	c.wantCode(err, abi.CodeInvalidGrant, false, "revoked refresh token")
 	return nil
 }
 
@@ -385,9 +379,7 @@ func caseRefreshTransient(ctx context.Context, e *Env, c *checks) error {
 	}
 	e.Fake.FailNext(fakeprovider.EndpointToken, 1, 503)
 	_, err = e.Plugin.Refresh(ctx, plugins.RefreshInput{RefreshToken: tok.RefreshToken})
-	if err := expectCode(err, abi.CodeProviderError, true); err != nil {
-		c.errorf("token endpoint 503: %v", err)
-	}
+	c.wantCode(err, abi.CodeProviderError, true, "token endpoint 503")
 	if _, err := e.Plugin.Refresh(ctx, plugins.RefreshInput{RefreshToken: tok.RefreshToken}); err != nil {
 		c.errorf("retrying after the 503: %v", err)
 	}
@@ -397,9 +389,7 @@ func caseRefreshTransient(ctx context.Context, e *Env, c *checks) error {
 func caseRevoke(ctx context.Context, e *Env, c *checks) error {
 	if !e.has(abi.OpRevoke) {
 		err := e.Plugin.Revoke(ctx, plugins.RevokeInput{AccessToken: "x", RefreshToken: "y"})
-		if err := expectCode(err, abi.CodeUnsupported, false); err != nil {
-			c.errorf("revoke on a plugin without the operation: %v", err)
-		}
+		c.wantCode(err, abi.CodeUnsupported, false, "revoke on a plugin without the operation")
 		return nil
 	}
 	tok, err := e.Login(ctx, "", e.gitPurpose())
@@ -435,9 +425,7 @@ func caseRevoke(ctx context.Context, e *Env, c *checks) error {
 	}
 	if e.has(abi.OpUser) {
 		_, err := e.Plugin.User(ctx, tok.AccessToken)
-		if err := expectCode(err, abi.CodeInvalidToken, false); err != nil {
-			c.errorf("user with the revoked access token: %v", err)
-		}
+		c.wantCode(err, abi.CodeInvalidToken, false, "user with the revoked access token")
 	}
 	return nil
 }
@@ -446,18 +434,6 @@ func caseRevoke(ctx context.Context, e *Env, c *checks) error {
 func fakeUsers(e *Env) []fakeprovider.User {
 	us := e.Fake.Config().Users
 	return us[:min(len(us), maxUsers)]
-}
-
-func primary(u fakeprovider.User) *fakeprovider.Email {
-	for i := range u.Emails {
-		if u.Emails[i].Primary {
-			return &u.Emails[i]
-		}
-	}
-	if len(u.Emails) > 0 {
-		return &u.Emails[0]
-	}
-	return nil
 }
 
 func caseUser(ctx context.Context, e *Env, c *checks) error {
@@ -491,7 +467,7 @@ func caseUser(ctx context.Context, e *Env, c *checks) error {
 				c.errorf("%s: id %q, want the provider's numeric id %s", fu.Login, u.ID, want)
 			}
 		}
-		pe := primary(fu)
+		pe := fu.PrimaryEmail()
 		if u.Login != fu.Login && (pe == nil || u.Login != pe.Address) {
 			c.errorf("%s: login %q, want %q", fu.Login, u.Login, fu.Login)
 		}
@@ -537,9 +513,7 @@ func caseUserExpired(ctx context.Context, e *Env, c *checks) error {
 	}
 	e.Fake.ExpireAccessTokens()
 	_, err = e.Plugin.User(ctx, tok.AccessToken)
-	if err := expectCode(err, abi.CodeInvalidToken, false); err != nil {
-		c.errorf("expired access token: %v", err)
-	}
+	c.wantCode(err, abi.CodeInvalidToken, false, "expired access token")
 	return nil
 }
 
@@ -558,9 +532,7 @@ func apiFailure(ctx context.Context, e *Env, c *checks, status int, code abi.Cod
 	}
 	e.Fake.FailNext(fakeprovider.EndpointUser, 1, status)
 	_, err = e.Plugin.User(ctx, tok.AccessToken)
-	if err := expectCode(err, code, true); err != nil {
-		c.errorf("user endpoint %d: %v", status, err)
-	}
+	c.wantCode(err, code, true, "user endpoint %d", status)
 	if _, err := e.Plugin.User(ctx, tok.AccessToken); err != nil {
 		c.errorf("retrying after the %d: %v", status, err)
 	}
@@ -752,9 +724,7 @@ func caseReposExpired(ctx context.Context, e *Env, c *checks) error {
 	}
 	e.Fake.ExpireAccessTokens()
 	_, err = e.Plugin.Repos(ctx, plugins.ReposInput{AccessToken: tok.AccessToken})
-	if err := expectCode(err, abi.CodeInvalidToken, false); err != nil {
-		c.errorf("expired access token: %v", err)
-	}
+	c.wantCode(err, abi.CodeInvalidToken, false, "expired access token")
 	return nil
 }
 
