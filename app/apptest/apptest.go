@@ -434,36 +434,50 @@ func (b *Browser) Do(method, rawURL string, form url.Values) *Response {
 	}
 	// What a browser sends on navigation; pages answer non-browsers in JSON.
 	req.Header.Set("Accept", "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8")
-	for k, v := range b.Header {
+	res, err := b.send(req, b.Header, true)
+	if err != nil {
+		b.t.Fatalf("%s %s: %v", method, rawURL, err)
+	}
+	return res
+}
+
+// send sends req with the extra headers hdr and b's cookies for its host,
+// and reads the whole response; with keep, it also keeps the cookies the
+// response sets or deletes.
+func (b *Browser) send(req *http.Request, hdr http.Header, keep bool) (*Response, error) {
+	for k, v := range hdr {
 		req.Header[k] = v
 	}
+	host := req.URL.Host
 	b.mu.Lock()
-	for name, value := range b.cookies[req.URL.Host] {
+	for name, value := range b.cookies[host] {
 		req.AddCookie(&http.Cookie{Name: name, Value: value})
 	}
 	b.mu.Unlock()
 	res, err := b.client.Do(req)
 	if err != nil {
-		b.t.Fatalf("%s %s: %v", method, rawURL, err)
+		return nil, err
 	}
 	defer res.Body.Close()
 	raw, err := io.ReadAll(res.Body)
 	if err != nil {
-		b.t.Fatal(err)
+		return nil, err
 	}
-	b.mu.Lock()
-	for _, c := range res.Cookies() {
-		if b.cookies[req.URL.Host] == nil {
-			b.cookies[req.URL.Host] = map[string]string{}
+	if keep {
+		b.mu.Lock()
+		for _, c := range res.Cookies() {
+			if b.cookies[host] == nil {
+				b.cookies[host] = map[string]string{}
+			}
+			if c.MaxAge < 0 || c.Value == "" {
+				delete(b.cookies[host], c.Name)
+			} else {
+				b.cookies[host][c.Name] = c.Value
+			}
 		}
-		if c.MaxAge < 0 || c.Value == "" {
-			delete(b.cookies[req.URL.Host], c.Name)
-		} else {
-			b.cookies[req.URL.Host][c.Name] = c.Value
-		}
+		b.mu.Unlock()
 	}
-	b.mu.Unlock()
-	return &Response{Response: res, Body: string(raw)}
+	return &Response{Response: res, Body: string(raw)}, nil
 }
 
 func (b *Browser) Get(rawURL string) *Response {

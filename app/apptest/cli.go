@@ -57,24 +57,11 @@ func (b *Browser) SendJSON(method, path string, v any, hdr http.Header) (*Respon
 		req.Header.Set("Content-Type", "application/json")
 	}
 	req.Header.Set("Accept", "application/json")
-	for k, vs := range hdr {
-		req.Header[k] = vs
-	}
-	b.mu.Lock()
-	for name, value := range b.cookies[b.h.Addr] {
-		req.AddCookie(&http.Cookie{Name: name, Value: value})
-	}
-	b.mu.Unlock()
-	res, err := b.client.Do(req)
+	res, err := b.send(req, hdr, false)
 	if err != nil {
 		return nil, fmt.Errorf("%s %s: %w", method, path, err)
 	}
-	defer res.Body.Close()
-	raw, err := io.ReadAll(res.Body)
-	if err != nil {
-		return nil, err
-	}
-	return &Response{Response: res, Body: string(raw)}, nil
+	return res, nil
 }
 
 // PostJSON POSTs v as JSON to path.

@@ -20,23 +20,15 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/vintner/arbor/app"
+	"github.com/vintner/arbor/internal/exitcode"
 )
 
 // version is set at build time with -ldflags "-X main.version=…".
 var version = "dev"
 
-// exitError carries an exit code through cobra.
-type exitError struct {
-	code int
-	err  error
-}
-
-func (e exitError) Error() string { return e.err.Error() }
-func (e exitError) Unwrap() error { return e.err }
-
 // usageErr marks errors in what the operator gave us (config, flags,
 // secrets): exit status 2.
-func usageErr(err error) error { return exitError{code: 2, err: err} }
+func usageErr(err error) error { return exitcode.Usage(err) }
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -44,9 +36,9 @@ func main() {
 	root := newRoot()
 	if err := root.ExecuteContext(ctx); err != nil {
 		fmt.Fprintln(os.Stderr, "arbor:", err)
-		var ee exitError
+		var ee exitcode.Error
 		if errors.As(err, &ee) {
-			os.Exit(ee.code)
+			os.Exit(ee.Code)
 		}
 		if _, ok := errors.AsType[*app.ConfigError](err); ok {
 			os.Exit(2) // as usageErr

@@ -32,6 +32,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/vintner/arbor/internal/exitcode"
 	"github.com/vintner/arbor/sdk/client"
 )
 
@@ -39,15 +40,9 @@ import (
 var version = "dev"
 
 // exitError carries an exit code through cobra.
-type exitError struct {
-	code int
-	err  error
-}
+type exitError = exitcode.Error
 
-func (e exitError) Error() string { return e.err.Error() }
-func (e exitError) Unwrap() error { return e.err }
-
-func usageErr(err error) error { return exitError{code: 2, err: err} }
+func usageErr(err error) error { return exitcode.Usage(err) }
 
 // errCancelled is the user giving up at the code prompt.
 var errCancelled = errors.New("login cancelled")
@@ -77,7 +72,7 @@ func run(ctx context.Context, args []string, stdin *os.File, stdout, stderr io.W
 		return 130
 	case errors.As(err, &ee):
 		fmt.Fprintln(stderr, "grape:", err)
-		return ee.code
+		return ee.Code
 	}
 	fmt.Fprintln(stderr, "grape:", err)
 	return 1
@@ -173,13 +168,13 @@ func (a *app) statusCmd() *cobra.Command {
 			}
 			tok, err := cfg.Store.Load()
 			if errors.Is(err, client.ErrNotLoggedIn) {
-				return exitError{1, errors.New("not logged in (run `grape login --server URL`)")}
+				return exitError{Code: 1, Err: errors.New("not logged in (run `grape login --server URL`)")}
 			}
 			if err != nil {
 				return err
 			}
 			if want := strings.TrimRight(cfg.Server, "/"); want != "" && want != strings.TrimRight(tok.Server, "/") {
-				return exitError{1, fmt.Errorf("not logged in to %s (the login in %s is for %s)", want, a.configFile, tok.Server)}
+				return exitError{Code: 1, Err: fmt.Errorf("not logged in to %s (the login in %s is for %s)", want, a.configFile, tok.Server)}
 			}
 			now := time.Now()
 			w := cmd.OutOrStdout()
@@ -236,7 +231,7 @@ func (a *app) logoutCmd() *cobra.Command {
 			tok, _ := cfg.Store.Load()
 			if err := client.Logout(cmd.Context(), cfg); err != nil {
 				if errors.Is(err, client.ErrNotLoggedIn) {
-					return exitError{1, errors.New("not logged in")}
+					return exitError{Code: 1, Err: errors.New("not logged in")}
 				}
 				return err
 			}

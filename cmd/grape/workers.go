@@ -54,7 +54,7 @@ func (a *app) workers() (*client.Workers, error) {
 		return nil, err
 	}
 	if _, err := cfg.Store.Load(); errors.Is(err, client.ErrNotLoggedIn) {
-		return nil, exitError{1, errors.New("not logged in: run `grape login --server URL` first")}
+		return nil, exitError{Code: 1, Err: errors.New("not logged in: run `grape login --server URL` first")}
 	}
 	return client.NewWorkers(cfg), nil
 }
@@ -66,7 +66,7 @@ func workerErr(err error) error {
 	case client.IsCode(err, client.CodeInvalidName), client.IsCode(err, client.CodeInvalidBody):
 		return usageErr(err)
 	case client.IsCode(err, client.CodeWorkerNotFound):
-		return exitError{1, fmt.Errorf("no such worker (or not yours): %w", err)}
+		return exitError{Code: 1, Err: fmt.Errorf("no such worker (or not yours): %w", err)}
 	}
 	return err
 }
@@ -81,8 +81,7 @@ func workerID(s string) (string, error) {
 }
 
 func (a *app) workersRegisterCmd() *cobra.Command {
-	var envOnly bool
-	cmd := &cobra.Command{
+	return a.workerTokenCmd(&cobra.Command{
 		Use:   "register NAME",
 		Short: "Register a worker and print its id and token (shown only once)",
 		Long: `Registers a worker named NAME (1 to 64 printable characters) and prints the
@@ -96,50 +95,47 @@ The token is shown only this once; Arbor keeps only its hash. If it is lost,
 printed on stdout, so the output can go straight into an env file:
 
     grape workers register build-01 --env > worker.env`,
-		Args: usageArgs(cobra.ExactArgs(1)),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			ws, err := a.workers()
-			if err != nil {
-				return err
-			}
-			w, tok, err := ws.Register(cmd.Context(), args[0])
-			if err != nil {
-				return workerErr(err)
-			}
-			printToken(cmd, w, tok, envOnly, fmt.Sprintf("Registered worker %s (id %s).", printable(w.Name), w.ID))
-			return nil
-		},
-	}
-	cmd.Flags().BoolVar(&envOnly, "env", false, "print only the two KEY=VALUE lines, for an env file")
-	return cmd
+	}, nil, (*client.Workers).Register, "Registered worker %s (id %s).")
 }
 
 func (a *app) workersRotateCmd() *cobra.Command {
-	var envOnly bool
-	cmd := &cobra.Command{
+	return a.workerTokenCmd(&cobra.Command{
 		Use:   "rotate ID",
 		Short: "Give a worker a new token (the old one stops working at once)",
 		Long: `Replaces the token of worker ID and prints the new one, once, with the two
 environment variables the worker needs. The old token stops working at
 once: update the worker's environment and restart it. --env prints only
 the two KEY=VALUE lines.`,
-		Args: usageArgs(cobra.ExactArgs(1)),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			id, err := workerID(args[0])
-			if err != nil {
+	}, workerID, (*client.Workers).Rotate, "New token for worker %s (id %s); the old token no longer works.")
+}
+
+// workerTokenCmd completes cmd, which takes one argument, into a command that
+// gets a worker a token (register, rotate): it checks the argument with
+// check (if not nil) before anything is sent, calls call with it, and
+// prints the worker's environment (printToken) under headline, a format
+// given the worker's name and id. --env is printToken's envOnly.
+func (a *app) workerTokenCmd(cmd *cobra.Command, check func(string) (string, error),
+	call func(*client.Workers, context.Context, string) (client.Worker, string, error), headline string) *cobra.Command {
+	var envOnly bool
+	cmd.Args = usageArgs(cobra.ExactArgs(1))
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		arg := args[0]
+		if check != nil {
+			var err error
+			if arg, err = check(arg); err != nil {
 				return err
 			}
-			ws, err := a.workers()
-			if err != nil {
-				return err
-			}
-			w, tok, err := ws.Rotate(cmd.Context(), id)
-			if err != nil {
-				return workerErr(err)
-			}
-			printToken(cmd, w, tok, envOnly, fmt.Sprintf("New token for worker %s (id %s); the old token no longer works.", printable(w.Name), w.ID))
-			return nil
-		},
+		}
+		ws, err := a.workers()
+		if err != nil {
+			return err
+		}
+		w, tok, err := call(ws, cmd.Context(), arg)
+		if err != nil {
+			return workerErr(err)
+		}
+		printToken(cmd, w, tok, envOnly, fmt.Sprintf(headline, printable(w.Name), w.ID))
+		return nil
 	}
 	cmd.Flags().BoolVar(&envOnly, "env", false, "print only the two KEY=VALUE lines, for an env file")
 	return cmd
@@ -259,7 +255,7 @@ asks first; elsewhere pass --yes.`,
 					return err
 				}
 				if !ok {
-					return exitError{1, errors.New("not revoked")}
+					return exitError{Code: 1, Err: errors.New("not revoked")}
 				}
 			}
 			if err := ws.Revoke(cmd.Context(), id); err != nil {
