@@ -136,28 +136,33 @@ func EnvName(path string) string {
 // Keys lists every config key path (dotted) in declaration order.
 func Keys() []string {
 	var out []string
-	walkFields(reflect.TypeOf(Config{}), "", func(path string, _ reflect.StructField) {
+	walkKeys(reflect.ValueOf(Config{}), "", true, func(path string, _ reflect.Value) {
 		out = append(out, path)
 	})
 	return out
 }
 
-func walkFields(t reflect.Type, prefix string, fn func(path string, f reflect.StructField)) {
+// walkKeys calls leaf with the dotted path and the value of every key in
+// the section v (a struct) at prefix, in declaration order. A map (the
+// providers) is skipped unless withMaps; with it, a map of sections is
+// walked as one zero section named providerNamePlaceholder, and any other
+// map is a key.
+func walkKeys(v reflect.Value, prefix string, withMaps bool, leaf func(path string, v reflect.Value)) {
+	t := v.Type()
 	for i := range t.NumField() {
 		f := t.Field(i)
 		path, ok := keyPath(prefix, f)
-		if !ok {
-			continue
+		switch {
+		case !ok:
+		case f.Type.Kind() == reflect.Struct && f.Type != durationType:
+			walkKeys(v.Field(i), path, withMaps, leaf)
+		case f.Type.Kind() == reflect.Map && !withMaps:
+			// providers: see applyProviderEnv
+		case f.Type.Kind() == reflect.Map && f.Type.Elem().Kind() == reflect.Struct:
+			walkKeys(reflect.New(f.Type.Elem()).Elem(), path+"."+providerNamePlaceholder, withMaps, leaf)
+		default:
+			leaf(path, v.Field(i))
 		}
-		if f.Type.Kind() == reflect.Struct && f.Type != durationType {
-			walkFields(f.Type, path, fn)
-			continue
-		}
-		if f.Type.Kind() == reflect.Map && f.Type.Elem().Kind() == reflect.Struct {
-			walkFields(f.Type.Elem(), path+"."+providerNamePlaceholder, fn)
-			continue
-		}
-		fn(path, f)
 	}
 }
 
@@ -177,7 +182,7 @@ func keyPath(prefix string, f reflect.StructField) (string, bool) {
 // applyEnv overrides fields from ARBOR_… variables.
 func applyEnv(cfg *Config, env map[string]string) error {
 	var err error
-	walkValues(reflect.ValueOf(cfg).Elem(), "", func(path string, v reflect.Value) {
+	walkKeys(reflect.ValueOf(cfg).Elem(), "", false, func(path string, v reflect.Value) {
 		if err != nil {
 			return
 		}
@@ -191,25 +196,6 @@ func applyEnv(cfg *Config, env map[string]string) error {
 		}
 	})
 	return err
-}
-
-func walkValues(v reflect.Value, prefix string, fn func(path string, v reflect.Value)) {
-	t := v.Type()
-	for i := range t.NumField() {
-		f := t.Field(i)
-		path, ok := keyPath(prefix, f)
-		if !ok {
-			continue
-		}
-		if f.Type.Kind() == reflect.Struct && f.Type != durationType {
-			walkValues(v.Field(i), path, fn)
-			continue
-		}
-		if f.Type.Kind() == reflect.Map {
-			continue // providers: see applyProviderEnv
-		}
-		fn(path, v.Field(i))
-	}
 }
 
 func setFromString(v reflect.Value, s string) error {

@@ -20,7 +20,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/vintner/arbor/app"
-	"github.com/vintner/arbor/internal/exitcode"
+	"github.com/vintner/arbor/internal/command"
 )
 
 // version is set at build time with -ldflags "-X main.version=…".
@@ -28,7 +28,7 @@ var version = "dev"
 
 // usageErr marks errors in what the operator gave us (config, flags,
 // secrets): exit status 2.
-func usageErr(err error) error { return exitcode.Usage(err) }
+func usageErr(err error) error { return command.Usage(err) }
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -36,7 +36,7 @@ func main() {
 	root := newRoot()
 	if err := root.ExecuteContext(ctx); err != nil {
 		fmt.Fprintln(os.Stderr, "arbor:", err)
-		var ee exitcode.Error
+		var ee command.ExitError
 		if errors.As(err, &ee) {
 			os.Exit(ee.Code)
 		}
@@ -55,18 +55,7 @@ func newRoot() *cobra.Command {
 		SilenceErrors: true,
 	}
 	root.PersistentFlags().String("config", os.Getenv("ARBOR_CONFIG"), "YAML config file (env ARBOR_CONFIG); every key can also be set as ARBOR_…")
-	root.AddCommand(newServeCmd(), newDevCmd(), newBackupCmd(), newKeysCmd(), newPluginCmd(), newVersionCmd())
+	root.AddCommand(newServeCmd(), newDevCmd(), newBackupCmd(), newKeysCmd(), newPluginCmd(), command.Version("arbor", version))
 	root.AddCommand(newStoreCmd())
 	return root
-}
-
-func newVersionCmd() *cobra.Command {
-	return &cobra.Command{
-		Use:   "version",
-		Short: "Print the version",
-		Args:  cobra.NoArgs,
-		Run: func(cmd *cobra.Command, _ []string) {
-			fmt.Fprintln(cmd.OutOrStdout(), "arbor", version)
-		},
-	}
 }

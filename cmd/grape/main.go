@@ -32,7 +32,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/vintner/arbor/internal/exitcode"
+	"github.com/vintner/arbor/internal/command"
 	"github.com/vintner/arbor/sdk/client"
 )
 
@@ -40,9 +40,9 @@ import (
 var version = "dev"
 
 // exitError carries an exit code through cobra.
-type exitError = exitcode.Error
+type exitError = command.ExitError
 
-func usageErr(err error) error { return exitcode.Usage(err) }
+func usageErr(err error) error { return command.Usage(err) }
 
 // errCancelled is the user giving up at the code prompt.
 var errCancelled = errors.New("login cancelled")
@@ -106,19 +106,8 @@ func newRoot(stdin *os.File) *cobra.Command {
 		SilenceErrors: true,
 	}
 	root.PersistentFlags().StringVar(&a.configFile, "config-file", client.DefaultPath(), "file holding the login (mode 0600)")
-	root.AddCommand(a.loginCmd(), a.statusCmd(), a.tokenCmd(), a.logoutCmd(), a.workersCmd(), versionCmd())
+	root.AddCommand(a.loginCmd(), a.statusCmd(), a.tokenCmd(), a.logoutCmd(), a.workersCmd(), command.Version("grape", version))
 	return root
-}
-
-func versionCmd() *cobra.Command {
-	return &cobra.Command{
-		Use:   "version",
-		Short: "Print the version",
-		Args:  cobra.NoArgs,
-		Run: func(cmd *cobra.Command, _ []string) {
-			fmt.Fprintln(cmd.OutOrStdout(), "grape", version)
-		},
-	}
 }
 
 func (a *app) loginCmd() *cobra.Command {
