@@ -636,19 +636,15 @@ func (p *Provider) revoke(tok string, c *Call, allowExpired bool) bool {
 	)
 	// usable: a live token, or (allowExpired) one that merely expired.
 	usable := func(why string) bool { return why == "" || allowExpired && why == "expired" }
-	if t := p.access[tok]; t != nil {
-		c.DeadToken = t.dead(now)
-		if !usable(c.DeadToken) {
-			return false
-		}
-		grant, user = t.grant, t.user
-	} else if t := p.refresh[tok]; t != nil {
-		c.DeadToken = t.dead(now)
-		if !usable(c.DeadToken) {
-			return false
-		}
-		grant, user = t.grant, t.user
-	} else {
+	switch a, r := p.access[tok], p.refresh[tok]; {
+	case a != nil:
+		c.DeadToken, grant, user = a.dead(now), a.grant, a.user
+	case r != nil:
+		c.DeadToken, grant, user = r.dead(now), r.grant, r.user
+	default:
+		return false
+	}
+	if !usable(c.DeadToken) {
 		return false
 	}
 	c.User = user.Login
@@ -656,30 +652,26 @@ func (p *Provider) revoke(tok string, c *Call, allowExpired bool) bool {
 		p.revokeGrantLocked(grant)
 		return true
 	}
-	for _, t := range p.access {
-		if t.user == user {
-			t.revoked = true
-		}
-	}
-	for _, t := range p.refresh {
-		if t.user == user {
-			t.revoked = true
-		}
-	}
+	p.revokeLocked(func(_ int, u *User) bool { return u == user })
 	return true
 }
 
 func (p *Provider) revokeGrantLocked(grant int) {
-	if grant == 0 {
-		return
+	if grant != 0 {
+		p.revokeLocked(func(g int, _ *User) bool { return g == grant })
 	}
+}
+
+// revokeLocked revokes every access and refresh token whose grant and user
+// match. p.mu is held.
+func (p *Provider) revokeLocked(match func(grant int, user *User) bool) {
 	for _, t := range p.access {
-		if t.grant == grant {
+		if match(t.grant, t.user) {
 			t.revoked = true
 		}
 	}
 	for _, t := range p.refresh {
-		if t.grant == grant {
+		if match(t.grant, t.user) {
 			t.revoked = true
 		}
 	}

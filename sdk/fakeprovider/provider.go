@@ -494,12 +494,7 @@ func (p *Provider) ExpireAccessTokens() {
 func (p *Provider) RevokeAll() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	for _, t := range p.access {
-		t.revoked = true
-	}
-	for _, t := range p.refresh {
-		t.revoked = true
-	}
+	p.revokeLocked(func(int, *User) bool { return true })
 }
 
 // SetAccessTokenLifetime changes the lifetime of access tokens issued from
