@@ -138,27 +138,19 @@ func saneRequestID(b []byte) bool {
 // internMethod returns a constant for the standard methods, so the state
 // does not keep a string that aliases fasthttp's reusable buffers.
 func internMethod(m string) string {
-	switch m {
-	case fiber.MethodGet:
-		return fiber.MethodGet
-	case fiber.MethodHead:
-		return fiber.MethodHead
-	case fiber.MethodPost:
-		return fiber.MethodPost
-	case fiber.MethodPut:
-		return fiber.MethodPut
-	case fiber.MethodDelete:
-		return fiber.MethodDelete
-	case fiber.MethodPatch:
-		return fiber.MethodPatch
-	case fiber.MethodOptions:
-		return fiber.MethodOptions
-	case fiber.MethodConnect:
-		return fiber.MethodConnect
-	case fiber.MethodTrace:
-		return fiber.MethodTrace
+	for _, k := range stdMethods {
+		if m == k {
+			return k
+		}
 	}
 	return strings.Clone(m)
+}
+
+// stdMethods are the methods internMethod returns as constants, the most
+// common first.
+var stdMethods = [...]string{
+	fiber.MethodGet, fiber.MethodPost, fiber.MethodHead, fiber.MethodPut, fiber.MethodDelete,
+	fiber.MethodPatch, fiber.MethodOptions, fiber.MethodConnect, fiber.MethodTrace,
 }
 
 // setPath records the path for the access log: without the query string
