@@ -314,15 +314,7 @@ func (s *tunnelSet) closeAll() {
 	s.mu.Lock()
 	s.closed = true
 	for t := range s.m {
-		t.closed = true
-		_ = t.up.Close()
-		if t.client != nil {
-			_ = t.client.Close()
-		}
-		if !t.started {
-			t.timer.Stop()
-			s.deleteLocked(t)
-		}
+		s.closeLocked(t)
 	}
 	s.mu.Unlock()
 	s.wg.Wait()
