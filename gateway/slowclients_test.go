@@ -57,15 +57,26 @@ func metrics(t *testing.T, g *gw) string {
 
 // metricAtLeast reports whether the sample line named has a value >= n.
 func metricAtLeast(m, name string, n float64) bool {
+	v, ok := metricSample(m, name)
+	return ok && v >= n
+}
+
+// metricValue is the value of the sample line named, 0 if there is none.
+func metricValue(m, name string) float64 {
+	v, _ := metricSample(m, name)
+	return v
+}
+
+func metricSample(m, name string) (float64, bool) {
 	for _, line := range strings.Split(m, "\n") {
 		if rest, ok := strings.CutPrefix(line, name+" "); ok {
 			var v float64
 			if _, err := fmt.Sscan(rest, &v); err == nil {
-				return v >= n
+				return v, true
 			}
 		}
 	}
-	return false
+	return 0, false
 }
 
 // TestSlowUploadersDoNotStarveOthers: 200 connections from one address
@@ -158,6 +169,14 @@ func TestSlowUploadersDoNotStarveOthers(t *testing.T) {
 // for a 64 MiB download and read nothing. The per-client cap lets 10
 // through; the minimum download rate cuts those once the socket buffers
 // are full; another client downloads the same file whole meanwhile.
+//
+// The test reads the slow connections only once each of the 30 requests
+// is settled (answered 429 or cut): on a loaded machine the gateway may
+// get to a slow request only after a cut freed a place, and the test,
+// reading that download at full speed, would otherwise receive it whole.
+// The grace is a second, not less, so that the other client, whose reads
+// share the loaded machine, is not taken for a slow reader when it is
+// descheduled for a moment.
 func TestSlowReadersDoNotStarveOthers(t *testing.T) {
 	const size = 64 << 20
 	up := upstream(t, func(w http.ResponseWriter, r *http.Request) {
@@ -172,7 +191,7 @@ func TestSlowReadersDoNotStarveOthers(t *testing.T) {
 		Upstream:             proxy.Upstream{URL: up.URL, MaxConns: 20, DialTimeout: time.Second},
 		UpstreamMaxPerClient: 10,
 		DownloadMinRate:      1000,
-		MinRateGrace:         300 * time.Millisecond,
+		MinRateGrace:         time.Second,
 		ReadTimeout:          2 * time.Second,
 		IdleTimeout:          2 * time.Second,
 		MaxConnsPerAddress:   -1,
@@ -209,7 +228,13 @@ func TestSlowReadersDoNotStarveOthers(t *testing.T) {
 			t.Fatalf("request %d of the other client: %d %s", i, resp.StatusCode, body)
 		}
 	}
-	// Each slow reader got a 429 or a download cut short.
+	// Each slow reader got a 429 or a download cut short: wait until the
+	// gateway has settled all of them before reading any.
+	waitFor(t, 60*time.Second, "every slow request to be refused or cut", func() bool {
+		m := metrics(t, g)
+		return metricValue(m, "arbor_proxy_client_limited_total")+
+			metricValue(m, `arbor_slow_clients_cut_total{direction="download"}`) >= slow
+	})
 	limited, cut := 0, 0
 	for _, conn := range conns {
 		_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
