@@ -62,6 +62,8 @@ var (
 	ErrWrongIssuer   = errors.New("clitoken: wrong issuer")
 )
 
+var parseErrors = hs256.Errors{Invalid: ErrInvalid, Expired: ErrExpired, WrongAudience: ErrWrongAudience, WrongIssuer: ErrWrongIssuer}
+
 // Options configure a Signer.
 type Options struct {
 	Issuer string
@@ -212,16 +214,8 @@ func (s *Signer) Verify(token, typ string) (Claims, error) {
 	}
 	var wc wireClaims
 	_, err := s.parser.ParseWithClaims(token, &wc, s.keyFunc)
-	switch {
-	case err == nil:
-	case errors.Is(err, jwt.ErrTokenExpired):
-		return Claims{}, fmt.Errorf("%w: %v", ErrExpired, err)
-	case errors.Is(err, jwt.ErrTokenInvalidAudience):
-		return Claims{}, fmt.Errorf("%w: %v", ErrWrongAudience, err)
-	case errors.Is(err, jwt.ErrTokenInvalidIssuer):
-		return Claims{}, fmt.Errorf("%w: %v", ErrWrongIssuer, err)
-	default:
-		return Claims{}, fmt.Errorf("%w: %v", ErrInvalid, err)
+	if err != nil {
+		return Claims{}, parseErrors.Wrap(err)
 	}
 	if wc.Type != typ {
 		return Claims{}, fmt.Errorf("%w: %q, want %q", ErrWrongType, wc.Type, typ)

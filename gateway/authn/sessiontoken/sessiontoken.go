@@ -73,6 +73,8 @@ var (
 	ErrWrongIssuer = errors.New("sessiontoken: wrong issuer")
 )
 
+var parseErrors = hs256.Errors{Invalid: ErrInvalid, Expired: ErrExpired, WrongAudience: ErrWrongAudience, WrongIssuer: ErrWrongIssuer}
+
 // Options configure a Signer.
 type Options struct {
 	// Issuer is the iss claim written and required. Required.
@@ -221,19 +223,8 @@ func (s *Signer) Verify(token string) (Claims, error) {
 func (s *Signer) verify(token string) (Claims, error) {
 	var wc wireClaims
 	_, err := s.parser.ParseWithClaims(token, &wc, s.keyFunc)
-	switch {
-	case err == nil:
-	case errors.Is(err, jwt.ErrTokenSignatureInvalid), errors.Is(err, jwt.ErrTokenMalformed),
-		errors.Is(err, jwt.ErrTokenUnverifiable):
-		return Claims{}, fmt.Errorf("%w: %v", ErrInvalid, err)
-	case errors.Is(err, jwt.ErrTokenExpired):
-		return Claims{}, fmt.Errorf("%w: %v", ErrExpired, err)
-	case errors.Is(err, jwt.ErrTokenInvalidAudience):
-		return Claims{}, fmt.Errorf("%w: %v", ErrWrongAudience, err)
-	case errors.Is(err, jwt.ErrTokenInvalidIssuer):
-		return Claims{}, fmt.Errorf("%w: %v", ErrWrongIssuer, err)
-	default:
-		return Claims{}, fmt.Errorf("%w: %v", ErrInvalid, err)
+	if err != nil {
+		return Claims{}, parseErrors.Wrap(err)
 	}
 	// The parser checked the signature, exp, iat, iss and aud; the rest is
 	// ours.

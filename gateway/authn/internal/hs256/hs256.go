@@ -7,6 +7,7 @@
 package hs256
 
 import (
+	"errors"
 	"fmt"
 	"time"
 
@@ -40,4 +41,30 @@ func KeyFunc(key []byte) jwt.Keyfunc {
 		}
 		return key, nil
 	}
+}
+
+// Errors are a token package's sentinel errors for what a parse finds
+// wrong.
+type Errors struct {
+	Invalid, Expired, WrongAudience, WrongIssuer error
+}
+
+// Wrap returns the parse error err wrapped in the sentinel that names it,
+// with err's text for logs: Expired, WrongAudience or WrongIssuer, in that
+// order when the claims have several faults, and Invalid for anything else
+// (malformed, another algorithm, a bad signature, a missing claim).
+func (e Errors) Wrap(err error) error {
+	s := e.Invalid
+	switch {
+	case errors.Is(err, jwt.ErrTokenSignatureInvalid), errors.Is(err, jwt.ErrTokenMalformed),
+		errors.Is(err, jwt.ErrTokenUnverifiable):
+		// Returned before the claims are read: never one of the below.
+	case errors.Is(err, jwt.ErrTokenExpired):
+		s = e.Expired
+	case errors.Is(err, jwt.ErrTokenInvalidAudience):
+		s = e.WrongAudience
+	case errors.Is(err, jwt.ErrTokenInvalidIssuer):
+		s = e.WrongIssuer
+	}
+	return fmt.Errorf("%w: %v", s, err)
 }

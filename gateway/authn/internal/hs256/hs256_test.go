@@ -66,3 +66,56 @@ func TestKeyFunc(t *testing.T) {
 		}
 	}
 }
+
+// TestErrorsWrap: each parse failure is wrapped in the sentinel that
+// names it; a forged token is Invalid even when it is also expired.
+func TestErrorsWrap(t *testing.T) {
+	var (
+		errInvalid  = errors.New("invalid")
+		errExpired  = errors.New("expired")
+		errAudience = errors.New("audience")
+		errIssuer   = errors.New("issuer")
+	)
+	e := Errors{Invalid: errInvalid, Expired: errExpired, WrongAudience: errAudience, WrongIssuer: errIssuer}
+	key := []byte(strings.Repeat("k", 32))
+	now := time.Unix(1_800_000_000, 0)
+	p := Parser("iss", "aud", 0, func() time.Time { return now })
+	claims := func(mod map[string]any) jwt.MapClaims {
+		c := jwt.MapClaims{"iss": "iss", "aud": "aud", "iat": now.Unix(), "exp": now.Add(time.Minute).Unix()}
+		for k, v := range mod {
+			c[k] = v
+		}
+		return c
+	}
+	sign := func(k []byte, c jwt.MapClaims) string {
+		s, err := jwt.NewWithClaims(jwt.SigningMethodHS256, c).SignedString(k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	past := now.Add(-time.Minute).Unix()
+	for _, tc := range []struct {
+		name  string
+		token string
+		want  error
+	}{
+		{"expired", sign(key, claims(map[string]any{"exp": past})), errExpired},
+		{"wrong audience", sign(key, claims(map[string]any{"aud": "other"})), errAudience},
+		{"wrong issuer", sign(key, claims(map[string]any{"iss": "other"})), errIssuer},
+		{"expired and wrong audience", sign(key, claims(map[string]any{"exp": past, "aud": "other"})), errExpired},
+		{"wrong audience and issuer", sign(key, claims(map[string]any{"aud": "other", "iss": "other"})), errAudience},
+		{"forged and expired", sign([]byte(strings.Repeat("x", 32)), claims(map[string]any{"exp": past})), errInvalid},
+		{"no exp", sign(key, claims(map[string]any{"exp": nil})), errInvalid},
+		{"malformed", "not.a.token", errInvalid},
+	} {
+		_, err := p.Parse(tc.token, KeyFunc(key))
+		if err == nil {
+			t.Fatalf("%s: accepted", tc.name)
+		}
+		got := e.Wrap(err)
+		if !errors.Is(got, tc.want) || !strings.Contains(got.Error(), err.Error()) {
+			t.Errorf("%s: Wrap(%v) = %v, want %v with the parse error's text", tc.name, err, got, tc.want)
+		}
+	}
+}
