@@ -507,13 +507,21 @@ func caseUser(ctx context.Context, e *Env, c *checks) error {
 }
 
 func caseUserExpired(ctx context.Context, e *Env, c *checks) error {
-	tok, err := e.Login(ctx, "", e.loginPurpose())
+	return expiredAccess(ctx, e, c, e.loginPurpose(), func(token string) error {
+		_, err := e.Plugin.User(ctx, token)
+		return err
+	})
+}
+
+// expiredAccess signs in for purpose, expires the access token at the
+// fake, and checks that call with it fails invalid_token, not retryable.
+func expiredAccess(ctx context.Context, e *Env, c *checks, purpose abi.Purpose, call func(token string) error) error {
+	tok, err := e.Login(ctx, "", purpose)
 	if err != nil {
 		return fmt.Errorf("login: %w", err)
 	}
 	e.Fake.ExpireAccessTokens()
-	_, err = e.Plugin.User(ctx, tok.AccessToken)
-	c.wantCode(err, abi.CodeInvalidToken, false, "expired access token")
+	c.wantCode(call(tok.AccessToken), abi.CodeInvalidToken, false, "expired access token")
 	return nil
 }
 
@@ -718,14 +726,10 @@ func caseReposPerPage(ctx context.Context, e *Env, c *checks) error {
 }
 
 func caseReposExpired(ctx context.Context, e *Env, c *checks) error {
-	tok, err := e.Login(ctx, "", e.gitPurpose())
-	if err != nil {
-		return fmt.Errorf("login: %w", err)
-	}
-	e.Fake.ExpireAccessTokens()
-	_, err = e.Plugin.Repos(ctx, plugins.ReposInput{AccessToken: tok.AccessToken})
-	c.wantCode(err, abi.CodeInvalidToken, false, "expired access token")
-	return nil
+	return expiredAccess(ctx, e, c, e.gitPurpose(), func(token string) error {
+		_, err := e.Plugin.Repos(ctx, plugins.ReposInput{AccessToken: token})
+		return err
+	})
 }
 
 func sameSet(a, b []string) bool {
