@@ -9,18 +9,22 @@ import (
 	"github.com/vintner/arbor/sdk/fakeprovider"
 )
 
+// postOnly is an endpoint that takes only a POSTed form, and what it
+// answers to anything else.
+type postOnly struct {
+	name        string
+	cfg         func() fakeprovider.Config
+	url         func(fakeprovider.Endpoints) string
+	notPost     string // the error_description of the 405
+	badFormCode int    // the status of the invalid_request for a bad form
+}
+
 // TestPostOnlyEndpoints: the token endpoint and the form-posted revocation
 // endpoints answer another method with 405 and Allow: POST, and a body
 // that is not a form with 400 (a token endpoint error, so 200 for GitHub,
 // which answers its errors so).
 func TestPostOnlyEndpoints(t *testing.T) {
-	for _, tc := range []struct {
-		name        string
-		cfg         func() fakeprovider.Config
-		url         func(fakeprovider.Endpoints) string
-		notPost     string
-		badFormCode int
-	}{
+	for _, tc := range []postOnly{
 		{"GitLab token", fakeprovider.GitLab, func(e fakeprovider.Endpoints) string { return e.TokenURL }, "The token endpoint accepts POST only.", 400},
 		{"GitHub token", fakeprovider.GitHub, func(e fakeprovider.Endpoints) string { return e.TokenURL }, "The token endpoint accepts POST only.", 200},
 		{"GitLab revoke (RFC 7009)", fakeprovider.GitLab, func(e fakeprovider.Endpoints) string { return e.RevokeURL }, "Use POST.", 400},

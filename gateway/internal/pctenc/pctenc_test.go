@@ -1,20 +1,20 @@
 package pctenc
 
-import "testing"
+import (
+	"strings"
+	"testing"
+)
 
 // TestByte checks every pair of bytes against the hex digits of RFC 3986
 // (HEXDIG: 0-9, A-F, a-f).
 func TestByte(t *testing.T) {
-	val := func(c byte) int {
-		switch {
-		case '0' <= c && c <= '9':
-			return int(c - '0')
-		case 'a' <= c && c <= 'f':
-			return int(c-'a') + 10
-		case 'A' <= c && c <= 'F':
-			return int(c-'A') + 10
+	const hexdig = "0123456789abcdefABCDEF"
+	val := func(c byte) int { // -1 for a byte that is not a hex digit
+		i := strings.IndexByte(hexdig, c)
+		if i >= 16 {
+			i -= 6
 		}
-		return -1
+		return i
 	}
 	for hi := range 256 {
 		for lo := range 256 {
