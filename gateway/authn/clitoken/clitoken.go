@@ -62,6 +62,7 @@ var (
 	ErrWrongIssuer   = errors.New("clitoken: wrong issuer")
 )
 
+// parseErrors are the errors above for what the JWT parser finds wrong.
 var parseErrors = hs256.Errors{Invalid: ErrInvalid, Expired: ErrExpired, WrongAudience: ErrWrongAudience, WrongIssuer: ErrWrongIssuer}
 
 // Options configure a Signer.

@@ -73,6 +73,7 @@ var (
 	ErrWrongIssuer = errors.New("sessiontoken: wrong issuer")
 )
 
+// parseErrors are the errors above for what the JWT parser finds wrong.
 var parseErrors = hs256.Errors{Invalid: ErrInvalid, Expired: ErrExpired, WrongAudience: ErrWrongAudience, WrongIssuer: ErrWrongIssuer}
 
 // Options configure a Signer.
