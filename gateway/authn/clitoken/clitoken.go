@@ -32,7 +32,7 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 
-	"github.com/vintner/arbor/gateway/authn/internal/hs256"
+	"github.com/vintner/arbor/internal/hs256"
 	"github.com/vintner/arbor/gateway/authz/scope"
 	"github.com/vintner/arbor/internal/expcache"
 )

@@ -39,7 +39,7 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 
-	"github.com/vintner/arbor/gateway/authn/internal/hs256"
+	"github.com/vintner/arbor/internal/hs256"
 )
 
 // TypeSession is the typ claim of a session token. Tokens of any other type
