@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-
 	"github.com/vintner/arbor/data"
 	"github.com/vintner/arbor/data/etcd"
 	"github.com/vintner/arbor/data/etcd/etcdtest"

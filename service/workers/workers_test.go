@@ -22,8 +22,8 @@ import (
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/vintner/arbor/data"
-	"github.com/vintner/arbor/gateway/authn"
 	"github.com/vintner/arbor/data/boltdb"
+	"github.com/vintner/arbor/gateway/authn"
 	"github.com/vintner/arbor/sdk/client"
 	"github.com/vintner/arbor/service/workers"
 )

@@ -32,9 +32,9 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 
-	"github.com/vintner/arbor/internal/hs256"
 	"github.com/vintner/arbor/gateway/authz/scope"
 	"github.com/vintner/arbor/internal/expcache"
+	"github.com/vintner/arbor/internal/hs256"
 )
 
 // Token types.
