@@ -50,6 +50,7 @@
 //   - Field maps: UserFields, RepoFields (GitHubRepoFields) and EmailFields
 //     name a provider's members and read them with JSON; their Other hook
 //     reads nested or odd members. PrimaryEmail picks the address to show.
+//   - FullProvider: the interface guard of a provider with every operation.
 //
 // Below them, ExchangeCode, RefreshToken, TokenRequest, Do, Get, PostForm
 // and JSON remain for what the declarations do not cover.
