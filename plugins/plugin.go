@@ -434,8 +434,7 @@ type ExchangeInput struct {
 
 // Exchange exchanges an authorization code for tokens.
 func (p *Plugin) Exchange(ctx context.Context, in ExchangeInput) (*abi.Token, error) {
-	var tok abi.Token
-	err := p.invoke(ctx, abi.OpExchange, func(v *version) abi.Message {
+	return call[abi.Token](ctx, p, abi.OpExchange, func(v *version) abi.Message {
 		r := &abi.ExchangeRequest{
 			Client: abi.Client{ID: v.cfg.ClientID, Secret: v.cfg.ClientSecret}, Endpoints: v.endpoints,
 			Code: in.Code, RedirectURI: in.RedirectURI, CodeVerifier: in.CodeVerifier,
@@ -446,11 +445,7 @@ func (p *Plugin) Exchange(ctx context.Context, in ExchangeInput) (*abi.Token, er
 			r.CodeVerifier = ""
 		}
 		return r
-	}, []string{in.Code, in.CodeVerifier}, &tok)
-	if err != nil {
-		return nil, err
-	}
-	return &tok, nil
+	}, in.Code, in.CodeVerifier)
 }
 
 // RefreshInput is a stored refresh token.
@@ -464,17 +459,12 @@ type RefreshInput struct {
 // user must reconnect. Providers that rotate refresh tokens return a new
 // one: store it before using the access token.
 func (p *Plugin) Refresh(ctx context.Context, in RefreshInput) (*abi.Token, error) {
-	var tok abi.Token
-	err := p.invoke(ctx, abi.OpRefresh, func(v *version) abi.Message {
+	return call[abi.Token](ctx, p, abi.OpRefresh, func(v *version) abi.Message {
 		return &abi.RefreshRequest{
 			Client: abi.Client{ID: v.cfg.ClientID, Secret: v.cfg.ClientSecret}, Endpoints: v.endpoints,
 			RefreshToken: in.RefreshToken, Scopes: in.Scopes,
 		}
-	}, []string{in.RefreshToken}, &tok)
-	if err != nil {
-		return nil, err
-	}
-	return &tok, nil
+	}, in.RefreshToken)
 }
 
 // RevokeInput holds the tokens of the grant to revoke; either may be empty.
@@ -495,14 +485,9 @@ func (p *Plugin) Revoke(ctx context.Context, in RevokeInput) error {
 
 // User returns the account an access token belongs to.
 func (p *Plugin) User(ctx context.Context, accessToken string) (*abi.User, error) {
-	var u abi.User
-	err := p.invoke(ctx, abi.OpUser, func(v *version) abi.Message {
+	return call[abi.User](ctx, p, abi.OpUser, func(v *version) abi.Message {
 		return &abi.UserRequest{Endpoints: v.endpoints, AccessToken: accessToken}
-	}, []string{accessToken}, &u)
-	if err != nil {
-		return nil, err
-	}
-	return &u, nil
+	}, accessToken)
 }
 
 // ReposInput asks for one page of repositories.
@@ -516,14 +501,22 @@ type ReposInput struct {
 
 // Repos lists one page of the user's repositories.
 func (p *Plugin) Repos(ctx context.Context, in ReposInput) (*abi.RepoPage, error) {
-	var page abi.RepoPage
-	err := p.invoke(ctx, abi.OpRepos, func(v *version) abi.Message {
+	return call[abi.RepoPage](ctx, p, abi.OpRepos, func(v *version) abi.Message {
 		return &abi.ReposRequest{Endpoints: v.endpoints, AccessToken: in.AccessToken, Cursor: in.Cursor, PerPage: in.PerPage}
-	}, []string{in.AccessToken}, &page)
-	if err != nil {
+	}, in.AccessToken)
+}
+
+// call runs op through invoke and returns its decoded result; secrets are
+// the request's sensitive values.
+func call[T any, P interface {
+	*T
+	abi.Message
+}](ctx context.Context, p *Plugin, op abi.Op, build func(*version) abi.Message, secrets ...string) (*T, error) {
+	out := P(new(T))
+	if err := p.invoke(ctx, op, build, secrets, out); err != nil {
 		return nil, err
 	}
-	return &page, nil
+	return out, nil
 }
 
 // invoke runs one operation on the current version and decodes its payload

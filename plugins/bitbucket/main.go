@@ -40,26 +40,33 @@ import (
 	"errors"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/vintner/arbor/sdk/abi"
 	"github.com/vintner/arbor/sdk/plugin"
 )
 
-type bitbucket struct{}
+// bitbucket gets the standard Exchange and Refresh from plugin.Grants,
+// with HTTP Basic client authentication and no scope on the refresh grant
+// (scopes come from the consumer). Bitbucket rotates refresh tokens: the
+// caller must store the returned one.
+type bitbucket struct{ plugin.Grants }
 
-var (
-	_ plugin.Authorizer = (*bitbucket)(nil)
-	_ plugin.Exchanger  = (*bitbucket)(nil)
-	_ plugin.Refresher  = (*bitbucket)(nil)
-	_ plugin.Revoker    = (*bitbucket)(nil)
-	_ plugin.UserInfoer = (*bitbucket)(nil)
-	_ plugin.RepoLister = (*bitbucket)(nil)
-)
+var _ interface {
+	plugin.FullProvider
+	plugin.Authorizer
+} = (*bitbucket)(nil)
 
-func init() { plugin.Register(&bitbucket{}) }
+func init() {
+	plugin.Register(&bitbucket{plugin.Grants{Auth: plugin.AuthInHeader, RefreshWithoutScope: true}})
+}
 
 func main() {}
+
+// api calls Bitbucket's REST API with a Bearer token; a 4xx refusal is
+// permanent.
+var api = plugin.API{Check: func(method, u string, resp *plugin.Response) error {
+	return permanent(plugin.CheckResponse(method, u, resp), resp)
+}}
 
 const (
 	// maxPageLen is the largest page Bitbucket serves.
@@ -87,93 +94,58 @@ func (*bitbucket) AuthorizeParams(_ context.Context, r *plugin.AuthorizeRequest)
 	return v, nil
 }
 
-func (*bitbucket) Exchange(ctx context.Context, r *plugin.ExchangeRequest) (*plugin.Token, error) {
-	t, err := plugin.ExchangeCode(ctx, r, plugin.AuthInHeader)
-	return t, err
-}
-
-// Refresh uses a refresh token with Basic client authentication. Bitbucket
-// rotates it: the caller must store the returned one.
-func (*bitbucket) Refresh(ctx context.Context, r *plugin.RefreshRequest) (*plugin.Token, error) {
-	r.Scopes = nil // scopes come from the consumer
-	t, err := plugin.RefreshToken(ctx, r, plugin.AuthInHeader)
-	return t, err
-}
-
 // Revoke reports "unsupported": see revokeMessage.
 func (*bitbucket) Revoke(context.Context, *plugin.RevokeRequest) error {
 	return plugin.ErrUnsupported(revokeMessage)
 }
 
 func (*bitbucket) User(ctx context.Context, r *plugin.UserRequest) (*plugin.User, error) {
-	if r.Endpoints.APIBase == "" {
-		return nil, plugin.ErrInvalidRequest("no API base URL is configured")
+	var nickname string
+	fields := plugin.UserFields{
+		// uuid is stable and never reused; account_id is Atlassian-wide
+		// and absent for some accounts.
+		ID: "uuid", Login: "username", Name: "display_name",
+		Other: func(j *plugin.JSON, key []byte, u *plugin.User) {
+			switch string(key) {
+			case "nickname":
+				nickname = j.String()
+			case "links":
+				j.Object(func(key []byte) {
+					switch string(key) {
+					case "avatar":
+						u.AvatarURL = href(j)
+					case "html":
+						u.ProfileURL = href(j)
+					}
+				})
+			}
+		},
 	}
-	resp, err := get(ctx, r.Endpoints.APIBase+"/user", r.AccessToken)
+	u, c, err := api.User(ctx, r, "/user", fields)
 	if err != nil {
 		return nil, err
-	}
-	u := &plugin.User{}
-	var nickname string
-	j := plugin.NewJSON(resp.Body)
-	j.Object(func(key []byte) {
-		switch string(key) {
-		case "uuid":
-			// Stable and never reused; account_id is Atlassian-wide and
-			// absent for some accounts.
-			u.ID = j.String()
-		case "username":
-			u.Login = j.String()
-		case "nickname":
-			nickname = j.String()
-		case "display_name":
-			u.Name = j.String()
-		case "links":
-			j.Object(func(key []byte) {
-				switch string(key) {
-				case "avatar":
-					u.AvatarURL = href(j)
-				case "html":
-					u.ProfileURL = href(j)
-				}
-			})
-		}
-	})
-	if err := j.Err(); err != nil {
-		return nil, err
-	}
-	if u.ID == "" {
-		return nil, plugin.ErrProvider(resp.StatusCode, "/2.0/user answered without a uuid")
 	}
 	if u.Login == "" {
 		u.Login = nickname // Bitbucket drops username for some accounts
 	}
 
-	next := r.Endpoints.APIBase + "/user/emails?pagelen=100"
+	next := c.Base() + "/user/emails?pagelen=100"
 	for i := 0; next != "" && i < maxEmailPages && u.Email == ""; i++ {
-		next, err = listPage(ctx, next, r.Endpoints.APIBase, r.AccessToken, "/2.0/user/emails", func(j *plugin.JSON) {
-			var addr string
-			var primary, confirmed bool
-			j.Object(func(key []byte) {
-				switch string(key) {
-				case "email":
-					addr = j.String()
-				case "is_primary":
-					primary = j.Bool()
-				case "is_confirmed":
-					confirmed = j.Bool()
-				}
-			})
-			if primary && u.Email == "" {
-				u.Email, u.EmailVerified = addr, confirmed
-			}
+		var list []plugin.Email
+		next, err = listPage(ctx, c, next, "/2.0/user/emails", func(j *plugin.JSON) {
+			list = append(list, emailFields.Read(j))
 		})
 		if err != nil {
 			return nil, err
 		}
+		if e, ok := plugin.PrimaryEmail(list); ok {
+			u.Email, u.EmailVerified = e.Address, e.Verified
+		}
 	}
 	return u, nil
 }
+
+var emailFields = plugin.EmailFields{Address: "email", Primary: "is_primary", Verified: "is_confirmed"}
 
 // listCursor is where a repository listing resumes. Encoded as a query
 // string: w, the /user/workspaces page that holds the next workspace; i,
@@ -199,26 +171,21 @@ func (c listCursor) encode() string {
 }
 
 // decodeCursor parses a cursor from an earlier page and checks that every
-// URL in it is a page of this provider's API.
-func decodeCursor(s, api string) (listCursor, error) {
+// URL in it is a page of this provider's API, the only place the user's
+// token may be sent.
+func decodeCursor(s string, c *plugin.Caller) (listCursor, error) {
 	bad := plugin.ErrInvalidRequest("the cursor is not one this plugin returned for this provider's API; list again from the start")
 	v, err := plugin.ParseQuery(s)
 	if err != nil {
 		return listCursor{}, bad
 	}
-	c := listCursor{wsPage: v.Get("w"), repos: v.Get("r"), last: v.Get("l") == "1"}
+	cur := listCursor{wsPage: v.Get("w"), repos: v.Get("r"), last: v.Get("l") == "1"}
 	i, err := strconv.Atoi(v.Get("i"))
-	if err != nil || i < 0 || i > maxCursorIndex || !underAPI(c.wsPage, api) || (v.Has("r") && !underAPI(c.repos, api)) {
+	if err != nil || i < 0 || i > maxCursorIndex || !c.Owns(cur.wsPage) || (v.Has("r") && !c.Owns(cur.repos)) {
 		return listCursor{}, bad
 	}
-	c.index = i
-	return c, nil
-}
-
-// underAPI reports whether u is a URL on the API base: the only place the
-// user's token may be sent.
-func underAPI(u, api string) bool {
-	return strings.HasPrefix(u, api+"/") && !strings.Contains(u, "/../") && !strings.HasSuffix(u, "/..")
+	cur.index = i
+	return cur, nil
 }
 
 // Repos lists the repositories the user is a member of, workspace by
@@ -228,21 +195,16 @@ func underAPI(u, api string) bool {
 // within maxListCalls requests; when it runs out of requests it returns
 // what it has (possibly nothing) with a cursor.
 func (*bitbucket) Repos(ctx context.Context, r *plugin.ReposRequest) (*plugin.RepoPage, error) {
-	api := r.Endpoints.APIBase
-	if api == "" {
-		return nil, plugin.ErrInvalidRequest("no API base URL is configured")
+	c, err := api.For(r.Endpoints, r.AccessToken)
+	if err != nil {
+		return nil, err
 	}
-	n := r.PerPage
-	if n <= 0 || n > maxPageLen {
-		n = maxPageLen
-	}
-	cur := listCursor{wsPage: api + "/user/workspaces?pagelen=" + strconv.Itoa(maxPageLen)}
+	n := plugin.PerPage(r.PerPage, maxPageLen)
+	cur := listCursor{wsPage: c.Base() + "/user/workspaces?pagelen=" + strconv.Itoa(maxPageLen)}
 	if r.Cursor != "" {
-		c, err := decodeCursor(r.Cursor, api)
-		if err != nil {
+		if cur, err = decodeCursor(r.Cursor, c); err != nil {
 			return nil, err
 		}
-		cur = c
 	}
 	page := &plugin.RepoPage{Repos: make([]plugin.Repo, 0, n)}
 	calls := 0
@@ -257,7 +219,7 @@ func (*bitbucket) Repos(ctx context.Context, r *plugin.ReposRequest) (*plugin.Re
 		if cur.repos == "" {
 			// Start the next workspace.
 			if cached.url != cur.wsPage {
-				slugs, next, err := workspaces(ctx, cur.wsPage, api, r.AccessToken)
+				slugs, next, err := workspaces(ctx, c, cur.wsPage)
 				calls++
 				if err != nil {
 					return nil, err
@@ -281,12 +243,12 @@ func (*bitbucket) Repos(ctx context.Context, r *plugin.ReposRequest) (*plugin.Re
 					cur.wsPage, cur.index = cached.next, 0
 				}
 			}
-			cur.repos = api + "/repositories/" + plugin.PathEscape(slug) + "?role=member&pagelen=" + strconv.Itoa(n)
+			cur.repos = c.Base() + "/repositories/" + plugin.PathEscape(slug) + "?role=member&pagelen=" + strconv.Itoa(n)
 			if calls >= maxListCalls {
 				break
 			}
 		}
-		repos, next, err := repoPage(ctx, cur.repos, api, r.AccessToken)
+		repos, next, err := repoPage(ctx, c, cur.repos)
 		calls++
 		if err != nil {
 			return nil, err
@@ -310,11 +272,11 @@ func (*bitbucket) Repos(ctx context.Context, r *plugin.ReposRequest) (*plugin.Re
 // the next page's URL. u must be under the API base (what names the list
 // in errors): the user's token goes nowhere else. The next URL is the
 // caller's to check (nextOutside) before it keeps or follows it.
-func listPage(ctx context.Context, u, api, token, what string, each func(j *plugin.JSON)) (next string, err error) {
-	if !underAPI(u, api) {
+func listPage(ctx context.Context, c *plugin.Caller, u, what string, each func(j *plugin.JSON)) (next string, err error) {
+	if !c.Owns(u) {
 		return "", plugin.ErrProvider(0, what+" pointed its next page outside the API")
 	}
-	resp, err := get(ctx, u, token)
+	resp, err := c.Get(ctx, u)
 	if err != nil {
 		return "", err
 	}
@@ -335,8 +297,8 @@ func listPage(ctx context.Context, u, api, token, what string, each func(j *plug
 
 // nextOutside is the error for a list whose next page is not under the
 // API base, or nil.
-func nextOutside(next, api, what string) error {
-	if next != "" && !underAPI(next, api) {
+func nextOutside(c *plugin.Caller, next, what string) error {
+	if next != "" && !c.Owns(next) {
 		return plugin.ErrProvider(0, what+" pointed its next page outside the API")
 	}
 	return nil
@@ -344,8 +306,8 @@ func nextOutside(next, api, what string) error {
 
 // workspaces reads one page of GET /user/workspaces: the workspaces' slugs
 // and the next page's URL.
-func workspaces(ctx context.Context, u, api, token string) (slugs []string, next string, err error) {
-	next, err = listPage(ctx, u, api, token, "/2.0/user/workspaces", func(j *plugin.JSON) {
+func workspaces(ctx context.Context, c *plugin.Caller, u string) (slugs []string, next string, err error) {
+	next, err = listPage(ctx, c, u, "/2.0/user/workspaces", func(j *plugin.JSON) {
 		var slug string
 		j.Object(func(key []byte) {
 			if string(key) == "workspace" {
@@ -369,17 +331,17 @@ func workspaces(ctx context.Context, u, api, token string) (slugs []string, next
 			return nil, "", plugin.ErrProvider(0, "/2.0/user/workspaces answered a workspace without a usable slug")
 		}
 	}
-	if err := nextOutside(next, api, "/2.0/user/workspaces"); err != nil {
+	if err := nextOutside(c, next, "/2.0/user/workspaces"); err != nil {
 		return nil, "", err
 	}
 	return slugs, next, nil
 }
 
 // repoPage reads one page of a workspace's repositories.
-func repoPage(ctx context.Context, u, api, token string) (repos []plugin.Repo, next string, err error) {
-	next, err = listPage(ctx, u, api, token, "/2.0/repositories", func(j *plugin.JSON) { repos = append(repos, repo(j)) })
+func repoPage(ctx context.Context, c *plugin.Caller, u string) (repos []plugin.Repo, next string, err error) {
+	next, err = listPage(ctx, c, u, "/2.0/repositories", func(j *plugin.JSON) { repos = append(repos, repoFields.Read(j)) })
 	if err == nil {
-		err = nextOutside(next, api, "/2.0/repositories")
+		err = nextOutside(c, next, "/2.0/repositories")
 	}
 	if err != nil {
 		return nil, "", err
@@ -387,27 +349,18 @@ func repoPage(ctx context.Context, u, api, token string) (repos []plugin.Repo, n
 	return repos, next, nil
 }
 
-// repo reads one repository object.
-func repo(j *plugin.JSON) plugin.Repo {
-	var r plugin.Repo
-	j.Object(func(key []byte) {
+// repoFields reads a repository object: the default branch is
+// mainbranch.name, the URLs are under links.
+var repoFields = plugin.RepoFields{
+	ID: "uuid", FullName: "full_name", Description: "description", Private: "is_private", UpdatedAt: "updated_on",
+	Other: func(j *plugin.JSON, key []byte, r *plugin.Repo) {
 		switch string(key) {
-		case "uuid":
-			r.ID = j.String()
-		case "full_name":
-			r.FullName = j.String()
-		case "description":
-			r.Description = j.String()
-		case "is_private":
-			r.Private = j.Bool()
 		case "mainbranch":
 			j.Object(func(key []byte) {
 				if string(key) == "name" {
 					r.DefaultBranch = j.String()
 				}
 			})
-		case "updated_on":
-			r.UpdatedAt = unixTime(j.String())
 		case "links":
 			j.Object(func(key []byte) {
 				switch string(key) {
@@ -431,8 +384,7 @@ func repo(j *plugin.JSON) plugin.Repo {
 				}
 			})
 		}
-	})
-	return r
+	},
 }
 
 // href reads {"href": "…"}.
@@ -462,19 +414,6 @@ func stripUserinfo(u string) string {
 		return scheme + "://" + rest[at+1:]
 	}
 	return u
-}
-
-// get performs an authenticated API GET and turns error statuses into
-// typed errors.
-func get(ctx context.Context, u, token string) (*plugin.Response, error) {
-	resp, err := plugin.Get(ctx, u, plugin.Bearer(token))
-	if err != nil {
-		return nil, err
-	}
-	if err := plugin.CheckResponse("GET", u, resp); err != nil {
-		return nil, permanent(err, resp)
-	}
-	return resp, nil
 }
 
 // permanent says so in a provider_error for a 4xx answer (CheckResponse
@@ -527,14 +466,4 @@ func errorMessage(body []byte) string {
 		m = m[:200] + "…"
 	}
 	return m
-}
-
-// unixTime parses an RFC 3339 time (Bitbucket adds microseconds and an
-// offset), 0 if it is empty or malformed.
-func unixTime(s string) int64 {
-	t, err := time.Parse(time.RFC3339Nano, s)
-	if err != nil {
-		return 0
-	}
-	return t.Unix()
 }

@@ -3,6 +3,8 @@ package main
 import (
 	"strings"
 	"testing"
+
+	"github.com/vintner/arbor/sdk/plugin"
 )
 
 func TestStripUserinfo(t *testing.T) {
@@ -20,17 +22,14 @@ func TestStripUserinfo(t *testing.T) {
 	}
 }
 
-func TestUnixTime(t *testing.T) {
-	// Bitbucket's timestamps carry microseconds and an offset.
-	if got := unixTime("2024-05-01T12:00:00.123456+00:00"); got != 1714564800 {
-		t.Errorf("got %d", got)
-	}
-}
-
 func TestCursor(t *testing.T) {
 	const api = "https://api.bitbucket.org/2.0"
+	caller, err := plugin.API{}.For(plugin.Endpoints{APIBase: api}, "tok")
+	if err != nil {
+		t.Fatal(err)
+	}
 	c := listCursor{wsPage: api + "/user/workspaces?page=2&pagelen=100", index: 3, repos: api + "/repositories/orbit?page=2&pagelen=25&role=member", last: true}
-	got, err := decodeCursor(c.encode(), api)
+	got, err := decodeCursor(c.encode(), caller)
 	if err != nil || got != c {
 		t.Fatalf("round trip: %+v %v, want %+v", got, err, c)
 	}
@@ -44,7 +43,7 @@ func TestCursor(t *testing.T) {
 		"w=" + api + "%2Fuser%2Fworkspaces&i=-1",
 		"w=%zz&i=0",
 	} {
-		if _, err := decodeCursor(bad, api); err == nil {
+		if _, err := decodeCursor(bad, caller); err == nil {
 			t.Errorf("cursor %q accepted", bad)
 		}
 	}

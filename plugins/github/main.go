@@ -57,23 +57,21 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/vintner/arbor/sdk/abi"
 	"github.com/vintner/arbor/sdk/plugin"
 )
 
-type github struct{}
+// github gets the standard Exchange and Refresh from plugin.Grants, with
+// the client credentials in the form body. The refresh grant takes no
+// scope parameter at GitHub: a refreshed token keeps the grant's scopes.
+type github struct{ plugin.Grants }
 
-var (
-	_ plugin.Exchanger  = (*github)(nil)
-	_ plugin.Refresher  = (*github)(nil)
-	_ plugin.Revoker    = (*github)(nil)
-	_ plugin.UserInfoer = (*github)(nil)
-	_ plugin.RepoLister = (*github)(nil)
-)
+var _ plugin.FullProvider = (*github)(nil)
 
-func init() { plugin.Register(&github{}) }
+func init() {
+	plugin.Register(&github{plugin.Grants{Auth: plugin.AuthInParams, RefreshWithoutScope: true}})
+}
 
 func main() {}
 
@@ -84,22 +82,22 @@ const apiVersion = "2022-11-28"
 // listings serve.
 const maxPerPage = 100
 
+// api calls GitHub's REST API with its media type and pinned version.
+// Answers are judged by plugin.CheckResponse, which reads GitHub's rate
+// limits too: a 403 or 429 with x-ratelimit-remaining: 0 (primary limit),
+// a retry-after header or a "rate limit" message (secondary limits, whose
+// x-ratelimit-remaining need not be 0) is rate_limited, retryable, with
+// RetryAfter, so that a limited /user/emails is never mistaken for a
+// missing scope
+// (https://docs.github.com/en/rest/using-the-rest-api/rate-limits-for-the-rest-api).
+var api = plugin.API{Header: plugin.Header{
+	"Accept":               {"application/vnd.github+json"},
+	"X-Github-Api-Version": {apiVersion},
+}}
+
 // The authorization URL is the standard one (plugin.DefaultAuthorizeParams):
 // GitHub ignores response_type, takes space-separated scopes and, since
 // July 2025, S256 PKCE challenges.
-
-func (*github) Exchange(ctx context.Context, r *plugin.ExchangeRequest) (*plugin.Token, error) {
-	t, err := plugin.ExchangeCode(ctx, r, plugin.AuthInParams)
-	return t, err
-}
-
-func (*github) Refresh(ctx context.Context, r *plugin.RefreshRequest) (*plugin.Token, error) {
-	// The refresh grant takes no scope parameter at GitHub: a refreshed
-	// token keeps the scopes of the grant.
-	r.Scopes = nil
-	t, err := plugin.RefreshToken(ctx, r, plugin.AuthInParams)
-	return t, err
-}
 
 // Revoke deletes the user's grant for this OAuth app, which revokes every
 // token of the grant, refresh tokens included. GitHub identifies the grant
@@ -109,16 +107,16 @@ func (*github) Revoke(ctx context.Context, r *plugin.RevokeRequest) error {
 	if r.AccessToken == "" {
 		return plugin.ErrInvalidRequest("revoking a grant needs its access token")
 	}
-	if r.Endpoints.APIBase == "" {
-		return plugin.ErrInvalidRequest("no API base URL is configured")
+	c, err := api.For(r.Endpoints, r.AccessToken)
+	if err != nil {
+		return err
 	}
-	u := r.Endpoints.APIBase + "/applications/" + plugin.PathEscape(r.Client.ID) + "/grant"
-	req := plugin.NewRequest("DELETE", u, []byte(`{"access_token":`+jsonQuote(r.AccessToken)+`}`))
+	// The client authenticates this call, not the token.
+	req := plugin.NewRequest("DELETE", "/applications/"+plugin.PathEscape(r.Client.ID)+"/grant",
+		[]byte(`{"access_token":`+jsonQuote(r.AccessToken)+`}`))
 	req.Header.Set("Authorization", plugin.BasicAuth(r.Client.ID, r.Client.Secret))
-	req.Header.Set("Accept", "application/vnd.github+json")
 	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("X-GitHub-Api-Version", apiVersion)
-	resp, err := plugin.Do(ctx, req)
+	resp, err := c.Do(ctx, req)
 	if err != nil {
 		return err
 	}
@@ -126,13 +124,13 @@ func (*github) Revoke(ctx context.Context, r *plugin.RevokeRequest) error {
 	case 204, 200:
 		return nil
 	case 404:
-		return revokeNotFound(ctx, r)
+		return revokeNotFound(ctx, c)
 	case 422:
 		return plugin.ErrInvalidRequest("DELETE /applications/{client_id}/grant refused the request as invalid (422)")
 	case 401:
 		return plugin.ErrInvalidClient("DELETE /applications/{client_id}/grant: the client id or secret was refused (401); check the GitHub client id and secret configured for this provider")
 	}
-	return check("DELETE", u, resp)
+	return plugin.CheckResponse("DELETE", req.URL, resp)
 }
 
 // revokeNotFound explains a 404 from DELETE /applications/{client_id}/grant.
@@ -141,9 +139,8 @@ func (*github) Revoke(ctx context.Context, r *plugin.RevokeRequest) error {
 // credentials (not confirmed from documentation). The access token tells
 // which: if it still works, the grant exists and the credentials were the
 // problem.
-func revokeNotFound(ctx context.Context, r *plugin.RevokeRequest) error {
-	u := r.Endpoints.APIBase + "/user"
-	resp, err := plugin.Get(ctx, u, apiHeader(r.AccessToken))
+func revokeNotFound(ctx context.Context, c *plugin.Caller) error {
+	resp, err := c.Do(ctx, plugin.NewRequest("GET", "/user", nil))
 	if err != nil {
 		return err
 	}
@@ -154,58 +151,40 @@ func revokeNotFound(ctx context.Context, r *plugin.RevokeRequest) error {
 	case 401:
 		return plugin.ErrInvalidToken("the grant is already revoked or the access token expired (DELETE /applications/{client_id}/grant answered 404, GET /user 401)")
 	}
-	if err := check("GET", u, resp); err != nil {
+	if err := plugin.CheckResponse("GET", c.Base()+"/user", resp); err != nil {
 		return err
 	}
 	return plugin.ErrProvider(resp.StatusCode, "DELETE /applications/{client_id}/grant answered 404 and GET /user "+strconv.Itoa(resp.StatusCode))
 }
 
+var userFields = plugin.UserFields{
+	ID: "id", Login: "login", Name: "name", AvatarURL: "avatar_url", ProfileURL: "html_url",
+	Email: "email", // null when the user keeps it private
+}
+
 func (*github) User(ctx context.Context, r *plugin.UserRequest) (*plugin.User, error) {
-	if r.Endpoints.APIBase == "" {
-		return nil, plugin.ErrInvalidRequest("no API base URL is configured")
-	}
-	resp, err := get(ctx, r.Endpoints.APIBase+"/user", r.AccessToken)
+	u, c, err := api.User(ctx, r, "/user", userFields)
 	if err != nil {
 		return nil, err
-	}
-	u := &plugin.User{}
-	j := plugin.NewJSON(resp.Body)
-	j.Object(func(key []byte) {
-		switch string(key) {
-		case "id":
-			u.ID = j.Number()
-		case "login":
-			u.Login = j.String()
-		case "name":
-			u.Name = j.String()
-		case "email":
-			u.Email = j.String() // null when the user keeps it private
-		case "avatar_url":
-			u.AvatarURL = j.String()
-		case "html_url":
-			u.ProfileURL = j.String()
-		}
-	})
-	if err := j.Err(); err != nil {
-		return nil, err
-	}
-	if u.ID == "" {
-		return nil, plugin.ErrProvider(resp.StatusCode, "/user answered without an id")
 	}
 
 	// The address on /user is the public one, which need not be the
 	// primary or verified. /user/emails says which is which.
-	email, verified, err := primaryEmail(ctx, r)
+	resp, err := c.Get(ctx, "/user/emails?per_page=100")
 	switch {
 	case err == nil:
-		if email != "" {
-			u.Email, u.EmailVerified = email, verified
+		list, err := plugin.GitHubEmailFields.Parse(resp.Body)
+		if err != nil {
+			return nil, err
+		}
+		if e, ok := plugin.PrimaryEmail(list); ok {
+			u.Email, u.EmailVerified = e.Address, e.Verified
 		}
 	case isScopeError(err):
 		// The token lacks user:email (an operator's narrower scopes, or a
 		// GitHub App without the e-mail permission): keep the public
 		// address, unverified. (A rate limit is rate_limited, not this:
-		// see check.)
+		// see api.)
 		plugin.Log(plugin.LevelWarn, "cannot read /user/emails (grant the user:email scope); the e-mail address is treated as unverified")
 	default:
 		return nil, err
@@ -213,95 +192,12 @@ func (*github) User(ctx context.Context, r *plugin.UserRequest) (*plugin.User, e
 	return u, nil
 }
 
-// primaryEmail returns the primary address from /user/emails and whether
-// GitHub has verified it.
-func primaryEmail(ctx context.Context, r *plugin.UserRequest) (string, bool, error) {
-	resp, err := get(ctx, r.Endpoints.APIBase+"/user/emails?per_page=100", r.AccessToken)
-	if err != nil {
-		return "", false, err
-	}
-	var email string
-	var verified bool
-	j := plugin.NewJSON(resp.Body)
-	j.Array(func() {
-		var addr string
-		var primary, ok bool
-		j.Object(func(key []byte) {
-			switch string(key) {
-			case "email":
-				addr = j.String()
-			case "primary":
-				primary = j.Bool()
-			case "verified":
-				ok = j.Bool()
-			}
-		})
-		if primary && email == "" {
-			email, verified = addr, ok
-		}
-	})
-	return email, verified, j.Err()
-}
-
 func (*github) Repos(ctx context.Context, r *plugin.ReposRequest) (*plugin.RepoPage, error) {
-	if r.Endpoints.APIBase == "" {
-		return nil, plugin.ErrInvalidRequest("no API base URL is configured")
-	}
 	if strings.HasPrefix(r.AccessToken, "ghu_") {
 		return appRepos(ctx, r)
 	}
-	u := r.Cursor
-	if u == "" {
-		u = r.Endpoints.APIBase + "/user/repos?per_page=" + strconv.Itoa(perPage(r.PerPage))
-	} else if !strings.HasPrefix(u, r.Endpoints.APIBase+"/") {
-		// The cursor is the Link header's next URL; anything else would
-		// send the user's token somewhere it was not sent before.
-		return nil, plugin.ErrInvalidRequest("the cursor is not a page of this provider's API")
-	}
-	resp, err := get(ctx, u, r.AccessToken)
-	if err != nil {
-		return nil, err
-	}
-	page := &plugin.RepoPage{Repos: make([]plugin.Repo, 0, maxPerPage), NextCursor: plugin.NextLink(resp.Header)}
-	j := plugin.NewJSON(resp.Body)
-	j.Array(func() { page.Repos = append(page.Repos, parseRepo(j)) })
-	if err := j.Err(); err != nil {
-		return nil, err
-	}
-	return page, nil
-}
-
-func perPage(n int) int {
-	if n <= 0 || n > maxPerPage {
-		return maxPerPage
-	}
-	return n
-}
-
-// parseRepo reads one repository object.
-func parseRepo(j *plugin.JSON) plugin.Repo {
-	var repo plugin.Repo
-	j.Object(func(key []byte) {
-		switch string(key) {
-		case "id":
-			repo.ID = j.Number()
-		case "full_name":
-			repo.FullName = j.String()
-		case "description":
-			repo.Description = j.String()
-		case "private":
-			repo.Private = j.Bool()
-		case "default_branch":
-			repo.DefaultBranch = j.String()
-		case "html_url":
-			repo.HTMLURL = j.String()
-		case "clone_url":
-			repo.CloneURL = j.String()
-		case "updated_at":
-			repo.UpdatedAt = unixTime(j.String())
-		}
-	})
-	return repo
+	per := strconv.Itoa(plugin.PerPage(r.PerPage, maxPerPage))
+	return api.Repos(ctx, r, plugin.PagingLink, "/user/repos?per_page="+per, plugin.GitHubRepoFields)
 }
 
 // maxAppCalls bounds the HTTP calls of one Repos operation for a GitHub
@@ -361,6 +257,10 @@ func digits(s string) bool {
 // installation: each page is one page of one installation's
 // repositories, and the cursor names the next one.
 func appRepos(ctx context.Context, r *plugin.ReposRequest) (*plugin.RepoPage, error) {
+	c, err := api.For(r.Endpoints, r.AccessToken)
+	if err != nil {
+		return nil, err
+	}
 	budget := maxAppCalls
 	var (
 		insts  []string
@@ -369,7 +269,7 @@ func appRepos(ctx context.Context, r *plugin.ReposRequest) (*plugin.RepoPage, er
 	)
 	list := func() error {
 		var err error
-		insts, err = installations(ctx, r, &budget)
+		insts, err = installations(ctx, c, &budget)
 		listed = true
 		return err
 	}
@@ -383,7 +283,7 @@ func appRepos(ctx context.Context, r *plugin.ReposRequest) (*plugin.RepoPage, er
 			// list (the user or an owner must install it).
 			return out, nil
 		}
-		cur = appCursor{inst: insts[0], page: 1, per: perPage(r.PerPage)}
+		cur = appCursor{inst: insts[0], page: 1, per: plugin.PerPage(r.PerPage, maxPerPage)}
 	} else {
 		var ok bool
 		if cur, ok = parseAppCursor(r.Cursor); !ok {
@@ -391,7 +291,7 @@ func appRepos(ctx context.Context, r *plugin.ReposRequest) (*plugin.RepoPage, er
 		}
 	}
 	for budget > 0 {
-		repos, more, err := installationRepos(ctx, r, cur, &budget)
+		repos, more, err := installationRepos(ctx, c, cur, &budget)
 		if err != nil {
 			return nil, err
 		}
@@ -427,14 +327,14 @@ func appRepos(ctx context.Context, r *plugin.ReposRequest) (*plugin.RepoPage, er
 
 // installations returns the ids of the app's installations the user's
 // token can see (GET /user/installations), spending calls from budget.
-func installations(ctx context.Context, r *plugin.ReposRequest, budget *int) ([]string, error) {
+func installations(ctx context.Context, c *plugin.Caller, budget *int) ([]string, error) {
 	var ids []string
 	for page := 1; page <= maxInstallationPages; page++ {
 		if *budget <= 0 {
 			return nil, plugin.ErrProvider(0, "too many requests for one page of repositories (the installation list is too long)")
 		}
 		*budget--
-		resp, err := get(ctx, r.Endpoints.APIBase+"/user/installations?per_page=100&page="+strconv.Itoa(page), r.AccessToken)
+		resp, err := c.Get(ctx, "/user/installations?per_page=100&page="+strconv.Itoa(page))
 		if err != nil {
 			return nil, err
 		}
@@ -467,56 +367,23 @@ func installations(ctx context.Context, r *plugin.ReposRequest, budget *int) ([]
 // installationRepos returns one page of an installation's repositories
 // (GET /user/installations/{installation_id}/repositories) and whether
 // the Link header names a next page.
-func installationRepos(ctx context.Context, r *plugin.ReposRequest, c appCursor, budget *int) ([]plugin.Repo, bool, error) {
+func installationRepos(ctx context.Context, c *plugin.Caller, cur appCursor, budget *int) ([]plugin.Repo, bool, error) {
 	*budget--
-	u := r.Endpoints.APIBase + "/user/installations/" + c.inst + "/repositories?per_page=" + strconv.Itoa(c.per) + "&page=" + strconv.Itoa(c.page)
-	resp, err := get(ctx, u, r.AccessToken)
+	resp, err := c.Get(ctx, "/user/installations/"+cur.inst+"/repositories?per_page="+strconv.Itoa(cur.per)+"&page="+strconv.Itoa(cur.page))
 	if err != nil {
 		return nil, false, err
 	}
-	repos := make([]plugin.Repo, 0, c.per)
+	repos := make([]plugin.Repo, 0, cur.per)
 	j := plugin.NewJSON(resp.Body)
 	j.Object(func(key []byte) {
 		if string(key) == "repositories" {
-			j.Array(func() { repos = append(repos, parseRepo(j)) })
+			j.Array(func() { repos = append(repos, plugin.GitHubRepoFields.Read(j)) })
 		}
 	})
 	if err := j.Err(); err != nil {
 		return nil, false, err
 	}
 	return repos, plugin.NextLink(resp.Header) != "", nil
-}
-
-// get performs an authenticated API GET and turns error statuses into
-// typed errors.
-func get(ctx context.Context, u, token string) (*plugin.Response, error) {
-	resp, err := plugin.Get(ctx, u, apiHeader(token))
-	if err != nil {
-		return nil, err
-	}
-	if err := check("GET", u, resp); err != nil {
-		return nil, err
-	}
-	return resp, nil
-}
-
-func apiHeader(token string) plugin.Header {
-	return plugin.Header{
-		"Authorization":        {"Bearer " + token},
-		"Accept":               {"application/vnd.github+json"},
-		"X-Github-Api-Version": {apiVersion},
-	}
-}
-
-// check is plugin.CheckResponse, which reads GitHub's rate limits too: a
-// 403 or 429 with x-ratelimit-remaining: 0 (primary limit), a retry-after
-// header or a "rate limit" message (secondary limits, whose
-// x-ratelimit-remaining need not be 0) is rate_limited, retryable, with
-// RetryAfter, so that a limited /user/emails is never mistaken for a
-// missing scope
-// (https://docs.github.com/en/rest/using-the-rest-api/rate-limits-for-the-rest-api).
-func check(method, u string, resp *plugin.Response) error {
-	return plugin.CheckResponse(method, u, resp)
 }
 
 // isScopeError reports a 403 or 404, which GitHub answers when the token
@@ -542,13 +409,4 @@ func jsonQuote(s string) string {
 		}
 	}
 	return string(append(b, '"'))
-}
-
-// unixTime parses an RFC 3339 time, 0 if it is empty or malformed.
-func unixTime(s string) int64 {
-	t, err := time.Parse(time.RFC3339, s)
-	if err != nil {
-		return 0
-	}
-	return t.Unix()
 }

@@ -16,15 +16,6 @@ func TestJSONQuote(t *testing.T) {
 	}
 }
 
-func TestUnixTime(t *testing.T) {
-	if got := unixTime("2011-01-26T19:14:43Z"); got != 1296069283 {
-		t.Errorf("got %d", got)
-	}
-	if unixTime("") != 0 || unixTime("yesterday") != 0 {
-		t.Error("malformed times must read as 0")
-	}
-}
-
 // TestAppCursor: the GitHub App listing's cursor round-trips and only
 // well-formed numbers are taken from it, so every URL built from it stays
 // on the API base.

@@ -20,44 +20,24 @@ package main
 import (
 	"context"
 	"strconv"
-	"strings"
-	"time"
 
 	"github.com/vintner/arbor/sdk/plugin"
 )
 
-type gitlab struct{}
+// gitlab gets the standard Exchange and Refresh from plugin.Grants, with
+// the client credentials in the form body. GitLab rotates refresh tokens:
+// the caller must store the returned one, the old one is dead.
+type gitlab struct{ plugin.Grants }
 
-var (
-	_ plugin.Exchanger  = (*gitlab)(nil)
-	_ plugin.Refresher  = (*gitlab)(nil)
-	_ plugin.Revoker    = (*gitlab)(nil)
-	_ plugin.UserInfoer = (*gitlab)(nil)
-	_ plugin.RepoLister = (*gitlab)(nil)
-)
+var _ plugin.FullProvider = (*gitlab)(nil)
 
-func init() { plugin.Register(&gitlab{}) }
+func init() { plugin.Register(&gitlab{plugin.Grants{Auth: plugin.AuthInParams}}) }
 
 func main() {}
-
-// maxPerPage is the largest page GitLab serves.
-const maxPerPage = 100
 
 // The authorization URL is the standard one (plugin.DefaultAuthorizeParams):
 // response_type, client_id, redirect_uri, scope (space-separated), state and
 // the PKCE challenge.
-
-func (*gitlab) Exchange(ctx context.Context, r *plugin.ExchangeRequest) (*plugin.Token, error) {
-	t, err := plugin.ExchangeCode(ctx, r, plugin.AuthInParams)
-	return t, err
-}
-
-// Refresh uses a refresh token. GitLab rotates it: the caller must store
-// the returned one, the old one is dead.
-func (*gitlab) Refresh(ctx context.Context, r *plugin.RefreshRequest) (*plugin.Token, error) {
-	t, err := plugin.RefreshToken(ctx, r, plugin.AuthInParams)
-	return t, err
-}
 
 // Revoke revokes the authorization through /oauth/revoke. GitLab
 // (Doorkeeper) keeps an access token and its refresh token in one record,
@@ -102,141 +82,51 @@ func (*gitlab) Revoke(ctx context.Context, r *plugin.RevokeRequest) error {
 	return nil
 }
 
+// api calls GitLab's REST API with the defaults: a Bearer token, JSON.
+var api plugin.API
+
+var userFields = plugin.UserFields{
+	ID: "id", Login: "username", Name: "name", AvatarURL: "avatar_url", ProfileURL: "web_url",
+	Email: "email", // the primary address, visible to the user themselves
+	Other: func(j *plugin.JSON, key []byte, u *plugin.User) {
+		if string(key) == "confirmed_at" {
+			u.EmailVerified = j.String() != "" // see User
+		}
+	},
+}
+
 func (*gitlab) User(ctx context.Context, r *plugin.UserRequest) (*plugin.User, error) {
-	if r.Endpoints.APIBase == "" {
-		return nil, plugin.ErrInvalidRequest("no API base URL is configured")
-	}
-	resp, err := get(ctx, r.Endpoints.APIBase+"/user", r.AccessToken)
+	u, _, err := api.User(ctx, r, "/user", userFields)
 	if err != nil {
 		return nil, err
-	}
-	u := &plugin.User{}
-	var confirmed bool
-	j := plugin.NewJSON(resp.Body)
-	j.Object(func(key []byte) {
-		switch string(key) {
-		case "id":
-			u.ID = j.Number()
-		case "username":
-			u.Login = j.String()
-		case "name":
-			u.Name = j.String()
-		case "email":
-			// The primary address, visible to the user themselves.
-			u.Email = j.String()
-		case "confirmed_at":
-			confirmed = j.String() != ""
-		case "avatar_url":
-			u.AvatarURL = j.String()
-		case "web_url":
-			u.ProfileURL = j.String()
-		}
-	})
-	if err := j.Err(); err != nil {
-		return nil, err
-	}
-	if u.ID == "" {
-		return nil, plugin.ErrProvider(resp.StatusCode, "/user answered without an id")
 	}
 	// GitLab makes an address primary only once it is confirmed;
 	// confirmed_at says the account's address was confirmed. Without it
 	// (older versions, an unconfirmed account) the address does not count
 	// as verified.
-	u.EmailVerified = u.Email != "" && confirmed
+	u.EmailVerified = u.Email != "" && u.EmailVerified
 	return u, nil
+}
+
+// maxPerPage is the largest page GitLab serves.
+const maxPerPage = 100
+
+var repoFields = plugin.RepoFields{
+	ID: "id", FullName: "path_with_namespace", Description: "description", DefaultBranch: "default_branch",
+	HTMLURL: "web_url", CloneURL: "http_url_to_repo", UpdatedAt: "last_activity_at",
+	Other: func(j *plugin.JSON, key []byte, r *plugin.Repo) {
+		if string(key) == "visibility" {
+			// internal projects are visible to every signed-in user of
+			// the instance, not to the world: not public.
+			r.Private = j.String() != "public"
+		}
+	},
 }
 
 // Repos lists the projects the user is a member of. The cursor is the next
 // page number (X-Next-Page), or the Link header's next URL when GitLab
 // omits the page headers.
 func (*gitlab) Repos(ctx context.Context, r *plugin.ReposRequest) (*plugin.RepoPage, error) {
-	if r.Endpoints.APIBase == "" {
-		return nil, plugin.ErrInvalidRequest("no API base URL is configured")
-	}
-	per := r.PerPage
-	if per <= 0 || per > maxPerPage {
-		per = maxPerPage
-	}
-	u := r.Endpoints.APIBase + "/projects?membership=true&order_by=id&sort=asc&per_page=" + strconv.Itoa(per)
-	switch c := r.Cursor; {
-	case c == "":
-	case isDigits(c):
-		u += "&page=" + c
-	case strings.HasPrefix(c, r.Endpoints.APIBase+"/"):
-		u = c
-	default:
-		return nil, plugin.ErrInvalidRequest("the cursor is neither a page number nor a page of this provider's API")
-	}
-	resp, err := get(ctx, u, r.AccessToken)
-	if err != nil {
-		return nil, err
-	}
-	page := &plugin.RepoPage{Repos: make([]plugin.Repo, 0, per)}
-	if _, ok := resp.Header["X-Next-Page"]; ok {
-		page.NextCursor = strings.TrimSpace(resp.Header.Get("X-Next-Page"))
-	} else {
-		page.NextCursor = plugin.NextLink(resp.Header)
-	}
-	j := plugin.NewJSON(resp.Body)
-	j.Array(func() {
-		var repo plugin.Repo
-		j.Object(func(key []byte) {
-			switch string(key) {
-			case "id":
-				repo.ID = j.Number()
-			case "path_with_namespace":
-				repo.FullName = j.String()
-			case "description":
-				repo.Description = j.String()
-			case "visibility":
-				// internal projects are visible to every signed-in user of
-				// the instance, not to the world: not public.
-				repo.Private = j.String() != "public"
-			case "default_branch":
-				repo.DefaultBranch = j.String()
-			case "web_url":
-				repo.HTMLURL = j.String()
-			case "http_url_to_repo":
-				repo.CloneURL = j.String()
-			case "last_activity_at":
-				repo.UpdatedAt = unixTime(j.String())
-			}
-		})
-		page.Repos = append(page.Repos, repo)
-	})
-	if err := j.Err(); err != nil {
-		return nil, err
-	}
-	return page, nil
-}
-
-// get performs an authenticated API GET and turns error statuses into
-// typed errors.
-func get(ctx context.Context, u, token string) (*plugin.Response, error) {
-	resp, err := plugin.Get(ctx, u, plugin.Bearer(token))
-	if err != nil {
-		return nil, err
-	}
-	if err := plugin.CheckResponse("GET", u, resp); err != nil {
-		return nil, err
-	}
-	return resp, nil
-}
-
-func isDigits(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if s[i] < '0' || s[i] > '9' {
-			return false
-		}
-	}
-	return s != ""
-}
-
-// unixTime parses an RFC 3339 time, 0 if it is empty or malformed.
-func unixTime(s string) int64 {
-	t, err := time.Parse(time.RFC3339, s)
-	if err != nil {
-		return 0
-	}
-	return t.Unix()
+	per := strconv.Itoa(plugin.PerPage(r.PerPage, maxPerPage))
+	return api.Repos(ctx, r, plugin.PagingNextPage, "/projects?membership=true&order_by=id&sort=asc&per_page="+per, repoFields)
 }

@@ -27,11 +27,11 @@ import (
 
 type google struct{}
 
-var (
-	_ plugin.Exchanger  = (*google)(nil)
-	_ plugin.Revoker    = (*google)(nil)
-	_ plugin.UserInfoer = (*google)(nil)
-)
+var _ interface {
+	plugin.Exchanger
+	plugin.Revoker
+	plugin.UserInfoer
+} = (*google)(nil)
 
 func init() { plugin.Register(&google{}) }
 
@@ -41,9 +41,10 @@ func main() {}
 // response_type, client_id, redirect_uri, scope (space-separated), state and
 // the PKCE challenge.
 
+// Exchange is the standard code grant. (Not plugin.Grants: Google's plugin
+// has no Refresh.)
 func (*google) Exchange(ctx context.Context, r *plugin.ExchangeRequest) (*plugin.Token, error) {
-	t, err := plugin.ExchangeCode(ctx, r, plugin.AuthInParams)
-	return t, err
+	return plugin.ExchangeCode(ctx, r, plugin.AuthInParams)
 }
 
 // Revoke revokes the grant through the token it is given (the refresh
@@ -72,44 +73,28 @@ func (*google) Revoke(ctx context.Context, r *plugin.RevokeRequest) error {
 	return plugin.CheckResponse("POST", u, resp)
 }
 
+var userFields = plugin.UserFields{
+	ID: "sub", Email: "email", Name: "name", AvatarURL: "picture",
+	Other: func(j *plugin.JSON, key []byte, u *plugin.User) {
+		if string(key) != "email_verified" {
+			return
+		}
+		// A boolean in OpenID Connect; some Google endpoints quote it.
+		if j.Kind() == '"' {
+			u.EmailVerified = j.String() == "true"
+		} else {
+			u.EmailVerified = j.Bool()
+		}
+	},
+}
+
+// api calls the userinfo endpoint with the defaults: a Bearer token, JSON.
+var api plugin.API
+
 func (*google) User(ctx context.Context, r *plugin.UserRequest) (*plugin.User, error) {
-	if r.Endpoints.APIBase == "" {
-		return nil, plugin.ErrInvalidRequest("no API base URL is configured")
-	}
-	u := r.Endpoints.APIBase + "/v1/userinfo"
-	resp, err := plugin.Get(ctx, u, plugin.Bearer(r.AccessToken))
+	user, _, err := api.User(ctx, r, "/v1/userinfo", userFields)
 	if err != nil {
 		return nil, err
-	}
-	if err := plugin.CheckResponse("GET", u, resp); err != nil {
-		return nil, err
-	}
-	user := &plugin.User{}
-	j := plugin.NewJSON(resp.Body)
-	j.Object(func(key []byte) {
-		switch string(key) {
-		case "sub":
-			user.ID = j.String()
-		case "email":
-			user.Email = j.String()
-		case "email_verified":
-			// A boolean in OpenID Connect; some Google endpoints quote it.
-			if j.Kind() == '"' {
-				user.EmailVerified = j.String() == "true"
-			} else {
-				user.EmailVerified = j.Bool()
-			}
-		case "name":
-			user.Name = j.String()
-		case "picture":
-			user.AvatarURL = j.String()
-		}
-	})
-	if err := j.Err(); err != nil {
-		return nil, err
-	}
-	if user.ID == "" {
-		return nil, plugin.ErrProvider(resp.StatusCode, "userinfo answered without sub")
 	}
 	if user.Email == "" {
 		user.EmailVerified = false

@@ -124,25 +124,7 @@ func (j *JSON) literal(lit string) bool {
 // the call. A member whose value fn did not read is skipped. A null is
 // treated as an empty object.
 func (j *JSON) Object(fn func(key []byte)) {
-	j.read = true
-	switch j.Kind() {
-	case 'n':
-		j.literal("null")
-		return
-	case '{':
-	default:
-		j.fail("expected an object")
-		return
-	}
-	if j.depth++; j.depth > maxJSONDepth {
-		j.fail("nested too deeply")
-		return
-	}
-	j.i++
-	j.ws()
-	if j.i < len(j.b) && j.b[j.i] == '}' {
-		j.i++
-		j.depth--
+	if !j.open('{', '}', "expected an object") {
 		return
 	}
 	for j.err == nil {
@@ -167,21 +149,7 @@ func (j *JSON) Object(fn func(key []byte)) {
 		if !j.read {
 			j.Skip()
 		}
-		j.ws()
-		if j.i >= len(j.b) {
-			j.fail("unterminated object")
-			return
-		}
-		switch j.b[j.i] {
-		case ',':
-			j.i++
-		case '}':
-			j.i++
-			j.depth--
-			j.read = true
-			return
-		default:
-			j.fail("expected ',' or '}'")
+		if !j.next('}', "unterminated object", "expected ',' or '}'") {
 			return
 		}
 	}
@@ -190,25 +158,7 @@ func (j *JSON) Object(fn func(key []byte)) {
 // Array calls fn for each element of an array; fn must read the element
 // (or Skip it). A null is treated as an empty array.
 func (j *JSON) Array(fn func()) {
-	j.read = true
-	switch j.Kind() {
-	case 'n':
-		j.literal("null")
-		return
-	case '[':
-	default:
-		j.fail("expected an array")
-		return
-	}
-	if j.depth++; j.depth > maxJSONDepth {
-		j.fail("nested too deeply")
-		return
-	}
-	j.i++
-	j.ws()
-	if j.i < len(j.b) && j.b[j.i] == ']' {
-		j.i++
-		j.depth--
+	if !j.open('[', ']', "expected an array") {
 		return
 	}
 	for j.err == nil {
@@ -217,24 +167,61 @@ func (j *JSON) Array(fn func()) {
 		if !j.read {
 			j.Skip()
 		}
-		j.ws()
-		if j.i >= len(j.b) {
-			j.fail("unterminated array")
-			return
-		}
-		switch j.b[j.i] {
-		case ',':
-			j.i++
-		case ']':
-			j.i++
-			j.depth--
-			j.read = true
-			return
-		default:
-			j.fail("expected ',' or ']'")
+		if !j.next(']', "unterminated array", "expected ',' or ']'") {
 			return
 		}
 	}
+}
+
+// open consumes the start of an object or array (opening '{' or '[') and
+// reports whether members follow. A null, an empty container and an error
+// (notKind when the value is something else) all report false.
+func (j *JSON) open(opening, closing byte, notKind string) bool {
+	j.read = true
+	switch j.Kind() {
+	case 'n':
+		j.literal("null")
+		return false
+	case opening:
+	default:
+		j.fail(notKind)
+		return false
+	}
+	if j.depth++; j.depth > maxJSONDepth {
+		j.fail("nested too deeply")
+		return false
+	}
+	j.i++
+	j.ws()
+	if j.i < len(j.b) && j.b[j.i] == closing {
+		j.i++
+		j.depth--
+		return false
+	}
+	return true
+}
+
+// next consumes what follows a member of an object or array and reports
+// whether another member follows (a ','); at the closing byte it ends the
+// container and reports false, as it does on an error.
+func (j *JSON) next(closing byte, unterminated, unexpected string) bool {
+	j.ws()
+	if j.i >= len(j.b) {
+		j.fail(unterminated)
+		return false
+	}
+	switch j.b[j.i] {
+	case ',':
+		j.i++
+		return true
+	case closing:
+		j.i++
+		j.depth--
+		j.read = true
+		return false
+	}
+	j.fail(unexpected)
+	return false
 }
 
 // String reads a string. A null reads as "".

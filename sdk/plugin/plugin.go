@@ -10,17 +10,50 @@
 //
 //	import "github.com/vintner/arbor/sdk/plugin"
 //
-//	type gitea struct{}
+//	type gitea struct{ plugin.Grants } // Exchange and Refresh
 //
-//	func (gitea) Exchange(ctx context.Context, r *plugin.ExchangeRequest) (*plugin.Token, error) {
-//		return plugin.ExchangeCode(ctx, r, plugin.AuthInParams)
+//	var api plugin.API // Bearer token, JSON, CheckResponse
+//
+//	func (gitea) Repos(ctx context.Context, r *plugin.ReposRequest) (*plugin.RepoPage, error) {
+//		c, err := api.For(r.Endpoints, r.AccessToken)
+//		if err != nil {
+//			return nil, err
+//		}
+//		per := plugin.PerPage(r.PerPage, 50)
+//		resp, next, err := c.Page(ctx, plugin.PagingLink, "/user/repos?limit="+strconv.Itoa(per), r.Cursor)
+//		if err != nil {
+//			return nil, err
+//		}
+//		repos, err := plugin.GitHubRepoFields.Append(make([]plugin.Repo, 0, per), resp.Body)
+//		return &plugin.RepoPage{Repos: repos, NextCursor: next}, err
 //	}
-//	// … Refresh, User, Repos …
+//	// … User …
 //
-//	func init() { plugin.Register(gitea{}) }
+//	func init() { plugin.Register(gitea{plugin.Grants{Auth: plugin.AuthInParams}}) }
 //	func main() {}
 //
 //	GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared -o gitea.wasm .
+//
+// # What providers share
+//
+// Most of a provider is what every provider does with different names:
+// declare it, and write code only for the quirks.
+//
+//   - Grants: the authorization code and refresh token grants, with the
+//     client authentication style (AuthInParams, AuthInHeader); embed it.
+//   - API, bound to one operation with For into a Caller: calls with the
+//     user's token (Bearer, Accept JSON, the provider's own fields) that
+//     never leave the API base URL, answers judged by CheckResponse or the
+//     provider's Check, and Page for lists paged by the Link header
+//     (PagingLink) or X-Next-Page (PagingNextPage). PerPage clamps a page
+//     size.
+//   - Field maps: UserFields, RepoFields (GitHubRepoFields) and EmailFields
+//     name a provider's members and read them with JSON; their Other hook
+//     reads nested or odd members. PrimaryEmail picks the address to show.
+//   - FullProvider: the interface guard of a provider with every operation.
+//
+// Below them, ExchangeCode, RefreshToken, TokenRequest, Do, Get, PostForm
+// and JSON remain for what the declarations do not cover.
 //
 // The package hides the ABI (package sdk/abi): it exports the functions the
 // host calls, decodes requests, finds the author's methods by type assertion
@@ -109,6 +142,20 @@ type UserInfoer interface {
 // RepoLister lists repositories, one page per call.
 type RepoLister interface {
 	Repos(ctx context.Context, r *ReposRequest) (*RepoPage, error)
+}
+
+// FullProvider is a provider with every operation but the optional
+// Authorizer. A plugin that means to have them all says so at compile
+// time, where a mistyped method would otherwise surface only when the host
+// compares the module with its manifest:
+//
+//	var _ plugin.FullProvider = (*gitlab)(nil)
+type FullProvider interface {
+	Exchanger
+	Refresher
+	Revoker
+	UserInfoer
+	RepoLister
 }
 
 var provider any

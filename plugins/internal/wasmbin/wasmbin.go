@@ -69,28 +69,24 @@ func vt(s []ValType) []byte {
 
 // String formats t as "func(i32, i32) i64".
 func (t FuncType) String() string {
+	s := "func(" + joinTypes(t.Params) + ")"
+	switch len(t.Results) {
+	case 0:
+		return s
+	case 1:
+		return s + " " + t.Results[0].String()
+	}
+	return s + " (" + joinTypes(t.Results) + ")"
+}
+
+// joinTypes formats s as "i32, i64".
+func joinTypes(s []ValType) string {
 	var b bytes.Buffer
-	b.WriteString("func(")
-	for i, p := range t.Params {
+	for i, t := range s {
 		if i > 0 {
 			b.WriteString(", ")
 		}
-		b.WriteString(p.String())
-	}
-	b.WriteString(")")
-	switch len(t.Results) {
-	case 0:
-	case 1:
-		b.WriteString(" " + t.Results[0].String())
-	default:
-		b.WriteString(" (")
-		for i, r := range t.Results {
-			if i > 0 {
-				b.WriteString(", ")
-			}
-			b.WriteString(r.String())
-		}
-		b.WriteString(")")
+		b.WriteString(t.String())
 	}
 	return b.String()
 }

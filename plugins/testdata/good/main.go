@@ -14,14 +14,10 @@ var build = "v1"
 
 type provider struct{}
 
-var (
-	_ plugin.Authorizer = provider{}
-	_ plugin.Exchanger  = provider{}
-	_ plugin.Refresher  = provider{}
-	_ plugin.Revoker    = provider{}
-	_ plugin.UserInfoer = provider{}
-	_ plugin.RepoLister = provider{}
-)
+var _ interface {
+	plugin.FullProvider
+	plugin.Authorizer
+} = provider{}
 
 func (provider) AuthorizeParams(_ context.Context, r *plugin.AuthorizeRequest) (plugin.Values, error) {
 	v := plugin.DefaultAuthorizeParams(r)
@@ -51,73 +47,23 @@ func (provider) Revoke(ctx context.Context, r *plugin.RevokeRequest) error {
 	return plugin.CheckResponse("POST", r.Endpoints.RevokeURL, resp)
 }
 
+var userFields = plugin.UserFields{ID: "id", Login: "login", Name: "name", Email: "email"}
+
+// api calls the fake's API with the defaults: a Bearer token, JSON.
+var api plugin.API
+
 func (provider) User(ctx context.Context, r *plugin.UserRequest) (*plugin.User, error) {
-	u := r.Endpoints.APIBase + "/user"
-	resp, err := plugin.Get(ctx, u, plugin.Bearer(r.AccessToken))
+	user, _, err := api.User(ctx, r, "/user", userFields)
 	if err != nil {
 		return nil, err
 	}
-	if err := plugin.CheckResponse("GET", u, resp); err != nil {
-		return nil, err
-	}
-	user := &plugin.User{EmailVerified: true}
-	j := plugin.NewJSON(resp.Body)
-	j.Object(func(key []byte) {
-		switch string(key) {
-		case "id":
-			user.ID = j.Number()
-		case "login":
-			user.Login = j.String()
-		case "name":
-			user.Name = j.String()
-		case "email":
-			user.Email = j.String()
-		}
-	})
-	return user, j.Err()
+	user.EmailVerified = true
+	return user, nil
 }
 
 func (provider) Repos(ctx context.Context, r *plugin.ReposRequest) (*plugin.RepoPage, error) {
-	u := r.Cursor
-	if u == "" {
-		per := r.PerPage
-		if per <= 0 {
-			per = 100
-		}
-		u = r.Endpoints.APIBase + "/user/repos?per_page=" + strconv.Itoa(per)
-	}
-	resp, err := plugin.Get(ctx, u, plugin.Bearer(r.AccessToken))
-	if err != nil {
-		return nil, err
-	}
-	if err := plugin.CheckResponse("GET", u, resp); err != nil {
-		return nil, err
-	}
-	page := &plugin.RepoPage{Repos: make([]plugin.Repo, 0, 100), NextCursor: plugin.NextLink(resp.Header)}
-	j := plugin.NewJSON(resp.Body)
-	j.Array(func() {
-		var repo plugin.Repo
-		j.Object(func(key []byte) {
-			switch string(key) {
-			case "id":
-				repo.ID = j.Number()
-			case "full_name":
-				repo.FullName = j.String()
-			case "description":
-				repo.Description = j.String()
-			case "private":
-				repo.Private = j.Bool()
-			case "default_branch":
-				repo.DefaultBranch = j.String()
-			case "html_url":
-				repo.HTMLURL = j.String()
-			case "clone_url":
-				repo.CloneURL = j.String()
-			}
-		})
-		page.Repos = append(page.Repos, repo)
-	})
-	return page, j.Err()
+	per := strconv.Itoa(plugin.PerPage(r.PerPage, 100))
+	return api.Repos(ctx, r, plugin.PagingLink, "/user/repos?per_page="+per, plugin.GitHubRepoFields)
 }
 
 func init() { plugin.Register(provider{}) }

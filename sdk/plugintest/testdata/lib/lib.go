@@ -6,9 +6,7 @@ package lib
 import (
 	"context"
 	"strconv"
-	"strings"
 
-	"github.com/vintner/arbor/sdk/abi"
 	"github.com/vintner/arbor/sdk/plugin"
 )
 
@@ -21,27 +19,21 @@ type Provider struct {
 	Sloppy bool
 }
 
-var (
-	_ plugin.Exchanger  = Provider{}
-	_ plugin.Refresher  = Provider{}
-	_ plugin.Revoker    = Provider{}
-	_ plugin.UserInfoer = Provider{}
-	_ plugin.RepoLister = Provider{}
-)
+var _ plugin.FullProvider = Provider{}
 
-func (p Provider) style() plugin.AuthStyle {
+func (p Provider) grants() plugin.Grants {
 	if p.Sloppy {
-		return plugin.AuthInHeader
+		return plugin.Grants{Auth: plugin.AuthInHeader}
 	}
-	return plugin.AuthInParams
+	return plugin.Grants{Auth: plugin.AuthInParams}
 }
 
 func (p Provider) Exchange(ctx context.Context, r *plugin.ExchangeRequest) (*plugin.Token, error) {
-	return plugin.ExchangeCode(ctx, r, p.style())
+	return p.grants().Exchange(ctx, r)
 }
 
 func (p Provider) Refresh(ctx context.Context, r *plugin.RefreshRequest) (*plugin.Token, error) {
-	t, err := plugin.RefreshToken(ctx, r, p.style())
+	t, err := p.grants().Refresh(ctx, r)
 	if err == nil && p.Sloppy {
 		t.RefreshToken = r.RefreshToken
 	}
@@ -60,100 +52,46 @@ func (p Provider) Revoke(ctx context.Context, r *plugin.RevokeRequest) error {
 	return plugin.CheckResponse("POST", r.Endpoints.RevokeURL, resp)
 }
 
-func (p Provider) get(ctx context.Context, u, token string) (*plugin.Response, error) {
-	resp, err := plugin.Get(ctx, u, plugin.Bearer(token))
-	if err != nil {
-		return nil, err
+// api judges answers with CheckResponse, except that Sloppy's 401 is not
+// invalid_token.
+func (p Provider) api() plugin.API {
+	if !p.Sloppy {
+		return plugin.API{}
 	}
-	if p.Sloppy && resp.StatusCode == 401 {
-		return nil, plugin.ErrProvider(401, "unauthorized")
-	}
-	return resp, plugin.CheckResponse("GET", u, resp)
+	return plugin.API{Check: func(method, u string, resp *plugin.Response) error {
+		if resp.StatusCode == 401 {
+			return plugin.ErrProvider(401, "unauthorized")
+		}
+		return plugin.CheckResponse(method, u, resp)
+	}}
 }
 
+var userFields = plugin.UserFields{ID: "id", Login: "login", Name: "full_name"}
+
 func (p Provider) User(ctx context.Context, r *plugin.UserRequest) (*plugin.User, error) {
-	resp, err := p.get(ctx, r.Endpoints.APIBase+"/user", r.AccessToken)
+	u, c, err := p.api().User(ctx, r, "/user", userFields)
 	if err != nil {
 		return nil, err
 	}
-	u := &plugin.User{}
-	j := plugin.NewJSON(resp.Body)
-	j.Object(func(key []byte) {
-		switch string(key) {
-		case "id":
-			u.ID = j.Number()
-		case "login":
-			u.Login = j.String()
-		case "full_name":
-			u.Name = j.String()
-		}
-	})
-	if err := j.Err(); err != nil {
-		return nil, err
-	}
-	resp, err = p.get(ctx, r.Endpoints.APIBase+"/user/emails", r.AccessToken)
+	resp, err := c.Get(ctx, "/user/emails")
 	if err != nil {
 		return nil, err
 	}
-	j = plugin.NewJSON(resp.Body)
-	j.Array(func() {
-		var addr string
-		var primary, verified bool
-		j.Object(func(key []byte) {
-			switch string(key) {
-			case "email":
-				addr = j.String()
-			case "primary":
-				primary = j.Bool()
-			case "verified":
-				verified = j.Bool()
-			}
-		})
-		if primary {
-			u.Email, u.EmailVerified = addr, verified || p.Sloppy
-		}
-	})
-	return u, j.Err()
+	list, err := plugin.GitHubEmailFields.Parse(resp.Body)
+	if e, ok := plugin.PrimaryEmail(list); ok {
+		u.Email, u.EmailVerified = e.Address, e.Verified || p.Sloppy
+	}
+	return u, err
 }
 
 func (p Provider) Repos(ctx context.Context, r *plugin.ReposRequest) (*plugin.RepoPage, error) {
-	u := r.Cursor
-	if u == "" {
-		u = r.Endpoints.APIBase + "/user/repos"
-		if r.PerPage > 0 && !p.Sloppy {
-			u += "?per_page=" + strconv.Itoa(r.PerPage)
-		}
-	} else if !strings.HasPrefix(u, r.Endpoints.APIBase+"/") {
-		return nil, &plugin.Error{Code: abi.CodeInvalidRequest, Message: "foreign cursor"}
+	first := "/user/repos"
+	if r.PerPage > 0 && !p.Sloppy {
+		first += "?per_page=" + strconv.Itoa(r.PerPage)
 	}
-	resp, err := p.get(ctx, u, r.AccessToken)
-	if err != nil {
-		return nil, err
+	page, err := p.api().Repos(ctx, r, plugin.PagingLink, first, plugin.GitHubRepoFields)
+	if err == nil && p.Sloppy {
+		page.NextCursor = ""
 	}
-	page := &plugin.RepoPage{}
-	if !p.Sloppy {
-		page.NextCursor = plugin.NextLink(resp.Header)
-	}
-	j := plugin.NewJSON(resp.Body)
-	j.Array(func() {
-		var repo plugin.Repo
-		j.Object(func(key []byte) {
-			switch string(key) {
-			case "id":
-				repo.ID = j.Number()
-			case "full_name":
-				repo.FullName = j.String()
-			case "private":
-				repo.Private = j.Bool()
-			case "default_branch":
-				repo.DefaultBranch = j.String()
-			case "html_url":
-				repo.HTMLURL = j.String()
-			case "clone_url":
-				repo.CloneURL = j.String()
-			}
-		})
-		page.Repos = append(page.Repos, repo)
-	})
-	return page, j.Err()
+	return page, err
 }
