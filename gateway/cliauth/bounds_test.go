@@ -32,7 +32,7 @@ import (
 	"github.com/vintner/arbor/data/etcd"
 	"github.com/vintner/arbor/data/etcd/etcdtest"
 	"github.com/vintner/arbor/gateway"
-	"github.com/vintner/arbor/gateway/authn/clitoken"
+	"github.com/vintner/arbor/service/clilogin/clitoken"
 	"github.com/vintner/arbor/gateway/authn/session"
 	"github.com/vintner/arbor/gateway/authn/sessiontoken"
 	"github.com/vintner/arbor/gateway/authz/scope"

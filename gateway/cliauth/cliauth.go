@@ -65,7 +65,7 @@ import (
 	"github.com/vintner/arbor/data"
 	"github.com/vintner/arbor/gateway"
 	"github.com/vintner/arbor/gateway/authn"
-	"github.com/vintner/arbor/gateway/authn/clitoken"
+	"github.com/vintner/arbor/service/clilogin/clitoken"
 	"github.com/vintner/arbor/gateway/authz/scope"
 	"github.com/vintner/arbor/gateway/edge/reqbody"
 	"github.com/vintner/arbor/gateway/httperr"

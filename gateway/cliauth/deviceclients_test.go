@@ -19,7 +19,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 	"golang.org/x/oauth2"
 
-	"github.com/vintner/arbor/gateway/authn/clitoken"
+	"github.com/vintner/arbor/service/clilogin/clitoken"
 	"github.com/vintner/arbor/gateway/authz/scope"
 	"github.com/vintner/arbor/gateway/cliauth"
 )
