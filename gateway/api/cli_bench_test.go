@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"path/filepath"
@@ -13,10 +14,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gofiber/fiber/v2"
-
 	"github.com/vintner/arbor/data"
 	"github.com/vintner/arbor/data/boltdb"
+	"github.com/vintner/arbor/gateway"
 	"github.com/vintner/arbor/gateway/api"
 	"github.com/vintner/arbor/gateway/authn/session"
 	"github.com/vintner/arbor/gateway/authn/sessiontoken"
@@ -71,19 +71,37 @@ func newCLIBenchFixture(b *testing.B) *cliBenchFixture {
 	return &cliBenchFixture{store: st, svc: svc, api: cliAPI, toks: toks, access: access, fam: f, sub: sub}
 }
 
-// BenchmarkRefreshLatency is one rotation through HTTP on loopback: verify,
-// rotate the family (an fsynced write), mint two tokens.
-func BenchmarkRefreshLatency(b *testing.B) {
-	f := newCLIBenchFixture(b)
-	app := fiber.New(fiber.Config{DisableStartupMessage: true})
-	f.api.Routes(app)
+// serve runs the API behind a real gateway on 127.0.0.1 (the gateway reads
+// and caps a body before a handler sees it: reqbody) and returns its URL.
+func (f *cliBenchFixture) serve(b *testing.B) string {
+	b.Helper()
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	srv, err := gateway.New(gateway.Options{Logger: quiet, AccessLogger: quiet})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := srv.Mount(gateway.ClassAPI, f.api.Routes); err != nil {
+		b.Fatal(err)
+	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		b.Fatal(err)
 	}
-	go app.Listener(ln)
-	defer app.Shutdown()
-	url := "http://" + ln.Addr().String() + api.PathCLIRefresh
+	go srv.Serve(ln)
+	b.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		srv.Shutdown(ctx)
+	})
+	return "http://" + ln.Addr().String()
+}
+
+// BenchmarkRefreshLatency is one rotation through HTTP on loopback: verify,
+// rotate the family (an fsynced write), mint two tokens.
+func BenchmarkRefreshLatency(b *testing.B) {
+	f := newCLIBenchFixture(b)
+	base := f.serve(b)
+	url := base + api.PathCLIRefresh
 	refresh, _, _ := f.toks.Mint(clitoken.TypeRefresh, f.sub, "f1", "j1")
 	for b.Loop() {
 		body, _ := json.Marshal(map[string]string{"refresh_token": refresh})
@@ -106,15 +124,8 @@ func BenchmarkRefreshLatency(b *testing.B) {
 // its audit event), mint the tokens.
 func BenchmarkExchangeLatency(b *testing.B) {
 	f := newCLIBenchFixture(b)
-	app := fiber.New(fiber.Config{DisableStartupMessage: true})
-	f.api.Routes(app)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	go app.Listener(ln)
-	defer app.Shutdown()
-	url := "http://" + ln.Addr().String() + api.PathCLIExchange
+	base := f.serve(b)
+	url := base + api.PathCLIExchange
 	ctx := context.Background()
 	i := 0
 	for b.Loop() {
