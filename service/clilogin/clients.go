@@ -19,14 +19,14 @@ import (
 // shows the registered name (never text from the request), the machine
 // that asked (its address as Arbor saw it, and its User-Agent as the device
 // reported it) and what the token will be allowed to do, and the token
-// carries only the scopes the client is allowed (package
-// gateway/authz/scope). Those are
-// checked again on every use against the configuration of the moment: a
-// client removed from the configuration loses its logins at once, and one
-// whose scopes were narrowed keeps only what is still allowed.
+// carries only the scopes the client is allowed (gateway/authz/scope).
+// Those are checked again on every use against the configuration of the
+// moment: a client removed from the configuration loses its logins at
+// once, and one whose scopes were narrowed keeps only what is still
+// allowed.
 //
 // Grape, the first-party CLI, is a built-in client with every scope; its
-// login pages show the name Options.CLIName (config ui.cli_name).
+// login pages show the name config ui.cli_name (gateway/pages' CLI).
 
 // GrapeClientID is the first-party CLI's fixed client id.
 const GrapeClientID = "grape"

@@ -18,12 +18,12 @@ import (
 // as it can send requests. Two caps bound the pending, unapproved requests
 // this process created: a global one (MaxPendingDevices) and one per
 // client address (MaxPendingPerAddress, the address as resolved through
-// server.trusted_proxies). A start past either is answered 503 busy with
-// Retry-After (a *BusyError). A slot is taken before the record is written and given back
-// when a signed-in user approves or denies the request (or it is
-// exchanged), or when the record expires (an unapproved record lives FlowTTL plus pendingRetention); a
-// request burned by wrong codes keeps its slot until it expires, because
-// burning needs no sign-in. Approved requests hold no slot, so an anonymous
+// server.trusted_proxies). A start past either is refused (a *BusyError,
+// answered 503 busy with Retry-After). A slot is taken before the record
+// is written and given back when a signed-in user approves or denies the
+// request (or it is exchanged), or when the record expires (an unapproved
+// record lives FlowTTL plus pendingRetention); a request burned by wrong
+// codes keeps its slot until it expires, because burning needs no sign-in. Approved requests hold no slot, so an anonymous
 // flood never evicts them or keeps them from completing.
 //
 // The counts are in memory, per process: replicas sharing an etcd cluster
@@ -185,8 +185,8 @@ func (p *pendingSlots) take(code, addr string, now, expires time.Time) (took boo
 		}
 		return false, &BusyError{Global: true, RetryAfter: wait}
 	}
-	// Fiber's strings point into request buffers that are reused: copy
-	// what outlives the request.
+	// The caller's strings may point into request buffers that are
+	// reused (Fiber's do): copy what outlives the request.
 	code, addr = strings.Clone(code), strings.Clone(addr)
 	p.slots[code] = slot{addr: addr, expires: expires}
 	p.perAddr[addr] = append(p.perAddr[addr], queued{code: code, expires: expires})
