@@ -14,23 +14,23 @@ import (
 	"strings"
 	"time"
 
-	"github.com/gofiber/fiber/v2"
-
 	"github.com/vintner/arbor/config"
 	"github.com/vintner/arbor/data"
 	"github.com/vintner/arbor/data/seal"
 	"github.com/vintner/arbor/gateway"
+	"github.com/vintner/arbor/gateway/api"
 	"github.com/vintner/arbor/gateway/assertion"
 	"github.com/vintner/arbor/gateway/authn"
-	"github.com/vintner/arbor/gateway/authn/clitoken"
 	"github.com/vintner/arbor/gateway/authn/session"
 	"github.com/vintner/arbor/gateway/authn/sessiontoken"
 	"github.com/vintner/arbor/gateway/authz/access"
 	"github.com/vintner/arbor/gateway/authz/scope"
-	"github.com/vintner/arbor/gateway/cliauth"
 	"github.com/vintner/arbor/gateway/integrations"
+	"github.com/vintner/arbor/gateway/pages"
 	"github.com/vintner/arbor/gateway/webauth"
 	"github.com/vintner/arbor/gateway/workerpages"
+	"github.com/vintner/arbor/service/clilogin"
+	"github.com/vintner/arbor/service/clilogin/clitoken"
 	"github.com/vintner/arbor/service/connections"
 	"github.com/vintner/arbor/service/providers"
 	"github.com/vintner/arbor/service/webhook"
@@ -49,7 +49,9 @@ type webAuth struct {
 	web          *webauth.WebAuth
 	broker       *connections.Broker
 	integrations *integrations.Integrations
-	cli          *cliauth.CLIAuth
+	cli          *clilogin.Service
+	cliPages     *pages.CLI
+	cliAPI       *api.CLI
 	notifier     *webhook.Notifier // nil without connections.webhook_url
 	workers      *workers.Service
 	workerPages  *workerpages.Pages
@@ -63,10 +65,8 @@ func (w *webAuth) mount(srv *gateway.Server, limits gateway.RouteHook) error {
 		srv.Mount(gateway.ClassAuth, w.web.Routes, limit),
 		srv.Mount(gateway.ClassAuth, w.integrations.PageRoutes, limit),
 		srv.Mount(gateway.ClassAPI, w.integrations.APIRoutes, limit),
-		srv.Mount(gateway.ClassAuth, w.cli.PageRoutes, limit),
-		srv.Mount(gateway.ClassAPI, w.cli.APIRoutes, limit),
-		srv.Mount(gateway.ClassAPI, w.cli.DeviceRoutes, limit),
-		srv.Mount(gateway.ClassAuth, w.cli.DevicePageRoutes, limit),
+		srv.Mount(gateway.ClassAuth, w.cliPages.Routes, limit),
+		srv.Mount(gateway.ClassAPI, w.cliAPI.Routes, limit),
 		srv.Mount(gateway.ClassAuth, w.workerPages.PageRoutes, limit),
 		srv.Mount(gateway.ClassAPI, w.workerPages.APIRoutes, limit),
 	)
@@ -198,26 +198,9 @@ func (a *App) setupWebAuth(cfg config.Config, secrets config.SecretsValues, keyr
 	}
 	workerSvc := workers.New(store, workers.Options{Logger: log, FlushInterval: a.opts.Tests.WorkerFlushInterval})
 	a.onClose("workers", workerSvc.Close)
-	// The one authentication chain (package authn), built before cliauth,
-	// which both asks it and is its CLI authenticator: the function reads
-	// cli when a request comes, after it is set below.
-	var cli *cliauth.CLIAuth
-	chain, err := authn.New(authn.Config{
-		Session: sessions.Cookies(),
-		CLI: authn.AuthenticatorFunc(func(c *fiber.Ctx) (authn.Identity, authn.Outcome, error) {
-			return cli.Authenticate(c)
-		}),
-		Worker:        authn.Workers(workerSvc),
-		ServiceTokens: services,
-	})
-	if err != nil {
-		return nil, usageErr(err)
-	}
-	cli, err = cliauth.New(cliauth.Options{
-		Store: store, Tokens: cliTokens, Sessions: sessions, Chain: chain,
-		AppName: cfg.UI.AppName, WorkerName: cfg.UI.WorkerName, CLIName: cfg.UI.CLIName,
+	cli, err := clilogin.New(store, clilogin.Options{
+		Tokens:       cliTokens,
 		CodeKey:      derive(secrets.CLIJWTSecret, "cli verification code"),
-		PublicURL:    cfg.PublicURL,
 		RefreshGrace: cfg.CLI.RefreshGrace,
 		Logger:       log,
 
@@ -226,6 +209,27 @@ func (a *App) setupWebAuth(cfg config.Config, secrets config.SecretsValues, keyr
 		DeviceClients:        deviceClients(cfg.CLI.DeviceClients),
 		Now:                  a.opts.Now,
 	})
+	if err != nil {
+		return nil, err
+	}
+	// The one authentication chain (package authn).
+	chain, err := authn.New(authn.Config{
+		Session:       sessions.Cookies(),
+		CLI:           authn.CLI(cli),
+		Worker:        authn.Workers(workerSvc),
+		ServiceTokens: services,
+	})
+	if err != nil {
+		return nil, usageErr(err)
+	}
+	cliPages, err := pages.NewCLI(pages.CLIOptions{
+		Service: cli, Sessions: sessions, Chain: chain, PublicURL: cfg.PublicURL,
+		AppName: cfg.UI.AppName, WorkerName: cfg.UI.WorkerName, CLIName: cfg.UI.CLIName,
+	})
+	if err != nil {
+		return nil, err
+	}
+	cliAPI, err := api.NewCLI(api.CLIOptions{Service: cli, Chain: chain, PublicURL: cfg.PublicURL})
 	if err != nil {
 		return nil, err
 	}
@@ -285,15 +289,15 @@ func (a *App) setupWebAuth(cfg config.Config, secrets config.SecretsValues, keyr
 	if err != nil {
 		return nil, err
 	}
-	return &webAuth{sessions: sessions, sessionToks: signer, web: web, broker: broker, integrations: integ, cli: cli, notifier: notifier, workers: workerSvc, workerPages: workerPages}, nil
+	return &webAuth{sessions: sessions, sessionToks: signer, web: web, broker: broker, integrations: integ, cli: cli, cliPages: cliPages, cliAPI: cliAPI, notifier: notifier, workers: workerSvc, workerPages: workerPages}, nil
 }
 
 // deviceClients converts cli.device_clients (validated by config).
-func deviceClients(list []config.DeviceClient) []cliauth.DeviceClient {
-	out := make([]cliauth.DeviceClient, 0, len(list))
+func deviceClients(list []config.DeviceClient) []clilogin.DeviceClient {
+	out := make([]clilogin.DeviceClient, 0, len(list))
 	for _, d := range list {
 		s, _ := scope.Parse(strings.Join(d.Scopes, " "))
-		out = append(out, cliauth.DeviceClient{ID: d.ID, Name: d.Name, Scopes: s})
+		out = append(out, clilogin.DeviceClient{ID: d.ID, Name: d.Name, Scopes: s})
 	}
 	return out
 }

@@ -42,7 +42,7 @@ func TestServicesSpeakNoHTTP(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"connections", "workers", "webhook", "providers"} {
+	for _, want := range []string{"connections", "workers", "webhook", "providers", "clilogin"} {
 		if pkgs[want] == 0 {
 			t.Errorf("no Go files read in service/%s: is the test running in service/?", want)
 		}

@@ -1,8 +1,8 @@
 package apptest
 
-// CLI login (Grape, package cliauth) as a test drives it: a cookie-less
+// CLI login (Grape, service/clilogin) as a test drives it: a cookie-less
 // client speaking JSON and a signed-in browser approving the login. See
-// docs/cli-login.md. The CLI login tests are in gateway/cliauth; the
+// docs/cli-login.md. The CLI login tests are in gateway/api; the
 // worker and rate-limit tests use CLILogin to get tokens.
 
 import (
@@ -19,7 +19,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/vintner/arbor/gateway/cliauth"
+	"github.com/vintner/arbor/gateway/api"
 )
 
 var (
@@ -122,7 +122,7 @@ var TestClientInfo = map[string]string{"hostname": "build-box-7", "os": "linux/a
 func (b *Browser) StartCLI(challenge string) string {
 	b.t.Helper()
 	dc := NewDeviceCode(b.t)
-	res := b.PostJSON(cliauth.PathStart, map[string]any{
+	res := b.PostJSON(api.PathCLIStart, map[string]any{
 		"device_code": dc, "code_challenge": challenge, "client_name": "grape", "client_info": TestClientInfo,
 	})
 	var out struct {
@@ -141,7 +141,7 @@ func (b *Browser) StartCLI(challenge string) string {
 // OpenCLILogin opens the login page of dc in the user's browser.
 func (b *Browser) OpenCLILogin(dc string) *Response {
 	b.t.Helper()
-	return b.Get(cliauth.PathLogin + "?device_code=" + url.QueryEscape(dc))
+	return b.Get(api.PathCLILogin + "?device_code=" + url.QueryEscape(dc))
 }
 
 // ApproveCLI opens the login page of dc as the signed-in browser b,
@@ -153,7 +153,7 @@ func (b *Browser) ApproveCLI(dc string) string {
 	if page.StatusCode != http.StatusOK || m == nil {
 		b.t.Fatalf("login page: %d\n%s", page.StatusCode, page.Body)
 	}
-	res := b.Do(http.MethodPost, cliauth.PathApprove, url.Values{"csrf": {m[1]}, "device_code": {dc}})
+	res := b.Do(http.MethodPost, api.PathCLIApprove, url.Values{"csrf": {m[1]}, "device_code": {dc}})
 	c := VerificationCodeRE.FindStringSubmatch(res.Body)
 	if res.StatusCode != http.StatusOK || c == nil {
 		b.t.Fatalf("approve: %d\n%s", res.StatusCode, res.Body)
@@ -169,7 +169,7 @@ func ExchangeBody(dc, code, verifier string) map[string]string {
 // Exchange trades dc, code and verifier for tokens as the CLI.
 func (b *Browser) Exchange(dc, code, verifier string) *Response {
 	b.t.Helper()
-	return b.PostJSON(cliauth.PathExchange, ExchangeBody(dc, code, verifier))
+	return b.PostJSON(api.PathCLIExchange, ExchangeBody(dc, code, verifier))
 }
 
 // CLITokens are the tokens of an exchange or a refresh.

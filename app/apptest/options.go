@@ -5,7 +5,7 @@ import (
 
 	"github.com/vintner/arbor/config"
 	"github.com/vintner/arbor/gateway/authz/access"
-	"github.com/vintner/arbor/gateway/cliauth"
+	"github.com/vintner/arbor/service/clilogin"
 )
 
 // Routes sets the upstream route policy (auth.default_route and
@@ -29,7 +29,7 @@ func Routes(def access.Class, rules ...access.Rule) Option {
 }
 
 // DeviceClients sets the registered RFC 8628 clients (cli.device_clients).
-func DeviceClients(list ...cliauth.DeviceClient) Option {
+func DeviceClients(list ...clilogin.DeviceClient) Option {
 	return Config(func(c *config.Config) {
 		c.CLI.DeviceClients = nil
 		for _, d := range list {

@@ -19,7 +19,7 @@ type Config struct {
 	// Session authenticates the session cookie. Required.
 	Session Sessions
 	// CLI authenticates CLI access tokens sent as Authorization: Bearer
-	// (cliauth.CLIAuth). Nil: no route accepts them.
+	// (CLI). Nil: no route accepts them.
 	CLI Authenticator
 	// Worker authenticates X-Worker-ID and X-Worker-Token
 	// (workers.Service). Nil: no worker routes.

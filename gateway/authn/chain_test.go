@@ -16,12 +16,12 @@ import (
 	"github.com/vintner/arbor/data"
 	"github.com/vintner/arbor/data/boltdb"
 	"github.com/vintner/arbor/gateway/authn"
-	"github.com/vintner/arbor/gateway/authn/clitoken"
 	"github.com/vintner/arbor/gateway/authn/session"
 	"github.com/vintner/arbor/gateway/authn/sessiontoken"
 	"github.com/vintner/arbor/gateway/authz/scope"
-	"github.com/vintner/arbor/gateway/cliauth"
 	"github.com/vintner/arbor/gateway/httperr"
+	"github.com/vintner/arbor/service/clilogin"
+	"github.com/vintner/arbor/service/clilogin/clitoken"
 	"github.com/vintner/arbor/service/workers"
 )
 
@@ -119,19 +119,16 @@ func newEnv(t *testing.T) *env {
 	}
 
 	// The chain, as cmd/arbor builds it.
-	var cli *cliauth.CLIAuth
-	e.chain, err = authn.New(authn.Config{
-		Session: sessions.Cookies(),
-		CLI: authn.AuthenticatorFunc(func(c *fiber.Ctx) (authn.Identity, authn.Outcome, error) {
-			return cli.Authenticate(c)
-		}),
-		Worker:        authn.Workers(ws),
-		ServiceTokens: []authn.ServiceToken{{Name: "argocd", Token: serviceSecret}},
-	})
+	cli, err := clilogin.New(e.store, clilogin.Options{Tokens: toks, CodeKey: cliKey, Logger: quiet})
 	if err != nil {
 		t.Fatal(err)
 	}
-	cli, err = cliauth.New(cliauth.Options{Store: e.store, Tokens: toks, Sessions: sessions, Chain: e.chain, CodeKey: cliKey, Logger: quiet})
+	e.chain, err = authn.New(authn.Config{
+		Session:       sessions.Cookies(),
+		CLI:           authn.CLI(cli),
+		Worker:        authn.Workers(ws),
+		ServiceTokens: []authn.ServiceToken{{Name: "argocd", Token: serviceSecret}},
+	})
 	if err != nil {
 		t.Fatal(err)
 	}

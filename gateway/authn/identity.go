@@ -16,7 +16,7 @@ const (
 	// KindSession is a person's browser, by its session cookie (package
 	// session). SessionID is set.
 	KindSession
-	// KindCLI is a CLI access token (package cliauth). LoginID and Scopes
+	// KindCLI is a CLI access token (service/clilogin, CLI). LoginID and Scopes
 	// are set.
 	KindCLI
 	// KindWorker is a registered worker, by its X-Worker-ID and

@@ -104,7 +104,7 @@ type Connector interface {
 	Connect(ctx context.Context, userID, provider string, tok *abi.Token, user *abi.User) error
 }
 
-// CLILogins lists and revokes CLI logins (package cliauth).
+// CLILogins lists and revokes CLI logins (service/clilogin).
 type CLILogins interface {
 	Logins(ctx context.Context, userID string) ([]data.RefreshFamily, error)
 	RevokeLogin(ctx context.Context, userID, familyID string) error

@@ -22,7 +22,7 @@ type Route struct {
 }
 
 // Table is the fixed route → class table. The paths are those of
-// gateway/webauth, gateway/integrations and gateway/cliauth; [Limits.Missing]
+// gateway/webauth, gateway/integrations, gateway/pages and gateway/api; [Limits.Missing]
 // reports an entry that no registration matched, so that a renamed route
 // fails the start instead of losing its limit.
 var Table = []Route{
@@ -44,7 +44,7 @@ var Table = []Route{
 	{Method: fiber.MethodPost, Path: "/api/auth/cli/refresh", Class: Refresh},
 }
 
-// grantDeviceCode is RFC 8628's grant_type (cliauth.GrantDeviceCode).
+// grantDeviceCode is RFC 8628's grant_type (api.GrantDeviceCode).
 const grantDeviceCode = "urn:ietf:params:oauth:grant-type:device_code"
 
 func routeID(method, path string) string { return method + " " + path }

@@ -1,18 +1,13 @@
-package cliauth
+package clilogin
 
 import (
 	"context"
 	"errors"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
 
-	"github.com/gofiber/fiber/v2"
-
 	"github.com/vintner/arbor/data"
-	"github.com/vintner/arbor/gateway"
-	"github.com/vintner/arbor/gateway/httperr"
 )
 
 // Bounds on device flows.
@@ -23,12 +18,12 @@ import (
 // as it can send requests. Two caps bound the pending, unapproved requests
 // this process created: a global one (MaxPendingDevices) and one per
 // client address (MaxPendingPerAddress, the address as resolved through
-// server.trusted_proxies). A start past either is answered 503 busy with
-// Retry-After. A slot is taken before the record is written and given back
-// when a signed-in user approves or denies the request (or it is
-// exchanged), or when the record expires (an unapproved record lives FlowTTL plus pendingRetention); a
-// request burned by wrong codes keeps its slot until it expires, because
-// burning needs no sign-in. Approved requests hold no slot, so an anonymous
+// server.trusted_proxies). A start past either is refused (a *BusyError,
+// answered 503 busy with Retry-After). A slot is taken before the record
+// is written and given back when a signed-in user approves or denies the
+// request (or it is exchanged), or when the record expires (an unapproved
+// record lives FlowTTL plus pendingRetention); a request burned by wrong
+// codes keeps its slot until it expires, because burning needs no sign-in. Approved requests hold no slot, so an anonymous
 // flood never evicts them or keeps them from completing.
 //
 // The counts are in memory, per process: replicas sharing an etcd cluster
@@ -54,10 +49,6 @@ const (
 	// slots at any time, so a client should not be told to wait longer.
 	maxRetryAfter = 60 * time.Second
 )
-
-// CodeBusy is the stable error code of a device start refused because too
-// many requests are pending.
-const CodeBusy = "busy"
 
 type slot struct {
 	addr    string
@@ -99,31 +90,20 @@ func newPendingSlots(max, maxPerAddr int) *pendingSlots {
 	}
 }
 
-// busyError is the answer to a start past a cap.
-type busyError struct {
-	global     bool
-	retryAfter time.Duration
+// BusyError refuses a device start past a cap on pending requests
+// (Global: the cap of all requests; otherwise the cap of the caller's
+// address). RetryAfter is when a slot frees at the latest, at most a
+// minute: approvals free slots at any time.
+type BusyError struct {
+	Global     bool
+	RetryAfter time.Duration
 }
 
-func (e *busyError) Error() string {
-	if e.global {
-		return "cliauth: too many device login requests are pending"
+func (e *BusyError) Error() string {
+	if e.Global {
+		return "clilogin: too many device login requests are pending; try again in a moment"
 	}
-	return "cliauth: too many device login requests are pending from this address"
-}
-
-// httpError is the busy answer as an API error; the caller sets Retry-After.
-func (e *busyError) httpError() *httperr.Error {
-	msg := "Too many device login requests are pending from your address; finish or wait for one of them, then try again"
-	if e.global {
-		msg = "Too many device login requests are pending; try again in a moment"
-	}
-	return httperr.New(fiber.StatusServiceUnavailable, CodeBusy, msg)
-}
-
-// setRetryAfter sets the Retry-After header of a busy answer.
-func (e *busyError) setRetryAfter(c *fiber.Ctx) {
-	c.Set(fiber.HeaderRetryAfter, strconv.Itoa(max(1, int((e.retryAfter+time.Second-1)/time.Second))))
+	return "clilogin: too many device login requests are pending from this address; finish or wait for one of them"
 }
 
 // expire drops the slots that expired by now. The caller holds mu.
@@ -179,7 +159,7 @@ func (p *pendingSlots) drop(code string, s slot) {
 }
 
 // take reserves a slot for a new device code from addr, held until expires
-// unless released. It returns a *busyError when a cap is reached, and
+// unless released. It returns a *BusyError when a cap is reached, and
 // took=false without an error when code holds a slot already (the store
 // will refuse the duplicate; the caller must not release that slot).
 func (p *pendingSlots) take(code, addr string, now, expires time.Time) (took bool, err error) {
@@ -196,17 +176,17 @@ func (p *pendingSlots) take(code, addr string, now, expires time.Time) (took boo
 				oldest = q.expires
 			}
 		}
-		return false, &busyError{retryAfter: min(oldest.Sub(now), maxRetryAfter)}
+		return false, &BusyError{RetryAfter: min(oldest.Sub(now), maxRetryAfter)}
 	}
 	if len(p.slots) >= p.max {
 		wait := maxRetryAfter
 		if p.head < len(p.fifo) {
 			wait = min(p.fifo[p.head].expires.Sub(now), maxRetryAfter)
 		}
-		return false, &busyError{global: true, retryAfter: wait}
+		return false, &BusyError{Global: true, RetryAfter: wait}
 	}
-	// Fiber's strings point into request buffers that are reused: copy
-	// what outlives the request.
+	// The caller's strings may point into request buffers that are
+	// reused (Fiber's do): copy what outlives the request.
 	code, addr = strings.Clone(code), strings.Clone(addr)
 	p.slots[code] = slot{addr: addr, expires: expires}
 	p.perAddr[addr] = append(p.perAddr[addr], queued{code: code, expires: expires})
@@ -345,42 +325,42 @@ func (p *pendingSlots) poll(code string, now, expires time.Time) (slowDown bool)
 	return fast
 }
 
-// takeSlot takes a pending slot for a new device code, checking the slots
-// in the way against the store before refusing (see toCheck).
-func (a *CLIAuth) takeSlot(c *fiber.Ctx, code string, now, expires time.Time) (took bool, err error) {
-	addr := clientAddr(c)
-	took, err = a.pending.take(code, addr, now, expires)
-	var be *busyError
+// takeSlot takes a pending slot for a new device code from addr,
+// checking the slots in the way against the store before refusing (see
+// toCheck).
+func (s *Service) takeSlot(ctx context.Context, addr, code string, now, expires time.Time) (took bool, err error) {
+	took, err = s.pending.take(code, addr, now, expires)
+	var be *BusyError
 	if !errors.As(err, &be) {
 		return took, err
 	}
-	if be.global {
-		if codes := a.pending.toCheckAll(now); codes != nil {
+	if be.Global {
+		if codes := s.pending.toCheckAll(now); codes != nil {
 			go func() {
-				defer a.pending.checkedAllDone()
+				defer s.pending.checkedAllDone()
 				ctx, cancel := context.WithTimeout(context.Background(), checkAllEvery)
 				defer cancel()
-				a.releaseFinished(ctx, codes)
+				s.releaseFinished(ctx, codes)
 			}()
 		}
 		return false, err
 	}
-	if codes := a.pending.toCheck(addr, now); codes == nil || a.releaseFinished(c.UserContext(), codes) == 0 {
+	if codes := s.pending.toCheck(addr, now); codes == nil || s.releaseFinished(ctx, codes) == 0 {
 		return false, err
 	}
-	return a.pending.take(code, addr, now, expires)
+	return s.pending.take(code, addr, now, expires)
 }
 
 // releaseFinished releases the slots of the codes whose request is no
 // longer pending in the store (approved, denied, exchanged, or gone), and
 // returns how many it released. A burned request keeps its slot.
-func (a *CLIAuth) releaseFinished(ctx context.Context, codes []string) int {
+func (s *Service) releaseFinished(ctx context.Context, codes []string) int {
 	n := 0
 	for _, code := range codes {
 		if ctx.Err() != nil {
 			break
 		}
-		d, err := a.opts.Store.GetDeviceCode(ctx, code)
+		d, err := s.store.GetDeviceCode(ctx, code)
 		switch {
 		case errors.Is(err, data.ErrNotFound):
 		case err != nil:
@@ -388,16 +368,14 @@ func (a *CLIAuth) releaseFinished(ctx context.Context, codes []string) int {
 		case d.ConsumedAt.IsZero() && (d.State == data.DevicePending || d.State == data.DeviceBurned):
 			continue
 		}
-		a.pending.release(code)
+		s.pending.release(code)
 		n++
 	}
 	return n
 }
 
-// clientAddr is the address a device start is counted against.
-func clientAddr(c *fiber.Ctx) string {
-	if ip := gateway.ClientIP(c); ip != "" {
-		return ip
-	}
-	return c.IP()
+// PendingSlots reports the pending-request slots held now, in all and by
+// the address addr (for monitoring and tests).
+func (s *Service) PendingSlots(addr string) (total, byAddr int) {
+	return s.pending.counts(addr, s.opts.Now())
 }

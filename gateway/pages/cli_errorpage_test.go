@@ -1,4 +1,4 @@
-package cliauth
+package pages
 
 import (
 	"io"
@@ -11,26 +11,26 @@ import (
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/vintner/arbor/gateway/authn"
-	"github.com/vintner/arbor/gateway/pages"
+	"github.com/vintner/arbor/service/clilogin"
 )
 
 // TestErrorPageLooksAsBefore: the approval flow's error pages, now the
-// shared layout's (pages.Error), are byte for byte what the "done"
+// shared layout's (Error), are byte for byte what the "done"
 // template rendered, for a browser and as JSON; the busy page keeps its
 // Retry-After.
 func TestErrorPageLooksAsBefore(t *testing.T) {
-	tmpl, err := pages.Templates(pages.Names{}, assets, "assets/pages.html")
+	tmpl, err := Templates(Names{}, cliAssets, "assets/cli.html")
 	if err != nil {
 		t.Fatal(err)
 	}
-	a := &CLIAuth{tmpl: tmpl}
+	a := &CLI{tmpl: tmpl}
 	id := authn.Identity{Login: "octocat"}
 	app := fiber.New(fiber.Config{DisableStartupMessage: true})
 	app.Get("/expired", func(c *fiber.Ctx) error {
 		return a.done(c, 410, id, "Login request expired", "This login request is more than 10 minutes old. Run the login command again.")
 	})
 	app.Get("/busy", func(c *fiber.Ctx) error {
-		return a.busyPage(c, id, &busyError{global: true, retryAfter: 30 * time.Second})
+		return a.busyPage(c, id, &clilogin.BusyError{Global: true, RetryAfter: 30 * time.Second})
 	})
 	app.Get("/done", func(c *fiber.Ctx) error {
 		return a.done(c, 200, id, "Login <approved>", "You can close this page.")
@@ -73,7 +73,7 @@ func TestErrorPageLooksAsBefore(t *testing.T) {
 			t.Errorf("GET %s (Accept %q): %d Retry-After %q\n%s\nwant %d Retry-After %q\n%s", tc.path, tc.accept,
 				res.StatusCode, res.Header.Get("Retry-After"), body, tc.status, tc.retryAfter, tc.body)
 		}
-		if tc.accept == "text/html" && res.Header.Get("Content-Security-Policy") != pages.CSP {
+		if tc.accept == "text/html" && res.Header.Get("Content-Security-Policy") != CSP {
 			t.Errorf("GET %s: the page headers are missing", tc.path)
 		}
 	}

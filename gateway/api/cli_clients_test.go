@@ -1,4 +1,4 @@
-package cliauth
+package api_test
 
 // Registered device clients are checked on every use against the
 // configuration of the moment: the same logins, in one bbolt store, seen
@@ -24,11 +24,13 @@ import (
 	"github.com/vintner/arbor/data"
 	"github.com/vintner/arbor/data/boltdb"
 	"github.com/vintner/arbor/gateway"
+	"github.com/vintner/arbor/gateway/api"
 	"github.com/vintner/arbor/gateway/authn"
-	"github.com/vintner/arbor/gateway/authn/clitoken"
 	"github.com/vintner/arbor/gateway/authn/session"
 	"github.com/vintner/arbor/gateway/authn/sessiontoken"
 	"github.com/vintner/arbor/gateway/authz/scope"
+	"github.com/vintner/arbor/service/clilogin"
+	"github.com/vintner/arbor/service/clilogin/clitoken"
 )
 
 type clientsEnv struct {
@@ -76,7 +78,7 @@ func (e *clientsEnv) login(fid, clientID string, rfc8628 bool, familyScope strin
 	f := data.RefreshFamily{ID: fid, UserID: "u1", ClientID: clientID, CurrentJTI: fid + "-j1", Generation: 1,
 		CreatedAt: now, ExpiresAt: now.Add(time.Hour), Scope: familyScope}
 	if rfc8628 {
-		f.ClientInfo = map[string]string{"flow": flowRFC8628}
+		f.ClientInfo = map[string]string{"flow": "device authorization"} // how service/clilogin marks RFC 8628 logins
 	}
 	if err := e.store.CreateRefreshFamily(context.Background(), f); err != nil {
 		e.t.Fatal(err)
@@ -95,12 +97,10 @@ func (e *clientsEnv) login(fid, clientID string, rfc8628 bool, familyScope strin
 
 // serve runs an Arbor process's CLI routes configured with clients on
 // 127.0.0.1, plus /scopes, which answers the scopes Authenticate finds.
-func (e *clientsEnv) serve(clients ...DeviceClient) string {
+func (e *clientsEnv) serve(clients ...clilogin.DeviceClient) string {
 	e.t.Helper()
-	a, err := newCLI(Options{Store: e.store, Tokens: e.toks, Sessions: e.sessions, CodeKey: e.key, PublicURL: "http://127.0.0.1", DeviceClients: clients})
-	if err != nil {
-		e.t.Fatal(err)
-	}
+	svc, _, cliAPI := newCLIParts(e.t, e.store, e.sessions, "http://127.0.0.1", clilogin.Options{Tokens: e.toks, CodeKey: e.key, DeviceClients: clients})
+	bearer := authn.CLI(svc)
 	// A real gateway, so that the routes read their bodies as in Arbor
 	// (reqbody: the gateway checks and caps a body before a handler reads it).
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -110,8 +110,8 @@ func (e *clientsEnv) serve(clients ...DeviceClient) string {
 	}
 	scopes := func(r fiber.Router) {
 		r.Get("/scopes", func(c *fiber.Ctx) error {
-			id, out, err := a.Authenticate(c)
-			if out == authn.Refused && errors.Is(err, ErrBadBearer) {
+			id, out, err := bearer.Authenticate(c)
+			if out == authn.Refused && errors.Is(err, clilogin.ErrBadBearer) {
 				return c.Status(401).SendString("refused")
 			}
 			if out != authn.Authenticated {
@@ -120,7 +120,7 @@ func (e *clientsEnv) serve(clients ...DeviceClient) string {
 			return c.SendString(id.Scopes.String())
 		})
 	}
-	for _, routes := range []func(fiber.Router){a.APIRoutes, a.DeviceRoutes, scopes} {
+	for _, routes := range []func(fiber.Router){cliAPI.Routes, scopes} {
 		if err := srv.Mount(gateway.ClassAPI, routes); err != nil {
 			e.t.Fatal(err)
 		}
@@ -153,7 +153,7 @@ func scopesOf(t *testing.T, base, token string) (int, string) {
 
 func refreshAt(t *testing.T, base, refresh string) (int, map[string]any) {
 	t.Helper()
-	res, err := http.PostForm(base+PathToken, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {refresh}})
+	res, err := http.PostForm(base+api.PathToken, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {refresh}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -166,7 +166,7 @@ func refreshAt(t *testing.T, base, refresh string) (int, map[string]any) {
 func TestDeviceClientConfigChanges(t *testing.T) {
 	e := newClientsEnv(t)
 	access, refresh := e.login("f1", "trellis", true, "providers proxy", scope.Providers|scope.Proxy)
-	grape, _ := e.login("f2", GrapeClientID, false, scope.All.String(), scope.All)
+	grape, _ := e.login("f2", clilogin.GrapeClientID, false, scope.All.String(), scope.All)
 	// A login from before scopes: no Scope recorded (the access token here
 	// carries every scope, as a scope-less claim counts).
 	oldRFC, _ := e.login("f3", "trellis", true, "", scope.All)
@@ -174,14 +174,14 @@ func TestDeviceClientConfigChanges(t *testing.T) {
 
 	for _, c := range []struct {
 		name    string
-		clients []DeviceClient
+		clients []clilogin.DeviceClient
 		want    map[string]string // token name -> scopes, or "refused"
 	}{
-		{"kept", []DeviceClient{{ID: "trellis", Name: "Trellis", Scopes: scope.Providers | scope.Proxy}},
+		{"kept", []clilogin.DeviceClient{{ID: "trellis", Name: "Trellis", Scopes: scope.Providers | scope.Proxy}},
 			map[string]string{"access": "providers proxy", "grape": "providers workers proxy", "oldRFC": "providers proxy", "oldGrape": "providers workers proxy"}},
-		{"narrowed", []DeviceClient{{ID: "trellis", Name: "Trellis", Scopes: scope.Proxy}},
+		{"narrowed", []clilogin.DeviceClient{{ID: "trellis", Name: "Trellis", Scopes: scope.Proxy}},
 			map[string]string{"access": "proxy", "grape": "providers workers proxy", "oldRFC": "proxy", "oldGrape": "providers workers proxy"}},
-		{"narrowed to another scope", []DeviceClient{{ID: "trellis", Name: "Trellis", Scopes: scope.Workers}},
+		{"narrowed to another scope", []clilogin.DeviceClient{{ID: "trellis", Name: "Trellis", Scopes: scope.Workers}},
 			map[string]string{"access": "refused", "grape": "providers workers proxy", "oldRFC": "workers", "oldGrape": "providers workers proxy"}},
 		{"removed", nil,
 			map[string]string{"access": "refused", "grape": "providers workers proxy", "oldRFC": "refused", "oldGrape": "providers workers proxy"}},
@@ -208,25 +208,8 @@ func TestDeviceClientConfigChanges(t *testing.T) {
 	if status != 400 || body["error"] != "invalid_grant" || !strings.Contains(body["error_description"].(string), "no longer registered") {
 		t.Fatalf("refresh of a removed client's login: %d %v", status, body)
 	}
-	status, body = refreshAt(t, e.serve(DeviceClient{ID: "trellis", Name: "Trellis", Scopes: scope.All}), refresh)
+	status, body = refreshAt(t, e.serve(clilogin.DeviceClient{ID: "trellis", Name: "Trellis", Scopes: scope.All}), refresh)
 	if status != 200 || body["scope"] != "providers proxy" {
 		t.Fatalf("refresh with the client registered again: %d %v, want scope \"providers proxy\"", status, body)
-	}
-}
-
-// New refuses a registry that config validation would have refused.
-func TestDeviceClientRegistryChecks(t *testing.T) {
-	e := newClientsEnv(t)
-	for _, bad := range [][]DeviceClient{
-		{{ID: "a", Name: "A"}},
-		{{ID: "", Name: "A", Scopes: scope.Proxy}},
-		{{ID: "a", Name: "", Scopes: scope.Proxy}},
-		{{ID: GrapeClientID, Name: "G", Scopes: scope.Proxy}},
-		{{ID: "a", Name: "A", Scopes: scope.Proxy}, {ID: "a", Name: "B", Scopes: scope.Proxy}},
-		{{ID: "a", Name: "A", Scopes: 1 << 7}},
-	} {
-		if _, err := newCLI(Options{Store: e.store, Tokens: e.toks, Sessions: e.sessions, CodeKey: e.key, DeviceClients: bad}); err == nil {
-			t.Errorf("New accepted %+v", bad)
-		}
 	}
 }

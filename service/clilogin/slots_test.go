@@ -1,4 +1,4 @@
-package cliauth
+package clilogin
 
 import (
 	"fmt"

@@ -14,7 +14,7 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 
-	"github.com/vintner/arbor/gateway/authz/scope"
+	"github.com/vintner/arbor/internal/scopeset"
 )
 
 var (
@@ -67,7 +67,7 @@ func hmacAs(alg string, c jwt.MapClaims) string {
 func TestMintVerify(t *testing.T) {
 	s := signer(t, t0)
 	for _, typ := range []string{TypeAccess, TypeRefresh} {
-		tok, exp, err := s.Mint(typ, Subject{UserID: "u1", Email: "a@b.test", Scopes: scope.All}, "f1", "j1")
+		tok, exp, err := s.Mint(typ, Subject{UserID: "u1", Email: "a@b.test", Scopes: scopeset.All}, "f1", "j1")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -134,7 +134,7 @@ func TestVerifyRefuses(t *testing.T) {
 func TestCachedTokenStopsAtExp(t *testing.T) {
 	now := t0
 	s, _ := NewSigner(key, Options{Issuer: iss, Now: func() time.Time { return now }, Leeway: -1})
-	tok, exp, _ := s.Mint(TypeAccess, Subject{UserID: "u1", Scopes: scope.All}, "f1", "j1")
+	tok, exp, _ := s.Mint(TypeAccess, Subject{UserID: "u1", Scopes: scopeset.All}, "f1", "j1")
 	if _, err := s.Verify(tok, TypeAccess); err != nil {
 		t.Fatal(err)
 	}
@@ -146,7 +146,7 @@ func TestCachedTokenStopsAtExp(t *testing.T) {
 
 func BenchmarkVerifyAccessCached(b *testing.B) {
 	s := signer(b, t0)
-	tok, _, _ := s.Mint(TypeAccess, Subject{UserID: "u1", Email: "a@b.test", Scopes: scope.All}, "f1", "j1")
+	tok, _, _ := s.Mint(TypeAccess, Subject{UserID: "u1", Email: "a@b.test", Scopes: scopeset.All}, "f1", "j1")
 	b.ReportAllocs()
 	for b.Loop() {
 		if _, err := s.Verify(tok, TypeAccess); err != nil {
@@ -159,7 +159,7 @@ func BenchmarkVerifyAccessCached(b *testing.B) {
 // existed) counts as every scope; Mint refuses an empty set.
 func TestScopeClaim(t *testing.T) {
 	s := signer(t, t0)
-	tok, _, err := s.Mint(TypeAccess, Subject{UserID: "u1", Scopes: scope.Proxy}, "f1", "j1")
+	tok, _, err := s.Mint(TypeAccess, Subject{UserID: "u1", Scopes: scopeset.Proxy}, "f1", "j1")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -170,15 +170,15 @@ func TestScopeClaim(t *testing.T) {
 		t.Fatalf("scope claim %v, want \"proxy\"", wc["scope"])
 	}
 	c, err := s.Verify(tok, TypeAccess)
-	if err != nil || c.Scopes != scope.Proxy {
+	if err != nil || c.Scopes != scopeset.Proxy {
 		t.Fatalf("Verify: %v, scopes %v", err, c.Scopes)
 	}
 	legacy := hmacAs("HS256", claims())
-	if c, err := s.Verify(legacy, TypeAccess); err != nil || c.Scopes != scope.All {
+	if c, err := s.Verify(legacy, TypeAccess); err != nil || c.Scopes != scopeset.All {
 		t.Fatalf("a token without a scope claim: %v, scopes %q; want every scope", err, c.Scopes)
 	}
 	odd := hmacAs("HS256", claims("jti", "j2", "scope", "proxy admin:everything"))
-	if c, err := s.Verify(odd, TypeAccess); err != nil || c.Scopes != scope.Proxy {
+	if c, err := s.Verify(odd, TypeAccess); err != nil || c.Scopes != scopeset.Proxy {
 		t.Fatalf("a scope claim with an unknown name: %v, scopes %q; want proxy only", err, c.Scopes)
 	}
 	if _, _, err := s.Mint(TypeAccess, Subject{UserID: "u1"}, "f1", "j1"); err == nil {
@@ -193,7 +193,7 @@ func TestConfiguredIssuerAudience(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tok, _, err := s.Mint(TypeAccess, Subject{UserID: "u1", Scopes: scope.All}, "f1", "j1")
+	tok, _, err := s.Mint(TypeAccess, Subject{UserID: "u1", Scopes: scopeset.All}, "f1", "j1")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,6 +1,6 @@
-package cliauth_test
+package api_test
 
-// RFC 8628 (package cliauth) end to end: golang.org/x/oauth2's unchanged
+// RFC 8628 (service/clilogin, gateway/api, gateway/pages) end to end: golang.org/x/oauth2's unchanged
 // device flow client against Arbor, and each error the RFC defines.
 
 import (

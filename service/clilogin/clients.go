@@ -1,4 +1,4 @@
-package cliauth
+package clilogin
 
 import (
 	"errors"
@@ -6,10 +6,8 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/gofiber/fiber/v2"
-
 	"github.com/vintner/arbor/data"
-	"github.com/vintner/arbor/gateway/authz/scope"
+	"github.com/vintner/arbor/internal/scopeset"
 )
 
 // Registered device clients: the defence against RFC 8628 phishing.
@@ -21,13 +19,14 @@ import (
 // shows the registered name (never text from the request), the machine
 // that asked (its address as Arbor saw it, and its User-Agent as the device
 // reported it) and what the token will be allowed to do, and the token
-// carries only the scopes the client is allowed (package scope). Those are
-// checked again on every use against the configuration of the moment: a
-// client removed from the configuration loses its logins at once, and one
-// whose scopes were narrowed keeps only what is still allowed.
+// carries only the scopes the client is allowed (gateway/authz/scope).
+// Those are checked again on every use against the configuration of the
+// moment: a client removed from the configuration loses its logins at
+// once, and one whose scopes were narrowed keeps only what is still
+// allowed.
 //
 // Grape, the first-party CLI, is a built-in client with every scope; its
-// login pages show the name Options.CLIName (config ui.cli_name).
+// login pages show the name config ui.cli_name (gateway/pages' CLI).
 
 // GrapeClientID is the first-party CLI's fixed client id.
 const GrapeClientID = "grape"
@@ -48,7 +47,7 @@ const (
 type DeviceClient struct {
 	ID     string
 	Name   string
-	Scopes scope.Set
+	Scopes scopeset.Set
 }
 
 func newClientRegistry(list []DeviceClient) (map[string]DeviceClient, error) {
@@ -56,14 +55,14 @@ func newClientRegistry(list []DeviceClient) (map[string]DeviceClient, error) {
 	for _, d := range list {
 		switch {
 		case d.ID == "" || d.Name == "":
-			return nil, errors.New("cliauth: a DeviceClient needs an ID and a Name")
+			return nil, errors.New("clilogin: a DeviceClient needs an ID and a Name")
 		case d.ID == GrapeClientID:
-			return nil, fmt.Errorf("cliauth: device client id %q is reserved", d.ID)
-		case d.Scopes == 0 || d.Scopes&^scope.All != 0:
-			return nil, fmt.Errorf("cliauth: device client %q: scopes must be a non-empty subset of %q", d.ID, scope.All.String())
+			return nil, fmt.Errorf("clilogin: device client id %q is reserved", d.ID)
+		case d.Scopes == 0 || d.Scopes&^scopeset.All != 0:
+			return nil, fmt.Errorf("clilogin: device client %q: scopes must be a non-empty subset of %q", d.ID, scopeset.All.String())
 		}
 		if _, dup := m[d.ID]; dup {
-			return nil, fmt.Errorf("cliauth: device client id %q appears twice", d.ID)
+			return nil, fmt.Errorf("clilogin: device client id %q appears twice", d.ID)
 		}
 		m[d.ID] = d
 	}
@@ -75,45 +74,46 @@ func newClientRegistry(list []DeviceClient) (map[string]DeviceClient, error) {
 // scope for a login made before scopes existed) within what its client is
 // allowed today; zero means the login must be refused: its client is no
 // longer registered.
-func (a *CLIAuth) grantedScopes(f data.RefreshFamily) scope.Set {
+func (s *Service) grantedScopes(f data.RefreshFamily) scopeset.Set {
 	if f.ClientInfo["flow"] != flowRFC8628 {
-		return scope.All
+		return scopeset.All
 	}
-	s := scope.All
+	g := scopeset.All
 	if f.Scope != "" {
-		s = scope.ParseKnown(f.Scope)
+		g = scopeset.ParseKnown(f.Scope)
 	}
-	return s & a.clients[f.ClientID].Scopes // zero when unregistered
+	return g & s.clients[f.ClientID].Scopes // zero when unregistered
 }
 
 // machineInfo records the address a device request came from and the
 // User-Agent it sent, for the approval page.
-func machineInfo(c *fiber.Ctx, info map[string]string) map[string]string {
+func machineInfo(from From, info map[string]string) map[string]string {
 	if info == nil {
 		info = map[string]string{}
 	}
-	info[infoAddress] = clean(clientAddr(c), 64)
-	if ua := clean(string(c.Request().Header.UserAgent()), 120); ua != "" {
+	info[infoAddress] = Clean(from.Addr, 64)
+	if ua := Clean(from.UserAgent, 120); ua != "" {
 		info[infoUserAgent] = ua
 	}
 	return info
 }
 
-// machine is what an approval page shows of the requesting machine.
-type machine struct {
+// Machine is what an approval page shows of the requesting machine.
+type Machine struct {
 	Address   string
 	UserAgent string
 	// Info is what the device said of itself (Grape's client_info).
-	Info []kv
+	Info []KV
 }
 
-type kv struct{ Key, Value string }
+// KV is one entry of Machine.Info.
+type KV struct{ Key, Value string }
 
-func machineOf(info map[string]string) machine {
-	m := machine{Address: info[infoAddress], UserAgent: info[infoUserAgent]}
+func machineOf(info map[string]string) Machine {
+	m := Machine{Address: info[infoAddress], UserAgent: info[infoUserAgent]}
 	for k, v := range info {
 		if !strings.HasPrefix(k, infoPrefix) {
-			m.Info = append(m.Info, kv{k, v})
+			m.Info = append(m.Info, KV{k, v})
 		}
 	}
 	sort.Slice(m.Info, func(i, j int) bool { return m.Info[i].Key < m.Info[j].Key })
@@ -121,4 +121,10 @@ func machineOf(info map[string]string) machine {
 		m.Address = "(not recorded)"
 	}
 	return m
+}
+
+// Client returns the registered RFC 8628 client id.
+func (s *Service) Client(id string) (DeviceClient, bool) {
+	d, ok := s.clients[id]
+	return d, ok
 }

@@ -1,7 +1,7 @@
-package cliauth_test
+package api_test
 
-// The CLI login tests of this package (cli_test.go, device_test.go,
-// deviceclients_test.go) run a whole Arbor (app/apptest): real Fiber on
+// The CLI login tests of this package (cli_test.go, cli_device_test.go,
+// cli_deviceclients_test.go) run a whole Arbor (app/apptest): real Fiber on
 // loopback, bbolt, the built-in plugins and the fake providers. env and
 // the helpers below keep the names the tests used when they lived in
 // gateway/webauth.
@@ -16,7 +16,7 @@ import (
 	"github.com/vintner/arbor/data/boltdb"
 	"github.com/vintner/arbor/gateway/authz/access"
 	"github.com/vintner/arbor/gateway/authz/scope"
-	"github.com/vintner/arbor/gateway/cliauth"
+	"github.com/vintner/arbor/service/clilogin"
 	"github.com/vintner/arbor/service/workers"
 )
 
@@ -38,7 +38,7 @@ type envOptions struct {
 	refreshGrace time.Duration
 	// deviceClients are the registered RFC 8628 clients; default one,
 	// "stock-cli" ("Stock CLI"), with every scope.
-	deviceClients []cliauth.DeviceClient
+	deviceClients []clilogin.DeviceClient
 	// cliAudience is the CLI tokens' aud (default arbor-cli).
 	cliAudience string
 }
@@ -61,7 +61,7 @@ func newEnv(t *testing.T, o envOptions) *env {
 		o.defaultClass = access.Session
 	}
 	if o.deviceClients == nil {
-		o.deviceClients = []cliauth.DeviceClient{{ID: "stock-cli", Name: "Stock CLI", Scopes: scope.All}}
+		o.deviceClients = []clilogin.DeviceClient{{ID: "stock-cli", Name: "Stock CLI", Scopes: scope.All}}
 	}
 	h := apptest.New(t,
 		apptest.Routes(o.defaultClass, o.rules...),

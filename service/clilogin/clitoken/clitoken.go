@@ -5,7 +5,7 @@
 // Claims: sub (user id), email, login, type ("access" or "refresh"), iss
 // (config cli.issuer, default the public URL), aud (cli.audience, default
 // "arbor-cli"), iat, exp, jti, scope (what the token may do, space-separated
-// names of package scope), and fid, the login ("refresh family") the token
+// names of package gateway/authz/scope), and fid, the login ("refresh family") the token
 // belongs to, whose store record decides whether the login is still alive
 // (logout, reuse detection). iss and aud are configurable so that a backend
 // that already verifies these tokens with CLI_JWT_SECRET and its own
@@ -15,11 +15,16 @@
 // configured audience and issuer, and only HS256: a refresh token is never
 // an access token, and a session cookie's token (another key, audience and
 // type claim) is neither. A token without a scope claim was minted before
-// scopes existed and counts as scope.All.
+// scopes existed and counts as scopeset.All.
 //
 // Verified access tokens are cached like session tokens (keyed by the whole
 // token, never past exp, only successes), so a bearer check on every API
 // request costs well under a microsecond before the family lookup.
+//
+// It lives under service/clilogin, not gateway/authn, because the CLI
+// login service is what mints and checks these tokens, and a service may
+// not import the HTTP layer (service/layering_test.go); the bearer
+// authenticator (authn.CLI) asks the service.
 package clitoken
 
 import (
@@ -32,9 +37,9 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 
-	"github.com/vintner/arbor/gateway/authz/scope"
 	"github.com/vintner/arbor/internal/expcache"
 	"github.com/vintner/arbor/internal/hs256"
+	"github.com/vintner/arbor/internal/scopeset"
 )
 
 // Token types.
@@ -87,9 +92,9 @@ type Claims struct {
 	FamilyID  string // fid
 	IssuedAt  time.Time
 	ExpiresAt time.Time
-	// Scopes is what the token may do; scope.All for a token minted
+	// Scopes is what the token may do; scopeset.All for a token minted
 	// without a scope claim (before scopes existed).
-	Scopes scope.Set
+	Scopes scopeset.Set
 }
 
 type wireClaims struct {
@@ -169,7 +174,7 @@ func NewID() (string, error) {
 type Subject struct {
 	UserID, Email, Login string
 	// Scopes becomes the scope claim; Mint refuses an empty set.
-	Scopes scope.Set
+	Scopes scopeset.Set
 }
 
 // Mint signs a token of type typ for user sub in family fid with id jti.
@@ -226,10 +231,10 @@ func (s *Signer) Verify(token, typ string) (Claims, error) {
 	}
 	c := Claims{
 		Subject: wc.Subject, Email: wc.Email, Login: wc.Login, Type: wc.Type, ID: wc.ID, FamilyID: wc.FamilyID,
-		IssuedAt: wc.IssuedAt.Time, ExpiresAt: wc.ExpiresAt.Time, Scopes: scope.All,
+		IssuedAt: wc.IssuedAt.Time, ExpiresAt: wc.ExpiresAt.Time, Scopes: scopeset.All,
 	}
 	if wc.Scope != nil {
-		c.Scopes = scope.ParseKnown(*wc.Scope)
+		c.Scopes = scopeset.ParseKnown(*wc.Scope)
 	}
 	if s.cache != nil && typ == TypeAccess && now.Before(c.ExpiresAt) {
 		s.cache.Put(strings.Clone(token), c, now)

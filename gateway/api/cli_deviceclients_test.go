@@ -1,4 +1,4 @@
-package cliauth_test
+package api_test
 
 // Registered device clients and token scopes (issue 15, item 7): the
 // RFC 8628 remote-phishing defence, end to end through the real gateway,
@@ -19,13 +19,14 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 	"golang.org/x/oauth2"
 
-	"github.com/vintner/arbor/gateway/authn/clitoken"
+	"github.com/vintner/arbor/gateway/api"
 	"github.com/vintner/arbor/gateway/authz/scope"
-	"github.com/vintner/arbor/gateway/cliauth"
+	"github.com/vintner/arbor/service/clilogin"
+	"github.com/vintner/arbor/service/clilogin/clitoken"
 )
 
 // scopedClients are registered in the tests below.
-var scopedClients = []cliauth.DeviceClient{
+var scopedClients = []clilogin.DeviceClient{
 	{ID: "viewer", Name: "Trellis viewer", Scopes: scope.Proxy},
 	{ID: "repo-tool", Name: "Repo tool", Scopes: scope.Providers},
 	{ID: "worker-tool", Name: "Worker tool", Scopes: scope.Workers | scope.Proxy},
@@ -125,11 +126,11 @@ func TestDeviceClientUnknown(t *testing.T) {
 	e := newEnv(t, envOptions{})
 	before := storeSnapshot(t, e)
 	for _, id := range []string{"Trellis Web (official)", "STOCK-CLI", "stock-cli ", "grape"} {
-		status, body := postForm(t, e, cliauth.PathDeviceCode, url.Values{"client_id": {id}, "scope": {"proxy"}})
+		status, body := postForm(t, e, api.PathDeviceCode, url.Values{"client_id": {id}, "scope": {"proxy"}})
 		if status != 400 || body["error"] != "invalid_client" {
 			t.Fatalf("device code for client_id %q: %d %v, want 400 invalid_client", id, status, body)
 		}
-		status, body = postForm(t, e, cliauth.PathToken, url.Values{"client_id": {id}, "grant_type": {cliauth.GrantDeviceCode}, "device_code": {"x"}})
+		status, body = postForm(t, e, api.PathToken, url.Values{"client_id": {id}, "grant_type": {api.GrantDeviceCode}, "device_code": {"x"}})
 		if status != 400 || body["error"] != "invalid_client" {
 			t.Fatalf("token for client_id %q: %d %v, want 400 invalid_client", id, status, body)
 		}
@@ -151,7 +152,7 @@ func TestDeviceClientScopeRequest(t *testing.T) {
 	e := newEnv(t, envOptions{deviceClients: scopedClients})
 	before := storeSnapshot(t, e)
 	for _, s := range []string{"providers", "proxy providers", "workers", "admin", "proxy admin"} {
-		status, body := postForm(t, e, cliauth.PathDeviceCode, url.Values{"client_id": {"viewer"}, "scope": {s}})
+		status, body := postForm(t, e, api.PathDeviceCode, url.Values{"client_id": {"viewer"}, "scope": {s}})
 		if status != 400 || body["error"] != "invalid_scope" {
 			t.Fatalf("viewer asking for %q: %d %v, want 400 invalid_scope", s, status, body)
 		}
@@ -163,7 +164,7 @@ func TestDeviceClientScopeRequest(t *testing.T) {
 		{"viewer", "", "proxy"}, {"viewer", "proxy", "proxy"},
 		{"worker-tool", "", "workers proxy"}, {"worker-tool", "workers", "workers"},
 	} {
-		status, body := postForm(t, e, cliauth.PathDeviceCode, url.Values{"client_id": {c.client}, "scope": {c.ask}})
+		status, body := postForm(t, e, api.PathDeviceCode, url.Values{"client_id": {c.client}, "scope": {c.ask}})
 		if status != 200 || body["scope"] != c.want {
 			t.Fatalf("%s asking for %q: %d %v, want scope %q", c.client, c.ask, status, body, c.want)
 		}
@@ -200,7 +201,7 @@ func TestDeviceScopesEnforced(t *testing.T) {
 	if h, _, _ := e.upstream.Last(); h.Get("X-Arbor-User-Id") != uid {
 		t.Fatalf("upstream saw user %q, want %q", h.Get("X-Arbor-User-Id"), uid)
 	}
-	if res := bearerSend(t, cli, "GET", cliauth.PathMe, viewer.AccessToken, nil); res.StatusCode != 200 {
+	if res := bearerSend(t, cli, "GET", api.PathMe, viewer.AccessToken, nil); res.StatusCode != 200 {
 		t.Fatalf("viewer on /api/auth/me: %d %s", res.StatusCode, res.Body)
 	}
 
@@ -218,7 +219,7 @@ func TestDeviceScopesEnforced(t *testing.T) {
 	}
 	wantInsufficient(t, "viewer after refresh: provider token", bearerSend(t, cli, "GET", "/api/providers/github/token", fresh.AccessToken, nil), "providers")
 	// A refresh token presented by another registered client is refused.
-	status, body := postForm(t, e, cliauth.PathToken, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {fresh.RefreshToken}, "client_id": {"repo-tool"}})
+	status, body := postForm(t, e, api.PathToken, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {fresh.RefreshToken}, "client_id": {"repo-tool"}})
 	if status != 400 || body["error"] != "invalid_grant" {
 		t.Fatalf("viewer's refresh token sent as repo-tool: %d %v", status, body)
 	}
@@ -264,7 +265,7 @@ func TestDeviceScopesEnforced(t *testing.T) {
 		}
 	}
 	// A Grape refresh keeps every scope.
-	res := postJSON(cli, cliauth.PathRefresh, map[string]string{"refresh_token": grape.RefreshToken})
+	res := postJSON(cli, api.PathCLIRefresh, map[string]string{"refresh_token": grape.RefreshToken})
 	again := decodeTokens(t, "Grape refresh", res)
 	if got := claimsOf(t, again.AccessToken)["scope"]; got != "providers workers proxy" {
 		t.Fatalf("Grape refreshed access token scope %v", got)
@@ -301,13 +302,13 @@ func TestCLIAudienceConfigured(t *testing.T) {
 	if aud, _ := c["aud"].([]any); len(aud) != 1 || aud[0] != "trellis-cli" || c["iss"] != e.publicURL {
 		t.Fatalf("iss %v aud %v, want %q and [trellis-cli]", c["iss"], c["aud"], e.publicURL)
 	}
-	if res := bearerSend(t, cli, "GET", cliauth.PathMe, tk.AccessToken, nil); res.StatusCode != 200 {
+	if res := bearerSend(t, cli, "GET", api.PathMe, tk.AccessToken, nil); res.StatusCode != 200 {
 		t.Fatalf("the token on /api/auth/me: %d %s", res.StatusCode, res.Body)
 	}
 	// The same claims for the default audience, signed with the same key.
 	c["aud"] = []string{clitoken.Audience}
 	other := signHS256(t, e, c)
-	wantError(t, "a token for another audience", bearerSend(t, cli, "GET", cliauth.PathMe, other, nil), 401, "unauthenticated")
+	wantError(t, "a token for another audience", bearerSend(t, cli, "GET", api.PathMe, other, nil), 401, "unauthenticated")
 	wantError(t, "a token for another audience on the provider API", bearerSend(t, cli, "GET", "/api/providers", other, nil), 401, "unauthenticated")
 }
 
@@ -315,11 +316,11 @@ func TestCLIAudienceConfigured(t *testing.T) {
 // the scopes in words and the warning; nothing the request named itself;
 // no script, and a pre-filled code still needs the user's button presses.
 func TestDeviceApprovalPages(t *testing.T) {
-	e := newEnv(t, envOptions{deviceClients: []cliauth.DeviceClient{{ID: "trellis-desktop", Name: "Trellis desktop", Scopes: scope.Proxy}}})
+	e := newEnv(t, envOptions{deviceClients: []clilogin.DeviceClient{{ID: "trellis-desktop", Name: "Trellis desktop", Scopes: scope.Proxy}}})
 	b := e.browser()
 	b.MustSignIn("github")
 	form := url.Values{"client_id": {"trellis-desktop"}, "client_name": {"Trellis Web (official)"}, "scope": {"proxy"}}
-	req, _ := http.NewRequest("POST", "http://"+e.addr+cliauth.PathDeviceCode, strings.NewReader(form.Encode()))
+	req, _ := http.NewRequest("POST", "http://"+e.addr+api.PathDeviceCode, strings.NewReader(form.Encode()))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req.Header.Set("User-Agent", `PhishKit/1.0 <b>"Trellis Web (official)"</b>`)
 	res, err := http.DefaultClient.Do(req)
@@ -345,7 +346,7 @@ func TestDeviceApprovalPages(t *testing.T) {
 	}
 	noAutoSubmit(t, "/device", enter.Body)
 	pollAs := func() any {
-		_, body := postForm(t, e, cliauth.PathToken, url.Values{"grant_type": {cliauth.GrantDeviceCode}, "device_code": {da.DeviceCode}, "client_id": {"trellis-desktop"}})
+		_, body := postForm(t, e, api.PathToken, url.Values{"grant_type": {api.GrantDeviceCode}, "device_code": {da.DeviceCode}, "client_id": {"trellis-desktop"}})
 		return body["error"]
 	}
 	if got := pollAs(); got != "authorization_pending" {
@@ -382,14 +383,14 @@ func TestDeviceApprovalPages(t *testing.T) {
 	// Grape's page: the fixed name, never client= or client_name.
 	cli := cliClient(e)
 	dc := newDeviceCode(t)
-	page := b.Get(cliauth.PathLogin + "?device_code=" + dc + "&client=" + url.QueryEscape("Trellis Web (official)"))
+	page := b.Get(api.PathCLILogin + "?device_code=" + dc + "&client=" + url.QueryEscape("Trellis Web (official)"))
 	if page.StatusCode != 200 || !strings.Contains(page.Body, "<h1>Sign in to Grape?</h1>") || strings.Contains(page.Body, "Trellis Web") ||
 		!strings.Contains(page.Body, `id="phishing-warning"`) || !strings.Contains(page.Body, `id="machine-address">127.0.0.1<`) {
 		t.Fatalf("Grape page from a link with client=: %d\n%s", page.StatusCode, page.Body)
 	}
 	noAutoSubmit(t, "/cli/login", page.Body)
 	dc2 := newDeviceCode(t)
-	if res := postJSON(cli, cliauth.PathStart, map[string]any{"device_code": dc2, "client_name": "Trellis Web (official)",
+	if res := postJSON(cli, api.PathCLIStart, map[string]any{"device_code": dc2, "client_name": "Trellis Web (official)",
 		"client_info": map[string]string{"hostname": "box", "arbor:address": "10.9.9.9"}}); res.StatusCode != http.StatusCreated {
 		t.Fatalf("start: %d %s", res.StatusCode, res.Body)
 	}

@@ -1,8 +1,8 @@
-package cliauth_test
+package api_test
 
-// End-to-end and security tests of CLI login (Grape, package cliauth)
-// through the full stack: real Fiber on loopback, bbolt, the built-in
-// plugins and the fake providers. The CLI is a cookie-less client speaking
+// End-to-end and security tests of CLI login (Grape: service/clilogin
+// behind gateway/api and gateway/pages) through the full stack: real
+// Fiber on loopback, bbolt, the built-in plugins and the fake providers. The CLI is a cookie-less client speaking
 // JSON; the user is a signed-in browser. See docs/cli-login.md.
 
 import (
@@ -25,8 +25,9 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/vintner/arbor/data"
+	"github.com/vintner/arbor/gateway/api"
 	"github.com/vintner/arbor/gateway/authz/access"
-	"github.com/vintner/arbor/gateway/cliauth"
+	"github.com/vintner/arbor/service/clilogin"
 )
 
 // familyOf returns the refresh family of a token (its fid claim, read
@@ -71,11 +72,11 @@ func contains(list []string, s string) bool {
 func wantDead(t *testing.T, cli *browser, what string, access, refresh []string) {
 	t.Helper()
 	for i, a := range access {
-		wantError(t, fmt.Sprintf("%s: Bearer with access token %d on /api/auth/me", what, i), bearerGet(cli, cliauth.PathMe, a), 401, "unauthenticated")
+		wantError(t, fmt.Sprintf("%s: Bearer with access token %d on /api/auth/me", what, i), bearerGet(cli, api.PathMe, a), 401, "unauthenticated")
 		wantError(t, fmt.Sprintf("%s: Bearer with access token %d on /api/providers", what, i), bearerGet(cli, "/api/providers", a), 401, "unauthenticated")
 	}
 	for i, r := range refresh {
-		wantError(t, fmt.Sprintf("%s: refresh token %d", what, i), postJSON(cli, cliauth.PathRefresh, map[string]string{"refresh_token": r}), 401, "invalid_grant")
+		wantError(t, fmt.Sprintf("%s: refresh token %d", what, i), postJSON(cli, api.PathCLIRefresh, map[string]string{"refresh_token": r}), 401, "invalid_grant")
 	}
 }
 
@@ -109,12 +110,12 @@ func TestCLILoginHappyPath(t *testing.T) {
 	}
 
 	code := approve(user, dc)
-	if cliauth.CodeLength != 6 || len(code) != 6 {
+	if clilogin.CodeLength != 6 || len(code) != 6 {
 		t.Fatalf("verification code %q: length %d, want 6", code, len(code))
 	}
 	for _, r := range code {
-		if !strings.ContainsRune(cliauth.CodeAlphabet, r) {
-			t.Fatalf("verification code %q has %q, not in %q", code, r, cliauth.CodeAlphabet)
+		if !strings.ContainsRune(clilogin.CodeAlphabet, r) {
+			t.Fatalf("verification code %q has %q, not in %q", code, r, clilogin.CodeAlphabet)
 		}
 	}
 	// Typed in lower case, with spaces.
@@ -132,7 +133,7 @@ func TestCLILoginHappyPath(t *testing.T) {
 	}
 
 	// The access token works on Arbor's API…
-	me := bearerGet(cli, cliauth.PathMe, tk.AccessToken)
+	me := bearerGet(cli, api.PathMe, tk.AccessToken)
 	var who map[string]string
 	if me.StatusCode != 200 || json.Unmarshal([]byte(me.Body), &who) != nil || who["user_id"] != uid || who["login"] != login {
 		t.Fatalf("GET /api/auth/me with Bearer: %d %s, want user %q", me.StatusCode, me.Body, uid)
@@ -172,7 +173,7 @@ func TestCLILoginHappyPath(t *testing.T) {
 		"a session cookie value":  user.Cookie(e.cookie),
 		"a forged alg=none token": noneTok,
 	} {
-		for _, p := range []string{cliauth.PathMe, "/api/providers", "/api/data/items"} {
+		for _, p := range []string{api.PathMe, "/api/providers", "/api/data/items"} {
 			wantError(t, "Bearer with "+name+" on "+p, bearerGet(cli, p, tok), 401, "unauthenticated")
 		}
 	}
@@ -238,7 +239,7 @@ func TestCLIExchangeBruteForceBurns(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			buf := make([]byte, cliauth.CodeLength)
+			buf := make([]byte, clilogin.CodeLength)
 			for i := range jobs {
 				for {
 					if _, err := rand.Read(buf); err != nil {
@@ -246,14 +247,14 @@ func TestCLIExchangeBruteForceBurns(t *testing.T) {
 						return
 					}
 					for j := range buf {
-						buf[j] = cliauth.CodeAlphabet[int(buf[j])%len(cliauth.CodeAlphabet)]
+						buf[j] = clilogin.CodeAlphabet[int(buf[j])%len(clilogin.CodeAlphabet)]
 					}
 					if string(buf) != right {
 						break
 					}
 				}
 				hdr := http.Header{"X-Forwarded-For": {fmt.Sprintf("10.%d.%d.%d", i>>16&255, i>>8&255, i&255)}}
-				res, err := sendJSON(cli, http.MethodPost, cliauth.PathExchange, exchangeBody(dc, string(buf), verifier), hdr)
+				res, err := sendJSON(cli, http.MethodPost, api.PathCLIExchange, exchangeBody(dc, string(buf), verifier), hdr)
 				if err != nil {
 					t.Error(err)
 					return
@@ -279,14 +280,14 @@ func TestCLIExchangeBruteForceBurns(t *testing.T) {
 	}
 	// Exactly 5 wrong codes are evaluated: each is checked and counted in
 	// one atomic store update, so none in flight slips past the burn.
-	if invalid != cliauth.DefaultMaxAttempts {
-		t.Fatalf("%d invalid_code answers, want exactly %d", invalid, cliauth.DefaultMaxAttempts)
+	if invalid != clilogin.DefaultMaxAttempts {
+		t.Fatalf("%d invalid_code answers, want exactly %d", invalid, clilogin.DefaultMaxAttempts)
 	}
 	d, err := e.store.GetDeviceCode(context.Background(), dc)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if d.State != data.DeviceBurned || d.FailedAttempts < cliauth.DefaultMaxAttempts || d.VerificationHash != "" {
+	if d.State != data.DeviceBurned || d.FailedAttempts < clilogin.DefaultMaxAttempts || d.VerificationHash != "" {
 		t.Fatalf("stored device code: state %q, %d failed attempts, hash %q; want burned, >= 5, no hash", d.State, d.FailedAttempts, d.VerificationHash)
 	}
 	// Every invalid_code answer counted one attempt.
@@ -301,7 +302,7 @@ func TestCLIExchangeBruteForceBurns(t *testing.T) {
 		t.Errorf("login page of a burned device code: %d, want 410", res.StatusCode)
 	}
 	csrf := csrfOf(t, user)
-	if res := user.Do(http.MethodPost, cliauth.PathApprove, url.Values{"csrf": {csrf}, "device_code": {dc}}); res.StatusCode != http.StatusGone || verificationCodeRE.MatchString(res.Body) {
+	if res := user.Do(http.MethodPost, api.PathCLIApprove, url.Values{"csrf": {csrf}, "device_code": {dc}}); res.StatusCode != http.StatusGone || verificationCodeRE.MatchString(res.Body) {
 		t.Errorf("approving a burned device code: %d, want 410 without a code\n%s", res.StatusCode, res.Body)
 	}
 	wantError(t, "the right code after re-approval", exchange(cli, dc, right, verifier), 400, "device_code_burned")
@@ -328,7 +329,7 @@ func TestCLIExchangeOnce(t *testing.T) {
 
 	const n = 100
 	results := concurrently(t, n, func() (*response, error) {
-		return sendJSON(cli, http.MethodPost, cliauth.PathExchange, exchangeBody(dc, code, verifier), nil)
+		return sendJSON(cli, http.MethodPost, api.PathCLIExchange, exchangeBody(dc, code, verifier), nil)
 	})
 	ok := 0
 	losers := map[string]int{}
@@ -344,7 +345,7 @@ func TestCLIExchangeOnce(t *testing.T) {
 	if ok != 1 || len(losers) != 1 || losers["400 device_code_used"] != n-1 {
 		t.Fatalf("%d successes and losers %v; want exactly 1 success and %d × 400 device_code_used", ok, losers, n-1)
 	}
-	if res := bearerGet(cli, cliauth.PathMe, winner.AccessToken); res.StatusCode != 200 {
+	if res := bearerGet(cli, api.PathMe, winner.AccessToken); res.StatusCode != 200 {
 		t.Fatalf("the winner's access token: %d %s", res.StatusCode, res.Body)
 	}
 	fams, err := e.store.ListRefreshFamilies(context.Background(), winner.User.ID)
@@ -416,11 +417,11 @@ func TestCLIExchangeErrors(t *testing.T) {
 	}
 
 	// Malformed bodies.
-	wantError(t, "exchange with a form body", cli.Do(http.MethodPost, cliauth.PathExchange, url.Values{"device_code": {dc}}), 400, "invalid_request")
-	wantError(t, "exchange without device_code", postJSON(cli, cliauth.PathExchange, map[string]string{"verification_code": "ABCDEF"}), 400, "invalid_request")
-	wantError(t, "start with a short device code", postJSON(cli, cliauth.PathStart, map[string]string{"device_code": "short"}), 400, "invalid_request")
-	wantError(t, "start with a bad challenge", postJSON(cli, cliauth.PathStart, map[string]string{"device_code": newDeviceCode(t), "code_challenge": "plain-verifier"}), 400, "invalid_request")
-	wantError(t, "start with a taken device code", postJSON(cli, cliauth.PathStart, map[string]string{"device_code": dc}), 409, "device_code_exists")
+	wantError(t, "exchange with a form body", cli.Do(http.MethodPost, api.PathCLIExchange, url.Values{"device_code": {dc}}), 400, "invalid_request")
+	wantError(t, "exchange without device_code", postJSON(cli, api.PathCLIExchange, map[string]string{"verification_code": "ABCDEF"}), 400, "invalid_request")
+	wantError(t, "start with a short device code", postJSON(cli, api.PathCLIStart, map[string]string{"device_code": "short"}), 400, "invalid_request")
+	wantError(t, "start with a bad challenge", postJSON(cli, api.PathCLIStart, map[string]string{"device_code": newDeviceCode(t), "code_challenge": "plain-verifier"}), 400, "invalid_request")
+	wantError(t, "start with a taken device code", postJSON(cli, api.PathCLIStart, map[string]string{"device_code": dc}), 409, "device_code_exists")
 }
 
 // 6. Approval is CSRF-protected, bound to the first user, and can be
@@ -447,9 +448,9 @@ func TestCLIApprovalProtection(t *testing.T) {
 	csrf := m[1]
 
 	// No CSRF token, a wrong one, or bob's.
-	wantError(t, "approve without csrf", alice.Do(http.MethodPost, cliauth.PathApprove, url.Values{"device_code": {dc}}), 403, "csrf_invalid")
-	wantError(t, "approve with a wrong csrf", alice.Do(http.MethodPost, cliauth.PathApprove, url.Values{"csrf": {randomSecret(t)}, "device_code": {dc}}), 403, "csrf_invalid")
-	wantError(t, "approve with bob's csrf", alice.Do(http.MethodPost, cliauth.PathApprove, url.Values{"csrf": {csrfOf(t, bob)}, "device_code": {dc}}), 403, "csrf_invalid")
+	wantError(t, "approve without csrf", alice.Do(http.MethodPost, api.PathCLIApprove, url.Values{"device_code": {dc}}), 403, "csrf_invalid")
+	wantError(t, "approve with a wrong csrf", alice.Do(http.MethodPost, api.PathCLIApprove, url.Values{"csrf": {randomSecret(t)}, "device_code": {dc}}), 403, "csrf_invalid")
+	wantError(t, "approve with bob's csrf", alice.Do(http.MethodPost, api.PathCLIApprove, url.Values{"csrf": {csrfOf(t, bob)}, "device_code": {dc}}), 403, "csrf_invalid")
 	// Cross-site requests, even with the right token.
 	for _, h := range []http.Header{
 		{"Origin": {"https://evil.example"}},
@@ -458,13 +459,13 @@ func TestCLIApprovalProtection(t *testing.T) {
 		{"Sec-Fetch-Site": {"same-site"}},
 	} {
 		alice.Header = h
-		wantError(t, fmt.Sprintf("approve with %v", h), alice.Do(http.MethodPost, cliauth.PathApprove, url.Values{"csrf": {csrf}, "device_code": {dc}}), 403, "csrf_invalid")
-		wantError(t, fmt.Sprintf("deny with %v", h), alice.Do(http.MethodPost, cliauth.PathDeny, url.Values{"csrf": {csrf}, "device_code": {dc}}), 403, "csrf_invalid")
+		wantError(t, fmt.Sprintf("approve with %v", h), alice.Do(http.MethodPost, api.PathCLIApprove, url.Values{"csrf": {csrf}, "device_code": {dc}}), 403, "csrf_invalid")
+		wantError(t, fmt.Sprintf("deny with %v", h), alice.Do(http.MethodPost, api.PathCLIDeny, url.Values{"csrf": {csrf}, "device_code": {dc}}), 403, "csrf_invalid")
 	}
 	alice.Header = http.Header{}
 	// Not signed in.
 	anon := e.browser()
-	wantError(t, "approve without a session", anon.Do(http.MethodPost, cliauth.PathApprove, url.Values{"csrf": {csrf}, "device_code": {dc}}), 401, "unauthenticated")
+	wantError(t, "approve without a session", anon.Do(http.MethodPost, api.PathCLIApprove, url.Values{"csrf": {csrf}, "device_code": {dc}}), 401, "unauthenticated")
 	if d, err := e.store.GetDeviceCode(context.Background(), dc); err != nil || d.State != data.DevicePending || d.VerificationHash != "" || d.UserID != aliceID {
 		t.Fatalf("after refused approvals: %+v %v; want pending, no code, bound to alice", d, err)
 	}
@@ -475,11 +476,11 @@ func TestCLIApprovalProtection(t *testing.T) {
 		t.Fatalf("bob opening alice's request: %d, want 403 \"Not your login request\" without a form\n%s", res.StatusCode, res.Body)
 	}
 	bobCSRF := csrfOf(t, bob)
-	res = bob.Do(http.MethodPost, cliauth.PathApprove, url.Values{"csrf": {bobCSRF}, "device_code": {dc}})
+	res = bob.Do(http.MethodPost, api.PathCLIApprove, url.Values{"csrf": {bobCSRF}, "device_code": {dc}})
 	if res.StatusCode != http.StatusForbidden || !strings.Contains(res.Body, "Not your login request") || verificationCodeRE.MatchString(res.Body) {
 		t.Fatalf("bob approving alice's request: %d, want 403 \"Not your login request\"\n%s", res.StatusCode, res.Body)
 	}
-	res = bob.Do(http.MethodPost, cliauth.PathDeny, url.Values{"csrf": {bobCSRF}, "device_code": {dc}})
+	res = bob.Do(http.MethodPost, api.PathCLIDeny, url.Values{"csrf": {bobCSRF}, "device_code": {dc}})
 	if res.StatusCode != http.StatusForbidden || !strings.Contains(res.Body, "Not your login request") {
 		t.Fatalf("bob denying alice's request: %d, want 403\n%s", res.StatusCode, res.Body)
 	}
@@ -495,12 +496,12 @@ func TestCLIApprovalProtection(t *testing.T) {
 	// A request bob never opened cannot be approved by bob blindly.
 	verifier, challenge = newVerifier(t)
 	dc = startCLI(cli, challenge)
-	res = bob.Do(http.MethodPost, cliauth.PathApprove, url.Values{"csrf": {bobCSRF}, "device_code": {dc}})
+	res = bob.Do(http.MethodPost, api.PathCLIApprove, url.Values{"csrf": {bobCSRF}, "device_code": {dc}})
 	if res.StatusCode != http.StatusForbidden || verificationCodeRE.MatchString(res.Body) {
 		t.Fatalf("approving a request without opening it: %d, want 403\n%s", res.StatusCode, res.Body)
 	}
 	// Unknown device code.
-	res = bob.Do(http.MethodPost, cliauth.PathApprove, url.Values{"csrf": {bobCSRF}, "device_code": {newDeviceCode(t)}})
+	res = bob.Do(http.MethodPost, api.PathCLIApprove, url.Values{"csrf": {bobCSRF}, "device_code": {newDeviceCode(t)}})
 	if res.StatusCode != http.StatusNotFound {
 		t.Fatalf("approving an unknown request: %d, want 404\n%s", res.StatusCode, res.Body)
 	}
@@ -512,12 +513,12 @@ func TestCLIApprovalProtection(t *testing.T) {
 	if page.StatusCode != 200 {
 		t.Fatalf("reloading the login page: %d", page.StatusCode)
 	}
-	res = bob.Do(http.MethodPost, cliauth.PathDeny, url.Values{"csrf": {bobCSRF}, "device_code": {dc}})
+	res = bob.Do(http.MethodPost, api.PathCLIDeny, url.Values{"csrf": {bobCSRF}, "device_code": {dc}})
 	if res.StatusCode != 200 || !strings.Contains(res.Body, "Login refused") {
 		t.Fatalf("deny: %d\n%s", res.StatusCode, res.Body)
 	}
 	wantError(t, "exchange after deny", exchange(cli, dc, code, verifier), 400, "access_denied")
-	res = bob.Do(http.MethodPost, cliauth.PathApprove, url.Values{"csrf": {bobCSRF}, "device_code": {dc}})
+	res = bob.Do(http.MethodPost, api.PathCLIApprove, url.Values{"csrf": {bobCSRF}, "device_code": {dc}})
 	if res.StatusCode != http.StatusGone || verificationCodeRE.MatchString(res.Body) {
 		t.Fatalf("approving after deny: %d, want 410\n%s", res.StatusCode, res.Body)
 	}
@@ -531,7 +532,7 @@ func TestCLILoginPageEscapesClientInfo(t *testing.T) {
 	user.MustSignIn("github")
 	cli := cliClient(e)
 	dc := newDeviceCode(t)
-	res := postJSON(cli, cliauth.PathStart, map[string]any{
+	res := postJSON(cli, api.PathCLIStart, map[string]any{
 		"device_code": dc, "client_name": `<script>alert(1)</script>`,
 		"client_info": map[string]string{"host<b>": `"><img src=x onerror=alert(1)>`},
 	})
@@ -553,7 +554,7 @@ func TestCLIRefreshRotationAndReuse(t *testing.T) {
 	cli := cliClient(e)
 	first := cliLogin(t, user, cli)
 
-	second := decodeTokens(t, "refresh", postJSON(cli, cliauth.PathRefresh, map[string]string{"refresh_token": first.RefreshToken}))
+	second := decodeTokens(t, "refresh", postJSON(cli, api.PathCLIRefresh, map[string]string{"refresh_token": first.RefreshToken}))
 	if second.RefreshToken == first.RefreshToken || second.AccessToken == first.AccessToken {
 		t.Fatal("refresh returned the same tokens")
 	}
@@ -561,7 +562,7 @@ func TestCLIRefreshRotationAndReuse(t *testing.T) {
 		t.Fatalf("refreshed tokens %+v: want user %q, expires_in 3600, the same family", second, uid)
 	}
 	for _, a := range []string{first.AccessToken, second.AccessToken} {
-		if res := bearerGet(cli, cliauth.PathMe, a); res.StatusCode != 200 {
+		if res := bearerGet(cli, api.PathMe, a); res.StatusCode != 200 {
 			t.Fatalf("access token before reuse: %d %s", res.StatusCode, res.Body)
 		}
 	}
@@ -569,7 +570,7 @@ func TestCLIRefreshRotationAndReuse(t *testing.T) {
 	other := cliLogin(t, user, cli)
 
 	// The rotated token again (grace 0): reuse.
-	wantError(t, "reusing the rotated refresh token", postJSON(cli, cliauth.PathRefresh, map[string]string{"refresh_token": first.RefreshToken}), 401, "invalid_grant")
+	wantError(t, "reusing the rotated refresh token", postJSON(cli, api.PathCLIRefresh, map[string]string{"refresh_token": first.RefreshToken}), 401, "invalid_grant")
 	wantDead(t, cli, "after reuse", []string{first.AccessToken, second.AccessToken}, []string{second.RefreshToken, first.RefreshToken})
 	f, err := e.store.GetRefreshFamily(context.Background(), familyOf(t, first.RefreshToken))
 	if err != nil || f.RevokedAt.IsZero() {
@@ -578,22 +579,22 @@ func TestCLIRefreshRotationAndReuse(t *testing.T) {
 	if acts := auditActions(t, e, uid); !contains(acts, "cli.refresh_reuse") {
 		t.Fatalf("audit %v lacks cli.refresh_reuse", acts)
 	}
-	if res := bearerGet(cli, cliauth.PathMe, other.AccessToken); res.StatusCode != 200 {
+	if res := bearerGet(cli, api.PathMe, other.AccessToken); res.StatusCode != 200 {
 		t.Fatalf("the other login after reuse in the first: %d %s", res.StatusCode, res.Body)
 	}
-	decodeTokens(t, "refreshing the other login", postJSON(cli, cliauth.PathRefresh, map[string]string{"refresh_token": other.RefreshToken}))
+	decodeTokens(t, "refreshing the other login", postJSON(cli, api.PathCLIRefresh, map[string]string{"refresh_token": other.RefreshToken}))
 
 	// Malformed refresh requests.
-	wantError(t, "refresh without a token", postJSON(cli, cliauth.PathRefresh, map[string]string{}), 400, "invalid_request")
-	wantError(t, "refresh with an access token", postJSON(cli, cliauth.PathRefresh, map[string]string{"refresh_token": other.AccessToken}), 401, "invalid_grant")
-	wantError(t, "refresh with a session token", postJSON(cli, cliauth.PathRefresh, map[string]string{"refresh_token": user.Cookie(e.cookie)}), 401, "invalid_grant")
+	wantError(t, "refresh without a token", postJSON(cli, api.PathCLIRefresh, map[string]string{}), 400, "invalid_request")
+	wantError(t, "refresh with an access token", postJSON(cli, api.PathCLIRefresh, map[string]string{"refresh_token": other.AccessToken}), 401, "invalid_grant")
+	wantError(t, "refresh with a session token", postJSON(cli, api.PathCLIRefresh, map[string]string{"refresh_token": user.Cookie(e.cookie)}), 401, "invalid_grant")
 }
 
 // concurrentRefresh sends n refreshes of tok at once.
 func concurrentRefresh(t *testing.T, cli *browser, tok string, n int) []*response {
 	t.Helper()
 	return concurrently(t, n, func() (*response, error) {
-		return sendJSON(cli, http.MethodPost, cliauth.PathRefresh, map[string]string{"refresh_token": tok}, nil)
+		return sendJSON(cli, http.MethodPost, api.PathCLIRefresh, map[string]string{"refresh_token": tok}, nil)
 	})
 }
 
@@ -687,7 +688,7 @@ func TestCLIConcurrentRefreshGrace(t *testing.T) {
 		t.Fatalf("family: %+v %v; want alive after exactly one rotation", f, err)
 	}
 	for i, a := range append(accessTokens, tk.AccessToken) {
-		if res := bearerGet(cli, cliauth.PathMe, a); res.StatusCode != 200 {
+		if res := bearerGet(cli, api.PathMe, a); res.StatusCode != 200 {
 			t.Fatalf("access token %d within the grace window: %d %s", i, res.StatusCode, res.Body)
 		}
 	}
@@ -697,7 +698,7 @@ func TestCLIConcurrentRefreshGrace(t *testing.T) {
 
 	// After the window, the old token is reuse.
 	e.clock.Advance(6 * time.Second)
-	wantError(t, "the old refresh token after the grace window", postJSON(cli, cliauth.PathRefresh, map[string]string{"refresh_token": tk.RefreshToken}), 401, "invalid_grant")
+	wantError(t, "the old refresh token after the grace window", postJSON(cli, api.PathCLIRefresh, map[string]string{"refresh_token": tk.RefreshToken}), 401, "invalid_grant")
 	if f, err := e.store.GetRefreshFamily(ctx, fid); err != nil || f.RevokedAt.IsZero() {
 		t.Fatalf("family after reuse past the grace window: %+v %v; want revoked", f, err)
 	}
@@ -715,7 +716,7 @@ func TestCLILogout(t *testing.T) {
 	cli := cliClient(e)
 
 	tk := cliLogin(t, user, cli)
-	res := postJSON(cli, cliauth.PathLogout, map[string]string{"refresh_token": tk.RefreshToken})
+	res := postJSON(cli, api.PathCLILogout, map[string]string{"refresh_token": tk.RefreshToken})
 	if res.StatusCode != http.StatusNoContent {
 		t.Fatalf("logout: %d %s", res.StatusCode, res.Body)
 	}
@@ -723,7 +724,7 @@ func TestCLILogout(t *testing.T) {
 
 	// Logout with only the access token as Bearer.
 	tk = cliLogin(t, user, cli)
-	res, err := sendJSON(cli, http.MethodPost, cliauth.PathLogout, nil, http.Header{"Authorization": {"Bearer " + tk.AccessToken}})
+	res, err := sendJSON(cli, http.MethodPost, api.PathCLILogout, nil, http.Header{"Authorization": {"Bearer " + tk.AccessToken}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -733,7 +734,7 @@ func TestCLILogout(t *testing.T) {
 	wantDead(t, cli, "after logout with Bearer", []string{tk.AccessToken}, []string{tk.RefreshToken})
 
 	// Logout without a token.
-	wantError(t, "logout without a token", postJSON(cli, cliauth.PathLogout, map[string]string{}), 401, "invalid_grant")
+	wantError(t, "logout without a token", postJSON(cli, api.PathCLILogout, map[string]string{}), 401, "invalid_grant")
 }
 
 // 10. Tokens that are not Arbor's CLI access tokens are refused as Bearer.
@@ -772,7 +773,7 @@ func TestCLIBearerJWTConfusion(t *testing.T) {
 	// The control: the same forging with the right algorithm, key and
 	// claims is accepted, so each refusal below is for its one difference.
 	control := sign(jwt.SigningMethodHS256, e.CLITokenKey, claims(nil))
-	if res := bearerGet(cli, cliauth.PathMe, control); res.StatusCode != 200 {
+	if res := bearerGet(cli, api.PathMe, control); res.StatusCode != 200 {
 		t.Fatalf("control token: %d %s", res.StatusCode, res.Body)
 	}
 
@@ -816,7 +817,7 @@ func TestCLIBearerJWTConfusion(t *testing.T) {
 	}
 	sort.Strings(names)
 	for _, name := range names {
-		for _, p := range []string{cliauth.PathMe, "/api/providers"} {
+		for _, p := range []string{api.PathMe, "/api/providers"} {
 			res := bearerGet(cli, p, cases[name])
 			if res.StatusCode != 401 || errorCode(res.Body) != "unauthenticated" {
 				t.Errorf("Bearer %s on %s = %d %q, want 401 unauthenticated\n%s", name, p, res.StatusCode, errorCode(res.Body), res.Body)

@@ -1,4 +1,4 @@
-package cliauth
+package api_test
 
 import (
 	"bytes"
@@ -6,33 +6,36 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
-	"github.com/gofiber/fiber/v2"
-	"github.com/valyala/fasthttp"
-
 	"github.com/vintner/arbor/data"
 	"github.com/vintner/arbor/data/boltdb"
-	"github.com/vintner/arbor/gateway/authn"
-	"github.com/vintner/arbor/gateway/authn/clitoken"
+	"github.com/vintner/arbor/gateway"
+	"github.com/vintner/arbor/gateway/api"
 	"github.com/vintner/arbor/gateway/authn/session"
 	"github.com/vintner/arbor/gateway/authn/sessiontoken"
 	"github.com/vintner/arbor/gateway/authz/scope"
+	"github.com/vintner/arbor/service/clilogin"
+	"github.com/vintner/arbor/service/clilogin/clitoken"
 )
 
-type benchFixture struct {
+type cliBenchFixture struct {
 	store  *boltdb.Store
-	a      *CLIAuth
+	svc    *clilogin.Service
+	api    *api.CLI
+	toks   *clitoken.Signer
 	access string
 	fam    data.RefreshFamily
 	sub    clitoken.Subject
 }
 
-func newBenchFixture(b *testing.B) *benchFixture {
+func newCLIBenchFixture(b *testing.B) *cliBenchFixture {
 	b.Helper()
 	ctx := context.Background()
 	st, err := boltdb.Open(filepath.Join(b.TempDir(), "b.db"), boltdb.Options{})
@@ -51,10 +54,7 @@ func newBenchFixture(b *testing.B) *benchFixture {
 		b.Fatal(err)
 	}
 	b.Cleanup(sessions.Close)
-	a, err := newCLI(Options{Store: st, Tokens: toks, Sessions: sessions, CodeKey: key, PublicURL: "http://bench"})
-	if err != nil {
-		b.Fatal(err)
-	}
+	svc, _, cliAPI := newCLIParts(b, st, sessions, "http://bench", clilogin.Options{Tokens: toks, CodeKey: key})
 	now := time.Now().UTC()
 	if err := st.CreateUser(ctx, data.User{ID: "u1", Email: "a@b.test", Login: "a", CreatedAt: now}); err != nil {
 		b.Fatal(err)
@@ -68,43 +68,41 @@ func newBenchFixture(b *testing.B) *benchFixture {
 	if err != nil {
 		b.Fatal(err)
 	}
-	return &benchFixture{store: st, a: a, access: access, fam: f, sub: sub}
+	return &cliBenchFixture{store: st, svc: svc, api: cliAPI, toks: toks, access: access, fam: f, sub: sub}
 }
 
-// BenchmarkBearer is the per-request check of a CLI access token: the
-// verified-token cache and the family lookup in a real bbolt store.
-func BenchmarkBearer(b *testing.B) {
-	f := newBenchFixture(b)
-	app := fiber.New()
-	fctx := &fasthttp.RequestCtx{}
-	fctx.Request.Header.Set("Authorization", "Bearer "+f.access)
-	c := app.AcquireCtx(fctx)
-	defer app.ReleaseCtx(c)
-	if id, out, err := f.a.Authenticate(c); err != nil || out != authn.Authenticated || id.UserID != "u1" {
-		b.Fatalf("Authenticate: %+v %v %v", id, out, err)
+// serve runs the API behind a real gateway on 127.0.0.1 (the gateway reads
+// and caps a body before a handler sees it: reqbody) and returns its URL.
+func (f *cliBenchFixture) serve(b *testing.B) string {
+	b.Helper()
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	srv, err := gateway.New(gateway.Options{Logger: quiet, AccessLogger: quiet})
+	if err != nil {
+		b.Fatal(err)
 	}
-	b.ReportAllocs()
-	for b.Loop() {
-		if _, _, err := f.a.Authenticate(c); err != nil {
-			b.Fatal(err)
-		}
+	if err := srv.Mount(gateway.ClassAPI, f.api.Routes); err != nil {
+		b.Fatal(err)
 	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	go srv.Serve(ln)
+	b.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		srv.Shutdown(ctx)
+	})
+	return "http://" + ln.Addr().String()
 }
 
 // BenchmarkRefreshLatency is one rotation through HTTP on loopback: verify,
 // rotate the family (an fsynced write), mint two tokens.
 func BenchmarkRefreshLatency(b *testing.B) {
-	f := newBenchFixture(b)
-	app := fiber.New(fiber.Config{DisableStartupMessage: true})
-	f.a.APIRoutes(app)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	go app.Listener(ln)
-	defer app.Shutdown()
-	url := "http://" + ln.Addr().String() + PathRefresh
-	refresh, _, _ := f.a.opts.Tokens.Mint(clitoken.TypeRefresh, f.sub, "f1", "j1")
+	f := newCLIBenchFixture(b)
+	base := f.serve(b)
+	url := base + api.PathCLIRefresh
+	refresh, _, _ := f.toks.Mint(clitoken.TypeRefresh, f.sub, "f1", "j1")
 	for b.Loop() {
 		body, _ := json.Marshal(map[string]string{"refresh_token": refresh})
 		res, err := http.Post(url, "application/json", bytes.NewReader(body))
@@ -125,16 +123,9 @@ func BenchmarkRefreshLatency(b *testing.B) {
 // the device code, consume it (an fsynced write), create the family (and
 // its audit event), mint the tokens.
 func BenchmarkExchangeLatency(b *testing.B) {
-	f := newBenchFixture(b)
-	app := fiber.New(fiber.Config{DisableStartupMessage: true})
-	f.a.APIRoutes(app)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	go app.Listener(ln)
-	defer app.Shutdown()
-	url := "http://" + ln.Addr().String() + PathExchange
+	f := newCLIBenchFixture(b)
+	base := f.serve(b)
+	url := base + api.PathCLIExchange
 	ctx := context.Background()
 	i := 0
 	for b.Loop() {
@@ -142,11 +133,17 @@ func BenchmarkExchangeLatency(b *testing.B) {
 		i++
 		dc := fmt.Sprintf("bench-device-code-%08d", i)
 		now := time.Now().UTC()
-		if err := f.store.CreateDeviceCode(ctx, data.DeviceCode{Code: dc, Kind: data.DeviceKindCLI, State: data.DeviceApproved,
-			UserID: "u1", ClientID: "grape", VerificationHash: f.a.codeHash(dc, "ABCDEF"), CreatedAt: now, ExpiresAt: now.Add(time.Hour)}); err != nil {
+		// Opened by u1 and approved through the service: the code is
+		// stored only as its HMAC.
+		if err := f.store.CreateDeviceCode(ctx, data.DeviceCode{Code: dc, Kind: data.DeviceKindCLI, State: data.DevicePending,
+			UserID: "u1", ClientID: "grape", CreatedAt: now, ExpiresAt: now.Add(time.Hour)}); err != nil {
 			b.Fatal(err)
 		}
-		body, _ := json.Marshal(map[string]string{"device_code": dc, "verification_code": "abcdef"})
+		code, _, err := f.svc.Approve(ctx, clilogin.From{}, "u1", dc)
+		if err != nil {
+			b.Fatal(err)
+		}
+		body, _ := json.Marshal(map[string]string{"device_code": dc, "verification_code": strings.ToLower(code)})
 		b.StartTimer()
 		res, err := http.Post(url, "application/json", bytes.NewReader(body))
 		if err != nil {
