@@ -247,3 +247,109 @@ func (d *decoder) err(what string) error {
 	}
 	return errors.New("abi: decoding " + what + ": " + d.e.Error())
 }
+
+// fields runs a message's field list in one direction. Each message lists
+// its fields once, in field-number order, in a method
+//
+//	func (m *T) fields(f fields) fields
+//
+// that makes one call on f per field (f.str(1, &m.ID)) and returns f.
+// Encoding runs the list once and appends every field; decoding runs it
+// once per field read, and the entry whose number matches stores the
+// value. So the encoder and the decoder of a message cannot disagree, and
+// a field is added in one line.
+//
+// # Notes
+//
+// f travels by value, in and out: a pointer to it handed through the func
+// value m.fields would move it to the heap, an allocation per message.
+// Decoding walks the list once per field read, which for the few fields of
+// an ABI message costs less than one allocation of a string field.
+type fields struct {
+	decoding bool
+	b        []byte  // encoding: the output so far
+	d        decoder // decoding: the input, just past the tag of d.field
+	found    bool    // decoding: an entry matched d.field
+}
+
+func encode(b []byte, list func(fields) fields) []byte {
+	return list(fields{b: b}).b
+}
+
+// decode decodes b into the message whose list is m.fields; what names
+// the message in errors.
+func decode(b []byte, what string, list func(fields) fields) error {
+	f := fields{decoding: true, d: decoder{b: b}}
+	for f.d.next() {
+		f.found = false
+		f = list(f)
+		if !f.found {
+			f.d.skip()
+		}
+	}
+	return f.d.err(what)
+}
+
+// at reports whether the field being decoded is number n.
+func (f *fields) at(n int) bool {
+	if f.d.field != n {
+		return false
+	}
+	f.found = true
+	return true
+}
+
+// field encodes or decodes the singular field n held in *p, with put and
+// get of its type.
+func field[V any](f *fields, n int, p *V, put func([]byte, int, V) []byte, get func(*decoder) V) {
+	if !f.decoding {
+		f.b = put(f.b, n, *p)
+	} else if f.at(n) {
+		*p = get(&f.d)
+	}
+}
+
+func (f *fields) str(n int, p *string)   { field(f, n, p, appendString, (*decoder).str) }
+func (f *fields) bytes(n int, p *[]byte) { field(f, n, p, appendBytes, (*decoder).bytes) }
+func (f *fields) bool(n int, p *bool)    { field(f, n, p, appendBool, (*decoder).boolean) }
+func (f *fields) int64(n int, p *int64)  { field(f, n, p, appendInt, (*decoder).int) }
+
+// int is a zigzag varint field held in a Go int.
+func (f *fields) int(n int, p *int) {
+	v := int64(*p)
+	f.int64(n, &v)
+	*p = int(v)
+}
+
+// strs is a repeated string field.
+func (f *fields) strs(n int, p *[]string) {
+	if !f.decoding {
+		f.b = appendStrings(f.b, n, *p)
+	} else if f.at(n) {
+		*p = append(*p, f.d.str())
+	}
+}
+
+// msg is a nested message field.
+func (f *fields) msg(n int, m Message) {
+	if !f.decoding {
+		f.b = appendMessage(f.b, n, m)
+	} else if f.at(n) {
+		f.d.msg(m)
+	}
+}
+
+// msgs is a repeated message field; each element is decoded in place.
+func msgs[T any, P interface {
+	*T
+	Message
+}](f *fields, n int, p *[]T) {
+	if !f.decoding {
+		for i := range *p {
+			f.b = appendMessage(f.b, n, P(&(*p)[i]))
+		}
+	} else if f.at(n) {
+		*p = append(*p, *new(T))
+		f.d.msg(P(&(*p)[len(*p)-1]))
+	}
+}
