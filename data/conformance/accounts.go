@@ -30,11 +30,9 @@ var userTests = []subtest{
 			old.Name, old.UpdatedAt = want.Name, want.UpdatedAt
 			return old, nil
 		})
-		e.ok(err, "UpdateUser")
-		e.equal(got, want, "UpdateUser result")
+		e.returned(got, err, want, "UpdateUser")
 		got, err = e.s.GetUser(e.ctx, "u1")
-		e.ok(err, "GetUser")
-		e.equal(got, want, "GetUser after UpdateUser")
+		e.returned(got, err, want, "GetUser after UpdateUser")
 	}},
 	{"UpdateErrorLeavesRecord", func(e *env) {
 		u := e.user("u1")
