@@ -40,6 +40,28 @@ func CheckKey(what, field, v string) error {
 	return nil
 }
 
+// Show names a record in errors: its kind and key, the parts of a
+// composite key joined by "/", or the kind alone when the key is secret
+// (session ids, OAuth states, device codes), which must stay out of errors
+// and logs.
+func Show(kind string, secret bool, key string) string {
+	if secret {
+		return kind
+	}
+	return fmt.Sprintf("%s %q", kind, strings.ReplaceAll(key, "\x00", "/"))
+}
+
+// NotFound is the data.ErrNotFound error for the record Show names.
+func NotFound(kind string, secret bool, key string) error {
+	return fmt.Errorf("%s: %w", Show(kind, secret, key), data.ErrNotFound)
+}
+
+// Live reports whether v is live at now; expires returns its ExpiresAt,
+// and is nil for kinds without a lifetime.
+func Live[T any](expires func(*T) time.Time, v *T, now time.Time) bool {
+	return expires == nil || now.Before(expires(v))
+}
+
 // CheckExpiry returns data.ErrInvalid if t, a record's ExpiresAt, is not
 // set.
 func CheckExpiry(what string, t time.Time) error {
