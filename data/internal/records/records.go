@@ -132,6 +132,12 @@ func CheckConnectionKey(userID, provider string) error {
 	return firstErr(CheckKey("connection", "user_id", userID), CheckKey("connection", "provider", provider))
 }
 
+// checkOwned checks the id and the owner of a record that belongs to a
+// user (sessions, refresh families, workers).
+func checkOwned(kind, id, userID string) error {
+	return firstErr(CheckKey(kind, "id", id), CheckKey(kind, "user_id", userID))
+}
+
 // Users
 
 func ValidateUser(u *data.User) error { return CheckKey("user", "id", u.ID) }
@@ -143,10 +149,7 @@ func NormalizeUser(u *data.User) {
 // Identities
 
 func ValidateIdentity(i *data.Identity) error {
-	return firstErr(
-		CheckKey("identity", "provider", i.Provider),
-		CheckKey("identity", "subject", i.Subject),
-		CheckKey("identity", "user_id", i.UserID))
+	return firstErr(CheckIdentityKey(i.Provider, i.Subject), CheckKey("identity", "user_id", i.UserID))
 }
 
 func NormalizeIdentity(i *data.Identity) {
@@ -156,10 +159,7 @@ func NormalizeIdentity(i *data.Identity) {
 // Sessions
 
 func ValidateSession(s *data.Session) error {
-	return firstErr(
-		CheckKey("session", "id", s.ID),
-		CheckKey("session", "user_id", s.UserID),
-		CheckExpiry("session", s.ExpiresAt))
+	return firstErr(checkOwned("session", s.ID, s.UserID), CheckExpiry("session", s.ExpiresAt))
 }
 
 func NormalizeSession(s *data.Session) {
@@ -220,10 +220,7 @@ func KeepDeviceCodeFields(old, nv *data.DeviceCode) error {
 // Refresh families
 
 func ValidateRefreshFamily(f *data.RefreshFamily) error {
-	return firstErr(
-		CheckKey("refresh family", "id", f.ID),
-		CheckKey("refresh family", "user_id", f.UserID),
-		CheckExpiry("refresh family", f.ExpiresAt))
+	return firstErr(checkOwned("refresh family", f.ID, f.UserID), CheckExpiry("refresh family", f.ExpiresAt))
 }
 
 func NormalizeRefreshFamily(f *data.RefreshFamily) {
@@ -233,11 +230,7 @@ func NormalizeRefreshFamily(f *data.RefreshFamily) {
 
 // Workers
 
-func ValidateWorker(w *data.Worker) error {
-	return firstErr(
-		CheckKey("worker", "id", w.ID),
-		CheckKey("worker", "user_id", w.UserID))
-}
+func ValidateWorker(w *data.Worker) error { return checkOwned("worker", w.ID, w.UserID) }
 
 func NormalizeWorker(w *data.Worker) {
 	w.CreatedAt, w.RotatedAt, w.LastUsedAt = UTC(w.CreatedAt), UTC(w.RotatedAt), UTC(w.LastUsedAt)
@@ -245,11 +238,7 @@ func NormalizeWorker(w *data.Worker) {
 
 // Connections
 
-func ValidateConnection(c *data.Connection) error {
-	return firstErr(
-		CheckKey("connection", "user_id", c.UserID),
-		CheckKey("connection", "provider", c.Provider))
-}
+func ValidateConnection(c *data.Connection) error { return CheckConnectionKey(c.UserID, c.Provider) }
 
 func NormalizeConnection(c *data.Connection) {
 	c.TokenExpiresAt, c.LastRefreshAt = UTC(c.TokenExpiresAt), UTC(c.LastRefreshAt)
