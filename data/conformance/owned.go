@@ -134,8 +134,7 @@ func ownedTests[T any](k ownedKind[T], own []subtest) []subtest {
 			})
 			e.is(err, data.ErrInvalid, update+" giving the record to another user")
 			got, err := s.get(e.ctx, "r1")
-			e.ok(err, get)
-			e.equal(got, v, "record after refused updates")
+			e.returned(got, err, v, "record after refused updates")
 			_, err = s.update(e.ctx, "r2", keep[T])
 			e.is(err, data.ErrNotFound, update+" of a missing record")
 		}},

@@ -35,8 +35,7 @@ var sessionTests = ownedTests(sessionsOwned, []subtest{
 		})
 		e.is(err, data.ErrInvalid, "UpdateSession clearing ExpiresAt")
 		got, err := e.s.GetSession(e.ctx, "s1")
-		e.ok(err, "GetSession")
-		e.equal(got, s, "session after the refused update")
+		e.returned(got, err, s, "session after the refused update")
 	}},
 })
 
@@ -46,8 +45,7 @@ var oauthStateTests = []subtest{
 		e.ok(e.s.CreateOAuthState(e.ctx, st), "CreateOAuthState")
 		e.is(e.s.CreateOAuthState(e.ctx, st), data.ErrAlreadyExists, "second CreateOAuthState")
 		got, err := e.s.ConsumeOAuthState(e.ctx, "state-1")
-		e.ok(err, "ConsumeOAuthState")
-		e.equal(got, st, "ConsumeOAuthState returns what CreateOAuthState stored")
+		e.returned(got, err, st, "ConsumeOAuthState returns what CreateOAuthState stored")
 		_, err = e.s.ConsumeOAuthState(e.ctx, "state-1")
 		e.is(err, data.ErrNotFound, "second ConsumeOAuthState")
 		_, err = e.s.ConsumeOAuthState(e.ctx, "never-made")
@@ -58,14 +56,12 @@ var oauthStateTests = []subtest{
 		e.ok(e.s.CreateOAuthState(e.ctx, st), "CreateOAuthState")
 		for i := 0; i < 2; i++ {
 			got, err := e.s.GetOAuthState(e.ctx, "state-1")
-			e.ok(err, "GetOAuthState")
-			e.equal(got, st, "GetOAuthState returns what CreateOAuthState stored")
+			e.returned(got, err, st, "GetOAuthState returns what CreateOAuthState stored")
 		}
 		_, err := e.s.GetOAuthState(e.ctx, "never-made")
 		e.is(err, data.ErrNotFound, "GetOAuthState of an unknown state")
 		got, err := e.s.ConsumeOAuthState(e.ctx, "state-1")
-		e.ok(err, "ConsumeOAuthState after GetOAuthState")
-		e.equal(got, st, "ConsumeOAuthState after GetOAuthState")
+		e.returned(got, err, st, "ConsumeOAuthState after GetOAuthState")
 		_, err = e.s.GetOAuthState(e.ctx, "state-1")
 		e.is(err, data.ErrNotFound, "GetOAuthState of a consumed state")
 
@@ -105,11 +101,9 @@ var deviceCodeTests = []subtest{
 		d := e.newDeviceCode("dc-1", "BCDF-GHJK", 10*time.Minute)
 		e.ok(e.s.CreateDeviceCode(e.ctx, d), "CreateDeviceCode")
 		got, err := e.s.GetDeviceCode(e.ctx, "dc-1")
-		e.ok(err, "GetDeviceCode")
-		e.equal(got, d, "GetDeviceCode returns what CreateDeviceCode stored")
+		e.returned(got, err, d, "GetDeviceCode returns what CreateDeviceCode stored")
 		got, err = e.s.GetDeviceCodeByUserCode(e.ctx, "BCDF-GHJK")
-		e.ok(err, "GetDeviceCodeByUserCode")
-		e.equal(got, d, "GetDeviceCodeByUserCode")
+		e.returned(got, err, d, "GetDeviceCodeByUserCode")
 		_, err = e.s.GetDeviceCodeByUserCode(e.ctx, "XXXX-XXXX")
 		e.is(err, data.ErrNotFound, "GetDeviceCodeByUserCode of an unknown user code")
 		_, err = e.s.GetDeviceCode(e.ctx, "dc-2")
@@ -119,8 +113,7 @@ var deviceCodeTests = []subtest{
 		cli.Kind = data.DeviceKindCLI
 		e.ok(e.s.CreateDeviceCode(e.ctx, cli), "CreateDeviceCode without a user code")
 		got, err = e.s.GetDeviceCode(e.ctx, "dc-cli")
-		e.ok(err, "GetDeviceCode dc-cli")
-		e.equal(got, cli, "GetDeviceCode dc-cli")
+		e.returned(got, err, cli, "GetDeviceCode dc-cli")
 	}},
 	{"CreateDuplicate", func(e *env) {
 		e.ok(e.s.CreateDeviceCode(e.ctx, e.newDeviceCode("dc-1", "BCDF-GHJK", 10*time.Minute)), "CreateDeviceCode")
@@ -144,8 +137,7 @@ var deviceCodeTests = []subtest{
 		d := e.newDeviceCode("dc-new", "BCDF-GHJK", 10*time.Minute)
 		e.ok(e.s.CreateDeviceCode(e.ctx, d), "CreateDeviceCode reusing an expired device code's user code")
 		got, err := e.s.GetDeviceCodeByUserCode(e.ctx, "BCDF-GHJK")
-		e.ok(err, "GetDeviceCodeByUserCode")
-		e.equal(got, d, "the user code leads to the new device code")
+		e.returned(got, err, d, "the user code leads to the new device code")
 		// Collecting the old one must not take the user code from the new.
 		st, err := e.s.CollectExpired(e.ctx, e.clock.Now())
 		e.ok(err, "CollectExpired")
@@ -153,8 +145,7 @@ var deviceCodeTests = []subtest{
 			e.t.Fatalf("CollectExpired = %+v, want 1 device code", st)
 		}
 		got, err = e.s.GetDeviceCodeByUserCode(e.ctx, "BCDF-GHJK")
-		e.ok(err, "GetDeviceCodeByUserCode after collecting the old device code")
-		e.equal(got, d, "the user code still leads to the new device code")
+		e.returned(got, err, d, "the user code still leads to the new device code")
 	}},
 	{"Update", func(e *env) {
 		e.user("u1")
@@ -179,8 +170,7 @@ var deviceCodeTests = []subtest{
 		})
 		e.is(err, errBoom, "UpdateDeviceCode whose function fails")
 		got, err = e.s.GetDeviceCode(e.ctx, "dc-1")
-		e.ok(err, "GetDeviceCode")
-		e.equal(got, want, "device code after a failed update")
+		e.returned(got, err, want, "device code after a failed update")
 		_, err = e.s.UpdateDeviceCode(e.ctx, "dc-missing", keep[data.DeviceCode])
 		e.is(err, data.ErrNotFound, "UpdateDeviceCode of a missing code")
 	}},
@@ -196,17 +186,14 @@ var deviceCodeTests = []subtest{
 		})
 		e.is(err, errBoom, "ConsumeDeviceCode whose check fails")
 		got, err := e.s.GetDeviceCode(e.ctx, "dc-1")
-		e.ok(err, "GetDeviceCode")
-		e.equal(got, d, "device code after a refused consume")
+		e.returned(got, err, d, "device code after a refused consume")
 
 		want := d
 		want.ConsumedAt = e.clock.Now()
 		got, err = e.s.ConsumeDeviceCode(e.ctx, "dc-1", func(data.DeviceCode) error { return nil })
-		e.ok(err, "ConsumeDeviceCode")
-		e.equal(got, want, "ConsumeDeviceCode result (ConsumedAt is the store's now)")
+		e.returned(got, err, want, "ConsumeDeviceCode result (ConsumedAt is the store's now)")
 		got, err = e.s.GetDeviceCode(e.ctx, "dc-1")
-		e.ok(err, "GetDeviceCode after consumption: the record is kept until it expires")
-		e.equal(got, want, "GetDeviceCode after consumption")
+		e.returned(got, err, want, "GetDeviceCode after consumption")
 
 		_, err = e.s.ConsumeDeviceCode(e.ctx, "dc-1", func(data.DeviceCode) error {
 			e.t.Error("the check function ran for a consumed device code")

@@ -18,8 +18,7 @@ var connectionTests = []subtest{
 		want := c
 		want.Version = 1
 		got, err := e.s.GetConnection(e.ctx, "u1", "github")
-		e.ok(err, "GetConnection")
-		e.equal(got, want, "GetConnection returns what CreateConnection stored, with Version 1")
+		e.returned(got, err, want, "GetConnection returns what CreateConnection stored, with Version 1")
 		e.is(e.s.CreateConnection(e.ctx, c), data.ErrAlreadyExists, "second CreateConnection to the same provider")
 		e.is(e.s.CreateConnection(e.ctx, e.newConnection("ghost", "github")), data.ErrNotFound, "CreateConnection for a missing user")
 		_, err = e.s.GetConnection(e.ctx, "u1", "gitlab")
@@ -56,8 +55,7 @@ var connectionTests = []subtest{
 		})
 		e.is(err, data.ErrInvalid, "UpdateConnection changing the provider")
 		after, err := e.s.GetConnection(e.ctx, "u1", "gitlab")
-		e.ok(err, "GetConnection")
-		e.equal(after, before, "connection after refused updates (Version unchanged)")
+		e.returned(after, err, before, "connection after refused updates (Version unchanged)")
 		if after.Version != 4 {
 			e.t.Fatalf("Version after three updates is %d, want 4", after.Version)
 		}
