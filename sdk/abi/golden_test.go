@@ -1,18 +1,12 @@
 package abi_test
 
 import (
-	"bufio"
-	"encoding/hex"
-	"flag"
-	"os"
 	"reflect"
-	"strings"
 	"testing"
 
+	"github.com/vintner/arbor/internal/golden"
 	"github.com/vintner/arbor/sdk/abi"
 )
-
-var update = flag.Bool("update", false, "rewrite testdata/golden.txt from the current encoder")
 
 // goldenMessages has one message of every type with every field set, and
 // the zero value of each, so that any change to what crosses the ABI, down
@@ -69,49 +63,14 @@ func goldenMessages() []struct {
 }
 
 // TestGoldenEncoding pins the encoding of every message: the bytes in
-// testdata/golden.txt were written by the encoder of ABI v1 as plugins
+// testdata/golden were written by the encoder of ABI v1 as plugins
 // were built with it. Each message must encode to exactly those bytes, and
 // those bytes must decode back to the message.
 func TestGoldenEncoding(t *testing.T) {
-	msgs := goldenMessages()
-	if *update {
-		var b strings.Builder
-		for _, m := range msgs {
-			b.WriteString(m.name + " " + hex.EncodeToString(abi.Marshal(m.msg)) + "\n")
-		}
-		if err := os.WriteFile("testdata/golden.txt", []byte(b.String()), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	f, err := os.Open("testdata/golden.txt")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	golden := map[string][]byte{}
-	sc := bufio.NewScanner(f)
-	sc.Buffer(nil, 1<<20)
-	for sc.Scan() {
-		name, h, _ := strings.Cut(sc.Text(), " ")
-		b, err := hex.DecodeString(h)
-		if err != nil {
-			t.Fatalf("golden %s: %v", name, err)
-		}
-		golden[name] = b
-	}
-	if err := sc.Err(); err != nil {
-		t.Fatal(err)
-	}
-	if len(golden) != len(msgs) {
-		t.Fatalf("golden.txt has %d messages, the test %d", len(golden), len(msgs))
-	}
-	for _, m := range msgs {
-		want, ok := golden[m.name]
-		if !ok {
-			t.Errorf("%s: not in golden.txt", m.name)
-			continue
-		}
-		if got := abi.Marshal(m.msg); string(got) != string(want) {
+	for _, m := range goldenMessages() {
+		got := abi.Marshal(m.msg)
+		want := golden.Bytes(t, m.name, got)
+		if string(got) != string(want) {
 			t.Errorf("%s: encoding changed\n got %x\nwant %x", m.name, got, want)
 		}
 		out := reflect.New(reflect.TypeOf(m.msg).Elem()).Interface().(abi.Message)

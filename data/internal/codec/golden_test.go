@@ -1,28 +1,20 @@
 package codec
 
 import (
-	"bufio"
-	"encoding/hex"
-	"flag"
 	"math/rand/v2"
-	"os"
 	"reflect"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/vintner/arbor/data"
+	goldenfile "github.com/vintner/arbor/internal/golden"
 )
 
-var update = flag.Bool("update", false, "rewrite testdata/golden.txt from the current encoder")
-
-// goldenCase is one record kind in testdata/golden.txt: a filled record
-// and the zero record, as the format-V1 encoder wrote them.
+// goldenCase pins one record kind: a filled record and the zero record,
+// as the format-V1 encoder wrote them (testdata/golden/KIND.hex and
+// KIND-zero.hex).
 type goldenCase interface {
-	name() string
-	// check encodes the records and decodes the golden bytes of each.
-	check(t *testing.T, golden map[string][]byte)
-	write(t *testing.T, b *strings.Builder)
+	check(t *testing.T)
 }
 
 type golden[T any] struct {
@@ -31,29 +23,13 @@ type golden[T any] struct {
 	seed uint64
 }
 
-func (g golden[T]) name() string { return g.kind }
-
-func (g golden[T]) records(t *testing.T) map[string]*T {
+func (g golden[T]) check(t *testing.T) {
 	var filled, zero T
 	fill(t, rand.New(rand.NewPCG(g.seed, 17)), reflect.ValueOf(&filled))
-	return map[string]*T{g.kind: &filled, g.kind + "-zero": &zero}
-}
-
-func (g golden[T]) write(t *testing.T, b *strings.Builder) {
-	recs := g.records(t)
-	for _, name := range []string{g.kind, g.kind + "-zero"} {
-		b.WriteString(name + " " + hex.EncodeToString(g.c.Encode(recs[name])) + "\n")
-	}
-}
-
-func (g golden[T]) check(t *testing.T, golden map[string][]byte) {
-	for name, rec := range g.records(t) {
-		want, ok := golden[name]
-		if !ok {
-			t.Errorf("%s: not in golden.txt", name)
-			continue
-		}
-		if got := g.c.Encode(rec); string(got) != string(want) {
+	for name, rec := range map[string]*T{g.kind: &filled, g.kind + "-zero": &zero} {
+		got := g.c.Encode(rec)
+		want := goldenfile.Bytes(t, name, got)
+		if string(got) != string(want) {
 			t.Errorf("%s: encoding changed\n got %x\nwant %x", name, got, want)
 		}
 		var out T
@@ -77,42 +53,13 @@ var goldenCases = []goldenCase{
 	golden[data.AuditEvent]{"audit-event", AuditEvent, 9},
 }
 
-// TestGoldenRecords: existing stores must still read. testdata/golden.txt
+// TestGoldenRecords: existing stores must still read. testdata/golden
 // holds records as the format-V1 encoder wrote them into bbolt files and
 // etcd; each must decode to the record it was written from, and encoding
 // that record must give the same bytes.
 func TestGoldenRecords(t *testing.T) {
-	if *update {
-		var b strings.Builder
-		for _, c := range goldenCases {
-			c.write(t, &b)
-		}
-		if err := os.WriteFile("testdata/golden.txt", []byte(b.String()), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	f, err := os.Open("testdata/golden.txt")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	golden := map[string][]byte{}
-	sc := bufio.NewScanner(f)
-	sc.Buffer(nil, 1<<20)
-	for sc.Scan() {
-		name, h, _ := strings.Cut(sc.Text(), " ")
-		if golden[name], err = hex.DecodeString(h); err != nil {
-			t.Fatalf("golden %s: %v", name, err)
-		}
-	}
-	if err := sc.Err(); err != nil {
-		t.Fatal(err)
-	}
-	if len(golden) != 2*len(goldenCases) {
-		t.Fatalf("golden.txt has %d records, the test %d", len(golden), 2*len(goldenCases))
-	}
 	for _, c := range goldenCases {
-		t.Run(c.name(), func(t *testing.T) { c.check(t, golden) })
+		c.check(t)
 	}
 }
 
