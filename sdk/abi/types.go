@@ -33,7 +33,7 @@ func (m *Result) fields(f fields) fields {
 	return f
 }
 
-func (m *Result) AppendABI(b []byte) []byte { return encode(b, m.fields) }
+func (m *Result) AppendABI(b []byte) []byte { return m.fields(fields{b: b}).b }
 func (m *Result) UnmarshalABI(b []byte) error {
 	*m = Result{}
 	return decode(b, "result", m.fields)
@@ -52,7 +52,7 @@ func (m *Client) fields(f fields) fields {
 	return f
 }
 
-func (m *Client) AppendABI(b []byte) []byte { return encode(b, m.fields) }
+func (m *Client) AppendABI(b []byte) []byte { return m.fields(fields{b: b}).b }
 func (m *Client) UnmarshalABI(b []byte) error {
 	*m = Client{}
 	return decode(b, "client", m.fields)
@@ -80,7 +80,7 @@ func (m *Endpoints) fields(f fields) fields {
 	return f
 }
 
-func (m *Endpoints) AppendABI(b []byte) []byte { return encode(b, m.fields) }
+func (m *Endpoints) AppendABI(b []byte) []byte { return m.fields(fields{b: b}).b }
 func (m *Endpoints) UnmarshalABI(b []byte) error {
 	*m = Endpoints{}
 	return decode(b, "endpoints", m.fields)
@@ -123,7 +123,7 @@ func (m *AuthorizeRequest) fields(f fields) fields {
 	return f
 }
 
-func (m *AuthorizeRequest) AppendABI(b []byte) []byte { return encode(b, m.fields) }
+func (m *AuthorizeRequest) AppendABI(b []byte) []byte { return m.fields(fields{b: b}).b }
 func (m *AuthorizeRequest) UnmarshalABI(b []byte) error {
 	*m = AuthorizeRequest{}
 	return decode(b, "authorize request", m.fields)
@@ -140,7 +140,7 @@ func (m *Param) fields(f fields) fields {
 	return f
 }
 
-func (m *Param) AppendABI(b []byte) []byte { return encode(b, m.fields) }
+func (m *Param) AppendABI(b []byte) []byte { return m.fields(fields{b: b}).b }
 func (m *Param) UnmarshalABI(b []byte) error {
 	*m = Param{}
 	return decode(b, "param", m.fields)
@@ -157,7 +157,7 @@ func (m *AuthorizeResult) fields(f fields) fields {
 	return f
 }
 
-func (m *AuthorizeResult) AppendABI(b []byte) []byte { return encode(b, m.fields) }
+func (m *AuthorizeResult) AppendABI(b []byte) []byte { return m.fields(fields{b: b}).b }
 func (m *AuthorizeResult) UnmarshalABI(b []byte) error {
 	*m = AuthorizeResult{}
 	return decode(b, "authorize result", m.fields)
@@ -181,7 +181,7 @@ func (m *ExchangeRequest) fields(f fields) fields {
 	return f
 }
 
-func (m *ExchangeRequest) AppendABI(b []byte) []byte { return encode(b, m.fields) }
+func (m *ExchangeRequest) AppendABI(b []byte) []byte { return m.fields(fields{b: b}).b }
 func (m *ExchangeRequest) UnmarshalABI(b []byte) error {
 	*m = ExchangeRequest{}
 	return decode(b, "exchange request", m.fields)
@@ -204,7 +204,7 @@ func (m *RefreshRequest) fields(f fields) fields {
 	return f
 }
 
-func (m *RefreshRequest) AppendABI(b []byte) []byte { return encode(b, m.fields) }
+func (m *RefreshRequest) AppendABI(b []byte) []byte { return m.fields(fields{b: b}).b }
 func (m *RefreshRequest) UnmarshalABI(b []byte) error {
 	*m = RefreshRequest{}
 	return decode(b, "refresh request", m.fields)
@@ -227,7 +227,7 @@ func (m *RevokeRequest) fields(f fields) fields {
 	return f
 }
 
-func (m *RevokeRequest) AppendABI(b []byte) []byte { return encode(b, m.fields) }
+func (m *RevokeRequest) AppendABI(b []byte) []byte { return m.fields(fields{b: b}).b }
 func (m *RevokeRequest) UnmarshalABI(b []byte) error {
 	*m = RevokeRequest{}
 	return decode(b, "revoke request", m.fields)
@@ -259,7 +259,7 @@ func (m *Token) fields(f fields) fields {
 	return f
 }
 
-func (m *Token) AppendABI(b []byte) []byte { return encode(b, m.fields) }
+func (m *Token) AppendABI(b []byte) []byte { return m.fields(fields{b: b}).b }
 func (m *Token) UnmarshalABI(b []byte) error {
 	*m = Token{}
 	return decode(b, "token", m.fields)
@@ -277,7 +277,7 @@ func (m *UserRequest) fields(f fields) fields {
 	return f
 }
 
-func (m *UserRequest) AppendABI(b []byte) []byte { return encode(b, m.fields) }
+func (m *UserRequest) AppendABI(b []byte) []byte { return m.fields(fields{b: b}).b }
 func (m *UserRequest) UnmarshalABI(b []byte) error {
 	*m = UserRequest{}
 	return decode(b, "user request", m.fields)
@@ -307,7 +307,7 @@ func (m *User) fields(f fields) fields {
 	return f
 }
 
-func (m *User) AppendABI(b []byte) []byte { return encode(b, m.fields) }
+func (m *User) AppendABI(b []byte) []byte { return m.fields(fields{b: b}).b }
 func (m *User) UnmarshalABI(b []byte) error {
 	*m = User{}
 	return decode(b, "user", m.fields)
@@ -331,7 +331,7 @@ func (m *ReposRequest) fields(f fields) fields {
 	return f
 }
 
-func (m *ReposRequest) AppendABI(b []byte) []byte { return encode(b, m.fields) }
+func (m *ReposRequest) AppendABI(b []byte) []byte { return m.fields(fields{b: b}).b }
 func (m *ReposRequest) UnmarshalABI(b []byte) error {
 	*m = ReposRequest{}
 	return decode(b, "repos request", m.fields)
@@ -362,7 +362,7 @@ func (m *Repo) fields(f fields) fields {
 	return f
 }
 
-func (m *Repo) AppendABI(b []byte) []byte { return encode(b, m.fields) }
+func (m *Repo) AppendABI(b []byte) []byte { return m.fields(fields{b: b}).b }
 func (m *Repo) UnmarshalABI(b []byte) error {
 	*m = Repo{}
 	return decode(b, "repo", m.fields)
@@ -381,7 +381,7 @@ func (m *RepoPage) fields(f fields) fields {
 	return f
 }
 
-func (m *RepoPage) AppendABI(b []byte) []byte { return encode(b, m.fields) }
+func (m *RepoPage) AppendABI(b []byte) []byte { return m.fields(fields{b: b}).b }
 func (m *RepoPage) UnmarshalABI(b []byte) error {
 	*m = RepoPage{}
 	return decode(b, "repo page", m.fields)
@@ -394,7 +394,7 @@ func (*Empty) fields(f fields) fields {
 	return f
 }
 
-func (m *Empty) AppendABI(b []byte) []byte { return encode(b, m.fields) }
+func (m *Empty) AppendABI(b []byte) []byte { return m.fields(fields{b: b}).b }
 func (m *Empty) UnmarshalABI(b []byte) error {
 	*m = Empty{}
 	return decode(b, "empty", m.fields)
@@ -411,7 +411,7 @@ func (m *Header) fields(f fields) fields {
 	return f
 }
 
-func (m *Header) AppendABI(b []byte) []byte { return encode(b, m.fields) }
+func (m *Header) AppendABI(b []byte) []byte { return m.fields(fields{b: b}).b }
 func (m *Header) UnmarshalABI(b []byte) error {
 	*m = Header{}
 	return decode(b, "header", m.fields)
@@ -433,7 +433,7 @@ func (m *HTTPRequest) fields(f fields) fields {
 	return f
 }
 
-func (m *HTTPRequest) AppendABI(b []byte) []byte { return encode(b, m.fields) }
+func (m *HTTPRequest) AppendABI(b []byte) []byte { return m.fields(fields{b: b}).b }
 func (m *HTTPRequest) UnmarshalABI(b []byte) error {
 	*m = HTTPRequest{}
 	return decode(b, "http request", m.fields)
@@ -462,7 +462,7 @@ func (m *HTTPResponse) fields(f fields) fields {
 	return f
 }
 
-func (m *HTTPResponse) AppendABI(b []byte) []byte { return encode(b, m.fields) }
+func (m *HTTPResponse) AppendABI(b []byte) []byte { return m.fields(fields{b: b}).b }
 func (m *HTTPResponse) UnmarshalABI(b []byte) error {
 	*m = HTTPResponse{}
 	return decode(b, "http response", m.fields)

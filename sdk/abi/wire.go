@@ -254,26 +254,25 @@ func (d *decoder) err(what string) error {
 //	func (m *T) fields(f fields) fields
 //
 // that makes one call on f per field (f.str(1, &m.ID)) and returns f.
-// Encoding runs the list once and appends every field; decoding runs it
-// once per field read, and the entry whose number matches stores the
-// value. So the encoder and the decoder of a message cannot disagree, and
-// a field is added in one line.
+// Encoding (AppendABI) runs the list once and appends every field;
+// decoding (decode) runs it once per field read, and the entry whose number
+// matches stores the value. So the encoder and the decoder of a message
+// cannot disagree, and a field is added in one line.
 //
 // # Notes
 //
 // f travels by value, in and out: a pointer to it handed through the func
 // value m.fields would move it to the heap, an allocation per message.
 // Decoding walks the list once per field read, which for the few fields of
-// an ABI message costs less than one allocation of a string field.
+// an ABI message costs less than one allocation of a string field. On the
+// host, encoding a message this way takes some tens of nanoseconds more
+// than the hand-written encoder per message did (BenchmarkEncodeUser), and
+// nothing measurable against a plugin call (BenchmarkGuestCodec).
 type fields struct {
 	decoding bool
 	b        []byte  // encoding: the output so far
 	d        decoder // decoding: the input, just past the tag of d.field
 	found    bool    // decoding: an entry matched d.field
-}
-
-func encode(b []byte, list func(fields) fields) []byte {
-	return list(fields{b: b}).b
 }
 
 // decode decodes b into the message whose list is m.fields; what names
