@@ -115,6 +115,7 @@ type decoder struct {
 	wire  int
 	field int
 	e     error
+	more  bool // advance read a tag: field and wire are the next field's
 }
 
 func (d *decoder) fail(err error) {
@@ -254,49 +255,61 @@ func (d *decoder) err(what string) error {
 //	func (m *T) fields(f fields) fields
 //
 // that makes one call on f per field (f.str(1, &m.ID)) and returns f.
-// Encoding (AppendABI) runs the list once and appends every field;
-// decoding (decode) runs it once per field read, and the entry whose number
-// matches stores the value, so fields are stored in the order they were
-// read, as a switch over the field numbers would (TestFieldsInAnyOrder).
-// The encoder and the decoder of a message cannot disagree, and a field is
-// added in one line.
+// Encoding (AppendABI) runs the list once and appends every field.
+// Decoding (decode) runs it as a pass over the input: an entry whose number
+// is the field at hand stores it and reads on. Encoders write fields in
+// list order, so one pass decodes a message; fields in another order or
+// repeated apart take a pass each, and a field no entry has is skipped.
+// Either way fields are stored in the order they were read, as a switch
+// over the field numbers would (TestFieldsInAnyOrder). The encoder and the
+// decoder of a message cannot disagree, and a field is added in one line.
 //
 // # Notes
 //
 // f travels by value, in and out: a pointer to it handed through the func
 // value m.fields would move it to the heap, an allocation per message.
 // The entry methods (str, bool, ...) are small enough to be inlined into
-// each list, so an entry that does not match costs a comparison; decoding
-// walks the list once per field read, which for the few fields of an ABI
-// message costs less than the allocation of one string field. Against the
-// hand-written encoder and decoder per message this replaced, a message
-// allocates the same and takes a few hundred nanoseconds more on the host
-// (BenchmarkUser, BenchmarkRefreshRequest), and a refresh request's round
-// trip inside the sandbox about 15% more (BenchmarkGuestCodec in package
-// plugins: 43 against 37 µs), far below what JSON took there.
+// each list, so an entry that does not match costs a comparison. Against
+// the hand-written encoder and decoder per message this replaced, a message
+// allocates the same, decodes in about the same time and encodes in some
+// tens of nanoseconds more on the host (BenchmarkUser, BenchmarkEncodeUser),
+// and a refresh request's round trip inside the sandbox takes about a tenth
+// more (BenchmarkGuestCodec in package plugins), far below what JSON took.
 type fields struct {
 	decoding bool
 	b        []byte  // encoding: the output so far
-	d        decoder // decoding: the input, just past the tag of d.field
+	d        decoder // decoding: the input, at the field at hand (d.more)
 }
 
 // decode decodes b into the message whose list is m.fields; what names
 // the message in errors.
 func decode(b []byte, what string, list func(fields) fields) error {
 	f := fields{decoding: true, d: decoder{b: b}}
-	for f.d.next() {
-		// Every value takes at least a byte, so an entry that stored the
-		// field has consumed some of the input.
+	f.d.advance()
+	for f.d.more {
+		// Every value takes at least a byte, so a pass that stored a field
+		// has consumed some of the input.
 		left := len(f.d.b)
 		if f = list(f); len(f.d.b) == left {
 			f.d.skip() // no entry has this number
+			f.d.advance()
 		}
 	}
 	return f.d.err(what)
 }
 
-// at reports whether the field being decoded is number n.
-func (f *fields) at(n int) bool { return f.d.field == n }
+// advance reads the next field's tag.
+func (d *decoder) advance() { d.more = d.next() }
+
+// The take methods read the value of the field at hand, then the next
+// field's tag, so that the next entry of a list sees it.
+func (d *decoder) takeStr() string   { v := d.str(); d.advance(); return v }
+func (d *decoder) takeBytes() []byte { v := d.bytes(); d.advance(); return v }
+func (d *decoder) takeBool() bool    { v := d.boolean(); d.advance(); return v }
+func (d *decoder) takeInt() int64    { v := d.int(); d.advance(); return v }
+
+// at reports whether the field at hand is number n.
+func (f *fields) at(n int) bool { return f.d.more && f.d.field == n }
 
 // field encodes or decodes the singular field n held in *p, with put and
 // get of its type.
@@ -308,10 +321,10 @@ func field[V any](f *fields, n int, p *V, put func([]byte, int, V) []byte, get f
 	}
 }
 
-func (f *fields) str(n int, p *string)   { field(f, n, p, appendString, (*decoder).str) }
-func (f *fields) bytes(n int, p *[]byte) { field(f, n, p, appendBytes, (*decoder).bytes) }
-func (f *fields) bool(n int, p *bool)    { field(f, n, p, appendBool, (*decoder).boolean) }
-func (f *fields) int64(n int, p *int64)  { field(f, n, p, appendInt, (*decoder).int) }
+func (f *fields) str(n int, p *string)   { field(f, n, p, appendString, (*decoder).takeStr) }
+func (f *fields) bytes(n int, p *[]byte) { field(f, n, p, appendBytes, (*decoder).takeBytes) }
+func (f *fields) bool(n int, p *bool)    { field(f, n, p, appendBool, (*decoder).takeBool) }
+func (f *fields) int64(n int, p *int64)  { field(f, n, p, appendInt, (*decoder).takeInt) }
 
 // int is a zigzag varint field held in a Go int.
 func (f *fields) int(n int, p *int) {
@@ -324,8 +337,10 @@ func (f *fields) int(n int, p *int) {
 func (f *fields) strs(n int, p *[]string) {
 	if !f.decoding {
 		f.b = appendStrings(f.b, n, *p)
-	} else if f.at(n) {
-		*p = append(*p, f.d.str())
+		return
+	}
+	for f.at(n) {
+		*p = append(*p, f.d.takeStr())
 	}
 }
 
@@ -335,6 +350,7 @@ func (f *fields) msg(n int, m Message) {
 		f.b = appendMessage(f.b, n, m)
 	} else if f.at(n) {
 		f.d.msg(m)
+		f.d.advance()
 	}
 }
 
@@ -347,8 +363,11 @@ func msgs[T any, P interface {
 		for i := range *p {
 			f.b = appendMessage(f.b, n, P(&(*p)[i]))
 		}
-	} else if f.at(n) {
+		return
+	}
+	for f.at(n) {
 		*p = append(*p, *new(T))
 		f.d.msg(P(&(*p)[len(*p)-1]))
+		f.d.advance()
 	}
 }
