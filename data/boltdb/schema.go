@@ -12,6 +12,7 @@ import (
 
 	"github.com/vintner/arbor/data"
 	"github.com/vintner/arbor/data/internal/codec"
+	"github.com/vintner/arbor/data/internal/records"
 )
 
 // Format of the file. Bump formatVersion when a record's encoding or a
@@ -151,20 +152,9 @@ type resource[T any] struct {
 	onRemove func(tx *bolt.Tx, v *T) error
 }
 
-func (r *resource[T]) show(key string) string {
-	if r.secret {
-		return r.name
-	}
-	return fmt.Sprintf("%s %q", r.name, strings.ReplaceAll(key, sep, "/"))
-}
-
-func (r *resource[T]) errNotFound(key string) error {
-	return fmt.Errorf("%s: %w", r.show(key), data.ErrNotFound)
-}
-
-func (r *resource[T]) live(v *T, now time.Time) bool {
-	return r.expires == nil || now.Before(r.expires(v))
-}
+func (r *resource[T]) show(key string) string        { return records.Show(r.name, r.secret, key) }
+func (r *resource[T]) errNotFound(key string) error  { return records.NotFound(r.name, r.secret, key) }
+func (r *resource[T]) live(v *T, now time.Time) bool { return records.Live(r.expires, v, now) }
 
 func (r *resource[T]) decode(key string, raw []byte, v *T) error {
 	if err := r.codec.Decode(raw, v); err != nil {

@@ -10,8 +10,7 @@ var userTests = []subtest{
 	{"CreateGet", func(e *env) {
 		u := e.user("u1")
 		got, err := e.s.GetUser(e.ctx, "u1")
-		e.ok(err, "GetUser")
-		e.equal(got, u, "GetUser returns what CreateUser stored")
+		e.returned(got, err, u, "GetUser returns what CreateUser stored")
 	}},
 	{"CreateDuplicate", func(e *env) {
 		e.user("u1")
@@ -30,11 +29,9 @@ var userTests = []subtest{
 			old.Name, old.UpdatedAt = want.Name, want.UpdatedAt
 			return old, nil
 		})
-		e.ok(err, "UpdateUser")
-		e.equal(got, want, "UpdateUser result")
+		e.returned(got, err, want, "UpdateUser")
 		got, err = e.s.GetUser(e.ctx, "u1")
-		e.ok(err, "GetUser")
-		e.equal(got, want, "GetUser after UpdateUser")
+		e.returned(got, err, want, "GetUser after UpdateUser")
 	}},
 	{"UpdateErrorLeavesRecord", func(e *env) {
 		u := e.user("u1")
@@ -44,8 +41,7 @@ var userTests = []subtest{
 		})
 		e.is(err, errBoom, "UpdateUser whose function fails")
 		got, err := e.s.GetUser(e.ctx, "u1")
-		e.ok(err, "GetUser")
-		e.equal(got, u, "user after a failed update")
+		e.returned(got, err, u, "user after a failed update")
 	}},
 	{"UpdateMissing", func(e *env) {
 		_, err := e.s.UpdateUser(e.ctx, "nobody", keep[data.User])
@@ -59,8 +55,7 @@ var userTests = []subtest{
 		})
 		e.is(err, data.ErrInvalid, "UpdateUser changing the id")
 		got, err := e.s.GetUser(e.ctx, "u1")
-		e.ok(err, "GetUser u1")
-		e.equal(got, u, "u1 after the refused update")
+		e.returned(got, err, u, "u1 after the refused update")
 		_, err = e.s.GetUser(e.ctx, "u2")
 		e.is(err, data.ErrNotFound, "GetUser u2")
 	}},
@@ -92,8 +87,7 @@ var identityTests = []subtest{
 		id := e.newIdentity("u1", "github", "1001")
 		e.ok(e.s.CreateIdentity(e.ctx, id), "CreateIdentity")
 		got, err := e.s.GetIdentity(e.ctx, "github", "1001")
-		e.ok(err, "GetIdentity")
-		e.equal(got, id, "GetIdentity returns what CreateIdentity stored")
+		e.returned(got, err, id, "GetIdentity returns what CreateIdentity stored")
 		_, err = e.s.GetIdentity(e.ctx, "gitlab", "1001")
 		e.is(err, data.ErrNotFound, "GetIdentity of the same subject at another provider")
 	}},
@@ -120,11 +114,9 @@ var identityTests = []subtest{
 			old.LastLoginAt, old.Login = want.LastLoginAt, want.Login
 			return old, nil
 		})
-		e.ok(err, "UpdateIdentity")
-		e.equal(got, want, "UpdateIdentity result")
+		e.returned(got, err, want, "UpdateIdentity result")
 		got, err = e.s.GetIdentity(e.ctx, "github", "1")
-		e.ok(err, "GetIdentity")
-		e.equal(got, want, "GetIdentity after UpdateIdentity")
+		e.returned(got, err, want, "GetIdentity after UpdateIdentity")
 
 		_, err = e.s.UpdateIdentity(e.ctx, "github", "1", updateFail[data.Identity])
 		e.is(err, errBoom, "UpdateIdentity whose function fails")
@@ -134,8 +126,7 @@ var identityTests = []subtest{
 		})
 		e.is(err, data.ErrInvalid, "UpdateIdentity changing the subject")
 		got, err = e.s.GetIdentity(e.ctx, "github", "1")
-		e.ok(err, "GetIdentity")
-		e.equal(got, want, "identity after refused updates")
+		e.returned(got, err, want, "identity after refused updates")
 		_, err = e.s.UpdateIdentity(e.ctx, "github", "missing", keep[data.Identity])
 		e.is(err, data.ErrNotFound, "UpdateIdentity of a missing identity")
 	}},

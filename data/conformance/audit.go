@@ -31,8 +31,7 @@ var auditTests = []subtest{
 		}
 
 		got, err := e.s.ListAudit(e.ctx, data.AuditQuery{})
-		e.ok(err, "ListAudit")
-		e.equal(got, []data.AuditEvent{first, second}, "ListAudit returns the stored events")
+		e.returned(got, err, []data.AuditEvent{first, second}, "ListAudit returns the stored events")
 	}},
 	{"Query", func(e *env) {
 		var all []data.AuditEvent

@@ -159,6 +159,14 @@ func (e *env) equal(got, want any, what string) {
 	}
 }
 
+// returned fails the test unless the call that gave got and err succeeded
+// with want; what names the call.
+func (e *env) returned(got any, err error, want any, what string) {
+	e.t.Helper()
+	e.ok(err, what)
+	e.equal(got, want, what)
+}
+
 // concurrently runs fn(i) for i in [0, n) in n goroutines released at once,
 // and waits for all of them.
 func concurrently(n int, fn func(i int)) {

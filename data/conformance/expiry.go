@@ -169,8 +169,7 @@ var collectorTests = []subtest{
 			e.t.Fatalf("CollectStats.Total() = %d, want 10", st.Total())
 		}
 		st, err = e.s.CollectExpired(e.ctx, e.clock.Now())
-		e.ok(err, "second CollectExpired")
-		e.equal(st, data.CollectStats{}, "second CollectExpired at the same instant deletes nothing")
+		e.returned(st, err, data.CollectStats{}, "second CollectExpired at the same instant deletes nothing")
 
 		// Turn the clock back: a record the collector deleted is gone, one
 		// it kept is still there.
@@ -202,16 +201,14 @@ var collectorTests = []subtest{
 
 		e.clock.Set(t0.Add(25 * time.Minute))
 		st, err = e.s.CollectExpired(e.ctx, e.clock.Now())
-		e.ok(err, "CollectExpired at t0+25m")
-		e.equal(st, data.CollectStats{Sessions: 1, OAuthStates: 1, DeviceCodes: 1, RefreshFamilies: 1}, "CollectExpired at t0+25m: the later ones")
+		e.returned(st, err, data.CollectStats{Sessions: 1, OAuthStates: 1, DeviceCodes: 1, RefreshFamilies: 1}, "CollectExpired at t0+25m: the later ones")
 		e.clock.Set(t0)
 		_, err = e.s.GetSession(e.ctx, "extended")
 		e.ok(err, "extended session (expires at t0+30m) survives")
 	}},
 	{"Empty", func(e *env) {
 		st, err := e.s.CollectExpired(e.ctx, e.clock.Now().Add(24*time.Hour))
-		e.ok(err, "CollectExpired on an empty store")
-		e.equal(st, data.CollectStats{}, "CollectExpired on an empty store")
+		e.returned(st, err, data.CollectStats{}, "CollectExpired on an empty store")
 	}},
 	{"Many", func(e *env) {
 		// More than one batch of deletions, if the backend works in batches.

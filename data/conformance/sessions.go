@@ -9,94 +9,35 @@ import (
 	"github.com/vintner/arbor/data"
 )
 
-var sessionTests = []subtest{
-	{"CreateGet", func(e *env) {
-		e.user("u1")
-		s := e.newSession("s1", "u1", time.Hour)
-		e.ok(e.s.CreateSession(e.ctx, s), "CreateSession")
-		got, err := e.s.GetSession(e.ctx, "s1")
-		e.ok(err, "GetSession")
-		e.equal(got, s, "GetSession returns what CreateSession stored")
-		e.is(e.s.CreateSession(e.ctx, e.newSession("s1", "u1", time.Hour)), data.ErrAlreadyExists, "second CreateSession s1")
-		_, err = e.s.GetSession(e.ctx, "s2")
-		e.is(err, data.ErrNotFound, "GetSession of a missing session")
-	}},
-	{"CreateNeedsUser", func(e *env) {
-		e.is(e.s.CreateSession(e.ctx, e.newSession("s1", "ghost", time.Hour)), data.ErrNotFound, "CreateSession for a missing user")
-		_, err := e.s.GetSession(e.ctx, "s1")
-		e.is(err, data.ErrNotFound, "GetSession after the refused create")
-	}},
-	{"Update", func(e *env) {
+var sessionTests = ownedTests(sessionsOwned, []subtest{
+	{"UpdateExtendsLife", func(e *env) {
 		e.user("u1")
 		s := e.newSession("s1", "u1", time.Hour)
 		e.ok(e.s.CreateSession(e.ctx, s), "CreateSession")
 		e.clock.Advance(10 * time.Minute)
-		want := s
-		want.LastSeenAt, want.ExpiresAt = e.clock.Now(), e.clock.Now().Add(time.Hour)
-		got, err := e.s.UpdateSession(e.ctx, "s1", func(old data.Session) (data.Session, error) {
-			old.LastSeenAt, old.ExpiresAt = want.LastSeenAt, want.ExpiresAt
+		_, err := e.s.UpdateSession(e.ctx, "s1", func(old data.Session) (data.Session, error) {
+			old.ExpiresAt = e.clock.Now().Add(time.Hour)
 			return old, nil
 		})
 		e.ok(err, "UpdateSession")
-		e.equal(got, want, "UpdateSession result")
 		// Past the first expiry, the session lives on with the new one.
 		e.clock.Advance(55 * time.Minute)
-		got, err = e.s.GetSession(e.ctx, "s1")
+		_, err = e.s.GetSession(e.ctx, "s1")
 		e.ok(err, "GetSession past the original expiry, before the extended one")
-		e.equal(got, want, "GetSession after UpdateSession")
 	}},
-	{"UpdateRefused", func(e *env) {
+	{"UpdateMayNotClearExpiry", func(e *env) {
 		e.user("u1")
-		e.user("u2")
 		s := e.newSession("s1", "u1", time.Hour)
 		e.ok(e.s.CreateSession(e.ctx, s), "CreateSession")
 		_, err := e.s.UpdateSession(e.ctx, "s1", func(old data.Session) (data.Session, error) {
-			old.IP = "203.0.113.9"
-			return old, errBoom
-		})
-		e.is(err, errBoom, "UpdateSession whose function fails")
-		_, err = e.s.UpdateSession(e.ctx, "s1", func(old data.Session) (data.Session, error) {
-			old.UserID = "u2"
-			return old, nil
-		})
-		e.is(err, data.ErrInvalid, "UpdateSession giving the session to another user")
-		_, err = e.s.UpdateSession(e.ctx, "s1", func(old data.Session) (data.Session, error) {
 			old.ExpiresAt = time.Time{}
 			return old, nil
 		})
 		e.is(err, data.ErrInvalid, "UpdateSession clearing ExpiresAt")
 		got, err := e.s.GetSession(e.ctx, "s1")
-		e.ok(err, "GetSession")
-		e.equal(got, s, "session after refused updates")
-		_, err = e.s.UpdateSession(e.ctx, "s2", keep[data.Session])
-		e.is(err, data.ErrNotFound, "UpdateSession of a missing session")
+		e.returned(got, err, s, "session after the refused update")
 	}},
-	{"Delete", func(e *env) {
-		e.user("u1")
-		e.ok(e.s.CreateSession(e.ctx, e.newSession("s1", "u1", time.Hour)), "CreateSession")
-		e.ok(e.s.DeleteSession(e.ctx, "s1"), "DeleteSession")
-		_, err := e.s.GetSession(e.ctx, "s1")
-		e.is(err, data.ErrNotFound, "GetSession after DeleteSession")
-		e.is(e.s.DeleteSession(e.ctx, "s1"), data.ErrNotFound, "second DeleteSession")
-		l, err := e.s.ListSessions(e.ctx, "u1")
-		e.ok(err, "ListSessions")
-		e.orderIs(ids(l, sessionID), nil, "ListSessions after DeleteSession")
-	}},
-	{"ListOrderedByCreatedAt", func(e *env) {
-		e.user("u1")
-		e.user("u2")
-		// Ids in the opposite order of creation times, and one tie.
-		for i, id := range []string{"z", "y", "x", "w"} {
-			s := e.newSession(id, "u1", time.Hour)
-			s.CreatedAt = Start.Add(time.Duration(min(i, 2)) * time.Second)
-			e.ok(e.s.CreateSession(e.ctx, s), "CreateSession "+id)
-		}
-		e.ok(e.s.CreateSession(e.ctx, e.newSession("other", "u2", time.Hour)), "CreateSession for u2")
-		got, err := e.s.ListSessions(e.ctx, "u1")
-		e.ok(err, "ListSessions")
-		e.orderIs(ids(got, sessionID), []string{"z", "y", "w", "x"}, "ListSessions order (CreatedAt, then id)")
-	}},
-}
+})
 
 var oauthStateTests = []subtest{
 	{"CreateConsume", func(e *env) {
@@ -104,8 +45,7 @@ var oauthStateTests = []subtest{
 		e.ok(e.s.CreateOAuthState(e.ctx, st), "CreateOAuthState")
 		e.is(e.s.CreateOAuthState(e.ctx, st), data.ErrAlreadyExists, "second CreateOAuthState")
 		got, err := e.s.ConsumeOAuthState(e.ctx, "state-1")
-		e.ok(err, "ConsumeOAuthState")
-		e.equal(got, st, "ConsumeOAuthState returns what CreateOAuthState stored")
+		e.returned(got, err, st, "ConsumeOAuthState returns what CreateOAuthState stored")
 		_, err = e.s.ConsumeOAuthState(e.ctx, "state-1")
 		e.is(err, data.ErrNotFound, "second ConsumeOAuthState")
 		_, err = e.s.ConsumeOAuthState(e.ctx, "never-made")
@@ -116,14 +56,12 @@ var oauthStateTests = []subtest{
 		e.ok(e.s.CreateOAuthState(e.ctx, st), "CreateOAuthState")
 		for i := 0; i < 2; i++ {
 			got, err := e.s.GetOAuthState(e.ctx, "state-1")
-			e.ok(err, "GetOAuthState")
-			e.equal(got, st, "GetOAuthState returns what CreateOAuthState stored")
+			e.returned(got, err, st, "GetOAuthState returns what CreateOAuthState stored")
 		}
 		_, err := e.s.GetOAuthState(e.ctx, "never-made")
 		e.is(err, data.ErrNotFound, "GetOAuthState of an unknown state")
 		got, err := e.s.ConsumeOAuthState(e.ctx, "state-1")
-		e.ok(err, "ConsumeOAuthState after GetOAuthState")
-		e.equal(got, st, "ConsumeOAuthState after GetOAuthState")
+		e.returned(got, err, st, "ConsumeOAuthState after GetOAuthState")
 		_, err = e.s.GetOAuthState(e.ctx, "state-1")
 		e.is(err, data.ErrNotFound, "GetOAuthState of a consumed state")
 
@@ -163,11 +101,9 @@ var deviceCodeTests = []subtest{
 		d := e.newDeviceCode("dc-1", "BCDF-GHJK", 10*time.Minute)
 		e.ok(e.s.CreateDeviceCode(e.ctx, d), "CreateDeviceCode")
 		got, err := e.s.GetDeviceCode(e.ctx, "dc-1")
-		e.ok(err, "GetDeviceCode")
-		e.equal(got, d, "GetDeviceCode returns what CreateDeviceCode stored")
+		e.returned(got, err, d, "GetDeviceCode returns what CreateDeviceCode stored")
 		got, err = e.s.GetDeviceCodeByUserCode(e.ctx, "BCDF-GHJK")
-		e.ok(err, "GetDeviceCodeByUserCode")
-		e.equal(got, d, "GetDeviceCodeByUserCode")
+		e.returned(got, err, d, "GetDeviceCodeByUserCode")
 		_, err = e.s.GetDeviceCodeByUserCode(e.ctx, "XXXX-XXXX")
 		e.is(err, data.ErrNotFound, "GetDeviceCodeByUserCode of an unknown user code")
 		_, err = e.s.GetDeviceCode(e.ctx, "dc-2")
@@ -177,8 +113,7 @@ var deviceCodeTests = []subtest{
 		cli.Kind = data.DeviceKindCLI
 		e.ok(e.s.CreateDeviceCode(e.ctx, cli), "CreateDeviceCode without a user code")
 		got, err = e.s.GetDeviceCode(e.ctx, "dc-cli")
-		e.ok(err, "GetDeviceCode dc-cli")
-		e.equal(got, cli, "GetDeviceCode dc-cli")
+		e.returned(got, err, cli, "GetDeviceCode dc-cli")
 	}},
 	{"CreateDuplicate", func(e *env) {
 		e.ok(e.s.CreateDeviceCode(e.ctx, e.newDeviceCode("dc-1", "BCDF-GHJK", 10*time.Minute)), "CreateDeviceCode")
@@ -202,8 +137,7 @@ var deviceCodeTests = []subtest{
 		d := e.newDeviceCode("dc-new", "BCDF-GHJK", 10*time.Minute)
 		e.ok(e.s.CreateDeviceCode(e.ctx, d), "CreateDeviceCode reusing an expired device code's user code")
 		got, err := e.s.GetDeviceCodeByUserCode(e.ctx, "BCDF-GHJK")
-		e.ok(err, "GetDeviceCodeByUserCode")
-		e.equal(got, d, "the user code leads to the new device code")
+		e.returned(got, err, d, "the user code leads to the new device code")
 		// Collecting the old one must not take the user code from the new.
 		st, err := e.s.CollectExpired(e.ctx, e.clock.Now())
 		e.ok(err, "CollectExpired")
@@ -211,8 +145,7 @@ var deviceCodeTests = []subtest{
 			e.t.Fatalf("CollectExpired = %+v, want 1 device code", st)
 		}
 		got, err = e.s.GetDeviceCodeByUserCode(e.ctx, "BCDF-GHJK")
-		e.ok(err, "GetDeviceCodeByUserCode after collecting the old device code")
-		e.equal(got, d, "the user code still leads to the new device code")
+		e.returned(got, err, d, "the user code still leads to the new device code")
 	}},
 	{"Update", func(e *env) {
 		e.user("u1")
@@ -227,11 +160,9 @@ var deviceCodeTests = []subtest{
 			old.State, old.UserID, old.ApprovedAt, old.VerificationHash = want.State, want.UserID, want.ApprovedAt, want.VerificationHash
 			return old, nil
 		})
-		e.ok(err, "UpdateDeviceCode")
-		e.equal(got, want, "UpdateDeviceCode result")
+		e.returned(got, err, want, "UpdateDeviceCode")
 		got, err = e.s.GetDeviceCode(e.ctx, "dc-1")
-		e.ok(err, "GetDeviceCode")
-		e.equal(got, want, "GetDeviceCode after UpdateDeviceCode")
+		e.returned(got, err, want, "GetDeviceCode after UpdateDeviceCode")
 
 		_, err = e.s.UpdateDeviceCode(e.ctx, "dc-1", func(old data.DeviceCode) (data.DeviceCode, error) {
 			old.FailedAttempts++
@@ -239,8 +170,7 @@ var deviceCodeTests = []subtest{
 		})
 		e.is(err, errBoom, "UpdateDeviceCode whose function fails")
 		got, err = e.s.GetDeviceCode(e.ctx, "dc-1")
-		e.ok(err, "GetDeviceCode")
-		e.equal(got, want, "device code after a failed update")
+		e.returned(got, err, want, "device code after a failed update")
 		_, err = e.s.UpdateDeviceCode(e.ctx, "dc-missing", keep[data.DeviceCode])
 		e.is(err, data.ErrNotFound, "UpdateDeviceCode of a missing code")
 	}},
@@ -256,17 +186,14 @@ var deviceCodeTests = []subtest{
 		})
 		e.is(err, errBoom, "ConsumeDeviceCode whose check fails")
 		got, err := e.s.GetDeviceCode(e.ctx, "dc-1")
-		e.ok(err, "GetDeviceCode")
-		e.equal(got, d, "device code after a refused consume")
+		e.returned(got, err, d, "device code after a refused consume")
 
 		want := d
 		want.ConsumedAt = e.clock.Now()
 		got, err = e.s.ConsumeDeviceCode(e.ctx, "dc-1", func(data.DeviceCode) error { return nil })
-		e.ok(err, "ConsumeDeviceCode")
-		e.equal(got, want, "ConsumeDeviceCode result (ConsumedAt is the store's now)")
+		e.returned(got, err, want, "ConsumeDeviceCode result (ConsumedAt is the store's now)")
 		got, err = e.s.GetDeviceCode(e.ctx, "dc-1")
-		e.ok(err, "GetDeviceCode after consumption: the record is kept until it expires")
-		e.equal(got, want, "GetDeviceCode after consumption")
+		e.returned(got, err, want, "GetDeviceCode after consumption")
 
 		_, err = e.s.ConsumeDeviceCode(e.ctx, "dc-1", func(data.DeviceCode) error {
 			e.t.Error("the check function ran for a consumed device code")
@@ -349,67 +276,4 @@ var deviceCodeTests = []subtest{
 	}},
 }
 
-var refreshFamilyTests = []subtest{
-	{"CreateGet", func(e *env) {
-		e.user("u1")
-		f := e.newRefreshFamily("f1", "u1", 90*24*time.Hour)
-		e.ok(e.s.CreateRefreshFamily(e.ctx, f), "CreateRefreshFamily")
-		got, err := e.s.GetRefreshFamily(e.ctx, "f1")
-		e.ok(err, "GetRefreshFamily")
-		e.equal(got, f, "GetRefreshFamily returns what CreateRefreshFamily stored")
-		e.is(e.s.CreateRefreshFamily(e.ctx, f), data.ErrAlreadyExists, "second CreateRefreshFamily")
-		e.is(e.s.CreateRefreshFamily(e.ctx, e.newRefreshFamily("f2", "ghost", time.Hour)), data.ErrNotFound, "CreateRefreshFamily for a missing user")
-		_, err = e.s.GetRefreshFamily(e.ctx, "f2")
-		e.is(err, data.ErrNotFound, "GetRefreshFamily after the refused create")
-	}},
-	{"Rotate", func(e *env) {
-		e.user("u1")
-		f := e.newRefreshFamily("f1", "u1", 90*24*time.Hour)
-		e.ok(e.s.CreateRefreshFamily(e.ctx, f), "CreateRefreshFamily")
-		e.clock.Advance(time.Hour)
-		want := f
-		want.PreviousJTI, want.CurrentJTI, want.Generation = f.CurrentJTI, "jti-f1-2", 2
-		want.RotatedAt, want.LastUsedAt = e.clock.Now(), e.clock.Now()
-		got, err := e.s.UpdateRefreshFamily(e.ctx, "f1", func(old data.RefreshFamily) (data.RefreshFamily, error) {
-			if old.CurrentJTI != "jti-f1-1" {
-				return old, fmt.Errorf("presented token is not current")
-			}
-			old.PreviousJTI, old.CurrentJTI, old.Generation = old.CurrentJTI, want.CurrentJTI, old.Generation+1
-			old.RotatedAt, old.LastUsedAt = want.RotatedAt, want.LastUsedAt
-			return old, nil
-		})
-		e.ok(err, "UpdateRefreshFamily")
-		e.equal(got, want, "UpdateRefreshFamily result")
-		_, err = e.s.UpdateRefreshFamily(e.ctx, "f1", updateFail[data.RefreshFamily])
-		e.is(err, errBoom, "UpdateRefreshFamily whose function fails")
-		got, err = e.s.GetRefreshFamily(e.ctx, "f1")
-		e.ok(err, "GetRefreshFamily")
-		e.equal(got, want, "GetRefreshFamily after updates")
-		_, err = e.s.UpdateRefreshFamily(e.ctx, "f-missing", keep[data.RefreshFamily])
-		e.is(err, data.ErrNotFound, "UpdateRefreshFamily of a missing family")
-	}},
-	{"Delete", func(e *env) {
-		e.user("u1")
-		e.ok(e.s.CreateRefreshFamily(e.ctx, e.newRefreshFamily("f1", "u1", time.Hour)), "CreateRefreshFamily")
-		e.ok(e.s.DeleteRefreshFamily(e.ctx, "f1"), "DeleteRefreshFamily")
-		_, err := e.s.GetRefreshFamily(e.ctx, "f1")
-		e.is(err, data.ErrNotFound, "GetRefreshFamily after DeleteRefreshFamily")
-		e.is(e.s.DeleteRefreshFamily(e.ctx, "f1"), data.ErrNotFound, "second DeleteRefreshFamily")
-		l, err := e.s.ListRefreshFamilies(e.ctx, "u1")
-		e.ok(err, "ListRefreshFamilies")
-		e.orderIs(ids(l, familyID), nil, "ListRefreshFamilies after delete")
-	}},
-	{"ListOrderedByCreatedAt", func(e *env) {
-		e.user("u1")
-		e.user("u2")
-		for i, id := range []string{"c", "a", "b"} {
-			f := e.newRefreshFamily(id, "u1", time.Hour)
-			f.CreatedAt = Start.Add(time.Duration(i) * time.Second)
-			e.ok(e.s.CreateRefreshFamily(e.ctx, f), "CreateRefreshFamily "+id)
-		}
-		e.ok(e.s.CreateRefreshFamily(e.ctx, e.newRefreshFamily("other", "u2", time.Hour)), "CreateRefreshFamily for u2")
-		got, err := e.s.ListRefreshFamilies(e.ctx, "u1")
-		e.ok(err, "ListRefreshFamilies")
-		e.orderIs(ids(got, familyID), []string{"c", "a", "b"}, "ListRefreshFamilies order")
-	}},
-}
+var refreshFamilyTests = ownedTests(familiesOwned, nil)

@@ -3,76 +3,11 @@ package conformance
 import (
 	"fmt"
 	"strconv"
-	"time"
 
 	"github.com/vintner/arbor/data"
 )
 
-var workerTests = []subtest{
-	{"CreateGet", func(e *env) {
-		e.user("u1")
-		w := e.newWorker("w1", "u1")
-		e.ok(e.s.CreateWorker(e.ctx, w), "CreateWorker")
-		got, err := e.s.GetWorker(e.ctx, "w1")
-		e.ok(err, "GetWorker")
-		e.equal(got, w, "GetWorker returns what CreateWorker stored (TokenHash byte for byte)")
-		e.is(e.s.CreateWorker(e.ctx, w), data.ErrAlreadyExists, "second CreateWorker")
-		e.is(e.s.CreateWorker(e.ctx, e.newWorker("w2", "ghost")), data.ErrNotFound, "CreateWorker for a missing user")
-		_, err = e.s.GetWorker(e.ctx, "w2")
-		e.is(err, data.ErrNotFound, "GetWorker after the refused create")
-	}},
-	{"RotateToken", func(e *env) {
-		e.user("u1")
-		e.user("u2")
-		w := e.newWorker("w1", "u1")
-		e.ok(e.s.CreateWorker(e.ctx, w), "CreateWorker")
-		e.clock.Advance(time.Minute)
-		want := w
-		want.TokenHash, want.RotatedAt = []byte("a new sha-256 of thirty-two by"), e.clock.Now()
-		got, err := e.s.UpdateWorker(e.ctx, "w1", func(old data.Worker) (data.Worker, error) {
-			old.TokenHash, old.RotatedAt = want.TokenHash, want.RotatedAt
-			return old, nil
-		})
-		e.ok(err, "UpdateWorker")
-		e.equal(got, want, "UpdateWorker result")
-		_, err = e.s.UpdateWorker(e.ctx, "w1", updateFail[data.Worker])
-		e.is(err, errBoom, "UpdateWorker whose function fails")
-		_, err = e.s.UpdateWorker(e.ctx, "w1", func(old data.Worker) (data.Worker, error) {
-			old.UserID = "u2"
-			return old, nil
-		})
-		e.is(err, data.ErrInvalid, "UpdateWorker giving the worker to another user")
-		got, err = e.s.GetWorker(e.ctx, "w1")
-		e.ok(err, "GetWorker")
-		e.equal(got, want, "GetWorker after updates")
-		_, err = e.s.UpdateWorker(e.ctx, "w-missing", keep[data.Worker])
-		e.is(err, data.ErrNotFound, "UpdateWorker of a missing worker")
-	}},
-	{"Delete", func(e *env) {
-		e.user("u1")
-		e.ok(e.s.CreateWorker(e.ctx, e.newWorker("w1", "u1")), "CreateWorker")
-		e.ok(e.s.DeleteWorker(e.ctx, "w1"), "DeleteWorker")
-		_, err := e.s.GetWorker(e.ctx, "w1")
-		e.is(err, data.ErrNotFound, "GetWorker after DeleteWorker")
-		e.is(e.s.DeleteWorker(e.ctx, "w1"), data.ErrNotFound, "second DeleteWorker")
-		l, err := e.s.ListWorkers(e.ctx, "u1")
-		e.ok(err, "ListWorkers")
-		e.orderIs(ids(l, workerID), nil, "ListWorkers after delete")
-	}},
-	{"ListOrderedByCreatedAt", func(e *env) {
-		e.user("u1")
-		e.user("u2")
-		for i, id := range []string{"w3", "w1", "w2"} {
-			w := e.newWorker(id, "u1")
-			w.CreatedAt = Start.Add(time.Duration(i) * time.Second)
-			e.ok(e.s.CreateWorker(e.ctx, w), "CreateWorker "+id)
-		}
-		e.ok(e.s.CreateWorker(e.ctx, e.newWorker("other", "u2")), "CreateWorker for u2")
-		got, err := e.s.ListWorkers(e.ctx, "u1")
-		e.ok(err, "ListWorkers")
-		e.orderIs(ids(got, workerID), []string{"w3", "w1", "w2"}, "ListWorkers order")
-	}},
-}
+var workerTests = ownedTests(workersOwned, nil)
 
 var connectionTests = []subtest{
 	{"CreateGet", func(e *env) {
@@ -83,8 +18,7 @@ var connectionTests = []subtest{
 		want := c
 		want.Version = 1
 		got, err := e.s.GetConnection(e.ctx, "u1", "github")
-		e.ok(err, "GetConnection")
-		e.equal(got, want, "GetConnection returns what CreateConnection stored, with Version 1")
+		e.returned(got, err, want, "GetConnection returns what CreateConnection stored, with Version 1")
 		e.is(e.s.CreateConnection(e.ctx, c), data.ErrAlreadyExists, "second CreateConnection to the same provider")
 		e.is(e.s.CreateConnection(e.ctx, e.newConnection("ghost", "github")), data.ErrNotFound, "CreateConnection for a missing user")
 		_, err = e.s.GetConnection(e.ctx, "u1", "gitlab")
@@ -121,8 +55,7 @@ var connectionTests = []subtest{
 		})
 		e.is(err, data.ErrInvalid, "UpdateConnection changing the provider")
 		after, err := e.s.GetConnection(e.ctx, "u1", "gitlab")
-		e.ok(err, "GetConnection")
-		e.equal(after, before, "connection after refused updates (Version unchanged)")
+		e.returned(after, err, before, "connection after refused updates (Version unchanged)")
 		if after.Version != 4 {
 			e.t.Fatalf("Version after three updates is %d, want 4", after.Version)
 		}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/vintner/arbor/data"
 	"github.com/vintner/arbor/data/internal/codec"
+	"github.com/vintner/arbor/data/internal/records"
 )
 
 // resource describes how one record type is stored; the generic methods
@@ -55,20 +56,9 @@ type found[T any] struct {
 	idxRev int64  // indexed records: the index entry's mod revision (0: none)
 }
 
-func (r *resource[T]) show(id string) string {
-	if r.secret {
-		return r.name
-	}
-	return fmt.Sprintf("%s %q", r.name, strings.ReplaceAll(id, sep, "/"))
-}
-
-func (r *resource[T]) errNotFound(id string) error {
-	return fmt.Errorf("%s: %w", r.show(id), data.ErrNotFound)
-}
-
-func (r *resource[T]) live(v *T, now time.Time) bool {
-	return r.expires == nil || now.Before(r.expires(v))
-}
+func (r *resource[T]) show(id string) string         { return records.Show(r.name, r.secret, id) }
+func (r *resource[T]) errNotFound(id string) error   { return records.NotFound(r.name, r.secret, id) }
+func (r *resource[T]) live(v *T, now time.Time) bool { return records.Live(r.expires, v, now) }
 
 // key is the record key of id owned by owner.
 func (r *resource[T]) key(s *Store, owner, id string) string {

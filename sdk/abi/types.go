@@ -23,38 +23,20 @@ type Result struct {
 	RetryAfter int
 }
 
-func (m *Result) AppendABI(b []byte) []byte {
-	b = appendBytes(b, 1, m.Payload)
-	b = appendString(b, 2, string(m.Code))
-	b = appendString(b, 3, m.Message)
-	b = appendBool(b, 4, m.Retryable)
-	b = appendInt(b, 5, int64(m.Status))
-	b = appendInt(b, 6, int64(m.RetryAfter))
-	return b
+func (m *Result) fields(f fields) fields {
+	f.bytes(1, &m.Payload)
+	f.str(2, (*string)(&m.Code))
+	f.str(3, &m.Message)
+	f.bool(4, &m.Retryable)
+	f.int(5, &m.Status)
+	f.int(6, &m.RetryAfter)
+	return f
 }
 
+func (m *Result) AppendABI(b []byte) []byte { return m.fields(fields{b: b}).b }
 func (m *Result) UnmarshalABI(b []byte) error {
 	*m = Result{}
-	d := decoder{b: b}
-	for d.next() {
-		switch d.field {
-		case 1:
-			m.Payload = d.bytes()
-		case 2:
-			m.Code = Code(d.str())
-		case 3:
-			m.Message = d.str()
-		case 4:
-			m.Retryable = d.boolean()
-		case 5:
-			m.Status = int(d.int())
-		case 6:
-			m.RetryAfter = int(d.int())
-		default:
-			d.skip()
-		}
-	}
-	return d.err("result")
+	return decode(b, "result", m.fields)
 }
 
 // Client is the OAuth client the operator registered with the provider.
@@ -64,25 +46,16 @@ type Client struct {
 	Secret string
 }
 
-func (m *Client) AppendABI(b []byte) []byte {
-	b = appendString(b, 1, m.ID)
-	return appendString(b, 2, m.Secret)
+func (m *Client) fields(f fields) fields {
+	f.str(1, &m.ID)
+	f.str(2, &m.Secret)
+	return f
 }
 
+func (m *Client) AppendABI(b []byte) []byte { return m.fields(fields{b: b}).b }
 func (m *Client) UnmarshalABI(b []byte) error {
 	*m = Client{}
-	d := decoder{b: b}
-	for d.next() {
-		switch d.field {
-		case 1:
-			m.ID = d.str()
-		case 2:
-			m.Secret = d.str()
-		default:
-			d.skip()
-		}
-	}
-	return d.err("client")
+	return decode(b, "client", m.fields)
 }
 
 // Endpoints are the provider's URLs: the manifest's defaults with the
@@ -99,31 +72,18 @@ type Endpoints struct {
 	RevokeURL string `json:"revoke_url,omitempty"`
 }
 
-func (m *Endpoints) AppendABI(b []byte) []byte {
-	b = appendString(b, 1, m.AuthorizeURL)
-	b = appendString(b, 2, m.TokenURL)
-	b = appendString(b, 3, m.APIBase)
-	return appendString(b, 4, m.RevokeURL)
+func (m *Endpoints) fields(f fields) fields {
+	f.str(1, &m.AuthorizeURL)
+	f.str(2, &m.TokenURL)
+	f.str(3, &m.APIBase)
+	f.str(4, &m.RevokeURL)
+	return f
 }
 
+func (m *Endpoints) AppendABI(b []byte) []byte { return m.fields(fields{b: b}).b }
 func (m *Endpoints) UnmarshalABI(b []byte) error {
 	*m = Endpoints{}
-	d := decoder{b: b}
-	for d.next() {
-		switch d.field {
-		case 1:
-			m.AuthorizeURL = d.str()
-		case 2:
-			m.TokenURL = d.str()
-		case 3:
-			m.APIBase = d.str()
-		case 4:
-			m.RevokeURL = d.str()
-		default:
-			d.skip()
-		}
-	}
-	return d.err("endpoints")
+	return decode(b, "endpoints", m.fields)
 }
 
 // Purpose says why the user is sent to the provider.
@@ -151,43 +111,22 @@ type AuthorizeRequest struct {
 	CodeChallengeMethod string
 }
 
-func (m *AuthorizeRequest) AppendABI(b []byte) []byte {
-	b = appendString(b, 1, m.ClientID)
-	b = appendMessage(b, 2, &m.Endpoints)
-	b = appendString(b, 3, string(m.Purpose))
-	b = appendString(b, 4, m.RedirectURI)
-	b = appendStrings(b, 5, m.Scopes)
-	b = appendString(b, 6, m.State)
-	b = appendString(b, 7, m.CodeChallenge)
-	return appendString(b, 8, m.CodeChallengeMethod)
+func (m *AuthorizeRequest) fields(f fields) fields {
+	f.str(1, &m.ClientID)
+	f.msg(2, &m.Endpoints)
+	f.str(3, (*string)(&m.Purpose))
+	f.str(4, &m.RedirectURI)
+	f.strs(5, &m.Scopes)
+	f.str(6, &m.State)
+	f.str(7, &m.CodeChallenge)
+	f.str(8, &m.CodeChallengeMethod)
+	return f
 }
 
+func (m *AuthorizeRequest) AppendABI(b []byte) []byte { return m.fields(fields{b: b}).b }
 func (m *AuthorizeRequest) UnmarshalABI(b []byte) error {
 	*m = AuthorizeRequest{}
-	d := decoder{b: b}
-	for d.next() {
-		switch d.field {
-		case 1:
-			m.ClientID = d.str()
-		case 2:
-			d.msg(&m.Endpoints)
-		case 3:
-			m.Purpose = Purpose(d.str())
-		case 4:
-			m.RedirectURI = d.str()
-		case 5:
-			m.Scopes = append(m.Scopes, d.str())
-		case 6:
-			m.State = d.str()
-		case 7:
-			m.CodeChallenge = d.str()
-		case 8:
-			m.CodeChallengeMethod = d.str()
-		default:
-			d.skip()
-		}
-	}
-	return d.err("authorize request")
+	return decode(b, "authorize request", m.fields)
 }
 
 // Param is one query parameter, kept in order.
@@ -195,25 +134,16 @@ type Param struct {
 	Name, Value string
 }
 
-func (m *Param) AppendABI(b []byte) []byte {
-	b = appendString(b, 1, m.Name)
-	return appendString(b, 2, m.Value)
+func (m *Param) fields(f fields) fields {
+	f.str(1, &m.Name)
+	f.str(2, &m.Value)
+	return f
 }
 
+func (m *Param) AppendABI(b []byte) []byte { return m.fields(fields{b: b}).b }
 func (m *Param) UnmarshalABI(b []byte) error {
 	*m = Param{}
-	d := decoder{b: b}
-	for d.next() {
-		switch d.field {
-		case 1:
-			m.Name = d.str()
-		case 2:
-			m.Value = d.str()
-		default:
-			d.skip()
-		}
-	}
-	return d.err("param")
+	return decode(b, "param", m.fields)
 }
 
 // AuthorizeResult holds the authorization URL's query parameters. The host
@@ -222,27 +152,15 @@ type AuthorizeResult struct {
 	Params []Param
 }
 
-func (m *AuthorizeResult) AppendABI(b []byte) []byte {
-	for i := range m.Params {
-		b = appendMessage(b, 1, &m.Params[i])
-	}
-	return b
+func (m *AuthorizeResult) fields(f fields) fields {
+	msgs(&f, 1, &m.Params)
+	return f
 }
 
+func (m *AuthorizeResult) AppendABI(b []byte) []byte { return m.fields(fields{b: b}).b }
 func (m *AuthorizeResult) UnmarshalABI(b []byte) error {
 	*m = AuthorizeResult{}
-	d := decoder{b: b}
-	for d.next() {
-		switch d.field {
-		case 1:
-			var p Param
-			d.msg(&p)
-			m.Params = append(m.Params, p)
-		default:
-			d.skip()
-		}
-	}
-	return d.err("authorize result")
+	return decode(b, "authorize result", m.fields)
 }
 
 // ExchangeRequest exchanges an authorization code.
@@ -254,34 +172,19 @@ type ExchangeRequest struct {
 	CodeVerifier string
 }
 
-func (m *ExchangeRequest) AppendABI(b []byte) []byte {
-	b = appendMessage(b, 1, &m.Client)
-	b = appendMessage(b, 2, &m.Endpoints)
-	b = appendString(b, 3, m.Code)
-	b = appendString(b, 4, m.RedirectURI)
-	return appendString(b, 5, m.CodeVerifier)
+func (m *ExchangeRequest) fields(f fields) fields {
+	f.msg(1, &m.Client)
+	f.msg(2, &m.Endpoints)
+	f.str(3, &m.Code)
+	f.str(4, &m.RedirectURI)
+	f.str(5, &m.CodeVerifier)
+	return f
 }
 
+func (m *ExchangeRequest) AppendABI(b []byte) []byte { return m.fields(fields{b: b}).b }
 func (m *ExchangeRequest) UnmarshalABI(b []byte) error {
 	*m = ExchangeRequest{}
-	d := decoder{b: b}
-	for d.next() {
-		switch d.field {
-		case 1:
-			d.msg(&m.Client)
-		case 2:
-			d.msg(&m.Endpoints)
-		case 3:
-			m.Code = d.str()
-		case 4:
-			m.RedirectURI = d.str()
-		case 5:
-			m.CodeVerifier = d.str()
-		default:
-			d.skip()
-		}
-	}
-	return d.err("exchange request")
+	return decode(b, "exchange request", m.fields)
 }
 
 // RefreshRequest uses a refresh token.
@@ -293,31 +196,18 @@ type RefreshRequest struct {
 	Scopes []string
 }
 
-func (m *RefreshRequest) AppendABI(b []byte) []byte {
-	b = appendMessage(b, 1, &m.Client)
-	b = appendMessage(b, 2, &m.Endpoints)
-	b = appendString(b, 3, m.RefreshToken)
-	return appendStrings(b, 4, m.Scopes)
+func (m *RefreshRequest) fields(f fields) fields {
+	f.msg(1, &m.Client)
+	f.msg(2, &m.Endpoints)
+	f.str(3, &m.RefreshToken)
+	f.strs(4, &m.Scopes)
+	return f
 }
 
+func (m *RefreshRequest) AppendABI(b []byte) []byte { return m.fields(fields{b: b}).b }
 func (m *RefreshRequest) UnmarshalABI(b []byte) error {
 	*m = RefreshRequest{}
-	d := decoder{b: b}
-	for d.next() {
-		switch d.field {
-		case 1:
-			d.msg(&m.Client)
-		case 2:
-			d.msg(&m.Endpoints)
-		case 3:
-			m.RefreshToken = d.str()
-		case 4:
-			m.Scopes = append(m.Scopes, d.str())
-		default:
-			d.skip()
-		}
-	}
-	return d.err("refresh request")
+	return decode(b, "refresh request", m.fields)
 }
 
 // RevokeRequest revokes a user's grant. Either token may be empty; the
@@ -329,31 +219,18 @@ type RevokeRequest struct {
 	RefreshToken string
 }
 
-func (m *RevokeRequest) AppendABI(b []byte) []byte {
-	b = appendMessage(b, 1, &m.Client)
-	b = appendMessage(b, 2, &m.Endpoints)
-	b = appendString(b, 3, m.AccessToken)
-	return appendString(b, 4, m.RefreshToken)
+func (m *RevokeRequest) fields(f fields) fields {
+	f.msg(1, &m.Client)
+	f.msg(2, &m.Endpoints)
+	f.str(3, &m.AccessToken)
+	f.str(4, &m.RefreshToken)
+	return f
 }
 
+func (m *RevokeRequest) AppendABI(b []byte) []byte { return m.fields(fields{b: b}).b }
 func (m *RevokeRequest) UnmarshalABI(b []byte) error {
 	*m = RevokeRequest{}
-	d := decoder{b: b}
-	for d.next() {
-		switch d.field {
-		case 1:
-			d.msg(&m.Client)
-		case 2:
-			d.msg(&m.Endpoints)
-		case 3:
-			m.AccessToken = d.str()
-		case 4:
-			m.RefreshToken = d.str()
-		default:
-			d.skip()
-		}
-	}
-	return d.err("revoke request")
+	return decode(b, "revoke request", m.fields)
 }
 
 // Token is what exchange and refresh return.
@@ -371,40 +248,21 @@ type Token struct {
 	IDToken          string
 }
 
-func (m *Token) AppendABI(b []byte) []byte {
-	b = appendString(b, 1, m.AccessToken)
-	b = appendString(b, 2, m.RefreshToken)
-	b = appendString(b, 3, m.TokenType)
-	b = appendInt(b, 4, m.ExpiresIn)
-	b = appendInt(b, 5, m.RefreshExpiresIn)
-	b = appendStrings(b, 6, m.Scopes)
-	return appendString(b, 7, m.IDToken)
+func (m *Token) fields(f fields) fields {
+	f.str(1, &m.AccessToken)
+	f.str(2, &m.RefreshToken)
+	f.str(3, &m.TokenType)
+	f.int64(4, &m.ExpiresIn)
+	f.int64(5, &m.RefreshExpiresIn)
+	f.strs(6, &m.Scopes)
+	f.str(7, &m.IDToken)
+	return f
 }
 
+func (m *Token) AppendABI(b []byte) []byte { return m.fields(fields{b: b}).b }
 func (m *Token) UnmarshalABI(b []byte) error {
 	*m = Token{}
-	d := decoder{b: b}
-	for d.next() {
-		switch d.field {
-		case 1:
-			m.AccessToken = d.str()
-		case 2:
-			m.RefreshToken = d.str()
-		case 3:
-			m.TokenType = d.str()
-		case 4:
-			m.ExpiresIn = d.int()
-		case 5:
-			m.RefreshExpiresIn = d.int()
-		case 6:
-			m.Scopes = append(m.Scopes, d.str())
-		case 7:
-			m.IDToken = d.str()
-		default:
-			d.skip()
-		}
-	}
-	return d.err("token")
+	return decode(b, "token", m.fields)
 }
 
 // UserRequest asks who owns an access token.
@@ -413,25 +271,16 @@ type UserRequest struct {
 	AccessToken string
 }
 
-func (m *UserRequest) AppendABI(b []byte) []byte {
-	b = appendMessage(b, 1, &m.Endpoints)
-	return appendString(b, 2, m.AccessToken)
+func (m *UserRequest) fields(f fields) fields {
+	f.msg(1, &m.Endpoints)
+	f.str(2, &m.AccessToken)
+	return f
 }
 
+func (m *UserRequest) AppendABI(b []byte) []byte { return m.fields(fields{b: b}).b }
 func (m *UserRequest) UnmarshalABI(b []byte) error {
 	*m = UserRequest{}
-	d := decoder{b: b}
-	for d.next() {
-		switch d.field {
-		case 1:
-			d.msg(&m.Endpoints)
-		case 2:
-			m.AccessToken = d.str()
-		default:
-			d.skip()
-		}
-	}
-	return d.err("user request")
+	return decode(b, "user request", m.fields)
 }
 
 // User is the provider's account.
@@ -447,40 +296,21 @@ type User struct {
 	ProfileURL    string
 }
 
-func (m *User) AppendABI(b []byte) []byte {
-	b = appendString(b, 1, m.ID)
-	b = appendString(b, 2, m.Login)
-	b = appendString(b, 3, m.Name)
-	b = appendString(b, 4, m.Email)
-	b = appendBool(b, 5, m.EmailVerified)
-	b = appendString(b, 6, m.AvatarURL)
-	return appendString(b, 7, m.ProfileURL)
+func (m *User) fields(f fields) fields {
+	f.str(1, &m.ID)
+	f.str(2, &m.Login)
+	f.str(3, &m.Name)
+	f.str(4, &m.Email)
+	f.bool(5, &m.EmailVerified)
+	f.str(6, &m.AvatarURL)
+	f.str(7, &m.ProfileURL)
+	return f
 }
 
+func (m *User) AppendABI(b []byte) []byte { return m.fields(fields{b: b}).b }
 func (m *User) UnmarshalABI(b []byte) error {
 	*m = User{}
-	d := decoder{b: b}
-	for d.next() {
-		switch d.field {
-		case 1:
-			m.ID = d.str()
-		case 2:
-			m.Login = d.str()
-		case 3:
-			m.Name = d.str()
-		case 4:
-			m.Email = d.str()
-		case 5:
-			m.EmailVerified = d.boolean()
-		case 6:
-			m.AvatarURL = d.str()
-		case 7:
-			m.ProfileURL = d.str()
-		default:
-			d.skip()
-		}
-	}
-	return d.err("user")
+	return decode(b, "user", m.fields)
 }
 
 // ReposRequest asks for one page of the user's repositories.
@@ -493,31 +323,18 @@ type ReposRequest struct {
 	PerPage int
 }
 
-func (m *ReposRequest) AppendABI(b []byte) []byte {
-	b = appendMessage(b, 1, &m.Endpoints)
-	b = appendString(b, 2, m.AccessToken)
-	b = appendString(b, 3, m.Cursor)
-	return appendInt(b, 4, int64(m.PerPage))
+func (m *ReposRequest) fields(f fields) fields {
+	f.msg(1, &m.Endpoints)
+	f.str(2, &m.AccessToken)
+	f.str(3, &m.Cursor)
+	f.int(4, &m.PerPage)
+	return f
 }
 
+func (m *ReposRequest) AppendABI(b []byte) []byte { return m.fields(fields{b: b}).b }
 func (m *ReposRequest) UnmarshalABI(b []byte) error {
 	*m = ReposRequest{}
-	d := decoder{b: b}
-	for d.next() {
-		switch d.field {
-		case 1:
-			d.msg(&m.Endpoints)
-		case 2:
-			m.AccessToken = d.str()
-		case 3:
-			m.Cursor = d.str()
-		case 4:
-			m.PerPage = int(d.int())
-		default:
-			d.skip()
-		}
-	}
-	return d.err("repos request")
+	return decode(b, "repos request", m.fields)
 }
 
 // Repo is one repository.
@@ -533,43 +350,22 @@ type Repo struct {
 	UpdatedAt int64
 }
 
-func (m *Repo) AppendABI(b []byte) []byte {
-	b = appendString(b, 1, m.ID)
-	b = appendString(b, 2, m.FullName)
-	b = appendString(b, 3, m.Description)
-	b = appendBool(b, 4, m.Private)
-	b = appendString(b, 5, m.DefaultBranch)
-	b = appendString(b, 6, m.HTMLURL)
-	b = appendString(b, 7, m.CloneURL)
-	return appendInt(b, 8, m.UpdatedAt)
+func (m *Repo) fields(f fields) fields {
+	f.str(1, &m.ID)
+	f.str(2, &m.FullName)
+	f.str(3, &m.Description)
+	f.bool(4, &m.Private)
+	f.str(5, &m.DefaultBranch)
+	f.str(6, &m.HTMLURL)
+	f.str(7, &m.CloneURL)
+	f.int64(8, &m.UpdatedAt)
+	return f
 }
 
+func (m *Repo) AppendABI(b []byte) []byte { return m.fields(fields{b: b}).b }
 func (m *Repo) UnmarshalABI(b []byte) error {
 	*m = Repo{}
-	d := decoder{b: b}
-	for d.next() {
-		switch d.field {
-		case 1:
-			m.ID = d.str()
-		case 2:
-			m.FullName = d.str()
-		case 3:
-			m.Description = d.str()
-		case 4:
-			m.Private = d.boolean()
-		case 5:
-			m.DefaultBranch = d.str()
-		case 6:
-			m.HTMLURL = d.str()
-		case 7:
-			m.CloneURL = d.str()
-		case 8:
-			m.UpdatedAt = d.int()
-		default:
-			d.skip()
-		}
-	}
-	return d.err("repo")
+	return decode(b, "repo", m.fields)
 }
 
 // RepoPage is one page of repositories.
@@ -579,41 +375,29 @@ type RepoPage struct {
 	NextCursor string
 }
 
-func (m *RepoPage) AppendABI(b []byte) []byte {
-	for i := range m.Repos {
-		b = appendMessage(b, 1, &m.Repos[i])
-	}
-	return appendString(b, 2, m.NextCursor)
+func (m *RepoPage) fields(f fields) fields {
+	msgs(&f, 1, &m.Repos)
+	f.str(2, &m.NextCursor)
+	return f
 }
 
+func (m *RepoPage) AppendABI(b []byte) []byte { return m.fields(fields{b: b}).b }
 func (m *RepoPage) UnmarshalABI(b []byte) error {
 	*m = RepoPage{}
-	d := decoder{b: b}
-	for d.next() {
-		switch d.field {
-		case 1:
-			m.Repos = append(m.Repos, Repo{})
-			d.msg(&m.Repos[len(m.Repos)-1])
-		case 2:
-			m.NextCursor = d.str()
-		default:
-			d.skip()
-		}
-	}
-	return d.err("repo page")
+	return decode(b, "repo page", m.fields)
 }
 
 // Empty is the payload of operations that return nothing (revoke).
 type Empty struct{}
 
-func (*Empty) AppendABI(b []byte) []byte { return b }
+func (*Empty) fields(f fields) fields {
+	return f
+}
 
+func (m *Empty) AppendABI(b []byte) []byte { return m.fields(fields{b: b}).b }
 func (m *Empty) UnmarshalABI(b []byte) error {
-	d := decoder{b: b}
-	for d.next() {
-		d.skip()
-	}
-	return d.err("empty")
+	*m = Empty{}
+	return decode(b, "empty", m.fields)
 }
 
 // Header is one HTTP header field, kept in order.
@@ -621,25 +405,16 @@ type Header struct {
 	Name, Value string
 }
 
-func (m *Header) AppendABI(b []byte) []byte {
-	b = appendString(b, 1, m.Name)
-	return appendString(b, 2, m.Value)
+func (m *Header) fields(f fields) fields {
+	f.str(1, &m.Name)
+	f.str(2, &m.Value)
+	return f
 }
 
+func (m *Header) AppendABI(b []byte) []byte { return m.fields(fields{b: b}).b }
 func (m *Header) UnmarshalABI(b []byte) error {
 	*m = Header{}
-	d := decoder{b: b}
-	for d.next() {
-		switch d.field {
-		case 1:
-			m.Name = d.str()
-		case 2:
-			m.Value = d.str()
-		default:
-			d.skip()
-		}
-	}
-	return d.err("header")
+	return decode(b, "header", m.fields)
 }
 
 // HTTPRequest is what a plugin hands to http_do.
@@ -650,34 +425,18 @@ type HTTPRequest struct {
 	Body    []byte
 }
 
-func (m *HTTPRequest) AppendABI(b []byte) []byte {
-	b = appendString(b, 1, m.Method)
-	b = appendString(b, 2, m.URL)
-	for i := range m.Headers {
-		b = appendMessage(b, 3, &m.Headers[i])
-	}
-	return appendBytes(b, 4, m.Body)
+func (m *HTTPRequest) fields(f fields) fields {
+	f.str(1, &m.Method)
+	f.str(2, &m.URL)
+	msgs(&f, 3, &m.Headers)
+	f.bytes(4, &m.Body)
+	return f
 }
 
+func (m *HTTPRequest) AppendABI(b []byte) []byte { return m.fields(fields{b: b}).b }
 func (m *HTTPRequest) UnmarshalABI(b []byte) error {
 	*m = HTTPRequest{}
-	d := decoder{b: b}
-	for d.next() {
-		switch d.field {
-		case 1:
-			m.Method = d.str()
-		case 2:
-			m.URL = d.str()
-		case 3:
-			m.Headers = append(m.Headers, Header{})
-			d.msg(&m.Headers[len(m.Headers)-1])
-		case 4:
-			m.Body = d.bytes()
-		default:
-			d.skip()
-		}
-	}
-	return d.err("http request")
+	return decode(b, "http request", m.fields)
 }
 
 // HTTPResponse is what http_do returns. When the host refused or failed the
@@ -693,40 +452,20 @@ type HTTPResponse struct {
 	Retryable bool
 }
 
-func (m *HTTPResponse) AppendABI(b []byte) []byte {
-	b = appendInt(b, 1, int64(m.Status))
-	for i := range m.Headers {
-		b = appendMessage(b, 2, &m.Headers[i])
-	}
-	b = appendBytes(b, 3, m.Body)
-	b = appendString(b, 4, string(m.Code))
-	b = appendString(b, 5, m.Message)
-	return appendBool(b, 6, m.Retryable)
+func (m *HTTPResponse) fields(f fields) fields {
+	f.int(1, &m.Status)
+	msgs(&f, 2, &m.Headers)
+	f.bytes(3, &m.Body)
+	f.str(4, (*string)(&m.Code))
+	f.str(5, &m.Message)
+	f.bool(6, &m.Retryable)
+	return f
 }
 
+func (m *HTTPResponse) AppendABI(b []byte) []byte { return m.fields(fields{b: b}).b }
 func (m *HTTPResponse) UnmarshalABI(b []byte) error {
 	*m = HTTPResponse{}
-	d := decoder{b: b}
-	for d.next() {
-		switch d.field {
-		case 1:
-			m.Status = int(d.int())
-		case 2:
-			m.Headers = append(m.Headers, Header{})
-			d.msg(&m.Headers[len(m.Headers)-1])
-		case 3:
-			m.Body = d.bytes()
-		case 4:
-			m.Code = Code(d.str())
-		case 5:
-			m.Message = d.str()
-		case 6:
-			m.Retryable = d.boolean()
-		default:
-			d.skip()
-		}
-	}
-	return d.err("http response")
+	return decode(b, "http response", m.fields)
 }
 
 // AppendResult appends a successful Result whose payload is m, encoding m

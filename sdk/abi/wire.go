@@ -115,6 +115,7 @@ type decoder struct {
 	wire  int
 	field int
 	e     error
+	more  bool // advance read a tag: field and wire are the next field's
 }
 
 func (d *decoder) fail(err error) {
@@ -246,4 +247,127 @@ func (d *decoder) err(what string) error {
 		return nil
 	}
 	return errors.New("abi: decoding " + what + ": " + d.e.Error())
+}
+
+// fields runs a message's field list in one direction. Each message lists
+// its fields once, in field-number order, in a method
+//
+//	func (m *T) fields(f fields) fields
+//
+// that makes one call on f per field (f.str(1, &m.ID)) and returns f.
+// Encoding (AppendABI) runs the list once and appends every field.
+// Decoding (decode) runs it as a pass over the input: an entry whose number
+// is the field at hand stores it and reads on. Encoders write fields in
+// list order, so one pass decodes a message; fields in another order or
+// repeated apart take a pass each, and a field no entry has is skipped.
+// Either way fields are stored in the order they were read, as a switch
+// over the field numbers would (TestFieldsInAnyOrder). The encoder and the
+// decoder of a message cannot disagree, and a field is added in one line.
+//
+// # Notes
+//
+// f travels by value, in and out: a pointer to it handed through the func
+// value m.fields would move it to the heap, an allocation per message.
+// The entry methods (str, bool, ...) are small enough to be inlined into
+// each list, so an entry that does not match costs a comparison. Against
+// the hand-written encoder and decoder per message this replaced, a message
+// allocates the same, decodes in about the same time and encodes in some
+// tens of nanoseconds more on the host (BenchmarkUser, BenchmarkEncodeUser),
+// and a refresh request's round trip inside the sandbox takes about a tenth
+// more (BenchmarkGuestCodec in package plugins), far below what JSON took.
+type fields struct {
+	decoding bool
+	b        []byte  // encoding: the output so far
+	d        decoder // decoding: the input, at the field at hand (d.more)
+}
+
+// decode decodes b into the message whose list is m.fields; what names
+// the message in errors.
+func decode(b []byte, what string, list func(fields) fields) error {
+	f := fields{decoding: true, d: decoder{b: b}}
+	f.d.advance()
+	for f.d.more {
+		// Every value takes at least a byte, so a pass that stored a field
+		// has consumed some of the input.
+		left := len(f.d.b)
+		if f = list(f); len(f.d.b) == left {
+			f.d.skip() // no entry has this number
+			f.d.advance()
+		}
+	}
+	return f.d.err(what)
+}
+
+// advance reads the next field's tag.
+func (d *decoder) advance() { d.more = d.next() }
+
+// The take methods read the value of the field at hand, then the next
+// field's tag, so that the next entry of a list sees it.
+func (d *decoder) takeStr() string   { v := d.str(); d.advance(); return v }
+func (d *decoder) takeBytes() []byte { v := d.bytes(); d.advance(); return v }
+func (d *decoder) takeBool() bool    { v := d.boolean(); d.advance(); return v }
+func (d *decoder) takeInt() int64    { v := d.int(); d.advance(); return v }
+
+// at reports whether the field at hand is number n.
+func (f *fields) at(n int) bool { return f.d.more && f.d.field == n }
+
+// field encodes or decodes the singular field n held in *p, with put and
+// get of its type.
+func field[V any](f *fields, n int, p *V, put func([]byte, int, V) []byte, get func(*decoder) V) {
+	if !f.decoding {
+		f.b = put(f.b, n, *p)
+	} else if f.at(n) {
+		*p = get(&f.d)
+	}
+}
+
+func (f *fields) str(n int, p *string)   { field(f, n, p, appendString, (*decoder).takeStr) }
+func (f *fields) bytes(n int, p *[]byte) { field(f, n, p, appendBytes, (*decoder).takeBytes) }
+func (f *fields) bool(n int, p *bool)    { field(f, n, p, appendBool, (*decoder).takeBool) }
+func (f *fields) int64(n int, p *int64)  { field(f, n, p, appendInt, (*decoder).takeInt) }
+
+// int is a zigzag varint field held in a Go int.
+func (f *fields) int(n int, p *int) {
+	v := int64(*p)
+	f.int64(n, &v)
+	*p = int(v)
+}
+
+// strs is a repeated string field.
+func (f *fields) strs(n int, p *[]string) {
+	if !f.decoding {
+		f.b = appendStrings(f.b, n, *p)
+		return
+	}
+	for f.at(n) {
+		*p = append(*p, f.d.takeStr())
+	}
+}
+
+// msg is a nested message field.
+func (f *fields) msg(n int, m Message) {
+	if !f.decoding {
+		f.b = appendMessage(f.b, n, m)
+	} else if f.at(n) {
+		f.d.msg(m)
+		f.d.advance()
+	}
+}
+
+// msgs is a repeated message field; each element is decoded in place.
+func msgs[T any, P interface {
+	*T
+	Message
+}](f *fields, n int, p *[]T) {
+	if !f.decoding {
+		for i := range *p {
+			f.b = appendMessage(f.b, n, P(&(*p)[i]))
+		}
+		return
+	}
+	for f.at(n) {
+		*p = append(*p, *new(T))
+		f.d.msg(P(&(*p)[len(*p)-1]))
+		f.d.advance()
+	}
 }

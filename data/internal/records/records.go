@@ -40,6 +40,28 @@ func CheckKey(what, field, v string) error {
 	return nil
 }
 
+// Show names a record in errors: its kind and key, the parts of a
+// composite key joined by "/", or the kind alone when the key is secret
+// (session ids, OAuth states, device codes), which must stay out of errors
+// and logs.
+func Show(kind string, secret bool, key string) string {
+	if secret {
+		return kind
+	}
+	return fmt.Sprintf("%s %q", kind, strings.ReplaceAll(key, "\x00", "/"))
+}
+
+// NotFound is the data.ErrNotFound error for the record Show names.
+func NotFound(kind string, secret bool, key string) error {
+	return fmt.Errorf("%s: %w", Show(kind, secret, key), data.ErrNotFound)
+}
+
+// Live reports whether v is live at now; expires returns its ExpiresAt,
+// and is nil for kinds without a lifetime.
+func Live[T any](expires func(*T) time.Time, v *T, now time.Time) bool {
+	return expires == nil || now.Before(expires(v))
+}
+
 // CheckExpiry returns data.ErrInvalid if t, a record's ExpiresAt, is not
 // set.
 func CheckExpiry(what string, t time.Time) error {
@@ -110,6 +132,12 @@ func CheckConnectionKey(userID, provider string) error {
 	return firstErr(CheckKey("connection", "user_id", userID), CheckKey("connection", "provider", provider))
 }
 
+// checkOwned checks the id and the owner of a record that belongs to a
+// user (sessions, refresh families, workers).
+func checkOwned(kind, id, userID string) error {
+	return firstErr(CheckKey(kind, "id", id), CheckKey(kind, "user_id", userID))
+}
+
 // Users
 
 func ValidateUser(u *data.User) error { return CheckKey("user", "id", u.ID) }
@@ -121,10 +149,7 @@ func NormalizeUser(u *data.User) {
 // Identities
 
 func ValidateIdentity(i *data.Identity) error {
-	return firstErr(
-		CheckKey("identity", "provider", i.Provider),
-		CheckKey("identity", "subject", i.Subject),
-		CheckKey("identity", "user_id", i.UserID))
+	return firstErr(CheckIdentityKey(i.Provider, i.Subject), CheckKey("identity", "user_id", i.UserID))
 }
 
 func NormalizeIdentity(i *data.Identity) {
@@ -134,10 +159,7 @@ func NormalizeIdentity(i *data.Identity) {
 // Sessions
 
 func ValidateSession(s *data.Session) error {
-	return firstErr(
-		CheckKey("session", "id", s.ID),
-		CheckKey("session", "user_id", s.UserID),
-		CheckExpiry("session", s.ExpiresAt))
+	return firstErr(checkOwned("session", s.ID, s.UserID), CheckExpiry("session", s.ExpiresAt))
 }
 
 func NormalizeSession(s *data.Session) {
@@ -198,10 +220,7 @@ func KeepDeviceCodeFields(old, nv *data.DeviceCode) error {
 // Refresh families
 
 func ValidateRefreshFamily(f *data.RefreshFamily) error {
-	return firstErr(
-		CheckKey("refresh family", "id", f.ID),
-		CheckKey("refresh family", "user_id", f.UserID),
-		CheckExpiry("refresh family", f.ExpiresAt))
+	return firstErr(checkOwned("refresh family", f.ID, f.UserID), CheckExpiry("refresh family", f.ExpiresAt))
 }
 
 func NormalizeRefreshFamily(f *data.RefreshFamily) {
@@ -211,11 +230,7 @@ func NormalizeRefreshFamily(f *data.RefreshFamily) {
 
 // Workers
 
-func ValidateWorker(w *data.Worker) error {
-	return firstErr(
-		CheckKey("worker", "id", w.ID),
-		CheckKey("worker", "user_id", w.UserID))
-}
+func ValidateWorker(w *data.Worker) error { return checkOwned("worker", w.ID, w.UserID) }
 
 func NormalizeWorker(w *data.Worker) {
 	w.CreatedAt, w.RotatedAt, w.LastUsedAt = UTC(w.CreatedAt), UTC(w.RotatedAt), UTC(w.LastUsedAt)
@@ -223,11 +238,7 @@ func NormalizeWorker(w *data.Worker) {
 
 // Connections
 
-func ValidateConnection(c *data.Connection) error {
-	return firstErr(
-		CheckKey("connection", "user_id", c.UserID),
-		CheckKey("connection", "provider", c.Provider))
-}
+func ValidateConnection(c *data.Connection) error { return CheckConnectionKey(c.UserID, c.Provider) }
 
 func NormalizeConnection(c *data.Connection) {
 	c.TokenExpiresAt, c.LastRefreshAt = UTC(c.TokenExpiresAt), UTC(c.LastRefreshAt)
