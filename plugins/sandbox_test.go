@@ -108,20 +108,26 @@ func TestSandboxInfiniteLoop(t *testing.T) {
 	if !pe.Retryable || !errors.Is(err, context.DeadlineExceeded) {
 		t.Errorf("a timeout must be retryable and wrap context.DeadlineExceeded: %#v", pe)
 	}
-	if took > deadline+100*time.Millisecond {
-		t.Errorf("the runaway call took %v, want at most the deadline %v + 100ms", took, deadline)
+	// The loop never ends by itself: returning at all shows the deadline
+	// stopped it. The bound only tells "stopped at the deadline" from
+	// "stopped by something much later", with room for a loaded machine.
+	if took > deadline+5*time.Second {
+		t.Errorf("the runaway call took %v, want about the deadline %v", took, deadline)
 	}
 	contained(t, p, before)
 }
 
 func TestSandboxCallerCancel(t *testing.T) {
-	p, _, _, _ := hostile(t, plugins.Policy{})
+	// The plugin's own deadline is a minute, so a call that returns within
+	// a few seconds was stopped by the caller's 100 ms, even on a loaded
+	// machine.
+	p, _, _, _ := hostile(t, plugins.Policy{DefaultTimeout: time.Minute, MaxTimeout: time.Minute})
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel()
 	before := p.Stats()
 	start := time.Now()
 	_, err := exchangeCmd(ctx, p, "loop")
-	if time.Since(start) > 200*time.Millisecond {
+	if time.Since(start) > 5*time.Second {
 		t.Errorf("the caller's deadline did not stop the call (took %v)", time.Since(start))
 	}
 	wantError(t, err, abi.CodeTimeout, "caller's context")
