@@ -20,6 +20,7 @@ import (
 	"github.com/vintner/arbor/data"
 	"github.com/vintner/arbor/data/seal"
 	"github.com/vintner/arbor/gateway"
+	"github.com/vintner/arbor/gateway/api"
 	"github.com/vintner/arbor/gateway/assertion"
 	"github.com/vintner/arbor/gateway/authn"
 	"github.com/vintner/arbor/gateway/authn/clitoken"
@@ -28,9 +29,8 @@ import (
 	"github.com/vintner/arbor/gateway/authz/access"
 	"github.com/vintner/arbor/gateway/authz/scope"
 	"github.com/vintner/arbor/gateway/cliauth"
-	"github.com/vintner/arbor/gateway/integrations"
+	"github.com/vintner/arbor/gateway/pages"
 	"github.com/vintner/arbor/gateway/webauth"
-	"github.com/vintner/arbor/gateway/workerpages"
 	"github.com/vintner/arbor/service/connections"
 	"github.com/vintner/arbor/service/providers"
 	"github.com/vintner/arbor/service/webhook"
@@ -44,15 +44,18 @@ const sessionAudience = "arbor-session"
 // webAuth is the browser sign-in wiring: sessions, the route policy, the
 // identity assertion and the sign-in routes.
 type webAuth struct {
-	sessions     *session.Manager
-	sessionToks  *sessiontoken.Signer
-	web          *webauth.WebAuth
-	broker       *connections.Broker
-	integrations *integrations.Integrations
-	cli          *cliauth.CLIAuth
-	notifier     *webhook.Notifier // nil without connections.webhook_url
-	workers      *workers.Service
-	workerPages  *workerpages.Pages
+	sessions    *session.Manager
+	sessionToks *sessiontoken.Signer
+	web         *webauth.WebAuth
+	broker      *connections.Broker
+	cli         *cliauth.CLIAuth
+	notifier    *webhook.Notifier // nil without connections.webhook_url
+	workers     *workers.Service
+	// Arbor's pages and JSON APIs besides sign-in and the CLI's.
+	integrationsPage *pages.Integrations
+	workersPage      *pages.Workers
+	providersAPI     *api.Providers
+	workersAPI       *api.Workers
 }
 
 // mount registers the sign-in, Integrations and API routes, each route
@@ -61,14 +64,14 @@ func (w *webAuth) mount(srv *gateway.Server, limits gateway.RouteHook) error {
 	limit := gateway.WithRouteHook(limits)
 	return errors.Join(
 		srv.Mount(gateway.ClassAuth, w.web.Routes, limit),
-		srv.Mount(gateway.ClassAuth, w.integrations.PageRoutes, limit),
-		srv.Mount(gateway.ClassAPI, w.integrations.APIRoutes, limit),
+		srv.Mount(gateway.ClassAuth, w.integrationsPage.Routes, limit),
+		srv.Mount(gateway.ClassAPI, w.providersAPI.Routes, limit),
 		srv.Mount(gateway.ClassAuth, w.cli.PageRoutes, limit),
 		srv.Mount(gateway.ClassAPI, w.cli.APIRoutes, limit),
 		srv.Mount(gateway.ClassAPI, w.cli.DeviceRoutes, limit),
 		srv.Mount(gateway.ClassAuth, w.cli.DevicePageRoutes, limit),
-		srv.Mount(gateway.ClassAuth, w.workerPages.PageRoutes, limit),
-		srv.Mount(gateway.ClassAPI, w.workerPages.APIRoutes, limit),
+		srv.Mount(gateway.ClassAuth, w.workersPage.Routes, limit),
+		srv.Mount(gateway.ClassAPI, w.workersAPI.Routes, limit),
 	)
 }
 
@@ -270,14 +273,20 @@ func (a *App) setupWebAuth(cfg config.Config, secrets config.SecretsValues, keyr
 	if err != nil {
 		return nil, err
 	}
-	integ, err := integrations.New(integrations.Options{
-		Broker: broker, Sessions: sessions, Starter: web, Audit: store,
+	integrationsPage, err := pages.NewIntegrations(pages.IntegrationsOptions{
+		Broker: broker, Sessions: sessions, Starter: web,
 		PublicURL: cfg.PublicURL, Chain: chain, AppName: cfg.UI.AppName,
 	})
 	if err != nil {
 		return nil, usageErr(err)
 	}
-	workerPages, err := workerpages.New(workerpages.Options{
+	providersAPI, err := api.NewProviders(api.ProvidersOptions{
+		Broker: broker, Audit: store, PublicURL: cfg.PublicURL, Chain: chain,
+	})
+	if err != nil {
+		return nil, usageErr(err)
+	}
+	workersPage, err := pages.NewWorkers(pages.WorkersOptions{
 		Workers: workerSvc, Sessions: sessions, PublicURL: cfg.PublicURL,
 		AppName: cfg.UI.AppName, WorkerName: cfg.UI.WorkerName,
 		Chain: chain,
@@ -285,7 +294,12 @@ func (a *App) setupWebAuth(cfg config.Config, secrets config.SecretsValues, keyr
 	if err != nil {
 		return nil, err
 	}
-	return &webAuth{sessions: sessions, sessionToks: signer, web: web, broker: broker, integrations: integ, cli: cli, notifier: notifier, workers: workerSvc, workerPages: workerPages}, nil
+	workersAPI, err := api.NewWorkers(api.WorkersOptions{Workers: workerSvc, PublicURL: cfg.PublicURL, Chain: chain})
+	if err != nil {
+		return nil, err
+	}
+	return &webAuth{sessions: sessions, sessionToks: signer, web: web, broker: broker, cli: cli, notifier: notifier, workers: workerSvc,
+		integrationsPage: integrationsPage, workersPage: workersPage, providersAPI: providersAPI, workersAPI: workersAPI}, nil
 }
 
 // deviceClients converts cli.device_clients (validated by config).

@@ -6,8 +6,8 @@
 // clock is the test's (Harness.Clock), so that expiry can be tested.
 //
 // A test of a package's pages or API (gateway/webauth, gateway/cliauth,
-// gateway/integrations, gateway/workerpages) starts one with New and
-// drives it with a Browser:
+// gateway/pages, gateway/api) starts one with New and drives it with a
+// Browser:
 //
 //	h := apptest.New(t)
 //	b := h.Browser()

@@ -452,7 +452,7 @@ func (a *CLIAuth) formUser(c *fiber.Ctx) (authn.Identity, error) {
 	if err != nil {
 		return id, err
 	}
-	if pages.CrossSite(c, a.opts.PublicURL) || !a.opts.Sessions.CheckCSRF(id.SessionID, reqbody.FormValue(c, "csrf")) {
+	if gateway.CrossSite(c, a.opts.PublicURL) || !a.opts.Sessions.CheckCSRF(id.SessionID, reqbody.FormValue(c, "csrf")) {
 		return id, httperr.New(403, "csrf_invalid", "This form was not sent from the approval page; reload it and try again")
 	}
 	return id, nil

@@ -600,7 +600,7 @@ func (w *WebAuth) logoutPage(c *fiber.Ctx) error {
 }
 
 func (w *WebAuth) checkForm(c *fiber.Ctx, id authn.Identity) *flowError {
-	if pages.CrossSite(c, w.opts.PublicURL) || !w.opts.Sessions.CheckCSRF(id.SessionID, reqbody.FormValue(c, "csrf")) {
+	if gateway.CrossSite(c, w.opts.PublicURL) || !w.opts.Sessions.CheckCSRF(id.SessionID, reqbody.FormValue(c, "csrf")) {
 		return fail(http.StatusForbidden, "csrf_invalid", "Request refused",
 			"This form was not sent from your "+w.opts.AppName+" account page. Go back, reload the page and try again.", nil)
 	}

@@ -1,21 +1,28 @@
-package integrations
+package api
 
 import (
 	"errors"
+	"fmt"
 	"net/http"
 	"strconv"
 	"time"
 
 	"github.com/vintner/arbor/gateway/httperr"
+	"github.com/vintner/arbor/sdk/client"
 	"github.com/vintner/arbor/service/connections"
+	"github.com/vintner/arbor/service/workers"
 )
 
-// Answer maps an error of the connections broker to the answer a client
-// gets: the one place where the broker's errors become HTTP statuses,
-// stable codes and messages. Every route that calls the broker returns
-// Answer(err). An error that is not the broker's is returned unchanged
-// (the gateway's error handler classifies it with httperr.From: an
-// internal failure is a 500); nil stays nil.
+// Answer maps an error of a service (package service/...) to the answer a
+// client gets: the one place where the services' errors become HTTP
+// statuses, stable codes and messages, for the APIs and the pages alike.
+// Every route that calls a service returns Answer(err). An error that is
+// no service's is returned unchanged (the gateway's error handler
+// classifies it with httperr.From: an internal failure is a 500); nil
+// stays nil.
+//
+// The connections broker (a *connections.Error of any kind not listed is
+// a 500):
 //
 //	ErrNotConnected         404 provider_not_connected
 //	ErrReconnectRequired    409 provider_reconnect_required (with the reason)
@@ -29,11 +36,26 @@ import (
 //	ErrStoreUnavailable     503 store_unavailable
 //	ErrRefreshTimeout       504 gateway_timeout
 //	ErrLockTimeout          504 gateway_timeout
+//
+// The worker service:
+//
+//	workers.ErrNotFound     404 worker_not_found (also another user's worker)
+//	workers.ErrBadName      400 invalid_name
 func Answer(err error) error {
 	var ce *connections.Error
-	if !errors.As(err, &ce) {
-		return err
+	switch {
+	case errors.As(err, &ce):
+		return answerConnections(err, ce)
+	case errors.Is(err, workers.ErrNotFound):
+		return httperr.Wrap(err, http.StatusNotFound, client.CodeWorkerNotFound, "You have no worker with that id")
+	case errors.Is(err, workers.ErrBadName):
+		return httperr.Wrap(err, http.StatusBadRequest, client.CodeInvalidName, fmt.Sprintf("A worker name has 1 to %d characters and no control characters", workers.MaxName))
 	}
+	return err
+}
+
+// answerConnections is Answer for an error of the connections broker.
+func answerConnections(err error, ce *connections.Error) error {
 	p := ce.Provider
 	switch ce.Kind {
 	case connections.ErrNotConnected:

@@ -1,4 +1,4 @@
-package integrations_test
+package api_test
 
 // Provider rate limits and permanent refusals as Arbor's callers see them,
 // through the full stack (real plugins, the fakes' injected answers: a

@@ -1,4 +1,4 @@
-package pages
+package gateway_test
 
 import (
 	"fmt"
@@ -8,13 +8,15 @@ import (
 	"time"
 
 	"github.com/gofiber/fiber/v2"
+
+	"github.com/vintner/arbor/gateway"
 )
 
 func TestCrossSite(t *testing.T) {
 	const public = "https://arbor.example"
 	app := fiber.New(fiber.Config{DisableStartupMessage: true})
 	app.Post("/form", func(c *fiber.Ctx) error {
-		return c.SendString(fmt.Sprint(CrossSite(c, public)))
+		return c.SendString(fmt.Sprint(gateway.CrossSite(c, public)))
 	})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

@@ -1,16 +1,22 @@
-package integrations_test
+package api_test
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"testing"
 	"time"
 
+	"github.com/gofiber/fiber/v2"
+
 	"github.com/vintner/arbor/data"
+	"github.com/vintner/arbor/gateway/api"
 	"github.com/vintner/arbor/gateway/httperr"
-	"github.com/vintner/arbor/gateway/integrations"
 	"github.com/vintner/arbor/service/connections"
+	"github.com/vintner/arbor/service/workers"
 )
 
 // TestAnswer: every error of the broker maps to today's status, stable
@@ -72,7 +78,7 @@ func TestAnswer(t *testing.T) {
 			"Arbor failed to handle the request; quote the request id when reporting it"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			e := httperr.From(integrations.Answer(tc.err))
+			e := httperr.From(api.Answer(tc.err))
 			if e.Status != tc.status || e.Code != tc.code || e.RetryAfter != tc.retryAfter || e.Message != tc.message {
 				t.Errorf("Answer = %d %s Retry-After %v %q\nwant %d %s Retry-After %v %q", e.Status, e.Code, e.RetryAfter, e.Message,
 					tc.status, tc.code, tc.retryAfter, tc.message)
@@ -82,7 +88,7 @@ func TestAnswer(t *testing.T) {
 			}
 		})
 	}
-	if err := integrations.Answer(nil); err != nil {
+	if err := api.Answer(nil); err != nil {
 		t.Errorf("Answer(nil) = %v", err)
 	}
 }
@@ -99,5 +105,37 @@ func TestErrorKinds(t *testing.T) {
 	err = &connections.Error{Kind: connections.ErrReconnectRequired, Provider: "gitlab", Op: connections.OpRefresh, Reason: "revoked"}
 	if got, want := err.Error(), "connections: gitlab: refresh: the connection must be reconnected: revoked"; got != want {
 		t.Errorf("text %q, want %q", got, want)
+	}
+}
+
+// TestAnswerWorkers (was workerpages' TestProblem): the worker service's
+// errors map to their answers in one place, and a browser gets the error
+// page every Arbor error gets (httperr's), byte for byte as before.
+func TestAnswerWorkers(t *testing.T) {
+	app := fiber.New(fiber.Config{DisableStartupMessage: true, ErrorHandler: httperr.Handler(httperr.HandlerConfig{})})
+	app.Get("/missing", func(c *fiber.Ctx) error { return api.Answer(fmt.Errorf("get: %w", workers.ErrNotFound)) })
+	app.Get("/bad", func(c *fiber.Ctx) error { return api.Answer(workers.ErrBadName) })
+	for _, tc := range []struct {
+		path, accept string
+		status       int
+		body         string
+	}{
+		{"/missing", "text/html", 404, `<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1"><title>404 Not Found</title><style>body{font-family:system-ui,sans-serif;max-width:40rem;margin:4rem auto;padding:0 1rem;color:#222}code{background:#f2f2f2;padding:.1rem .3rem}</style></head><body><main class="arbor-error" data-error="worker_not_found"><h1>404 Not Found</h1><p>You have no worker with that id</p></main></body></html>`},
+		{"/missing", "", 404, `{"error":"worker_not_found","message":"You have no worker with that id"}`},
+		{"/bad", "", 400, fmt.Sprintf(`{"error":"invalid_name","message":"A worker name has 1 to %d characters and no control characters"}`, workers.MaxName)},
+	} {
+		req := httptest.NewRequest(http.MethodGet, tc.path, nil)
+		if tc.accept != "" {
+			req.Header.Set("Accept", tc.accept)
+		}
+		res, err := app.Test(req, -1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		if res.StatusCode != tc.status || string(body) != tc.body {
+			t.Errorf("GET %s (Accept %q): %d\n%s\nwant %d\n%s", tc.path, tc.accept, res.StatusCode, body, tc.status, tc.body)
+		}
 	}
 }
