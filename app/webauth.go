@@ -30,7 +30,7 @@ import (
 	"github.com/vintner/arbor/gateway/authz/scope"
 	"github.com/vintner/arbor/gateway/cliauth"
 	"github.com/vintner/arbor/gateway/pages"
-	"github.com/vintner/arbor/gateway/webauth"
+	"github.com/vintner/arbor/gateway/signin"
 	"github.com/vintner/arbor/service/connections"
 	"github.com/vintner/arbor/service/providers"
 	"github.com/vintner/arbor/service/webhook"
@@ -46,7 +46,7 @@ const sessionAudience = "arbor-session"
 type webAuth struct {
 	sessions    *session.Manager
 	sessionToks *sessiontoken.Signer
-	web         *webauth.WebAuth
+	web         *signin.SignIn
 	broker      *connections.Broker
 	cli         *cliauth.CLIAuth
 	notifier    *webhook.Notifier // nil without connections.webhook_url
@@ -54,8 +54,10 @@ type webAuth struct {
 	// Arbor's pages and JSON APIs besides sign-in and the CLI's.
 	integrationsPage *pages.Integrations
 	workersPage      *pages.Workers
+	accountPage      *pages.Account
 	providersAPI     *api.Providers
 	workersAPI       *api.Workers
+	whoamiAPI        *api.Whoami
 }
 
 // mount registers the sign-in, Integrations and API routes, each route
@@ -64,6 +66,8 @@ func (w *webAuth) mount(srv *gateway.Server, limits gateway.RouteHook) error {
 	limit := gateway.WithRouteHook(limits)
 	return errors.Join(
 		srv.Mount(gateway.ClassAuth, w.web.Routes, limit),
+		srv.Mount(gateway.ClassAuth, w.accountPage.Routes, limit),
+		srv.Mount(gateway.ClassAPI, w.whoamiAPI.Routes, limit),
 		srv.Mount(gateway.ClassAuth, w.integrationsPage.Routes, limit),
 		srv.Mount(gateway.ClassAPI, w.providersAPI.Routes, limit),
 		srv.Mount(gateway.ClassAuth, w.cli.PageRoutes, limit),
@@ -242,23 +246,22 @@ func (a *App) setupWebAuth(cfg config.Config, secrets config.SecretsValues, keyr
 	if err != nil {
 		return nil, usageErr(fmt.Errorf("workers.paths: %w", err))
 	}
-	if err := a.step("webauth"); err != nil {
+	if err := a.step("signin"); err != nil {
 		return nil, err
 	}
-	web, err := webauth.New(webauth.Options{
+	web, err := signin.New(signin.Options{
 		Chain:        chain, // issue 17
 		WorkerRoutes: workerRoutes,
 		Store:        store,
 		Sessions:     sessions,
 		Connector:    broker,
-		CLILogins:    cli,
 		Providers:    provs,
 		Policy:       policy,
 		Assertions:   asserter,
 		PublicURL:    cfg.PublicURL,
 		AppName:      cfg.UI.AppName,
 		Secure:       secure,
-		Headers: webauth.Headers{
+		Headers: signin.Headers{
 			UserID:    cfg.Identity.UserIDHeader,
 			Email:     cfg.Identity.EmailHeader,
 			Login:     cfg.Identity.LoginHeader,
@@ -298,8 +301,21 @@ func (a *App) setupWebAuth(cfg config.Config, secrets config.SecretsValues, keyr
 	if err != nil {
 		return nil, err
 	}
+	accountPage, err := pages.NewAccount(pages.AccountOptions{
+		Store: store, Sessions: sessions, Providers: provs, CLILogins: cli, Chain: chain,
+		PublicURL: cfg.PublicURL, AppName: cfg.UI.AppName,
+		SignIn: signin.PathSignIn, LinkPrefix: signin.PathLink, SignOut: web.Logout,
+	})
+	if err != nil {
+		return nil, err
+	}
+	whoamiAPI, err := api.NewWhoami(api.WhoamiOptions{Chain: chain, Sessions: sessions})
+	if err != nil {
+		return nil, err
+	}
 	return &webAuth{sessions: sessions, sessionToks: signer, web: web, broker: broker, cli: cli, notifier: notifier, workers: workerSvc,
-		integrationsPage: integrationsPage, workersPage: workersPage, providersAPI: providersAPI, workersAPI: workersAPI}, nil
+		integrationsPage: integrationsPage, workersPage: workersPage, accountPage: accountPage,
+		providersAPI: providersAPI, workersAPI: workersAPI, whoamiAPI: whoamiAPI}, nil
 }
 
 // deviceClients converts cli.device_clients (validated by config).

@@ -5,7 +5,7 @@
 // upstream that records what it receives and a webhook receiver. Only the
 // clock is the test's (Harness.Clock), so that expiry can be tested.
 //
-// A test of a package's pages or API (gateway/webauth, gateway/cliauth,
+// A test of a package's pages or API (gateway/signin, gateway/cliauth,
 // gateway/pages, gateway/api) starts one with New and drives it with a
 // Browser:
 //

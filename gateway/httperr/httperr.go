@@ -59,6 +59,7 @@ const (
 	CodeShuttingDown        = "shutting_down"
 	CodeStarting            = "starting"
 	CodeBadPath             = "bad_path"
+	CodeUnknownProvider     = "unknown_provider" // no provider (plugin) of that name can do what was asked
 )
 
 // Error is an error with the HTTP status, stable code and client-facing

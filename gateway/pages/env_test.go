@@ -17,7 +17,8 @@ import (
 	"github.com/vintner/arbor/config"
 	"github.com/vintner/arbor/data/boltdb"
 	"github.com/vintner/arbor/gateway/authn"
-	"github.com/vintner/arbor/gateway/webauth"
+	"github.com/vintner/arbor/gateway/authn/session"
+	"github.com/vintner/arbor/gateway/signin"
 	"github.com/vintner/arbor/plugins/builtin/fakes"
 	"github.com/vintner/arbor/service/workers"
 )
@@ -44,6 +45,7 @@ type env struct {
 	workers  *workers.Service
 	upstream *apptest.Recorder
 	logs     *apptest.LogBuffer
+	sessions *session.Manager
 }
 
 func newEnv(t *testing.T, o envOptions) *env {
@@ -61,7 +63,7 @@ func newEnv(t *testing.T, o envOptions) *env {
 	}
 	h := apptest.New(t, opts...)
 	return &env{Harness: h, addr: h.Addr, clock: h.Clock, store: h.Bolt(), fakes: h.Fakes,
-		workers: h.App.Workers(), upstream: h.Upstream, logs: h.Logs}
+		workers: h.App.Workers(), upstream: h.Upstream, logs: h.Logs, sessions: h.App.Sessions()}
 }
 
 func (e *env) browser() *browser { return e.Browser() }
@@ -86,10 +88,12 @@ func assertNoSession(t *testing.T, e *env, b *browser) {
 		t.Fatalf("the browser holds a session cookie after a failed sign-in: %q", c)
 	}
 	res := b.Get("/")
-	if res.StatusCode != http.StatusFound || !strings.HasPrefix(res.Location(), "http://"+e.Addr+webauth.PathSignIn) {
+	if res.StatusCode != http.StatusFound || !strings.HasPrefix(res.Location(), "http://"+e.Addr+signin.PathSignIn) {
 		t.Fatalf("GET / after a failed sign-in = %d → %q, want a redirect to sign-in", res.StatusCode, res.Location())
 	}
 }
+
+func csrfOf(t *testing.T, b *browser) string { t.Helper(); return apptest.AccountCSRF(t, b) }
 
 func mustUserID(t *testing.T, e *env, b *browser) string { t.Helper(); return e.MustUserID(b) }
 

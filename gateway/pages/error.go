@@ -2,10 +2,12 @@ package pages
 
 import (
 	"html/template"
+	"log/slog"
 	"strconv"
 
 	"github.com/gofiber/fiber/v2"
 
+	"github.com/vintner/arbor/gateway"
 	"github.com/vintner/arbor/gateway/httperr"
 )
 
@@ -51,4 +53,20 @@ func Error(c *fiber.Ctx, t *template.Template, e *httperr.Error, p ErrorPage) er
 		p.Message = e.Message
 	}
 	return Render(c, t, e.Status, "error", p)
+}
+
+// StepError answers a failed step of sign-in or of the account page: it
+// logs the failure ("sign-in failed" with the code, status, path and
+// e.Err; error level for a 5xx, info otherwise) and shows Error's page
+// titled title, with a button back to sign-in (the path signIn).
+func StepError(c *fiber.Ctx, t *template.Template, e *httperr.Error, title, signIn string) error {
+	level := slog.LevelInfo
+	if e.Status >= 500 {
+		level = slog.LevelError
+	}
+	gateway.Logger(c).Log(c.UserContext(), level, "sign-in failed", "error", e.Code, "status", e.Status, "path", c.Path(), "err", e.Err)
+	return Error(c, t, e, ErrorPage{
+		Title: title, RequestID: gateway.RequestID(c), Code: e.Code,
+		Back: &Link{Href: signIn, Text: "Back to sign-in"},
+	})
 }

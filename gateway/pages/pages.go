@@ -1,9 +1,16 @@
-// Package pages holds what every HTML page Arbor renders itself (sign-in,
-// account, Integrations, CLI approval) shares: the response headers that
-// keep them uncached, unframed and script-free; the layout every page starts and
-// ends with (Templates, Render); and the one error page those pages show
-// (Error), JSON for clients that are not browsers. One copy, so the pages
-// cannot drift apart in what they defend against or how they fail.
+// Package pages is Arbor's own HTML pages, each a file with its routes:
+// the Integrations page (integrations.go), the Workers page (workers.go)
+// and the account page (account.go). It also holds what every page Arbor
+// renders (sign-in's and the CLI's too) shares: the response headers that
+// keep them uncached, unframed and script-free; the check that a form
+// comes from Arbor's own page (FromOwnPage); the layout every page starts
+// and ends with (Templates, Render); and the one error page those pages
+// show (Error, StepError), JSON for clients that are not browsers. One
+// copy, so the pages cannot drift apart in what they defend against or how
+// they fail.
+//
+// The pages call the services (package service/...) and map their errors
+// with api.Answer, as the JSON APIs do (package gateway/api).
 package pages
 
 import "github.com/gofiber/fiber/v2"

@@ -22,7 +22,7 @@ type Route struct {
 }
 
 // Table is the fixed route → class table. The paths are those of
-// gateway/webauth, gateway/pages and gateway/cliauth; [Limits.Missing]
+// gateway/signin, gateway/pages and gateway/cliauth; [Limits.Missing]
 // reports an entry that no registration matched, so that a renamed route
 // fails the start instead of losing its limit.
 var Table = []Route{

@@ -1,4 +1,4 @@
-package webauth
+package signin
 
 import (
 	"errors"
@@ -21,7 +21,7 @@ func TestErrorPageLooksAsBefore(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w := &WebAuth{pages: tmpl}
+	w := &SignIn{pages: tmpl}
 	app := fiber.New(fiber.Config{DisableStartupMessage: true})
 	app.Get("/store", func(c *fiber.Ctx) error {
 		return w.showError(c, storeFailed("Sign-out failed", "Arbor could not end your session. Please try again in a moment.", errors.New("injected")))

@@ -1,4 +1,4 @@
-package webauth_test
+package signin_test
 
 import (
 	"bufio"
@@ -20,14 +20,15 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 
+	"github.com/vintner/arbor/gateway/api"
 	"github.com/vintner/arbor/gateway/authn/session"
 	"github.com/vintner/arbor/gateway/authz/access"
-	"github.com/vintner/arbor/gateway/webauth"
+	"github.com/vintner/arbor/gateway/signin"
 	"github.com/vintner/arbor/sdk/fakeprovider"
 )
 
 // flowCookie is the browser-binding cookie's name on a plain-http public
-// URL (webauth does not export it).
+// URL (signin does not export it).
 const flowCookie = "arbor_flow"
 
 // assertServes checks that Arbor still answers after a bad input.
@@ -78,7 +79,7 @@ func assertNoSession(t *testing.T, e *env, b *browser) {
 		t.Fatalf("the browser holds a session cookie after a failed sign-in: %q", c)
 	}
 	res := b.Get("/")
-	if res.StatusCode != http.StatusFound || !strings.HasPrefix(res.Location(), "http://"+e.addr+webauth.PathSignIn) {
+	if res.StatusCode != http.StatusFound || !strings.HasPrefix(res.Location(), "http://"+e.addr+signin.PathSignIn) {
 		t.Fatalf("GET / after a failed sign-in = %d → %q, want a redirect to sign-in", res.StatusCode, res.Location())
 	}
 }
@@ -483,7 +484,7 @@ func TestForgedSessionCookie(t *testing.T) {
 			}
 
 			b.SetCookie(e.cookie, tc.token)
-			res = b.Get(webauth.PathWhoami)
+			res = b.Get(api.PathWhoami)
 			wantError(t, "whoami", res, http.StatusUnauthorized, "unauthenticated")
 			if !clearsCookie(res, e.cookie) {
 				t.Errorf("whoami does not clear the cookie: %q", res.Header.Values("Set-Cookie"))
@@ -568,7 +569,7 @@ func TestSessionFixation(t *testing.T) {
 		}
 		// The planted session was ended (session.Manager.Start → EndCurrent).
 		res := attacker.Get("/x")
-		if res.StatusCode != http.StatusFound || !strings.HasPrefix(res.Location(), "http://"+e.addr+webauth.PathSignIn) {
+		if res.StatusCode != http.StatusFound || !strings.HasPrefix(res.Location(), "http://"+e.addr+signin.PathSignIn) {
 			t.Fatalf("attacker's original browser: %d → %q, want a redirect to sign-in", res.StatusCode, res.Location())
 		}
 		if _, err := e.store.GetSession(t.Context(), ac.SessionID); err == nil {
@@ -701,7 +702,7 @@ func TestOpenRedirect(t *testing.T) {
 	// Controls: genuine return paths come back unchanged, so a fallback to
 	// "/" below is the validation at work.
 	for _, rt := range []string{"/reports/2026?tab=open", "/a/b%2Fc", "/@evil.example", "/x?next=//evil.example"} {
-		res := b.Get(webauth.PathSignIn + "?return_to=" + url.QueryEscape(rt))
+		res := b.Get(signin.PathSignIn + "?return_to=" + url.QueryEscape(rt))
 		if res.StatusCode != http.StatusFound || res.Header.Get("Location") != rt {
 			t.Fatalf("control %q: %d → %q", rt, res.StatusCode, res.Header.Get("Location"))
 		}
@@ -709,11 +710,11 @@ func TestOpenRedirect(t *testing.T) {
 
 	// A signed-in browser is sent straight to the return path.
 	for _, p := range redirectPayloads {
-		targets := []string{webauth.PathSignIn + "?return_to=" + url.QueryEscape(p)}
+		targets := []string{signin.PathSignIn + "?return_to=" + url.QueryEscape(p)}
 		// Also unescaped in the query, where the server's one decoding
 		// applies to it, when the request line can carry it as it is.
 		if !strings.ContainsAny(p, "#& +") && !strings.ContainsFunc(p, func(r rune) bool { return r <= ' ' || r >= 0x7f }) {
-			targets = append(targets, webauth.PathSignIn+"?return_to="+p)
+			targets = append(targets, signin.PathSignIn+"?return_to="+p)
 		}
 		for _, target := range targets {
 			res := b.Get(target)
@@ -840,7 +841,7 @@ func TestHeaderSmuggling(t *testing.T) {
 	})
 
 	t.Run("custom user id header", func(t *testing.T) {
-		e := newEnv(t, envOptions{defaultClass: access.Public, headers: webauth.Headers{UserID: "X-User"}})
+		e := newEnv(t, envOptions{defaultClass: access.Public, headers: signin.Headers{UserID: "X-User"}})
 		spoof := spoofHeaders("X-User", "x-user", "x_user", "X_USER")
 		spoof["X-User"] = append(spoof["X-User"], "usr_forged_again")
 

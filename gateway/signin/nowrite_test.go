@@ -1,4 +1,4 @@
-package webauth_test
+package signin_test
 
 import (
 	"bytes"

@@ -1,4 +1,4 @@
-package webauth_test
+package signin_test
 
 // The sign-in tests of this package run a whole Arbor (app/apptest): real
 // Fiber on loopback, bbolt, the built-in plugins and the fake providers.
@@ -16,7 +16,7 @@ import (
 	"github.com/vintner/arbor/gateway/authn/session"
 	"github.com/vintner/arbor/gateway/authn/sessiontoken"
 	"github.com/vintner/arbor/gateway/authz/access"
-	"github.com/vintner/arbor/gateway/webauth"
+	"github.com/vintner/arbor/gateway/signin"
 	"github.com/vintner/arbor/plugins/builtin/fakes"
 	"github.com/vintner/arbor/sdk/fakeprovider"
 	"github.com/vintner/arbor/service/workers"
@@ -41,7 +41,7 @@ type envOptions struct {
 	linkByEmail  bool
 	tokenTTL     time.Duration // session.token_ttl; default 15m
 	idle         time.Duration // session.idle_timeout; default 7 days
-	headers      webauth.Headers
+	headers      signin.Headers
 	// secure makes the public URL https (the listener stays plain http;
 	// the test client rewrites the scheme, as a TLS terminator would).
 	secure bool

@@ -1,10 +1,8 @@
-package webauth_test
+package signin_test
 
 import (
-	"encoding/json"
 	"net/http"
 	"net/url"
-	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -247,45 +245,6 @@ func TestCookieIsReissuedPastHalfItsLife(t *testing.T) {
 	}
 }
 
-func TestAccountPageEndsAnotherSession(t *testing.T) {
-	e := newEnv(t, envOptions{})
-	laptop, phone := e.browser(), e.browser()
-	laptop.Header.Set("User-Agent", "Laptop/1.0")
-	phone.Header.Set("User-Agent", "Phone/2.0")
-	laptop.MustSignIn("github")
-	phone.MustSignIn("github")
-	page := laptop.Get("/auth/account")
-	if !strings.Contains(page.Body, "Laptop/1.0") || !strings.Contains(page.Body, "Phone/2.0") || strings.Count(page.Body, `class="session"`) != 2 {
-		t.Fatalf("account page does not list both sessions:\n%s", page.Body)
-	}
-	phoneSID := regexp.MustCompile(`name="id" value="([^"]+)"`).FindStringSubmatch(page.Body)
-	if phoneSID == nil {
-		t.Fatal("no end-session form")
-	}
-	csrf := csrfRE.FindStringSubmatch(page.Body)[1]
-	res := laptop.Do(http.MethodPost, "/auth/sessions/end", url.Values{"csrf": {csrf}, "id": {phoneSID[1]}})
-	if res.StatusCode != http.StatusSeeOther {
-		t.Fatalf("end session: %d %s", res.StatusCode, res.Body)
-	}
-	if res := phone.Get("/x"); res.StatusCode != http.StatusFound {
-		t.Fatalf("ended session still works: %d", res.StatusCode)
-	}
-	if res := laptop.Get("/x"); res.StatusCode != http.StatusOK {
-		t.Fatalf("the laptop's own session ended: %d", res.StatusCode)
-	}
-	// Someone else's session id cannot be ended.
-	stranger := e.browser()
-	stranger.MustSignIn("gitlab")
-	sessions, _ := e.sessions.List(t.Context(), mustUserID(t, e, laptop))
-	res = stranger.Do(http.MethodPost, "/auth/sessions/end", url.Values{"csrf": {csrfOf(t, stranger)}, "id": {sessions[0].ID}})
-	if res.StatusCode != http.StatusSeeOther {
-		t.Fatalf("stranger's end: %d", res.StatusCode)
-	}
-	if res := laptop.Get("/x"); res.StatusCode != http.StatusOK {
-		t.Fatalf("a stranger ended the laptop's session: %d", res.StatusCode)
-	}
-}
-
 func TestLinkSecondProvider(t *testing.T) {
 	e := newEnv(t, envOptions{})
 	b := e.browser()
@@ -342,21 +301,6 @@ func TestNoSilentLinkByEmailUnlessEnabled(t *testing.T) {
 func sameEmail(name string, c *fakeprovider.Config) {
 	if name == "gitlab" {
 		c.Users[0].Emails = []fakeprovider.Email{{Address: "octocat@example.com", Primary: true, Verified: true}}
-	}
-}
-
-func TestWhoami(t *testing.T) {
-	e := newEnv(t, envOptions{})
-	b := e.browser()
-	res := b.Get("/auth/whoami")
-	if res.StatusCode != http.StatusUnauthorized || errorCode(res.Body) != "unauthenticated" {
-		t.Fatalf("anonymous whoami: %d %s", res.StatusCode, res.Body)
-	}
-	b.MustSignIn("github")
-	res = b.Get("/auth/whoami")
-	var who map[string]string
-	if res.StatusCode != 200 || json.Unmarshal([]byte(res.Body), &who) != nil || who["login"] != "octocat" || who["email"] != "octocat@example.com" {
-		t.Fatalf("whoami: %d %s", res.StatusCode, res.Body)
 	}
 }
 

@@ -1,4 +1,4 @@
-package webauth
+package signin
 
 import (
 	"context"
@@ -70,7 +70,7 @@ func BenchmarkGuard(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	w := &WebAuth{opts: Options{Sessions: sessions, Policy: policy, WorkerRoutes: workerRoutes, Chain: chain}}
+	w := &SignIn{opts: Options{Sessions: sessions, Policy: policy, WorkerRoutes: workerRoutes, Chain: chain}}
 	app := fiber.New()
 	for _, tc := range []struct {
 		name, path string

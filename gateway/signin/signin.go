@@ -1,7 +1,9 @@
-// Package webauth is Arbor's browser sign-in: the sign-in page, the OAuth
-// 2.0 authorization code flow through provider plugins, the account page,
-// logout, and the guard and director that put the signed-in identity on
-// every request relayed to the upstream.
+// Package signin is Arbor's browser sign-in: the sign-in page, the OAuth
+// 2.0 authorization code flow through provider plugins (signing in,
+// linking another sign-in method, connecting a Git provider), logout, and
+// the guard and director that put the signed-in identity on every request
+// relayed to the upstream. The account page is pages.Account, and
+// /auth/whoami is api.Whoami.
 //
 // # Providers are plugins
 //
@@ -46,7 +48,7 @@
 // Linking a second provider to a user happens only when that user is signed
 // in and asks to (account page), or, when the operator enables it, by a
 // verified e-mail address both providers vouch for.
-package webauth
+package signin
 
 import (
 	"context"
@@ -82,10 +84,6 @@ const (
 	PathLink        = "/auth/link/"     // + provider
 	PathCallback    = "/auth/callback/" // + provider
 	PathLogout      = "/auth/logout"
-	PathAccount     = "/auth/account"
-	PathEndSession  = "/auth/sessions/end"
-	PathRevokeCLI   = "/auth/cli-logins/revoke"
-	PathWhoami      = "/auth/whoami"
 	PathAssets      = "/auth/assets/"
 	PathJWKS        = "/.well-known/jwks.json"
 	DefaultStateTTL = 10 * time.Minute
@@ -104,12 +102,6 @@ type Connector interface {
 	Connect(ctx context.Context, userID, provider string, tok *abi.Token, user *abi.User) error
 }
 
-// CLILogins lists and revokes CLI logins (package cliauth).
-type CLILogins interface {
-	Logins(ctx context.Context, userID string) ([]data.RefreshFamily, error)
-	RevokeLogin(ctx context.Context, userID, familyID string) error
-}
-
 // Headers names the request headers carrying the identity to the upstream.
 type Headers struct {
 	UserID    string
@@ -126,7 +118,7 @@ var DefaultHeaders = Headers{
 	Assertion: "X-Arbor-Assertion",
 }
 
-// Options configure WebAuth.
+// Options configure SignIn.
 type Options struct {
 	Store     Store
 	Sessions  *session.Manager
@@ -156,9 +148,6 @@ type Options struct {
 	// Connector stores Git provider connections made through the flow;
 	// nil disables BeginConnect.
 	Connector Connector
-	// CLILogins, if set, lists and revokes the user's CLI logins on the
-	// account page.
-	CLILogins CLILogins
 	// Chain decides who is calling a proxied request (package authn):
 	// worker credentials on WorkerRoutes, else the session cookie, else a
 	// CLI access token. Required.
@@ -175,8 +164,8 @@ type Options struct {
 	AppName string
 }
 
-// WebAuth serves the sign-in routes and guards the proxy.
-type WebAuth struct {
+// SignIn serves the sign-in routes and guards the proxy.
+type SignIn struct {
 	opts    Options
 	hdr     headerNames
 	pages   *template.Template
@@ -189,8 +178,8 @@ type WebAuth struct {
 //go:embed assets
 var assets embed.FS
 
-// New checks opts and returns a WebAuth.
-func New(opts Options) (*WebAuth, error) {
+// New checks opts and returns a SignIn.
+func New(opts Options) (*SignIn, error) {
 	var missing []string
 	if opts.Store == nil {
 		missing = append(missing, "Store")
@@ -208,13 +197,13 @@ func New(opts Options) (*WebAuth, error) {
 		missing = append(missing, "Policy")
 	}
 	if len(missing) > 0 {
-		return nil, fmt.Errorf("webauth: Options.%s required", strings.Join(missing, ", Options."))
+		return nil, fmt.Errorf("signin: Options.%s required", strings.Join(missing, ", Options."))
 	}
 	if !strings.HasPrefix(opts.PublicURL, "http://") && !strings.HasPrefix(opts.PublicURL, "https://") {
-		return nil, fmt.Errorf("webauth: PublicURL %q must be an http(s) URL", opts.PublicURL)
+		return nil, fmt.Errorf("signin: PublicURL %q must be an http(s) URL", opts.PublicURL)
 	}
 	if len(opts.BindingKey) < 32 {
-		return nil, errors.New("webauth: BindingKey must be at least 32 bytes")
+		return nil, errors.New("signin: BindingKey must be at least 32 bytes")
 	}
 	opts.PublicURL = strings.TrimRight(opts.PublicURL, "/")
 	if opts.Headers.UserID == "" {
@@ -245,7 +234,7 @@ func New(opts Options) (*WebAuth, error) {
 	opts.AppName = names.App
 	pages, err := pages.Templates(names, assets, "assets/pages.html")
 	if err != nil {
-		return nil, fmt.Errorf("webauth: parsing templates: %w", err)
+		return nil, fmt.Errorf("signin: parsing templates: %w", err)
 	}
 	css, err := assets.ReadFile("assets/arbor.css")
 	if err != nil {
@@ -254,9 +243,9 @@ func New(opts Options) (*WebAuth, error) {
 	sum := sha256.Sum256(css)
 	states, err := flowstate.New(opts.BindingKey)
 	if err != nil {
-		return nil, fmt.Errorf("webauth: %w", err)
+		return nil, fmt.Errorf("signin: %w", err)
 	}
-	w := &WebAuth{
+	w := &SignIn{
 		states:  states,
 		opts:    opts,
 		hdr:     newHeaderNames(opts.Headers),
@@ -277,7 +266,7 @@ func New(opts Options) (*WebAuth, error) {
 // upstream: Guard reads them on worker routes before the proxy strips them
 // (the upstream gets the worker's id in its own header), and on any other
 // route they mean nothing to Arbor and must not mean something to the app.
-func (w *WebAuth) StrippedHeaders() []string {
+func (w *SignIn) StrippedHeaders() []string {
 	out := []string{workers.HeaderID, workers.HeaderToken}
 	for _, h := range []string{w.opts.Headers.UserID, w.opts.Headers.Email, w.opts.Headers.Login, w.opts.Headers.Assertion} {
 		if !strings.HasPrefix(strings.ToLower(h), "x-arbor-") {
@@ -287,19 +276,15 @@ func (w *WebAuth) StrippedHeaders() []string {
 	return out
 }
 
-// Routes registers the sign-in, account and key routes. Mount them with
-// gateway.ClassAuth.
-func (w *WebAuth) Routes(r fiber.Router) {
+// Routes registers the sign-in, logout and key routes and the stylesheet
+// of every page. Mount them with gateway.ClassAuth.
+func (w *SignIn) Routes(r fiber.Router) {
 	r.Get(PathSignIn, w.signIn)
 	r.Get(PathStart+":provider", w.start)
 	r.Get(PathLink+":provider", w.link)
 	r.Get(PathCallback+":provider", w.callback)
 	r.Get(PathLogout, w.logoutPage)
-	r.Post(PathLogout, w.logout)
-	r.Get(PathAccount, w.account)
-	r.Post(PathEndSession, w.endSession)
-	r.Post(PathRevokeCLI, w.revokeCLI)
-	r.Get(PathWhoami, w.whoami)
+	r.Post(PathLogout, w.Logout)
 	r.Get(PathAssets+"arbor.css", w.stylesheet)
 	r.Get(PathJWKS, w.jwks)
 }
@@ -323,7 +308,7 @@ func (p pageData) Who() string {
 }
 
 // render writes an HTML page with Arbor's page headers.
-func (w *WebAuth) render(c *fiber.Ctx, status int, name string, data any) error {
+func (w *SignIn) render(c *fiber.Ctx, status int, name string, data any) error {
 	return pages.Render(c, w.pages, status, name, data)
 }
 
@@ -360,21 +345,13 @@ func storeFailed(title, message string, err error) *flowError {
 	return fail(e.Status, e.Code, title, e.Message, e.Err)
 }
 
-// showError renders a flow error page and logs it.
-func (w *WebAuth) showError(c *fiber.Ctx, fe *flowError) error {
-	log := gateway.Logger(c)
-	level := slog.LevelInfo
-	if fe.status >= 500 {
-		level = slog.LevelError
-	}
-	log.Log(c.UserContext(), level, "sign-in failed", "error", fe.code, "status", fe.status, "path", c.Path(), "err", fe.err)
-	return pages.Error(c, w.pages, httperr.New(fe.status, fe.code, fe.message).WithRetryAfter(fe.retryAfter), pages.ErrorPage{
-		Title: fe.title, RequestID: gateway.RequestID(c), Code: fe.code,
-		Back: &pages.Link{Href: PathSignIn, Text: "Back to sign-in"},
-	})
+// showError renders a flow error page and logs it (pages.StepError).
+func (w *SignIn) showError(c *fiber.Ctx, fe *flowError) error {
+	e := httperr.Wrap(fe.err, fe.status, fe.code, fe.message).WithRetryAfter(fe.retryAfter)
+	return pages.StepError(c, w.pages, e, fe.title, PathSignIn)
 }
 
-func (w *WebAuth) stylesheet(c *fiber.Ctx) error {
+func (w *SignIn) stylesheet(c *fiber.Ctx) error {
 	c.Set(fiber.HeaderCacheControl, "public, max-age=3600")
 	c.Set(fiber.HeaderETag, w.cssETag)
 	c.Set(fiber.HeaderXContentTypeOptions, "nosniff")
@@ -385,7 +362,7 @@ func (w *WebAuth) stylesheet(c *fiber.Ctx) error {
 	return c.Send(w.css)
 }
 
-func (w *WebAuth) jwks(c *fiber.Ctx) error {
+func (w *SignIn) jwks(c *fiber.Ctx) error {
 	if w.opts.Assertions == nil {
 		return fiber.ErrNotFound
 	}
@@ -396,7 +373,7 @@ func (w *WebAuth) jwks(c *fiber.Ctx) error {
 
 // audit appends an audit event; a failure is logged, never fatal to the
 // request.
-func (w *WebAuth) audit(c *fiber.Ctx, e data.AuditEvent) {
+func (w *SignIn) audit(c *fiber.Ctx, e data.AuditEvent) {
 	e.RequestID = gateway.RequestID(c)
 	e.IP = gateway.ClientIP(c)
 	if _, err := w.opts.Store.AppendAudit(context.WithoutCancel(c.UserContext()), e); err != nil {

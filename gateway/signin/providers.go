@@ -1,4 +1,4 @@
-package webauth
+package signin
 
 import (
 	"github.com/vintner/arbor/service/providers"
@@ -17,7 +17,7 @@ type Providers interface {
 }
 
 // provider returns the named provider if it can serve purpose.
-func (w *WebAuth) provider(name, purpose string) (providers.Provider, providers.Info, bool) {
+func (w *SignIn) provider(name, purpose string) (providers.Provider, providers.Info, bool) {
 	p, in, ok := w.opts.Providers.Get(name)
 	if !ok {
 		return nil, providers.Info{}, false

@@ -1,4 +1,4 @@
-package webauth
+package signin
 
 import (
 	"net/http"
@@ -48,7 +48,7 @@ func newHeaderNames(h Headers) headerNames {
 // Director, and stops requests that need a session and have none: a
 // redirect to sign-in for a page (GET or HEAD of a session route), 401
 // JSON otherwise.
-func (w *WebAuth) Guard(c *fiber.Ctx) (bool, error) {
+func (w *SignIn) Guard(c *fiber.Ctx) (bool, error) {
 	class, err := w.opts.Policy.Classify(c.Request().URI().PathOriginal())
 	if err != nil {
 		return false, httperr.Wrap(err, http.StatusBadRequest, httperr.CodeBadPath,
@@ -103,7 +103,7 @@ func keepIdentity(c *fiber.Ctx, id authn.Identity) {
 // It also removes Arbor's own cookies from the relayed Cookie header: the
 // upstream has no use for the session token, and an upstream that logs
 // headers or is compromised must not be able to replay it.
-func (w *WebAuth) Director(c *fiber.Ctx, req *fasthttp.Request) error {
+func (w *SignIn) Director(c *fiber.Ctx, req *fasthttp.Request) error {
 	if len(req.Header.Cookie(w.opts.Sessions.CookieName())) > 0 {
 		req.Header.DelCookie(w.opts.Sessions.CookieName())
 	}

@@ -1,4 +1,4 @@
-package webauth
+package signin
 
 import (
 	"context"
@@ -18,7 +18,6 @@ import (
 	"github.com/vintner/arbor/data"
 	"github.com/vintner/arbor/gateway"
 	"github.com/vintner/arbor/gateway/authn"
-	"github.com/vintner/arbor/gateway/edge/reqbody"
 	"github.com/vintner/arbor/gateway/httperr"
 	"github.com/vintner/arbor/gateway/internal/flowstate"
 	"github.com/vintner/arbor/gateway/pages"
@@ -73,10 +72,11 @@ func flowPath(p string) bool {
 	return false
 }
 
-func (w *WebAuth) signIn(c *fiber.Ctx) error {
+func (w *SignIn) signIn(c *fiber.Ctx) error {
 	rt := returnPath(c.Query("return_to"), w.opts.AfterSignIn)
-	id, err := w.opts.Sessions.Authenticate(c)
-	if err == nil && c.Query("signed_out") == "" {
+	id, out, _ := w.opts.Chain.Session(c)
+	signedIn := out == authn.Authenticated
+	if signedIn && c.Query("signed_out") == "" {
 		return c.Redirect(rt, http.StatusFound)
 	}
 	var buttons []providerButton
@@ -88,7 +88,7 @@ func (w *WebAuth) signIn(c *fiber.Ctx) error {
 		buttons = append(buttons, providerButton{Name: p.Name, DisplayName: p.DisplayName, Href: href})
 	}
 	pd := pageData{Title: "Sign in", RequestID: gateway.RequestID(c)}
-	if err == nil {
+	if signedIn {
 		pd.Identity = &id
 	}
 	if c.Query("signed_out") != "" {
@@ -110,24 +110,24 @@ func (w *WebAuth) signIn(c *fiber.Ctx) error {
 }
 
 // start begins a sign-in with a provider.
-func (w *WebAuth) start(c *fiber.Ctx) error {
+func (w *SignIn) start(c *fiber.Ctx) error {
 	return w.begin(c, purposeLogin, "", returnPath(c.Query("return_to"), w.opts.AfterSignIn))
 }
 
 // link begins linking another provider to the signed-in user.
-func (w *WebAuth) link(c *fiber.Ctx) error {
-	id, err := w.opts.Sessions.Authenticate(c)
-	if err != nil {
-		return c.Redirect(PathSignIn+"?return_to="+url.QueryEscape(PathAccount), http.StatusFound)
+func (w *SignIn) link(c *fiber.Ctx) error {
+	id, out, _ := w.opts.Chain.Session(c)
+	if out != authn.Authenticated {
+		return c.Redirect(PathSignIn+"?return_to="+url.QueryEscape(pages.PathAccount), http.StatusFound)
 	}
-	return w.begin(c, purposeLink, id.UserID, PathAccount)
+	return w.begin(c, purposeLink, id.UserID, pages.PathAccount)
 }
 
-func (w *WebAuth) begin(c *fiber.Ctx, purpose, userID, rt string) error {
+func (w *SignIn) begin(c *fiber.Ctx, purpose, userID, rt string) error {
 	name := c.Params("provider")
 	p, _, ok := w.provider(name, purpose)
 	if !ok {
-		return w.showError(c, fail(http.StatusNotFound, "unknown_provider", "Unknown provider",
+		return w.showError(c, fail(http.StatusNotFound, httperr.CodeUnknownProvider, "Unknown provider",
 			"There is no provider by that name here. Pick one on the sign-in or Integrations page.", nil))
 	}
 	ctx := c.UserContext()
@@ -194,14 +194,14 @@ func (w *WebAuth) begin(c *fiber.Ctx, purpose, userID, rt string) error {
 }
 
 // callback finishes a sign-in or link.
-func (w *WebAuth) callback(c *fiber.Ctx) error {
+func (w *SignIn) callback(c *fiber.Ctx) error {
 	if fe := w.finish(c); fe != nil {
 		return w.showError(c, fe)
 	}
 	return nil
 }
 
-func (w *WebAuth) finish(c *fiber.Ctx) *flowError {
+func (w *SignIn) finish(c *fiber.Ctx) *flowError {
 	ctx := c.UserContext()
 	name := c.Params("provider")
 	stateValue := c.Query("state")
@@ -252,7 +252,7 @@ func (w *WebAuth) finish(c *fiber.Ctx) *flowError {
 	}
 	p, _, ok := w.provider(name, st.Purpose)
 	if !ok {
-		return fail(http.StatusNotFound, "unknown_provider", "Unknown provider",
+		return fail(http.StatusNotFound, httperr.CodeUnknownProvider, "Unknown provider",
 			"This provider is no longer available.", nil)
 	}
 	tok, err := p.Exchange(ctx, plugins.ExchangeInput{Code: code, RedirectURI: st.RedirectURI, CodeVerifier: st.Verifier})
@@ -339,7 +339,7 @@ func spentKey(id string) string { return "spent:" + id }
 // opened (and at least a minute, should the exchange have outlasted the
 // state). Of concurrent callbacks with the same state, exactly one gets
 // past here (CreateOAuthState is atomic).
-func (w *WebAuth) markSpent(ctx context.Context, st flowstate.State) *flowError {
+func (w *SignIn) markSpent(ctx context.Context, st flowstate.State) *flowError {
 	now := w.opts.Now().UTC()
 	err := w.opts.Store.CreateOAuthState(ctx, data.OAuthState{
 		ID:        spentKey(st.ID),
@@ -422,7 +422,7 @@ func safeCode(s string) string {
 
 // resolveUser finds the user of (provider, subject), or links by verified
 // e-mail when allowed, or creates a new user.
-func (w *WebAuth) resolveUser(ctx context.Context, provider string, p profile) (data.User, bool, *flowError) {
+func (w *SignIn) resolveUser(ctx context.Context, provider string, p profile) (data.User, bool, *flowError) {
 	storeFail := func(err error) *flowError {
 		return storeFailed("Sign-in failed",
 			"Arbor could not read or save your account. Please try again in a moment.", err)
@@ -477,7 +477,7 @@ func (w *WebAuth) resolveUser(ctx context.Context, provider string, p profile) (
 	return data.User{}, false, storeFail(errors.New("identity kept changing during sign-in"))
 }
 
-func (w *WebAuth) newUser(ctx context.Context, p profile, now time.Time) (data.User, error) {
+func (w *SignIn) newUser(ctx context.Context, p profile, now time.Time) (data.User, error) {
 	id, err := newUserID()
 	if err != nil {
 		return data.User{}, err
@@ -495,7 +495,7 @@ func (w *WebAuth) newUser(ctx context.Context, p profile, now time.Time) (data.U
 //
 // It scans the users: linking by e-mail is off by default and sign-ins of
 // new identities are rare, so an index is not yet worth its upkeep.
-func (w *WebAuth) userByVerifiedEmail(ctx context.Context, email string) (data.User, error) {
+func (w *SignIn) userByVerifiedEmail(ctx context.Context, email string) (data.User, error) {
 	users, err := w.opts.Store.ListUsers(ctx)
 	if err != nil {
 		return data.User{}, err
@@ -519,10 +519,10 @@ func (w *WebAuth) userByVerifiedEmail(ctx context.Context, email string) (data.U
 
 // finishLink adds the provider identity to the signed-in user who started
 // the link.
-func (w *WebAuth) finishLink(c *fiber.Ctx, provider string, st flowstate.State, p profile) *flowError {
+func (w *SignIn) finishLink(c *fiber.Ctx, provider string, st flowstate.State, p profile) *flowError {
 	ctx := c.UserContext()
-	cur, err := w.opts.Sessions.Authenticate(c)
-	if err != nil || cur.UserID != st.UserID {
+	cur, out, err := w.opts.Chain.Session(c)
+	if out != authn.Authenticated || cur.UserID != st.UserID {
 		return fail(http.StatusForbidden, "link_requires_session", "Linking failed",
 			"Linking a sign-in method needs the same signed-in session that started it. Sign in and try again from your account page.", err)
 	}
@@ -550,33 +550,33 @@ func (w *WebAuth) finishLink(c *fiber.Ctx, provider string, st flowstate.State, 
 		return storeFailed("Linking failed", "Please try again in a moment.", err)
 	}
 	pages.Headers(c)
-	return redirect(c, PathAccount+"?linked="+url.QueryEscape(provider))
+	return redirect(c, pages.PathAccount+"?linked="+url.QueryEscape(provider))
 }
 
 // BeginConnect starts connecting provider as a Git provider for the
 // signed-in user (the Integrations page's "Connect"): the same flow as
 // sign-in, with the provider's repository scopes, ending at returnTo.
-func (w *WebAuth) BeginConnect(c *fiber.Ctx, returnTo string) error {
-	id, err := w.opts.Sessions.Authenticate(c)
-	if err != nil {
+func (w *SignIn) BeginConnect(c *fiber.Ctx, returnTo string) error {
+	id, out, _ := w.opts.Chain.Session(c)
+	if out != authn.Authenticated {
 		return c.Redirect(PathSignIn+"?return_to="+url.QueryEscape(returnTo), http.StatusFound)
 	}
 	if w.opts.Connector == nil {
-		return w.showError(c, fail(http.StatusNotFound, "unknown_provider", "Connections are not available", "This Arbor does not store Git connections.", nil))
+		return w.showError(c, fail(http.StatusNotFound, httperr.CodeUnknownProvider, "Connections are not available", "This Arbor does not store Git connections.", nil))
 	}
 	return w.begin(c, purposeConnect, id.UserID, returnPath(returnTo, w.opts.AfterSignIn))
 }
 
 // finishConnect stores the Git connection for the signed-in user who
 // started it.
-func (w *WebAuth) finishConnect(c *fiber.Ctx, provider string, st flowstate.State, tok *abi.Token, u *abi.User) *flowError {
-	cur, err := w.opts.Sessions.Authenticate(c)
-	if err != nil || cur.UserID != st.UserID {
+func (w *SignIn) finishConnect(c *fiber.Ctx, provider string, st flowstate.State, tok *abi.Token, u *abi.User) *flowError {
+	cur, out, err := w.opts.Chain.Session(c)
+	if out != authn.Authenticated || cur.UserID != st.UserID {
 		return fail(http.StatusForbidden, "connect_requires_session", "Connecting failed",
 			"Connecting a Git provider needs the same signed-in session that started it. Sign in and try again from the Integrations page.", err)
 	}
 	if w.opts.Connector == nil {
-		return fail(http.StatusNotFound, "unknown_provider", "Connecting failed", "This Arbor does not store Git connections.", nil)
+		return fail(http.StatusNotFound, httperr.CodeUnknownProvider, "Connecting failed", "This Arbor does not store Git connections.", nil)
 	}
 	if err := w.opts.Connector.Connect(c.UserContext(), cur.UserID, provider, tok, u); err != nil {
 		return storeFailed("Connecting failed",
@@ -588,9 +588,9 @@ func (w *WebAuth) finishConnect(c *fiber.Ctx, provider string, st flowstate.Stat
 }
 
 // logoutPage asks before signing out (a GET never changes state).
-func (w *WebAuth) logoutPage(c *fiber.Ctx) error {
-	id, err := w.opts.Sessions.Authenticate(c)
-	if err != nil {
+func (w *SignIn) logoutPage(c *fiber.Ctx) error {
+	id, out, _ := w.opts.Chain.Session(c)
+	if out != authn.Authenticated {
 		return c.Redirect(PathSignIn, http.StatusFound)
 	}
 	return w.render(c, http.StatusOK, "logout", struct {
@@ -599,18 +599,19 @@ func (w *WebAuth) logoutPage(c *fiber.Ctx) error {
 	}{pageData{Title: "Sign out", RequestID: gateway.RequestID(c), Identity: &id}, w.opts.Sessions.CSRFToken(id.SessionID)})
 }
 
-func (w *WebAuth) checkForm(c *fiber.Ctx, id authn.Identity) *flowError {
-	if gateway.CrossSite(c, w.opts.PublicURL) || !w.opts.Sessions.CheckCSRF(id.SessionID, reqbody.FormValue(c, "csrf")) {
+func (w *SignIn) checkForm(c *fiber.Ctx, id authn.Identity) *flowError {
+	if !pages.FromOwnPage(c, w.opts.PublicURL, w.opts.Sessions, id.SessionID) {
 		return fail(http.StatusForbidden, "csrf_invalid", "Request refused",
 			"This form was not sent from your "+w.opts.AppName+" account page. Go back, reload the page and try again.", nil)
 	}
 	return nil
 }
 
-// logout ends the current session.
-func (w *WebAuth) logout(c *fiber.Ctx) error {
-	id, err := w.opts.Sessions.Authenticate(c)
-	if err != nil {
+// Logout ends the current session (the sign-out form's POST, and the
+// account page's "Sign out there" on this browser's own session).
+func (w *SignIn) Logout(c *fiber.Ctx) error {
+	id, out, _ := w.opts.Chain.Session(c)
+	if out != authn.Authenticated {
 		// Already signed out (or never signed in): nothing to end.
 		w.opts.Sessions.ClearCookie(c)
 		return c.Redirect(PathSignIn+"?signed_out=1", http.StatusSeeOther)
