@@ -29,6 +29,7 @@ import (
 	"github.com/vintner/arbor/gateway/authz/access"
 	"github.com/vintner/arbor/gateway/authz/scope"
 	"github.com/vintner/arbor/gateway/cliauth"
+	"github.com/vintner/arbor/gateway/httperr"
 	"github.com/vintner/arbor/gateway/pages"
 	"github.com/vintner/arbor/gateway/signin"
 	"github.com/vintner/arbor/service/connections"
@@ -58,6 +59,9 @@ type webAuth struct {
 	providersAPI     *api.Providers
 	workersAPI       *api.Workers
 	whoamiAPI        *api.Whoami
+	// errorPage is the page a browser gets for an error the gateway
+	// answers (gateway.Options.ErrorPage).
+	errorPage httperr.Page
 }
 
 // mount registers the sign-in, Integrations and API routes, each route
@@ -313,9 +317,13 @@ func (a *App) setupWebAuth(cfg config.Config, secrets config.SecretsValues, keyr
 	if err != nil {
 		return nil, err
 	}
+	errorPage, err := pages.HTTPErrorPage(pages.Names{App: cfg.UI.AppName, Worker: cfg.UI.WorkerName})
+	if err != nil {
+		return nil, err
+	}
 	return &webAuth{sessions: sessions, sessionToks: signer, web: web, broker: broker, cli: cli, notifier: notifier, workers: workerSvc,
 		integrationsPage: integrationsPage, workersPage: workersPage, accountPage: accountPage,
-		providersAPI: providersAPI, workersAPI: workersAPI, whoamiAPI: whoamiAPI}, nil
+		providersAPI: providersAPI, workersAPI: workersAPI, whoamiAPI: whoamiAPI, errorPage: errorPage}, nil
 }
 
 // deviceClients converts cli.device_clients (validated by config).

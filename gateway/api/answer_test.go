@@ -15,6 +15,7 @@ import (
 	"github.com/vintner/arbor/data"
 	"github.com/vintner/arbor/gateway/api"
 	"github.com/vintner/arbor/gateway/httperr"
+	"github.com/vintner/arbor/gateway/pages"
 	"github.com/vintner/arbor/service/connections"
 	"github.com/vintner/arbor/service/workers"
 )
@@ -110,25 +111,46 @@ func TestErrorKinds(t *testing.T) {
 
 // TestAnswerWorkers (was workerpages' TestProblem): the worker service's
 // errors map to their answers in one place, and a browser gets the error
-// page every Arbor error gets (httperr's), byte for byte as before.
+// page every Arbor error gets: the layout's (pages.HTTPErrorPage) as the
+// app configures httperr, and, from httperr without a page, its plain
+// page byte for byte as before.
 func TestAnswerWorkers(t *testing.T) {
-	app := fiber.New(fiber.Config{DisableStartupMessage: true, ErrorHandler: httperr.Handler(httperr.HandlerConfig{})})
-	app.Get("/missing", func(c *fiber.Ctx) error { return api.Answer(fmt.Errorf("get: %w", workers.ErrNotFound)) })
-	app.Get("/bad", func(c *fiber.Ctx) error { return api.Answer(workers.ErrBadName) })
+	page, err := pages.HTTPErrorPage(pages.Names{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	newApp := func(page httperr.Page) *fiber.App {
+		app := fiber.New(fiber.Config{DisableStartupMessage: true, ErrorHandler: httperr.Handler(httperr.HandlerConfig{Page: page})})
+		app.Get("/missing", func(c *fiber.Ctx) error { return api.Answer(fmt.Errorf("get: %w", workers.ErrNotFound)) })
+		app.Get("/bad", func(c *fiber.Ctx) error { return api.Answer(workers.ErrBadName) })
+		return app
+	}
+	withPage, plain := newApp(page), newApp(nil)
 	for _, tc := range []struct {
+		app          *fiber.App
 		path, accept string
 		status       int
 		body         string
 	}{
-		{"/missing", "text/html", 404, `<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1"><title>404 Not Found</title><style>body{font-family:system-ui,sans-serif;max-width:40rem;margin:4rem auto;padding:0 1rem;color:#222}code{background:#f2f2f2;padding:.1rem .3rem}</style></head><body><main class="arbor-error" data-error="worker_not_found"><h1>404 Not Found</h1><p>You have no worker with that id</p></main></body></html>`},
-		{"/missing", "", 404, `{"error":"worker_not_found","message":"You have no worker with that id"}`},
-		{"/bad", "", 400, fmt.Sprintf(`{"error":"invalid_name","message":"A worker name has 1 to %d characters and no control characters"}`, workers.MaxName)},
+		{withPage, "/missing", "text/html", 404, `<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
+<title>404 Not Found · Arbor</title><link rel="stylesheet" href="/auth/assets/arbor.css"></head>
+<body><header class="bar"><a class="brand" href="/">Trellis</a></header>
+<main class="card arbor-error" data-error="worker_not_found">
+<h1>404 Not Found</h1>
+<p>You have no worker with that id</p>
+</main>
+<footer>Protected by Arbor</footer></body></html>`},
+		{plain, "/missing", "text/html", 404, `<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1"><title>404 Not Found</title><style>body{font-family:system-ui,sans-serif;max-width:40rem;margin:4rem auto;padding:0 1rem;color:#222}code{background:#f2f2f2;padding:.1rem .3rem}</style></head><body><main class="arbor-error" data-error="worker_not_found"><h1>404 Not Found</h1><p>You have no worker with that id</p></main></body></html>`},
+		{withPage, "/missing", "", 404, `{"error":"worker_not_found","message":"You have no worker with that id"}`},
+		{plain, "/missing", "", 404, `{"error":"worker_not_found","message":"You have no worker with that id"}`},
+		{withPage, "/bad", "", 400, fmt.Sprintf(`{"error":"invalid_name","message":"A worker name has 1 to %d characters and no control characters"}`, workers.MaxName)},
 	} {
 		req := httptest.NewRequest(http.MethodGet, tc.path, nil)
 		if tc.accept != "" {
 			req.Header.Set("Accept", tc.accept)
 		}
-		res, err := app.Test(req, -1)
+		res, err := tc.app.Test(req, -1)
 		if err != nil {
 			t.Fatal(err)
 		}
