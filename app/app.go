@@ -277,6 +277,7 @@ func New(ctx context.Context, cfg config.Config, opts Options) (_ *App, err erro
 		Guard:           limits.Guard(wa.web.Guard),
 		NoPublicMetrics: cfg.Server.MetricsListen != config.MetricsPublic,
 		Director:        wa.web.Director,
+		ErrorPage:       wa.errorPage,
 		Logger:          log,
 		AccessLogger:    accessLog,
 		Ready: func(ctx context.Context) error {

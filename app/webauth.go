@@ -25,10 +25,9 @@ import (
 	"github.com/vintner/arbor/gateway/authn/sessiontoken"
 	"github.com/vintner/arbor/gateway/authz/access"
 	"github.com/vintner/arbor/gateway/authz/scope"
-	"github.com/vintner/arbor/gateway/integrations"
+	"github.com/vintner/arbor/gateway/httperr"
 	"github.com/vintner/arbor/gateway/pages"
-	"github.com/vintner/arbor/gateway/webauth"
-	"github.com/vintner/arbor/gateway/workerpages"
+	"github.com/vintner/arbor/gateway/signin"
 	"github.com/vintner/arbor/service/clilogin"
 	"github.com/vintner/arbor/service/clilogin/clitoken"
 	"github.com/vintner/arbor/service/connections"
@@ -44,17 +43,25 @@ const sessionAudience = "arbor-session"
 // webAuth is the browser sign-in wiring: sessions, the route policy, the
 // identity assertion and the sign-in routes.
 type webAuth struct {
-	sessions     *session.Manager
-	sessionToks  *sessiontoken.Signer
-	web          *webauth.WebAuth
-	broker       *connections.Broker
-	integrations *integrations.Integrations
-	cli          *clilogin.Service
-	cliPages     *pages.CLI
-	cliAPI       *api.CLI
-	notifier     *webhook.Notifier // nil without connections.webhook_url
-	workers      *workers.Service
-	workerPages  *workerpages.Pages
+	sessions    *session.Manager
+	sessionToks *sessiontoken.Signer
+	web         *signin.SignIn
+	broker      *connections.Broker
+	cli         *clilogin.Service
+	notifier    *webhook.Notifier // nil without connections.webhook_url
+	workers     *workers.Service
+	// Arbor's pages and JSON APIs besides sign-in and the CLI's.
+	integrationsPage *pages.Integrations
+	workersPage      *pages.Workers
+	accountPage      *pages.Account
+	providersAPI     *api.Providers
+	workersAPI       *api.Workers
+	whoamiAPI        *api.Whoami
+	cliPage          *pages.CLI
+	cliAPI           *api.CLI
+	// errorPage is the page a browser gets for an error the gateway
+	// answers (gateway.Options.ErrorPage).
+	errorPage httperr.Page
 }
 
 // mount registers the sign-in, Integrations and API routes, each route
@@ -63,12 +70,14 @@ func (w *webAuth) mount(srv *gateway.Server, limits gateway.RouteHook) error {
 	limit := gateway.WithRouteHook(limits)
 	return errors.Join(
 		srv.Mount(gateway.ClassAuth, w.web.Routes, limit),
-		srv.Mount(gateway.ClassAuth, w.integrations.PageRoutes, limit),
-		srv.Mount(gateway.ClassAPI, w.integrations.APIRoutes, limit),
-		srv.Mount(gateway.ClassAuth, w.cliPages.Routes, limit),
+		srv.Mount(gateway.ClassAuth, w.accountPage.Routes, limit),
+		srv.Mount(gateway.ClassAPI, w.whoamiAPI.Routes, limit),
+		srv.Mount(gateway.ClassAuth, w.integrationsPage.Routes, limit),
+		srv.Mount(gateway.ClassAPI, w.providersAPI.Routes, limit),
+		srv.Mount(gateway.ClassAuth, w.cliPage.Routes, limit),
 		srv.Mount(gateway.ClassAPI, w.cliAPI.Routes, limit),
-		srv.Mount(gateway.ClassAuth, w.workerPages.PageRoutes, limit),
-		srv.Mount(gateway.ClassAPI, w.workerPages.APIRoutes, limit),
+		srv.Mount(gateway.ClassAuth, w.workersPage.Routes, limit),
+		srv.Mount(gateway.ClassAPI, w.workersAPI.Routes, limit),
 	)
 }
 
@@ -243,23 +252,22 @@ func (a *App) setupWebAuth(cfg config.Config, secrets config.SecretsValues, keyr
 	if err != nil {
 		return nil, usageErr(fmt.Errorf("workers.paths: %w", err))
 	}
-	if err := a.step("webauth"); err != nil {
+	if err := a.step("signin"); err != nil {
 		return nil, err
 	}
-	web, err := webauth.New(webauth.Options{
+	web, err := signin.New(signin.Options{
 		Chain:        chain, // issue 17
 		WorkerRoutes: workerRoutes,
 		Store:        store,
 		Sessions:     sessions,
 		Connector:    broker,
-		CLILogins:    cli,
 		Providers:    provs,
 		Policy:       policy,
 		Assertions:   asserter,
 		PublicURL:    cfg.PublicURL,
 		AppName:      cfg.UI.AppName,
 		Secure:       secure,
-		Headers: webauth.Headers{
+		Headers: signin.Headers{
 			UserID:    cfg.Identity.UserIDHeader,
 			Email:     cfg.Identity.EmailHeader,
 			Login:     cfg.Identity.LoginHeader,
@@ -274,14 +282,20 @@ func (a *App) setupWebAuth(cfg config.Config, secrets config.SecretsValues, keyr
 	if err != nil {
 		return nil, err
 	}
-	integ, err := integrations.New(integrations.Options{
-		Broker: broker, Sessions: sessions, Starter: web, Audit: store,
+	integrationsPage, err := pages.NewIntegrations(pages.IntegrationsOptions{
+		Broker: broker, Sessions: sessions, Starter: web,
 		PublicURL: cfg.PublicURL, Chain: chain, AppName: cfg.UI.AppName,
 	})
 	if err != nil {
 		return nil, usageErr(err)
 	}
-	workerPages, err := workerpages.New(workerpages.Options{
+	providersAPI, err := api.NewProviders(api.ProvidersOptions{
+		Broker: broker, Audit: store, PublicURL: cfg.PublicURL, Chain: chain,
+	})
+	if err != nil {
+		return nil, usageErr(err)
+	}
+	workersPage, err := pages.NewWorkers(pages.WorkersOptions{
 		Workers: workerSvc, Sessions: sessions, PublicURL: cfg.PublicURL,
 		AppName: cfg.UI.AppName, WorkerName: cfg.UI.WorkerName,
 		Chain: chain,
@@ -289,7 +303,29 @@ func (a *App) setupWebAuth(cfg config.Config, secrets config.SecretsValues, keyr
 	if err != nil {
 		return nil, err
 	}
-	return &webAuth{sessions: sessions, sessionToks: signer, web: web, broker: broker, integrations: integ, cli: cli, cliPages: cliPages, cliAPI: cliAPI, notifier: notifier, workers: workerSvc, workerPages: workerPages}, nil
+	workersAPI, err := api.NewWorkers(api.WorkersOptions{Workers: workerSvc, PublicURL: cfg.PublicURL, Chain: chain})
+	if err != nil {
+		return nil, err
+	}
+	accountPage, err := pages.NewAccount(pages.AccountOptions{
+		Store: store, Sessions: sessions, Providers: provs, CLILogins: cli, Chain: chain,
+		PublicURL: cfg.PublicURL, AppName: cfg.UI.AppName,
+		SignIn: signin.PathSignIn, LinkPrefix: signin.PathLink, SignOut: web.Logout,
+	})
+	if err != nil {
+		return nil, err
+	}
+	whoamiAPI, err := api.NewWhoami(api.WhoamiOptions{Chain: chain, Sessions: sessions})
+	if err != nil {
+		return nil, err
+	}
+	errorPage, err := pages.HTTPErrorPage(pages.Names{App: cfg.UI.AppName, Worker: cfg.UI.WorkerName})
+	if err != nil {
+		return nil, err
+	}
+	return &webAuth{sessions: sessions, sessionToks: signer, web: web, broker: broker, cli: cli, notifier: notifier, workers: workerSvc,
+		integrationsPage: integrationsPage, workersPage: workersPage, accountPage: accountPage,
+		providersAPI: providersAPI, workersAPI: workersAPI, whoamiAPI: whoamiAPI, cliPage: cliPages, cliAPI: cliAPI, errorPage: errorPage}, nil
 }
 
 // deviceClients converts cli.device_clients (validated by config).

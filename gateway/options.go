@@ -17,6 +17,7 @@ import (
 
 	"github.com/vintner/arbor/gateway/edge/proxy"
 	"github.com/vintner/arbor/gateway/edge/reqbody"
+	"github.com/vintner/arbor/gateway/httperr"
 )
 
 // Defaults applied by New to zero Options fields.
@@ -106,6 +107,11 @@ type Options struct {
 	// has answered itself (a redirect to sign-in), or an error, which is
 	// rendered like any other (a 401). Nil lets every request through.
 	Guard func(c *fiber.Ctx) (bool, error)
+	// ErrorPage writes the HTML page a browser gets for an error (see
+	// httperr.Page; Arbor's is pages.HTTPErrorPage, the layout's error
+	// page). Nil: httperr's plain page. Clients that are not browsers get
+	// JSON either way.
+	ErrorPage httperr.Page
 
 	// Logger receives error details and everything handlers log through
 	// gateway.Logger(c). Default: JSON (NewJSONHandler) to stderr.

@@ -359,7 +359,7 @@ func (s *Server) renderError(c *fiber.Ctx, st *reqState, err error) {
 		s.metrics.upstreamError(UpstreamTimeout)
 	}
 	httperr.Log(context.Background(), s.logger, e, st.id)
-	if rerr := httperr.Render(c, e, st.id); rerr != nil {
+	if rerr := httperr.RenderPage(c, e, st.id, s.opts.ErrorPage); rerr != nil {
 		s.logger.Error("writing an error response failed", slog.String("request_id", st.id), slog.String("cause", rerr.Error()))
 	}
 }

@@ -5,9 +5,8 @@
 // upstream that records what it receives and a webhook receiver. Only the
 // clock is the test's (Harness.Clock), so that expiry can be tested.
 //
-// A test of a package's pages or API (gateway/webauth, gateway/api, gateway/pages,
-// gateway/integrations, gateway/workerpages) starts one with New and
-// drives it with a Browser:
+// A test of a package's pages or API (gateway/signin, gateway/pages,
+// gateway/api) starts one with New and drives it with a Browser:
 //
 //	h := apptest.New(t)
 //	b := h.Browser()

@@ -10,7 +10,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/vintner/arbor/data/boltdb"
-	"github.com/vintner/arbor/gateway/webauth"
+	"github.com/vintner/arbor/gateway/api"
 )
 
 // Bolt is the harness's store, a bbolt file (Path gives it).
@@ -65,10 +65,10 @@ func VerifyAssertion(t *testing.T, b *Browser, tok string) jwt.MapClaims {
 }
 
 // Whoami returns the id, login and e-mail of the user b is signed in as,
-// from the whoami endpoint (webauth.PathWhoami).
+// from the whoami endpoint (api.PathWhoami).
 func Whoami(t *testing.T, b *Browser) (id, login, email string) {
 	t.Helper()
-	res := b.Get(webauth.PathWhoami)
+	res := b.Get(api.PathWhoami)
 	var who map[string]string
 	if res.StatusCode != http.StatusOK || json.Unmarshal([]byte(res.Body), &who) != nil || who["user_id"] == "" {
 		t.Fatalf("whoami: %d %s", res.StatusCode, res.Body)

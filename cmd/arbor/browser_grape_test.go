@@ -182,7 +182,7 @@ func grapeLoginViaBrowser(t *testing.T, b *browserTab, step func(name string), g
 	b.waitPage("the sign-in page", func(st pageState, u *url.URL) bool {
 		return u.Host == dev.host && u.Path == "/auth/sign-in"
 	})
-	// The account page's return_to is dropped (webauth's returnPath keeps
+	// The account page's return_to is dropped (signin's returnPath keeps
 	// no /auth/ path), so this lands on the after-sign-in page, "/".
 	st := b.signInWith("github", integrationsLogin, "Arbor after sign-in", func(st pageState, u *url.URL) bool {
 		return u.Host == dev.host && (u.Path == "/auth/account" || st.SignedIn == "Signed in.")

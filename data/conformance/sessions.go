@@ -231,7 +231,7 @@ var deviceCodeTests = []subtest{
 	}},
 	// A check and the count it leads to are one step: of many concurrent
 	// updates that each refuse once a counter reached a limit and
-	// otherwise add one (cliauth's wrong-code counter), exactly limit
+	// otherwise add one (the CLI login's wrong-code counter), exactly limit
 	// commit. The result of the committed call of fn is what the caller
 	// sees, however often fn ran.
 	{"ConcurrentCheckAndCount", func(e *env) {

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/vintner/arbor/data"
+	"github.com/vintner/arbor/gateway/httperr"
 	"github.com/vintner/arbor/service/clilogin"
 )
 
@@ -51,5 +52,16 @@ func TestCLIAnswer(t *testing.T) {
 		if e := CLIAnswer(err); e.Status >= 500 {
 			t.Errorf("%v has no answer: %d %s", err, e.Status, e.Code)
 		}
+	}
+	// Answer, the one mapping of every service's errors, gives a CLI
+	// login error the same answer, and leaves an error of no service as is.
+	for _, err := range []error{clilogin.ErrUsed, &clilogin.BusyError{RetryAfter: time.Second}, &clilogin.StoreError{What: "x", Err: data.ErrUnavailable}} {
+		var he *httperr.Error
+		if !errors.As(Answer(err), &he) || *he != *CLIAnswer(err) {
+			t.Errorf("Answer(%v) = %v, want CLIAnswer's %v", err, Answer(err), CLIAnswer(err))
+		}
+	}
+	if other := errors.New("not a service's"); Answer(other) != other {
+		t.Errorf("Answer changed an error of no service")
 	}
 }

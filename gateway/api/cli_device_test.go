@@ -16,7 +16,7 @@ import (
 	"golang.org/x/oauth2"
 )
 
-func oauthConfig(e *env) *oauth2.Config {
+func oauthConfig(e *cliEnv) *oauth2.Config {
 	return &oauth2.Config{
 		ClientID: "stock-cli",
 		Endpoint: oauth2.Endpoint{
@@ -50,7 +50,7 @@ func decide(t *testing.T, b *browser, userCode string, approve bool) *response {
 }
 
 func TestDeviceFlowWithXOAuth2(t *testing.T) {
-	e := newEnv(t, envOptions{})
+	e := newCLIEnv(t, cliEnvOptions{})
 	b := e.browser()
 	b.MustSignIn("github")
 	cfg := oauthConfig(e)
@@ -84,7 +84,7 @@ func TestDeviceFlowWithXOAuth2(t *testing.T) {
 	var me map[string]string
 	json.NewDecoder(res.Body).Decode(&me)
 	res.Body.Close()
-	if res.StatusCode != 200 || me["user_id"] != mustUserID(t, e, b) {
+	if res.StatusCode != 200 || me["user_id"] != e.MustUserID(b) {
 		t.Fatalf("/api/auth/me: %d %v", res.StatusCode, me)
 	}
 	// x/oauth2 refreshes through the refresh_token grant.
@@ -101,7 +101,7 @@ func TestDeviceFlowWithXOAuth2(t *testing.T) {
 
 // poll posts the device code grant and returns the RFC error code ("" on
 // success).
-func poll(t *testing.T, e *env, deviceCode string) string {
+func poll(t *testing.T, e *cliEnv, deviceCode string) string {
 	t.Helper()
 	res, err := http.PostForm("http://"+e.addr+"/oauth/token", url.Values{
 		"grant_type": {"urn:ietf:params:oauth:grant-type:device_code"}, "device_code": {deviceCode}, "client_id": {"stock-cli"},
@@ -126,7 +126,7 @@ func poll(t *testing.T, e *env, deviceCode string) string {
 }
 
 func TestDeviceTokenErrors(t *testing.T) {
-	e := newEnv(t, envOptions{})
+	e := newCLIEnv(t, cliEnvOptions{})
 	b := e.browser()
 	b.MustSignIn("gitlab")
 	ctx := context.Background()
@@ -187,7 +187,7 @@ func TestDeviceTokenErrors(t *testing.T) {
 }
 
 func TestAuthorizationServerMetadata(t *testing.T) {
-	e := newEnv(t, envOptions{})
+	e := newCLIEnv(t, cliEnvOptions{})
 	var md map[string]any
 	res := getJSON(t, e.browser(), "/.well-known/oauth-authorization-server", &md)
 	if res.StatusCode != 200 || md["device_authorization_endpoint"] != e.publicURL+"/oauth/device/code" || md["token_endpoint"] != e.publicURL+"/oauth/token" {

@@ -32,14 +32,14 @@ var scopedClients = []clilogin.DeviceClient{
 	{ID: "worker-tool", Name: "Worker tool", Scopes: scope.Workers | scope.Proxy},
 }
 
-func deviceConfig(e *env, clientID string, scopes ...string) *oauth2.Config {
+func deviceConfig(e *cliEnv, clientID string, scopes ...string) *oauth2.Config {
 	c := oauthConfig(e)
 	c.ClientID, c.Scopes = clientID, scopes
 	return c
 }
 
 // deviceLogin runs RFC 8628 for clientID, approved by the signed-in b.
-func deviceLogin(t *testing.T, e *env, b *browser, clientID string, scopes ...string) (*oauth2.Config, *oauth2.Token) {
+func deviceLogin(t *testing.T, e *cliEnv, b *browser, clientID string, scopes ...string) (*oauth2.Config, *oauth2.Token) {
 	t.Helper()
 	cfg := deviceConfig(e, clientID, scopes...)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -99,7 +99,7 @@ func claimsOf(t *testing.T, tok string) map[string]any {
 	return m
 }
 
-func storeSnapshot(t *testing.T, e *env) []byte {
+func storeSnapshot(t *testing.T, e *cliEnv) []byte {
 	t.Helper()
 	var b bytes.Buffer
 	if _, err := e.store.Backup(&b); err != nil {
@@ -108,7 +108,7 @@ func storeSnapshot(t *testing.T, e *env) []byte {
 	return b.Bytes()
 }
 
-func postForm(t *testing.T, e *env, path string, form url.Values) (int, map[string]any) {
+func postForm(t *testing.T, e *cliEnv, path string, form url.Values) (int, map[string]any) {
 	t.Helper()
 	res, err := http.PostForm("http://"+e.addr+path, form)
 	if err != nil {
@@ -123,7 +123,7 @@ func postForm(t *testing.T, e *env, path string, form url.Values) (int, map[stri
 // An unregistered client_id is refused at both endpoints, and the store is
 // not written.
 func TestDeviceClientUnknown(t *testing.T) {
-	e := newEnv(t, envOptions{})
+	e := newCLIEnv(t, cliEnvOptions{})
 	before := storeSnapshot(t, e)
 	for _, id := range []string{"Trellis Web (official)", "STOCK-CLI", "stock-cli ", "grape"} {
 		status, body := postForm(t, e, api.PathDeviceCode, url.Values{"client_id": {id}, "scope": {"proxy"}})
@@ -149,7 +149,7 @@ func TestDeviceClientUnknown(t *testing.T) {
 // A requested scope must be within the client's; none asked means all of
 // the client's.
 func TestDeviceClientScopeRequest(t *testing.T) {
-	e := newEnv(t, envOptions{deviceClients: scopedClients})
+	e := newCLIEnv(t, cliEnvOptions{deviceClients: scopedClients})
 	before := storeSnapshot(t, e)
 	for _, s := range []string{"providers", "proxy providers", "workers", "admin", "proxy admin"} {
 		status, body := postForm(t, e, api.PathDeviceCode, url.Values{"client_id": {"viewer"}, "scope": {s}})
@@ -174,10 +174,10 @@ func TestDeviceClientScopeRequest(t *testing.T) {
 // Each use checks its own scope; refresh keeps the scopes; Grape keeps
 // every scope.
 func TestDeviceScopesEnforced(t *testing.T) {
-	e := newEnv(t, envOptions{deviceClients: scopedClients})
+	e := newCLIEnv(t, cliEnvOptions{deviceClients: scopedClients})
 	b := e.browser()
 	b.MustSignIn("github")
-	uid := mustUserID(t, e, b)
+	uid := e.MustUserID(b)
 	cli := cliClient(e)
 
 	viewerCfg, viewer := deviceLogin(t, e, b, "viewer")
@@ -275,7 +275,7 @@ func TestDeviceScopesEnforced(t *testing.T) {
 // A token minted before scopes existed (no scope claim) keeps its full
 // power: it counts as Grape's set.
 func TestLegacyTokenWithoutScopeClaim(t *testing.T) {
-	e := newEnv(t, envOptions{})
+	e := newCLIEnv(t, cliEnvOptions{})
 	b := e.browser()
 	b.MustSignIn("github")
 	cli := cliClient(e)
@@ -293,7 +293,7 @@ func TestLegacyTokenWithoutScopeClaim(t *testing.T) {
 
 // cli.issuer and cli.audience: minted into the token, required of it.
 func TestCLIAudienceConfigured(t *testing.T) {
-	e := newEnv(t, envOptions{cliAudience: "trellis-cli"})
+	e := newCLIEnv(t, cliEnvOptions{cliAudience: "trellis-cli"})
 	b := e.browser()
 	b.MustSignIn("github")
 	cli := cliClient(e)
@@ -316,7 +316,7 @@ func TestCLIAudienceConfigured(t *testing.T) {
 // the scopes in words and the warning; nothing the request named itself;
 // no script, and a pre-filled code still needs the user's button presses.
 func TestDeviceApprovalPages(t *testing.T) {
-	e := newEnv(t, envOptions{deviceClients: []clilogin.DeviceClient{{ID: "trellis-desktop", Name: "Trellis desktop", Scopes: scope.Proxy}}})
+	e := newCLIEnv(t, cliEnvOptions{deviceClients: []clilogin.DeviceClient{{ID: "trellis-desktop", Name: "Trellis desktop", Scopes: scope.Proxy}}})
 	b := e.browser()
 	b.MustSignIn("github")
 	form := url.Values{"client_id": {"trellis-desktop"}, "client_name": {"Trellis Web (official)"}, "scope": {"proxy"}}
@@ -414,7 +414,7 @@ func noAutoSubmit(t *testing.T, what, body string) {
 
 // signHS256 signs claims with the CLI key, as Arbor (or an older Arbor)
 // would.
-func signHS256(t *testing.T, e *env, c map[string]any) string {
+func signHS256(t *testing.T, e *cliEnv, c map[string]any) string {
 	t.Helper()
 	s, err := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims(c)).SignedString(e.CLITokenKey)
 	if err != nil {

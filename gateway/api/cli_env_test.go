@@ -20,18 +20,12 @@ import (
 	"github.com/vintner/arbor/service/workers"
 )
 
-type (
-	browser   = apptest.Browser
-	response  = apptest.Response
-	cliTokens = apptest.CLITokens
-)
+type cliTokens = apptest.CLITokens
 
 // testAudience is the session token's aud.
 const testAudience = "arbor-session"
 
-var csrfRE = apptest.CSRFRE
-
-type envOptions struct {
+type cliEnvOptions struct {
 	defaultClass access.Class // default access.Session
 	rules        []access.Rule
 	// refreshGrace is the CLI refresh-token grace window (default 0).
@@ -44,7 +38,7 @@ type envOptions struct {
 }
 
 // env is one Arbor, without rate limits.
-type env struct {
+type cliEnv struct {
 	*apptest.Harness
 	addr      string
 	publicURL string
@@ -55,7 +49,7 @@ type env struct {
 	workers   *workers.Service
 }
 
-func newEnv(t *testing.T, o envOptions) *env {
+func newCLIEnv(t *testing.T, o cliEnvOptions) *cliEnv {
 	t.Helper()
 	if o.defaultClass == 0 {
 		o.defaultClass = access.Session
@@ -73,23 +67,13 @@ func newEnv(t *testing.T, o envOptions) *env {
 				c.CLI.Audience = o.cliAudience
 			}
 		}))
-	return &env{Harness: h, addr: h.Addr, publicURL: h.PublicURL, cookie: h.Cookie, clock: h.Clock,
+	return &cliEnv{Harness: h, addr: h.Addr, publicURL: h.PublicURL, cookie: h.Cookie, clock: h.Clock,
 		store: h.Bolt(), upstream: h.Upstream, workers: h.App.Workers()}
 }
 
-func (e *env) browser() *browser { return e.Browser() }
+func (e *cliEnv) browser() *browser { return e.Browser() }
 
-func cliClient(e *env) *browser { return e.CLIClient() }
-
-func errorCode(body string) string { return apptest.ErrorCode(body) }
-
-// wantError checks the status and the stable error code of a response.
-func wantError(t *testing.T, what string, res *response, status int, code string) {
-	t.Helper()
-	if res.StatusCode != status || errorCode(res.Body) != code {
-		t.Fatalf("%s = %d %q, want %d %q\n%s", what, res.StatusCode, errorCode(res.Body), status, code, res.Body)
-	}
-}
+func cliClient(e *cliEnv) *browser { return e.CLIClient() }
 
 func randomSecret(t *testing.T) string { t.Helper(); return apptest.RandomSecret(t) }
 
@@ -127,21 +111,12 @@ func decodeTokens(t *testing.T, what string, res *response) cliTokens {
 	return apptest.DecodeTokens(t, what, res)
 }
 
-func cliLogin(t *testing.T, user, cli *browser) cliTokens {
-	t.Helper()
-	return apptest.CLILogin(t, user, cli)
-}
-
 func whoamiUser(t *testing.T, b *browser) (id, login, email string) {
 	t.Helper()
 	return apptest.Whoami(t, b)
 }
 
-func csrfOf(t *testing.T, b *browser) string { t.Helper(); return apptest.AccountCSRF(t, b) }
-
 var verificationCodeRE = apptest.VerificationCodeRE
-
-func mustUserID(t *testing.T, e *env, b *browser) string { t.Helper(); return e.MustUserID(b) }
 
 func getJSON(t *testing.T, b *browser, path string, into any) *response {
 	t.Helper()

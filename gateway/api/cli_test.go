@@ -45,7 +45,7 @@ func familyOf(t *testing.T, tok string) string {
 	return fid
 }
 
-func auditActions(t *testing.T, e *env, userID string) []string {
+func auditActions(t *testing.T, e *cliEnv, userID string) []string {
 	t.Helper()
 	evs, err := e.store.ListAudit(context.Background(), data.AuditQuery{UserID: userID})
 	if err != nil {
@@ -82,7 +82,7 @@ func wantDead(t *testing.T, cli *browser, what string, access, refresh []string)
 
 // 1. The seed flow end to end, and what the tokens open.
 func TestCLILoginHappyPath(t *testing.T) {
-	e := newEnv(t, envOptions{rules: []access.Rule{{Prefix: "/api/data", Class: access.API}}})
+	e := newCLIEnv(t, cliEnvOptions{rules: []access.Rule{{Prefix: "/api/data", Class: access.API}}})
 	user := e.browser()
 	user.MustSignIn("github")
 	uid, login, email := whoamiUser(t, user)
@@ -187,7 +187,7 @@ func TestCLILoginHappyPath(t *testing.T) {
 
 // 2. A user who is not signed in signs in first and comes back.
 func TestCLILoginNotSignedIn(t *testing.T) {
-	e := newEnv(t, envOptions{})
+	e := newCLIEnv(t, cliEnvOptions{})
 	cli := cliClient(e)
 	verifier, challenge := newVerifier(t)
 	dc := startCLI(cli, challenge)
@@ -221,7 +221,7 @@ func TestCLILoginNotSignedIn(t *testing.T) {
 // 3. Guessing: 10,000 wrong codes from many addresses burn the device code
 // after 5, and the right code is refused afterwards.
 func TestCLIExchangeBruteForceBurns(t *testing.T) {
-	e := newEnv(t, envOptions{})
+	e := newCLIEnv(t, cliEnvOptions{})
 	user := e.browser()
 	user.MustSignIn("github")
 	uid, _, _ := whoamiUser(t, user)
@@ -319,7 +319,7 @@ func TestCLIExchangeBruteForceBurns(t *testing.T) {
 
 // 4. Exactly one of 100 concurrent exchanges of the right pair wins.
 func TestCLIExchangeOnce(t *testing.T) {
-	e := newEnv(t, envOptions{})
+	e := newCLIEnv(t, cliEnvOptions{})
 	user := e.browser()
 	user.MustSignIn("github")
 	cli := cliClient(e)
@@ -357,7 +357,7 @@ func TestCLIExchangeOnce(t *testing.T) {
 
 // 5. The exchange's errors.
 func TestCLIExchangeErrors(t *testing.T) {
-	e := newEnv(t, envOptions{})
+	e := newCLIEnv(t, cliEnvOptions{})
 	user := e.browser()
 	user.MustSignIn("github")
 	cli := cliClient(e)
@@ -427,7 +427,7 @@ func TestCLIExchangeErrors(t *testing.T) {
 // 6. Approval is CSRF-protected, bound to the first user, and can be
 // refused.
 func TestCLIApprovalProtection(t *testing.T) {
-	e := newEnv(t, envOptions{})
+	e := newCLIEnv(t, cliEnvOptions{})
 	alice := e.browser()
 	alice.MustSignIn("github")
 	bob := e.browser()
@@ -527,7 +527,7 @@ func TestCLIApprovalProtection(t *testing.T) {
 
 // The approval page escapes what the CLI announces.
 func TestCLILoginPageEscapesClientInfo(t *testing.T) {
-	e := newEnv(t, envOptions{})
+	e := newCLIEnv(t, cliEnvOptions{})
 	user := e.browser()
 	user.MustSignIn("github")
 	cli := cliClient(e)
@@ -547,7 +547,7 @@ func TestCLILoginPageEscapesClientInfo(t *testing.T) {
 
 // 7. Refresh rotates; reusing a rotated token revokes the whole login.
 func TestCLIRefreshRotationAndReuse(t *testing.T) {
-	e := newEnv(t, envOptions{})
+	e := newCLIEnv(t, cliEnvOptions{})
 	user := e.browser()
 	user.MustSignIn("github")
 	uid, _, _ := whoamiUser(t, user)
@@ -627,7 +627,7 @@ func concurrently(t *testing.T, n int, send func() (*response, error)) []*respon
 // 8a. Concurrent refreshes without a grace window: one wins, the others
 // are reuse, and the login is revoked.
 func TestCLIConcurrentRefreshNoGrace(t *testing.T) {
-	e := newEnv(t, envOptions{})
+	e := newCLIEnv(t, cliEnvOptions{})
 	user := e.browser()
 	user.MustSignIn("github")
 	cli := cliClient(e)
@@ -656,7 +656,7 @@ func TestCLIConcurrentRefreshNoGrace(t *testing.T) {
 // 8b. With a grace window, the concurrent refreshes all succeed with the
 // same new refresh token; reuse after the window still revokes.
 func TestCLIConcurrentRefreshGrace(t *testing.T) {
-	e := newEnv(t, envOptions{refreshGrace: 5 * time.Second})
+	e := newCLIEnv(t, cliEnvOptions{refreshGrace: 5 * time.Second})
 	user := e.browser()
 	user.MustSignIn("github")
 	uid, _, _ := whoamiUser(t, user)
@@ -710,7 +710,7 @@ func TestCLIConcurrentRefreshGrace(t *testing.T) {
 
 // 9. Logout ends the login at once.
 func TestCLILogout(t *testing.T) {
-	e := newEnv(t, envOptions{})
+	e := newCLIEnv(t, cliEnvOptions{})
 	user := e.browser()
 	user.MustSignIn("github")
 	cli := cliClient(e)
@@ -739,7 +739,7 @@ func TestCLILogout(t *testing.T) {
 
 // 10. Tokens that are not Arbor's CLI access tokens are refused as Bearer.
 func TestCLIBearerJWTConfusion(t *testing.T) {
-	e := newEnv(t, envOptions{})
+	e := newCLIEnv(t, cliEnvOptions{})
 	user := e.browser()
 	user.MustSignIn("github")
 	bob := e.browser()
@@ -840,7 +840,7 @@ func tamper(tok string) string {
 
 // The upstream gets the identity of a CLI request, never its access token.
 func TestUpstreamNeverSeesCLIAccessToken(t *testing.T) {
-	e := newEnv(t, envOptions{defaultClass: access.API})
+	e := newCLIEnv(t, cliEnvOptions{defaultClass: access.API})
 	b := e.browser()
 	b.MustSignIn("github")
 	dc := startCLI(b, "")
@@ -871,7 +871,7 @@ func TestUpstreamNeverSeesCLIAccessToken(t *testing.T) {
 }
 
 func TestAccountPageRevokesCLILogin(t *testing.T) {
-	e := newEnv(t, envOptions{})
+	e := newCLIEnv(t, cliEnvOptions{})
 	b := e.browser()
 	b.MustSignIn("github")
 	dc := startCLI(b, "")

@@ -141,6 +141,16 @@ func (ch *Chain) Form(c *fiber.Ctx) (Identity, error) {
 	return id, nil
 }
 
+// Session finds the signed-in person for the routes that decide
+// themselves what a missing or refused session means (sign-in's own
+// steps, the account page, /auth/whoami): the session cookie only, with
+// the outcome kept apart (None, Refused, Failed: the authenticator's
+// error) and nothing written to the response.
+func (ch *Chain) Session(c *fiber.Ctx) (Identity, Outcome, error) {
+	id, out, _, err := ch.authenticate(c, orderSession)
+	return id, out, err
+}
+
 // Service finds the configured backend calling the service route: a
 // service token only.
 func (ch *Chain) Service(c *fiber.Ctx) (Identity, error) {

@@ -7,8 +7,9 @@
 //
 //	{"error":"<stable_code>","message":"<human text>","request_id":"<id>"}
 //
-// or a small HTML page when the client prefers HTML (a browser following a
-// link). The code is part of the API: clients and tests switch on it, so it
+// or an HTML page when the client prefers HTML (a browser following a
+// link): Arbor's error page, with the layout of its other pages, through
+// the [Page] the app gives (a plain page without one). The code is part of the API: clients and tests switch on it, so it
 // never changes once published; the message is for humans and may change.
 //
 // # Why the cause is kept apart from the message
@@ -59,6 +60,7 @@ const (
 	CodeShuttingDown        = "shutting_down"
 	CodeStarting            = "starting"
 	CodeBadPath             = "bad_path"
+	CodeUnknownProvider     = "unknown_provider" // no provider (plugin) of that name can do what was asked
 )
 
 // Error is an error with the HTTP status, stable code and client-facing

@@ -29,12 +29,30 @@ func WantsHTML(c *fiber.Ctx) bool {
 	return c.Accepts(fiber.MIMEApplicationJSON, fiber.MIMETextHTML) == fiber.MIMETextHTML
 }
 
-// Render writes e as the response: JSON, or a small HTML page when the client
-// prefers HTML. It replaces any body already set but keeps headers a handler
-// set on purpose (WWW-Authenticate, …), and writes Retry-After from
-// e.RetryAfter when it is set. Error responses are never cached. e.Err is
-// not written anywhere; log it with [Log].
+// Page writes the HTML error page a browser gets (see [WantsHTML]): the
+// status, e's stable code and message, and the request id ("" for none),
+// every value escaped. [RenderPage] has already set the status,
+// Cache-Control and Retry-After; a Page sets the body, its Content-Type
+// and any headers of its own. Arbor's is its pages' error page
+// (pages.HTTPErrorPage, set by the app in gateway.Options.ErrorPage and
+// HandlerConfig.Page), so that every error a person sees has the layout
+// and the headers of Arbor's other pages; this package stays a leaf. A Page
+// that fails leaves the answer to the plain page below.
+type Page func(c *fiber.Ctx, status int, code, message, requestID string) error
+
+// Render writes e as the response: JSON, or a small plain HTML page when the
+// client prefers HTML. It is RenderPage without a Page.
 func Render(c *fiber.Ctx, e *Error, requestID string) error {
+	return RenderPage(c, e, requestID, nil)
+}
+
+// RenderPage writes e as the response: JSON, or the HTML page page writes
+// when the client prefers HTML (nil or failing: a small plain page). It
+// replaces any body already set but keeps headers a handler set on purpose
+// (WWW-Authenticate, …), and writes Retry-After from e.RetryAfter when it
+// is set. Error responses are never cached. e.Err is not written anywhere;
+// log it with [Log].
+func RenderPage(c *fiber.Ctx, e *Error, requestID string, page Page) error {
 	status := e.Status
 	if status < 400 || status > 599 {
 		status = http.StatusInternalServerError
@@ -45,8 +63,11 @@ func Render(c *fiber.Ctx, e *Error, requestID string) error {
 		c.Set(fiber.HeaderRetryAfter, strconv.FormatInt(RetryAfterSeconds(e.RetryAfter), 10))
 	}
 	if WantsHTML(c) {
+		if page != nil && page(c, status, e.Code, e.Message, requestID) == nil {
+			return nil
+		}
 		c.Set(fiber.HeaderContentType, fiber.MIMETextHTMLCharsetUTF8)
-		return c.SendString(page(status, e.Code, e.Message, requestID))
+		return c.SendString(plainPage(status, e.Code, e.Message, requestID))
 	}
 	b, err := json.Marshal(body{Error: e.Code, Message: e.Message, RequestID: requestID})
 	if err != nil {
@@ -57,12 +78,13 @@ func Render(c *fiber.Ctx, e *Error, requestID string) error {
 	return c.Send(b)
 }
 
-// page is the HTML error page. It is deliberately plain: no assets, no
-// script, every dynamic value escaped.
+// plainPage is the plain HTML error page, for apps without a [Page] (standalone
+// Fiber apps, tests) and should a Page fail. It is deliberately plain: no
+// assets, no script, every dynamic value escaped.
 //
 // The body is <main class="arbor-error" data-error="CODE">, so that tests
 // (and browser automation) can tell an Arbor error page from an app page.
-func page(status int, code, message, requestID string) string {
+func plainPage(status int, code, message, requestID string) string {
 	title := strconv.Itoa(status) + " " + http.StatusText(status)
 	var b strings.Builder
 	b.Grow(512 + len(message) + len(requestID))
@@ -116,10 +138,13 @@ type HandlerConfig struct {
 	// RequestID returns the request's id for the body and the log line. Nil
 	// renders errors without one.
 	RequestID func(c *fiber.Ctx) string
+	// Page writes the HTML page a browser gets (see [Page]). Nil: the
+	// plain page.
+	Page Page
 }
 
 // Handler returns a Fiber ErrorHandler that classifies with [From], logs with
-// [Log] and writes with [Render]. The gateway installs its own, which also
+// [Log] and writes with [RenderPage] and cfg.Page. The gateway installs its own, which also
 // feeds the access log and metrics; Handler is for standalone Fiber apps and
 // tests that want the same error shape.
 func Handler(cfg HandlerConfig) fiber.ErrorHandler {
@@ -130,6 +155,6 @@ func Handler(cfg HandlerConfig) fiber.ErrorHandler {
 			id = cfg.RequestID(c)
 		}
 		Log(c.Context(), cfg.Logger, e, id)
-		return Render(c, e, id)
+		return RenderPage(c, e, id, cfg.Page)
 	}
 }

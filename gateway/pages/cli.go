@@ -1,7 +1,6 @@
 package pages
 
 import (
-	"embed"
 	"errors"
 	"fmt"
 	"html/template"
@@ -24,15 +23,9 @@ import (
 // or device started (service/clilogin does the work; its errors get the
 // answers of api.CLIAnswer, the JSON API's).
 
-//go:embed assets/cli.html
-var cliAssets embed.FS
-
 // CLISessions is what the CLI pages need of session.Manager: the CSRF
 // token of their forms.
-type CLISessions interface {
-	CSRFToken(sid string) string
-	CheckCSRF(sid, token string) bool
-}
+type CLISessions = CSRF
 
 // CLIOptions configure the CLI login pages.
 type CLIOptions struct {
@@ -69,7 +62,7 @@ func NewCLI(opts CLIOptions) (*CLI, error) {
 	if opts.CLIName == "" {
 		opts.CLIName = config.DefaultCLIName
 	}
-	tmpl, err := Templates(names, cliAssets, "assets/cli.html")
+	tmpl, err := Templates(names, assets, "assets/cli.html")
 	if err != nil {
 		return nil, fmt.Errorf("pages: parsing the CLI pages: %w", err)
 	}
@@ -136,7 +129,7 @@ func (p *CLI) formUser(c *fiber.Ctx) (authn.Identity, error) {
 	if err != nil {
 		return id, err
 	}
-	if CrossSite(c, p.opts.PublicURL) || !p.opts.Sessions.CheckCSRF(id.SessionID, reqbody.FormValue(c, "csrf")) {
+	if !FromOwnPage(c, p.opts.PublicURL, p.opts.Sessions, id.SessionID) {
 		return id, httperr.New(403, "csrf_invalid", "This form was not sent from the approval page; reload it and try again")
 	}
 	return id, nil

@@ -19,7 +19,7 @@ import (
 // template rendered, for a browser and as JSON; the busy page keeps its
 // Retry-After.
 func TestErrorPageLooksAsBefore(t *testing.T) {
-	tmpl, err := Templates(Names{}, cliAssets, "assets/cli.html")
+	tmpl, err := Templates(Names{}, assets, "assets/cli.html")
 	if err != nil {
 		t.Fatal(err)
 	}

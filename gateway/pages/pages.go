@@ -1,10 +1,16 @@
-// Package pages holds what every HTML page Arbor renders itself (sign-in,
-// account, Integrations, CLI approval) shares: the response headers that
-// keep them uncached, unframed and script-free, and the check that a form
-// post comes from Arbor's own origin; the layout every page starts and
-// ends with (Templates, Render); and the one error page those pages show
-// (Error), JSON for clients that are not browsers. One copy, so the pages
-// cannot drift apart in what they defend against or how they fail.
+// Package pages is Arbor's own HTML pages, each a file with its routes:
+// the Integrations page (integrations.go), the Workers page (workers.go)
+// and the account page (account.go). It also holds what every page Arbor
+// renders (sign-in's and the CLI's too) shares: the response headers that
+// keep them uncached, unframed and script-free; the check that a form
+// comes from Arbor's own page (FromOwnPage); the layout every page starts
+// and ends with (Templates, Render); and the one error page those pages
+// show (Error, StepError), JSON for clients that are not browsers. One
+// copy, so the pages cannot drift apart in what they defend against or how
+// they fail.
+//
+// The pages call the services (package service/...) and map their errors
+// with api.Answer, as the JSON APIs do (package gateway/api).
 package pages
 
 import "github.com/gofiber/fiber/v2"
@@ -20,32 +26,4 @@ func Headers(c *fiber.Ctx) {
 	c.Set(fiber.HeaderXFrameOptions, "DENY")
 	c.Set(fiber.HeaderReferrerPolicy, "no-referrer")
 	c.Set(fiber.HeaderXContentTypeOptions, "nosniff")
-}
-
-// CrossSite reports a request that the browser says comes from another
-// site. Fetch metadata decides when the browser sends it: Sec-Fetch-Site
-// cross-site or same-site (a sibling subdomain) is cross-site, same-origin
-// is not (a page cannot forge it: it is a forbidden header name). Without
-// it, an Origin other than publicURL is cross-site, and "Origin: null"
-// counts as cross-site: browsers send it from sandboxed frames, data: and
-// file: documents and after cross-origin redirects.
-//
-// Why same-origin wins over "Origin: null": Arbor's pages are sent with
-// Referrer-Policy: no-referrer (a callback URL holds a code), and under
-// that policy the Fetch standard serializes the Origin of a form POST from
-// Arbor's own page as "null" too; only the fetch metadata then tells the
-// two apart. A browser too old to send Sec-Fetch-Site (Safari before 16.4)
-// is refused with "Origin: null", which errs on the safe side.
-//
-// Requests without either header (non-browser clients) are not
-// cross-site; CSRF tokens cover those.
-func CrossSite(c *fiber.Ctx, publicURL string) bool {
-	switch c.Get("Sec-Fetch-Site") {
-	case "cross-site", "same-site":
-		return true
-	case "same-origin":
-		return false
-	}
-	o := c.Get(fiber.HeaderOrigin)
-	return o != "" && o != publicURL
 }

@@ -38,15 +38,15 @@ func (n Names) WithDefaults() Names {
 // patterns. The layout reads .Title, .Who (the signed-in person's name,
 // empty for none), .Refresh (reload after 2 s) and .RequestID. Every
 // template may call appName and workerName, which give names (defaults
-// filled in).
+// filled in). Without patterns (fsys may be nil) it is the layout alone.
 func Templates(names Names, fsys fs.FS, patterns ...string) (*template.Template, error) {
 	names = names.WithDefaults()
 	t, err := template.New("layout.html").Funcs(template.FuncMap{
 		"appName":    func() string { return names.App },
 		"workerName": func() string { return names.Worker },
 	}).ParseFS(layout, "layout.html")
-	if err != nil {
-		return nil, err
+	if err != nil || len(patterns) == 0 {
+		return t, err
 	}
 	return t.ParseFS(fsys, patterns...)
 }

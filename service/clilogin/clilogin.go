@@ -6,7 +6,7 @@
 // context and answers with values and its own errors (errors.go); the
 // HTTP layer (gateway/api's CLI, gateway/pages' CLI, authn.CLI) reads
 // requests, maps those errors to answers in one place
-// (gateway/api/answer_cli.go) and renders pages and JSON. Apart, the
+// (gateway/api/answer.go) and renders pages and JSON. Apart, the
 // flow's rules can be read and tested without a server, and no handler
 // can skip one of them.
 //

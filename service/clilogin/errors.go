@@ -8,7 +8,7 @@ import (
 )
 
 // Errors of the Grape flow (Start, Open, Approve, Deny, Exchange). Each is
-// a distinct answer: gateway/api/answer_cli.go gives each its stable code.
+// a distinct answer: gateway/api/answer.go gives each its stable code.
 var (
 	// ErrInvalidDeviceCode: a device code that is not 16 to 128 letters,
 	// digits or '-' (Start, Open).

@@ -1,8 +1,8 @@
 package connections_test
 
 import (
-	"github.com/vintner/arbor/gateway/integrations"
+	"github.com/vintner/arbor/gateway/api"
 	"github.com/vintner/arbor/service/connections"
 )
 
-func init() { connections.SetAnswer(integrations.Answer) }
+func init() { connections.SetAnswer(api.Answer) }

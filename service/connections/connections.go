@@ -69,7 +69,7 @@ import (
 )
 
 // Stable error codes: the "error" field of the answer the web layer
-// (integrations.Answer) gives for each of the Err* kinds.
+// (gateway/api.Answer) gives for each of the Err* kinds.
 const (
 	CodeNotConnected        = "provider_not_connected"
 	CodeReconnectRequired   = "provider_reconnect_required"

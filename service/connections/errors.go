@@ -10,8 +10,8 @@ import (
 // Errors the broker returns, as the kinds of an *Error: test with
 // errors.Is (errors.Is(err, ErrNotConnected)) and read the details
 // (provider, reason, wait) with errors.As. The broker knows nothing of
-// HTTP: the web layer (integrations.Answer) maps each kind to a status,
-// a stable code and a message, in one place, as workerpages does for
+// HTTP: the web layer (gateway/api.Answer) maps each kind to a status,
+// a stable code and a message, in one place, as it does for
 // package workers.
 var (
 	// ErrNotConnected is returned when the user has no connection to the

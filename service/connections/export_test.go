@@ -1,6 +1,6 @@
 package connections
 
-// answer is integrations.Answer, the web layer's mapping of the broker's
+// answer is api.Answer, the web layer's mapping of the broker's
 // errors to HTTP answers, set by answer_test.go (package
 // connections_test): this package must not import the web layer, but its
 // tests assert the statuses, codes and Retry-After a client gets.

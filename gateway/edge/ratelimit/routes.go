@@ -22,7 +22,7 @@ type Route struct {
 }
 
 // Table is the fixed route → class table. The paths are those of
-// gateway/webauth, gateway/integrations, gateway/pages and gateway/api; [Limits.Missing]
+// gateway/signin, gateway/pages and gateway/api; [Limits.Missing]
 // reports an entry that no registration matched, so that a renamed route
 // fails the start instead of losing its limit.
 var Table = []Route{

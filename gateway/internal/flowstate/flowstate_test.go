@@ -74,7 +74,7 @@ func TestRoundTrip(t *testing.T) {
 			t.Fatalf("the sealed value shows %q", secret)
 		}
 	}
-	// A typical state stays short; the longest return path webauth
+	// A typical state stays short; the longest return path signin
 	// carries (512 bytes) still fits.
 	t.Logf("a typical sealed state: %d characters", len(v))
 	if len(v) > 400 {
