@@ -175,7 +175,11 @@ func startServeAt(t *testing.T, addr, waitPath string, env []string, args ...str
 			t.Logf("arbor serve log:\n%s", tail(s.logs.String(), 20000))
 		}
 	})
-	deadline := time.Now().Add(60 * time.Second)
+	// Readiness waits for the plugins, which are compiled on first use of
+	// a module: on a loaded 2-core machine that compiles the rebuilt
+	// built-ins for several servers at once, it has taken over a minute.
+	// The bound is for a server that never gets ready, not a speed check.
+	deadline := time.Now().Add(3 * time.Minute)
 	for time.Now().Before(deadline) {
 		select {
 		case err := <-s.done:
