@@ -21,7 +21,7 @@ import (
 	"github.com/vintner/arbor/gateway/httperr"
 	"github.com/vintner/arbor/gateway/internal/flowstate"
 	"github.com/vintner/arbor/gateway/pages"
-	"github.com/vintner/arbor/gateway/returnto"
+	"github.com/vintner/arbor/gateway/signin/returnto"
 	"github.com/vintner/arbor/plugins"
 	"github.com/vintner/arbor/sdk/abi"
 )

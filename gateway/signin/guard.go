@@ -8,9 +8,9 @@ import (
 	"github.com/gofiber/fiber/v2"
 	"github.com/valyala/fasthttp"
 
-	"github.com/vintner/arbor/gateway/assertion"
 	"github.com/vintner/arbor/gateway/authn"
 	"github.com/vintner/arbor/gateway/authz/access"
+	"github.com/vintner/arbor/gateway/authz/assertion"
 	"github.com/vintner/arbor/gateway/httperr"
 )
 

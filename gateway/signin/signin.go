@@ -66,10 +66,10 @@ import (
 
 	"github.com/vintner/arbor/data"
 	"github.com/vintner/arbor/gateway"
-	"github.com/vintner/arbor/gateway/assertion"
 	"github.com/vintner/arbor/gateway/authn"
 	"github.com/vintner/arbor/gateway/authn/session"
 	"github.com/vintner/arbor/gateway/authz/access"
+	"github.com/vintner/arbor/gateway/authz/assertion"
 	"github.com/vintner/arbor/gateway/httperr"
 	"github.com/vintner/arbor/gateway/internal/flowstate"
 	"github.com/vintner/arbor/gateway/pages"
