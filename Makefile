@@ -34,7 +34,7 @@ test-unit:
 # "context deadline exceeded" failure at the deadline on a busy machine
 # (go.dev/issue/75804, fixed in Go 1.27).
 FUZZTIME ?= 500000x
-FUZZ_TARGETS := ./gateway/authn/sessiontoken:FuzzVerify ./gateway/returnto:FuzzValidate ./gateway/authz/access:FuzzClassify ./sdk/client:FuzzValidWorkerToken ./gateway/edge/target:FuzzNormalize
+FUZZ_TARGETS := ./gateway/authn/sessiontoken:FuzzVerify ./gateway/signin/returnto:FuzzValidate ./gateway/authz/access:FuzzClassify ./sdk/client:FuzzValidWorkerToken ./gateway/edge/target:FuzzNormalize
 fuzz:
 	@set -e; for t in $(FUZZ_TARGETS); do \
 	  pkg=$${t%%:*}; fn=$${t##*:}; \

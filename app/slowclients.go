@@ -7,8 +7,8 @@ import (
 
 	"github.com/vintner/arbor/config"
 	"github.com/vintner/arbor/gateway"
+	"github.com/vintner/arbor/gateway/authz"
 	"github.com/vintner/arbor/gateway/edge/tunnelwatch"
-	"github.com/vintner/arbor/gateway/signin"
 )
 
 // slowClientOptions sets the gateway's slow-client options (docs/edge.md,
@@ -36,7 +36,7 @@ func slowClientOptions(o *gateway.Options, s config.Server, up config.Upstream) 
 // tunnelOwner names the sign-in of a request the guard let through, so
 // that its WebSocket tunnels end with it.
 func tunnelOwner(c *fiber.Ctx) string {
-	id, ok := signin.IdentityOf(c)
+	id, ok := authz.IdentityOf(c)
 	if !ok {
 		return ""
 	}

@@ -19,11 +19,12 @@ import (
 	"github.com/vintner/arbor/data/seal"
 	"github.com/vintner/arbor/gateway"
 	"github.com/vintner/arbor/gateway/api"
-	"github.com/vintner/arbor/gateway/assertion"
 	"github.com/vintner/arbor/gateway/authn"
 	"github.com/vintner/arbor/gateway/authn/session"
 	"github.com/vintner/arbor/gateway/authn/sessiontoken"
+	"github.com/vintner/arbor/gateway/authz"
 	"github.com/vintner/arbor/gateway/authz/access"
+	"github.com/vintner/arbor/gateway/authz/assertion"
 	"github.com/vintner/arbor/gateway/authz/scope"
 	"github.com/vintner/arbor/gateway/httperr"
 	"github.com/vintner/arbor/gateway/pages"
@@ -46,6 +47,7 @@ type webAuth struct {
 	sessions    *session.Manager
 	sessionToks *sessiontoken.Signer
 	web         *signin.SignIn
+	gate        *authz.Gate // gateway.Options.Guard and Director
 	broker      *connections.Broker
 	cli         *clilogin.Service
 	notifier    *webhook.Notifier // nil without connections.webhook_url
@@ -256,28 +258,40 @@ func (a *App) setupWebAuth(cfg config.Config, secrets config.SecretsValues, keyr
 		return nil, err
 	}
 	web, err := signin.New(signin.Options{
-		Chain:        chain, // issue 17
-		WorkerRoutes: workerRoutes,
-		Store:        store,
-		Sessions:     sessions,
-		Connector:    broker,
-		Providers:    provs,
-		Policy:       policy,
-		Assertions:   asserter,
-		PublicURL:    cfg.PublicURL,
-		AppName:      cfg.UI.AppName,
-		Secure:       secure,
-		Headers: signin.Headers{
-			UserID:    cfg.Identity.UserIDHeader,
-			Email:     cfg.Identity.EmailHeader,
-			Login:     cfg.Identity.LoginHeader,
-			Assertion: cfg.Identity.AssertionHeader,
-		},
+		Chain:               chain, // issue 17
+		Store:               store,
+		Sessions:            sessions,
+		Connector:           broker,
+		Providers:           provs,
+		Assertions:          asserter,
+		PublicURL:           cfg.PublicURL,
+		AppName:             cfg.UI.AppName,
+		Secure:              secure,
 		LinkByVerifiedEmail: cfg.Auth.LinkByVerifiedEmail,
 		AfterSignIn:         cfg.Auth.AfterSignIn,
 		BindingKey:          derive(secrets.SessionKey, "browser binding"),
 		Logger:              log,
 		Now:                 a.opts.Now,
+	})
+	if err != nil {
+		return nil, err
+	}
+	gate, err := authz.NewGate(authz.GateOptions{
+		Policy:       policy,
+		WorkerRoutes: workerRoutes,
+		Chain:        chain,
+		SignInPath:   signin.PathSignIn,
+		AfterSignIn:  cfg.Auth.AfterSignIn,
+		FlowPaths:    signin.FlowPaths(),
+		Headers: authz.Headers{
+			UserID:    cfg.Identity.UserIDHeader,
+			Email:     cfg.Identity.EmailHeader,
+			Login:     cfg.Identity.LoginHeader,
+			Assertion: cfg.Identity.AssertionHeader,
+		},
+		Assertions:    asserter,
+		SessionCookie: sessions.CookieName(),
+		FlowCookie:    web.FlowCookieName(),
 	})
 	if err != nil {
 		return nil, err
@@ -323,7 +337,7 @@ func (a *App) setupWebAuth(cfg config.Config, secrets config.SecretsValues, keyr
 	if err != nil {
 		return nil, err
 	}
-	return &webAuth{sessions: sessions, sessionToks: signer, web: web, broker: broker, cli: cli, notifier: notifier, workers: workerSvc,
+	return &webAuth{sessions: sessions, sessionToks: signer, web: web, gate: gate, broker: broker, cli: cli, notifier: notifier, workers: workerSvc,
 		integrationsPage: integrationsPage, workersPage: workersPage, accountPage: accountPage,
 		providersAPI: providersAPI, workersAPI: workersAPI, whoamiAPI: whoamiAPI, cliPage: cliPages, cliAPI: cliAPI, errorPage: errorPage}, nil
 }

@@ -17,9 +17,11 @@
 // 404 here and MetricsHandler serves it elsewhere), the routes registered
 // with Mount, and
 // finally the proxy, which Serve registers last so that no route added
-// before it can be shadowed. Identity headers for the upstream are added by
-// Options.Director, which runs after the proxy has stripped every identity
-// header the client sent.
+// before it can be shadowed. Whether a request may reach the upstream is
+// Options.Guard's decision, and identity headers for the upstream are added
+// by Options.Director, which runs after the proxy has stripped every
+// identity header the client sent; Arbor's are authz.Gate's (package
+// gateway/authz).
 //
 // # Why it is built this way
 //

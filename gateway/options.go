@@ -99,13 +99,15 @@ type Options struct {
 	IdentityHeaders []string
 	// Director edits each upstream request after stripping; Arbor's identity
 	// headers are added here. The gateway sets X-Request-Id before calling
-	// it. See proxy.Director.
+	// it. See proxy.Director. Arbor's is authz.Gate.Director.
 	Director proxy.Director
 	// Guard decides, before anything is relayed, whether a request may go
 	// to the upstream: it authenticates the request and applies the route
 	// policy. It returns true to let the request through; false when it
 	// has answered itself (a redirect to sign-in), or an error, which is
 	// rendered like any other (a 401). Nil lets every request through.
+	// Arbor's is authz.Gate.Guard (package gateway/authz), wrapped by the
+	// failed-authentication limit (ratelimit.Limits.Guard).
 	Guard func(c *fiber.Ctx) (bool, error)
 	// ErrorPage writes the HTML page a browser gets for an error (see
 	// httperr.Page; Arbor's is pages.HTTPErrorPage, the layout's error

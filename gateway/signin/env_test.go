@@ -15,8 +15,8 @@ import (
 	"github.com/vintner/arbor/data/boltdb"
 	"github.com/vintner/arbor/gateway/authn/session"
 	"github.com/vintner/arbor/gateway/authn/sessiontoken"
+	"github.com/vintner/arbor/gateway/authz"
 	"github.com/vintner/arbor/gateway/authz/access"
-	"github.com/vintner/arbor/gateway/signin"
 	"github.com/vintner/arbor/plugins/builtin/fakes"
 	"github.com/vintner/arbor/sdk/fakeprovider"
 	"github.com/vintner/arbor/service/workers"
@@ -41,7 +41,7 @@ type envOptions struct {
 	linkByEmail  bool
 	tokenTTL     time.Duration // session.token_ttl; default 15m
 	idle         time.Duration // session.idle_timeout; default 7 days
-	headers      signin.Headers
+	headers      authz.Headers
 	// secure makes the public URL https (the listener stays plain http;
 	// the test client rewrites the scheme, as a TLS terminator would).
 	secure bool

@@ -21,7 +21,7 @@ import (
 	"github.com/vintner/arbor/gateway/httperr"
 	"github.com/vintner/arbor/gateway/internal/flowstate"
 	"github.com/vintner/arbor/gateway/pages"
-	"github.com/vintner/arbor/gateway/returnto"
+	"github.com/vintner/arbor/gateway/signin/returnto"
 	"github.com/vintner/arbor/plugins"
 	"github.com/vintner/arbor/sdk/abi"
 )
@@ -46,31 +46,18 @@ type providerButton struct {
 	Name, DisplayName, Href string
 }
 
-// returnPath validates a return path from a query or form; anything that
-// is not a same-origin path falls back to def. It never fails: an
-// invalid return path is ignored, not an error page.
-func returnPath(raw, def string) string {
-	if raw == "" {
-		return def
-	}
-	clean, err := returnto.Validate(raw)
-	if err != nil || flowPath(clean) {
-		return def
-	}
-	return clean
-}
+// flowPaths are the steps of the sign-in flow itself: never a place to
+// return to (they make no sense there, or loop). The account page is not
+// one.
+var flowPaths = []string{PathSignIn, PathStart, PathLink, PathCallback, PathLogout}
 
-// flowPath reports whether p is a step of the sign-in flow itself, which
-// makes no sense (or loops) as a place to return to. The account page is
-// not one.
-func flowPath(p string) bool {
-	for _, prefix := range []string{PathSignIn, PathStart, PathLink, PathCallback, PathLogout} {
-		if p == prefix || strings.HasPrefix(p, prefix+"?") || strings.HasPrefix(p, strings.TrimSuffix(prefix, "/")+"/") {
-			return true
-		}
-	}
-	return false
-}
+// FlowPaths returns the paths of the sign-in flow that a return path must
+// not point at (returnto.OrDefault's avoid); authz.GateOptions.FlowPaths.
+func FlowPaths() []string { return append([]string(nil), flowPaths...) }
+
+// returnPath validates a return path from a query or form; anything that
+// is not a same-origin path, or is a step of the flow, falls back to def.
+func returnPath(raw, def string) string { return returnto.OrDefault(raw, def, flowPaths) }
 
 func (w *SignIn) signIn(c *fiber.Ctx) error {
 	rt := returnPath(c.Query("return_to"), w.opts.AfterSignIn)

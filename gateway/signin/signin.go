@@ -1,9 +1,10 @@
 // Package signin is Arbor's browser sign-in: the sign-in page, the OAuth
 // 2.0 authorization code flow through provider plugins (signing in,
-// linking another sign-in method, connecting a Git provider), logout, and
-// the guard and director that put the signed-in identity on every request
-// relayed to the upstream. The account page is pages.Account, and
-// /auth/whoami is api.Whoami.
+// linking another sign-in method, connecting a Git provider), logout and
+// the assertion keys (/.well-known/jwks.json). The account page is
+// pages.Account, and /auth/whoami is api.Whoami. Whether a proxied request
+// needs a session, and what the upstream learns of the caller, is
+// authz.Gate's: sign-in only starts and ends sessions.
 //
 // # Providers are plugins
 //
@@ -66,15 +67,13 @@ import (
 
 	"github.com/vintner/arbor/data"
 	"github.com/vintner/arbor/gateway"
-	"github.com/vintner/arbor/gateway/assertion"
 	"github.com/vintner/arbor/gateway/authn"
 	"github.com/vintner/arbor/gateway/authn/session"
-	"github.com/vintner/arbor/gateway/authz/access"
+	"github.com/vintner/arbor/gateway/authz/assertion"
 	"github.com/vintner/arbor/gateway/httperr"
 	"github.com/vintner/arbor/gateway/internal/flowstate"
 	"github.com/vintner/arbor/gateway/pages"
 	"github.com/vintner/arbor/sdk/abi"
-	"github.com/vintner/arbor/service/workers"
 )
 
 // Paths of the routes Routes registers.
@@ -102,30 +101,13 @@ type Connector interface {
 	Connect(ctx context.Context, userID, provider string, tok *abi.Token, user *abi.User) error
 }
 
-// Headers names the request headers carrying the identity to the upstream.
-type Headers struct {
-	UserID    string
-	Email     string
-	Login     string
-	Assertion string
-}
-
-// DefaultHeaders are the standard identity header names.
-var DefaultHeaders = Headers{
-	UserID:    "X-Arbor-User-Id",
-	Email:     "X-Arbor-User-Email",
-	Login:     "X-Arbor-User-Login",
-	Assertion: "X-Arbor-Assertion",
-}
-
 // Options configure SignIn.
 type Options struct {
 	Store     Store
 	Sessions  *session.Manager
 	Providers Providers
-	// Policy classifies upstream paths. Required.
-	Policy *access.Policy
-	// Assertions signs the identity assertion header; nil sends none.
+	// Assertions is the identity assertion signer, whose public keys
+	// /.well-known/jwks.json serves; nil serves none (404).
 	Assertions *assertion.Signer
 	// PublicURL is the external base URL (scheme://host[:port]); redirect
 	// URIs are PublicURL + /auth/callback/{provider}.
@@ -133,8 +115,6 @@ type Options struct {
 	// Secure: browsers reach Arbor over https (the flow cookie gets the
 	// __Host- prefix and Secure).
 	Secure bool
-	// Headers are the identity header names. Zero fields: DefaultHeaders.
-	Headers Headers
 	// LinkByVerifiedEmail: see package doc.
 	LinkByVerifiedEmail bool
 	// AfterSignIn is where a sign-in without a return path lands. Default "/".
@@ -148,13 +128,8 @@ type Options struct {
 	// Connector stores Git provider connections made through the flow;
 	// nil disables BeginConnect.
 	Connector Connector
-	// Chain decides who is calling a proxied request (package authn):
-	// worker credentials on WorkerRoutes, else the session cookie, else a
-	// CLI access token. Required.
+	// Chain decides who is signed in (package authn). Required.
 	Chain *authn.Chain
-	// WorkerRoutes classifies paths: those it calls access.API are worker
-	// routes (when the chain accepts workers). Nil: none.
-	WorkerRoutes *access.Policy
 	// Now is the clock. Default time.Now.
 	Now func() time.Time
 	// Logger receives what the flow logs besides the request logger.
@@ -164,10 +139,9 @@ type Options struct {
 	AppName string
 }
 
-// SignIn serves the sign-in routes and guards the proxy.
+// SignIn serves the sign-in routes.
 type SignIn struct {
 	opts    Options
-	hdr     headerNames
 	pages   *template.Template
 	css     []byte
 	cssETag string
@@ -193,9 +167,6 @@ func New(opts Options) (*SignIn, error) {
 	if opts.Providers == nil {
 		missing = append(missing, "Providers")
 	}
-	if opts.Policy == nil {
-		missing = append(missing, "Policy")
-	}
 	if len(missing) > 0 {
 		return nil, fmt.Errorf("signin: Options.%s required", strings.Join(missing, ", Options."))
 	}
@@ -206,18 +177,6 @@ func New(opts Options) (*SignIn, error) {
 		return nil, errors.New("signin: BindingKey must be at least 32 bytes")
 	}
 	opts.PublicURL = strings.TrimRight(opts.PublicURL, "/")
-	if opts.Headers.UserID == "" {
-		opts.Headers.UserID = DefaultHeaders.UserID
-	}
-	if opts.Headers.Email == "" {
-		opts.Headers.Email = DefaultHeaders.Email
-	}
-	if opts.Headers.Login == "" {
-		opts.Headers.Login = DefaultHeaders.Login
-	}
-	if opts.Headers.Assertion == "" {
-		opts.Headers.Assertion = DefaultHeaders.Assertion
-	}
 	if opts.AfterSignIn == "" {
 		opts.AfterSignIn = "/"
 	}
@@ -248,7 +207,6 @@ func New(opts Options) (*SignIn, error) {
 	w := &SignIn{
 		states:  states,
 		opts:    opts,
-		hdr:     newHeaderNames(opts.Headers),
 		pages:   pages,
 		css:     css,
 		cssETag: fmt.Sprintf(`"%x"`, sum[:8]),
@@ -260,21 +218,10 @@ func New(opts Options) (*SignIn, error) {
 	return w, nil
 }
 
-// StrippedHeaders are the identity header names that are not X-Arbor-*,
-// and the worker credentials; the proxy must strip them from client
-// requests as it strips X-Arbor-*. Worker credentials never reach the
-// upstream: Guard reads them on worker routes before the proxy strips them
-// (the upstream gets the worker's id in its own header), and on any other
-// route they mean nothing to Arbor and must not mean something to the app.
-func (w *SignIn) StrippedHeaders() []string {
-	out := []string{workers.HeaderID, workers.HeaderToken}
-	for _, h := range []string{w.opts.Headers.UserID, w.opts.Headers.Email, w.opts.Headers.Login, w.opts.Headers.Assertion} {
-		if !strings.HasPrefix(strings.ToLower(h), "x-arbor-") {
-			out = append(out, h)
-		}
-	}
-	return out
-}
+// FlowCookieName is the name of the sign-in flow's browser-binding cookie
+// (__Host-arbor_flow behind https, else arbor_flow); authz.Gate removes it
+// from what the upstream receives.
+func (w *SignIn) FlowCookieName() string { return w.flow }
 
 // Routes registers the sign-in, logout and key routes and the stylesheet
 // of every page. Mount them with gateway.ClassAuth.

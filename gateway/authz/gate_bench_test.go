@@ -1,4 +1,4 @@
-package signin
+package authz
 
 import (
 	"context"
@@ -70,7 +70,11 @@ func BenchmarkGuard(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	w := &SignIn{opts: Options{Sessions: sessions, Policy: policy, WorkerRoutes: workerRoutes, Chain: chain}}
+	w, err := NewGate(GateOptions{Policy: policy, WorkerRoutes: workerRoutes, Chain: chain,
+		SignInPath: "/auth/sign-in", SessionCookie: sessions.CookieName(), FlowCookie: "arbor_flow"})
+	if err != nil {
+		b.Fatal(err)
+	}
 	app := fiber.New()
 	for _, tc := range []struct {
 		name, path string

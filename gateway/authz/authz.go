@@ -1,0 +1,31 @@
+// Package authz decides, for every request relayed to the upstream,
+// whether it may reach the upstream and what the upstream learns of the
+// caller. It is where the answers of two other places meet:
+//
+//   - the route classes (package access) say what a path needs: nothing
+//     (Public), a browser session (Session: an anonymous page load is
+//     redirected to sign-in) or a session or token (API: 401 JSON);
+//   - the chain (package gateway/authn) says who is calling: worker
+//     credentials on worker routes, else a session cookie or a CLI token.
+//
+// The [Gate] joins them. [Gate.Guard] is gateway.Options.Guard: it runs
+// before every proxied request, classifies the path, asks the chain, keeps
+// the identity on the request ([IdentityOf]) and stops what may not pass.
+// [Gate.Director] is gateway.Options.Director: once the proxy has stripped
+// every client-sent identity header, it writes Arbor's own (the [Headers],
+// and the signed assertion of package assertion) and removes Arbor's
+// cookies and the caller's credentials, so the upstream learns who is
+// calling and never anything it could replay.
+//
+// A newcomer follows a proxied request from gateway/server.go to
+// gateway.Options.Guard to here. Policy beyond route classes (issue 19:
+// which signed-in users may reach which routes) belongs in the Gate too,
+// not in sign-in or the chain.
+//
+// # The hot path
+//
+// Guard and Director run on every proxied request: an authenticated
+// request costs one allocation (the identity kept for Director), an
+// anonymous one none (BenchmarkGuard). Header names are canonicalised
+// once, in NewGate.
+package authz
