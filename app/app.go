@@ -188,6 +188,11 @@ func New(ctx context.Context, cfg config.Config, opts Options) (_ *App, err erro
 	if err := a.step("logs"); err != nil {
 		return nil, err
 	}
+	if cfg.TLS.Enabled() {
+		// Issue 18 is building Arbor's https; until it is wired, refuse
+		// rather than serve plain http to someone who asked for https.
+		return nil, usageErr(errors.New("tls.*: Arbor does not serve https yet (issue 18); leave tls.cert_file, tls.key_file and tls.acme.domains unset and put TLS in front of Arbor"))
+	}
 	log := NewLogger(cfg, stderr)
 	a.Log = log
 	// The access log (one line per request) is buffered: a write(2) per

@@ -70,6 +70,7 @@ type Config struct {
 	Plugins     Plugins     `yaml:"plugins"`
 	Limits      Limits      `yaml:"limits"`
 	UI          UI          `yaml:"ui"`
+	TLS         TLS         `yaml:"tls"`
 	// Providers configures provider plugins by name (github, gitlab, …):
 	// client id, endpoint overrides, scopes, extra hosts. Environment:
 	// ARBOR_PROVIDERS_<NAME>_<FIELD>, e.g. ARBOR_PROVIDERS_GITHUB_CLIENT_ID;
@@ -250,6 +251,7 @@ func Default() Config {
 			MaxPendingDevices: 10_000, MaxPendingPerAddress: 10, Audience: "arbor-cli"},
 		Limits: defaultLimits(),
 		UI:     defaultUI(),
+		TLS:    defaultTLS(),
 	}
 }
 
@@ -321,7 +323,11 @@ func decodeYAML(file string, raw []byte, cfg *Config) error {
 // fillDerived sets defaults that depend on other fields.
 func (c *Config) fillDerived() {
 	if c.PublicURL == "" && c.Listen != "" {
-		c.PublicURL = "http://" + c.Listen
+		scheme := "http://"
+		if c.TLS.Enabled() {
+			scheme = "https://"
+		}
+		c.PublicURL = scheme + c.Listen
 	}
 	if c.Store.Path == "" && c.DataDir != "" {
 		c.Store.Path = filepath.Join(c.DataDir, "arbor.db")
@@ -425,6 +431,7 @@ func (c Config) Validate() error {
 	c.validateAuth(bad)
 	c.validateEdge(bad)
 	c.validateLimits(bad)
+	c.validateTLS(bad)
 	c.validateSlowClients(bad)
 	c.validateUI(bad)
 	if len(errs) > 0 {
