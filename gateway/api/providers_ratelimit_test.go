@@ -32,7 +32,7 @@ func TestReposRateLimitedAndRefused(t *testing.T) {
 	b.MustSignIn("google")
 	for _, p := range []string{"github", "gitlab"} {
 		t.Run(p, func(t *testing.T) {
-			connectProvider(t, b, p)
+			apptest.ConnectProvider(t, b, p)
 			path := "/api/providers/" + p + "/repos?per_page=5"
 			// The user's own token's quota: 429, with the provider's wait.
 			e.fakes.Fakes[p].FailNext(fakeprovider.EndpointRepos, 1, http.StatusTooManyRequests)
@@ -51,7 +51,7 @@ func TestReposRateLimitedAndRefused(t *testing.T) {
 			if res := b.Get(path); res.StatusCode != http.StatusOK {
 				t.Fatalf("listing afterwards: %d %s", res.StatusCode, res.Body)
 			}
-			if cards(t, b)[p] != "active" {
+			if apptest.IntegrationCards(t, b)[p] != "active" {
 				t.Fatalf("%s is no longer active", p)
 			}
 		})
@@ -67,7 +67,7 @@ func TestRefreshRateLimited(t *testing.T) {
 	e := newEnv(t, envOptions{serviceTokens: []authn.ServiceToken{{Name: "argocd-sync", Token: secret}}})
 	b := e.browser()
 	b.MustSignIn("github")
-	connectProvider(t, b, "gitlab")
+	apptest.ConnectProvider(t, b, "gitlab")
 	uid := e.MustUserID(b)
 	svc := e.browser()
 	svc.Header.Set("Authorization", "Bearer "+secret)
@@ -99,7 +99,7 @@ func TestRefreshRateLimited(t *testing.T) {
 	if c, err := e.store.GetConnection(t.Context(), uid, "gitlab"); err != nil || c.Status != data.ConnectionActive {
 		t.Fatalf("connection after the rate limit: %q %v", c.Status, err)
 	}
-	if cards(t, b)["gitlab"] != "active" {
+	if apptest.IntegrationCards(t, b)["gitlab"] != "active" {
 		t.Fatal("the card is no longer active")
 	}
 	e.clock.Advance(2 * time.Second)
@@ -151,7 +151,7 @@ func TestSignInRateLimited(t *testing.T) {
 	cb := b.Approve(res.Location(), "")
 	e.fakes.Fakes["gitlab"].FailNext(fakeprovider.EndpointUser, 1, http.StatusTooManyRequests)
 	wantRetryAfter(t, "connect callback", b.Get(cb), http.StatusServiceUnavailable, "provider_rate_limited", "1")
-	if cards(t, b)["gitlab"] != "not_connected" {
+	if apptest.IntegrationCards(t, b)["gitlab"] != "not_connected" {
 		t.Fatal("a rate limited connect stored a connection")
 	}
 }

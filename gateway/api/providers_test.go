@@ -7,7 +7,6 @@ package api_test
 
 import (
 	"net/http"
-	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -17,35 +16,6 @@ import (
 	"github.com/vintner/arbor/data"
 	"github.com/vintner/arbor/service/connections"
 )
-
-var stateRE = regexp.MustCompile(`id="card-([a-z0-9_-]+)" data-provider="[^"]*" data-state="([a-z_]+)"`)
-
-// cards returns provider → state from the Integrations page.
-func cards(t *testing.T, b *apptest.Browser) map[string]string {
-	t.Helper()
-	res := b.Get("/integrations")
-	if res.StatusCode != http.StatusOK {
-		t.Fatalf("Integrations page: %d\n%s", res.StatusCode, res.Body)
-	}
-	out := map[string]string{}
-	for _, m := range stateRE.FindAllStringSubmatch(res.Body, -1) {
-		out[m[1]] = m[2]
-	}
-	return out
-}
-
-// connectProvider runs "Connect" on the Integrations page through the fake.
-func connectProvider(t *testing.T, b *apptest.Browser, provider string) {
-	t.Helper()
-	res := b.Get("/integrations/" + provider + "/connect")
-	if res.StatusCode != http.StatusFound {
-		t.Fatalf("connect %s: %d %s", provider, res.StatusCode, res.Body)
-	}
-	res = b.Get(b.Approve(res.Location(), ""))
-	if res.StatusCode != http.StatusFound || !strings.HasSuffix(res.Location(), "/integrations?notice=connected") {
-		t.Fatalf("connect callback: %d → %q\n%s", res.StatusCode, res.Location(), res.Body)
-	}
-}
 
 type tokenJSON struct {
 	Provider    string  `json:"provider"`
@@ -79,7 +49,7 @@ func TestUsersReachOnlyTheirOwnConnections(t *testing.T) {
 	alice, bob := e.Browser(), e.Browser()
 	alice.MustSignIn("github")
 	bob.MustSignIn("gitlab")
-	connectProvider(t, alice, "gitlab")
+	apptest.ConnectProvider(t, alice, "gitlab")
 	var tok tokenJSON
 	if res := getJSON(t, alice, "/api/providers/gitlab/token", &tok); res.StatusCode != 200 {
 		t.Fatalf("alice's token: %d", res.StatusCode)
@@ -109,8 +79,8 @@ func TestExpiredTokenIsRefreshedAndBrokenGrantIsShown(t *testing.T) {
 	e := apptest.New(t)
 	b := e.Browser()
 	b.MustSignIn("github")
-	connectProvider(t, b, "gitlab")
-	connectProvider(t, b, "github")
+	apptest.ConnectProvider(t, b, "gitlab")
+	apptest.ConnectProvider(t, b, "github")
 	var first, second tokenJSON
 	getJSON(t, b, "/api/providers/gitlab/token", &first)
 	e.Clock.Advance(3 * time.Hour) // GitLab tokens live 2 hours
@@ -126,11 +96,11 @@ func TestExpiredTokenIsRefreshedAndBrokenGrantIsShown(t *testing.T) {
 		t.Fatalf("after the grant was revoked: %d %s", res.StatusCode, res.Body)
 	}
 	page := b.Get("/integrations").Body
-	if cards(t, b)["github"] != "needs_reconnect" || !strings.Contains(page, `class="reason"`) || !strings.Contains(page, "Reconnect GitHub") {
+	if apptest.IntegrationCards(t, b)["github"] != "needs_reconnect" || !strings.Contains(page, `class="reason"`) || !strings.Contains(page, "Reconnect GitHub") {
 		t.Fatalf("page after the grant was revoked:\n%s", page)
 	}
-	connectProvider(t, b, "github")
-	if cards(t, b)["github"] != "active" {
+	apptest.ConnectProvider(t, b, "github")
+	if apptest.IntegrationCards(t, b)["github"] != "active" {
 		t.Fatal("reconnecting did not repair the connection")
 	}
 }
@@ -140,7 +110,7 @@ func TestServiceRoute(t *testing.T) {
 	e := apptest.New(t, apptest.Env(config.EnvServiceTokens+"=argocd-sync:"+secret))
 	b := e.Browser()
 	b.MustSignIn("github")
-	connectProvider(t, b, "gitlab")
+	apptest.ConnectProvider(t, b, "gitlab")
 	uid := e.UserID(b)
 	svc := e.Browser()
 	path := "/api/service/users/" + uid + "/providers/gitlab/token"

@@ -9,11 +9,13 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/vintner/arbor/app/apptest"
 )
 
 func TestAccountPageEndsAnotherSession(t *testing.T) {
-	e := newEnv(t, envOptions{})
-	laptop, phone := e.browser(), e.browser()
+	e := newEnv(t)
+	laptop, phone := e.Browser(), e.Browser()
 	laptop.Header.Set("User-Agent", "Laptop/1.0")
 	phone.Header.Set("User-Agent", "Phone/2.0")
 	laptop.MustSignIn("github")
@@ -26,7 +28,7 @@ func TestAccountPageEndsAnotherSession(t *testing.T) {
 	if phoneSID == nil {
 		t.Fatal("no end-session form")
 	}
-	csrf := csrfRE.FindStringSubmatch(page.Body)[1]
+	csrf := apptest.CSRFRE.FindStringSubmatch(page.Body)[1]
 	res := laptop.Do(http.MethodPost, "/auth/sessions/end", url.Values{"csrf": {csrf}, "id": {phoneSID[1]}})
 	if res.StatusCode != http.StatusSeeOther {
 		t.Fatalf("end session: %d %s", res.StatusCode, res.Body)
@@ -38,10 +40,10 @@ func TestAccountPageEndsAnotherSession(t *testing.T) {
 		t.Fatalf("the laptop's own session ended: %d", res.StatusCode)
 	}
 	// Someone else's session id cannot be ended.
-	stranger := e.browser()
+	stranger := e.Browser()
 	stranger.MustSignIn("gitlab")
-	sessions, _ := e.sessions.List(t.Context(), mustUserID(t, e, laptop))
-	res = stranger.Do(http.MethodPost, "/auth/sessions/end", url.Values{"csrf": {csrfOf(t, stranger)}, "id": {sessions[0].ID}})
+	sessions, _ := e.App.Sessions().List(t.Context(), e.MustUserID(laptop))
+	res = stranger.Do(http.MethodPost, "/auth/sessions/end", url.Values{"csrf": {apptest.AccountCSRF(t, stranger)}, "id": {sessions[0].ID}})
 	if res.StatusCode != http.StatusSeeOther {
 		t.Fatalf("stranger's end: %d", res.StatusCode)
 	}

@@ -13,8 +13,8 @@ import (
 // for a browser, with the pages' headers, the handler's own headers kept
 // and the request id in the footer; JSON for anyone else, as before.
 func TestAppErrorPagesAreTheLayouts(t *testing.T) {
-	e := newEnv(t, envOptions{})
-	anon := e.browser() // sends a browser's Accept
+	e := newEnv(t)
+	anon := e.Browser() // sends a browser's Accept
 	res := anon.Get("/api/providers")
 	rid := res.Header.Get("X-Request-Id")
 	if res.StatusCode != http.StatusUnauthorized || rid == "" ||
@@ -33,7 +33,7 @@ func TestAppErrorPagesAreTheLayouts(t *testing.T) {
 			t.Errorf("header %s: %q, want %q", h, got, v)
 		}
 	}
-	b := e.browser()
+	b := e.Browser()
 	b.MustSignIn("github")
 	if res := b.Get("/api/workers/nope"); res.StatusCode != http.StatusNotFound ||
 		!strings.Contains(res.Body, `<main class="card arbor-error" data-error="worker_not_found">`+"\n<h1>404 Not Found</h1>\n<p>You have no worker with that id</p>") {

@@ -19,35 +19,6 @@ import (
 	"github.com/vintner/arbor/service/connections"
 )
 
-var stateRE = regexp.MustCompile(`id="card-([a-z0-9_-]+)" data-provider="[^"]*" data-state="([a-z_]+)"`)
-
-// cards returns provider → state from the Integrations page.
-func cards(t *testing.T, b *apptest.Browser) map[string]string {
-	t.Helper()
-	res := b.Get("/integrations")
-	if res.StatusCode != http.StatusOK {
-		t.Fatalf("Integrations page: %d\n%s", res.StatusCode, res.Body)
-	}
-	out := map[string]string{}
-	for _, m := range stateRE.FindAllStringSubmatch(res.Body, -1) {
-		out[m[1]] = m[2]
-	}
-	return out
-}
-
-// connectProvider runs "Connect" on the Integrations page through the fake.
-func connectProvider(t *testing.T, b *apptest.Browser, provider string) {
-	t.Helper()
-	res := b.Get("/integrations/" + provider + "/connect")
-	if res.StatusCode != http.StatusFound {
-		t.Fatalf("connect %s: %d %s", provider, res.StatusCode, res.Body)
-	}
-	res = b.Get(b.Approve(res.Location(), ""))
-	if res.StatusCode != http.StatusFound || !strings.HasSuffix(res.Location(), "/integrations?notice=connected") {
-		t.Fatalf("connect callback: %d → %q\n%s", res.StatusCode, res.Location(), res.Body)
-	}
-}
-
 func getJSON(t *testing.T, b *apptest.Browser, path string, into any) *apptest.Response {
 	t.Helper()
 	res := b.Get(path)
@@ -70,7 +41,7 @@ func TestIntegrationsConnectUseDisconnect(t *testing.T) {
 	b := e.Browser()
 	b.MustSignIn("google")
 	// Git providers only: Google signs in but hosts no repositories.
-	if got := cards(t, b); len(got) != 3 || got["github"] != "not_connected" || got["gitlab"] != "not_connected" || got["bitbucket"] != "not_connected" {
+	if got := apptest.IntegrationCards(t, b); len(got) != 3 || got["github"] != "not_connected" || got["gitlab"] != "not_connected" || got["bitbucket"] != "not_connected" {
 		t.Fatalf("cards before connecting: %v", got)
 	}
 	// Connect asks for the repository scopes.
@@ -84,7 +55,7 @@ func TestIntegrationsConnectUseDisconnect(t *testing.T) {
 		t.Fatalf("connect callback: %d %s", res.StatusCode, res.Body)
 	}
 	page := b.Get("/integrations").Body
-	if cards(t, b)["github"] != "active" || !strings.Contains(page, `class="account">octocat<`) {
+	if apptest.IntegrationCards(t, b)["github"] != "active" || !strings.Contains(page, `class="account">octocat<`) {
 		t.Fatalf("after connecting:\n%s", page)
 	}
 
@@ -126,7 +97,7 @@ func TestIntegrationsConnectUseDisconnect(t *testing.T) {
 	if res := b.Do(http.MethodPost, "/integrations/github/disconnect", url.Values{"csrf": {"nope"}}); res.StatusCode != 403 {
 		t.Fatalf("disconnect without CSRF: %d", res.StatusCode)
 	}
-	csrf := csrfRE.FindStringSubmatch(confirm.Body)[1]
+	csrf := apptest.CSRFRE.FindStringSubmatch(confirm.Body)[1]
 	res = b.Do(http.MethodPost, "/integrations/github/disconnect", url.Values{"csrf": {csrf}})
 	if res.StatusCode != http.StatusSeeOther {
 		t.Fatalf("disconnect: %d %s", res.StatusCode, res.Body)
@@ -135,7 +106,7 @@ func TestIntegrationsConnectUseDisconnect(t *testing.T) {
 		t.Fatalf("disconnect redirects to %q", res.Location())
 	}
 	notice := b.Get(res.Location()).Body
-	if !strings.Contains(notice, "revoked at the provider") || cards(t, b)["github"] != "not_connected" {
+	if !strings.Contains(notice, "revoked at the provider") || apptest.IntegrationCards(t, b)["github"] != "not_connected" {
 		t.Fatalf("after disconnecting:\n%s", notice)
 	}
 	if e.Fakes.Fakes["github"].ValidAccessToken(tok.AccessToken) || len(e.Fakes.Fakes["github"].CallsTo(fakeprovider.EndpointRevoke)) != 1 {
@@ -176,7 +147,7 @@ func TestIntegrationsCardShowsScopesAsText(t *testing.T) {
 	}))
 	b := e.Browser()
 	b.MustSignIn("github")
-	connectProvider(t, b, "github")
+	apptest.ConnectProvider(t, b, "github")
 	if page := b.Get("/integrations").Body; !strings.Contains(page, `<dd class="scopes">repo read:user user:email</dd>`) {
 		t.Fatalf("scopes on the card:\n%s", page)
 	}

@@ -10,12 +10,13 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/vintner/arbor/app/apptest"
 	"github.com/vintner/arbor/sdk/client"
 )
 
 // callAsWorker calls a worker route with a worker's credentials.
-func callAsWorker(e *env, id, token string) *response {
-	wk := e.browser()
+func callAsWorker(e *apptest.Harness, id, token string) *apptest.Response {
+	wk := e.Browser()
 	wk.Header.Set("X-Worker-ID", id)
 	wk.Header.Set("X-Worker-Token", token)
 	return wk.Get("/api/tendril/jobs/next")
@@ -27,8 +28,8 @@ var (
 )
 
 func TestWorkersPage(t *testing.T) {
-	e := newEnv(t, envOptions{})
-	b := e.browser()
+	e := newEnv(t)
+	b := e.Browser()
 
 	// Without a session the page sends people to sign in and back.
 	if res := b.Get("/workers"); res.StatusCode != http.StatusFound || !strings.Contains(res.Header.Get("Location"), "return_to=%2Fworkers") {
@@ -40,7 +41,7 @@ func TestWorkersPage(t *testing.T) {
 		strings.Contains(page.Header.Get("Content-Security-Policy"), "script-src") {
 		t.Fatalf("empty page: %d %v", page.StatusCode, page.Header)
 	}
-	csrf := csrfRE.FindStringSubmatch(page.Body)[1]
+	csrf := apptest.CSRFRE.FindStringSubmatch(page.Body)[1]
 
 	// Registering without the CSRF token, or from another site, changes nothing.
 	if res := b.Do(http.MethodPost, "/workers", url.Values{"name": {"runner"}}); res.StatusCode != 403 || !strings.Contains(res.Body, "csrf_invalid") {
@@ -54,7 +55,7 @@ func TestWorkersPage(t *testing.T) {
 	if res := b.Do(http.MethodPost, "/workers", url.Values{"name": {" "}, "csrf": {csrf}}); res.StatusCode != 400 || !strings.Contains(res.Body, `id="notice"`) {
 		t.Fatalf("blank name: %d %s", res.StatusCode, res.Body)
 	}
-	if list, _ := e.workers.List(t.Context(), mustUserID(t, e, b)); len(list) != 0 {
+	if list, _ := e.App.Workers().List(t.Context(), e.MustUserID(b)); len(list) != 0 {
 		t.Fatalf("refused posts registered %d workers", len(list))
 	}
 
@@ -97,9 +98,9 @@ func TestWorkersPage(t *testing.T) {
 	}
 
 	// Another user's forms reach nothing.
-	other := e.browser()
+	other := e.Browser()
 	other.MustSignIn("gitlab")
-	otherCSRF := csrfRE.FindStringSubmatch(other.Get("/workers").Body)[1]
+	otherCSRF := apptest.CSRFRE.FindStringSubmatch(other.Get("/workers").Body)[1]
 	for _, path := range []string{"/workers/" + id + "/rotate", "/workers/" + id + "/revoke", "/workers/" + id + "/rename"} {
 		if res := other.Do(http.MethodPost, path, url.Values{"csrf": {otherCSRF}, "name": {"x"}}); res.StatusCode != 404 || !strings.Contains(res.Body, "worker_not_found") {
 			t.Fatalf("other user %s: %d", path, res.StatusCode)
