@@ -364,7 +364,10 @@ func (s *Service) releaseFinished(ctx context.Context, codes []string) int {
 		switch {
 		case errors.Is(err, data.ErrNotFound):
 		case err != nil:
-			continue
+			// The store is failing (an etcd without quorum answers
+			// each read only at its timeout): asking about the next
+			// code would cost another timeout, so stop here.
+			return n
 		case d.ConsumedAt.IsZero() && (d.State == data.DevicePending || d.State == data.DeviceBurned):
 			continue
 		}
