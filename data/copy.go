@@ -36,6 +36,7 @@ const (
 	KindAudit           = "audit events"
 	KindOAuthStates     = "oauth states"
 	KindDeviceCodes     = "device codes"
+	KindBlobs           = "blobs"
 )
 
 // CopyOptions configures Copy and Verify. The zero value is ready to use.
@@ -104,7 +105,9 @@ func (m Mismatch) String() string { return m.Kind + " " + m.Key + ": " + m.Probl
 // What is copied: users, identities, live sessions, live refresh-token
 // families, workers, connections, the whole audit trail, and the live OAuth
 // states and device codes (consumed ones included), so that sign-ins in
-// flight when the gateway stopped can finish on the new store. Records that
+// flight when the gateway stopped can finish on the new store, and every
+// blob (ACME accounts and certificates), so that the new store serves the
+// same certificates without ordering them again. Records that
 // have expired are not copied: for every method of the source they no
 // longer exist.
 //
@@ -115,7 +118,8 @@ func (m Mismatch) String() string { return m.Kind + " " + m.Key + ": " + m.Probl
 // the source's last. Connection.Sealed is copied byte for byte and never
 // opened: Copy needs no key, and the sealed tokens open on the new store
 // with the keyring that sealed them (the AAD names the user and provider,
-// which do not change).
+// which do not change). Blobs too are copied byte for byte with their
+// Modified, sealed ones still sealed (their AAD is their key).
 //
 // # Notes
 //
@@ -176,6 +180,7 @@ func Copy(ctx context.Context, from, to Store, opts CopyOptions) (CopyReport, er
 		{KindAudit, func() (int, error) { return copyAudit(ctx, from, dstImp) }},
 		{KindOAuthStates, func() (int, error) { return writeAll(ctx, n, snap.states, stateKey, to.CreateOAuthState) }},
 		{KindDeviceCodes, func() (int, error) { return writeAll(ctx, n, snap.codes, codeKey, to.CreateDeviceCode) }},
+		{KindBlobs, func() (int, error) { return copyBlobs(ctx, n, from, dstImp) }},
 	}
 	for _, st := range steps {
 		c, err := st.run()
@@ -233,6 +238,9 @@ func Verify(ctx context.Context, a, b Store, opts CopyOptions) (CopyReport, erro
 		func(s *OAuthState) time.Time { return s.ExpiresAt }, now)
 	compareKind(&rep, KindDeviceCodes, true, sa.codes, sb.codes, codeKey,
 		func(d *DeviceCode) time.Time { return d.ExpiresAt }, now)
+	if err := compareBlobs(ctx, &rep, a, b, opts.Concurrency); err != nil {
+		return rep, fmt.Errorf("verify: %w", err)
+	}
 	if len(rep.Mismatches) > 0 {
 		return rep, fmt.Errorf("verify: %d records differ between the stores (first: %s): %w", len(rep.Mismatches), rep.Mismatches[0], ErrMismatch)
 	}
@@ -345,12 +353,16 @@ func checkEmpty(ctx context.Context, s Store) error {
 	if err != nil {
 		return fmt.Errorf("copy: reading the destination: %w", err)
 	}
+	blobs, err := s.ListBlobs(ctx, "")
+	if err != nil {
+		return fmt.Errorf("copy: reading the destination: %w", err)
+	}
 	var found []string
 	for _, c := range []struct {
 		n    int
 		what string
 	}{{len(users), "users"}, {len(conns), "connections"}, {len(events), "audit events"},
-		{len(states), "OAuth states"}, {len(codes), "device codes"}} {
+		{len(states), "OAuth states"}, {len(codes), "device codes"}, {len(blobs), "blobs"}} {
 		if c.n > 0 {
 			found = append(found, c.what)
 		}
@@ -582,4 +594,84 @@ func parallel(ctx context.Context, workers, n int, fn func(ctx context.Context, 
 	}
 	wg.Wait()
 	return cmp.Or(first, context.Cause(ctx))
+}
+
+// copyBlobs copies every blob, concurrency at a time, reading each value
+// just before it is written so that at most concurrency values are in
+// memory at once.
+func copyBlobs(ctx context.Context, concurrency int, from Store, to Importer) (int, error) {
+	infos, err := from.ListBlobs(ctx, "")
+	if err != nil {
+		return 0, fmt.Errorf("listing the source's blobs: %w", err)
+	}
+	var done atomic.Int64
+	err = parallel(ctx, concurrency, len(infos), func(ctx context.Context, i int) error {
+		b, err := from.GetBlob(ctx, infos[i].Key)
+		if err != nil {
+			return fmt.Errorf("reading the source's blob %q: %w", infos[i].Key, err)
+		}
+		if err := to.ImportBlob(ctx, b); err != nil {
+			return err
+		}
+		done.Add(1)
+		return nil
+	})
+	return int(done.Load()), err
+}
+
+// compareBlobs compares the blobs of a and b by key, and the values and
+// Modified of those both hold, reading concurrency pairs at a time.
+func compareBlobs(ctx context.Context, rep *CopyReport, a, b Store, concurrency int) error {
+	la, err := a.ListBlobs(ctx, "")
+	if err != nil {
+		return fmt.Errorf("listing the source's blobs: %w", err)
+	}
+	lb, err := b.ListBlobs(ctx, "")
+	if err != nil {
+		return fmt.Errorf("listing the destination's blobs: %w", err)
+	}
+	rep.Kinds = append(rep.Kinds, KindCount{Kind: KindBlobs, Source: len(la), Destination: len(lb)})
+	inB := make(map[string]bool, len(lb))
+	for _, i := range lb {
+		inB[i.Key] = true
+	}
+	var both []string
+	var ms []Mismatch
+	for _, i := range la {
+		if inB[i.Key] {
+			both = append(both, i.Key)
+			delete(inB, i.Key)
+		} else {
+			ms = append(ms, Mismatch{KindBlobs, i.Key, "missing from the destination"})
+		}
+	}
+	for _, i := range lb {
+		if inB[i.Key] {
+			ms = append(ms, Mismatch{KindBlobs, i.Key, "only in the destination"})
+		}
+	}
+	diffs := make([][]string, len(both))
+	err = parallel(ctx, concurrency, len(both), func(ctx context.Context, i int) error {
+		va, err := a.GetBlob(ctx, both[i])
+		if err != nil {
+			return fmt.Errorf("reading the source's blob %q: %w", both[i], err)
+		}
+		vb, err := b.GetBlob(ctx, both[i])
+		if err != nil {
+			return fmt.Errorf("reading the destination's blob %q: %w", both[i], err)
+		}
+		diffs[i] = diffFields(va, vb)
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for i, d := range diffs {
+		if len(d) > 0 {
+			ms = append(ms, Mismatch{KindBlobs, both[i], "fields differ: " + strings.Join(d, ", ")})
+		}
+	}
+	slices.SortFunc(ms, func(x, y Mismatch) int { return cmp.Compare(x.Key, y.Key) })
+	rep.Mismatches = append(rep.Mismatches, ms...)
+	return nil
 }

@@ -16,7 +16,8 @@ type Resealer interface {
 
 // ResealStats reports what Reseal did.
 type ResealStats struct {
-	// Total is the number of sealed records examined.
+	// Total is the number of sealed records examined: connections and
+	// sealed blobs.
 	Total int `json:"total"`
 	// Resealed were re-encrypted under the newest key.
 	Resealed int `json:"resealed"`
@@ -26,14 +27,24 @@ type ResealStats struct {
 	Vanished int `json:"vanished"`
 }
 
-// Reseal re-encrypts every sealed record under the newest key of r. It runs
-// record by record through UpdateConnection, so it is safe while the
-// gateway serves: a connection refreshed concurrently is simply re-checked.
-// It stops at the first record that fails to open, naming it, because that
-// means a key is missing from the keyring (never a reason to drop data).
-func Reseal(ctx context.Context, c Connections, r Resealer) (ResealStats, error) {
+// SealedRecords is what Reseal walks: the records that hold sealed bytes.
+// Store implements it.
+type SealedRecords interface {
+	Connections
+	Blobs
+}
+
+// Reseal re-encrypts every sealed record under the newest key of r: the
+// tokens of every connection, and every blob whose value SealBlob made
+// (IsSealedBlob; other blobs are not secrets and are left alone). It runs
+// record by record through UpdateConnection and UpdateBlob, so it is safe
+// while the gateway serves: a record written concurrently is simply
+// re-checked. It stops at the first record that fails to open, naming it,
+// because that means a key is missing from the keyring (never a reason to
+// drop data).
+func Reseal(ctx context.Context, s SealedRecords, r Resealer) (ResealStats, error) {
 	var st ResealStats
-	conns, err := c.ListConnections(ctx, "")
+	conns, err := s.ListConnections(ctx, "")
 	if err != nil {
 		return st, fmt.Errorf("reseal: listing connections: %w", err)
 	}
@@ -44,7 +55,7 @@ func Reseal(ctx context.Context, c Connections, r Resealer) (ResealStats, error)
 			continue
 		}
 		changed := false
-		_, err := c.UpdateConnection(ctx, conn.UserID, conn.Provider, func(cur Connection) (Connection, error) {
+		_, err := s.UpdateConnection(ctx, conn.UserID, conn.Provider, func(cur Connection) (Connection, error) {
 			changed = false
 			if !r.NeedsReseal(cur.Sealed) {
 				return cur, nil
@@ -68,5 +79,62 @@ func Reseal(ctx context.Context, c Connections, r Resealer) (ResealStats, error)
 			st.Current++
 		}
 	}
+	if err := resealBlobs(ctx, s, r, &st); err != nil {
+		return st, err
+	}
 	return st, nil
+}
+
+// errBlobCurrent ends an UpdateBlob without writing: the blob needs no
+// reseal (any more).
+var errBlobCurrent = errors.New("blob needs no reseal")
+
+// resealBlobs re-seals the sealed blobs. A blob is read to find out whether
+// it is sealed; values are small (certificates, keys), and only one is in
+// memory at a time.
+func resealBlobs(ctx context.Context, s Blobs, r Resealer, st *ResealStats) error {
+	infos, err := s.ListBlobs(ctx, "")
+	if err != nil {
+		return fmt.Errorf("reseal: listing blobs: %w", err)
+	}
+	for _, info := range infos {
+		b, err := s.GetBlob(ctx, info.Key)
+		switch {
+		case errors.Is(err, ErrNotFound):
+			continue // gone: whatever it held is no longer stored
+		case err != nil:
+			return fmt.Errorf("reseal: reading blob %q: %w", info.Key, err)
+		}
+		env, sealed := sealedEnvelope(b.Value)
+		if !sealed {
+			continue
+		}
+		st.Total++
+		if !r.NeedsReseal(env) {
+			st.Current++
+			continue
+		}
+		_, err = s.UpdateBlob(ctx, info.Key, func(cur Blob) ([]byte, error) {
+			env, sealed := sealedEnvelope(cur.Value)
+			if !sealed || !r.NeedsReseal(env) {
+				return nil, errBlobCurrent
+			}
+			nenv, err := r.Reseal(env, BlobAAD(cur.Key))
+			if err != nil {
+				return nil, err
+			}
+			return append([]byte(SealedBlobHeader), nenv...), nil
+		})
+		switch {
+		case errors.Is(err, ErrNotFound):
+			st.Vanished++
+		case errors.Is(err, errBlobCurrent):
+			st.Current++
+		case err != nil:
+			return fmt.Errorf("reseal: blob %q: %w", info.Key, err)
+		default:
+			st.Resealed++
+		}
+	}
+	return nil
 }

@@ -89,6 +89,7 @@ type Store interface {
 	Workers
 	Connections
 	Audit
+	Blobs
 	Collector
 	Locks
 
@@ -362,4 +363,7 @@ type Importer interface {
 	// stored in order, in as few transactions as the backend allows; after
 	// an error, a prefix of them may have been stored.
 	ImportAudit(ctx context.Context, events []AuditEvent) error
+	// ImportBlob stores b as it is, keeping b.Modified (which must be set,
+	// else ErrInvalid). ErrAlreadyExists if b.Key holds a value.
+	ImportBlob(ctx context.Context, b Blob) error
 }

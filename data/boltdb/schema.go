@@ -16,7 +16,8 @@ import (
 )
 
 // Format of the file. Bump formatVersion when a record's encoding or a
-// bucket's key changes incompatibly, and teach prepare to migrate.
+// bucket's key changes incompatibly, and teach prepare to migrate. A new
+// bucket needs no bump: prepare creates the buckets an existing file lacks.
 const (
 	bucketMeta    = "meta"
 	keyFormat     = "format"
@@ -34,6 +35,11 @@ const (
 	bucketWorkers     = "workers"          // id
 	bucketConnections = "connections"      // user id \x00 provider
 	bucketAudit       = "audit"            // seq, 8 bytes big-endian
+	// bucketBlobs holds data.Blobs (ACME accounts and certificates). It
+	// was added within format 1: a file written before it lacks only this
+	// bucket, and prepare creates it on open (an older Arbor opening the
+	// file afterwards ignores it).
+	bucketBlobs = "blobs" // blob key
 )
 
 // Index buckets. Values are empty unless noted.
@@ -49,7 +55,7 @@ const (
 
 var allBuckets = []string{
 	bucketMeta, bucketUsers, bucketIdentities, bucketSessions, bucketOAuthStates,
-	bucketDeviceCodes, bucketRefresh, bucketWorkers, bucketConnections, bucketAudit,
+	bucketDeviceCodes, bucketRefresh, bucketWorkers, bucketConnections, bucketAudit, bucketBlobs,
 	idxUserIdentities, idxUserSessions, idxUserRefresh, idxUserWorkers, idxUserCodes,
 	idxAuditUser, idxExpiry,
 }

@@ -91,6 +91,7 @@ func RunTests(t *testing.T, newStore func(t *testing.T, now func() time.Time) da
 		{"Workers", workerTests},
 		{"Connections", connectionTests},
 		{"Audit", auditTests},
+		{"Blobs", blobTests},
 		{"Expiry", expiryTests},
 		{"Collector", collectorTests},
 		{"DeleteUserCascade", cascadeTests},

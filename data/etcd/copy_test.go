@@ -47,7 +47,17 @@ type copySeed struct {
 	sealed  []byte // u1's github connection
 	token   string // its plaintext
 	session string // a session id (a secret: must not appear in reports)
+	blobs   []data.Blob
+	// sealedBlobs maps the keys of sealed blobs to their plaintext.
+	sealedBlobs map[string]string
 }
+
+// Blob keys fillForCopy writes, as certmagic would.
+const (
+	copyAccountKey = "acme/acme-v02.api.letsencrypt.org-directory/users/ops@example.com/ops.key"
+	copySiteKey    = "certificates/acme-v02.api.letsencrypt.org-directory/example.com/example.com.key"
+	copySiteCert   = "certificates/acme-v02.api.letsencrypt.org-directory/example.com/example.com.crt"
+)
 
 // fillForCopy writes records of every kind into s: three users, and for
 // them identities, sessions (one expired), refresh families, workers,
@@ -113,13 +123,31 @@ func fillForCopy(t *testing.T, s data.Store, kr *seal.Keyring) copySeed {
 	ok(s.CreateDeviceCode(ctx, data.DeviceCode{Code: "dev-2", Kind: data.DeviceKindCLI, CodeChallenge: "c", State: data.DeviceApproved, UserID: "u2", VerificationHash: "vh", ApprovedAt: now, CreatedAt: now, ExpiresAt: now.Add(10 * time.Minute)}))
 	_, err = s.ConsumeDeviceCode(ctx, "dev-2", func(data.DeviceCode) error { return nil })
 	ok(err)
-	return copySeed{sealed: sealed, token: token, session: "sess-secret-1"}
+
+	// ACME: an account key and a site key, sealed, and a certificate.
+	sealedBlobs := map[string]string{copyAccountKey: "account private key", copySiteKey: "site private key"}
+	for k, p := range sealedBlobs {
+		v, err := data.SealBlob(kr, k, []byte(p))
+		ok(err)
+		ok(s.PutBlob(ctx, k, v))
+	}
+	ok(s.PutBlob(ctx, copySiteCert, []byte("-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n")))
+	var blobs []data.Blob
+	infos, err := s.ListBlobs(ctx, "")
+	ok(err)
+	for _, i := range infos {
+		b, err := s.GetBlob(ctx, i.Key)
+		ok(err)
+		blobs = append(blobs, b)
+	}
+	return copySeed{sealed: sealed, token: token, session: "sess-secret-1", blobs: blobs, sealedBlobs: sealedBlobs}
 }
 
 // wantCounts are the records fillForCopy leaves live, by kind.
 var wantCounts = map[string]int{
 	data.KindUsers: 3, data.KindIdentities: 3, data.KindSessions: 3, data.KindRefreshFamilies: 2,
 	data.KindWorkers: 2, data.KindConnections: 2, data.KindAudit: 5, data.KindOAuthStates: 1, data.KindDeviceCodes: 2,
+	data.KindBlobs: 3,
 }
 
 func checkReport(t *testing.T, rep data.CopyReport) {
@@ -178,6 +206,24 @@ func checkCopied(t *testing.T, s data.Store, kr *seal.Keyring, seed copySeed) {
 	evs, err := s.ListAudit(ctx, data.AuditQuery{UserID: "u1"})
 	if err != nil || len(evs) != 2 || evs[0].Seq != 1 || evs[1].Seq != 5 {
 		t.Errorf("u1's audit trail on the copy: %+v, %v; want seqs 1 and 5", evs, err)
+	}
+	// The blobs are there byte for byte with their Modified, and the
+	// sealed ones open with the original keyring.
+	for _, want := range seed.blobs {
+		b, err := s.GetBlob(ctx, want.Key)
+		if err != nil || !bytes.Equal(b.Value, want.Value) || !b.Modified.Equal(want.Modified) {
+			t.Errorf("blob %s on the copy: %+v, %v; want %+v", want.Key, b, err, want)
+		}
+	}
+	for k, p := range seed.sealedBlobs {
+		b, err := s.GetBlob(ctx, k)
+		if err != nil {
+			t.Errorf("GetBlob %s on the copy: %v", k, err)
+			continue
+		}
+		if pt, err := data.OpenBlob(kr, k, b.Value); err != nil || string(pt) != p {
+			t.Errorf("sealed blob %s on the copy opens to %q, %v", k, pt, err)
+		}
 	}
 }
 
@@ -238,6 +284,7 @@ func TestCopyRefusesNonEmptyDestination(t *testing.T) {
 			_, err := s.AppendAudit(ctx, data.AuditEvent{Action: "x"})
 			return err
 		}},
+		{"a blob", func(s data.Store) error { return s.PutBlob(ctx, copySiteCert, []byte("pem")) }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dst := newStore(t, nil)
@@ -289,6 +336,18 @@ func TestCopyVerifierFindsCorruption(t *testing.T) {
 	}())
 	must(t, dst.DeleteSession(ctx, seed.session))
 	must(t, dst.CreateWorker(ctx, data.Worker{ID: "w-extra", UserID: "u1", Name: "intruder", CreatedAt: time.Now()}))
+	// A sealed blob's last byte flipped, in place (Modified moves too); one
+	// blob gone, one extra.
+	must(t, func() error {
+		_, err := dst.UpdateBlob(ctx, copySiteKey, func(b data.Blob) ([]byte, error) {
+			v := bytes.Clone(b.Value)
+			v[len(v)-1] ^= 1
+			return v, nil
+		})
+		return err
+	}())
+	must(t, dst.DeleteBlob(ctx, copySiteCert))
+	must(t, dst.PutBlob(ctx, "certificates/x/evil.example.crt", []byte("pem")))
 
 	rep, err := data.Verify(ctx, src, dst, data.CopyOptions{})
 	if !errors.Is(err, data.ErrMismatch) {
@@ -304,6 +363,9 @@ func TestCopyVerifierFindsCorruption(t *testing.T) {
 		"sessions " + fingerprintOf(t, rep, seed.session) + ": missing from the destination",
 		"users u2: fields differ: Email",
 		"workers w-extra: only in the destination",
+		"blobs " + copySiteKey + ": fields differ: Value, Modified",
+		"blobs " + copySiteCert + ": missing from the destination",
+		"blobs certificates/x/evil.example.crt: only in the destination",
 	}
 	slices.Sort(want)
 	if !slices.Equal(got, want) {
@@ -374,6 +436,31 @@ func TestCopyManyAuditEvents(t *testing.T) {
 		ev, err := s.AppendAudit(ctx, data.AuditEvent{Action: "next"})
 		if err != nil || ev.Seq != last+1 {
 			t.Errorf("%s: AppendAudit after the copy: seq %d, %v; want %d", name, ev.Seq, err, last+1)
+		}
+	}
+}
+
+// ImportBlob keeps Modified, refuses a blob without one, and refuses a key
+// that holds a value.
+func TestImportBlob(t *testing.T) {
+	s := newStore(t, nil)
+	ctx := context.Background()
+	when := time.Date(2030, 1, 2, 3, 4, 5, 6, time.FixedZone("X", 3600))
+	must(t, s.ImportBlob(ctx, data.Blob{Key: "k", Value: []byte("v"), Modified: when}))
+	b, err := s.GetBlob(ctx, "k")
+	if err != nil || !b.Modified.Equal(when) || b.Modified.Location() != time.UTC || string(b.Value) != "v" {
+		t.Fatalf("imported blob reads %+v, %v; want Modified %v in UTC", b, err, when)
+	}
+	if err := s.ImportBlob(ctx, data.Blob{Key: "k", Value: []byte("w"), Modified: when}); !errors.Is(err, data.ErrAlreadyExists) {
+		t.Errorf("ImportBlob over a stored key: %v, want ErrAlreadyExists", err)
+	}
+	for name, b := range map[string]data.Blob{
+		"no Modified": {Key: "k2", Value: []byte("v")},
+		"bad key":     {Key: "a/../b", Modified: when},
+		"too large":   {Key: "k3", Value: make([]byte, data.MaxBlobSize+1), Modified: when},
+	} {
+		if err := s.ImportBlob(ctx, b); !errors.Is(err, data.ErrInvalid) {
+			t.Errorf("ImportBlob with %s: %v, want ErrInvalid", name, err)
 		}
 	}
 }

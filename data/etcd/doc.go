@@ -25,6 +25,7 @@
 //	oauth/<state>                        OAuth state        (leased)
 //	device/<code>                        device code        (leased)
 //	audit/<seq as 16 hex digits>         audit event
+//	blobs/<key>                          blob (data.Blobs: ACME accounts, certificates)
 //	idx/session/<session>                -> user            (the session's lease)
 //	idx/family/<family>                  -> user            (the family's lease)
 //	idx/worker/<worker>                  -> user

@@ -19,6 +19,7 @@ const (
 	prefixOAuthStates = "oauth/"       // state id
 	prefixDeviceCodes = "device/"      // device code
 	prefixAudit       = "audit/"       // seq, 16 hex digits
+	prefixBlobs       = "blobs/"       // blob key
 
 	// Indexes from a record's id to its owner (value: user id).
 	idxSessions   = "idx/session/"  // session id

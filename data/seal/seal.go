@@ -7,7 +7,8 @@
 // old key from the configuration.
 //
 // Every Seal and Open takes additional authenticated data: the identity of
-// the row the ciphertext belongs to (see data.ConnectionAAD). GCM
+// the row the ciphertext belongs to (see data.ConnectionAAD, and
+// data.BlobAAD for sealed blobs such as ACME keys). GCM
 // authenticates it without storing it, so a ciphertext copied into another
 // user's row, or another provider's, fails to open instead of handing one
 // user's token to another.

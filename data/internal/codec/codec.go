@@ -412,4 +412,10 @@ var (
 		f.str(&v.IP)
 		f.strMap(&v.Details)
 	})
+
+	Blob = codec("blob", func(f fields, v *data.Blob) {
+		f.str(&v.Key)
+		f.time(&v.Modified)
+		f.bytes(&v.Value)
+	})
 )

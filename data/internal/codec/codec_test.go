@@ -88,6 +88,7 @@ func TestEveryFieldRoundTrips(t *testing.T) {
 	t.Run("Worker", func(t *testing.T) { roundTrip(t, Worker) })
 	t.Run("Connection", func(t *testing.T) { roundTrip(t, Connection) })
 	t.Run("AuditEvent", func(t *testing.T) { roundTrip(t, AuditEvent) })
+	t.Run("Blob", func(t *testing.T) { roundTrip(t, Blob) })
 }
 
 func TestEmptySliceStaysEmpty(t *testing.T) {

@@ -51,6 +51,7 @@ var goldenCases = []goldenCase{
 	golden[data.Worker]{"worker", Worker, 7},
 	golden[data.Connection]{"connection", Connection, 8},
 	golden[data.AuditEvent]{"audit-event", AuditEvent, 9},
+	golden[data.Blob]{"blob", Blob, 10},
 }
 
 // TestGoldenRecords: existing stores must still read. testdata/golden

@@ -244,3 +244,71 @@ func NormalizeConnection(c *data.Connection) {
 	c.TokenExpiresAt, c.LastRefreshAt = UTC(c.TokenExpiresAt), UTC(c.LastRefreshAt)
 	c.CreatedAt, c.UpdatedAt = UTC(c.CreatedAt), UTC(c.UpdatedAt)
 }
+
+// Blobs
+
+// CheckBlobKey returns data.ErrInvalid unless key is a valid blob key: 1
+// to data.MaxBlobKeyLen bytes of printable ASCII (0x20 to 0x7E), without
+// "..".
+func CheckBlobKey(key string) error {
+	if key == "" {
+		return fmt.Errorf("blob: key is empty: %w", data.ErrInvalid)
+	}
+	return checkBlobPath("key", key)
+}
+
+// CheckBlobPrefix returns data.ErrInvalid unless prefix is "" or follows
+// the rules of a blob key.
+func CheckBlobPrefix(prefix string) error {
+	if prefix == "" {
+		return nil
+	}
+	return checkBlobPath("prefix", prefix)
+}
+
+func checkBlobPath(field, v string) error {
+	if len(v) > data.MaxBlobKeyLen {
+		return fmt.Errorf("blob: %s is %d bytes, longer than %d: %w", field, len(v), data.MaxBlobKeyLen, data.ErrInvalid)
+	}
+	for i := 0; i < len(v); i++ {
+		if c := v[i]; c < 0x20 || c > 0x7e {
+			return fmt.Errorf("blob: %s %q has byte 0x%02x at %d, which is not printable ASCII: %w", field, v, c, i, data.ErrInvalid)
+		}
+	}
+	if strings.Contains(v, "..") {
+		return fmt.Errorf("blob: %s %q contains \"..\": %w", field, v, data.ErrInvalid)
+	}
+	return nil
+}
+
+// CheckBlobSize returns data.ErrInvalid if a value of n bytes is larger
+// than data.MaxBlobSize.
+func CheckBlobSize(key string, n int) error {
+	if n > data.MaxBlobSize {
+		return fmt.Errorf("blob %q: value is %d bytes, more than %d: %w", key, n, data.MaxBlobSize, data.ErrInvalid)
+	}
+	return nil
+}
+
+// ValidateBlob checks a blob before it is stored: its key, its size, and
+// its Modified, which the store sets (or Import keeps) and must not be zero.
+func ValidateBlob(b *data.Blob) error {
+	var modified error
+	if b.Modified.IsZero() {
+		modified = fmt.Errorf("blob %q: modified is not set: %w", b.Key, data.ErrInvalid)
+	}
+	return firstErr(CheckBlobKey(b.Key), CheckBlobSize(b.Key, len(b.Value)), modified)
+}
+
+// NormalizeBlob puts Modified in UTC and stores a nil value as an empty one.
+func NormalizeBlob(b *data.Blob) {
+	b.Modified = UTC(b.Modified)
+	if b.Value == nil {
+		b.Value = []byte{}
+	}
+}
+
+// BlobInfo describes b.
+func BlobInfo(b *data.Blob) data.BlobInfo {
+	return data.BlobInfo{Key: b.Key, Size: len(b.Value), Modified: b.Modified}
+}
