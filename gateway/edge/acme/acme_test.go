@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -518,5 +519,52 @@ func TestStaplesOCSP(t *testing.T) {
 	}
 	if !stored {
 		t.Error("the OCSP staple is not kept in the store")
+	}
+}
+
+// TestCloseStopsBackgroundWork: after Close no goroutine of certmagic's is
+// left (maintenance, renewal jobs, retries), also when Start gave up on a
+// CA that never answered and an order was still in flight. The exception
+// is certmagic's rate limiter of orders, one idle goroutine per CA and
+// account e-mail kept for the life of the process (its package-level
+// rateLimiters), shared by every Manager with that CA and e-mail.
+func TestCloseStopsBackgroundWork(t *testing.T) {
+	e := newEdge(t)
+	p := startPebble(t, pebbleOptions{httpPort: e.httpPort, tlsPort: e.tlsPort})
+	served := newManager(t, p, e, newTestStore(t), nil)
+	e.use(served.Manager)
+	start(t, served)
+
+	hung, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hung.Close()
+	waiting := newManager(t, nil, e, newTestStore(t), func(o *Options) {
+		o.CAURL = "https://" + hung.Addr().String() + "/dir"
+		o.StartTimeout = time.Second
+	})
+	if err := waiting.Start(context.Background()); err == nil {
+		t.Fatal("Start against a CA that never answers succeeded")
+	}
+
+	_ = served.Close()
+	_ = waiting.Close()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		buf := make([]byte, 1<<20)
+		var left []string
+		for _, g := range strings.Split(string(buf[:runtime.Stack(buf, true)]), "\n\n") {
+			if strings.Contains(g, "caddyserver/certmagic") && !strings.Contains(g, "certmagic.(*RingBufferRateLimiter)") {
+				left = append(left, g)
+			}
+		}
+		if len(left) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d certmagic goroutine(s) left after Close:\n%s", len(left), strings.Join(left, "\n\n"))
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }
