@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/caddyserver/certmagic"
@@ -89,9 +90,10 @@ type Manager struct {
 	cancel context.CancelFunc
 	once   sync.Once
 
-	changed chan struct{} // a certificate was cached or an attempt failed
-	mu      sync.Mutex
-	failure error // the latest failed attempt
+	changed  chan struct{} // a certificate was cached or an attempt failed
+	failures atomic.Uint64 // failed attempts to obtain or renew
+	mu       sync.Mutex
+	failure  error // the latest failed attempt
 }
 
 // New builds a Manager. It does no network I/O: the listeners that answer
@@ -249,6 +251,7 @@ func (m *Manager) onEvent(_ context.Context, event string, data map[string]any) 
 			attrs = append(attrs, "problem", problem)
 		}
 		m.log.Error("acme: obtaining or renewing a certificate failed; retrying with backoff", attrs...)
+		m.failures.Add(1)
 		m.mu.Lock()
 		m.failure = err
 		m.mu.Unlock()
@@ -314,6 +317,11 @@ func (m *Manager) Certificates() []Certificate {
 	}
 	return out
 }
+
+// Failures counts the attempts to obtain or renew a certificate that
+// failed since New (for the metrics); each is logged with the CA's problem
+// document.
+func (m *Manager) Failures() uint64 { return m.failures.Load() }
 
 // Close stops renewals and retries and the cache's maintenance. The
 // certificates stay in the store. Close may be called more than once.

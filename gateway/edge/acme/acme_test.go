@@ -124,6 +124,21 @@ func TestObtainsWithHTTP01(t *testing.T) {
 	if got := m.Certificates(); len(got) != 1 || !got[0].NotAfter.Equal(cert.NotAfter) {
 		t.Errorf("Certificates() = %+v, want the served one (expires %v)", got, cert.NotAfter)
 	}
+	if n := m.Failures(); n != 0 {
+		t.Errorf("Failures() = %d after a clean order, want 0", n)
+	}
+
+	// A client that sends no server name (an IP address) gets the first
+	// domain's certificate.
+	conn, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", e.tlsAddr, &tls.Config{InsecureSkipVerify: true})
+	if err != nil {
+		t.Fatalf("handshake without SNI: %v", err)
+	}
+	noSNI := conn.ConnectionState().PeerCertificates[0]
+	conn.Close()
+	if noSNI.SerialNumber.Cmp(cert.SerialNumber) != 0 {
+		t.Errorf("without SNI the client got %v, want the certificate of %s", noSNI.DNSNames, testDomain)
+	}
 
 	// Anything else on the plain listener is not a challenge.
 	client := &http.Client{Timeout: 5 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
@@ -382,6 +397,9 @@ func TestStartErrors(t *testing.T) {
 				if !strings.Contains(err.Error(), want) {
 					t.Errorf("Start error %q\ndoes not say %q", err, want)
 				}
+			}
+			if len(tc.wantLog) > 0 && m.Failures() == 0 {
+				t.Error("Failures() = 0 after a failed order")
 			}
 			logs := m.logs.String()
 			for _, want := range tc.wantLog {
