@@ -210,7 +210,7 @@ func TestRestartLoadsFromStore(t *testing.T) {
 	// What the store holds: keys sealed (bound to their key), certificates
 	// in the clear.
 	var keys, certs int
-	for k, v := range st.raw() {
+	for k, v := range raw(t, st) {
 		switch {
 		case strings.HasSuffix(k, ".key"):
 			keys++
@@ -532,7 +532,7 @@ func TestStaplesOCSP(t *testing.T) {
 		t.Errorf("stapled status = %d, want good", resp.Status)
 	}
 	var stored bool
-	for k := range st.raw() {
+	for k := range raw(t, st) {
 		stored = stored || strings.HasPrefix(k, keyPrefix+"ocsp/")
 	}
 	if !stored {

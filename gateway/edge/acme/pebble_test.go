@@ -31,7 +31,6 @@ import (
 	"github.com/letsencrypt/pebble/v2/va"
 	"github.com/letsencrypt/pebble/v2/wfe"
 
-	"github.com/vintner/arbor/data"
 	"github.com/vintner/arbor/data/boltdb"
 )
 
@@ -228,92 +227,33 @@ func tryServed(e *edge, roots *x509.CertPool) (*x509.Certificate, error) {
 	return conn.ConnectionState().PeerCertificates[0], nil
 }
 
-// testStore is Arbor's store as the Manager sees it: blobs in memory
-// (memBlobs, until data.Blobs lands) and the real bbolt store's locks.
-type testStore struct {
-	*memBlobs
-	data.Locks
-}
-
-func newTestStore(t *testing.T) testStore {
+// newTestStore is Arbor's store as the Manager sees it: a real bbolt file
+// (its blobs and its locks).
+func newTestStore(t *testing.T) *boltdb.Store {
 	t.Helper()
 	bolt, err := boltdb.Open(filepath.Join(t.TempDir(), "arbor.db"), boltdb.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = bolt.Close() })
-	return testStore{memBlobs: newMemBlobs(), Locks: bolt}
+	return bolt
 }
 
-// memBlobs is an in-memory Blobs, the test double that stands in for
-// data.Blobs until it is on main (then these tests use the bbolt and etcd
-// stores' own Blobs instead).
-type memBlobs struct {
-	mu sync.Mutex
-	m  map[string]Blob
-}
-
-func newMemBlobs() *memBlobs { return &memBlobs{m: map[string]Blob{}} }
-
-func (s *memBlobs) PutBlob(ctx context.Context, key string, value []byte) error {
-	if err := ctx.Err(); err != nil {
-		return err
+// raw returns every stored value, as the store holds it, by key.
+func raw(t *testing.T, st Blobs) map[string][]byte {
+	t.Helper()
+	ctx := context.Background()
+	infos, err := st.ListBlobs(ctx, "")
+	if err != nil {
+		t.Fatal(err)
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.m[key] = Blob{Key: key, Value: bytes.Clone(value), Modified: time.Now()}
-	return nil
-}
-
-func (s *memBlobs) GetBlob(ctx context.Context, key string) (Blob, error) {
-	if err := ctx.Err(); err != nil {
-		return Blob{}, err
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	b, ok := s.m[key]
-	if !ok {
-		return Blob{}, data.ErrNotFound
-	}
-	b.Value = bytes.Clone(b.Value)
-	return b, nil
-}
-
-func (s *memBlobs) DeleteBlob(ctx context.Context, key string) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if _, ok := s.m[key]; !ok {
-		return data.ErrNotFound
-	}
-	delete(s.m, key)
-	return nil
-}
-
-func (s *memBlobs) ListBlobs(ctx context.Context, prefix string) ([]BlobInfo, error) {
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	var out []BlobInfo
-	for k, b := range s.m {
-		if len(k) >= len(prefix) && k[:len(prefix)] == prefix {
-			out = append(out, BlobInfo{Key: k, Size: len(b.Value), Modified: b.Modified})
-		}
-	}
-	return out, nil
-}
-
-// raw returns the stored bytes under key, as the store holds them.
-func (s *memBlobs) raw() map[string][]byte {
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	out := map[string][]byte{}
-	for k, b := range s.m {
-		out[k] = bytes.Clone(b.Value)
+	for _, in := range infos {
+		b, err := st.GetBlob(ctx, in.Key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out[in.Key] = b.Value
 	}
 	return out
 }

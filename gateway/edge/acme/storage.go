@@ -17,40 +17,14 @@ import (
 	"github.com/vintner/arbor/data/seal"
 )
 
-// Blobs is the part of Arbor's store that keeps ACME accounts,
-// certificates and their keys: named byte values. It has the method set of
-// data.Blobs (being added to data/ for issue 18); until that lands, the
-// interface and its Blob and BlobInfo types are declared here with the same
-// names and fields, so that switching to data's is a matter of replacing
-// the three declarations below by aliases (type Blobs = data.Blobs, …).
-//
-// # Errors
-//
-//   - GetBlob: data.ErrNotFound (errors.Is) when key holds no value.
-//   - DeleteBlob: nil or data.ErrNotFound when key holds no value; both
-//     are taken as "absent".
-type Blobs interface {
-	PutBlob(ctx context.Context, key string, value []byte) error
-	GetBlob(ctx context.Context, key string) (Blob, error)
-	DeleteBlob(ctx context.Context, key string) error
-	// ListBlobs lists every key that starts with prefix (a plain string
-	// prefix), in any order.
-	ListBlobs(ctx context.Context, prefix string) ([]BlobInfo, error)
-}
-
-// Blob mirrors data.Blob: one stored value.
-type Blob struct {
-	Key      string
-	Value    []byte
-	Modified time.Time
-}
-
-// BlobInfo mirrors data.BlobInfo: a stored value's key, size and time.
-type BlobInfo struct {
-	Key      string
-	Size     int
-	Modified time.Time
-}
+// Blobs, Blob and BlobInfo are the store's (data.Blobs): named byte
+// values under path-like keys, in bbolt or etcd. GetBlob answers
+// data.ErrNotFound for an absent key; so may DeleteBlob, taken as "absent".
+type (
+	Blobs    = data.Blobs
+	Blob     = data.Blob
+	BlobInfo = data.BlobInfo
+)
 
 // Store is what the Manager keeps its state in: values (Blobs) and the
 // store's named locks (data.Locks), which every replica sharing the store
@@ -70,18 +44,19 @@ type Sealer interface {
 
 // SealWith is the Sealer of Arbor's encryption keys (the same keyring that
 // seals provider tokens, AES-256-GCM with the key id in the envelope; see
-// docs/encryption-at-rest.md). The additional data is "acme:" followed by
-// the storage key.
+// docs/encryption-at-rest.md), in the store's sealed-blob format
+// (data.SealBlob: bound to the storage key), so that `arbor keys rotate`
+// re-seals the private keys with the provider tokens (data.Reseal).
 func SealWith(kr *seal.Keyring) Sealer { return keyringSealer{kr} }
 
 type keyringSealer struct{ kr *seal.Keyring }
 
 func (s keyringSealer) Seal(key string, plaintext []byte) ([]byte, error) {
-	return s.kr.Seal(plaintext, []byte("acme:"+key))
+	return data.SealBlob(s.kr, key, plaintext)
 }
 
 func (s keyringSealer) Open(key string, sealed []byte) ([]byte, error) {
-	return s.kr.Open(sealed, []byte("acme:"+key))
+	return data.OpenBlob(s.kr, key, sealed)
 }
 
 // keyPrefix puts everything certmagic stores under one name in Arbor's

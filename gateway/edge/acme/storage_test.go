@@ -47,7 +47,7 @@ func TestStorage(t *testing.T) {
 	})
 
 	t.Run("sealed at rest", func(t *testing.T) {
-		raw := st.raw()
+		raw := raw(t, st)
 		for k, v := range files {
 			stored, ok := raw[keyPrefix+k]
 			if !ok {
