@@ -7,8 +7,8 @@
 // # Why these settings
 //
 // TLS 1.2 and 1.3 only, and for 1.2 only the ECDHE suites with an AEAD
-// (AES-GCM, ChaCha20-Poly1305): what Mozilla's "intermediate" profile
-// allows and every browser of the last years speaks. TLS 1.3's suites are
+// (AES-GCM, ChaCha20-Poly1305): Mozilla's "intermediate" profile without
+// its DHE suites (which Go lacks), spoken by every browser of recent years. TLS 1.3's suites are
 // not configurable in Go and are all AEAD. ALPN offers http/1.1 only: the
 // gateway is fasthttp, which speaks HTTP/1.1 and nothing else, so offering
 // h2 would break every browser that took it.
