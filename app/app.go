@@ -1,8 +1,8 @@
 // Package app builds a whole Arbor from its configuration: the store, the
-// encryption keys, the provider plugins, sessions, the connections broker,
-// the worker service, CLI logins, the webhook notifier, the rate limits, the
-// gateway server with its routes, the tunnel watch, the admin socket and the
-// store's collector. `arbor serve`, `arbor dev` and the full-stack test
+// encryption keys, https (tls.go), the provider plugins, sessions, the
+// connections broker, the worker service, CLI logins, the webhook notifier,
+// the rate limits, the gateway server with its routes, the tunnel watch, the
+// admin socket and the store's collector. `arbor serve`, `arbor dev` and the full-stack test
 // harness (package app/apptest) all call [New], so tests exercise the wiring
 // that runs in production instead of a copy of it.
 //
@@ -121,6 +121,7 @@ type App struct {
 	keyring *seal.Keyring
 	plugins *pluginRuntime
 	web     *webAuth
+	tls     *tlsParts // nil: plain http
 	admin   *admin.Server
 	// accessOut buffers the access log (FlushLogs).
 	accessOut *gateway.BufferedWriter
@@ -188,11 +189,6 @@ func New(ctx context.Context, cfg config.Config, opts Options) (_ *App, err erro
 	if err := a.step("logs"); err != nil {
 		return nil, err
 	}
-	if cfg.TLS.Enabled() {
-		// Issue 18 is building Arbor's https; until it is wired, refuse
-		// rather than serve plain http to someone who asked for https.
-		return nil, usageErr(errors.New("tls.*: Arbor does not serve https yet (issue 18); leave tls.cert_file, tls.key_file and tls.acme.domains unset and put TLS in front of Arbor"))
-	}
 	log := NewLogger(cfg, stderr)
 	a.Log = log
 	// The access log (one line per request) is buffered: a write(2) per
@@ -244,6 +240,13 @@ func New(ctx context.Context, cfg config.Config, opts Options) (_ *App, err erro
 	})
 	log.Info("encryption keys loaded", "keys", keyring.IDs(), "sealing_key", keyring.NewestID())
 
+	if err := a.step("tls"); err != nil {
+		return nil, err
+	}
+	if err := a.setupTLS(cfg.TLS, log); err != nil {
+		return nil, err
+	}
+
 	if err := a.step("plugins"); err != nil {
 		return nil, err
 	}
@@ -283,6 +286,7 @@ func New(ctx context.Context, cfg config.Config, opts Options) (_ *App, err erro
 		NoPublicMetrics: cfg.Server.MetricsListen != config.MetricsPublic,
 		Director:        wa.gate.Director,
 		ErrorPage:       wa.errorPage,
+		HSTS:            a.hsts(),
 		Logger:          log,
 		AccessLogger:    accessLog,
 		Ready: func(ctx context.Context) error {

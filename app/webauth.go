@@ -133,7 +133,7 @@ func (a *App) setupWebAuth(cfg config.Config, secrets config.SecretsValues, keyr
 	}
 	secure := cfg.SecureCookies()
 	if !secure {
-		log.Warn("public_url is plain http: the session cookie is arbor_session without Secure. Only for loopback development; put TLS in front of Arbor and set public_url to https://… in production", "public_url", cfg.PublicURL)
+		log.Warn("public_url is plain http: the session cookie is arbor_session without Secure. Only for loopback development; serve https (tls.cert_file, docs/tls.md) or put TLS in front of Arbor, and set public_url to https://… in production", "public_url", cfg.PublicURL)
 	}
 	sessions, err := session.New(store, session.Options{
 		Signer:           signer,

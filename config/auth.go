@@ -215,7 +215,7 @@ func (c Config) validateAuth(bad func(key, format string, args ...any)) {
 		bad("identity.assertion_shape", "%q: want arbor or supabase", c.Identity.AssertionShape)
 	}
 	if u, err := url.Parse(c.PublicURL); err == nil && u.Scheme == "http" && !c.Dev && !loopbackHost(u.Hostname()) {
-		bad("public_url", "%q is plain http on a host that is not loopback: browsers would send the session cookie unencrypted. Put TLS in front of Arbor and write https://…", c.PublicURL)
+		bad("public_url", "%q is plain http on a host that is not loopback: browsers would send the session cookie unencrypted. Serve https (tls.cert_file and tls.key_file, docs/tls.md) or put TLS in front of Arbor, and write https://…", c.PublicURL)
 	}
 }
 

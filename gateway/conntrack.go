@@ -204,7 +204,14 @@ func (c *trackedConn) tracked() *trackedConn { return c }
 // methods.
 type trackedTLSConn struct {
 	*trackedConn
-	tls *tls.Conn
+	tls tlsConn
+}
+
+// tlsConn is what a TLS connection offers: *tls.Conn, or a wrapper of it
+// (package edge/https).
+type tlsConn interface {
+	Handshake() error
+	ConnectionState() tls.ConnectionState
 }
 
 func (c *trackedTLSConn) Handshake() error                     { return c.tls.Handshake() }
@@ -247,7 +254,7 @@ func (l *trackingListener) Accept() (net.Conn, error) {
 		_ = nc.Close()
 		l.t.refusedConn(peer)
 	}
-	if tc, ok := nc.(*tls.Conn); ok {
+	if tc, ok := nc.(tlsConn); ok {
 		return &trackedTLSConn{trackedConn: c, tls: tc}, nil
 	}
 	return c, nil

@@ -170,6 +170,12 @@ type Options struct {
 	// WebSocketIdleTimeout closes a WebSocket tunnel through which no byte
 	// went either way for this long. Default 5m.
 	WebSocketIdleTimeout time.Duration
+	// HSTS is the Strict-Transport-Security value (https.HSTS builds it)
+	// set on every answer given over TLS: Arbor's own, errors included,
+	// and proxied ones, replacing the upstream's. Never on plain http (RFC
+	// 6797 section 7.2). Default "": no header.
+	HSTS string
+
 	// TunnelOwner names the sign-in that opens a WebSocket tunnel (e.g.
 	// "session:<id>"), so that Server.CloseTunnels can end its tunnels
 	// when it ends. Nil: tunnels have no owner.
@@ -181,6 +187,7 @@ type resolved struct {
 	Options
 	upstream  *url.URL
 	trusted   []netip.Prefix
+	hsts      []byte          // HSTS, nil for none
 	accessBuf *BufferedWriter // the default access log's buffer, owned by the Server
 }
 
@@ -259,6 +266,12 @@ func (o Options) resolve() (*resolved, error) {
 		r.trusted = append(r.trusted, p)
 	}
 	r.resolveSlowClients(bad)
+	if r.HSTS != "" {
+		if strings.ContainsFunc(r.HSTS, func(c rune) bool { return c < ' ' || c == 0x7f }) {
+			bad("HSTS %q contains control characters; write e.g. max-age=31536000", r.HSTS)
+		}
+		r.hsts = []byte(r.HSTS)
+	}
 	if r.Logger == nil {
 		r.Logger = slog.New(NewJSONHandler(os.Stderr, nil))
 		if r.AccessLogger == nil {

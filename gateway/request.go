@@ -210,6 +210,7 @@ func (s *Server) observe(c *fiber.Ctx) error {
 		s.renderError(c, st, err)
 	}
 	c.Response().Header.SetCanonical(headerRequestID, bufBytes(st.id))
+	s.setHSTS(c)
 	st.status = c.Response().StatusCode()
 	if st.streaming {
 		return nil
@@ -376,9 +377,21 @@ func (s *Server) fiberErrorHandler(c *fiber.Ctx, err error) error {
 	st := s.newState(c, false)
 	s.renderError(c, st, err)
 	c.Response().Header.SetCanonical(headerRequestID, bufBytes(st.id))
+	s.setHSTS(c)
 	st.status = c.Response().StatusCode()
 	s.finish(st, int64(len(c.Response().Body())), nil, nil)
 	return nil
+}
+
+// headerHSTS is Strict-Transport-Security, canonical.
+var headerHSTS = []byte("Strict-Transport-Security")
+
+// setHSTS sets Options.HSTS on an answer over TLS. SetCanonical copies into
+// the response's reused header storage: no allocation per request.
+func (s *Server) setHSTS(c *fiber.Ctx) {
+	if s.opts.hsts != nil && c.Context().IsTLS() {
+		c.Response().Header.SetCanonical(headerHSTS, s.opts.hsts)
+	}
 }
 
 // routeEntry starts the handler chain of every route mounted with Mount:

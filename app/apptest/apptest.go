@@ -46,6 +46,7 @@ import (
 
 	"github.com/vintner/arbor/app"
 	"github.com/vintner/arbor/config"
+	"github.com/vintner/arbor/gateway/edge/https/httpstest"
 	"github.com/vintner/arbor/plugins/builtin/fakes"
 	"github.com/vintner/arbor/sdk/fakeprovider"
 	"github.com/vintner/arbor/sdk/plugintest"
@@ -61,6 +62,7 @@ type setup struct {
 	editFake func(name string, c *fakeprovider.Config)
 	secure   bool
 	loading  bool
+	tls      bool
 }
 
 // Secure makes the public URL https://, so that cookies are Secure and the
@@ -106,6 +108,9 @@ type Harness struct {
 	// CLITokenKey that of CLI tokens (cli_jwt_secret): tests forge tokens
 	// with them. Both are issued by PublicURL.
 	SessionTokenKey, CLITokenKey []byte
+	// CA signed the certificate Arbor serves with the TLS option; nil
+	// for plain http.
+	CA *httpstest.CA
 }
 
 // Clock is the adjustable time of a harness's Arbor.
@@ -130,8 +135,11 @@ func New(t *testing.T, opts ...Option) *Harness {
 	h := &Harness{T: t, Addr: ln.Addr().String(), Clock: &Clock{}, Upstream: &Recorder{}, Webhooks: &Webhooks{}, Logs: &LogBuffer{}}
 	h.Clock.ns.Store(time.Now().UnixNano())
 	h.PublicURL = "http://" + h.Addr
-	if s.secure {
+	if s.secure || s.tls {
 		h.PublicURL = "https://" + h.Addr
+	}
+	if s.tls {
+		s.env = append(h.serveTLS(), s.env...)
 	}
 
 	up := httptest.NewServer(h.Upstream)
@@ -204,7 +212,7 @@ func New(t *testing.T, opts ...Option) *Harness {
 	h.Logs.flush = h.App.FlushLogs
 	h.Cookie = h.App.SessionCookie()
 	done := make(chan error, 1)
-	go func() { done <- h.App.Server.Serve(ln) }()
+	go func() { done <- h.App.Serve(ln) }()
 	t.Cleanup(func() {
 		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
@@ -238,8 +246,9 @@ const webhookSecret = "0123456789abcdef0123456789abcdef-apptest-webhook"
 func (h *Harness) waitFor(path string) {
 	h.T.Helper()
 	var last string
+	client := h.client()
 	for range 1200 { // 2 minutes: a cold compile under the race detector
-		res, err := http.Get("http://" + h.Addr + path)
+		res, err := client.Get(h.base() + path)
 		if err == nil {
 			body, _ := io.ReadAll(res.Body)
 			res.Body.Close()
@@ -366,10 +375,7 @@ type Browser struct {
 func (h *Harness) Browser() *Browser {
 	return &Browser{
 		t: h.T, h: h,
-		client: &http.Client{
-			Timeout:       20 * time.Second,
-			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-		},
+		client:  h.client(),
 		cookies: map[string]map[string]string{},
 		Header:  http.Header{},
 	}
@@ -416,10 +422,12 @@ func (r *Response) Location() string {
 func (b *Browser) Do(method, rawURL string, form url.Values) *Response {
 	b.t.Helper()
 	if strings.HasPrefix(rawURL, "/") {
-		rawURL = "http://" + b.h.Addr + rawURL
+		rawURL = b.h.base() + rawURL
 	}
-	// Arbor's public URL may be https; its listener is plain http.
-	rawURL = strings.Replace(rawURL, "https://"+b.h.Addr, "http://"+b.h.Addr, 1)
+	if b.h.CA == nil {
+		// Arbor's public URL may be https; its listener is plain http.
+		rawURL = strings.Replace(rawURL, "https://"+b.h.Addr, "http://"+b.h.Addr, 1)
+	}
 	var body io.Reader
 	if form != nil {
 		body = strings.NewReader(form.Encode())

@@ -49,7 +49,7 @@ func (b *Browser) SendJSON(method, path string, v any, hdr http.Header) (*Respon
 		}
 		body = bytes.NewReader(raw)
 	}
-	req, err := http.NewRequest(method, "http://"+b.h.Addr+path, body)
+	req, err := http.NewRequest(method, b.h.base()+path, body)
 	if err != nil {
 		return nil, err
 	}

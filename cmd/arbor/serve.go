@@ -27,7 +27,11 @@ with 'arbor keys generate'.
 
 Provider plugins: the built-in ones and those in plugins.dir load in the
 background once the gateway listens (/readyz answers 503 until they have);
-SIGHUP or 'arbor plugin reload' re-reads them.`,
+SIGHUP or 'arbor plugin reload' re-reads them.
+
+With tls.cert_file and tls.key_file, Arbor serves https on listen and
+re-reads the files on SIGHUP and when they change; tls.http_listen
+redirects plain http to public_url (docs/tls.md).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := loadConfig(cmd, nil)
@@ -60,7 +64,8 @@ type serveHooks struct {
 // serve builds Arbor (package app) and runs it until ctx is cancelled
 // (SIGTERM, SIGINT), then shuts down in order: stop accepting, let requests
 // in flight finish, then App.Close (the admin socket, the plugins, the
-// store, …). SIGHUP reloads the plugins.
+// store, …). With tls.* the listener serves https and tls.http_listen
+// redirects to it. SIGHUP reloads the plugins and the certificate files.
 func serve(ctx context.Context, cfg config.Config, hooks serveHooks) error {
 	// Catch SIGHUP first: its default action would kill the process.
 	hup := make(chan os.Signal, 1)
@@ -80,12 +85,18 @@ func serve(ctx context.Context, cfg config.Config, hooks serveHooks) error {
 		_ = ln.Close()
 		return err
 	}
-	a.Log.Info("arbor serving", "version", version, "listen", ln.Addr().String(), "upstream", cfg.Upstream.URL, "admin_socket", a.AdminPath())
+	_, stopRedirect, err := a.ListenRedirect()
+	if err != nil {
+		_ = ln.Close()
+		stopMetrics(ctx)
+		return err
+	}
+	a.Log.Info("arbor serving", "version", version, "listen", ln.Addr().String(), "https", a.HTTPS(), "public_url", cfg.PublicURL, "upstream", cfg.Upstream.URL, "admin_socket", a.AdminPath())
 	if hooks.ready != nil {
 		hooks.ready(ln.Addr().String())
 	}
 	serveErr := make(chan error, 1)
-	go func() { serveErr <- a.Server.Serve(ln) }()
+	go func() { serveErr <- a.Serve(ln) }()
 	reload, stopReloads := a.StartReloader("SIGHUP")
 	defer stopReloads()
 	for {
@@ -96,8 +107,9 @@ func serve(ctx context.Context, cfg config.Config, hooks serveHooks) error {
 			}
 			return errors.New("gateway stopped unexpectedly")
 		case <-hup:
-			a.Log.Info("SIGHUP: reloading plugins")
+			a.Log.Info("SIGHUP: reloading plugins and certificate files")
 			reload()
+			a.ReloadCertificates()
 		case <-ctx.Done():
 			a.Log.Info("shutting down: finishing requests in flight", "timeout", cfg.Server.ShutdownTimeout)
 			sctx, cancel := context.WithTimeout(context.Background(), cfg.Server.ShutdownTimeout)
@@ -106,6 +118,7 @@ func serve(ctx context.Context, cfg config.Config, hooks serveHooks) error {
 				a.Log.Error("graceful shutdown incomplete", "err", err)
 			}
 			stopMetrics(sctx)
+			stopRedirect(sctx)
 			<-serveErr
 			return nil
 		}
