@@ -67,6 +67,31 @@ func TestHostileSlowClients(t *testing.T) {
 		"ARBOR_SERVER_UPSTREAM_MAX_PER_CLIENT=10",
 	))
 
+	// The per-address connection cap, deterministically: more connections
+	// from one address than it allows, all held open at once. (The slow
+	// uploaders below reach it too on a quiet machine, but under load
+	// their 429s can come back faster than they connect.)
+	var held []net.Conn
+	for range 110 {
+		if c, err := slowConn(srv.addr, net.IPv4(127, 0, 0, 4)); err == nil {
+			held = append(held, c)
+		}
+	}
+	refused := 0
+	for _, c := range held {
+		_ = c.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
+		var ne net.Error
+		if _, err := c.Read(make([]byte, 1)); err != nil && !(errors.As(err, &ne) && ne.Timeout()) {
+			refused++ // closed by Arbor at once, without an answer
+		}
+	}
+	for _, c := range held {
+		c.Close()
+	}
+	if len(held) < 101 || refused == 0 {
+		t.Fatalf("%d connections from one address held at once (cap 100): %d closed by Arbor, want some", len(held), refused)
+	}
+
 	const uploaders, readers = 200, 20
 	results := make(chan slowOutcome, uploaders+readers)
 	var wg sync.WaitGroup
