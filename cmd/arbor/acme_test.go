@@ -8,11 +8,15 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/vintner/arbor/data/etcd/etcdtest"
 	"github.com/vintner/arbor/gateway/edge/acme/acmetest"
 )
 
@@ -44,15 +48,7 @@ func newACMEServe(t *testing.T, pebbleOpts acmetest.Options) *acmeServe {
 		addr:        addr,
 		base:        base,
 		metricsAddr: metricsAddr,
-		client: &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
-			TLSClientConfig: &tls.Config{RootCAs: p.Roots},
-			// localhost may resolve to ::1 first; Arbor listens on 127.0.0.1.
-			DialContext: func(ctx context.Context, network, a string) (net.Conn, error) {
-				_, p, _ := net.SplitHostPort(a)
-				var d net.Dialer
-				return d.DialContext(ctx, "tcp", net.JoinHostPort("127.0.0.1", p))
-			},
-		}},
+		client:      pebbleClient(p),
 		env: e.with(
 			"ARBOR_UPSTREAM_URL="+up.URL, "ARBOR_AUTH_DEFAULT_ROUTE=public",
 			"ARBOR_PUBLIC_URL="+base,
@@ -180,4 +176,128 @@ func grepLines(s, sub string) string {
 		}
 	}
 	return strings.Join(out, "\n")
+}
+
+// tcpBalancer passes each connection on its listener to the backends in
+// turn, as a TCP load balancer in front of replicas does (TLS passes
+// through: the CA's TLS-ALPN-01 handshake reaches a replica).
+type tcpBalancer struct {
+	ln       net.Listener
+	backends []string
+	next     atomic.Uint32
+}
+
+func newTCPBalancer(t *testing.T, backends ...string) *tcpBalancer {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := &tcpBalancer{ln: ln, backends: backends}
+	var wg sync.WaitGroup
+	t.Cleanup(func() { ln.Close(); wg.Wait() })
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			to := b.backends[int(b.next.Add(1))%len(b.backends)]
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				defer c.Close()
+				u, err := net.DialTimeout("tcp", to, 5*time.Second)
+				if err != nil {
+					return
+				}
+				defer u.Close()
+				_ = c.SetDeadline(time.Now().Add(30 * time.Second))
+				_ = u.SetDeadline(time.Now().Add(30 * time.Second))
+				go func() { _, _ = io.Copy(u, c); _ = u.(*net.TCPConn).CloseWrite() }()
+				_, _ = io.Copy(c, u)
+			}()
+		}
+	}()
+	return b
+}
+
+func (b *tcpBalancer) port(t *testing.T) int { return port(t, b.ln.Addr().String()) }
+
+// Two `arbor serve` replicas on one etcd, started together behind TCP
+// balancers that the CA validates through: exactly one certificate is
+// ordered (the store's lock), and both replicas serve it.
+func TestServeACMEReplicas(t *testing.T) {
+	etcd := etcdtest.StartCluster(t, 1)
+	e := newTestEnv(t)
+	addrs := []string{freeAddr(t), freeAddr(t)}
+	plains := []string{freeAddr(t), freeAddr(t)}
+	tlsLB, plainLB := newTCPBalancer(t, addrs...), newTCPBalancer(t, plains...)
+	p := acmetest.Start(t, acmetest.Options{TLSALPNPort: tlsLB.port(t), HTTPPort: plainLB.port(t)})
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, "upstream saw %s over %s", r.URL.Path, r.Header.Get("X-Forwarded-Proto"))
+	}))
+	t.Cleanup(up.Close)
+	client := pebbleClient(p)
+	env := e.with(
+		"ARBOR_UPSTREAM_URL="+up.URL, "ARBOR_AUTH_DEFAULT_ROUTE=public",
+		fmt.Sprintf("ARBOR_PUBLIC_URL=https://%s:%d", acmetest.Domain, tlsLB.port(t)),
+		"ARBOR_TLS_ACME_DOMAINS="+acmetest.Domain,
+		"ARBOR_TLS_ACME_CA_URL="+p.DirURL,
+		"ARBOR_TLS_ACME_CA_ROOT_FILE="+p.WriteAPIRoot(t, t.TempDir()),
+		"ARBOR_STORE_BACKEND=etcd",
+		"ARBOR_STORE_ENDPOINTS="+strings.Join(etcd.Endpoints(), ","),
+		"ARBOR_STORE_ROOT=/arbor-acme/",
+	)
+	var servers []*server
+	for i, addr := range addrs {
+		dir, err := os.MkdirTemp("", "arba") // short: the admin socket lives here
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { os.RemoveAll(dir) })
+		servers = append(servers, launchServe(t, addr, append(append([]string(nil), env...),
+			"HOME="+dir, "ARBOR_DATA_DIR="+dir, "ARBOR_TLS_HTTP_LISTEN="+plains[i])))
+	}
+	var serials []string
+	for i, s := range servers {
+		base := fmt.Sprintf("https://%s:%d", acmetest.Domain, port(t, addrs[i]))
+		s.waitTLS(t, base, client)
+		res, err := client.Get(base + "/hello")
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		if string(body) != "upstream saw /hello over https" || res.Header.Get("Strict-Transport-Security") == "" {
+			t.Fatalf("replica %d: %d %q, HSTS %q", i, res.StatusCode, body, res.Header.Get("Strict-Transport-Security"))
+		}
+		serials = append(serials, res.TLS.PeerCertificates[0].SerialNumber.String())
+	}
+	if serials[0] != serials[1] {
+		t.Fatalf("the replicas serve different certificates: serials %v", serials)
+	}
+	if n := p.Orders(); n != 1 {
+		t.Fatalf("the CA received %d orders from two replicas, want 1", n)
+	}
+	for _, s := range servers {
+		if err := s.stop(t); err != nil {
+			t.Fatalf("arbor serve exit: %v", err)
+		}
+	}
+}
+
+// pebbleClient is an https client that trusts only the certificates p
+// issues and connects to 127.0.0.1 whatever localhost resolves to.
+func pebbleClient(p *acmetest.Pebble) *http.Client {
+	return &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
+		TLSClientConfig: &tls.Config{RootCAs: p.Roots},
+		DialContext: func(ctx context.Context, _, a string) (net.Conn, error) {
+			_, port, _ := net.SplitHostPort(a)
+			var d net.Dialer
+			return d.DialContext(ctx, "tcp", net.JoinHostPort("127.0.0.1", port))
+		},
+	}}
 }

@@ -27,6 +27,14 @@ func startServeHTTPS(t *testing.T, addr string, ca *httpstest.CA, env []string) 
 // base+"/healthz" answers 200 through client.
 func startServeTLS(t *testing.T, addr, base string, client *http.Client, env []string) *server {
 	t.Helper()
+	s := launchServe(t, addr, env)
+	s.waitTLS(t, base, client)
+	return s
+}
+
+// launchServe starts `arbor serve` listening on addr without waiting.
+func launchServe(t *testing.T, addr string, env []string) *server {
+	t.Helper()
 	cmd := exec.Command(arborBin, "serve")
 	cmd.Env = append(append([]string{"ARBOR_SERVER_METRICS_LISTEN=127.0.0.1:0"}, env...), "ARBOR_LISTEN="+addr)
 	s := &server{cmd: cmd, addr: addr, logs: &syncBuffer{}, done: make(chan error, 1)}
@@ -44,6 +52,12 @@ func startServeTLS(t *testing.T, addr, base string, client *http.Client, env []s
 			t.Logf("arbor serve log:\n%s", tail(s.logs.String(), 20000))
 		}
 	})
+	return s
+}
+
+// waitTLS waits until base+"/healthz" answers 200 through client.
+func (s *server) waitTLS(t *testing.T, base string, client *http.Client) {
+	t.Helper()
 	deadline := time.Now().Add(3 * time.Minute)
 	for time.Now().Before(deadline) {
 		select {
@@ -54,13 +68,12 @@ func startServeTLS(t *testing.T, addr, base string, client *http.Client, env []s
 		if res, err := client.Get(base + "/healthz"); err == nil {
 			res.Body.Close()
 			if res.StatusCode == http.StatusOK {
-				return s
+				return
 			}
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
 	t.Fatalf("arbor serve: https /healthz did not answer 200\n%s", s.logs.String())
-	return nil
 }
 
 // `arbor serve` with certificate files: https trusting the test CA, HSTS,
