@@ -21,6 +21,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -65,8 +66,9 @@ type Pebble struct {
 	// responder of the test's own).
 	CA *ca.CAImpl
 
-	srv    *httptest.Server
-	orders atomic.Int32
+	srv       *httptest.Server
+	orders    atomic.Int32
+	finalized atomic.Int32
 }
 
 // Start starts Pebble. It sets Pebble's environment switches with
@@ -106,6 +108,9 @@ func Start(t testing.TB, o Options) *Pebble {
 		if r.Method == http.MethodPost && r.URL.Path == "/order-plz" {
 			p.orders.Add(1)
 		}
+		if r.Method == http.MethodPost && strings.HasPrefix(r.URL.Path, "/finalize-order/") {
+			p.finalized.Add(1)
+		}
 		api.ServeHTTP(w, r)
 	}))
 	srv.StartTLS()
@@ -123,8 +128,15 @@ func Start(t testing.TB, o Options) *Pebble {
 // Stop takes the CA down: its URL then refuses connections.
 func (p *Pebble) Stop() { p.srv.Close() }
 
-// Orders counts the new-order requests the CA received.
+// Orders counts the new-order requests the CA received. A client retries
+// an order whose challenge failed (acmez tries the other challenge type),
+// so a failed validation adds one.
 func (p *Pebble) Orders() int { return int(p.orders.Load()) }
+
+// Finalized counts the finalize requests the CA received: the
+// certificates asked for (an order is finalized once its challenges
+// passed).
+func (p *Pebble) Finalized() int { return int(p.finalized.Load()) }
 
 // APIRootPEM is the certificate of the ACME API's https, as PEM.
 func (p *Pebble) APIRootPEM() []byte {
