@@ -105,6 +105,9 @@ func serve(ctx context.Context, cfg config.Config, hooks serveHooks) error {
 		stopMetrics(sctx)
 		stopRedirect(sctx)
 		<-serveErr
+		if ctx.Err() != nil {
+			return nil // SIGTERM or SIGINT while waiting for the certificates
+		}
 		return err
 	}
 	a.Log.Info("arbor serving", "version", version, "listen", ln.Addr().String(), "https", a.HTTPS(), "public_url", cfg.PublicURL, "upstream", cfg.Upstream.URL, "admin_socket", a.AdminPath())
