@@ -118,8 +118,10 @@ func TestServeACME(t *testing.T) {
 		if !strings.Contains(leaf.Issuer.CommonName, "Pebble") || len(leaf.DNSNames) != 1 || leaf.DNSNames[0] != acmetest.Domain {
 			t.Fatalf("%s: served certificate %v issued by %q", run, leaf.DNSNames, leaf.Issuer)
 		}
-		if n := s.pebble.Orders(); n != 1 || s.pebble.Finalized() != 1 {
-			t.Fatalf("%s: the CA received %d orders and %d finalizations, want 1", run, n, s.pebble.Finalized())
+		// One certificate asked for, on the first start only. (Orders may
+		// be two if a validation failed and was retried: see acmetest.)
+		if n := s.pebble.Finalized(); n != 1 {
+			t.Fatalf("%s: the CA was asked for %d certificates, want 1", run, n)
 		}
 
 		out, errOut, code := runArbor(t, s.env, "tls", "status")
@@ -139,12 +141,16 @@ func TestServeACME(t *testing.T) {
 		}
 	}
 	check("first start")
+	orders := s.pebble.Orders()
 	if err := srv.stop(t); err != nil {
 		t.Fatalf("arbor serve exit: %v", err)
 	}
 
 	srv = s.start(t)
 	check("restart")
+	if n := s.pebble.Orders(); n != orders {
+		t.Fatalf("the restart placed %d new order(s); want the stored certificate", n-orders)
+	}
 	if !strings.Contains(srv.logs.String(), "acme: managing certificates") {
 		t.Fatal("the restart did not manage the certificate with ACME")
 	}
