@@ -46,6 +46,9 @@ type Handlers struct {
 	// /v1/plugins/reload). A plugin that fails to load keeps its previous
 	// version serving and is reported in PluginReload.Errors.
 	ReloadPlugins func(ctx context.Context) PluginReload
+	// TLSStatus describes the certificates served (GET /v1/tls); nil
+	// answers plain http (source "").
+	TLSStatus func() TLSStatus
 	// Version is reported by GET /v1/status.
 	Version string
 }
@@ -183,6 +186,7 @@ func (s *Server) routes(h Handlers) http.Handler {
 		w.Header().Set("Content-Type", "application/json")
 		json.NewEncoder(w).Encode(res)
 	})
+	tlsRoute(mux, h.TLSStatus)
 	return mux
 }
 

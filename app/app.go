@@ -320,6 +320,9 @@ func New(ctx context.Context, cfg config.Config, opts Options) (_ *App, err erro
 	if err := limits.Register(srv.Registry()); err != nil {
 		return nil, err
 	}
+	if err := a.registerTLSMetrics(srv.Registry()); err != nil {
+		return nil, err
+	}
 	if err := wa.mount(srv, limits.RouteHandler); err != nil {
 		return nil, err
 	}
@@ -338,7 +341,8 @@ func New(ctx context.Context, cfg config.Config, opts Options) (_ *App, err erro
 		ReloadPlugins: func(ctx context.Context) admin.PluginReload {
 			return a.ReloadPlugins(ctx, "admin")
 		},
-		Version: opts.Version,
+		TLSStatus: a.TLSStatus,
+		Version:   opts.Version,
 	}, log)
 	if err != nil {
 		return nil, err

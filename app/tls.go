@@ -9,32 +9,47 @@ import (
 	"net/http"
 
 	"github.com/vintner/arbor/config"
+	"github.com/vintner/arbor/gateway/edge/acme"
 	"github.com/vintner/arbor/gateway/edge/https"
 )
 
 // tlsParts is Arbor's https (docs/tls.md), when tls.* is set.
 type tlsParts struct {
 	term *https.Terminator
+	// acme obtains and renews the certificates when tls.acme.domains is
+	// set (acme.go); nil with certificate files.
+	acme *acme.Manager
 	// challenge answers ACME HTTP-01 on the plain listener; nil without
 	// ACME.
 	challenge func(w http.ResponseWriter, r *http.Request) bool
 }
 
-// setupTLS builds the Terminator from tls.*: certificate files here; ACME
-// (tls.acme.domains) plugs in as a CertSource, its ALPN protocol
-// (https.Options.NextProtos) and its HTTP-01 handler (tlsParts.challenge).
+// setupTLS builds the Terminator from tls.*: certificate files, or ACME
+// (tls.acme.domains: acme.go) plugged in as the CertSource, its ALPN
+// protocol (https.Options.NextProtos) and its HTTP-01 handler
+// (tlsParts.challenge). The ACME Manager asks the CA for nothing yet:
+// StartCertificates does, once the listeners serve.
 func (a *App) setupTLS(cfg config.TLS, log *slog.Logger) error {
 	if !cfg.Enabled() {
 		return nil
 	}
+	parts := &tlsParts{}
+	opts := https.Options{CertFile: cfg.CertFile, KeyFile: cfg.KeyFile, Logger: log, Now: a.opts.Now}
 	if len(cfg.ACME.Domains) > 0 {
-		return usageErr(errors.New("tls.acme.domains: Arbor does not obtain certificates itself yet (issue 18); use tls.cert_file and tls.key_file"))
+		m, err := a.newACME(cfg, log)
+		if err != nil {
+			return err
+		}
+		a.onClose("acme", func() { _ = m.Close() })
+		parts.acme, parts.challenge = m, m.HTTPChallenge
+		opts.Certificates, opts.NextProtos = m, m.NextProtos()
 	}
-	t, err := https.New(https.Options{CertFile: cfg.CertFile, KeyFile: cfg.KeyFile, Logger: log, Now: a.opts.Now})
+	t, err := https.New(opts)
 	if err != nil {
 		return usageErr(err)
 	}
-	a.tls = &tlsParts{term: t}
+	parts.term = t
+	a.tls = parts
 	a.onClose("tls", t.Close)
 	return nil
 }

@@ -20,6 +20,21 @@ import (
 // trusting ca, until /healthz answers 200 over TLS.
 func startServeHTTPS(t *testing.T, addr string, ca *httpstest.CA, env []string) *server {
 	t.Helper()
+	return startServeTLS(t, addr, "https://"+addr, ca.Client(), env)
+}
+
+// startServeTLS starts `arbor serve` listening on addr and waits until
+// base+"/healthz" answers 200 through client.
+func startServeTLS(t *testing.T, addr, base string, client *http.Client, env []string) *server {
+	t.Helper()
+	s := launchServe(t, addr, env)
+	s.waitTLS(t, base, client)
+	return s
+}
+
+// launchServe starts `arbor serve` listening on addr without waiting.
+func launchServe(t *testing.T, addr string, env []string) *server {
+	t.Helper()
 	cmd := exec.Command(arborBin, "serve")
 	cmd.Env = append(append([]string{"ARBOR_SERVER_METRICS_LISTEN=127.0.0.1:0"}, env...), "ARBOR_LISTEN="+addr)
 	s := &server{cmd: cmd, addr: addr, logs: &syncBuffer{}, done: make(chan error, 1)}
@@ -37,7 +52,12 @@ func startServeHTTPS(t *testing.T, addr string, ca *httpstest.CA, env []string) 
 			t.Logf("arbor serve log:\n%s", tail(s.logs.String(), 20000))
 		}
 	})
-	client := ca.Client()
+	return s
+}
+
+// waitTLS waits until base+"/healthz" answers 200 through client.
+func (s *server) waitTLS(t *testing.T, base string, client *http.Client) {
+	t.Helper()
 	deadline := time.Now().Add(3 * time.Minute)
 	for time.Now().Before(deadline) {
 		select {
@@ -45,16 +65,15 @@ func startServeHTTPS(t *testing.T, addr string, ca *httpstest.CA, env []string) 
 			t.Fatalf("arbor serve exited early: %v\n%s", err, s.logs.String())
 		default:
 		}
-		if res, err := client.Get("https://" + addr + "/healthz"); err == nil {
+		if res, err := client.Get(base + "/healthz"); err == nil {
 			res.Body.Close()
 			if res.StatusCode == http.StatusOK {
-				return s
+				return
 			}
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
 	t.Fatalf("arbor serve: https /healthz did not answer 200\n%s", s.logs.String())
-	return nil
 }
 
 // `arbor serve` with certificate files: https trusting the test CA, HSTS,
@@ -68,12 +87,13 @@ func TestServeHTTPS(t *testing.T) {
 		fmt.Fprintf(w, "upstream saw %s over %s", r.URL.Path, r.Header.Get("X-Forwarded-Proto"))
 	}))
 	defer up.Close()
-	addr, plainAddr := freeAddr(t), freeAddr(t)
+	addr, plainAddr, metricsAddr := freeAddr(t), freeAddr(t), freeAddr(t)
 	env := e.with(
 		"ARBOR_UPSTREAM_URL="+up.URL, "ARBOR_AUTH_DEFAULT_ROUTE=public",
 		"ARBOR_PUBLIC_URL=https://"+addr,
 		"ARBOR_TLS_CERT_FILE="+certFile, "ARBOR_TLS_KEY_FILE="+keyFile,
 		"ARBOR_TLS_HTTP_LISTEN="+plainAddr,
+		"ARBOR_SERVER_METRICS_LISTEN="+metricsAddr,
 	)
 	srv := startServeHTTPS(t, addr, ca, env)
 	client := ca.Client()
@@ -89,6 +109,29 @@ func TestServeHTTPS(t *testing.T) {
 	}
 	if res.TLS == nil || res.TLS.NegotiatedProtocol != "http/1.1" || res.TLS.Version < tls.VersionTLS12 {
 		t.Fatalf("TLS state %+v", res.TLS)
+	}
+
+	// The certificate file's figures: arbor tls status and /metrics.
+	leaf := res.TLS.PeerCertificates[0]
+	out, errOut, code := runArbor(t, env, "tls", "status")
+	if code != 0 || !strings.Contains(out, "source: files") || !strings.Contains(out, leaf.Issuer.String()) ||
+		!strings.Contains(out, leaf.NotAfter.UTC().Format(time.RFC3339)) || strings.Contains(out, "renewal failures") {
+		t.Fatalf("arbor tls status: exit %d\n%s%s", code, out, errOut)
+	}
+	mres, err := http.Get("http://" + metricsAddr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics, _ := io.ReadAll(mres.Body)
+	mres.Body.Close()
+	for _, name := range leaf.DNSNames {
+		want := fmt.Sprintf("arbor_tls_certificate_expiry_timestamp_seconds{name=%q} %s", name, promFloat(leaf.NotAfter.Unix()))
+		if !strings.Contains(string(metrics), want) {
+			t.Fatalf("/metrics lacks %q:\n%s", want, grepLines(string(metrics), "arbor_tls_"))
+		}
+	}
+	if strings.Contains(string(metrics), "arbor_tls_renewal_failures_total") {
+		t.Fatal("/metrics reports ACME renewal failures for certificate files")
 	}
 
 	req, _ := http.NewRequest(http.MethodGet, "http://"+plainAddr+"/page?x=1", nil)

@@ -55,7 +55,7 @@ func newRoot() *cobra.Command {
 		SilenceErrors: true,
 	}
 	root.PersistentFlags().String("config", os.Getenv("ARBOR_CONFIG"), "YAML config file (env ARBOR_CONFIG); every key can also be set as ARBOR_…")
-	root.AddCommand(newServeCmd(), newDevCmd(), newBackupCmd(), newKeysCmd(), newPluginCmd(), command.Version("arbor", version))
+	root.AddCommand(newServeCmd(), newDevCmd(), newBackupCmd(), newKeysCmd(), newPluginCmd(), newTLSCmd(), command.Version("arbor", version))
 	root.AddCommand(newStoreCmd())
 	return root
 }

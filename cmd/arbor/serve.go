@@ -31,7 +31,9 @@ SIGHUP or 'arbor plugin reload' re-reads them.
 
 With tls.cert_file and tls.key_file, Arbor serves https on listen and
 re-reads the files on SIGHUP and when they change; tls.http_listen
-redirects plain http to public_url (docs/tls.md).`,
+redirects plain http to public_url (docs/tls.md). With tls.acme.domains,
+Arbor obtains and renews the certificates itself once its listeners serve,
+and stops if the CA refuses (docs/acme.md).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := loadConfig(cmd, nil)
@@ -65,7 +67,9 @@ type serveHooks struct {
 // (SIGTERM, SIGINT), then shuts down in order: stop accepting, let requests
 // in flight finish, then App.Close (the admin socket, the plugins, the
 // store, …). With tls.* the listener serves https and tls.http_listen
-// redirects to it. SIGHUP reloads the plugins and the certificate files.
+// redirects to it; with tls.acme.domains the certificates are obtained (or
+// loaded from the store) once both listeners serve, and a failure stops
+// start-up. SIGHUP reloads the plugins and the certificate files.
 func serve(ctx context.Context, cfg config.Config, hooks serveHooks) error {
 	// Catch SIGHUP first: its default action would kill the process.
 	hup := make(chan os.Signal, 1)
@@ -91,12 +95,25 @@ func serve(ctx context.Context, cfg config.Config, hooks serveHooks) error {
 		stopMetrics(ctx)
 		return err
 	}
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- a.Serve(ln) }()
+	// ACME: the CA validates against the listeners, which serve now.
+	if err := a.StartCertificates(ctx); err != nil {
+		sctx, cancel := context.WithTimeout(context.Background(), cfg.Server.ShutdownTimeout)
+		defer cancel()
+		_ = a.Shutdown(sctx)
+		stopMetrics(sctx)
+		stopRedirect(sctx)
+		<-serveErr
+		if ctx.Err() != nil {
+			return nil // SIGTERM or SIGINT while waiting for the certificates
+		}
+		return err
+	}
 	a.Log.Info("arbor serving", "version", version, "listen", ln.Addr().String(), "https", a.HTTPS(), "public_url", cfg.PublicURL, "upstream", cfg.Upstream.URL, "admin_socket", a.AdminPath())
 	if hooks.ready != nil {
 		hooks.ready(ln.Addr().String())
 	}
-	serveErr := make(chan error, 1)
-	go func() { serveErr <- a.Serve(ln) }()
 	reload, stopReloads := a.StartReloader("SIGHUP")
 	defer stopReloads()
 	for {

@@ -22,6 +22,7 @@ import (
 	"golang.org/x/crypto/ocsp"
 
 	"github.com/vintner/arbor/data/seal"
+	"github.com/vintner/arbor/gateway/edge/acme/acmetest"
 )
 
 // testTimeout bounds every start-up and wait in these tests.
@@ -34,7 +35,7 @@ type testManager struct {
 
 // newManager builds a Manager for testDomain on st, with the CA p and the
 // challenge ports of e as set by mod (both challenges by default).
-func newManager(t *testing.T, p *pebble, e *edge, st Store, mod func(*Options)) testManager {
+func newManager(t *testing.T, p *acmetest.Pebble, e *edge, st Store, mod func(*Options)) testManager {
 	t.Helper()
 	logs := &lockedBuffer{}
 	t.Cleanup(func() {
@@ -52,7 +53,7 @@ func newManager(t *testing.T, p *pebble, e *edge, st Store, mod func(*Options)) 
 		StartTimeout: testTimeout,
 	}
 	if p != nil {
-		o.CAURL, o.CARoots = p.dirURL, p.apiRoot
+		o.CAURL, o.CARoots = p.DirURL, p.APIRoot
 	}
 	if e != nil {
 		o.HTTPPort, o.TLSALPNPort = e.httpPort, e.tlsPort
@@ -103,7 +104,7 @@ func start(t *testing.T, m testManager) {
 // gets the certificate over https.
 func TestObtainsWithHTTP01(t *testing.T) {
 	e := newEdge(t)
-	p := startPebble(t, pebbleOptions{httpPort: e.httpPort})
+	p := acmetest.Start(t, acmetest.Options{HTTPPort: e.httpPort})
 	m := newManager(t, p, e, newTestStore(t), func(o *Options) { o.TLSALPNPort = 0 })
 	if got := m.NextProtos(); len(got) != 0 {
 		t.Errorf("NextProtos with TLS-ALPN-01 off = %q, want none", got)
@@ -114,10 +115,10 @@ func TestObtainsWithHTTP01(t *testing.T) {
 	if n := e.httpChallenges.Load(); n == 0 {
 		t.Error("the plain listener answered no HTTP-01 request: the certificate was not validated through HTTPChallenge")
 	}
-	if n := p.orders.Load(); n != 1 {
+	if n := p.Orders(); n != 1 {
 		t.Errorf("orders at the CA = %d, want 1", n)
 	}
-	cert := served(t, e, p.roots)
+	cert := served(t, e, p.Roots)
 	if !slices.Equal(cert.DNSNames, []string{testDomain}) {
 		t.Errorf("served certificate names = %q, want [%s]", cert.DNSNames, testDomain)
 	}
@@ -160,7 +161,7 @@ func TestObtainsWithHTTP01(t *testing.T) {
 // certificate.
 func TestObtainsWithTLSALPN01(t *testing.T) {
 	e := newEdge(t)
-	p := startPebble(t, pebbleOptions{tlsPort: e.tlsPort})
+	p := acmetest.Start(t, acmetest.Options{TLSALPNPort: e.tlsPort})
 	m := newManager(t, p, e, newTestStore(t), func(o *Options) { o.HTTPPort = 0 })
 	if got := m.NextProtos(); !slices.Equal(got, []string{"acme-tls/1"}) {
 		t.Errorf("NextProtos = %q, want [acme-tls/1]", got)
@@ -174,10 +175,10 @@ func TestObtainsWithTLSALPN01(t *testing.T) {
 	if n := e.httpChallenges.Load(); n != 0 {
 		t.Errorf("HTTP-01 requests answered = %d with HTTP-01 off, want 0", n)
 	}
-	if n := p.orders.Load(); n != 1 {
+	if n := p.Orders(); n != 1 {
 		t.Errorf("orders at the CA = %d, want 1", n)
 	}
-	cert := served(t, e, p.roots)
+	cert := served(t, e, p.Roots)
 	if !slices.Equal(cert.DNSNames, []string{testDomain}) {
 		t.Errorf("served certificate names = %q, want [%s]", cert.DNSNames, testDomain)
 	}
@@ -188,19 +189,19 @@ func TestObtainsWithTLSALPN01(t *testing.T) {
 // it without ordering again, and the private keys in the store are sealed.
 func TestRestartLoadsFromStore(t *testing.T) {
 	e := newEdge(t)
-	p := startPebble(t, pebbleOptions{httpPort: e.httpPort, tlsPort: e.tlsPort})
+	p := acmetest.Start(t, acmetest.Options{HTTPPort: e.httpPort, TLSALPNPort: e.tlsPort})
 	st := newTestStore(t)
 	first := newManager(t, p, e, st, nil)
 	e.use(first.Manager)
 	start(t, first)
-	before := served(t, e, p.roots)
+	before := served(t, e, p.Roots)
 	_ = first.Close()
 
 	second := newManager(t, p, e, st, nil)
 	e.use(second.Manager)
 	start(t, second)
-	after := served(t, e, p.roots)
-	if n := p.orders.Load(); n != 1 {
+	after := served(t, e, p.Roots)
+	if n := p.Orders(); n != 1 {
 		t.Errorf("orders at the CA after a restart = %d, want 1 (the stored certificate should be loaded)", n)
 	}
 	if before.SerialNumber.Cmp(after.SerialNumber) != 0 {
@@ -239,7 +240,7 @@ func TestRestartLoadsFromStore(t *testing.T) {
 // certificate.
 func TestReplicasOrderOnce(t *testing.T) {
 	e := newEdge(t)
-	p := startPebble(t, pebbleOptions{httpPort: e.httpPort, tlsPort: e.tlsPort})
+	p := acmetest.Start(t, acmetest.Options{HTTPPort: e.httpPort, TLSALPNPort: e.tlsPort})
 	st := newTestStore(t)
 	a := newManager(t, p, e, st, nil)
 	b := newManager(t, p, e, st, nil)
@@ -262,11 +263,11 @@ func TestReplicasOrderOnce(t *testing.T) {
 			t.Fatalf("replica %d: Start: %v", i, err)
 		}
 	}
-	if n := p.orders.Load(); n != 1 {
+	if n := p.Orders(); n != 1 {
 		t.Errorf("orders at the CA by two replicas = %d, want exactly 1", n)
 	}
 	// e sends each handshake to the next replica: two in a row reach both.
-	one, two := served(t, e, p.roots), served(t, e, p.roots)
+	one, two := served(t, e, p.Roots), served(t, e, p.Roots)
 	if one.SerialNumber.Cmp(two.SerialNumber) != 0 {
 		t.Errorf("the replicas serve different certificates: %v and %v", one.SerialNumber, two.SerialNumber)
 	}
@@ -277,15 +278,15 @@ func TestReplicasOrderOnce(t *testing.T) {
 // the first is still valid.
 func TestRenewsBeforeExpiry(t *testing.T) {
 	e := newEdge(t)
-	p := startPebble(t, pebbleOptions{httpPort: e.httpPort, tlsPort: e.tlsPort, validity: 40})
+	p := acmetest.Start(t, acmetest.Options{HTTPPort: e.httpPort, TLSALPNPort: e.tlsPort, Validity: 40})
 	m := newManager(t, p, e, newTestStore(t), func(o *Options) { o.RenewCheckInterval = time.Second })
 	e.use(m.Manager)
 	start(t, m)
-	first := served(t, e, p.roots)
+	first := served(t, e, p.Roots)
 
 	deadline := time.Now().Add(testTimeout)
 	for {
-		cert, err := tryServed(e, p.roots)
+		cert, err := tryServed(e, p.Roots)
 		if err != nil {
 			t.Fatalf("https handshake while renewing: %v", err)
 		}
@@ -303,7 +304,7 @@ func TestRenewsBeforeExpiry(t *testing.T) {
 		}
 		time.Sleep(250 * time.Millisecond)
 	}
-	if n := p.orders.Load(); n < 2 {
+	if n := p.Orders(); n < 2 {
 		t.Errorf("orders at the CA = %d, want at least 2 (the renewal)", n)
 	}
 }
@@ -367,8 +368,8 @@ func TestStartErrors(t *testing.T) {
 		{
 			name: "CA refuses the order",
 			setup: func(t *testing.T, e *edge, o *Options) {
-				p := startPebble(t, pebbleOptions{httpPort: e.httpPort, tlsPort: e.tlsPort, blocked: []string{testDomain}})
-				o.CAURL, o.CARoots = p.dirURL, p.apiRoot
+				p := acmetest.Start(t, acmetest.Options{HTTPPort: e.httpPort, TLSALPNPort: e.tlsPort, Blocked: []string{testDomain}})
+				o.CAURL, o.CARoots = p.DirURL, p.APIRoot
 			},
 			wantErr: []string{"the CA https://127.0.0.1:", "refused a certificate for localhost", "urn:ietf:params:acme:error:rejectedIdentifier", "forbidden by policy"},
 			wantLog: []string{"urn:ietf:params:acme:error:rejectedIdentifier", "forbidden by policy"},
@@ -415,20 +416,20 @@ func TestStartErrors(t *testing.T) {
 // certificate starts and serves it even though its CA cannot be reached.
 func TestKeepsServingWhenCAFails(t *testing.T) {
 	e := newEdge(t)
-	p := startPebble(t, pebbleOptions{httpPort: e.httpPort, tlsPort: e.tlsPort})
+	p := acmetest.Start(t, acmetest.Options{HTTPPort: e.httpPort, TLSALPNPort: e.tlsPort})
 	st := newTestStore(t)
 	first := newManager(t, p, e, st, nil)
 	e.use(first.Manager)
 	start(t, first)
-	want := served(t, e, p.roots)
+	want := served(t, e, p.Roots)
 	_ = first.Close()
 
 	// The same CA (certificates are stored per CA), now down.
-	p.stop()
+	p.Stop()
 	second := newManager(t, p, e, st, nil)
 	e.use(second.Manager)
 	start(t, second)
-	got := served(t, e, p.roots)
+	got := served(t, e, p.Roots)
 	if got.SerialNumber.Cmp(want.SerialNumber) != 0 {
 		t.Errorf("served %v, want the stored certificate %v", got.SerialNumber, want.SerialNumber)
 	}
@@ -465,7 +466,7 @@ func TestNewRefusesOptions(t *testing.T) {
 // the store. Pebble has no responder of its own: the test runs one that
 // signs with Pebble's intermediate key.
 func TestStaplesOCSP(t *testing.T) {
-	var authority atomic.Pointer[pebble]
+	var authority atomic.Pointer[acmetest.Pebble]
 	var queries atomic.Int32
 	responder := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		var der []byte
@@ -490,14 +491,14 @@ func TestStaplesOCSP(t *testing.T) {
 			return
 		}
 		queries.Add(1)
-		issuer := p.ca.GetIntermediateCert(0).Cert
+		issuer := p.CA.GetIntermediateCert(0).Cert
 		now := time.Now()
 		resp, err := ocsp.CreateResponse(issuer, issuer, ocsp.Response{
 			Status:       ocsp.Good,
 			SerialNumber: req.SerialNumber,
 			ThisUpdate:   now.Add(-time.Minute),
 			NextUpdate:   now.Add(time.Hour),
-		}, p.ca.GetIntermediateKey(0))
+		}, p.CA.GetIntermediateKey(0))
 		if err != nil {
 			http.Error(w, err.Error(), http.StatusInternalServerError)
 			return
@@ -508,14 +509,14 @@ func TestStaplesOCSP(t *testing.T) {
 	t.Cleanup(responder.Close)
 
 	e := newEdge(t)
-	p := startPebble(t, pebbleOptions{httpPort: e.httpPort, tlsPort: e.tlsPort, ocspURL: responder.URL, keyAlg: "rsa"})
+	p := acmetest.Start(t, acmetest.Options{HTTPPort: e.httpPort, TLSALPNPort: e.tlsPort, OCSPURL: responder.URL, KeyAlg: "rsa"})
 	authority.Store(p)
 	st := newTestStore(t)
 	m := newManager(t, p, e, st, nil)
 	e.use(m.Manager)
 	start(t, m)
 
-	conn, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", e.tlsAddr, &tls.Config{ServerName: testDomain, RootCAs: p.roots})
+	conn, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", e.tlsAddr, &tls.Config{ServerName: testDomain, RootCAs: p.Roots})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -524,7 +525,7 @@ func TestStaplesOCSP(t *testing.T) {
 	if len(state.OCSPResponse) == 0 {
 		t.Fatalf("no OCSP staple in the handshake (responder queried %d times)", queries.Load())
 	}
-	resp, err := ocsp.ParseResponseForCert(state.OCSPResponse, state.PeerCertificates[0], p.ca.GetIntermediateCert(0).Cert)
+	resp, err := ocsp.ParseResponseForCert(state.OCSPResponse, state.PeerCertificates[0], p.CA.GetIntermediateCert(0).Cert)
 	if err != nil {
 		t.Fatalf("stapled OCSP response: %v", err)
 	}
@@ -548,7 +549,7 @@ func TestStaplesOCSP(t *testing.T) {
 // rateLimiters), shared by every Manager with that CA and e-mail.
 func TestCloseStopsBackgroundWork(t *testing.T) {
 	e := newEdge(t)
-	p := startPebble(t, pebbleOptions{httpPort: e.httpPort, tlsPort: e.tlsPort})
+	p := acmetest.Start(t, acmetest.Options{HTTPPort: e.httpPort, TLSALPNPort: e.tlsPort})
 	served := newManager(t, p, e, newTestStore(t), nil)
 	e.use(served.Manager)
 	start(t, served)

@@ -1,12 +1,7 @@
 package acme
 
-// The test CA: Pebble (github.com/letsencrypt/pebble/v2), Let's Encrypt's
-// ACME test server, wired inside the test binary the way its
-// cmd/pebble/main.go wires it (db, ca, va, wfe), with its ACME API on an
-// httptest TLS server on 127.0.0.1 and its validation authority pointed at
-// the test's own listeners (va.New's httpPort and tlsPort). Validation is
-// real: Pebble connects to those listeners and checks the key
-// authorization (HTTP-01) or the acmeValidation certificate (TLS-ALPN-01).
+// The test CA is Pebble, run in-process by package acmetest with its
+// validation authority pointed at the edge's listeners below.
 
 import (
 	"bytes"
@@ -18,7 +13,6 @@ import (
 	"log"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"path/filepath"
 	"slices"
 	"sync"
@@ -26,37 +20,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/letsencrypt/pebble/v2/ca"
-	"github.com/letsencrypt/pebble/v2/db"
-	"github.com/letsencrypt/pebble/v2/va"
-	"github.com/letsencrypt/pebble/v2/wfe"
-
 	"github.com/vintner/arbor/data/boltdb"
+	"github.com/vintner/arbor/gateway/edge/acme/acmetest"
 )
 
-// testDomain resolves to 127.0.0.1 for Pebble's validation authority
-// (which uses the system resolver: /etc/hosts).
-const testDomain = "localhost"
-
-type pebbleOptions struct {
-	httpPort, tlsPort int      // where the VA validates HTTP-01 and TLS-ALPN-01
-	validity          uint64   // certificate lifetime in seconds; 0 is Pebble's default (90 days)
-	blocked           []string // names the CA refuses to issue for
-	ocspURL           string   // OCSP responder URL put in certificates
-	keyAlg            string   // the CA's keys: "ecdsa" (default) or "rsa"
-}
-
-type pebble struct {
-	dirURL  string         // the ACME directory
-	apiRoot *x509.CertPool // trusts the ACME API's https (Options.CARoots)
-	roots   *x509.CertPool // trusts the certificates Pebble issues
-	ca      *ca.CAImpl
-	srv     *httptest.Server
-	orders  atomic.Int32 // new-order requests
-}
-
-// stop takes the CA down: its URL then refuses connections.
-func (p *pebble) stop() { p.srv.Close() }
+// testDomain resolves to 127.0.0.1 for Pebble's validation authority.
+const testDomain = acmetest.Domain
 
 // lockedBuffer collects a log written by goroutines that may outlive the
 // test (Pebble's VA, certmagic's jobs), so never t.Log.
@@ -75,54 +44,6 @@ func (l *lockedBuffer) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b.String()
-}
-
-func startPebble(t *testing.T, o pebbleOptions) *pebble {
-	t.Helper()
-	// Pebble reads these when its parts are made (va.New, wfe.New).
-	t.Setenv("PEBBLE_VA_NOSLEEP", "1")      // validate at once, not after a random sleep
-	t.Setenv("PEBBLE_WFE_NONCEREJECT", "0") // no deliberately rejected nonces
-	t.Setenv("PEBBLE_AUTHZREUSE", "0")      // every order validates anew
-
-	logs := &lockedBuffer{}
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("pebble's log:\n%s", logs)
-		}
-	})
-	logger := log.New(logs, "pebble ", log.Lmicroseconds)
-	store := db.NewMemoryStore()
-	profiles := map[string]ca.Profile{"default": {Description: "test", ValidityPeriod: o.validity}}
-	if o.keyAlg == "" {
-		o.keyAlg = "ecdsa"
-	}
-	authority := ca.New(logger, store, o.ocspURL, o.keyAlg, 0, 1, profiles)
-	validator := va.New(logger, o.httpPort, o.tlsPort, false, "", store)
-	for _, name := range o.blocked {
-		if err := store.AddBlockedDomain(name); err != nil {
-			t.Fatal(err)
-		}
-	}
-	frontEnd := wfe.New(logger, store, validator, authority, []string{"pebble.letsencrypt.org"}, false, false, 0, 0)
-	api := frontEnd.Handler()
-
-	p := &pebble{ca: authority}
-	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method == http.MethodPost && r.URL.Path == "/order-plz" {
-			p.orders.Add(1)
-		}
-		api.ServeHTTP(w, r)
-	}))
-	srv.StartTLS()
-	t.Cleanup(srv.Close)
-	p.srv = srv
-
-	p.dirURL = srv.URL + wfe.DirectoryPath
-	p.apiRoot = x509.NewCertPool()
-	p.apiRoot.AddCert(srv.Certificate())
-	p.roots = x509.NewCertPool()
-	p.roots.AddCert(authority.GetRootCert(0).Cert)
-	return p
 }
 
 // edge stands for Arbor's two listeners on 127.0.0.1: a plain one that
