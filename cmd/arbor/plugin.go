@@ -1,7 +1,6 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -265,18 +264,12 @@ a plugin that fails to load keeps its previous version serving. Prints the
 plugins serving afterwards; the exit status is 1 if any plugin failed.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := loadConfig(cmd, nil)
-			if err != nil {
+			var res admin.PluginReload
+			if err := askServer(cmd, "plugin reload", func(c *admin.Client) (err error) {
+				res, err = c.ReloadPlugins(cmd.Context())
 				return err
-			}
-			client := admin.NewClient(admin.SocketPath(cfg.DataDir))
-			res, err := client.ReloadPlugins(cmd.Context())
-			if errors.Is(err, admin.ErrNotRunning) {
-				return fmt.Errorf("plugin reload: no 'arbor serve' is running on data_dir %s (socket %s); start it, or pass the same --config / ARBOR_DATA_DIR it uses",
-					cfg.DataDir, admin.SocketPath(cfg.DataDir))
-			}
-			if err != nil {
-				return fmt.Errorf("plugin reload: %w", err)
+			}); err != nil {
+				return err
 			}
 			out := cmd.OutOrStdout()
 			w := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)

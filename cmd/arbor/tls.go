@@ -1,7 +1,6 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"strings"
 	"text/tabwriter"
@@ -33,18 +32,12 @@ start (each is in the server log with the CA's answer). The same figures
 are on /metrics (docs/tls.md).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := loadConfig(cmd, nil)
-			if err != nil {
+			var st admin.TLSStatus
+			if err := askServer(cmd, "tls status", func(c *admin.Client) (err error) {
+				st, err = c.TLSStatus(cmd.Context())
 				return err
-			}
-			client := admin.NewClient(admin.SocketPath(cfg.DataDir))
-			st, err := client.TLSStatus(cmd.Context())
-			if errors.Is(err, admin.ErrNotRunning) {
-				return fmt.Errorf("tls status: no 'arbor serve' is running on data_dir %s (socket %s); start it, or pass the same --config / ARBOR_DATA_DIR it uses",
-					cfg.DataDir, admin.SocketPath(cfg.DataDir))
-			}
-			if err != nil {
-				return fmt.Errorf("tls status: %w", err)
+			}); err != nil {
+				return err
 			}
 			out := cmd.OutOrStdout()
 			switch st.Source {

@@ -4,7 +4,6 @@ package acme
 // validation authority pointed at the edge's listeners below.
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -15,7 +14,6 @@ import (
 	"net/http"
 	"path/filepath"
 	"slices"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -27,24 +25,7 @@ import (
 // testDomain resolves to 127.0.0.1 for Pebble's validation authority.
 const testDomain = acmetest.Domain
 
-// lockedBuffer collects a log written by goroutines that may outlive the
-// test (Pebble's VA, certmagic's jobs), so never t.Log.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
+type lockedBuffer = acmetest.LogBuffer
 
 // edge stands for Arbor's two listeners on 127.0.0.1: a plain one that
 // passes ACME HTTP-01 requests to a Manager and redirects the rest, and an

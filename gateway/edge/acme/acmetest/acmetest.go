@@ -81,7 +81,7 @@ func Start(t testing.TB, o Options) *Pebble {
 	t.Setenv("PEBBLE_WFE_NONCEREJECT", "0") // no deliberately rejected nonces
 	t.Setenv("PEBBLE_AUTHZREUSE", "0")      // every order validates anew
 
-	logs := &lockedBuffer{}
+	logs := &LogBuffer{}
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("pebble's log:\n%s", logs)
@@ -159,20 +159,20 @@ func (p *Pebble) WriteAPIRoot(t testing.TB, dir string) string {
 	return path
 }
 
-// lockedBuffer collects a log written by goroutines that may outlive the
-// test (Pebble's VA), so never t.Log.
-type lockedBuffer struct {
+// LogBuffer collects a log written by goroutines that may outlive the test
+// (Pebble's VA, certmagic's jobs), which therefore must not write to t.Log.
+type LogBuffer struct {
 	mu sync.Mutex
 	b  bytes.Buffer
 }
 
-func (l *lockedBuffer) Write(p []byte) (int, error) {
+func (l *LogBuffer) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b.Write(p)
 }
 
-func (l *lockedBuffer) String() string {
+func (l *LogBuffer) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b.String()
