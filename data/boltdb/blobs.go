@@ -24,15 +24,11 @@ var blobs = &resource[data.Blob]{
 
 // PutBlob stores value under key, replacing any value there.
 func (s *Store) PutBlob(ctx context.Context, key string, value []byte) error {
-	if err := records.CheckBlobKey(key); err != nil {
-		return err
-	}
-	if err := records.CheckBlobSize(key, len(value)); err != nil {
+	b, err := records.NewBlob(key, value, s.now())
+	if err != nil {
 		return err
 	}
 	return s.write(ctx, func(tx *bolt.Tx) error {
-		b := data.Blob{Key: key, Value: value, Modified: s.now()}
-		blobs.normalize(&b)
 		return put(tx, bucketBlobs, []byte(key), blobs.codec.Encode(&b))
 	})
 }
@@ -50,14 +46,7 @@ func (s *Store) UpdateBlob(ctx context.Context, key string, fn func(data.Blob) (
 	if err := records.CheckBlobKey(key); err != nil {
 		return data.Blob{}, err
 	}
-	return updateOne(s, ctx, blobs, key, func(b data.Blob) (data.Blob, error) {
-		v, err := fn(b)
-		if err != nil {
-			return b, err
-		}
-		b.Value, b.Modified = v, s.now()
-		return b, nil
-	}, nil, nil)
+	return updateOne(s, ctx, blobs, key, records.BlobUpdate(fn, s.now), nil, nil)
 }
 
 func (s *Store) DeleteBlob(ctx context.Context, key string) error {

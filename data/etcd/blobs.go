@@ -28,10 +28,8 @@ var blobs = &resource[data.Blob]{
 // PutBlob stores value under key, replacing any value there. The put is
 // unconditional, so retrying one whose answer was lost is harmless.
 func (s *Store) PutBlob(ctx context.Context, key string, value []byte) error {
-	if err := records.CheckBlobKey(key); err != nil {
-		return err
-	}
-	if err := records.CheckBlobSize(key, len(value)); err != nil {
+	b, err := records.NewBlob(key, value, s.now())
+	if err != nil {
 		return err
 	}
 	ctx, cancel, err := s.begin(ctx)
@@ -45,8 +43,6 @@ func (s *Store) PutBlob(ctx context.Context, key string, value []byte) error {
 		return err
 	}
 	defer unlock()
-	b := data.Blob{Key: key, Value: value, Modified: s.now()}
-	blobs.normalize(&b)
 	raw := string(blobs.codec.Encode(&b))
 	return s.retry(ctx, what, func() (bool, error) {
 		return s.commit(ctx, what, nil, []clientv3.Op{clientv3.OpPut(blobs.key(s, "", key), raw)})
@@ -66,14 +62,7 @@ func (s *Store) UpdateBlob(ctx context.Context, key string, fn func(data.Blob) (
 	if err := records.CheckBlobKey(key); err != nil {
 		return data.Blob{}, err
 	}
-	return blobs.update(s, ctx, key, func(b data.Blob) (data.Blob, error) {
-		v, err := fn(b)
-		if err != nil {
-			return b, err
-		}
-		b.Value, b.Modified = v, s.now()
-		return b, nil
-	}, nil, nil)
+	return blobs.update(s, ctx, key, records.BlobUpdate(fn, s.now), nil, nil)
 }
 
 func (s *Store) DeleteBlob(ctx context.Context, key string) error {

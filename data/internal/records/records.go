@@ -290,6 +290,30 @@ func CheckBlobSize(key string, n int) error {
 	return nil
 }
 
+// NewBlob is the blob PutBlob stores: key and value checked (data.ErrInvalid
+// otherwise), stamped with the store's now, normalized.
+func NewBlob(key string, value []byte, now time.Time) (data.Blob, error) {
+	if err := firstErr(CheckBlobKey(key), CheckBlobSize(key, len(value))); err != nil {
+		return data.Blob{}, err
+	}
+	b := data.Blob{Key: key, Value: value, Modified: now}
+	NormalizeBlob(&b)
+	return b, nil
+}
+
+// BlobUpdate turns UpdateBlob's fn into a record update: the new value,
+// stamped with the store's now (the size is checked when it is stored).
+func BlobUpdate(fn func(data.Blob) ([]byte, error), now func() time.Time) func(data.Blob) (data.Blob, error) {
+	return func(b data.Blob) (data.Blob, error) {
+		v, err := fn(b)
+		if err != nil {
+			return b, err
+		}
+		b.Value, b.Modified = v, now()
+		return b, nil
+	}
+}
+
 // ValidateBlob checks a blob before it is stored: its key, its size, and
 // its Modified, which the store sets (or Import keeps) and must not be zero.
 func ValidateBlob(b *data.Blob) error {
