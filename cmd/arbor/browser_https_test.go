@@ -26,9 +26,10 @@ import (
 
 // Headless Chromium signs in through the real `arbor serve` terminating TLS
 // with certificate files (issue 18): the fake GitHub's consent page, back
-// over https to the page first asked for, proxied with Arbor's identity,
-// holding the __Host- session cookie (Secure, HttpOnly, SameSite=Lax,
-// Path=/, host-only), every Arbor answer with Strict-Transport-Security.
+// over https to the page first asked for, proxied with Arbor's identity.
+// Both __Host- cookies (the sign-in's __Host-arbor_flow, then
+// __Host-arbor_session) are Secure, HttpOnly, SameSite=Lax, Path=/ and
+// host-only; every Arbor answer carries Strict-Transport-Security.
 //
 // Chromium trusts the test certificate through
 // --ignore-certificate-errors-spki-list, which accepts a chain that does
@@ -151,9 +152,20 @@ func TestBrowserSignInOverHTTPS(t *testing.T) {
 	}
 	b.wantHop("GET", deep, 302, "/auth/sign-in?return_to="+url.QueryEscape(deepPath+"?"+deepQuery))
 
-	// 3. The fake GitHub (plain http on 127.0.0.1), approve, back over
-	// https through the callback to the deep link, proxied as the user.
-	st = b.signInWith("github", "octocat", "the upstream page after sign-in", func(st pageState, u *url.URL) bool {
+	// 3. The fake GitHub (plain http on 127.0.0.1): on its consent page
+	// Chromium holds the sign-in's binding cookie, __Host-arbor_flow.
+	// Approve: back over https through the callback to the deep link,
+	// proxied as the user.
+	b.do("click github", chromedp.Click(chromedp.CSS(`a.provider-button[data-provider="github"]`)))
+	st = b.waitPage("github's consent page", func(st pageState, u *url.URL) bool {
+		return u.Host != addr && st.Approve
+	})
+	if st.FakeUser != "octocat" {
+		t.Fatalf("consent page selects fake user %q, want octocat", st.FakeUser)
+	}
+	wantHostCookie(t, arborCookies(t, b, base), "__Host-arbor_flow", "on the consent page")
+	b.do("approve sign-in", chromedp.Click(chromedp.CSS(`button[name="decision"][value="approve"]`)))
+	st = b.waitPage("the upstream page after sign-in", func(st pageState, u *url.URL) bool {
 		return u.Scheme == "https" && u.Host == addr && u.Path == deepPath
 	})
 	b.wantHop("GET", base+"/auth/callback/github", 302, deepPath+"?"+deepQuery)
@@ -170,27 +182,7 @@ func TestBrowserSignInOverHTTPS(t *testing.T) {
 	}
 
 	// 4. The session cookie as Chromium holds it.
-	res, err := chromedp.Call(b.ctx, network.GetCookies, network.GetCookiesParams{URLs: []string{base + "/"}})
-	if err != nil {
-		t.Fatalf("reading cookies: %v", err)
-	}
-	var session *network.Cookie
-	for _, c := range res.Cookies {
-		switch c.Name {
-		case "__Host-arbor_session":
-			session = c
-		case "arbor_session":
-			t.Errorf("over https the session cookie must be __Host-arbor_session, and Chromium holds %s", c.Name)
-		}
-	}
-	if session == nil {
-		t.Fatalf("Chromium holds no __Host-arbor_session for %s; it has %d cookies", base, len(res.Cookies))
-	}
-	if !session.Secure || !session.HTTPOnly || session.SameSite != network.CookieSameSiteLax || session.Path != "/" ||
-		session.Domain != "127.0.0.1" || session.Value == "" {
-		t.Errorf("cookie %s: Secure=%v HttpOnly=%v SameSite=%q Path=%q Domain=%q; want Secure, HttpOnly, Lax, /, host-only 127.0.0.1",
-			session.Name, session.Secure, session.HTTPOnly, session.SameSite, session.Path, session.Domain)
-	}
+	session := wantHostCookie(t, arborCookies(t, b, base), "__Host-arbor_session", "after sign-in")
 	// The cookie is the session: a client trusting the CA, with only it.
 	req, _ := http.NewRequest(http.MethodGet, deep, nil)
 	req.AddCookie(&http.Cookie{Name: session.Name, Value: session.Value})
@@ -274,4 +266,42 @@ func headerOf(h network.Headers, name string) string {
 		}
 	}
 	return ""
+}
+
+// arborCookies is what Chromium would send to base, by name.
+func arborCookies(t *testing.T, b *browserTab, base string) map[string]*network.Cookie {
+	t.Helper()
+	res, err := chromedp.Call(b.ctx, network.GetCookies, network.GetCookiesParams{URLs: []string{base + "/"}})
+	if err != nil {
+		t.Fatalf("reading cookies: %v", err)
+	}
+	m := map[string]*network.Cookie{}
+	for _, c := range res.Cookies {
+		m[c.Name] = c
+	}
+	return m
+}
+
+// wantHostCookie checks that cookies hold name (a __Host- name) with the
+// attributes Arbor gives its cookies over https, and no copy without the
+// prefix, and returns it.
+func wantHostCookie(t *testing.T, cookies map[string]*network.Cookie, name, when string) *network.Cookie {
+	t.Helper()
+	bare := strings.TrimPrefix(name, "__Host-")
+	if c := cookies[bare]; c != nil {
+		t.Errorf("%s: Chromium holds %s; over https the cookie must be %s", when, bare, name)
+	}
+	c := cookies[name]
+	if c == nil {
+		names := make([]string, 0, len(cookies))
+		for n := range cookies {
+			names = append(names, n)
+		}
+		t.Fatalf("%s: Chromium holds no %s for Arbor (it has %v)", when, name, names)
+	}
+	if !c.Secure || !c.HTTPOnly || c.SameSite != network.CookieSameSiteLax || c.Path != "/" || c.Domain != "127.0.0.1" || c.Value == "" {
+		t.Errorf("%s: cookie %s: Secure=%v HttpOnly=%v SameSite=%q Path=%q Domain=%q; want Secure, HttpOnly, Lax, /, host-only 127.0.0.1",
+			when, c.Name, c.Secure, c.HTTPOnly, c.SameSite, c.Path, c.Domain)
+	}
+	return c
 }
