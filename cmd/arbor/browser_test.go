@@ -328,8 +328,9 @@ func startDev(t *testing.T, extraEnv ...string) (dev *devServer, stop func(testi
 
 // startBrowser starts one headless Chromium for the browser tests; each
 // flow gets a fresh browser context (no shared cookies) in it. stop ends
-// it; when starting fails, startBrowser stops it itself.
-func startBrowser(t *testing.T, execPath string) (browserCtx context.Context, out *syncBuffer, stop func(testing.TB)) {
+// it; when starting fails, startBrowser stops it itself. extra options
+// follow the common ones.
+func startBrowser(t *testing.T, execPath string, extra ...chromedp.ExecAllocatorOption) (browserCtx context.Context, out *syncBuffer, stop func(testing.TB)) {
 	t.Helper()
 	out = &syncBuffer{}
 	// Not t.TempDir: Chromium's helper processes can still be writing to
@@ -355,6 +356,7 @@ func startBrowser(t *testing.T, execPath string) (browserCtx context.Context, ou
 		chromedp.WindowSize(1280, 900),
 		chromedp.CombinedOutput(out),
 	)
+	opts = append(opts, extra...)
 	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
 	browserCtx, cancelBrowser := chromedp.NewContext(allocCtx)
 	stop = func(tb testing.TB) {
