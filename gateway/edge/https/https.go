@@ -35,6 +35,13 @@
 // list), and RedirectHandler's challenge answers HTTP-01 on the plain
 // listener.
 //
+// # Session tickets
+//
+// With Options.TicketKeys the session ticket keys come from the store,
+// rotated every 12 h and shared by every replica, so that a client resumes
+// its session on any of them ([Terminator.SyncTicketKeys], tickets.go).
+// Without it, Go's own per-process keys.
+//
 // # Handshake failures
 //
 // A failed handshake (port scanners, clients too old for TLS 1.2, plain
