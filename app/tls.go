@@ -35,6 +35,8 @@ func (a *App) setupTLS(cfg config.TLS, log *slog.Logger) error {
 	}
 	parts := &tlsParts{}
 	opts := https.Options{CertFile: cfg.CertFile, KeyFile: cfg.KeyFile, Logger: log, Now: a.opts.Now}
+	// Session tickets resume on every replica sharing the store (docs/tls.md).
+	opts.TicketKeys, opts.TicketSealer = a.store.Store, acme.SealWith(a.keyring)
 	if len(cfg.ACME.Domains) > 0 {
 		m, err := a.newACME(cfg, log)
 		if err != nil {

@@ -35,6 +35,13 @@
 // list), and RedirectHandler's challenge answers HTTP-01 on the plain
 // listener.
 //
+// # Session tickets
+//
+// With Options.TicketKeys the session ticket keys come from the store,
+// rotated every 12 h and shared by every replica, so that a client resumes
+// its session on any of them ([Terminator.SyncTicketKeys], tickets.go).
+// Without it, Go's own per-process keys.
+//
 // # Handshake failures
 //
 // A failed handshake (port scanners, clients too old for TLS 1.2, plain
@@ -88,6 +95,17 @@ type Options struct {
 	// Now is the clock of the log sampling and of the expiry warnings.
 	// Default time.Now.
 	Now func() time.Time
+	// TicketKeys, if set, is the store that shares the TLS session ticket
+	// keys between replicas (tickets.go), sealed with TicketSealer, which
+	// is then required. nil: Go's own per-process keys.
+	TicketKeys   TicketKeyStore
+	TicketSealer Sealer
+	// TicketRotation is how often a new session ticket key is made.
+	// Default DefaultTicketRotation.
+	TicketRotation time.Duration
+	// TicketReload is how often the keys are read again from the store.
+	// Default DefaultTicketReload; negative: never (SyncTicketKeys only).
+	TicketReload time.Duration
 }
 
 // Terminator is what a TLS listener needs: a configuration, the current
@@ -107,6 +125,9 @@ type Terminator struct {
 	closeOnce sync.Once
 
 	failures sampler
+
+	// ticketsDone is closed when the session ticket keys' sync stops.
+	ticketsDone chan struct{}
 }
 
 // New checks opts, reads the certificate files if those are the source,
@@ -129,6 +150,8 @@ func New(opts Options) (*Terminator, error) {
 		return nil, errors.New("https: tls.key_file is set but tls.cert_file is not: set both")
 	case files && opts.KeyFile == "":
 		return nil, errors.New("https: tls.cert_file is set but tls.key_file is not: set both")
+	case opts.TicketKeys != nil && opts.TicketSealer == nil:
+		return nil, errors.New("https: session ticket keys in the store need a sealer (Options.TicketSealer)")
 	}
 	getCert := opts.Certificates
 	if files {
@@ -167,6 +190,19 @@ func New(opts Options) (*Terminator, error) {
 	} else {
 		close(t.done)
 	}
+	t.ticketsDone = make(chan struct{})
+	if reload := opts.TicketReload; opts.TicketKeys != nil && reload >= 0 {
+		if reload == 0 {
+			reload = DefaultTicketReload
+		}
+		t.syncTicketsOnce()
+		go t.syncTickets(reload)
+	} else {
+		if opts.TicketKeys != nil {
+			t.syncTicketsOnce()
+		}
+		close(t.ticketsDone)
+	}
 	return t, nil
 }
 
@@ -184,10 +220,12 @@ func (t *Terminator) Reload() error {
 	return t.reload("reload")
 }
 
-// Close stops watching the files. The TLS configuration keeps working.
+// Close stops watching the files and syncing the session ticket keys.
+// The TLS configuration keeps working.
 func (t *Terminator) Close() {
 	t.closeOnce.Do(func() { close(t.stop) })
 	<-t.done
+	<-t.ticketsDone
 }
 
 // Certificate is the certificate served from files (nil with another
