@@ -76,6 +76,10 @@
 // to the next) moves one ratio rather than one target's median. Many short
 // rounds (make loadbench: 20 of 2 s) give more pairs than a few long ones.
 //
+// -tls (with -arbor-cmd) measures something else: Arbor terminating TLS
+// against Caddy as a TLS reverse proxy in front of the same upstream,
+// keep-alive and full handshakes (see tlsbench.go; make loadbench-tls).
+//
 // -only NAME,... measures just those targets and prints no summary: for
 // profiling one kind of request, e.g. with perf record on the Arbor
 // process.
@@ -92,6 +96,7 @@
 //	bin/loadbench [-rounds 3] [-duration 5s] [-connections 32] [-threads 1]
 //	              [-arbor-cmd "bin/arbor serve --config arbor.yaml"] [-auth=true]
 //	              [-store bbolt|etcd] [-replicas 1|2] [-only arbor-worker,...]
+//	              [-tls [-caddy /usr/bin/caddy]]
 package main
 
 import (
@@ -286,6 +291,8 @@ type config struct {
 	replicas    int    // Arbor processes on the store: 1, or 2 with etcd
 	only        string // comma-separated target names to measure; "" for all
 	flood       bool   // measure arbor-auth quiet and under an anonymous flood instead (flood.go)
+	tls         bool   // measure Arbor against Caddy over https instead (tlsbench.go)
+	caddy       string // path to caddy, with -tls
 }
 
 // child is a process loadbench started and measures.
@@ -317,6 +324,8 @@ func runBench(args []string) error {
 	fs.StringVar(&cfg.store, "store", "bbolt", "with -arbor-cmd: Arbor's store, bbolt (its own file under the data dir) or etcd (an embedded 1-member etcd with fsync, started by loadbench on 127.0.0.1)")
 	fs.StringVar(&cfg.only, "only", "", "measure only these targets (comma-separated names, e.g. arbor-worker), for profiling one kind of request with perf or pprof; the summary and target verdicts are skipped")
 	fs.BoolVar(&cfg.flood, "flood", false, "with -arbor-cmd: measure only arbor-auth, quiet and while a second client (127.0.0.2) floods /auth/start and /oauth/device/code, in paired rounds; reports the store file's growth (see flood.go)")
+	fs.BoolVar(&cfg.tls, "tls", false, "with -arbor-cmd: measure Arbor and Caddy, both terminating TLS with one test certificate in front of the same upstream: keep-alive req/s, CPU per request and full handshakes/s (see tlsbench.go)")
+	fs.StringVar(&cfg.caddy, "caddy", "/usr/bin/caddy", "with -tls: path to caddy")
 	fs.IntVar(&cfg.replicas, "replicas", 1, "with -store etcd: 2 also starts a second `arbor serve` on the same etcd and secrets and compares authenticated throughput of both replicas with one")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -346,6 +355,15 @@ func runBench(args []string) error {
 		return errors.New("-flood needs -arbor-cmd and -auth, with one replica and no -only: it measures the signed-in client under a flood")
 	case cfg.replicas == 2 && cfg.connections < 2:
 		return fmt.Errorf("-connections %d: -replicas 2 splits them between two wrk processes; use at least 2", cfg.connections)
+	}
+	if cfg.tls {
+		if cfg.arborCmd == "" || cfg.flood || cfg.store != "bbolt" || cfg.replicas != 1 || cfg.only != "" {
+			return errors.New("-tls needs -arbor-cmd, with the bbolt store, one replica, no -flood and no -only")
+		}
+		if _, err := os.Stat(cfg.wrk); err != nil {
+			return fmt.Errorf("wrk not found at %s (install the Debian package wrk or pass -wrk): %w", cfg.wrk, err)
+		}
+		return runTLSBench(cfg)
 	}
 	if _, err := os.Stat(cfg.wrk); err != nil {
 		return fmt.Errorf("wrk not found at %s (install the Debian package wrk or pass -wrk): %w", cfg.wrk, err)
@@ -1265,9 +1283,13 @@ func runWrkText(cfg config, addr string, d time.Duration, headers []string, extr
 	for _, h := range headers {
 		args = append(args, "-H", h)
 	}
-	target := "http://" + addr
-	if !strings.Contains(addr, "/") {
-		target += "/"
+	// addr may be an https:// URL (-tls); wrk does not verify certificates.
+	target := addr
+	if !strings.HasPrefix(addr, "https://") {
+		target = "http://" + addr
+		if !strings.Contains(addr, "/") {
+			target += "/"
+		}
 	}
 	cmd := exec.CommandContext(ctx, cfg.wrk, append(args, target)...)
 	out, err := cmd.CombinedOutput()
