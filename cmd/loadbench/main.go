@@ -993,22 +993,28 @@ func startFakes(publicURL string) (*fakes.Set, []string, error) {
 
 // waitReady polls addr's /readyz until it answers 200.
 func waitReady(addr string, timeout time.Duration) error {
-	c := &http.Client{Timeout: 5 * time.Second}
+	return pollOK(&http.Client{Timeout: 5 * time.Second}, "http://"+addr+"/readyz", timeout, 200*time.Millisecond)
+}
+
+// pollOK asks for url every interval until it answers 200 or timeout
+// passes, and returns the last failure.
+func pollOK(c *http.Client, url string, timeout, interval time.Duration) error {
+	defer c.CloseIdleConnections()
 	deadline := time.Now().Add(timeout)
 	last := errors.New("no answer")
 	for time.Now().Before(deadline) {
-		resp, err := c.Get("http://" + addr + "/readyz")
+		resp, err := c.Get(url)
 		if err == nil {
 			_, _ = io.Copy(io.Discard, resp.Body)
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
 				return nil
 			}
-			last = fmt.Errorf("/readyz: %s", resp.Status)
+			last = fmt.Errorf("%s: %s", url, resp.Status)
 		} else {
 			last = err
 		}
-		time.Sleep(200 * time.Millisecond)
+		time.Sleep(interval)
 	}
 	return last
 }

@@ -38,7 +38,6 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"io"
 	"math/big"
 	"net"
 	"net/http"
@@ -340,24 +339,7 @@ func handshakes(addr string, pool *x509.CertPool, d time.Duration) (int64, error
 // the test CA trusted.
 func waitHTTPS(addr string, pool *x509.CertPool, timeout time.Duration) error {
 	c := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
-	defer c.CloseIdleConnections()
-	deadline := time.Now().Add(timeout)
-	last := errors.New("no answer")
-	for time.Now().Before(deadline) {
-		resp, err := c.Get("https://" + addr + "/")
-		if err == nil {
-			_, _ = io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return nil
-			}
-			last = fmt.Errorf("status %d", resp.StatusCode)
-		} else {
-			last = err
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	return last
+	return pollOK(c, "https://"+addr+"/", timeout, 100*time.Millisecond)
 }
 
 // writeTestCert writes a test CA's leaf certificate for 127.0.0.1 (with the
