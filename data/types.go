@@ -14,6 +14,38 @@ type User struct {
 	Login     string    `json:"login,omitempty"`
 	CreatedAt time.Time `json:"created_at"`
 	UpdatedAt time.Time `json:"updated_at"`
+
+	// Disabled is set by an operator (arbor users disable): every session,
+	// CLI login and worker of the user stops, and sign-in is refused with
+	// account_disabled, until an operator enables the user again.
+	Disabled       bool      `json:"disabled,omitempty"`
+	DisabledAt     time.Time `json:"disabled_at,omitzero"`
+	DisabledBy     string    `json:"disabled_by,omitempty"`
+	DisabledReason string    `json:"disabled_reason,omitempty"`
+
+	// Memberships are the user's groups as the login providers last told
+	// them (package service/membership keeps them fresh).
+	Memberships Memberships `json:"memberships,omitzero"`
+}
+
+// Memberships are a user's groups at the login providers, as last fetched.
+type Memberships struct {
+	// Groups are "<provider>:<group>" names (github:vintner,
+	// github:vintner/platform, gitlab:grp/sub, google:example.com), sorted.
+	Groups []string `json:"groups,omitempty"`
+	// Restricted are groups the provider hid from Arbor, such as a GitHub
+	// organisation that restricts OAuth app access and has not approved
+	// Arbor's app; "<provider>:<group>", sorted.
+	Restricted []string `json:"restricted,omitempty"`
+	// CheckedAt is when every identity's groups were last fetched
+	// successfully.
+	CheckedAt time.Time `json:"checked_at,omitzero"`
+	// FailingSince is when the providers first failed to answer since the
+	// last success (zero: the last fetch succeeded). The last known Groups
+	// stand for the grace period after it.
+	FailingSince time.Time `json:"failing_since,omitzero"`
+	// LastError says, for operators, why the last fetch failed.
+	LastError string `json:"last_error,omitempty"`
 }
 
 // Identity links a login provider's account (Provider, Subject) to a User.
@@ -26,6 +58,21 @@ type Identity struct {
 	EmailVerified bool      `json:"email_verified,omitempty"`
 	CreatedAt     time.Time `json:"created_at"`
 	LastLoginAt   time.Time `json:"last_login_at,omitzero"`
+
+	// Grant is the sign-in's own OAuth grant (access and refresh token),
+	// sealed (package seal) and bound to (Provider, Subject) by
+	// IdentityAAD, kept only when the policy needs this provider's groups:
+	// service/membership re-reads the groups with it and refreshes it like
+	// a Git connection. Nil: none kept.
+	Grant []byte `json:"grant,omitempty"`
+	// GrantExpiresAt is when Grant's access token expires (zero: never).
+	GrantExpiresAt time.Time `json:"grant_expires_at,omitzero"`
+}
+
+// IdentityAAD is the additional authenticated data that binds an
+// identity's sealed grant to its row.
+func IdentityAAD(provider, subject string) []byte {
+	return fmt.Appendf(nil, "arbor/identity-grant/v1\x00%s\x00%s", provider, subject)
 }
 
 // Session is a signed-in browser. The cookie holds a short-lived JWT naming
