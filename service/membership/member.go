@@ -30,6 +30,11 @@ type Member struct {
 	// Verdict is the policy's answer for this member (Judge.Admit), computed
 	// when the Member was built. The zero Verdict admits.
 	Verdict Verdict
+	// Visible are the groups the upstream app may see (Judge.Visible),
+	// and VisibleHeader the same joined with "," for the groups header;
+	// computed when the Member was built so that no request allocates them.
+	Visible       []string
+	VisibleHeader string
 }
 
 // InGroup reports whether m is in group ("github:vintner/platform"). It does
@@ -75,4 +80,7 @@ func (v Verdict) Admitted() bool { return v.Code == "" }
 // config). It must not keep m.
 type Judge interface {
 	Admit(m *Member) Verdict
+	// Visible returns the groups of m the upstream may see (only those the
+	// policy mentions unless configured otherwise), already capped in size.
+	Visible(m *Member) []string
 }
