@@ -269,8 +269,9 @@ type Audit interface {
 	// and, if zero, e.Time. It returns the stored event. ErrInvalid if
 	// e.Action is empty.
 	AppendAudit(ctx context.Context, e AuditEvent) (AuditEvent, error)
-	// ListAudit returns events in Seq order matching q. ErrInvalid if
-	// q.Limit is negative.
+	// ListAudit returns events matching q in ascending Seq order, or
+	// descending with q.Newest (see AuditQuery). ErrInvalid if q.Limit is
+	// negative.
 	ListAudit(ctx context.Context, q AuditQuery) ([]AuditEvent, error)
 }
 

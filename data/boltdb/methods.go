@@ -6,7 +6,6 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
-	"math"
 	"slices"
 	"time"
 
@@ -513,51 +512,6 @@ func (s *Store) AppendAudit(ctx context.Context, e data.AuditEvent) (data.AuditE
 		return data.AuditEvent{}, err
 	}
 	return out, nil
-}
-
-func (s *Store) ListAudit(ctx context.Context, q data.AuditQuery) ([]data.AuditEvent, error) {
-	limit, err := records.AuditLimit(q)
-	if err != nil {
-		return nil, err
-	}
-	var out []data.AuditEvent
-	err = s.view(ctx, func(tx *bolt.Tx) error {
-		out = nil
-		if q.AfterSeq == math.MaxUint64 {
-			return nil
-		}
-		events := tx.Bucket([]byte(bucketAudit))
-		decode := func(k, raw []byte) error {
-			var ev data.AuditEvent
-			if err := codec.AuditEvent.Decode(raw, &ev); err != nil {
-				return fmt.Errorf("audit event %d: stored record cannot be decoded (%v): restore the store from a backup", binary.BigEndian.Uint64(k), err)
-			}
-			out = append(out, ev)
-			return nil
-		}
-		from := seqKey(q.AfterSeq + 1)
-		if q.UserID == "" {
-			c := events.Cursor()
-			for k, raw := c.Seek(from); k != nil && len(out) < limit; k, raw = c.Next() {
-				if err := decode(k, raw); err != nil {
-					return err
-				}
-			}
-			return nil
-		}
-		prefix := ownerPrefix(q.UserID)
-		c := tx.Bucket([]byte(idxAuditUser)).Cursor()
-		for k, _ := c.Seek(append(prefix, from...)); k != nil && bytes.HasPrefix(k, prefix) && len(out) < limit; k, _ = c.Next() {
-			seq := k[len(prefix):]
-			if raw := events.Get(seq); raw != nil {
-				if err := decode(seq, raw); err != nil {
-					return err
-				}
-			}
-		}
-		return nil
-	})
-	return out, err
 }
 
 // Collector

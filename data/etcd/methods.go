@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/rand"
 	"fmt"
-	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -630,39 +629,6 @@ func (s *Store) AppendAudit(ctx context.Context, e data.AuditEvent) (data.AuditE
 		return data.AuditEvent{}, err
 	}
 	return ev, nil
-}
-
-func (s *Store) ListAudit(ctx context.Context, q data.AuditQuery) ([]data.AuditEvent, error) {
-	limit, err := records.AuditLimit(q)
-	if err != nil {
-		return nil, err
-	}
-	ctx, cancel, err := s.begin(ctx)
-	if err != nil {
-		return nil, err
-	}
-	defer cancel()
-	if q.AfterSeq == math.MaxUint64 {
-		return nil, nil
-	}
-	prefix := s.root + prefixAudit
-	if q.UserID != "" {
-		prefix = s.root + idxAuditUser + q.UserID + sep
-	}
-	resp, err := s.client.Get(ctx, prefix+seqKey(q.AfterSeq+1),
-		clientv3.WithRange(clientv3.GetPrefixRangeEnd(prefix)), clientv3.WithLimit(int64(limit)))
-	if err != nil {
-		return nil, s.fail(ctx, "listing audit events", err)
-	}
-	out := make([]data.AuditEvent, 0, len(resp.Kvs))
-	for _, kv := range resp.Kvs {
-		var ev data.AuditEvent
-		if err := codec.AuditEvent.Decode(kv.Value, &ev); err != nil {
-			return nil, fmt.Errorf("etcd: audit event %s: stored record cannot be decoded (%v): restore the store from a backup", kv.Key, err)
-		}
-		out = append(out, ev)
-	}
-	return out, nil
 }
 
 // Collector
