@@ -124,7 +124,7 @@ func (s *Store) UpdateUser(ctx context.Context, id string, fn func(data.User) (d
 	if err := records.CheckKey("user", "id", id); err != nil {
 		return data.User{}, err
 	}
-	return updateOne(s, ctx, users, id, fn, nil, nil)
+	return updateWatched(s, ctx, users, id, fn, &s.userWatchers)
 }
 
 // DeleteUser deletes the user with their identities, sessions, refresh
@@ -135,10 +135,11 @@ func (s *Store) DeleteUser(ctx context.Context, id string) error {
 	if err := records.CheckKey("user", "id", id); err != nil {
 		return err
 	}
-	// The user's sessions and workers, for the watchers.
+	// The user and their sessions and workers, for the watchers.
+	var goneUser bool
 	var goneSessions, goneWorkers []string
 	err := s.write(ctx, func(tx *bolt.Tx) error {
-		goneSessions, goneWorkers = nil, nil
+		goneUser, goneSessions, goneWorkers = false, nil, nil
 		u, err := users.load(tx, id, s.now())
 		if err != nil {
 			return err
@@ -159,9 +160,12 @@ func (s *Store) DeleteUser(ctx context.Context, id string) error {
 		if err := users.remove(tx, &u); err != nil {
 			return err
 		}
-		goneSessions, goneWorkers = rmSessions, rmWorkers
+		goneUser, goneSessions, goneWorkers = true, rmSessions, rmWorkers
 		return nil
 	})
+	if goneUser {
+		s.userWatchers.Notify(id)
+	}
 	s.sessionWatchers.Notify(goneSessions...)
 	s.workerWatchers.Notify(goneWorkers...)
 	return err

@@ -97,6 +97,7 @@ func RunTests(t *testing.T, newStore func(t *testing.T, now func() time.Time) da
 		{"DeleteUserCascade", cascadeTests},
 		{"WatchSessions", watchTests(sessionKind)},
 		{"WatchWorkers", watchTests(workerKind)},
+		{"WatchUsers", watchTests(userKind)},
 		{"Locks", lockTests},
 		{"UTC", utcTests},
 		{"Invalid", invalidTests},

@@ -27,14 +27,22 @@ func (s *Store) GetUser(ctx context.Context, id string) (data.User, error) {
 	if err := records.CheckKey("user", "id", id); err != nil {
 		return data.User{}, err
 	}
-	return users.get(s, ctx, id)
+	v, err := users.get(s, ctx, id)
+	if err == nil {
+		s.handedUsers.add(v.ID, time.Time{}, s.now())
+	}
+	return v, err
 }
 
 func (s *Store) UpdateUser(ctx context.Context, id string, fn func(data.User) (data.User, error)) (data.User, error) {
 	if err := records.CheckKey("user", "id", id); err != nil {
 		return data.User{}, err
 	}
-	return users.update(s, ctx, id, fn, nil, nil)
+	v, err := users.update(s, ctx, id, fn, nil, nil)
+	if err == nil {
+		s.handedUsers.add(v.ID, time.Time{}, s.now())
+	}
+	return v, err
 }
 
 // DeleteUser deletes the user and everything they own in one transaction
@@ -143,7 +151,12 @@ func (s *Store) ListUsers(ctx context.Context) ([]data.User, error) {
 		return nil, err
 	}
 	defer cancel()
-	return users.scan(s, ctx, s.root+prefixUsers, time.Time{})
+	out, err := users.scan(s, ctx, s.root+prefixUsers, time.Time{})
+	now := s.now()
+	for _, v := range out {
+		s.handedUsers.add(v.ID, time.Time{}, now)
+	}
+	return out, err
 }
 
 // Identities
