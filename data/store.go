@@ -141,7 +141,10 @@ type Identities interface {
 	GetIdentity(ctx context.Context, provider, subject string) (Identity, error)
 	UpdateIdentity(ctx context.Context, provider, subject string, fn func(Identity) (Identity, error)) (Identity, error)
 	DeleteIdentity(ctx context.Context, provider, subject string) error
-	// ListIdentities returns the user's identities ordered by provider, subject.
+	// ListIdentities returns the user's identities ordered by provider,
+	// subject, or every identity of every user (ordered by user, provider,
+	// subject) when userID is empty, which key rotation (the sealed
+	// Grant) and the operators' listings use.
 	ListIdentities(ctx context.Context, userID string) ([]Identity, error)
 }
 

@@ -211,6 +211,18 @@ func (s *Store) DeleteIdentity(ctx context.Context, provider, subject string) er
 }
 
 func (s *Store) ListIdentities(ctx context.Context, userID string) ([]data.Identity, error) {
+	if userID == "" {
+		var out []data.Identity
+		err := s.view(ctx, func(tx *bolt.Tx) error {
+			var err error
+			out, err = identities.all(tx) // key order: provider, subject
+			return err
+		})
+		slices.SortFunc(out, func(a, b data.Identity) int {
+			return cmp.Or(cmp.Compare(a.UserID, b.UserID), cmp.Compare(a.Provider, b.Provider), cmp.Compare(a.Subject, b.Subject))
+		})
+		return out, err
+	}
 	if err := records.CheckKey("identity", "user_id", userID); err != nil {
 		return nil, err
 	}

@@ -55,4 +55,28 @@ var accountFieldTests = []subtest{
 		listed, err := e.s.ListIdentities(e.ctx, "u1")
 		e.returned(listed, err, []data.Identity{want}, "ListIdentities")
 	}},
+	{"ListEveryIdentity", func(e *env) {
+		all := func(what string, want ...string) {
+			e.t.Helper()
+			got, err := e.s.ListIdentities(e.ctx, "")
+			e.ok(err, "ListIdentities of everyone "+what)
+			e.orderIs(ids(got, func(i data.Identity) string { return i.UserID + ":" + identityKey(i) }), want, "ListIdentities(\"\") "+what)
+		}
+		all("in an empty store")
+		e.user("u1")
+		e.user("u2")
+		e.user("u0")
+		for _, id := range []data.Identity{
+			e.newIdentity("u2", "github", "7"), e.newIdentity("u1", "gitlab", "3"), e.newIdentity("u1", "github", "9"),
+			e.newIdentity("u1", "github", "10"), e.newIdentity("u0", "google", "a"),
+		} {
+			e.ok(e.s.CreateIdentity(e.ctx, id), "CreateIdentity "+identityKey(id))
+		}
+		all("ordered by user, provider, subject",
+			"u0:google/a", "u1:github/10", "u1:github/9", "u1:gitlab/3", "u2:github/7")
+		_, err := e.s.UpdateIdentity(e.ctx, "gitlab", "3", func(i data.Identity) (data.Identity, error) { i.UserID = "u2"; return i, nil })
+		e.ok(err, "UpdateIdentity moving gitlab/3 to u2")
+		e.ok(e.s.DeleteUser(e.ctx, "u1"), "DeleteUser u1")
+		all("after a move and a DeleteUser", "u0:google/a", "u2:github/7", "u2:gitlab/3")
+	}},
 }

@@ -189,6 +189,14 @@ func (s *Store) DeleteIdentity(ctx context.Context, provider, subject string) er
 }
 
 func (s *Store) ListIdentities(ctx context.Context, userID string) ([]data.Identity, error) {
+	if userID == "" {
+		ctx, cancel, err := s.begin(ctx)
+		if err != nil {
+			return nil, err
+		}
+		defer cancel()
+		return identities.scan(s, ctx, s.root+prefixIdentities, time.Time{}) // key order: user, provider, subject
+	}
 	if err := records.CheckKey("identity", "user_id", userID); err != nil {
 		return nil, err
 	}
