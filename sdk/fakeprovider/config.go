@@ -24,6 +24,16 @@ const (
 	// installations of the GitHub App the user's token can see
 	// (Config.AppInstallations).
 	EndpointInstallations Endpoint = "installations"
+	// EndpointOrgs is GitHub's GET /user/orgs, EndpointTeams its GET
+	// /user/teams and EndpointOrgMembership its GET
+	// /user/memberships/orgs/{org}: the user's organisations and teams
+	// (Config.Memberships, Config.RestrictedOrgs).
+	EndpointOrgs          Endpoint = "orgs"
+	EndpointTeams         Endpoint = "teams"
+	EndpointOrgMembership Endpoint = "org_membership"
+	// EndpointGroups is GitLab's GET /groups: the groups the user is a
+	// member of (Config.Memberships).
+	EndpointGroups Endpoint = "groups"
 	// EndpointGone is a path the provider removed (Config.GonePaths): 410.
 	EndpointGone    Endpoint = "gone"
 	EndpointUnknown Endpoint = "unknown" // any other path: 404
@@ -219,6 +229,13 @@ type Paths struct {
 	// with Config.AppInstallations.
 	Installations     string
 	InstallationRepos string
+	// Orgs, Teams and OrgMembership are GitHub's /user/orgs, /user/teams
+	// and /user/memberships/orgs/{org} (FlavorGitHub only).
+	Orgs          string
+	Teams         string
+	OrgMembership string
+	// Groups is GitLab's /groups (FlavorGitLab only).
+	Groups string
 }
 
 // Email is one of a fake user's addresses.
@@ -310,6 +327,23 @@ type Config struct {
 	// Workspaces are shared workspaces (FlavorBitbucket): each user also
 	// has a personal workspace whose slug is the login. Default none.
 	Workspaces []Workspace
+	// Memberships are the groups each user belongs to, by login, in the
+	// provider's own names: GitHub organisations ("vintner") and teams
+	// ("vintner/platform", which make the user a member of the
+	// organisation too), GitLab group full paths ("grp/sub"), Bitbucket
+	// shared workspace slugs (a user with an entry belongs to exactly
+	// those shared workspaces, whatever Workspaces says; without one,
+	// Workspaces decides), Google the hosted domain ("example.com", the
+	// first entry, sent as hd). SetMemberships and POST
+	// /__fake/memberships change them while the fake runs. Default: the
+	// preset's (docs/fake-providers.md), none for FlavorGeneric.
+	Memberships map[string][]string
+	// RestrictedOrgs are GitHub organisations with OAuth app access
+	// restrictions that have not approved this client: they are missing
+	// from /user/orgs and /user/teams, and /user/memberships/orgs/{org}
+	// answers GitHub's 403 whether or not the user is a member. Default
+	// none.
+	RestrictedOrgs []string
 	// GonePaths answer 410 Gone with the flavor's error body, whatever the
 	// credentials: endpoints the provider removed (Bitbucket's CHANGE-2770).
 	// Matched exactly, like Paths. Default none.

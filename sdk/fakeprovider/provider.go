@@ -41,6 +41,7 @@ type Provider struct {
 	delays         map[Endpoint]time.Duration
 	rateUsed       int       // GitHub's x-ratelimit-used: API answers so far
 	rateReset      time.Time // x-ratelimit-reset: an hour after New or Reset
+	memberships    map[string][]string // by login: Config.Memberships, then SetMemberships
 
 	srv    *http.Server
 	ln     net.Listener
@@ -231,6 +232,14 @@ func New(cfg Config) *Provider {
 		add(cfg.Paths.Installations, EndpointInstallations)
 		add(cfg.Paths.InstallationRepos, EndpointRepos)
 	}
+	switch cfg.Flavor {
+	case FlavorGitHub:
+		add(cfg.Paths.Orgs, EndpointOrgs)
+		add(cfg.Paths.Teams, EndpointTeams)
+		add(cfg.Paths.OrgMembership, EndpointOrgMembership)
+	case FlavorGitLab:
+		add(cfg.Paths.Groups, EndpointGroups)
+	}
 	p.reset()
 	return p
 }
@@ -332,6 +341,8 @@ func (c Config) clone() Config {
 	}
 	c.Workspaces = ws
 	c.GonePaths = slices.Clone(c.GonePaths)
+	c.RestrictedOrgs = slices.Clone(c.RestrictedOrgs)
+	c.Memberships = cloneMemberships(c.Memberships)
 	c.RedirectURIs = slices.Clone(c.RedirectURIs)
 	c.Scopes = slices.Clone(c.Scopes)
 	c.DefaultScopes = slices.Clone(c.DefaultScopes)
@@ -619,6 +630,7 @@ func (p *Provider) reset() {
 	p.delays = map[Endpoint]time.Duration{}
 	p.rateUsed = 0
 	p.rateReset = p.cfg.Now().Add(time.Hour).Truncate(time.Second)
+	p.memberships = cloneMemberships(p.cfg.Memberships)
 }
 
 // Fingerprint is how Calls refers to a token: "sha256:" and the first 12
@@ -692,6 +704,10 @@ func FollowAuthorize(ctx context.Context, client *http.Client, authURL string) (
 func (p *Provider) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	defer func() { p.busy.Add(int64(time.Since(start))) }()
+	if r.URL.Path == ControlMembershipsPath {
+		p.handleSetMemberships(w, r)
+		return
+	}
 	ep, params := p.match(r.URL.Path)
 	rec := &recorder{ResponseWriter: w}
 	p.mu.Lock()
@@ -748,7 +764,8 @@ func (p *Provider) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		p.handleToken(rec, r, c)
 	case EndpointRevoke:
 		p.handleRevoke(rec, r, c, params)
-	case EndpointUser, EndpointEmails, EndpointRepos, EndpointWorkspaces, EndpointInstallations:
+	case EndpointUser, EndpointEmails, EndpointRepos, EndpointWorkspaces, EndpointInstallations,
+		EndpointOrgs, EndpointTeams, EndpointOrgMembership, EndpointGroups:
 		p.handleAPI(rec, r, c, ep, params)
 	case EndpointGone:
 		p.apiError(rec, r, c, http.StatusGone, apiGone)
