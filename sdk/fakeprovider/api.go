@@ -20,7 +20,7 @@ const (
 	apiRevoked        apiKind = "revoked_token"      // revoked or rotated away
 	apiBadCredentials apiKind = "bad_credentials"    // GitHub revoke: wrong Basic client credentials
 	apiScope          apiKind = "insufficient_scope" // token lacks RequiredScopes
-	apiScopeForbidden apiKind = "insufficient_scope_403" // GitHub: a lacking scope answered 403, as /user/orgs documents
+	apiScopeForbidden apiKind = "scope_forbidden" // GitHub: a lacking scope answered 403, as /user/orgs documents
 	apiOrgRestricted  apiKind = "org_restricted"         // GitHub: OAuth app access restrictions (Config.RestrictedOrgs)
 	apiNotFound       apiKind = "not_found"
 	apiMethod         apiKind = "method_not_allowed"

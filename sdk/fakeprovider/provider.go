@@ -41,7 +41,10 @@ type Provider struct {
 	delays         map[Endpoint]time.Duration
 	rateUsed       int       // GitHub's x-ratelimit-used: API answers so far
 	rateReset      time.Time // x-ratelimit-reset: an hour after New or Reset
-	memberships    map[string][]string // by login: Config.Memberships, then SetMemberships
+
+	// memberships are the groups by login: Config.Memberships, then
+	// SetMemberships.
+	memberships map[string][]string
 
 	srv    *http.Server
 	ln     net.Listener
