@@ -20,8 +20,8 @@ const (
 	apiRevoked        apiKind = "revoked_token"      // revoked or rotated away
 	apiBadCredentials apiKind = "bad_credentials"    // GitHub revoke: wrong Basic client credentials
 	apiScope          apiKind = "insufficient_scope" // token lacks RequiredScopes
-	apiScopeForbidden apiKind = "scope_forbidden" // GitHub: a lacking scope answered 403, as /user/orgs documents
-	apiOrgRestricted  apiKind = "org_restricted"         // GitHub: OAuth app access restrictions (Config.RestrictedOrgs)
+	apiScopeForbidden apiKind = "scope_forbidden"    // GitHub: a lacking scope answered 403, as /user/orgs documents
+	apiOrgRestricted  apiKind = "org_restricted"     // GitHub: OAuth app access restrictions (Config.RestrictedOrgs)
 	apiNotFound       apiKind = "not_found"
 	apiMethod         apiKind = "method_not_allowed"
 	apiValidation     apiKind = "validation_failed" // GitHub 422
