@@ -114,6 +114,10 @@ func (p *Provider) handleAPI(w http.ResponseWriter, r *http.Request, c *Call, ep
 	case EndpointOrgMembership:
 		p.githubOrgMembership(w, r, c, user, params["org"])
 	case EndpointGroups:
+		if p.cfg.Flavor == FlavorGeneric {
+			p.writeList(w, r, p.genericGroupsJSON(user))
+			return
+		}
 		p.writeList(w, r, p.gitlabGroupsJSON(r, user))
 	}
 }

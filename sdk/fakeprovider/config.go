@@ -210,7 +210,8 @@ type TokenResponse struct {
 
 // Paths are the fake's endpoint paths. The zero value means the generic
 // defaults (/login/oauth/authorize, /login/oauth/access_token, no revoke,
-// /api/v1/user, /api/v1/user/emails, /api/v1/user/repos); once any field is
+// /api/v1/user, /api/v1/user/emails, /api/v1/user/repos,
+// /api/v1/user/groups); once any field is
 // set, an empty field means the endpoint does not exist. Revoke may contain
 // the placeholder "{client_id}"; Repos may contain "{workspace}" (Bitbucket:
 // the repositories of one workspace, see Workspace).
@@ -234,7 +235,8 @@ type Paths struct {
 	Orgs          string
 	Teams         string
 	OrgMembership string
-	// Groups is GitLab's /groups (FlavorGitLab only).
+	// Groups is GitLab's /groups (FlavorGitLab), or the generic fake's
+	// list of the user's groups, [{"id", "name"}] (FlavorGeneric).
 	Groups string
 }
 

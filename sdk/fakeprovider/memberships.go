@@ -301,6 +301,19 @@ func (p *Provider) gitlabGroupsJSON(r *http.Request, u *User) []any {
 	return out
 }
 
+// genericGroupsJSON is the generic fake's list of the user's groups:
+// [{"id", "name"}], sorted.
+func (p *Provider) genericGroupsJSON(u *User) []any {
+	groups, _ := p.groupsOf(u)
+	slices.Sort(groups)
+	groups = slices.Compact(groups)
+	out := make([]any, 0, len(groups))
+	for _, g := range groups {
+		out = append(out, fields{{"id", stableID("group", g)}, {"name", g}})
+	}
+	return out
+}
+
 // googleHostedDomain is the hd claim of u: the first membership, or "" for
 // a consumer account. The caller holds p.mu.
 func (p *Provider) googleHostedDomainLocked(u *User) string {
@@ -308,4 +321,44 @@ func (p *Provider) googleHostedDomainLocked(u *User) string {
 		return g[0]
 	}
 	return ""
+}
+
+// VisibleGroups returns the groups a token of the user with that login
+// can see through the fake's API now, in the provider's own names, sorted
+// and in lower case (GitHub and Google compare names case-insensitively;
+// the others' presets are lower case): what the groups operation of a
+// correct plugin returns when it is asked about nothing in particular.
+// GitHub: the organisations and teams outside Config.RestrictedOrgs;
+// GitLab: the memberships; Bitbucket: the workspaces of
+// /2.0/user/workspaces, the personal one included; Google: the hosted
+// domain, if any. nil for an unknown login ("" is the first user).
+func (p *Provider) VisibleGroups(login string) []string {
+	u := p.findUser(login)
+	if u == nil {
+		return nil
+	}
+	var out []string
+	switch p.cfg.Flavor {
+	case FlavorGitHub:
+		orgs, teams := p.githubOrgsTeams(u, true)
+		out = append(orgs, teams...)
+	case FlavorBitbucket:
+		for _, ws := range p.workspacesOf(u) {
+			out = append(out, ws.slug)
+		}
+	case FlavorGoogle:
+		p.mu.Lock()
+		if hd := p.googleHostedDomainLocked(u); hd != "" {
+			out = append(out, hd)
+		}
+		p.mu.Unlock()
+	default:
+		out, _ = p.groupsOf(u)
+	}
+	out = slices.Clone(out)
+	for i := range out {
+		out[i] = strings.ToLower(out[i])
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
 }

@@ -240,7 +240,7 @@ func New(cfg Config) *Provider {
 		add(cfg.Paths.Orgs, EndpointOrgs)
 		add(cfg.Paths.Teams, EndpointTeams)
 		add(cfg.Paths.OrgMembership, EndpointOrgMembership)
-	case FlavorGitLab:
+	case FlavorGitLab, FlavorGeneric:
 		add(cfg.Paths.Groups, EndpointGroups)
 	}
 	p.reset()
@@ -265,6 +265,7 @@ func withDefaults(c Config) Config {
 			User:      "/api/v1/user",
 			Emails:    "/api/v1/user/emails",
 			Repos:     "/api/v1/user/repos",
+			Groups:    "/api/v1/user/groups",
 		}
 	}
 	if c.ClientID == "" {

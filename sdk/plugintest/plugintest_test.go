@@ -25,7 +25,9 @@ func genericFake() fakeprovider.Config {
 		Paths: fakeprovider.Paths{
 			Authorize: "/login/oauth/authorize", Token: "/login/oauth/access_token", Revoke: "/login/oauth/revoke",
 			User: "/api/v1/user", Emails: "/api/v1/user/emails", Repos: "/api/v1/user/repos",
+			Groups: "/api/v1/user/groups",
 		},
+		Memberships: map[string][]string{"alice": {"red", "blue"}},
 		Users: []fakeprovider.User{
 			{ID: 11, Login: "alice", Name: "Alice Example", Repos: 45, Emails: []fakeprovider.Email{
 				{Address: "alice@example.com", Primary: true, Verified: true}, {Address: "alice@example.org"}}},
@@ -57,19 +59,17 @@ func TestKitCatchesBugs(t *testing.T) {
 		t.Fatal(err)
 	}
 	wantFail := map[string]string{
-		"client_auth":         `client authentication "basic", want "body"`,
-		"refresh_rotation":    "the provider rotates refresh tokens, but the refresh returned",
-		"revoke":              "the provider's revocation endpoint was not called",
-		"user":                "marked verified, but the provider has not verified",
-		"user_expired_token":  "got code provider_error",
-		"repos":               "30 repositories, the provider lists 45",
-		"repos_per_page":      "page 1 has 30 repositories, 25 were asked for",
-		"repos_expired_token": "got code provider_error",
+		"client_auth":          `client authentication "basic", want "body"`,
+		"refresh_rotation":     "the provider rotates refresh tokens, but the refresh returned",
+		"revoke":               "the provider's revocation endpoint was not called",
+		"user":                 "marked verified, but the provider has not verified",
+		"user_expired_token":   "got code provider_error",
+		"repos":                "30 repositories, the provider lists 45",
+		"repos_per_page":       "page 1 has 30 repositories, 25 were asked for",
+		"repos_expired_token":  "got code provider_error",
+		"groups_changed":       "after leaving every group: groups",
+		"groups_expired_token": "got code provider_error",
 	}
-	// The test plugins have no groups operation (the built-in plugins'
-	// conformance runs exercise those cases).
-	notApplicable := map[string]bool{"groups_scopes": true, "groups": true, "groups_changed": true,
-		"groups_expired_token": true, "groups_rate_limited": true}
 	if got := len(res); got != len(plugintest.CaseNames()) {
 		t.Errorf("%d results for %d cases", got, len(plugintest.CaseNames()))
 	}
@@ -80,10 +80,6 @@ func TestKitCatchesBugs(t *testing.T) {
 			t.Errorf("%s: %s, want it to catch the bug (%s)", r.Name, r.Outcome, want)
 		case shouldFail && !strings.Contains(r.Err.Error(), want):
 			t.Errorf("%s: error %q, want it to say %q", r.Name, r.Err, want)
-		case notApplicable[r.Name]:
-			if r.Outcome != plugintest.NotApplicable {
-				t.Errorf("%s: %s, want not applicable to a plugin without groups", r.Name, r.Outcome)
-			}
 		case !shouldFail && r.Outcome != plugintest.Passed:
 			t.Errorf("%s: %s: %v (%s)", r.Name, r.Outcome, r.Err, r.Reason)
 		}
