@@ -4,6 +4,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/vintner/arbor/gateway/authz/scope"
+	"github.com/vintner/arbor/service/membership"
 )
 
 // Kind is the kind of credential that authenticated a caller.
@@ -60,6 +61,11 @@ type Identity struct {
 	Scopes scope.Set
 	// Service is the configured backend's name (KindService).
 	Service string
+	// Member is the user's standing as the chain found it when it
+	// consulted Members (Config.Members): set for a session, a CLI token
+	// or a worker when a policy is configured, nil otherwise. Shared and
+	// read-only.
+	Member *membership.Member
 }
 
 // Outcome is an Authenticator's answer (see the package documentation).
