@@ -43,6 +43,11 @@ func (k Kind) String() string {
 // Identity is the caller of a request, as an Authenticator found it.
 type Identity struct {
 	Kind Kind
+	// Scopes is what a CLI access token may do (package scope), set only
+	// for KindCLI: the other kinds are not scoped. (Next to Kind, so that
+	// both share a word and an Identity stays in the 128-byte size class
+	// the Gate allocates per request.)
+	Scopes scope.Set
 	// UserID is the person the request acts for: the signed-in user, the
 	// CLI token's user or the worker's owner. Empty for a service.
 	UserID string
@@ -56,9 +61,6 @@ type Identity struct {
 	// (KindCLI), so that what it opened (a WebSocket tunnel) can end with
 	// the login.
 	LoginID string
-	// Scopes is what a CLI access token may do (package scope), set only
-	// for KindCLI: the other kinds are not scoped.
-	Scopes scope.Set
 	// Service is the configured backend's name (KindService).
 	Service string
 	// Member is the user's standing as the chain found it when it
