@@ -29,7 +29,10 @@ func TestPolicyNeedsMembers(t *testing.T) {
 
 	var judge membership.Judge
 	a, err = app.New(t.Context(), cfg, app.Options{Environ: environ, Stderr: io.Discard,
-		Members: func(j membership.Judge) (authz.Members, error) { judge = j; return nil, errors.New("membership service down") }})
+		Members: func(j membership.Judge) (authz.Members, error) {
+			judge = j
+			return nil, errors.New("membership service down")
+		}})
 	if err == nil || a != nil || !strings.Contains(err.Error(), "membership service down") {
 		t.Fatalf("New with a failing Members = %v, %v", a, err)
 	}
