@@ -68,8 +68,7 @@ type Identity struct {
 	GroupsHeaderAll bool `yaml:"groups_header_all"`
 	// GroupsHeaderMax caps the groups header in bytes: groups are added in
 	// sorted order while they fit, the rest are left out of the header and
-	// of the claim (and a warning is logged when the list is built).
-	// Default 2048.
+	// of the claim. Default 2048.
 	GroupsHeaderMax int `yaml:"groups_header_max"`
 }
 
