@@ -45,11 +45,14 @@ var (
 	inOrg  = membership.Member{Groups: []string{"github:vintner"}}
 )
 
-// signIn signs a browser in with GitHub and gives its user standing m.
-func (e *policyEnv) signIn(t *testing.T, m membership.Member) (*apptest.Browser, string) {
+// signIn signs a browser in as the GitHub user login and gives that user
+// standing m.
+func (e *policyEnv) signIn(t *testing.T, login string, m membership.Member) (*apptest.Browser, string) {
 	t.Helper()
 	b := e.Browser()
-	b.MustSignIn("github")
+	if res := b.SignIn("github", "", login); res.StatusCode != http.StatusFound || b.Cookie(e.Cookie) == "" {
+		t.Fatalf("sign-in as %s: %d %s", login, res.StatusCode, res.Body)
+	}
 	uid := e.MustUserID(b)
 	e.members.Set(uid, m)
 	return b, uid
@@ -73,13 +76,36 @@ func jsonDenial(t *testing.T, res *apptest.Response) denial {
 // an API client), and keeps the rest; an anonymous request is sent to sign
 // in even where the route class is public.
 func TestPolicyRouteRule(t *testing.T) {
-	e := newPolicyEnv(t, access.Public, nil)
-	team, _ := e.signIn(t, inTeam)
+	e := newPolicyEnv(t, access.Public, func(c *config.Config) {
+		c.Policy.Routes = append(c.Policy.Routes, config.PolicyRoute{Prefix: "/api/tendril/admin/", Groups: []string{"github:vintner/platform"}})
+	})
+	team, teamID := e.signIn(t, "octocat", inTeam)
 	if res := team.Get("/admin/panel"); res.StatusCode != http.StatusOK {
 		t.Fatalf("team GET /admin/panel = %d %s", res.StatusCode, res.Body)
 	}
 
-	org, _ := e.signIn(t, inOrg)
+	org, orgID := e.signIn(t, "hubot", inOrg)
+	if orgID == teamID {
+		t.Fatal("octocat and hubot are one user")
+	}
+
+	// A worker acts for its owner: the owner must pass the route.
+	for _, tc := range []struct {
+		owner  string
+		status int
+	}{{teamID, http.StatusOK}, {orgID, http.StatusForbidden}} {
+		w, tok, err := e.App.Workers().Register(t.Context(), tc.owner, "runner")
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, err := e.CLIClient().SendJSON(http.MethodGet, "/api/tendril/admin/jobs", nil, http.Header{"X-Worker-Id": {w.ID}, "X-Worker-Token": {tok}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.StatusCode != tc.status || (tc.status == 403 && errorCode(res.Body) != "route_not_allowed") {
+			t.Errorf("worker of %s on a route rule = %d %s, want %d", tc.owner, res.StatusCode, res.Body, tc.status)
+		}
+	}
 	res := org.Get("/admin/panel")
 	if res.StatusCode != http.StatusForbidden || errorCode(res.Body) != membership.CodeRouteNotAllowed {
 		t.Fatalf("org GET /admin/panel = %d %s", res.StatusCode, res.Body)
@@ -116,7 +142,7 @@ func TestPolicyRouteRule(t *testing.T) {
 
 	// Restricted: the organisation hides the membership; Fix says the
 	// organisation must approve the app.
-	hidden, _ := e.signIn(t, membership.Member{Groups: []string{"github:vintner"}, Restricted: []string{"github:vintner"}})
+	hidden, _ := e.signIn(t, "octocat", membership.Member{Groups: []string{"github:vintner"}, Restricted: []string{"github:vintner"}})
 	hidden.Header.Set("Accept", "application/json")
 	if d := jsonDenial(t, hidden.Get("/admin/x")); d.Error != "route_not_allowed" || !strings.Contains(d.Fix, "must approve "+e.Config.UI.AppName) {
 		t.Errorf("restricted denial = %+v", d)
@@ -129,7 +155,7 @@ func TestPolicyRouteRule(t *testing.T) {
 // codes.
 func TestPolicyAllowRefuses(t *testing.T) {
 	e := newPolicyEnv(t, access.Session, nil)
-	user, uid := e.signIn(t, inTeam)
+	user, uid := e.signIn(t, "octocat", inTeam)
 	cli := apptest.CLILogin(t, user, e.CLIClient())
 	w, wtok, err := e.App.Workers().Register(t.Context(), uid, "runner")
 	if err != nil {
@@ -206,7 +232,7 @@ func TestPolicyGroupsHeaderAndClaim(t *testing.T) {
 				c.Identity.GroupsHeaderAll = tc.all
 			})
 			name := e.Config.Identity.GroupsHeader
-			b, uid := e.signIn(t, inTeam)
+			b, uid := e.signIn(t, "octocat", inTeam)
 			// A client's own groups header, in any spelling, never
 			// reaches the upstream.
 			b.Header.Set(name, "github:admins")
