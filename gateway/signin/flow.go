@@ -24,6 +24,7 @@ import (
 	"github.com/vintner/arbor/gateway/signin/returnto"
 	"github.com/vintner/arbor/plugins"
 	"github.com/vintner/arbor/sdk/abi"
+	"github.com/vintner/arbor/service/membership"
 )
 
 // Purposes of a flow (flowstate.State.Purpose).
@@ -160,6 +161,8 @@ func (w *SignIn) begin(c *fiber.Ctx, purpose, userID, rt string) error {
 		RedirectURI:   redirectURI,
 		State:         stateValue,
 		CodeChallenge: base64.RawURLEncoding.EncodeToString(challenge[:]),
+		// The policy reads this provider's groups: ask for their scopes.
+		WithGroups: purpose == purposeLogin && w.opts.Admission != nil && w.opts.Admission.GroupProvider(name),
 	})
 	if err != nil {
 		return w.showError(c, fail(http.StatusBadGateway, "provider_error", "Sign-in could not start",
@@ -280,9 +283,27 @@ func (w *SignIn) finish(c *fiber.Ctx) *flowError {
 	case purposeConnect:
 		return w.finishConnect(c, name, st, tok, pu)
 	}
+	// The policy decides before anything is written for the person.
+	var adm membership.Admission
+	if w.opts.Admission != nil {
+		var fe *flowError
+		if adm, fe = w.admit(c, name, prof, tok); fe != nil {
+			return fe
+		}
+	}
 	user, created, fe := w.resolveUser(ctx, name, prof)
 	if fe != nil {
 		return fe
+	}
+	if w.opts.Admission != nil {
+		err := w.opts.Admission.Keep(ctx, user.ID, name, prof.subject, tok, adm)
+		if refused, ok := errors.AsType[*membership.RefusedError](err); ok {
+			return w.refused(c, name, user.ID, refused.Verdict)
+		}
+		if err != nil {
+			return storeFailed("Sign-in failed",
+				"Arbor could not save what your sign-in provider said about you. Please try again in a moment.", err)
+		}
 	}
 	if _, err := w.opts.Sessions.Start(c, user); err != nil {
 		return storeFailed("Sign-in failed",

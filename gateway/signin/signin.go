@@ -40,6 +40,15 @@
 //     issued for a code used twice. Then it asks the plugin who the user
 //     is, and finds or creates the Arbor user by (provider, subject) —
 //     never by login or unverified e-mail.
+//   - With a policy (Options.Admission, package service/membership), the
+//     person is judged before the user is found for writing or created:
+//     for a provider whose groups the policy uses, their groups are read
+//     with the sign-in's own token (the authorization asked for the groups
+//     scopes). A refused person gets a 403 page with the Verdict's code,
+//     the rule in words and what to do, and leaves no user, identity,
+//     session or cookie behind; the refusal is audited. Once admitted and
+//     resolved, the grant is kept sealed on the identity for the
+//     background re-check (Admission.Keep).
 //   - The state's keys derive from the session key: changing that key
 //     makes sign-ins in flight fail (state_invalid); they start again.
 //   - Every sign-in gets a new session id (package session), so a cookie
@@ -74,6 +83,7 @@ import (
 	"github.com/vintner/arbor/gateway/internal/flowstate"
 	"github.com/vintner/arbor/gateway/pages"
 	"github.com/vintner/arbor/sdk/abi"
+	"github.com/vintner/arbor/service/membership"
 )
 
 // Paths of the routes Routes registers.
@@ -99,6 +109,21 @@ type Store interface {
 // Connector stores a Git provider connection (package connections).
 type Connector interface {
 	Connect(ctx context.Context, userID, provider string, tok *abi.Token, user *abi.User) error
+}
+
+// Admission decides, after the provider vouched for a person and before
+// any user is created or session started, whether they may sign in
+// (*membership.Service is one; see package service/membership).
+type Admission interface {
+	// SignIn judges the person (provider, subject) with the sign-in's
+	// token. The error is the store's.
+	SignIn(ctx context.Context, provider, subject string, p membership.Profile, tok *abi.Token) (membership.Admission, error)
+	// Keep records what SignIn learnt once the user is resolved; a
+	// *membership.RefusedError refuses the sign-in after all.
+	Keep(ctx context.Context, userID, provider, subject string, tok *abi.Token, adm membership.Admission) error
+	// GroupProvider reports whether the sign-in asks provider for the
+	// groups scopes.
+	GroupProvider(provider string) bool
 }
 
 // Options configure SignIn.
@@ -130,6 +155,10 @@ type Options struct {
 	Connector Connector
 	// Chain decides who is signed in (package authn). Required.
 	Chain *authn.Chain
+	// Admission, if set, admits or refuses each sign-in by the policy
+	// (package service/membership); nil admits everyone the provider
+	// vouches for.
+	Admission Admission
 	// Now is the clock. Default time.Now.
 	Now func() time.Time
 	// Logger receives what the flow logs besides the request logger.
@@ -269,6 +298,9 @@ type flowError struct {
 	// retryAfter, if positive, is sent as Retry-After (a provider's rate
 	// limit).
 	retryAfter time.Duration
+	// denied, if set, is the policy's refusal: the page explains it
+	// (pages.Denied) instead of showing message.
+	denied *membership.Verdict
 }
 
 func (e *flowError) Error() string {
@@ -294,6 +326,12 @@ func storeFailed(title, message string, err error) *flowError {
 
 // showError renders a flow error page and logs it (pages.StepError).
 func (w *SignIn) showError(c *fiber.Ctx, fe *flowError) error {
+	if fe.denied != nil {
+		return pages.Denied(c, w.pages, *fe.denied, pages.ErrorPage{
+			RequestID: gateway.RequestID(c),
+			Back:      &pages.Link{Href: PathSignIn, Text: "Sign in with another account"},
+		})
+	}
 	e := httperr.Wrap(fe.err, fe.status, fe.code, fe.message).WithRetryAfter(fe.retryAfter)
 	return pages.StepError(c, w.pages, e, fe.title, PathSignIn)
 }
