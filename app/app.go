@@ -1,6 +1,7 @@
 // Package app builds a whole Arbor from its configuration: the store, the
 // encryption keys, https (tls.go), the provider plugins, sessions, the
-// connections broker, the worker service, CLI logins, the webhook notifier,
+// connections broker, the worker service, the membership service and its
+// re-check, CLI logins, the webhook notifier,
 // the rate limits, the gateway server with its routes, the tunnel watch, the
 // admin socket and the store's collector. `arbor serve`, `arbor dev` and the full-stack test
 // harness (package app/apptest) all call [New], so tests exercise the wiring
@@ -59,11 +60,12 @@ type Options struct {
 	// always read from the process environment.
 	Environ []string
 
-	// Members builds the membership service the policy judges users by
-	// (service/membership.Service: Member(ctx, userID)) from the compiled
-	// policy. It is asked only when policy: is configured; nil then makes
-	// New refuse to start (fail closed). Issue 19's membership service is
-	// joined here.
+	// Members, for tests only, replaces what the authentication chain and
+	// the gate ask for users' standing when policy: is configured: it gets
+	// the compiled policy and returns a Members of fixed memberships
+	// (apptest.PolicyMembers); sign-ins are then not judged. Nil, as in
+	// production: the membership service (service/membership,
+	// App.Members), which also judges sign-ins.
 	Members MembersFunc
 
 	// Now, for tests only, is the clock of the store, the sessions, the

@@ -130,7 +130,7 @@ func TestStartFailureLeavesNothingRunning(t *testing.T) {
 	running = noArborGoroutines(t, "New then Close", running)
 	// The steps New is known to take, so that a renamed or lost step call
 	// is noticed; each is failed below.
-	for _, want := range []string{"logs", "secrets", "store", "tls", "plugins", "sessions", "webhook", "broker", "cli", "workers", "signin", "limits", "gateway", "tunnel watch", "routes", "admin socket", "collector", "ready"} {
+	for _, want := range []string{"logs", "secrets", "store", "tls", "plugins", "sessions", "webhook", "broker", "cli", "workers", "membership", "signin", "limits", "gateway", "tunnel watch", "routes", "admin socket", "collector", "ready"} {
 		if !slices.Contains(steps, want) {
 			t.Errorf("New did not pass the step %q; steps: %q", want, steps)
 		}

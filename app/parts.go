@@ -3,6 +3,7 @@ package app
 import (
 	"github.com/vintner/arbor/gateway/authn/session"
 	"github.com/vintner/arbor/gateway/authn/sessiontoken"
+	"github.com/vintner/arbor/service/membership"
 	"github.com/vintner/arbor/service/workers"
 )
 
@@ -19,6 +20,10 @@ func (a *App) SessionTokens() *sessiontoken.Signer { return a.web.sessionToks }
 
 // Workers is the worker service.
 func (a *App) Workers() *workers.Service { return a.web.workers }
+
+// Members is the membership service: each user's standing (Member) for
+// the authentication chain, the background re-check, and EndAccess.
+func (a *App) Members() *membership.Service { return a.web.members }
 
 // FlushLogs writes out the access log lines still buffered; they reach
 // Options.Stderr within 200 ms anyway, and at Close. A test that searches

@@ -17,14 +17,10 @@ import (
 // service, service/membership) from the compiled policy, its Judge.
 type MembersFunc func(judge membership.Judge) (authz.Members, error)
 
-// buildPolicy compiles policy: and builds the Members the chain and the
-// gate consult. Without a policy both are nil: nothing is consulted and
-// requests cost what they did before. A policy with no Options.Members
-// to judge memberships by is refused: Arbor fails closed rather than
-// admit everyone.
-func (a *App) buildPolicy(cfg config.Config) (*policy.Policy, authz.Members, error) {
+// compilePolicy compiles policy:; nil without one.
+func (a *App) compilePolicy(cfg config.Config) (*policy.Policy, error) {
 	if !cfg.Policy.Enabled() {
-		return nil, nil, nil
+		return nil, nil
 	}
 	pol, err := policy.Compile(cfg.Policy, policy.Options{
 		ProviderNames: providerDisplayNames(cfg.Policy.GroupProviders()),
@@ -33,10 +29,22 @@ func (a *App) buildPolicy(cfg config.Config) (*policy.Policy, authz.Members, err
 		VisibleMax:    cfg.Identity.GroupsHeaderMax,
 	})
 	if err != nil {
-		return nil, nil, usageErr(err)
+		return nil, usageErr(err)
+	}
+	return pol, nil
+}
+
+// buildPolicy returns the route rules and the Members the chain and the
+// gate consult for the compiled policy pol: the membership service real,
+// or what Options.Members builds (tests that set memberships themselves).
+// Without a policy both are nil: nothing is consulted and requests cost
+// what they did before.
+func (a *App) buildPolicy(pol *policy.Policy, real *membership.Service) (*policy.Policy, authz.Members, error) {
+	if pol == nil {
+		return nil, nil, nil
 	}
 	if a.opts.Members == nil {
-		return nil, nil, usageErr(errors.New("policy: is configured, but this Arbor has no membership service to judge users by (app.Options.Members); remove policy: or use a build that has one"))
+		return pol, real, nil
 	}
 	members, err := a.opts.Members(pol)
 	if err != nil {

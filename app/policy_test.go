@@ -12,10 +12,10 @@ import (
 	"github.com/vintner/arbor/service/membership"
 )
 
-// A policy with no membership service to judge users by stops start-up
-// with a configuration error (Arbor fails closed rather than admit
-// everyone); with one, New hands it the compiled policy.
-func TestPolicyNeedsMembers(t *testing.T) {
+// With a policy, the membership service judges users (App.Members);
+// Options.Members, for tests, replaces it and is handed the compiled
+// policy, and a failure to build it stops start-up.
+func TestPolicyMembers(t *testing.T) {
 	environ, _ := tlsEnviron(t, 0o600)
 	environ = append(environ, "ARBOR_POLICY_ALLOW_EMAIL_DOMAINS=example.com")
 	cfg, err := config.Load(config.Source{Environ: environ})
@@ -23,8 +23,13 @@ func TestPolicyNeedsMembers(t *testing.T) {
 		t.Fatal(err)
 	}
 	a, err := app.New(t.Context(), cfg, app.Options{Environ: environ, Stderr: io.Discard})
-	if _, ok := errors.AsType[*app.ConfigError](err); !ok || a != nil || !strings.Contains(err.Error(), "membership service") {
-		t.Fatalf("New with a policy and no Members = %v, %v; want a *ConfigError", a, err)
+	if err != nil {
+		t.Fatalf("New with a policy: %v", err)
+	}
+	_, err = a.Members().Member(t.Context(), "nobody")
+	a.Close()
+	if !errors.Is(err, membership.ErrUnknownUser) {
+		t.Fatalf("the membership service on an unknown user: %v", err)
 	}
 
 	var judge membership.Judge

@@ -32,6 +32,7 @@ import (
 	"github.com/vintner/arbor/service/clilogin"
 	"github.com/vintner/arbor/service/clilogin/clitoken"
 	"github.com/vintner/arbor/service/connections"
+	"github.com/vintner/arbor/service/membership"
 	"github.com/vintner/arbor/service/providers"
 	"github.com/vintner/arbor/service/webhook"
 	"github.com/vintner/arbor/service/workers"
@@ -52,6 +53,7 @@ type webAuth struct {
 	cli         *clilogin.Service
 	notifier    *webhook.Notifier // nil without connections.webhook_url
 	workers     *workers.Service
+	members     *membership.Service
 	// Arbor's pages and JSON APIs besides sign-in and the CLI's.
 	integrationsPage *pages.Integrations
 	workersPage      *pages.Workers
@@ -209,6 +211,22 @@ func (a *App) setupWebAuth(cfg config.Config, secrets config.SecretsValues, keyr
 	}
 	workerSvc := workers.New(store, workers.Options{Logger: log, FlushInterval: a.opts.Tests.WorkerFlushInterval})
 	a.onClose("workers", workerSvc.Close)
+	if err := a.step("membership"); err != nil {
+		return nil, err
+	}
+	// The policy (docs/policy.md): nil without policy:.
+	pol, err := a.compilePolicy(cfg)
+	if err != nil {
+		return nil, err
+	}
+	var judge membership.Judge
+	if pol != nil {
+		judge = pol
+	}
+	memberSvc, err := a.startMembership(cfg, store, keyring, provs, judge, log)
+	if err != nil {
+		return nil, err
+	}
 	cli, err := clilogin.New(store, clilogin.Options{
 		Tokens:       cliTokens,
 		CodeKey:      derive(secrets.CLIJWTSecret, "cli verification code"),
@@ -223,8 +241,8 @@ func (a *App) setupWebAuth(cfg config.Config, secrets config.SecretsValues, keyr
 	if err != nil {
 		return nil, err
 	}
-	// The policy (docs/policy.md): nil and nil without policy:.
-	rules, members, err := a.buildPolicy(cfg)
+	// What the chain and the gate consult: nil and nil without policy:.
+	rules, members, err := a.buildPolicy(pol, memberSvc)
 	if err != nil {
 		return nil, err
 	}
@@ -263,8 +281,15 @@ func (a *App) setupWebAuth(cfg config.Config, secrets config.SecretsValues, keyr
 	if err := a.step("signin"); err != nil {
 		return nil, err
 	}
+	// Sign-ins are judged by the membership service, unless a test fixed
+	// the memberships the policy sees (Options.Members).
+	var admission signin.Admission = memberSvc
+	if pol != nil && a.opts.Members != nil {
+		admission = nil
+	}
 	web, err := signin.New(signin.Options{
 		Chain:               chain, // issue 17
+		Admission:           admission,
 		Store:               store,
 		Sessions:            sessions,
 		Connector:           broker,
@@ -345,7 +370,7 @@ func (a *App) setupWebAuth(cfg config.Config, secrets config.SecretsValues, keyr
 	if err != nil {
 		return nil, err
 	}
-	return &webAuth{sessions: sessions, sessionToks: signer, web: web, gate: gate, broker: broker, cli: cli, notifier: notifier, workers: workerSvc,
+	return &webAuth{sessions: sessions, sessionToks: signer, web: web, gate: gate, broker: broker, cli: cli, notifier: notifier, workers: workerSvc, members: memberSvc,
 		integrationsPage: integrationsPage, workersPage: workersPage, accountPage: accountPage,
 		providersAPI: providersAPI, workersAPI: workersAPI, whoamiAPI: whoamiAPI, cliPage: cliPages, cliAPI: cliAPI, errorPage: errorPage}, nil
 }

@@ -50,6 +50,8 @@ type envOptions struct {
 	// loading keeps the provider registry unavailable, as while plugins
 	// load at start-up.
 	loading bool
+	// policy, if set, is the policy: section.
+	policy *config.Policy
 }
 
 // env is one Arbor with /api/tendril/ as its worker routes and no rate
@@ -84,6 +86,9 @@ func newEnv(t *testing.T, o envOptions) *env {
 			}
 			if o.idle != 0 {
 				c.Session.IdleTimeout = o.idle
+			}
+			if o.policy != nil {
+				c.Policy = *o.policy
 			}
 			for _, h := range []struct {
 				v   string
