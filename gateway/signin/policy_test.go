@@ -60,7 +60,8 @@ func TestRefusedSignInLeavesNothing(t *testing.T) {
 }
 
 // A disabled user's sign-in is refused with account_disabled, and starts
-// no session; enabled again, they sign in.
+// no session, and their worker is refused; enabled again, they sign in
+// and the worker works.
 func TestDisabledUserCannotSignIn(t *testing.T) {
 	e := newEnv(t, envOptions{})
 	ctx := context.Background()
@@ -85,8 +86,23 @@ func TestDisabledUserCannotSignIn(t *testing.T) {
 	if ss, err := e.store.ListSessions(ctx, uid); err != nil || len(ss) != 1 {
 		t.Fatalf("sessions of the disabled user: %d %v (only the first browser's)", len(ss), err)
 	}
+	// A worker acts for its owner: refused while the owner is disabled,
+	// even without a policy, and back when they are enabled.
+	w, tok, err := e.workers.Register(ctx, uid, "runner")
+	if err != nil {
+		t.Fatal(err)
+	}
+	worker := e.browser()
+	worker.Header.Set("X-Worker-ID", w.ID)
+	worker.Header.Set("X-Worker-Token", tok)
+	if res := worker.Get("/api/tendril/jobs"); res.StatusCode != http.StatusForbidden || errorCode(res.Body) != membership.CodeAccountDisabled {
+		t.Fatalf("the disabled user's worker: %d %q", res.StatusCode, errorCode(res.Body))
+	}
 	setDisabled(false)
 	e.browser().MustSignIn("gitlab")
+	if res := worker.Get("/api/tendril/jobs"); res.StatusCode != http.StatusOK {
+		t.Fatalf("the enabled user's worker: %d %s", res.StatusCode, res.Body)
+	}
 }
 
 // With a policy on GitHub's groups, the GitHub sign-in asks for the
