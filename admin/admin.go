@@ -26,6 +26,7 @@ import (
 	"time"
 
 	"github.com/vintner/arbor/data"
+	"github.com/vintner/arbor/service/users"
 )
 
 // SocketName is the socket's file name inside the data directory.
@@ -49,6 +50,9 @@ type Handlers struct {
 	// TLSStatus describes the certificates served (GET /v1/tls); nil
 	// answers plain http (source "").
 	TLSStatus func() TLSStatus
+	// Users serves the users and audit endpoints (GET /v1/users, …);
+	// nil answers 501.
+	Users *users.Service
 	// Version is reported by GET /v1/status.
 	Version string
 }
@@ -102,7 +106,7 @@ func Listen(path string, h Handlers, log *slog.Logger) (*Server, error) {
 		return nil, fmt.Errorf("admin: chmod %s: %w", path, err)
 	}
 	s := &Server{path: path, ln: ln, log: log}
-	s.srv = &http.Server{Handler: s.routes(h), ReadHeaderTimeout: 10 * time.Second}
+	s.srv = &http.Server{Handler: s.routes(h), ReadHeaderTimeout: 10 * time.Second, ConnContext: connActor}
 	go func() {
 		if err := s.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			log.Error("admin socket stopped", "err", err)
@@ -187,6 +191,7 @@ func (s *Server) routes(h Handlers) http.Handler {
 		json.NewEncoder(w).Encode(res)
 	})
 	tlsRoute(mux, h.TLSStatus)
+	usersRoutes(mux, h.Users)
 	return mux
 }
 

@@ -41,6 +41,7 @@ import (
 	"github.com/vintner/arbor/data"
 	"github.com/vintner/arbor/data/seal"
 	"github.com/vintner/arbor/gateway"
+	"github.com/vintner/arbor/service/users"
 )
 
 // Options are what New takes besides the configuration. The zero value is
@@ -342,6 +343,7 @@ func New(ctx context.Context, cfg config.Config, opts Options) (_ *App, err erro
 			return a.ReloadPlugins(ctx, "admin")
 		},
 		TLSStatus: a.TLSStatus,
+		Users:     users.New(users.Options{Store: store, Now: opts.Now, Logger: log}),
 		Version:   opts.Version,
 	}, log)
 	if err != nil {
