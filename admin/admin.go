@@ -9,6 +9,11 @@
 // data directory limits that to the user who runs Arbor (the same user who
 // could read the store file anyway), needs no extra credentials, and is never
 // reachable from the network, unlike an admin port.
+//
+// The same holds for the operators' controls on accounts (users.go: `arbor
+// users`, `arbor sessions revoke`, `arbor audit`, package service/users).
+// The socket tells who asked: the kernel's peer credentials name the
+// connecting user id, which goes into the audit trail as the actor.
 package admin
 
 import (

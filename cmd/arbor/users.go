@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"golang.org/x/term"
 
 	"github.com/vintner/arbor/admin"
 	"github.com/vintner/arbor/app"
@@ -354,7 +355,7 @@ out, disable them instead.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if !yes {
-				if st, err := os.Stdin.Stat(); err != nil || st.Mode()&os.ModeCharDevice == 0 {
+				if !term.IsTerminal(int(os.Stdin.Fd())) {
 					return usageErr(fmt.Errorf("users delete: pass --yes to delete user %s (there is no terminal to ask on)", args[0]))
 				}
 				fmt.Fprintf(cmd.OutOrStdout(), "delete user %s and everything that belongs to them? [y/N] ", args[0])
