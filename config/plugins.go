@@ -51,6 +51,11 @@ type Provider struct {
 	// LoginScopes and GitScopes replace the plugin's default scopes.
 	LoginScopes []string `yaml:"login_scopes"`
 	GitScopes   []string `yaml:"git_scopes"`
+	// GroupsScopes replace the plugin's scopes.groups: what reading the
+	// user's groups needs on top of login_scopes (GitHub: read:org). They
+	// are requested at sign-in only when the policy uses this provider's
+	// groups. Default: the plugin's.
+	GroupsScopes []string `yaml:"groups_scopes"`
 	// AllowedHosts adds outbound hosts to the plugin's allow-list.
 	AllowedHosts []string `yaml:"allowed_hosts"`
 	// AllowPrivateHosts lists hosts that may resolve to private or loopback

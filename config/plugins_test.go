@@ -33,6 +33,7 @@ providers:
     client_id: from-yaml
     api_base: https://ghe.example.com/api/v3
     login_scopes: [read:user]
+    groups_scopes: [read:org]
   self-gitlab:
     client_id: gl
 `)
@@ -42,6 +43,7 @@ providers:
 		"ARBOR_PROVIDERS_SELF_GITLAB_ALLOWED_HOSTS=gitlab.internal",
 		"ARBOR_PROVIDERS_GOOGLE_TOKEN_URL=https://oauth2.example.com/token",
 		"ARBOR_PLUGINS_POOL_SIZE=3",
+		"ARBOR_PROVIDERS_SELF_GITLAB_GROUPS_SCOPES=read_api",
 	}})
 	if err != nil {
 		t.Fatal(err)
@@ -50,8 +52,12 @@ providers:
 		t.Fatalf("plugins = %+v", cfg.Plugins)
 	}
 	gh := cfg.Providers["github"]
-	if gh.ClientID != "from-env" || gh.APIBase != "https://ghe.example.com/api/v3" || !reflect.DeepEqual(gh.LoginScopes, []string{"read:user"}) {
+	if gh.ClientID != "from-env" || gh.APIBase != "https://ghe.example.com/api/v3" || !reflect.DeepEqual(gh.LoginScopes, []string{"read:user"}) ||
+		!reflect.DeepEqual(gh.GroupsScopes, []string{"read:org"}) {
 		t.Fatalf("github = %+v", gh)
+	}
+	if got := cfg.Providers["self-gitlab"].GroupsScopes; !reflect.DeepEqual(got, []string{"read_api"}) {
+		t.Fatalf("self-gitlab groups_scopes from the environment = %v", got)
 	}
 	gl := cfg.Providers["self-gitlab"]
 	if gl.ClientID != "gl" || !reflect.DeepEqual(gl.AllowPrivateHosts, []string{"gitlab.internal", "gitlab.internal:8443"}) ||

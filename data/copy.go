@@ -118,7 +118,8 @@ func (m Mismatch) String() string { return m.Kind + " " + m.Key + ": " + m.Probl
 // the source's last. Connection.Sealed is copied byte for byte and never
 // opened: Copy needs no key, and the sealed tokens open on the new store
 // with the keyring that sealed them (the AAD names the user and provider,
-// which do not change). Blobs too are copied byte for byte with their
+// which do not change). Identity.Grant, sealed under IdentityAAD, is
+// copied the same way. Blobs too are copied byte for byte with their
 // Modified, sealed ones still sealed (their AAD is their key).
 //
 // # Notes

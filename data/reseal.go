@@ -16,8 +16,8 @@ type Resealer interface {
 
 // ResealStats reports what Reseal did.
 type ResealStats struct {
-	// Total is the number of sealed records examined: connections and
-	// sealed blobs.
+	// Total is the number of sealed records examined: connections,
+	// identities' login grants and sealed blobs.
 	Total int `json:"total"`
 	// Resealed were re-encrypted under the newest key.
 	Resealed int `json:"resealed"`
@@ -31,13 +31,16 @@ type ResealStats struct {
 // Store implements it.
 type SealedRecords interface {
 	Connections
+	Identities
 	Blobs
 }
 
 // Reseal re-encrypts every sealed record under the newest key of r: the
-// tokens of every connection, and every blob whose value SealBlob made
-// (IsSealedBlob; other blobs are not secrets and are left alone). It runs
-// record by record through UpdateConnection and UpdateBlob, so it is safe
+// tokens of every connection, the login grant of every identity that keeps
+// one (Identity.Grant, bound by IdentityAAD), and every blob whose value
+// SealBlob made (IsSealedBlob; other blobs are not secrets and are left
+// alone). It runs record by record through UpdateConnection,
+// UpdateIdentity and UpdateBlob, so it is safe
 // while the gateway serves: a record written concurrently is simply
 // re-checked. It stops at the first record that fails to open, naming it,
 // because that means a key is missing from the keyring (never a reason to
@@ -79,10 +82,57 @@ func Reseal(ctx context.Context, s SealedRecords, r Resealer) (ResealStats, erro
 			st.Current++
 		}
 	}
+	if err := resealGrants(ctx, s, r, &st); err != nil {
+		return st, err
+	}
 	if err := resealBlobs(ctx, s, r, &st); err != nil {
 		return st, err
 	}
 	return st, nil
+}
+
+// resealGrants re-seals the identities' login grants. An identity without
+// a grant holds nothing sealed and is not counted.
+func resealGrants(ctx context.Context, s Identities, r Resealer, st *ResealStats) error {
+	ids, err := s.ListIdentities(ctx, "")
+	if err != nil {
+		return fmt.Errorf("reseal: listing identities: %w", err)
+	}
+	for _, id := range ids {
+		if id.Grant == nil {
+			continue
+		}
+		st.Total++
+		if !r.NeedsReseal(id.Grant) {
+			st.Current++
+			continue
+		}
+		changed := false
+		_, err := s.UpdateIdentity(ctx, id.Provider, id.Subject, func(cur Identity) (Identity, error) {
+			changed = false
+			if cur.Grant == nil || !r.NeedsReseal(cur.Grant) {
+				return cur, nil
+			}
+			env, err := r.Reseal(cur.Grant, IdentityAAD(cur.Provider, cur.Subject))
+			if err != nil {
+				return cur, err
+			}
+			cur.Grant = env
+			changed = true
+			return cur, nil
+		})
+		switch {
+		case errors.Is(err, ErrNotFound):
+			st.Vanished++
+		case err != nil:
+			return fmt.Errorf("reseal: login grant of identity %s/%s (user %s): %w", id.Provider, id.Subject, id.UserID, err)
+		case changed:
+			st.Resealed++
+		default:
+			st.Current++
+		}
+	}
+	return nil
 }
 
 // errBlobCurrent ends an UpdateBlob without writing: the blob needs no

@@ -41,7 +41,9 @@
 //     deleted user would stay valid in that cache (on this replica or, with
 //     etcd, on another) until its entry aged out, instead of at once.
 //     Workers.WatchWorkers does the same for worker records, which the
-//     gateway reads on every request a worker makes.
+//     gateway reads on every request a worker makes, and Users.WatchUsers
+//     for user records, so that disabling a user or a lost membership ends
+//     access at once on every replica.
 package data
 
 import (
@@ -114,6 +116,21 @@ type Users interface {
 	DeleteUser(ctx context.Context, id string) error
 	// ListUsers returns every user ordered by ID.
 	ListUsers(ctx context.Context) ([]User, error)
+
+	// WatchUsers calls fn with the id of a user after a write that updated
+	// or deleted the user record has committed: UpdateUser and DeleteUser.
+	// CreateUser need not call it. Writes to what a user owns (sessions,
+	// identities, ...) do not count as writes to the user.
+	//
+	// Everything else is as for WatchSessions: a signal to drop a cached
+	// copy, not a change feed; spurious calls are harmless and missed ones
+	// are not (a missed call would let a disabled user, or one who lost a
+	// membership, keep access through a replica's cache); the same timing
+	// (before the writing method returns on the embedded backend, from
+	// the cluster's watch on every replica on a replicated one), ordering
+	// and concurrency rules; the same guard needed by a cache that fills
+	// itself from reads; and the same stop.
+	WatchUsers(fn func(userID string)) (stop func())
 }
 
 // Identities maps a login provider's subject to an Arbor user.
@@ -124,7 +141,10 @@ type Identities interface {
 	GetIdentity(ctx context.Context, provider, subject string) (Identity, error)
 	UpdateIdentity(ctx context.Context, provider, subject string, fn func(Identity) (Identity, error)) (Identity, error)
 	DeleteIdentity(ctx context.Context, provider, subject string) error
-	// ListIdentities returns the user's identities ordered by provider, subject.
+	// ListIdentities returns the user's identities ordered by provider,
+	// subject, or every identity of every user (ordered by user, provider,
+	// subject) when userID is empty, which key rotation (the sealed
+	// Grant) and the operators' listings use.
 	ListIdentities(ctx context.Context, userID string) ([]Identity, error)
 }
 
@@ -269,8 +289,9 @@ type Audit interface {
 	// and, if zero, e.Time. It returns the stored event. ErrInvalid if
 	// e.Action is empty.
 	AppendAudit(ctx context.Context, e AuditEvent) (AuditEvent, error)
-	// ListAudit returns events in Seq order matching q. ErrInvalid if
-	// q.Limit is negative.
+	// ListAudit returns events matching q in ascending Seq order, or
+	// descending with q.Newest (see AuditQuery). ErrInvalid if q.Limit is
+	// negative.
 	ListAudit(ctx context.Context, q AuditQuery) ([]AuditEvent, error)
 }
 

@@ -238,12 +238,34 @@ type AuditEvent struct {
 	Details   map[string]string `json:"details,omitempty"`
 }
 
-// AuditQuery selects audit events.
+// AuditQuery selects audit events. The conditions combine: an event is
+// returned when it meets every one that is set.
+//
+// Seq bounds and UserID narrow what a backend reads; Action and Since are
+// filters applied to the events read, so a query that sets them may read
+// (not return) many more events than it returns. The backends document the
+// cost (ListAudit in each).
 type AuditQuery struct {
 	// AfterSeq returns only events with Seq > AfterSeq.
 	AfterSeq uint64
+	// BeforeSeq, when not 0, returns only events with Seq < BeforeSeq: with
+	// Newest, pass the Seq of the last (oldest) event of one page to get
+	// the next page back in time.
+	BeforeSeq uint64
 	// UserID, when set, returns only events about that user.
 	UserID string
+	// Action, when set, returns only events with that exact Action, or, if
+	// it ends in ".", those whose Action starts with it ("user." matches
+	// "user.disabled").
+	Action string
+	// Since, when not zero, returns only events with Time at or after it.
+	// Events normally carry the time they were appended, but one may carry
+	// a Time of its own, so Since is a filter, not a bound on Seq.
+	Since time.Time
+	// Newest returns events in descending Seq order, newest first; with
+	// Limit, the newest Limit matching events. Otherwise events come in
+	// ascending Seq order and Limit keeps the oldest.
+	Newest bool
 	// Limit caps the result (0: 1000).
 	Limit int
 }

@@ -35,6 +35,10 @@ type PluginConfig struct {
 	// LoginScopes and GitScopes replace the manifest's default scopes.
 	LoginScopes []string
 	GitScopes   []string
+	// GroupsScopes replace the manifest's scopes.groups: what the groups
+	// operation needs on top of the login scopes, asked for when
+	// AuthorizeInput.WithGroups is set.
+	GroupsScopes []string
 	// AllowedHosts adds outbound hosts to the manifest's allow-list
 	// (same patterns: host, host:port, *.domain).
 	AllowedHosts []string
@@ -364,6 +368,11 @@ type AuthorizeInput struct {
 	CodeChallenge string
 	// Scopes overrides the configured scopes for Purpose.
 	Scopes []string
+	// WithGroups adds the scopes the groups operation needs (the
+	// configured groups_scopes, else the manifest's scopes.groups) to the
+	// scopes requested, for a sign-in whose policy uses this provider's
+	// groups. It adds nothing for a plugin without the groups operation.
+	WithGroups bool
 }
 
 // AuthorizeParams returns the query parameters of the authorization URL.
@@ -379,6 +388,9 @@ func (p *Plugin) AuthorizeParams(ctx context.Context, in AuthorizeInput) (url.Va
 		}
 		if len(r.Scopes) == 0 {
 			r.Scopes = v.scopes(r.Purpose)
+		}
+		if in.WithGroups {
+			r.Scopes = v.withGroupsScopes(r.Scopes)
 		}
 		if v.man.PKCE && in.CodeChallenge != "" {
 			r.CodeChallenge, r.CodeChallengeMethod = in.CodeChallenge, "S256"

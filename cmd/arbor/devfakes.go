@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/vintner/arbor/plugins/builtin/fakes"
+	"github.com/vintner/arbor/sdk/fakeprovider"
 )
 
 // startDevFakes starts a fake provider for every built-in plugin and returns
@@ -14,7 +15,7 @@ import (
 // reads them from besides files. publicURL is where the fakes send
 // browsers back.
 func startDevFakes(publicURL string) (*fakes.Set, []string, error) {
-	set, err := fakes.Start(publicURL, fakes.Options{})
+	set, err := fakes.Start(publicURL, fakes.Options{Edit: devFakeMemberships})
 	if err != nil {
 		return nil, nil, fmt.Errorf("dev: %w", err)
 	}
@@ -40,4 +41,19 @@ func fakeURLs(set *fakes.Set) []string {
 		out = append(out, name+" "+set.Fakes[name].URL())
 	}
 	return out
+}
+
+// devFakeMemberships gives the fakes of `arbor dev` their memberships
+// (docs/fake-providers.md, "Memberships"). The presets already have
+// octocat in organisation vintner and its team platform and hubot in
+// none; dev adds an organisation, acme, that octocat belongs to but that
+// restricts OAuth apps, so that a policy naming github:acme shows the
+// explanation Arbor gives for it. Change them while dev runs with
+// POST <fake>/__fake/memberships {"user": "octocat", "groups": ["vintner"]}.
+func devFakeMemberships(name string, c *fakeprovider.Config) {
+	if name != "github" {
+		return
+	}
+	c.RestrictedOrgs = append(c.RestrictedOrgs, "acme")
+	c.Memberships["octocat"] = append(c.Memberships["octocat"], "acme")
 }

@@ -152,6 +152,7 @@ type Store struct {
 
 	sessionWatchers watchers.Set   // WatchSessions, see watch.go
 	workerWatchers  watchers.Set   // WatchWorkers, see watch.go
+	userWatchers    watchers.Set   // WatchUsers, see watch.go
 	locks           namelock.Locks // Lock, see locks.go; closed by Close
 }
 

@@ -6,7 +6,6 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
-	"math"
 	"slices"
 	"time"
 
@@ -125,7 +124,7 @@ func (s *Store) UpdateUser(ctx context.Context, id string, fn func(data.User) (d
 	if err := records.CheckKey("user", "id", id); err != nil {
 		return data.User{}, err
 	}
-	return updateOne(s, ctx, users, id, fn, nil, nil)
+	return updateWatched(s, ctx, users, id, fn, &s.userWatchers)
 }
 
 // DeleteUser deletes the user with their identities, sessions, refresh
@@ -136,10 +135,11 @@ func (s *Store) DeleteUser(ctx context.Context, id string) error {
 	if err := records.CheckKey("user", "id", id); err != nil {
 		return err
 	}
-	// The user's sessions and workers, for the watchers.
+	// The user and their sessions and workers, for the watchers.
+	var goneUser bool
 	var goneSessions, goneWorkers []string
 	err := s.write(ctx, func(tx *bolt.Tx) error {
-		goneSessions, goneWorkers = nil, nil
+		goneUser, goneSessions, goneWorkers = false, nil, nil
 		u, err := users.load(tx, id, s.now())
 		if err != nil {
 			return err
@@ -160,9 +160,12 @@ func (s *Store) DeleteUser(ctx context.Context, id string) error {
 		if err := users.remove(tx, &u); err != nil {
 			return err
 		}
-		goneSessions, goneWorkers = rmSessions, rmWorkers
+		goneUser, goneSessions, goneWorkers = true, rmSessions, rmWorkers
 		return nil
 	})
+	if goneUser {
+		s.userWatchers.Notify(id)
+	}
 	s.sessionWatchers.Notify(goneSessions...)
 	s.workerWatchers.Notify(goneWorkers...)
 	return err
@@ -208,6 +211,18 @@ func (s *Store) DeleteIdentity(ctx context.Context, provider, subject string) er
 }
 
 func (s *Store) ListIdentities(ctx context.Context, userID string) ([]data.Identity, error) {
+	if userID == "" {
+		var out []data.Identity
+		err := s.view(ctx, func(tx *bolt.Tx) error {
+			var err error
+			out, err = identities.all(tx) // key order: provider, subject
+			return err
+		})
+		slices.SortFunc(out, func(a, b data.Identity) int {
+			return cmp.Or(cmp.Compare(a.UserID, b.UserID), cmp.Compare(a.Provider, b.Provider), cmp.Compare(a.Subject, b.Subject))
+		})
+		return out, err
+	}
 	if err := records.CheckKey("identity", "user_id", userID); err != nil {
 		return nil, err
 	}
@@ -513,51 +528,6 @@ func (s *Store) AppendAudit(ctx context.Context, e data.AuditEvent) (data.AuditE
 		return data.AuditEvent{}, err
 	}
 	return out, nil
-}
-
-func (s *Store) ListAudit(ctx context.Context, q data.AuditQuery) ([]data.AuditEvent, error) {
-	limit, err := records.AuditLimit(q)
-	if err != nil {
-		return nil, err
-	}
-	var out []data.AuditEvent
-	err = s.view(ctx, func(tx *bolt.Tx) error {
-		out = nil
-		if q.AfterSeq == math.MaxUint64 {
-			return nil
-		}
-		events := tx.Bucket([]byte(bucketAudit))
-		decode := func(k, raw []byte) error {
-			var ev data.AuditEvent
-			if err := codec.AuditEvent.Decode(raw, &ev); err != nil {
-				return fmt.Errorf("audit event %d: stored record cannot be decoded (%v): restore the store from a backup", binary.BigEndian.Uint64(k), err)
-			}
-			out = append(out, ev)
-			return nil
-		}
-		from := seqKey(q.AfterSeq + 1)
-		if q.UserID == "" {
-			c := events.Cursor()
-			for k, raw := c.Seek(from); k != nil && len(out) < limit; k, raw = c.Next() {
-				if err := decode(k, raw); err != nil {
-					return err
-				}
-			}
-			return nil
-		}
-		prefix := ownerPrefix(q.UserID)
-		c := tx.Bucket([]byte(idxAuditUser)).Cursor()
-		for k, _ := c.Seek(append(prefix, from...)); k != nil && bytes.HasPrefix(k, prefix) && len(out) < limit; k, _ = c.Next() {
-			seq := k[len(prefix):]
-			if raw := events.Get(seq); raw != nil {
-				if err := decode(seq, raw); err != nil {
-					return err
-				}
-			}
-		}
-		return nil
-	})
-	return out, err
 }
 
 // Collector

@@ -7,7 +7,7 @@ import (
 	"github.com/vintner/arbor/data"
 )
 
-var auditTests = []subtest{
+var auditTests = append([]subtest{
 	{"AppendAssignsSeqAndTime", func(e *env) {
 		in := data.AuditEvent{
 			Action: "session.create", Actor: "u1", UserID: "u1", Target: "session", Outcome: "ok",
@@ -98,4 +98,4 @@ var auditTests = []subtest{
 			}
 		}
 	}},
-}
+}, auditQueryTests...)

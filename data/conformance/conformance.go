@@ -84,6 +84,7 @@ func RunTests(t *testing.T, newStore func(t *testing.T, now func() time.Time) da
 	}{
 		{"Users", userTests},
 		{"Identities", identityTests},
+		{"AccountFields", accountFieldTests},
 		{"Sessions", sessionTests},
 		{"OAuthStates", oauthStateTests},
 		{"DeviceCodes", deviceCodeTests},
@@ -97,6 +98,7 @@ func RunTests(t *testing.T, newStore func(t *testing.T, now func() time.Time) da
 		{"DeleteUserCascade", cascadeTests},
 		{"WatchSessions", watchTests(sessionKind)},
 		{"WatchWorkers", watchTests(workerKind)},
+		{"WatchUsers", watchTests(userKind)},
 		{"Locks", lockTests},
 		{"UTC", utcTests},
 		{"Invalid", invalidTests},

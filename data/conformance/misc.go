@@ -182,7 +182,7 @@ var invalidTests = func() []subtest {
 			return err
 		}},
 		{"DeleteIdentity", func(e *env) error { return e.s.DeleteIdentity(e.ctx, "", "") }},
-		{"ListIdentities", func(e *env) error { _, err := e.s.ListIdentities(e.ctx, ""); return err }},
+		{"ListIdentities", func(e *env) error { _, err := e.s.ListIdentities(e.ctx, "u\x001"); return err }}, // "": every identity
 		{"CreateSession", func(e *env) error { return e.s.CreateSession(e.ctx, e.newSession("", "u1", time.Hour)) }},
 		{"CreateSessionUser", func(e *env) error { return e.s.CreateSession(e.ctx, e.newSession("s1", "", time.Hour)) }},
 		{"CreateSessionWithoutExpiry", func(e *env) error { return e.s.CreateSession(e.ctx, noExpiry(e)) }},

@@ -19,8 +19,10 @@ import (
 // its call: calls for writes made one after the other come in order, so
 // everything the earlier writes caused has arrived by then.
 //
-// The same tests run for both kinds of record (watchKind); the collector
-// test only for sessions, since workers do not expire.
+// The same tests run for every kind of record with watchers (watchKind);
+// the collector test only for sessions, since workers and users do not
+// expire, and the DeleteUser cascade only for the kinds a user owns (for
+// users, DeleteUser is the kind's own delete).
 
 // watchWait bounds how long a test waits for a call.
 const watchWait = 5 * time.Second
@@ -34,6 +36,7 @@ type watchKind struct {
 	update  func(e *env, id string, fn func() error) error // fn's error is the update function's
 	delete  func(e *env, id string) error
 	expires bool // the record has a lifetime (CollectExpired deletes it)
+	owned   bool // the record belongs to a user (DeleteUser deletes it)
 }
 
 var sessionKind = watchKind{
@@ -51,6 +54,7 @@ var sessionKind = watchKind{
 	},
 	delete:  func(e *env, id string) error { return e.s.DeleteSession(e.ctx, id) },
 	expires: true,
+	owned:   true,
 }
 
 var workerKind = watchKind{
@@ -67,6 +71,24 @@ var workerKind = watchKind{
 		return err
 	},
 	delete: func(e *env, id string) error { return e.s.DeleteWorker(e.ctx, id) },
+	owned:  true,
+}
+
+// userKind's records are users: create ignores the owner it is given.
+var userKind = watchKind{
+	name:  "user",
+	watch: func(s data.Store, fn func(string)) func() { return s.WatchUsers(fn) },
+	create: func(e *env, id, _ string) error {
+		return e.s.CreateUser(e.ctx, e.newUser(id))
+	},
+	update: func(e *env, id string, fn func() error) error {
+		_, err := e.s.UpdateUser(e.ctx, id, func(u data.User) (data.User, error) {
+			u.Disabled, u.DisabledAt, u.DisabledBy = true, e.clock.Now(), "operator"
+			return u, fn()
+		})
+		return err
+	},
+	delete: func(e *env, id string) error { return e.s.DeleteUser(e.ctx, id) },
 }
 
 func succeed() error { return nil }
@@ -177,6 +199,9 @@ func watchTests(k watchKind) []subtest {
 			e.orderIs(e.settle(k, l)[0], []string{"r1"}, k.name+"s the watcher was told about")
 		}},
 		{"DeleteUserNotifiesEach", func(e *env) {
+			if !k.owned {
+				e.t.Skip(k.name + "s belong to no user")
+			}
 			e.user("u1")
 			e.user("u2")
 			e.records(k, "u1", "r1-u1", "r2-u1", "r3-u1")
@@ -275,7 +300,7 @@ func watchTests(k watchKind) []subtest {
 					if err := k.update(e, id, succeed); err != nil {
 						errs <- fmt.Errorf("update %s: %w", id, err)
 					}
-					if i == perWriter-1 {
+					if i == perWriter-1 && k.owned {
 						// The last one goes with its user.
 						if err := e.s.DeleteUser(e.ctx, fmt.Sprintf("u%d", w)); err != nil {
 							errs <- fmt.Errorf("DeleteUser u%d: %w", w, err)
@@ -297,6 +322,33 @@ func watchTests(k watchKind) []subtest {
 				e.t.Fatalf("stopped watchers were called %d times after stop returned", n)
 			}
 		}},
+	}
+	if !k.owned {
+		tests = append(tests, subtest{"OwnedWritesDoNotNotify", func(e *env) {
+			// Writes to what a user owns are not writes to the user; the
+			// user's own delete is one, whatever it cascades to.
+			e.user("u1")
+			e.user("u2")
+			l := e.watch(k)
+			e.ok(e.s.CreateSession(e.ctx, e.newSession("s1", "u1", time.Hour)), "CreateSession")
+			_, err := e.s.UpdateSession(e.ctx, "s1", func(s data.Session) (data.Session, error) { s.IP = "192.0.2.9"; return s, nil })
+			e.ok(err, "UpdateSession")
+			e.ok(e.s.CreateWorker(e.ctx, e.newWorker("w1", "u1")), "CreateWorker")
+			e.ok(e.s.DeleteWorker(e.ctx, "w1"), "DeleteWorker")
+			e.ok(e.s.CreateIdentity(e.ctx, e.newIdentity("u1", "github", "1")), "CreateIdentity")
+			_, err = e.s.UpdateIdentity(e.ctx, "github", "1", func(i data.Identity) (data.Identity, error) {
+				i.UserID = "u2"
+				return i, nil
+			})
+			e.ok(err, "UpdateIdentity moving it to u2")
+			e.ok(e.s.CreateConnection(e.ctx, e.newConnection("u1", "github")), "CreateConnection")
+			e.orderIs(e.settle(k, l)[0], nil, "users the watcher was told about after writes to their records")
+			l2 := e.watch(k)
+			e.ok(e.s.CreateSession(e.ctx, e.newSession("s2", "u2", time.Hour)), "CreateSession")
+			e.ok(e.s.DeleteUser(e.ctx, "u2"), "DeleteUser u2")
+			e.waitSeen(l2, "DeleteUser u2", "u2")
+			e.orderIs(e.settle(k, l2)[0], []string{"u2"}, "users the watcher was told about after DeleteUser u2 (not u1)")
+		}})
 	}
 	if k.expires {
 		tests = append(tests, subtest{"CollectExpiredNotifies", func(e *env) {

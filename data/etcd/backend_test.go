@@ -161,6 +161,47 @@ func TestWatchReplicas(t *testing.T) {
 	}
 }
 
+// A user disabled (UpdateUser) or deleted on one replica is reported to
+// the user watchers of both, shortly after; a user created is not.
+func TestWatchUsersReplicas(t *testing.T) {
+	ctx := context.Background()
+	root := newRoot()
+	a, err := etcd.New(ctx, sharedClient, etcd.Config{Root: root}, etcd.Options{Logger: quiet})
+	must(t, err)
+	t.Cleanup(func() { a.Close() })
+	b, err := etcd.Open(ctx, etcd.Config{Endpoints: shared.Endpoints(), Root: root}, etcd.Options{Logger: quiet})
+	must(t, err)
+	t.Cleanup(func() { b.Close() })
+
+	var la, lb idLog
+	defer a.WatchUsers(la.add)()
+	defer b.WatchUsers(lb.add)()
+	must(t, a.CreateUser(ctx, data.User{ID: "u1"}))
+	must(t, a.CreateUser(ctx, data.User{ID: "u2"}))
+
+	_, err = b.UpdateUser(ctx, "u1", func(u data.User) (data.User, error) {
+		u.Disabled, u.DisabledBy = true, "operator"
+		return u, nil
+	})
+	must(t, err)
+	waitFor(t, 5*time.Second, "both replicas told of the disable", func() bool { return la.has("u1") && lb.has("u1") })
+
+	must(t, a.DeleteUser(ctx, "u2"))
+	waitFor(t, 5*time.Second, "both replicas told of the delete", func() bool { return la.has("u2") && lb.has("u2") })
+	if _, err := b.GetUser(ctx, "u2"); !errors.Is(err, data.ErrNotFound) {
+		t.Fatalf("GetUser on the other replica after DeleteUser: %v, want ErrNotFound", err)
+	}
+	// Calls come in the order of the writes, so by u2's every call for
+	// the creates before it would have come.
+	for _, l := range []*idLog{&la, &lb} {
+		l.mu.Lock()
+		if !slices.Equal(l.ids, []string{"u1", "u2"}) {
+			t.Errorf("a replica's user watcher was called with %q, want [u1 u2] (the update and the delete, not the creates)", l.ids)
+		}
+		l.mu.Unlock()
+	}
+}
+
 // Records with a lifetime carry a lease that outlives ExpiresAt (by the
 // store's clock, not the wall clock), shared by records that expire close
 // together; records without one carry none.

@@ -120,16 +120,16 @@
 // to a lease kept alive for ever: the store then gives the lease up and
 // takes a new one for the next Lock.
 //
-// # Watching sessions and workers
+// # Watching sessions, workers and users
 //
-// The bbolt store calls session and worker watchers from the writing
+// The bbolt store calls session, worker and user watchers from the writing
 // goroutine, since it is the only writer. Here writes come from every
-// replica, so each store runs one etcd watch on sessions/ and one on
-// workers/ from the revision it read when it opened (the same loop, see
-// watch.go), and calls that prefix's watchers for every put over an
-// existing key and every delete, including range deletes (DeleteUser), the
-// collector's deletes and lease expiry. Puts that create a key
-// (CreateSession, CreateWorker) call nobody. Events arrive in revision
+// replica, so each store runs one etcd watch on each of sessions/,
+// workers/ and users/ from the revision it read when it opened (the same
+// loop, see watch.go), and calls that prefix's watchers for every put over
+// an existing key and every delete, including range deletes (DeleteUser),
+// the collector's deletes and lease expiry. Puts that create a key
+// (CreateSession, CreateWorker, CreateUser) call nobody. Events arrive in revision
 // order on one goroutine per watch, so calls for writes made one after
 // the other come in that order, on every replica. A write whose outcome
 // the writer never learnt (a timeout after the commit) is reported if and
@@ -142,13 +142,14 @@
 // watchers for the right ids is then impossible, and the store cannot
 // tell them to drop everything (fn takes an id). So the store remembers
 // every session it has handed out (GetSession, ListSessions,
-// UpdateSession) until it expires, and every worker it has handed out
-// (GetWorker, ListWorkers, UpdateWorker; workers do not expire), and
+// UpdateSession) until it expires, every worker it has handed out
+// (GetWorker, ListWorkers, UpdateWorker; workers do not expire) and every
+// user (GetUser, ListUsers, UpdateUser; users do not expire either), and
 // after a compacted watch calls that prefix's watchers for each of them:
 // a cache in front of the store only holds records it read through it, so
 // every entry that may be stale is reported, along with many that are not
 // (spurious calls are harmless). The memory is bounded (handedCap ids per
 // kind); beyond it, a compaction could miss ids evicted from it, which
 // needs a watch that fell behind a compaction and a replica that read
-// more than a quarter of a million live sessions, or workers.
+// more than a quarter of a million live sessions, workers or users.
 package etcd

@@ -212,6 +212,8 @@ type Store struct {
 	workerWatchers  watchers.Set // WatchWorkers, see watch.go
 	handedSessions  handedOut    // sessions read through this store, see watch.go
 	handedWorkers   handedOut    // workers read through this store, see watch.go
+	userWatchers    watchers.Set // WatchUsers, see watch.go
+	handedUsers     handedOut    // users read through this store, see watch.go
 	locks           lockState    // Lock, see locks.go
 
 	// stripes serialise this store's writes of one record (hashed by

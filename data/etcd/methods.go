@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/rand"
 	"fmt"
-	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -28,14 +27,22 @@ func (s *Store) GetUser(ctx context.Context, id string) (data.User, error) {
 	if err := records.CheckKey("user", "id", id); err != nil {
 		return data.User{}, err
 	}
-	return users.get(s, ctx, id)
+	v, err := users.get(s, ctx, id)
+	if err == nil {
+		s.handedUsers.add(v.ID, time.Time{}, s.now())
+	}
+	return v, err
 }
 
 func (s *Store) UpdateUser(ctx context.Context, id string, fn func(data.User) (data.User, error)) (data.User, error) {
 	if err := records.CheckKey("user", "id", id); err != nil {
 		return data.User{}, err
 	}
-	return users.update(s, ctx, id, fn, nil, nil)
+	v, err := users.update(s, ctx, id, fn, nil, nil)
+	if err == nil {
+		s.handedUsers.add(v.ID, time.Time{}, s.now())
+	}
+	return v, err
 }
 
 // DeleteUser deletes the user and everything they own in one transaction
@@ -144,7 +151,12 @@ func (s *Store) ListUsers(ctx context.Context) ([]data.User, error) {
 		return nil, err
 	}
 	defer cancel()
-	return users.scan(s, ctx, s.root+prefixUsers, time.Time{})
+	out, err := users.scan(s, ctx, s.root+prefixUsers, time.Time{})
+	now := s.now()
+	for _, v := range out {
+		s.handedUsers.add(v.ID, time.Time{}, now)
+	}
+	return out, err
 }
 
 // Identities
@@ -177,6 +189,14 @@ func (s *Store) DeleteIdentity(ctx context.Context, provider, subject string) er
 }
 
 func (s *Store) ListIdentities(ctx context.Context, userID string) ([]data.Identity, error) {
+	if userID == "" {
+		ctx, cancel, err := s.begin(ctx)
+		if err != nil {
+			return nil, err
+		}
+		defer cancel()
+		return identities.scan(s, ctx, s.root+prefixIdentities, time.Time{}) // key order: user, provider, subject
+	}
 	if err := records.CheckKey("identity", "user_id", userID); err != nil {
 		return nil, err
 	}
@@ -630,39 +650,6 @@ func (s *Store) AppendAudit(ctx context.Context, e data.AuditEvent) (data.AuditE
 		return data.AuditEvent{}, err
 	}
 	return ev, nil
-}
-
-func (s *Store) ListAudit(ctx context.Context, q data.AuditQuery) ([]data.AuditEvent, error) {
-	limit, err := records.AuditLimit(q)
-	if err != nil {
-		return nil, err
-	}
-	ctx, cancel, err := s.begin(ctx)
-	if err != nil {
-		return nil, err
-	}
-	defer cancel()
-	if q.AfterSeq == math.MaxUint64 {
-		return nil, nil
-	}
-	prefix := s.root + prefixAudit
-	if q.UserID != "" {
-		prefix = s.root + idxAuditUser + q.UserID + sep
-	}
-	resp, err := s.client.Get(ctx, prefix+seqKey(q.AfterSeq+1),
-		clientv3.WithRange(clientv3.GetPrefixRangeEnd(prefix)), clientv3.WithLimit(int64(limit)))
-	if err != nil {
-		return nil, s.fail(ctx, "listing audit events", err)
-	}
-	out := make([]data.AuditEvent, 0, len(resp.Kvs))
-	for _, kv := range resp.Kvs {
-		var ev data.AuditEvent
-		if err := codec.AuditEvent.Decode(kv.Value, &ev); err != nil {
-			return nil, fmt.Errorf("etcd: audit event %s: stored record cannot be decoded (%v): restore the store from a backup", kv.Key, err)
-		}
-		out = append(out, ev)
-	}
-	return out, nil
 }
 
 // Collector

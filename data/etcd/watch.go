@@ -11,19 +11,20 @@ import (
 	"github.com/vintner/arbor/data/internal/watchers"
 )
 
-// Session and worker watchers (data.Sessions.WatchSessions,
-// data.Workers.WatchWorkers).
+// Session, worker and user watchers (data.Sessions.WatchSessions,
+// data.Workers.WatchWorkers, data.Users.WatchUsers).
 //
-// Each store runs one etcd watch per watched prefix (sessions/ and
-// workers/), from the revision it read in Open, and calls that prefix's
+// Each store runs one etcd watch per watched prefix (sessions/, workers/
+// and users/), from the revision it read in Open, and calls that prefix's
 // watchers for every event: a put over an existing key (UpdateSession,
-// UpdateWorker, or a session create that replaced an expired record) and
-// every delete (DeleteSession, DeleteWorker, DeleteUser's range deletes,
-// CollectExpired, a lease that ran out). A put that created the key is a
-// CreateSession or CreateWorker and calls nobody. Because the watch sees
+// UpdateWorker, UpdateUser, or a session create that replaced an expired
+// record) and every delete (DeleteSession, DeleteWorker, DeleteUser's
+// delete of the user key and its range deletes, CollectExpired, a lease
+// that ran out). A put that created the key is a CreateSession,
+// CreateWorker or CreateUser and calls nobody. Because the watch sees
 // the cluster, not this process, watchers on every replica hear of every
 // write, and a transaction whose answer was lost (a timeout after the
-// commit) is reported if and only if it committed. Both watches run the
+// commit) is reported if and only if it committed. The watches run the
 // same loop (watchPrefix); they differ in prefix, Set and fallback.
 //
 // A watch is re-established from the revision after the last event it
@@ -33,8 +34,9 @@ import (
 // record of that prefix this store has handed out (handedOut) and that
 // has not expired is reported: sessions read through GetSession,
 // ListSessions or UpdateSession, workers read through GetWorker,
-// ListWorkers or UpdateWorker (workers never expire, so every one handed
-// out is reported). A cache in front of the store holds only records it
+// ListWorkers or UpdateWorker, users read through GetUser, ListUsers or
+// UpdateUser (workers and users never expire, so every one handed out is
+// reported). A cache in front of the store holds only records it
 // read through the store, so that covers every entry that may be stale.
 
 // The registry of watchers, with the concurrency data.Sessions promises
@@ -57,6 +59,14 @@ func (s *Store) WatchWorkers(fn func(workerID string)) (stop func()) {
 	return s.workerWatchers.Add(fn)
 }
 
+// WatchUsers calls fn with the id of every user that a write updated or
+// deleted, from the store's watch of the cluster, shortly after the write
+// (see data.Users). Writes by other stores on the same cluster and Root are
+// reported too.
+func (s *Store) WatchUsers(fn func(userID string)) (stop func()) {
+	return s.userWatchers.Add(fn)
+}
+
 // watched is one prefix the store watches on behalf of its watchers.
 type watched struct {
 	what   string // "session" or "worker", for the log
@@ -73,6 +83,7 @@ func (s *Store) watches() []watched {
 	return []watched{
 		{what: "session", prefix: prefixSessions, id: ownedID, set: &s.sessionWatchers, handed: &s.handedSessions},
 		{what: "worker", prefix: prefixWorkers, id: ownedID, set: &s.workerWatchers, handed: &s.handedWorkers},
+		{what: "user", prefix: prefixUsers, id: userID, set: &s.userWatchers, handed: &s.handedUsers},
 	}
 }
 
@@ -81,6 +92,9 @@ func ownedID(key string) (string, bool) {
 	_, id, ok := strings.Cut(key, sep)
 	return id, ok
 }
+
+// userID is the id in a user's key: the key itself.
+func userID(key string) (string, bool) { return key, !strings.Contains(key, sep) }
 
 // watchPrefix runs one watch until ctx ends.
 func (s *Store) watchPrefix(ctx context.Context, from int64, w watched) {

@@ -91,29 +91,30 @@ func TestManifests(t *testing.T) {
 		login, git []string
 		pkce       bool
 		hosts      []string
+		groups     []string // scopes.groups
 	}
-	all := "authorize,exchange,refresh,revoke,user,repos"
+	all := "authorize,exchange,refresh,revoke,user,repos,groups"
 	wants := map[string]want{
 		"github": {manifest.KindBoth, all, abi.Endpoints{
 			AuthorizeURL: "https://github.com/login/oauth/authorize", TokenURL: "https://github.com/login/oauth/access_token",
 			APIBase: "https://api.github.com"},
 			[]string{"read:user", "user:email"}, []string{"repo", "read:user", "user:email"}, true,
-			[]string{"github.com", "api.github.com"}},
+			[]string{"github.com", "api.github.com"}, []string{"read:org"}},
 		"gitlab": {manifest.KindBoth, all, abi.Endpoints{
 			AuthorizeURL: "https://gitlab.com/oauth/authorize", TokenURL: "https://gitlab.com/oauth/token",
 			APIBase: "https://gitlab.com/api/v4", RevokeURL: "https://gitlab.com/oauth/revoke"},
 			[]string{"read_user", "openid", "email"}, []string{"read_user", "read_api", "read_repository"}, true,
-			[]string{"gitlab.com"}},
+			[]string{"gitlab.com"}, []string{"read_api"}},
 		"bitbucket": {manifest.KindBoth, all, abi.Endpoints{
 			AuthorizeURL: "https://bitbucket.org/site/oauth2/authorize", TokenURL: "https://bitbucket.org/site/oauth2/access_token",
 			APIBase: "https://api.bitbucket.org/2.0"},
 			[]string{"account", "email"}, []string{"account", "email", "repository"}, false,
-			[]string{"bitbucket.org", "api.bitbucket.org"}},
-		"google": {manifest.KindLogin, "authorize,exchange,revoke,user", abi.Endpoints{
+			[]string{"bitbucket.org", "api.bitbucket.org"}, nil},
+		"google": {manifest.KindLogin, "authorize,exchange,revoke,user,groups", abi.Endpoints{
 			AuthorizeURL: "https://accounts.google.com/o/oauth2/v2/auth", TokenURL: "https://oauth2.googleapis.com/token",
 			APIBase: "https://openidconnect.googleapis.com", RevokeURL: "https://oauth2.googleapis.com/revoke"},
 			[]string{"openid", "email", "profile"}, nil, true,
-			[]string{"accounts.google.com", "oauth2.googleapis.com", "openidconnect.googleapis.com"}},
+			[]string{"accounts.google.com", "oauth2.googleapis.com", "openidconnect.googleapis.com"}, nil},
 	}
 	h, err := plugins.NewHost(context.Background(), plugins.HostOptions{
 		CacheDir: plugintest.DefaultCacheDir(), Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
@@ -139,7 +140,8 @@ func TestManifests(t *testing.T) {
 		m := p.Manifest()
 		ops, _ := m.OpSet()
 		if m.Kind != w.kind || ops.String() != w.ops || m.Endpoints != w.endpoints || m.PKCE != w.pkce ||
-			!slices.Equal(m.Scopes.Login, w.login) || !slices.Equal(m.Scopes.Git, w.git) || !slices.Equal(m.AllowedHosts, w.hosts) {
+			!slices.Equal(m.Scopes.Login, w.login) || !slices.Equal(m.Scopes.Git, w.git) || !slices.Equal(m.AllowedHosts, w.hosts) ||
+			!slices.Equal(m.Scopes.Groups, w.groups) {
 			t.Errorf("%s: manifest\n got %+v (ops %s)\nwant %+v", name, m, ops, w)
 		}
 		if m.DisplayName == name || m.Version == "" {

@@ -139,17 +139,24 @@ const (
 	// OpRepos lists repositories one page at a time
 	// (ReposRequest → RepoPage).
 	OpRepos
+	// OpGroups returns the groups the user belongs to, by the provider's
+	// own names (GroupsRequest → Groups). It was added within v1: a plugin
+	// built before it has no arbor_groups export and its marker's OpSet
+	// lacks it, so the host answers unsupported for it and loads it as
+	// before.
+	OpGroups
 
 	numOps
 )
 
 // Ops lists every operation in ABI order.
-var Ops = [...]Op{OpAuthorize, OpExchange, OpRefresh, OpRevoke, OpUser, OpRepos}
+var Ops = [...]Op{OpAuthorize, OpExchange, OpRefresh, OpRevoke, OpUser, OpRepos, OpGroups}
 
-var opNames = [numOps]string{"authorize", "exchange", "refresh", "revoke", "user", "repos"}
+var opNames = [numOps]string{"authorize", "exchange", "refresh", "revoke", "user", "repos", "groups"}
 
 var opExports = [numOps]string{
 	"arbor_authorize", "arbor_exchange", "arbor_refresh", "arbor_revoke", "arbor_user", "arbor_repos",
+	"arbor_groups",
 }
 
 // String returns the operation's manifest name ("exchange").

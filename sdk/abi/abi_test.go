@@ -43,6 +43,9 @@ func TestRoundTrip(t *testing.T) {
 	roundTrip(t, &abi.ReposRequest{Endpoints: ep, AccessToken: "at", Cursor: "c", PerPage: 100})
 	roundTrip(t, &abi.RepoPage{Repos: []abi.Repo{{ID: "1", FullName: "a/b", Description: "d", Private: true,
 		DefaultBranch: "main", HTMLURL: "h", CloneURL: "c", UpdatedAt: 1700000000}, {}}, NextCursor: "n"})
+	roundTrip(t, &abi.GroupsRequest{Client: abi.Client{ID: "id"}, Endpoints: ep, AccessToken: "at", Wanted: []string{"vintner", "", "vintner/platform"}})
+	roundTrip(t, &abi.Groups{Groups: []string{"vintner", "vintner/platform"}, Restricted: []string{"acme"}})
+	roundTrip(t, &abi.Groups{Restricted: []string{"acme"}})
 	roundTrip(t, &abi.HTTPRequest{Method: "POST", URL: "u", Headers: []abi.Header{{"A", "1"}, {"A", "2"}}, Body: []byte("x")})
 	roundTrip(t, &abi.HTTPResponse{Status: 200, Headers: []abi.Header{{"Link", "<x>"}}, Body: make([]byte, 70000),
 		Code: abi.CodeTimeout, Message: "m", Retryable: true})
@@ -113,7 +116,7 @@ func TestOps(t *testing.T) {
 		}
 		s = s.With(o)
 	}
-	if s.String() != "authorize,exchange,refresh,revoke,user,repos" {
+	if s.String() != "authorize,exchange,refresh,revoke,user,repos,groups" {
 		t.Errorf("set %q", s)
 	}
 	if v, ok := abi.ParseHostModule(abi.HostModule); !ok || v != abi.Version {
@@ -185,5 +188,27 @@ func TestClampRetryAfter(t *testing.T) {
 		if got := abi.ClampRetryAfter(c.in); got != c.want {
 			t.Errorf("ClampRetryAfter(%d) = %d, want %d", c.in, got, c.want)
 		}
+	}
+}
+
+// TestGroupsCompatible: OpGroups was added within v1 after every other
+// operation, so the bits and exports of the operations before it did not
+// move, and the OpSet a plugin built before it reports (six bits) still
+// reads as the same operations, without groups.
+func TestGroupsCompatible(t *testing.T) {
+	before := abi.OpSet(0b111111) // what a v1 plugin with every earlier operation reports
+	if before.Has(abi.OpGroups) || before.String() != "authorize,exchange,refresh,revoke,user,repos" {
+		t.Fatalf("an earlier plugin's set reads as %q", before)
+	}
+	if abi.OpGroups != 6 || abi.OpGroups.Export() != "arbor_groups" || abi.OpGroups.String() != "groups" {
+		t.Fatalf("OpGroups = %d %q %q", abi.OpGroups, abi.OpGroups.Export(), abi.OpGroups)
+	}
+	for i, want := range []string{"arbor_authorize", "arbor_exchange", "arbor_refresh", "arbor_revoke", "arbor_user", "arbor_repos"} {
+		if got := abi.Op(i).Export(); got != want {
+			t.Errorf("op %d exports %q, want %q", i, got, want)
+		}
+	}
+	if op, ok := abi.ParseOp("groups"); !ok || op != abi.OpGroups {
+		t.Errorf("ParseOp(groups) = %v %v", op, ok)
 	}
 }

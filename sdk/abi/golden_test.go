@@ -42,6 +42,9 @@ func goldenMessages() []struct {
 		{"repos-request", &abi.ReposRequest{Endpoints: ep, AccessToken: "at", Cursor: "c", PerPage: 100}},
 		{"repo", &repo},
 		{"repo-page", &abi.RepoPage{Repos: []abi.Repo{repo, {}}, NextCursor: "n"}},
+		{"groups-request", &abi.GroupsRequest{Client: abi.Client{ID: "id"}, Endpoints: ep, AccessToken: "at",
+			Wanted: []string{"vintner", "vintner/platform", ""}}},
+		{"groups", &abi.Groups{Groups: []string{"vintner", "vintner/platform"}, Restricted: []string{"acme"}}},
 		{"empty", &abi.Empty{}},
 		{"header", &abi.Header{Name: "A", Value: "1"}},
 		{"http-request", &abi.HTTPRequest{Method: "POST", URL: "u", Headers: []abi.Header{{"A", "1"}, {"A", "2"}}, Body: []byte("x")}},
@@ -57,6 +60,8 @@ func goldenMessages() []struct {
 		{"zero-user", &abi.User{}},
 		{"zero-repos-request", &abi.ReposRequest{}},
 		{"zero-repo-page", &abi.RepoPage{}},
+		{"zero-groups-request", &abi.GroupsRequest{}},
+		{"zero-groups", &abi.Groups{}},
 		{"zero-http-request", &abi.HTTPRequest{}},
 		{"zero-http-response", &abi.HTTPResponse{}},
 	}

@@ -387,6 +387,64 @@ func (m *RepoPage) UnmarshalABI(b []byte) error {
 	return decode(b, "repo page", m.fields)
 }
 
+// GroupsRequest asks which groups the owner of an access token belongs to
+// (OpGroups, added within v1).
+type GroupsRequest struct {
+	// Client carries the client id only: the secret never travels with
+	// groups. A plugin may name the app with it when it explains a
+	// restriction.
+	Client      Client
+	Endpoints   Endpoints
+	AccessToken string
+	// Wanted are the groups, by the provider's own names ("vintner",
+	// "vintner/platform"), that the operator's policy mentions for this
+	// provider, so that the plugin can ask about them specifically (a
+	// group that a listing leaves out may be hidden from this app rather
+	// than left). Empty means the policy names none: list what the
+	// provider shows.
+	Wanted []string
+}
+
+func (m *GroupsRequest) fields(f fields) fields {
+	f.msg(1, &m.Client)
+	f.msg(2, &m.Endpoints)
+	f.str(3, &m.AccessToken)
+	f.strs(4, &m.Wanted)
+	return f
+}
+
+func (m *GroupsRequest) AppendABI(b []byte) []byte { return m.fields(fields{b: b}).b }
+func (m *GroupsRequest) UnmarshalABI(b []byte) error {
+	*m = GroupsRequest{}
+	return decode(b, "groups request", m.fields)
+}
+
+// Groups are the groups a user belongs to, by the provider's own names,
+// never prefixed with the provider: GitHub "vintner" (an organisation) and
+// "vintner/platform" (a team), GitLab "grp/sub" (a group's full path),
+// Bitbucket "ws-one" (a workspace), Google "example.com" (a hosted domain).
+// The host adds the provider's name ("github:vintner").
+type Groups struct {
+	Groups []string
+	// Restricted are groups the user may belong to but the provider hides
+	// from this app (a GitHub organisation with OAuth app access
+	// restrictions): neither in Groups nor known to be left. Policy treats
+	// them as not joined and says why.
+	Restricted []string
+}
+
+func (m *Groups) fields(f fields) fields {
+	f.strs(1, &m.Groups)
+	f.strs(2, &m.Restricted)
+	return f
+}
+
+func (m *Groups) AppendABI(b []byte) []byte { return m.fields(fields{b: b}).b }
+func (m *Groups) UnmarshalABI(b []byte) error {
+	*m = Groups{}
+	return decode(b, "groups", m.fields)
+}
+
 // Empty is the payload of operations that return nothing (revoke).
 type Empty struct{}
 

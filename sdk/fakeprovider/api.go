@@ -20,6 +20,8 @@ const (
 	apiRevoked        apiKind = "revoked_token"      // revoked or rotated away
 	apiBadCredentials apiKind = "bad_credentials"    // GitHub revoke: wrong Basic client credentials
 	apiScope          apiKind = "insufficient_scope" // token lacks RequiredScopes
+	apiScopeForbidden apiKind = "scope_forbidden"    // GitHub: a lacking scope answered 403, as /user/orgs documents
+	apiOrgRestricted  apiKind = "org_restricted"     // GitHub: OAuth app access restrictions (Config.RestrictedOrgs)
 	apiNotFound       apiKind = "not_found"
 	apiMethod         apiKind = "method_not_allowed"
 	apiValidation     apiKind = "validation_failed" // GitHub 422
@@ -79,7 +81,11 @@ func (p *Provider) handleAPI(w http.ResponseWriter, r *http.Request, c *Call, ep
 		w.Header().Set("X-Accepted-OAuth-Scopes", strings.Join(required, ", "))
 	}
 	if len(required) > 0 && !slices.ContainsFunc(required, func(s string) bool { return slices.Contains(scopes, s) }) {
-		p.apiError(w, r, c, http.StatusForbidden, apiScope, scopes, required)
+		kind := apiScope
+		if p.cfg.Flavor == FlavorGitHub && (ep == EndpointOrgs || ep == EndpointTeams) {
+			kind = apiScopeForbidden
+		}
+		p.apiError(w, r, c, http.StatusForbidden, kind, scopes, required)
 		return
 	}
 	switch ep {
@@ -101,6 +107,18 @@ func (p *Provider) handleAPI(w http.ResponseWriter, r *http.Request, c *Call, ep
 		p.writeList(w, r, p.bitbucketWorkspacesJSON(r, user))
 	case EndpointInstallations:
 		p.writeInstallations(w, r, user)
+	case EndpointOrgs:
+		p.writeList(w, r, p.githubOrgsJSON(r, user))
+	case EndpointTeams:
+		p.writeList(w, r, p.githubTeamsJSON(r, user))
+	case EndpointOrgMembership:
+		p.githubOrgMembership(w, r, c, user, params["org"])
+	case EndpointGroups:
+		if p.cfg.Flavor == FlavorGeneric {
+			p.writeList(w, r, p.genericGroupsJSON(user))
+			return
+		}
+		p.writeList(w, r, p.gitlabGroupsJSON(r, user))
 	}
 }
 
@@ -148,6 +166,11 @@ func (p *Provider) apiError(w http.ResponseWriter, r *http.Request, c *Call, sta
 			msg = "Not Found"
 		case apiValidation:
 			msg = "Invalid request.\n\n\"access_token\" wasn't supplied."
+		case apiScopeForbidden:
+			// The documentation gives the status, not the text.
+			msg = "Forbidden"
+		case apiOrgRestricted:
+			msg = githubRestrictedMessage(extraOrg(extra))
 		}
 		writeJSON(w, status, fields{{"message", msg}, {"documentation_url", "https://docs.github.com/rest"}, {"status", strconv.Itoa(status)}})
 
@@ -334,6 +357,12 @@ func (p *Provider) userJSON(r *http.Request, u *User, scopes []string) any {
 		}
 		if slices.Contains(scopes, "email") && pe != nil {
 			out = append(out, kv{"email", pe.Address}, kv{"email_verified", pe.Verified})
+		}
+		p.mu.Lock()
+		hd := p.googleHostedDomainLocked(u)
+		p.mu.Unlock()
+		if hd != "" {
+			out = append(out, kv{"hd", hd})
 		}
 		return out
 	}

@@ -3,6 +3,7 @@ package fakeprovider
 import (
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 )
@@ -86,11 +87,28 @@ func (w workspace) member(login string) bool {
 
 // workspacesOf returns the user's workspaces: the personal one first, then
 // the shared ones in configuration order.
+//
+// A user with an entry in the memberships (Config.Memberships,
+// SetMemberships) belongs to exactly the shared workspaces it lists: a
+// listed slug that Config.Workspaces does not have is a workspace without
+// repositories.
 func (p *Provider) workspacesOf(u *User) []workspace {
 	out := []workspace{personalWorkspace(u)}
+	listed, ok := p.groupsOf(u)
 	for i, w := range p.cfg.Workspaces {
-		if ws := sharedWorkspace(i, w); ws.member(u.Login) {
+		ws := sharedWorkspace(i, w)
+		if ok {
+			if slices.Contains(listed, ws.slug) {
+				ws.members = []string{u.Login}
+				out = append(out, ws)
+			}
+		} else if ws.member(u.Login) {
 			out = append(out, ws)
+		}
+	}
+	for i, slug := range listed {
+		if !slices.ContainsFunc(out, func(ws workspace) bool { return ws.slug == slug }) {
+			out = append(out, workspace{slug: slug, name: slug, id: sharedWorkspaceID + 0x10000 + int64(i), members: []string{u.Login}})
 		}
 	}
 	return out
@@ -143,15 +161,17 @@ func (p *Provider) bitbucketWorkspacesJSON(r *http.Request, u *User) []any {
 // contributor, admin, owner) is accepted and ignored: a member of a fake
 // workspace can read all of its repositories.
 func (p *Provider) bitbucketRepos(w http.ResponseWriter, r *http.Request, c *Call, u *User, id string) {
-	ws, ok := p.findWorkspace(id)
-	if !ok {
-		p.apiError(w, r, c, http.StatusNotFound, apiNotFound)
+	mine := p.workspacesOf(u)
+	i := slices.IndexFunc(mine, func(ws workspace) bool { return strings.EqualFold(ws.slug, id) || ws.uuid() == id })
+	if i < 0 {
+		if _, ok := p.findWorkspace(id); ok {
+			p.apiError(w, r, c, http.StatusForbidden, apiNoAccess)
+		} else {
+			p.apiError(w, r, c, http.StatusNotFound, apiNotFound)
+		}
 		return
 	}
-	if !ws.member(u.Login) {
-		p.apiError(w, r, c, http.StatusForbidden, apiNoAccess)
-		return
-	}
+	ws := mine[i]
 	base := p.base(r)
 	items := make([]any, 0, ws.repos)
 	for i := 1; i <= ws.repos; i++ {

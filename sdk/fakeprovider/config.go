@@ -24,6 +24,16 @@ const (
 	// installations of the GitHub App the user's token can see
 	// (Config.AppInstallations).
 	EndpointInstallations Endpoint = "installations"
+	// EndpointOrgs is GitHub's GET /user/orgs, EndpointTeams its GET
+	// /user/teams and EndpointOrgMembership its GET
+	// /user/memberships/orgs/{org}: the user's organisations and teams
+	// (Config.Memberships, Config.RestrictedOrgs).
+	EndpointOrgs          Endpoint = "orgs"
+	EndpointTeams         Endpoint = "teams"
+	EndpointOrgMembership Endpoint = "org_membership"
+	// EndpointGroups is GitLab's GET /groups: the groups the user is a
+	// member of (Config.Memberships).
+	EndpointGroups Endpoint = "groups"
 	// EndpointGone is a path the provider removed (Config.GonePaths): 410.
 	EndpointGone    Endpoint = "gone"
 	EndpointUnknown Endpoint = "unknown" // any other path: 404
@@ -200,7 +210,8 @@ type TokenResponse struct {
 
 // Paths are the fake's endpoint paths. The zero value means the generic
 // defaults (/login/oauth/authorize, /login/oauth/access_token, no revoke,
-// /api/v1/user, /api/v1/user/emails, /api/v1/user/repos); once any field is
+// /api/v1/user, /api/v1/user/emails, /api/v1/user/repos,
+// /api/v1/user/groups); once any field is
 // set, an empty field means the endpoint does not exist. Revoke may contain
 // the placeholder "{client_id}"; Repos may contain "{workspace}" (Bitbucket:
 // the repositories of one workspace, see Workspace).
@@ -219,6 +230,14 @@ type Paths struct {
 	// with Config.AppInstallations.
 	Installations     string
 	InstallationRepos string
+	// Orgs, Teams and OrgMembership are GitHub's /user/orgs, /user/teams
+	// and /user/memberships/orgs/{org} (FlavorGitHub only).
+	Orgs          string
+	Teams         string
+	OrgMembership string
+	// Groups is GitLab's /groups (FlavorGitLab), or the generic fake's
+	// list of the user's groups, [{"id", "name"}] (FlavorGeneric).
+	Groups string
 }
 
 // Email is one of a fake user's addresses.
@@ -310,6 +329,23 @@ type Config struct {
 	// Workspaces are shared workspaces (FlavorBitbucket): each user also
 	// has a personal workspace whose slug is the login. Default none.
 	Workspaces []Workspace
+	// Memberships are the groups each user belongs to, by login, in the
+	// provider's own names: GitHub organisations ("vintner") and teams
+	// ("vintner/platform", which make the user a member of the
+	// organisation too), GitLab group full paths ("grp/sub"), Bitbucket
+	// shared workspace slugs (a user with an entry belongs to exactly
+	// those shared workspaces, whatever Workspaces says; without one,
+	// Workspaces decides), Google the hosted domain ("example.com", the
+	// first entry, sent as hd). SetMemberships and POST
+	// /__fake/memberships change them while the fake runs. Default: the
+	// preset's (docs/fake-providers.md), none for FlavorGeneric.
+	Memberships map[string][]string
+	// RestrictedOrgs are GitHub organisations with OAuth app access
+	// restrictions that have not approved this client: they are missing
+	// from /user/orgs and /user/teams, and /user/memberships/orgs/{org}
+	// answers GitHub's 403 whether or not the user is a member. Default
+	// none.
+	RestrictedOrgs []string
 	// GonePaths answer 410 Gone with the flavor's error body, whatever the
 	// credentials: endpoints the provider removed (Bitbucket's CHANGE-2770).
 	// Matched exactly, like Paths. Default none.

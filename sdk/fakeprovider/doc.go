@@ -46,8 +46,10 @@
 // lists the requests that presented an expired, revoked or replaced token,
 // which a correct client never makes.
 // ExpireAccessTokens, RevokeAll, SetAccessTokenLifetime, FailNext, HangNext,
-// RateLimitNext, SetDelay, IssuedTokens, ValidAccessToken and Reset let a
-// test put the fake in the state it needs. Every method is safe for concurrent use. Time comes
+// RateLimitNext, SetDelay, IssuedTokens, ValidAccessToken, SetMemberships
+// and Reset let a test put the fake in the state it needs; POST
+// /__fake/memberships (ControlMembershipsPath) changes a user's groups over
+// HTTP, for tests in another process and a person trying `arbor dev`. Every method is safe for concurrent use. Time comes
 // from Config.Now, so expiry can be tested without sleeping.
 //
 // # Notes

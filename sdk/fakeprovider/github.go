@@ -81,13 +81,24 @@ func GitHubApp() Config {
 // is an OAuth app: gho_ access tokens that never expire, no refresh token,
 // the granted OAuth scopes comma-separated in the token response and in
 // X-OAuth-Scopes, /user/emails only with user:email or user (404
-// otherwise, as GitHub hides what a token may not see), and /user/repos
+// otherwise, as GitHub hides what a token may not see), /user/orgs only
+// with user or read:org and /user/teams only with user, repo or read:org
+// (403 otherwise, as documented), and /user/repos
 // listing all of the user's repositories. Same users and shared quirks as
 // GitHubApp.
 func GitHubOAuthApp() Config {
 	c := githubCommon()
 	c.Name = "GitHub"
-	c.RequiredScopes = map[Endpoint][]string{EndpointEmails: {"user:email", "user"}}
+	// /user/orgs "requires at least user or read:org scope … Requests
+	// with insufficient scope will receive a 403 Forbidden response";
+	// /user/teams needs "the user, repo, or read:org scope"
+	// (https://docs.github.com/en/rest/orgs/orgs#list-organizations-for-the-authenticated-user,
+	// https://docs.github.com/en/rest/teams/teams#list-teams-for-the-authenticated-user).
+	c.RequiredScopes = map[Endpoint][]string{
+		EndpointEmails: {"user:email", "user"},
+		EndpointOrgs:   {"user", "read:org"},
+		EndpointTeams:  {"user", "repo", "read:org"},
+	}
 	c.ScopesHeader = true
 	c.NonExpiringAccessTokenPrefix = "gho_"
 	c.AccessTokenPrefix = "gho_"
@@ -106,6 +117,16 @@ func githubCommon() Config {
 			User:      "/user",
 			Emails:    "/user/emails",
 			Repos:     "/user/repos",
+			// The user's organisations and teams (memberships.go).
+			Orgs:          "/user/orgs",
+			Teams:         "/user/teams",
+			OrgMembership: "/user/memberships/orgs/{org}",
+		},
+		// octocat is in organisation vintner and its team platform,
+		// monalisa in vintner only, hubot in none.
+		Memberships: map[string][]string{
+			"octocat":  {"vintner", "vintner/platform"},
+			"monalisa": {"vintner"},
 		},
 		RedirectMismatchRedirects:  true,
 		RedirectURIOptionalAtToken: true,

@@ -459,6 +459,9 @@ func (p *Provider) idToken(r *http.Request, u *User, scopes []string, nonce stri
 	if slices.Contains(scopes, "profile") {
 		claims["name"] = u.Name
 	}
+	if hd := p.googleHostedDomainLocked(u); hd != "" && p.cfg.Flavor == FlavorGoogle {
+		claims["hd"] = hd
+	}
 	hdr, _ := json.Marshal(map[string]string{"alg": "none", "typ": "JWT"})
 	pl, _ := json.Marshal(claims)
 	enc := base64.RawURLEncoding

@@ -18,7 +18,11 @@ func GitLab() Config {
 			Revoke:    "/oauth/revoke",
 			User:      "/api/v4/user",
 			Repos:     "/api/v4/projects",
+			Groups:    "/api/v4/groups",
 		},
+		// jsmith is in group vintner and its subgroup vintner/platform,
+		// mwagner in none.
+		Memberships: map[string][]string{"jsmith": {"vintner", "vintner/platform"}},
 		Users: []User{
 			{ID: 1001, Login: "jsmith", Name: "John Smith", Repos: 230, Emails: []Email{
 				{Address: "john@example.com", Primary: true, Verified: true},
@@ -31,6 +35,11 @@ func GitLab() Config {
 		RequiredScopes: map[Endpoint][]string{
 			EndpointUser:  {"read_user", "api", "read_api"},
 			EndpointRepos: {"api", "read_api"},
+			// read_user grants the /user endpoint only; read_api "read
+			// access to the API, including all groups and projects"
+			// (the scopes table of https://docs.gitlab.com/integration/oauth_provider/):
+			// /groups needs read_api or api.
+			EndpointGroups: {"api", "read_api"},
 		},
 		ClientAuth:          ClientAuthEither,
 		AccessTokenLifetime: 2 * time.Hour,
@@ -177,6 +186,9 @@ func Google() Config {
 				{Address: "sam@example.net", Primary: true, Verified: false},
 			}},
 		},
+		// jane's is a Google Workspace account of example.com (hd); sam's
+		// a consumer account (no hd).
+		Memberships: map[string][]string{"jane": {"example.com"}},
 		RequiredScopes: map[Endpoint][]string{
 			EndpointUser: {"openid", "email", "profile"},
 		},

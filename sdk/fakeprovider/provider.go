@@ -42,6 +42,10 @@ type Provider struct {
 	rateUsed       int       // GitHub's x-ratelimit-used: API answers so far
 	rateReset      time.Time // x-ratelimit-reset: an hour after New or Reset
 
+	// memberships are the groups by login: Config.Memberships, then
+	// SetMemberships.
+	memberships map[string][]string
+
 	srv    *http.Server
 	ln     net.Listener
 	url    string
@@ -231,6 +235,14 @@ func New(cfg Config) *Provider {
 		add(cfg.Paths.Installations, EndpointInstallations)
 		add(cfg.Paths.InstallationRepos, EndpointRepos)
 	}
+	switch cfg.Flavor {
+	case FlavorGitHub:
+		add(cfg.Paths.Orgs, EndpointOrgs)
+		add(cfg.Paths.Teams, EndpointTeams)
+		add(cfg.Paths.OrgMembership, EndpointOrgMembership)
+	case FlavorGitLab, FlavorGeneric:
+		add(cfg.Paths.Groups, EndpointGroups)
+	}
 	p.reset()
 	return p
 }
@@ -253,6 +265,7 @@ func withDefaults(c Config) Config {
 			User:      "/api/v1/user",
 			Emails:    "/api/v1/user/emails",
 			Repos:     "/api/v1/user/repos",
+			Groups:    "/api/v1/user/groups",
 		}
 	}
 	if c.ClientID == "" {
@@ -332,6 +345,8 @@ func (c Config) clone() Config {
 	}
 	c.Workspaces = ws
 	c.GonePaths = slices.Clone(c.GonePaths)
+	c.RestrictedOrgs = slices.Clone(c.RestrictedOrgs)
+	c.Memberships = cloneMemberships(c.Memberships)
 	c.RedirectURIs = slices.Clone(c.RedirectURIs)
 	c.Scopes = slices.Clone(c.Scopes)
 	c.DefaultScopes = slices.Clone(c.DefaultScopes)
@@ -619,6 +634,7 @@ func (p *Provider) reset() {
 	p.delays = map[Endpoint]time.Duration{}
 	p.rateUsed = 0
 	p.rateReset = p.cfg.Now().Add(time.Hour).Truncate(time.Second)
+	p.memberships = cloneMemberships(p.cfg.Memberships)
 }
 
 // Fingerprint is how Calls refers to a token: "sha256:" and the first 12
@@ -692,6 +708,10 @@ func FollowAuthorize(ctx context.Context, client *http.Client, authURL string) (
 func (p *Provider) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	defer func() { p.busy.Add(int64(time.Since(start))) }()
+	if r.URL.Path == ControlMembershipsPath {
+		p.handleSetMemberships(w, r)
+		return
+	}
 	ep, params := p.match(r.URL.Path)
 	rec := &recorder{ResponseWriter: w}
 	p.mu.Lock()
@@ -748,7 +768,8 @@ func (p *Provider) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		p.handleToken(rec, r, c)
 	case EndpointRevoke:
 		p.handleRevoke(rec, r, c, params)
-	case EndpointUser, EndpointEmails, EndpointRepos, EndpointWorkspaces, EndpointInstallations:
+	case EndpointUser, EndpointEmails, EndpointRepos, EndpointWorkspaces, EndpointInstallations,
+		EndpointOrgs, EndpointTeams, EndpointOrgMembership, EndpointGroups:
 		p.handleAPI(rec, r, c, ep, params)
 	case EndpointGone:
 		p.apiError(rec, r, c, http.StatusGone, apiGone)

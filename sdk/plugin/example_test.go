@@ -52,3 +52,14 @@ func ExamplePerPage() {
 	fmt.Println(plugin.PerPage(0, 100), plugin.PerPage(25, 100), plugin.PerPage(500, 100))
 	// Output: 100 25 100
 }
+
+// A groups operation answers the provider's own names: the lists it read,
+// and the wanted groups it found hidden from the app.
+func ExampleNewGroups() {
+	orgs, _ := plugin.AppendNames(nil, []byte(`[{"login":"vintner"},{"login":"acme"}]`), "login")
+	teams := []string{"vintner/platform"}
+	hidden := plugin.NotListed([]string{"vintner", "secretive"}, orgs)
+	g := plugin.NewGroups(append(orgs, teams...), hidden)
+	fmt.Println(g.Groups, g.Restricted)
+	// Output: [acme vintner vintner/platform] [secretive]
+}

@@ -103,6 +103,8 @@ type (
 	RevokeRequest    = abi.RevokeRequest
 	UserRequest      = abi.UserRequest
 	ReposRequest     = abi.ReposRequest
+	GroupsRequest    = abi.GroupsRequest
+	Groups           = abi.Groups
 	Token            = abi.Token
 	User             = abi.User
 	Repo             = abi.Repo
@@ -144,8 +146,17 @@ type RepoLister interface {
 	Repos(ctx context.Context, r *ReposRequest) (*RepoPage, error)
 }
 
+// GroupLister returns the groups the user belongs to (the groups
+// operation, added within ABI v1), by the provider's own names. It is
+// optional and not part of FullProvider: a plugin without it keeps
+// compiling and loading, and the host answers unsupported for it. See
+// docs/plugin-abi.md, "groups".
+type GroupLister interface {
+	Groups(ctx context.Context, r *GroupsRequest) (*Groups, error)
+}
+
 // FullProvider is a provider with every operation but the optional
-// Authorizer. A plugin that means to have them all says so at compile
+// Authorizer and GroupLister. A plugin that means to have them all says so at compile
 // time, where a mistyped method would otherwise surface only when the host
 // compares the module with its manifest:
 //
@@ -168,7 +179,7 @@ func Register(p any) {
 		panic("plugin.Register called twice")
 	}
 	if p == nil || Implemented(p) == abi.OpSet(0).With(abi.OpAuthorize) {
-		panic("plugin.Register: the provider implements none of Exchanger, Refresher, Revoker, UserInfoer, RepoLister")
+		panic("plugin.Register: the provider implements none of Exchanger, Refresher, Revoker, UserInfoer, RepoLister, GroupLister")
 	}
 	provider = p
 }
@@ -191,6 +202,9 @@ func Implemented(p any) abi.OpSet {
 	}
 	if _, ok := p.(RepoLister); ok {
 		s = s.With(abi.OpRepos)
+	}
+	if _, ok := p.(GroupLister); ok {
+		s = s.With(abi.OpGroups)
 	}
 	return s
 }
@@ -288,6 +302,17 @@ func dispatch(op abi.Op, in, out []byte) (res []byte) {
 		}
 		if x, ok := p.(RepoLister); ok {
 			msg, err = nonNil(x.Repos(ctx, &r))
+		} else {
+			err = unsupported(op)
+		}
+	case abi.OpGroups:
+		var r GroupsRequest
+		if err = r.UnmarshalABI(in); err != nil {
+			err = &Error{Code: abi.CodeInvalidRequest, Message: err.Error()}
+			break
+		}
+		if x, ok := p.(GroupLister); ok {
+			msg, err = nonNil(x.Groups(ctx, &r))
 		} else {
 			err = unsupported(op)
 		}

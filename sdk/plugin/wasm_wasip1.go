@@ -63,6 +63,11 @@ func exportUser(ptr, n uint32) uint64 { return call(abi.OpUser, ptr, n) }
 //go:wasmexport arbor_repos
 func exportRepos(ptr, n uint32) uint64 { return call(abi.OpRepos, ptr, n) }
 
+// arbor_groups was added within v1; a host built before it never calls it.
+//
+//go:wasmexport arbor_groups
+func exportGroups(ptr, n uint32) uint64 { return call(abi.OpGroups, ptr, n) }
+
 func call(op abi.Op, ptr, n uint32) uint64 {
 	var in []byte
 	if n > 0 {

@@ -25,7 +25,9 @@ func genericFake() fakeprovider.Config {
 		Paths: fakeprovider.Paths{
 			Authorize: "/login/oauth/authorize", Token: "/login/oauth/access_token", Revoke: "/login/oauth/revoke",
 			User: "/api/v1/user", Emails: "/api/v1/user/emails", Repos: "/api/v1/user/repos",
+			Groups: "/api/v1/user/groups",
 		},
+		Memberships: map[string][]string{"alice": {"red", "blue"}},
 		Users: []fakeprovider.User{
 			{ID: 11, Login: "alice", Name: "Alice Example", Repos: 45, Emails: []fakeprovider.Email{
 				{Address: "alice@example.com", Primary: true, Verified: true}, {Address: "alice@example.org"}}},
@@ -57,14 +59,16 @@ func TestKitCatchesBugs(t *testing.T) {
 		t.Fatal(err)
 	}
 	wantFail := map[string]string{
-		"client_auth":         `client authentication "basic", want "body"`,
-		"refresh_rotation":    "the provider rotates refresh tokens, but the refresh returned",
-		"revoke":              "the provider's revocation endpoint was not called",
-		"user":                "marked verified, but the provider has not verified",
-		"user_expired_token":  "got code provider_error",
-		"repos":               "30 repositories, the provider lists 45",
-		"repos_per_page":      "page 1 has 30 repositories, 25 were asked for",
-		"repos_expired_token": "got code provider_error",
+		"client_auth":          `client authentication "basic", want "body"`,
+		"refresh_rotation":     "the provider rotates refresh tokens, but the refresh returned",
+		"revoke":               "the provider's revocation endpoint was not called",
+		"user":                 "marked verified, but the provider has not verified",
+		"user_expired_token":   "got code provider_error",
+		"repos":                "30 repositories, the provider lists 45",
+		"repos_per_page":       "page 1 has 30 repositories, 25 were asked for",
+		"repos_expired_token":  "got code provider_error",
+		"groups_changed":       "after leaving every group: groups",
+		"groups_expired_token": "got code provider_error",
 	}
 	if got := len(res); got != len(plugintest.CaseNames()) {
 		t.Errorf("%d results for %d cases", got, len(plugintest.CaseNames()))

@@ -339,10 +339,16 @@ func (e *Env) LoginWith(ctx context.Context, p *plugins.Plugin, login string, pu
 // authorize gets an authorization code; verifier is "" unless the
 // manifest says pkce.
 func (e *Env) authorize(ctx context.Context, p *plugins.Plugin, login string, purpose abi.Purpose) (code, verifier string, err error) {
+	return e.authorizeWith(ctx, p, login, purpose, false)
+}
+
+// authorizeWith is authorize, asking for the groups scopes too when
+// withGroups is set.
+func (e *Env) authorizeWith(ctx context.Context, p *plugins.Plugin, login string, purpose abi.Purpose, withGroups bool) (code, verifier string, err error) {
 	verifier, challenge := newPKCE()
 	state := randomString(16)
 	authURL, err := p.AuthorizeURL(ctx, plugins.AuthorizeInput{
-		Purpose: purpose, RedirectURI: e.RedirectURI, State: state, CodeChallenge: challenge,
+		Purpose: purpose, RedirectURI: e.RedirectURI, State: state, CodeChallenge: challenge, WithGroups: withGroups,
 	})
 	if err != nil {
 		return "", "", fmt.Errorf("authorization URL: %w", err)

@@ -300,6 +300,16 @@ var (
 		f.str(&v.Login)
 		f.time(&v.CreatedAt)
 		f.time(&v.UpdatedAt)
+		// Added by issue 19 (operators' controls, memberships).
+		f.bool(&v.Disabled)
+		f.time(&v.DisabledAt)
+		f.str(&v.DisabledBy)
+		f.str(&v.DisabledReason)
+		f.strs(&v.Memberships.Groups)
+		f.strs(&v.Memberships.Restricted)
+		f.time(&v.Memberships.CheckedAt)
+		f.time(&v.Memberships.FailingSince)
+		f.str(&v.Memberships.LastError)
 	})
 
 	Identity = codec("identity", func(f fields, v *data.Identity) {
@@ -311,6 +321,9 @@ var (
 		f.bool(&v.EmailVerified)
 		f.time(&v.CreatedAt)
 		f.time(&v.LastLoginAt)
+		// Added by issue 19 (the sealed login grant).
+		f.bytes(&v.Grant)
+		f.time(&v.GrantExpiresAt)
 	})
 
 	Session = codec("session", func(f fields, v *data.Session) {

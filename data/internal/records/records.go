@@ -13,6 +13,7 @@ package records
 
 import (
 	"fmt"
+	"math"
 	"strings"
 	"time"
 
@@ -102,6 +103,41 @@ func AuditLimit(q data.AuditQuery) (int, error) {
 		return DefaultAuditLimit, nil
 	}
 	return q.Limit, nil
+}
+
+// AuditMatch reports whether e meets q's UserID, Action and Since (not its
+// Seq bounds, which a backend applies to the range it reads).
+func AuditMatch(q *data.AuditQuery, e *data.AuditEvent) bool {
+	switch {
+	case q.UserID != "" && e.UserID != q.UserID:
+		return false
+	case !q.Since.IsZero() && e.Time.Before(q.Since):
+		return false
+	case q.Action == "":
+		return true
+	case strings.HasSuffix(q.Action, "."):
+		return strings.HasPrefix(e.Action, q.Action)
+	default:
+		return e.Action == q.Action
+	}
+}
+
+// AuditFiltered reports whether q has conditions checked on each event read
+// (Action, Since) rather than by the range a backend reads.
+func AuditFiltered(q *data.AuditQuery) bool { return q.Action != "" || !q.Since.IsZero() }
+
+// AuditRange returns the Seqs an audit query may return, [from, to]
+// inclusive, or ok false when there are none (AfterSeq at the maximum, or
+// BeforeSeq at or below AfterSeq+1).
+func AuditRange(q *data.AuditQuery) (from, to uint64, ok bool) {
+	if q.AfterSeq == math.MaxUint64 {
+		return 0, 0, false
+	}
+	from, to = q.AfterSeq+1, uint64(math.MaxUint64)
+	if q.BeforeSeq != 0 {
+		to = q.BeforeSeq - 1
+	}
+	return from, to, from <= to
 }
 
 // UTC returns t in UTC without a monotonic reading; the zero time stays

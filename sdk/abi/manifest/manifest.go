@@ -89,6 +89,11 @@ type Manifest struct {
 type Scopes struct {
 	Login []string `json:"login,omitempty"`
 	Git   []string `json:"git,omitempty"`
+	// Groups are the scopes the groups operation needs on top of Login
+	// (GitHub: read:org). The host asks for them at sign-in only when the
+	// operator's policy uses this provider's groups. Only a plugin whose
+	// operations include groups may list them.
+	Groups []string `json:"groups,omitempty"`
 }
 
 // Limits a plugin asks for. Zero means the host's default.
@@ -180,6 +185,9 @@ func (m *Manifest) Validate() error {
 	}
 	if m.Kind.Git() && !ops.Has(abi.OpRepos) {
 		return fail("kind %q needs the \"repos\" operation", m.Kind)
+	}
+	if len(m.Scopes.Groups) > 0 && !ops.Has(abi.OpGroups) {
+		return fail("scopes.groups is for the \"groups\" operation, which operations does not list")
 	}
 	for key, u := range map[string]string{
 		"authorize_url": m.Endpoints.AuthorizeURL, "token_url": m.Endpoints.TokenURL,

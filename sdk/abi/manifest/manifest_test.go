@@ -52,6 +52,23 @@ func TestParseValid(t *testing.T) {
 	}
 }
 
+// TestParseGroups: "groups" is an operation (added within v1) and
+// scopes.groups its extra scopes.
+func TestParseGroups(t *testing.T) {
+	m := valid()
+	m["kind"] = "both"
+	m["operations"] = []string{"authorize", "exchange", "user", "repos", "groups"}
+	m["scopes"] = map[string]any{"login": []string{"read:user"}, "groups": []string{"read:org"}}
+	got, err := manifest.Parse(encode(m))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ops, _ := got.OpSet()
+	if !ops.Has(abi.OpGroups) || strings.Join(got.Scopes.Groups, " ") != "read:org" {
+		t.Errorf("ops %s, scopes %+v", ops, got.Scopes)
+	}
+}
+
 func TestParseInvalid(t *testing.T) {
 	for name, tc := range map[string]struct {
 		edit func(map[string]any)
@@ -77,7 +94,10 @@ func TestParseInvalid(t *testing.T) {
 		"host wildcard":  {func(m map[string]any) { m["allowed_hosts"] = []string{"a.*.example"} }, "wildcard"},
 		"host port":      {func(m map[string]any) { m["allowed_hosts"] = []string{"x.example:0"} }, "port"},
 		"module":         {func(m map[string]any) { m["module"] = "dir/x.wasm" }, "file name"},
-		"trailing":       {nil, "after top-level value"},
+		"groups scopes without groups": {func(m map[string]any) {
+			m["scopes"] = map[string]any{"groups": []string{"read:org"}}
+		}, `scopes.groups is for the "groups" operation`},
+		"trailing": {nil, "after top-level value"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			m := valid()

@@ -14,12 +14,41 @@ import (
 type Provider struct {
 	// Sloppy: refresh hands back the old refresh token, 401 is not
 	// invalid_token, every address counts as verified, pagination and the
-	// page size are ignored, revoke does nothing, and the client
-	// authenticates with Basic where the kit expects the body.
+	// page size are ignored, revoke does nothing, the client
+	// authenticates with Basic where the kit expects the body, and groups
+	// are kept per token after the first call.
 	Sloppy bool
 }
 
-var _ plugin.FullProvider = Provider{}
+// groupCache is Sloppy's memory of each token's groups.
+var groupCache = map[string][]string{}
+
+func (p Provider) Groups(ctx context.Context, r *plugin.GroupsRequest) (*plugin.Groups, error) {
+	if g, ok := groupCache[r.AccessToken]; ok && p.Sloppy {
+		return plugin.NewGroups(g, nil), nil
+	}
+	c, err := p.api().For(r.Endpoints, r.AccessToken)
+	if err != nil {
+		return nil, err
+	}
+	var names []string
+	err = c.EachPage(ctx, plugin.PagingLink, "/user/groups?per_page=100", 10, func(resp *plugin.Response) (err error) {
+		names, err = plugin.AppendNames(names, resp.Body, "name")
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	if p.Sloppy {
+		groupCache[r.AccessToken] = names
+	}
+	return plugin.NewGroups(names, nil), nil
+}
+
+var _ interface {
+	plugin.FullProvider
+	plugin.GroupLister
+} = Provider{}
 
 func (p Provider) grants() plugin.Grants {
 	if p.Sloppy {
