@@ -167,3 +167,31 @@ func TestUsersNotServed(t *testing.T) {
 		t.Errorf("peerActor(pipe) = %q", got)
 	}
 }
+
+func TestAuditOverTheSocket(t *testing.T) {
+	c, st := usersServer(t)
+	ctx := context.Background()
+	for i := range 5 {
+		if _, err := st.AppendAudit(ctx, data.AuditEvent{Action: fmt.Sprintf("test.e%d", i), UserID: "usr_octo"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := c.DisableUser(ctx, "usr_octo", "x"); err != nil {
+		t.Fatal(err)
+	}
+	p, err := c.Audit(ctx, users.AuditQuery{UserID: "usr_octo", Limit: 4})
+	if err != nil || len(p.Events) != 4 || p.Events[0].Action != users.ActionDisabled || p.Events[3].Action != "test.e2" || p.Next != p.Events[3].Seq {
+		t.Fatalf("page 1: %+v, %v", p, err)
+	}
+	p, err = c.Audit(ctx, users.AuditQuery{UserID: "usr_octo", Limit: 4, Before: p.Next})
+	if err != nil || len(p.Events) != 2 || p.Events[1].Action != "test.e0" || p.Next != 0 {
+		t.Fatalf("page 2: %+v, %v", p, err)
+	}
+	p, err = c.Audit(ctx, users.AuditQuery{Action: "test.", Since: time.Now().Add(-time.Minute)})
+	if err != nil || len(p.Events) != 5 {
+		t.Fatalf("prefix and since: %+v, %v", p, err)
+	}
+	if p, err := c.Audit(ctx, users.AuditQuery{Since: time.Now().Add(time.Hour)}); err != nil || len(p.Events) != 0 || p.Events == nil {
+		t.Fatalf("since the future: %+v, %v; want an empty list", p, err)
+	}
+}

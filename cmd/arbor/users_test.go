@@ -244,3 +244,73 @@ func TestUsersCommandsWithoutServer(t *testing.T) {
 		t.Errorf("users list with no store: exit %d: %s", code, errOut)
 	}
 }
+
+// On etcd, with the replicas serving elsewhere (no admin socket here),
+// `arbor users disable` talks to the cluster itself, and both replicas,
+// which have the session cached, refuse it within a second: they hear of
+// the deletion through their watches.
+func TestUsersDisableOnEtcdEndsEveryReplica(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts etcd and two replicas")
+	}
+	c := startCluster(t, 1)
+	user := newAgent(t, 20*time.Second)
+	cookie, err := user.signIn(c.public)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, b := c.replicas[0], c.replicas[1]
+	access, _, err := user.cliLogin(a.base, a.base, b.base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	plain := newAgent(t, 10*time.Second)
+	withCookie := http.Header{"Cookie": {"arbor_session=" + cookie}}
+	withBearer := http.Header{"Authorization": {"Bearer " + access}}
+	for _, r := range c.replicas {
+		if _, err := expect(plain.get(r.base+"/auth/whoami", withCookie))(200, "whoami on "+r.name); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	dir, err := os.MkdirTemp("", "arbops")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	env := []string{"PATH=" + os.Getenv("PATH"), "HOME=" + dir, "ARBOR_DATA_DIR=" + dir,
+		"ARBOR_STORE_BACKEND=etcd", "ARBOR_STORE_ENDPOINTS=" + strings.Join(c.etcd.Endpoints(), ","), "ARBOR_STORE_ROOT=/arbor-replicas/"}
+	list := decodeJSON[[]users.Summary](t, "users list --json", arborOK(t, env, "users", "list", "--json"))
+	if len(list) != 1 {
+		t.Fatalf("users list on etcd: %+v", list)
+	}
+	id := list[0].ID
+	out := arborOK(t, env, "users", "disable", id, "--reason", "incident 42")
+	if !strings.Contains(out, "disabled user "+id+": 1 browser session and 1 CLI login ended") {
+		t.Errorf("users disable printed: %s", out)
+	}
+	disabled := time.Now()
+	for _, r := range c.replicas {
+		for {
+			resp, err := plain.get(r.base+"/auth/whoami", withCookie)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if resp.status == http.StatusUnauthorized {
+				t.Logf("replica %s refused the session %v after the command returned", r.name, time.Since(disabled).Round(time.Millisecond))
+				break
+			}
+			if time.Since(disabled) > 5*time.Second {
+				t.Fatalf("replica %s still accepts the session of a disabled user 5s later: %d", r.name, resp.status)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+		if _, err := expect(plain.get(r.base+"/api/auth/me", withBearer))(http.StatusUnauthorized, "CLI token on "+r.name); err != nil {
+			t.Error(err)
+		}
+	}
+	page := decodeJSON[users.AuditPage](t, "audit --json", arborOK(t, env, "audit", "--type", users.ActionDisabled, "--json"))
+	if len(page.Events) != 1 || page.Events[0].UserID != id || page.Events[0].Actor != users.Actor || page.Events[0].Details["reason"] != "incident 42" {
+		t.Errorf("audit on etcd: %+v", page)
+	}
+}

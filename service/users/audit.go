@@ -1,5 +1,3 @@
-//go:build arbor_auditq
-
 package users
 
 import (
