@@ -62,6 +62,13 @@ const (
 	ActionSessionsRevoked = "sessions.revoked"
 )
 
+// Reasons kept on the CLI logins a change revokes (RefreshFamily.
+// RevokeReason); the audit event names the actor.
+const (
+	ReasonDisabled = "account_disabled"
+	ReasonRevoked  = "sessions_revoked"
+)
+
 // Actor is the audit actor of a change made by a command that opened the
 // store itself; over the admin socket the server records
 // "operator:uid=<uid>" (the peer's user id, from the socket).
@@ -106,6 +113,12 @@ type Options struct {
 	Now func() time.Time
 	// Logger records each change. Default slog.Default().
 	Logger *slog.Logger
+	// EndAccess, when set, ends a user's access instead of
+	// (*Service).EndAccess: the server passes service/membership's, which
+	// also drops the user's cached standing and records
+	// policy.access_ended. What Disable and RevokeSessions report as ended
+	// is then counted just before it runs. Default: (*Service).EndAccess.
+	EndAccess func(ctx context.Context, userID, actor, reason string) error
 }
 
 // Service carries out operators' commands on accounts.
@@ -113,6 +126,7 @@ type Service struct {
 	store data.Store
 	now   func() time.Time
 	log   *slog.Logger
+	end   func(ctx context.Context, userID, actor, reason string) error
 }
 
 // New returns a Service on opts.Store.
@@ -123,7 +137,7 @@ func New(opts Options) *Service {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	return &Service{store: opts.Store, now: opts.Now, log: opts.Logger}
+	return &Service{store: opts.Store, now: opts.Now, log: opts.Logger, end: opts.EndAccess}
 }
 
 // Ended counts what EndAccess ended.
@@ -194,7 +208,7 @@ func (s *Service) Disable(ctx context.Context, actor, userID, reason string) (Ch
 	if err != nil {
 		return Change{}, fmt.Errorf("disabling user %s: %w", userID, err)
 	}
-	ended, err := s.EndAccess(ctx, userID, actor, "user disabled by "+actor)
+	ended, err := s.endAccess(ctx, userID, actor, ReasonDisabled)
 	ch := Change{User: u, Already: already, Ended: ended}
 	if err != nil {
 		// Disabled stands: the chain refuses the user; say what is left.
@@ -310,7 +324,7 @@ func (s *Service) RevokeSessions(ctx context.Context, actor, userID string) (Cha
 	if err != nil {
 		return Change{}, err
 	}
-	ended, err := s.EndAccess(ctx, userID, actor, "sessions revoked by "+actor)
+	ended, err := s.endAccess(ctx, userID, actor, ReasonRevoked)
 	ch := Change{User: u, Ended: ended, Already: ended.Sessions == 0 && ended.Logins == 0}
 	if err != nil {
 		return ch, fmt.Errorf("revoking the sessions of user %s (run the command again): %w", userID, err)
@@ -331,7 +345,13 @@ func (s *Service) RevokeSessions(ctx context.Context, actor, userID string) (Cha
 // its login on every request). Workers are counted, not touched: the
 // chain refuses them through their owner's standing. It appends no audit
 // event (its callers record why) and does not check that the user exists.
-// actor is for the log.
+// actor is for the log; reason, a stable word (ReasonDisabled,
+// ReasonRevoked), is kept as the logins' RevokeReason.
+//
+// service/membership has an EndAccess of its own that also drops the
+// user's cached standing; the server passes it as Options.EndAccess, and
+// this one serves where no membership service runs (a command on the
+// store itself).
 //
 // A session or login that ends by itself meanwhile is not an error. On an
 // error, what was ended before it stays ended; calling again finishes.
@@ -383,6 +403,29 @@ func (s *Service) EndAccess(ctx context.Context, userID, actor, reason string) (
 		s.log.Info("access ended", "user_id", userID, "actor", actor, "sessions", ended.Sessions, "cli_logins", ended.Logins)
 	}
 	return ended, nil
+}
+
+// endAccess runs Options.EndAccess, counting first what it will end, or
+// else EndAccess.
+func (s *Service) endAccess(ctx context.Context, userID, actor, reason string) (Ended, error) {
+	if s.end == nil {
+		return s.EndAccess(ctx, userID, actor, reason)
+	}
+	var e Ended
+	if ss, err := s.store.ListSessions(ctx, userID); err == nil {
+		e.Sessions = len(ss)
+	}
+	if fs, err := s.store.ListRefreshFamilies(ctx, userID); err == nil {
+		for _, f := range fs {
+			if f.RevokedAt.IsZero() {
+				e.Logins++
+			}
+		}
+	}
+	if ws, err := s.store.ListWorkers(ctx, userID); err == nil {
+		e.Workers = len(ws)
+	}
+	return e, s.end(ctx, userID, actor, reason)
 }
 
 func (s *Service) audit(ctx context.Context, actor, action string, u data.User, details map[string]string) (data.AuditEvent, error) {

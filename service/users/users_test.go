@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -110,7 +111,7 @@ func TestDisableEndsSessionsAndCLILogins(t *testing.T) {
 		t.Errorf("another user's session: %v", err)
 	}
 	fam, err := f.store.GetRefreshFamily(ctx, "f1")
-	if err != nil || fam.RevokedAt.IsZero() || !strings.Contains(fam.RevokeReason, "disabled") {
+	if err != nil || fam.RevokedAt.IsZero() || fam.RevokeReason != users.ReasonDisabled {
 		t.Errorf("CLI login after disable: %+v, %v; want revoked, reason naming the disable", fam, err)
 	}
 	if old, _ := f.store.GetRefreshFamily(ctx, "f0"); old.RevokeReason != "logout" {
@@ -280,5 +281,40 @@ func TestListAndShow(t *testing.T) {
 	}
 	if _, err := f.svc.Show(ctx, "octocat@example.com"); !errors.Is(err, users.ErrAmbiguous) || !strings.Contains(err.Error(), "usr_hubot, usr_octo") {
 		t.Errorf("show by a shared address: %v", err)
+	}
+}
+
+// With Options.EndAccess (the server passes service/membership's), Disable
+// and RevokeSessions hand the ending over and report what was there.
+func TestEndAccessHook(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	var calls []string
+	svc := users.New(users.Options{Store: f.store, EndAccess: func(ctx context.Context, userID, actor, reason string) error {
+		calls = append(calls, userID+" "+actor+" "+reason)
+		if userID != "usr_octo" {
+			return nil
+		}
+		return f.store.DeleteSession(ctx, "s1")
+	}})
+	ch, err := svc.Disable(ctx, "operator", "usr_octo", "")
+	if err != nil || ch.Ended != (users.Ended{Sessions: 2, Logins: 1, Workers: 1}) {
+		t.Fatalf("disable: %+v, %v", ch, err)
+	}
+	if _, err := f.store.GetSession(ctx, "s2"); err != nil {
+		t.Errorf("the built-in EndAccess ran besides the hook: %v", err)
+	}
+	if _, err := svc.RevokeSessions(ctx, "operator", "usr_hubot"); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"usr_octo operator " + users.ReasonDisabled, "usr_hubot operator " + users.ReasonRevoked}
+	if !slices.Equal(calls, want) {
+		t.Errorf("hook calls %q, want %q", calls, want)
+	}
+	failing := users.New(users.Options{Store: f.store, EndAccess: func(context.Context, string, string, string) error {
+		return data.ErrUnavailable
+	}})
+	if _, err := failing.RevokeSessions(ctx, "operator", "usr_octo"); !errors.Is(err, data.ErrUnavailable) || !strings.Contains(err.Error(), "run the command again") {
+		t.Errorf("a failing hook: %v", err)
 	}
 }
