@@ -208,13 +208,9 @@ func (s *Service) Disable(ctx context.Context, actor, userID, reason string) (Ch
 	if err != nil {
 		return Change{}, fmt.Errorf("disabling user %s: %w", userID, err)
 	}
-	ended, err := s.endAccess(ctx, userID, actor, ReasonDisabled)
+	ended, endErr := s.endAccess(ctx, userID, actor, ReasonDisabled)
 	ch := Change{User: u, Already: already, Ended: ended}
-	if err != nil {
-		// Disabled stands: the chain refuses the user; say what is left.
-		return ch, fmt.Errorf("user %s is disabled, but ending their sessions failed (run `arbor users disable %s` again): %w", userID, userID, err)
-	}
-	if !already || ended.Sessions > 0 || ended.Logins > 0 {
+	if !already || ended.Sessions > 0 || ended.Logins > 0 || endErr != nil {
 		details := map[string]string{"sessions": itoa(ended.Sessions), "cli_logins": itoa(ended.Logins), "workers": itoa(ended.Workers)}
 		if reason != "" {
 			details["reason"] = reason
@@ -222,10 +218,21 @@ func (s *Service) Disable(ctx context.Context, actor, userID, reason string) (Ch
 		if already {
 			details["already"] = "true"
 		}
-		ch.Event, err = s.audit(ctx, actor, ActionDisabled, u, details)
+		if endErr != nil {
+			// Disabled stands (the chain refuses the user), so the event
+			// is recorded; it says that some access may be left.
+			details["error"] = endErr.Error()
+		}
+		var err error
+		if ch.Event, err = s.audit(ctx, actor, ActionDisabled, u, details); err != nil && endErr == nil {
+			return ch, err
+		}
+	}
+	if endErr != nil {
+		return ch, fmt.Errorf("user %s is disabled, but ending their sessions failed (run `arbor users disable %s` again): %w", userID, userID, endErr)
 	}
 	s.log.Info("user disabled", "user_id", userID, "actor", actor, "already", already, "sessions", ended.Sessions, "cli_logins", ended.Logins)
-	return ch, err
+	return ch, nil
 }
 
 // Enable lets a disabled user in again. Their workers work again at once;

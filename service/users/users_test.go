@@ -318,3 +318,24 @@ func TestEndAccessHook(t *testing.T) {
 		t.Errorf("a failing hook: %v", err)
 	}
 }
+
+// A disable whose ending fails still stands and is recorded, and says to
+// run it again.
+func TestDisableWhenEndingFails(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	svc := users.New(users.Options{Store: f.store, EndAccess: func(context.Context, string, string, string) error {
+		return data.ErrUnavailable
+	}})
+	_, err := svc.Disable(ctx, "operator", "usr_octo", "")
+	if !errors.Is(err, data.ErrUnavailable) || !strings.Contains(err.Error(), "run `arbor users disable usr_octo` again") {
+		t.Fatalf("disable: %v", err)
+	}
+	if u, _ := f.store.GetUser(ctx, "usr_octo"); !u.Disabled {
+		t.Error("the user is not disabled")
+	}
+	evs := f.events(t, "usr_octo")
+	if len(evs) != 1 || evs[0].Action != users.ActionDisabled || evs[0].Details["error"] == "" {
+		t.Errorf("audit: %+v", evs)
+	}
+}
