@@ -60,6 +60,13 @@ type Options struct {
 	// always read from the process environment.
 	Environ []string
 
+	// Members builds the membership service the policy judges users by
+	// (service/membership.Service: Member(ctx, userID)) from the compiled
+	// policy. It is asked only when policy: is configured; nil then makes
+	// New refuse to start (fail closed). Issue 19's membership service is
+	// joined here.
+	Members MembersFunc
+
 	// Now, for tests only, is the clock of the store, the sessions, the
 	// tokens and the sign-in, CLI and connection services, so that a test
 	// can move time on; nil is time.Now.

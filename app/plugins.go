@@ -58,6 +58,7 @@ func pluginConfigs(cfg config.Config, environ []string) (map[string]plugins.Plug
 			},
 			LoginScopes:       p.LoginScopes,
 			GitScopes:         p.GitScopes,
+			GroupsScopes:      p.GroupsScopes,
 			AllowedHosts:      p.AllowedHosts,
 			AllowPrivateHosts: p.AllowPrivateHosts,
 		}

@@ -223,12 +223,18 @@ func (a *App) setupWebAuth(cfg config.Config, secrets config.SecretsValues, keyr
 	if err != nil {
 		return nil, err
 	}
+	// The policy (docs/policy.md): nil and nil without policy:.
+	rules, members, err := a.buildPolicy(cfg)
+	if err != nil {
+		return nil, err
+	}
 	// The one authentication chain (package authn).
 	chain, err := authn.New(authn.Config{
 		Session:       sessions.Cookies(),
 		CLI:           authn.CLI(cli),
 		Worker:        authn.Workers(workerSvc),
 		ServiceTokens: services,
+		Members:       members,
 	})
 	if err != nil {
 		return nil, usageErr(err)
@@ -288,7 +294,9 @@ func (a *App) setupWebAuth(cfg config.Config, secrets config.SecretsValues, keyr
 			Email:     cfg.Identity.EmailHeader,
 			Login:     cfg.Identity.LoginHeader,
 			Assertion: cfg.Identity.AssertionHeader,
+			Groups:    cfg.Identity.GroupsHeader,
 		},
+		Rules:         rules,
 		Assertions:    asserter,
 		SessionCookie: sessions.CookieName(),
 		FlowCookie:    web.FlowCookieName(),

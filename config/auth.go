@@ -58,6 +58,18 @@ type Identity struct {
 	AssertionAudience string `yaml:"assertion_audience"`
 	// AssertionTTL is the assertion's lifetime. Default 5m.
 	AssertionTTL time.Duration `yaml:"assertion_ttl"`
+	// GroupsHeader carries the user's groups ("github:vintner,
+	// github:vintner/platform"), comma separated, sorted; the same list
+	// is the assertion's groups claim. Default X-Arbor-User-Groups.
+	GroupsHeader string `yaml:"groups_header"`
+	// GroupsHeaderAll sends every group the providers report, not only
+	// those the policy mentions. Default false: the upstream learns no
+	// more than the policy needs (and the header stays small).
+	GroupsHeaderAll bool `yaml:"groups_header_all"`
+	// GroupsHeaderMax caps the groups header in bytes: groups are added in
+	// sorted order while they fit, the rest are left out of the header and
+	// of the claim. Default 2048.
+	GroupsHeaderMax int `yaml:"groups_header_max"`
 }
 
 // Connections configures Git provider connections.
@@ -125,6 +137,8 @@ func defaultIdentity() Identity {
 		AssertionHeader: "X-Arbor-Assertion",
 		AssertionShape:  "arbor",
 		AssertionTTL:    5 * time.Minute,
+		GroupsHeader:    DefaultGroupsHeader,
+		GroupsHeaderMax: DefaultGroupsHeaderMax,
 	}
 }
 

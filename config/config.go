@@ -71,6 +71,9 @@ type Config struct {
 	Limits      Limits      `yaml:"limits"`
 	UI          UI          `yaml:"ui"`
 	TLS         TLS         `yaml:"tls"`
+	// Policy says who may sign in and reach which routes (policy.go,
+	// docs/policy.md). Default: anyone with an account at a provider.
+	Policy Policy `yaml:"policy"`
 	// Providers configures provider plugins by name (github, gitlab, …):
 	// client id, endpoint overrides, scopes, extra hosts. Environment:
 	// ARBOR_PROVIDERS_<NAME>_<FIELD>, e.g. ARBOR_PROVIDERS_GITHUB_CLIENT_ID;
@@ -252,6 +255,7 @@ func Default() Config {
 		Limits: defaultLimits(),
 		UI:     defaultUI(),
 		TLS:    defaultTLS(),
+		Policy: defaultPolicy(),
 	}
 }
 
@@ -340,6 +344,7 @@ func (c *Config) fillDerived() {
 	}
 	c.fillPluginDefaults()
 	c.fillAuthDefaults()
+	c.fillPolicyDefaults()
 }
 
 // Validate checks every field and reports all problems at once.
@@ -434,6 +439,7 @@ func (c Config) Validate() error {
 	c.validateTLS(bad)
 	c.validateSlowClients(bad)
 	c.validateUI(bad)
+	c.validatePolicy(bad)
 	if len(errs) > 0 {
 		return fmt.Errorf("config: %w", errors.Join(errs...))
 	}

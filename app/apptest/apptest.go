@@ -63,6 +63,7 @@ type setup struct {
 	secure   bool
 	loading  bool
 	tls      bool
+	members  app.MembersFunc // PolicyMembers
 }
 
 // Secure makes the public URL https://, so that cookies are Secure and the
@@ -196,7 +197,7 @@ func New(t *testing.T, opts ...Option) *Harness {
 	h.SessionTokenKey = derive([]byte(session), "session token")
 	h.CLITokenKey = []byte(cli)
 	h.App, err = app.New(t.Context(), h.Config, app.Options{
-		Environ: environ, Stderr: logOut, Now: h.Clock.Now, Version: "test",
+		Environ: environ, Stderr: logOut, Now: h.Clock.Now, Version: "test", Members: s.members,
 		Tests: app.TestOptions{
 			// Failed revocations are retried at once and workers'
 			// last-used times are written only when a test flushes.

@@ -60,7 +60,7 @@ to ARBOR_ENCRYPTION_KEYS (comma separated, newest last), restart, run
 	rotate := &cobra.Command{
 		Use:   "rotate",
 		Short: "Re-seal every sealed record under the newest encryption key",
-		Long: `Re-seal every sealed record (Git provider tokens) under the newest key of
+		Long: `Re-seal every sealed record (Git provider tokens and login grants) under the newest key of
 ARBOR_ENCRYPTION_KEYS. If 'arbor serve' is running on the same data_dir it
 does the work (with the keys it was started with); otherwise this command
 opens the store itself with the keys in its own environment.`,

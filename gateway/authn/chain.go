@@ -27,6 +27,11 @@ type Config struct {
 	// ServiceTokens may call the service route (KindService). None: the
 	// route answers 404.
 	ServiceTokens []ServiceToken
+	// Members answers the standing of an authenticated user (the
+	// membership service): every route but Session refuses a user the
+	// policy refuses, 403 with the Verdict's code. Nil: no policy, and no
+	// cost.
+	Members Members
 }
 
 // Chain is the one ordered chain of authenticators. Build it once with
@@ -34,6 +39,7 @@ type Config struct {
 type Chain struct {
 	by      [numKinds]Authenticator
 	session Sessions
+	members Members
 }
 
 // New builds the chain from cfg.
@@ -41,7 +47,7 @@ func New(cfg Config) (*Chain, error) {
 	if cfg.Session == nil {
 		return nil, errors.New("authn: Config.Session is required")
 	}
-	ch := &Chain{session: cfg.Session}
+	ch := &Chain{session: cfg.Session, members: cfg.Members}
 	ch.by[KindSession] = cfg.Session
 	ch.by[KindCLI], ch.by[KindWorker] = cfg.CLI, cfg.Worker
 	if len(cfg.ServiceTokens) > 0 {
@@ -56,6 +62,10 @@ func New(cfg Config) (*Chain, error) {
 
 // Accepts reports whether the chain has an authenticator for kind k.
 func (ch *Chain) Accepts(k Kind) bool { return k < numKinds && ch.by[k] != nil }
+
+// ConsultsMembers reports whether the chain consults Members (a policy is
+// configured), so that identities carry their Member.
+func (ch *Chain) ConsultsMembers() bool { return ch.members != nil }
 
 // Authenticator returns the chain's authenticator of kind k, nil if it has
 // none.

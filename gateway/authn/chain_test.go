@@ -34,6 +34,7 @@ const serviceSecret = "0123456789abcdef0123456789abcdef-argocd"
 type env struct {
 	store      *boltdb.Store
 	chain      *authn.Chain
+	cfg        authn.Config // the chain's, for a chain with Members
 	app        *fiber.App
 	cookieName string
 
@@ -123,12 +124,13 @@ func newEnv(t *testing.T) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.chain, err = authn.New(authn.Config{
+	e.cfg = authn.Config{
 		Session:       sessions.Cookies(),
 		CLI:           authn.CLI(cli),
 		Worker:        authn.Workers(ws),
 		ServiceTokens: []authn.ServiceToken{{Name: "argocd", Token: serviceSecret}},
-	})
+	}
+	e.chain, err = authn.New(e.cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

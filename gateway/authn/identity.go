@@ -4,6 +4,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/vintner/arbor/gateway/authz/scope"
+	"github.com/vintner/arbor/service/membership"
 )
 
 // Kind is the kind of credential that authenticated a caller.
@@ -42,6 +43,11 @@ func (k Kind) String() string {
 // Identity is the caller of a request, as an Authenticator found it.
 type Identity struct {
 	Kind Kind
+	// Scopes is what a CLI access token may do (package scope), set only
+	// for KindCLI: the other kinds are not scoped. (Next to Kind, so that
+	// both share a word and an Identity stays in the 128-byte size class
+	// the Gate allocates per request.)
+	Scopes scope.Set
 	// UserID is the person the request acts for: the signed-in user, the
 	// CLI token's user or the worker's owner. Empty for a service.
 	UserID string
@@ -55,11 +61,13 @@ type Identity struct {
 	// (KindCLI), so that what it opened (a WebSocket tunnel) can end with
 	// the login.
 	LoginID string
-	// Scopes is what a CLI access token may do (package scope), set only
-	// for KindCLI: the other kinds are not scoped.
-	Scopes scope.Set
 	// Service is the configured backend's name (KindService).
 	Service string
+	// Member is the user's standing as the chain found it when it
+	// consulted Members (Config.Members): set for a session, a CLI token
+	// or a worker when a policy is configured, nil otherwise. Shared and
+	// read-only.
+	Member *membership.Member
 }
 
 // Outcome is an Authenticator's answer (see the package documentation).

@@ -53,6 +53,13 @@ func (ch *Chain) Upstream(c *fiber.Ctx, public bool) (id Identity, ok bool, err 
 		// would reach the upstream, which could use it on Arbor's API.
 		return Identity{}, false, scope.Refuse(c, scope.Proxy)
 	case out == Authenticated:
+		if e := ch.standing(c, &id); e != nil {
+			if public && e.Status >= 500 {
+				gateway.Logger(c).Warn("membership check failed; serving a public route without identity", "err", e.Err)
+				return Identity{}, false, nil
+			}
+			return Identity{}, false, e
+		}
 		return id, true, nil
 	case kind == KindCLI, out == None:
 		return Identity{}, false, nil
@@ -73,6 +80,9 @@ func (ch *Chain) Worker(c *fiber.Ctx) (Identity, error) {
 	id, out, _, err := ch.authenticate(c, orderWorker)
 	switch out {
 	case Authenticated:
+		if e := ch.standing(c, &id); e != nil {
+			return Identity{}, e
+		}
 		return id, nil
 	case Failed:
 		// Not the worker's fault: it may retry.
@@ -95,6 +105,9 @@ func (ch *Chain) API(c *fiber.Ctx, need scope.Set) (Identity, error) {
 	case out == Authenticated && kind == KindCLI && (need == 0 || !id.Scopes.Has(need)):
 		return id, scope.Refuse(c, need)
 	case out == Authenticated:
+		if e := ch.standing(c, &id); e != nil {
+			return Identity{}, e
+		}
 		return id, nil
 	case out == Failed:
 		return Identity{}, httperr.StoreUnavailable(err, "Arbor could not check the "+credential(kind))
@@ -112,6 +125,9 @@ func (ch *Chain) Who(c *fiber.Ctx) (Identity, error) {
 	id, out, _, err := ch.authenticate(c, orderBearer)
 	switch out {
 	case Authenticated:
+		if e := ch.standing(c, &id); e != nil {
+			return Identity{}, e
+		}
 		return id, nil
 	case Failed:
 		return Identity{}, httperr.StoreUnavailable(err, "Arbor could not check the credentials")
@@ -128,6 +144,9 @@ func (ch *Chain) Page(c *fiber.Ctx) (id Identity, ok bool, err error) {
 	if out != Authenticated {
 		return Identity{}, false, c.Redirect(PathSignIn+"?return_to="+url.QueryEscape(c.OriginalURL()), http.StatusFound)
 	}
+	if e := ch.standing(c, &id); e != nil {
+		return Identity{}, false, e
+	}
 	return id, true, nil
 }
 
@@ -138,6 +157,9 @@ func (ch *Chain) Form(c *fiber.Ctx) (Identity, error) {
 	if out != Authenticated {
 		return Identity{}, httperr.New(http.StatusUnauthorized, httperr.CodeUnauthenticated, "Sign in first")
 	}
+	if e := ch.standing(c, &id); e != nil {
+		return Identity{}, e
+	}
 	return id, nil
 }
 
@@ -145,7 +167,9 @@ func (ch *Chain) Form(c *fiber.Ctx) (Identity, error) {
 // themselves what a missing or refused session means (sign-in's own
 // steps, the account page, /auth/whoami): the session cookie only, with
 // the outcome kept apart (None, Refused, Failed: the authenticator's
-// error) and nothing written to the response.
+// error) and nothing written to the response. It does not consult
+// Members: a user the policy refuses can still sign out, and sign-in
+// judges its new session itself.
 func (ch *Chain) Session(c *fiber.Ctx) (Identity, Outcome, error) {
 	id, out, _, err := ch.authenticate(c, orderSession)
 	return id, out, err

@@ -18,9 +18,18 @@
 // calling and never anything it could replay.
 //
 // A newcomer follows a proxied request from gateway/server.go to
-// gateway.Options.Guard to here. Policy beyond route classes (issue 19:
-// which signed-in users may reach which routes) belongs in the Gate too,
-// not in sign-in or the chain.
+// gateway.Options.Guard to here.
+//
+// # Policy
+//
+// Who may be signed in at all (policy.allow) is decided where the caller
+// is found: the chain consults [Members] (the membership service) for
+// every session, CLI token and worker, on every route it guards, and
+// refuses with the Verdict's code (403, in words). Which signed-in users
+// may reach which paths (policy.routes) is decided here, by
+// GateOptions.Rules on the Member the chain found; the Director passes
+// the Member's visible groups on (the groups header and claim). Package
+// policy compiles both from config; docs/policy.md tells the whole story.
 //
 // # The hot path
 //
@@ -29,3 +38,11 @@
 // anonymous one none (BenchmarkGuard). Header names are canonicalised
 // once, in NewGate.
 package authz
+
+import "github.com/vintner/arbor/gateway/authn"
+
+// Members answers a user's standing (membership.Member, with the policy's
+// Verdict): the membership service implements it, and the chain consults
+// it (authn.Config.Members) for every authenticated user. It is
+// authn.Members, named here too because authorization is what it is for.
+type Members = authn.Members

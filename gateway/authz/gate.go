@@ -14,6 +14,7 @@ import (
 	"github.com/vintner/arbor/gateway/authn"
 	"github.com/vintner/arbor/gateway/authz/access"
 	"github.com/vintner/arbor/gateway/authz/assertion"
+	"github.com/vintner/arbor/gateway/authz/policy"
 	"github.com/vintner/arbor/gateway/httperr"
 	"github.com/vintner/arbor/gateway/signin/returnto"
 	"github.com/vintner/arbor/service/workers"
@@ -25,6 +26,10 @@ type Headers struct {
 	Email     string
 	Login     string
 	Assertion string
+	// Groups carries the user's visible groups, comma separated
+	// (identity.groups_header; membership.Member.VisibleHeader), sent only
+	// when the chain consults a policy.
+	Groups string
 }
 
 // DefaultHeaders are the standard identity header names.
@@ -33,6 +38,7 @@ var DefaultHeaders = Headers{
 	Email:     "X-Arbor-User-Email",
 	Login:     "X-Arbor-User-Login",
 	Assertion: "X-Arbor-Assertion",
+	Groups:    "X-Arbor-User-Groups",
 }
 
 // GateOptions configure a Gate.
@@ -58,6 +64,12 @@ type GateOptions struct {
 	Headers Headers
 	// Assertions signs the identity assertion header; nil sends none.
 	Assertions *assertion.Signer
+	// Rules are the policy's route rules (package policy: policy.routes):
+	// a signed-in caller on a path a rule governs must pass it, else 403
+	// route_not_allowed; an anonymous one is sent to sign in. They need a
+	// Chain that consults Members (authn.Config.Members), whose Member the
+	// rules judge. Nil: none, and no cost.
+	Rules *policy.Policy
 	// SessionCookie and FlowCookie are the names of Arbor's cookies
 	// (session.Manager.CookieName, SignIn.FlowCookieName), which Director
 	// removes from the relayed Cookie header. Required.
@@ -113,6 +125,14 @@ func NewGate(opts GateOptions) (*Gate, error) {
 	if opts.Headers.Assertion == "" {
 		opts.Headers.Assertion = DefaultHeaders.Assertion
 	}
+	if opts.Headers.Groups == "" {
+		opts.Headers.Groups = DefaultHeaders.Groups
+	}
+	if !opts.Rules.HasRoutes() {
+		opts.Rules = nil
+	} else if !opts.Chain.ConsultsMembers() {
+		return nil, errors.New("authz: GateOptions.Rules need a Chain that consults Members (authn.Config.Members): route rules judge the caller's memberships")
+	}
 	opts.FlowPaths = append([]string(nil), opts.FlowPaths...)
 	return &Gate{opts: opts, hdr: newHeaderNames(opts.Headers)}, nil
 }
@@ -126,7 +146,7 @@ func NewGate(opts GateOptions) (*Gate, error) {
 // and must not mean something to the app.
 func (g *Gate) StrippedHeaders() []string {
 	out := []string{workers.HeaderID, workers.HeaderToken}
-	for _, h := range []string{g.opts.Headers.UserID, g.opts.Headers.Email, g.opts.Headers.Login, g.opts.Headers.Assertion} {
+	for _, h := range []string{g.opts.Headers.UserID, g.opts.Headers.Email, g.opts.Headers.Login, g.opts.Headers.Assertion, g.opts.Headers.Groups} {
 		if !strings.HasPrefix(strings.ToLower(h), "x-arbor-") {
 			out = append(out, h)
 		}
@@ -147,7 +167,7 @@ func IdentityOf(c *fiber.Ctx) (authn.Identity, bool) {
 }
 
 type headerNames struct {
-	userID, email, login, assertion, worker []byte
+	userID, email, login, assertion, worker, groups []byte
 }
 
 func newHeaderNames(h Headers) headerNames {
@@ -158,7 +178,7 @@ func newHeaderNames(h Headers) headerNames {
 		hh.VisitAll(func(k, _ []byte) { out = append([]byte(nil), k...) })
 		return out
 	}
-	return headerNames{canon(h.UserID), canon(h.Email), canon(h.Login), canon(h.Assertion), canon("X-Arbor-Worker-Id")}
+	return headerNames{canon(h.UserID), canon(h.Email), canon(h.Login), canon(h.Assertion), canon("X-Arbor-Worker-Id"), canon(h.Groups)}
 }
 
 // Guard runs before every request relayed to the upstream (it is
@@ -167,12 +187,21 @@ func newHeaderNames(h Headers) headerNames {
 // routes, else a session cookie or a CLI token), keeps the identity for
 // Director, and stops requests that need a session and have none: a
 // redirect to sign-in for a page (GET or HEAD of a session route), 401
-// JSON otherwise.
+// JSON otherwise. On a path a route rule governs (GateOptions.Rules), the
+// caller must pass it (403 route_not_allowed, in words), and an anonymous
+// caller is treated as on a session route.
 func (g *Gate) Guard(c *fiber.Ctx) (bool, error) {
 	class, err := g.opts.Policy.Classify(c.Request().URI().PathOriginal())
 	if err != nil {
 		return false, httperr.Wrap(err, http.StatusBadRequest, httperr.CodeBadPath,
 			"The request path is malformed (dot segments, backslashes, bad escapes or control characters)")
+	}
+	var route *policy.Route
+	if g.opts.Rules != nil {
+		route = g.opts.Rules.Route(c.Request().URI().PathOriginal())
+		if route != nil && class == access.Public {
+			class = access.Session
+		}
 	}
 	if g.opts.WorkerRoutes != nil && g.opts.Chain.Accepts(authn.KindWorker) {
 		if wc, err := g.opts.WorkerRoutes.Classify(c.Request().URI().PathOriginal()); err == nil && wc == access.API {
@@ -180,6 +209,11 @@ func (g *Gate) Guard(c *fiber.Ctx) (bool, error) {
 			id, err := g.opts.Chain.Worker(c)
 			if err != nil {
 				return false, err
+			}
+			if route != nil {
+				if v := route.Admit(id.Member); !v.Admitted() {
+					return false, httperr.Denied(v)
+				}
 			}
 			keepIdentity(c, id)
 			return true, nil
@@ -190,6 +224,11 @@ func (g *Gate) Guard(c *fiber.Ctx) (bool, error) {
 		return false, err
 	}
 	if ok {
+		if route != nil {
+			if v := route.Admit(id.Member); !v.Admitted() {
+				return false, httperr.Denied(v)
+			}
+		}
 		keepIdentity(c, id)
 		return true, nil
 	}
@@ -253,8 +292,15 @@ func (g *Gate) Director(c *fiber.Ctx, req *fasthttp.Request) error {
 	if id.Login != "" {
 		req.Header.SetCanonical(g.hdr.login, bytesOf(id.Login))
 	}
+	groups := ""
+	if id.Member != nil {
+		groups = id.Member.VisibleHeader
+	}
+	if groups != "" {
+		req.Header.SetCanonical(g.hdr.groups, bytesOf(groups))
+	}
 	if g.opts.Assertions != nil {
-		tok, err := g.opts.Assertions.Sign(assertion.Identity{UserID: id.UserID, Email: id.Email, Login: id.Login, WorkerID: id.WorkerID})
+		tok, err := g.opts.Assertions.Sign(assertion.Identity{UserID: id.UserID, Email: id.Email, Login: id.Login, WorkerID: id.WorkerID, Groups: groups})
 		if err != nil {
 			return httperr.Wrap(err, http.StatusInternalServerError, httperr.CodeInternal, "Arbor could not sign the identity assertion")
 		}

@@ -75,6 +75,10 @@ type Error struct {
 	Message string
 	// Err is the internal cause. It is logged, never rendered. May be nil.
 	Err error
+	// Rule and Fix, set on a policy refusal (Denied), are written to JSON
+	// as "rule" and "fix" besides the message: which rule applied and
+	// what to do, in words a user understands.
+	Rule, Fix string
 	// RetryAfter, if positive, is rendered as the Retry-After header in
 	// whole seconds, rounded up (RFC 9110 section 10.2.3): when a 429 or
 	// 503 client may try again.

@@ -17,6 +17,9 @@ type body struct {
 	Error     string `json:"error"`
 	Message   string `json:"message"`
 	RequestID string `json:"request_id,omitempty"`
+	// Rule and Fix: a policy refusal's (Denied).
+	Rule string `json:"rule,omitempty"`
+	Fix  string `json:"fix,omitempty"`
 }
 
 // WantsHTML reports whether the client prefers an HTML page to JSON, as a
@@ -69,7 +72,7 @@ func RenderPage(c *fiber.Ctx, e *Error, requestID string, page Page) error {
 		c.Set(fiber.HeaderContentType, fiber.MIMETextHTMLCharsetUTF8)
 		return c.SendString(plainPage(status, e.Code, e.Message, requestID))
 	}
-	b, err := json.Marshal(body{Error: e.Code, Message: e.Message, RequestID: requestID})
+	b, err := json.Marshal(body{Error: e.Code, Message: e.Message, RequestID: requestID, Rule: e.Rule, Fix: e.Fix})
 	if err != nil {
 		// Only strings are marshalled, so this cannot happen; answer anyway.
 		b = []byte(`{"error":"internal_error","message":"error rendering failed"}`)

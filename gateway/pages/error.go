@@ -22,6 +22,9 @@ type ErrorPage struct {
 	RequestID string
 	// Message is the page's text; empty: the error's message.
 	Message string
+	// Fix, if set, is a second paragraph: what to do (a policy refusal's,
+	// Denied).
+	Fix string
 	// Code, if set, marks the page as an Arbor error page for tests and
 	// browser automation: <main class="card arbor-error" data-error=Code>.
 	Code string
@@ -85,8 +88,12 @@ func HTTPErrorPage(names Names) (httperr.Page, error) {
 		return nil, err
 	}
 	return func(c *fiber.Ctx, status int, code, message, requestID string) error {
+		title := strconv.Itoa(status) + " " + http.StatusText(status)
+		if deniedCodes[code] {
+			title = DeniedTitle
+		}
 		return Render(c, t, status, "error", ErrorPage{
-			Title: strconv.Itoa(status) + " " + http.StatusText(status), RequestID: requestID, Message: message, Code: code,
+			Title: title, RequestID: requestID, Message: message, Code: code,
 		})
 	}, nil
 }

@@ -192,6 +192,7 @@ type rule struct {
 	prefix string
 	class  Class
 	dir    bool // prefix ends with "/": matches itself and below only
+	index  int  // in the rules given to New
 }
 
 // New returns a policy with default class def and the given rules. Each
@@ -222,7 +223,7 @@ func New(def Class, rules []Rule) (*Policy, error) {
 					j, q.Prefix, q.Class, i, r.Prefix, r.Class)
 			}
 		}
-		p.rules = append(p.rules, rule{prefix: r.Prefix, class: r.Class, dir: strings.HasSuffix(r.Prefix, "/")})
+		p.rules = append(p.rules, rule{prefix: r.Prefix, class: r.Class, dir: strings.HasSuffix(r.Prefix, "/"), index: i})
 		for k := 0; k < len(r.Prefix); k++ {
 			if c := r.Prefix[k]; 'A' <= c && c <= 'Z' || c >= utf8.RuneSelf {
 				p.foldRules = true
@@ -295,9 +296,34 @@ const maxViews = maxDecodeRounds + 1
 // line. It should not include the query, but anything from the first "?" or
 // "#" is ignored. The only error is ErrBadPath, returned with class 0.
 func (p *Policy) Classify(rawPath []byte) (Class, error) {
+	c, _, err := p.find(rawPath)
+	return c, err
+}
+
+// Rule returns the index (in the rules given to New) of the rule that
+// decides the class of rawPath, read exactly as Classify reads it, or -1
+// when no rule matches (the default class). The policy of package
+// gateway/authz/policy finds its route rules this way: a table whose
+// rules are all API and whose default is Public gives the longest rule
+// matching the primary reading, else the first matching another reading.
+// The only error is ErrBadPath.
+func (p *Policy) Rule(rawPath []byte) (int, error) {
+	_, r, err := p.find(rawPath)
+	if err != nil {
+		return -1, err
+	}
+	if r == nil {
+		return -1, nil
+	}
+	return r.index, nil
+}
+
+// find is Classify, also returning the rule that decided (nil for the
+// default class).
+func (p *Policy) find(rawPath []byte) (Class, *rule, error) {
 	raw := rawPath
 	if len(raw) == 0 || raw[0] != '/' {
-		return 0, ErrBadPath
+		return 0, nil, ErrBadPath
 	}
 	// One pass over the raw path finds its end, what the slow path is
 	// needed for, and what is refused whatever the reading.
@@ -325,23 +351,24 @@ func (p *Policy) Classify(rawPath []byte) (Class, error) {
 			}
 		case '.':
 			if raw[i-1] == '/' && isRawDotSegmentAt(raw, i) {
-				return 0, ErrBadPath
+				return 0, nil, ErrBadPath
 			}
 		default: // control character, DEL or backslash
-			return 0, ErrBadPath
+			return 0, nil, ErrBadPath
 		}
 	}
 	if flags&(flagPct|flagSlashes|flagSemi) != 0 {
 		return p.classifySlow(raw, flags)
 	}
 	// The common case: raw is the only reading, and it has been checked.
-	if c := p.match(raw, false); c != Public {
-		return c, nil
+	if c, r := p.match(raw, false); c != Public {
+		return c, r, nil
 	}
 	if flags&flagFold != 0 || p.foldRules {
-		return p.match(raw, true), nil
+		c, r := p.match(raw, true)
+		return c, r, nil
 	}
-	return Public, nil
+	return Public, nil, nil
 }
 
 // Byte kinds for the scan in Classify.
@@ -373,7 +400,7 @@ var byteKind = func() (t [256]uint8) {
 // classifySlow classifies a path that needs decoding, has repeated slashes
 // or has path parameters. raw starts with "/", has no "?" or "#", and has
 // passed the checks of the scan in Classify, whose flags are given.
-func (p *Policy) classifySlow(raw []byte, flags uint8) (Class, error) {
+func (p *Policy) classifySlow(raw []byte, flags uint8) (Class, *rule, error) {
 	var stack [512]byte
 	buf := stack[:0]
 	var views [maxViews][]byte
@@ -397,11 +424,11 @@ func (p *Policy) classifySlow(raw []byte, flags uint8) (Class, error) {
 			var ok bool
 			buf, ok = appendDecoded(buf, cur, false, round == 1)
 			if !ok {
-				return 0, ErrBadPath
+				return 0, nil, ErrBadPath
 			}
 			cur = buf[start:len(buf):len(buf)]
 			if checkDecoded(cur) != nil {
-				return 0, ErrBadPath
+				return 0, nil, ErrBadPath
 			}
 			views[n] = cur
 			n++
@@ -409,7 +436,7 @@ func (p *Policy) classifySlow(raw []byte, flags uint8) (Class, error) {
 				break
 			}
 			if round == maxDecodeRounds {
-				return 0, ErrBadPath
+				return 0, nil, ErrBadPath
 			}
 		}
 		// The %2F-kept reading. Its checks are implied by those of the
@@ -423,8 +450,8 @@ func (p *Policy) classifySlow(raw []byte, flags uint8) (Class, error) {
 	}
 
 	for _, v := range views[:n] {
-		if c := p.match(v, false); c != Public {
-			return c, nil
+		if c, r := p.match(v, false); c != Public {
+			return c, r, nil
 		}
 	}
 	var stripped [maxViews][]byte
@@ -434,8 +461,8 @@ func (p *Policy) classifySlow(raw []byte, flags uint8) (Class, error) {
 			start := len(buf)
 			buf = appendStripped(buf, v)
 			s := buf[start:len(buf):len(buf)]
-			if c := p.match(s, false); c != Public {
-				return c, nil
+			if c, r := p.match(s, false); c != Public {
+				return c, r, nil
 			}
 			stripped[ns] = s
 			ns++
@@ -444,19 +471,20 @@ func (p *Policy) classifySlow(raw []byte, flags uint8) (Class, error) {
 	for _, vs := range [2][][]byte{views[:n], stripped[:ns]} {
 		for _, v := range vs {
 			if p.foldRules || hasUpperOrNonASCII(v) {
-				if c := p.match(v, true); c != Public {
-					return c, nil
+				if c, r := p.match(v, true); c != Public {
+					return c, r, nil
 				}
 			}
 		}
 	}
-	return Public, nil
+	return Public, nil, nil
 }
 
-// match returns the class of the longest rule matching v, or the default.
-// With fold, prefixes are compared without regard to case, and among
-// matching rules of the same length a class other than Public wins.
-func (p *Policy) match(v []byte, fold bool) Class {
+// match returns the class of the longest rule matching v, or the default,
+// and the rule (nil for the default). With fold, prefixes are compared
+// without regard to case, and among matching rules of the same length a
+// class other than Public wins.
+func (p *Policy) match(v []byte, fold bool) (Class, *rule) {
 	for i := range p.rules {
 		r := &p.rules[i]
 		if !fold {
@@ -465,7 +493,7 @@ func (p *Policy) match(v []byte, fold bool) Class {
 			if len(v) >= len(r.prefix) && (len(r.prefix) == 1 || v[1] == r.prefix[1]) &&
 				string(v[:len(r.prefix)]) == r.prefix &&
 				(r.dir || len(v) == len(r.prefix) || v[len(r.prefix)] == '/') {
-				return r.class
+				return r.class, r
 			}
 			continue
 		}
@@ -473,19 +501,20 @@ func (p *Policy) match(v []byte, fold bool) Class {
 			continue
 		}
 		if r.class != Public {
-			return r.class
+			return r.class, r
 		}
-		for _, q := range p.rules[i+1:] {
+		for k := i + 1; k < len(p.rules); k++ {
+			q := &p.rules[k]
 			if len(q.prefix) < len(r.prefix) {
 				break
 			}
-			if q.class != Public && foldMatch(v, &q) {
-				return q.class
+			if q.class != Public && foldMatch(v, q) {
+				return q.class, q
 			}
 		}
-		return Public
+		return Public, r
 	}
-	return p.def
+	return p.def, nil
 }
 
 // foldMatch reports whether rule r matches v without regard to case.

@@ -16,9 +16,9 @@
 // # Shapes
 //
 // ShapeArbor writes iss, sub, aud (Options.Audience), iat, exp, and email,
-// login and worker_id when set. ShapeSupabase writes sub, role
-// "authenticated", aud "authenticated", email, iss, iat and exp, which is
-// what PostgREST/Supabase expect, so auth.uid() in row-level security
+// login, worker_id and groups (a list) when set. ShapeSupabase writes sub, role
+// "authenticated", aud "authenticated", email, iss, iat, exp and groups
+// when set, which is what PostgREST/Supabase expect, so auth.uid() in row-level security
 // policies keeps working behind Arbor.
 //
 // # Key rotation
@@ -45,7 +45,7 @@
 // left; after that it signs a fresh one. This is safe because:
 //
 //   - The key is every field the claims are built from (shape, user id,
-//     e-mail, login, worker id), so a cached token asserts exactly what a
+//     e-mail, login, worker id, groups), so a cached token asserts exactly what a
 //     fresh one would; only iat/exp differ, and a reused token always has
 //     at least half the TTL left.
 //   - Assertions are short-lived (default 5 minutes) and are only produced
@@ -70,6 +70,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -131,6 +132,11 @@ type Identity struct {
 	Email    string
 	Login    string // ShapeArbor only
 	WorkerID string // ShapeArbor only
+	// Groups are the user's groups the upstream may see, joined with ","
+	// (membership.Member.VisibleHeader; no group has a comma), written as
+	// the "groups" claim, a list. Being part of the cache key, different
+	// groups never share a cached token.
+	Groups string
 }
 
 // Signer signs assertions. It is safe for concurrent use.
@@ -144,14 +150,15 @@ type Signer struct {
 
 // arborClaims is the JSON form of a ShapeArbor assertion.
 type arborClaims struct {
-	Issuer   string `json:"iss"`
-	Subject  string `json:"sub"`
-	Audience string `json:"aud"`
-	IssuedAt int64  `json:"iat"`
-	Expires  int64  `json:"exp"`
-	Email    string `json:"email,omitempty"`
-	Login    string `json:"login,omitempty"`
-	WorkerID string `json:"worker_id,omitempty"`
+	Issuer   string   `json:"iss"`
+	Subject  string   `json:"sub"`
+	Audience string   `json:"aud"`
+	IssuedAt int64    `json:"iat"`
+	Expires  int64    `json:"exp"`
+	Email    string   `json:"email,omitempty"`
+	Login    string   `json:"login,omitempty"`
+	WorkerID string   `json:"worker_id,omitempty"`
+	Groups   []string `json:"groups,omitempty"`
 }
 
 // supabaseClaims is the JSON form of a ShapeSupabase assertion.
@@ -163,6 +170,9 @@ type supabaseClaims struct {
 	Issuer   string `json:"iss"`
 	IssuedAt int64  `json:"iat"`
 	Expires  int64  `json:"exp"`
+	// Groups: PostgREST exposes custom claims to row-level security
+	// (request.jwt.claims), so the groups serve there too.
+	Groups []string `json:"groups,omitempty"`
 }
 
 // jwk is one entry of the published key set.
@@ -295,13 +305,13 @@ func (s *Signer) sign(id Identity, now time.Time) (string, time.Time, error) {
 		claims = supabaseClaims{
 			Subject: id.UserID, Role: SupabaseRole, Audience: SupabaseRole,
 			Email: id.Email, Issuer: s.opts.Issuer,
-			IssuedAt: iat.Unix(), Expires: exp,
+			IssuedAt: iat.Unix(), Expires: exp, Groups: splitGroups(id.Groups),
 		}
 	default:
 		claims = arborClaims{
 			Issuer: s.opts.Issuer, Subject: id.UserID, Audience: s.opts.Audience,
 			IssuedAt: iat.Unix(), Expires: exp,
-			Email: id.Email, Login: id.Login, WorkerID: id.WorkerID,
+			Email: id.Email, Login: id.Login, WorkerID: id.WorkerID, Groups: splitGroups(id.Groups),
 		}
 	}
 	tok, err := s.encode(claims)
@@ -309,6 +319,14 @@ func (s *Signer) sign(id Identity, now time.Time) (string, time.Time, error) {
 		return "", time.Time{}, err
 	}
 	return tok, iat, nil
+}
+
+// splitGroups is the groups claim of Identity.Groups; nil for none.
+func splitGroups(s string) []string {
+	if s == "" {
+		return nil
+	}
+	return strings.Split(s, ",")
 }
 
 // headerPrefix is the start of the JOSE header; the kid and typ follow.

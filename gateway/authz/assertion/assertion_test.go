@@ -388,6 +388,8 @@ func TestCacheKeyedByIdentity(t *testing.T) {
 		{"other worker", ShapeArbor, Identity{UserID: base.UserID, Email: base.Email, Login: base.Login}, false},
 		{"supabase ignores login", ShapeSupabase, Identity{UserID: base.UserID, Email: base.Email}, true},
 		{"supabase other email", ShapeSupabase, Identity{UserID: base.UserID, Email: "b@example.com"}, false},
+		{"other groups", ShapeArbor, Identity{UserID: base.UserID, Email: base.Email, Login: base.Login, WorkerID: base.WorkerID, Groups: "github:vintner"}, false},
+		{"supabase other groups", ShapeSupabase, Identity{UserID: base.UserID, Email: base.Email, Groups: "github:vintner"}, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -690,4 +692,38 @@ func BenchmarkSignCachedParallel(b *testing.B) {
 			i++
 		}
 	})
+}
+
+// The groups claim is the list of Identity.Groups, in both shapes, and
+// absent without groups.
+func TestGroupsClaim(t *testing.T) {
+	c := newClock()
+	key := mustKey(t)
+	for _, shape := range []Shape{ShapeArbor, ShapeSupabase} {
+		s := mustSigner(t, []ed25519.PrivateKey{key}, Options{Shape: shape, Now: c.now})
+		u := newUpstream(t, s.JWKS(), s.opts.Audience, c.now)
+		if shape == ShapeSupabase {
+			u = newUpstream(t, s.JWKS(), SupabaseRole, c.now)
+		}
+		for _, tc := range []struct {
+			groups string
+			want   []any
+		}{
+			{"github:vintner,github:vintner/platform", []any{"github:vintner", "github:vintner/platform"}},
+			{"", nil},
+		} {
+			tok, err := s.Sign(Identity{UserID: "u_1", Email: "a@example.com", Groups: tc.groups})
+			if err != nil {
+				t.Fatal(err)
+			}
+			claims, err := u.verify(tok)
+			if err != nil {
+				t.Fatalf("%v: %v", shape, err)
+			}
+			got, _ := claims["groups"].([]any)
+			if fmt.Sprint(got) != fmt.Sprint(tc.want) || (tc.want == nil && claims["groups"] != nil) {
+				t.Errorf("%v: groups claim %v, want %v", shape, claims["groups"], tc.want)
+			}
+		}
+	}
 }
