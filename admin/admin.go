@@ -9,6 +9,11 @@
 // data directory limits that to the user who runs Arbor (the same user who
 // could read the store file anyway), needs no extra credentials, and is never
 // reachable from the network, unlike an admin port.
+//
+// The same holds for the operators' controls on accounts (users.go: `arbor
+// users`, `arbor sessions revoke`, `arbor audit`, package service/users).
+// The socket tells who asked: the kernel's peer credentials name the
+// connecting user id, which goes into the audit trail as the actor.
 package admin
 
 import (
@@ -26,6 +31,7 @@ import (
 	"time"
 
 	"github.com/vintner/arbor/data"
+	"github.com/vintner/arbor/service/users"
 )
 
 // SocketName is the socket's file name inside the data directory.
@@ -49,6 +55,9 @@ type Handlers struct {
 	// TLSStatus describes the certificates served (GET /v1/tls); nil
 	// answers plain http (source "").
 	TLSStatus func() TLSStatus
+	// Users serves the users and audit endpoints (GET /v1/users, …);
+	// nil answers 501.
+	Users *users.Service
 	// Version is reported by GET /v1/status.
 	Version string
 }
@@ -102,7 +111,7 @@ func Listen(path string, h Handlers, log *slog.Logger) (*Server, error) {
 		return nil, fmt.Errorf("admin: chmod %s: %w", path, err)
 	}
 	s := &Server{path: path, ln: ln, log: log}
-	s.srv = &http.Server{Handler: s.routes(h), ReadHeaderTimeout: 10 * time.Second}
+	s.srv = &http.Server{Handler: s.routes(h), ReadHeaderTimeout: 10 * time.Second, ConnContext: connActor}
 	go func() {
 		if err := s.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			log.Error("admin socket stopped", "err", err)
@@ -187,6 +196,7 @@ func (s *Server) routes(h Handlers) http.Handler {
 		json.NewEncoder(w).Encode(res)
 	})
 	tlsRoute(mux, h.TLSStatus)
+	usersRoutes(mux, h.Users)
 	return mux
 }
 

@@ -42,6 +42,7 @@ import (
 	"github.com/vintner/arbor/data"
 	"github.com/vintner/arbor/data/seal"
 	"github.com/vintner/arbor/gateway"
+	"github.com/vintner/arbor/service/users"
 )
 
 // Options are what New takes besides the configuration. The zero value is
@@ -351,6 +352,7 @@ func New(ctx context.Context, cfg config.Config, opts Options) (_ *App, err erro
 			return a.ReloadPlugins(ctx, "admin")
 		},
 		TLSStatus: a.TLSStatus,
+		Users:     users.New(users.Options{Store: store, Now: opts.Now, Logger: log, EndAccess: wa.members.EndAccess}),
 		Version:   opts.Version,
 	}, log)
 	if err != nil {

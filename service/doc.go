@@ -2,7 +2,8 @@
 // from how it is asked over HTTP. connections is the token broker for Git
 // provider connections, workers the Tendril worker tokens, webhook the
 // delivery of events to the operator's URL, providers which providers
-// exist and what each can do.
+// exist and what each can do, users the operators' controls on accounts
+// (arbor users, arbor sessions revoke, arbor audit).
 //
 // A service takes plain values and a context, and answers with values and
 // its own sentinel errors (connections.Error kinds, workers.ErrNotFound,

@@ -6,6 +6,9 @@
 //	arbor keys generate    print new secrets
 //	arbor keys rotate      re-seal every sealed record under the newest key
 //	arbor plugin …         build, inspect, test and reload provider plugins
+//	arbor users …          list, show, disable, enable and delete users
+//	arbor sessions revoke  sign a user out everywhere
+//	arbor audit            read the audit trail, newest first
 //	arbor version          print the version
 package main
 
@@ -57,5 +60,6 @@ func newRoot() *cobra.Command {
 	root.PersistentFlags().String("config", os.Getenv("ARBOR_CONFIG"), "YAML config file (env ARBOR_CONFIG); every key can also be set as ARBOR_…")
 	root.AddCommand(newServeCmd(), newDevCmd(), newBackupCmd(), newKeysCmd(), newPluginCmd(), newTLSCmd(), command.Version("arbor", version))
 	root.AddCommand(newStoreCmd())
+	root.AddCommand(newUsersCmd(), newSessionsCmd(), newAuditCmd())
 	return root
 }
