@@ -229,3 +229,25 @@ func (e *env) grant(userID string) grantTokens {
 	e.t.Fatalf("%s has no grant", userID)
 	return grantTokens{}
 }
+
+// An organisation that restricts OAuth apps hides octocat's membership:
+// the provider's Restricted reaches the Member, prefixed, and the groups
+// it hid do not count.
+func TestSignInRestrictedOrganisation(t *testing.T) {
+	e := newEnv(t, membership.Options{
+		Judge:          rule{groups: []string{"github:vintner/platform"}},
+		GroupProviders: []string{"github"},
+		Wanted:         membership.WantedGroups([]string{"github:vintner/platform"}),
+	}, func(name string, c *fakeprovider.Config) {
+		if name == "github" {
+			c.RestrictedOrgs = []string{"vintner"}
+		}
+	})
+	adm, uid := e.signIn("github", "octocat")
+	if adm.Admitted() || uid != "" || adm.Verdict.Code != membership.CodeNotAllowed {
+		t.Fatalf("octocat behind a restricted organisation: %+v", adm.Verdict)
+	}
+	if m := adm.Member; !slices.Contains(m.Restricted, "github:vintner") || m.InGroup("github:vintner/platform") {
+		t.Fatalf("member: groups %q, restricted %q", m.Groups, m.Restricted)
+	}
+}
