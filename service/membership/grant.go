@@ -88,6 +88,14 @@ var errGrantChanged = errors.New("membership: the identity's grant changed durin
 // holds the user's lock. The refreshed grant is sealed and written before
 // its access token is used, and only over the grant it replaces: if a
 // sign-in stored a newer grant meanwhile, that one is used instead.
+//
+// Write before use because a refresh spends the old pair: GitHub ("that
+// refresh token and the old user access token will no longer work",
+// https://docs.github.com/en/apps/creating-github-apps/authenticating-with-a-github-app/refreshing-user-access-tokens)
+// and GitLab (a refresh "invalidates the existing access_token and
+// refresh_token", https://docs.gitlab.com/api/oauth2/) both rotate, so a
+// pair not stored is a grant lost. A token that never expires (a classic
+// GitHub OAuth app) is used as it is.
 func (s *Service) accessToken(ctx context.Context, id data.Identity) (string, error) {
 	for attempt := 0; attempt < 2; attempt++ {
 		g, err := s.openGrant(id)
