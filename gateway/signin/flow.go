@@ -162,7 +162,7 @@ func (w *SignIn) begin(c *fiber.Ctx, purpose, userID, rt string) error {
 		State:         stateValue,
 		CodeChallenge: base64.RawURLEncoding.EncodeToString(challenge[:]),
 		// The policy reads this provider's groups: ask for their scopes.
-		WithGroups: purpose == purposeLogin && w.opts.Admission != nil && w.opts.Admission.GroupProvider(name),
+		WithGroups: purpose != purposeConnect && w.opts.Admission != nil && w.opts.Admission.GroupProvider(name),
 	})
 	if err != nil {
 		return w.showError(c, fail(http.StatusBadGateway, "provider_error", "Sign-in could not start",
@@ -279,7 +279,7 @@ func (w *SignIn) finish(c *fiber.Ctx) *flowError {
 
 	switch st.Purpose {
 	case purposeLink:
-		return w.finishLink(c, name, st, prof)
+		return w.finishLink(c, name, st, prof, tok)
 	case purposeConnect:
 		return w.finishConnect(c, name, st, tok, pu)
 	}
@@ -527,7 +527,7 @@ func (w *SignIn) userByVerifiedEmail(ctx context.Context, email string) (data.Us
 
 // finishLink adds the provider identity to the signed-in user who started
 // the link.
-func (w *SignIn) finishLink(c *fiber.Ctx, provider string, st flowstate.State, p profile) *flowError {
+func (w *SignIn) finishLink(c *fiber.Ctx, provider string, st flowstate.State, p profile, tok *abi.Token) *flowError {
 	ctx := c.UserContext()
 	cur, out, err := w.opts.Chain.Session(c)
 	if out != authn.Authenticated || cur.UserID != st.UserID {
@@ -556,6 +556,13 @@ func (w *SignIn) finishLink(c *fiber.Ctx, provider string, st flowstate.State, p
 		w.audit(c, data.AuditEvent{Action: "identity.link", Actor: cur.UserID, UserID: cur.UserID, Target: provider, Outcome: "ok"})
 	default:
 		return storeFailed("Linking failed", "Please try again in a moment.", err)
+	}
+	if w.opts.Admission != nil {
+		// The policy may count this provider's groups: keep its grant.
+		if err := w.opts.Admission.Link(ctx, cur.UserID, provider, p.subject, tok); err != nil {
+			return storeFailed("Linking failed",
+				"The sign-in method is linked, but Arbor could not save what it says about you. Please link it again in a moment.", err)
+		}
 	}
 	pages.Headers(c)
 	return redirect(c, pages.PathAccount+"?linked="+url.QueryEscape(provider))

@@ -170,3 +170,46 @@ func TestRemovedFromTheTeamIsSignedOut(t *testing.T) {
 		t.Fatalf("signing in again: %d %q", res.StatusCode, errorCode(res.Body))
 	}
 }
+
+// A group provider linked from the account page counts: its grant is
+// kept and its groups open a route the user could not reach before.
+func TestLinkedGroupProviderCounts(t *testing.T) {
+	e := newEnv(t, envOptions{policy: &config.Policy{
+		Allow:  config.PolicyAllow{EmailDomains: []string{"example.com"}},
+		Routes: []config.PolicyRoute{{Prefix: "/admin/", Groups: []string{"github:vintner/platform"}}},
+	}})
+	b := e.browser()
+	b.MustSignIn("google")
+	if res := b.Get("/admin/panel"); res.StatusCode != http.StatusForbidden || errorCode(res.Body) != membership.CodeRouteNotAllowed {
+		t.Fatalf("before linking GitHub: %d %q", res.StatusCode, errorCode(res.Body))
+	}
+	res := b.Get("/auth/link/github")
+	if scope := mustScope(t, res.Location()); !strings.Contains(scope, "read:org") {
+		t.Fatalf("linking GitHub asks for %q, without read:org", scope)
+	}
+	res = b.Get(b.Approve(res.Location(), "octocat"))
+	if res.StatusCode != http.StatusFound || !strings.HasSuffix(res.Location(), "/auth/account?linked=github") {
+		t.Fatalf("link: %d → %q\n%s", res.StatusCode, res.Location(), res.Body)
+	}
+	if res := b.Get("/admin/panel"); res.StatusCode != http.StatusOK {
+		t.Fatalf("after linking GitHub: %d %s", res.StatusCode, res.Body)
+	}
+	ids, err := e.store.ListIdentities(context.Background(), mustUserID(t, e, b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range ids {
+		if (id.Provider == "github") != (len(id.Grant) > 0) {
+			t.Fatalf("identity %s keeps a grant: %v", id.Provider, len(id.Grant) > 0)
+		}
+	}
+}
+
+func mustScope(t *testing.T, authURL string) string {
+	t.Helper()
+	u, err := url.Parse(authURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u.Query().Get("scope")
+}

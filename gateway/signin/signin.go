@@ -121,6 +121,9 @@ type Admission interface {
 	// Keep records what SignIn learnt once the user is resolved; a
 	// *membership.RefusedError refuses the sign-in after all.
 	Keep(ctx context.Context, userID, provider, subject string, tok *abi.Token, adm membership.Admission) error
+	// Link records what a sign-in method the signed-in user just linked
+	// says about them (its grant and groups, for a group provider).
+	Link(ctx context.Context, userID, provider, subject string, tok *abi.Token) error
 	// GroupProvider reports whether the sign-in asks provider for the
 	// groups scopes.
 	GroupProvider(provider string) bool

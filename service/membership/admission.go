@@ -193,3 +193,42 @@ func (s *Service) Keep(ctx context.Context, userID, provider, subject string, to
 
 // Explain is v's Rule and Fix as one text for a page.
 func (v Verdict) Explain() string { return strings.TrimSpace(v.Rule + " " + v.Fix) }
+
+// Link records what a newly linked sign-in method says about the
+// signed-in user userID (the account page's "link another sign-in
+// method"): for a group provider, the link's grant, sealed onto the
+// Identity, and the groups it reads, so that the policy counts them and
+// Run can read them again. A provider that cannot say now leaves the
+// memberships as they were (the grant is kept for the re-check). Errors
+// are the store's or the keys'; the link itself stands either way.
+func (s *Service) Link(ctx context.Context, userID, provider, subject string, tok *abi.Token) error {
+	if !s.GroupProvider(provider) || tok == nil || tok.AccessToken == "" {
+		return nil
+	}
+	rctx, cancel := context.WithTimeout(ctx, callTimeout)
+	groups, restricted, err := s.fetchGroups(rctx, provider, tok.AccessToken)
+	cancel()
+	adm := Admission{fetched: err == nil, groups: groups, restricted: restricted}
+	if err != nil {
+		s.log.Warn("could not read the groups of a linked sign-in method; the re-check will", "user_id", userID, "provider", provider, "err", err)
+		g := grantOf(tok, s.opts.Now().UTC(), grant{})
+		sealed, err := s.sealGrant(provider, subject, g)
+		if err != nil {
+			return err
+		}
+		defer s.invalidate(userID)
+		if _, err := s.store.UpdateIdentity(ctx, provider, subject, func(id data.Identity) (data.Identity, error) {
+			id.Grant, id.GrantExpiresAt = sealed, g.expiry()
+			return id, nil
+		}); err != nil {
+			return fmt.Errorf("membership: storing the grant of %s/%s: %w", provider, subject, err)
+		}
+		return nil
+	}
+	if err := s.Keep(ctx, userID, provider, subject, tok, adm); err != nil {
+		if _, refused := errors.AsType[*RefusedError](err); !refused {
+			return err
+		}
+	}
+	return nil
+}
