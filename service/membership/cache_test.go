@@ -128,7 +128,7 @@ func TestVisibleHeaderKeepsOnlySafeNames(t *testing.T) {
 // began to fail, and then the member is Unavailable, without any write
 // (the cached Member ages out when the grace ends).
 func TestGraceEndsWithoutAWrite(t *testing.T) {
-	e := newEnv(t, membership.Options{Judge: teamRule, GracePeriod: time.Hour}, nil)
+	e := newEnv(t, membership.Options{Judge: teamRule, GracePeriod: time.Hour, GroupProviders: []string{"github"}}, nil)
 	e.user("u1", "", data.Memberships{Groups: []string{"github:vintner/platform"}, FailingSince: e.clock.Now().Add(-50 * time.Minute)})
 	if m := e.member("u1"); !m.Verdict.Admitted() || m.Unavailable {
 		t.Fatalf("within the grace period: %+v", m)
@@ -136,6 +136,15 @@ func TestGraceEndsWithoutAWrite(t *testing.T) {
 	e.clock.Advance(11 * time.Minute)
 	if m := e.member("u1"); m.Verdict.Code != membership.CodeMembershipsUnavailable || !m.Unavailable {
 		t.Fatalf("after the grace period: %+v", m)
+	}
+	// A policy that no longer reads groups ignores a failure left behind.
+	other, err := membership.New(membership.Options{Store: e.store, Judge: teamRule, GracePeriod: time.Hour, Now: e.clock.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	if m, err := other.Member(context.Background(), "u1"); err != nil || m.Unavailable || !m.Verdict.Admitted() {
+		t.Fatalf("without group providers: %+v %v", m, err)
 	}
 }
 

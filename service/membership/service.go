@@ -246,7 +246,9 @@ func (s *Service) build(u data.User, ids []data.Identity, now time.Time) (*Membe
 		CheckedAt:  u.Memberships.CheckedAt,
 	}
 	until := now.Add(cacheTTL)
-	if fs := u.Memberships.FailingSince; !fs.IsZero() {
+	// Failures count only while the policy reads groups: a failure left
+	// from a policy that no longer does must not refuse anyone.
+	if fs := u.Memberships.FailingSince; !fs.IsZero() && len(s.opts.GroupProviders) > 0 {
 		end := fs.Add(s.opts.GracePeriod)
 		if now.After(end) {
 			m.Unavailable = true
