@@ -15,6 +15,7 @@ import (
 	"github.com/vintner/arbor/gateway/authn"
 	"github.com/vintner/arbor/gateway/edge/reqbody"
 	"github.com/vintner/arbor/gateway/httperr"
+	"github.com/vintner/arbor/internal/printable"
 	"github.com/vintner/arbor/service/clilogin"
 )
 
@@ -238,7 +239,7 @@ func (p *CLI) devicePage(c *fiber.Ctx) error {
 	}
 	return p.render(c, 200, "device-enter", map[string]any{
 		"Title": "Connect a device", "Who": Who(id), "CSRF": p.opts.Sessions.CSRFToken(id.SessionID),
-		"UserCode": clilogin.Clean(c.Query("user_code"), 12),
+		"UserCode": printable.Clean(c.Query("user_code"), 12),
 	})
 }
 

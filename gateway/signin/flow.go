@@ -22,6 +22,7 @@ import (
 	"github.com/vintner/arbor/gateway/internal/flowstate"
 	"github.com/vintner/arbor/gateway/pages"
 	"github.com/vintner/arbor/gateway/signin/returnto"
+	"github.com/vintner/arbor/internal/printable"
 	"github.com/vintner/arbor/plugins"
 	"github.com/vintner/arbor/sdk/abi"
 	"github.com/vintner/arbor/service/membership"
@@ -401,18 +402,7 @@ func cleanProfile(u *abi.User) profile {
 
 // clean drops control characters (a provider's login must not be able to
 // inject a header line) and caps the length.
-func clean(s string) string {
-	s = strings.Map(func(r rune) rune {
-		if r < 0x20 || r == 0x7f {
-			return -1
-		}
-		return r
-	}, s)
-	if len(s) > maxProfileField {
-		s = s[:maxProfileField]
-	}
-	return strings.TrimSpace(s)
-}
+func clean(s string) string { return printable.Clean(s, maxProfileField) }
 
 // safeCode keeps an error code from the provider printable and short.
 func safeCode(s string) string {

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/vintner/arbor/data"
+	"github.com/vintner/arbor/internal/printable"
 	"github.com/vintner/arbor/internal/scopeset"
 )
 
@@ -91,8 +92,8 @@ func machineInfo(from From, info map[string]string) map[string]string {
 	if info == nil {
 		info = map[string]string{}
 	}
-	info[infoAddress] = Clean(from.Addr, 64)
-	if ua := Clean(from.UserAgent, 120); ua != "" {
+	info[infoAddress] = printable.Clean(from.Addr, 64)
+	if ua := printable.Clean(from.UserAgent, 120); ua != "" {
 		info[infoUserAgent] = ua
 	}
 	return info

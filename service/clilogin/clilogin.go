@@ -188,21 +188,6 @@ func (s *Service) expired(d data.DeviceCode, now time.Time) bool {
 	return !now.Before(d.CreatedAt.Add(s.opts.FlowTTL))
 }
 
-// Clean drops control characters from s, cuts it to n bytes and trims
-// spaces: text a client sent, before it is stored or shown.
-func Clean(s string, n int) string {
-	s = strings.Map(func(r rune) rune {
-		if r < 0x20 || r == 0x7f {
-			return -1
-		}
-		return r
-	}, s)
-	if len(s) > n {
-		s = s[:n]
-	}
-	return strings.TrimSpace(s)
-}
-
 // NormalizeCode upper-cases a typed code and drops spaces and dashes.
 func NormalizeCode(s string) string {
 	return strings.Map(func(r rune) rune {

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/vintner/arbor/data"
+	"github.com/vintner/arbor/internal/printable"
 	"github.com/vintner/arbor/internal/scopeset"
 	"github.com/vintner/arbor/service/clilogin/clitoken"
 )
@@ -64,8 +65,8 @@ func (s *Service) Start(ctx context.Context, from From, req StartRequest) error 
 		if len(info) >= 8 {
 			break
 		}
-		if k = Clean(k, 32); k != "" && !strings.HasPrefix(k, infoPrefix) {
-			info[k] = Clean(v, 128)
+		if k = printable.Clean(k, 32); k != "" && !strings.HasPrefix(k, infoPrefix) {
+			info[k] = printable.Clean(v, 128)
 		}
 	}
 	info = machineInfo(from, info)

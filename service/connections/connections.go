@@ -57,12 +57,12 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net/url"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/vintner/arbor/config"
 	"github.com/vintner/arbor/data"
+	"github.com/vintner/arbor/internal/printable"
 	"github.com/vintner/arbor/plugins"
 	"github.com/vintner/arbor/sdk/abi"
 	"github.com/vintner/arbor/service/providers"
@@ -603,7 +603,7 @@ func (b *Broker) save(ctx context.Context, c data.Connection, s secrets, scopes 
 
 // markBroken records that the provider refused the refresh.
 func (b *Broker) markBroken(ctx context.Context, c data.Connection, reason string) error {
-	reason = clean(reason)
+	reason = printable.Clean(reason, 300)
 	if reason == "" {
 		reason = "the provider refused the refresh token"
 	}
@@ -619,20 +619,6 @@ func (b *Broker) markBroken(ctx context.Context, c data.Connection, reason strin
 	b.audit(ctx, "connection.refresh", c.UserID, c.Provider, "needs_reconnect", map[string]string{"reason": reason})
 	b.notify(Event{Type: "connection.needs_reconnect", UserID: c.UserID, Provider: c.Provider, Data: map[string]string{"reason": reason}})
 	return reconnectRequired(c.Provider, reason)
-}
-
-// clean keeps a provider's message printable and short.
-func clean(s string) string {
-	s = strings.Map(func(r rune) rune {
-		if r < 0x20 || r == 0x7f {
-			return ' '
-		}
-		return r
-	}, s)
-	if len(s) > 300 {
-		s = s[:300]
-	}
-	return strings.TrimSpace(s)
 }
 
 // Status is one provider's card on the Integrations page.

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/vintner/arbor/data"
+	"github.com/vintner/arbor/internal/printable"
 )
 
 // ticksPerInterval is how many times per RecheckInterval Run looks for
@@ -162,7 +163,7 @@ func (s *Service) Recheck(ctx context.Context, userID string) error {
 			g, r, err := s.readGroups(ctx, id)
 			if err != nil {
 				failed = true
-				failures = append(failures, provider+": "+oneLine(err.Error()))
+				failures = append(failures, provider+": "+printable.Clean(err.Error(), 300))
 				break
 			}
 			groups, restricted = append(groups, g...), append(restricted, r...)
@@ -224,18 +225,4 @@ func (s *Service) noteChange(ctx context.Context, userID, actor string, old, cur
 	}
 	s.audit(ctx, data.AuditEvent{Action: "policy.memberships_changed", Actor: actor, UserID: userID, Outcome: "ok",
 		Details: map[string]string{"added": strings.Join(added, ","), "removed": strings.Join(removed, ",")}})
-}
-
-// oneLine keeps an error printable and short for LastError.
-func oneLine(s string) string {
-	s = strings.Map(func(r rune) rune {
-		if r < 0x20 || r == 0x7f {
-			return ' '
-		}
-		return r
-	}, s)
-	if len(s) > 300 {
-		s = s[:300]
-	}
-	return strings.TrimSpace(s)
 }
