@@ -51,7 +51,6 @@ package connections
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -63,6 +62,7 @@ import (
 	"github.com/vintner/arbor/config"
 	"github.com/vintner/arbor/data"
 	"github.com/vintner/arbor/internal/printable"
+	"github.com/vintner/arbor/internal/sealedgrant"
 	"github.com/vintner/arbor/plugins"
 	"github.com/vintner/arbor/sdk/abi"
 	"github.com/vintner/arbor/service/providers"
@@ -102,10 +102,7 @@ type Store interface {
 }
 
 // Sealer seals and opens token envelopes (*seal.Keyring).
-type Sealer interface {
-	Seal(plaintext, aad []byte) ([]byte, error)
-	Open(envelope, aad []byte) ([]byte, error)
-}
+type Sealer = sealedgrant.Sealer
 
 // Providers finds Git providers (*providers.Set).
 type Providers interface {
@@ -161,20 +158,7 @@ type Token struct {
 }
 
 // secrets is the sealed part of a connection.
-type secrets struct {
-	AccessToken      string `json:"a"`
-	RefreshToken     string `json:"r,omitempty"`
-	TokenType        string `json:"t,omitempty"`
-	ExpiresAt        int64  `json:"e,omitempty"`  // Unix seconds; 0: never
-	RefreshExpiresAt int64  `json:"re,omitempty"` // Unix seconds; 0: unknown
-}
-
-func (s secrets) expiry() time.Time {
-	if s.ExpiresAt == 0 {
-		return time.Time{}
-	}
-	return time.Unix(s.ExpiresAt, 0).UTC()
-}
+type secrets = sealedgrant.Grant
 
 // Broker keeps connections. It is safe for concurrent use.
 type Broker struct {
@@ -264,21 +248,13 @@ func (b *Broker) audit(ctx context.Context, action, userID, provider, outcome st
 }
 
 func (b *Broker) seal(userID, provider string, s secrets) ([]byte, error) {
-	raw, err := json.Marshal(s)
-	if err != nil {
-		return nil, err
-	}
-	return b.sealer.Seal(raw, data.ConnectionAAD(userID, provider))
+	return sealedgrant.Seal(b.sealer, s, data.ConnectionAAD(userID, provider))
 }
 
 func (b *Broker) open(c data.Connection) (secrets, error) {
-	raw, err := b.sealer.Open(c.Sealed, data.ConnectionAAD(c.UserID, c.Provider))
+	s, err := sealedgrant.Open(b.sealer, c.Sealed, data.ConnectionAAD(c.UserID, c.Provider))
 	if err != nil {
-		return secrets{}, fmt.Errorf("connections: opening the sealed tokens of %s/%s: %w", c.UserID, c.Provider, err)
-	}
-	var s secrets
-	if err := json.Unmarshal(raw, &s); err != nil {
-		return secrets{}, fmt.Errorf("connections: decoding the sealed tokens of %s/%s: %w", c.UserID, c.Provider, err)
+		return secrets{}, fmt.Errorf("connections: the sealed tokens of %s/%s: %w", c.UserID, c.Provider, err)
 	}
 	return s, nil
 }
@@ -287,20 +263,14 @@ func (b *Broker) open(c data.Connection) (secrets, error) {
 // replacing an earlier connection to the same provider.
 func (b *Broker) Connect(ctx context.Context, userID, provider string, tok *abi.Token, u *abi.User) error {
 	now := b.opts.Now().UTC()
-	s := secrets{AccessToken: tok.AccessToken, RefreshToken: tok.RefreshToken, TokenType: tok.TokenType}
-	if tok.ExpiresIn > 0 {
-		s.ExpiresAt = now.Add(time.Duration(tok.ExpiresIn) * time.Second).Unix()
-	}
-	if tok.RefreshExpiresIn > 0 {
-		s.RefreshExpiresAt = now.Add(time.Duration(tok.RefreshExpiresIn) * time.Second).Unix()
-	}
+	s := sealedgrant.From(tok, now, secrets{})
 	sealed, err := b.seal(userID, provider, s)
 	if err != nil {
 		return err
 	}
 	c := data.Connection{
 		UserID: userID, Provider: provider, AccountID: u.ID, AccountLogin: u.Login,
-		Scopes: tok.Scopes, Sealed: sealed, TokenExpiresAt: s.expiry(),
+		Scopes: tok.Scopes, Sealed: sealed, TokenExpiresAt: s.Expiry(),
 		Status: data.ConnectionActive, LastRefreshAt: now, CreatedAt: now, UpdatedAt: now,
 	}
 	err = b.store.CreateConnection(ctx, c)
@@ -354,7 +324,7 @@ func (b *Broker) validProviderToken(ctx context.Context, userID, provider string
 		if err != nil {
 			return Token{}, err
 		}
-		return Token{AccessToken: s.AccessToken, TokenType: s.TokenType, ExpiresAt: s.expiry(), Scopes: c.Scopes}, nil
+		return Token{AccessToken: s.AccessToken, TokenType: s.TokenType, ExpiresAt: s.Expiry(), Scopes: c.Scopes}, nil
 	}
 	return b.refresh(ctx, userID, provider)
 }
@@ -469,7 +439,7 @@ func (b *Broker) doRefresh(ctx context.Context, userID, provider string) (Token,
 	if err != nil {
 		return Token{}, err
 	}
-	current := Token{AccessToken: cur.AccessToken, TokenType: cur.TokenType, ExpiresAt: cur.expiry(), Scopes: c.Scopes}
+	current := Token{AccessToken: cur.AccessToken, TokenType: cur.TokenType, ExpiresAt: cur.Expiry(), Scopes: c.Scopes}
 	if current.ExpiresAt.IsZero() || now.Add(b.opts.RefreshMargin).Before(current.ExpiresAt) {
 		return current, nil // refreshed by someone else meanwhile
 	}
@@ -551,19 +521,7 @@ func (b *Broker) doRefresh(ctx context.Context, userID, provider string) (Token,
 	b.mu.Unlock()
 
 	now = b.opts.Now().UTC()
-	next := secrets{AccessToken: tok.AccessToken, RefreshToken: tok.RefreshToken, TokenType: tok.TokenType, RefreshExpiresAt: cur.RefreshExpiresAt}
-	if next.RefreshToken == "" {
-		next.RefreshToken = cur.RefreshToken // not rotated: keep using it
-	}
-	if next.TokenType == "" {
-		next.TokenType = cur.TokenType
-	}
-	if tok.ExpiresIn > 0 {
-		next.ExpiresAt = now.Add(time.Duration(tok.ExpiresIn) * time.Second).Unix()
-	}
-	if tok.RefreshExpiresIn > 0 {
-		next.RefreshExpiresAt = now.Add(time.Duration(tok.RefreshExpiresIn) * time.Second).Unix()
-	}
+	next := sealedgrant.From(tok, now, cur)
 	scopes := tok.Scopes
 	if len(scopes) == 0 {
 		scopes = c.Scopes
@@ -588,7 +546,7 @@ func (b *Broker) save(ctx context.Context, c data.Connection, s secrets, scopes 
 		return Token{}, fmt.Errorf("connections: sealing the tokens of %s/%s: %w", c.UserID, c.Provider, err)
 	}
 	_, err = b.store.UpdateConnection(ctx, c.UserID, c.Provider, func(old data.Connection) (data.Connection, error) {
-		old.Sealed, old.TokenExpiresAt, old.Scopes = sealed, s.expiry(), scopes
+		old.Sealed, old.TokenExpiresAt, old.Scopes = sealed, s.Expiry(), scopes
 		old.Status, old.StatusReason, old.LastRefreshAt, old.UpdatedAt = data.ConnectionActive, "", at, at
 		return old, nil
 	})
@@ -598,7 +556,7 @@ func (b *Broker) save(ctx context.Context, c data.Connection, s secrets, scopes 
 	if err != nil {
 		return Token{}, storeError(c.Provider, err)
 	}
-	return Token{AccessToken: s.AccessToken, TokenType: s.TokenType, ExpiresAt: s.expiry(), Scopes: scopes}, nil
+	return Token{AccessToken: s.AccessToken, TokenType: s.TokenType, ExpiresAt: s.Expiry(), Scopes: scopes}, nil
 }
 
 // markBroken records that the provider refused the refresh.

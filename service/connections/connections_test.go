@@ -243,7 +243,7 @@ func TestRefreshPerProvider(t *testing.T) {
 			e.connect(tc.provider)
 			before := e.sealed(tc.provider)
 			if before.ExpiresAt == 0 || before.RefreshToken == "" {
-				t.Fatalf("connected without an expiring token and a refresh token: %+v", before.expiry())
+				t.Fatalf("connected without an expiring token and a refresh token: %+v", before.Expiry())
 			}
 			// Fresh: no refresh.
 			tok, err := e.b.ValidProviderToken(context.Background(), "u1", tc.provider)
@@ -251,7 +251,7 @@ func TestRefreshPerProvider(t *testing.T) {
 				t.Fatalf("fresh token: %v, refreshes %d", err, len(e.refreshCalls(tc.provider)))
 			}
 			// Inside the margin: one refresh.
-			e.clock.Advance(before.expiry().Sub(e.clock.Now()) - time.Minute)
+			e.clock.Advance(before.Expiry().Sub(e.clock.Now()) - time.Minute)
 			tok, err = e.b.ValidProviderToken(context.Background(), "u1", tc.provider)
 			if err != nil {
 				t.Fatal(err)
@@ -421,7 +421,7 @@ func TestTransientFailuresAreRetriedNotFatal(t *testing.T) {
 	e.fakes.Fakes["gitlab"].Reset()
 	e.connect("gitlab")
 	cur := e.sealed("gitlab")
-	e.clock.Advance(cur.expiry().Sub(e.clock.Now()) - 2*time.Minute)
+	e.clock.Advance(cur.Expiry().Sub(e.clock.Now()) - 2*time.Minute)
 	e.fakes.Fakes["gitlab"].FailNext(fakeprovider.EndpointToken, 100, 500)
 	tok, err := e.b.ValidProviderToken(context.Background(), "u1", "gitlab")
 	if err != nil || tok.AccessToken != cur.AccessToken {
@@ -440,7 +440,7 @@ func TestNonExpiringTokenIsReturnedAsIs(t *testing.T) {
 	e.connect("github")
 	s := e.sealed("github")
 	if s.ExpiresAt != 0 || s.RefreshToken != "" || !strings.HasPrefix(s.AccessToken, "gho_") {
-		t.Fatalf("classic token stored with expiry %v / refresh token %v", s.expiry(), s.RefreshToken != "")
+		t.Fatalf("classic token stored with expiry %v / refresh token %v", s.Expiry(), s.RefreshToken != "")
 	}
 	e.clock.Advance(1000 * time.Hour)
 	tok, err := e.b.ValidProviderToken(context.Background(), "u1", "github")

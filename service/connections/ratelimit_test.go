@@ -51,7 +51,7 @@ func TestRateLimitedRefresh(t *testing.T) {
 	}
 	// Early refresh (token still valid) rate limited: the current token.
 	cur := e.sealed("gitlab")
-	e.clock.Advance(cur.expiry().Sub(e.clock.Now()) - 2*time.Minute)
+	e.clock.Advance(cur.Expiry().Sub(e.clock.Now()) - 2*time.Minute)
 	e.fakes.Fakes["gitlab"].FailNext(fakeprovider.EndpointToken, 1, http.StatusTooManyRequests)
 	if tok, err := e.b.ValidProviderToken(ctx, "u1", "gitlab"); err != nil || tok.AccessToken != cur.AccessToken {
 		t.Fatalf("early refresh rate limited: %v", err)

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/vintner/arbor/data"
+	"github.com/vintner/arbor/internal/sealedgrant"
 	"github.com/vintner/arbor/plugins"
 	"github.com/vintner/arbor/sdk/abi"
 )
@@ -145,13 +146,13 @@ func (s *Service) Keep(ctx context.Context, userID, provider, subject string, to
 	defer s.invalidate(userID)
 	now := s.opts.Now().UTC()
 	if adm.fetched && s.GroupProvider(provider) && tok != nil && tok.AccessToken != "" {
-		g := grantOf(tok, now, grant{})
+		g := sealedgrant.From(tok, now, grant{})
 		sealed, err := s.sealGrant(provider, subject, g)
 		if err != nil {
 			return err
 		}
 		if _, err := s.store.UpdateIdentity(ctx, provider, subject, func(id data.Identity) (data.Identity, error) {
-			id.Grant, id.GrantExpiresAt = sealed, g.expiry()
+			id.Grant, id.GrantExpiresAt = sealed, g.Expiry()
 			return id, nil
 		}); err != nil {
 			return fmt.Errorf("membership: storing the grant of %s/%s: %w", provider, subject, err)
@@ -211,14 +212,14 @@ func (s *Service) Link(ctx context.Context, userID, provider, subject string, to
 	adm := Admission{fetched: err == nil, groups: groups, restricted: restricted}
 	if err != nil {
 		s.log.Warn("could not read the groups of a linked sign-in method; the re-check will", "user_id", userID, "provider", provider, "err", err)
-		g := grantOf(tok, s.opts.Now().UTC(), grant{})
+		g := sealedgrant.From(tok, s.opts.Now().UTC(), grant{})
 		sealed, err := s.sealGrant(provider, subject, g)
 		if err != nil {
 			return err
 		}
 		defer s.invalidate(userID)
 		if _, err := s.store.UpdateIdentity(ctx, provider, subject, func(id data.Identity) (data.Identity, error) {
-			id.Grant, id.GrantExpiresAt = sealed, g.expiry()
+			id.Grant, id.GrantExpiresAt = sealed, g.Expiry()
 			return id, nil
 		}); err != nil {
 			return fmt.Errorf("membership: storing the grant of %s/%s: %w", provider, subject, err)

@@ -3,7 +3,6 @@ package membership
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -11,6 +10,7 @@ import (
 	"time"
 
 	"github.com/vintner/arbor/data"
+	"github.com/vintner/arbor/internal/sealedgrant"
 	"github.com/vintner/arbor/plugins"
 	"github.com/vintner/arbor/sdk/abi"
 )
@@ -19,48 +19,12 @@ import (
 // before its groups are read (as connections.DefaultRefreshMargin).
 const refreshMargin = time.Minute
 
-// grant is the sealed part of an identity's login grant; the same fields
-// as a Git connection's sealed tokens.
-type grant struct {
-	AccessToken      string `json:"a"`
-	RefreshToken     string `json:"r,omitempty"`
-	TokenType        string `json:"t,omitempty"`
-	ExpiresAt        int64  `json:"e,omitempty"`  // Unix seconds; 0: never
-	RefreshExpiresAt int64  `json:"re,omitempty"` // Unix seconds; 0: unknown
-}
-
-func (g grant) expiry() time.Time {
-	if g.ExpiresAt == 0 {
-		return time.Time{}
-	}
-	return time.Unix(g.ExpiresAt, 0).UTC()
-}
-
-// grantOf is tok as received at now; prev fills what a refresh did not
-// rotate.
-func grantOf(tok *abi.Token, now time.Time, prev grant) grant {
-	g := grant{AccessToken: tok.AccessToken, RefreshToken: tok.RefreshToken, TokenType: tok.TokenType, RefreshExpiresAt: prev.RefreshExpiresAt}
-	if g.RefreshToken == "" {
-		g.RefreshToken = prev.RefreshToken // not rotated: keep using it
-	}
-	if g.TokenType == "" {
-		g.TokenType = prev.TokenType
-	}
-	if tok.ExpiresIn > 0 {
-		g.ExpiresAt = now.Add(time.Duration(tok.ExpiresIn) * time.Second).Unix()
-	}
-	if tok.RefreshExpiresIn > 0 {
-		g.RefreshExpiresAt = now.Add(time.Duration(tok.RefreshExpiresIn) * time.Second).Unix()
-	}
-	return g
-}
+// grant is the sealed part of an identity's login grant: the same as a
+// Git connection's sealed tokens (package internal/sealedgrant).
+type grant = sealedgrant.Grant
 
 func (s *Service) sealGrant(provider, subject string, g grant) ([]byte, error) {
-	raw, err := json.Marshal(g)
-	if err != nil {
-		return nil, err
-	}
-	sealed, err := s.opts.Keys.Seal(raw, data.IdentityAAD(provider, subject))
+	sealed, err := sealedgrant.Seal(s.opts.Keys, g, data.IdentityAAD(provider, subject))
 	if err != nil {
 		return nil, fmt.Errorf("membership: sealing the grant of %s/%s: %w", provider, subject, err)
 	}
@@ -68,13 +32,9 @@ func (s *Service) sealGrant(provider, subject string, g grant) ([]byte, error) {
 }
 
 func (s *Service) openGrant(id data.Identity) (grant, error) {
-	raw, err := s.opts.Keys.Open(id.Grant, data.IdentityAAD(id.Provider, id.Subject))
+	g, err := sealedgrant.Open(s.opts.Keys, id.Grant, data.IdentityAAD(id.Provider, id.Subject))
 	if err != nil {
-		return grant{}, fmt.Errorf("membership: opening the grant of %s/%s: %w", id.Provider, id.Subject, err)
-	}
-	var g grant
-	if err := json.Unmarshal(raw, &g); err != nil {
-		return grant{}, fmt.Errorf("membership: decoding the grant of %s/%s: %w", id.Provider, id.Subject, err)
+		return grant{}, fmt.Errorf("membership: the grant of %s/%s: %w", id.Provider, id.Subject, err)
 	}
 	return g, nil
 }
@@ -103,7 +63,7 @@ func (s *Service) accessToken(ctx context.Context, id data.Identity) (string, er
 			return "", err
 		}
 		now := s.opts.Now()
-		exp := g.expiry()
+		exp := g.Expiry()
 		if exp.IsZero() || now.Add(refreshMargin).Before(exp) {
 			return g.AccessToken, nil
 		}
@@ -124,7 +84,7 @@ func (s *Service) accessToken(ctx context.Context, id data.Identity) (string, er
 			}
 			return "", fmt.Errorf("renewing the sign-in's grant: %w", err)
 		}
-		next := grantOf(tok, s.opts.Now().UTC(), g)
+		next := sealedgrant.From(tok, s.opts.Now().UTC(), g)
 		sealed, err := s.sealGrant(id.Provider, id.Subject, next)
 		if err != nil {
 			return "", err
@@ -134,7 +94,7 @@ func (s *Service) accessToken(ctx context.Context, id data.Identity) (string, er
 			if !bytes.Equal(cur.Grant, old) {
 				return cur, errGrantChanged
 			}
-			cur.Grant, cur.GrantExpiresAt = sealed, next.expiry()
+			cur.Grant, cur.GrantExpiresAt = sealed, next.Expiry()
 			return cur, nil
 		})
 		if errors.Is(err, errGrantChanged) {

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/vintner/arbor/data"
+	"github.com/vintner/arbor/internal/sealedgrant"
 	"github.com/vintner/arbor/service/providers"
 )
 
@@ -42,14 +43,9 @@ type Store interface {
 	data.Locks
 }
 
-// Sealer seals and opens the identities' grants: *seal.Keyring, the
-// connections broker's connections.Sealer. (Declared here rather than
-// taken from package connections, which imports config: package httperr,
-// which config's imports reach, knows this package's Verdict.)
-type Sealer interface {
-	Seal(plaintext, aad []byte) ([]byte, error)
-	Open(envelope, aad []byte) ([]byte, error)
-}
+// Sealer seals and opens the identities' grants: *seal.Keyring, as for
+// the connections broker.
+type Sealer = sealedgrant.Sealer
 
 // Providers finds a provider's plugin by name: *providers.Set, as the
 // connections broker takes it.
