@@ -52,34 +52,18 @@ func Reseal(ctx context.Context, s SealedRecords, r Resealer) (ResealStats, erro
 		return st, fmt.Errorf("reseal: listing connections: %w", err)
 	}
 	for _, conn := range conns {
-		st.Total++
-		if !r.NeedsReseal(conn.Sealed) {
-			st.Current++
-			continue
-		}
-		changed := false
-		_, err := s.UpdateConnection(ctx, conn.UserID, conn.Provider, func(cur Connection) (Connection, error) {
-			changed = false
-			if !r.NeedsReseal(cur.Sealed) {
-				return cur, nil
-			}
-			env, err := r.Reseal(cur.Sealed, ConnectionAAD(cur.UserID, cur.Provider))
-			if err != nil {
+		err := st.row(r, conn.Sealed, func(reseal resealFunc) error {
+			_, err := s.UpdateConnection(ctx, conn.UserID, conn.Provider, func(cur Connection) (Connection, error) {
+				env, err := reseal(cur.Sealed, ConnectionAAD(cur.UserID, cur.Provider))
+				if env != nil {
+					cur.Sealed = env
+				}
 				return cur, err
-			}
-			cur.Sealed = env
-			changed = true
-			return cur, nil
+			})
+			return err
 		})
-		switch {
-		case errors.Is(err, ErrNotFound):
-			st.Vanished++
-		case err != nil:
+		if err != nil {
 			return st, fmt.Errorf("reseal: connection of user %s to %s: %w", conn.UserID, conn.Provider, err)
-		case changed:
-			st.Resealed++
-		default:
-			st.Current++
 		}
 	}
 	if err := resealGrants(ctx, s, r, &st); err != nil {
@@ -102,34 +86,18 @@ func resealGrants(ctx context.Context, s Identities, r Resealer, st *ResealStats
 		if id.Grant == nil {
 			continue
 		}
-		st.Total++
-		if !r.NeedsReseal(id.Grant) {
-			st.Current++
-			continue
-		}
-		changed := false
-		_, err := s.UpdateIdentity(ctx, id.Provider, id.Subject, func(cur Identity) (Identity, error) {
-			changed = false
-			if cur.Grant == nil || !r.NeedsReseal(cur.Grant) {
-				return cur, nil
-			}
-			env, err := r.Reseal(cur.Grant, IdentityAAD(cur.Provider, cur.Subject))
-			if err != nil {
+		err := st.row(r, id.Grant, func(reseal resealFunc) error {
+			_, err := s.UpdateIdentity(ctx, id.Provider, id.Subject, func(cur Identity) (Identity, error) {
+				env, err := reseal(cur.Grant, IdentityAAD(cur.Provider, cur.Subject))
+				if env != nil {
+					cur.Grant = env
+				}
 				return cur, err
-			}
-			cur.Grant = env
-			changed = true
-			return cur, nil
+			})
+			return err
 		})
-		switch {
-		case errors.Is(err, ErrNotFound):
-			st.Vanished++
-		case err != nil:
+		if err != nil {
 			return fmt.Errorf("reseal: login grant of identity %s/%s (user %s): %w", id.Provider, id.Subject, id.UserID, err)
-		case changed:
-			st.Resealed++
-		default:
-			st.Current++
 		}
 	}
 	return nil
@@ -159,32 +127,70 @@ func resealBlobs(ctx context.Context, s Blobs, r Resealer, st *ResealStats) erro
 		if !sealed {
 			continue
 		}
-		st.Total++
-		if !r.NeedsReseal(env) {
-			st.Current++
-			continue
-		}
-		_, err = s.UpdateBlob(ctx, info.Key, func(cur Blob) ([]byte, error) {
-			env, sealed := sealedEnvelope(cur.Value)
-			if !sealed || !r.NeedsReseal(env) {
-				return nil, errBlobCurrent
+		err = st.row(r, env, func(reseal resealFunc) error {
+			_, err := s.UpdateBlob(ctx, info.Key, func(cur Blob) ([]byte, error) {
+				env, sealed := sealedEnvelope(cur.Value)
+				if !sealed {
+					return nil, errBlobCurrent
+				}
+				nenv, err := reseal(env, BlobAAD(cur.Key))
+				switch {
+				case err != nil:
+					return nil, err
+				case nenv == nil:
+					return nil, errBlobCurrent
+				}
+				return append([]byte(SealedBlobHeader), nenv...), nil
+			})
+			if errors.Is(err, errBlobCurrent) {
+				return nil
 			}
-			nenv, err := r.Reseal(env, BlobAAD(cur.Key))
-			if err != nil {
-				return nil, err
-			}
-			return append([]byte(SealedBlobHeader), nenv...), nil
+			return err
 		})
-		switch {
-		case errors.Is(err, ErrNotFound):
-			st.Vanished++
-		case errors.Is(err, errBlobCurrent):
-			st.Current++
-		case err != nil:
+		if err != nil {
 			return fmt.Errorf("reseal: blob %q: %w", info.Key, err)
-		default:
-			st.Resealed++
 		}
+	}
+	return nil
+}
+
+// resealFunc re-seals the stored envelope env of a row under the newest
+// key, binding it to aad; it returns nil (and no error) when env needs no
+// reseal, or no longer does.
+type resealFunc func(env, aad []byte) ([]byte, error)
+
+// row re-seals one sealed row and counts it in st. listed is the row's
+// envelope as listed; update runs the backend's update of the row, calling
+// reseal on the envelope it reads there and storing what reseal returns
+// unless that is nil. A row gone meanwhile is Vanished, not an error.
+func (st *ResealStats) row(r Resealer, listed []byte, update func(reseal resealFunc) error) error {
+	st.Total++
+	if !r.NeedsReseal(listed) {
+		st.Current++
+		return nil
+	}
+	changed := false
+	err := update(func(env, aad []byte) ([]byte, error) {
+		changed = false // an update function may run more than once
+		if env == nil || !r.NeedsReseal(env) {
+			return nil, nil
+		}
+		nenv, err := r.Reseal(env, aad)
+		if err != nil {
+			return nil, err
+		}
+		changed = true
+		return nenv, nil
+	})
+	switch {
+	case errors.Is(err, ErrNotFound):
+		st.Vanished++
+	case err != nil:
+		return err
+	case changed:
+		st.Resealed++
+	default:
+		st.Current++
 	}
 	return nil
 }
