@@ -171,6 +171,9 @@ func TestProviderDownFullStack(t *testing.T) {
 	if res.StatusCode != http.StatusForbidden || apptest.ErrorCode(res.Body) != membership.CodeMembershipsUnavailable || e.SetsSession(res) {
 		t.Fatalf("sign-in while GitHub fails: %d %q, session %v", res.StatusCode, apptest.ErrorCode(res.Body), e.SetsSession(res))
 	}
+	if !strings.Contains(res.Body, "groups at GitHub, and GitHub did not say") {
+		t.Errorf("the refused sign-in's page does not explain in the provider's name:\n%s", res.Body)
+	}
 
 	// GitHub answers again: the next re-check restores the worker.
 	e.failGroups(0)
