@@ -57,6 +57,7 @@ type cluster struct {
 	lb       *balancer
 	public   string // the balancer's URL, Arbor's public_url
 	upstream *httptest.Server
+	fakes    *fakes.Set
 }
 
 // replicaTimeout is store.request_timeout of the replicas: how long a
@@ -64,6 +65,13 @@ type cluster struct {
 const replicaTimeout = 2 * time.Second
 
 func startCluster(t *testing.T, members int) *cluster {
+	t.Helper()
+	return startClusterEnv(t, members)
+}
+
+// startClusterEnv is startCluster with extra environment entries for the
+// replicas (KEY=value; a later entry wins over startCluster's).
+func startClusterEnv(t *testing.T, members int, extra ...string) *cluster {
 	t.Helper()
 	c := &cluster{etcd: etcdtest.StartCluster(t, members)}
 	c.upstream = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -81,6 +89,7 @@ func startCluster(t *testing.T, members int) *cluster {
 		t.Fatal(err)
 	}
 	t.Cleanup(set.Close)
+	c.fakes = set
 
 	shared, err := os.MkdirTemp("", "arbrep")
 	if err != nil {
@@ -114,6 +123,7 @@ func startCluster(t *testing.T, members int) *cluster {
 		"ARBOR_SECRETS_ASSERTION_KEY_FILE=" + filepath.Join(shared, "assertion-key.pem"),
 		"ARBOR_PLUGINS_CACHE_DIR=" + plugintest.DefaultCacheDir(),
 	}, set.Environ()...)
+	env = append(env, extra...)
 	for _, name := range []string{"a", "b"} {
 		r := startReplica(t, name, env)
 		c.replicas = append(c.replicas, r)

@@ -87,14 +87,14 @@ func (s *Service) SignIn(ctx context.Context, provider, subject string, p Profil
 	adm := Admission{}
 	if s.GroupProvider(provider) && !m.Disabled {
 		if tok == nil || tok.AccessToken == "" {
-			return s.refuse(adm, m, unavailableAtSignIn(provider, errors.New("no access token")), nil)
+			return s.refuse(adm, m, unavailableAtSignIn(s.displayName(provider), errors.New("no access token")), nil)
 		}
 		rctx, cancel := context.WithTimeout(ctx, callTimeout)
 		groups, restricted, err := s.fetchGroups(rctx, provider, tok.AccessToken)
 		cancel()
 		if err != nil {
 			s.log.Warn("could not read the groups of a person signing in; refusing", "provider", provider, "err", err)
-			return s.refuse(adm, m, unavailableAtSignIn(provider, err), nil)
+			return s.refuse(adm, m, unavailableAtSignIn(s.displayName(provider), err), nil)
 		}
 		adm.fetched, adm.groups, adm.restricted = true, groups, restricted
 		m.Groups = replaceProvider(m.Groups, provider, groups)
@@ -116,8 +116,20 @@ func (s *Service) refuse(adm Admission, m *Member, v Verdict, err error) (Admiss
 	return adm, err
 }
 
+// displayName is provider's name as people know it (the plugin's display
+// name, "GitHub"), for the words of a refusal; the configured name if the
+// plugin does not say.
+func (s *Service) displayName(provider string) string {
+	if s.opts.Providers != nil {
+		if _, info, ok := s.opts.Providers.Get(provider); ok && info.DisplayName != "" {
+			return info.DisplayName
+		}
+	}
+	return provider
+}
+
 // unavailableAtSignIn is the Verdict of a sign-in whose groups could not
-// be read.
+// be read; provider is its display name.
 func unavailableAtSignIn(provider string, err error) Verdict {
 	v := Verdict{Code: CodeMembershipsUnavailable,
 		Rule: "This site lets people in by their groups at " + provider + ", and " + provider + " did not say which groups you are in.",

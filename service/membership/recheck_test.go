@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -62,7 +63,8 @@ func TestSignInReadsGroups(t *testing.T) {
 	// without knowing.
 	e.failGroups()
 	adm, _ = e.signIn("github", "octocat")
-	if adm.Admitted() || adm.Verdict.Code != membership.CodeMembershipsUnavailable || adm.Verdict.Fix == "" {
+	if adm.Admitted() || adm.Verdict.Code != membership.CodeMembershipsUnavailable || adm.Verdict.Fix == "" ||
+		!strings.Contains(adm.Verdict.Rule, "at GitHub, and GitHub did not say") {
 		t.Fatalf("octocat while GitHub fails: %+v", adm.Verdict)
 	}
 }
