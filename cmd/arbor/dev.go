@@ -62,7 +62,9 @@ Never use dev mode in production.`,
 			// URIs), which needs the configuration; the configuration needs
 			// the fakes' addresses. Load it once for the URL, then again
 			// with the fakes in place.
-			pre, err := loadConfig(cmd, extra)
+			// The first load leaves out the policy's groups: they name
+			// providers that only the fakes configure.
+			pre, err := loadConfig(cmd, append(extra, "ARBOR_POLICY_ALLOW_GROUPS=", "ARBOR_POLICY_ROUTES=[]"))
 			if err != nil {
 				return err
 			}
