@@ -73,7 +73,12 @@ Never use dev mode in production.`,
 				return err
 			}
 			defer fakes.Close()
-			cfg, err := loadConfig(cmd, append(fakeEnv, extra...))
+			withFakes := append(fakeEnv, extra...)
+			if !hasConfig(cmd) {
+				// Its groups name the fake GitHub, so only now.
+				withFakes = append(withFakes, devPolicyEnv()...)
+			}
+			cfg, err := loadConfig(cmd, withFakes)
 			if err != nil {
 				return err
 			}
@@ -82,8 +87,12 @@ Never use dev mode in production.`,
 			}
 			out := cmd.OutOrStdout()
 			return serve(cmd.Context(), cfg, serveHooks{stdout: out, ready: func(addr string) {
-				fmt.Fprintf(out, "\n  Arbor dev is running: open http://%s/\n  demo upstream: http://%s  data: %s\n  fake providers: %s\n  Ctrl-C stops it.\n\n",
+				fmt.Fprintf(out, "\n  Arbor dev is running: open http://%s/\n  demo upstream: http://%s  data: %s\n  fake providers: %s\n",
 					addr, ln.Addr(), cfg.DataDir, strings.Join(fakeURLs(fakes), ", "))
+				if hint := devPolicyHint(cfg, addr, fakes); hint != "" {
+					fmt.Fprint(out, hint)
+				}
+				fmt.Fprint(out, "  Ctrl-C stops it.\n\n")
 			}})
 		},
 	}
