@@ -27,6 +27,12 @@ on other loopback ports stand in for the real providers: "Sign in with
 GitHub" leads to the fake's consent page. Nothing outside this machine is
 contacted.
 
+Without --config a policy is there to try (docs/policy.md, "Try it"):
+/admin/ is for the fake GitHub's team vintner/platform, re-checked every
+15s; the banner prints how to take octocat out of the team and watch
+/admin/ explain the refusal. ARBOR_POLICY_ROUTES and
+ARBOR_POLICY_RECHECK_INTERVAL replace its parts.
+
 Never use dev mode in production.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
