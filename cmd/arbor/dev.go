@@ -27,6 +27,12 @@ on other loopback ports stand in for the real providers: "Sign in with
 GitHub" leads to the fake's consent page. Nothing outside this machine is
 contacted.
 
+Without --config a policy is there to try (docs/policy.md, "Try it"):
+/admin/ is for the fake GitHub's team vintner/platform, re-checked every
+15s; the banner prints how to take octocat out of the team and watch
+/admin/ explain the refusal. ARBOR_POLICY_ROUTES and
+ARBOR_POLICY_RECHECK_INTERVAL replace its parts.
+
 Never use dev mode in production.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -62,7 +68,9 @@ Never use dev mode in production.`,
 			// URIs), which needs the configuration; the configuration needs
 			// the fakes' addresses. Load it once for the URL, then again
 			// with the fakes in place.
-			pre, err := loadConfig(cmd, extra)
+			// The first load leaves out the policy's groups: they name
+			// providers that only the fakes configure.
+			pre, err := loadConfig(cmd, append(extra, "ARBOR_POLICY_ALLOW_GROUPS=", "ARBOR_POLICY_ROUTES=[]"))
 			if err != nil {
 				return err
 			}
@@ -71,7 +79,12 @@ Never use dev mode in production.`,
 				return err
 			}
 			defer fakes.Close()
-			cfg, err := loadConfig(cmd, append(fakeEnv, extra...))
+			withFakes := append(fakeEnv, extra...)
+			if !hasConfig(cmd) {
+				// Its groups name the fake GitHub, so only now.
+				withFakes = append(withFakes, devPolicyEnv()...)
+			}
+			cfg, err := loadConfig(cmd, withFakes)
 			if err != nil {
 				return err
 			}
@@ -80,8 +93,12 @@ Never use dev mode in production.`,
 			}
 			out := cmd.OutOrStdout()
 			return serve(cmd.Context(), cfg, serveHooks{stdout: out, ready: func(addr string) {
-				fmt.Fprintf(out, "\n  Arbor dev is running: open http://%s/\n  demo upstream: http://%s  data: %s\n  fake providers: %s\n  Ctrl-C stops it.\n\n",
+				fmt.Fprintf(out, "\n  Arbor dev is running: open http://%s/\n  demo upstream: http://%s  data: %s\n  fake providers: %s\n",
 					addr, ln.Addr(), cfg.DataDir, strings.Join(fakeURLs(fakes), ", "))
+				if hint := devPolicyHint(cfg, addr, fakes); hint != "" {
+					fmt.Fprint(out, hint)
+				}
+				fmt.Fprint(out, "  Ctrl-C stops it.\n\n")
 			}})
 		},
 	}

@@ -502,6 +502,9 @@ func TestBackupWithoutServer(t *testing.T) {
 }
 
 // The dev command starts with no secrets at all and serves the demo app.
+// Its policy is the one a person can try (docs/policy.md, "Try it"): the
+// banner's one-liner takes octocat out of team vintner/platform, and
+// /admin/, open to octocat before, is refused after the next re-check.
 func TestDevStartsWithEmbeddedDefaults(t *testing.T) {
 	dir, _ := os.MkdirTemp("", "arbdev")
 	defer os.RemoveAll(dir)
@@ -534,7 +537,12 @@ func TestDevStartsWithEmbeddedDefaults(t *testing.T) {
 	if printed == "" {
 		t.Fatalf("dev did not print its URL")
 	}
+	var banner []string
+	for sc.Scan() && !strings.Contains(sc.Text(), "Ctrl-C stops it.") {
+		banner = append(banner, sc.Text())
+	}
 	go io.Copy(io.Discard, stdout)
+	controlURL, controlBody := devBannerCurl(t, banner)
 	base := "http://" + addr
 	// The plugins load in the background; /readyz says when. This start is
 	// cold (no compiled-plugin cache), with the race detector, while other
@@ -593,6 +601,32 @@ func TestDevStartsWithEmbeddedDefaults(t *testing.T) {
 		!strings.Contains(body, "Signed in.") || !strings.Contains(body, "octocat") {
 		t.Fatalf("after sign-in: %d at %s\n%s", status, at, body)
 	}
+	// The policy to try: /admin/ is octocat's while in the team, and
+	// refused after the banner's one-liner and the next re-check (15s).
+	status, _, body = get(base + "/admin/")
+	if status != 200 || !strings.Contains(body, "Signed in.") || !strings.Contains(body, "<code>/admin/</code>") {
+		t.Fatalf("octocat on /admin/: %d\n%s", status, body)
+	}
+	resp, err = http.Post(controlURL, "application/x-www-form-urlencoded", strings.NewReader(controlBody)) // as curl -d sends it
+	if err != nil || resp.StatusCode != http.StatusNoContent {
+		t.Fatalf("the banner's one-liner: POST %s %s: %v %v", controlURL, controlBody, resp, err)
+	}
+	resp.Body.Close()
+	removed := time.Now()
+	for {
+		status, _, body = get(base + "/admin/")
+		if status == http.StatusForbidden {
+			break
+		}
+		if status != 200 || time.Since(removed) > 45*time.Second {
+			t.Fatalf("/admin/ %v after octocat left the team (dev re-checks every 15s): %d\n%s", time.Since(removed).Round(time.Second), status, body)
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+	t.Logf("/admin/ refused %v after octocat left the team", time.Since(removed).Round(time.Millisecond))
+	if !strings.Contains(body, `"error":"route_not_allowed"`) || !strings.Contains(body, "limited to members of the GitHub group vintner/platform") {
+		t.Errorf("/admin/ after leaving the team:\n%s", body)
+	}
 	// A stock OAuth client may try RFC 8628 as the client dev mode
 	// registers; an unregistered one is refused.
 	for _, tc := range []struct {
@@ -617,4 +651,20 @@ func TestDevStartsWithEmbeddedDefaults(t *testing.T) {
 	if err != nil || st.Mode().Perm() != 0o600 {
 		t.Fatalf("generated secret file: %v %v", err, st)
 	}
+}
+
+// devBannerCurl finds the one-liner of `arbor dev`'s banner that changes
+// a fake user's memberships and returns its URL and body.
+func devBannerCurl(t *testing.T, banner []string) (target, body string) {
+	t.Helper()
+	for _, line := range banner {
+		rest, ok := strings.CutPrefix(strings.TrimSpace(line), "curl -X POST ")
+		if !ok {
+			continue
+		}
+		target, quoted, _ := strings.Cut(rest, " -d ")
+		return target, strings.Trim(quoted, "'")
+	}
+	t.Fatalf("the banner of arbor dev has no curl one-liner:\n%s", strings.Join(banner, "\n"))
+	return "", ""
 }

@@ -38,11 +38,14 @@ func decodeJSON[T any](t *testing.T, what, s string) T {
 	return v
 }
 
-// A user signed in with a browser session and a CLI login is disabled
-// with `arbor users disable` while `arbor serve` runs: the very next
-// request with the cookie and with the CLI token is refused, and `arbor
-// audit` shows who did it. Then enable, revoke and delete, through the
-// same socket.
+// A user signed in with a browser session, a CLI login and a worker is
+// disabled with `arbor users disable` while `arbor serve` runs: the very
+// next request with the cookie, the CLI token and the worker is refused
+// (the worker with 403 account_disabled), a new sign-in is refused with
+// the account_disabled page and no cookie, and `arbor audit` shows who
+// did it. Enabled, the user signs in again and the worker works again;
+// `arbor sessions revoke` sends the browser to sign in; `arbor users
+// delete` ends the worker too. All through the same socket.
 func TestUsersCommandsWhileServing(t *testing.T) {
 	e := newTestEnv(t)
 	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -60,6 +63,7 @@ func TestUsersCommandsWhileServing(t *testing.T) {
 		"ARBOR_PUBLIC_URL="+base,
 		"ARBOR_UPSTREAM_URL="+upstream.URL,
 		"ARBOR_PLUGINS_CACHE_DIR="+plugintest.DefaultCacheDir(),
+		"ARBOR_WORKERS_PATHS=/api/tendril/",
 	), set.Environ()...)
 	startServeAt(t, addr, "/readyz", env)
 
@@ -79,6 +83,11 @@ func TestUsersCommandsWhileServing(t *testing.T) {
 		t.Fatal(err)
 	}
 	if _, err := expect(plain.get(base+"/api/auth/me", withBearer))(200, "CLI token before"); err != nil {
+		t.Fatal(err)
+	}
+	_, worker := registerWorker(t, user, base, "build-box")
+	workerURL := base + "/api/tendril/jobs"
+	if _, err := expect(plain.get(workerURL, worker))(200, "the worker before"); err != nil {
 		t.Fatal(err)
 	}
 
@@ -104,8 +113,28 @@ func TestUsersCommandsWhileServing(t *testing.T) {
 	if r, err := plain.get(base+"/hello", withCookie); err != nil || r.status != http.StatusFound || !strings.Contains(r.header.Get("Location"), "/auth/") {
 		t.Errorf("a page after disable: %d %s %v; want the sign-in redirect", r.status, r.header.Get("Location"), err)
 	}
-	if _, err := expect(plain.get(base+"/api/auth/me", withBearer))(http.StatusUnauthorized, "CLI token after disable"); err != nil {
+	if r, err := expect(plain.get(base+"/api/auth/me", withBearer))(http.StatusUnauthorized, "CLI token after disable"); err != nil {
 		t.Error(err)
+	} else if code := errorCode(r); code != "unauthenticated" {
+		t.Errorf("CLI token after disable: error %q, want unauthenticated", code)
+	}
+	if r, err := expect(plain.get(workerURL, worker))(http.StatusForbidden, "the worker after disable"); err != nil {
+		t.Error(err)
+	} else if code := errorCode(r); code != "account_disabled" {
+		t.Errorf("the worker after disable: error %q, want account_disabled: %s", code, r.body)
+	}
+	// A new sign-in is refused with the explaining page, and no cookie.
+	again := newAgent(t, 20*time.Second)
+	if r, err := again.signInAnswer(base); err != nil {
+		t.Error(err)
+	} else {
+		if r.status != http.StatusForbidden || !strings.Contains(r.body, `data-error="account_disabled"`) ||
+			!strings.Contains(r.body, "Your account has been disabled by an administrator.") {
+			t.Errorf("sign-in of a disabled user: %d, want 403 with the account_disabled page:\n%s", r.status, tail(r.body, 2000))
+		}
+		if c := r.header.Get("Set-Cookie"); strings.Contains(c, "arbor_session=") && !strings.Contains(c, "arbor_session=;") {
+			t.Errorf("the refused sign-in set a session cookie: %s", c)
+		}
 	}
 	if out := arborOK(t, env, "users", "disable", id); !strings.Contains(out, "already disabled") {
 		t.Errorf("second disable printed: %s", out)
@@ -136,15 +165,32 @@ func TestUsersCommandsWhileServing(t *testing.T) {
 	if out := arborOK(t, env, "users", "enable", id); !strings.Contains(out, "is not disabled; nothing changed") {
 		t.Errorf("second enable printed: %s", out)
 	}
+	// The worker works again at once, with the token it had.
+	if _, err := expect(plain.get(workerURL, worker))(200, "the worker after enable"); err != nil {
+		t.Error(err)
+	}
 	// Signed in again after enable, then signed out everywhere.
-	if _, err := user.signIn(base); err != nil {
+	cookie, err = user.signIn(base)
+	if err != nil {
 		t.Fatal(err)
+	}
+	if _, err := expect(user.get(base+"/hello", nil))(200, "a page signed in again after enable"); err != nil {
+		t.Error(err)
 	}
 	if out := arborOK(t, env, "sessions", "revoke", "--user", id); !strings.Contains(out, "1 browser session and 0 CLI logins ended") {
 		t.Errorf("sessions revoke printed: %s", out)
 	}
 	if r, _ := user.get(base+"/auth/whoami", nil); r.status != http.StatusUnauthorized {
 		t.Errorf("whoami after sessions revoke: %d", r.status)
+	}
+	// The browser is sent to sign in (and may: the account is enabled).
+	if r, err := user.get(base+"/hello", http.Header{"Accept": {"text/html"}}); err != nil || r.status != http.StatusFound ||
+		!strings.HasPrefix(r.header.Get("Location"), "/auth/sign-in") {
+		t.Errorf("a page after sessions revoke: %d %q %v; want the sign-in redirect", r.status, r.header.Get("Location"), err)
+	}
+	// Workers are untouched by a revoke of sessions.
+	if _, err := expect(plain.get(workerURL, worker))(200, "the worker after sessions revoke"); err != nil {
+		t.Error(err)
 	}
 
 	// Newest first, paged: four events, two a page.
@@ -164,8 +210,24 @@ func TestUsersCommandsWhileServing(t *testing.T) {
 	if _, errOut, code := runArbor(t, env, "users", "delete", id); code != 2 || !strings.Contains(errOut, "pass --yes") {
 		t.Errorf("delete without --yes and no terminal: exit %d: %s", code, errOut)
 	}
+	signedIn, err := user.signIn(base) // a session for delete to end
+	if err != nil {
+		t.Fatal(err)
+	}
 	if out := arborOK(t, env, "users", "delete", id, "--yes"); !strings.Contains(out, "deleted user "+id) {
 		t.Errorf("users delete printed: %s", out)
+	}
+	// Everything ends: the session, the CLI login, the worker.
+	if r, err := plain.get(base+"/hello", http.Header{"Cookie": {"arbor_session=" + signedIn}}); err != nil || r.status != http.StatusFound {
+		t.Errorf("a page with the session after delete: %d %v; want the sign-in redirect", r.status, err)
+	}
+	if _, err := expect(plain.get(base+"/api/auth/me", withBearer))(http.StatusUnauthorized, "CLI token after delete"); err != nil {
+		t.Error(err)
+	}
+	if r, err := expect(plain.get(workerURL, worker))(http.StatusUnauthorized, "the worker after delete"); err != nil {
+		t.Error(err)
+	} else if code := errorCode(r); code != "worker_unauthorized" {
+		t.Errorf("the worker after delete: error %q, want worker_unauthorized", code)
 	}
 	if out := arborOK(t, env, "users", "delete", id, "--yes"); !strings.Contains(out, "already deleted") {
 		t.Errorf("second delete printed: %s", out)
@@ -313,4 +375,29 @@ func TestUsersDisableOnEtcdEndsEveryReplica(t *testing.T) {
 	if len(page.Events) != 1 || page.Events[0].UserID != id || page.Events[0].Actor != users.Actor || page.Events[0].Details["reason"] != "incident 42" {
 		t.Errorf("audit on etcd: %+v", page)
 	}
+}
+
+// signInAnswer runs a web sign-in through the fake GitHub, as a browser
+// would (Accept: text/html), like agent.signIn, and returns Arbor's
+// answer to the callback, whatever it is.
+func (a *agent) signInAnswer(base string) (reply, error) {
+	html := http.Header{"Accept": {"text/html"}}
+	r, err := expect(a.get(base+"/auth/start/github", html))(http.StatusFound, "start")
+	if err != nil {
+		return r, err
+	}
+	r, err = expect(a.get(r.header.Get("Location")+"&fake_auto=approve", html))(http.StatusFound, "fake authorize")
+	if err != nil {
+		return r, err
+	}
+	return a.get(r.header.Get("Location"), html)
+}
+
+// errorCode is the "error" of a JSON error answer, or "".
+func errorCode(r reply) string {
+	var e struct {
+		Error string `json:"error"`
+	}
+	json.Unmarshal([]byte(r.body), &e)
+	return e.Error
 }

@@ -33,7 +33,8 @@
 // refreshes like a Git connection. Run does this: about every interval,
 // spread over the interval rather than all at once (each tick takes at
 // most a bounded batch, oldest check first), for each user whose
-// Memberships.CheckedAt is older than the interval and who has a grant at
+// Memberships.CheckedAt would be older than the interval by the next tick
+// (so the next check comes within one interval) and who has a grant at
 // a group provider. The work for one user runs under the store lock
 // "membership/"+userID, which every replica shares, and re-reads the user
 // once it holds it, so that one replica does it and the others find it

@@ -62,6 +62,10 @@ func (s *Service) RecheckDue(ctx context.Context) int {
 		return 0
 	}
 	now := s.opts.Now()
+	// Due one tick early: ticks are interval/ticksPerInterval apart, so a
+	// user is re-checked within one interval of the last check (a removal
+	// ends access within the interval), not up to a tick later.
+	dueAge := s.opts.RecheckInterval - s.tick()
 	s.triedMu.Lock()
 	var due []data.User
 	for _, u := range users {
@@ -69,7 +73,7 @@ func (s *Service) RecheckDue(ctx context.Context) int {
 		if t := s.tried[u.ID]; t.After(last) {
 			last = t
 		}
-		if now.Sub(last) >= s.opts.RecheckInterval {
+		if now.Sub(last) >= dueAge {
 			due = append(due, u)
 		}
 	}
@@ -130,7 +134,7 @@ func (s *Service) Recheck(ctx context.Context, userID string) error {
 		return err
 	}
 	now := s.opts.Now()
-	if now.Sub(u.Memberships.CheckedAt) < s.opts.RecheckInterval {
+	if now.Sub(u.Memberships.CheckedAt) < s.opts.RecheckInterval-s.tick() {
 		return nil // another replica did it meanwhile
 	}
 	ids, err := s.store.ListIdentities(ctx, userID)

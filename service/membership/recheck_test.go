@@ -101,7 +101,9 @@ func TestRecheckEndsAccessWhenRemoved(t *testing.T) {
 	if s, _ := e.accessLeft(uid); s != 1 {
 		t.Fatal("re-checked before the interval")
 	}
-	e.clock.Advance(interval / 2)
+	// Due at the last tick within the interval (ticks are a tenth of it
+	// apart): access ends within one interval of the last check.
+	e.clock.Advance(interval/2 - interval/10)
 	e.svc.RecheckDue(ctx)
 	m := e.member(uid)
 	if m.Verdict.Code != membership.CodeNotAllowed || m.InGroup("github:vintner/platform") || !m.InGroup("github:vintner") {

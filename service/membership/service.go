@@ -260,13 +260,15 @@ func (s *Service) build(u data.User, ids []data.Identity, now time.Time) (*Membe
 func (s *Service) judge(m *Member) {
 	switch {
 	case m.Disabled:
+		// The words of docs/policy.md ("The words of each denial"), the
+		// same as gateway/authz/policy's for these codes.
 		m.Verdict = Verdict{Code: CodeAccountDisabled,
-			Rule: "An administrator has disabled your account.",
-			Fix:  "Ask an administrator to enable it again."}
+			Rule: "Your account has been disabled by an administrator.",
+			Fix:  "Ask the people who run this site to enable it again."}
 	case m.Unavailable:
 		m.Verdict = Verdict{Code: CodeMembershipsUnavailable,
-			Rule: "Your groups at the sign-in provider could not be checked for longer than this site allows.",
-			Fix:  "Sign in again; if it keeps failing, the provider may be down or may have revoked this site's access, so try again later or tell an administrator."}
+			Rule: "Access depends on your memberships at your sign-in provider, and the provider has not answered for too long to rely on what it said last.",
+			Fix:  "Try again later; if it lasts, tell the people who run this site."}
 	case s.opts.Judge != nil:
 		m.Verdict = s.opts.Judge.Admit(m)
 	}
