@@ -32,6 +32,7 @@ func TestRoundTrip(t *testing.T) {
 	roundTrip(t, &abi.Result{Code: abi.CodeRateLimited, Message: "m", Retryable: true, Status: 429, RetryAfter: 37})
 	roundTrip(t, &abi.AuthorizeRequest{ClientID: "c", Endpoints: ep, Purpose: abi.PurposeGit, RedirectURI: "https://a/cb",
 		Scopes: []string{"repo", "", "user"}, State: "s", CodeChallenge: "ch", CodeChallengeMethod: "S256"})
+	roundTrip(t, &abi.AuthorizeRequest{ClientID: "c", State: "s", KeepGrant: true})
 	roundTrip(t, &abi.AuthorizeResult{Params: []abi.Param{{"a", "1"}, {"a", "2"}, {"b", ""}}})
 	roundTrip(t, &abi.ExchangeRequest{Client: cl, Endpoints: ep, Code: "c", RedirectURI: "r", CodeVerifier: "v"})
 	roundTrip(t, &abi.RefreshRequest{Client: cl, Endpoints: ep, RefreshToken: "rt", Scopes: []string{"x"}})
