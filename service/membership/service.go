@@ -260,13 +260,9 @@ func (s *Service) build(u data.User, ids []data.Identity, now time.Time) (*Membe
 func (s *Service) judge(m *Member) {
 	switch {
 	case m.Disabled:
-		m.Verdict = Verdict{Code: CodeAccountDisabled,
-			Rule: "An administrator has disabled your account.",
-			Fix:  "Ask an administrator to enable it again."}
+		m.Verdict = VerdictDisabled
 	case m.Unavailable:
-		m.Verdict = Verdict{Code: CodeMembershipsUnavailable,
-			Rule: "Your groups at the sign-in provider could not be checked for longer than this site allows.",
-			Fix:  "Sign in again; if it keeps failing, the provider may be down or may have revoked this site's access, so try again later or tell an administrator."}
+		m.Verdict = VerdictUnavailable
 	case s.opts.Judge != nil:
 		m.Verdict = s.opts.Judge.Admit(m)
 	}
