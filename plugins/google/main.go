@@ -23,7 +23,7 @@
 //     the form body (web-server#offline, "Refreshing an access token").
 //     Google does not rotate refresh tokens: the answer has none, and the
 //     one the grant has stays valid until it is revoked, unused for six
-//     months, or (an app whose consent screen is in "Testing") seven days
+//     months, or (reportedly, for an app still in "Testing") seven days
 //     old; then Google answers invalid_grant
 //     (https://developers.google.com/identity/protocols/oauth2#expiration).
 //   - Revocation: POST /revoke with the token; Google answers 400 for a
