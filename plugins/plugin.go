@@ -372,6 +372,10 @@ type AuthorizeInput struct {
 	// configured groups_scopes, else the manifest's scopes.groups) to the
 	// scopes requested, for a sign-in whose policy uses this provider's
 	// groups. It adds nothing for a plugin without the groups operation.
+	// With it the plugin is also told that the sign-in's grant is kept to
+	// read the groups again later (abi.AuthorizeRequest.KeepGrant), so
+	// that one whose provider issues a refresh token only when asked
+	// (Google) asks for one.
 	WithGroups bool
 }
 
@@ -391,6 +395,7 @@ func (p *Plugin) AuthorizeParams(ctx context.Context, in AuthorizeInput) (url.Va
 		}
 		if in.WithGroups {
 			r.Scopes = v.withGroupsScopes(r.Scopes)
+			r.KeepGrant = v.ops.Has(abi.OpGroups)
 		}
 		if v.man.PKCE && in.CodeChallenge != "" {
 			r.CodeChallenge, r.CodeChallengeMethod = in.CodeChallenge, "S256"

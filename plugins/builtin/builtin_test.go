@@ -110,7 +110,7 @@ func TestManifests(t *testing.T) {
 			APIBase: "https://api.bitbucket.org/2.0"},
 			[]string{"account", "email"}, []string{"account", "email", "repository"}, false,
 			[]string{"bitbucket.org", "api.bitbucket.org"}, nil},
-		"google": {manifest.KindLogin, "authorize,exchange,revoke,user,groups", abi.Endpoints{
+		"google": {manifest.KindLogin, "authorize,exchange,refresh,revoke,user,groups", abi.Endpoints{
 			AuthorizeURL: "https://accounts.google.com/o/oauth2/v2/auth", TokenURL: "https://oauth2.googleapis.com/token",
 			APIBase: "https://openidconnect.googleapis.com", RevokeURL: "https://oauth2.googleapis.com/revoke"},
 			[]string{"openid", "email", "profile"}, nil, true,
@@ -351,8 +351,15 @@ func TestGoogleQuirks(t *testing.T) {
 	if err != nil || u.Email != "sam@example.net" || u.EmailVerified || u.ID == "" || u.Name != "Sam Unverified" {
 		t.Errorf("sam: %+v, %v", u, err)
 	}
-	if _, err := e.Plugin.Refresh(ctx, plugins.RefreshInput{RefreshToken: "x"}); code(err) != abi.CodeUnsupported {
-		t.Errorf("refresh: %v, want unsupported", err)
+	// A plain sign-in asks online access: no refresh token (Google's
+	// access_type=offline comes only with a kept grant, see
+	// TestGoogleOfflineAccess), and a refresh token Google does not know
+	// is invalid_grant.
+	if tok.RefreshToken != "" {
+		t.Errorf("a plain sign-in got a refresh token")
+	}
+	if _, err := e.Plugin.Refresh(ctx, plugins.RefreshInput{RefreshToken: "x"}); code(err) != abi.CodeInvalidGrant {
+		t.Errorf("refresh: %v, want invalid_grant", err)
 	}
 	if err := e.Plugin.Revoke(ctx, plugins.RevokeInput{AccessToken: tok.AccessToken}); err != nil {
 		t.Fatal(err)

@@ -9,9 +9,23 @@
 //   - The user comes from the OpenID Connect userinfo endpoint: sub (the
 //     stable id), email, email_verified, name, picture. Only an address
 //     Google marks verified counts as verified.
-//   - No refresh: signing in needs one access token, used at once, so the
-//     plugin asks for online access only (a refresh token would need
-//     access_type=offline and an extra consent line for users).
+//   - Offline access only when the grant is kept: a sign-in whose policy
+//     uses Google's groups keeps its grant to read the hosted domain again
+//     in the background (abi.AuthorizeRequest.KeepGrant), and Google
+//     issues a refresh token only to a request with access_type=offline,
+//     "the first time that your application exchanges an authorization
+//     code"; prompt=consent makes it issue one again to a user who
+//     consented before
+//     (https://developers.google.com/identity/protocols/oauth2/web-server#offline).
+//     A plain sign-in asks online access (the default): one access token,
+//     used at once, and no extra consent line for users.
+//   - Refresh: the standard refresh grant with the client credentials in
+//     the form body (web-server#offline, "Refreshing an access token").
+//     Google does not rotate refresh tokens: the answer has none, and the
+//     one the grant has stays valid until it is revoked, unused for six
+//     months, or (reportedly, for an app still in "Testing") seven days
+//     old; then Google answers invalid_grant
+//     (https://developers.google.com/identity/protocols/oauth2#expiration).
 //   - Revocation: POST /revoke with the token; Google answers 400 for a
 //     token that is expired or already revoked, and then the grant may
 //     still exist, which the error says.
@@ -28,7 +42,9 @@ import (
 type google struct{}
 
 var _ interface {
+	plugin.Authorizer
 	plugin.Exchanger
+	plugin.Refresher
 	plugin.Revoker
 	plugin.UserInfoer
 } = (*google)(nil)
@@ -37,14 +53,35 @@ func init() { plugin.Register(&google{}) }
 
 func main() {}
 
-// The authorization URL is the standard one (plugin.DefaultAuthorizeParams):
-// response_type, client_id, redirect_uri, scope (space-separated), state and
-// the PKCE challenge.
+// AuthorizeParams is the standard authorization URL
+// (plugin.DefaultAuthorizeParams: response_type, client_id, redirect_uri,
+// scope, state and the PKCE challenge), with access_type=offline and
+// prompt=consent when the grant is kept: without them Google issues no
+// refresh token, and the kept grant would be dead an hour later.
+func (*google) AuthorizeParams(_ context.Context, r *plugin.AuthorizeRequest) (plugin.Values, error) {
+	v := plugin.DefaultAuthorizeParams(r)
+	if r.KeepGrant {
+		v.Set("access_type", "offline")
+		v.Set("prompt", "consent")
+	}
+	return v, nil
+}
 
-// Exchange is the standard code grant. (Not plugin.Grants: Google's plugin
-// has no Refresh.)
+// grants are the standard code and refresh grants, the client credentials
+// in the form body. A refresh sends only what Google documents for it
+// (client_id, client_secret, grant_type, refresh_token): a refreshed token
+// keeps the grant's scopes.
+var grants = plugin.Grants{Auth: plugin.AuthInParams, RefreshWithoutScope: true}
+
+// Exchange is the standard code grant.
 func (*google) Exchange(ctx context.Context, r *plugin.ExchangeRequest) (*plugin.Token, error) {
-	return plugin.ExchangeCode(ctx, r, plugin.AuthInParams)
+	return grants.Exchange(ctx, r)
+}
+
+// Refresh is the standard refresh grant. Google answers without a refresh
+// token (it does not rotate them), so the host keeps the one it has.
+func (*google) Refresh(ctx context.Context, r *plugin.RefreshRequest) (*plugin.Token, error) {
+	return grants.Refresh(ctx, r)
 }
 
 // Revoke revokes the grant through the token it is given (the refresh

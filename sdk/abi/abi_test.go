@@ -32,6 +32,7 @@ func TestRoundTrip(t *testing.T) {
 	roundTrip(t, &abi.Result{Code: abi.CodeRateLimited, Message: "m", Retryable: true, Status: 429, RetryAfter: 37})
 	roundTrip(t, &abi.AuthorizeRequest{ClientID: "c", Endpoints: ep, Purpose: abi.PurposeGit, RedirectURI: "https://a/cb",
 		Scopes: []string{"repo", "", "user"}, State: "s", CodeChallenge: "ch", CodeChallengeMethod: "S256"})
+	roundTrip(t, &abi.AuthorizeRequest{ClientID: "c", State: "s", KeepGrant: true})
 	roundTrip(t, &abi.AuthorizeResult{Params: []abi.Param{{"a", "1"}, {"a", "2"}, {"b", ""}}})
 	roundTrip(t, &abi.ExchangeRequest{Client: cl, Endpoints: ep, Code: "c", RedirectURI: "r", CodeVerifier: "v"})
 	roundTrip(t, &abi.RefreshRequest{Client: cl, Endpoints: ep, RefreshToken: "rt", Scopes: []string{"x"}})
@@ -210,5 +211,23 @@ func TestGroupsCompatible(t *testing.T) {
 	}
 	if op, ok := abi.ParseOp("groups"); !ok || op != abi.OpGroups {
 		t.Errorf("ParseOp(groups) = %v %v", op, ok)
+	}
+}
+
+// TestKeepGrantIsOneTrailingField: AuthorizeRequest.KeepGrant came within
+// v1. Unset, the request encodes as before it existed (byte for byte, see
+// "authorize-request" in TestGoldenEncoding); set, it adds only field 9,
+// a varint, which a plugin built before skips as an unknown field.
+func TestKeepGrantIsOneTrailingField(t *testing.T) {
+	r := abi.AuthorizeRequest{ClientID: "c", Purpose: abi.PurposeLogin, Scopes: []string{"openid"}, State: "s"}
+	plain := abi.Marshal(&r)
+	r.KeepGrant = true
+	kept := abi.Marshal(&r)
+	if want := append(append([]byte{}, plain...), 9<<3|0, 1); string(kept) != string(want) {
+		t.Fatalf("KeepGrant encodes as %x, want %x (the request without it and field 9)", kept, want)
+	}
+	var back abi.AuthorizeRequest
+	if err := abi.Unmarshal(plain, &back); err != nil || back.KeepGrant {
+		t.Errorf("a request without the field: KeepGrant %v, %v", back.KeepGrant, err)
 	}
 }

@@ -30,6 +30,9 @@ func goldenMessages() []struct {
 		{"endpoints", &ep},
 		{"authorize-request", &abi.AuthorizeRequest{ClientID: "c", Endpoints: ep, Purpose: abi.PurposeGit, RedirectURI: "https://a/cb",
 			Scopes: []string{"repo", "", "user"}, State: "s", CodeChallenge: "ch", CodeChallengeMethod: "S256"}},
+		// KeepGrant came later within v1 (field 9): "authorize-request" above
+		// is the message without it, byte for byte as before.
+		{"authorize-request-keep-grant", &abi.AuthorizeRequest{ClientID: "c", Purpose: abi.PurposeLogin, State: "s", KeepGrant: true}},
 		{"param", &abi.Param{Name: "n", Value: "v"}},
 		{"authorize-result", &abi.AuthorizeResult{Params: []abi.Param{{"a", "1"}, {"a", "2"}, {"b", ""}, {}}}},
 		{"exchange-request", &abi.ExchangeRequest{Client: cl, Endpoints: ep, Code: "c", RedirectURI: "r", CodeVerifier: "v"}},

@@ -109,6 +109,12 @@ type AuthorizeRequest struct {
 	// CodeChallenge is the PKCE S256 challenge; empty when PKCE is off.
 	CodeChallenge       string
 	CodeChallengeMethod string
+	// KeepGrant says that the sign-in's grant is kept to read the user's
+	// groups again later (OpGroups, in the background, while the user stays
+	// signed in). A plugin whose provider issues no refresh token unless
+	// asked (Google: access_type=offline) asks for one. Added within v1: a
+	// plugin built before ignores it, and an older host never sets it.
+	KeepGrant bool
 }
 
 func (m *AuthorizeRequest) fields(f fields) fields {
@@ -120,6 +126,7 @@ func (m *AuthorizeRequest) fields(f fields) fields {
 	f.str(6, &m.State)
 	f.str(7, &m.CodeChallenge)
 	f.str(8, &m.CodeChallengeMethod)
+	f.bool(9, &m.KeepGrant)
 	return f
 }
 

@@ -15,7 +15,7 @@ import "context"
 // A provider without refresh tokens must not embed it (the manifest lists
 // the operations the type has): call ExchangeCode from its own Exchange.
 //
-//	func (google) Exchange(ctx context.Context, r *plugin.ExchangeRequest) (*plugin.Token, error) {
+//	func (p *acme) Exchange(ctx context.Context, r *plugin.ExchangeRequest) (*plugin.Token, error) {
 //		return plugin.ExchangeCode(ctx, r, plugin.AuthInParams)
 //	}
 type Grants struct {

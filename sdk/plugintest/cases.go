@@ -282,9 +282,20 @@ func caseClientAuth(ctx context.Context, e *Env, c *checks) error {
 	return nil
 }
 
-// loginWithRefresh signs in and requires a refresh token.
+// loginWithRefresh signs in and requires a refresh token. A login-only
+// plugin's grant is refreshed only when it is kept to read the groups
+// again (abi.AuthorizeRequest.KeepGrant), so such a plugin with the groups
+// operation signs in as for a policy that uses its groups: a provider that
+// issues refresh tokens only when asked (Google's access_type=offline) is
+// asked then.
 func loginWithRefresh(ctx context.Context, e *Env) (*abi.Token, error) {
-	tok, err := e.Login(ctx, "", e.gitPurpose())
+	purpose := e.gitPurpose()
+	keep := purpose == abi.PurposeLogin && e.has(abi.OpGroups)
+	code, verifier, err := e.authorizeWith(ctx, e.Plugin, "", purpose, keep)
+	if err != nil {
+		return nil, fmt.Errorf("login: %w", err)
+	}
+	tok, err := e.Plugin.Exchange(ctx, plugins.ExchangeInput{Code: code, RedirectURI: e.RedirectURI, CodeVerifier: verifier})
 	if err != nil {
 		return nil, fmt.Errorf("login: %w", err)
 	}

@@ -63,6 +63,19 @@ const (
 	CodeMembershipsUnavailable = "memberships_unavailable"
 )
 
+// The refusals of a disabled member and of one whose providers have not
+// answered for longer than the grace period, in the only words users get
+// (docs/policy.md quotes them). The Service decides both before its Judge
+// is asked; a Judge handed such a Member refuses with these same Verdicts.
+var (
+	VerdictDisabled = Verdict{Code: CodeAccountDisabled,
+		Rule: "An administrator has disabled your account.",
+		Fix:  "Ask an administrator to enable it again."}
+	VerdictUnavailable = Verdict{Code: CodeMembershipsUnavailable,
+		Rule: "Your groups at the sign-in provider could not be checked for longer than this site allows.",
+		Fix:  "Sign in again; if it keeps failing, the provider may be down or may have revoked this site's access, so try again later or tell an administrator."}
+)
+
 // Verdict is a policy decision. The zero Verdict admits; a refusal has a
 // Code and says, in words a user understands, which rule applied (Rule)
 // and what to do (Fix).

@@ -260,15 +260,9 @@ func (s *Service) build(u data.User, ids []data.Identity, now time.Time) (*Membe
 func (s *Service) judge(m *Member) {
 	switch {
 	case m.Disabled:
-		// The words of docs/policy.md ("The words of each denial"), the
-		// same as gateway/authz/policy's for these codes.
-		m.Verdict = Verdict{Code: CodeAccountDisabled,
-			Rule: "Your account has been disabled by an administrator.",
-			Fix:  "Ask the people who run this site to enable it again."}
+		m.Verdict = VerdictDisabled
 	case m.Unavailable:
-		m.Verdict = Verdict{Code: CodeMembershipsUnavailable,
-			Rule: "Access depends on your memberships at your sign-in provider, and the provider has not answered for too long to rely on what it said last.",
-			Fix:  "Try again later; if it lasts, tell the people who run this site."}
+		m.Verdict = VerdictUnavailable
 	case s.opts.Judge != nil:
 		m.Verdict = s.opts.Judge.Admit(m)
 	}

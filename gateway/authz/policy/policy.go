@@ -208,9 +208,9 @@ func (p *Policy) Admit(m *membership.Member) membership.Verdict {
 	case m == nil:
 		return p.refusal()
 	case m.Disabled:
-		return verdictDisabled
+		return membership.VerdictDisabled // the words are the membership service's, which decides first
 	case m.Unavailable:
-		return verdictUnavailable
+		return membership.VerdictUnavailable
 	case p.open:
 		return membership.Verdict{}
 	}
@@ -242,19 +242,6 @@ func (p *Policy) refusal() membership.Verdict {
 	}
 	return p.denied
 }
-
-var (
-	verdictDisabled = membership.Verdict{
-		Code: membership.CodeAccountDisabled,
-		Rule: "Your account has been disabled by an administrator.",
-		Fix:  "Ask the people who run this site to enable it again.",
-	}
-	verdictUnavailable = membership.Verdict{
-		Code: membership.CodeMembershipsUnavailable,
-		Rule: "Access depends on your memberships at your sign-in provider, and the provider has not answered for too long to rely on what it said last.",
-		Fix:  "Try again later; if it lasts, tell the people who run this site.",
-	}
-)
 
 // restricted reports whether one of groups, or the top-level group it
 // belongs to ("github:vintner" for "github:vintner/platform"), is in

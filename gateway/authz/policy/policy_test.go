@@ -52,7 +52,7 @@ func TestAdmit(t *testing.T) {
 		{"nobody", &membership.Member{}, membership.CodeNotAllowed, "ask the people who run Trellis"},
 		{"restricted org", &membership.Member{Restricted: []string{"github:vintner"}}, membership.CodeNotAllowed, "must approve Trellis"},
 		{"disabled", &membership.Member{Disabled: true, Groups: []string{"github:vintner"}}, membership.CodeAccountDisabled, "enable it"},
-		{"unavailable", &membership.Member{Unavailable: true, Groups: []string{"github:vintner"}}, membership.CodeMembershipsUnavailable, "Try again later"},
+		{"unavailable", &membership.Member{Unavailable: true, Groups: []string{"github:vintner"}}, membership.CodeMembershipsUnavailable, "try again later"},
 		{"nil", nil, membership.CodeNotAllowed, ""},
 	}
 	for _, c := range cases {
@@ -66,6 +66,10 @@ func TestAdmit(t *testing.T) {
 			}
 			if !strings.Contains(v.Fix, c.fix) {
 				t.Errorf("Fix %q does not contain %q", v.Fix, c.fix)
+			}
+			// One wording: the membership service's, which users get.
+			if c.m != nil && c.m.Disabled && v != membership.VerdictDisabled || c.m != nil && c.m.Unavailable && v != membership.VerdictUnavailable {
+				t.Errorf("Admit = %+v, not the membership service's words", v)
 			}
 		})
 	}
