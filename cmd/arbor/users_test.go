@@ -129,7 +129,7 @@ func TestUsersCommandsWhileServing(t *testing.T) {
 		t.Error(err)
 	} else {
 		if r.status != http.StatusForbidden || !strings.Contains(r.body, `data-error="account_disabled"`) ||
-			!strings.Contains(r.body, "Your account has been disabled by an administrator.") {
+			!strings.Contains(r.body, "An administrator has disabled your account.") {
 			t.Errorf("sign-in of a disabled user: %d, want 403 with the account_disabled page:\n%s", r.status, tail(r.body, 2000))
 		}
 		if c := r.header.Get("Set-Cookie"); strings.Contains(c, "arbor_session=") && !strings.Contains(c, "arbor_session=;") {
