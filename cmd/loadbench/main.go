@@ -94,7 +94,10 @@
 //
 // -only NAME,... measures just those targets and prints no summary: for
 // profiling one kind of request, e.g. with perf record on the Arbor
-// process.
+// process. The one verdict it prints is the route rule's, when it names
+// both arbor-auth and arbor-rule: `-only arbor-auth,arbor-rule` is the
+// narrowest paired comparison of issue 19 (the two alternate, each round
+// in the other order, so that every pair runs back to back).
 //
 // Everything listens on 127.0.0.1. The run is bounded: rounds × targets ×
 // duration, plus a one-second warm-up per target. loadbench exits non-zero
@@ -340,7 +343,7 @@ func runBench(args []string) error {
 	fs.IntVar(&cfg.bodyBytes, "body-bytes", 13, "upstream response body size")
 	fs.StringVar(&cfg.logDir, "log-dir", "", "directory for the children's stderr (default: a new temporary directory)")
 	fs.StringVar(&cfg.store, "store", "bbolt", "with -arbor-cmd: Arbor's store, bbolt (its own file under the data dir) or etcd (an embedded 1-member etcd with fsync, started by loadbench on 127.0.0.1)")
-	fs.StringVar(&cfg.only, "only", "", "measure only these targets (comma-separated names, e.g. arbor-worker), for profiling one kind of request with perf or pprof; the summary and target verdicts are skipped")
+	fs.StringVar(&cfg.only, "only", "", "measure only these targets (comma-separated names, e.g. arbor-worker), for profiling one kind of request with perf or pprof; the summary and target verdicts are skipped, but for the route rule's when arbor-auth and arbor-rule are both named")
 	fs.BoolVar(&cfg.flood, "flood", false, "with -arbor-cmd: measure only arbor-auth, quiet and while a second client (127.0.0.2) floods /auth/start and /oauth/device/code, in paired rounds; reports the store file's growth (see flood.go)")
 	fs.BoolVar(&cfg.tls, "tls", false, "with -arbor-cmd: measure Arbor and Caddy, both terminating TLS with one test certificate in front of the same upstream: keep-alive req/s, CPU per request and full handshakes/s (see tlsbench.go)")
 	fs.StringVar(&cfg.caddy, "caddy", "/usr/bin/caddy", "with -tls: path to caddy")
