@@ -51,9 +51,11 @@ bench-go:
 # loadbench runs the real `arbor serve` (fresh secrets, a throw-away data dir,
 # info-level access log) against the bare Fiber proxy and the upstream itself,
 # without and with a session cookie (it signs in through fake providers) and
-# with a registered worker's headers. 20 rounds of 2 s: the ratios to
-# arbor-anon are medians of per-round pairs, and short rounds give many
-# pairs on a machine whose speed drifts (about 4 minutes in all).
+# with a registered worker's headers, and a second Arbor whose policy route
+# rule covers the proxied path (arbor-rule, paired with arbor-auth: issue
+# 19). 20 rounds of 2 s: the ratios are medians of per-round pairs, and
+# short rounds give many pairs on a machine whose speed drifts (about 5
+# minutes in all).
 loadbench: build
 	$(GO) build -o $(BIN)/loadbench ./cmd/loadbench
 	@d=$$(mktemp -d) && set -a && eval "$$(./$(BIN)/arbor keys generate)" && set +a && \

@@ -18,6 +18,18 @@
 //     that each one goes through worker authentication (format and
 //     checksum, SHA-256, the cached worker record, constant-time compare,
 //     last-use bookkeeping) and gets the worker identity and the assertion.
+//   - arbor-rule: a second `arbor serve` (rule.go), the same but for a
+//     policy: policy.allow admits members of github:vintner and a route
+//     rule on "/" keeps every proxied path for github:vintner/platform.
+//     Every request carries the session cookie of octocat, signed in there
+//     through the fake GitHub, whose memberships (vintner,
+//     vintner/platform) the real membership service read at sign-in; so
+//     each one also takes the policy's per-request path (the Member from
+//     the membership service's cache, the route rule, the groups header
+//     and the assertion's groups claim). It is paired round by round with
+//     arbor-auth, the same request to the Arbor without a policy, for
+//     issue 19's target: with the rule at least 0.95x the throughput
+//     without.
 //
 // The upstream and the bare proxy are loadbench itself, re-executed with a
 // hidden subcommand, so that each is its own process: CPU time is read from
@@ -82,7 +94,10 @@
 //
 // -only NAME,... measures just those targets and prints no summary: for
 // profiling one kind of request, e.g. with perf record on the Arbor
-// process.
+// process. The one verdict it prints is the route rule's, when it names
+// both arbor-auth and arbor-rule: `-only arbor-auth,arbor-rule` is the
+// narrowest paired comparison of issue 19 (the two alternate, each round
+// in the other order, so that every pair runs back to back).
 //
 // Everything listens on 127.0.0.1. The run is bounded: rounds × targets ×
 // duration, plus a one-second warm-up per target. loadbench exits non-zero
@@ -138,6 +153,7 @@ import (
 	arborproxy "github.com/vintner/arbor/gateway/edge/proxy"
 	"github.com/vintner/arbor/plugins/builtin/fakes"
 	"github.com/vintner/arbor/sdk/client"
+	"github.com/vintner/arbor/sdk/fakeprovider"
 )
 
 func main() {
@@ -210,8 +226,12 @@ func runUpstream(args []string) error {
 				counted.Add(1)
 			}
 			ctx.SetContentType("text/plain; charset=utf-8")
-			if string(ctx.Path()) == countPath {
+			switch string(ctx.Path()) {
+			case countPath:
 				ctx.SetBodyString(strconv.FormatInt(counted.Load(), 10))
+				return
+			case groupsPath:
+				ctx.SetBody(ctx.Request.Header.Peek(groupsHeader))
 				return
 			}
 			ctx.SetBody(body)
@@ -293,6 +313,7 @@ type config struct {
 	flood       bool   // measure arbor-auth quiet and under an anonymous flood instead (flood.go)
 	tls         bool   // measure Arbor against Caddy over https instead (tlsbench.go)
 	caddy       string // path to caddy, with -tls
+	rule        bool   // also start an Arbor with a policy route rule and measure arbor-rule (rule.go)
 }
 
 // child is a process loadbench started and measures.
@@ -322,10 +343,11 @@ func runBench(args []string) error {
 	fs.IntVar(&cfg.bodyBytes, "body-bytes", 13, "upstream response body size")
 	fs.StringVar(&cfg.logDir, "log-dir", "", "directory for the children's stderr (default: a new temporary directory)")
 	fs.StringVar(&cfg.store, "store", "bbolt", "with -arbor-cmd: Arbor's store, bbolt (its own file under the data dir) or etcd (an embedded 1-member etcd with fsync, started by loadbench on 127.0.0.1)")
-	fs.StringVar(&cfg.only, "only", "", "measure only these targets (comma-separated names, e.g. arbor-worker), for profiling one kind of request with perf or pprof; the summary and target verdicts are skipped")
+	fs.StringVar(&cfg.only, "only", "", "measure only these targets (comma-separated names, e.g. arbor-worker), for profiling one kind of request with perf or pprof; the summary and target verdicts are skipped, but for the route rule's when arbor-auth and arbor-rule are both named")
 	fs.BoolVar(&cfg.flood, "flood", false, "with -arbor-cmd: measure only arbor-auth, quiet and while a second client (127.0.0.2) floods /auth/start and /oauth/device/code, in paired rounds; reports the store file's growth (see flood.go)")
 	fs.BoolVar(&cfg.tls, "tls", false, "with -arbor-cmd: measure Arbor and Caddy, both terminating TLS with one test certificate in front of the same upstream: keep-alive req/s, CPU per request and full handshakes/s (see tlsbench.go)")
 	fs.StringVar(&cfg.caddy, "caddy", "/usr/bin/caddy", "with -tls: path to caddy")
+	fs.BoolVar(&cfg.rule, "rule", true, "with -arbor-cmd and -auth, one replica, no -flood: also start a second `arbor serve` with a policy whose route rule covers the proxied path, sign in there as a user who passes it, and compare its throughput (arbor-rule) with arbor-auth's (see rule.go)")
 	fs.IntVar(&cfg.replicas, "replicas", 1, "with -store etcd: 2 also starts a second `arbor serve` on the same etcd and secrets and compares authenticated throughput of both replicas with one")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -378,6 +400,9 @@ func runBench(args []string) error {
 		n := 5 // upstream, bare, arbor-anon, arbor-auth, arbor-worker
 		if cfg.replicas == 2 {
 			n += 2 // arbor-auth-1r, arbor-auth-2r
+		}
+		if ruleOn(cfg) {
+			n++ // arbor-rule
 		}
 		runLen := time.Duration(cfg.rounds*n+n)*(cfg.duration+time.Second) + 2*time.Minute
 		if cfg.tokenTTL/2 < runLen {
@@ -500,8 +525,14 @@ func runBench(args []string) error {
 		arborCmd.Env = append(arborCmd.Env, env...)
 		secretsNote = note
 	}
+	// The Arbor with a route rule (rule.go) signs in through the same
+	// fakes, at its own public URL.
+	var ruleAddr string
+	if ruleOn(cfg) {
+		ruleAddr = freePort()
+	}
 	if auth {
-		set, env, err := startFakes(publicURL)
+		set, env, err := startFakes(publicURL, ruleAddr)
 		if err != nil {
 			return err
 		}
@@ -589,6 +620,25 @@ func runBench(args []string) error {
 	if cfg.flood {
 		return runFlood(cfg, arborAddr, cookie, arbor, arborCmd.Env)
 	}
+	// The Arbor with a route rule, its signed-in user and the checks that
+	// the rule is in force (rule.go).
+	var ruleArbor *child
+	var ruleCookie string
+	if ruleAddr != "" {
+		dir, err := os.MkdirTemp("", "loadbench-rule-")
+		if err != nil {
+			return err
+		}
+		afterStop(func() { _ = os.RemoveAll(dir) })
+		cmd := exec.Command("/bin/sh", "-c", "exec "+cfg.arborCmd)
+		cmd.Env = append(slices.Clone(arborCmd.Env), ruleEnv(cfg, ruleAddr, dir)...)
+		if ruleArbor, err = start("arbor-rule", cmd, ruleAddr); err != nil {
+			return err
+		}
+		if ruleCookie, err = prepareRule(cfg, "http://"+ruleAddr, upAddr); err != nil {
+			return fmt.Errorf("the Arbor with a route rule (log: %s): %w", filepath.Join(cfg.logDir, "arbor-rule.log"), err)
+		}
+	}
 
 	type target struct {
 		name    string
@@ -616,6 +666,10 @@ func runBench(args []string) error {
 			headers: []string{"Cookie: " + cookie}, identity: 1})
 		targets = append(targets, target{name: "arbor-worker", addr: arborAddr, path: workerPath, proxy: arbor,
 			headers: workerHeaders, identity: 1})
+	}
+	if ruleArbor != nil {
+		targets = append(targets, target{name: "arbor-rule", addr: ruleAddr, proxy: ruleArbor,
+			headers: []string{"Cookie: " + ruleCookie}, identity: 1})
 	}
 	if arbor2 != nil {
 		targets = append(targets, target{name: "arbor-auth-1r", addr: arborAddr, proxy: arbor,
@@ -677,6 +731,9 @@ func runBench(args []string) error {
 	if auth {
 		fmt.Printf("arbor-auth: signed in through the fake GitHub; token TTL %v, so the session check is in its steady state (token and session cached, no re-issue)\n", cfg.tokenTTL)
 		fmt.Printf("arbor-worker: a worker registered through the API calls %s\n", workerPath)
+	}
+	if ruleArbor != nil {
+		fmt.Println(ruleNote)
 	}
 	if etcdNote != "" {
 		fmt.Println(etcdNote)
@@ -785,9 +842,32 @@ func runBench(args []string) error {
 	}
 
 	cpuPerReq := func(ticks, reqs int64) float64 { return float64(ticks) * 1e6 / float64(tck) / float64(max(reqs, 1)) }
+	ratioLine := func(name, base string) (at float64, paired string, ofMedians float64) {
+		var rs []string
+		var ratios []float64
+		for i, v := range totals[name].perRoundReqsSec {
+			r := v / totals[base].perRoundReqsSec[i]
+			ratios = append(ratios, r)
+			rs = append(rs, fmt.Sprintf("%.2f", r))
+		}
+		return median(ratios), strings.Join(rs, " "), median(totals[name].perRoundReqsSec) / median(totals[base].perRoundReqsSec)
+	}
+	// ruleVerdict prints issue 19's verdict, also after -only when both
+	// targets of the pair were measured.
+	ruleVerdict := func() {
+		if totals["arbor-rule"] == nil || totals["arbor-auth"] == nil {
+			return
+		}
+		at, paired, ofMedians := ratioLine("arbor-rule", "arbor-auth")
+		cpu := func(name string) float64 { tt := totals[name]; return cpuPerReq(tt.cpuTicks, tt.requests) }
+		fmt.Printf("\nroute rule: %.2fx of without (target ≥ 0.95x) %s\n", at, verdict(at >= 0.95))
+		fmt.Printf("  arbor-rule / arbor-auth throughput, median of the rounds' ratios %s; ratio of medians %.2fx; CPU/request %.1f vs %.1f µs (%+.1f µs, %.2fx)\n",
+			paired, ofMedians, cpu("arbor-rule"), cpu("arbor-auth"), cpu("arbor-rule")-cpu("arbor-auth"), cpu("arbor-rule")/cpu("arbor-auth"))
+	}
 	if cfg.only != "" {
+		ruleVerdict()
 		fmt.Println("\n-only: no summary; the rounds above are the figures")
-		return checkRun(failures, cfg, up, bare, arbor, arbor2)
+		return checkRun(failures, cfg, up, bare, arbor, arbor2, ruleArbor)
 	}
 	rpsOf := func(name string) float64 { return median(totals[name].perRoundReqsSec) }
 	cpuOf := func(name string) float64 { tt := totals[name]; return cpuPerReq(tt.cpuTicks, tt.requests) }
@@ -845,6 +925,7 @@ func runBench(args []string) error {
 				name, verdict(at >= 0.90), at, strings.Join(paired, " "), rpsOf(name)/rpsOf("arbor-anon"), cpuOf(name)/cpuOf("arbor-anon"), cpuOf(name)-cpuOf("arbor-anon"))
 		}
 	}
+	ruleVerdict()
 	fmt.Printf("ratios:  arbor-anon / upstream direct throughput %.2fx", rpsOf("arbor-anon")/rpsOf("upstream"))
 	if auth {
 		fmt.Printf(", arbor-auth / upstream direct %.2fx", rpsOf("arbor-auth")/rpsOf("upstream"))
@@ -867,7 +948,7 @@ func runBench(args []string) error {
 		fmt.Println("  (about 1.0x or more: they do not; well below: they contend), not scale-out, which needs cores of its own per replica.")
 		fmt.Println("  (arbor-auth-2r runs two wrk processes, one thread each, where arbor-auth-1r runs one.)")
 	}
-	return checkRun(failures, cfg, up, bare, arbor, arbor2)
+	return checkRun(failures, cfg, up, bare, arbor, arbor2, ruleArbor)
 }
 
 // checkRun adds a failure for every child that exited during the run and
@@ -982,9 +1063,17 @@ func sharedSecrets(onStop func(func())) (env []string, note string, err error) {
 
 // startFakes starts a fake provider for every built-in plugin (as `arbor
 // dev` does) and returns the environment that points Arbor's provider
-// configuration, client secrets included, at them.
-func startFakes(publicURL string) (*fakes.Set, []string, error) {
-	set, err := fakes.Start(publicURL, fakes.Options{})
+// configuration, client secrets included, at them. ruleAddr, if not
+// empty, is the address of the Arbor with a route rule, whose callbacks
+// the fakes accept too.
+func startFakes(publicURL, ruleAddr string) (*fakes.Set, []string, error) {
+	var opts fakes.Options
+	if ruleAddr != "" {
+		opts.Edit = func(name string, c *fakeprovider.Config) {
+			c.RedirectURIs = append(c.RedirectURIs, "http://"+ruleAddr+"/auth/callback/"+name)
+		}
+	}
+	set, err := fakes.Start(publicURL, opts)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -1022,7 +1111,11 @@ func pollOK(c *http.Client, url string, timeout, interval time.Duration) error {
 // signIn signs in at the Arbor at base through the fake GitHub, as a
 // browser would but without following redirects, and returns the session
 // cookie's value.
-func signIn(base string) (string, error) {
+func signIn(base string) (string, error) { return signInAs(base, "") }
+
+// signInAs is signIn as the fake GitHub's user login ("": its first,
+// octocat).
+func signInAs(base, login string) (string, error) {
 	jar, err := cookiejar.New(nil)
 	if err != nil {
 		return "", err
@@ -1052,7 +1145,11 @@ func signIn(base string) (string, error) {
 	if u, err := url.Parse(authURL); err != nil || u.Hostname() != "127.0.0.1" || strings.HasPrefix(authURL, base) {
 		return "", fmt.Errorf("start: the authorization URL %q is not a loopback fake", authURL)
 	}
-	resp, err = step("authorize", authURL+"&fake_auto=approve")
+	approve := authURL + "&fake_auto=approve"
+	if login != "" {
+		approve += "&fake_user=" + url.QueryEscape(login)
+	}
+	resp, err = step("authorize", approve)
 	if err != nil {
 		return "", err
 	}

@@ -3,11 +3,11 @@ package authz
 import (
 	"context"
 	"crypto/ed25519"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
@@ -28,18 +28,17 @@ import (
 	"github.com/vintner/arbor/service/membership"
 )
 
-// cachedMembers is the membership service in steady state: the Member is
-// built and judged once and served from memory.
-type cachedMembers map[string]*membership.Member
-
-func (m cachedMembers) Member(_ context.Context, id string) (*membership.Member, error) {
-	return m[id], nil
-}
-
-// benchGates builds, on one bbolt store and one signed-in session, a Gate
-// without a policy and one with policy.allow and a route rule for
-// /app/ (which the user passes), and returns them with the session cookie.
-func benchGates(b *testing.B) (without, withRule *Gate, cookieName, cookie string) {
+// benchGates builds, on one bbolt store and one signed-in session, the
+// two gates the app builds: without a policy (the chain still consults
+// the membership service, which then refuses only disabled accounts) and
+// with policy.allow and a route rule for /app/, which the user passes.
+// Both consult the real membership service (package service/membership)
+// on the same store, whose user record carries the memberships the
+// service would have fetched at sign-in, so that a request takes the
+// real path: Chain → Service.Member (a cache hit once warm) → Route →
+// Admit → Director's groups header and claim. It returns the gates and
+// the session cookie.
+func benchGates(b testing.TB) (without, withRule *Gate, cookieName, cookie string) {
 	ctx := context.Background()
 	st, err := boltdb.Open(filepath.Join(b.TempDir(), "g.db"), boltdb.Options{})
 	if err != nil {
@@ -47,7 +46,12 @@ func benchGates(b *testing.B) (without, withRule *Gate, cookieName, cookie strin
 	}
 	b.Cleanup(func() { st.Close() })
 	now := time.Now().UTC()
-	if err := st.CreateUser(ctx, data.User{ID: "alice", Email: "a@example.test", Login: "alice", CreatedAt: now}); err != nil {
+	if err := st.CreateUser(ctx, data.User{ID: "alice", Email: "a@example.test", Login: "alice", CreatedAt: now,
+		Memberships: data.Memberships{Groups: []string{"github:hubbers", "github:vintner", "github:vintner/platform"}, CheckedAt: now}}); err != nil {
+		b.Fatal(err)
+	}
+	if err := st.CreateIdentity(ctx, data.Identity{Provider: "github", Subject: "583231", UserID: "alice",
+		Email: "a@example.test", EmailVerified: true, CreatedAt: now}); err != nil {
 		b.Fatal(err)
 	}
 	if err := st.CreateSession(ctx, data.Session{ID: "s1", UserID: "alice", CreatedAt: now, LastSeenAt: now, ExpiresAt: now.Add(time.Hour)}); err != nil {
@@ -82,11 +86,16 @@ func benchGates(b *testing.B) (without, withRule *Gate, cookieName, cookie strin
 	if err != nil {
 		b.Fatal(err)
 	}
-	m := &membership.Member{UserID: "alice", Emails: []string{"a@example.test"},
-		Groups: []string{"github:hubbers", "github:vintner", "github:vintner/platform"}}
-	m.Verdict, m.Visible = pol.Admit(m), pol.Visible(m)
-	m.VisibleHeader = strings.Join(m.Visible, ",")
-	gate := func(members authn.Members, rules *policy.Policy) *Gate {
+	gate := func(judge membership.Judge, rules *policy.Policy) *Gate {
+		// As app.startMembership builds it, without the background
+		// re-check (the user's groups were just checked) and without
+		// GroupProviders, which only the re-check and sign-in read.
+		members, err := membership.New(membership.Options{Store: st, Judge: judge,
+			Logger: slog.New(slog.NewJSONHandler(io.Discard, nil))})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(members.Close)
 		chain, err := authn.New(authn.Config{Session: sessions.Cookies(), Members: members})
 		if err != nil {
 			b.Fatal(err)
@@ -98,40 +107,141 @@ func benchGates(b *testing.B) (without, withRule *Gate, cookieName, cookie strin
 		}
 		return g
 	}
-	return gate(nil, nil), gate(cachedMembers{"alice": m}, pol), sessions.CookieName(), cookie
+	return gate(nil, nil), gate(pol, pol), sessions.CookieName(), cookie
+}
+
+// BenchmarkPolicyCheck is the policy's own per-request work on a proxied
+// request of a signed-in user, as the chain and the gate do it: the
+// user's Member from the membership service (package service/membership,
+// on a real bbolt store, the Member cached as in steady state; the real
+// clock), the route of the path (policy.routes, longest prefix) and the
+// route's judgement of the Member. policy.allow was judged when the
+// Member was built, so a hit only reads its Verdict. It must not
+// allocate (TestGuardRouteRuleAllocs, and the two packages' own tests).
+func BenchmarkPolicyCheck(b *testing.B) {
+	ctx := context.Background()
+	st, err := boltdb.Open(filepath.Join(b.TempDir(), "p.db"), boltdb.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { st.Close() })
+	now := time.Now().UTC()
+	if err := st.CreateUser(ctx, data.User{ID: "alice", CreatedAt: now,
+		Memberships: data.Memberships{Groups: []string{"github:hubbers", "github:vintner", "github:vintner/platform"}, CheckedAt: now}}); err != nil {
+		b.Fatal(err)
+	}
+	pol, err := policy.Compile(config.Policy{
+		Allow:  config.PolicyAllow{Groups: []string{"github:vintner"}},
+		Routes: []config.PolicyRoute{{Prefix: "/admin/", Groups: []string{"github:vintner/ops"}}, {Prefix: "/app/", Groups: []string{"github:vintner/platform"}}},
+	}, policy.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	members, err := membership.New(membership.Options{Store: st, Judge: pol, Logger: slog.New(slog.NewJSONHandler(io.Discard, nil))})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(members.Close)
+	path := []byte("/app/page")
+	check := func() bool {
+		m, err := members.Member(ctx, "alice")
+		if err != nil || !m.Verdict.Admitted() {
+			return false
+		}
+		r := pol.Route(path)
+		return r != nil && r.Admit(m).Admitted()
+	}
+	if !check() { // and the Member is cached from here on
+		b.Fatal("alice is refused")
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if !check() {
+			b.Fatal("alice is refused")
+		}
+	}
+}
+
+// routeRuleRequest is one signed-in browser's request to /app/page,
+// Guard and Director on it: the per-request work of a proxied request
+// with a session, the policy's check included.
+type routeRuleRequest struct {
+	g  *Gate
+	c  *fiber.Ctx
+	up fasthttp.Request
+}
+
+func newRouteRuleRequest(tb testing.TB, app *fiber.App, g *Gate, name, cookie string) *routeRuleRequest {
+	fctx := &fasthttp.RequestCtx{}
+	fctx.Request.SetRequestURI("/app/page")
+	fctx.Request.Header.SetCookie(name, cookie)
+	r := &routeRuleRequest{g: g, c: app.AcquireCtx(fctx)}
+	tb.Cleanup(func() { app.ReleaseCtx(r.c) })
+	return r
+}
+
+func (r *routeRuleRequest) do() error {
+	if ok, err := r.g.Guard(r.c); !ok || err != nil {
+		return fmt.Errorf("Guard: %v %v", ok, err)
+	}
+	return r.g.Director(r.c, &r.up)
 }
 
 // BenchmarkGuardRouteRule is Guard and Director on a signed-in browser's
 // request to /app/page, without a policy and with policy.allow and a
-// route rule governing the path (the Member cached, as in steady state).
-// Both allocate the same (one: the identity kept for Director).
+// route rule governing the path, both through the real membership
+// service with the Member cached (as in steady state). Both allocate the
+// same (one: the identity kept for Director; TestGuardRouteRuleAllocs).
 func BenchmarkGuardRouteRule(b *testing.B) {
 	without, withRule, name, cookie := benchGates(b)
 	app := fiber.New()
 	for _, tc := range []struct {
-		name string
-		g    *Gate
-	}{{"without", without}, {"with-route-rule", withRule}} {
+		name   string
+		g      *Gate
+		groups string // the groups header Director must set
+	}{{"without", without, ""}, {"with-route-rule", withRule, "github:vintner,github:vintner/platform"}} {
 		b.Run(tc.name, func(b *testing.B) {
-			fctx := &fasthttp.RequestCtx{}
-			fctx.Request.SetRequestURI("/app/page")
-			fctx.Request.Header.SetCookie(name, cookie)
-			c := app.AcquireCtx(fctx)
-			defer app.ReleaseCtx(c)
-			var up fasthttp.Request
-			if ok, err := tc.g.Guard(c); !ok || err != nil {
-				b.Fatalf("Guard: %v %v", ok, err)
+			r := newRouteRuleRequest(b, app, tc.g, name, cookie)
+			if err := r.do(); err != nil {
+				b.Fatal(err) // and the Member is cached from here on
 			}
 			b.ReportAllocs()
 			for b.Loop() {
-				if ok, err := tc.g.Guard(c); !ok || err != nil {
-					b.Fatal(err)
-				}
-				if err := tc.g.Director(c, &up); err != nil {
+				if err := r.do(); err != nil {
 					b.Fatal(err)
 				}
 			}
+			if got := string(r.up.Header.Peek(DefaultHeaders.Groups)); got != tc.groups {
+				b.Fatalf("groups header %q, want %q", got, tc.groups)
+			}
 		})
+	}
+}
+
+// The policy's check adds no allocation to a proxied request: with a
+// route rule (the Member from the membership service's cache, the route
+// found, the Member admitted, the groups header and claim added) Guard
+// and Director allocate what they allocate without a policy.
+func TestGuardRouteRuleAllocs(t *testing.T) {
+	without, withRule, name, cookie := benchGates(t)
+	app := fiber.New()
+	var allocs [2]float64
+	for i, g := range []*Gate{without, withRule} {
+		r := newRouteRuleRequest(t, app, g, name, cookie)
+		if err := r.do(); err != nil {
+			t.Fatal(err)
+		}
+		allocs[i] = testing.AllocsPerRun(200, func() {
+			if err := r.do(); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+	if allocs[1] > allocs[0] {
+		t.Fatalf("with a route rule a request allocates %v times, without %v", allocs[1], allocs[0])
+	}
+	if allocs[1] > 1 {
+		t.Fatalf("with a route rule a request allocates %v times, want at most 1 (the identity kept for Director)", allocs[1])
 	}
 }
 
