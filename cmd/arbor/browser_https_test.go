@@ -21,7 +21,6 @@ import (
 
 	"github.com/vintner/arbor/gateway/edge/https/httpstest"
 	"github.com/vintner/arbor/plugins/builtin/fakes"
-	"github.com/vintner/arbor/sdk/plugintest"
 )
 
 // Headless Chromium signs in through the real `arbor serve` terminating TLS
@@ -63,17 +62,8 @@ func TestBrowserSignInOverHTTPS(t *testing.T) {
 	// address comes first.
 	addr := freeAddr(t)
 	base := "https://" + addr
-	set, err := fakes.Start(base, fakes.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(set.Close)
-	env := append(e.with(
-		"ARBOR_PUBLIC_URL="+base,
-		"ARBOR_UPSTREAM_URL="+upstream.URL,
-		"ARBOR_TLS_CERT_FILE="+certFile, "ARBOR_TLS_KEY_FILE="+keyFile,
-		"ARBOR_PLUGINS_CACHE_DIR="+plugintest.DefaultCacheDir(),
-	), set.Environ()...)
+	env, _ := e.withFakes(t, base, upstream.URL, fakes.Options{},
+		"ARBOR_TLS_CERT_FILE="+certFile, "ARBOR_TLS_KEY_FILE="+keyFile)
 	srv := launchServe(t, addr, env)
 	// /readyz: the providers' plugins are loaded, so the sign-in page has
 	// its buttons.

@@ -20,7 +20,6 @@ import (
 
 	"github.com/vintner/arbor/plugins/builtin/fakes"
 	"github.com/vintner/arbor/sdk/fakeprovider"
-	"github.com/vintner/arbor/sdk/plugintest"
 )
 
 func TestProviderFidelityFullStack(t *testing.T) {
@@ -31,26 +30,19 @@ func TestProviderFidelityFullStack(t *testing.T) {
 	defer upstream.Close()
 	addr := freeAddr(t)
 	base := "http://" + addr
-	set, err := fakes.Start(base, fakes.Options{Edit: func(name string, c *fakeprovider.Config) {
+	opts := fakes.Options{Edit: func(name string, c *fakeprovider.Config) {
 		// Access tokens that expire within the broker's refresh margin
 		// (5 minutes): every token request refreshes, so that a few
 		// requests rotate a token several times without waiting hours.
 		if c.AccessTokenLifetime > 0 {
 			c.AccessTokenLifetime = 2 * time.Minute
 		}
-	}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(set.Close)
-	env := append(e.with(
-		"ARBOR_PUBLIC_URL="+base,
-		"ARBOR_UPSTREAM_URL="+upstream.URL,
-		"ARBOR_PLUGINS_CACHE_DIR="+plugintest.DefaultCacheDir(),
+	}}
+	env, set := e.withFakes(t, base, upstream.URL, opts,
 		// Many API calls from one address in a short time; the limits
 		// have tests of their own (hostile_ratelimit_test.go).
 		"ARBOR_LIMITS_ENABLED=false",
-	), set.Environ()...)
+	)
 	startServeAt(t, addr, "/readyz", env)
 
 	user := newAgent(t, 60*time.Second)

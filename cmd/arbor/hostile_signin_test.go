@@ -23,7 +23,6 @@ import (
 
 	"github.com/vintner/arbor/data/boltdb/bolttest"
 	"github.com/vintner/arbor/plugins/builtin/fakes"
-	"github.com/vintner/arbor/sdk/plugintest"
 )
 
 func TestHostileSignInFloodWritesNothing(t *testing.T) {
@@ -37,20 +36,12 @@ func TestHostileSignInFloodWritesNothing(t *testing.T) {
 	// address is chosen before the fakes and the server start.
 	addr := freeAddr(t)
 	base := "http://" + addr
-	set, err := fakes.Start(base, fakes.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(set.Close)
-	env := append(e.with(
-		"ARBOR_PUBLIC_URL="+base,
-		"ARBOR_UPSTREAM_URL="+upstream.URL,
-		"ARBOR_PLUGINS_CACHE_DIR="+plugintest.DefaultCacheDir(),
+	env, _ := e.withFakes(t, base, upstream.URL, fakes.Options{},
 		// What is measured is what the requests leave in the store; the
 		// per-address rate limits (hostile_ratelimit_test.go) would answer
 		// most of the flood 429 before it reached the sign-in handlers.
 		"ARBOR_LIMITS_ENABLED=false",
-	), set.Environ()...)
+	)
 	startServeAt(t, addr, "/readyz", env)
 
 	// A genuine sign-in first: the store then holds a user, and its

@@ -25,6 +25,8 @@ import (
 	"github.com/vintner/arbor/data"
 	"github.com/vintner/arbor/data/boltdb"
 	"github.com/vintner/arbor/data/seal"
+	"github.com/vintner/arbor/plugins/builtin/fakes"
+	"github.com/vintner/arbor/sdk/plugintest"
 )
 
 // These tests run the real arbor binary, built once in TestMain.
@@ -667,4 +669,25 @@ func devBannerCurl(t *testing.T, banner []string) (target, body string) {
 	}
 	t.Fatalf("the banner of arbor dev has no curl one-liner:\n%s", strings.Join(banner, "\n"))
 	return "", ""
+}
+
+// withFakes starts the fake providers for an Arbor that will serve at base
+// and returns e's environment for it: the public URL, the upstream, the
+// shared plugin compilation cache, extra, then the fakes' endpoints and
+// client credentials. The fakes accept exactly base + /auth/callback/{name},
+// so the address is chosen before the fakes and the server start. The
+// fakes stop when the test ends.
+func (e *testEnv) withFakes(t *testing.T, base, upstreamURL string, opts fakes.Options, extra ...string) ([]string, *fakes.Set) {
+	t.Helper()
+	set, err := fakes.Start(base, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(set.Close)
+	env := e.with(
+		"ARBOR_PUBLIC_URL="+base,
+		"ARBOR_UPSTREAM_URL="+upstreamURL,
+		"ARBOR_PLUGINS_CACHE_DIR="+plugintest.DefaultCacheDir(),
+	)
+	return append(append(env, extra...), set.Environ()...), set
 }

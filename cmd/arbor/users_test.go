@@ -15,7 +15,6 @@ import (
 	"github.com/vintner/arbor/data"
 	"github.com/vintner/arbor/data/boltdb"
 	"github.com/vintner/arbor/plugins/builtin/fakes"
-	"github.com/vintner/arbor/sdk/plugintest"
 	"github.com/vintner/arbor/service/users"
 )
 
@@ -54,17 +53,7 @@ func TestUsersCommandsWhileServing(t *testing.T) {
 	defer upstream.Close()
 	addr := freeAddr(t)
 	base := "http://" + addr
-	set, err := fakes.Start(base, fakes.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(set.Close)
-	env := append(e.with(
-		"ARBOR_PUBLIC_URL="+base,
-		"ARBOR_UPSTREAM_URL="+upstream.URL,
-		"ARBOR_PLUGINS_CACHE_DIR="+plugintest.DefaultCacheDir(),
-		"ARBOR_WORKERS_PATHS=/api/tendril/",
-	), set.Environ()...)
+	env, _ := e.withFakes(t, base, upstream.URL, fakes.Options{}, "ARBOR_WORKERS_PATHS=/api/tendril/")
 	startServeAt(t, addr, "/readyz", env)
 
 	user := newAgent(t, 20*time.Second)
