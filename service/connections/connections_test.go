@@ -32,21 +32,7 @@ import (
 
 var host *plugins.Host
 
-func TestMain(m *testing.M) {
-	var err error
-	host, err = plugins.NewHost(context.Background(), plugins.HostOptions{
-		CacheDir: plugintest.DefaultCacheDir(),
-		Logger:   slog.New(slog.NewTextHandler(io.Discard, nil)),
-		Policy:   plugins.Policy{PoolSize: 4},
-	})
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	code := m.Run()
-	host.Close(context.Background())
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { plugintest.MainWithHost(m, &host) }
 
 type clock struct{ ns atomic.Int64 }
 

@@ -4,11 +4,9 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/base64"
-	"fmt"
 	"io"
 	"io/fs"
 	"log/slog"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -31,21 +29,7 @@ import (
 
 var host *plugins.Host
 
-func TestMain(m *testing.M) {
-	var err error
-	host, err = plugins.NewHost(context.Background(), plugins.HostOptions{
-		CacheDir: plugintest.DefaultCacheDir(),
-		Logger:   slog.New(slog.NewTextHandler(io.Discard, nil)),
-		Policy:   plugins.Policy{PoolSize: 4},
-	})
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	code := m.Run()
-	host.Close(context.Background())
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { plugintest.MainWithHost(m, &host) }
 
 const publicURL = "http://arbor.test"
 
