@@ -173,12 +173,12 @@ type crossCaller struct {
 }
 
 func TestIdentitiesNeverCross(t *testing.T) {
-	// 100,000 requests without the race detector (about 10 s here on 2
-	// cores); under -race, as CI and make test run it, a tenth: the same
-	// mix, each request ten times dearer.
+	// 100,000 requests without the race detector (about 6 s here on 2
+	// cores); under -race, as CI and make test run it, a fifth (about
+	// 11 s): the same mix, each request about ten times dearer.
 	total := 100_000
 	if raceEnabled {
-		total = 10_000
+		total = 20_000
 	}
 	up := &crossUpstream{seen: make([]atomic.Int32, total), conns: map[string]bool{}}
 	srv := httptest.NewServer(up)
@@ -188,6 +188,9 @@ func TestIdentitiesNeverCross(t *testing.T) {
 		c.Upstream.URL = srv.URL
 		c.Auth.PublicPaths = []string{"/pub/"}
 		c.Workers.Paths = []string{"/api/tendril/"}
+		// A groups policy both users pass with different groups, so
+		// that the groups header and claim tell them apart too.
+		c.Policy = config.Policy{Allow: config.PolicyAllow{Groups: []string{"github:vintner", "github:vintner/platform"}}}
 	}))
 
 	octo := h.Browser()
@@ -240,17 +243,18 @@ func TestIdentitiesNeverCross(t *testing.T) {
 	up.mu.Lock()
 	exp := up.expected
 	up.mu.Unlock()
-	for k, want := range map[int]struct{ user, login, worker string }{
+	const octoGroups, monaGroups = "github:vintner,github:vintner/platform", "github:vintner"
+	for k, want := range map[int]struct{ user, login, groups, worker string }{
 		kindAnon:       {},
-		kindOctoCookie: {octoID, "octocat", ""},
-		kindMonaCookie: {monaID, "monalisa", ""},
-		kindOctoCLI:    {octoID, "octocat", ""},
-		kindMonaWorker: {monaID, "", worker.ID}, // the owner's id, not their login or e-mail
+		kindOctoCookie: {octoID, "octocat", octoGroups, ""},
+		kindMonaCookie: {monaID, "monalisa", monaGroups, ""},
+		kindOctoCLI:    {octoID, "octocat", octoGroups, ""},
+		kindMonaWorker: {monaID, "", monaGroups, worker.ID}, // the owner's id and groups, not their login or e-mail
 	} {
 		got := exp[k]
-		if got == nil || got.headers[0] != want.user || got.headers[2] != want.login || got.headers[4] != want.worker ||
+		if got == nil || got.headers[0] != want.user || got.headers[2] != want.login || got.headers[3] != want.groups || got.headers[4] != want.worker ||
 			(want.user == "" && *got != crossSeen{}) || (want.user != "" && got.sub != want.user) {
-			t.Fatalf("calibration: %s reached the upstream as %v; want user %q, login %q, worker %q", kindNames[k], got, want.user, want.login, want.worker)
+			t.Fatalf("calibration: %s reached the upstream as %v; want user %q, login %q, groups %q, worker %q", kindNames[k], got, want.user, want.login, want.groups, want.worker)
 		}
 	}
 	if octoID == monaID || exp[kindOctoCookie].headers[1] == exp[kindMonaCookie].headers[1] {
