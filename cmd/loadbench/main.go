@@ -808,7 +808,16 @@ func runBench(args []string) error {
 				return err
 			}
 			if t.identity >= 0 {
-				idAfter, err := upstreamCount(upAddr)
+				// The anonymous target's count is settled too, so that
+				// its own in-flight tail is counted against it: one of
+				// its last requests that reached the upstream with an
+				// identity is not missed (and the next target's
+				// idBefore, settled, never counts it).
+				read := upstreamCount
+				if t.identity == 0 {
+					read = settledUpstreamCount
+				}
+				idAfter, err := read(upAddr)
 				if err != nil {
 					return err
 				}
