@@ -66,8 +66,13 @@ type Policy struct {
 	// concurrent calls wait. Each instance costs about 5.5 MB. Default 4.
 	PoolSize int
 	// Prewarm is how many instances are created when a plugin loads, so
-	// that the first calls do not pay 6-9 ms of instantiation. Default 1.
+	// that the first calls do not pay 6-9 ms of instantiation. It is also
+	// the warm count the pool shrinks back to when idle. Default 1.
 	Prewarm int
+	// IdleTimeout: instances beyond the Prewarm count that no call needed
+	// for this long are closed, so that a burst does not leave its
+	// instances (about 5.5 MB each) resident. Default 1 minute.
+	IdleTimeout time.Duration
 	// MaxCallsPerInstance: an instance is replaced after this many calls.
 	// Default 1000.
 	MaxCallsPerInstance int
@@ -110,6 +115,9 @@ func (p Policy) withDefaults() Policy {
 		p.Prewarm = p.PoolSize
 	}
 	def(&p.MaxCallsPerInstance, 1000)
+	if p.IdleTimeout <= 0 {
+		p.IdleTimeout = time.Minute
+	}
 	if p.AcquireTimeout <= 0 {
 		p.AcquireTimeout = 5 * time.Second
 	}

@@ -121,7 +121,7 @@ type version struct {
 	retired bool
 	done    chan struct{} // closed when the version is closed
 
-	calls, created, discarded, recycledCalls, recycledMemory atomic.Uint64
+	calls, created, discarded, recycledCalls, recycledMemory, reaped atomic.Uint64
 }
 
 func newVersion(h *Host, m *manifest.Manifest, src source, cfg PluginConfig, compiled wazero.CompiledModule) (*version, error) {
@@ -325,6 +325,9 @@ type Stats struct {
 	// replaced after MaxCallsPerInstance calls and RecycledMemory those
 	// replaced past the memory high-water mark.
 	Created, Discarded, RecycledCalls, RecycledMemory uint64
+	// Reaped counts instances beyond the warm count (Policy.Prewarm)
+	// closed after Policy.IdleTimeout without a call needing them.
+	Reaped uint64
 }
 
 // Stats returns counters of the current version.
@@ -338,6 +341,7 @@ func (p *Plugin) Stats() Stats {
 		Version: v.man.Version, Instances: live, Idle: idle, Calls: v.calls.Load(),
 		Created: v.created.Load(), Discarded: v.discarded.Load(),
 		RecycledCalls: v.recycledCalls.Load(), RecycledMemory: v.recycledMemory.Load(),
+		Reaped: v.reaped.Load(),
 	}
 }
 
