@@ -334,7 +334,7 @@ func (h *Host) build(ctx context.Context, m *manifest.Manifest, src source, cfg 
 	if err != nil {
 		return nil, fail(fmt.Errorf("module %s is not a valid WebAssembly module: %w", m.Module, err))
 	}
-	v, err := newVersion(h, m, src, cfg, compiled)
+	v, err := newVersion(h, m, cfg, compiled)
 	if err != nil {
 		compiled.Close(ctx)
 		return nil, fail(err)

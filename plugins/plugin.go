@@ -102,7 +102,6 @@ func clampLimits(p Policy, m manifest.Limits) limits {
 type version struct {
 	host      *Host
 	man       *manifest.Manifest
-	src       source
 	cfg       PluginConfig
 	ops       abi.OpSet
 	endpoints abi.Endpoints
@@ -124,9 +123,9 @@ type version struct {
 	calls, created, discarded, recycledCalls, recycledMemory, reaped atomic.Uint64
 }
 
-func newVersion(h *Host, m *manifest.Manifest, src source, cfg PluginConfig, compiled wazero.CompiledModule) (*version, error) {
+func newVersion(h *Host, m *manifest.Manifest, cfg PluginConfig, compiled wazero.CompiledModule) (*version, error) {
 	v := &version{
-		host: h, man: m, src: src, cfg: cfg, compiled: compiled,
+		host: h, man: m, cfg: cfg, compiled: compiled,
 		limits:   clampLimits(h.policy, m.Limits),
 		log:      h.log.With("plugin", m.Name),
 		done:     make(chan struct{}),
