@@ -12,6 +12,7 @@ import (
 	"path"
 	"path/filepath"
 	"runtime"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"time"
@@ -136,6 +137,18 @@ type Host struct {
 
 	mu     sync.Mutex
 	closed bool
+
+	freeing sync.Mutex // held while freeMemory runs
+}
+
+// freeMemory returns freed memory to the OS after idle instances were
+// closed (a forced GC). Pools that reap at the same moment share one run.
+func (h *Host) freeMemory() {
+	if !h.freeing.TryLock() {
+		return
+	}
+	defer h.freeing.Unlock()
+	debug.FreeOSMemory()
 }
 
 // maxModuleBytes bounds what Load reads for a module.

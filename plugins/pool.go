@@ -221,25 +221,35 @@ func (p *pool) armLocked() {
 // reap closes the instances that no call needed during the last idle
 // period, down to the warm count, and reschedules itself while the pool is
 // still above it.
+//
+// The memory of the closed instances is handed back to the OS at once
+// (host.freeMemory): the process is idle, and otherwise it would stay
+// resident until the runtime's scavenger reached it.
 func (p *pool) reap() {
 	p.mu.Lock()
-	defer p.mu.Unlock()
 	p.armed = false
 	if p.closed {
+		p.mu.Unlock()
 		return
 	}
 	n := min(p.lowIdle.Swap(math.MaxInt64), int64(len(p.slots)-p.warm))
+	closed := 0
 	for ; n > 0; n-- {
 		select {
 		case in := <-p.idle:
 			in.close()
 			<-p.slots
 			p.v.reaped.Add(1)
+			closed++
 		default:
 			n = 0 // a call took the rest
 		}
 	}
 	p.armLocked()
+	p.mu.Unlock()
+	if closed > 0 {
+		p.v.host.freeMemory()
+	}
 }
 
 func (p *pool) size() (live, idle int) { return len(p.slots), len(p.idle) }
