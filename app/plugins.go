@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"runtime/debug"
 	"strings"
 	"time"
 
@@ -135,6 +136,11 @@ func (rt *pluginRuntime) load(ctx context.Context) {
 		log.Info("plugin serving", "plugin", m.Name, "version", m.Version, "kind", string(m.Kind), "sha256", m.SHA256)
 	}
 	log.Info("plugins loaded", "count", len(reg.List()), "dir", cfg.Plugins.Dir, "duration", time.Since(start).Round(time.Millisecond))
+	// Compiling the modules (or reading them from the cache) leaves tens
+	// of MiB of garbage; hand it back to the OS now rather than keeping it
+	// resident until the scavenger gets to it (docs/benchmarks.md, "Issue
+	// 20: memory at rest"). One forced GC, once per start.
+	debug.FreeOSMemory()
 	for name := range cfg.Providers {
 		if _, ok := reg.Get(name); !ok {
 			log.Warn("a provider is configured but no plugin of that name is loaded", "provider", name, "dir", cfg.Plugins.Dir)

@@ -14,7 +14,10 @@
 //
 //   - runs on an instance from a bounded, pre-warmed pool (instantiation
 //     costs 6-9 ms and ~5.5 MB, so never per request; instances are not
-//     goroutine-safe, so one call per instance);
+//     goroutine-safe, so one call per instance). The pool grows under
+//     concurrent calls up to Policy.PoolSize and shrinks back to
+//     Policy.Prewarm instances once the extra ones have gone unused for
+//     Policy.IdleTimeout, so that a burst does not stay resident;
 //   - has one deadline covering guest CPU and HTTP (WithCloseOnContextDone
 //     is always on: it is the only thing that stops a runaway loop);
 //   - has a memory limit (default 32 MiB) enforced per instance by a

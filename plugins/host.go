@@ -12,6 +12,7 @@ import (
 	"path"
 	"path/filepath"
 	"runtime"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"time"
@@ -66,8 +67,13 @@ type Policy struct {
 	// concurrent calls wait. Each instance costs about 5.5 MB. Default 4.
 	PoolSize int
 	// Prewarm is how many instances are created when a plugin loads, so
-	// that the first calls do not pay 6-9 ms of instantiation. Default 1.
+	// that the first calls do not pay 6-9 ms of instantiation. It is also
+	// the warm count the pool shrinks back to when idle. Default 1.
 	Prewarm int
+	// IdleTimeout: instances beyond the Prewarm count that no call needed
+	// for this long are closed, so that a burst does not leave its
+	// instances (about 5.5 MB each) resident. Default 1 minute.
+	IdleTimeout time.Duration
 	// MaxCallsPerInstance: an instance is replaced after this many calls.
 	// Default 1000.
 	MaxCallsPerInstance int
@@ -110,6 +116,9 @@ func (p Policy) withDefaults() Policy {
 		p.Prewarm = p.PoolSize
 	}
 	def(&p.MaxCallsPerInstance, 1000)
+	if p.IdleTimeout <= 0 {
+		p.IdleTimeout = time.Minute
+	}
 	if p.AcquireTimeout <= 0 {
 		p.AcquireTimeout = 5 * time.Second
 	}
@@ -128,6 +137,18 @@ type Host struct {
 
 	mu     sync.Mutex
 	closed bool
+
+	freeing sync.Mutex // held while freeMemory runs
+}
+
+// freeMemory returns freed memory to the OS after idle instances were
+// closed (a forced GC). Pools that reap at the same moment share one run.
+func (h *Host) freeMemory() {
+	if !h.freeing.TryLock() {
+		return
+	}
+	defer h.freeing.Unlock()
+	debug.FreeOSMemory()
 }
 
 // maxModuleBytes bounds what Load reads for a module.
@@ -326,7 +347,7 @@ func (h *Host) build(ctx context.Context, m *manifest.Manifest, src source, cfg 
 	if err != nil {
 		return nil, fail(fmt.Errorf("module %s is not a valid WebAssembly module: %w", m.Module, err))
 	}
-	v, err := newVersion(h, m, src, cfg, compiled)
+	v, err := newVersion(h, m, cfg, compiled)
 	if err != nil {
 		compiled.Close(ctx)
 		return nil, fail(err)

@@ -261,6 +261,7 @@ type fake struct {
 	auth  []string // Authorization header per call
 
 	delay      time.Duration
+	gate       chan struct{} // when set, handlers wait until it is closed
 	repoCount  int
 	handlerDur atomic.Int64 // total nanoseconds spent in handlers
 	conns      atomic.Int64
@@ -320,6 +321,9 @@ func (f *fake) serve(w http.ResponseWriter, r *http.Request) {
 	f.record(r)
 	if f.delay > 0 {
 		time.Sleep(f.delay)
+	}
+	if f.gate != nil {
+		<-f.gate
 	}
 	switch r.URL.Path {
 	case "/oauth/token":

@@ -102,7 +102,6 @@ func clampLimits(p Policy, m manifest.Limits) limits {
 type version struct {
 	host      *Host
 	man       *manifest.Manifest
-	src       source
 	cfg       PluginConfig
 	ops       abi.OpSet
 	endpoints abi.Endpoints
@@ -121,12 +120,12 @@ type version struct {
 	retired bool
 	done    chan struct{} // closed when the version is closed
 
-	calls, created, discarded, recycledCalls, recycledMemory atomic.Uint64
+	calls, created, discarded, recycledCalls, recycledMemory, reaped atomic.Uint64
 }
 
-func newVersion(h *Host, m *manifest.Manifest, src source, cfg PluginConfig, compiled wazero.CompiledModule) (*version, error) {
+func newVersion(h *Host, m *manifest.Manifest, cfg PluginConfig, compiled wazero.CompiledModule) (*version, error) {
 	v := &version{
-		host: h, man: m, src: src, cfg: cfg, compiled: compiled,
+		host: h, man: m, cfg: cfg, compiled: compiled,
 		limits:   clampLimits(h.policy, m.Limits),
 		log:      h.log.With("plugin", m.Name),
 		done:     make(chan struct{}),
@@ -325,6 +324,9 @@ type Stats struct {
 	// replaced after MaxCallsPerInstance calls and RecycledMemory those
 	// replaced past the memory high-water mark.
 	Created, Discarded, RecycledCalls, RecycledMemory uint64
+	// Reaped counts instances beyond the warm count (Policy.Prewarm)
+	// closed after Policy.IdleTimeout without a call needing them.
+	Reaped uint64
 }
 
 // Stats returns counters of the current version.
@@ -338,6 +340,7 @@ func (p *Plugin) Stats() Stats {
 		Version: v.man.Version, Instances: live, Idle: idle, Calls: v.calls.Load(),
 		Created: v.created.Load(), Discarded: v.discarded.Load(),
 		RecycledCalls: v.recycledCalls.Load(), RecycledMemory: v.recycledMemory.Load(),
+		Reaped: v.reaped.Load(),
 	}
 }
 

@@ -4,8 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/tetratelabs/wazero/api"
 	"github.com/tetratelabs/wazero/experimental"
@@ -159,19 +162,94 @@ func (in *instance) invoke(ctx context.Context, op abi.Op, req []byte) ([]byte, 
 // per live instance (idle, busy or being created); idle holds the free
 // ones. Both have capacity PoolSize, so neither send ever blocks while its
 // token is held.
+//
+// The pool grows on demand up to PoolSize and shrinks back to the warm
+// count (Policy.Prewarm) when idle: while it holds more than the warm count
+// a timer runs, and each time it fires (every Policy.IdleTimeout) it closes
+// as many idle instances as were never needed during that period (the
+// fewest idle instances any acquire saw), but never below the warm count.
+// The timer is a time.AfterFunc, so no goroutine waits while the pool is at
+// its warm count or closed.
 type pool struct {
 	v     *version
 	idle  chan *instance
 	slots chan struct{}
+	warm  int
+	// lowIdle is the fewest idle instances an acquire left behind since
+	// the last reap (0 when an acquire had to create one); math.MaxInt64
+	// when no call came.
+	lowIdle atomic.Int64
 
 	mu     sync.Mutex
 	closed bool
+	reaper *time.Timer // nil until the pool first grows past warm
+	armed  bool        // reaper is scheduled
 	wg     sync.WaitGroup
 }
 
 func newPool(v *version) *pool {
 	n := v.host.policy.PoolSize
-	return &pool{v: v, idle: make(chan *instance, n), slots: make(chan struct{}, n)}
+	p := &pool{v: v, idle: make(chan *instance, n), slots: make(chan struct{}, n), warm: v.host.policy.Prewarm}
+	p.lowIdle.Store(math.MaxInt64)
+	return p
+}
+
+// noteIdle records that an acquire left n instances idle.
+func (p *pool) noteIdle(n int64) {
+	for {
+		cur := p.lowIdle.Load()
+		if n >= cur || p.lowIdle.CompareAndSwap(cur, n) {
+			return
+		}
+	}
+}
+
+// armLocked schedules the reaper if the pool holds more than its warm
+// count. p.mu is held.
+func (p *pool) armLocked() {
+	if p.armed || p.closed || len(p.slots) <= p.warm {
+		return
+	}
+	p.armed = true
+	if p.reaper == nil {
+		p.reaper = time.AfterFunc(p.v.host.policy.IdleTimeout, p.reap)
+		return
+	}
+	p.reaper.Reset(p.v.host.policy.IdleTimeout)
+}
+
+// reap closes the instances that no call needed during the last idle
+// period, down to the warm count, and reschedules itself while the pool is
+// still above it.
+//
+// The memory of the closed instances is handed back to the OS at once
+// (host.freeMemory): the process is idle, and otherwise it would stay
+// resident until the runtime's scavenger reached it.
+func (p *pool) reap() {
+	p.mu.Lock()
+	p.armed = false
+	if p.closed {
+		p.mu.Unlock()
+		return
+	}
+	n := min(p.lowIdle.Swap(math.MaxInt64), int64(len(p.slots)-p.warm))
+	closed := 0
+	for ; n > 0; n-- {
+		select {
+		case in := <-p.idle:
+			in.close()
+			<-p.slots
+			p.v.reaped.Add(1)
+			closed++
+		default:
+			n = 0 // a call took the rest
+		}
+	}
+	p.armLocked()
+	p.mu.Unlock()
+	if closed > 0 {
+		p.v.host.freeMemory()
+	}
 }
 
 func (p *pool) size() (live, idle int) { return len(p.slots), len(p.idle) }
@@ -203,13 +281,16 @@ func (p *pool) fill(ctx context.Context, n int) (*instance, error) {
 func (p *pool) acquire(ctx context.Context) (*instance, error) {
 	select {
 	case in := <-p.idle:
+		p.noteIdle(int64(len(p.idle)))
 		return in, nil
 	default:
 	}
 	select {
 	case in := <-p.idle:
+		p.noteIdle(int64(len(p.idle)))
 		return in, nil
 	case p.slots <- struct{}{}:
+		p.lowIdle.Store(0)
 		in, err := p.v.newInstance(ctx)
 		if err != nil {
 			<-p.slots
@@ -233,11 +314,13 @@ const (
 func (p *pool) release(in *instance, why int) {
 	p.mu.Lock()
 	closed := p.closed
-	p.mu.Unlock()
 	if why == keep && !closed {
 		p.idle <- in
+		p.armLocked()
+		p.mu.Unlock()
 		return
 	}
+	p.mu.Unlock()
 	switch why {
 	case discardError:
 		p.v.discarded.Add(1)
@@ -294,6 +377,9 @@ func (p *pool) replace() {
 func (p *pool) close() {
 	p.mu.Lock()
 	p.closed = true
+	if p.reaper != nil {
+		p.reaper.Stop() // a reap already waiting for p.mu sees closed and returns
+	}
 	p.mu.Unlock()
 	p.wg.Wait()
 	for {
