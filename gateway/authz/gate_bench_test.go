@@ -38,20 +38,7 @@ func BenchmarkGuard(b *testing.B) {
 	if err := st.CreateSession(ctx, data.Session{ID: "s1", UserID: "alice", CreatedAt: now, LastSeenAt: now, ExpiresAt: now.Add(time.Hour)}); err != nil {
 		b.Fatal(err)
 	}
-	key := []byte("0123456789abcdef0123456789abcdef-bench")
-	signer, err := sessiontoken.NewSigner(key, sessiontoken.Options{Issuer: "bench", Audience: "arbor-session"})
-	if err != nil {
-		b.Fatal(err)
-	}
-	sessions, err := session.New(st, session.Options{Signer: signer, CSRFKey: key})
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(sessions.Close)
-	cookie, _, err := signer.Mint("s1", "alice", "a@example.test")
-	if err != nil {
-		b.Fatal(err)
-	}
+	sessions, cookie := benchSession(b, st)
 	ws := workers.New(st, workers.Options{FlushInterval: time.Hour, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	b.Cleanup(ws.Close)
 	wk, wtok, err := ws.Register(ctx, "alice", "runner")
@@ -104,4 +91,24 @@ func BenchmarkGuard(b *testing.B) {
 			}
 		})
 	}
+}
+
+// benchSession is the session manager of the benchmarks, on st, and the
+// cookie of session s1 of user alice (a@example.test), which st holds.
+func benchSession(b testing.TB, st session.Store) (*session.Manager, string) {
+	key := []byte("0123456789abcdef0123456789abcdef-bench")
+	signer, err := sessiontoken.NewSigner(key, sessiontoken.Options{Issuer: "bench", Audience: "arbor-session"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	sessions, err := session.New(st, session.Options{Signer: signer, CSRFKey: key})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(sessions.Close)
+	cookie, _, err := signer.Mint("s1", "alice", "a@example.test")
+	if err != nil {
+		b.Fatal(err)
+	}
+	return sessions, cookie
 }

@@ -19,8 +19,6 @@ import (
 	"github.com/vintner/arbor/data/boltdb"
 	"github.com/vintner/arbor/gateway"
 	"github.com/vintner/arbor/gateway/authn"
-	"github.com/vintner/arbor/gateway/authn/session"
-	"github.com/vintner/arbor/gateway/authn/sessiontoken"
 	"github.com/vintner/arbor/gateway/authz/access"
 	"github.com/vintner/arbor/gateway/authz/assertion"
 	"github.com/vintner/arbor/gateway/authz/policy"
@@ -57,19 +55,7 @@ func benchGates(b testing.TB) (without, withRule *Gate, cookieName, cookie strin
 	if err := st.CreateSession(ctx, data.Session{ID: "s1", UserID: "alice", CreatedAt: now, LastSeenAt: now, ExpiresAt: now.Add(time.Hour)}); err != nil {
 		b.Fatal(err)
 	}
-	key := []byte("0123456789abcdef0123456789abcdef-bench")
-	signer, err := sessiontoken.NewSigner(key, sessiontoken.Options{Issuer: "bench", Audience: "arbor-session"})
-	if err != nil {
-		b.Fatal(err)
-	}
-	sessions, err := session.New(st, session.Options{Signer: signer, CSRFKey: key})
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(sessions.Close)
-	if cookie, _, err = signer.Mint("s1", "alice", "a@example.test"); err != nil {
-		b.Fatal(err)
-	}
+	sessions, cookie := benchSession(b, st)
 	_, akey, _ := ed25519.GenerateKey(nil)
 	asserter, err := assertion.NewSigner([]ed25519.PrivateKey{akey}, assertion.Options{Issuer: "bench", Audience: "up"})
 	if err != nil {
