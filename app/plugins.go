@@ -9,6 +9,7 @@ import (
 	"os"
 	"runtime/debug"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/vintner/arbor/admin"
@@ -116,7 +117,10 @@ func startPlugins(ctx context.Context, cfg config.Config, environ []string, log 
 }
 
 func (rt *pluginRuntime) load(ctx context.Context) {
-	defer close(rt.done)
+	// ready closes done once: before the "plugins loaded" line, so whoever
+	// reads that line finds /readyz answering 200, or on an early return.
+	ready := sync.OnceFunc(func() { close(rt.done) })
+	defer ready()
 	cfg, log := rt.cfg, rt.log
 	start := time.Now()
 	reg, err := plugins.NewRegistry(ctx, rt.host, plugins.RegistryOptions{
@@ -135,6 +139,7 @@ func (rt *pluginRuntime) load(ctx context.Context) {
 		m := p.Manifest()
 		log.Info("plugin serving", "plugin", m.Name, "version", m.Version, "kind", string(m.Kind), "sha256", m.SHA256)
 	}
+	ready()
 	log.Info("plugins loaded", "count", len(reg.List()), "dir", cfg.Plugins.Dir, "duration", time.Since(start).Round(time.Millisecond))
 	// Compiling the modules (or reading them from the cache) leaves tens
 	// of MiB of garbage; hand it back to the OS now rather than keeping it
