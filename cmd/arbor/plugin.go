@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -174,22 +175,40 @@ OUT's plugin.json and module into a directory of plugins.dir and run
 }
 
 func newPluginTestCmd() *cobra.Command {
-	var fake, cacheDir string
+	var fake, fakeConfig, cacheDir string
 	var cases []string
 	var verbose bool
 	cmd := &cobra.Command{
-		Use:   "test PATH --fake " + strings.Join(plugintest.PresetNames(), "|"),
+		Use:   "test PATH (--fake " + strings.Join(plugintest.PresetNames(), "|") + " | --fake-config FILE)",
 		Short: "Run the conformance kit against a plugin and a fake provider",
 		Long: `Load the plugin at PATH (its directory, plugin.json or module) through the
 real host, point it at a fake provider on 127.0.0.1 configured as --fake,
-and run the conformance cases (sdk/plugintest): exchange, refresh, rotation,
+or described in the JSON or YAML file --fake-config (paths, grants, token
+placement, paging, field names: docs/fake-providers.md), and run the
+conformance cases (sdk/plugintest): exchange, refresh, rotation,
 invalid_grant, revoke, user, repositories with pagination, errors. Prints
 PASS, FAIL or N/A per case; the exit status is 1 if any case failed.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			preset, ok := plugintest.Preset(fake)
-			if !ok {
-				return usageErr(fmt.Errorf("plugin test: --fake %q: want one of %s", fake, strings.Join(plugintest.PresetNames(), ", ")))
+			suite := plugintest.Suite{Cases: cases, CacheDir: cacheDir}
+			switch {
+			case fake != "" && fakeConfig != "":
+				return usageErr(errors.New("plugin test: give --fake or --fake-config, not both"))
+			case fakeConfig != "":
+				spec, err := plugintest.LoadFakeSpec(fakeConfig)
+				if err != nil {
+					return usageErr(fmt.Errorf("plugin test: --fake-config: %w", err))
+				}
+				suite.FakeSpec = spec
+				fake = fakeConfig
+			case fake == "":
+				return usageErr(fmt.Errorf("plugin test: --fake (%s) or --fake-config FILE is required", strings.Join(plugintest.PresetNames(), ", ")))
+			default:
+				preset, ok := plugintest.Preset(fake)
+				if !ok {
+					return usageErr(fmt.Errorf("plugin test: --fake %q: want one of %s, or describe the provider in a file with --fake-config", fake, strings.Join(plugintest.PresetNames(), ", ")))
+				}
+				suite.Fake = preset
 			}
 			dir, err := pluginDir(args[0])
 			if err != nil {
@@ -200,12 +219,8 @@ PASS, FAIL or N/A per case; the exit status is 1 if any case failed.`,
 					return usageErr(fmt.Errorf("plugin test: --case %q: want one of %s", c, strings.Join(plugintest.CaseNames(), ", ")))
 				}
 			}
-			results, err := plugintest.RunReport(cmd.Context(), plugintest.Suite{
-				Plugin:   os.DirFS(dir),
-				Fake:     preset,
-				Cases:    cases,
-				CacheDir: cacheDir,
-			})
+			suite.Plugin = os.DirFS(dir)
+			results, err := plugintest.RunReport(cmd.Context(), suite)
 			if err != nil {
 				return err
 			}
@@ -237,11 +252,11 @@ PASS, FAIL or N/A per case; the exit status is 1 if any case failed.`,
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&fake, "fake", "", "fake provider: "+strings.Join(plugintest.PresetNames(), ", ")+" (required)")
+	cmd.Flags().StringVar(&fake, "fake", "", "fake provider: "+strings.Join(plugintest.PresetNames(), ", ")+" (this or --fake-config is required)")
+	cmd.Flags().StringVar(&fakeConfig, "fake-config", "", "file describing the fake provider, JSON or YAML (docs/fake-providers.md)")
 	cmd.Flags().StringSliceVar(&cases, "case", nil, "run only these cases (repeatable or comma separated); default all")
 	cmd.Flags().StringVar(&cacheDir, "cache-dir", "", `compilation cache directory; "off" for none (default: the user cache dir)`)
 	cmd.Flags().BoolVarP(&verbose, "verbose", "v", false, "print the host's and the plugin's log lines of failed cases")
-	cmd.MarkFlagRequired("fake")
 	return cmd
 }
 

@@ -125,7 +125,7 @@ func (p *Provider) handleAPI(w http.ResponseWriter, r *http.Request, c *Call, ep
 // bearer extracts the access token: Authorization with one of the
 // accepted schemes, or ?access_token= when allowed.
 func (p *Provider) bearer(r *http.Request) (string, bool) {
-	if h := r.Header.Get("Authorization"); h != "" {
+	if h := r.Header.Get("Authorization"); h != "" && !p.cfg.APITokenQueryOnly {
 		scheme, tok, _ := strings.Cut(h, " ")
 		for _, s := range p.cfg.APIAuthSchemes {
 			if strings.EqualFold(scheme, s) {
@@ -366,7 +366,7 @@ func (p *Provider) userJSON(r *http.Request, u *User, scopes []string) any {
 		}
 		return out
 	}
-	return fields{{"id", u.ID}, {"login", u.Login}, {"full_name", u.Name}, {"email", email}, {"avatar_url", avatar}}
+	return p.shapedUser(r, u)
 }
 
 func (p *Provider) emailsJSON(r *http.Request, u *User) []any {
@@ -387,7 +387,7 @@ func (p *Provider) emailsJSON(r *http.Request, u *User) []any {
 				{"email", e.Address}, {"links", map[string]any{
 					"self": map[string]string{"href": p.base(r) + "/2.0/user/emails/" + url.PathEscape(e.Address)}}}})
 		default:
-			out = append(out, fields{{"email", e.Address}, {"verified", e.Verified}, {"primary", e.Primary}})
+			out = append(out, p.cfg.EmailShape.shapedEmail(e))
 		}
 	}
 	return out
@@ -441,11 +441,11 @@ func (p *Provider) reposJSON(r *http.Request, u *User, n int) []any {
 		case FlavorBitbucket:
 			out = append(out, bitbucketRepoJSON(base, personalWorkspace(u), u.Login, i))
 		default:
-			out = append(out, fields{
-				{"id", id}, {"name", name}, {"full_name", full}, {"private", private},
-				{"owner", fields{{"login", u.Login}, {"id", u.ID}}},
-				{"html_url", web}, {"clone_url", web + ".git"}, {"default_branch", branch},
-			})
+			out = append(out, shapedRepo(p.cfg.RepoFields, map[string]any{
+				"id": id, "name": name, "full_name": full, "private": private,
+				"owner_login": u.Login, "owner_id": u.ID,
+				"html_url": web, "clone_url": web + ".git", "default_branch": branch,
+			}))
 		}
 	}
 	if p.cfg.Flavor == FlavorGitLab {
@@ -465,11 +465,12 @@ func (p *Provider) writeList(w http.ResponseWriter, r *http.Request, items []any
 // it from the total and the page's items; nil means a bare array.
 func (p *Provider) writeWrappedList(w http.ResponseWriter, r *http.Request, items []any, wrap func(total int, page []any) any) {
 	q := r.URL.Query()
-	sizeParam := "per_page"
+	names := p.cfg.PagingNames
+	pageParam, sizeParam := or(names.Page, "page"), or(names.PerPage, "per_page")
 	if p.cfg.Pagination == PaginationBitbucket {
-		sizeParam = "pagelen"
+		sizeParam = or(names.PerPage, "pagelen")
 	}
-	page, _ := strconv.Atoi(q.Get("page"))
+	page, _ := strconv.Atoi(q.Get(pageParam))
 	page = max(page, 1)
 	size, _ := strconv.Atoi(q.Get(sizeParam))
 	if size <= 0 {
@@ -489,7 +490,7 @@ func (p *Provider) writeWrappedList(w http.ResponseWriter, r *http.Request, item
 				v[k] = vs
 			}
 		}
-		v.Set("page", strconv.Itoa(n))
+		v.Set(pageParam, strconv.Itoa(n))
 		v.Set(sizeParam, strconv.Itoa(size))
 		return p.base(r) + r.URL.Path + "?" + v.Encode()
 	}
@@ -498,12 +499,12 @@ func (p *Provider) writeWrappedList(w http.ResponseWriter, r *http.Request, item
 	case PaginationBitbucket:
 		body := fields{{"pagelen", size}, {"size", total}, {"page", page}}
 		if page < last {
-			body = append(body, kv{"next", link(page + 1)})
+			body = append(body, kv{or(names.Next, "next"), link(page + 1)})
 		}
 		if page > 1 {
 			body = append(body, kv{"previous", link(min(page-1, last))})
 		}
-		body = append(body, kv{"values", pageItems})
+		body = append(body, kv{or(names.Items, "values"), pageItems})
 		writeJSON(w, http.StatusOK, body)
 		return
 	case PaginationGitLab:
@@ -516,10 +517,10 @@ func (p *Provider) writeWrappedList(w http.ResponseWriter, r *http.Request, item
 		}
 		h.Set("X-Page", strconv.Itoa(page))
 		h.Set("X-Per-Page", strconv.Itoa(size))
-		h.Set("X-Next-Page", next)
+		h.Set(or(names.NextPage, "X-Next-Page"), next)
 		h.Set("X-Prev-Page", prev)
-		h.Set("X-Total", strconv.Itoa(total))
-		h.Set("X-Total-Pages", strconv.Itoa(last))
+		h.Set(or(names.TotalCount, "X-Total"), strconv.Itoa(total))
+		h.Set(or(names.TotalPages, "X-Total-Pages"), strconv.Itoa(last))
 		var rels []string
 		if prev != "" {
 			rels = append(rels, fmt.Sprintf(`<%s>; rel="prev"`, link(min(page-1, last))))
@@ -529,6 +530,9 @@ func (p *Provider) writeWrappedList(w http.ResponseWriter, r *http.Request, item
 		}
 		rels = append(rels, fmt.Sprintf(`<%s>; rel="first"`, link(1)), fmt.Sprintf(`<%s>; rel="last"`, link(last)))
 		h.Set("Link", strings.Join(rels, ", "))
+	case PaginationTotalPages:
+		h.Set(or(names.TotalPages, "X-Total-Pages"), strconv.Itoa(last))
+		h.Set(or(names.TotalCount, "X-Total"), strconv.Itoa(total))
 	default:
 		var rels []string
 		if page > 1 {
@@ -544,7 +548,7 @@ func (p *Provider) writeWrappedList(w http.ResponseWriter, r *http.Request, item
 			h.Set("Link", strings.Join(rels, ", "))
 		}
 		if p.cfg.TotalCountHeader {
-			h.Set("X-Total-Count", strconv.Itoa(total))
+			h.Set(or(names.TotalCount, "X-Total-Count"), strconv.Itoa(total))
 		}
 	}
 	if wrap != nil {

@@ -89,6 +89,10 @@ const (
 	// ClientAuthBasic accepts only HTTP Basic (Bitbucket); credentials in
 	// the body alone are rejected with 401 invalid_client.
 	ClientAuthBasic
+	// ClientAuthNone takes no client credentials at all (Gitee's refresh,
+	// see Config.Grants); a request that sends some anyway is refused with
+	// 400 invalid_request.
+	ClientAuthNone
 )
 
 // TokenFormat is the encoding of token endpoint responses, errors included.
@@ -141,6 +145,12 @@ const (
 	// "next","previous","values"}; next and previous are absolute URLs and
 	// are omitted on the last and first page.
 	PaginationBitbucket
+	// PaginationTotalPages: ?page=&per_page=, a header with the number of
+	// pages and one with the number of items (PagingNames.TotalPages,
+	// default "X-Total-Pages", and PagingNames.TotalCount, default
+	// "X-Total"; Gitee's are total_page and total_count), no Link header;
+	// body a bare JSON array.
+	PaginationTotalPages
 )
 
 // PKCEMode is how the fake treats RFC 7636 code challenges.
@@ -460,6 +470,29 @@ type Config struct {
 	// TotalCountHeader adds X-Total-Count to Link-paginated lists. Default
 	// false.
 	TotalCountHeader bool
+	// PagingNames rename the page parameters, headers and body fields of
+	// the Pagination style (Gitee's total_page header). Default: the
+	// style's own names.
+	PagingNames PagingNames
+
+	// Grants say, per grant type ("authorization_code", "refresh_token"),
+	// where the token request's parameters go and how the client
+	// authenticates (Gitee refreshes with the parameters in the query and
+	// no client credentials). A grant without an entry takes its
+	// parameters in the form body and authenticates as ClientAuth says.
+	// Default none.
+	Grants map[string]GrantRule
+	// APITokenQueryOnly accepts the API's access token only as
+	// ?access_token= (with AccessTokenQueryParam): an Authorization header
+	// is ignored, so a request that sends only the header is
+	// unauthenticated (401). Default false.
+	APITokenQueryOnly bool
+	// UserFields, RepoFields and EmailShape rename the fields of the user,
+	// repository and e-mail objects of FlavorGeneric (see FieldMap and
+	// EmailShape). Default: the generic names (docs/fake-providers.md).
+	UserFields FieldMap
+	RepoFields FieldMap
+	EmailShape EmailShape
 
 	// Now is the clock for expiry. Default time.Now.
 	Now func() time.Time

@@ -229,11 +229,14 @@ func (p *Provider) handleToken(w http.ResponseWriter, r *http.Request, c *Call) 
 	if !p.parsePost(w, r, c, "The token endpoint accepts POST only.", true) {
 		return
 	}
-	f := r.PostForm
+	f, auth, ok := p.tokenParams(w, r, c)
+	if !ok {
+		return
+	}
 	c.Query = redact(f)
 	c.GrantType = f.Get("grant_type")
 	c.PKCEVerifier = f.Get("code_verifier") != ""
-	if !p.authenticateClient(w, r, c, f, true) {
+	if !p.authenticateClientAs(w, r, c, f, true, auth) {
 		return
 	}
 	grantType := c.GrantType
@@ -264,6 +267,12 @@ func (p *Provider) handleToken(w http.ResponseWriter, r *http.Request, c *Call) 
 // revocation request and records how they came. On failure it has
 // answered.
 func (p *Provider) authenticateClient(w http.ResponseWriter, r *http.Request, c *Call, f url.Values, tokenEndpoint bool) bool {
+	return p.authenticateClientAs(w, r, c, f, tokenEndpoint, p.cfg.ClientAuth)
+}
+
+// authenticateClientAs is authenticateClient with the accepted style
+// given (a grant's, see Config.Grants).
+func (p *Provider) authenticateClientAs(w http.ResponseWriter, r *http.Request, c *Call, f url.Values, tokenEndpoint bool, mode ClientAuth) bool {
 	bid, bsecret, hasBasic := r.BasicAuth()
 	if hasBasic {
 		// RFC 6749 section 2.3.1: form-encoded before Basic, as
@@ -297,7 +306,15 @@ func (p *Provider) authenticateClient(w http.ResponseWriter, r *http.Request, c 
 			"Use one client authentication method, not several (RFC 6749 section 2.3)."}, tokenEndpoint)
 		return false
 	}
-	allowed := (hasBasic && p.cfg.ClientAuth != ClientAuthBody) || (hasBody && p.cfg.ClientAuth != ClientAuthBasic)
+	if mode == ClientAuthNone {
+		if c.ClientAuth != "none" {
+			p.oauthError(w, r, c, http.StatusBadRequest, OAuthError{"invalid_request",
+				"This grant takes no client authentication; send no client_secret and no Authorization header."}, tokenEndpoint)
+			return false
+		}
+		return true
+	}
+	allowed := (hasBasic && mode != ClientAuthBody) || (hasBody && mode != ClientAuthBasic)
 	if hasBasic {
 		if id != "" && id != bid {
 			allowed = false

@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"net/http"
 	"net/url"
@@ -351,6 +352,11 @@ func (c Config) clone() Config {
 	c.Scopes = slices.Clone(c.Scopes)
 	c.DefaultScopes = slices.Clone(c.DefaultScopes)
 	c.APIAuthSchemes = slices.Clone(c.APIAuthSchemes)
+	c.Grants = maps.Clone(c.Grants)
+	c.UserFields = maps.Clone(c.UserFields)
+	c.RepoFields = maps.Clone(c.RepoFields)
+	c.EmailShape.PrimaryScopes = slices.Clone(c.EmailShape.PrimaryScopes)
+	c.EmailShape.OtherScopes = slices.Clone(c.EmailShape.OtherScopes)
 	if c.RequiredScopes != nil {
 		req := make(map[Endpoint][]string, len(c.RequiredScopes))
 		for k, v := range c.RequiredScopes {

@@ -267,13 +267,23 @@ func caseClientAuth(ctx context.Context, e *Env, c *checks) error {
 			return fmt.Errorf("refresh: %w", err)
 		}
 	}
-	want := map[fakeprovider.ClientAuth]string{fakeprovider.ClientAuthBody: "body", fakeprovider.ClientAuthBasic: "basic"}[e.suite.ExpectClientAuth]
+	names := map[fakeprovider.ClientAuth]string{fakeprovider.ClientAuthBody: "body", fakeprovider.ClientAuthBasic: "basic", fakeprovider.ClientAuthNone: "none"}
+	grants := e.Fake.Config().Grants
 	for _, call := range e.Fake.CallsTo(fakeprovider.EndpointToken) {
+		// A grant the fake's description rules (Config.Grants) is
+		// expected as described; the others as Suite.ExpectClientAuth says.
+		want := names[e.suite.ExpectClientAuth]
+		if rule, ok := grants[call.GrantType]; ok {
+			want = names[rule.ClientAuth]
+		}
 		switch {
 		case want != "" && call.ClientAuth != want:
 			c.errorf("%s grant: client authentication %q, want %q", call.GrantType, call.ClientAuth, want)
-		case call.ClientAuth != "basic" && call.ClientAuth != "body":
+		case want == "" && call.ClientAuth != "basic" && call.ClientAuth != "body":
 			c.errorf("%s grant: client authentication %q, want exactly one of basic or body", call.GrantType, call.ClientAuth)
+		}
+		if want == "none" {
+			continue // no client_id to check
 		}
 		if call.ClientID != e.Config.ClientID {
 			c.errorf("%s grant: client_id %q, want %q", call.GrantType, call.ClientID, e.Config.ClientID)

@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -36,6 +37,11 @@ type Suite struct {
 	// or a Config of your own. The kit sets AllowAnyRedirect and starts a
 	// fake on 127.0.0.1 for the run.
 	Fake fakeprovider.Config
+	// FakeSpec, when set, describes the fake as data instead of Fake (a
+	// provider that is not built in: its paths, grants, token placement,
+	// paging and shapes; LoadFakeSpec reads one from a file). Setting both
+	// is an error.
+	FakeSpec *fakeprovider.Spec
 	// ExpectClientAuth is how the plugin must authenticate the client at
 	// the token endpoint: fakeprovider.ClientAuthBody or ClientAuthBasic.
 	// Default (ClientAuthEither): either one, but exactly one.
@@ -234,6 +240,14 @@ func Start(ctx context.Context, s Suite) (*Env, error) {
 	}
 
 	fc := s.Fake
+	if s.FakeSpec != nil {
+		if !reflect.ValueOf(s.Fake).IsZero() {
+			return nil, errors.New("plugintest: set Suite.Fake or Suite.FakeSpec, not both")
+		}
+		if fc, err = s.FakeSpec.Config(); err != nil {
+			return nil, fmt.Errorf("plugintest: %w", err)
+		}
+	}
 	fc.AllowAnyRedirect = true
 	fake := fakeprovider.New(fc)
 	if err := fake.Start(); err != nil {
@@ -424,24 +438,30 @@ func (e *Env) mapEndpoints() (abi.Endpoints, error) {
 
 	fe := e.Fake.Endpoints()
 	var problems []string
-	mismatch := func(field, got, want string) {
-		problems = append(problems, fmt.Sprintf("%s is %s on the fake, but the fake serves it at %s", field, got, want))
+	// mismatch names the field of the fake's description (paths.token in
+	// a --fake-config file or Spec.Paths; Config.Paths.Token in Go) that
+	// would make them agree.
+	mismatch := func(field, got, want, specField string) {
+		problems = append(problems, fmt.Sprintf("the manifest's %s is %s on the fake, but the fake serves it at %s (the fake's paths.%s)",
+			field, got, want, specField))
 	}
 	if out.AuthorizeURL != fe.AuthURL {
-		mismatch("authorize_url", out.AuthorizeURL, fe.AuthURL)
+		mismatch("authorize_url", out.AuthorizeURL, fe.AuthURL, "authorize")
 	}
 	if out.TokenURL != fe.TokenURL {
-		mismatch("token_url", out.TokenURL, fe.TokenURL)
+		mismatch("token_url", out.TokenURL, fe.TokenURL, "token")
 	}
 	if out.RevokeURL != "" && fe.RevokeURL != "" && out.RevokeURL != fe.RevokeURL {
-		mismatch("revoke_url", out.RevokeURL, fe.RevokeURL)
+		mismatch("revoke_url", out.RevokeURL, fe.RevokeURL, "revoke")
 	}
 	if e.has(abi.OpUser) && fe.UserURL != "" && !strings.HasPrefix(fe.UserURL, out.APIBase+"/") {
-		mismatch("api_base", out.APIBase, "a prefix of "+fe.UserURL)
+		mismatch("api_base", out.APIBase, "a prefix of "+fe.UserURL, "user")
 	}
 	if len(problems) > 0 {
 		return out, fmt.Errorf("plugintest: the plugin's endpoints do not fit the fake: %s; "+
-			"set Suite.Endpoints (paths on the fake, such as \"/oauth/token\") or the fake's Config.Paths",
+			"describe the fake with the provider's paths (paths.authorize, paths.token, paths.user, … in a "+
+			"`arbor plugin test --fake-config FILE` file, Suite.FakeSpec or Config.Paths in Go; docs/fake-providers.md), "+
+			"or in Go point the plugin elsewhere with Suite.Endpoints",
 			strings.Join(problems, "; "))
 	}
 	return out, nil
@@ -558,14 +578,26 @@ var presets = map[string]func() fakeprovider.Config{
 	"gitlab":           fakeprovider.GitLab,
 	"bitbucket":        fakeprovider.Bitbucket,
 	"google":           fakeprovider.Google,
-	"generic":          func() fakeprovider.Config { return fakeprovider.Config{} },
+	"generic":          genericConfig,
+}
+
+// genericConfig is the generic fake, from its description
+// (fakeprovider.GenericSpec, which behaves as the zero Config).
+func genericConfig() fakeprovider.Config {
+	c, err := fakeprovider.GenericSpec().Config()
+	if err != nil {
+		panic(err) // GenericSpec is valid; TestGenericSpec checks it
+	}
+	return c
 }
 
 // Preset returns the fake provider configuration of that name for
 // Suite.Fake: "github" (fakeprovider.GitHub, the GitHub App),
 // "github-app", "github-oauth-app", "gitlab", "bitbucket", "google" (the
-// presets of package fakeprovider) or "generic" (the zero Config, a plain RFC 6749
-// provider with the Gitea/Forgejo API layout). For tools such as
+// presets of package fakeprovider) or "generic" (fakeprovider.GenericSpec, which
+// behaves as the zero Config: a plain RFC 6749 provider with the
+// Gitea/Forgejo API layout). A provider that fits none is described in a
+// file instead: LoadFakeSpec and Suite.FakeSpec. For tools such as
 // `arbor plugin test --fake github`.
 func Preset(name string) (fakeprovider.Config, bool) {
 	f, ok := presets[name]
