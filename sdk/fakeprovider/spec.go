@@ -57,6 +57,9 @@ type Spec struct {
 	// user, fakeuser (id 1, fakeuser@example.com verified, 3
 	// repositories).
 	Users []SpecUser `json:"users,omitempty" yaml:"users,omitempty"`
+	// Memberships are the groups each user (by login) belongs to, served
+	// at paths.groups as [{"id", "name"}]. Default none.
+	Memberships map[string][]string `json:"memberships,omitempty" yaml:"memberships,omitempty"`
 }
 
 // SpecPaths are the endpoints' paths on the fake's host. When all are
@@ -525,6 +528,26 @@ func (s Spec) Config() (Config, error) {
 			return bad(field+".emails", "%d addresses are primary: want at most one", primaries)
 		}
 		c.Users = append(c.Users, fu)
+	}
+	known := func(login string) bool {
+		if len(s.Users) == 0 {
+			return login == "fakeuser" // the default user
+		}
+		return logins[strings.ToLower(login)]
+	}
+	for _, login := range slices.Sorted(maps.Keys(s.Memberships)) {
+		switch {
+		case !known(login):
+			return bad("memberships."+login, "no such user (users[].login)")
+		case slices.Contains(s.Memberships[login], ""):
+			return bad("memberships."+login, "an empty group name")
+		}
+	}
+	if len(s.Memberships) > 0 {
+		c.Memberships = map[string][]string{}
+		for k, v := range s.Memberships {
+			c.Memberships[k] = slices.Clone(v)
+		}
 	}
 	return c, nil
 }

@@ -94,6 +94,8 @@ func TestSpecValidation(t *testing.T) {
 		}), "users[1].login", "taken"},
 		{"duplicate id", with(func(s *fakeprovider.Spec) { s.Users = append(s.Users, fakeprovider.SpecUser{ID: 4001, Login: "x"}) }), "users[1].id", "taken"},
 		{"two primaries", with(func(s *fakeprovider.Spec) { s.Users[0].Emails[1].Primary = true }), "users[0].emails", "2 addresses are primary"},
+		{"membership of nobody", with(func(s *fakeprovider.Spec) { s.Memberships = map[string][]string{"zed": {"red"}} }), "memberships.zed", "no such user"},
+		{"empty group", with(func(s *fakeprovider.Spec) { s.Memberships = map[string][]string{"gitee-ann": {""}} }), "memberships.gitee-ann", "empty group"},
 		{"bad address", with(func(s *fakeprovider.Spec) { s.Users[0].Emails[1].Address = "ann" }), "users[0].emails[1].address", "not an e-mail address"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
