@@ -19,7 +19,11 @@
 //     Bitbucket's refresh used Basic auth and GitHub's did not);
 //   - `arbor dev` lets a newcomer click "Sign in with GitHub" and approve on
 //     a consent page that works without JavaScript;
-//   - plugin authors configure a fake for a provider that is not built in.
+//   - plugin authors configure a fake for a provider that is not built in,
+//     in Go or as data: a Spec (paths, each grant's parameter placement and
+//     client authentication, the API token's placement, paging style and
+//     header names, field names, the e-mails' shape) from a JSON or YAML
+//     file, which the fake enforces like a preset's quirks.
 //
 // docs/fake-providers.md lists every quirk with the provider documentation
 // it follows and what is deliberately not reproduced.

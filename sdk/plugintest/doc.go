@@ -26,6 +26,10 @@
 // fake. Cases that do not apply — refresh for a plugin without it, repos
 // for a login-only plugin — are logged and left out.
 //
+// A provider that no fakeprovider preset fits is described as data:
+// Suite.FakeSpec takes a fakeprovider.Spec, LoadFakeSpec reads one from a
+// JSON or YAML file (what `arbor plugin test --fake-config FILE` does).
+//
 // RunReport runs the same table without a *testing.T and returns a
 // CaseResult per case, for `arbor plugin test`. Env (from Start or
 // StartForTest) gives a plugin's own tests the loaded plugin, the running

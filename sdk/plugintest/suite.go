@@ -455,12 +455,13 @@ func (e *Env) mapEndpoints() (abi.Endpoints, error) {
 		mismatch("revoke_url", out.RevokeURL, fe.RevokeURL, "revoke")
 	}
 	if e.has(abi.OpUser) && fe.UserURL != "" && !strings.HasPrefix(fe.UserURL, out.APIBase+"/") {
-		mismatch("api_base", out.APIBase, "a prefix of "+fe.UserURL, "user")
+		problems = append(problems, fmt.Sprintf("the manifest's api_base is %s on the fake, but the fake's user endpoint %s is not under it (the fake's paths.user)",
+			out.APIBase, fe.UserURL))
 	}
 	if len(problems) > 0 {
 		return out, fmt.Errorf("plugintest: the plugin's endpoints do not fit the fake: %s; "+
-			"describe the fake with the provider's paths (paths.authorize, paths.token, paths.user, … in a "+
-			"`arbor plugin test --fake-config FILE` file, Suite.FakeSpec or Config.Paths in Go; docs/fake-providers.md), "+
+			"describe the fake with the provider's paths (paths.authorize, paths.token, paths.user, … in the file of "+
+			"`arbor plugin test --fake-config FILE`, Suite.FakeSpec or Config.Paths in Go; docs/fake-providers.md), "+
 			"or in Go point the plugin elsewhere with Suite.Endpoints",
 			strings.Join(problems, "; "))
 	}
