@@ -143,3 +143,16 @@ func TestSuiteFakeSpec(t *testing.T) {
 		}
 	}
 }
+
+// The kit runs a plugin written for Gitee's quirks against
+// examples/fakes/gitee.yaml and every applicable case passes: the
+// description is all such a plugin's test needs (no proxy in front of the
+// fake). The client_auth case expects the refresh without credentials.
+func TestGiteeDescriptionRunsTheKit(t *testing.T) {
+	spec, err := plugintest.LoadFakeSpec(filepath.Join(examplesFakes, "gitee.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	plugintest.Run(t, plugintest.Suite{Plugin: plugintest.Build(t, "testdata/gitee"), FakeSpec: spec,
+		ExpectClientAuth: fakeprovider.ClientAuthBody})
+}
