@@ -44,7 +44,9 @@ type Suite struct {
 	FakeSpec *fakeprovider.Spec
 	// ExpectClientAuth is how the plugin must authenticate the client at
 	// the token endpoint: fakeprovider.ClientAuthBody or ClientAuthBasic.
-	// Default (ClientAuthEither): either one, but exactly one.
+	// Default (ClientAuthEither): either one, but exactly one. A grant the
+	// fake's Config.Grants (a description's grants) has a rule for is
+	// expected as the rule says instead (none for Gitee's refresh).
 	ExpectClientAuth fakeprovider.ClientAuth
 	// Endpoints overrides, field by field, where the plugin's endpoints
 	// point. A value starting with "/" is a path on the fake; other values
