@@ -88,11 +88,11 @@ func or(s, def string) string {
 // owner.id).
 type FieldMap map[string]string
 
-// UserFieldKeys and RepoFieldKeys are the keys a FieldMap knows, in the
+// userFieldKeys and repoFieldKeys are the keys a FieldMap knows, in the
 // order the fields are sent.
 var (
-	UserFieldKeys = []string{"id", "login", "name", "email", "avatar_url"}
-	RepoFieldKeys = []string{"id", "name", "full_name", "private", "owner_login", "owner_id", "html_url", "clone_url", "default_branch"}
+	userFieldKeys = []string{"id", "login", "name", "email", "avatar_url"}
+	repoFieldKeys = []string{"id", "name", "full_name", "private", "owner_login", "owner_id", "html_url", "clone_url", "default_branch"}
 )
 
 // genericUserFields and genericRepoFields are the generic flavor's names.
@@ -149,13 +149,13 @@ func (p *Provider) shapedUser(r *http.Request, u *User) fields {
 	}
 	vals := map[string]any{"id": u.ID, "login": u.Login, "name": u.Name, "email": email,
 		"avatar_url": p.base(r) + "/avatars/" + url.PathEscape(u.Login) + ".png"}
-	return shape(UserFieldKeys, p.cfg.UserFields, genericUserFields, vals)
+	return shape(userFieldKeys, p.cfg.UserFields, genericUserFields, vals)
 }
 
 // shapedRepo is the generic repository object under the configured field
 // names.
 func shapedRepo(m FieldMap, vals map[string]any) fields {
-	return shape(RepoFieldKeys, m, genericRepoFields, vals)
+	return shape(repoFieldKeys, m, genericRepoFields, vals)
 }
 
 // shape builds an object from vals, naming each key as m (or def) says.

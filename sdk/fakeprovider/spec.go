@@ -454,10 +454,10 @@ func (s Spec) Config() (Config, error) {
 	c.PagingNames, c.PageSize, c.MaxPageSize = names, pg.Size, pg.MaxSize
 
 	// Fields and e-mails.
-	if err := checkFieldMap(s.Fields.User, UserFieldKeys); err != nil {
+	if err := checkFieldMap(s.Fields.User, userFieldKeys); err != nil {
 		return bad("fields.user", "%v", err)
 	}
-	if err := checkFieldMap(s.Fields.Repo, RepoFieldKeys); err != nil {
+	if err := checkFieldMap(s.Fields.Repo, repoFieldKeys); err != nil {
 		return bad("fields.repo", "%v", err)
 	}
 	for _, k := range []string{"id", "login"} {
