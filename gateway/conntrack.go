@@ -190,6 +190,8 @@ type trackedConn struct {
 	rd, wr ioState      // the current request's reads and writes (slowclients.go)
 	cut    atomic.Int32 // why the sweeper closed the connection
 	addr   netip.Addr   // key counted in connTracker.perAddr, under t.mu
+	peer   netip.Addr   // the TCP peer, read once at accept (peerAddr)
+	st     *reqState    // the state of the connection's current request (newState)
 }
 
 func (c *trackedConn) set(phase int32) {
@@ -218,6 +220,12 @@ func (c *trackedTLSConn) Handshake() error                     { return c.tls.Ha
 func (c *trackedTLSConn) ConnectionState() tls.ConnectionState { return c.tls.ConnectionState() }
 
 func asTracked(nc net.Conn) *trackedConn {
+	// The concrete type first: a plain TCP connection, asked three times
+	// per request (connState twice, handling), and an interface
+	// assertion costs a type-table lookup each time.
+	if tc, ok := nc.(*trackedConn); ok {
+		return tc
+	}
 	if tc, ok := nc.(interface{ tracked() *trackedConn }); ok {
 		return tc.tracked()
 	}
@@ -243,6 +251,7 @@ func (l *trackingListener) Accept() (net.Conn, error) {
 		ok := l.t.admitLocked(c, peer)
 		if ok {
 			c.Conn = nc
+			c.peer = peer
 			c.set(phaseReading)
 			l.t.conns[c] = struct{}{}
 		}

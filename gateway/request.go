@@ -87,7 +87,9 @@ func stateOf(c *fiber.Ctx) *reqState {
 // outside a gateway request.
 func RequestID(c *fiber.Ctx) string {
 	if st := stateOf(c); st != nil {
-		return st.id
+		// A copy: the state, and the id's bytes in it, serve the
+		// connection's next request.
+		return strings.Clone(st.id)
 	}
 	return ""
 }
@@ -100,7 +102,7 @@ func Logger(c *fiber.Ctx) *slog.Logger {
 		return slog.Default()
 	}
 	if st.logger == nil {
-		st.logger = st.srv.logger.With(slog.String("request_id", st.id))
+		st.logger = st.srv.logger.With(slog.String("request_id", strings.Clone(st.id)))
 	}
 	return st.logger
 }
@@ -174,12 +176,25 @@ func (s *Server) newState(c *fiber.Ctx, trustClientID bool) *reqState {
 	if start.IsZero() {
 		start = time.Now()
 	}
-	st := &reqState{
-		srv:    s,
-		start:  start,
-		method: internMethod(c.Method()),
-		peer:   peerAddr(c),
+	// One state per connection, reused by its requests: fasthttp serves a
+	// connection's requests one after the other, and a request's state is
+	// done with (its access log line written, a relayed body's end
+	// included) before the next request is read. A hijacked connection
+	// serves no further request. What leaves the request (RequestID,
+	// Logger) is copied out. Connections the tracker does not know get a
+	// state of their own.
+	var st *reqState
+	tc := asTracked(c.Context().Conn())
+	if tc != nil {
+		if tc.st == nil {
+			tc.st = new(reqState)
+		}
+		st = tc.st
+		*st = reqState{}
+	} else {
+		st = new(reqState)
 	}
+	st.srv, st.start, st.method, st.peer = s, start, internMethod(c.Method()), peerAddr(c)
 	st.setPath(c.Path())
 	if trustClientID {
 		if in := c.Request().Header.Peek(HeaderRequestID); saneRequestID(in) {

@@ -70,7 +70,9 @@ func New(opts Options) (*Server, error) {
 
 	if o.upstream != nil {
 		director := func(c *fiber.Ctx, req *fasthttp.Request) error {
-			req.Header.SetCanonical(headerRequestID, bufBytes(RequestID(c)))
+			if st := stateOf(c); st != nil {
+				req.Header.SetCanonical(headerRequestID, bufBytes(st.id))
+			}
 			if o.Director != nil {
 				return o.Director(c, req)
 			}
@@ -87,6 +89,7 @@ func New(opts Options) (*Server, error) {
 			Observe:           observeStream,
 			MaxPerClient:      o.UpstreamMaxPerClient,
 			ClientAddr:        clientKey,
+			PeerAddr:          statePeer,
 			TunnelIdleTimeout: o.WebSocketIdleTimeout,
 			TunnelOwner:       o.TunnelOwner,
 			Logger:            o.Logger,
@@ -391,8 +394,14 @@ func (s *Server) readyz(c *fiber.Ctx) error {
 	return c.JSON(fiber.Map{"status": "ready"})
 }
 
-// peerAddr is the TCP peer's address (zero for non-IP connections).
+// peerAddr is the TCP peer's address (zero for non-IP connections): the
+// one the connection tracker read at accept, or else read from the
+// connection (fasthttp's RemoteIP asks the connection for its address and
+// converts it on every call).
 func peerAddr(c *fiber.Ctx) netip.Addr {
+	if tc := asTracked(c.Context().Conn()); tc != nil && tc.peer.IsValid() {
+		return tc.peer
+	}
 	a, ok := netip.AddrFromSlice(c.Context().RemoteIP())
 	if !ok {
 		return netip.Addr{}

@@ -323,6 +323,14 @@ func (s *Server) slowLimits() slowLimits {
 	}
 }
 
+// statePeer is the proxy's PeerAddr: the peer newState recorded.
+func statePeer(c *fiber.Ctx) netip.Addr {
+	if st := stateOf(c); st != nil {
+		return st.peer
+	}
+	return peerAddr(c)
+}
+
 // clientKey is the proxy's ClientAddr: the client address resolved through
 // TrustedProxies, as ClientIP. A request from a trusted proxy without a
 // usable X-Forwarded-For counts for the proxy.

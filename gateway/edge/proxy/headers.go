@@ -308,7 +308,7 @@ func (p *Proxy) rewriteRequest(c *fiber.Ctx, x *exchange, keepUpgrade bool) erro
 	req := c.Request()
 	h := &req.Header
 
-	peer := peerAddr(c.Context())
+	peer := p.peerAddr(c)
 	trusted := p.trusted(peer)
 
 	x.tokens.reset()

@@ -125,6 +125,10 @@ type Config struct {
 	// are counted by their /64, see ClientKey). Nil: the TCP peer. The
 	// gateway passes the address resolved through its trusted proxies.
 	ClientAddr func(c *fiber.Ctx) netip.Addr
+	// PeerAddr returns the TCP peer's address, for the forwarding headers
+	// and the trusted-proxy check. Nil: read from the connection on each
+	// request. The gateway passes the address it read once per connection.
+	PeerAddr func(c *fiber.Ctx) netip.Addr
 	// TunnelIdleTimeout closes a WebSocket tunnel through which no byte
 	// went either way for this long. 0 turns it off. Enforced late by at
 	// most a tenth of it (at most 1 s).
@@ -161,6 +165,7 @@ type Proxy struct {
 
 	limiter       *clientLimiter // nil: no per-client cap
 	clientAddr    func(c *fiber.Ctx) netip.Addr
+	peerAddr      func(c *fiber.Ctx) netip.Addr
 	refusedClient atomic.Uint64
 }
 
@@ -255,6 +260,10 @@ func New(cfg Config) (*Proxy, error) {
 	}
 	p.limiter = newClientLimiter(cfg.MaxPerClient)
 	p.clientAddr = cfg.ClientAddr
+	p.peerAddr = cfg.PeerAddr
+	if p.peerAddr == nil {
+		p.peerAddr = func(c *fiber.Ctx) netip.Addr { return peerAddr(c.Context()) }
+	}
 	if p.clientAddr == nil {
 		p.clientAddr = peerKey
 	}
