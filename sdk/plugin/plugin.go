@@ -95,25 +95,6 @@ import (
 	"github.com/vintner/arbor/sdk/abi"
 )
 
-// Messages shared with the host.
-type (
-	AuthorizeRequest = abi.AuthorizeRequest
-	ExchangeRequest  = abi.ExchangeRequest
-	RefreshRequest   = abi.RefreshRequest
-	RevokeRequest    = abi.RevokeRequest
-	UserRequest      = abi.UserRequest
-	ReposRequest     = abi.ReposRequest
-	GroupsRequest    = abi.GroupsRequest
-	Groups           = abi.Groups
-	Token            = abi.Token
-	User             = abi.User
-	Repo             = abi.Repo
-	RepoPage         = abi.RepoPage
-	Client           = abi.Client
-	Endpoints        = abi.Endpoints
-	Code             = abi.Code
-)
-
 // Authorizer customises the authorization URL's query parameters. A plugin
 // without it gets DefaultAuthorizeParams.
 type Authorizer interface {
@@ -181,12 +162,29 @@ func Register(p any) {
 	if p == nil || Implemented(p) == abi.OpSet(0).With(abi.OpAuthorize) {
 		panic("plugin.Register: the provider implements none of Exchanger, Refresher, Revoker, UserInfoer, RepoLister, GroupLister")
 	}
+	if d, ok := p.(declaration); ok {
+		if msg := d.check(); msg != "" {
+			panic(msg)
+		}
+	}
 	provider = p
+}
+
+// declaration is a *Provider, or a type that embeds one: its operations
+// are the declared ones, not every method it has.
+type declaration interface {
+	operations() abi.OpSet
+	check() string
 }
 
 // Implemented returns the operations p supports. Authorize is always
 // supported (DefaultAuthorizeParams stands in for a missing Authorizer).
+// For a Provider (or a type embedding one) they are the operations it
+// declares.
 func Implemented(p any) abi.OpSet {
+	if d, ok := p.(declaration); ok {
+		return d.operations()
+	}
 	s := abi.OpSet(0).With(abi.OpAuthorize)
 	if _, ok := p.(Exchanger); ok {
 		s = s.With(abi.OpExchange)
