@@ -170,7 +170,12 @@ func pagedServer(t *testing.T, style Paging, total int) (string, func() []seen) 
 		if per == 0 {
 			per, _ = strconv.Atoi(q.Get("limit"))
 		}
-		if per <= 0 || per > 100 {
+		switch {
+		case style == PagingNone && r.URL.RawQuery != "":
+			t.Errorf("parameters on a list that is not paged: %q", r.URL.RawQuery)
+		case style == PagingNone:
+			per = 100
+		case per <= 0 || per > 100:
 			t.Errorf("page size %q", r.URL.RawQuery)
 			per = 30
 		}
@@ -226,6 +231,7 @@ func TestListPagingStyles(t *testing.T) {
 		{"pages, full last page", List{Path: "/repos", Paging: PagingPages}, 6, 3},
 		{"pages, empty list", List{Path: "/repos", Paging: PagingPages}, 0, 1},
 		{"one page", List{Path: "/repos?sort=id", Paging: PagingTotalPages, TotalPagesHeaders: []string{"total_page"}}, 2, 1},
+		{"not paged", List{Path: "/repos", Paging: PagingNone}, 2, 1},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			base, log := pagedServer(t, c.list.Paging, c.total)
@@ -283,6 +289,7 @@ func TestListCursors(t *testing.T) {
 		{List{Path: "/repos", Paging: PagingTotalPages}, base + "/repos?page=2"},
 		{List{Path: "/repos", Paging: PagingPages}, "-1"},
 		{List{Path: "/repos", Paging: PagingPages}, "99999999999"},
+		{List{Path: "/repos", Paging: PagingNone}, "2"},
 	} {
 		if _, err := cl.List(ctx, &c.list, 3, c.cursor, nop); codeOf(err) != abi.CodeInvalidRequest {
 			t.Errorf("paging %d, cursor %q: %v, want invalid_request", c.list.Paging, c.cursor, err)

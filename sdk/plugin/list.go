@@ -26,6 +26,9 @@ const (
 	// A list whose length is a multiple of the page size ends with an
 	// empty page.
 	PagingPages
+	// PagingNone reads a list that is not paged (Gitea's /user/emails):
+	// one request, without page size parameters, and no cursor.
+	PagingNone
 )
 
 // List declares one of a provider's paged lists: where its first page is,
@@ -40,8 +43,8 @@ type List struct {
 	// fixed parameters ("/user/repos?sort=created").
 	Path string
 	// Paging is how a page names the next one: PagingLink (the zero
-	// value), PagingNextPage, PagingTotalPages, PagingBodyNext or
-	// PagingPages.
+	// value), PagingNextPage, PagingTotalPages, PagingBodyNext,
+	// PagingPages, or PagingNone for a list that is not paged.
 	Paging Paging
 	// PerPageParams name the page size parameter, sent on the first page
 	// and on pages the cursor numbers: "per_page" when empty. Gitea reads
@@ -80,6 +83,9 @@ func (l *List) perPage(n int) int {
 
 // first returns the first page's path with the page size parameters.
 func (l *List) first(per int) string {
+	if l.Paging == PagingNone {
+		return l.Path
+	}
 	var b strings.Builder
 	b.WriteString(l.Path)
 	sep := byte('?')
@@ -131,6 +137,8 @@ func (c *Caller) List(ctx context.Context, l *List, perPage int, cursor string, 
 			name = "page"
 		}
 		ref += "&" + QueryEscape(name) + "=" + cursor
+	case l.Paging == PagingNone:
+		return "", ErrInvalidRequest("the list has one page: there is no cursor")
 	case !l.numbered() || l.Paging == PagingNextPage:
 		// PagingNextPage goes on through a Link URL when the answer
 		// has no X-Next-Page header (GitLab's keyset pagination).
@@ -196,6 +204,8 @@ func (c *Caller) List(ctx context.Context, l *List, perPage int, cursor string, 
 		return c.cursorOf(bodyNext), nil
 	case PagingPages:
 		return shortPage(count, per, page), nil
+	case PagingNone:
+		return "", nil
 	}
 	return c.cursorOf(NextLink(resp.Header)), nil
 }
