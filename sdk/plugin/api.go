@@ -163,8 +163,10 @@ const (
 	PagingNextPage
 )
 
-// Page reads one page of a list: first (a path under the API base) when
-// cursor is "", else the page the cursor names. It returns the answer,
+// Page reads one page of a list paged by PagingLink or PagingNextPage
+// (Caller.List reads every style and adds the page size parameters):
+// first (a path under the API base) when cursor is "", else the page the
+// cursor names. It returns the answer,
 // judged as Get does, and the next page's cursor, "" after the last page.
 // A cursor that names no page of this API is invalid_request, and nothing
 // is sent.

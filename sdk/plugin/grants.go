@@ -21,7 +21,7 @@ import "context"
 type Grants struct {
 	// Auth is how the token endpoint authenticates the client:
 	// AuthInParams (client_id and client_secret in the form body; also
-	// what the zero value does) or AuthInHeader (HTTP Basic).
+	// what the zero value does), AuthInHeader (HTTP Basic) or AuthNone.
 	Auth AuthStyle
 	// RefreshWithoutScope leaves the scope parameter out of the refresh
 	// grant (GitHub, Bitbucket: a refreshed token keeps the grant's
