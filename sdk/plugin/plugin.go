@@ -74,8 +74,9 @@
 // host calls, decodes requests, finds the author's methods by type assertion
 // on the small capability interfaces below (as Dex finds a
 // RefreshConnector), and encodes results and errors. The manifest's
-// operations must match the methods the type has; the host compares them
-// when it loads the plugin.
+// operations must match the methods the type has (for a Provider, the
+// operations it declares); the host compares them when it loads the
+// plugin.
 //
 // # Network
 //
