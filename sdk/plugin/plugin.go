@@ -175,11 +175,8 @@ func Register(p any) {
 	if provider != nil {
 		panic("plugin.Register called twice")
 	}
-	if v, ok := p.(Provider); ok {
-		p = &v // its methods have pointer receivers
-	}
 	if p == nil || Implemented(p) == abi.OpSet(0).With(abi.OpAuthorize) {
-		panic("plugin.Register: the provider implements none of Exchanger, Refresher, Revoker, UserInfoer, RepoLister, GroupLister")
+		panic("plugin.Register: the provider implements none of Exchanger, Refresher, Revoker, UserInfoer, RepoLister, GroupLister (register a Provider by pointer: &plugin.Provider{…})")
 	}
 	if d, ok := p.(declaration); ok {
 		if msg := d.check(); msg != "" {
