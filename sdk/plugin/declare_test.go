@@ -38,7 +38,7 @@ func TestTokenStyles(t *testing.T) {
 		{"none", TokenStyle{Auth: AuthNone}, seen{Body: "grant_type=refresh_token&refresh_token=rt1", ContentType: form}},
 		{"none in query (Gitee)", TokenStyle{Auth: AuthNone, Params: ParamsInQuery}, seen{Query: "grant_type=refresh_token&refresh_token=rt1"}},
 		{"basic in query", TokenStyle{Auth: AuthInHeader, Params: ParamsInQuery}, seen{Query: "grant_type=refresh_token&refresh_token=rt1", Authorization: basic}},
-		{"params in query, credentials in body", TokenStyle{Params: ParamsInQuery}, seen{Query: "grant_type=refresh_token&refresh_token=rt1", Body: "client_id=cid&client_secret=csecret", ContentType: form}},
+		{"params in query, secret in body", TokenStyle{Params: ParamsInQuery}, seen{Query: "client_id=cid&grant_type=refresh_token&refresh_token=rt1", Body: "client_secret=csecret", ContentType: form}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			n := len(log())
@@ -60,6 +60,25 @@ func TestTokenStyles(t *testing.T) {
 				t.Error("the client secret went in the URL")
 			}
 		})
+	}
+}
+
+// TestTokenStylePublicClient: a client without a secret names itself and
+// sends no client_secret, in the body or in the query.
+func TestTokenStylePublicClient(t *testing.T) {
+	base, log := loopback(t, tokenJSON)
+	params := Values{"grant_type": {"authorization_code"}, "code": {"c1"}, "code_verifier": {"v1"}}
+	for _, s := range []TokenStyle{{}, {Params: ParamsInQuery}} {
+		if _, err := s.Request(context.Background(), base+"/token", Client{ID: "app"}, params); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := []seen{
+		{Method: "POST", Path: "/token", Body: "client_id=app&code=c1&code_verifier=v1&grant_type=authorization_code", ContentType: "application/x-www-form-urlencoded"},
+		{Method: "POST", Path: "/token", Query: "client_id=app&code=c1&code_verifier=v1&grant_type=authorization_code"},
+	}
+	if got := log(); !slices.Equal(got, want) {
+		t.Errorf("sent %+v\nwant %+v", got, want)
 	}
 }
 

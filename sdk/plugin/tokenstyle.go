@@ -14,12 +14,15 @@ const (
 	// section 4.1.3; every built-in provider). The zero value does the
 	// same.
 	ParamsInBody Placement = iota + 1
-	// ParamsInQuery sends them in the token URL's query string with an
-	// empty body, for a provider that documents its token requests so
-	// (Gitee's refresh: POST
-	// https://gitee.com/oauth/token?grant_type=refresh_token&refresh_token=…,
+	// ParamsInQuery sends them in the token URL's query string, for a
+	// provider that documents its token requests so (Gitee's refresh:
+	// POST https://gitee.com/oauth/token?grant_type=refresh_token&refresh_token=…,
 	// https://gitee.com/api/v5/oauth_doc). The client secret never goes in
-	// a URL: with AuthInParams the client credentials stay in the body.
+	// a URL: with AuthInParams client_id joins the query and
+	// client_secret is the form body, as GitCode, Gitee's sibling,
+	// documents its code grant
+	// (https://docs.gitcode.com/en/docs/apis/oauth: client_id "query",
+	// client_secret "form-data"); otherwise the body is empty.
 	ParamsInQuery
 )
 
@@ -51,20 +54,10 @@ type TokenStyle struct {
 // response_too_large, unavailable).
 func (s TokenStyle) Request(ctx context.Context, tokenURL string, c Client, params Values) (*Token, error) {
 	h := Header{"Accept": {"application/json"}}
-	var body Values
-	switch s.Params {
-	case ParamsInQuery:
-		sep := "?"
-		if strings.Contains(tokenURL, "?") {
-			sep = "&"
-		}
-		tokenURL += sep + params.Encode()
-		body = Values{}
-	default:
-		body = make(Values, len(params)+2)
-		for k, v := range params {
-			body[k] = v
-		}
+	query := s.Params == ParamsInQuery
+	body := make(Values, len(params)+2)
+	for k, v := range params {
+		body[k] = v
 	}
 	switch s.Auth {
 	case AuthInHeader:
@@ -72,9 +65,17 @@ func (s TokenStyle) Request(ctx context.Context, tokenURL string, c Client, para
 	case AuthNone:
 	default:
 		body.Set("client_id", c.ID)
-		if c.Secret != "" {
-			body.Set("client_secret", c.Secret)
+	}
+	if query {
+		sep := "?"
+		if strings.Contains(tokenURL, "?") {
+			sep = "&"
 		}
+		tokenURL += sep + body.Encode()
+		body = Values{}
+	}
+	if s.Auth != AuthInHeader && s.Auth != AuthNone && c.Secret != "" {
+		body.Set("client_secret", c.Secret)
 	}
 	req := NewRequest("POST", tokenURL, nil)
 	for k, v := range h {
