@@ -32,6 +32,18 @@ type API struct {
 	// Authorization with the Bearer scheme, and Accept is
 	// application/json, unless Header sets them.
 	Header Header
+	// Scheme is the Authorization scheme in front of the token: "Bearer"
+	// when empty (RFC 6750), "token" for GitHub's and Gitea's older form
+	// (https://docs.gitea.com/development/api-usage, "Authorization:
+	// token …").
+	Scheme string
+	// TokenParam, when set, sends the token as this query parameter of
+	// every call instead of in Authorization (Gitee: "access_token",
+	// https://gitee.com/api/v5/swagger). The Caller removes it from the
+	// next-page URLs it returns as cursors, so that the token never
+	// leaves the plugin in a cursor; CheckResponse's messages and the
+	// host's leave the query out.
+	TokenParam string
 	// Check judges the answers of Caller.Get and Caller.Page: nil for
 	// success, else the error the operation returns. It is CheckResponse
 	// when nil; a provider with signals of its own wraps CheckResponse
@@ -45,15 +57,23 @@ func (a API) For(e Endpoints, token string) (*Caller, error) {
 	if e.APIBase == "" {
 		return nil, ErrInvalidRequest("no API base URL is configured")
 	}
-	h := Header{"Authorization": {"Bearer " + token}, "Accept": {"application/json"}}
+	h := Header{"Accept": {"application/json"}}
+	c := &Caller{base: e.APIBase, header: h, check: a.Check}
+	switch {
+	case a.TokenParam != "":
+		c.param, c.token = a.TokenParam, token
+	case a.Scheme != "":
+		h["Authorization"] = []string{a.Scheme + " " + token}
+	default:
+		h["Authorization"] = []string{"Bearer " + token}
+	}
 	for k, v := range a.Header {
 		h[CanonicalHeaderKey(k)] = v
 	}
-	check := a.Check
-	if check == nil {
-		check = CheckResponse
+	if c.check == nil {
+		c.check = CheckResponse
 	}
-	return &Caller{base: e.APIBase, header: h, check: check}, nil
+	return c, nil
 }
 
 // Caller calls a provider's API for one operation with one access token
@@ -66,6 +86,8 @@ type Caller struct {
 	base   string
 	header Header
 	check  func(method, url string, r *Response) error
+	// param, when set, is the query parameter that carries token.
+	param, token string
 }
 
 // Base returns the API base URL ("https://api.github.com").
@@ -96,6 +118,9 @@ func (c *Caller) Do(ctx context.Context, req *Request) (*Response, error) {
 	u, err := c.resolve(req.URL)
 	if err != nil {
 		return nil, err
+	}
+	if c.param != "" {
+		u = setParam(u, c.param, c.token)
 	}
 	req.URL = u
 	if req.Header == nil {
@@ -138,8 +163,10 @@ const (
 	PagingNextPage
 )
 
-// Page reads one page of a list: first (a path under the API base) when
-// cursor is "", else the page the cursor names. It returns the answer,
+// Page reads one page of a list paged by PagingLink or PagingNextPage
+// (Caller.List reads every style and adds the page size parameters):
+// first (a path under the API base) when cursor is "", else the page the
+// cursor names. It returns the answer,
 // judged as Get does, and the next page's cursor, "" after the last page.
 // A cursor that names no page of this API is invalid_request, and nothing
 // is sent.
@@ -173,7 +200,46 @@ func (c *Caller) Page(ctx context.Context, p Paging, first, cursor string) (resp
 	if _, ok := resp.Header["X-Next-Page"]; ok && p == PagingNextPage {
 		return resp, strings.TrimSpace(resp.Header.Get("X-Next-Page")), nil
 	}
-	return resp, NextLink(resp.Header), nil
+	return resp, c.cursorOf(NextLink(resp.Header)), nil
+}
+
+// cursorOf returns a next-page URL as a cursor: without the token's query
+// parameter, which Do adds again.
+func (c *Caller) cursorOf(u string) string {
+	if c.param == "" || u == "" {
+		return u
+	}
+	return setParam(u, c.param, "")
+}
+
+// setParam returns u with every name=… parameter of its query removed and,
+// if value is not empty, name=value appended.
+func setParam(u, name, value string) string {
+	base, query, _ := strings.Cut(u, "?")
+	frag := ""
+	if i := strings.IndexByte(query, '#'); i >= 0 {
+		query, frag = query[:i], query[i:]
+	}
+	var b strings.Builder
+	b.Grow(len(u) + len(name) + len(value) + 2)
+	b.WriteString(base)
+	sep := byte('?')
+	for part := range strings.SplitSeq(query, "&") {
+		if k, _, _ := strings.Cut(part, "="); part == "" || k == name || k == QueryEscape(name) {
+			continue
+		}
+		b.WriteByte(sep)
+		b.WriteString(part)
+		sep = '&'
+	}
+	if value != "" {
+		b.WriteByte(sep)
+		b.WriteString(QueryEscape(name))
+		b.WriteByte('=')
+		b.WriteString(QueryEscape(value))
+	}
+	b.WriteString(frag)
+	return b.String()
 }
 
 // User reads the user object at path (under the API base) with f: the

@@ -102,7 +102,23 @@ type Email struct {
 }
 
 // EmailFields names the members of a provider's e-mail address object.
-type EmailFields struct{ Address, Primary, Verified string }
+// Primary and Verified are boolean members, unless PrimaryWhen or
+// VerifiedWhen says what value of theirs means yes.
+//
+//	// Gitee: {"email": "…", "state": "confirmed", "scope": ["primary", "committed"]}
+//	var gitee = plugin.EmailFields{Address: "email",
+//		Verified: "state", VerifiedWhen: "confirmed",
+//		Primary: "scope", PrimaryWhen: "primary"}
+type EmailFields struct {
+	Address, Primary, Verified string
+	// PrimaryWhen, when set, makes the Primary member a string, or a
+	// list of strings: the address is primary when it equals, or the
+	// list contains, PrimaryWhen.
+	PrimaryWhen string
+	// VerifiedWhen does the same for the Verified member (Gitee's
+	// state "confirmed").
+	VerifiedWhen string
+}
 
 // GitHubEmailFields are the members of GitHub's GET /user/emails entries,
 // which Gitea and Arbor's generic fake share.
@@ -112,7 +128,16 @@ var GitHubEmailFields = EmailFields{Address: "email", Primary: "primary", Verifi
 func (f EmailFields) Read(j *JSON) Email {
 	var e Email
 	ms := [...]member{{name: f.Address, str: &e.Address}, {name: f.Primary, flag: &e.Primary}, {name: f.Verified, flag: &e.Verified}}
-	j.Object(func(key []byte) { readMember(j, key, ms[:]) })
+	j.Object(func(key []byte) {
+		switch {
+		case f.PrimaryWhen != "" && is(key, f.Primary):
+			e.Primary = hasValue(j, f.PrimaryWhen)
+		case f.VerifiedWhen != "" && is(key, f.Verified):
+			e.Verified = hasValue(j, f.VerifiedWhen)
+		default:
+			readMember(j, key, ms[:])
+		}
+	})
 	return e
 }
 

@@ -21,12 +21,37 @@ import "context"
 type Grants struct {
 	// Auth is how the token endpoint authenticates the client:
 	// AuthInParams (client_id and client_secret in the form body; also
-	// what the zero value does) or AuthInHeader (HTTP Basic).
+	// what the zero value does), AuthInHeader (HTTP Basic) or AuthNone.
 	Auth AuthStyle
 	// RefreshWithoutScope leaves the scope parameter out of the refresh
 	// grant (GitHub, Bitbucket: a refreshed token keeps the grant's
 	// scopes, and the parameter is not theirs to take).
 	RefreshWithoutScope bool
+	// Params is where both grants' parameters go: ParamsInBody (also
+	// the zero value) or ParamsInQuery.
+	Params Placement
+	// RefreshAuth and RefreshParams, when set, replace Auth and Params
+	// for the refresh grant alone (Gitee: the code grant sends the
+	// client credentials, the refresh grant sends only grant_type and
+	// refresh_token, in the query: RefreshAuth AuthNone, RefreshParams
+	// ParamsInQuery).
+	RefreshAuth   AuthStyle
+	RefreshParams Placement
+}
+
+// ExchangeStyle is the code grant's TokenStyle.
+func (g Grants) ExchangeStyle() TokenStyle { return TokenStyle{Auth: g.Auth, Params: g.Params} }
+
+// RefreshStyle is the refresh grant's TokenStyle.
+func (g Grants) RefreshStyle() TokenStyle {
+	s := g.ExchangeStyle()
+	if g.RefreshAuth != 0 {
+		s.Auth = g.RefreshAuth
+	}
+	if g.RefreshParams != 0 {
+		s.Params = g.RefreshParams
+	}
+	return s
 }
 
 var (
@@ -34,17 +59,17 @@ var (
 	_ Refresher = Grants{}
 )
 
-// Exchange is ExchangeCode with g's client authentication.
+// Exchange is ExchangeCode in g's ExchangeStyle.
 func (g Grants) Exchange(ctx context.Context, r *ExchangeRequest) (*Token, error) {
-	return ExchangeCode(ctx, r, g.Auth)
+	return exchangeCode(ctx, r, g.ExchangeStyle())
 }
 
-// Refresh is RefreshToken with g's client authentication, without the
+// Refresh is RefreshToken in g's RefreshStyle, without the
 // requested scopes if g.RefreshWithoutScope. Providers that rotate refresh
 // tokens return the new one in Token.RefreshToken.
 func (g Grants) Refresh(ctx context.Context, r *RefreshRequest) (*Token, error) {
 	if g.RefreshWithoutScope {
 		r.Scopes = nil
 	}
-	return RefreshToken(ctx, r, g.Auth)
+	return refreshToken(ctx, r, g.RefreshStyle())
 }

@@ -74,6 +74,11 @@ func NewRequest(method, url string, body []byte) *Request {
 
 // Response is an HTTP response. The host has already read the body, within
 // the response cap, and followed allowed redirects.
+//
+// Header's keys are the names in canonical form, as net/http keeps them
+// ("x-next-page" arrives as "X-Next-Page", Gitee's "total_page" as
+// "Total_page"): read a field with Header.Get, which canonicalizes the
+// name it is given, rather than indexing the map.
 type Response struct {
 	StatusCode int
 	Header     Header

@@ -19,6 +19,13 @@ const (
 	// AuthInHeader sends them with HTTP Basic authentication (Bitbucket;
 	// the RFC 6749 section 2.3.1 default).
 	AuthInHeader
+	// AuthNone sends no client credentials at all, neither client_id nor
+	// client_secret: the grant's own parameters identify it (Gitee's
+	// refresh grant, https://gitee.com/api/v5/oauth_doc). A public client
+	// that must still name itself (RFC 6749 section 4.1.3) uses
+	// AuthInParams with no secret configured: client_secret is left out
+	// when it is empty.
+	AuthNone
 )
 
 // BasicAuth returns an Authorization header value for client
@@ -57,6 +64,10 @@ func DefaultAuthorizeParams(r *AuthorizeRequest) Values {
 // ExchangeCode performs the standard authorization code grant against
 // r.Endpoints.TokenURL.
 func ExchangeCode(ctx context.Context, r *ExchangeRequest, style AuthStyle) (*Token, error) {
+	return exchangeCode(ctx, r, TokenStyle{Auth: style})
+}
+
+func exchangeCode(ctx context.Context, r *ExchangeRequest, style TokenStyle) (*Token, error) {
 	if r.Code == "" {
 		return nil, ErrInvalidRequest("the authorization code is empty")
 	}
@@ -70,13 +81,17 @@ func ExchangeCode(ctx context.Context, r *ExchangeRequest, style AuthStyle) (*To
 	if r.CodeVerifier != "" {
 		form.Set("code_verifier", r.CodeVerifier)
 	}
-	return TokenRequest(ctx, r.Endpoints.TokenURL, r.Client, style, form)
+	return style.Request(ctx, r.Endpoints.TokenURL, r.Client, form)
 }
 
 // RefreshToken performs the standard refresh token grant against
 // r.Endpoints.TokenURL. Providers that rotate refresh tokens return a new
 // one in Token.RefreshToken; the caller must store it.
 func RefreshToken(ctx context.Context, r *RefreshRequest, style AuthStyle) (*Token, error) {
+	return refreshToken(ctx, r, TokenStyle{Auth: style})
+}
+
+func refreshToken(ctx context.Context, r *RefreshRequest, style TokenStyle) (*Token, error) {
 	if r.RefreshToken == "" {
 		return nil, ErrInvalidGrant("there is no refresh token")
 	}
@@ -87,27 +102,15 @@ func RefreshToken(ctx context.Context, r *RefreshRequest, style AuthStyle) (*Tok
 	if len(r.Scopes) > 0 {
 		form.Set("scope", strings.Join(r.Scopes, " "))
 	}
-	return TokenRequest(ctx, r.Endpoints.TokenURL, r.Client, style, form)
+	return style.Request(ctx, r.Endpoints.TokenURL, r.Client, form)
 }
 
 // TokenRequest posts form to a token endpoint with client authentication
 // in the given style, asks for JSON, and parses the answer with
-// ParseTokenResponse.
+// ParseTokenResponse. It is TokenStyle{Auth: style}.Request: use a
+// TokenStyle to put the parameters in the query string.
 func TokenRequest(ctx context.Context, tokenURL string, c Client, style AuthStyle, form Values) (*Token, error) {
-	h := Header{"Accept": {"application/json"}}
-	if style == AuthInHeader {
-		h.Set("Authorization", BasicAuth(c.ID, c.Secret))
-	} else {
-		form.Set("client_id", c.ID)
-		if c.Secret != "" {
-			form.Set("client_secret", c.Secret)
-		}
-	}
-	resp, err := PostForm(ctx, tokenURL, form, h)
-	if err != nil {
-		return nil, err
-	}
-	return ParseTokenResponse(resp)
+	return TokenStyle{Auth: style}.Request(ctx, tokenURL, c, form)
 }
 
 // ParseTokenResponse parses a token endpoint's answer, in JSON or

@@ -3,64 +3,80 @@
 // build its authorization URL, exchange a code, refresh and revoke tokens,
 // read the user and list repositories.
 //
-// A plugin author writes a type with a method per operation the provider
-// supports, registers it, and builds a reactor module:
+// Most providers are a declaration: register a Provider that says how
+// the provider differs from the others, and build a reactor module:
 //
 //	package main
 //
 //	import "github.com/vintner/arbor/sdk/plugin"
 //
-//	type gitea struct{ plugin.Grants } // Exchange and Refresh
-//
-//	var api plugin.API // Bearer token, JSON, CheckResponse
-//
-//	func (gitea) Repos(ctx context.Context, r *plugin.ReposRequest) (*plugin.RepoPage, error) {
-//		c, err := api.For(r.Endpoints, r.AccessToken)
-//		if err != nil {
-//			return nil, err
-//		}
-//		per := plugin.PerPage(r.PerPage, 50)
-//		resp, next, err := c.Page(ctx, plugin.PagingLink, "/user/repos?limit="+strconv.Itoa(per), r.Cursor)
-//		if err != nil {
-//			return nil, err
-//		}
-//		repos, err := plugin.GitHubRepoFields.Append(make([]plugin.Repo, 0, per), resp.Body)
-//		return &plugin.RepoPage{Repos: repos, NextCursor: next}, err
+//	func init() {
+//		plugin.Register(&plugin.Provider{
+//			Grants:     plugin.Grants{RefreshAuth: plugin.AuthNone, RefreshParams: plugin.ParamsInQuery},
+//			API:        plugin.API{TokenParam: "access_token"},
+//			UserPath:   "/user",
+//			UserFields: plugin.UserFields{ID: "id", Login: "login", Name: "name", AvatarURL: "avatar_url"},
+//			Emails: &plugin.EmailList{List: plugin.List{Path: "/emails", Paging: plugin.PagingNone},
+//				Fields: plugin.EmailFields{Address: "email", Verified: "state", VerifiedWhen: "confirmed",
+//					Primary: "scope", PrimaryWhen: "primary"}},
+//			Repositories: &plugin.RepoList{Fields: plugin.GitHubRepoFields, List: plugin.List{Path: "/user/repos",
+//				Paging: plugin.PagingTotalPages, TotalPagesHeaders: []string{"total_page"}}},
+//		})
 //	}
-//	// … User …
 //
-//	func init() { plugin.Register(gitea{plugin.Grants{Auth: plugin.AuthInParams}}) }
 //	func main() {}
 //
-//	GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared -o gitea.wasm .
+//	GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared -o gitee.wasm .
+//
+// examples/gitea is a whole plugin written so.
 //
 // # What providers share
 //
 // Most of a provider is what every provider does with different names:
 // declare it, and write code only for the quirks.
 //
-//   - Grants: the authorization code and refresh token grants, with the
-//     client authentication style (AuthInParams, AuthInHeader); embed it.
+//   - Grants and TokenStyle: the authorization code and refresh token
+//     grants, with the client authentication (AuthInParams, AuthInHeader,
+//     AuthNone) and the parameters' placement (ParamsInBody,
+//     ParamsInQuery), the refresh grant's apart if it differs.
 //   - API, bound to one operation with For into a Caller: calls with the
-//     user's token (Bearer, Accept JSON, the provider's own fields) that
-//     never leave the API base URL, answers judged by CheckResponse or the
-//     provider's Check, and Page for lists paged by the Link header
-//     (PagingLink) or X-Next-Page (PagingNextPage). PerPage clamps a page
-//     size.
-//   - Field maps: UserFields, RepoFields (GitHubRepoFields) and EmailFields
-//     name a provider's members and read them with JSON; their Other hook
-//     reads nested or odd members. PrimaryEmail picks the address to show.
-//   - FullProvider: the interface guard of a provider with every operation.
+//     user's token (Bearer, another Scheme, or a TokenParam in the
+//     query; Accept JSON; the provider's own fields) that never leave the
+//     API base URL, answers judged by CheckResponse or the provider's
+//     Check.
+//   - List and Caller.List: a paged list and its style (PagingLink,
+//     PagingNextPage, PagingTotalPages with its header names,
+//     PagingBodyNext, PagingPages, PagingNone); API.ListRepos reads a
+//     page of repositories. PerPage clamps a page size.
+//   - Field maps: UserFields, RepoFields (GitHubRepoFields) and
+//     EmailFields (GitHubEmailFields; PrimaryWhen and VerifiedWhen for
+//     flags that are words or lists) name a provider's members and read
+//     them with JSON; their Other hook reads nested or odd members.
+//     EmailList reads a user's addresses and EmailChoice picks the one to
+//     trust (PrimaryEmail).
+//   - Provider: all of the above as one value, with AfterUser and the
+//     …Func fields as the escape hatch. Its operations are the ones it
+//     declares.
 //
-// Below them, ExchangeCode, RefreshToken, TokenRequest, Do, Get, PostForm
-// and JSON remain for what the declarations do not cover.
+// A provider that is mostly quirks writes a type with a method per
+// operation instead (the capability interfaces below, found by type
+// assertion), using the same pieces; FullProvider is the interface guard
+// of one with every operation. Below them, ExchangeCode, RefreshToken,
+// TokenRequest, Do, Get, PostForm and JSON remain for what the
+// declarations do not cover.
+//
+// The operations' messages (ExchangeRequest, Token, User, Repo, …) list
+// their fields where they are declared here, and the error codes are
+// this package's Code constants (CodeInvalidGrant, …): a plugin author
+// needs no other package.
 //
 // The package hides the ABI (package sdk/abi): it exports the functions the
 // host calls, decodes requests, finds the author's methods by type assertion
 // on the small capability interfaces below (as Dex finds a
 // RefreshConnector), and encodes results and errors. The manifest's
-// operations must match the methods the type has; the host compares them
-// when it loads the plugin.
+// operations must match the methods the type has (for a Provider, the
+// operations it declares); the host compares them when it loads the
+// plugin.
 //
 // # Network
 //
@@ -93,25 +109,6 @@ import (
 	"slices"
 
 	"github.com/vintner/arbor/sdk/abi"
-)
-
-// Messages shared with the host.
-type (
-	AuthorizeRequest = abi.AuthorizeRequest
-	ExchangeRequest  = abi.ExchangeRequest
-	RefreshRequest   = abi.RefreshRequest
-	RevokeRequest    = abi.RevokeRequest
-	UserRequest      = abi.UserRequest
-	ReposRequest     = abi.ReposRequest
-	GroupsRequest    = abi.GroupsRequest
-	Groups           = abi.Groups
-	Token            = abi.Token
-	User             = abi.User
-	Repo             = abi.Repo
-	RepoPage         = abi.RepoPage
-	Client           = abi.Client
-	Endpoints        = abi.Endpoints
-	Code             = abi.Code
 )
 
 // Authorizer customises the authorization URL's query parameters. A plugin
@@ -179,14 +176,31 @@ func Register(p any) {
 		panic("plugin.Register called twice")
 	}
 	if p == nil || Implemented(p) == abi.OpSet(0).With(abi.OpAuthorize) {
-		panic("plugin.Register: the provider implements none of Exchanger, Refresher, Revoker, UserInfoer, RepoLister, GroupLister")
+		panic("plugin.Register: the provider implements none of Exchanger, Refresher, Revoker, UserInfoer, RepoLister, GroupLister (register a Provider by pointer: &plugin.Provider{…})")
+	}
+	if d, ok := p.(declaration); ok {
+		if msg := d.check(); msg != "" {
+			panic(msg)
+		}
 	}
 	provider = p
 }
 
+// declaration is a *Provider, or a type that embeds one: its operations
+// are the declared ones, not every method it has.
+type declaration interface {
+	operations() abi.OpSet
+	check() string
+}
+
 // Implemented returns the operations p supports. Authorize is always
 // supported (DefaultAuthorizeParams stands in for a missing Authorizer).
+// For a Provider (or a type embedding one) they are the operations it
+// declares.
 func Implemented(p any) abi.OpSet {
+	if d, ok := p.(declaration); ok {
+		return d.operations()
+	}
 	s := abi.OpSet(0).With(abi.OpAuthorize)
 	if _, ok := p.(Exchanger); ok {
 		s = s.With(abi.OpExchange)
