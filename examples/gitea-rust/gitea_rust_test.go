@@ -1,0 +1,139 @@
+// Package gitearust tests the Rust Gitea plugin in this directory: it is
+// built from source with Debian's Rust toolchain (/usr/bin/rustc, target
+// wasm32-wasi), passes the conformance kit that the Go Gitea example
+// passes, and loads and serves a sign-in in a running `arbor serve`.
+//
+// Without the toolchain the tests skip, saying what to install; with CI
+// set they fail instead, so CI cannot pass without having run them.
+package gitearust
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/vintner/arbor/sdk/fakeprovider"
+	"github.com/vintner/arbor/sdk/plugintest"
+)
+
+// rustc is Debian's compiler, called by path: a rustup toolchain earlier
+// on PATH may lack the wasm32-wasi standard library and cannot fetch it.
+const rustc = "/usr/bin/rustc"
+
+// RustcArgs are the flags of the build, after which come -o and the
+// source. cdylib makes a reactor-style module: no _start, every
+// #[no_mangle] extern "C" function exported, no _initialize needed.
+// panic=abort turns a panic into a trap (the host reports "internal"),
+// strip=symbols drops the names section and debug information.
+var rustcArgs = []string{
+	"--edition", "2021", "--target", "wasm32-wasi", "--crate-type", "cdylib",
+	"-C", "opt-level=s", "-C", "panic=abort", "-C", "strip=symbols",
+}
+
+const installHint = "apt-get install --no-install-recommends rustc libstd-rust-dev-wasm32 lld-14"
+
+// requireRust skips the test, or fails it when CI is set, unless Debian's
+// Rust compiler, its wasm32-wasi standard library and its linker (rust-lld,
+// from lld-14) are installed.
+func requireRust(t testing.TB) {
+	t.Helper()
+	var missing string
+	if _, err := os.Stat(rustc); err != nil {
+		missing = "no " + rustc
+	} else if out, err := exec.Command(rustc, "--print", "sysroot").Output(); err != nil {
+		missing = rustc + " --print sysroot failed: " + err.Error()
+	} else if _, err := os.Stat(filepath.Join(strings.TrimSpace(string(out)), "lib", "rustlib", "wasm32-wasi", "lib")); err != nil {
+		missing = "no wasm32-wasi standard library for " + rustc
+	} else if p, err := exec.LookPath("rust-lld"); err != nil {
+		missing = "no rust-lld on PATH (the linker of " + rustc + " for wasm32-wasi)"
+	} else if _, err := os.Stat(p); err != nil { // a dangling link to lld-14
+		missing = p + " points to nothing (lld-14 is not installed)"
+	}
+	if missing == "" {
+		return
+	}
+	msg := missing + ": the Rust plugin cannot be built (" + installHint + ")"
+	if os.Getenv("CI") != "" {
+		t.Fatal(msg + "; CI is set, so this test must not be skipped")
+	}
+	t.Skip(msg)
+}
+
+// buildRust compiles the plugin into a temporary directory, with
+// plugin.json's sha256 filled in, and returns that directory.
+func buildRust(t testing.TB) string {
+	t.Helper()
+	requireRust(t)
+	src, err := filepath.Abs(".")
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := t.TempDir()
+	mod := filepath.Join(out, "gitea.wasm")
+	args := append(append([]string(nil), rustcArgs...), "--remap-path-prefix", src+"=.", "-o", mod, "src/lib.rs")
+	cmd := exec.CommandContext(context.Background(), rustc, args...)
+	cmd.Dir = src
+	if msg, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("%s %s: %v\n%s", rustc, strings.Join(args, " "), err, msg)
+	}
+	b, err := os.ReadFile(mod)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(b)
+	raw, err := os.ReadFile("plugin.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sha := regexp.MustCompile(`"sha256"\s*:\s*"[^"]*"`)
+	if !sha.Match(raw) {
+		t.Fatal(errors.New(`plugin.json has no "sha256" key to fill in`))
+	}
+	man := sha.ReplaceAll(raw, []byte(`"sha256": "`+hex.EncodeToString(sum[:])+`"`))
+	if err := os.WriteFile(filepath.Join(out, "plugin.json"), man, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// The Rust plugin passes the conformance kit as the Go example
+// (examples/gitea) does: against the generic fake, whose zero Config
+// follows Gitea's paths and answers, and against the same fake issuing
+// and rotating refresh tokens, with client credentials in the form body.
+// One more fake has users whose repositories take several pages and whose
+// only address is unverified: the default user's three repositories fit
+// on one page and its address is verified, so without them a plugin that
+// ignored the Link header or called every address verified would pass.
+func TestConformance(t *testing.T) {
+	dir := buildRust(t)
+	for name, fake := range map[string]fakeprovider.Config{
+		"plain":          {},
+		"refresh":        {IssueRefreshTokens: true},
+		"refresh_rotate": {IssueRefreshTokens: true, RotateRefreshTokens: true},
+		"users":          {IssueRefreshTokens: true, Users: fakeUsers},
+	} {
+		t.Run(name, func(t *testing.T) {
+			plugintest.Run(t, plugintest.Suite{Plugin: os.DirFS(dir), Fake: fake, ExpectClientAuth: fakeprovider.ClientAuthBody})
+		})
+	}
+}
+
+// fakeUsers: one with repositories on several pages (the kit asks for 25
+// and for 100 a page; Gitea serves at most 50) and a verified primary
+// address, one with a secondary verified address besides an unverified
+// primary one, and one whose only address is unverified.
+var fakeUsers = []fakeprovider.User{
+	{ID: 4242, Login: "ferris", Name: "Ferris Crab", Repos: 120, Emails: []fakeprovider.Email{
+		{Address: "ferris@example.org", Primary: true, Verified: true}}},
+	{ID: 4243, Login: "corro", Name: "Corro the Unsafe", Repos: 3, Emails: []fakeprovider.Email{
+		{Address: "corro@example.net", Primary: true}, {Address: "corro@example.org", Verified: true}}},
+	{ID: 4244, Login: "sam", Repos: 0, Emails: []fakeprovider.Email{
+		{Address: "sam@example.net", Primary: true}}},
+}
