@@ -189,16 +189,16 @@ fn bad_request(msg: String) -> Error {
 /// response_type, client_id, redirect_uri, scope, state and the PKCE
 /// challenge, sorted by name.
 fn authorize(input: &[u8]) -> Result<Vec<u8>, Error> {
-    let mut p: Vec<(&str, String)> = vec![("response_type", "code".into())];
-    let (mut scopes, mut challenge, mut method) = (Vec::new(), String::new(), String::new());
+    let (mut client_id, mut redirect, mut state, mut scopes) = (String::new(), String::new(), String::new(), Vec::new());
+    let (mut challenge, mut method) = (String::new(), String::new());
     let mut d = Dec { b: input };
     let mut read = || -> Result<(), String> {
         while let Some((n, v)) = d.next()? {
             match n {
-                1 => p.push(("client_id", v.str()?)),
-                4 => p.push(("redirect_uri", v.str()?)),
+                1 => client_id = v.str()?,
+                4 => redirect = v.str()?,
                 5 => scopes.push(v.str()?),
-                6 => p.push(("state", v.str()?)),
+                6 => state = v.str()?,
                 7 => challenge = v.str()?,
                 8 => method = v.str()?,
                 _ => {} // 2 endpoints, 3 purpose, 9 keep_grant: Gitea needs none
@@ -207,18 +207,22 @@ fn authorize(input: &[u8]) -> Result<Vec<u8>, Error> {
         Ok(())
     };
     read().map_err(bad_request)?;
-    if !p.iter().any(|(k, _)| *k == "client_id") {
-        p.push(("client_id", String::new()));
-    }
-    if !scopes.is_empty() {
-        p.push(("scope", scopes.join(" ")));
-    }
+    // Sorted by name, as the Go SDK sends them; empty optional ones left out.
+    let mut p: Vec<(&str, String)> = vec![("client_id", client_id)];
     if !challenge.is_empty() {
         p.push(("code_challenge", challenge));
         p.push(("code_challenge_method", if method.is_empty() { "S256".into() } else { method }));
     }
-    p.retain(|(k, v)| !v.is_empty() || *k == "client_id");
-    p.sort_by(|a, b| a.0.cmp(b.0));
+    if !redirect.is_empty() {
+        p.push(("redirect_uri", redirect));
+    }
+    p.push(("response_type", "code".into()));
+    if !scopes.is_empty() {
+        p.push(("scope", scopes.join(" ")));
+    }
+    if !state.is_empty() {
+        p.push(("state", state));
+    }
     let mut out = Vec::new();
     let mut e = Enc { b: &mut out };
     for (k, v) in &p {
@@ -236,25 +240,27 @@ fn authorize(input: &[u8]) -> Result<Vec<u8>, Error> {
 /// Token).
 fn exchange(input: &[u8]) -> Result<Vec<u8>, Error> {
     let (mut c, mut ep) = (Client::default(), Endpoints::default());
-    let mut form: Vec<(&str, String)> = vec![("grant_type", "authorization_code".into())];
+    let (mut code, mut redirect, mut verifier) = (String::new(), String::new(), String::new());
     let mut d = Dec { b: input };
     let mut read = || -> Result<(), String> {
         while let Some((n, v)) = d.next()? {
             match n {
                 1 => c = client(v.msg()?)?,
                 2 => ep = endpoints(v.msg()?)?,
-                3 => form.push(("code", v.str()?)),
-                4 => form.push(("redirect_uri", v.str()?)),
-                5 => form.push(("code_verifier", v.str()?)),
+                3 => code = v.str()?,
+                4 => redirect = v.str()?,
+                5 => verifier = v.str()?,
                 _ => {}
             }
         }
         Ok(())
     };
     read().map_err(bad_request)?;
-    if !form.iter().any(|(k, v)| *k == "code" && !v.is_empty()) {
+    if code.is_empty() {
         return Err(Error::new("invalid_request", "the authorization code is empty"));
     }
+    let form = vec![("grant_type", "authorization_code".into()), ("code", code),
+        ("redirect_uri", redirect), ("code_verifier", verifier)];
     token_request(&ep, &c, form)
 }
 
@@ -296,6 +302,7 @@ fn token_request(ep: &Endpoints, c: &Client, mut form: Vec<(&str, String)>) -> R
     if !c.secret.is_empty() {
         form.push(("client_secret", c.secret.clone()));
     }
+    // Empty optional parameters (redirect_uri, code_verifier) are left out.
     form.retain(|(k, v)| !v.is_empty() || *k == "client_id");
     let headers = [("Accept", "application/json"), ("Content-Type", "application/x-www-form-urlencoded")];
     let resp = http("POST", &ep.token_url, &headers, form_encode(&mut form).as_bytes())?;
