@@ -125,6 +125,33 @@ func TestConformance(t *testing.T) {
 	}
 }
 
+// The Rust sources' own unit tests (#[cfg(test)] in src/*.rs), built for
+// this machine with rustc --test and run in this directory: the JSON
+// reader's escapes, nulls and errors, the wire codec against the bytes of
+// sdk/abi's golden messages (what the Go encoder writes), the token, status
+// and rate-limit rules, times, links and forms.
+func TestRustUnitTests(t *testing.T) {
+	requireRust(t)
+	if _, err := exec.LookPath("cc"); err != nil {
+		msg := "no cc on PATH: rustc needs it to link the native unit tests (apt-get install gcc)"
+		if os.Getenv("CI") != "" {
+			t.Fatal(msg + "; CI is set, so this test must not be skipped")
+		}
+		t.Skip(msg)
+	}
+	bin := filepath.Join(t.TempDir(), "units")
+	cmd := exec.Command(rustc, "--edition", "2021", "--test", "-o", bin, "src/lib.rs")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("rustc --test: %v\n%s", err, out)
+	}
+	cmd = exec.Command(bin, "--test-threads", "1")
+	out, err := cmd.CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "test result: ok") {
+		t.Fatalf("the Rust unit tests failed: %v\n%s", err, out)
+	}
+	t.Logf("%s", out)
+}
+
 // fakeUsers: one with repositories on several pages (the kit asks for 25
 // and for 100 a page; Gitea serves at most 50) and a verified primary
 // address, one with a secondary verified address besides an unverified

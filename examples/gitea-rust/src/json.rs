@@ -349,3 +349,111 @@ impl<'a> Json<'a> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::Json;
+
+    /// read walks an object of strings, numbers and booleans, skipping the
+    /// rest, and returns "key=value" pairs.
+    fn read(doc: &str) -> Result<Vec<String>, String> {
+        let mut j = Json::new(doc.as_bytes());
+        let mut out = Vec::new();
+        j.begin_object();
+        while let Some(k) = j.next_key() {
+            let v = match j.kind() {
+                b'"' => j.string(),
+                b't' | b'f' => j.boolean().to_string(),
+                b'-' | b'0'..=b'9' => j.number(),
+                _ => {
+                    j.skip();
+                    "skipped".into()
+                }
+            };
+            out.push(format!("{}={}", k, v));
+        }
+        j.end().map(|_| out)
+    }
+
+    #[test]
+    fn values_and_escapes() {
+        let got = read(r#" {"a": "x\"y\\z\/\n\t", "b": "\u00e9\ud83e\udd80", "c": -12.5e3, "d": true,
+            "e": false, "f": null, "g": {"h": [1, {"i": []}, "j"]}, "k": [], "\u006b2": "\ud800"} "#).unwrap();
+        assert_eq!(got, vec!["a=x\"y\\z/\n\t", "b=é🦀", "c=-12.5e3", "d=true", "e=false", "f=skipped",
+            "g=skipped", "k=skipped", "k2=\u{fffd}"]);
+    }
+
+    #[test]
+    fn null_reads_as_empty() {
+        let mut j = Json::new(br#"{"o": null, "a": null, "s": null, "n": 7}"#);
+        let mut seen = Vec::new();
+        j.begin_object();
+        while let Some(k) = j.next_key() {
+            match k.as_str() {
+                "o" => {
+                    j.begin_object();
+                    while j.next_key().is_some() {
+                        panic!("a member in null");
+                    }
+                }
+                "a" => {
+                    j.begin_array();
+                    while j.next_item() {
+                        panic!("an element in null");
+                    }
+                }
+                "s" => assert_eq!(j.string(), ""),
+                _ => assert_eq!(j.int(), 7),
+            }
+            seen.push(k);
+        }
+        j.end().unwrap();
+        assert_eq!(seen, vec!["o", "a", "s", "n"]);
+    }
+
+    #[test]
+    fn ints() {
+        for (doc, want) in [("42", 42), ("\"42\"", 42), ("-7", -7), ("3600.0", 3600), ("null", 0)] {
+            let mut j = Json::new(doc.as_bytes());
+            assert_eq!(j.int(), want, "{}", doc);
+            j.end().unwrap();
+        }
+    }
+
+    #[test]
+    fn errors() {
+        for doc in [
+            "",
+            "{",
+            r#"{"a": 1"#,
+            r#"{"a" 1}"#,
+            r#"{"a": 1,}"#,
+            r#"{"a": "x}"#,
+            r#"{"a": "\q"}"#,
+            r#"{"a": tru}"#,
+            r#"{"a": 1} x"#,
+            "[1 2]",
+            "\"a\"",
+        ] {
+            assert!(read(doc).is_err(), "{:?} read without an error", doc);
+        }
+        // A string where a number is wanted, and the reverse.
+        let mut j = Json::new(br#"{"id": true}"#);
+        j.begin_object();
+        j.next_key();
+        j.number();
+        assert!(j.end().unwrap_err().starts_with("invalid JSON at offset 7: expected a number"));
+        let mut j = Json::new(b"[1]");
+        j.begin_array();
+        j.next_item();
+        j.string();
+        assert!(j.end().is_err());
+    }
+
+    #[test]
+    fn deep_nesting_is_refused_not_recursed() {
+        let doc = format!(r#"{{"a": {}{}}}"#, "[".repeat(10_000), "]".repeat(10_000));
+        let err = read(&doc).unwrap_err();
+        assert!(err.contains("nested too deeply"), "{}", err);
+    }
+}

@@ -29,6 +29,7 @@ use wire::{Dec, Enc};
 
 // ---- Host imports (module arbor_v1) -------------------------------------
 
+#[cfg(target_arch = "wasm32")]
 #[link(wasm_import_module = "arbor_v1")]
 extern "C" {
     /// Performs the encoded HTTPRequest at (req, req_len). Returns the
@@ -42,6 +43,26 @@ extern "C" {
     #[link_name = "log"]
     fn host_log(level: i32, msg: *const u8, len: u32);
 }
+
+// A native build (the unit tests: rustc --test) has no host: every request
+// fails as if the host were unreachable.
+#[cfg(not(target_arch = "wasm32"))]
+unsafe fn http_do(_: *const u8, _: u32, buf: *mut u8, cap: u32) -> u32 {
+    let mut out = Vec::new();
+    Enc { b: &mut out }.str(4, "unavailable");
+    if out.len() <= cap as usize {
+        std::ptr::copy_nonoverlapping(out.as_ptr(), buf, out.len());
+    }
+    out.len() as u32
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+unsafe fn http_take(_: *mut u8, _: u32) -> i32 {
+    -1
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+unsafe fn host_log(_: i32, _: *const u8, _: u32) {}
 
 // ---- Buffers -------------------------------------------------------------
 //
@@ -121,6 +142,12 @@ fn call(ptr: u32, len: u32, op: fn(&[u8]) -> Result<Vec<u8>, Error>) -> u64 {
     };
     let out = unsafe { &mut OUT };
     out.clear();
+    encode_result(out, res);
+    (out.as_ptr() as u64) << 32 | out.len() as u64
+}
+
+/// encode_result appends a Result: the payload, or the error's fields.
+fn encode_result(out: &mut Vec<u8>, res: Result<Vec<u8>, Error>) {
     let mut e = Enc { b: out };
     match res {
         Ok(payload) => e.bytes(1, &payload),
@@ -132,7 +159,6 @@ fn call(ptr: u32, len: u32, op: fn(&[u8]) -> Result<Vec<u8>, Error>) -> u64 {
             e.int(6, err.retry_after);
         }
     }
-    (out.as_ptr() as u64) << 32 | out.len() as u64
 }
 
 fn log(level: i32, msg: &str) {
@@ -306,7 +332,10 @@ fn token_request(ep: &Endpoints, c: &Client, mut form: Vec<(&str, String)>) -> R
     form.retain(|(k, v)| !v.is_empty() || *k == "client_id");
     let headers = [("Accept", "application/json"), ("Content-Type", "application/x-www-form-urlencoded")];
     let resp = http("POST", &ep.token_url, &headers, form_encode(&mut form).as_bytes())?;
-    let t = util::parse_token_response(&resp)?;
+    Ok(encode_token(&util::parse_token_response(&resp)?))
+}
+
+fn encode_token(t: &util::Token) -> Vec<u8> {
     let mut out = Vec::new();
     let mut e = Enc { b: &mut out };
     e.str(1, &t.access_token);
@@ -316,7 +345,7 @@ fn token_request(ep: &Endpoints, c: &Client, mut form: Vec<(&str, String)>) -> R
     e.int(5, t.refresh_expires_in);
     e.strs(6, &t.scopes);
     e.str(7, &t.id_token);
-    Ok(out)
+    out
 }
 
 // ---- The REST API ----------------------------------------------------------
@@ -392,28 +421,27 @@ fn user(input: &[u8]) -> Result<Vec<u8>, Error> {
     let (ep, token) = user_request(input)?;
     let api = Api::new(ep, &token)?;
     let resp = api.get("/user")?;
-    let (mut id, mut login, mut name, mut email, mut avatar, mut profile) =
-        (String::new(), String::new(), String::new(), String::new(), String::new(), String::new());
+    let mut u = User::default();
     let mut j = Json::new(&resp.body);
     j.begin_object();
     while let Some(k) = j.next_key() {
         match k.as_str() {
-            "id" => id = j.number(),
-            "login" => login = j.string(),
-            "full_name" => name = j.string(),
-            "email" => email = j.string(),
-            "avatar_url" => avatar = j.string(),
-            "html_url" => profile = j.string(),
+            "id" => u.id = j.number(),
+            "login" => u.login = j.string(),
+            "full_name" => u.name = j.string(),
+            "email" => u.email = j.string(),
+            "avatar_url" => u.avatar_url = j.string(),
+            "html_url" => u.profile_url = j.string(),
             _ => j.skip(),
         }
     }
     j.end().map_err(json_err)?;
-    if id.is_empty() {
+    if u.id.is_empty() {
         return Err(Error::provider(resp.status, "the user object has no \"id\" member"));
     }
-    if profile.is_empty() && !login.is_empty() {
+    if u.profile_url.is_empty() && !u.login.is_empty() {
         if let Some(site) = api.base.strip_suffix("/api/v1") {
-            profile = format!("{}/{}", site, login);
+            u.profile_url = format!("{}/{}", site, u.login);
         }
     }
 
@@ -443,23 +471,35 @@ fn user(input: &[u8]) -> Result<Vec<u8>, Error> {
         }
     }
     j.end().map_err(json_err)?;
-    let chosen = primary.or(first_verified);
-    let mut verified = false;
-    if let Some((addr, v)) = chosen {
-        email = addr;
-        verified = v;
+    if let Some((addr, verified)) = primary.or(first_verified) {
+        u.email = addr;
+        u.email_verified = verified;
     }
+    Ok(encode_user(&u))
+}
 
+#[derive(Default)]
+struct User {
+    id: String,
+    login: String,
+    name: String,
+    email: String,
+    email_verified: bool,
+    avatar_url: String,
+    profile_url: String,
+}
+
+fn encode_user(u: &User) -> Vec<u8> {
     let mut out = Vec::new();
     let mut e = Enc { b: &mut out };
-    e.str(1, &id);
-    e.str(2, &login);
-    e.str(3, &name);
-    e.str(4, &email);
-    e.bool(5, verified);
-    e.str(6, &avatar);
-    e.str(7, &profile);
-    Ok(out)
+    e.str(1, &u.id);
+    e.str(2, &u.login);
+    e.str(3, &u.name);
+    e.str(4, &u.email);
+    e.bool(5, u.email_verified);
+    e.str(6, &u.avatar_url);
+    e.str(7, &u.profile_url);
+    out
 }
 
 // ---- repos -----------------------------------------------------------------
@@ -524,21 +564,23 @@ fn repos(input: &[u8]) -> Result<Vec<u8>, Error> {
             break;
         }
         count += 1;
-        e.msg(1, |m| {
-            m.str(1, &r.id);
-            m.str(2, &r.full_name);
-            m.str(3, &r.description);
-            m.bool(4, r.private);
-            m.str(5, &r.default_branch);
-            m.str(6, &r.html_url);
-            m.str(7, &r.clone_url);
-            m.int(8, r.updated_at);
-        });
+        e.msg(1, |m| encode_repo(m, &r));
     }
     j.end().map_err(json_err)?;
     e.str(2, &next);
     log(-4, &format!("repos: {} repositories on this page, more: {}", count, !next.is_empty()));
     Ok(out)
+}
+
+fn encode_repo(e: &mut Enc, r: &Repo) {
+    e.str(1, &r.id);
+    e.str(2, &r.full_name);
+    e.str(3, &r.description);
+    e.bool(4, r.private);
+    e.str(5, &r.default_branch);
+    e.str(6, &r.html_url);
+    e.str(7, &r.clone_url);
+    e.int(8, r.updated_at);
 }
 
 #[derive(Default)]
@@ -569,17 +611,7 @@ pub struct Response {
 fn http(method: &str, url: &str, headers: &[(&str, &str)], body: &[u8]) -> Result<Response, Error> {
     let req = unsafe { &mut REQ };
     req.clear();
-    let mut e = Enc { b: req };
-    e.str(1, method);
-    e.str(2, url);
-    for (k, v) in headers {
-        e.msg(3, |h| {
-            h.str(1, k);
-            h.str(2, v);
-        });
-    }
-    e.bytes(4, body);
-
+    encode_http_request(req, method, url, headers, body);
     let buf = unsafe { &mut RESP };
     if buf.is_empty() {
         // 16 KiB: token answers and user objects fit; a large repository
@@ -594,10 +626,29 @@ fn http(method: &str, url: &str, headers: &[(&str, &str)], body: &[u8]) -> Resul
             return Err(Error::new("internal", "http_take did not return the held response"));
         }
     }
+    decode_http_response(&buf[..n])
+}
+
+fn encode_http_request(out: &mut Vec<u8>, method: &str, url: &str, headers: &[(&str, &str)], body: &[u8]) {
+    let mut e = Enc { b: out };
+    e.str(1, method);
+    e.str(2, url);
+    for (k, v) in headers {
+        e.msg(3, |h| {
+            h.str(1, k);
+            h.str(2, v);
+        });
+    }
+    e.bytes(4, body);
+}
+
+/// decode_http_response reads http_do's answer: the response, or the
+/// host's refusal or failure as an Error with the host's code.
+fn decode_http_response(b: &[u8]) -> Result<Response, Error> {
     let fail = |e: String| Error::new("internal", &format!("the host's HTTP response could not be decoded: {}", e));
     let mut resp = Response { status: 0, headers: Vec::new(), body: Vec::new() };
     let (mut code, mut message, mut retryable) = (String::new(), String::new(), false);
-    let mut d = Dec { b: &buf[..n] };
+    let mut d = Dec { b };
     while let Some((f, v)) = d.next().map_err(fail)? {
         match f {
             1 => resp.status = v.int().map_err(fail)?,
@@ -630,4 +681,122 @@ fn http(method: &str, url: &str, headers: &[(&str, &str)], body: &[u8]) -> Resul
         return Err(e);
     }
     Ok(resp)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// golden returns the bytes the Go encoder of ABI v1 writes for one of
+    /// sdk/abi's golden messages (sdk/abi/golden_test.go lists them). The
+    /// tests run in examples/gitea-rust (TestRustUnitTests).
+    fn golden(name: &str) -> Vec<u8> {
+        let path = format!("../../sdk/abi/testdata/golden/{}.hex", name);
+        let hex = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {}", path, e));
+        let hex = hex.trim();
+        (0..hex.len()).step_by(2).map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap()).collect()
+    }
+
+    fn encoded(res: Result<Vec<u8>, Error>) -> Vec<u8> {
+        let mut out = Vec::new();
+        encode_result(&mut out, res);
+        out
+    }
+
+    #[test]
+    fn encodes_as_go_does() {
+        let rate_limited = Error { code: "rate_limited".into(), message: "m".into(), retryable: true, status: 429, retry_after: 90 };
+        // The golden "result" has both a payload and an error; a plugin
+        // writes one or the other, so compare the two halves.
+        let mut want = encoded(Ok(vec![1, 2, 3]));
+        want.extend(encoded(Err(rate_limited)));
+        assert_eq!(want, golden("result"));
+        let negative = Error { status: -1, retry_after: -300, ..Error::new("", "") };
+        assert_eq!(encoded(Err(negative)), golden("result-negative"));
+
+        let t = util::Token { access_token: "at".into(), refresh_token: "rt".into(), token_type: "bearer".into(),
+            expires_in: 3600, refresh_expires_in: -5, scopes: vec!["a".into(), "b".into()], id_token: "id".into() };
+        assert_eq!(encode_token(&t), golden("token"));
+        assert_eq!(encode_token(&util::Token::default()), golden("zero-token"));
+
+        let u = User { id: "1".into(), login: "l".into(), name: "n".into(), email: "e".into(), email_verified: true,
+            avatar_url: "a".into(), profile_url: "p".into() };
+        assert_eq!(encode_user(&u), golden("user"));
+
+        let r = Repo { id: "1".into(), full_name: "a/b".into(), description: "d".into(), private: true,
+            default_branch: "main".into(), html_url: "h".into(), clone_url: "c".into(), updated_at: 1700000000 };
+        let mut page = Vec::new();
+        let mut e = Enc { b: &mut page };
+        e.msg(1, |m| encode_repo(m, &r));
+        e.msg(1, |m| encode_repo(m, &Repo::default()));
+        e.str(2, "n");
+        assert_eq!(page, golden("repo-page"));
+
+        let mut req = Vec::new();
+        encode_http_request(&mut req, "POST", "u", &[("A", "1"), ("A", "2")], b"x");
+        assert_eq!(req, golden("http-request"));
+    }
+
+    #[test]
+    fn decodes_what_go_encodes() {
+        let ep = endpoints(Dec { b: &golden("endpoints") }).unwrap();
+        assert_eq!((ep.token_url.as_str(), ep.api_base.as_str()), ("https://p/t", "https://api.p"));
+        let c = client(Dec { b: &golden("client") }).unwrap();
+        assert_eq!((c.id.as_str(), c.secret.as_str()), ("id", "secret"));
+
+        // The golden response carries a host failure: an Error, not a response.
+        let err = decode_http_response(&golden("http-response")).err().unwrap();
+        assert_eq!((err.code.as_str(), err.message.as_str(), err.retryable), ("timeout", "m", true));
+        let ok = decode_http_response(&golden("zero-http-response")).ok().unwrap();
+        assert_eq!((ok.status, ok.headers.len(), ok.body.len()), (0, 0, 0));
+
+        // A whole request decodes and reaches the HTTP step, which the
+        // native build's stand-in host answers "unavailable".
+        let err = exchange(&golden("exchange-request")).err().unwrap();
+        assert_eq!(err.code, "unavailable");
+        let err = exchange(&golden("zero-exchange-request")).err().unwrap();
+        assert_eq!((err.code.as_str(), err.message.as_str()), ("invalid_request", "the authorization code is empty"));
+        let err = refresh(&golden("zero-refresh-request")).err().unwrap();
+        assert_eq!(err.code, "invalid_grant");
+        let err = user(&golden("zero-user-request")).err().unwrap();
+        assert_eq!((err.code.as_str(), err.message.as_str()), ("invalid_request", "no API base URL is configured"));
+        let err = repos(&golden("repos-request")).err().unwrap(); // cursor "c" is not under the API
+        assert_eq!(err.message, "the cursor is not a page of this provider's API");
+        assert_eq!(exchange(&[0x0a, 0x05, 0x01]).err().unwrap().code, "invalid_request"); // truncated
+    }
+
+    #[test]
+    fn authorize_params() {
+        let params = |b: &[u8]| -> Vec<(String, String)> {
+            let mut out = Vec::new();
+            let mut d = Dec { b };
+            while let Some((_, v)) = d.next().unwrap() {
+                let (mut k, mut val) = (String::new(), String::new());
+                let mut p = v.msg().unwrap();
+                while let Some((n, v)) = p.next().unwrap() {
+                    if n == 1 { k = v.str().unwrap() } else { val = v.str().unwrap() }
+                }
+                out.push((k, val));
+            }
+            out
+        };
+        let got = params(&authorize(&golden("authorize-request")).ok().unwrap());
+        let want = [("client_id", "c"), ("code_challenge", "ch"), ("code_challenge_method", "S256"),
+            ("redirect_uri", "https://a/cb"), ("response_type", "code"), ("scope", "repo  user"), ("state", "s")];
+        assert_eq!(got, want.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<Vec<_>>());
+        let got = params(&authorize(&golden("zero-authorize-request")).ok().unwrap());
+        assert_eq!(got, vec![("client_id".to_string(), String::new()), ("response_type".into(), "code".into())]);
+    }
+
+    #[test]
+    fn alloc_and_call_check_the_buffer() {
+        let ptr = arbor_alloc(3);
+        assert_ne!(ptr, 0);
+        let res = arbor_authorize(ptr.wrapping_add(1), 2); // not the buffer handed out
+        let out = unsafe { OUT.clone() };
+        assert_eq!(res as u32 as usize, out.len());
+        let mut want = Vec::new();
+        encode_result(&mut want, Err(Error::new("invalid_request", "the request is not in the buffer arbor_alloc returned")));
+        assert_eq!(out, want);
+    }
 }

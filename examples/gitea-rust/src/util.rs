@@ -410,3 +410,94 @@ pub fn next_link(h: &Headers) -> String {
     }
     String::new()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn resp(status: i64, headers: &[(&str, &str)], body: &str) -> Response {
+        Response { status, headers: headers.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(), body: body.as_bytes().to_vec() }
+    }
+
+    #[test]
+    fn times() {
+        assert_eq!(unix_time("2024-05-01T10:00:00Z"), 1714557600);
+        assert_eq!(unix_time("2024-05-01T12:00:00.123+02:00"), 1714557600);
+        assert_eq!(unix_time("2024-05-01T05:30:00-04:30"), 1714557600);
+        assert_eq!(unix_time("1970-01-01T00:00:00Z"), 0);
+        assert_eq!(unix_time("2000-02-29T00:00:00Z"), 951782400);
+        for bad in ["", "2024-05-01", "2024-05-01 10:00:00Z", "2024-13-01T10:00:00Z", "2024-05-01T10:00:00", "2024-05-01T10:00:00.Z", "2024-05-01T25:00:00Z"] {
+            assert_eq!(unix_time(bad), 0, "{}", bad);
+        }
+        assert_eq!(http_date("Sun, 06 Nov 1994 08:49:37 GMT"), Some(784111777));
+        assert_eq!(http_date("Sunday, 06-Nov-94 08:49:37 GMT"), None);
+    }
+
+    #[test]
+    fn rate_limits() {
+        let now = 1_700_000_000;
+        let h = |pairs: &[(&str, &str)]| -> Headers { pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect() };
+        assert_eq!(retry_after(&h(&[("Retry-After", "120")]), now), 120);
+        assert_eq!(retry_after(&h(&[("Retry-After", "0")]), now), 1);
+        assert_eq!(retry_after(&h(&[("Retry-After", "99999")]), now), 3600);
+        assert_eq!(retry_after(&h(&[("Retry-After", "Tue, 14 Nov 2023 22:15:00 GMT")]), now), 100);
+        assert_eq!(retry_after(&h(&[("X-Ratelimit-Remaining", "0"), ("X-Ratelimit-Reset", "1700000030")]), now), 30);
+        assert_eq!(retry_after(&h(&[("X-Ratelimit-Remaining", "5"), ("X-Ratelimit-Reset", "1700000030")]), now), 60);
+        assert_eq!(retry_after(&h(&[("Ratelimit-Reset", "1699999999")]), now), 1);
+        assert_eq!(retry_after(&h(&[]), now), 60);
+
+        assert!(rate_limit(&resp(429, &[], "")).is_some());
+        assert!(rate_limit(&resp(403, &[], r#"{"message": "forbidden"}"#)).is_none());
+        assert!(rate_limit(&resp(403, &[], r#"{"message": "API rate limit exceeded"}"#)).is_some());
+        assert!(rate_limit(&resp(403, &[("X-RateLimit-Remaining", "0")], "")).is_some());
+        assert!(rate_limit(&resp(500, &[("Retry-After", "5")], "")).is_none());
+    }
+
+    #[test]
+    fn api_statuses() {
+        let code = |r: Response| match check_response("GET", "https://h/api/v1/user?x=secret", &r) {
+            Ok(()) => ("ok".to_string(), String::new(), false),
+            Err(e) => (e.code, e.message, e.retryable),
+        };
+        assert_eq!(code(resp(200, &[], "")).0, "ok");
+        assert_eq!(code(resp(401, &[], "")), ("invalid_token".into(), "GET /api/v1/user: status 401".into(), false));
+        assert_eq!(code(resp(503, &[], "")), ("provider_error".into(), "GET /api/v1/user: status 503".into(), true));
+        assert_eq!(code(resp(429, &[("Retry-After", "7")], "")).1, "GET /api/v1/user: status 429: rate limited, retry after 7 s");
+        assert_eq!(code(resp(404, &[], "")).2, false);
+    }
+
+    #[test]
+    fn token_answers() {
+        let json = &[("Content-Type", "application/json; charset=utf-8")];
+        let t = parse_token_response(&resp(200, json, r#"{"access_token": "at", "token_type": "bearer", "expires_in": 3600,
+            "refresh_token": "rt", "scope": "read:user,read:repository"}"#)).ok().unwrap();
+        assert_eq!((t.access_token.as_str(), t.refresh_token.as_str(), t.expires_in), ("at", "rt", 3600));
+        assert_eq!(t.scopes, vec!["read:user", "read:repository"]);
+        let t = parse_token_response(&resp(200, &[("Content-Type", "application/x-www-form-urlencoded")],
+            "access_token=a%2Bb&scope=x+y&expires_in=60")).ok().unwrap();
+        assert_eq!((t.access_token.as_str(), t.expires_in, t.scopes.len()), ("a+b", 60, 2));
+        for (status, body, code, retryable) in [
+            (400, r#"{"error": "invalid_grant", "error_description": "used"}"#, "invalid_grant", false),
+            (200, r#"{"error": "bad_verification_code"}"#, "invalid_grant", false),
+            (401, r#"{"error": "invalid_client"}"#, "invalid_client", false),
+            (503, "<html>busy</html>", "provider_error", true),
+            (200, r#"{"token_type": "bearer"}"#, "provider_error", false),
+            (200, r#"{"access_token": 5}"#, "provider_error", false),
+            (429, r#"{"error": "invalid_grant"}"#, "rate_limited", true),
+            (400, r#"{"error": "slow_down"}"#, "rate_limited", true),
+        ] {
+            let e = parse_token_response(&resp(status, json, body)).err().unwrap();
+            assert_eq!((e.code.as_str(), e.retryable), (code, retryable), "{} {}", status, body);
+        }
+    }
+
+    #[test]
+    fn links_and_forms() {
+        let h: Headers = vec![("Link".into(), r#"<https://h/api/v1/user/repos?page=1>; rel="prev", <https://h/api/v1/user/repos?page=3>; rel="next last""#.into())];
+        assert_eq!(next_link(&h), "https://h/api/v1/user/repos?page=3");
+        assert_eq!(next_link(&vec![("Link".into(), r#"<https://h/x>; rel="last""#.into())]), "");
+        let mut form = vec![("z", "a b&c=d/é".to_string()), ("a", String::new())];
+        assert_eq!(form_encode(&mut form), "a=&z=a+b%26c%3Dd%2F%C3%A9");
+        assert_eq!(parse_query("a=1&b=%zz"), None);
+    }
+}

@@ -167,3 +167,38 @@ impl<'a> Dec<'a> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{Dec, Enc, Val};
+
+    #[test]
+    fn skips_what_it_does_not_know_and_refuses_what_is_broken() {
+        // field 9 fixed64, field 10 fixed32, field 1 "a", field 2 zig-zag -2
+        let b = [0x49, 1, 2, 3, 4, 5, 6, 7, 8, 0x55, 1, 2, 3, 4, 0x0a, 1, b'a', 0x10, 3];
+        let mut d = Dec { b: &b };
+        let mut got = Vec::new();
+        while let Some((n, v)) = d.next().unwrap() {
+            got.push(match v {
+                Val::Int(_) => format!("{}={}", n, v.int().unwrap()),
+                Val::Bytes(_) => format!("{}={}", n, v.str().unwrap()),
+            });
+        }
+        assert_eq!(got, vec!["1=a", "2=-2"]);
+        for bad in [&[0x0a, 5, b'a'][..], &[0x08][..], &[0x00, 1][..], &[0x0b][..], &[0x08, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 1][..]] {
+            let mut d = Dec { b: bad };
+            assert!(d.next().is_err(), "{:?} decoded", bad);
+        }
+        assert!(Val::Int(1).str().is_err() && Val::Bytes(b"x").int().is_err());
+    }
+
+    #[test]
+    fn ints_round_trip() {
+        for v in [0i64, 1, -1, 63, -64, 1 << 40, i64::MAX, i64::MIN] {
+            let mut b = Vec::new();
+            Enc { b: &mut b }.int(1, v);
+            let got = Dec { b: &b }.next().unwrap().map(|(_, v)| v.int().unwrap()).unwrap_or(0);
+            assert_eq!(got, v);
+        }
+    }
+}
