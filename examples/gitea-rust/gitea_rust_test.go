@@ -8,6 +8,7 @@
 package gitearust
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -25,7 +26,11 @@ import (
 
 // rustc is Debian's compiler, called by path: a rustup toolchain earlier
 // on PATH may lack the wasm32-wasi standard library and cannot fetch it.
-const rustc = "/usr/bin/rustc"
+// TestMissingRustFailsInCI points it elsewhere through rustcEnv.
+var rustc = cmp.Or(os.Getenv(rustcEnv), "/usr/bin/rustc")
+
+// rustcEnv overrides the compiler's path, for TestMissingRustFailsInCI.
+const rustcEnv = "ARBOR_TEST_RUSTC"
 
 // RustcArgs are the flags of the build, after which come -o and the
 // source. cdylib makes a reactor-style module: no _start, every
@@ -163,4 +168,27 @@ var fakeUsers = []fakeprovider.User{
 		{Address: "corro@example.net", Primary: true}, {Address: "corro@example.org", Verified: true}}},
 	{ID: 4244, Login: "sam", Repos: 0, Emails: []fakeprovider.Email{
 		{Address: "sam@example.net", Primary: true}}},
+}
+
+// Without Rust the tests skip, saying what to install, unless CI is set:
+// then they fail, so CI cannot pass without building the plugin. The test
+// binary runs itself with the compiler's path pointing at nothing.
+func TestMissingRustFailsInCI(t *testing.T) {
+	if os.Getenv(rustcEnv) != "" {
+		t.Skip("running inside TestMissingRustFailsInCI")
+	}
+	for _, ci := range []string{"", "true"} {
+		cmd := exec.Command(os.Args[0], "-test.run", "^TestConformance$", "-test.v")
+		cmd.Env = append(os.Environ(), rustcEnv+"=/nonexistent/rustc", "CI="+ci)
+		out, err := cmd.CombinedOutput()
+		switch {
+		case ci == "" && (err != nil || !strings.Contains(string(out), "--- SKIP: TestConformance")):
+			t.Errorf("without CI: %v, want a skip\n%s", err, out)
+		case ci != "" && (err == nil || !strings.Contains(string(out), "CI is set, so this test must not be skipped")):
+			t.Errorf("with CI set: %v, want a failure\n%s", err, out)
+		}
+		if !strings.Contains(string(out), "no /nonexistent/rustc: the Rust plugin cannot be built ("+installHint+")") {
+			t.Errorf("CI=%q: the message does not say what is missing and what to install:\n%s", ci, out)
+		}
+	}
 }
