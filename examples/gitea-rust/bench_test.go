@@ -2,6 +2,7 @@ package gitearust
 
 import (
 	"context"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
@@ -119,4 +120,45 @@ func goBuild(b *testing.B) string {
 		b.Fatal(err)
 	}
 	return built.Dir
+}
+
+// BenchmarkLoadGoVsRust loads each plugin as a restart does, paired like
+// BenchmarkGoVsRust: a new host, the module read and hashed, compiled code
+// from a warm on-disk cache, the checks and one pre-warmed instance
+// (instantiation and, for Go, _initialize).
+func BenchmarkLoadGoVsRust(b *testing.B) {
+	ctx := context.Background()
+	dirs := []string{goBuild(b), buildRust(b)}
+	names := []string{"go", "rust"}
+	cache := b.TempDir()
+	load := func(dir string) {
+		h, err := plugins.NewHost(ctx, plugins.HostOptions{CacheDir: cache, Logger: slog.New(slog.DiscardHandler)})
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer h.Close(ctx)
+		p, err := h.LoadDir(ctx, dir, plugins.PluginConfig{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		p.Close()
+	}
+	for _, d := range dirs {
+		load(d) // fill the cache
+	}
+	durs := make([][]time.Duration, len(dirs))
+	i := 0
+	for b.Loop() {
+		for k := range dirs {
+			j := (i + k) % len(dirs)
+			start := time.Now()
+			load(dirs[j])
+			durs[j] = append(durs[j], time.Since(start))
+		}
+		i++
+	}
+	for j, n := range names {
+		slices.Sort(durs[j])
+		b.ReportMetric(float64(durs[j][len(durs[j])/2].Microseconds())/1000, n+"-p50-ms")
+	}
 }
