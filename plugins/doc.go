@@ -7,8 +7,10 @@
 //
 // # Why WebAssembly, and what the sandbox enforces
 //
-// A plugin is a wasip1 module built with the standard Go toolchain
-// (package sdk/plugin) plus a manifest (plugin.json). The host runs it with
+// A plugin is a wasip1 reactor module, normally built with the standard Go
+// toolchain (package sdk/plugin), plus a manifest (plugin.json); any
+// language that can produce such a module works (examples/gitea-rust is in
+// Rust; docs/plugin-abi.md, "Plugins in other languages"). The host runs it with
 // wazero and grants it nothing but a wall clock, randomness and two host
 // functions: http_do and log. Each call:
 //

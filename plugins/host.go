@@ -386,7 +386,8 @@ func checkModule(bin *wasmbin.Module, m *manifest.Manifest, limitPages uint32) e
 		case wasi_snapshot_preview1.ModuleName:
 		default:
 			return fmt.Errorf("the module imports %s.%s, but the host provides only %s and %s: "+
-				"build it with GOOS=wasip1 GOARCH=wasm and the Arbor SDK", im.Module, im.Name, abi.HostModule, wasi_snapshot_preview1.ModuleName)
+				"build it with GOOS=wasip1 GOARCH=wasm and the Arbor SDK (Go) or for the wasm32-wasi target (Rust and others)",
+				im.Module, im.Name, abi.HostModule, wasi_snapshot_preview1.ModuleName)
 		}
 	}
 
@@ -396,7 +397,6 @@ func checkModule(bin *wasmbin.Module, m *manifest.Manifest, limitPages uint32) e
 		why            string
 	}
 	wants := []want{
-		{abi.ExportInitialize, nil, nil, "reactor initialiser (build with -buildmode=c-shared)"},
 		{abi.ExportMarker, nil, []wasmbin.ValType{i32}, "ABI v1 marker (import the Arbor SDK, sdk/plugin)"},
 		{abi.ExportAlloc, []wasmbin.ValType{i32}, []wasmbin.ValType{i32}, "input buffer allocator"},
 	}
@@ -408,6 +408,7 @@ func checkModule(bin *wasmbin.Module, m *manifest.Manifest, limitPages uint32) e
 		}
 	}
 	var problems []string
+	problems = append(problems, checkReactor(bin)...)
 	for _, w := range wants {
 		ft := wasmbin.FuncType{Params: w.params, Results: w.result}
 		got, ok := bin.Funcs[w.name]
@@ -427,6 +428,34 @@ func checkModule(bin *wasmbin.Module, m *manifest.Manifest, limitPages uint32) e
 	}
 	if len(problems) > 0 {
 		return fmt.Errorf("module %s cannot run as an ABI v%d plugin: %s", m.Module, abi.Version, strings.Join(problems, "; "))
+	}
+	return nil
+}
+
+// exportCommandStart is the entry point of a WASI command module (main,
+// then exit).
+const exportCommandStart = "_start"
+
+// checkReactor checks that the module is a reactor, whose exports may be
+// called any number of times. The initialiser _initialize is optional: the
+// host runs it once per instance when it is there (Go's -buildmode=c-shared
+// emits it, and without it every export of a Go module traps), and a module
+// whose language needs no initialisation (a Rust cdylib) has none. A module
+// that exports _start but no _initialize is a command: its start function
+// would run main and exit, so it is refused with a message that says how to
+// build a reactor.
+func checkReactor(bin *wasmbin.Module) []string {
+	if got, ok := bin.Funcs[abi.ExportInitialize]; ok {
+		if !got.Equal(nil, nil) {
+			return []string{fmt.Sprintf("export %s has signature %s, want %s (the reactor initialiser)",
+				abi.ExportInitialize, got, wasmbin.FuncType{})}
+		}
+		return nil
+	}
+	if _, ok := bin.Funcs[exportCommandStart]; ok {
+		return []string{fmt.Sprintf("the module is a command (it exports %s but no %s), not a reactor: "+
+			"build it as a reactor (Go: -buildmode=c-shared; Rust: --crate-type cdylib; C: -mexec-model=reactor)",
+			exportCommandStart, abi.ExportInitialize)}
 	}
 	return nil
 }
