@@ -106,7 +106,19 @@ func (c check) String() string {
 	if !c.met() {
 		word = "MISSED"
 	}
-	return fmt.Sprintf("%s %.2fx %s (%s %.2fx) %s", c.metric, c.ratio, c.base, c.op, c.limit, word)
+	return fmt.Sprintf("%s %sx %s (%s %.2fx) %s", c.metric, ratioText(c.ratio, c.limit), c.base, c.op, c.limit, word)
+}
+
+// ratioText is r with two decimals, or up to four where two would read
+// as the limit itself (0.8996 is not "0.90x (>= 0.90x) MISSED" but
+// "0.8996x").
+func ratioText(r, limit float64) string {
+	for prec := 2; ; prec++ {
+		t := strconv.FormatFloat(r, 'f', prec, 64)
+		if prec == 4 || r == limit || t != strconv.FormatFloat(limit, 'f', prec, 64) {
+			return t
+		}
+	}
 }
 
 // verdictLine is one target's line.

@@ -43,7 +43,11 @@ func TestCheck(t *testing.T) {
 	}{
 		{check{checkSpec{mThroughput, "bare", ">=", 0.9}, 0.91, 20}, true, "throughput 0.91x bare (>= 0.90x) MET"},
 		{check{checkSpec{mThroughput, "bare", ">=", 0.9}, 0.9, 20}, true, "throughput 0.90x bare (>= 0.90x) MET"},
-		{check{checkSpec{mThroughput, "bare", ">=", 0.9}, 0.8999, 20}, false, "throughput 0.90x bare (>= 0.90x) MISSED"},
+		{check{checkSpec{mThroughput, "bare", ">=", 0.9}, 0.8999, 20}, false, "throughput 0.8999x bare (>= 0.90x) MISSED"},
+		{check{checkSpec{mThroughput, "bare", ">=", 0.9}, 0.897, 20}, false, "throughput 0.897x bare (>= 0.90x) MISSED"},
+		{check{checkSpec{mThroughput, "bare", ">=", 0.9}, 0.9031, 20}, true, "throughput 0.903x bare (>= 0.90x) MET"},
+		{check{checkSpec{mThroughput, "bare", ">=", 0.9}, 0.89999999, 20}, false, "throughput 0.9000x bare (>= 0.90x) MISSED"},
+		{check{checkSpec{mCPU, "bare", "<=", 1.25}, 1.2549, 20}, false, "CPU/req 1.255x bare (<= 1.25x) MISSED"},
 		{check{checkSpec{mCPU, "bare", "<=", 1.25}, 1.22, 20}, true, "CPU/req 1.22x bare (<= 1.25x) MET"},
 		{check{checkSpec{mCPU, "bare", "<=", 1.25}, 1.45, 20}, false, "CPU/req 1.45x bare (<= 1.25x) MISSED"},
 		{check{checkSpec{mP99, "quiet", "<", 3}, 3, 10}, false, "p99 3.00x quiet (< 3.00x) MISSED"},
