@@ -332,7 +332,7 @@ type config struct {
 	replicas    int    // Arbor processes on the store: 1, or 2 with etcd
 	only        string // comma-separated target names to measure; "" for all
 	flood       bool   // measure arbor-auth quiet and under an anonymous flood instead (flood.go)
-	tls         bool   // measure Arbor against Caddy over https instead (tlsbench.go)
+	tls         bool   // measure over https instead: Arbor against a bare proxy behind the same TLS listener, and Caddy (tlsbench.go)
 	caddy       string // path to caddy, with -tls
 	rule        bool   // also start an Arbor with a policy route rule and measure arbor-rule (rule.go)
 	verdicts    string // file the verdict lines are appended to (verdict.go); "" for none
@@ -367,7 +367,7 @@ func runBench(args []string) error {
 	fs.StringVar(&cfg.store, "store", "bbolt", "with -arbor-cmd: Arbor's store, bbolt (its own file under the data dir) or etcd (an embedded 1-member etcd with fsync, started by loadbench on 127.0.0.1)")
 	fs.StringVar(&cfg.only, "only", "", "measure only these targets (comma-separated names, e.g. arbor-worker), for profiling one kind of request with perf or pprof; the summary and target verdicts are skipped, but for the route rule's when arbor-auth and arbor-rule are both named")
 	fs.BoolVar(&cfg.flood, "flood", false, "with -arbor-cmd: measure only arbor-auth, quiet and while a second client (127.0.0.2) floods /auth/start and /oauth/device/code, in paired rounds; reports the store file's growth (see flood.go)")
-	fs.BoolVar(&cfg.tls, "tls", false, "with -arbor-cmd: measure Arbor and Caddy, both terminating TLS with one test certificate in front of the same upstream: keep-alive req/s, CPU per request and full handshakes/s (see tlsbench.go)")
+	fs.BoolVar(&cfg.tls, "tls", false, "with -arbor-cmd: measure over https, one test certificate, one upstream: Arbor (anonymous, session cookie, worker headers) against a bare Fiber proxy behind the same TLS listener (gateway/edge/https), and Caddy as a reference; keep-alive req/s, CPU per request and full handshakes/s, after a discarded warm-up round (see tlsbench.go)")
 	fs.StringVar(&cfg.caddy, "caddy", "/usr/bin/caddy", "with -tls: path to caddy")
 	fs.BoolVar(&cfg.rule, "rule", true, "with -arbor-cmd and -auth, one replica, no -flood: also start a second `arbor serve` with a policy whose route rule covers the proxied path, sign in there as a user who passes it, and compare its throughput (arbor-rule) with arbor-auth's (see rule.go)")
 	fs.StringVar(&cfg.verdicts, "verdicts", "", "also append the verdict lines (one per judged target, see verdict.go) to this file, and a \"broken\" line if the run fails; make bench collects them")
@@ -423,8 +423,8 @@ func runMode(cfg config) error {
 		return fmt.Errorf("-connections %d: -replicas 2 splits them between two wrk processes; use at least 2", cfg.connections)
 	}
 	if cfg.tls {
-		if cfg.arborCmd == "" || cfg.flood || cfg.store != "bbolt" || cfg.replicas != 1 || cfg.only != "" {
-			return errors.New("-tls needs -arbor-cmd, with the bbolt store, one replica, no -flood and no -only")
+		if cfg.arborCmd == "" || !cfg.auth || cfg.flood || cfg.store != "bbolt" || cfg.replicas != 1 || cfg.only != "" {
+			return errors.New("-tls needs -arbor-cmd and -auth (it signs in and registers a worker), with the bbolt store, one replica, no -flood and no -only")
 		}
 		if _, err := os.Stat(cfg.wrk); err != nil {
 			return fmt.Errorf("wrk not found at %s (install the Debian package wrk or pass -wrk): %w", cfg.wrk, err)
