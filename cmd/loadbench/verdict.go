@@ -3,7 +3,7 @@ package main
 // Verdict lines (issue 20, "keep it from drifting back"): every mode of
 // loadbench ends with one line per judged target, in one form,
 //
-//	verdict arbor-anon       throughput 0.91x bare (>= 0.90x) MET; CPU/req 1.22x bare (<= 1.25x) MET
+//	verdict arbor-anon         throughput 0.91x bare (>= 0.90x) MET; CPU/req 1.22x bare (<= 1.25x) MET
 //
 // and appends the same lines to the file named by -verdicts, which `make
 // bench` prints as one block after all its runs. Each ratio is the median
@@ -132,7 +132,7 @@ func (v verdictLine) String() string {
 	for i, c := range v.checks {
 		parts[i] = c.String()
 	}
-	return fmt.Sprintf("verdict %-16s %s", v.target, strings.Join(parts, "; "))
+	return fmt.Sprintf("verdict %-18s %s", v.target, strings.Join(parts, "; "))
 }
 
 // met reports whether every check of the line is met.
@@ -240,7 +240,7 @@ func brokenLine(mode string, err error) string {
 	if len(msg) > 300 {
 		msg = msg[:300] + " …"
 	}
-	return fmt.Sprintf("broken  %-16s %s\n", mode, msg)
+	return fmt.Sprintf("broken  %-18s %s\n", mode, msg)
 }
 
 // reVerdict reads back a verdict line, for the benchmark smoke and for

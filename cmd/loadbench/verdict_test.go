@@ -93,28 +93,28 @@ func TestJudge(t *testing.T) {
 		want  []string
 	}{
 		{"make loadbench", plainSpecs, full, "", []string{
-			"verdict arbor-anon       throughput 0.91x bare (>= 0.90x) MET; CPU/req 1.22x bare (<= 1.25x) MET",
-			"verdict arbor-auth       throughput 0.92x arbor-anon (>= 0.90x) MET; throughput 0.80x bare (>= 0.80x) MET",
-			"verdict arbor-worker     throughput 0.77x arbor-anon (>= 0.90x) MISSED; throughput 0.70x bare (>= 0.80x) MISSED",
-			"verdict arbor-rule       throughput 0.99x arbor-auth (>= 0.95x) MET",
+			"verdict arbor-anon         throughput 0.91x bare (>= 0.90x) MET; CPU/req 1.22x bare (<= 1.25x) MET",
+			"verdict arbor-auth         throughput 0.92x arbor-anon (>= 0.90x) MET; throughput 0.80x bare (>= 0.80x) MET",
+			"verdict arbor-worker       throughput 0.77x arbor-anon (>= 0.90x) MISSED; throughput 0.70x bare (>= 0.80x) MISSED",
+			"verdict arbor-rule         throughput 0.99x arbor-auth (>= 0.95x) MET",
 		}},
 		{"etcd, labelled", plainSpecs[:1], full, "@etcd", []string{
-			"verdict arbor-anon@etcd  throughput 0.91x bare@etcd (>= 0.90x) MET; CPU/req 1.22x bare@etcd (<= 1.25x) MET",
+			"verdict arbor-anon@etcd    throughput 0.91x bare@etcd (>= 0.90x) MET; CPU/req 1.22x bare@etcd (<= 1.25x) MET",
 		}},
 		// -only arbor-auth,arbor-rule: only the route rule's line has
 		// both its target and its base.
 		{"-only a pair", plainSpecs, roundFigures{"arbor-auth": full["arbor-auth"], "arbor-rule": full["arbor-rule"]}, "", []string{
-			"verdict arbor-rule       throughput 0.99x arbor-auth (>= 0.95x) MET",
+			"verdict arbor-rule         throughput 0.99x arbor-auth (>= 0.95x) MET",
 		}},
 		// -only arbor-auth,bare: the check against arbor-anon is left out.
 		{"-only without its first base", plainSpecs, roundFigures{"arbor-auth": full["arbor-auth"], "bare": full["bare"]}, "", []string{
-			"verdict arbor-auth       throughput 0.80x bare (>= 0.80x) MET",
+			"verdict arbor-auth         throughput 0.80x bare (>= 0.80x) MET",
 		}},
 		{"nothing measured", plainSpecs, roundFigures{}, "", nil},
 		{"tls", tlsSpecs[:1], figuresOf(map[string][2][]float64{
 			"bare-tls": {{50, 60}, {20, 20}}, "arbor-anon-tls": {{45, 57}, {24, 26}},
 		}), "", []string{
-			"verdict arbor-anon-tls   throughput 0.93x bare-tls (>= 0.90x) MET; CPU/req 1.25x bare-tls (<= 1.25x) MET",
+			"verdict arbor-anon-tls     throughput 0.93x bare-tls (>= 0.90x) MET; CPU/req 1.25x bare-tls (<= 1.25x) MET",
 		}},
 	} {
 		var got []string
@@ -136,18 +136,18 @@ func TestParseVerdict(t *testing.T) {
 		checks []parsedCheck
 		bad    bool
 	}{
-		{line: "verdict arbor-anon       throughput 0.91x bare (>= 0.90x) MET; CPU/req 1.22x bare (<= 1.25x) MET",
+		{line: "verdict arbor-anon         throughput 0.91x bare (>= 0.90x) MET; CPU/req 1.22x bare (<= 1.25x) MET",
 			target: "arbor-anon", checks: []parsedCheck{{mThroughput, "bare", "MET", 0.91}, {mCPU, "bare", "MET", 1.22}}},
-		{line: "verdict arbor-auth-flood throughput 0.40x quiet (>= 0.50x) MISSED; p99 1.20x quiet (< 3.00x) MET",
+		{line: "verdict arbor-auth-flood   throughput 0.40x quiet (>= 0.50x) MISSED; p99 1.20x quiet (< 3.00x) MET",
 			target: "arbor-auth-flood", checks: []parsedCheck{{mThroughput, "quiet", "MISSED", 0.4}, {mP99, "quiet", "MET", 1.2}}},
 		{line: "verdict arbor-auth-2r@etcd throughput 0.97x arbor-auth-1r@etcd (no target) REPORTED",
 			target: "arbor-auth-2r@etcd", checks: []parsedCheck{{mThroughput, "arbor-auth-1r@etcd", "REPORTED", 0.97}}},
-		{line: "verdict arbor-anon-tls   handshakes/s - caddy-tls (>= 0.90x) UNMEASURED",
+		{line: "verdict arbor-anon-tls     handshakes/s - caddy-tls (>= 0.90x) UNMEASURED",
 			target: "arbor-anon-tls", checks: []parsedCheck{{mHandshakes, "caddy-tls", "UNMEASURED", nan}}},
-		{line: "broken  loadbench-tls    wrk failed", bad: true},
+		{line: "broken  loadbench-tls      wrk failed", bad: true},
 		{line: "verdict arbor-anon", bad: true},
-		{line: "verdict arbor-anon throughput 0.91x bare (>= 0.90x) PASSED", bad: true},
-		{line: "verdict arbor-anon throughput 0.91x bare (>= 0.90x) MET;", bad: true},
+		{line: "verdict arbor-anon         throughput 0.91x bare (>= 0.90x) PASSED", bad: true},
+		{line: "verdict arbor-anon         throughput 0.91x bare (>= 0.90x) MET;", bad: true},
 	} {
 		target, checks, err := parseVerdict(tc.line)
 		if tc.bad {
@@ -247,8 +247,8 @@ func TestAppendVerdicts(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := "verdict arbor-rule       throughput 0.97x arbor-auth (>= 0.95x) MET\n" +
-		"broken  loadbench-tls    errors during the run: round 1, arbor-anon-tls: 5 requests reached the upstream\n"
+	want := "verdict arbor-rule         throughput 0.97x arbor-auth (>= 0.95x) MET\n" +
+		"broken  loadbench-tls      errors during the run: round 1, arbor-anon-tls: 5 requests reached the upstream\n"
 	if string(b) != want {
 		t.Errorf("the file holds\n%s\nwant\n%s", b, want)
 	}
