@@ -42,8 +42,19 @@ fuzz:
 	  $(GO) test -run '^$$' -fuzz "^$$fn\$$" -fuzztime $(FUZZTIME) $$pkg; \
 	done
 
-## bench: Go benchmarks, then the wrk proxy comparison (needs wrk: apt-get install wrk)
-bench: bench-go loadbench loadbench-etcd loadbench-flood loadbench-tls
+## bench: Go benchmarks, then the wrk proxy comparisons (needs wrk and caddy: apt-get install wrk caddy), ending with every verdict line in one block
+# Each loadbench run appends its verdict lines (cmd/loadbench/verdict.go) to
+# the file $(VERDICTS), and a "broken" line if it failed; bench runs them all
+# (-k: one broken run does not hide the others' verdicts), prints the block
+# and fails if any run did. A verdict is a report: a missed target does not
+# fail make bench, a broken run does.
+VERDICTS ?=
+LOADBENCH_VERDICTS = $(if $(VERDICTS),-verdicts '$(VERDICTS)')
+bench:
+	@v=$$(mktemp) && rc=0; \
+	$(MAKE) --no-print-directory -k bench-go loadbench loadbench-etcd loadbench-flood loadbench-tls VERDICTS=$$v || rc=$$?; \
+	echo; echo "== make bench: verdicts (medians of per-round paired ratios; see docs/benchmarks.md, \"Reading the verdicts\") =="; \
+	cat $$v; rm -f $$v; exit $$rc
 
 bench-go:
 	$(GO) test -run '^$$' -bench . -benchmem -count=1 $(PKGS)
@@ -59,7 +70,7 @@ bench-go:
 loadbench: build
 	$(GO) build -o $(BIN)/loadbench ./cmd/loadbench
 	@d=$$(mktemp -d) && set -a && eval "$$(./$(BIN)/arbor keys generate)" && set +a && \
-	  ARBOR_DATA_DIR=$$d ./$(BIN)/loadbench -arbor-cmd "./$(BIN)/arbor serve" -rounds 20 -duration 2s; rc=$$?; rm -rf $$d; exit $$rc
+	  ARBOR_DATA_DIR=$$d ./$(BIN)/loadbench -arbor-cmd "./$(BIN)/arbor serve" -rounds 20 -duration 2s $(LOADBENCH_VERDICTS); rc=$$?; rm -rf $$d; exit $$rc
 
 # loadbench-etcd: the same on an embedded etcd (fsync on) that loadbench
 # starts, with a second replica on it: authenticated throughput of 2
@@ -67,7 +78,7 @@ loadbench: build
 loadbench-etcd: build
 	$(GO) build -o $(BIN)/loadbench ./cmd/loadbench
 	@d=$$(mktemp -d) && set -a && eval "$$(./$(BIN)/arbor keys generate)" && set +a && \
-	  ARBOR_DATA_DIR=$$d ./$(BIN)/loadbench -arbor-cmd "./$(BIN)/arbor serve" -store etcd -replicas 2 -rounds 12 -duration 2s; rc=$$?; rm -rf $$d; exit $$rc
+	  ARBOR_DATA_DIR=$$d ./$(BIN)/loadbench -arbor-cmd "./$(BIN)/arbor serve" -store etcd -replicas 2 -rounds 12 -duration 2s $(LOADBENCH_VERDICTS); rc=$$?; rm -rf $$d; exit $$rc
 
 # loadbench-flood: signed-in proxied requests (wrk with a session cookie),
 # quiet and while a second client (127.0.0.2) floods /auth/start and
@@ -76,15 +87,17 @@ loadbench-etcd: build
 loadbench-flood: build
 	$(GO) build -o $(BIN)/loadbench ./cmd/loadbench
 	@d=$$(mktemp -d) && set -a && eval "$$(./$(BIN)/arbor keys generate)" && set +a && \
-	  ARBOR_DATA_DIR=$$d ./$(BIN)/loadbench -arbor-cmd "./$(BIN)/arbor serve" -flood -rounds 10 -duration 3s; rc=$$?; rm -rf $$d; exit $$rc
+	  ARBOR_DATA_DIR=$$d ./$(BIN)/loadbench -arbor-cmd "./$(BIN)/arbor serve" -flood -rounds 10 -duration 3s $(LOADBENCH_VERDICTS); rc=$$?; rm -rf $$d; exit $$rc
 
-# loadbench-tls: Arbor terminating TLS against Caddy (HTTP/1.1, same test
-# certificate, same upstream): keep-alive req/s, CPU per request and full
-# handshakes/s, in 8 paired rounds of 2 s each (about 1 minute).
+# loadbench-tls: Arbor terminating TLS (anonymous, session cookie, worker
+# headers) against a bare Fiber proxy behind the same TLS listener
+# (gateway/edge/https) and against Caddy (HTTP/1.1, same test certificate,
+# same upstream): keep-alive req/s, CPU per request and full handshakes/s,
+# a warm-up round then 8 rounds of 2 s each (about 2 minutes).
 loadbench-tls: build
 	$(GO) build -o $(BIN)/loadbench ./cmd/loadbench
 	@d=$$(mktemp -d) && set -a && eval "$$(./$(BIN)/arbor keys generate)" && set +a && \
-	  ARBOR_DATA_DIR=$$d ./$(BIN)/loadbench -arbor-cmd "./$(BIN)/arbor serve" -tls -rounds 8 -duration 2s; rc=$$?; rm -rf $$d; exit $$rc
+	  ARBOR_DATA_DIR=$$d ./$(BIN)/loadbench -arbor-cmd "./$(BIN)/arbor serve" -tls -rounds 8 -duration 2s $(LOADBENCH_VERDICTS); rc=$$?; rm -rf $$d; exit $$rc
 
 ## lint: gofmt check and go vet
 lint:

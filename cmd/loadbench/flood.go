@@ -19,6 +19,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -217,6 +218,7 @@ func runFlood(cfg config, arborAddr, cookie string, arbor *child, env []string) 
 		thrRatios, p99Ratios []float64
 		failures             []string
 		floodTotal           int64
+		figures              = roundFigures{}
 	)
 	for r := 1; r <= cfg.rounds; r++ {
 		order := []bool{false, true}
@@ -230,8 +232,8 @@ func runFlood(cfg config, arborAddr, cookie string, arbor *child, env []string) 
 			if err != nil {
 				return fmt.Errorf("round %d (flood %v): %w", r, flood, err)
 			}
-			if res.errors > 0 {
-				failures = append(failures, fmt.Sprintf("round %d (flood %v): %d non-2xx responses or socket errors to the signed-in client", r, flood, res.errors))
+			if f := wrkFailure(res); f != "" {
+				failures = append(failures, fmt.Sprintf("round %d (flood %v): the signed-in client: %s", r, flood, f))
 			}
 			if flood {
 				loud, loudP99 = res, p99
@@ -245,6 +247,10 @@ func runFlood(cfg config, arborAddr, cookie string, arbor *child, env []string) 
 		}
 		thrRatios = append(thrRatios, loud.reqPerSec/quiet.reqPerSec)
 		p99Ratios = append(p99Ratios, float64(loudP99)/float64(max(quietP99, time.Microsecond)))
+		figures.add("quiet", mThroughput, quiet.reqPerSec)
+		figures.add("quiet", mP99, float64(max(quietP99, time.Microsecond)))
+		figures.add("arbor-auth-flood", mThroughput, loud.reqPerSec)
+		figures.add("arbor-auth-flood", mP99, float64(loudP99))
 	}
 	sizeAfter := storeSize(env)
 	fmtRatios := func(v []float64) string {
@@ -255,13 +261,15 @@ func runFlood(cfg config, arborAddr, cookie string, arbor *child, env []string) 
 		return strings.Join(s, " ")
 	}
 	thr, p99 := median(thrRatios), median(p99Ratios)
-	fmt.Printf("\nsigned-in throughput under flood / quiet: median %.2fx (rounds: %s) — target >= 0.50x: %s\n", thr, fmtRatios(thrRatios), verdict(thr >= 0.5))
-	fmt.Printf("signed-in p99 latency under flood / quiet: median %.2fx (rounds: %s) — target < 3x: %s\n", p99, fmtRatios(p99Ratios), verdict(p99 < 3))
+	fmt.Printf("\nsigned-in throughput under flood / quiet: median %.2fx (rounds: %s); target >= 0.50x\n", thr, fmtRatios(thrRatios))
+	fmt.Printf("signed-in p99 latency under flood / quiet: median %.2fx (rounds: %s); target < 3x\n", p99, fmtRatios(p99Ratios))
 	fmt.Printf("flood requests answered: %d in all\n", floodTotal)
 	if sizeBefore >= 0 && sizeAfter >= 0 {
 		fmt.Printf("store file: %d bytes before the flood rounds, %d after (%+d bytes)\n", sizeBefore, sizeAfter, sizeAfter-sizeBefore)
 	} else {
 		fmt.Println("store file: not measured (no bbolt file in ARBOR_DATA_DIR / ARBOR_STORE_PATH)")
 	}
-	return checkRun(failures, cfg, arbor)
+	verr := reportVerdicts(cfg, fmt.Sprintf("verdicts (medians of %d per-round paired ratios, flood / quiet; a report, not the run's exit status):", cfg.rounds),
+		judge(floodSpecs, figures, ""))
+	return errors.Join(verr, checkRun(failures, cfg, arbor))
 }

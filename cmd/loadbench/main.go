@@ -88,22 +88,27 @@
 // to the next) moves one ratio rather than one target's median. Many short
 // rounds (make loadbench: 20 of 2 s) give more pairs than a few long ones.
 //
-// -tls (with -arbor-cmd) measures something else: Arbor terminating TLS
-// against Caddy as a TLS reverse proxy in front of the same upstream,
-// keep-alive and full handshakes (see tlsbench.go; make loadbench-tls).
+// -tls (with -arbor-cmd) measures the same kinds of request over https:
+// Arbor terminating TLS against the bare Fiber proxy behind the same TLS
+// listener, with Caddy as a reference, keep-alive and full handshakes
+// (see tlsbench.go; make loadbench-tls).
+//
+// Every mode ends with one verdict line per judged target (verdict.go),
+// also appended to the -verdicts file when one is named (make bench).
 //
 // -only NAME,... measures just those targets and prints no summary: for
 // profiling one kind of request, e.g. with perf record on the Arbor
-// process. The one verdict it prints is the route rule's, when it names
-// both arbor-auth and arbor-rule: `-only arbor-auth,arbor-rule` is the
-// narrowest paired comparison of issue 19 (the two alternate, each round
-// in the other order, so that every pair runs back to back).
+// process. It prints the verdicts whose targets were all measured, such as
+// the route rule's when it names both arbor-auth and arbor-rule: `-only
+// arbor-auth,arbor-rule` is the narrowest paired comparison of issue 19
+// (the two alternate, each round in the other order, so that every pair
+// runs back to back).
 //
 // Everything listens on 127.0.0.1. The run is bounded: rounds × targets ×
 // duration, plus a one-second warm-up per target. loadbench exits non-zero
 // only when something fails (a process, wrk, sign-in, a non-2xx answer or
-// socket error, a missing or unexpected identity header), never because a
-// target ratio was missed.
+// socket error, a measurement without a request, a missing or unexpected
+// identity header), never because a target ratio was missed.
 //
 // Usage:
 //
@@ -111,7 +116,7 @@
 //	bin/loadbench [-rounds 3] [-duration 5s] [-connections 32] [-threads 1]
 //	              [-arbor-cmd "bin/arbor serve --config arbor.yaml"] [-auth=true]
 //	              [-store bbolt|etcd] [-replicas 1|2] [-only arbor-worker,...]
-//	              [-tls [-caddy /usr/bin/caddy]]
+//	              [-tls [-caddy /usr/bin/caddy]] [-verdicts FILE]
 package main
 
 import (
@@ -150,6 +155,7 @@ import (
 	"github.com/vintner/arbor/data/etcd/etcdtest"
 	"github.com/vintner/arbor/gateway"
 	"github.com/vintner/arbor/gateway/authn/session"
+	"github.com/vintner/arbor/gateway/edge/https"
 	arborproxy "github.com/vintner/arbor/gateway/edge/proxy"
 	"github.com/vintner/arbor/plugins/builtin/fakes"
 	"github.com/vintner/arbor/sdk/client"
@@ -247,10 +253,16 @@ func runUpstream(args []string) error {
 }
 
 // runBareProxy is the baseline: Fiber with proxy.Forward, nothing else.
+// With -tls-cert and -tls-key it serves https through the same TLS
+// listener as `arbor serve` (gateway/edge/https: its Terminator and
+// Listener, the same settings and certificate), so that the -tls
+// comparison is of the proxying only.
 func runBareProxy(args []string) error {
 	fs := flag.NewFlagSet("bare-proxy", flag.ContinueOnError)
 	listen := fs.String("listen", "127.0.0.1:0", "address")
 	target := fs.String("upstream", "", "upstream URL")
+	certFile := fs.String("tls-cert", "", "serve https with this certificate chain (PEM)")
+	keyFile := fs.String("tls-key", "", "and this private key (PEM)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -259,6 +271,15 @@ func runBareProxy(args []string) error {
 	ln, err := net.Listen("tcp", *listen)
 	if err != nil {
 		return err
+	}
+	if *certFile != "" || *keyFile != "" {
+		term, err := https.New(https.Options{CertFile: *certFile, KeyFile: *keyFile, PollInterval: -1})
+		if err != nil {
+			_ = ln.Close()
+			return err
+		}
+		defer term.Close()
+		ln = term.Listener(ln)
 	}
 	go func() { waitSignal(); _ = app.Shutdown() }()
 	return app.Listener(ln)
@@ -311,9 +332,10 @@ type config struct {
 	replicas    int    // Arbor processes on the store: 1, or 2 with etcd
 	only        string // comma-separated target names to measure; "" for all
 	flood       bool   // measure arbor-auth quiet and under an anonymous flood instead (flood.go)
-	tls         bool   // measure Arbor against Caddy over https instead (tlsbench.go)
+	tls         bool   // measure over https instead: Arbor against a bare proxy behind the same TLS listener, and Caddy (tlsbench.go)
 	caddy       string // path to caddy, with -tls
 	rule        bool   // also start an Arbor with a policy route rule and measure arbor-rule (rule.go)
+	verdicts    string // file the verdict lines are appended to (verdict.go); "" for none
 }
 
 // child is a process loadbench started and measures.
@@ -345,13 +367,35 @@ func runBench(args []string) error {
 	fs.StringVar(&cfg.store, "store", "bbolt", "with -arbor-cmd: Arbor's store, bbolt (its own file under the data dir) or etcd (an embedded 1-member etcd with fsync, started by loadbench on 127.0.0.1)")
 	fs.StringVar(&cfg.only, "only", "", "measure only these targets (comma-separated names, e.g. arbor-worker), for profiling one kind of request with perf or pprof; the summary and target verdicts are skipped, but for the route rule's when arbor-auth and arbor-rule are both named")
 	fs.BoolVar(&cfg.flood, "flood", false, "with -arbor-cmd: measure only arbor-auth, quiet and while a second client (127.0.0.2) floods /auth/start and /oauth/device/code, in paired rounds; reports the store file's growth (see flood.go)")
-	fs.BoolVar(&cfg.tls, "tls", false, "with -arbor-cmd: measure Arbor and Caddy, both terminating TLS with one test certificate in front of the same upstream: keep-alive req/s, CPU per request and full handshakes/s (see tlsbench.go)")
+	fs.BoolVar(&cfg.tls, "tls", false, "with -arbor-cmd: measure over https, one test certificate, one upstream: Arbor (anonymous, session cookie, worker headers) against a bare Fiber proxy behind the same TLS listener (gateway/edge/https), and Caddy as a reference; keep-alive req/s, CPU per request and full handshakes/s, after a discarded warm-up round (see tlsbench.go)")
 	fs.StringVar(&cfg.caddy, "caddy", "/usr/bin/caddy", "with -tls: path to caddy")
 	fs.BoolVar(&cfg.rule, "rule", true, "with -arbor-cmd and -auth, one replica, no -flood: also start a second `arbor serve` with a policy whose route rule covers the proxied path, sign in there as a user who passes it, and compare its throughput (arbor-rule) with arbor-auth's (see rule.go)")
+	fs.StringVar(&cfg.verdicts, "verdicts", "", "also append the verdict lines (one per judged target, see verdict.go) to this file, and a \"broken\" line if the run fails; make bench collects them")
 	fs.IntVar(&cfg.replicas, "replicas", 1, "with -store etcd: 2 also starts a second `arbor serve` on the same etcd and secrets and compares authenticated throughput of both replicas with one")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
+	if err := runMode(cfg); err != nil {
+		return errors.Join(err, appendVerdicts(cfg.verdicts, brokenLine(modeName(cfg), err)))
+	}
+	return nil
+}
+
+// modeName names the run in a "broken" line of the -verdicts file.
+func modeName(cfg config) string {
+	switch {
+	case cfg.tls:
+		return "loadbench-tls"
+	case cfg.flood:
+		return "loadbench-flood"
+	case cfg.store == "etcd":
+		return "loadbench-etcd"
+	}
+	return "loadbench"
+}
+
+// runMode checks cfg and runs the measurement it asks for.
+func runMode(cfg config) error {
 	switch {
 	case cfg.rounds < 1 || cfg.rounds > 20:
 		return fmt.Errorf("-rounds %d: use 1 to 20", cfg.rounds)
@@ -379,8 +423,8 @@ func runBench(args []string) error {
 		return fmt.Errorf("-connections %d: -replicas 2 splits them between two wrk processes; use at least 2", cfg.connections)
 	}
 	if cfg.tls {
-		if cfg.arborCmd == "" || cfg.flood || cfg.store != "bbolt" || cfg.replicas != 1 || cfg.only != "" {
-			return errors.New("-tls needs -arbor-cmd, with the bbolt store, one replica, no -flood and no -only")
+		if cfg.arborCmd == "" || !cfg.auth || cfg.flood || cfg.store != "bbolt" || cfg.replicas != 1 || cfg.only != "" {
+			return errors.New("-tls needs -arbor-cmd and -auth (it signs in and registers a worker), with the bbolt store, one replica, no -flood and no -only")
 		}
 		if _, err := os.Stat(cfg.wrk); err != nil {
 			return fmt.Errorf("wrk not found at %s (install the Debian package wrk or pass -wrk): %w", cfg.wrk, err)
@@ -759,6 +803,7 @@ func runBench(args []string) error {
 		perRoundReqsSec []float64
 	}
 	totals := make(map[string]*total)
+	figures := roundFigures{} // per round, for the verdicts' paired ratios
 	var failures []string
 	for r := 1; r <= cfg.rounds; r++ {
 		order := slices.Clone(targets)
@@ -821,13 +866,8 @@ func runBench(args []string) error {
 				if err != nil {
 					return err
 				}
-				// The upstream may count a few requests more than wrk
-				// (those in flight when wrk stopped), never fewer.
-				switch n := idAfter - idBefore; {
-				case t.identity == 1 && n < res.requests:
-					failures = append(failures, fmt.Sprintf("round %d, %s: only %d of %d requests reached the upstream with %s", r, t.name, n, res.requests, userIDHeader))
-				case t.identity == 0 && n != 0:
-					failures = append(failures, fmt.Sprintf("round %d, %s: %d requests reached the upstream with %s", r, t.name, n, userIDHeader))
+				if f := identityFailure(t.identity, idAfter-idBefore, res.requests); f != "" {
+					failures = append(failures, fmt.Sprintf("round %d, %s: %s", r, t.name, f))
 				}
 			}
 			tt := totals[t.name]
@@ -842,11 +882,13 @@ func runBench(args []string) error {
 			tt.selfTicks += selfAfter - selfBefore
 			tt.errors += res.errors
 			tt.perRoundReqsSec = append(tt.perRoundReqsSec, res.reqPerSec)
-			if res.errors > 0 {
-				failures = append(failures, fmt.Sprintf("round %d, %s: %d non-2xx responses or socket errors", r, t.name, res.errors))
+			if f := wrkFailure(res); f != "" {
+				failures = append(failures, fmt.Sprintf("round %d, %s: %s", r, t.name, f))
 			}
-			fmt.Printf("round %d  %-10s %10.0f req/s  %8.1f µs CPU/req\n", r, t.name, res.reqPerSec,
-				float64(after-before)*1e6/float64(tck)/float64(max(res.requests, 1)))
+			cpu := ticksPer(after-before, res.requests, tck)
+			figures.add(t.name, mThroughput, res.reqPerSec)
+			figures.add(t.name, mCPU, cpu)
+			fmt.Printf("round %d  %-10s %10.0f req/s  %8.1f µs CPU/req\n", r, t.name, res.reqPerSec, cpu)
 		}
 	}
 
@@ -861,22 +903,30 @@ func runBench(args []string) error {
 		}
 		return median(ratios), strings.Join(rs, " "), median(totals[name].perRoundReqsSec) / median(totals[base].perRoundReqsSec)
 	}
-	// ruleVerdict prints issue 19's verdict, also after -only when both
-	// targets of the pair were measured.
-	ruleVerdict := func() {
+	// ruleDetail prints the figures behind issue 19's verdict, also
+	// after -only when both targets of the pair were measured.
+	ruleDetail := func() {
 		if totals["arbor-rule"] == nil || totals["arbor-auth"] == nil {
 			return
 		}
-		at, paired, ofMedians := ratioLine("arbor-rule", "arbor-auth")
+		_, paired, ofMedians := ratioLine("arbor-rule", "arbor-auth")
 		cpu := func(name string) float64 { tt := totals[name]; return cpuPerReq(tt.cpuTicks, tt.requests) }
-		fmt.Printf("\nroute rule: %.2fx of without (target ≥ 0.95x) %s\n", at, verdict(at >= 0.95))
-		fmt.Printf("  arbor-rule / arbor-auth throughput, median of the rounds' ratios %s; ratio of medians %.2fx; CPU/request %.1f vs %.1f µs (%+.1f µs, %.2fx)\n",
+		fmt.Printf("route rule: arbor-rule / arbor-auth throughput, the rounds' ratios %s; ratio of medians %.2fx; CPU/request %.1f vs %.1f µs (%+.1f µs, %.2fx)\n",
 			paired, ofMedians, cpu("arbor-rule"), cpu("arbor-auth"), cpu("arbor-rule")-cpu("arbor-auth"), cpu("arbor-rule")/cpu("arbor-auth"))
 	}
+	label := ""
+	if cfg.store == "etcd" {
+		label = "@etcd"
+	}
+	verdicts := func() error {
+		return reportVerdicts(cfg, fmt.Sprintf("verdicts (medians of %d per-round paired ratios of req/s and of CPU µs/req; a report, not the run's exit status):", cfg.rounds),
+			judge(plainSpecs, figures, label))
+	}
 	if cfg.only != "" {
-		ruleVerdict()
-		fmt.Println("\n-only: no summary; the rounds above are the figures")
-		return checkRun(failures, cfg, up, bare, arbor, arbor2, ruleArbor)
+		fmt.Println()
+		ruleDetail()
+		fmt.Println("-only: no summary; the rounds above are the figures")
+		return errors.Join(verdicts(), checkRun(failures, cfg, up, bare, arbor, arbor2, ruleArbor))
 	}
 	rpsOf := func(name string) float64 { return median(totals[name].perRoundReqsSec) }
 	cpuOf := func(name string) float64 { tt := totals[name]; return cpuPerReq(tt.cpuTicks, tt.requests) }
@@ -912,29 +962,25 @@ func runBench(args []string) error {
 			cpuPerReq(tt.upstreamTicks, tt.requests), etcdCol(t.name), thr, cr, strings.Join(rounds, " "))
 	}
 	_ = tw.Flush()
-	thr := rpsOf("arbor-anon") / baseRPS
-	cr := cpuOf("arbor-anon") / baseCPU
-	fmt.Printf("\ntargets: arbor-anon throughput >= 0.90x bare (%s, %.2fx), CPU/request <= 1.25x bare (%s, %.2fx)\n",
-		verdict(thr >= 0.90), thr, verdict(cr <= 1.25), cr)
+	// The figures behind the verdicts: every round's ratio, and the ratio
+	// of the medians beside the median of the ratios that is judged (a
+	// ratio pairs two runs of the same round, so a slow spell of the
+	// machine that hits one round moves one ratio instead of one
+	// target's median).
+	fmt.Println()
+	if totals["arbor-anon"] != nil {
+		_, paired, ofMedians := ratioLine("arbor-anon", "bare")
+		fmt.Printf("arbor-anon / bare throughput, the rounds' ratios %s; ratio of medians %.2fx; CPU/request (all rounds) %.2fx bare\n",
+			paired, ofMedians, cpuOf("arbor-anon")/baseCPU)
+	}
 	if auth {
-		// Against arbor-anon, the verdict is on the median of the
-		// per-round ratios: each pairs two runs of the same round, so a
-		// slow spell of the machine that hits one round moves one ratio
-		// instead of one target's median.
 		for _, name := range []string{"arbor-auth", "arbor-worker"} {
-			var paired []string
-			var ratios []float64
-			for i, v := range totals[name].perRoundReqsSec {
-				r := v / totals["arbor-anon"].perRoundReqsSec[i]
-				ratios = append(ratios, r)
-				paired = append(paired, fmt.Sprintf("%.2f", r))
-			}
-			at := median(ratios)
-			fmt.Printf("         %s throughput >= 0.90x arbor-anon (%s, %.2fx: median of the rounds' ratios %s; ratio of medians %.2fx); CPU/request %.2fx arbor-anon (%+.1f µs)\n",
-				name, verdict(at >= 0.90), at, strings.Join(paired, " "), rpsOf(name)/rpsOf("arbor-anon"), cpuOf(name)/cpuOf("arbor-anon"), cpuOf(name)-cpuOf("arbor-anon"))
+			_, paired, ofMedians := ratioLine(name, "arbor-anon")
+			fmt.Printf("%s / arbor-anon throughput, the rounds' ratios %s; ratio of medians %.2fx; CPU/request %.2fx arbor-anon (%+.1f µs)\n",
+				name, paired, ofMedians, cpuOf(name)/cpuOf("arbor-anon"), cpuOf(name)-cpuOf("arbor-anon"))
 		}
 	}
-	ruleVerdict()
+	ruleDetail()
 	fmt.Printf("ratios:  arbor-anon / upstream direct throughput %.2fx", rpsOf("arbor-anon")/rpsOf("upstream"))
 	if auth {
 		fmt.Printf(", arbor-auth / upstream direct %.2fx", rpsOf("arbor-auth")/rpsOf("upstream"))
@@ -957,7 +1003,7 @@ func runBench(args []string) error {
 		fmt.Println("  (about 1.0x or more: they do not; well below: they contend), not scale-out, which needs cores of its own per replica.")
 		fmt.Println("  (arbor-auth-2r runs two wrk processes, one thread each, where arbor-auth-1r runs one.)")
 	}
-	return checkRun(failures, cfg, up, bare, arbor, arbor2, ruleArbor)
+	return errors.Join(verdicts(), checkRun(failures, cfg, up, bare, arbor, arbor2, ruleArbor))
 }
 
 // checkRun adds a failure for every child that exited during the run and
@@ -1125,11 +1171,22 @@ func signIn(base string) (string, error) { return signInAs(base, "") }
 // signInAs is signIn as the fake GitHub's user login ("": its first,
 // octocat).
 func signInAs(base, login string) (string, error) {
+	cookie, err := signInWith(nil, base, login)
+	_, value, _ := strings.Cut(cookie, "=")
+	return value, err
+}
+
+// signInWith is signInAs through the transport tr (nil: the default; the
+// https benchmark's trusts its test CA) and returns the session cookie as
+// a Cookie header's "name=value": arbor_session, or __Host-arbor_session
+// when Arbor's public URL is https.
+func signInWith(tr http.RoundTripper, base, login string) (string, error) {
 	jar, err := cookiejar.New(nil)
 	if err != nil {
 		return "", err
 	}
 	client := &http.Client{
+		Transport:     tr,
 		Jar:           jar,
 		Timeout:       30 * time.Second,
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
@@ -1171,8 +1228,8 @@ func signInAs(base, login string) (string, error) {
 		return "", err
 	}
 	for _, ck := range resp.Cookies() {
-		if ck.Name == session.InsecureCookieName && ck.Value != "" {
-			return ck.Value, nil
+		if (ck.Name == session.InsecureCookieName || ck.Name == session.SecureCookieName) && ck.Value != "" {
+			return ck.Name + "=" + ck.Value, nil
 		}
 	}
 	return "", fmt.Errorf("callback: no %s cookie set (Location %q)", session.InsecureCookieName, resp.Header.Get("Location"))
@@ -1184,13 +1241,19 @@ const workerPath = "/api/tendril/jobs"
 // registerWorker registers a worker through the workers API with the
 // session cookie and returns its id and token.
 func registerWorker(base, cookie string) (id, token string, err error) {
+	return registerWorkerWith(nil, base, cookie)
+}
+
+// registerWorkerWith is registerWorker through the transport tr (nil: the
+// default).
+func registerWorkerWith(tr http.RoundTripper, base, cookie string) (id, token string, err error) {
 	req, err := http.NewRequest(http.MethodPost, base+"/api/workers", strings.NewReader(`{"name":"loadbench"}`))
 	if err != nil {
 		return "", "", err
 	}
 	req.Header.Set("Cookie", cookie)
 	req.Header.Set("Content-Type", "application/json")
-	resp, err := (&http.Client{Timeout: 10 * time.Second}).Do(req)
+	resp, err := (&http.Client{Transport: tr, Timeout: 10 * time.Second}).Do(req)
 	if err != nil {
 		return "", "", err
 	}
@@ -1214,6 +1277,11 @@ func registerWorker(base, cookie string) (id, token string, err error) {
 // getOK requests u (with the Cookie header cookie, if not empty, and the
 // "Name: value" headers) and wants a 2xx answer.
 func getOK(u, cookie string, headers []string) error {
+	return getOKWith(nil, u, cookie, headers)
+}
+
+// getOKWith is getOK through the transport tr (nil: the default).
+func getOKWith(tr http.RoundTripper, u, cookie string, headers []string) error {
 	req, err := http.NewRequest(http.MethodGet, u, nil)
 	if err != nil {
 		return err
@@ -1225,7 +1293,7 @@ func getOK(u, cookie string, headers []string) error {
 		k, v, _ := strings.Cut(h, ": ")
 		req.Header.Set(k, v)
 	}
-	c := &http.Client{Timeout: 10 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	c := &http.Client{Transport: tr, Timeout: 10 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	resp, err := c.Do(req)
 	if err != nil {
 		return err
@@ -1271,13 +1339,6 @@ func settledUpstreamCount(addr string) (int64, error) {
 		prev = n
 	}
 	return prev, nil
-}
-
-func verdict(ok bool) string {
-	if ok {
-		return "met"
-	}
-	return "MISSED"
 }
 
 // stop sends SIGTERM to a child it started and waits up to 10 s before
@@ -1409,11 +1470,18 @@ func runWrkText(cfg config, addr string, d time.Duration, headers []string, extr
 		return wrkResult{}, string(out), fmt.Errorf("wrk failed: %w\n%s", err, out)
 	}
 	text := string(out)
+	r, err := parseWrk(text)
+	return r, text, err
+}
+
+// parseWrk reads wrk's summary: the requests and the time they took,
+// req/s, and as errors the non-2xx answers and socket errors it reports.
+func parseWrk(text string) (wrkResult, error) {
 	var r wrkResult
 	m := reTotal.FindStringSubmatch(text)
 	rps := reRPS.FindStringSubmatch(text)
 	if m == nil || rps == nil {
-		return r, text, fmt.Errorf("cannot parse wrk output:\n%s", text)
+		return r, fmt.Errorf("cannot parse wrk output:\n%s", text)
 	}
 	r.requests, _ = strconv.ParseInt(m[1], 10, 64)
 	v, _ := strconv.ParseFloat(m[2], 64)
@@ -1437,5 +1505,5 @@ func runWrkText(cfg config, addr string, d time.Duration, headers []string, extr
 			r.errors += k
 		}
 	}
-	return r, text, nil
+	return r, nil
 }

@@ -40,6 +40,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -83,8 +85,18 @@ func ruleEnv(cfg config, addr, dataDir string) []string {
 	if cfg.store == "etcd" {
 		env = append(env, "ARBOR_STORE_ROOT=/arbor-rule/")
 	}
+	// The plugins' compiled code: the first Arbor's cache (the default
+	// under its data dir, unless the environment names one for both),
+	// complete once it is ready, so that this one does not compile the
+	// four plugins again (about 15 s on a busy 2-core machine).
+	if os.Getenv(envPluginCache) == "" && os.Getenv("ARBOR_DATA_DIR") != "" {
+		env = append(env, envPluginCache+"="+filepath.Join(os.Getenv("ARBOR_DATA_DIR"), "plugin-cache"))
+	}
 	return env
 }
+
+// envPluginCache is plugins.cache_dir's variable.
+const envPluginCache = "ARBOR_PLUGINS_CACHE_DIR"
 
 // prepareRule waits for the Arbor with a route rule at base, signs in as
 // octocat, checks that the rule is in force (see the file's comment) and

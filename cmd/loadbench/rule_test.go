@@ -1,6 +1,7 @@
 package main
 
 import (
+	"path/filepath"
 	"slices"
 	"testing"
 	"time"
@@ -45,6 +46,9 @@ func TestRuleEnv(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer set.Close()
+	firstData := t.TempDir()
+	t.Setenv("ARBOR_DATA_DIR", firstData)
+	t.Setenv(envPluginCache, "")
 	for _, store := range []string{"bbolt", "etcd"} {
 		cfg := config{store: store, tokenTTL: time.Hour}
 		environ := append(slices.Clone(env), "ARBOR_UPSTREAM_URL=http://127.0.0.1:18082", "ARBOR_DATA_DIR="+t.TempDir())
@@ -66,6 +70,10 @@ func TestRuleEnv(t *testing.T) {
 		}
 		if c.PublicURL != "http://"+second {
 			t.Errorf("%s: public URL %q", store, c.PublicURL)
+		}
+		// The first Arbor's compiled plugins, not a cache of its own.
+		if want := filepath.Join(firstData, "plugin-cache"); c.Plugins.CacheDir != want {
+			t.Errorf("%s: plugins.cache_dir %q, want the first Arbor's %q", store, c.Plugins.CacheDir, want)
 		}
 		if store == "etcd" && c.Store.Root != "/arbor-rule/" {
 			t.Errorf("etcd: root %q, want its own key prefix", c.Store.Root)

@@ -1,0 +1,139 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vintner/arbor/sdk/plugintest"
+)
+
+// smokeTargets are the lines the benchmark smoke must produce: every kind
+// of proxied request and the route rule.
+var smokeTargets = []string{"arbor-anon", "arbor-auth", "arbor-worker", "arbor-rule"}
+
+// TestBenchSmoke is a short `make loadbench` (issue 20, "keep it from
+// drifting back"): it builds arbor and loadbench, as `make loadbench`
+// does, into a temporary directory, runs every target (upstream, bare,
+// arbor-anon, arbor-auth, arbor-worker, arbor-rule) in 2 rounds of 1 s
+// with a fresh data dir and fresh secrets, and logs the verdict lines.
+//
+// It fails only on a broken run, which loadbench reports by its exit
+// status: a child that exits, wrk failing or reporting a non-2xx answer or
+// a socket error, a measurement without a request, sign-in or worker
+// registration failing, a request with a session or a worker's headers
+// that reaches the upstream without the user id header, an anonymous one
+// that reaches it with one (counted at the upstream once settled), or the
+// route rule's checks (the groups header, the refusals); and on a verdict
+// line that is missing or unreadable. Never on a ratio: two rounds of one
+// second on a busy machine say nothing about speed, and the lines are in
+// the log for a reader, not judged.
+//
+// It needs wrk (the Debian package; .ci/run installs it): without it the
+// test skips, and fails when CI is set.
+func TestBenchSmoke(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: the benchmark smoke builds two binaries and runs wrk for about 30 s")
+	}
+	wrk := findWrk(t)
+	dir := t.TempDir()
+	arborBin, benchBin := filepath.Join(dir, "arbor"), filepath.Join(dir, "loadbench")
+	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
+	defer cancel()
+	// Without -race: the race detector's slow-down would make the
+	// figures meaningless, and the binaries are what `make loadbench`
+	// builds. One go build for both, so that their shared packages
+	// compile once, in parallel.
+	build := exec.CommandContext(ctx, "go", "build", "-o", dir+string(filepath.Separator), "../arbor", ".")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build ../arbor .: %v\n%s", err, out)
+	}
+	keys, err := exec.CommandContext(ctx, arborBin, "keys", "generate").Output()
+	if err != nil {
+		t.Fatalf("arbor keys generate: %v", err)
+	}
+	env := slices.DeleteFunc(os.Environ(), func(kv string) bool { return strings.HasPrefix(kv, "ARBOR_") })
+	for _, line := range strings.Split(strings.TrimSpace(string(keys)), "\n") {
+		if line = strings.TrimPrefix(strings.TrimSpace(line), "export "); strings.Contains(line, "=") {
+			env = append(env, line)
+		}
+	}
+	verdicts, logs := filepath.Join(dir, "verdicts"), filepath.Join(dir, "logs")
+	if err := os.Mkdir(logs, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.CommandContext(ctx, benchBin, "-arbor-cmd", "'"+arborBin+"' serve", "-wrk", wrk,
+		"-rounds", "2", "-duration", "1s", "-verdicts", verdicts, "-log-dir", logs)
+	cmd.Env = append(env, "ARBOR_DATA_DIR="+t.TempDir())
+	// The plugins' compiled code from earlier test runs (the cache that
+	// sdk/plugintest and the app tests share): start-up, not what is
+	// measured, takes most of a cold run.
+	if cache := plugintest.DefaultCacheDir(); cache != "" {
+		cmd.Env = append(cmd.Env, envPluginCache+"="+cache)
+	}
+	started := time.Now()
+	out, err := cmd.CombinedOutput()
+	t.Logf("loadbench ran for %v", time.Since(started).Round(time.Second))
+	if err != nil {
+		t.Fatalf("a broken benchmark run: %v\n%s%s", err, out, childLogs(logs))
+	}
+	b, err := os.ReadFile(verdicts)
+	if err != nil {
+		t.Fatalf("no verdict file: %v\n%s", err, out)
+	}
+	var seen []string
+	sc := bufio.NewScanner(bytes.NewReader(b))
+	for sc.Scan() {
+		target, _, err := parseVerdict(sc.Text())
+		if err != nil {
+			t.Errorf("%v", err)
+			continue
+		}
+		seen = append(seen, target)
+		t.Log(sc.Text())
+	}
+	for _, want := range smokeTargets {
+		if !slices.Contains(seen, want) {
+			t.Errorf("no verdict line for %s; the run printed:\n%s", want, out)
+		}
+	}
+}
+
+// findWrk returns wrk's path, or skips (no CI) / fails (CI) without it.
+func findWrk(t *testing.T) string {
+	t.Helper()
+	if p, err := exec.LookPath("wrk"); err == nil {
+		return p
+	}
+	msg := "no wrk found (install the Debian package: apt-get install wrk)"
+	if os.Getenv("CI") != "" {
+		t.Fatal(msg + "; CI is set, so the benchmark smoke must not be skipped")
+	}
+	t.Skip(msg)
+	return ""
+}
+
+// childLogs is the end of each child's log, for a failure message.
+func childLogs(dir string) string {
+	var b strings.Builder
+	files, _ := filepath.Glob(filepath.Join(dir, "*.log"))
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		if len(data) > 2000 {
+			data = data[len(data)-2000:]
+		}
+		b.WriteString("\n--- " + filepath.Base(f) + " (end) ---\n")
+		b.Write(data)
+	}
+	return b.String()
+}
