@@ -12,10 +12,11 @@ import (
 // repositories are and what their members are called); the …Func fields
 // and AfterUser are the escape hatch for quirks a declaration cannot say.
 // Its operations are the ones it declares: the manifest lists the same.
+// Gitee's (examples/gitee, tested against examples/fakes/gitee.yaml):
 //
 //	func init() {
 //		plugin.Register(&plugin.Provider{
-//			Grants:     plugin.Grants{RefreshAuth: plugin.AuthNone, RefreshParams: plugin.ParamsInQuery},
+//			Grants:     plugin.Grants{Params: plugin.ParamsInQuery, RefreshAuth: plugin.AuthNone},
 //			API:        plugin.API{TokenParam: "access_token"},
 //			UserPath:   "/user",
 //			UserFields: plugin.UserFields{ID: "id", Login: "login", Name: "name", AvatarURL: "avatar_url", ProfileURL: "html_url"},
