@@ -17,8 +17,9 @@ import (
 // access token as a query parameter, lists addresses as {state, scope}
 // and pages repositories by a total_page header. Register it from init
 // and list the same operations in plugin.json: authorize, exchange,
-// refresh, user, repos. (Examples that send requests are not run here:
-// only the Arbor host performs them.)
+// refresh, user, repos. examples/gitee is this plugin, tested against
+// the fake Gitee of examples/fakes/gitee.yaml. (Examples that send
+// requests are not run here: only the Arbor host performs them.)
 func ExampleProvider() {
 	plugin.Register(&plugin.Provider{
 		Grants:     plugin.Grants{Params: plugin.ParamsInQuery, RefreshAuth: plugin.AuthNone},

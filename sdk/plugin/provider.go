@@ -12,7 +12,6 @@ import (
 // repositories are and what their members are called); the …Func fields
 // and AfterUser are the escape hatch for quirks a declaration cannot say.
 // Its operations are the ones it declares: the manifest lists the same.
-// Gitee's (examples/gitee, tested against examples/fakes/gitee.yaml):
 //
 //	func init() {
 //		plugin.Register(&plugin.Provider{
