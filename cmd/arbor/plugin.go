@@ -181,7 +181,8 @@ func newPluginTestCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "test PATH (--fake " + strings.Join(plugintest.PresetNames(), "|") + " | --fake-config FILE)",
 		Short: "Run the conformance kit against a plugin and a fake provider",
-		Long: `Load the plugin at PATH (its directory, plugin.json or module) through the
+		Long: `Load the plugin at PATH (its directory, plugin.json or module; a directory
+with Go source is built first, as 'arbor plugin build' does) through the
 real host, point it at a fake provider on 127.0.0.1 configured as --fake,
 or described in the JSON or YAML file --fake-config (paths, grants, token
 placement, paging, field names: docs/fake-providers.md), and run the
@@ -219,6 +220,11 @@ PASS, FAIL or N/A per case; the exit status is 1 if any case failed.`,
 					return usageErr(fmt.Errorf("plugin test: --case %q: want one of %s", c, strings.Join(plugintest.CaseNames(), ", ")))
 				}
 			}
+			dir, done, err := pluginFromSource(cmd.Context(), dir)
+			if err != nil {
+				return err
+			}
+			defer done()
 			suite.Plugin = os.DirFS(dir)
 			results, err := plugintest.RunReport(cmd.Context(), suite)
 			if err != nil {

@@ -11,16 +11,18 @@ import (
 	"github.com/vintner/arbor/sdk/plugin"
 )
 
-// A whole provider in one declaration: Gitee sends the refresh grant's
-// parameters in the query string without client credentials, takes the
+// A whole provider in one declaration: Gitee takes both grants'
+// parameters in the query string (the code grant's client_secret in the
+// body), the refresh without client credentials, takes the
 // access token as a query parameter, lists addresses as {state, scope}
 // and pages repositories by a total_page header. Register it from init
 // and list the same operations in plugin.json: authorize, exchange,
-// refresh, user, repos. (Examples that send requests are not run here:
-// only the Arbor host performs them.)
+// refresh, user, repos. examples/gitee is this plugin, tested against
+// the fake Gitee of examples/fakes/gitee.yaml. (Examples that send
+// requests are not run here: only the Arbor host performs them.)
 func ExampleProvider() {
 	plugin.Register(&plugin.Provider{
-		Grants:     plugin.Grants{RefreshAuth: plugin.AuthNone, RefreshParams: plugin.ParamsInQuery},
+		Grants:     plugin.Grants{Params: plugin.ParamsInQuery, RefreshAuth: plugin.AuthNone},
 		API:        plugin.API{TokenParam: "access_token"},
 		UserPath:   "/user",
 		UserFields: plugin.UserFields{ID: "id", Login: "login", Name: "name", AvatarURL: "avatar_url", ProfileURL: "html_url"},

@@ -15,7 +15,7 @@ import (
 //
 //	func init() {
 //		plugin.Register(&plugin.Provider{
-//			Grants:     plugin.Grants{RefreshAuth: plugin.AuthNone, RefreshParams: plugin.ParamsInQuery},
+//			Grants:     plugin.Grants{Params: plugin.ParamsInQuery, RefreshAuth: plugin.AuthNone},
 //			API:        plugin.API{TokenParam: "access_token"},
 //			UserPath:   "/user",
 //			UserFields: plugin.UserFields{ID: "id", Login: "login", Name: "name", AvatarURL: "avatar_url", ProfileURL: "html_url"},
