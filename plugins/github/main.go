@@ -329,8 +329,11 @@ func installations(ctx context.Context, c *plugin.Caller, budget *int) ([]string
 				}
 			})
 		})
-		if err != nil || !more {
-			return ids, err
+		if err != nil {
+			return nil, err
+		}
+		if !more {
+			return ids, nil
 		}
 	}
 	plugin.Log(plugin.LevelWarn, "more installations than one listing reads; the rest are left out")
