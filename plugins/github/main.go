@@ -87,7 +87,7 @@ func init() {
 		// App without the e-mail permission) keeps the public address,
 		// unverified; a rate limit is rate_limited, not this (see api).
 		Emails: &plugin.EmailList{List: plugin.List{Path: "/user/emails"}, Fields: plugin.GitHubEmailFields,
-			Ignore: isScopeError},
+			Ignore: emailScope},
 		ReposFunc:  repos,
 		RevokeFunc: revoke,
 		GroupsFunc: groups,
@@ -354,6 +354,17 @@ func page(ctx context.Context, c *plugin.Caller, path, items string, n, per int,
 func isScopeError(err error) bool {
 	var e *plugin.Error
 	return errors.As(err, &e) && e.Code == abi.CodeProviderError && (e.Status == 403 || e.Status == 404)
+}
+
+// emailScope is the e-mail list's Ignore: a scope error keeps the public
+// address, unverified (the SDK logs a warning), and the log says what to
+// grant.
+func emailScope(err error) bool {
+	if !isScopeError(err) {
+		return false
+	}
+	plugin.Log(plugin.LevelInfo, "GitHub refused /user/emails: grant the user:email scope (a GitHub App: the email addresses permission)")
+	return true
 }
 
 // jsonQuote returns s as a JSON string literal.
