@@ -9,7 +9,7 @@ import (
 	"github.com/vintner/arbor/sdk/plugin"
 )
 
-// Groups are the user's organisations ("vintner") and teams
+// groups are the user's organisations ("vintner") and teams
 // ("vintner/platform", the organisation's login and the team's slug), in
 // lower case: GitHub treats both case-insensitively ("The organization
 // name is not case sensitive").
@@ -36,7 +36,7 @@ import (
 // A GitHub App's user token sees what the app's installation and
 // permissions allow; the same calls apply (not confirmed from
 // documentation how /user/orgs filters for such tokens).
-func (*github) Groups(ctx context.Context, r *plugin.GroupsRequest) (*plugin.Groups, error) {
+func groups(ctx context.Context, r *plugin.GroupsRequest) (*plugin.Groups, error) {
 	c, err := api.For(r.Endpoints, r.AccessToken)
 	if err != nil {
 		return nil, err

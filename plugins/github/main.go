@@ -62,25 +62,39 @@ import (
 	"github.com/vintner/arbor/sdk/plugin"
 )
 
-// github gets the standard Exchange and Refresh from plugin.Grants, with
-// the client credentials in the form body. The refresh grant takes no
-// scope parameter at GitHub: a refreshed token keeps the grant's scopes.
-type github struct{ plugin.Grants }
-
-var _ plugin.FullProvider = (*github)(nil)
-
+// The provider is a declaration (sdk/plugin's Provider) with code for the
+// quirks: the grant revocation, the GitHub App's repositories and the
+// organisations' access restrictions (groups.go).
+//
+// The grants are the standard ones, the client credentials in the form
+// body; the refresh grant takes no scope parameter at GitHub (a refreshed
+// token keeps the grant's scopes), and the SDK's token parser reads the
+// errors GitHub answers with HTTP 200 and a rotated refresh token.
+//
+// The authorization URL is the standard one (plugin.DefaultAuthorizeParams):
+// GitHub ignores response_type, takes space-separated scopes and, since
+// July 2025, S256 PKCE challenges.
 func init() {
-	plugin.Register(&github{plugin.Grants{Auth: plugin.AuthInParams, RefreshWithoutScope: true}})
+	plugin.Register(&plugin.Provider{
+		Grants:   plugin.Grants{Auth: plugin.AuthInParams, RefreshWithoutScope: true},
+		API:      api,
+		UserPath: "/user",
+		UserFields: plugin.UserFields{ID: "id", Login: "login", Name: "name", AvatarURL: "avatar_url", ProfileURL: "html_url",
+			Email: "email"}, // null when the user keeps it private
+		// The address on /user is the public one, which need not be the
+		// primary or verified: /user/emails says which is which. A token
+		// without user:email (an operator's narrower scopes, or a GitHub
+		// App without the e-mail permission) keeps the public address,
+		// unverified; a rate limit is rate_limited, not this (see api).
+		Emails: &plugin.EmailList{List: plugin.List{Path: "/user/emails"}, Fields: plugin.GitHubEmailFields,
+			Ignore: emailScope},
+		ReposFunc:  repos,
+		RevokeFunc: revoke,
+		GroupsFunc: groups,
+	})
 }
 
 func main() {}
-
-// apiVersion pins the REST API version GitHub answers with.
-const apiVersion = "2022-11-28"
-
-// maxPerPage is the largest page /user/repos and the installation
-// listings serve.
-const maxPerPage = 100
 
 // api calls GitHub's REST API with its media type and pinned version.
 // Answers are judged by plugin.CheckResponse, which reads GitHub's rate
@@ -92,18 +106,18 @@ const maxPerPage = 100
 // (https://docs.github.com/en/rest/using-the-rest-api/rate-limits-for-the-rest-api).
 var api = plugin.API{Header: plugin.Header{
 	"Accept":               {"application/vnd.github+json"},
-	"X-Github-Api-Version": {apiVersion},
+	"X-Github-Api-Version": {"2022-11-28"},
 }}
 
-// The authorization URL is the standard one (plugin.DefaultAuthorizeParams):
-// GitHub ignores response_type, takes space-separated scopes and, since
-// July 2025, S256 PKCE challenges.
+// maxPerPage is the largest page /user/repos and the installation
+// listings serve.
+const maxPerPage = 100
 
-// Revoke deletes the user's grant for this OAuth app, which revokes every
+// revoke deletes the user's grant for this OAuth app, which revokes every
 // token of the grant, refresh tokens included. GitHub identifies the grant
 // by an access token (an expired one will do); a refresh token alone
 // cannot revoke.
-func (*github) Revoke(ctx context.Context, r *plugin.RevokeRequest) error {
+func revoke(ctx context.Context, r *plugin.RevokeRequest) error {
 	if r.AccessToken == "" {
 		return plugin.ErrInvalidRequest("revoking a grant needs its access token")
 	}
@@ -157,47 +171,17 @@ func revokeNotFound(ctx context.Context, c *plugin.Caller) error {
 	return plugin.ErrProvider(resp.StatusCode, "DELETE /applications/{client_id}/grant answered 404 and GET /user "+strconv.Itoa(resp.StatusCode))
 }
 
-var userFields = plugin.UserFields{
-	ID: "id", Login: "login", Name: "name", AvatarURL: "avatar_url", ProfileURL: "html_url",
-	Email: "email", // null when the user keeps it private
-}
+// userRepos is an OAuth app token's repository list, paged by the Link
+// header.
+var userRepos = plugin.List{Path: "/user/repos", MaxPerPage: maxPerPage}
 
-func (*github) User(ctx context.Context, r *plugin.UserRequest) (*plugin.User, error) {
-	u, c, err := api.User(ctx, r, "/user", userFields)
-	if err != nil {
-		return nil, err
-	}
-
-	// The address on /user is the public one, which need not be the
-	// primary or verified. /user/emails says which is which.
-	resp, err := c.Get(ctx, "/user/emails?per_page=100")
-	switch {
-	case err == nil:
-		list, err := plugin.GitHubEmailFields.Parse(resp.Body)
-		if err != nil {
-			return nil, err
-		}
-		if e, ok := plugin.PrimaryEmail(list); ok {
-			u.Email, u.EmailVerified = e.Address, e.Verified
-		}
-	case isScopeError(err):
-		// The token lacks user:email (an operator's narrower scopes, or a
-		// GitHub App without the e-mail permission): keep the public
-		// address, unverified. (A rate limit is rate_limited, not this:
-		// see api.)
-		plugin.Log(plugin.LevelWarn, "cannot read /user/emails (grant the user:email scope); the e-mail address is treated as unverified")
-	default:
-		return nil, err
-	}
-	return u, nil
-}
-
-func (*github) Repos(ctx context.Context, r *plugin.ReposRequest) (*plugin.RepoPage, error) {
+// repos lists a GitHub App token's repositories installation by
+// installation (appRepos), any other token's at /user/repos.
+func repos(ctx context.Context, r *plugin.ReposRequest) (*plugin.RepoPage, error) {
 	if strings.HasPrefix(r.AccessToken, "ghu_") {
 		return appRepos(ctx, r)
 	}
-	per := strconv.Itoa(plugin.PerPage(r.PerPage, maxPerPage))
-	return api.Repos(ctx, r, plugin.PagingLink, "/user/repos?per_page="+per, plugin.GitHubRepoFields)
+	return api.ListRepos(ctx, r, &userRepos, plugin.GitHubRepoFields)
 }
 
 // maxAppCalls bounds the HTTP calls of one Repos operation for a GitHub
@@ -291,11 +275,13 @@ func appRepos(ctx context.Context, r *plugin.ReposRequest) (*plugin.RepoPage, er
 		}
 	}
 	for budget > 0 {
-		repos, more, err := installationRepos(ctx, c, cur, &budget)
+		budget--
+		more, err := page(ctx, c, "/user/installations/"+cur.inst+"/repositories", "repositories", cur.page, cur.per, func(j *plugin.JSON) {
+			out.Repos = append(out.Repos, plugin.GitHubRepoFields.Read(j))
+		})
 		if err != nil {
 			return nil, err
 		}
-		out.Repos = append(out.Repos, repos...)
 		if more {
 			cur.page++
 			out.NextCursor = cur.encode()
@@ -329,34 +315,24 @@ func appRepos(ctx context.Context, r *plugin.ReposRequest) (*plugin.RepoPage, er
 // token can see (GET /user/installations), spending calls from budget.
 func installations(ctx context.Context, c *plugin.Caller, budget *int) ([]string, error) {
 	var ids []string
-	for page := 1; page <= maxInstallationPages; page++ {
+	for n := 1; n <= maxInstallationPages; n++ {
 		if *budget <= 0 {
 			return nil, plugin.ErrProvider(0, "too many requests for one page of repositories (the installation list is too long)")
 		}
 		*budget--
-		resp, err := c.Get(ctx, "/user/installations?per_page=100&page="+strconv.Itoa(page))
+		more, err := page(ctx, c, "/user/installations", "installations", n, 100, func(j *plugin.JSON) {
+			j.Object(func(key []byte) {
+				if string(key) == "id" {
+					if id := j.Number(); digits(id) {
+						ids = append(ids, id)
+					}
+				}
+			})
+		})
 		if err != nil {
 			return nil, err
 		}
-		j := plugin.NewJSON(resp.Body)
-		j.Object(func(key []byte) {
-			if string(key) != "installations" {
-				return
-			}
-			j.Array(func() {
-				j.Object(func(key []byte) {
-					if string(key) == "id" {
-						if id := j.Number(); digits(id) {
-							ids = append(ids, id)
-						}
-					}
-				})
-			})
-		})
-		if err := j.Err(); err != nil {
-			return nil, err
-		}
-		if plugin.NextLink(resp.Header) == "" {
+		if !more {
 			return ids, nil
 		}
 	}
@@ -364,26 +340,13 @@ func installations(ctx context.Context, c *plugin.Caller, budget *int) ([]string
 	return ids, nil
 }
 
-// installationRepos returns one page of an installation's repositories
-// (GET /user/installations/{installation_id}/repositories) and whether
-// the Link header names a next page.
-func installationRepos(ctx context.Context, c *plugin.Caller, cur appCursor, budget *int) ([]plugin.Repo, bool, error) {
-	*budget--
-	resp, err := c.Get(ctx, "/user/installations/"+cur.inst+"/repositories?per_page="+strconv.Itoa(cur.per)+"&page="+strconv.Itoa(cur.page))
-	if err != nil {
-		return nil, false, err
-	}
-	repos := make([]plugin.Repo, 0, cur.per)
-	j := plugin.NewJSON(resp.Body)
-	j.Object(func(key []byte) {
-		if string(key) == "repositories" {
-			j.Array(func() { repos = append(repos, plugin.GitHubRepoFields.Read(j)) })
-		}
-	})
-	if err := j.Err(); err != nil {
-		return nil, false, err
-	}
-	return repos, plugin.NextLink(resp.Header) != "", nil
+// page reads page n (of per entries) of one of the installation lists,
+// whose objects hold their entries in the member items, and reports
+// whether the Link header names a next page.
+func page(ctx context.Context, c *plugin.Caller, path, items string, n, per int, item func(j *plugin.JSON)) (more bool, err error) {
+	l := plugin.List{Path: path + "?page=" + strconv.Itoa(n), ItemsMember: items, MaxPerPage: maxPerPage}
+	next, err := c.List(ctx, &l, per, "", item)
+	return next != "", err
 }
 
 // isScopeError reports a 403 or 404, which GitHub answers when the token
@@ -391,6 +354,17 @@ func installationRepos(ctx context.Context, c *plugin.Caller, cur appCursor, bud
 func isScopeError(err error) bool {
 	var e *plugin.Error
 	return errors.As(err, &e) && e.Code == abi.CodeProviderError && (e.Status == 403 || e.Status == 404)
+}
+
+// emailScope is the e-mail list's Ignore: a scope error keeps the public
+// address, unverified (the SDK logs a warning), and the log says what to
+// grant.
+func emailScope(err error) bool {
+	if !isScopeError(err) {
+		return false
+	}
+	plugin.Log(plugin.LevelInfo, "GitHub refused /user/emails: grant the user:email scope (a GitHub App: the email addresses permission)")
+	return true
 }
 
 // jsonQuote returns s as a JSON string literal.

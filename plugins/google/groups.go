@@ -7,7 +7,7 @@ import (
 	"github.com/vintner/arbor/sdk/plugin"
 )
 
-// Groups is the user's hosted domain ("example.com", lower case): the hd
+// groups is the user's hosted domain ("example.com", lower case): the hd
 // claim, "the domain associated with the Google Workspace or Cloud
 // organization of the user", present only for such accounts
 // (https://developers.google.com/identity/openid-connect/openid-connect#an-id-tokens-payload).
@@ -15,12 +15,12 @@ import (
 // reach: no extra scope. A consumer account (gmail.com, or any address
 // registered as a Google account) has none, so no group: the address's
 // domain alone proves nothing.
-func (*google) Groups(ctx context.Context, r *plugin.GroupsRequest) (*plugin.Groups, error) {
-	c, err := api.For(r.Endpoints, r.AccessToken)
+func groups(ctx context.Context, r *plugin.GroupsRequest) (*plugin.Groups, error) {
+	c, err := plugin.API{}.For(r.Endpoints, r.AccessToken)
 	if err != nil {
 		return nil, err
 	}
-	resp, err := c.Get(ctx, "/v1/userinfo")
+	resp, err := c.Get(ctx, userinfo)
 	if err != nil {
 		return nil, err
 	}

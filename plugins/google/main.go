@@ -39,26 +39,39 @@ import (
 	"github.com/vintner/arbor/sdk/plugin"
 )
 
-type google struct{}
-
-var _ interface {
-	plugin.Authorizer
-	plugin.Exchanger
-	plugin.Refresher
-	plugin.Revoker
-	plugin.UserInfoer
-} = (*google)(nil)
-
-func init() { plugin.Register(&google{}) }
+// The provider is a declaration (sdk/plugin's Provider): the standard code
+// and refresh grants, the client credentials in the form body, and the
+// user from the userinfo endpoint, with the API's defaults (a Bearer
+// token, JSON). A refresh sends only what Google documents for it
+// (client_id, client_secret, grant_type, refresh_token): a refreshed token
+// keeps the grant's scopes, and Google answers without a refresh token (it
+// does not rotate them), so the host keeps the one it has. Code is left
+// for the offline access, the login, the revocation and the hosted domain
+// (groups.go).
+func init() {
+	plugin.Register(&plugin.Provider{
+		Grants:        plugin.Grants{Auth: plugin.AuthInParams, RefreshWithoutScope: true},
+		AuthorizeFunc: authorizeParams,
+		UserPath:      userinfo,
+		UserFields:    userFields,
+		AfterUser:     login,
+		RevokeFunc:    revoke,
+		GroupsFunc:    groups,
+	})
+}
 
 func main() {}
 
-// AuthorizeParams is the standard authorization URL
+// userinfo is the OpenID Connect userinfo endpoint's path under the API
+// base.
+const userinfo = "/v1/userinfo"
+
+// authorizeParams is the standard authorization URL
 // (plugin.DefaultAuthorizeParams: response_type, client_id, redirect_uri,
 // scope, state and the PKCE challenge), with access_type=offline and
 // prompt=consent when the grant is kept: without them Google issues no
 // refresh token, and the kept grant would be dead an hour later.
-func (*google) AuthorizeParams(_ context.Context, r *plugin.AuthorizeRequest) (plugin.Values, error) {
+func authorizeParams(_ context.Context, r *plugin.AuthorizeRequest) (plugin.Values, error) {
 	v := plugin.DefaultAuthorizeParams(r)
 	if r.KeepGrant {
 		v.Set("access_type", "offline")
@@ -67,27 +80,10 @@ func (*google) AuthorizeParams(_ context.Context, r *plugin.AuthorizeRequest) (p
 	return v, nil
 }
 
-// grants are the standard code and refresh grants, the client credentials
-// in the form body. A refresh sends only what Google documents for it
-// (client_id, client_secret, grant_type, refresh_token): a refreshed token
-// keeps the grant's scopes.
-var grants = plugin.Grants{Auth: plugin.AuthInParams, RefreshWithoutScope: true}
-
-// Exchange is the standard code grant.
-func (*google) Exchange(ctx context.Context, r *plugin.ExchangeRequest) (*plugin.Token, error) {
-	return grants.Exchange(ctx, r)
-}
-
-// Refresh is the standard refresh grant. Google answers without a refresh
-// token (it does not rotate them), so the host keeps the one it has.
-func (*google) Refresh(ctx context.Context, r *plugin.RefreshRequest) (*plugin.Token, error) {
-	return grants.Refresh(ctx, r)
-}
-
-// Revoke revokes the grant through the token it is given (the refresh
+// revoke revokes the grant through the token it is given (the refresh
 // token if there is one, which revokes the whole grant; else the access
 // token).
-func (*google) Revoke(ctx context.Context, r *plugin.RevokeRequest) error {
+func revoke(ctx context.Context, r *plugin.RevokeRequest) error {
 	u := r.Endpoints.RevokeURL
 	if u == "" {
 		return plugin.ErrInvalidRequest("no revoke URL is configured")
@@ -125,18 +121,12 @@ var userFields = plugin.UserFields{
 	},
 }
 
-// api calls the userinfo endpoint with the defaults: a Bearer token, JSON.
-var api plugin.API
-
-func (*google) User(ctx context.Context, r *plugin.UserRequest) (*plugin.User, error) {
-	user, _, err := api.User(ctx, r, "/v1/userinfo", userFields)
-	if err != nil {
-		return nil, err
+// login finishes the user: Google accounts have no user name, the address
+// is what people know; no address is not a verified one.
+func login(_ context.Context, _ *plugin.Caller, u *plugin.User) error {
+	if u.Email == "" {
+		u.EmailVerified = false
 	}
-	if user.Email == "" {
-		user.EmailVerified = false
-	}
-	// Google accounts have no user name; the address is what people know.
-	user.Login = user.Email
-	return user, nil
+	u.Login = u.Email
+	return nil
 }
