@@ -4,6 +4,7 @@ package plugin
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"slices"
 	"strconv"
@@ -376,5 +377,50 @@ func TestEmailChoice(t *testing.T) {
 		if e, ok := c.choice.Choose(c.list); e != c.want || ok != c.ok {
 			t.Errorf("%d.Choose(%v) = %v, %v, want %v, %v", c.choice, c.list, e, ok, c.want, c.ok)
 		}
+	}
+}
+
+// TestEmailListNextOutside: an address list read over several pages
+// follows the provider's next links only under the API base; a link
+// elsewhere is the provider's error (provider_error, which Ignore may
+// accept), not a bad cursor, and nothing is sent to it. A page with the
+// primary address ends the reading before its link matters.
+func TestEmailListNextOutside(t *testing.T) {
+	next := ""
+	base, log := loopback(t, func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Query().Get("page") == "2" {
+			w.Write([]byte(`{"values":[{"email":"p@example.com","is_primary":true,"is_confirmed":true}]}`))
+			return
+		}
+		w.Write([]byte(`{"values":[{"email":"o@example.com","is_primary":false,"is_confirmed":true}],"next":"` + next + `"}`))
+	})
+	c, _ := API{}.For(Endpoints{APIBase: base + "/2.0"}, "tok")
+	l := &EmailList{List: List{Path: "/user/emails", Paging: PagingBodyNext, ItemsMember: "values", PerPageParams: []string{"pagelen"}},
+		Fields: EmailFields{Address: "email", Primary: "is_primary", Verified: "is_confirmed"}, MaxPages: 5}
+	ctx := context.Background()
+
+	next = base + "/2.0/user/emails?pagelen=100&page=2"
+	u := &User{}
+	if err := l.Apply(ctx, c, u); err != nil || u.Email != "p@example.com" || !u.EmailVerified {
+		t.Fatalf("through the next link: %+v, %v", u, err)
+	}
+	if got := log(); len(got) != 2 || got[0].Query != "pagelen=100" {
+		t.Fatalf("sent %+v", got)
+	}
+
+	for _, n := range []string{"https://evil.example/2.0/user/emails?page=2", base + "/2.0/../admin?page=2", base + "/2.0.evil/x?page=2"} {
+		next = n
+		err := l.Apply(ctx, c, &User{})
+		var e *Error
+		if !errors.As(err, &e) || e.Code != abi.CodeProviderError || !strings.Contains(e.Message, "/user/emails pointed its next page outside the API") {
+			t.Errorf("next %q: %v, want provider_error", n, err)
+		}
+	}
+	if got := log(); len(got) != 2+3 {
+		t.Errorf("a link outside the API was followed: %+v", got[2:])
+	}
+	l.Ignore = func(error) bool { return true }
+	if u := (&User{Email: "o@example.com", EmailVerified: true}); l.Apply(ctx, c, u) != nil || u.EmailVerified {
+		t.Errorf("an ignored outside link: %+v, want the address unverified", u)
 	}
 }

@@ -57,6 +57,12 @@ func (c EmailChoice) Choose(list []Email) (e Email, ok bool) {
 //
 //	var emails = plugin.EmailList{List: plugin.List{Path: "/user/emails"},
 //		Fields: plugin.GitHubEmailFields, Choice: plugin.EmailPrimaryElseVerified}
+//
+//	// Bitbucket: {"values": […], "next": "https://…"}, read until a page
+//	// has the primary address, at most 5 pages.
+//	var bitbucket = plugin.EmailList{List: plugin.List{Path: "/user/emails", Paging: plugin.PagingBodyNext,
+//		ItemsMember: "values", PerPageParams: []string{"pagelen"}},
+//		Fields: plugin.EmailFields{Address: "email", Primary: "is_primary", Verified: "is_confirmed"}, MaxPages: 5}
 type EmailList struct {
 	// List is where the addresses are and how they page.
 	List
@@ -66,7 +72,9 @@ type EmailList struct {
 	// EmailPrimaryElseVerified.
 	Choice EmailChoice
 	// MaxPages bounds the pages read (1 when 0); reading stops at the
-	// first page with a primary address.
+	// first page with a primary address. A next page the provider names
+	// outside the API base (a body or Link URL elsewhere) is not followed:
+	// it is a provider_error, as Ignore sees it.
 	MaxPages int
 	// Ignore, if set, is asked about an error of the list's requests:
 	// true keeps the user object's address, unverified, instead of
@@ -83,7 +91,15 @@ func (l *EmailList) Apply(ctx context.Context, c *Caller, u *User) error {
 	cursor := ""
 	pages := max(l.MaxPages, 1)
 	for i := 0; i < pages; i++ {
-		next, err := c.List(ctx, &l.List, 0, cursor, func(j *JSON) { list = append(list, l.Fields.Read(j)) })
+		var next string
+		var err error
+		if cursor != "" && !isDigits(cursor) && !c.Owns(cursor) {
+			// The provider's own next link: its error, not a caller's
+			// bad cursor (invalid_request).
+			err = ErrProvider(0, "the list at "+l.Path+" pointed its next page outside the API")
+		} else {
+			next, err = c.List(ctx, &l.List, 0, cursor, func(j *JSON) { list = append(list, l.Fields.Read(j)) })
+		}
 		if err != nil {
 			if l.Ignore != nil && l.Ignore(err) {
 				Log(LevelWarn, "cannot read the user's e-mail addresses ("+err.Error()+"); the address is treated as unverified")

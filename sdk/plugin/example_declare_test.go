@@ -152,14 +152,19 @@ func ExampleEmailChoice_Choose() {
 
 // An EmailList reads the addresses after the user object and sets the
 // verified one; Ignore keeps the user's own address, unverified, when the
-// token may not read the list (GitHub without user:email).
+// token may not read the list (GitHub without user:email). A list read
+// over several pages (MaxPages, Bitbucket's) follows the provider's next
+// links only under the API base: a link elsewhere is a provider_error.
 func ExampleEmailList() {
 	github := &plugin.EmailList{List: plugin.List{Path: "/user/emails"}, Fields: plugin.GitHubEmailFields,
 		Ignore: func(err error) bool {
 			var e *plugin.Error
 			return errors.As(err, &e) && e.Code == plugin.CodeProviderError && (e.Status == 403 || e.Status == 404)
 		}}
-	_ = github
+	bitbucket := &plugin.EmailList{List: plugin.List{Path: "/user/emails", Paging: plugin.PagingBodyNext,
+		ItemsMember: "values", PerPageParams: []string{"pagelen"}},
+		Fields: plugin.EmailFields{Address: "email", Primary: "is_primary", Verified: "is_confirmed"}, MaxPages: 5}
+	_, _ = github, bitbucket
 }
 
 // Error codes are constants of this package: branch on them with
