@@ -8,7 +8,7 @@ import (
 	"github.com/vintner/arbor/sdk/plugin"
 )
 
-// Groups are the full paths of the groups the user is a member of
+// groups are the full paths of the groups the user is a member of
 // ("vintner", "vintner/platform"), as GitLab spells them: GET
 // /groups?min_access_level=10 ("Limit to groups where current user has
 // at least this role", 10 being Guest, so that an administrator's token
@@ -22,8 +22,8 @@ import (
 // Whether GitLab lists a subgroup the user reaches only through a parent
 // group's membership is not confirmed from documentation: Arbor matches
 // what GitLab lists.
-func (*gitlab) Groups(ctx context.Context, r *plugin.GroupsRequest) (*plugin.Groups, error) {
-	c, err := api.For(r.Endpoints, r.AccessToken)
+func groups(ctx context.Context, r *plugin.GroupsRequest) (*plugin.Groups, error) {
+	c, err := plugin.API{}.For(r.Endpoints, r.AccessToken)
 	if err != nil {
 		return nil, err
 	}

@@ -24,22 +24,37 @@ import (
 	"github.com/vintner/arbor/sdk/plugin"
 )
 
-// gitlab gets the standard Exchange and Refresh from plugin.Grants, with
-// the client credentials in the form body. GitLab rotates refresh tokens:
-// the caller must store the returned one, the old one is dead.
-type gitlab struct{ plugin.Grants }
-
-var _ plugin.FullProvider = (*gitlab)(nil)
-
-func init() { plugin.Register(&gitlab{plugin.Grants{Auth: plugin.AuthInParams}}) }
-
-func main() {}
-
+// The provider is a declaration (sdk/plugin's Provider) with code for the
+// quirks: the revocation and the groups (groups.go).
+//
+// The grants are the standard ones, the client credentials in the form
+// body. GitLab rotates refresh tokens: the caller must store the returned
+// one, the old one is dead.
+//
 // The authorization URL is the standard one (plugin.DefaultAuthorizeParams):
 // response_type, client_id, redirect_uri, scope (space-separated), state and
 // the PKCE challenge.
+//
+// The API takes the defaults: a Bearer token, JSON.
+func init() {
+	plugin.Register(&plugin.Provider{
+		Grants:     plugin.Grants{Auth: plugin.AuthInParams},
+		UserPath:   "/user",
+		UserFields: userFields,
+		AfterUser:  confirmed,
+		// The projects the user is a member of. The cursor is the next
+		// page number (X-Next-Page), or the Link header's next URL when
+		// GitLab omits the page headers.
+		Repositories: &plugin.RepoList{Fields: repoFields, List: plugin.List{
+			Path: "/projects?membership=true&order_by=id&sort=asc", Paging: plugin.PagingNextPage, MaxPerPage: maxPerPage}},
+		RevokeFunc: revoke,
+		GroupsFunc: groups,
+	})
+}
 
-// Revoke revokes the authorization through /oauth/revoke. GitLab
+func main() {}
+
+// revoke revokes the authorization through /oauth/revoke. GitLab
 // (Doorkeeper) keeps an access token and its refresh token in one record,
 // and revoking either revokes the record: the plugin sends one of them,
 // the refresh token when there is one (it outlives the access token), so
@@ -47,65 +62,50 @@ func main() {}
 // Doorkeeper before 5.8.1 ignores the revocation of a record whose access
 // token has expired (doorkeeper-gem/doorkeeper#1671); Arbor's broker
 // renews such a grant before revoking it.
-func (*gitlab) Revoke(ctx context.Context, r *plugin.RevokeRequest) error {
+func revoke(ctx context.Context, r *plugin.RevokeRequest) error {
 	u := r.Endpoints.RevokeURL
 	if u == "" {
 		return plugin.ErrInvalidRequest("no revoke URL is configured")
 	}
-	sent := false
-	for _, t := range []struct{ token, hint string }{
-		{r.RefreshToken, "refresh_token"}, {r.AccessToken, "access_token"},
-	} {
-		if t.token == "" || sent {
-			continue
-		}
-		sent = true
-		form := plugin.Values{
-			"token": {t.token}, "token_type_hint": {t.hint},
-			"client_id": {r.Client.ID}, "client_secret": {r.Client.Secret},
-		}
-		resp, err := plugin.PostForm(ctx, u, form, plugin.Header{"Accept": {"application/json"}})
-		if err != nil {
-			return err
-		}
-		if resp.StatusCode == 401 || resp.StatusCode == 403 {
-			return plugin.ErrInvalidClient("POST /oauth/revoke: the client id or secret was refused (status " +
-				strconv.Itoa(resp.StatusCode) + ")")
-		}
-		if err := plugin.CheckResponse("POST", u, resp); err != nil {
-			return err
-		}
+	token, hint := r.RefreshToken, "refresh_token"
+	if token == "" {
+		token, hint = r.AccessToken, "access_token"
 	}
-	if !sent {
+	if token == "" {
 		return plugin.ErrInvalidRequest("there is no token to revoke")
 	}
-	return nil
+	form := plugin.Values{
+		"token": {token}, "token_type_hint": {hint},
+		"client_id": {r.Client.ID}, "client_secret": {r.Client.Secret},
+	}
+	resp, err := plugin.PostForm(ctx, u, form, plugin.Header{"Accept": {"application/json"}})
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode == 401 || resp.StatusCode == 403 {
+		return plugin.ErrInvalidClient("POST /oauth/revoke: the client id or secret was refused (status " +
+			strconv.Itoa(resp.StatusCode) + ")")
+	}
+	return plugin.CheckResponse("POST", u, resp)
 }
-
-// api calls GitLab's REST API with the defaults: a Bearer token, JSON.
-var api plugin.API
 
 var userFields = plugin.UserFields{
 	ID: "id", Login: "username", Name: "name", AvatarURL: "avatar_url", ProfileURL: "web_url",
 	Email: "email", // the primary address, visible to the user themselves
 	Other: func(j *plugin.JSON, key []byte, u *plugin.User) {
 		if string(key) == "confirmed_at" {
-			u.EmailVerified = j.String() != "" // see User
+			u.EmailVerified = j.String() != "" // see confirmed
 		}
 	},
 }
 
-func (*gitlab) User(ctx context.Context, r *plugin.UserRequest) (*plugin.User, error) {
-	u, _, err := api.User(ctx, r, "/user", userFields)
-	if err != nil {
-		return nil, err
-	}
-	// GitLab makes an address primary only once it is confirmed;
-	// confirmed_at says the account's address was confirmed. Without it
-	// (older versions, an unconfirmed account) the address does not count
-	// as verified.
+// confirmed finishes the user. GitLab makes an address primary only once
+// it is confirmed; confirmed_at says the account's address was confirmed.
+// Without it (older versions, an unconfirmed account) the address does not
+// count as verified.
+func confirmed(_ context.Context, _ *plugin.Caller, u *plugin.User) error {
 	u.EmailVerified = u.Email != "" && u.EmailVerified
-	return u, nil
+	return nil
 }
 
 // maxPerPage is the largest page GitLab serves.
@@ -121,12 +121,4 @@ var repoFields = plugin.RepoFields{
 			r.Private = j.String() != "public"
 		}
 	},
-}
-
-// Repos lists the projects the user is a member of. The cursor is the next
-// page number (X-Next-Page), or the Link header's next URL when GitLab
-// omits the page headers.
-func (*gitlab) Repos(ctx context.Context, r *plugin.ReposRequest) (*plugin.RepoPage, error) {
-	per := strconv.Itoa(plugin.PerPage(r.PerPage, maxPerPage))
-	return api.Repos(ctx, r, plugin.PagingNextPage, "/projects?membership=true&order_by=id&sort=asc&per_page="+per, repoFields)
 }
