@@ -7,7 +7,7 @@ import (
 	"github.com/vintner/arbor/sdk/plugin"
 )
 
-// Groups are the slugs of the workspaces the user belongs to, the
+// groups are the slugs of the workspaces the user belongs to, the
 // personal one included, from GET /2.0/user/workspaces, paged by the
 // body's next link. It is the current endpoint: GET /2.0/workspaces and
 // GET /2.0/user/permissions/workspaces were removed (410 Gone since 27
@@ -18,7 +18,7 @@ import (
 // https://developer.atlassian.com/cloud/bitbucket/rest/api-group-workspaces/).
 // It needs the account scope, which sign-in already has: the manifest's
 // scopes.groups is empty.
-func (*bitbucket) Groups(ctx context.Context, r *plugin.GroupsRequest) (*plugin.Groups, error) {
+func groups(ctx context.Context, r *plugin.GroupsRequest) (*plugin.Groups, error) {
 	c, err := api.For(r.Endpoints, r.AccessToken)
 	if err != nil {
 		return nil, err

@@ -45,19 +45,33 @@ import (
 	"github.com/vintner/arbor/sdk/plugin"
 )
 
-// bitbucket gets the standard Exchange and Refresh from plugin.Grants,
-// with HTTP Basic client authentication and no scope on the refresh grant
-// (scopes come from the consumer). Bitbucket rotates refresh tokens: the
-// caller must store the returned one.
-type bitbucket struct{ plugin.Grants }
-
-var _ interface {
-	plugin.FullProvider
-	plugin.Authorizer
-} = (*bitbucket)(nil)
-
+// The provider is a declaration (sdk/plugin's Provider) with code for the
+// quirks: the authorization URL without scope, the revocation that cannot
+// be, the repositories listed per workspace and the workspaces as groups
+// (groups.go).
+//
+// The grants are the standard ones, with HTTP Basic client authentication
+// and no scope on the refresh grant (scopes come from the consumer).
+// Bitbucket rotates refresh tokens: the caller must store the returned
+// one.
 func init() {
-	plugin.Register(&bitbucket{plugin.Grants{Auth: plugin.AuthInHeader, RefreshWithoutScope: true}})
+	plugin.Register(&plugin.Provider{
+		Grants:        plugin.Grants{Auth: plugin.AuthInHeader, RefreshWithoutScope: true},
+		API:           api,
+		AuthorizeFunc: authorizeParams,
+		UserPath:      "/user",
+		UserFields:    userFields,
+		// The addresses are not on /2.0/user: the primary one of
+		// /2.0/user/emails, verified only if confirmed, reading at most
+		// maxEmailPages pages until one has it. Its next links must be
+		// under the API base, as every URL followed.
+		Emails: &plugin.EmailList{List: plugin.List{Path: "/user/emails", Paging: plugin.PagingBodyNext,
+			ItemsMember: "values", PerPageParams: pagelen, MaxPerPage: maxPageLen},
+			Fields: plugin.EmailFields{Address: "email", Primary: "is_primary", Verified: "is_confirmed"}, MaxPages: maxEmailPages},
+		ReposFunc:  repos,
+		RevokeFunc: revoke,
+		GroupsFunc: groups,
+	})
 }
 
 func main() {}
@@ -80,72 +94,56 @@ const (
 	maxCursorIndex = maxPageLen
 )
 
-// revokeMessage is what Revoke answers: Bitbucket Cloud has no revocation
+// pagelen is the page size parameter of Bitbucket's lists.
+var pagelen = []string{"pagelen"}
+
+// revokeMessage is what revoke answers: Bitbucket Cloud has no revocation
 // endpoint for OAuth consumers.
 const revokeMessage = "Bitbucket Cloud offers OAuth consumers no way to revoke a grant; " +
 	"Arbor has forgotten its tokens; revoke Arbor's access yourself at bitbucket.org under " +
 	"Personal Bitbucket settings → App authorizations → Revoke"
 
-// AuthorizeParams leaves out scope: Bitbucket grants the scopes configured
+// authorizeParams leaves out scope: Bitbucket grants the scopes configured
 // on the OAuth consumer, whatever the request says.
-func (*bitbucket) AuthorizeParams(_ context.Context, r *plugin.AuthorizeRequest) (plugin.Values, error) {
+func authorizeParams(_ context.Context, r *plugin.AuthorizeRequest) (plugin.Values, error) {
 	v := plugin.DefaultAuthorizeParams(r)
 	v.Del("scope")
 	return v, nil
 }
 
-// Revoke reports "unsupported": see revokeMessage.
-func (*bitbucket) Revoke(context.Context, *plugin.RevokeRequest) error {
+// revoke reports "unsupported": see revokeMessage.
+func revoke(context.Context, *plugin.RevokeRequest) error {
 	return plugin.ErrUnsupported(revokeMessage)
 }
 
-func (*bitbucket) User(ctx context.Context, r *plugin.UserRequest) (*plugin.User, error) {
-	var nickname string
-	fields := plugin.UserFields{
-		// uuid is stable and never reused; account_id is Atlassian-wide
-		// and absent for some accounts.
-		ID: "uuid", Login: "username", Name: "display_name",
-		Other: func(j *plugin.JSON, key []byte, u *plugin.User) {
-			switch string(key) {
-			case "nickname":
-				nickname = j.String()
-			case "links":
-				j.Object(func(key []byte) {
-					switch string(key) {
-					case "avatar":
-						u.AvatarURL = href(j)
-					case "html":
-						u.ProfileURL = href(j)
-					}
-				})
+// userFields read /2.0/user: uuid is stable and never reused (account_id
+// is Atlassian-wide and absent for some accounts); the URLs are under
+// links.
+var userFields = plugin.UserFields{
+	ID: "uuid", Name: "display_name",
+	Other: func(j *plugin.JSON, key []byte, u *plugin.User) {
+		switch string(key) {
+		case "username":
+			if s := j.String(); s != "" {
+				u.Login = s
 			}
-		},
-	}
-	u, c, err := api.User(ctx, r, "/user", fields)
-	if err != nil {
-		return nil, err
-	}
-	if u.Login == "" {
-		u.Login = nickname // Bitbucket drops username for some accounts
-	}
-
-	next := c.Base() + "/user/emails?pagelen=100"
-	for i := 0; next != "" && i < maxEmailPages && u.Email == ""; i++ {
-		var list []plugin.Email
-		next, err = listPage(ctx, c, next, "/2.0/user/emails", func(j *plugin.JSON) {
-			list = append(list, emailFields.Read(j))
-		})
-		if err != nil {
-			return nil, err
+		case "nickname":
+			// Bitbucket drops username for some accounts.
+			if s := j.String(); u.Login == "" {
+				u.Login = s
+			}
+		case "links":
+			j.Object(func(key []byte) {
+				switch string(key) {
+				case "avatar":
+					u.AvatarURL = href(j)
+				case "html":
+					u.ProfileURL = href(j)
+				}
+			})
 		}
-		if e, ok := plugin.PrimaryEmail(list); ok {
-			u.Email, u.EmailVerified = e.Address, e.Verified
-		}
-	}
-	return u, nil
+	},
 }
-
-var emailFields = plugin.EmailFields{Address: "email", Primary: "is_primary", Verified: "is_confirmed"}
 
 // listCursor is where a repository listing resumes. Encoded as a query
 // string: w, the /user/workspaces page that holds the next workspace; i,
@@ -188,13 +186,13 @@ func decodeCursor(s string, c *plugin.Caller) (listCursor, error) {
 	return cur, nil
 }
 
-// Repos lists the repositories the user is a member of, workspace by
+// repos lists the repositories the user is a member of, workspace by
 // workspace: GET /user/workspaces, then GET /repositories/{workspace}
 // ?role=member for each (the cross-workspace /repositories is gone). One
 // call returns one page of one workspace, skipping empty workspaces
 // within maxListCalls requests; when it runs out of requests it returns
 // what it has (possibly nothing) with a cursor.
-func (*bitbucket) Repos(ctx context.Context, r *plugin.ReposRequest) (*plugin.RepoPage, error) {
+func repos(ctx context.Context, r *plugin.ReposRequest) (*plugin.RepoPage, error) {
 	c, err := api.For(r.Endpoints, r.AccessToken)
 	if err != nil {
 		return nil, err
@@ -248,12 +246,12 @@ func (*bitbucket) Repos(ctx context.Context, r *plugin.ReposRequest) (*plugin.Re
 				break
 			}
 		}
-		repos, next, err := repoPage(ctx, c, cur.repos)
+		got, next, err := repoPage(ctx, c, cur.repos)
 		calls++
 		if err != nil {
 			return nil, err
 		}
-		page.Repos = append(page.Repos, repos...)
+		page.Repos = append(page.Repos, got...)
 		cur.repos = next
 		if next == "" && cur.last {
 			return page, nil // the last page of the last workspace
@@ -267,33 +265,12 @@ func (*bitbucket) Repos(ctx context.Context, r *plugin.ReposRequest) (*plugin.Re
 	return page, nil
 }
 
-// listPage reads one page of a Bitbucket list at u ({"values": […],
-// "next": "<absolute URL>"}), calling each for every value, and returns
-// the next page's URL. u must be under the API base (what names the list
-// in errors): the user's token goes nowhere else. The next URL is the
-// caller's to check (nextOutside) before it keeps or follows it.
-func listPage(ctx context.Context, c *plugin.Caller, u, what string, each func(j *plugin.JSON)) (next string, err error) {
-	if !c.Owns(u) {
-		return "", plugin.ErrProvider(0, what+" pointed its next page outside the API")
-	}
-	resp, err := c.Get(ctx, u)
-	if err != nil {
-		return "", err
-	}
-	j := plugin.NewJSON(resp.Body)
-	j.Object(func(key []byte) {
-		switch string(key) {
-		case "next":
-			next = j.String()
-		case "values":
-			j.Array(func() { each(j) })
-		}
-	})
-	if err := j.Err(); err != nil {
-		return "", err
-	}
-	return next, nil
-}
+// pages is the shape of Bitbucket's lists, {"values": […], "next":
+// "<absolute URL>"}, for the pages repos and groups read by their URL (the
+// first one's included, which a cursor may carry): c.List with a cursor
+// sends it only under the API base, and the caller checks the next URL
+// (nextOutside) before it keeps or follows it.
+var pages = plugin.List{Paging: plugin.PagingBodyNext, ItemsMember: "values", PerPageParams: pagelen, MaxPerPage: maxPageLen}
 
 // nextOutside is the error for a list whose next page is not under the
 // API base, or nil.
@@ -307,7 +284,7 @@ func nextOutside(c *plugin.Caller, next, what string) error {
 // workspaces reads one page of GET /user/workspaces: the workspaces' slugs
 // and the next page's URL.
 func workspaces(ctx context.Context, c *plugin.Caller, u string) (slugs []string, next string, err error) {
-	next, err = listPage(ctx, c, u, "/2.0/user/workspaces", func(j *plugin.JSON) {
+	next, err = c.List(ctx, &pages, 0, u, func(j *plugin.JSON) {
 		var slug string
 		j.Object(func(key []byte) {
 			if string(key) == "workspace" {
@@ -339,7 +316,7 @@ func workspaces(ctx context.Context, c *plugin.Caller, u string) (slugs []string
 
 // repoPage reads one page of a workspace's repositories.
 func repoPage(ctx context.Context, c *plugin.Caller, u string) (repos []plugin.Repo, next string, err error) {
-	next, err = listPage(ctx, c, u, "/2.0/repositories", func(j *plugin.JSON) { repos = append(repos, repoFields.Read(j)) })
+	next, err = c.List(ctx, &pages, 0, u, func(j *plugin.JSON) { repos = append(repos, repoFields.Read(j)) })
 	if err == nil {
 		err = nextOutside(c, next, "/2.0/repositories")
 	}
