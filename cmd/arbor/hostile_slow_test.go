@@ -260,6 +260,9 @@ func TestWebSocketTunnelEndsAtLogout(t *testing.T) {
 	t.Cleanup(set.Close)
 	e := newTestEnv(t)
 	env := append(e.with(
+		// Its own metrics port: the default, 127.0.0.1:9180, is taken by
+		// whichever test server runs alongside (arbor serve then exits).
+		"ARBOR_SERVER_METRICS_LISTEN=127.0.0.1:0",
 		"ARBOR_LISTEN="+addr,
 		"ARBOR_UPSTREAM_URL="+up.URL,
 		"ARBOR_PLUGINS_CACHE_DIR="+plugintest.DefaultCacheDir(),
@@ -271,15 +274,20 @@ func TestWebSocketTunnelEndsAtLogout(t *testing.T) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
+	// exited is closed when the process has been waited for (waitErr then
+	// holds Wait's answer), so that both the readiness loop and the
+	// cleanup can see the exit: a channel value read by one would leave
+	// the other waiting forever.
+	exited := make(chan struct{})
+	var waitErr error
+	go func() { waitErr = cmd.Wait(); close(exited) }()
 	t.Cleanup(func() {
 		_ = cmd.Process.Signal(syscall.SIGTERM)
 		select {
-		case <-done:
+		case <-exited:
 		case <-time.After(30 * time.Second):
 			_ = cmd.Process.Kill()
-			<-done
+			<-exited
 		}
 		if t.Failed() {
 			t.Logf("arbor serve log:\n%s", tail(logs.String(), 6000))
@@ -295,8 +303,8 @@ func TestWebSocketTunnelEndsAtLogout(t *testing.T) {
 			}
 		}
 		select {
-		case err := <-done:
-			t.Fatalf("arbor serve exited: %v\n%s", err, tail(logs.String(), 6000))
+		case <-exited:
+			t.Fatalf("arbor serve exited: %v\n%s", waitErr, tail(logs.String(), 6000))
 		case <-time.After(200 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
