@@ -80,6 +80,11 @@ func newTestEnv(t *testing.T) *testEnv {
 		keyNew:  k2,
 		env: []string{
 			"PATH=" + os.Getenv("PATH"),
+			// Each server its own metrics port unless a test names one
+			// (a later entry wins): the default, 127.0.0.1:9180, is shared
+			// by every server on the host, other tests' and other
+			// programs' alike.
+			"ARBOR_SERVER_METRICS_LISTEN=127.0.0.1:0",
 			"HOME=" + dir,
 			"ARBOR_DATA_DIR=" + dir,
 			"ARBOR_LOG_LEVEL=debug",

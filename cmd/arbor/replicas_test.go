@@ -141,7 +141,9 @@ func startReplica(t *testing.T, name string, env []string) *replica {
 	addr := freeAddr(t)
 	r := &replica{name: name, base: "http://" + addr, logs: &syncBuffer{}, done: make(chan error, 1)}
 	r.cmd = exec.Command(arborBin, "serve")
-	r.cmd.Env = append(append([]string(nil), env...), "HOME="+dir, "ARBOR_DATA_DIR="+dir, "ARBOR_LISTEN="+addr)
+	// Its own metrics port unless env names one (a later entry wins): the
+	// default, 127.0.0.1:9180, is shared by every test server on the host.
+	r.cmd.Env = append(append([]string{"ARBOR_SERVER_METRICS_LISTEN=127.0.0.1:0"}, env...), "HOME="+dir, "ARBOR_DATA_DIR="+dir, "ARBOR_LISTEN="+addr)
 	r.cmd.Stdout, r.cmd.Stderr = r.logs, r.logs
 	if err := r.cmd.Start(); err != nil {
 		t.Fatal(err)
