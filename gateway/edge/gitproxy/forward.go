@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"sync"
@@ -95,16 +96,33 @@ func (p *Proxy) forward(c *fiber.Ctx, req request, id authn.Identity, base, user
 		}
 	}
 	out.Header.Set(fiber.HeaderCacheControl, "no-cache, max-age=0, must-revalidate")
+	if n := res.ContentLength; n >= 0 && n <= smallBody {
+		// A small answer of known length (an advertisement, an error in
+		// pkt-lines) is read whole and answered as an ordinary body, as
+		// the reverse proxy does: the host's connection is free at once.
+		return p.relaySmall(c, req, id, res, cancel, in, n)
+	}
 	size := int(res.ContentLength)
 	if res.ContentLength < 0 {
 		size = -1
 		out.ImmediateHeaderFlush = true
 	}
+	// The body is written after the handler returned, when c is no longer
+	// the request's: take what CloseWithError needs now.
+	log := p.log(c)
 	ob := &responseBody{
 		r: res.Body, in: in, cancel: cancel, stallAfter: p.cfg.BodyStallTimeout,
 		done: func(n int64, upErr, clientErr error) {
-			p.log(c).Debug("git request relayed", "credential", id.WorkerID, "provider", req.provider, "repo", req.repo,
-				"service", req.service, "refs", req.refs, "bytes", n, "duration_ms", time.Since(start).Milliseconds())
+			attrs := []any{"credential", id.WorkerID, "provider", req.provider, "repo", req.repo,
+				"service", req.service, "refs", req.refs, "bytes", n, "duration_ms", time.Since(start).Milliseconds()}
+			switch {
+			case upErr != nil:
+				log.Warn("the Git host's answer broke off", append(attrs, "err", upErr)...)
+			case clientErr != nil:
+				log.Info("the Git client went away", append(attrs, "err", clientErr)...)
+			default:
+				log.Debug("git request relayed", attrs...)
+			}
 		},
 	}
 	ob.stall = time.AfterFunc(ob.stallAfter, func() { ob.stalled.Store(true); cancel() })
@@ -227,5 +245,26 @@ func (b *responseBody) CloseWithError(werr error) error {
 	if b.obs != nil {
 		b.obs.StreamDone(b.n, b.upErr, clientErr)
 	}
+	return nil
+}
+
+// smallBody is the largest answer of known length read whole.
+const smallBody = 8 << 10
+
+func (p *Proxy) relaySmall(c *fiber.Ctx, req request, id authn.Identity, res *http.Response, cancel context.CancelFunc, in *requestBody, n int64) error {
+	defer cancel()
+	if in != nil {
+		defer in.detach()
+	}
+	buf := make([]byte, n)
+	_, err := io.ReadFull(res.Body, buf)
+	_ = res.Body.Close()
+	if err != nil {
+		c.Response().Reset()
+		return transportError(req, fmt.Errorf("reading a %d-byte answer: %w", n, err), false, 0)
+	}
+	c.Response().SetBody(buf)
+	p.log(c).Debug("git request relayed", "credential", id.WorkerID, "provider", req.provider, "repo", req.repo,
+		"service", req.service, "refs", req.refs, "bytes", n)
 	return nil
 }
