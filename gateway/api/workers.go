@@ -89,10 +89,10 @@ type Worker struct {
 	Name        string   `json:"name"`
 	Scopes      []string `json:"scopes,omitempty"`
 	Repos       []string `json:"repos,omitempty"`
-	CreatedAt   string `json:"created_at"`
-	RotatedAt   string `json:"rotated_at,omitempty"`
-	LastUsedAt  string `json:"last_used_at,omitempty"`
-	LastAddress string `json:"last_address,omitempty"`
+	CreatedAt   string   `json:"created_at"`
+	RotatedAt   string   `json:"rotated_at,omitempty"`
+	LastUsedAt  string   `json:"last_used_at,omitempty"`
+	LastAddress string   `json:"last_address,omitempty"`
 }
 
 func stamp(t time.Time) string {
