@@ -2,6 +2,7 @@ package app_test
 
 import (
 	"bufio"
+	"context"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -35,6 +36,7 @@ type gitHost struct {
 	mu        sync.Mutex
 	protocols []string // Git-Protocol of each request
 	refused   int      // requests answered 401
+	afterRefs func()   // if set, called once after an advertisement
 }
 
 func (g *gitHost) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -61,6 +63,15 @@ func (g *gitHost) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		"GIT_PROJECT_ROOT=" + g.root, "GIT_HTTP_EXPORT_ALL=1",
 		"GIT_CONFIG_COUNT=1", "GIT_CONFIG_KEY_0=http.receivepack", "GIT_CONFIG_VALUE_0=true",
 	}}).ServeHTTP(w, r)
+	if strings.HasSuffix(r.URL.Path, "/info/refs") {
+		g.mu.Lock()
+		after := g.afterRefs
+		g.afterRefs = nil
+		g.mu.Unlock()
+		if after != nil {
+			after()
+		}
+	}
 }
 
 // gitEnv is a signed-in octocat with a GitHub connection, the fake Git
@@ -302,6 +313,34 @@ func TestGitProxyStory(t *testing.T) {
 		if out, err := e.as(argo, clone, "fetch", "origin"); err != nil {
 			t.Fatalf("fetch after reconnecting: %v\n%s", err, out)
 		}
+	})
+
+	t.Run("connection lost between advertisement and fetch", func(t *testing.T) {
+		uid := e.MustUserID(e.browser)
+		// A new commit, so that the fetch has something to negotiate.
+		pusher := e.newCred(map[string]any{"name": "pusher", "scopes": []string{"git:write"}})
+		if err := os.WriteFile(filepath.Join(clone, "y.txt"), []byte("y"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		e.mustGit(clone, "add", "y.txt")
+		e.mustGit(clone, "commit", "-q", "-m", "y")
+		if out, err := e.as(pusher, clone, "push", "origin", "main"); err != nil {
+			t.Fatalf("push: %v\n%s", err, out)
+		}
+		e.host.mu.Lock()
+		e.host.afterRefs = func() {
+			if err := e.Bolt().DeleteConnection(context.Background(), uid, "github"); err != nil {
+				t.Error(err)
+			}
+		}
+		e.host.mu.Unlock()
+		fresh := filepath.Join(e.home, "fresh")
+		out, err := e.as(argo, "", "clone", e.url("octocat/hello-world"), fresh)
+		if err == nil {
+			t.Fatalf("clone whose fetch lost the connection:\n%s", out)
+		}
+		mustContain(t, "lost connection", out, "fatal: remote error: The owner of this repository credential has no github connection")
+		apptest.ConnectProvider(t, e.browser, "github")
 	})
 
 	t.Run("needs reconnect, then reconnect", func(t *testing.T) {

@@ -165,15 +165,37 @@ func gitClient(c *fiber.Ctx) bool {
 }
 
 func (p *Proxy) serve(c *fiber.Ctx) error {
-	err := p.handle(c)
+	req, err := p.handle(c)
 	if err == nil {
 		return nil
 	}
 	e := httperr.From(err)
-	if gitClient(c) {
-		e.Plain = true
+	if !gitClient(c) {
+		return e
 	}
+	if !req.refs && req.service == ServiceUploadPack && e.Status != http.StatusUnauthorized {
+		// git shows a failed POST's body to no one ("RPC failed; HTTP
+		// 403"), but dies with "remote error: …" on an ERR packet in the
+		// answer (gitprotocol-pack(5), "error-line"): the owner's
+		// connection was lost between the advertisement and the fetch.
+		httperr.Log(c.UserContext(), p.log(c), e, gateway.RequestID(c))
+		c.Set(fiber.HeaderContentType, "application/x-git-upload-pack-result")
+		c.Set(fiber.HeaderCacheControl, "no-store")
+		return c.Send(errPacket(e.Message + " (arbor: " + e.Code + ", request id " + gateway.RequestID(c) + ")"))
+	}
+	e.Plain = true
 	return e
+}
+
+// errPacket is a pkt-line "ERR message": four hex digits of length, then
+// the text (gitprotocol-common(5)), cut to fit one packet.
+func errPacket(msg string) []byte {
+	const maxPayload = 65516 - len("ERR \n")
+	if len(msg) > maxPayload {
+		msg = msg[:maxPayload]
+	}
+	line := "ERR " + strings.ReplaceAll(msg, "\n", " ") + "\n"
+	return []byte(fmt.Sprintf("%04x%s", len(line)+4, line))
 }
 
 func (p *Proxy) log(c *fiber.Ctx) *slog.Logger {
@@ -183,27 +205,29 @@ func (p *Proxy) log(c *fiber.Ctx) *slog.Logger {
 	return gateway.Logger(c)
 }
 
-func (p *Proxy) handle(c *fiber.Ctx) error {
+// handle serves one request; on error, req is what the path said (zero
+// for a path that is not a Git proxy request).
+func (p *Proxy) handle(c *fiber.Ctx) (request, error) {
 	req, err := parse(c.Method(), string(c.Request().URI().PathOriginal()), string(c.Request().URI().QueryArgs().Peek("service")))
 	if err != nil {
 		p.log(c).Info("git request refused", "error", httperr.CodeBadPath, "reason", err.Error())
 		if errors.Is(err, errNotSmart) {
-			return httperr.New(http.StatusForbidden, CodeNotSmartHTTP, err.Error())
+			return request{}, httperr.New(http.StatusForbidden, CodeNotSmartHTTP, err.Error())
 		}
-		return httperr.BadRequest(httperr.CodeBadPath, err.Error())
+		return request{}, httperr.BadRequest(httperr.CodeBadPath, err.Error())
 	}
 	base, user, ok := p.cfg.Hosts.GitHost(req.provider)
 	if !ok {
-		return httperr.New(http.StatusNotFound, httperr.CodeUnknownProvider,
+		return req, httperr.New(http.StatusNotFound, httperr.CodeUnknownProvider,
 			fmt.Sprintf("Arbor has no Git provider %q; the URL is /git/{provider}/{owner}/{repo}.git with a provider of the Integrations page", req.provider))
 	}
 	id, grant, err := p.cfg.Chain.Repo(c)
 	if err != nil {
-		return err
+		return req, err
 	}
 	if e := p.allowed(req, grant); e != nil {
 		p.log(c).Info("git request refused", "error", e.Code, "credential", id.WorkerID, "provider", req.provider, "repo", req.repo, "service", req.service)
-		return e
+		return req, e
 	}
 	limit := p.cfg.FetchBodyLimit
 	if req.service == ServiceReceivePack {
@@ -211,7 +235,7 @@ func (p *Proxy) handle(c *fiber.Ctx) error {
 	}
 	if cl := int64(c.Request().Header.ContentLength()); cl > limit {
 		p.log(c).Info("git request refused", "error", httperr.CodeBodyTooLarge, "credential", id.WorkerID, "content_length", cl, "limit", limit)
-		return tooLarge(limit)
+		return req, tooLarge(limit)
 	}
 	ctx, cancel := context.WithTimeout(c.UserContext(), p.cfg.TokenTimeout)
 	tok, err := p.cfg.Tokens.ValidProviderToken(ctx, id.UserID, req.provider)
@@ -219,9 +243,9 @@ func (p *Proxy) handle(c *fiber.Ctx) error {
 	if err != nil {
 		e := p.tokenError(req, err)
 		p.log(c).Warn("git request without a provider token", "error", e.Code, "credential", id.WorkerID, "user_id", id.UserID, "provider", req.provider, "err", err)
-		return e
+		return req, e
 	}
-	return p.forward(c, req, id, base, user, tok.AccessToken, limit)
+	return req, p.forward(c, req, id, base, user, tok.AccessToken, limit)
 }
 
 // allowed applies the credential's scopes and repository patterns.
