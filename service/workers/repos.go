@@ -70,14 +70,14 @@ func CleanGrant(g Grant) (Grant, error) {
 		case ScopeGitWrite:
 			out.Scopes = append(out.Scopes, ScopeGitRead)
 		default:
-			return Grant{}, fmt.Errorf("%w: %q; a repository credential has %q, optionally with %q", ErrBadScope, s, ScopeGitRead, ScopeGitWrite)
+			return Grant{}, fmt.Errorf("%w: %q; write \"scopes\": [\"git:read\"], or [\"git:read\", \"git:write\"] to push too", ErrBadScope, s)
 		}
 		out.Scopes = append(out.Scopes, s)
 	}
 	slices.Sort(out.Scopes)
 	out.Scopes = slices.Compact(out.Scopes)
 	if len(g.Repos) > 0 && len(out.Scopes) == 0 {
-		return Grant{}, fmt.Errorf("%w: repository patterns need the scope %q", ErrBadScope, ScopeGitRead)
+		return Grant{}, fmt.Errorf("%w: repository patterns need a git scope; write \"scopes\": [\"git:read\"] with them", ErrBadScope)
 	}
 	if len(g.Repos) > MaxRepoPatterns {
 		return Grant{}, fmt.Errorf("%w: %d patterns; at most %d", ErrBadRepoPattern, len(g.Repos), MaxRepoPatterns)
