@@ -78,10 +78,10 @@ type workerJSON struct {
 	Name        string   `json:"name"`
 	Scopes      []string `json:"scopes"`
 	Repos       []string `json:"repos"`
-	CreatedAt   string `json:"created_at"`
-	RotatedAt   string `json:"rotated_at"`
-	LastUsedAt  string `json:"last_used_at"`
-	LastAddress string `json:"last_address"`
+	CreatedAt   string   `json:"created_at"`
+	RotatedAt   string   `json:"rotated_at"`
+	LastUsedAt  string   `json:"last_used_at"`
+	LastAddress string   `json:"last_address"`
 }
 
 type workerReply struct {
