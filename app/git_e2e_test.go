@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"net/http/cgi"
 	"net/http/httptest"
 	"os"
 	"os/exec"
@@ -23,35 +22,25 @@ import (
 
 	"github.com/vintner/arbor/app/apptest"
 	"github.com/vintner/arbor/gateway/edge/gitproxy"
+	"github.com/vintner/arbor/internal/fakegit"
 	"github.com/vintner/arbor/sdk/fakeprovider"
 )
 
-// gitHost is the fake GitHub's Git host: git http-backend (CGI) over a
-// directory of bare repositories, behind the check a real host makes:
-// HTTP Basic with x-access-token and an access token the fake GitHub
-// issued that is still valid (expired and revoked tokens get 401).
+// gitHost is the fake GitHub's Git host (package fakegit: git
+// http-backend behind HTTP Basic with x-access-token and a live token of
+// the fake GitHub), with what the tests watch and a few answers of their
+// own.
 type gitHost struct {
-	fake    atomic.Pointer[fakeprovider.Provider]
-	root    string
-	backend string
-	url     string // where it serves
+	fake *fakegit.Host
+	root string
+	url  string // where it serves
 
 	mu        sync.Mutex
 	protocols []string // Git-Protocol of each request
-	refused   int      // requests answered 401
 	afterRefs func()   // if set, called once after an advertisement
 }
 
 func (g *gitHost) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	user, pass, ok := r.BasicAuth()
-	if f := g.fake.Load(); !ok || user != "x-access-token" || f == nil || !f.ValidAccessToken(pass) {
-		g.mu.Lock()
-		g.refused++
-		g.mu.Unlock()
-		w.Header().Set("WWW-Authenticate", `Basic realm="GitHub"`)
-		http.Error(w, "Invalid username or token.", http.StatusUnauthorized)
-		return
-	}
 	g.mu.Lock()
 	g.protocols = append(g.protocols, r.Header.Get("Git-Protocol"))
 	g.mu.Unlock()
@@ -62,10 +51,7 @@ func (g *gitHost) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		_, _ = w.Write([]byte(strings.Repeat("x", 100000)))
 		return
 	}
-	(&cgi.Handler{Path: g.backend, Env: []string{
-		"GIT_PROJECT_ROOT=" + g.root, "GIT_HTTP_EXPORT_ALL=1",
-		"GIT_CONFIG_COUNT=1", "GIT_CONFIG_KEY_0=http.receivepack", "GIT_CONFIG_VALUE_0=true",
-	}}).ServeHTTP(w, r)
+	g.fake.ServeHTTP(w, r)
 	if strings.HasSuffix(r.URL.Path, "/info/refs") {
 		g.mu.Lock()
 		after := g.afterRefs
@@ -93,27 +79,30 @@ func newGitEnv(t *testing.T) *gitEnv {
 	if _, err := exec.LookPath("git"); err != nil {
 		t.Skip("git is not installed")
 	}
-	execPath, err := exec.Command("git", "--exec-path").Output()
+	var github atomic.Pointer[fakeprovider.Provider]
+	fake, err := fakegit.Start(fakegit.Options{
+		User: "x-access-token",
+		ValidToken: func(tok string) bool {
+			f := github.Load()
+			return f != nil && f.ValidAccessToken(tok)
+		},
+		Repos: map[string]map[string]string{
+			"octocat/hello-world": {"README.md": "# Hello World\n"},
+			"octocat/other":       {"README.md": "# Other\n"},
+		},
+		Dir: t.TempDir(),
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	g := &gitHost{root: t.TempDir(), backend: filepath.Join(strings.TrimSpace(string(execPath)), "git-http-backend")}
+	t.Cleanup(fake.Close)
+	g := &gitHost{fake: fake, root: fake.Dir()}
 	e := &gitEnv{t: t, host: g, home: t.TempDir()}
-	work := filepath.Join(t.TempDir(), "work")
-	e.mustGit("", "init", "-q", "-b", "main", work)
-	if err := os.WriteFile(filepath.Join(work, "README.md"), []byte("# Hello World\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	e.mustGit(work, "add", "README.md")
-	e.mustGit(work, "commit", "-q", "-m", "first")
-	for _, repo := range []string{"octocat/hello-world.git", "octocat/other.git"} {
-		e.mustGit("", "clone", "-q", "--bare", work, filepath.Join(g.root, repo))
-	}
 	srv := httptest.NewServer(g)
 	t.Cleanup(srv.Close)
 	g.url = srv.URL
 	e.Harness = apptest.New(t, apptest.Env("ARBOR_PROVIDERS_GITHUB_GIT_URL="+srv.URL))
-	g.fake.Store(e.Fakes.Fakes["github"])
+	github.Store(e.Fakes.Fakes["github"])
 	e.browser = e.Browser()
 	e.browser.MustSignIn("github")
 	apptest.ConnectProvider(t, e.browser, "github")
