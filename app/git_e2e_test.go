@@ -487,3 +487,44 @@ func TestGitProxyLargeClone(t *testing.T) {
 	t.Logf("cloned a 48 MiB repository through Arbor in %v, straight from the Git host in %v",
 		d.Round(time.Millisecond), time.Since(start).Round(time.Millisecond))
 }
+
+// GitLab: another Basic user name (oauth2) and a repository in a
+// subgroup, reached by a credential limited to the group.
+func TestGitProxyGitLabSubgroup(t *testing.T) {
+	if _, err := exec.LookPath("git"); err != nil {
+		t.Skip("git is not installed")
+	}
+	var gitlab atomic.Pointer[fakeprovider.Provider]
+	host, err := fakegit.Start(fakegit.Options{
+		User: "oauth2",
+		ValidToken: func(tok string) bool {
+			f := gitlab.Load()
+			return f != nil && f.ValidAccessToken(tok)
+		},
+		Repos: map[string]map[string]string{"vintner/platform/app": {"README.md": "# App\n"}},
+		Dir:   t.TempDir(),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(host.Close)
+	h := apptest.New(t, apptest.Env("ARBOR_PROVIDERS_GITLAB_GIT_URL="+host.URL()))
+	gitlab.Store(h.Fakes.Fakes["gitlab"])
+	e := &gitEnv{Harness: h, t: t, browser: h.Browser(), home: t.TempDir()}
+	e.browser.MustSignIn("github")
+	apptest.ConnectProvider(t, e.browser, "gitlab")
+	c := e.newCred(map[string]any{"name": "argocd", "scopes": []string{"git:read"}, "repos": []string{"gitlab:vintner/**"}})
+	url := h.PublicURL + "/git/gitlab/vintner/platform/app.git"
+	dst := filepath.Join(e.home, "app")
+	if out, err := e.as(c, "", "clone", url, dst); err != nil {
+		t.Fatalf("clone: %v\n%s", err, out)
+	}
+	if b, err := os.ReadFile(filepath.Join(dst, "README.md")); err != nil || string(b) != "# App\n" {
+		t.Fatalf("README.md: %q %v", b, err)
+	}
+	out, err := e.as(c, "", "ls-remote", h.PublicURL+"/git/github/vintner/platform/app.git")
+	if err == nil {
+		t.Fatalf("the same path on github, outside gitlab:vintner/**:\n%s", out)
+	}
+	mustContain(t, "other provider", out, "may not access github/vintner/platform/app")
+}
