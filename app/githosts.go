@@ -57,7 +57,11 @@ func newGitHosts(cfg config.Config, provs connections.Providers) (*gitHosts, err
 		}
 		u, err := url.Parse(h.url)
 		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.User != nil || u.RawQuery != "" {
-			return nil, fmt.Errorf("providers.%s.git_url %q: want an http(s) URL without credentials or query, e.g. https://github.example.com", name, h.url)
+			shown := "(not a URL)"
+			if err == nil {
+				shown = u.Redacted() // never the credentials it may hold
+			}
+			return nil, fmt.Errorf("providers.%s.git_url %s: want an http(s) URL without credentials or query, e.g. https://github.example.com", name, shown)
 		}
 		if h.user == "" {
 			return nil, fmt.Errorf("providers.%s.git_user is required with git_url: the Basic user name the Git host takes with an OAuth token (GitHub x-access-token, GitLab oauth2, Bitbucket x-token-auth)", name)
