@@ -26,6 +26,7 @@ import (
 	"github.com/vintner/arbor/gateway/authz/access"
 	"github.com/vintner/arbor/gateway/authz/assertion"
 	"github.com/vintner/arbor/gateway/authz/scope"
+	"github.com/vintner/arbor/gateway/edge/gitproxy"
 	"github.com/vintner/arbor/gateway/httperr"
 	"github.com/vintner/arbor/gateway/pages"
 	"github.com/vintner/arbor/gateway/signin"
@@ -63,6 +64,7 @@ type webAuth struct {
 	whoamiAPI        *api.Whoami
 	cliPage          *pages.CLI
 	cliAPI           *api.CLI
+	gitProxy         *gitproxy.Proxy
 	// errorPage is the page a browser gets for an error the gateway
 	// answers (gateway.Options.ErrorPage).
 	errorPage httperr.Page
@@ -82,6 +84,7 @@ func (w *webAuth) mount(srv *gateway.Server, limits gateway.RouteHook) error {
 		srv.Mount(gateway.ClassAPI, w.cliAPI.Routes, limit),
 		srv.Mount(gateway.ClassAuth, w.workersPage.Routes, limit),
 		srv.Mount(gateway.ClassAPI, w.workersAPI.Routes, limit),
+		srv.Mount(gateway.ClassGit, w.gitProxy.Routes, limit, gateway.WithStreamedBody()),
 	)
 }
 
@@ -251,6 +254,7 @@ func (a *App) setupWebAuth(cfg config.Config, secrets config.SecretsValues, keyr
 		Session:       sessions.Cookies(),
 		CLI:           authn.CLI(cli),
 		Worker:        authn.Workers(workerSvc),
+		Repo:          authn.RepoCredentials(workerSvc),
 		ServiceTokens: services,
 		Members:       members,
 	})
@@ -370,9 +374,24 @@ func (a *App) setupWebAuth(cfg config.Config, secrets config.SecretsValues, keyr
 	if err != nil {
 		return nil, err
 	}
+	if err := a.step("git proxy"); err != nil {
+		return nil, err
+	}
+	hosts, err := newGitHosts(cfg, provs)
+	if err != nil {
+		return nil, usageErr(err)
+	}
+	gitProxy, err := gitproxy.New(gitproxy.Config{
+		Chain: chain, Tokens: broker, Hosts: hosts, PublicURL: cfg.PublicURL,
+		ClientReadTimeout: cfg.Server.ReadTimeout,
+	})
+	if err != nil {
+		return nil, err
+	}
+	a.onClose("git proxy", gitProxy.Close)
 	return &webAuth{sessions: sessions, sessionToks: signer, web: web, gate: gate, broker: broker, cli: cli, notifier: notifier, workers: workerSvc, members: memberSvc,
 		integrationsPage: integrationsPage, workersPage: workersPage, accountPage: accountPage,
-		providersAPI: providersAPI, workersAPI: workersAPI, whoamiAPI: whoamiAPI, cliPage: cliPages, cliAPI: cliAPI, errorPage: errorPage}, nil
+		providersAPI: providersAPI, workersAPI: workersAPI, whoamiAPI: whoamiAPI, cliPage: cliPages, cliAPI: cliAPI, errorPage: errorPage, gitProxy: gitProxy}, nil
 }
 
 // deviceClients converts cli.device_clients (validated by config).

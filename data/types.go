@@ -185,6 +185,15 @@ type Worker struct {
 	RotatedAt  time.Time `json:"rotated_at,omitzero"`
 	LastUsedAt time.Time `json:"last_used_at,omitzero"`
 	LastAddr   string    `json:"last_addr,omitempty"`
+	// Scopes, when not empty, make the record a repository credential
+	// rather than a Tendril worker: what it may do through Arbor's Git
+	// proxy ("git:read", "git:write"; package service/workers). Empty for
+	// a worker, and for every record stored before issue 22.
+	Scopes []string `json:"scopes,omitempty"`
+	// Repos limits a repository credential to the repositories that match
+	// one of these patterns (service/workers.MatchRepo); empty allows every
+	// repository the owner's connection can read.
+	Repos []string `json:"repos,omitempty"`
 }
 
 // Connection states.

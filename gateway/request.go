@@ -427,6 +427,17 @@ func (s *Server) routeEntry(class RouteClass, bodyLimit int64) fiber.Handler {
 	}
 }
 
+// streamedEntry is routeEntry for a Mount with WithStreamedBody: the label
+// only, the body left to the handler.
+func (s *Server) streamedEntry(class RouteClass) fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		if st := stateOf(c); st != nil {
+			st.class = class
+		}
+		return c.Next()
+	}
+}
+
 // ClientIP returns the client's address: the one a trusted proxy vouched
 // for in X-Forwarded-For, else the TCP peer. Empty outside a gateway request.
 func ClientIP(c *fiber.Ctx) string {

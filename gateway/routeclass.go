@@ -25,11 +25,14 @@ const (
 	ClassAuth
 	// ClassAPI is Arbor's own JSON API.
 	ClassAPI
+	// ClassGit is the Git proxy (/git/…): clones and fetches relayed to a
+	// provider's Git host.
+	ClassGit
 
 	numClasses
 )
 
-var classNames = [numClasses]string{"other", "health", "metrics", "proxy", "auth", "api"}
+var classNames = [numClasses]string{"other", "health", "metrics", "proxy", "auth", "api", "git"}
 
 // String returns the label value used in logs and metrics.
 func (c RouteClass) String() string {

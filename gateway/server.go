@@ -173,6 +173,12 @@ func (s *Server) methodGuard(next fasthttp.RequestHandler) fasthttp.RequestHandl
 	}
 }
 
+// ObserveStream is for a handler that answers with a streamed body (the
+// Git proxy): the request's access log line and metrics then wait for the
+// observer's StreamDone, which the handler's body must call exactly once,
+// when it has been written or has failed. Nil outside a gateway request.
+func ObserveStream(c *fiber.Ctx) proxy.StreamObserver { return observeStream(c) }
+
 // observeStream hands the proxy the request's state as its StreamObserver.
 func observeStream(c *fiber.Ctx) proxy.StreamObserver {
 	st := stateOf(c)
@@ -237,7 +243,11 @@ func (s *Server) Mount(class RouteClass, register func(r fiber.Router), opts ...
 	if s.started {
 		return ErrStarted
 	}
-	register(&classRouter{r: s.app, entry: s.routeEntry(class, m.bodyLimit), hook: m.hook})
+	entry := s.routeEntry(class, m.bodyLimit)
+	if m.streamed {
+		entry = s.streamedEntry(class)
+	}
+	register(&classRouter{r: s.app, entry: entry, hook: m.hook})
 	return nil
 }
 
@@ -247,6 +257,19 @@ type MountOption func(*mountOptions)
 type mountOptions struct {
 	bodyLimit int64
 	hook      RouteHook
+	streamed  bool
+}
+
+// WithStreamedBody leaves the request bodies of one Mount call to its
+// handlers, unread and unchecked by the edge body rule (package reqbody):
+// any media type and encoding, no cap but the handler's own. For a route
+// that relays a body as it arrives, as the Git proxy relays git's
+// (application/x-git-upload-pack-request, often gzip'd, sometimes
+// hundreds of MiB for a push). The handler reads c.Context()'s
+// RequestBodyStream and must bound it itself: size, and time
+// (ReadTimeout still bounds a stall; see Options.UploadMinRate).
+func WithStreamedBody() MountOption {
+	return func(m *mountOptions) { m.streamed = true }
 }
 
 // WithBodyLimit caps the request bodies of the routes of one Mount call at

@@ -79,7 +79,9 @@ Never use dev mode in production.`,
 				return err
 			}
 			defer fakes.Close()
-			withFakes := append(fakeEnv, extra...)
+			stopGit, gitEnv, gitRepos := startDevGitHosts(fakes, cmd.ErrOrStderr())
+			defer stopGit()
+			withFakes := append(append(fakeEnv, gitEnv...), extra...)
 			if !hasConfig(cmd) {
 				// Its groups name the fake GitHub, so only now.
 				withFakes = append(withFakes, devPolicyEnv()...)
@@ -95,6 +97,10 @@ Never use dev mode in production.`,
 			return serve(cmd.Context(), cfg, serveHooks{stdout: out, ready: func(addr string) {
 				fmt.Fprintf(out, "\n  Arbor dev is running: open http://%s/\n  demo upstream: http://%s  data: %s\n  fake providers: %s\n",
 					addr, ln.Addr(), cfg.DataDir, strings.Join(fakeURLs(fakes), ", "))
+				if len(gitRepos) > 0 {
+					fmt.Fprintf(out, "  fake Git repositories (clone with a repository credential, docs/git-proxy.md):\n    http://%s%s\n",
+						addr, strings.Join(gitRepos, "\n    http://"+addr))
+				}
 				if hint := devPolicyHint(cfg, addr, fakes); hint != "" {
 					fmt.Fprint(out, hint)
 				}

@@ -188,7 +188,12 @@ func (a *app) workersListCmd() *cobra.Command {
 				if w.LastAddress != "" {
 					addr = printable(w.LastAddress)
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", w.ID, printable(w.Name), shortStamp(w.CreatedAt), shortStamp(w.LastUsedAt), addr)
+				name := printable(w.Name)
+				if len(w.Scopes) > 0 {
+					// A repository credential: what it may do, where.
+					name += " [" + printable(strings.Join(append(append([]string(nil), w.Scopes...), w.Repos...), " ")) + "]"
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", w.ID, name, shortStamp(w.CreatedAt), shortStamp(w.LastUsedAt), addr)
 			}
 			return tw.Flush()
 		},

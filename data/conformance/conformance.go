@@ -250,6 +250,7 @@ func (e *env) newWorker(id, userID string) data.Worker {
 	return data.Worker{
 		ID: id, UserID: userID, Name: "worker " + id,
 		TokenHash: []byte{0x00, 0x01, 0xfe, 0xff, byte(len(id))}, CreatedAt: e.clock.Now(),
+		Scopes: []string{"git:read"}, Repos: []string{"octocat/*", "group/sub/**"},
 	}
 }
 

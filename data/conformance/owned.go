@@ -72,6 +72,7 @@ var workersOwned = ownedKind[data.Worker]{
 	fields: func(w *data.Worker) (*string, *time.Time) { return &w.UserID, &w.CreatedAt },
 	change: func(e *env, w *data.Worker) {
 		w.TokenHash, w.RotatedAt = []byte("a new sha-256 of thirty-two by"), e.clock.Now()
+		w.Scopes, w.Repos = append(w.Scopes, "git:write"), nil
 	},
 }
 

@@ -46,6 +46,8 @@ import (
 //
 //	workers.ErrNotFound     404 worker_not_found (also another user's worker)
 //	workers.ErrBadName      400 invalid_name
+//	workers.ErrBadScope     400 invalid_scope
+//	workers.ErrBadRepoPattern 400 invalid_repo_pattern
 //
 // The CLI login service: as CLIAnswer (below) says.
 func Answer(err error) error {
@@ -57,6 +59,10 @@ func Answer(err error) error {
 		return CLIAnswer(err)
 	case errors.Is(err, workers.ErrNotFound):
 		return httperr.Wrap(err, http.StatusNotFound, client.CodeWorkerNotFound, "You have no worker with that id")
+	case errors.Is(err, workers.ErrBadScope):
+		return httperr.Wrap(err, http.StatusBadRequest, CodeInvalidScope, errorText(err))
+	case errors.Is(err, workers.ErrBadRepoPattern):
+		return httperr.Wrap(err, http.StatusBadRequest, CodeInvalidRepoPattern, errorText(err))
 	case errors.Is(err, workers.ErrBadName):
 		return httperr.Wrap(err, http.StatusBadRequest, client.CodeInvalidName, fmt.Sprintf("A worker name has 1 to %d characters and no control characters", workers.MaxName))
 	}

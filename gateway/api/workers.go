@@ -2,8 +2,10 @@ package api
 
 // The workers API (/api/workers): where the Grape CLI (a bearer token with
 // scope workers) or a page's script (the session) registers, lists,
-// renames, rotates and revokes a person's workers. Package
-// service/workers does the work and authenticates the workers themselves.
+// renames, rotates and revokes a person's workers and repository
+// credentials (a registration with "scopes": ["git:read"], optionally
+// "git:write" and "repos" patterns; docs/git-proxy.md). Package
+// service/workers does the work and authenticates both.
 //
 // Registering or rotating answers with the plaintext token exactly once,
 // in its JSON, with Cache-Control: no-store; after that only the hash
@@ -15,6 +17,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -31,6 +34,18 @@ import (
 
 // PathWorkers is the workers API.
 const PathWorkers = "/api/workers"
+
+// Error codes of a refused repository credential.
+const (
+	CodeInvalidScope       = "invalid_scope"
+	CodeInvalidRepoPattern = "invalid_repo_pattern"
+)
+
+// errorText is a service error's own text without its package prefix, for
+// errors whose text is written for the client (what to write instead).
+func errorText(err error) string {
+	return strings.TrimPrefix(err.Error(), "workers: ")
+}
 
 // WorkersOptions configure the workers API.
 type WorkersOptions struct {
@@ -66,15 +81,18 @@ func (a *Workers) Routes(r fiber.Router) {
 	r.Delete(PathWorkers+"/:id", a.revoke)
 }
 
-// Worker is a worker as the API and the Workers page show it: never its
-// hash.
+// Worker is a worker or repository credential as the API and the Workers
+// page show it: never its hash. Scopes and Repos are a repository
+// credential's (absent for a worker).
 type Worker struct {
-	ID          string `json:"id"`
-	Name        string `json:"name"`
-	CreatedAt   string `json:"created_at"`
-	RotatedAt   string `json:"rotated_at,omitempty"`
-	LastUsedAt  string `json:"last_used_at,omitempty"`
-	LastAddress string `json:"last_address,omitempty"`
+	ID          string   `json:"id"`
+	Name        string   `json:"name"`
+	Scopes      []string `json:"scopes,omitempty"`
+	Repos       []string `json:"repos,omitempty"`
+	CreatedAt   string   `json:"created_at"`
+	RotatedAt   string   `json:"rotated_at,omitempty"`
+	LastUsedAt  string   `json:"last_used_at,omitempty"`
+	LastAddress string   `json:"last_address,omitempty"`
 }
 
 func stamp(t time.Time) string {
@@ -87,7 +105,7 @@ func stamp(t time.Time) string {
 // WorkerView is w as the API shows it.
 func WorkerView(w data.Worker) Worker {
 	return Worker{
-		ID: w.ID, Name: w.Name, CreatedAt: stamp(w.CreatedAt), RotatedAt: stamp(w.RotatedAt),
+		ID: w.ID, Name: w.Name, Scopes: w.Scopes, Repos: w.Repos, CreatedAt: stamp(w.CreatedAt), RotatedAt: stamp(w.RotatedAt),
 		LastUsedAt: stamp(w.LastUsedAt), LastAddress: w.LastAddr,
 	}
 }
@@ -138,11 +156,15 @@ func (a *Workers) register(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	name, err := nameBody(c)
-	if err != nil {
-		return err
+	var body struct {
+		Name   string   `json:"name"`
+		Scopes []string `json:"scopes"`
+		Repos  []string `json:"repos"`
 	}
-	w, tok, err := a.opts.Workers.Register(c.UserContext(), id.UserID, name)
+	if err := json.Unmarshal(reqbody.Raw(c), &body); err != nil {
+		return httperr.BadRequest(client.CodeInvalidBody, `The body must be JSON: {"name": "..."} for a worker, {"name": "...", "scopes": ["git:read"], "repos": ["owner/*"]} for a repository credential`)
+	}
+	w, tok, err := a.opts.Workers.RegisterWith(c.UserContext(), id.UserID, body.Name, workers.Grant{Scopes: body.Scopes, Repos: body.Repos})
 	if err != nil {
 		return Answer(err)
 	}

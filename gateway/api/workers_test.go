@@ -74,12 +74,14 @@ func TestWorkerRoutes(t *testing.T) {
 
 // workerJSON is one worker as the API returns it.
 type workerJSON struct {
-	ID          string `json:"id"`
-	Name        string `json:"name"`
-	CreatedAt   string `json:"created_at"`
-	RotatedAt   string `json:"rotated_at"`
-	LastUsedAt  string `json:"last_used_at"`
-	LastAddress string `json:"last_address"`
+	ID          string   `json:"id"`
+	Name        string   `json:"name"`
+	Scopes      []string `json:"scopes"`
+	Repos       []string `json:"repos"`
+	CreatedAt   string   `json:"created_at"`
+	RotatedAt   string   `json:"rotated_at"`
+	LastUsedAt  string   `json:"last_used_at"`
+	LastAddress string   `json:"last_address"`
 }
 
 type workerReply struct {
@@ -302,6 +304,45 @@ func TestWorkersAPI(t *testing.T) {
 			if strings.Contains(hay, secret) {
 				t.Errorf("a worker token appears in the %s", what)
 			}
+		}
+	}
+}
+
+// Repository credentials are registered through the same API, with
+// scopes and repository patterns, normalized; bad ones say what to write.
+func TestRepoCredentialsAPI(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	alice := e.browser()
+	alice.MustSignIn("github")
+	var bodies []string
+	web := workerAPI{t: t, b: alice, seen: &bodies}
+	r := web.reply(web.do(http.MethodPost, "/api/workers", map[string]any{
+		"name": "argocd", "scopes": []string{"git:write"}, "repos": []string{"OctoCat/*", "group/**"},
+	}, nil), http.StatusCreated)
+	if !client.ValidWorkerToken(r.Token) || fmt.Sprint(r.Worker.Scopes) != "[git:read git:write]" || fmt.Sprint(r.Worker.Repos) != "[octocat/* group/**]" {
+		t.Fatalf("registration: %+v", r)
+	}
+	if g := web.reply(web.do(http.MethodGet, "/api/workers/"+r.Worker.ID, nil, nil), 200); fmt.Sprint(g.Worker.Scopes) != "[git:read git:write]" {
+		t.Fatalf("get: %+v", g)
+	}
+	// A repository credential is no worker on worker routes.
+	if res := callAsWorker(e, r.Worker.ID, r.Token); res.StatusCode != 401 {
+		t.Fatalf("as a worker: %d %s", res.StatusCode, res.Body)
+	}
+	for _, tc := range []struct {
+		body map[string]any
+		code string
+	}{
+		{map[string]any{"name": "x", "scopes": []string{"repo"}}, "invalid_scope"},
+		{map[string]any{"name": "x", "repos": []string{"octocat/*"}}, "invalid_scope"},
+		{map[string]any{"name": "x", "scopes": []string{"git:read"}, "repos": []string{"octocat"}}, "invalid_repo_pattern"},
+		{map[string]any{"name": "x", "scopes": []string{"git:read"}, "repos": []string{"../x"}}, "invalid_repo_pattern"},
+		{map[string]any{"name": "x", "scopes": "git:read"}, "invalid_body"},
+	} {
+		res := web.do(http.MethodPost, "/api/workers", tc.body, nil)
+		web.want(res, 400, tc.code)
+		if !strings.Contains(res.Body, "write") && tc.code != "invalid_body" {
+			t.Errorf("%v: the message does not say what to write: %s", tc.body, res.Body)
 		}
 	}
 }

@@ -24,6 +24,9 @@ type Config struct {
 	// Worker authenticates X-Worker-ID and X-Worker-Token
 	// (workers.Service). Nil: no worker routes.
 	Worker Authenticator
+	// Repo authenticates repository credentials sent as HTTP Basic
+	// (RepoCredentials). Nil: the Git proxy accepts no one.
+	Repo RepoAuthenticator
 	// ServiceTokens may call the service route (KindService). None: the
 	// route answers 404.
 	ServiceTokens []ServiceToken
@@ -40,6 +43,7 @@ type Chain struct {
 	by      [numKinds]Authenticator
 	session Sessions
 	members Members
+	repo    RepoAuthenticator // the same as by[KindRepo]
 }
 
 // New builds the chain from cfg.
@@ -50,6 +54,9 @@ func New(cfg Config) (*Chain, error) {
 	ch := &Chain{session: cfg.Session, members: cfg.Members}
 	ch.by[KindSession] = cfg.Session
 	ch.by[KindCLI], ch.by[KindWorker] = cfg.CLI, cfg.Worker
+	if cfg.Repo != nil {
+		ch.by[KindRepo], ch.repo = cfg.Repo, cfg.Repo
+	}
 	if len(cfg.ServiceTokens) > 0 {
 		s, err := newServiceTokens(cfg.ServiceTokens)
 		if err != nil {

@@ -42,6 +42,7 @@ type env struct {
 	bearerAll, bearerNoProxy       string // CLI access tokens
 	bearerForged                   string
 	workerID, workerTok, workerBad string
+	repoID, repoTok                string // a repository credential (git:read, octocat/*)
 }
 
 func newEnv(t *testing.T) *env {
@@ -118,6 +119,11 @@ func newEnv(t *testing.T) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
+	rc, rtok, err := ws.RegisterWith(ctx, "alice", "argocd", workers.Grant{Scopes: []string{"git:read"}, Repos: []string{"octocat/*"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.repoID, e.repoTok = rc.ID, rtok
 
 	// The chain, as cmd/arbor builds it.
 	cli, err := clilogin.New(e.store, clilogin.Options{Tokens: toks, CodeKey: cliKey, Logger: quiet})
@@ -128,6 +134,7 @@ func newEnv(t *testing.T) *env {
 		Session:       sessions.Cookies(),
 		CLI:           authn.CLI(cli),
 		Worker:        authn.Workers(ws),
+		Repo:          authn.RepoCredentials(ws),
 		ServiceTokens: []authn.ServiceToken{{Name: "argocd", Token: serviceSecret}},
 	}
 	e.chain, err = authn.New(e.cfg)

@@ -43,6 +43,9 @@
 //     when one is sent, else the session cookie.
 //   - Page and Form (Arbor's pages): the session cookie only.
 //   - Service (the service token route): a configured service token only.
+//   - Repo (the Git proxy, /git/…): a repository credential as HTTP Basic
+//     only, and every failure gets 401 repo_unauthorized with
+//     WWW-Authenticate: Basic, so that git asks for credentials.
 //
 // Without a credential a route accepts, it answers 401 with the one code
 // httperr.CodeUnauthenticated (worker and service routes keep their own

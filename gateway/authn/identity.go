@@ -10,8 +10,7 @@ import (
 // Kind is the kind of credential that authenticated a caller.
 type Kind uint8
 
-// Kinds. The zero Kind is no caller. Repository credentials (a Git client's
-// token on a repository route) will be a kind of their own.
+// Kinds. The zero Kind is no caller.
 const (
 	KindNone Kind = iota
 	// KindSession is a person's browser, by its session cookie (package
@@ -27,10 +26,15 @@ const (
 	// KindService is a configured backend, by its service token. Service
 	// is set; UserID is empty (the route names the user).
 	KindService
+	// KindRepo is a repository credential, by HTTP Basic on the Git proxy
+	// (package workers, repos.go). WorkerID is the credential's id; UserID
+	// its owner, whose provider connections it uses. Its scopes and
+	// repository patterns come from Chain.Repo, not in Identity.
+	KindRepo
 	numKinds
 )
 
-var kindNames = [numKinds]string{"none", "session", "cli", "worker", "service"}
+var kindNames = [numKinds]string{"none", "session", "cli", "worker", "service", "repo"}
 
 // String names the kind ("session", "cli", …) for logs.
 func (k Kind) String() string {
@@ -55,7 +59,8 @@ type Identity struct {
 	Login  string
 	// SessionID is the browser session (KindSession).
 	SessionID string
-	// WorkerID is the worker (KindWorker).
+	// WorkerID is the worker (KindWorker) or repository credential
+	// (KindRepo).
 	WorkerID string
 	// LoginID is the CLI login (refresh family) of a CLI access token
 	// (KindCLI), so that what it opened (a WebSocket tunnel) can end with

@@ -83,6 +83,11 @@ type Error struct {
 	// whole seconds, rounded up (RFC 9110 section 10.2.3): when a 429 or
 	// 503 client may try again.
 	RetryAfter time.Duration
+	// Plain renders the answer as text/plain instead of JSON or HTML: the
+	// message, then the code and request id on a line of their own. For
+	// clients that show a text/plain error body to their user and nothing
+	// else, as git does over smart HTTP (each line as "remote: …").
+	Plain bool
 }
 
 // New returns an Error without a cause.

@@ -70,6 +70,11 @@ func TestHandlerRendering(t *testing.T) {
 	app.Get("/fail", func(c *fiber.Ctx) error {
 		return httperr.Wrap(errors.New("token=abc"), 401, httperr.CodeUnauthorized, "Sign in <first>")
 	})
+	app.Get("/git", func(c *fiber.Ctx) error {
+		e := httperr.Wrap(errors.New("token=abc"), 403, "provider_reconnect_required", "Reconnect GitHub")
+		e.Fix, e.Plain = "Open https://arbor.example/integrations", true
+		return e
+	})
 	app.Get("/later", func(c *fiber.Ctx) error {
 		return httperr.New(503, "provider_rate_limited", "later").WithRetryAfter(1500 * time.Millisecond)
 	})
@@ -95,6 +100,8 @@ func TestHandlerRendering(t *testing.T) {
 		// Retry-After in whole seconds, rounded up, on JSON and pages.
 		{"/later", "", 503, "application/json", `"error":"provider_rate_limited"`, "2"},
 		{"/later", "text/html", 503, "text/html", `data-error="provider_rate_limited"`, "2"},
+		// Plain: text for git, whatever Accept says.
+		{"/git", "text/html", 403, "text/plain", "Reconnect GitHub\nOpen https://arbor.example/integrations\n(arbor: provider_reconnect_required, request id rid-1)\n", ""},
 	}
 	for _, tc := range tests {
 		req, _ := http.NewRequest(http.MethodGet, url+tc.path, nil)

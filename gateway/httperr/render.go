@@ -65,6 +65,20 @@ func RenderPage(c *fiber.Ctx, e *Error, requestID string, page Page) error {
 	if e.RetryAfter > 0 {
 		c.Set(fiber.HeaderRetryAfter, strconv.FormatInt(RetryAfterSeconds(e.RetryAfter), 10))
 	}
+	if e.Plain {
+		c.Set(fiber.HeaderContentType, fiber.MIMETextPlainCharsetUTF8)
+		var b strings.Builder
+		b.WriteString(e.Message)
+		if e.Fix != "" {
+			b.WriteString("\n" + e.Fix)
+		}
+		b.WriteString("\n(arbor: " + e.Code)
+		if requestID != "" {
+			b.WriteString(", request id " + requestID)
+		}
+		b.WriteString(")\n")
+		return c.SendString(b.String())
+	}
 	if WantsHTML(c) {
 		if page != nil && page(c, status, e.Code, e.Message, requestID) == nil {
 			return nil

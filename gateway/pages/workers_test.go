@@ -125,3 +125,18 @@ func TestWorkersPage(t *testing.T) {
 		t.Fatal("revoked worker still listed")
 	}
 }
+
+// A repository credential (registered through the API) is listed on the
+// Workers page with its scopes and patterns.
+func TestWorkersPageListsRepoCredentials(t *testing.T) {
+	e := newEnv(t)
+	b := e.Browser()
+	b.MustSignIn("github")
+	if res := b.PostJSON("/api/workers", map[string]any{"name": "argocd", "scopes": []string{"git:read"}, "repos": []string{"octocat/*"}}); res.StatusCode != http.StatusCreated {
+		t.Fatalf("register: %d %s", res.StatusCode, res.Body)
+	}
+	page := b.Get("/workers")
+	if !strings.Contains(page.Body, `Repository credential (Git proxy): <code>git:read</code> on <code>octocat/*</code>`) {
+		t.Fatalf("the page does not show the credential's grant:\n%s", page.Body)
+	}
+}

@@ -35,6 +35,11 @@ type Worker struct {
 	RotatedAt   time.Time `json:"rotated_at,omitzero"`    // zero if never rotated
 	LastUsedAt  time.Time `json:"last_used_at,omitzero"`  // zero if never used
 	LastAddress string    `json:"last_address,omitempty"` // client address of the last use
+	// Scopes and Repos are a repository credential's (Arbor's Git proxy:
+	// "git:read", "git:write", and repository patterns); empty for a
+	// worker.
+	Scopes []string `json:"scopes,omitempty"`
+	Repos  []string `json:"repos,omitempty"`
 }
 
 // Workers manages the signed-in user's workers through the workers API

@@ -1,5 +1,7 @@
 // Package workers authenticates Tendril workers: machines that call the
-// upstream's worker API with X-Worker-ID and X-Worker-Token.
+// upstream's worker API with X-Worker-ID and X-Worker-Token; and
+// repository credentials, the same kind of token with scopes, which Git
+// clients present to Arbor's Git proxy with HTTP Basic (repos.go).
 //
 // # Tokens
 //
@@ -122,14 +124,19 @@ type record struct {
 	hash   []byte
 	userID string
 	name   string
+	scopes []string // a repository credential's (shared, read-only)
+	repos  []string
 	until  time.Time // served until then (cacheTTL)
 }
 
-// Identity is an authenticated worker.
+// Identity is an authenticated worker or repository credential.
 type Identity struct {
 	WorkerID string
 	UserID   string
 	Name     string
+	// Scopes and Repos are a repository credential's (see Grant); nil for
+	// a worker. Shared with the cache: read-only.
+	Scopes, Repos []string
 }
 
 // Service registers and authenticates workers.
@@ -220,7 +227,7 @@ func (s *Service) lookup(ctx context.Context, id string, now time.Time) (record,
 	if err != nil {
 		return record{}, err
 	}
-	r := record{hash: w.TokenHash, userID: w.UserID, name: w.Name, until: now.Add(cacheTTL)}
+	r := record{hash: w.TokenHash, userID: w.UserID, name: w.Name, scopes: w.Scopes, repos: w.Repos, until: now.Add(cacheTTL)}
 	s.cache.PutFresh(id, r, now, g)
 	return r, nil
 }
@@ -287,8 +294,18 @@ func CleanName(name string) (string, error) {
 // Register creates a worker for userID and returns it with its token,
 // which is never available again.
 func (s *Service) Register(ctx context.Context, userID, name string) (data.Worker, string, error) {
+	return s.RegisterWith(ctx, userID, name, Grant{})
+}
+
+// RegisterWith is Register with a grant: a zero Grant registers a worker,
+// one with scopes a repository credential (see repos.go). Errors:
+// ErrBadName, ErrBadScope, ErrBadRepoPattern, or the store's.
+func (s *Service) RegisterWith(ctx context.Context, userID, name string, g Grant) (data.Worker, string, error) {
 	name, err := CleanName(name)
 	if err != nil {
+		return data.Worker{}, "", err
+	}
+	if g, err = CleanGrant(g); err != nil {
 		return data.Worker{}, "", err
 	}
 	u, err := uuid.NewRandom() // crypto/rand
@@ -300,11 +317,16 @@ func (s *Service) Register(ctx context.Context, userID, name string) (data.Worke
 	if err != nil {
 		return data.Worker{}, "", err
 	}
-	w := data.Worker{ID: id, UserID: userID, Name: name, TokenHash: hashToken(tok), CreatedAt: s.opts.Now().UTC()}
+	w := data.Worker{ID: id, UserID: userID, Name: name, TokenHash: hashToken(tok), CreatedAt: s.opts.Now().UTC(),
+		Scopes: g.Scopes, Repos: g.Repos}
 	if err := s.store.CreateWorker(ctx, w); err != nil {
 		return data.Worker{}, "", fmt.Errorf("workers: registering: %w", err)
 	}
-	s.audit(ctx, "worker.register", userID, id)
+	action := "worker.register"
+	if IsRepoCredential(w.Scopes) {
+		action = "repo_credential.register"
+	}
+	s.audit(ctx, action, userID, id)
 	return w, tok, nil
 }
 
@@ -406,7 +428,8 @@ var dummyHash = hashToken("arbw_no-such-worker")
 // Authenticate checks a worker's id and token (the X-Worker-ID and
 // X-Worker-Token headers, as fasthttp holds them: neither is kept) against
 // the worker's record, cached (see the package documentation). Every
-// failure is ErrUnauthorized; a store outage is returned as is. from gives
+// failure is ErrUnauthorized, a repository credential's token included;
+// a store outage is returned as is. from gives
 // the client's address, asked for only when the worker's last use is
 // recorded (at most once a second per worker).
 //
@@ -414,6 +437,17 @@ var dummyHash = hashToken("arbw_no-such-worker")
 // hashed where they are, without copies: a cached worker costs one
 // allocation, its id.
 func (s *Service) Authenticate(ctx context.Context, rawID, rawTok []byte, from func() string) (Identity, error) {
+	return s.authenticate(ctx, rawID, rawTok, from, false)
+}
+
+// AuthenticateRepo is Authenticate for a repository credential (HTTP
+// Basic on the Git proxy: the user name is rawID, the password rawTok): a
+// worker's token is refused with the same ErrUnauthorized.
+func (s *Service) AuthenticateRepo(ctx context.Context, rawID, rawTok []byte, from func() string) (Identity, error) {
+	return s.authenticate(ctx, rawID, rawTok, from, true)
+}
+
+func (s *Service) authenticate(ctx context.Context, rawID, rawTok []byte, from func() string, repo bool) (Identity, error) {
 	if !validID(rawID) || !client.ValidWorkerTokenBytes(rawTok) {
 		return Identity{}, ErrUnauthorized
 	}
@@ -428,11 +462,11 @@ func (s *Service) Authenticate(ctx context.Context, rawID, rawTok []byte, from f
 	if err != nil {
 		return Identity{}, err
 	}
-	if subtle.ConstantTimeCompare(sum[:], w.hash) != 1 {
+	if subtle.ConstantTimeCompare(sum[:], w.hash) != 1 || IsRepoCredential(w.scopes) != repo {
 		return Identity{}, ErrUnauthorized
 	}
 	s.noteUse(id, now, from)
-	return Identity{WorkerID: id, UserID: w.userID, Name: w.name}, nil
+	return Identity{WorkerID: id, UserID: w.userID, Name: w.name, Scopes: w.scopes, Repos: w.repos}, nil
 }
 
 // noteUse records that worker id was used now by the request's client,

@@ -395,6 +395,8 @@ var (
 		f.time(&v.RotatedAt)
 		f.time(&v.LastUsedAt)
 		f.str(&v.LastAddr)
+		f.strs(&v.Scopes) // issue 22
+		f.strs(&v.Repos)
 	})
 
 	Connection = codec("connection", func(f fields, v *data.Connection) {

@@ -50,3 +50,13 @@ func olderDecodes[T any](t *testing.T, name string, c Codec[T], want T) {
 		t.Errorf("%s decodes as\n%+v\nwant %+v", name, got, want)
 	}
 }
+
+// TestWorkersBeforeIssue22Decode: workers stored before issue 22 added
+// Scopes and Repos (testdata/golden/worker-v1-before-22.hex) still decode,
+// as Tendril workers: no scopes, no repository patterns.
+func TestWorkersBeforeIssue22Decode(t *testing.T) {
+	var w data.Worker
+	fill(t, rand.New(rand.NewPCG(7, 17)), reflect.ValueOf(&w)) // goldenCases' seed for worker
+	w.Scopes, w.Repos = nil, nil
+	olderDecodes(t, "worker-v1-before-22", Worker, w)
+}
