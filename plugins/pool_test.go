@@ -3,6 +3,7 @@ package plugins_test
 import (
 	"context"
 	"fmt"
+	"path/filepath"
 	"strconv"
 	"sync"
 	"testing"
@@ -307,4 +308,57 @@ func benchPlugin(b *testing.B, h *plugins.Host, f *fake, name string) *plugins.P
 	}
 	b.Cleanup(func() { p.Close() })
 	return p
+}
+
+// TestReloadWithCodeReleased: a plugin from a directory whose code was
+// released keeps running the module it loaded even after the file was
+// replaced on disk, until Reload; calls racing the reload and the releases
+// all succeed (run with -race); the new version releases and recompiles
+// its own code.
+func TestReloadWithCodeReleased(t *testing.T) {
+	h, _ := newHost(t, plugins.Policy{PoolSize: 4, IdleTimeout: time.Millisecond, CodeIdleTimeout: time.Millisecond, AcquireTimeout: 30 * time.Second})
+	f := newFake(t)
+	dir := t.TempDir()
+	copyPlugin(t, "good", filepath.Join(dir, "good"))
+	reg := registry(t, h, f, dir)
+	p, ok := reg.Get("good")
+	if !ok {
+		t.Fatal("good not loaded")
+	}
+	codeReleased(t, p, 1)
+	copyPlugin(t, "good2", filepath.Join(dir, "good")) // on disk, not reloaded
+	if b, err := refreshBuild(context.Background(), p); err != nil || b != "v1" {
+		t.Fatalf("call after the code was released and the file replaced: build %q, %v; want v1, the module that was loaded", b, err)
+	}
+	codeReleased(t, p, 2)
+
+	var wg sync.WaitGroup
+	errs := make(chan error, 4*50)
+	for g := range 4 {
+		wg.Go(func() {
+			for i := range 50 {
+				if _, err := refreshBuild(context.Background(), p); err != nil {
+					errs <- fmt.Errorf("worker %d, call %d: %w", g, i, err)
+				}
+				if i%5 == 0 {
+					time.Sleep(time.Duration(g+1) * time.Millisecond)
+				}
+			}
+		})
+	}
+	if err := reg.Reload(context.Background()); err != nil {
+		t.Errorf("reload: %v", err)
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	if st := p.Stats(); st.Version != "2.0.0" {
+		t.Fatalf("after the reload: %+v, want version 2.0.0", st)
+	}
+	codeReleased(t, p, 1)
+	if b, err := refreshBuild(context.Background(), p); err != nil || b != "v2" {
+		t.Fatalf("call after the new version released its code: build %q, %v; want v2", b, err)
+	}
 }
