@@ -84,9 +84,12 @@ func startPlugins(ctx context.Context, cfg config.Config, environ []string, log 
 		CacheDir: cfg.Plugins.CacheDir,
 		Logger:   log,
 		Policy: plugins.Policy{
-			MaxMemoryPages: uint32(cfg.Plugins.MaxMemoryPages),
-			DefaultTimeout: cfg.Plugins.DefaultTimeout,
-			PoolSize:       cfg.Plugins.PoolSize,
+			MaxMemoryPages:  uint32(cfg.Plugins.MaxMemoryPages),
+			DefaultTimeout:  cfg.Plugins.DefaultTimeout,
+			PoolSize:        cfg.Plugins.PoolSize,
+			KeepWarm:        cfg.Plugins.KeepWarm,
+			IdleTimeout:     cfg.Plugins.IdleTimeout,
+			CodeIdleTimeout: cfg.Plugins.CodeIdleTimeout,
 		},
 	})
 	if err != nil {

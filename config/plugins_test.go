@@ -28,6 +28,8 @@ plugins:
   max_memory_pages: 256
   default_timeout: 3s
   pool_size: 2
+  keep_warm: 1
+  code_idle_timeout: -1s
 providers:
   github:
     client_id: from-yaml
@@ -43,12 +45,14 @@ providers:
 		"ARBOR_PROVIDERS_SELF_GITLAB_ALLOWED_HOSTS=gitlab.internal",
 		"ARBOR_PROVIDERS_GOOGLE_TOKEN_URL=https://oauth2.example.com/token",
 		"ARBOR_PLUGINS_POOL_SIZE=3",
+		"ARBOR_PLUGINS_IDLE_TIMEOUT=30s",
 		"ARBOR_PROVIDERS_SELF_GITLAB_GROUPS_SCOPES=read_api",
 	}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.Plugins.MaxMemoryPages != 256 || cfg.Plugins.DefaultTimeout != 3*time.Second || cfg.Plugins.PoolSize != 3 {
+	if cfg.Plugins.MaxMemoryPages != 256 || cfg.Plugins.DefaultTimeout != 3*time.Second || cfg.Plugins.PoolSize != 3 ||
+		cfg.Plugins.KeepWarm != 1 || cfg.Plugins.IdleTimeout != 30*time.Second || cfg.Plugins.CodeIdleTimeout != -time.Second {
 		t.Fatalf("plugins = %+v", cfg.Plugins)
 	}
 	gh := cfg.Providers["github"]

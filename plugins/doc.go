@@ -14,12 +14,16 @@
 // wazero and grants it nothing but a wall clock, randomness and two host
 // functions: http_do and log. Each call:
 //
-//   - runs on an instance from a bounded, pre-warmed pool (instantiation
-//     costs 6-9 ms and ~5.5 MB, so never per request; instances are not
-//     goroutine-safe, so one call per instance). The pool grows under
-//     concurrent calls up to Policy.PoolSize and shrinks back to
-//     Policy.Prewarm instances once the extra ones have gone unused for
-//     Policy.IdleTimeout, so that a burst does not stay resident;
+//   - runs on an instance from a bounded pool (instantiation costs 6-9 ms
+//     and ~5.5 MB, so never per request; instances are not goroutine-safe,
+//     so one call per instance). The pool grows under concurrent calls up
+//     to Policy.PoolSize and shrinks back to Policy.KeepWarm instances
+//     (default none) once the others have gone unused for
+//     Policy.IdleTimeout, so that neither the load's instances nor a
+//     burst's stay resident. A plugin with no instance for
+//     Policy.CodeIdleTimeout also releases its compiled code, and its next
+//     call compiles the module again (from the on-disk cache: tens of
+//     milliseconds);
 //   - has one deadline covering guest CPU and HTTP (WithCloseOnContextDone
 //     is always on: it is the only thing that stops a runaway loop);
 //   - has a memory limit (default 32 MiB) enforced per instance by a

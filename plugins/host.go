@@ -3,6 +3,7 @@ package plugins
 import (
 	"context"
 	"crypto/rand"
+	"embed"
 	"errors"
 	"fmt"
 	"io"
@@ -66,14 +67,28 @@ type Policy struct {
 	// PoolSize is the most instances one plugin runs at once; more
 	// concurrent calls wait. Each instance costs about 5.5 MB. Default 4.
 	PoolSize int
-	// Prewarm is how many instances are created when a plugin loads, so
-	// that the first calls do not pay 6-9 ms of instantiation. It is also
-	// the warm count the pool shrinks back to when idle. Default 1.
+	// Prewarm is how many instances are created when a plugin loads. The
+	// first of them also checks the module's operations against the
+	// manifest, so at least one is always created. Default 1.
 	Prewarm int
-	// IdleTimeout: instances beyond the Prewarm count that no call needed
-	// for this long are closed, so that a burst does not leave its
-	// instances (about 5.5 MB each) resident. Default 1 minute.
+	// KeepWarm is how many instances a plugin keeps at rest: the pool
+	// shrinks back to it when idle. 0, the default, keeps none: a call
+	// after a quiet period instantiates the module first (6-9 ms), and an
+	// idle plugin costs no instance memory (about 3.5 MB resident each;
+	// docs/benchmarks.md, "Issue 20: memory at rest").
+	KeepWarm int
+	// IdleTimeout: instances beyond KeepWarm that no call needed for this
+	// long are closed, so that neither the load's nor a burst's instances
+	// stay resident. Default 1 minute.
 	IdleTimeout time.Duration
+	// CodeIdleTimeout: a plugin that has had no instance for this long
+	// also releases its compiled machine code (about 11 MB for a built-in
+	// plugin); the next call compiles the module again, which takes it
+	// from the on-disk compilation cache (HostOptions.CacheDir) in about
+	// 40 ms, or compiles it from scratch without one (about 1 s).
+	// Default 5 minutes; negative keeps the code loaded for as long as the
+	// plugin is.
+	CodeIdleTimeout time.Duration
 	// MaxCallsPerInstance: an instance is replaced after this many calls.
 	// Default 1000.
 	MaxCallsPerInstance int
@@ -115,9 +130,13 @@ func (p Policy) withDefaults() Policy {
 	if p.Prewarm > p.PoolSize {
 		p.Prewarm = p.PoolSize
 	}
+	p.KeepWarm = min(max(p.KeepWarm, 0), p.PoolSize)
 	def(&p.MaxCallsPerInstance, 1000)
 	if p.IdleTimeout <= 0 {
 		p.IdleTimeout = time.Minute
+	}
+	if p.CodeIdleTimeout == 0 {
+		p.CodeIdleTimeout = 5 * time.Minute
 	}
 	if p.AcquireTimeout <= 0 {
 		p.AcquireTimeout = 5 * time.Second
@@ -269,6 +288,12 @@ func (h *Host) Load(ctx context.Context, fsys fs.FS, dir string, cfg PluginConfi
 type source struct {
 	manifest []byte
 	module   []byte
+	// reread reads the module again, for a version that released its
+	// compiled code. It is set only for a source that cannot change under
+	// the running process (an embed.FS: the built-in plugins); a version
+	// from any other source keeps its module's bytes instead, so that a
+	// file replaced on disk before the next Reload never changes what runs.
+	reread func() ([]byte, error)
 }
 
 // readSource reads and checks the manifest and module in dir of fsys;
@@ -304,6 +329,9 @@ func readSource(fsys fs.FS, dir, label string) (*manifest.Manifest, source, erro
 	src.module = mod
 	if err := m.VerifyModule(mod); err != nil {
 		return m, src, fmt.Errorf("plugins: %w", err)
+	}
+	if _, ok := fsys.(embed.FS); ok {
+		src.reread = func() ([]byte, error) { return fs.ReadFile(fsys, modPath) }
 	}
 	return m, src, nil
 }
@@ -347,7 +375,7 @@ func (h *Host) build(ctx context.Context, m *manifest.Manifest, src source, cfg 
 	if err != nil {
 		return nil, fail(fmt.Errorf("module %s is not a valid WebAssembly module: %w", m.Module, err))
 	}
-	v, err := newVersion(h, m, cfg, compiled)
+	v, err := newVersion(h, m, cfg, compiled, src)
 	if err != nil {
 		compiled.Close(ctx)
 		return nil, fail(err)

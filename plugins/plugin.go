@@ -110,10 +110,23 @@ type version struct {
 	private   netguard.HostList
 	client    *http.Client
 	transport *http.Transport
-	compiled  wazero.CompiledModule
 	pool      *pool
 	log       *slog.Logger
 	loadedAt  time.Time
+
+	// module returns the module's bytes to compile it again after its
+	// code was released (nil when the policy never releases code).
+	module func() ([]byte, error)
+
+	// codeMu guards compiled: instantiating holds it shared, compiling
+	// and releasing hold it exclusively. compiled is nil while the code is
+	// released (the pool had no instance for Policy.CodeIdleTimeout) and
+	// after close; codeLoaded mirrors compiled != nil for the pool's
+	// reaper, which must not wait for a compile.
+	codeMu     sync.RWMutex
+	compiled   wazero.CompiledModule
+	codeClosed bool
+	codeLoaded atomic.Bool
 
 	mu      sync.Mutex
 	refs    int
@@ -121,9 +134,10 @@ type version struct {
 	done    chan struct{} // closed when the version is closed
 
 	calls, created, discarded, recycledCalls, recycledMemory, reaped atomic.Uint64
+	codeReleases, codeLoads                                          atomic.Uint64
 }
 
-func newVersion(h *Host, m *manifest.Manifest, cfg PluginConfig, compiled wazero.CompiledModule) (*version, error) {
+func newVersion(h *Host, m *manifest.Manifest, cfg PluginConfig, compiled wazero.CompiledModule, src source) (*version, error) {
 	v := &version{
 		host: h, man: m, cfg: cfg, compiled: compiled,
 		limits:   clampLimits(h.policy, m.Limits),
@@ -174,6 +188,15 @@ func newVersion(h *Host, m *manifest.Manifest, cfg PluginConfig, compiled wazero
 	}
 	v.client = &http.Client{Transport: v.transport, CheckRedirect: v.checkRedirect}
 	v.pool = newPool(v)
+	v.codeLoaded.Store(true)
+	if h.policy.CodeIdleTimeout > 0 {
+		if src.reread != nil {
+			v.module = src.reread
+		} else {
+			mod := src.module
+			v.module = func() ([]byte, error) { return mod, nil }
+		}
+	}
 	return v, nil
 }
 
@@ -186,6 +209,9 @@ func (v *version) start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	// The reaper takes the pool down to KeepWarm once the load's instances
+	// have gone unused for IdleTimeout.
+	defer v.pool.settle()
 	if first == nil {
 		return nil
 	}
@@ -245,7 +271,14 @@ func (v *version) close() {
 	}
 	v.pool.close()
 	v.transport.CloseIdleConnections()
-	v.compiled.Close(context.Background())
+	v.codeMu.Lock()
+	if v.compiled != nil {
+		v.compiled.Close(context.Background())
+		v.compiled = nil
+	}
+	v.codeClosed = true
+	v.codeLoaded.Store(false)
+	v.codeMu.Unlock()
 	close(v.done)
 }
 
@@ -324,9 +357,15 @@ type Stats struct {
 	// replaced after MaxCallsPerInstance calls and RecycledMemory those
 	// replaced past the memory high-water mark.
 	Created, Discarded, RecycledCalls, RecycledMemory uint64
-	// Reaped counts instances beyond the warm count (Policy.Prewarm)
+	// Reaped counts instances beyond the warm count (Policy.KeepWarm)
 	// closed after Policy.IdleTimeout without a call needing them.
 	Reaped uint64
+	// CodeLoaded reports whether the compiled code is in memory.
+	// CodeReleases counts its releases after Policy.CodeIdleTimeout
+	// without an instance, CodeLoads the compilations that brought it
+	// back for a call (the load's own compilation not counted).
+	CodeLoaded              bool
+	CodeReleases, CodeLoads uint64
 }
 
 // Stats returns counters of the current version.
@@ -340,7 +379,8 @@ func (p *Plugin) Stats() Stats {
 		Version: v.man.Version, Instances: live, Idle: idle, Calls: v.calls.Load(),
 		Created: v.created.Load(), Discarded: v.discarded.Load(),
 		RecycledCalls: v.recycledCalls.Load(), RecycledMemory: v.recycledMemory.Load(),
-		Reaped: v.reaped.Load(),
+		Reaped:     v.reaped.Load(),
+		CodeLoaded: v.codeLoaded.Load(), CodeReleases: v.codeReleases.Load(), CodeLoads: v.codeLoads.Load(),
 	}
 }
 

@@ -5,11 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
 	"github.com/tetratelabs/wazero/experimental"
 	"github.com/tetratelabs/wazero/sys"
@@ -86,7 +88,7 @@ func (v *version) newInstance(ctx context.Context) (*instance, error) {
 	ictx = experimental.WithMemoryAllocator(ictx, experimental.MemoryAllocatorFunc(func(_, _ uint64) experimental.LinearMemory {
 		return mem
 	}))
-	mod, err := v.host.rt.InstantiateModule(ictx, v.compiled, v.host.modCfg.WithStderr(stderr))
+	mod, err := v.instantiate(ictx, v.host.modCfg.WithStderr(stderr))
 	if err != nil {
 		msg := strings.TrimSpace(string(stderr.b))
 		if msg != "" {
@@ -109,6 +111,70 @@ func (v *version) newInstance(ctx context.Context) (*instance, error) {
 }
 
 func (in *instance) close() { in.mod.Close(context.Background()) }
+
+// instantiate creates a module instance from the compiled code, compiling
+// the module again first if its code was released. The caller holds a pool
+// slot, so the reaper does not release the code meanwhile.
+func (v *version) instantiate(ctx context.Context, cfg wazero.ModuleConfig) (api.Module, error) {
+	for {
+		v.codeMu.RLock()
+		if v.compiled != nil {
+			mod, err := v.host.rt.InstantiateModule(ctx, v.compiled, cfg)
+			v.codeMu.RUnlock()
+			return mod, err
+		}
+		v.codeMu.RUnlock()
+		if err := v.loadCode(ctx); err != nil {
+			return nil, err
+		}
+	}
+}
+
+// loadCode compiles the module again after its code was released: from the
+// on-disk compilation cache when the host has one (tens of milliseconds),
+// else from scratch.
+func (v *version) loadCode(ctx context.Context) error {
+	v.codeMu.Lock()
+	defer v.codeMu.Unlock()
+	switch {
+	case v.compiled != nil:
+		return nil
+	case v.codeClosed:
+		return errors.New("the plugin version is closed")
+	case v.module == nil:
+		return errors.New("the compiled code was released but the module is not available to compile it again")
+	}
+	b, err := v.module()
+	if err != nil {
+		return fmt.Errorf("reading the module %s again to compile it: %w", v.man.Module, err)
+	}
+	cctx := experimental.WithCompilationWorkers(ctx, runtime.GOMAXPROCS(0))
+	compiled, err := v.host.rt.CompileModule(cctx, b)
+	if err != nil {
+		return fmt.Errorf("compiling the module %s again: %w", v.man.Module, err)
+	}
+	v.compiled = compiled
+	v.codeLoaded.Store(true)
+	v.codeLoads.Add(1)
+	return nil
+}
+
+// releaseCode closes the compiled code if the pool has no instance and
+// nobody is instantiating or compiling (TryLock). The pool's mu is held.
+func (v *version) releaseCode() bool {
+	if !v.codeMu.TryLock() {
+		return false
+	}
+	defer v.codeMu.Unlock()
+	if v.compiled == nil || len(v.pool.slots) > 0 {
+		return false
+	}
+	v.compiled.Close(context.Background())
+	v.compiled = nil
+	v.codeLoaded.Store(false)
+	v.codeReleases.Add(1)
+	return true
+}
 
 // marker calls the ABI marker and returns the operations the module
 // implements.
@@ -164,12 +230,15 @@ func (in *instance) invoke(ctx context.Context, op abi.Op, req []byte) ([]byte, 
 // token is held.
 //
 // The pool grows on demand up to PoolSize and shrinks back to the warm
-// count (Policy.Prewarm) when idle: while it holds more than the warm count
-// a timer runs, and each time it fires (every Policy.IdleTimeout) it closes
-// as many idle instances as were never needed during that period (the
-// fewest idle instances any acquire saw), but never below the warm count.
-// The timer is a time.AfterFunc, so no goroutine waits while the pool is at
-// its warm count or closed.
+// count (Policy.KeepWarm, default 0) when idle: while it holds more than
+// the warm count a timer runs, and each time it fires (every
+// Policy.IdleTimeout) it closes as many idle instances as were never
+// needed during that period (the fewest idle instances any acquire saw),
+// but never below the warm count. Once the pool has had no instance at all
+// for Policy.CodeIdleTimeout, the timer releases the version's compiled
+// code too; the next instance compiles it again (version.instantiate). The
+// timer is a time.AfterFunc, so no goroutine waits while the pool is at
+// rest or closed.
 type pool struct {
 	v     *version
 	idle  chan *instance
@@ -182,14 +251,25 @@ type pool struct {
 
 	mu     sync.Mutex
 	closed bool
-	reaper *time.Timer // nil until the pool first grows past warm
-	armed  bool        // reaper is scheduled
-	wg     sync.WaitGroup
+	reaper *time.Timer // the scheduled reap, nil before the first
+	armed  int         // what the scheduled reap is for: armNone, armInstances or armCode
+	gen    uint64      // identifies the scheduled reap; an older one that fires does nothing
+	// createdAtArm is version.created when the code reap was scheduled:
+	// the code is released only if no instance was created since.
+	createdAtArm uint64
+	wg           sync.WaitGroup
 }
+
+// What a scheduled reap is for.
+const (
+	armNone = iota
+	armInstances
+	armCode
+)
 
 func newPool(v *version) *pool {
 	n := v.host.policy.PoolSize
-	p := &pool{v: v, idle: make(chan *instance, n), slots: make(chan struct{}, n), warm: v.host.policy.Prewarm}
+	p := &pool{v: v, idle: make(chan *instance, n), slots: make(chan struct{}, n), warm: v.host.policy.KeepWarm}
 	p.lowIdle.Store(math.MaxInt64)
 	return p
 }
@@ -204,50 +284,87 @@ func (p *pool) noteIdle(n int64) {
 	}
 }
 
-// armLocked schedules the reaper if the pool holds more than its warm
-// count. p.mu is held.
-func (p *pool) armLocked() {
-	if p.armed || p.closed || len(p.slots) <= p.warm {
-		return
-	}
-	p.armed = true
-	if p.reaper == nil {
-		p.reaper = time.AfterFunc(p.v.host.policy.IdleTimeout, p.reap)
-		return
-	}
-	p.reaper.Reset(p.v.host.policy.IdleTimeout)
+// settle schedules the reaper if the pool is not at rest (after the load's
+// instances were created).
+func (p *pool) settle() {
+	p.mu.Lock()
+	p.armLocked()
+	p.mu.Unlock()
 }
 
-// reap closes the instances that no call needed during the last idle
-// period, down to the warm count, and reschedules itself while the pool is
-// still above it.
-//
-// The memory of the closed instances is handed back to the OS at once
-// (host.freeMemory): the process is idle, and otherwise it would stay
-// resident until the runtime's scavenger reached it.
-func (p *pool) reap() {
-	p.mu.Lock()
-	p.armed = false
+// armLocked schedules the reaper if the pool holds more than its warm
+// count (an instance reap after IdleTimeout), or holds no instance but
+// still has its compiled code (a code release after CodeIdleTimeout, if
+// the policy releases code). A code reap already scheduled gives way to an
+// instance reap. p.mu is held.
+func (p *pool) armLocked() {
 	if p.closed {
+		return
+	}
+	want := armNone
+	switch {
+	case len(p.slots) > p.warm:
+		want = armInstances
+	case len(p.slots) == 0 && p.v.module != nil && p.v.codeLoaded.Load():
+		want = armCode
+	}
+	if want == armNone || want == p.armed || p.armed == armInstances {
+		return
+	}
+	if p.reaper != nil {
+		p.reaper.Stop()
+	}
+	p.gen++
+	gen := p.gen
+	p.armed = want
+	d := p.v.host.policy.IdleTimeout
+	if want == armCode {
+		d = p.v.host.policy.CodeIdleTimeout
+		p.createdAtArm = p.v.created.Load()
+	}
+	p.reaper = time.AfterFunc(d, func() { p.reap(gen) })
+}
+
+// reap runs when the scheduled timer fires. An instance reap closes the
+// instances that no call needed during the last idle period, down to the
+// warm count; a code reap releases the compiled code if the pool still has
+// no instance and none was created since. Either reschedules itself while
+// the pool is not at rest.
+//
+// The memory freed is handed back to the OS at once (host.freeMemory): the
+// process is idle, and otherwise it would stay resident until the
+// runtime's scavenger reached it.
+func (p *pool) reap(gen uint64) {
+	p.mu.Lock()
+	if p.closed || gen != p.gen {
 		p.mu.Unlock()
 		return
 	}
-	n := min(p.lowIdle.Swap(math.MaxInt64), int64(len(p.slots)-p.warm))
-	closed := 0
-	for ; n > 0; n-- {
-		select {
-		case in := <-p.idle:
-			in.close()
-			<-p.slots
-			p.v.reaped.Add(1)
-			closed++
-		default:
-			n = 0 // a call took the rest
+	kind := p.armed
+	p.armed = armNone
+	freed := false
+	switch kind {
+	case armInstances:
+		n := min(p.lowIdle.Swap(math.MaxInt64), int64(len(p.slots)-p.warm))
+		for ; n > 0; n-- {
+			select {
+			case in := <-p.idle:
+				in.close()
+				<-p.slots
+				p.v.reaped.Add(1)
+				freed = true
+			default:
+				n = 0 // a call took the rest
+			}
+		}
+	case armCode:
+		if len(p.slots) == 0 && p.v.created.Load() == p.createdAtArm {
+			freed = p.v.releaseCode()
 		}
 	}
 	p.armLocked()
 	p.mu.Unlock()
-	if closed > 0 {
+	if freed {
 		p.v.host.freeMemory()
 	}
 }
@@ -362,13 +479,15 @@ func (p *pool) replace() {
 		}
 		p.mu.Lock()
 		closed := p.closed
+		if !closed {
+			p.idle <- in
+			p.armLocked() // with KeepWarm 0, the replacement too closes when unused
+		}
 		p.mu.Unlock()
 		if closed {
 			in.close()
 			<-p.slots
-			return
 		}
-		p.idle <- in
 	}()
 }
 
