@@ -23,6 +23,7 @@ import (
 	"github.com/vintner/arbor/app/apptest"
 	"github.com/vintner/arbor/gateway/edge/gitproxy"
 	"github.com/vintner/arbor/internal/fakegit"
+	"github.com/vintner/arbor/internal/fakegit/gittest"
 	"github.com/vintner/arbor/sdk/fakeprovider"
 )
 
@@ -76,9 +77,7 @@ type gitEnv struct {
 
 func newGitEnv(t *testing.T) *gitEnv {
 	t.Helper()
-	if _, err := exec.LookPath("git"); err != nil {
-		t.Skip("git is not installed")
-	}
+	gittest.NeedGit(t)
 	var github atomic.Pointer[fakeprovider.Provider]
 	fake, err := fakegit.Start(fakegit.Options{
 		User: "x-access-token",
@@ -491,9 +490,7 @@ func TestGitProxyLargeClone(t *testing.T) {
 // GitLab: another Basic user name (oauth2) and a repository in a
 // subgroup, reached by a credential limited to the group.
 func TestGitProxyGitLabSubgroup(t *testing.T) {
-	if _, err := exec.LookPath("git"); err != nil {
-		t.Skip("git is not installed")
-	}
+	gittest.NeedGit(t)
 	var gitlab atomic.Pointer[fakeprovider.Provider]
 	host, err := fakegit.Start(fakegit.Options{
 		User: "oauth2",

@@ -3,11 +3,11 @@ package main
 import (
 	"io"
 	"net/http"
-	"os/exec"
 	"slices"
 	"strings"
 	"testing"
 
+	"github.com/vintner/arbor/internal/fakegit/gittest"
 	"github.com/vintner/arbor/plugins/builtin/fakes"
 )
 
@@ -16,9 +16,7 @@ import (
 // Bitbucket, each refusing a token its provider did not issue; the
 // providers' git_url points at them.
 func TestDevGitHosts(t *testing.T) {
-	if _, err := exec.LookPath("git"); err != nil {
-		t.Skip("git is not installed")
-	}
+	gittest.NeedGit(t)
 	set, err := fakes.Start("http://127.0.0.1:1", fakes.Options{})
 	if err != nil {
 		t.Fatal(err)
