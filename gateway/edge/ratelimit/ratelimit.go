@@ -45,6 +45,13 @@
 // limit would not slow a guesser down, who could still tell a hit (200)
 // from a miss (429). Requests without credentials (a browser with a stale
 // cookie, an anonymous visitor) never count.
+//
+// Routes under [GitPrefix] (the Git proxy, whose clients send HTTP Basic
+// in Authorization) count in [GitFailedAuth] instead: machines that clone
+// (ArgoCD retrying a revoked credential every few minutes) and workers or
+// CLIs behind the same address should not use up each other's bucket.
+// Its 429 says to check the repository credential, in text/plain for a
+// Git client (httperr.GitClient), which shows no other kind of body.
 package ratelimit
 
 import (
