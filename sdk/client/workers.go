@@ -22,7 +22,7 @@ const (
 	CodeInvalidBody        = "invalid_body"
 	CodeCrossOrigin        = "cross_origin"
 	CodeStoreUnavailable   = "store_unavailable"
-	CodeWorkerUnauthorized = "worker_unauthorized" // a worker route refused the credentials
+	CodeWorkerUnauthorized = "worker_unauthorized"  // a worker route refused the credentials
 	CodeInvalidScope       = "invalid_scope"        // a repository credential's scope Arbor does not know
 	CodeInvalidRepoPattern = "invalid_repo_pattern" // a repository pattern Arbor cannot read
 )
