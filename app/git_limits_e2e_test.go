@@ -3,6 +3,7 @@ package app_test
 import (
 	"crypto/rand"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -135,12 +136,14 @@ func TestGitProxyFailedAuthLimit(t *testing.T) {
 func TestGitProxyConcurrencyCap(t *testing.T) {
 	e := newGitEnv(t, "ARBOR_SERVER_GIT_MAX_PER_CLIENT=2")
 	c := e.newCred(map[string]any{"name": "argocd", "scopes": []string{"git:read"}})
-	// 256 KiB of random bytes in octocat/other: its pack is streamed (no
+	// 8 MiB of random bytes in octocat/other: its pack is streamed (no
 	// Content-Length, over the size relayed whole), so the slot is given
-	// back when the body ends, after the handler returned.
+	// back when the body ends, after the handler returned; and it is
+	// larger than the sockets' buffers, so a client that goes away
+	// mid-pack makes the relay's write fail.
 	work := filepath.Join(t.TempDir(), "other")
 	e.mustGit("", "clone", "-q", filepath.Join(e.host.root, "octocat/other.git"), work)
-	blob := make([]byte, 256<<10)
+	blob := make([]byte, 8<<20)
 	_, _ = rand.Read(blob)
 	if err := os.WriteFile(filepath.Join(work, "blob.bin"), blob, 0o644); err != nil {
 		t.Fatal(err)
@@ -151,6 +154,15 @@ func TestGitProxyConcurrencyCap(t *testing.T) {
 	for i := range 3 {
 		if out, err := e.as(c, "", "clone", "-q", e.url("octocat/other"), "clone-"+string(rune('a'+i))); err != nil {
 			t.Fatalf("clone %d under a cap of 2: %v\n%s", i+1, err, out)
+		}
+	}
+	// Three fetches abandoned after the first 64 KiB of their pack (more
+	// than the cap): each slot comes back when the relay's write fails.
+	head := strings.TrimSpace(e.mustGit("", "--git-dir", filepath.Join(e.host.root, "octocat/other.git"), "rev-parse", "main"))
+	for i := range 3 {
+		e.abandonFetch(c, "octocat/other", head)
+		if a := e.waitOK(gitRequest{repo: "octocat/other", c: c, git: true}); a.status != http.StatusOK {
+			t.Fatalf("after abandoned fetch %d: %d %s", i+1, a.status, a.body)
 		}
 	}
 	hold := make(chan struct{})
@@ -218,5 +230,42 @@ func TestGitProxyConcurrencyCap(t *testing.T) {
 		if a := e.do(gitRequest{repo: "octocat/hello-world", c: c, git: true}); a.status != http.StatusOK {
 			t.Fatalf("after the held requests ended: %d %s", a.status, a.body)
 		}
+	}
+}
+
+// abandonFetch asks for repo's pack at want (protocol v0: a want, a flush,
+// done) and closes the connection after the first 64 KiB of the answer.
+func (e *gitEnv) abandonFetch(c cred, repo, want string) {
+	e.t.Helper()
+	body := fmt.Sprintf("%04xwant %s\n0000%04xdone\n", len("want \n")+len(want)+4, want, len("done\n")+4)
+	req, _ := http.NewRequest(http.MethodPost, e.url(repo)+"/git-upload-pack", strings.NewReader(body))
+	req.SetBasicAuth(c.id, c.token)
+	req.Header.Set("Content-Type", "application/x-git-upload-pack-request")
+	req.Header.Set("User-Agent", "git/2.39.5")
+	tr := &http.Transport{DisableKeepAlives: true}
+	defer tr.CloseIdleConnections()
+	res, err := (&http.Client{Transport: tr, Timeout: 30 * time.Second}).Do(req)
+	if err != nil {
+		e.t.Fatalf("POST git-upload-pack: %v", err)
+	}
+	n, _ := io.CopyN(io.Discard, res.Body, 64<<10)
+	res.Body.Close() // before the end: the connection is closed
+	if res.StatusCode != http.StatusOK || n != 64<<10 {
+		e.t.Fatalf("POST git-upload-pack: %d, %d bytes read", res.StatusCode, n)
+	}
+}
+
+// waitOK repeats r until it is answered 200, for up to 10 s (a slot comes
+// back when the relay notices the client has gone), and returns the last
+// answer.
+func (e *gitEnv) waitOK(r gitRequest) gitAnswer {
+	e.t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		a := e.do(r)
+		if a.status == http.StatusOK || time.Now().After(deadline) {
+			return a
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
