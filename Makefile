@@ -6,7 +6,7 @@ LDFLAGS  := -s -w -X main.version=$(VERSION)
 BIN      := bin
 PKGS     := ./...
 
-.PHONY: all build run test test-unit fuzz bench bench-go loadbench loadbench-etcd loadbench-flood loadbench-tls lint fmt clean
+.PHONY: all build run test test-unit fuzz bench bench-go loadbench loadbench-etcd loadbench-flood loadbench-tls loadbench-git lint fmt clean
 
 all: lint test build
 
@@ -98,6 +98,15 @@ loadbench-tls: build
 	$(GO) build -o $(BIN)/loadbench ./cmd/loadbench
 	@d=$$(mktemp -d) && set -a && eval "$$(./$(BIN)/arbor keys generate)" && set +a && \
 	  ARBOR_DATA_DIR=$$d ./$(BIN)/loadbench -arbor-cmd "./$(BIN)/arbor serve" -tls -rounds 8 -duration 2s $(LOADBENCH_VERDICTS); rc=$$?; rm -rf $$d; exit $$rc
+
+# loadbench-git: issue 22, a 50 MiB repository of random bytes cloned with
+# the real git through Arbor's Git proxy and straight from the fake Git host
+# (git http-backend), 6 paired rounds after a warm-up, with Arbor's resident
+# memory sampled during each clone (about a minute).
+loadbench-git: build
+	$(GO) build -o $(BIN)/loadbench ./cmd/loadbench
+	@d=$$(mktemp -d) && set -a && eval "$$(./$(BIN)/arbor keys generate)" && set +a && \
+	  ARBOR_DATA_DIR=$$d ./$(BIN)/loadbench -arbor-cmd "./$(BIN)/arbor serve" -git -rounds 6 $(LOADBENCH_VERDICTS); rc=$$?; rm -rf $$d; exit $$rc
 
 ## lint: gofmt check and go vet
 lint:

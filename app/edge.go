@@ -21,11 +21,12 @@ func newRateLimits(l config.Limits) (*ratelimit.Limits, error) {
 	o.Capacity = l.Capacity
 	if l.Enabled {
 		for c, r := range map[ratelimit.Class]config.Rate{
-			ratelimit.SignIn:      l.SignIn,
-			ratelimit.DeviceStart: l.DeviceStart,
-			ratelimit.DevicePoll:  l.DevicePoll,
-			ratelimit.Refresh:     l.Refresh,
-			ratelimit.FailedAuth:  l.FailedAuth,
+			ratelimit.SignIn:        l.SignIn,
+			ratelimit.DeviceStart:   l.DeviceStart,
+			ratelimit.DevicePoll:    l.DevicePoll,
+			ratelimit.Refresh:       l.Refresh,
+			ratelimit.FailedAuth:    l.FailedAuth,
+			ratelimit.GitFailedAuth: l.GitFailedAuth,
 		} {
 			o.Rates[c] = ratelimit.Rate{PerMinute: r.PerMinute, Burst: r.Burst}
 		}

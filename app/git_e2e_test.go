@@ -39,12 +39,22 @@ type gitHost struct {
 	mu        sync.Mutex
 	protocols []string // Git-Protocol of each request
 	afterRefs func()   // if set, called once after an advertisement
+	// hold, if set, is where each request waits before it is served
+	// (counted in waiting), until hold is closed.
+	hold    chan struct{}
+	waiting atomic.Int32
 }
 
 func (g *gitHost) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	g.mu.Lock()
 	g.protocols = append(g.protocols, r.Header.Get("Git-Protocol"))
+	hold := g.hold
 	g.mu.Unlock()
+	if hold != nil {
+		g.waiting.Add(1)
+		<-hold
+		g.waiting.Add(-1)
+	}
 	if big, ok := strings.CutPrefix(r.URL.Path, "/octocat/big.git/"); ok && big == "info/refs" {
 		// An answer of declared length too large to be read whole.
 		w.Header().Set("Content-Type", "application/x-git-upload-pack-advertisement")
@@ -75,7 +85,7 @@ type gitEnv struct {
 	home    string
 }
 
-func newGitEnv(t *testing.T) *gitEnv {
+func newGitEnv(t *testing.T, env ...string) *gitEnv {
 	t.Helper()
 	gittest.NeedGit(t)
 	var github atomic.Pointer[fakeprovider.Provider]
@@ -100,7 +110,7 @@ func newGitEnv(t *testing.T) *gitEnv {
 	srv := httptest.NewServer(g)
 	t.Cleanup(srv.Close)
 	g.url = srv.URL
-	e.Harness = apptest.New(t, apptest.Env("ARBOR_PROVIDERS_GITHUB_GIT_URL="+srv.URL))
+	e.Harness = apptest.New(t, apptest.Env(append([]string{"ARBOR_PROVIDERS_GITHUB_GIT_URL=" + srv.URL}, env...)...))
 	github.Store(e.Fakes.Fakes["github"])
 	e.browser = e.Browser()
 	e.browser.MustSignIn("github")

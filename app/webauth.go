@@ -383,7 +383,7 @@ func (a *App) setupWebAuth(cfg config.Config, secrets config.SecretsValues, keyr
 	}
 	gitProxy, err := gitproxy.New(gitproxy.Config{
 		Chain: chain, Tokens: broker, Hosts: hosts, PublicURL: cfg.PublicURL,
-		ClientReadTimeout: cfg.Server.ReadTimeout,
+		ClientReadTimeout: cfg.Server.ReadTimeout, MaxPerClient: cfg.Server.GitMaxPerClient,
 	})
 	if err != nil {
 		return nil, err

@@ -139,6 +139,11 @@ type Server struct {
 	// through trusted_proxies); beyond it, 429
 	// too_many_concurrent_requests. Default 128.
 	UpstreamMaxPerClient int `yaml:"upstream_max_per_client"`
+	// GitMaxPerClient caps one client's Git proxy requests (/git/…) in
+	// progress, keyed as upstream_max_per_client; a clone holds one for as
+	// long as its pack takes. Beyond it, 429 too_many_concurrent_requests
+	// (text/plain for git). 0 turns it off. Default 32.
+	GitMaxPerClient int `yaml:"git_max_per_client"`
 	// WebSocketIdleTimeout closes a WebSocket tunnel with no traffic
 	// either way for this long. Default 5m.
 	WebSocketIdleTimeout time.Duration `yaml:"websocket_idle_timeout"`
@@ -235,6 +240,7 @@ func Default() Config {
 			MinRateGrace:         30 * time.Second,
 			MaxConnsPerAddress:   256,
 			UpstreamMaxPerClient: 128,
+			GitMaxPerClient:      32,
 			WebSocketIdleTimeout: 5 * time.Minute,
 		},
 		Upstream: Upstream{

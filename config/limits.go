@@ -27,6 +27,13 @@ type Limits struct {
 	// are answered 401. Once it is used up, the address's requests with
 	// credentials get 429 until it refills. Default 30 a minute, burst 10.
 	FailedAuth Rate `yaml:"failed_auth"`
+	// GitFailedAuth: requests to the Git proxy (/git/…) with HTTP Basic
+	// credentials that are answered 401 (a wrong, rotated or revoked
+	// repository credential). Once it is used up, the address's Git
+	// requests with credentials get 429 (text/plain, which git shows) until
+	// it refills. A bucket of its own, apart from failed_auth. Default 30
+	// a minute, burst 10.
+	GitFailedAuth Rate `yaml:"git_failed_auth"`
 }
 
 // Rate is one limit: a bucket of Burst requests that refills at PerMinute
@@ -41,13 +48,14 @@ type Rate struct {
 
 func defaultLimits() Limits {
 	return Limits{
-		Enabled:     true,
-		Capacity:    16384,
-		SignIn:      Rate{PerMinute: 30, Burst: 10},
-		DeviceStart: Rate{PerMinute: 10, Burst: 5},
-		DevicePoll:  Rate{PerMinute: 60, Burst: 20},
-		Refresh:     Rate{PerMinute: 30, Burst: 10},
-		FailedAuth:  Rate{PerMinute: 30, Burst: 10},
+		Enabled:       true,
+		Capacity:      16384,
+		SignIn:        Rate{PerMinute: 30, Burst: 10},
+		DeviceStart:   Rate{PerMinute: 10, Burst: 5},
+		DevicePoll:    Rate{PerMinute: 60, Burst: 20},
+		Refresh:       Rate{PerMinute: 30, Burst: 10},
+		FailedAuth:    Rate{PerMinute: 30, Burst: 10},
+		GitFailedAuth: Rate{PerMinute: 30, Burst: 10},
 	}
 }
 
@@ -56,11 +64,12 @@ func (c Config) validateLimits(bad func(key, format string, args ...any)) {
 		bad("limits.capacity", "%d: want 1 to 16777216 addresses", c.Limits.Capacity)
 	}
 	for key, r := range map[string]Rate{
-		"limits.signin":       c.Limits.SignIn,
-		"limits.device_start": c.Limits.DeviceStart,
-		"limits.device_poll":  c.Limits.DevicePoll,
-		"limits.refresh":      c.Limits.Refresh,
-		"limits.failed_auth":  c.Limits.FailedAuth,
+		"limits.signin":          c.Limits.SignIn,
+		"limits.device_start":    c.Limits.DeviceStart,
+		"limits.device_poll":     c.Limits.DevicePoll,
+		"limits.refresh":         c.Limits.Refresh,
+		"limits.failed_auth":     c.Limits.FailedAuth,
+		"limits.git_failed_auth": c.Limits.GitFailedAuth,
 	} {
 		switch {
 		case r.PerMinute < 0:

@@ -11,6 +11,7 @@ func (c Config) validateSlowClients(bad func(key, format string, args ...any)) {
 		"server.download_min_rate":       s.DownloadMinRate,
 		"server.max_conns_per_address":   s.MaxConnsPerAddress,
 		"server.upstream_max_per_client": s.UpstreamMaxPerClient,
+		"server.git_max_per_client":      s.GitMaxPerClient,
 	} {
 		if v < 0 {
 			bad(key, "%d: want a positive number, or 0 to turn it off", v)

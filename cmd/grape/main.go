@@ -6,6 +6,8 @@
 //	grape token                print a valid access token (refreshed as needed)
 //	grape logout               revoke the login and delete the token file
 //	grape workers register NAME [--env]   register a Tendril worker; print its id and token once
+//	grape workers register NAME --scope git:read [--repo 'octocat/*']...
+//	                                      a repository credential for the Git proxy instead
 //	grape workers list [--json]           your workers: id, name, created, last used, last address
 //	grape workers rename ID NAME          rename a worker
 //	grape workers rotate ID [--env]       new token for a worker (the old one stops working)

@@ -81,9 +81,9 @@ func workerID(s string) (string, error) {
 }
 
 func (a *app) workersRegisterCmd() *cobra.Command {
-	return a.workerTokenCmd(&cobra.Command{
+	cmd := a.workerTokenCmd(&cobra.Command{
 		Use:   "register NAME",
-		Short: "Register a worker and print its id and token (shown only once)",
+		Short: "Register a worker, or with --scope a repository credential, and print its id and token (shown only once)",
 		Long: `Registers a worker named NAME (1 to 64 printable characters) and prints the
 two environment variables it needs:
 
@@ -94,8 +94,64 @@ The token is shown only this once; Arbor keeps only its hash. If it is lost,
 ` + "`grape workers rotate ID`" + ` makes a new one. With --env nothing else is
 printed on stdout, so the output can go straight into an env file:
 
-    grape workers register build-01 --env > worker.env`,
+    grape workers register build-01 --env > worker.env
+
+With --scope it registers a repository credential for Arbor's Git proxy
+instead (ArgoCD, CI: docs/git-proxy.md): --scope git:read lets it clone and
+fetch, git:write push too; --repo limits it to repositories matching a
+pattern (owner/repo, one glob per segment, group/** for any depth, an
+optional provider: in front), and may be repeated. git sends the id as the
+user name and the token as the password; --env prints them as the lines a
+credential helper answers (username=…, password=…):
+
+    grape workers register argocd --scope git:read --repo 'octocat/*'`,
 	}, nil, (*client.Workers).Register, "Registered worker %s (id %s).")
+	var scopes, repos []string
+	cmd.Flags().StringArrayVar(&scopes, "scope", nil, "register a repository credential with this scope (git:read or git:write); repeatable")
+	cmd.Flags().StringArrayVar(&repos, "repo", nil, "with --scope: a repository pattern the credential may reach, e.g. 'octocat/*'; repeatable (none: every repository of your account)")
+	worker := cmd.RunE
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		if len(scopes) == 0 {
+			if len(repos) > 0 {
+				return usageErr(errors.New("--repo is for a repository credential: add --scope git:read (or git:write)"))
+			}
+			return worker(cmd, args)
+		}
+		ws, err := a.workers()
+		if err != nil {
+			return err
+		}
+		w, tok, err := ws.RegisterRepoCredential(cmd.Context(), args[0], client.RepoCredential{Scopes: scopes, Repos: repos})
+		if err != nil {
+			if client.IsCode(err, client.CodeInvalidScope) || client.IsCode(err, client.CodeInvalidRepoPattern) {
+				return usageErr(err)
+			}
+			return workerErr(err)
+		}
+		envOnly, _ := cmd.Flags().GetBool("env")
+		printCredential(cmd, w, tok, envOnly)
+		return nil
+	}
+	return cmd
+}
+
+// printCredential prints a repository credential's id and token as git
+// sends them. The token goes to stdout only.
+func printCredential(cmd *cobra.Command, w client.Worker, tok string, envOnly bool) {
+	out := cmd.OutOrStdout()
+	lines := "username=" + w.ID + "\npassword=" + tok + "\n"
+	headline := fmt.Sprintf("Registered repository credential %s (id %s), scopes %s", printable(w.Name), w.ID, strings.Join(w.Scopes, " "))
+	if len(w.Repos) > 0 {
+		headline += ", repositories " + strings.Join(w.Repos, " ")
+	}
+	headline += "."
+	if envOnly {
+		io.WriteString(out, lines)
+		fmt.Fprintf(cmd.ErrOrStderr(), "%s The token will not be shown again: keep this output secret.\n", headline)
+		return
+	}
+	fmt.Fprintf(out, "%s\n\nThe token is shown only this once and cannot be shown again\n(`grape workers rotate %s` replaces it). Git sends it as HTTP Basic,\nthe id as the user name (docs/git-proxy.md); a credential helper answers:\n\n%s",
+		headline, w.ID, lines)
 }
 
 func (a *app) workersRotateCmd() *cobra.Command {

@@ -93,6 +93,11 @@
 // listener, with Caddy as a reference, keep-alive and full handshakes
 // (see tlsbench.go; make loadbench-tls).
 //
+// -git (with -arbor-cmd) clones a repository of about 50 MiB with the real
+// git through Arbor's Git proxy and straight from a fake Git host, in
+// paired rounds, and reports Arbor's resident memory growth during each
+// clone (issue 22; see git.go; make loadbench-git).
+//
 // Every mode ends with one verdict line per judged target (verdict.go),
 // also appended to the -verdicts file when one is named (make bench).
 //
@@ -116,7 +121,7 @@
 //	bin/loadbench [-rounds 3] [-duration 5s] [-connections 32] [-threads 1]
 //	              [-arbor-cmd "bin/arbor serve --config arbor.yaml"] [-auth=true]
 //	              [-store bbolt|etcd] [-replicas 1|2] [-only arbor-worker,...]
-//	              [-tls [-caddy /usr/bin/caddy]] [-verdicts FILE]
+//	              [-tls [-caddy /usr/bin/caddy]] [-git [-git-mib 50]] [-verdicts FILE]
 package main
 
 import (
@@ -336,6 +341,8 @@ type config struct {
 	caddy       string // path to caddy, with -tls
 	rule        bool   // also start an Arbor with a policy route rule and measure arbor-rule (rule.go)
 	verdicts    string // file the verdict lines are appended to (verdict.go); "" for none
+	git         bool   // measure git clones through Arbor's Git proxy against straight from the Git host instead (git.go)
+	gitMiB      int    // with git: the repository's size in MiB
 }
 
 // child is a process loadbench started and measures.
@@ -371,6 +378,8 @@ func runBench(args []string) error {
 	fs.StringVar(&cfg.caddy, "caddy", "/usr/bin/caddy", "with -tls: path to caddy")
 	fs.BoolVar(&cfg.rule, "rule", true, "with -arbor-cmd and -auth, one replica, no -flood: also start a second `arbor serve` with a policy whose route rule covers the proxied path, sign in there as a user who passes it, and compare its throughput (arbor-rule) with arbor-auth's (see rule.go)")
 	fs.StringVar(&cfg.verdicts, "verdicts", "", "also append the verdict lines (one per judged target, see verdict.go) to this file, and a \"broken\" line if the run fails; make bench collects them")
+	fs.BoolVar(&cfg.git, "git", false, "with -arbor-cmd: clone a repository of -git-mib MiB of random bytes with the real git through Arbor's Git proxy and straight from a fake Git host (git http-backend), in paired rounds; reports MiB/s, the per-round ratios and Arbor's resident memory growth during a clone (see git.go)")
+	fs.IntVar(&cfg.gitMiB, "git-mib", 50, "with -git: the repository's size in MiB")
 	fs.IntVar(&cfg.replicas, "replicas", 1, "with -store etcd: 2 also starts a second `arbor serve` on the same etcd and secrets and compares authenticated throughput of both replicas with one")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -384,6 +393,8 @@ func runBench(args []string) error {
 // modeName names the run in a "broken" line of the -verdicts file.
 func modeName(cfg config) string {
 	switch {
+	case cfg.git:
+		return "loadbench-git"
 	case cfg.tls:
 		return "loadbench-tls"
 	case cfg.flood:
@@ -421,6 +432,12 @@ func runMode(cfg config) error {
 		return errors.New("-flood needs -arbor-cmd and -auth, with one replica and no -only: it measures the signed-in client under a flood")
 	case cfg.replicas == 2 && cfg.connections < 2:
 		return fmt.Errorf("-connections %d: -replicas 2 splits them between two wrk processes; use at least 2", cfg.connections)
+	}
+	if cfg.git {
+		if cfg.tls || cfg.flood || cfg.store != "bbolt" || cfg.replicas != 1 || cfg.only != "" {
+			return errors.New("-git runs alone: with the bbolt store, one replica, no -tls, -flood or -only")
+		}
+		return runGitBench(cfg)
 	}
 	if cfg.tls {
 		if cfg.arborCmd == "" || !cfg.auth || cfg.flood || cfg.store != "bbolt" || cfg.replicas != 1 || cfg.only != "" {

@@ -24,6 +24,8 @@ var smokeTargets = []string{"arbor-anon", "arbor-auth", "arbor-worker", "arbor-r
 // does, into a temporary directory, runs every target (upstream, bare,
 // arbor-anon, arbor-auth, arbor-worker, arbor-rule) in 2 rounds of 1 s
 // with a fresh data dir and fresh secrets, and logs the verdict lines.
+// With git installed it then runs `loadbench -git` (issue 22) on a 4 MiB
+// repository for one paired round, and wants its verdict line.
 //
 // It fails only on a broken run, which loadbench reports by its exit
 // status: a child that exits, wrk failing or reporting a non-2xx answer or
@@ -104,6 +106,37 @@ func TestBenchSmoke(t *testing.T) {
 			t.Errorf("no verdict line for %s; the run printed:\n%s", want, out)
 		}
 	}
+
+	// The Git clone benchmark (-git, issue 22), small: a 4 MiB
+	// repository, one paired round, with the same binaries.
+	if _, err := exec.LookPath("git"); err != nil {
+		t.Logf("no git: the -git smoke is skipped (%v)", err)
+		return
+	}
+	gitVerdicts := filepath.Join(dir, "verdicts-git")
+	cmd = exec.CommandContext(ctx, benchBin, "-arbor-cmd", "'"+arborBin+"' serve", "-git", "-git-mib", "4", "-rounds", "1",
+		"-verdicts", gitVerdicts, "-log-dir", logs)
+	cmd.Env = append(env, "ARBOR_DATA_DIR="+t.TempDir())
+	if cache := plugintest.DefaultCacheDir(); cache != "" {
+		cmd.Env = append(cmd.Env, envPluginCache+"="+cache)
+	}
+	started = time.Now()
+	out, err = cmd.CombinedOutput()
+	t.Logf("loadbench -git ran for %v", time.Since(started).Round(time.Second))
+	if err != nil {
+		t.Fatalf("a broken -git run: %v\n%s%s", err, out, childLogs(logs))
+	}
+	if !bytes.Contains(out, []byte("arbor RSS growth during a clone")) {
+		t.Errorf("the -git run printed no RSS growth:\n%s", out)
+	}
+	b, err = os.ReadFile(gitVerdicts)
+	if err != nil {
+		t.Fatalf("no -git verdict file: %v\n%s", err, out)
+	}
+	if target, _, err := parseVerdict(strings.TrimSpace(string(b))); err != nil || target != "git-clone-arbor" {
+		t.Errorf("-git verdict %q: target %q, %v", b, target, err)
+	}
+	t.Log(strings.TrimSpace(string(b)))
 }
 
 // findWrk returns wrk's path, or skips (no CI) / fails (CI) without it.

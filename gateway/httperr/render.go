@@ -175,3 +175,15 @@ func Handler(cfg HandlerConfig) fiber.ErrorHandler {
 		return RenderPage(c, e, id, cfg.Page)
 	}
 }
+
+// GitClient reports whether the request comes from a Git client (User-Agent
+// git/, JGit/ or go-git/, a Git-Protocol header, or an Accept of Git's
+// smart-HTTP types). Such a client shows a failed request's body to its
+// user only when it is text/plain, so an error for it is rendered with
+// Plain: the Git proxy's own, and the edge's refusals on /git/ (rate
+// limits) alike.
+func GitClient(c *fiber.Ctx) bool {
+	ua := c.Get(fiber.HeaderUserAgent)
+	return strings.HasPrefix(ua, "git/") || strings.HasPrefix(ua, "JGit/") || strings.HasPrefix(ua, "go-git/") ||
+		c.Get("Git-Protocol") != "" || strings.Contains(c.Get(fiber.HeaderAccept), "application/x-git-")
+}

@@ -22,8 +22,25 @@ const (
 	CodeInvalidBody        = "invalid_body"
 	CodeCrossOrigin        = "cross_origin"
 	CodeStoreUnavailable   = "store_unavailable"
-	CodeWorkerUnauthorized = "worker_unauthorized" // a worker route refused the credentials
+	CodeWorkerUnauthorized = "worker_unauthorized"  // a worker route refused the credentials
+	CodeInvalidScope       = "invalid_scope"        // a repository credential's scope Arbor does not know
+	CodeInvalidRepoPattern = "invalid_repo_pattern" // a repository pattern Arbor cannot read
 )
+
+// Scopes of a repository credential (Arbor's Git proxy, docs/git-proxy.md).
+const (
+	ScopeGitRead  = "git:read"  // clone, fetch, ls-remote
+	ScopeGitWrite = "git:write" // push too (implies git:read)
+)
+
+// RepoCredential is what RegisterRepoCredential asks for: the scopes
+// (at least one) and, optionally, the repository patterns ("octocat/*",
+// "github:vintner/platform/**") the credential may reach; none: every
+// repository the owner's account can read.
+type RepoCredential struct {
+	Scopes []string
+	Repos  []string
+}
 
 // Worker is a registered Tendril worker as the workers API shows it. Its
 // token is not part of it: Arbor keeps only a hash and shows a token once,
@@ -98,6 +115,34 @@ func (w *Workers) Register(ctx context.Context, name string) (Worker, string, er
 		return Worker{}, "", err
 	}
 	return a.withToken("POST "+PathWorkers, "")
+}
+
+// RegisterRepoCredential creates a repository credential named name for
+// Arbor's Git proxy (a worker-style registration with scopes) and returns
+// it with its token: git sends the id as the Basic user name and the token
+// as the password. Like a worker's, the token is shown only this once.
+// Arbor checks the scopes and patterns (CodeInvalidScope,
+// CodeInvalidRepoPattern, with a message saying what to write); without a
+// scope the call fails before anything is sent, since the answer would be
+// a worker the Git proxy refuses.
+func (w *Workers) RegisterRepoCredential(ctx context.Context, name string, c RepoCredential) (Worker, string, error) {
+	if len(c.Scopes) == 0 {
+		return Worker{}, "", fmt.Errorf("a repository credential needs a scope (%s or %s); for a Tendril worker use Register", ScopeGitRead, ScopeGitWrite)
+	}
+	body := struct {
+		Name   string   `json:"name"`
+		Scopes []string `json:"scopes"`
+		Repos  []string `json:"repos,omitempty"`
+	}{name, c.Scopes, c.Repos}
+	var a workerAnswer
+	if err := w.do(ctx, http.MethodPost, PathWorkers, body, &a, true); err != nil {
+		return Worker{}, "", err
+	}
+	wk, tok, err := a.withToken("POST "+PathWorkers, "")
+	if err == nil && len(wk.Scopes) == 0 {
+		return Worker{}, "", fmt.Errorf("arbor answered POST %s with a worker without scopes: it does not know repository credentials (a version before the Git proxy?)", PathWorkers)
+	}
+	return wk, tok, err
 }
 
 // List returns the user's workers, oldest first.

@@ -273,3 +273,59 @@ func TestWorkerJSON(t *testing.T) {
 		t.Errorf("%s %v", b, err)
 	}
 }
+
+// RegisterRepoCredential sends the name, scopes and patterns, and wants a
+// credential (a worker with scopes) and a token back; without a scope it
+// sends nothing.
+func TestRegisterRepoCredential(t *testing.T) {
+	tok := mustToken(t)
+	cred := `{"id":"` + apiWorkerID + `","name":"argocd","created_at":"2025-03-01T10:00:00Z","scopes":["git:read"],"repos":["octocat/*"]}`
+	plain := `{"id":"` + apiWorkerID + `","name":"argocd","created_at":"2025-03-01T10:00:00Z"}`
+	for _, tc := range []struct {
+		name     string
+		c        RepoCredential
+		answer   fakeAnswer
+		wantBody string // "": no request
+		wantErr  string
+		wantCode string
+	}{
+		{"read, one pattern", RepoCredential{Scopes: []string{ScopeGitRead}, Repos: []string{"octocat/*"}},
+			fakeAnswer{201, `{"worker":` + cred + `,"token":"` + tok + `"}`},
+			`{"name":"argocd","scopes":["git:read"],"repos":["octocat/*"]}`, "", ""},
+		{"no patterns", RepoCredential{Scopes: []string{ScopeGitRead, ScopeGitWrite}},
+			fakeAnswer{201, `{"worker":` + cred + `,"token":"` + tok + `"}`},
+			`{"name":"argocd","scopes":["git:read","git:write"]}`, "", ""},
+		{"no scope", RepoCredential{Repos: []string{"octocat/*"}}, fakeAnswer{}, "", "needs a scope", ""},
+		{"an Arbor without credentials", RepoCredential{Scopes: []string{ScopeGitRead}},
+			fakeAnswer{201, `{"worker":` + plain + `,"token":"` + tok + `"}`},
+			`{"name":"argocd","scopes":["git:read"]}`, "without scopes", ""},
+		{"refused scope", RepoCredential{Scopes: []string{"git:admin"}},
+			fakeAnswer{400, `{"error":"invalid_scope","message":"unknown scope \"git:admin\"; use git:read or git:write"}`},
+			`{"name":"argocd","scopes":["git:admin"]}`, "git:read or git:write", CodeInvalidScope},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFakeWorkersAPI(t, map[string]fakeAnswer{"POST " + PathWorkers: tc.answer})
+			ws, _ := workersFor(t, f)
+			w, got, err := ws.RegisterRepoCredential(context.Background(), "argocd", tc.c)
+			reqs := f.requests()
+			switch {
+			case tc.wantBody == "" && len(reqs) != 0:
+				t.Fatalf("sent %d requests, want none", len(reqs))
+			case tc.wantBody != "" && (len(reqs) != 1 || reqs[0].body != tc.wantBody || reqs[0].contentType != "application/json"):
+				t.Fatalf("requests %+v, want one with %s", reqs, tc.wantBody)
+			}
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) || (tc.wantCode != "" && !IsCode(err, tc.wantCode)) {
+					t.Fatalf("error %v, want %q (code %q)", err, tc.wantErr, tc.wantCode)
+				}
+				if err != nil && strings.Contains(err.Error(), tok) {
+					t.Fatalf("the error quotes the token")
+				}
+				return
+			}
+			if err != nil || got != tok || w.ID != apiWorkerID || len(w.Scopes) != 1 || w.Repos[0] != "octocat/*" {
+				t.Fatalf("RegisterRepoCredential: %+v %q %v", w, got, err)
+			}
+		})
+	}
+}

@@ -37,6 +37,14 @@
 // holds a clone forever; the client's side is held to the gateway's read
 // timeout and minimum transfer rates.
 //
+// A clone holds its request for as long as the pack takes, with a
+// connection to the Git host and the relay's buffers: Config.MaxPerClient
+// caps how many one client address may hold at once (429
+// too_many_concurrent_requests), from before the credential is checked
+// until the body's last byte is written. Failed credentials are limited
+// per address at the edge (gateway/edge/ratelimit, GitFailedAuth), in
+// front of this package.
+//
 // # Who may do what
 //
 // The caller is a repository credential (gateway/authn, Chain.Repo: HTTP

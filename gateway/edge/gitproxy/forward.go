@@ -30,7 +30,7 @@ var relayedResponseHeaders = []string{"Content-Type", "Content-Encoding"}
 // forward sends req to the Git host at base with the provider token, and
 // relays the answer: a 200 streamed, anything else as an error of Arbor's
 // (the host's body is not relayed: it may be HTML, or name the account).
-func (p *Proxy) forward(c *fiber.Ctx, req request, id authn.Identity, base, user, token string, limit int64) error {
+func (p *Proxy) forward(c *fiber.Ctx, req request, id authn.Identity, base, user, token string, limit int64, held *slot) error {
 	u, err := upstreamURL(base, req)
 	if err != nil {
 		return transportError(req, err, false, limit)
@@ -111,7 +111,7 @@ func (p *Proxy) forward(c *fiber.Ctx, req request, id authn.Identity, base, user
 	// the request's: take what CloseWithError needs now.
 	log := p.log(c)
 	ob := &responseBody{
-		r: res.Body, in: in, cancel: cancel, stallAfter: p.cfg.BodyStallTimeout,
+		r: res.Body, in: in, cancel: cancel, stallAfter: p.cfg.BodyStallTimeout, release: held.take(),
 		done: func(n int64, upErr, clientErr error) {
 			attrs := []any{"credential", id.WorkerID, "provider", req.provider, "repo", req.repo,
 				"service", req.service, "refs", req.refs, "bytes", n, "duration_ms", time.Since(start).Milliseconds()}
@@ -204,6 +204,7 @@ type responseBody struct {
 	stalled    atomic.Bool
 	obs        proxy.StreamObserver
 	done       func(n int64, upErr, clientErr error)
+	release    func() // the request's slot under Config.MaxPerClient; nil: none
 	n          int64
 	upErr      error
 	closed     bool
@@ -240,6 +241,9 @@ func (b *responseBody) CloseWithError(werr error) error {
 	clientErr := werr
 	if clientErr != nil && b.upErr != nil {
 		clientErr = nil // the write failed because the read did
+	}
+	if b.release != nil {
+		b.release()
 	}
 	b.done(b.n, b.upErr, clientErr)
 	if b.obs != nil {

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"strings"
 	"time"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/vintner/arbor/gateway"
 	"github.com/vintner/arbor/gateway/authn"
+	"github.com/vintner/arbor/gateway/edge/proxy"
 	"github.com/vintner/arbor/gateway/httperr"
 	"github.com/vintner/arbor/service/connections"
 	"github.com/vintner/arbor/service/workers"
@@ -93,13 +95,22 @@ type Config struct {
 	// Logger receives a line per refused or failed request. Default: the
 	// gateway's request logger.
 	Logger *slog.Logger
+	// MaxPerClient caps one client address's Git requests in progress
+	// (keyed as every per-client bound of the edge, proxy.ClientKey: an
+	// IPv6 address by its /64). A clone holds its request for as long as
+	// the pack takes to send, and each one holds a connection to the Git
+	// host and Arbor's buffers. Beyond it, 429 too_many_concurrent_requests
+	// with Retry-After: 1. 0: no cap (server.git_max_per_client, default
+	// 32, sets it).
+	MaxPerClient int
 }
 
 // Proxy is the Git proxy. Mount its Routes with gateway.ClassGit and
 // gateway.WithStreamedBody.
 type Proxy struct {
-	cfg Config
-	rt  http.RoundTripper
+	cfg     Config
+	rt      http.RoundTripper
+	limiter *proxy.ClientLimiter // nil: no per-client cap
 }
 
 // New checks cfg and returns the proxy.
@@ -123,7 +134,7 @@ func New(cfg Config) (*Proxy, error) {
 	if cfg.PushBodyLimit <= 0 {
 		cfg.PushBodyLimit = DefaultPushBodyLimit
 	}
-	p := &Proxy{cfg: cfg, rt: cfg.Transport}
+	p := &Proxy{cfg: cfg, rt: cfg.Transport, limiter: proxy.NewClientLimiter(cfg.MaxPerClient)}
 	if p.rt == nil {
 		d := &net.Dialer{Timeout: cfg.DialTimeout, KeepAlive: 30 * time.Second}
 		p.rt = &http.Transport{
@@ -156,21 +167,13 @@ func (p *Proxy) Routes(r fiber.Router) {
 	r.All(strings.TrimSuffix(Prefix, "/")+"/*", p.serve)
 }
 
-// gitClient reports whether the request comes from a Git client, which
-// shows text/plain error bodies and nothing else.
-func gitClient(c *fiber.Ctx) bool {
-	ua := c.Get(fiber.HeaderUserAgent)
-	return strings.HasPrefix(ua, "git/") || strings.HasPrefix(ua, "JGit/") || strings.HasPrefix(ua, "go-git/") ||
-		c.Get("Git-Protocol") != "" || strings.Contains(c.Get(fiber.HeaderAccept), "application/x-git-")
-}
-
 func (p *Proxy) serve(c *fiber.Ctx) error {
 	req, err := p.handle(c)
 	if err == nil {
 		return nil
 	}
 	e := httperr.From(err)
-	if !gitClient(c) {
+	if !httperr.GitClient(c) {
 		return e
 	}
 	if !req.refs && req.service == ServiceUploadPack && e.Status != http.StatusUnauthorized {
@@ -216,6 +219,12 @@ func (p *Proxy) handle(c *fiber.Ctx) (request, error) {
 		}
 		return request{}, httperr.BadRequest(httperr.CodeBadPath, err.Error())
 	}
+	held, e := p.admit(c)
+	if e != nil {
+		p.log(c).Info("git request refused", "error", e.Code, "max_per_client", p.cfg.MaxPerClient)
+		return req, e
+	}
+	defer held.free()
 	base, user, ok := p.cfg.Hosts.GitHost(req.provider)
 	if !ok {
 		return req, httperr.New(http.StatusNotFound, httperr.CodeUnknownProvider,
@@ -245,7 +254,50 @@ func (p *Proxy) handle(c *fiber.Ctx) (request, error) {
 		p.log(c).Warn("git request without a provider token", "error", e.Code, "credential", id.WorkerID, "user_id", id.UserID, "provider", req.provider, "err", err)
 		return req, e
 	}
-	return req, p.forward(c, req, id, base, user, tok.AccessToken, limit)
+	return req, p.forward(c, req, id, base, user, tok.AccessToken, limit, held)
+}
+
+// slot is a request's place under Config.MaxPerClient. The handler frees
+// it when it returns, unless forward handed it to the streamed response
+// body, which frees it when the last byte is written or the client goes.
+type slot struct {
+	release func()
+}
+
+// take returns the release and leaves nothing for free to do.
+func (s *slot) take() func() {
+	if s == nil {
+		return nil
+	}
+	f := s.release
+	s.release = nil
+	return f
+}
+
+// free releases the slot unless it was taken.
+func (s *slot) free() {
+	if f := s.take(); f != nil {
+		f()
+	}
+}
+
+// admit takes the client's slot (nil without a cap), or returns the 429
+// to answer.
+func (p *Proxy) admit(c *fiber.Ctx) (*slot, *httperr.Error) {
+	if p.limiter == nil {
+		return nil, nil
+	}
+	a, err := netip.ParseAddr(gateway.ClientIP(c))
+	if err != nil {
+		return nil, nil
+	}
+	k := proxy.ClientKey(a)
+	if !p.limiter.Acquire(k) {
+		return nil, httperr.New(http.StatusTooManyRequests, proxy.CodeTooManyConcurrent,
+			fmt.Sprintf("Too many Git requests from your address at once (at most %d); let a clone or fetch finish, or raise server.git_max_per_client", p.cfg.MaxPerClient)).
+			WithRetryAfter(time.Second)
+	}
+	return &slot{release: func() { p.limiter.Release(k) }}, nil
 }
 
 // allowed applies the credential's scopes and repository patterns.

@@ -20,7 +20,7 @@ const CodeTooManyConcurrent = "too_many_concurrent_requests"
 // a slot frees as soon as one of the client's requests ends.
 const clientRetryAfter = 1
 
-// clientLimiter counts, per client address, the requests and tunnels that
+// ClientLimiter counts, per client address, the requests and tunnels that
 // hold an upstream connection, so that one client cannot take the whole
 // upstream pool (MaxConns) and leave every other client waiting for a
 // connection until the dial timeout answers 502.
@@ -37,7 +37,7 @@ const clientRetryAfter = 1
 // split in shards, each with its own lock, so that concurrent requests
 // from different clients rarely wait on one another; an acquire or release
 // is a lock and a map operation, about 50 ns.
-type clientLimiter struct {
+type ClientLimiter struct {
 	max    int32
 	shards [16]limiterShard
 }
@@ -48,25 +48,28 @@ type limiterShard struct {
 	_  [40]byte // keep shards on separate cache lines
 }
 
-func newClientLimiter(max int) *clientLimiter {
+// NewClientLimiter allows max slots per client; nil (no cap) for max <= 0.
+// The reverse proxy uses one for Config.MaxPerClient, the Git proxy
+// another for its own cap (gateway/edge/gitproxy).
+func NewClientLimiter(max int) *ClientLimiter {
 	if max <= 0 {
 		return nil
 	}
-	l := &clientLimiter{max: int32(max)}
+	l := &ClientLimiter{max: int32(max)}
 	for i := range l.shards {
 		l.shards[i].m = make(map[netip.Addr]int32)
 	}
 	return l
 }
 
-func (l *clientLimiter) shard(a netip.Addr) *limiterShard {
+func (l *ClientLimiter) shard(a netip.Addr) *limiterShard {
 	b := a.As16()
 	h := b[15] ^ b[14] ^ b[13] ^ b[12] ^ b[7] ^ b[6]
 	return &l.shards[h&15]
 }
 
-// acquire takes a slot for a; false when a has none left.
-func (l *clientLimiter) acquire(a netip.Addr) bool {
+// Acquire takes a slot for a (a ClientKey); false when a has none left.
+func (l *ClientLimiter) Acquire(a netip.Addr) bool {
 	s := l.shard(a)
 	s.mu.Lock()
 	n := s.m[a]
@@ -79,7 +82,8 @@ func (l *clientLimiter) acquire(a netip.Addr) bool {
 	return true
 }
 
-func (l *clientLimiter) release(a netip.Addr) {
+// Release returns a slot Acquire took for a.
+func (l *ClientLimiter) Release(a netip.Addr) {
 	s := l.shard(a)
 	s.mu.Lock()
 	if n := s.m[a] - 1; n > 0 {
@@ -91,7 +95,7 @@ func (l *clientLimiter) release(a netip.Addr) {
 }
 
 // clients reports the number of addresses holding a slot (for tests).
-func (l *clientLimiter) clients() int {
+func (l *ClientLimiter) clients() int {
 	n := 0
 	for i := range l.shards {
 		s := &l.shards[i]
@@ -132,7 +136,7 @@ func (p *Proxy) admit(c *fiber.Ctx, x *exchange) error {
 		return nil
 	}
 	a = ClientKey(a)
-	if !p.limiter.acquire(a) {
+	if !p.limiter.Acquire(a) {
 		p.refusedClient.Add(1)
 		c.Response().Header.Set(fiber.HeaderRetryAfter, strconv.Itoa(clientRetryAfter))
 		return httperr.New(http.StatusTooManyRequests, CodeTooManyConcurrent,

@@ -7,21 +7,21 @@ import (
 )
 
 func TestClientLimiter(t *testing.T) {
-	l := newClientLimiter(2)
+	l := NewClientLimiter(2)
 	a, b := netip.MustParseAddr("192.0.2.1"), netip.MustParseAddr("192.0.2.2")
-	if !l.acquire(a) || !l.acquire(a) || l.acquire(a) {
+	if !l.Acquire(a) || !l.Acquire(a) || l.Acquire(a) {
 		t.Fatal("want exactly two slots for a")
 	}
-	if !l.acquire(b) {
+	if !l.Acquire(b) {
 		t.Fatal("b is limited by a's use")
 	}
-	l.release(a)
-	if !l.acquire(a) {
+	l.Release(a)
+	if !l.Acquire(a) {
 		t.Fatal("a released slot was not reusable")
 	}
-	l.release(a)
-	l.release(a)
-	l.release(b)
+	l.Release(a)
+	l.Release(a)
+	l.Release(b)
 	if n := l.clients(); n != 0 {
 		t.Fatalf("%d clients still in the map after every release; memory must not grow with addresses seen", n)
 	}
@@ -33,8 +33,8 @@ func TestClientLimiter(t *testing.T) {
 			defer wg.Done()
 			addr := netip.AddrFrom4([4]byte{10, 0, byte(i), 1})
 			for range 100 {
-				if l.acquire(addr) {
-					l.release(addr)
+				if l.Acquire(addr) {
+					l.Release(addr)
 				}
 			}
 		}()
@@ -54,13 +54,13 @@ func TestClientLimiter(t *testing.T) {
 // BenchmarkClientLimiter is what the per-client cap adds to a proxied
 // request: one acquire and one release.
 func BenchmarkClientLimiter(b *testing.B) {
-	l := newClientLimiter(128)
+	l := NewClientLimiter(128)
 	addr := netip.MustParseAddr("192.0.2.1")
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
-			if l.acquire(addr) {
-				l.release(addr)
+			if l.Acquire(addr) {
+				l.Release(addr)
 			}
 		}
 	})

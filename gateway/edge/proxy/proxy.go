@@ -163,7 +163,7 @@ type Proxy struct {
 	watchdog     watchdog
 	closed       atomic.Bool
 
-	limiter       *clientLimiter // nil: no per-client cap
+	limiter       *ClientLimiter // nil: no per-client cap
 	clientAddr    func(c *fiber.Ctx) netip.Addr
 	peerAddr      func(c *fiber.Ctx) netip.Addr
 	refusedClient atomic.Uint64
@@ -258,7 +258,7 @@ func New(cfg Config) (*Proxy, error) {
 	if cfg.TunnelIdleTimeout < 0 || cfg.MaxPerClient < 0 {
 		return nil, fmt.Errorf("proxy: TunnelIdleTimeout (%v) and MaxPerClient (%d) must not be negative; 0 turns them off", cfg.TunnelIdleTimeout, cfg.MaxPerClient)
 	}
-	p.limiter = newClientLimiter(cfg.MaxPerClient)
+	p.limiter = NewClientLimiter(cfg.MaxPerClient)
 	p.clientAddr = cfg.ClientAddr
 	p.peerAddr = cfg.PeerAddr
 	if p.peerAddr == nil {

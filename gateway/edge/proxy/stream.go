@@ -47,7 +47,7 @@ func (p *Proxy) acquire() *exchange {
 
 func (x *exchange) release() {
 	if x.slot.IsValid() {
-		x.p.limiter.release(x.slot)
+		x.p.limiter.Release(x.slot)
 		x.slot = netip.Addr{}
 	}
 	x.resp.Reset()

@@ -44,7 +44,7 @@ type tunnelSweeper struct {
 
 func (w *tunnelSweeper) now() int64 { return w.clock.Load() }
 
-func (s *tunnelSet) init(idle time.Duration, log *slog.Logger, limiter *clientLimiter) {
+func (s *tunnelSet) init(idle time.Duration, log *slog.Logger, limiter *ClientLimiter) {
 	s.m = make(map[*tunnel]struct{})
 	s.owners = make(map[string]int)
 	s.limiter = limiter

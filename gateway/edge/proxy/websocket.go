@@ -252,7 +252,7 @@ type tunnelSet struct {
 	wg     sync.WaitGroup
 
 	owners  map[string]int // open tunnels per owner
-	limiter *clientLimiter
+	limiter *ClientLimiter
 	sweeper tunnelSweeper
 }
 
@@ -286,7 +286,7 @@ func (s *tunnelSet) deleteLocked(t *tunnel) {
 		}
 	}
 	if t.slot.IsValid() && s.limiter != nil {
-		s.limiter.release(t.slot)
+		s.limiter.Release(t.slot)
 		t.slot = netip.Addr{}
 	}
 }

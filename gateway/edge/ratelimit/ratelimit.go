@@ -45,6 +45,13 @@
 // limit would not slow a guesser down, who could still tell a hit (200)
 // from a miss (429). Requests without credentials (a browser with a stale
 // cookie, an anonymous visitor) never count.
+//
+// Routes under [GitPrefix] (the Git proxy, whose clients send HTTP Basic
+// in Authorization) count in [GitFailedAuth] instead: machines that clone
+// (ArgoCD retrying a revoked credential every few minutes) and workers or
+// CLIs behind the same address should not use up each other's bucket.
+// Its 429 says to check the repository credential, in text/plain for a
+// Git client (httperr.GitClient), which shows no other kind of body.
 package ratelimit
 
 import (
@@ -79,14 +86,18 @@ const (
 	Refresh
 	// FailedAuth is a failed bearer or worker authentication.
 	FailedAuth
+	// GitFailedAuth is a failed repository credential on the Git proxy
+	// (/git/…): its own bucket, so that a deployment's Git clients and its
+	// workers or CLIs behind one address do not use up each other's.
+	GitFailedAuth
 
 	NumClasses
 )
 
-var classNames = [NumClasses]string{"signin", "device_start", "device_poll", "refresh", "failed_auth"}
+var classNames = [NumClasses]string{"signin", "device_start", "device_poll", "refresh", "failed_auth", "git_failed_auth"}
 
-// String is the class's name: signin, device_start, device_poll, refresh
-// or failed_auth.
+// String is the class's name: signin, device_start, device_poll, refresh,
+// failed_auth or git_failed_auth.
 func (c Class) String() string {
 	if c >= NumClasses {
 		return "unknown"
@@ -112,6 +123,9 @@ var Defaults = [NumClasses]Rate{
 	DevicePoll:  {PerMinute: 60, Burst: 20},
 	Refresh:     {PerMinute: 30, Burst: 10},
 	FailedAuth:  {PerMinute: 30, Burst: 10},
+	// git asks its credential helper once and gives up on a 401; ArgoCD
+	// retries each repository every few minutes.
+	GitFailedAuth: {PerMinute: 30, Burst: 10},
 }
 
 // Options configure New.
@@ -162,7 +176,7 @@ func New(o Options) (*Limits, error) {
 		now: o.Now,
 		limited: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "arbor_rate_limited_total",
-			Help: "Requests answered 429 rate_limited, by limit class (signin, device_start, device_poll, refresh, failed_auth).",
+			Help: "Requests answered 429 rate_limited, by limit class (signin, device_start, device_poll, refresh, failed_auth, git_failed_auth).",
 		}, []string{"class"}),
 		matched: make(map[string]bool),
 	}
@@ -204,18 +218,25 @@ func (l *Limits) take(c *fiber.Ctx, class Class, k netip.Addr) error {
 		return nil
 	}
 	if ok, d := kd.Allow(k, l.now()); !ok {
-		return l.refuse(class, d)
+		return l.refuse(c, class, d)
 	}
 	return nil
 }
 
 // refuse counts a 429 and returns it, with Retry-After in whole seconds
-// (at least 1), which httperr.Render writes.
-func (l *Limits) refuse(class Class, d time.Duration) error {
+// (at least 1), which httperr.Render writes. On the Git proxy it says
+// what to check, in text/plain for a Git client, which shows nothing else
+// (docs/git-proxy.md, "What git shows").
+func (l *Limits) refuse(c *fiber.Ctx, class Class, d time.Duration) error {
 	l.counts[class].Inc()
 	secs := httperr.RetryAfterSeconds(d)
-	return httperr.New(http.StatusTooManyRequests, httperr.CodeRateLimited,
-		fmt.Sprintf("Too many requests from your address; try again in %s", plural(secs, "second"))).WithRetryAfter(time.Duration(secs) * time.Second)
+	msg := fmt.Sprintf("Too many requests from your address; try again in %s", plural(secs, "second"))
+	if class == GitFailedAuth {
+		msg = fmt.Sprintf("Too many failed Git authentications from your address; check the repository credential (user name: its id, password: its token; docs/git-proxy.md) and try again in %s", plural(secs, "second"))
+	}
+	e := httperr.New(http.StatusTooManyRequests, httperr.CodeRateLimited, msg).WithRetryAfter(time.Duration(secs) * time.Second)
+	e.Plain = class == GitFailedAuth && httperr.GitClient(c)
+	return e
 }
 
 // hasCredentials reports whether the request carries credentials that a
@@ -236,23 +257,23 @@ var (
 	keyWorkerToken   = []byte("X-Worker-Token")
 )
 
-// checkAuth runs next under the failed-authentication limit: a request
-// with credentials from an address whose bucket is empty gets 429 without
-// next running; one answered 401 takes a token, and gets 429 instead if
-// there was none.
-func (l *Limits) checkAuth(c *fiber.Ctx, k netip.Addr, next func() error) error {
-	kd := l.keyed[FailedAuth]
+// checkAuth runs next under the failed-authentication limit of class
+// (FailedAuth, or GitFailedAuth on /git/): a request with credentials from
+// an address whose bucket is empty gets 429 without next running; one
+// answered 401 takes a token, and gets 429 instead if there was none.
+func (l *Limits) checkAuth(c *fiber.Ctx, k netip.Addr, class Class, next func() error) error {
+	kd := l.keyed[class]
 	if kd == nil || !hasCredentials(c) {
 		return next()
 	}
 	now := l.now()
 	if empty, d := kd.Empty(k, now); empty {
-		return l.refuse(FailedAuth, d)
+		return l.refuse(c, class, d)
 	}
 	err := next()
 	if unauthorized(c, err) {
 		if ok, d := kd.Allow(k, now); !ok {
-			return l.refuse(FailedAuth, d)
+			return l.refuse(c, class, d)
 		}
 	}
 	return err
@@ -283,7 +304,7 @@ func (l *Limits) Guard(guard func(c *fiber.Ctx) (bool, error)) func(c *fiber.Ctx
 			return guard(c)
 		}
 		var pass bool
-		err := l.checkAuth(c, k, func() error {
+		err := l.checkAuth(c, k, FailedAuth, func() error {
 			var err error
 			pass, err = guard(c)
 			return err

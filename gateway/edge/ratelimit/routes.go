@@ -55,6 +55,9 @@ func routeID(method, path string) string { return method + " " + path }
 // failed-authentication check; those in Table also their class's limit.
 //
 //	srv.Mount(gateway.ClassAuth, web.Routes, gateway.WithRouteHook(limits.RouteHandler))
+//
+// Routes under GitPrefix (the Git proxy, whose clients authenticate with
+// HTTP Basic) count failures under GitFailedAuth instead of FailedAuth.
 func (l *Limits) RouteHandler(method, path string) fiber.Handler {
 	var rt *Route
 	for i := range Table {
@@ -64,8 +67,16 @@ func (l *Limits) RouteHandler(method, path string) fiber.Handler {
 			break
 		}
 	}
-	return l.handler(rt)
+	auth := FailedAuth
+	if strings.HasPrefix(path, GitPrefix) {
+		auth = GitFailedAuth
+	}
+	return l.handler(rt, auth)
 }
+
+// GitPrefix is where the Git proxy's routes are (gitproxy.Prefix; this
+// package does not import the proxy it limits).
+const GitPrefix = "/git/"
 
 // Missing lists the Table entries that no registration passed to Routes
 // has matched, as "METHOD /path". The wiring calls it after mounting.
@@ -90,9 +101,9 @@ func (l *Limits) MissingError() error {
 }
 
 // handler is the limiter in front of one route's handlers.
-func (l *Limits) handler(rt *Route) fiber.Handler {
+func (l *Limits) handler(rt *Route, auth Class) fiber.Handler {
 	return func(c *fiber.Ctx) error {
-		if rt == nil && (l.keyed[FailedAuth] == nil || !hasCredentials(c)) {
+		if rt == nil && (l.keyed[auth] == nil || !hasCredentials(c)) {
 			return c.Next() // nothing to charge
 		}
 		k, ok := clientKey(c)
@@ -108,7 +119,7 @@ func (l *Limits) handler(rt *Route) fiber.Handler {
 				return err
 			}
 		}
-		return l.checkAuth(c, k, c.Next)
+		return l.checkAuth(c, k, auth, c.Next)
 	}
 }
 

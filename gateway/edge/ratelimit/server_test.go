@@ -106,6 +106,18 @@ func newEnv(t *testing.T, rates [ratelimit.NumClasses]ratelimit.Rate) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The Git proxy's route, as gitproxy.Routes registers it.
+	err = srv.Mount(gateway.ClassGit, func(r fiber.Router) {
+		r.All("/git/*", func(c *fiber.Ctx) error {
+			if err := authenticate(c); err != nil {
+				return err
+			}
+			return c.SendString("refs")
+		})
+	}, gateway.WithRouteHook(l.RouteHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
 	if err := l.MissingError(); err != nil {
 		t.Fatal(err)
 	}
@@ -310,6 +322,53 @@ func TestFailedAuthenticationsAreLimited(t *testing.T) {
 				t.Fatalf("valid credentials after Retry-After: %d", r.status)
 			}
 		})
+	}
+}
+
+// TestGitFailedAuthenticationsHaveTheirOwnBucket: failures on /git/
+// drain git_failed_auth, not failed_auth; its 429 says to check the
+// repository credential, in text/plain for a Git client (which shows
+// nothing else) and as JSON rate_limited for others, with Retry-After.
+func TestGitFailedAuthenticationsHaveTheirOwnBucket(t *testing.T) {
+	e := newEnv(t, ratelimit.Defaults)
+	const path, client = "/git/github/octocat/hello-world.git/info/refs?service=git-upload-pack", "192.0.2.40"
+	bad, good := []string{"Authorization", "Bearer guess"}, []string{"Authorization", goodToken}
+	gitUA := []string{"User-Agent", "git/2.39.5"}
+	for n := range ratelimit.Defaults[ratelimit.GitFailedAuth].Burst {
+		if r := e.do(t, "GET", path, client, "", append(bad, gitUA...)...); r.status != 401 {
+			t.Fatalf("failure %d: %d, want 401 while the bucket lasts", n+1, r.status)
+		}
+	}
+	if got := e.metric(t, "failed_auth"); got != 0 {
+		t.Fatalf("failed_auth counted %d refusals", got)
+	}
+	for _, c := range []struct {
+		name     string
+		headers  []string
+		plain    bool
+		contains string
+	}{
+		{"git, wrong token", append(bad, gitUA...), true, "Too many failed Git authentications from your address; check the repository credential"},
+		{"git, right token", append(good, gitUA...), true, "(arbor: rate_limited"},
+		{"git protocol v2 without a git User-Agent", append(good, "Git-Protocol", "version=2"), true, "(arbor: rate_limited"},
+		{"API client", good, false, `"error":"rate_limited"`},
+	} {
+		r := e.do(t, "GET", path, client, "", c.headers...)
+		if r.status != 429 || r.retryAfter != "2" || (r.code == "") == !c.plain || !strings.Contains(r.body, c.contains) {
+			t.Errorf("%s: %d Retry-After %q code %q\n%s", c.name, r.status, r.retryAfter, r.code, r.body)
+		}
+	}
+	if got := e.metric(t, "git_failed_auth"); got != 4 {
+		t.Errorf("git_failed_auth counted %d refusals, want 4", got)
+	}
+	// The address's failed_auth bucket is full: a CLI's bearer on
+	// Arbor's API is checked, not refused.
+	if r := e.do(t, "GET", "/api/me", client, "", bad...); r.status != 401 {
+		t.Errorf("a bearer on /api/me from the address: %d, want 401", r.status)
+	}
+	e.clock.add(2 * time.Second)
+	if r := e.do(t, "GET", path, client, "", append(good, gitUA...)...); r.status != 200 {
+		t.Errorf("git after Retry-After: %d %s", r.status, r.body)
 	}
 }
 
