@@ -1,9 +1,6 @@
 package plugin
 
-import (
-	"net/url"
-	"strings"
-)
+import "strings"
 
 // GitHosting declares where a provider's Git repositories are served over
 // HTTPS and how an OAuth token authenticates there (the git_host
@@ -43,12 +40,25 @@ func (g *GitHosting) For(e Endpoints) *GitHost {
 	if !ok {
 		return h
 	}
-	u, err := url.Parse(base)
-	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" {
+	if !plainHTTPURL(base) {
 		return h
 	}
 	h.URL = base
 	return h
+}
+
+// plainHTTPURL reports whether s is an http(s) URL with a host and without
+// credentials, query or fragment. It does not import net/url, which would
+// add about 680 kB to every module.
+func plainHTTPURL(s string) bool {
+	rest, ok := strings.CutPrefix(s, "https://")
+	if !ok {
+		if rest, ok = strings.CutPrefix(s, "http://"); !ok {
+			return false
+		}
+	}
+	host, _, _ := strings.Cut(rest, "/")
+	return host != "" && !strings.ContainsAny(rest, "@?#") && !strings.ContainsAny(host, " \\")
 }
 
 // check reports what is missing from the declaration.
