@@ -377,7 +377,7 @@ func (a *App) setupWebAuth(cfg config.Config, secrets config.SecretsValues, keyr
 	if err := a.step("git proxy"); err != nil {
 		return nil, err
 	}
-	hosts, err := newGitHosts(cfg, provs)
+	hosts, err := newGitHosts(cfg, provs, log)
 	if err != nil {
 		return nil, usageErr(err)
 	}

@@ -75,15 +75,16 @@ type Provider struct {
 	// addresses and be reached over plain http (an internal GitLab).
 	AllowPrivateHosts []string `yaml:"allow_private_hosts"`
 	// GitURL is the provider's Git host for the Git proxy
-	// (docs/git-proxy.md), e.g. https://github.example.com. Default: the
-	// built-in providers' public hosts (github.com, gitlab.com,
+	// (docs/git-proxy.md), e.g. https://github.example.com. Default: what
+	// the provider's plugin says (the git_host operation): the built-in
+	// plugins answer their public hosts (github.com, gitlab.com,
 	// bitbucket.org), or api_base without its /api/v3 or /api/v4 suffix
-	// when that is set (GitHub Enterprise, self-managed GitLab).
+	// (GitHub Enterprise, self-managed GitLab).
 	GitURL string `yaml:"git_url"`
 	// GitUser is the HTTP Basic user name the Git host takes with an OAuth
-	// token as password. Default: the built-in providers' (GitHub
-	// x-access-token, GitLab oauth2, Bitbucket x-token-auth); required with
-	// git_url for any other provider.
+	// token as password. Default: what the provider's plugin says (GitHub
+	// x-access-token, GitLab oauth2, Bitbucket x-token-auth); needed for a
+	// plugin without the git_host operation.
 	GitUser string `yaml:"git_user"`
 }
 

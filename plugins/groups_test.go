@@ -15,11 +15,11 @@ import (
 	"github.com/vintner/arbor/sdk/abi/manifest"
 )
 
-// TestGroupsOnPluginBuiltBefore: testdata/v1-before-groups is the built-in
-// GitHub plugin exactly as it was committed before ABI v1 had the groups
-// operation (module gzipped, manifest unchanged). It must keep loading and
-// working, and Groups answers unsupported without calling it.
-func TestGroupsOnPluginBuiltBefore(t *testing.T) {
+// loadBeforeGroups loads testdata/v1-before-groups: the built-in GitHub
+// plugin as committed before ABI v1 had the groups and git_host
+// operations, answering the fake provider it returns.
+func loadBeforeGroups(t *testing.T) (*plugins.Plugin, *fake) {
+	t.Helper()
 	dir := t.TempDir()
 	gz, err := os.ReadFile(filepath.Join("testdata", "v1-before-groups", "github.wasm.gz"))
 	if err != nil {
@@ -43,13 +43,15 @@ func TestGroupsOnPluginBuiltBefore(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, manifest.File), man, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	// It really is from before: no arbor_groups export.
+	// It really is from before: no arbor_groups or arbor_git_host export.
 	bin, err := wasmbin.Parse(mod)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, ok := bin.Funcs[abi.OpGroups.Export()]; ok {
-		t.Fatal("the fixture exports arbor_groups: it is not a module built before the operation existed")
+	for _, op := range []abi.Op{abi.OpGroups, abi.OpGitHost} {
+		if _, ok := bin.Funcs[op.Export()]; ok {
+			t.Fatalf("the fixture exports %s: it is not a module built before the operation existed", op.Export())
+		}
 	}
 
 	h, _ := newHost(t, plugins.Policy{})
@@ -59,6 +61,15 @@ func TestGroupsOnPluginBuiltBefore(t *testing.T) {
 		t.Fatalf("a v1 plugin built before groups does not load: %v", err)
 	}
 	t.Cleanup(func() { p.Close() })
+	return p, f
+}
+
+// TestGroupsOnPluginBuiltBefore: testdata/v1-before-groups is the built-in
+// GitHub plugin exactly as it was committed before ABI v1 had the groups
+// operation (module gzipped, manifest unchanged). It must keep loading and
+// working, and Groups answers unsupported without calling it.
+func TestGroupsOnPluginBuiltBefore(t *testing.T) {
+	p, f := loadBeforeGroups(t)
 	ctx := context.Background()
 
 	if p.Implements(abi.OpGroups) || !p.Implements(abi.OpUser) || !p.Implements(abi.OpRepos) {

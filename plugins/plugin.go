@@ -128,6 +128,11 @@ type version struct {
 	codeClosed bool
 	codeLoaded atomic.Bool
 
+	// gitMu guards gitHost, the git_host answer kept for this version
+	// (it depends on the configuration only): GitHost asks once.
+	gitMu   sync.Mutex
+	gitHost *abi.GitHost
+
 	mu      sync.Mutex
 	refs    int
 	retired bool

@@ -56,7 +56,10 @@ import (
 // one.
 func init() {
 	plugin.Register(&plugin.Provider{
-		Grants:        plugin.Grants{Auth: plugin.AuthInHeader, RefreshWithoutScope: true},
+		Grants: plugin.Grants{Auth: plugin.AuthInHeader, RefreshWithoutScope: true},
+		// Git over HTTPS takes an OAuth token as the password of the user
+		// x-token-auth; Bitbucket Cloud has one Git host.
+		Git:           &plugin.GitHosting{URL: "https://bitbucket.org", User: "x-token-auth"},
 		API:           api,
 		AuthorizeFunc: authorizeParams,
 		UserPath:      "/user",

@@ -93,7 +93,7 @@ func TestManifests(t *testing.T) {
 		hosts      []string
 		groups     []string // scopes.groups
 	}
-	all := "authorize,exchange,refresh,revoke,user,repos,groups"
+	all := "authorize,exchange,refresh,revoke,user,repos,groups,git_host"
 	wants := map[string]want{
 		"github": {manifest.KindBoth, all, abi.Endpoints{
 			AuthorizeURL: "https://github.com/login/oauth/authorize", TokenURL: "https://github.com/login/oauth/access_token",

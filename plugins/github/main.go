@@ -76,8 +76,12 @@ import (
 // July 2025, S256 PKCE challenges.
 func init() {
 	plugin.Register(&plugin.Provider{
-		Grants:   plugin.Grants{Auth: plugin.AuthInParams, RefreshWithoutScope: true},
-		API:      api,
+		Grants: plugin.Grants{Auth: plugin.AuthInParams, RefreshWithoutScope: true},
+		API:    api,
+		// Git over HTTPS takes the token as the password of the user
+		// x-access-token; GitHub Enterprise Server serves Git at the host
+		// whose API base is https://HOST/api/v3.
+		Git:      &plugin.GitHosting{URL: "https://github.com", User: "x-access-token", APISuffix: "/api/v3"},
 		UserPath: "/user",
 		UserFields: plugin.UserFields{ID: "id", Login: "login", Name: "name", AvatarURL: "avatar_url", ProfileURL: "html_url",
 			Email: "email"}, // null when the user keeps it private

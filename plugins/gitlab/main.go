@@ -38,7 +38,11 @@ import (
 // The API takes the defaults: a Bearer token, JSON.
 func init() {
 	plugin.Register(&plugin.Provider{
-		Grants:     plugin.Grants{Auth: plugin.AuthInParams},
+		Grants: plugin.Grants{Auth: plugin.AuthInParams},
+		// Git over HTTPS takes an OAuth token as the password of the user
+		// oauth2; a self-managed GitLab serves Git where its API base,
+		// https://HOST/api/v4, says.
+		Git:        &plugin.GitHosting{URL: "https://gitlab.com", User: "oauth2", APISuffix: "/api/v4"},
 		UserPath:   "/user",
 		UserFields: userFields,
 		AfterUser:  confirmed,

@@ -145,18 +145,25 @@ const (
 	// lacks it, so the host answers unsupported for it and loads it as
 	// before.
 	OpGroups
+	// OpGitHost says where the provider's Git host is and which HTTP Basic
+	// user name goes with an OAuth token as password
+	// (GitHostRequest → GitHost). It was added within v1 after OpGroups:
+	// a plugin built before it has no arbor_git_host export and its
+	// marker's OpSet lacks it; it loads as before and has no Git host
+	// unless the operator configures one.
+	OpGitHost
 
 	numOps
 )
 
 // Ops lists every operation in ABI order.
-var Ops = [...]Op{OpAuthorize, OpExchange, OpRefresh, OpRevoke, OpUser, OpRepos, OpGroups}
+var Ops = [...]Op{OpAuthorize, OpExchange, OpRefresh, OpRevoke, OpUser, OpRepos, OpGroups, OpGitHost}
 
-var opNames = [numOps]string{"authorize", "exchange", "refresh", "revoke", "user", "repos", "groups"}
+var opNames = [numOps]string{"authorize", "exchange", "refresh", "revoke", "user", "repos", "groups", "git_host"}
 
 var opExports = [numOps]string{
 	"arbor_authorize", "arbor_exchange", "arbor_refresh", "arbor_revoke", "arbor_user", "arbor_repos",
-	"arbor_groups",
+	"arbor_groups", "arbor_git_host",
 }
 
 // String returns the operation's manifest name ("exchange").

@@ -117,7 +117,7 @@ func TestOps(t *testing.T) {
 		}
 		s = s.With(o)
 	}
-	if s.String() != "authorize,exchange,refresh,revoke,user,repos,groups" {
+	if s.String() != "authorize,exchange,refresh,revoke,user,repos,groups,git_host" {
 		t.Errorf("set %q", s)
 	}
 	if v, ok := abi.ParseHostModule(abi.HostModule); !ok || v != abi.Version {
@@ -211,6 +211,22 @@ func TestGroupsCompatible(t *testing.T) {
 	}
 	if op, ok := abi.ParseOp("groups"); !ok || op != abi.OpGroups {
 		t.Errorf("ParseOp(groups) = %v %v", op, ok)
+	}
+}
+
+// TestGitHostCompatible: OpGitHost was added within v1 after OpGroups, so
+// no earlier bit or export moved, and the set a plugin built before it
+// reports (seven bits) reads as the same operations, without git_host.
+func TestGitHostCompatible(t *testing.T) {
+	before := abi.OpSet(0b1111111)
+	if before.Has(abi.OpGitHost) || before.String() != "authorize,exchange,refresh,revoke,user,repos,groups" {
+		t.Fatalf("an earlier plugin's set reads as %q", before)
+	}
+	if abi.OpGitHost != 7 || abi.OpGitHost.Export() != "arbor_git_host" || abi.OpGitHost.String() != "git_host" {
+		t.Fatalf("OpGitHost = %d %q %q", abi.OpGitHost, abi.OpGitHost.Export(), abi.OpGitHost)
+	}
+	if op, ok := abi.ParseOp("git_host"); !ok || op != abi.OpGitHost {
+		t.Errorf("ParseOp(git_host) = %v %v", op, ok)
 	}
 }
 

@@ -48,6 +48,8 @@ func goldenMessages() []struct {
 		{"groups-request", &abi.GroupsRequest{Client: abi.Client{ID: "id"}, Endpoints: ep, AccessToken: "at",
 			Wanted: []string{"vintner", "vintner/platform", ""}}},
 		{"groups", &abi.Groups{Groups: []string{"vintner", "vintner/platform"}, Restricted: []string{"acme"}}},
+		{"git-host-request", &abi.GitHostRequest{Endpoints: ep}},
+		{"git-host", &abi.GitHost{URL: "https://ghe.example.com", BasicUser: "x-access-token"}},
 		{"empty", &abi.Empty{}},
 		{"header", &abi.Header{Name: "A", Value: "1"}},
 		{"http-request", &abi.HTTPRequest{Method: "POST", URL: "u", Headers: []abi.Header{{"A", "1"}, {"A", "2"}}, Body: []byte("x")}},
@@ -65,6 +67,8 @@ func goldenMessages() []struct {
 		{"zero-repo-page", &abi.RepoPage{}},
 		{"zero-groups-request", &abi.GroupsRequest{}},
 		{"zero-groups", &abi.Groups{}},
+		{"zero-git-host-request", &abi.GitHostRequest{}},
+		{"zero-git-host", &abi.GitHost{}},
 		{"zero-http-request", &abi.HTTPRequest{}},
 		{"zero-http-response", &abi.HTTPResponse{}},
 	}

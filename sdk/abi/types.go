@@ -452,6 +452,50 @@ func (m *Groups) UnmarshalABI(b []byte) error {
 	return decode(b, "groups", m.fields)
 }
 
+// GitHostRequest asks where the provider's Git host is (OpGitHost, added
+// within v1). It carries the effective endpoints only, no client and no
+// token: the answer depends on the configuration alone, so the host asks
+// once per loaded version and keeps the answer.
+type GitHostRequest struct {
+	Endpoints Endpoints
+}
+
+func (m *GitHostRequest) fields(f fields) fields {
+	f.msg(1, &m.Endpoints)
+	return f
+}
+
+func (m *GitHostRequest) AppendABI(b []byte) []byte { return m.fields(fields{b: b}).b }
+func (m *GitHostRequest) UnmarshalABI(b []byte) error {
+	*m = GitHostRequest{}
+	return decode(b, "git host request", m.fields)
+}
+
+// GitHost is where the provider's Git repositories are served over HTTPS
+// and how an OAuth token authenticates there.
+type GitHost struct {
+	// URL is the Git host's root, without a trailing slash, credentials
+	// or query ("https://github.com", "https://ghe.example.com"); empty
+	// means the provider has no Git host for these endpoints.
+	URL string
+	// BasicUser is the HTTP Basic user name that goes with the access
+	// token as password (GitHub "x-access-token", GitLab "oauth2",
+	// Bitbucket "x-token-auth").
+	BasicUser string
+}
+
+func (m *GitHost) fields(f fields) fields {
+	f.str(1, &m.URL)
+	f.str(2, &m.BasicUser)
+	return f
+}
+
+func (m *GitHost) AppendABI(b []byte) []byte { return m.fields(fields{b: b}).b }
+func (m *GitHost) UnmarshalABI(b []byte) error {
+	*m = GitHost{}
+	return decode(b, "git host", m.fields)
+}
+
 // Empty is the payload of operations that return nothing (revoke).
 type Empty struct{}
 

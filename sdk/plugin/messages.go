@@ -77,6 +77,18 @@ type GroupsRequest = abi.GroupsRequest
 //	Restricted []string // groups the provider hides from this app: not joined, and why
 type Groups = abi.Groups
 
+// GitHostRequest asks where the provider's Git host is (GitHoster).
+//
+//	Endpoints Endpoints // the effective ones: the operator's overrides applied
+type GitHostRequest = abi.GitHostRequest
+
+// GitHost is the provider's Git host and the Basic user name that goes
+// with an OAuth token as password.
+//
+//	URL       string // "https://github.com"; "" for no Git host
+//	BasicUser string // "x-access-token"
+type GitHost = abi.GitHost
+
 // Token is what Exchange and Refresh return (ParseTokenResponse fills it).
 //
 //	AccessToken      string

@@ -152,6 +152,14 @@ type GroupLister interface {
 	Groups(ctx context.Context, r *GroupsRequest) (*Groups, error)
 }
 
+// GitHoster says where the provider's Git host is and which HTTP Basic
+// user name goes with an OAuth token there (the git_host operation, added
+// within ABI v1). It is optional and not part of FullProvider. A
+// plugin.Provider answers it from its Git declaration (GitHosting).
+type GitHoster interface {
+	GitHost(ctx context.Context, r *GitHostRequest) (*GitHost, error)
+}
+
 // FullProvider is a provider with every operation but the optional
 // Authorizer and GroupLister. A plugin that means to have them all says so at compile
 // time, where a mistyped method would otherwise surface only when the host
@@ -176,7 +184,7 @@ func Register(p any) {
 		panic("plugin.Register called twice")
 	}
 	if p == nil || Implemented(p) == abi.OpSet(0).With(abi.OpAuthorize) {
-		panic("plugin.Register: the provider implements none of Exchanger, Refresher, Revoker, UserInfoer, RepoLister, GroupLister (register a Provider by pointer: &plugin.Provider{…})")
+		panic("plugin.Register: the provider implements none of Exchanger, Refresher, Revoker, UserInfoer, RepoLister, GroupLister, GitHoster (register a Provider by pointer: &plugin.Provider{…})")
 	}
 	if d, ok := p.(declaration); ok {
 		if msg := d.check(); msg != "" {
@@ -219,6 +227,9 @@ func Implemented(p any) abi.OpSet {
 	}
 	if _, ok := p.(GroupLister); ok {
 		s = s.With(abi.OpGroups)
+	}
+	if _, ok := p.(GitHoster); ok {
+		s = s.With(abi.OpGitHost)
 	}
 	return s
 }
@@ -327,6 +338,17 @@ func dispatch(op abi.Op, in, out []byte) (res []byte) {
 		}
 		if x, ok := p.(GroupLister); ok {
 			msg, err = nonNil(x.Groups(ctx, &r))
+		} else {
+			err = unsupported(op)
+		}
+	case abi.OpGitHost:
+		var r GitHostRequest
+		if err = r.UnmarshalABI(in); err != nil {
+			err = &Error{Code: abi.CodeInvalidRequest, Message: err.Error()}
+			break
+		}
+		if x, ok := p.(GitHoster); ok {
+			msg, err = nonNil(x.GitHost(ctx, &r))
 		} else {
 			err = unsupported(op)
 		}

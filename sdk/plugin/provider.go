@@ -39,6 +39,7 @@ import (
 //   - repos: when Repositories or ReposFunc is set.
 //   - revoke: when RevokeFunc is set.
 //   - groups: when GroupsFunc is set.
+//   - git_host: when Git or GitHostFunc is set.
 //
 // # Errors
 //
@@ -81,6 +82,12 @@ type Provider struct {
 	RevokeFunc func(ctx context.Context, r *RevokeRequest) error
 	// GroupsFunc, if set, is the groups operation.
 	GroupsFunc func(ctx context.Context, r *GroupsRequest) (*Groups, error)
+
+	// Git, if set, says where the provider's Git host is and which Basic
+	// user name goes with a token there: the git_host operation.
+	Git *GitHosting
+	// GitHostFunc, if set, replaces the declared git_host operation.
+	GitHostFunc func(ctx context.Context, r *GitHostRequest) (*GitHost, error)
 }
 
 // RepoList declares the user's repository list: where it is and how it
@@ -94,6 +101,7 @@ var (
 	_ FullProvider = (*Provider)(nil)
 	_ Authorizer   = (*Provider)(nil)
 	_ GroupLister  = (*Provider)(nil)
+	_ GitHoster    = (*Provider)(nil)
 )
 
 // operations returns the operations p declares; Implemented reports them
@@ -115,6 +123,9 @@ func (p *Provider) operations() abi.OpSet {
 	if p.GroupsFunc != nil {
 		s = s.With(abi.OpGroups)
 	}
+	if p.Git != nil || p.GitHostFunc != nil {
+		s = s.With(abi.OpGitHost)
+	}
 	return s
 }
 
@@ -129,6 +140,8 @@ func (p *Provider) check() string {
 		return "plugin.Provider: Emails.Fields.Address is empty"
 	case p.Repositories != nil && p.Repositories.Path == "":
 		return "plugin.Provider: Repositories.Path is empty"
+	case p.Git != nil && p.Git.check() != "":
+		return p.Git.check()
 	case p.Repositories != nil && p.Repositories.Paging == PagingBodyNext && p.Repositories.ItemsMember == "":
 		return "plugin.Provider: Repositories pages with PagingBodyNext but ItemsMember is empty"
 	}
@@ -207,4 +220,16 @@ func (p *Provider) Groups(ctx context.Context, r *GroupsRequest) (*Groups, error
 		return nil, unsupported(abi.OpGroups)
 	}
 	return p.GroupsFunc(ctx, r)
+}
+
+// GitHost is GitHostFunc, else the Git declaration's answer for the
+// request's endpoints.
+func (p *Provider) GitHost(ctx context.Context, r *GitHostRequest) (*GitHost, error) {
+	if p.GitHostFunc != nil {
+		return p.GitHostFunc(ctx, r)
+	}
+	if p.Git == nil {
+		return nil, unsupported(abi.OpGitHost)
+	}
+	return p.Git.For(r.Endpoints), nil
 }

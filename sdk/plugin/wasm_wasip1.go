@@ -68,6 +68,12 @@ func exportRepos(ptr, n uint32) uint64 { return call(abi.OpRepos, ptr, n) }
 //go:wasmexport arbor_groups
 func exportGroups(ptr, n uint32) uint64 { return call(abi.OpGroups, ptr, n) }
 
+// arbor_git_host was added within v1 after arbor_groups; a host built
+// before it never calls it.
+//
+//go:wasmexport arbor_git_host
+func exportGitHost(ptr, n uint32) uint64 { return call(abi.OpGitHost, ptr, n) }
+
 func call(op abi.Op, ptr, n uint32) uint64 {
 	var in []byte
 	if n > 0 {
