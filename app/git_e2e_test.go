@@ -11,9 +11,11 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -534,4 +536,43 @@ func TestGitProxyGitLabSubgroup(t *testing.T) {
 		t.Fatalf("the same path on github, outside gitlab:vintner/**:\n%s", out)
 	}
 	mustContain(t, "other provider", out, "may not access github/vintner/platform/app")
+}
+
+// A person registers a repository credential on the Workers page, as
+// `arbor dev`'s banner suggests, and the real git clones with the two
+// lines the page shows. A bad pattern is explained on the page, and the
+// read-only credential cannot push.
+func TestGitProxyCredentialFromWorkersPage(t *testing.T) {
+	e := newGitEnv(t)
+	csrf := apptest.CSRFRE.FindStringSubmatch(e.browser.Get("/workers").Body)[1]
+
+	bad := e.browser.Do(http.MethodPost, "/workers/repo-credentials", url.Values{"csrf": {csrf}, "name": {"argocd"}, "access": {"read"}, "repos": {"octocat/../x"}})
+	if bad.StatusCode != http.StatusBadRequest || !strings.Contains(bad.Body, `id="notice"`) || !strings.Contains(bad.Body, "owner/repo") {
+		t.Fatalf("bad pattern: %d\n%s", bad.StatusCode, bad.Body)
+	}
+	if res := e.browser.Do(http.MethodPost, "/workers/repo-credentials", url.Values{"name": {"argocd"}}); res.StatusCode != http.StatusForbidden {
+		t.Fatalf("without the CSRF token: %d", res.StatusCode)
+	}
+
+	view := e.browser.Do(http.MethodPost, "/workers/repo-credentials", url.Values{"csrf": {csrf}, "name": {"argocd"}, "access": {"read"}, "repos": {"octocat/hello-world, octocat/other"}})
+	m := regexp.MustCompile(`(?s)<pre class="secret" id="credential-basic">username=([0-9a-f-]{36})\npassword=(arbw_[A-Za-z0-9_-]+)</pre>`).FindStringSubmatch(view.Body)
+	if view.StatusCode != http.StatusOK || m == nil || view.Header.Get("Cache-Control") != "no-store" ||
+		!strings.Contains(view.Body, "<code>octocat/hello-world</code>, <code>octocat/other</code>") || !strings.Contains(view.Body, e.PublicURL+"/git/") {
+		t.Fatalf("token view: %d %v\n%s", view.StatusCode, view.Header, view.Body)
+	}
+	c := cred{m[1], m[2]}
+	clone := filepath.Join(e.home, "from-page")
+	if out, err := e.as(c, "", "clone", e.url("octocat/hello-world"), clone); err != nil {
+		t.Fatalf("clone with the page's credential: %v\n%s", err, out)
+	}
+	if b, err := os.ReadFile(filepath.Join(clone, "README.md")); err != nil || string(b) != "# Hello World\n" {
+		t.Fatalf("README.md: %q, %v", b, err)
+	}
+	if page := e.browser.Get("/workers"); !strings.Contains(page.Body, `Repository credential (Git proxy): <code>git:read</code> on <code>octocat/hello-world</code>, <code>octocat/other</code>`) {
+		t.Fatalf("the list does not show the credential:\n%s", page.Body)
+	}
+	e.mustGit(clone, "commit", "--allow-empty", "-m", "try")
+	if out, err := e.as(c, clone, "push", "origin", "HEAD:main"); err == nil || !strings.Contains(out, "git:write") {
+		t.Fatalf("push with a read-only credential from the page: %v\n%s", err, out)
+	}
 }

@@ -23,6 +23,7 @@ import (
 	"html/template"
 	"net/http"
 	"net/url"
+	"strings"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -43,6 +44,9 @@ const (
 	// PathWorkersScript is the page's one script: the token view's copy
 	// button.
 	PathWorkersScript = "/workers/assets/copy.js"
+	// PathRepoCredentials is where the page's second form registers a
+	// repository credential for the Git proxy (docs/git-proxy.md).
+	PathRepoCredentials = "/workers/repo-credentials"
 )
 
 // WorkersOptions configure the Workers page.
@@ -99,6 +103,7 @@ func NewWorkers(opts WorkersOptions) (*Workers, error) {
 func (p *Workers) Routes(r fiber.Router) {
 	r.Get(PathWorkers, p.page)
 	r.Post(PathWorkers, p.registerForm)
+	r.Post(PathRepoCredentials, p.registerRepoForm)
 	r.Get(PathWorkersScript, p.script)
 	r.Post(PathWorkers+"/:id/rename", p.renameForm)
 	r.Post(PathWorkers+"/:id/rotate", p.rotateForm)
@@ -161,10 +166,10 @@ func (p *Workers) form(c *fiber.Ctx) (authn.Identity, bool, error) {
 	return id, true, nil
 }
 
-// formProblem shows a bad name on the page itself, and anything else as
-// an error page.
+// formProblem shows a bad name, scope or repository pattern on the page
+// itself, and anything else as an error page.
 func (p *Workers) formProblem(c *fiber.Ctx, id authn.Identity, err error) error {
-	if errors.Is(err, workers.ErrBadName) {
+	if errors.Is(err, workers.ErrBadName) || errors.Is(err, workers.ErrBadScope) || errors.Is(err, workers.ErrBadRepoPattern) {
 		return p.list(c, id, http.StatusBadRequest, api.Answer(err).(*httperr.Error).Message, "warn")
 	}
 	return api.Answer(err)
@@ -176,6 +181,33 @@ func (p *Workers) registerForm(c *fiber.Ctx) error {
 		return err
 	}
 	w, tok, err := p.opts.Workers.Register(c.UserContext(), id.UserID, reqbody.FormValue(c, "name"))
+	if err != nil {
+		return p.formProblem(c, id, err)
+	}
+	return p.tokenView(c, id, w, tok, false)
+}
+
+// registerRepoForm registers a repository credential: a name, read or
+// read-and-push, and the repositories it may reach (patterns separated by
+// spaces, commas or new lines; none: every repository the owner can read).
+func (p *Workers) registerRepoForm(c *fiber.Ctx) error {
+	id, ok, err := p.form(c)
+	if !ok {
+		return err
+	}
+	var g workers.Grant
+	switch access := reqbody.FormValue(c, "access"); access {
+	case "read", "":
+		g.Scopes = []string{workers.ScopeGitRead}
+	case "write":
+		g.Scopes = []string{workers.ScopeGitRead, workers.ScopeGitWrite}
+	default:
+		return p.formProblem(c, id, fmt.Errorf("%w: choose read, or read and push", workers.ErrBadScope))
+	}
+	g.Repos = strings.FieldsFunc(reqbody.FormValue(c, "repos"), func(r rune) bool {
+		return r == ',' || r == ' ' || r == '\n' || r == '\r' || r == '\t'
+	})
+	w, tok, err := p.opts.Workers.RegisterWith(c.UserContext(), id.UserID, reqbody.FormValue(c, "name"), g)
 	if err != nil {
 		return p.formProblem(c, id, err)
 	}
@@ -198,13 +230,16 @@ func (p *Workers) rotateForm(c *fiber.Ctx) error {
 // copy button), so it widens the policy by exactly that: script-src 'self'.
 func (p *Workers) tokenView(c *fiber.Ctx, id authn.Identity, w data.Worker, tok string, rotated bool) error {
 	title := "Worker registered"
+	if len(w.Scopes) > 0 {
+		title = "Repository credential registered"
+	}
 	if rotated {
 		title = "New token for " + w.Name
 	}
 	err := Render(c, p.tmpl, http.StatusOK, "token", map[string]any{
 		"Title": title, "Who": Who(id), "RequestID": gateway.RequestID(c),
 		"Worker": api.WorkerView(w), "Token": tok, "Rotated": rotated, "Script": PathWorkersScript,
-		"IDEnv": p.opts.IDEnv, "TokenEnv": p.opts.TokenEnv,
+		"IDEnv": p.opts.IDEnv, "TokenEnv": p.opts.TokenEnv, "GitBase": strings.TrimRight(p.opts.PublicURL, "/") + "/git/",
 	})
 	c.Set(fiber.HeaderContentSecurityPolicy, CSP+"; script-src 'self'")
 	return err
