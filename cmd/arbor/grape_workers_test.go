@@ -144,6 +144,22 @@ func grapeWorkersFlow(t *testing.T, browserCtx context.Context, dev *devServer, 
 			route, status, snippet(body), client.CodeWorkerUnauthorized, demoupstream.WorkerPath)
 	}
 
+	// 0. A repository credential for the Git proxy: the two lines git's
+	// credential helper answers, listed with its grant, never a worker.
+	t.Log("step: grape workers register argocd --scope git:read --repo octocat/*")
+	cred := mustRun("workers", "register", "argocd", "--scope", "git:read", "--repo", "octocat/*")
+	cm := regexp.MustCompile(`(?m)^username=([0-9a-f-]{36})\npassword=(arbw_[A-Za-z0-9_-]+)$`).FindStringSubmatch(cred.stdout)
+	if cm == nil {
+		t.Fatalf("grape workers register --scope printed %q; want username= and password= lines", cred.stdout)
+	}
+	if w, ok := find(cm[1]); !ok || w.Name != "argocd" || !slices.Equal(w.Scopes, []string{"git:read"}) || !slices.Equal(w.Repos, []string{"octocat/*"}) {
+		t.Fatalf("the list has %+v (found %v); want argocd with git:read on octocat/*", w, ok)
+	}
+	if status, body := asWorker(cm[1], cm[2]); status != 401 || !strings.Contains(body, client.CodeWorkerUnauthorized) {
+		t.Errorf("a repository credential on the worker route: %d %s; want 401 %s (a credential is never a worker)", status, snippet(body), client.CodeWorkerUnauthorized)
+	}
+	mustRun("workers", "revoke", cm[1], "--yes")
+
 	// 1. Register; the list shows the worker.
 	t.Log("step: grape workers register build-01 --env")
 	id, token := envLines(mustRun("workers", "register", "build-01", "--env"))
