@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/vintner/arbor/data"
 	"github.com/vintner/arbor/service/workers"
 )
 
@@ -126,5 +127,25 @@ func TestRepoCredentialIsNotAWorker(t *testing.T) {
 	}
 	if _, err := repo(cred.ID, newTok); !errors.Is(err, workers.ErrUnauthorized) {
 		t.Fatalf("after revocation: %v", err)
+	}
+	// The audit trail tells the credential's life from the worker's.
+	if _, _, err := f.svc.Rotate(ctx, "alice", w.ID); err != nil {
+		t.Fatal(err)
+	}
+	events, err := f.store.ListAudit(ctx, data.AuditQuery{Limit: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, e := range events {
+		got = append(got, e.Action+" "+e.Target)
+	}
+	want := []string{
+		"repo_credential.register worker:" + cred.ID, "worker.register worker:" + w.ID,
+		"repo_credential.rotate worker:" + cred.ID, "repo_credential.revoke worker:" + cred.ID,
+		"worker.rotate worker:" + w.ID,
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("audit trail:\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 }

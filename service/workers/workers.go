@@ -322,12 +322,18 @@ func (s *Service) RegisterWith(ctx context.Context, userID, name string, g Grant
 	if err := s.store.CreateWorker(ctx, w); err != nil {
 		return data.Worker{}, "", fmt.Errorf("workers: registering: %w", err)
 	}
-	action := "worker.register"
-	if IsRepoCredential(w.Scopes) {
-		action = "repo_credential.register"
-	}
-	s.audit(ctx, action, userID, id)
+	s.audit(ctx, auditAction(w, "register"), userID, id)
 	return w, tok, nil
+}
+
+// auditAction names what was done to w in the audit trail:
+// "worker.<verb>", or "repo_credential.<verb>" for a repository
+// credential, so that an operator's `arbor audit --type` tells them apart.
+func auditAction(w data.Worker, verb string) string {
+	if IsRepoCredential(w.Scopes) {
+		return "repo_credential." + verb
+	}
+	return "worker." + verb
 }
 
 func (s *Service) audit(ctx context.Context, action, userID, workerID string) {
@@ -403,21 +409,22 @@ func (s *Service) Rotate(ctx context.Context, userID, id string) (data.Worker, s
 	if err != nil {
 		return data.Worker{}, "", fmt.Errorf("workers: rotating: %w", err)
 	}
-	s.audit(ctx, "worker.rotate", userID, id)
+	s.audit(ctx, auditAction(w, "rotate"), userID, id)
 	return w, tok, nil
 }
 
 // Revoke deletes one of userID's workers.
 func (s *Service) Revoke(ctx context.Context, userID, id string) error {
-	if _, err := s.Get(ctx, userID, id); err != nil {
+	w, err := s.Get(ctx, userID, id)
+	if err != nil {
 		return err
 	}
-	err := s.store.DeleteWorker(ctx, id)
+	err = s.store.DeleteWorker(ctx, id)
 	s.invalidate(id) // even after an error: the write may have committed
 	if err != nil && !errors.Is(err, data.ErrNotFound) {
 		return fmt.Errorf("workers: revoking: %w", err)
 	}
-	s.audit(ctx, "worker.revoke", userID, id)
+	s.audit(ctx, auditAction(w, "revoke"), userID, id)
 	return nil
 }
 
