@@ -17,6 +17,7 @@ import (
 	"github.com/vintner/arbor/gateway"
 	"github.com/vintner/arbor/gateway/authn"
 	"github.com/vintner/arbor/gateway/edge/proxy"
+	"github.com/vintner/arbor/gateway/edge/reqbody"
 	"github.com/vintner/arbor/gateway/httperr"
 	"github.com/vintner/arbor/service/connections"
 	"github.com/vintner/arbor/service/workers"
@@ -172,6 +173,10 @@ func (p *Proxy) serve(c *fiber.Ctx) error {
 	if err == nil {
 		return nil
 	}
+	// A refusal comes before the body is read (or part way through it):
+	// read the rest, within a bound, so that git reads the answer rather
+	// than a reset connection.
+	reqbody.Drain(c.Request())
 	e := httperr.From(err)
 	if !httperr.GitClient(c) {
 		return e

@@ -374,3 +374,43 @@ func TestRefusals(t *testing.T) {
 		})
 	}
 }
+
+// A request refused before its body is read still gets its answer: the
+// proxy reads what is left of the body (at most 1 MiB) before answering,
+// instead of closing a connection the client is still writing to, which
+// the kernel answers with a reset that can take the answer with it.
+func TestRefusalReadsTheBodyFirst(t *testing.T) {
+	e := newEnv(t, gitproxy.Config{})
+	body := strings.Repeat("0032want 0123456789012345678901234567890123456789\n", 16<<10) // ~800 KiB
+	for i := range 20 {
+		for _, tc := range []struct {
+			name, auth string
+			status     int
+		}{
+			{"no credential", "", http.StatusUnauthorized},
+			{"read-only push", e.readAuth, http.StatusForbidden},
+		} {
+			path := "/git/github/octocat/hello.git/git-upload-pack"
+			if tc.auth != "" {
+				path = "/git/github/octocat/hello.git/git-receive-pack"
+			}
+			req, err := http.NewRequest(http.MethodPost, e.base+path, strings.NewReader(body))
+			if err != nil {
+				t.Fatal(err)
+			}
+			req.Header.Set("Content-Type", "application/x-git-upload-pack-request")
+			if tc.auth != "" {
+				req.Header.Set("Authorization", tc.auth)
+			}
+			res, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatalf("%s, round %d: %v (the refusal was lost)", tc.name, i, err)
+			}
+			_, _ = io.Copy(io.Discard, res.Body)
+			res.Body.Close()
+			if res.StatusCode != tc.status {
+				t.Fatalf("%s, round %d: %d, want %d", tc.name, i, res.StatusCode, tc.status)
+			}
+		}
+	}
+}

@@ -154,6 +154,23 @@ func drain(req *fasthttp.Request, cl int64) {
 	}
 }
 
+// Drain reads and drops what is left of a refused request's streamed body,
+// at most 1 MiB, for a route that reads its body itself
+// (gateway.WithStreamedBody) and refuses a request before reading it: the
+// client then reads the answer instead of a connection reset. A chunked
+// body is read up to the same bound; anything larger still gets the reset.
+func Drain(req *fasthttp.Request) {
+	if !req.IsBodyStream() {
+		return
+	}
+	switch cl := int64(req.Header.ContentLength()); {
+	case cl > 0:
+		drain(req, cl)
+	case cl == -1:
+		_, _ = io.Copy(io.Discard, io.LimitReader(req.BodyStream(), maxDrain))
+	}
+}
+
 func tooLarge(limit int64) error {
 	return httperr.Wrap(errTooLarge, http.StatusRequestEntityTooLarge, httperr.CodeBodyTooLarge,
 		fmt.Sprintf("The request body is larger than the %d bytes this endpoint accepts", limit))
