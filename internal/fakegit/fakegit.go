@@ -4,6 +4,15 @@
 // make: HTTP Basic with the host's user name (x-access-token, oauth2,
 // x-token-auth) and an access token the provider issued that is still
 // valid; anything else is 401, as an expired token gets at the real hosts.
+// The user names are the providers' documented ones for an OAuth token:
+// GitHub, "git clone https://x-access-token:TOKEN@github.com/…"
+// (https://docs.github.com/en/apps/creating-github-apps/authenticating-with-a-github-app/authenticating-as-a-github-app-installation);
+// GitLab, "git clone https://oauth2:ACCESS_TOKEN@gitlab.example.com/…"
+// (https://docs.gitlab.com/api/oauth2/, "Access Git over HTTPS with
+// access token"); Bitbucket Cloud, "git clone
+// https://x-token-auth:{access_token}@bitbucket.org/user/repo.git", "the
+// literal string x-token-auth as a substitute for username is required"
+// (https://support.atlassian.com/bitbucket-cloud/docs/use-oauth-on-bitbucket-cloud/).
 //
 // `arbor dev` puts one behind each fake GitHub, GitLab and Bitbucket, so
 // that a clone through Arbor's Git proxy works on one machine; the Git
