@@ -454,7 +454,7 @@ func (s *Server) trusted(a netip.Addr) bool {
 // clientIP walks X-Forwarded-For from the right, skipping trusted proxies,
 // and returns the first address a trusted proxy vouched for. It is only
 // called when the TCP peer is trusted; "" if there is no usable entry.
-func clientIP(c *fiber.Ctx, s *Server) string {
+func clientIP(c *fiber.Ctx, s *Server) netip.Addr {
 	// Several X-Forwarded-For lines form one list, in order.
 	values := c.Request().Header.PeekAll(fiber.HeaderXForwardedFor)
 	for i, steps := len(values)-1, 0; i >= 0; i-- {
@@ -468,13 +468,13 @@ func clientIP(c *fiber.Ctx, s *Server) string {
 			}
 			a, err := netip.ParseAddr(strings.TrimSpace(entry))
 			if err != nil {
-				return ""
+				return netip.Addr{}
 			}
 			a = a.Unmap()
 			if !s.trusted(a) || (xff == "" && i == 0) {
-				return a.String()
+				return a
 			}
 		}
 	}
-	return ""
+	return netip.Addr{}
 }

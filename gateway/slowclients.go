@@ -339,10 +339,8 @@ func clientKey(c *fiber.Ctx) netip.Addr {
 	if st == nil {
 		return peerAddr(c)
 	}
-	if st.client != "" {
-		if a, err := netip.ParseAddr(st.client); err == nil {
-			return a
-		}
+	if st.clientAddr.IsValid() {
+		return st.clientAddr
 	}
 	return st.peer
 }

@@ -1,6 +1,7 @@
 package authz
 
 import (
+	"bufio"
 	"context"
 	"crypto/ed25519"
 	"fmt"
@@ -8,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -159,8 +161,12 @@ type routeRuleRequest struct {
 
 func newRouteRuleRequest(tb testing.TB, app *fiber.App, g *Gate, name, cookie string) *routeRuleRequest {
 	fctx := &fasthttp.RequestCtx{}
-	fctx.Request.SetRequestURI("/app/page")
-	fctx.Request.Header.SetCookie(name, cookie)
+	// Read from the wire, as the server reads it: the Cookie header as the
+	// browser sent it (SetCookie would hand fasthttp the cookies parsed).
+	raw := "GET /app/page HTTP/1.1\r\nHost: app.example.com\r\nCookie: " + name + "=" + cookie + "\r\n\r\n"
+	if err := fctx.Request.Header.Read(bufio.NewReader(strings.NewReader(raw))); err != nil {
+		tb.Fatal(err)
+	}
 	r := &routeRuleRequest{g: g, c: app.AcquireCtx(fctx)}
 	tb.Cleanup(func() { app.ReleaseCtx(r.c) })
 	return r

@@ -223,7 +223,7 @@ func (m *Manager) lookup(ctx context.Context, sid string, now time.Time) (entry,
 // ErrInvalid (clear the cookie), ErrEnded (clear the cookie), or a store
 // error (answer 503; the session may be fine).
 func (m *Manager) Authenticate(c *fiber.Ctx) (authn.Identity, error) {
-	tok := c.Cookies(m.name)
+	tok := cookie(&c.Request().Header, m.name)
 	if tok == "" {
 		return authn.Identity{}, ErrNoSession
 	}
@@ -317,7 +317,7 @@ func (m *Manager) Start(c *fiber.Ctx, user data.User) (data.Session, error) {
 // is genuine (an expired token still names its session), and clears the
 // cookie. A request without a valid cookie is not an error.
 func (m *Manager) EndCurrent(c *fiber.Ctx) error {
-	tok := c.Cookies(m.name)
+	tok := cookie(&c.Request().Header, m.name)
 	if tok == "" {
 		return nil
 	}

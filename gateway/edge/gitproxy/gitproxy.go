@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/netip"
 	"net/url"
 	"strings"
 	"time"
@@ -292,8 +291,8 @@ func (p *Proxy) admit(c *fiber.Ctx) (*slot, *httperr.Error) {
 	if p.limiter == nil {
 		return nil, nil
 	}
-	a, err := netip.ParseAddr(gateway.ClientIP(c))
-	if err != nil {
+	a := gateway.ClientAddr(c)
+	if !a.IsValid() {
 		return nil, nil
 	}
 	k := proxy.ClientKey(a)

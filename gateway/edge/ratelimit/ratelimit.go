@@ -208,7 +208,11 @@ func (l *Limits) Keyed(c Class) *Keyed {
 // clientKey is the request's bucket key; ok is false outside a gateway
 // request.
 func clientKey(c *fiber.Ctx) (k netip.Addr, ok bool) {
-	return Key(gateway.ClientIP(c))
+	a := gateway.ClientAddr(c)
+	if !a.IsValid() {
+		return netip.Addr{}, false
+	}
+	return KeyOf(a), true
 }
 
 // take charges class for the request; a non-nil error is the 429.
@@ -262,8 +266,17 @@ var (
 // an address whose bucket is empty gets 429 without next running; one
 // answered 401 takes a token, and gets 429 instead if there was none.
 func (l *Limits) checkAuth(c *fiber.Ctx, k netip.Addr, class Class, next func() error) error {
+	if l.keyed[class] == nil || !hasCredentials(c) {
+		return next()
+	}
+	return l.checkCredentialed(c, k, class, next)
+}
+
+// checkCredentialed is checkAuth for a request already known to carry
+// credentials (Guard has looked: the headers are not read twice).
+func (l *Limits) checkCredentialed(c *fiber.Ctx, k netip.Addr, class Class, next func() error) error {
 	kd := l.keyed[class]
-	if kd == nil || !hasCredentials(c) {
+	if kd == nil {
 		return next()
 	}
 	now := l.now()
@@ -304,7 +317,7 @@ func (l *Limits) Guard(guard func(c *fiber.Ctx) (bool, error)) func(c *fiber.Ctx
 			return guard(c)
 		}
 		var pass bool
-		err := l.checkAuth(c, k, FailedAuth, func() error {
+		err := l.checkCredentialed(c, k, FailedAuth, func() error {
 			var err error
 			pass, err = guard(c)
 			return err
