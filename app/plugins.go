@@ -87,9 +87,9 @@ func startPlugins(ctx context.Context, cfg config.Config, environ []string, log 
 			MaxMemoryPages:  uint32(cfg.Plugins.MaxMemoryPages),
 			DefaultTimeout:  cfg.Plugins.DefaultTimeout,
 			PoolSize:        cfg.Plugins.PoolSize,
-			KeepWarm:        cfg.Plugins.KeepWarm,
+			KeepWarm:        keepWarm(cfg.Plugins.KeepWarm),
 			IdleTimeout:     cfg.Plugins.IdleTimeout,
-			CodeIdleTimeout: cfg.Plugins.CodeIdleTimeout,
+			CodeIdleTimeout: codeIdleTimeout(cfg.Plugins.CodeIdleTimeout),
 		},
 	})
 	if err != nil {
@@ -254,4 +254,27 @@ func (rt *pluginRuntime) providerRegistry() providers.Registry {
 	default:
 	}
 	return nil
+}
+
+// keepWarm is plugins.keep_warm for the host: 0 (unset) is one warm
+// instance per plugin, negative none.
+func keepWarm(n int) int {
+	switch {
+	case n == 0:
+		return 1
+	case n < 0:
+		return 0
+	}
+	return n
+}
+
+// codeIdleTimeout is plugins.code_idle_timeout for the host: 0 (unset)
+// keeps the compiled code. The built-in plugins share one module, so
+// keeping it costs about 13 MB, and a call never waits for a compile
+// (docs/benchmarks.md, "Issue 20: one module for the built-in plugins").
+func codeIdleTimeout(d time.Duration) time.Duration {
+	if d == 0 {
+		return -1
+	}
+	return d
 }

@@ -32,17 +32,19 @@ type Plugins struct {
 	// (the host's default, 4).
 	PoolSize int `yaml:"pool_size"`
 	// KeepWarm is how many instances each plugin keeps when idle. Default
-	// 0: none, so an idle gateway holds no instance memory (about 3.5 MB
-	// resident each) and a call after a quiet period instantiates first
-	// (6-9 ms).
+	// 0 (1: a call after a quiet period finds an instance, about 1 ms;
+	// each costs about 3.5 MB resident); negative (-1) keeps none, and a
+	// call after a quiet period instantiates first (about 10 ms).
 	KeepWarm int `yaml:"keep_warm"`
 	// IdleTimeout: instances beyond keep_warm that no call needed for this
 	// long are closed. Default 0 (the host's default, 1m).
 	IdleTimeout time.Duration `yaml:"idle_timeout"`
 	// CodeIdleTimeout: a plugin without an instance for this long also
-	// releases its compiled code (about 11 MB for a built-in plugin); its
-	// next call compiles it again from cache_dir (about 40 ms). Default 0
-	// (the host's default, 5m); negative (-1s) keeps the code loaded.
+	// releases its compiled code; its next call compiles it again from
+	// cache_dir (about 60 ms). Default 0: never (the built-in plugins share
+	// one compiled module, about 13 MB, so an idle `arbor serve` keeps it
+	// and stays near 70 MB; docs/benchmarks.md). Useful with keep_warm -1
+	// and many plugins of your own, each with its own code.
 	CodeIdleTimeout time.Duration `yaml:"code_idle_timeout"`
 }
 
@@ -217,8 +219,8 @@ func (c Config) validatePlugins(bad func(key, format string, args ...any)) {
 	if c.Plugins.PoolSize < 0 || c.Plugins.PoolSize > 1024 {
 		bad("plugins.pool_size", "%d: want 0 (default) to 1024", c.Plugins.PoolSize)
 	}
-	if c.Plugins.KeepWarm < 0 || c.Plugins.KeepWarm > 1024 {
-		bad("plugins.keep_warm", "%d: want 0 (default, none) to 1024 (at most pool_size are kept)", c.Plugins.KeepWarm)
+	if c.Plugins.KeepWarm < -1 || c.Plugins.KeepWarm > 1024 {
+		bad("plugins.keep_warm", "%d: want -1 (none), 0 (default, 1) to 1024 (at most pool_size are kept)", c.Plugins.KeepWarm)
 	}
 	if c.Plugins.IdleTimeout < 0 {
 		bad("plugins.idle_timeout", "%v: want 0 (default) or a positive duration", c.Plugins.IdleTimeout)

@@ -3,6 +3,7 @@ package plugins
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"embed"
 	"errors"
 	"fmt"
@@ -157,7 +158,67 @@ type Host struct {
 	mu     sync.Mutex
 	closed bool
 
+	// codes shares compiled code between versions of the same bytes: the
+	// built-in plugins are one module (plugins/builtin), compiled once for
+	// the four of them, and a reload of an unchanged plugin compiles
+	// nothing. codesMu is held while compiling, so that plugins loading at
+	// once wait for the one compile instead of repeating it.
+	codesMu sync.Mutex
+	codes   map[[sha256.Size]byte]*sharedCode
+
 	freeing sync.Mutex // held while freeMemory runs
+}
+
+// sharedCode is a compiled module and the versions holding it.
+type sharedCode struct {
+	compiled wazero.CompiledModule
+	refs     int
+}
+
+// compile returns the compiled code of module b, compiling it only if no
+// version holds it already; releaseCode gives the reference back.
+func (h *Host) compile(ctx context.Context, b []byte) ([sha256.Size]byte, wazero.CompiledModule, error) {
+	key := sha256.Sum256(b)
+	h.codesMu.Lock()
+	defer h.codesMu.Unlock()
+	if c := h.codes[key]; c != nil {
+		c.refs++
+		return key, c.compiled, nil
+	}
+	// Use every core for the compilation itself.
+	cctx := experimental.WithCompilationWorkers(ctx, runtime.GOMAXPROCS(0))
+	compiled, err := h.rt.CompileModule(cctx, b)
+	if err != nil {
+		return key, nil, err
+	}
+	if h.codes == nil {
+		h.codes = map[[sha256.Size]byte]*sharedCode{}
+	}
+	h.codes[key] = &sharedCode{compiled: compiled, refs: 1}
+	return key, compiled, nil
+}
+
+// CompiledModules reports how many compiled modules the host holds: one
+// for the four built-in plugins, which share their module.
+func (h *Host) CompiledModules() int {
+	h.codesMu.Lock()
+	defer h.codesMu.Unlock()
+	return len(h.codes)
+}
+
+// releaseCode drops a version's reference to compiled code; the last one
+// closes it.
+func (h *Host) releaseCode(key [sha256.Size]byte) {
+	h.codesMu.Lock()
+	defer h.codesMu.Unlock()
+	c := h.codes[key]
+	if c == nil {
+		return
+	}
+	if c.refs--; c.refs == 0 {
+		delete(h.codes, key)
+		c.compiled.Close(context.Background())
+	}
 }
 
 // freeMemory returns freed memory to the OS after idle instances were
@@ -183,9 +244,9 @@ const maxModuleBytes = 64 << 20
 //     stops a runaway plugin. It makes guest code slower, which is one
 //     reason the ABI avoids reflection-based encoding (docs/plugin-abi.md).
 //   - Plugins get the real wall clock and crypto/rand (wazero's defaults
-//     are fake and deterministic), no file system, no environment, no
-//     arguments and no sockets; their stderr is kept, truncated, for crash
-//     reports.
+//     are fake and deterministic), no file system, no environment but
+//     abi.EnvPlugin (the plugin's name), no arguments and no sockets;
+//     their stderr is kept, truncated, for crash reports.
 func NewHost(ctx context.Context, opts HostOptions) (*Host, error) {
 	h := &Host{policy: opts.Policy.withDefaults(), log: opts.Logger}
 	if h.log == nil {
@@ -284,13 +345,25 @@ func (h *Host) Load(ctx context.Context, fsys fs.FS, dir string, cfg PluginConfi
 	return newPlugin(v), nil
 }
 
+// unchanging reports whether fsys cannot change while the process runs:
+// an embed.FS, or a file system that says so with an Unchanging method
+// (plugins/builtin's, which serves its one module under every plugin's
+// directory).
+func unchanging(fsys fs.FS) bool {
+	switch fsys.(type) {
+	case embed.FS, interface{ Unchanging() }:
+		return true
+	}
+	return false
+}
+
 // source is what a version was loaded from, for change detection.
 type source struct {
 	manifest []byte
 	module   []byte
 	// reread reads the module again, for a version that released its
 	// compiled code. It is set only for a source that cannot change under
-	// the running process (an embed.FS: the built-in plugins); a version
+	// the running process (see unchanging: the built-in plugins); a version
 	// from any other source keeps its module's bytes instead, so that a
 	// file replaced on disk before the next Reload never changes what runs.
 	reread func() ([]byte, error)
@@ -330,7 +403,7 @@ func readSource(fsys fs.FS, dir, label string) (*manifest.Manifest, source, erro
 	if err := m.VerifyModule(mod); err != nil {
 		return m, src, fmt.Errorf("plugins: %w", err)
 	}
-	if _, ok := fsys.(embed.FS); ok {
+	if unchanging(fsys) {
 		src.reread = func() ([]byte, error) { return fs.ReadFile(fsys, modPath) }
 	}
 	return m, src, nil
@@ -369,15 +442,13 @@ func (h *Host) build(ctx context.Context, m *manifest.Manifest, src source, cfg 
 	if err := checkModule(bin, m, clampLimits(h.policy, m.Limits).memPages); err != nil {
 		return nil, fail(err)
 	}
-	// Use every core for the compilation itself.
-	cctx := experimental.WithCompilationWorkers(ctx, runtime.GOMAXPROCS(0))
-	compiled, err := h.rt.CompileModule(cctx, src.module)
+	key, compiled, err := h.compile(ctx, src.module)
 	if err != nil {
 		return nil, fail(fmt.Errorf("module %s is not a valid WebAssembly module: %w", m.Module, err))
 	}
-	v, err := newVersion(h, m, cfg, compiled, src)
+	v, err := newVersion(h, m, cfg, compiled, key, src)
 	if err != nil {
-		compiled.Close(ctx)
+		h.releaseCode(key)
 		return nil, fail(err)
 	}
 	if err := v.start(ctx); err != nil {

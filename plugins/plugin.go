@@ -2,6 +2,7 @@ package plugins
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -125,8 +126,13 @@ type version struct {
 	// reaper, which must not wait for a compile.
 	codeMu     sync.RWMutex
 	compiled   wazero.CompiledModule
+	codeKey    [sha256.Size]byte // compiled's, for Host.releaseCode
 	codeClosed bool
 	codeLoaded atomic.Bool
+
+	// modCfg is the host's module configuration with abi.EnvPlugin set to
+	// the plugin's name (a module carrying several providers acts as it).
+	modCfg wazero.ModuleConfig
 
 	// gitMu guards gitHost, the git_host answer kept for this version
 	// (it depends on the configuration only): GitHost asks once.
@@ -142,9 +148,10 @@ type version struct {
 	codeReleases, codeLoads                                          atomic.Uint64
 }
 
-func newVersion(h *Host, m *manifest.Manifest, cfg PluginConfig, compiled wazero.CompiledModule, src source) (*version, error) {
+func newVersion(h *Host, m *manifest.Manifest, cfg PluginConfig, compiled wazero.CompiledModule, key [sha256.Size]byte, src source) (*version, error) {
 	v := &version{
-		host: h, man: m, cfg: cfg, compiled: compiled,
+		host: h, man: m, cfg: cfg, compiled: compiled, codeKey: key,
+		modCfg:   h.modCfg.WithEnv(abi.EnvPlugin, m.Name),
 		limits:   clampLimits(h.policy, m.Limits),
 		log:      h.log.With("plugin", m.Name),
 		done:     make(chan struct{}),
@@ -278,7 +285,7 @@ func (v *version) close() {
 	v.transport.CloseIdleConnections()
 	v.codeMu.Lock()
 	if v.compiled != nil {
-		v.compiled.Close(context.Background())
+		v.host.releaseCode(v.codeKey)
 		v.compiled = nil
 	}
 	v.codeClosed = true

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -88,7 +87,7 @@ func (v *version) newInstance(ctx context.Context) (*instance, error) {
 	ictx = experimental.WithMemoryAllocator(ictx, experimental.MemoryAllocatorFunc(func(_, _ uint64) experimental.LinearMemory {
 		return mem
 	}))
-	mod, err := v.instantiate(ictx, v.host.modCfg.WithStderr(stderr))
+	mod, err := v.instantiate(ictx, v.modCfg.WithStderr(stderr))
 	if err != nil {
 		msg := strings.TrimSpace(string(stderr.b))
 		if msg != "" {
@@ -148,12 +147,11 @@ func (v *version) loadCode(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("reading the module %s again to compile it: %w", v.man.Module, err)
 	}
-	cctx := experimental.WithCompilationWorkers(ctx, runtime.GOMAXPROCS(0))
-	compiled, err := v.host.rt.CompileModule(cctx, b)
+	key, compiled, err := v.host.compile(ctx, b)
 	if err != nil {
 		return fmt.Errorf("compiling the module %s again: %w", v.man.Module, err)
 	}
-	v.compiled = compiled
+	v.compiled, v.codeKey = compiled, key
 	v.codeLoaded.Store(true)
 	v.codeLoads.Add(1)
 	return nil
@@ -169,7 +167,7 @@ func (v *version) releaseCode() bool {
 	if v.compiled == nil || len(v.pool.slots) > 0 {
 		return false
 	}
-	v.compiled.Close(context.Background())
+	v.host.releaseCode(v.codeKey)
 	v.compiled = nil
 	v.codeLoaded.Store(false)
 	v.codeReleases.Add(1)

@@ -1,4 +1,4 @@
-// Command bitbucket is Arbor's built-in Bitbucket Cloud provider plugin
+// Package bitbucket is Arbor's built-in Bitbucket Cloud provider plugin
 // (sign-in and Git connections), a wasip1 reactor module written only with
 // sdk/plugin.
 //
@@ -32,8 +32,9 @@
 //     says so with the code "unsupported" and tells the user where to
 //     revoke access themselves.
 //
-// Build: make plugins (or GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared).
-package main
+// Build: make plugins, which compiles it with the other built-in plugins
+// into one module, plugins/builtin/builtin.wasm (see package builtin).
+package bitbucket
 
 import (
 	"context"
@@ -55,7 +56,7 @@ import (
 // Bitbucket rotates refresh tokens: the caller must store the returned
 // one.
 func init() {
-	plugin.Register(&plugin.Provider{
+	plugin.RegisterAs("bitbucket", &plugin.Provider{
 		Grants: plugin.Grants{Auth: plugin.AuthInHeader, RefreshWithoutScope: true},
 		// Git over HTTPS takes an OAuth token as the password of the user
 		// x-token-auth; Bitbucket Cloud has one Git host.
@@ -76,8 +77,6 @@ func init() {
 		GroupsFunc: groups,
 	})
 }
-
-func main() {}
 
 // api calls Bitbucket's REST API with a Bearer token; a 4xx refusal is
 // permanent.

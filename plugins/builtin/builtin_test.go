@@ -17,6 +17,7 @@ import (
 
 	"github.com/vintner/arbor/plugins"
 	"github.com/vintner/arbor/plugins/builtin"
+	"github.com/vintner/arbor/plugins/builtin/internal/build"
 	"github.com/vintner/arbor/sdk/abi"
 	"github.com/vintner/arbor/sdk/abi/manifest"
 	"github.com/vintner/arbor/sdk/fakeprovider"
@@ -150,21 +151,15 @@ func TestManifests(t *testing.T) {
 	}
 }
 
-// TestCommittedBuildsMatchSource rebuilds every built-in plugin from
-// plugins/<name> and compares it, byte for byte, with the committed and
-// embedded build, so CI re-checks what the binary embeds.
+// TestCommittedBuildsMatchSource rebuilds the built-in plugins' module
+// from plugins/<name> and compares it and every manifest, byte for byte,
+// with the committed and embedded build, so CI re-checks what the binary
+// embeds.
 func TestCommittedBuildsMatchSource(t *testing.T) {
-	matches, err := filepath.Glob(filepath.Join("..", "*", manifest.File))
+	sources, err := build.Sources("..")
 	if err != nil {
 		t.Fatal(err)
 	}
-	var sources []string
-	for _, m := range matches {
-		if n := filepath.Base(filepath.Dir(m)); n != "builtin" && n != "testdata" {
-			sources = append(sources, n)
-		}
-	}
-	slices.Sort(sources)
 	if !slices.Equal(sources, builtin.Names()) {
 		t.Errorf("plugin sources %v, but plugins/builtin embeds %v: run `make plugins` and commit", sources, builtin.Names())
 	}
@@ -172,32 +167,36 @@ func TestCommittedBuildsMatchSource(t *testing.T) {
 	if err != nil {
 		t.Fatalf("%v: run `make plugins` and commit", err)
 	}
+	r, err := build.Compile(t.Context(), "..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v := strings.TrimSpace(string(committedGo)); v != r.GoVersion {
+		t.Errorf("the committed plugins were built with %s but this is %s, so the bytes cannot match: "+
+			"build with %s, or run `make plugins` with the new release and commit", v, r.GoVersion, v)
+	}
+	if len(r.Files) != len(sources)+1 {
+		t.Errorf("the build has %d files for %d plugins and their module", len(r.Files), len(sources))
+	}
+	for f, fresh := range r.Files {
+		embedded, err := os.ReadFile(filepath.FromSlash(f))
+		if err != nil {
+			t.Fatalf("%v: run `make plugins` and commit", err)
+		}
+		served, err := fs.ReadFile(builtin.FS(), f)
+		if err != nil || !bytes.Equal(served, embedded) {
+			t.Errorf("builtin.FS serves %s other than the committed file (%v)", f, err)
+		}
+		if !bytes.Equal(fresh, embedded) {
+			t.Errorf("plugins/builtin/%s differs from a build of the sources (fresh module sha256 %s): run `make plugins` and commit", f, r.SHA256)
+		}
+	}
+	// Every plugin's directory serves the one module its manifest names.
 	for _, name := range sources {
-		t.Run(name, func(t *testing.T) {
-			t.Parallel()
-			b, err := plugintest.Compile(t.Context(), filepath.Join("..", name), t.TempDir())
-			if err != nil {
-				t.Fatal(err)
-			}
-			if v := strings.TrimSpace(string(committedGo)); v != b.GoVersion {
-				t.Errorf("the committed plugins were built with %s but this is %s, so the bytes cannot match: "+
-					"build with %s, or run `make plugins` with the new release and commit", v, b.GoVersion, v)
-			}
-			for _, f := range []string{manifest.File, b.Manifest.Module} {
-				fresh, err := os.ReadFile(filepath.Join(b.Dir, f))
-				if err != nil {
-					t.Fatal(err)
-				}
-				embedded, err := fs.ReadFile(builtin.FS(), name+"/"+f)
-				if err != nil {
-					t.Fatalf("%v: run `make plugins` and commit", err)
-				}
-				if !bytes.Equal(fresh, embedded) {
-					t.Errorf("plugins/builtin/%s/%s differs from a build of plugins/%s (fresh sha256 %s): run `make plugins` and commit",
-						name, f, name, b.SHA256)
-				}
-			}
-		})
+		mod, err := fs.ReadFile(builtin.FS(), name+"/"+build.Module)
+		if err != nil || !bytes.Equal(mod, r.Files[build.Module]) {
+			t.Errorf("builtin.FS %s/%s is not the module (%v)", name, build.Module, err)
+		}
 	}
 }
 

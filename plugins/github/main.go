@@ -1,4 +1,4 @@
-// Command github is Arbor's built-in GitHub provider plugin (sign-in and Git
+// Package github is Arbor's built-in GitHub provider plugin (sign-in and Git
 // connections), a wasip1 reactor module written only with sdk/plugin.
 //
 // It works with both kinds of GitHub client, which issue different tokens
@@ -48,8 +48,9 @@
 //     that carries the installation and the page. Other tokens list GET
 //     /user/repos. Both page with a Link header.
 //
-// Build: make plugins (or GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared).
-package main
+// Build: make plugins, which compiles it with the other built-in plugins
+// into one module, plugins/builtin/builtin.wasm (see package builtin).
+package github
 
 import (
 	"context"
@@ -75,7 +76,7 @@ import (
 // GitHub ignores response_type, takes space-separated scopes and, since
 // July 2025, S256 PKCE challenges.
 func init() {
-	plugin.Register(&plugin.Provider{
+	plugin.RegisterAs("github", &plugin.Provider{
 		Grants: plugin.Grants{Auth: plugin.AuthInParams, RefreshWithoutScope: true},
 		API:    api,
 		// Git over HTTPS takes the token as the password of the user
@@ -97,8 +98,6 @@ func init() {
 		GroupsFunc: groups,
 	})
 }
-
-func main() {}
 
 // api calls GitHub's REST API with its media type and pinned version.
 // Answers are judged by plugin.CheckResponse, which reads GitHub's rate

@@ -1,4 +1,4 @@
-// Command gitlab is Arbor's built-in GitLab provider plugin (sign-in and Git
+// Package gitlab is Arbor's built-in GitLab provider plugin (sign-in and Git
 // connections) for gitlab.com and self-managed GitLab, a wasip1 reactor
 // module written only with sdk/plugin.
 //
@@ -14,8 +14,9 @@
 //   - /api/v4/projects?membership=true pages with X-Next-Page; an answer
 //     without it (keyset pagination) is followed through its Link header.
 //
-// Build: make plugins (or GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared).
-package main
+// Build: make plugins, which compiles it with the other built-in plugins
+// into one module, plugins/builtin/builtin.wasm (see package builtin).
+package gitlab
 
 import (
 	"context"
@@ -37,7 +38,7 @@ import (
 //
 // The API takes the defaults: a Bearer token, JSON.
 func init() {
-	plugin.Register(&plugin.Provider{
+	plugin.RegisterAs("gitlab", &plugin.Provider{
 		Grants: plugin.Grants{Auth: plugin.AuthInParams},
 		// Git over HTTPS takes an OAuth token as the password of the user
 		// oauth2; a self-managed GitLab serves Git where its API base,
@@ -55,8 +56,6 @@ func init() {
 		GroupsFunc: groups,
 	})
 }
-
-func main() {}
 
 // revoke revokes the authorization through /oauth/revoke. GitLab
 // (Doorkeeper) keeps an access token and its refresh token in one record,

@@ -1,4 +1,4 @@
-// Command google is Arbor's built-in Google sign-in plugin (login only), a
+// Package google is Arbor's built-in Google sign-in plugin (login only), a
 // wasip1 reactor module written only with sdk/plugin.
 //
 // Google's behaviour, as handled here (docs/provider-plugins.md has the
@@ -30,8 +30,9 @@
 //     token that is expired or already revoked, and then the grant may
 //     still exist, which the error says.
 //
-// Build: make plugins (or GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared).
-package main
+// Build: make plugins, which compiles it with the other built-in plugins
+// into one module, plugins/builtin/builtin.wasm (see package builtin).
+package google
 
 import (
 	"context"
@@ -49,7 +50,7 @@ import (
 // for the offline access, the login, the revocation and the hosted domain
 // (groups.go).
 func init() {
-	plugin.Register(&plugin.Provider{
+	plugin.RegisterAs("google", &plugin.Provider{
 		Grants:        plugin.Grants{Auth: plugin.AuthInParams, RefreshWithoutScope: true},
 		AuthorizeFunc: authorizeParams,
 		UserPath:      userinfo,
@@ -59,8 +60,6 @@ func init() {
 		GroupsFunc:    groups,
 	})
 }
-
-func main() {}
 
 // userinfo is the OpenID Connect userinfo endpoint's path under the API
 // base.

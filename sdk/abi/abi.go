@@ -77,6 +77,14 @@ const (
 	markerPrefix = "arbor_abi_v"
 )
 
+// EnvPlugin is the environment variable the host sets in every instance
+// it creates: the name of the plugin (its manifest's "name") the instance
+// serves. A module that carries one provider may ignore it. A module that
+// carries several (Arbor's built-in plugins are one module, so that they
+// share one compiled copy of the Go runtime and libraries) acts as the
+// provider it names: sdk/plugin's RegisterAs.
+const EnvPlugin = "ARBOR_PLUGIN"
+
 // Host imports, all in HostModule.
 const (
 	// ImportHTTPDo is func(req_ptr, req_len, buf_ptr, buf_cap i32) i32.

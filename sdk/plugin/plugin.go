@@ -106,7 +106,9 @@ package plugin
 import (
 	"context"
 	"errors"
+	"os"
 	"slices"
+	"strconv"
 
 	"github.com/vintner/arbor/sdk/abi"
 )
@@ -174,24 +176,75 @@ type FullProvider interface {
 	RepoLister
 }
 
-var provider any
+var (
+	provider any            // Register's
+	named    map[string]any // RegisterAs's, by plugin name
+	chosen   any            // the provider of this instance, once chosen
+)
 
 // Register installs the plugin's provider. Call it once, from an init
 // function of package main; it panics (failing the plugin's load with that
 // message) if called twice or if p implements no operation.
 func Register(p any) {
-	if provider != nil {
-		panic("plugin.Register called twice")
+	if provider != nil || named != nil {
+		panic("plugin.Register called twice, or with RegisterAs")
 	}
+	checkProvider("plugin.Register", p)
+	provider = p
+}
+
+// RegisterAs installs p as the provider of the plugin called name (its
+// manifest's "name"), in a module that carries several: each instance acts
+// as the one the host names in the abi.EnvPlugin environment variable.
+// Arbor's built-in plugins are built this way, as one module, so that the
+// Go runtime and libraries they share are compiled once. A package that
+// calls RegisterAs from its init function can be imported by several
+// main packages: alone it is an ordinary plugin (one registration is
+// served whatever the variable says). It panics like Register, and if name
+// is registered twice.
+func RegisterAs(name string, p any) {
+	if provider != nil {
+		panic("plugin.RegisterAs called with Register")
+	}
+	if _, dup := named[name]; dup || name == "" {
+		panic("plugin.RegisterAs: the name " + strconv.Quote(name) + " is empty or registered twice")
+	}
+	checkProvider("plugin.RegisterAs", p)
+	if named == nil {
+		named = map[string]any{}
+	}
+	named[name] = p
+}
+
+func checkProvider(fn string, p any) {
 	if p == nil || Implemented(p) == abi.OpSet(0).With(abi.OpAuthorize) {
-		panic("plugin.Register: the provider implements none of Exchanger, Refresher, Revoker, UserInfoer, RepoLister, GroupLister, GitHoster (register a Provider by pointer: &plugin.Provider{…})")
+		panic(fn + ": the provider implements none of Exchanger, Refresher, Revoker, UserInfoer, RepoLister, GroupLister, GitHoster (register a Provider by pointer: &plugin.Provider{…})")
 	}
 	if d, ok := p.(declaration); ok {
 		if msg := d.check(); msg != "" {
 			panic(msg)
 		}
 	}
-	provider = p
+}
+
+// current is the provider this instance serves: Register's, the only one
+// registered with RegisterAs, or the one abi.EnvPlugin names. It is nil
+// when there is none; the marker then reports no operation, and the host
+// refuses the module with the manifest's operations missing.
+func current() any {
+	if provider != nil {
+		return provider
+	}
+	if chosen == nil {
+		if len(named) == 1 {
+			for _, p := range named {
+				chosen = p
+			}
+		} else {
+			chosen = named[os.Getenv(abi.EnvPlugin)]
+		}
+	}
+	return chosen
 }
 
 // declaration is a *Provider, or a type that embeds one: its operations
@@ -250,9 +303,13 @@ func dispatch(op abi.Op, in, out []byte) (res []byte) {
 		}
 	}()
 	ctx := context.Background()
-	p := provider
+	p := current()
 	if p == nil {
-		return errorResult(out, &Error{Code: abi.CodeInternal, Message: "no provider registered: call plugin.Register in an init function"})
+		msg := "no provider registered: call plugin.Register in an init function"
+		if len(named) > 0 {
+			msg = "this module carries several providers and " + abi.EnvPlugin + " names none of them"
+		}
+		return errorResult(out, &Error{Code: abi.CodeInternal, Message: msg})
 	}
 	var (
 		msg abi.Message

@@ -34,7 +34,7 @@ var (
 func addr(b []byte) uint32 { return uint32(uintptr(unsafe.Pointer(unsafe.SliceData(b)))) }
 
 //go:wasmexport arbor_abi_v1
-func exportMarker() uint32 { return uint32(Implemented(provider)) }
+func exportMarker() uint32 { return uint32(Implemented(current())) }
 
 //go:wasmexport arbor_alloc
 func exportAlloc(size uint32) uint32 {

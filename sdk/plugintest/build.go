@@ -94,24 +94,13 @@ func Compile(ctx context.Context, srcDir, outDir string) (*Built, error) {
 	if err := os.MkdirAll(out, 0o755); err != nil {
 		return nil, fmt.Errorf("plugintest: %w", err)
 	}
-	goBin := goTool()
-	env := buildEnv()
-
 	modPath := filepath.Join(out, head.Module)
-	tmp := modPath + ".tmp"
-	args := append([]string{"build"}, buildFlags...)
-	args = append(args, "-o", tmp, ".")
-	cmd := exec.CommandContext(ctx, goBin, args...)
-	cmd.Dir, cmd.Env = src, env
-	if msg, err := cmd.CombinedOutput(); err != nil {
-		os.Remove(tmp)
-		return nil, fmt.Errorf("plugintest: GOOS=wasip1 GOARCH=wasm go %s (in %s): %v\n%s", strings.Join(args, " "), srcDir, err, msg)
-	}
-	mod, err := os.ReadFile(tmp)
+	goVersion, err := CompileModule(ctx, src, modPath)
 	if err != nil {
-		return nil, fmt.Errorf("plugintest: %w", err)
+		return nil, err
 	}
-	if err := os.Rename(tmp, modPath); err != nil {
+	mod, err := os.ReadFile(modPath)
+	if err != nil {
 		return nil, fmt.Errorf("plugintest: %w", err)
 	}
 	sum := sha256.Sum256(mod)
@@ -124,14 +113,40 @@ func Compile(ctx context.Context, srcDir, outDir string) (*Built, error) {
 	if err := writeFileAtomic(filepath.Join(out, manifest.File), man); err != nil {
 		return nil, fmt.Errorf("plugintest: %w", err)
 	}
+	return &Built{Dir: out, Manifest: m, Module: modPath, SHA256: hash, GoVersion: goVersion}, nil
+}
 
+// CompileModule builds the main package in srcDir into the module modPath
+// as Compile does (same toolchain, flags and cleared environment), without
+// a manifest, and returns the Go release that built it. Arbor's built-in
+// plugins are one such module, built from a main package that imports
+// them all (plugins/builtin).
+func CompileModule(ctx context.Context, srcDir, modPath string) (goVersion string, err error) {
+	src, err := filepath.Abs(srcDir)
+	if err != nil {
+		return "", err
+	}
+	goBin := goTool()
+	env := buildEnv()
+	tmp := modPath + ".tmp"
+	args := append([]string{"build"}, buildFlags...)
+	args = append(args, "-o", tmp, ".")
+	cmd := exec.CommandContext(ctx, goBin, args...)
+	cmd.Dir, cmd.Env = src, env
+	if msg, err := cmd.CombinedOutput(); err != nil {
+		os.Remove(tmp)
+		return "", fmt.Errorf("plugintest: GOOS=wasip1 GOARCH=wasm go %s (in %s): %v\n%s", strings.Join(args, " "), srcDir, err, msg)
+	}
+	if err := os.Rename(tmp, modPath); err != nil {
+		return "", fmt.Errorf("plugintest: %w", err)
+	}
 	cmd = exec.CommandContext(ctx, goBin, "env", "GOVERSION")
 	cmd.Dir, cmd.Env = src, env
 	ver, err := cmd.Output()
 	if err != nil {
-		return nil, fmt.Errorf("plugintest: go env GOVERSION: %w", err)
+		return "", fmt.Errorf("plugintest: go env GOVERSION: %w", err)
 	}
-	return &Built{Dir: out, Manifest: m, Module: modPath, SHA256: hash, GoVersion: strings.TrimSpace(string(ver))}, nil
+	return strings.TrimSpace(string(ver)), nil
 }
 
 // shaField matches the manifest's "sha256" member, whatever its value.

@@ -5,12 +5,16 @@
 //	go run ./plugins/builtin/internal/mkbuiltin
 //
 // Every directory plugins/<name> with a plugin.json (except builtin and
-// testdata) is a built-in plugin. Each is compiled with plugintest.Compile
-// (GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared -trimpath
-// -buildvcs=false, GOFLAGS cleared) and copied with its manifest, the
-// module's sha256 filled in, to plugins/builtin/<name>/. The Go release
-// used is written to plugins/builtin/GOVERSION: the module embeds it, so
-// only the same release rebuilds the same bytes, which the test in
+// testdata) is a built-in plugin, a package that registers its provider
+// with plugin.RegisterAs. mkbuiltin writes the bundle's main package
+// (plugins/builtin/internal/bundle/main.go, importing them all), compiles
+// it into one module with plugintest.CompileModule (GOOS=wasip1
+// GOARCH=wasm go build -buildmode=c-shared -trimpath -buildvcs=false,
+// GOFLAGS cleared), and writes plugins/builtin/builtin.wasm and each
+// plugin's manifest, its sha256 filled in, to plugins/builtin/<name>/
+// (package plugins/builtin/internal/build says why one module). The Go
+// release used is written to plugins/builtin/GOVERSION: the module embeds
+// it, so only the same release rebuilds the same bytes, which the test in
 // plugins/builtin checks.
 package main
 
@@ -22,10 +26,9 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strings"
 
+	"github.com/vintner/arbor/plugins/builtin/internal/build"
 	"github.com/vintner/arbor/sdk/abi/manifest"
-	"github.com/vintner/arbor/sdk/plugintest"
 )
 
 func main() {
@@ -40,64 +43,58 @@ func main() {
 func run(ctx context.Context, root string) error {
 	pluginsDir := filepath.Join(root, "plugins")
 	outRoot := filepath.Join(pluginsDir, "builtin")
-	srcs, err := Sources(pluginsDir)
+	srcs, err := build.Sources(pluginsDir)
 	if err != nil {
 		return err
 	}
-	if len(srcs) == 0 {
-		return fmt.Errorf("no plugin sources under %s", pluginsDir)
+	mainGo := filepath.Join(pluginsDir, filepath.FromSlash(build.BundleDir), "main.go")
+	if err := os.MkdirAll(filepath.Dir(mainGo), 0o755); err != nil {
+		return err
 	}
-	tmp, err := os.MkdirTemp("", "mkbuiltin-")
+	if c, err := writeIfChanged(mainGo, build.Main(srcs)); err != nil {
+		return err
+	} else if c {
+		fmt.Printf("%s UPDATED\n", mainGo)
+	}
+	r, err := build.Compile(ctx, pluginsDir)
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(tmp)
-
-	var goVersion string
-	for _, name := range srcs {
-		b, err := plugintest.Compile(ctx, filepath.Join(pluginsDir, name), filepath.Join(tmp, name))
-		if err != nil {
-			return err
+	state := func(c bool) string {
+		if c {
+			return "UPDATED"
 		}
-		if b.Manifest.Name != name {
-			return fmt.Errorf("plugins/%s/plugin.json names the plugin %q: the directory and the name must agree", name, b.Manifest.Name)
-		}
-		goVersion = b.GoVersion
+		return "unchanged"
+	}
+	c, err := writeIfChanged(filepath.Join(outRoot, build.Module), r.Files[build.Module])
+	if err != nil {
+		return err
+	}
+	fmt.Printf("%-12s %-9s %8d bytes  sha256 %s\n", build.Module, state(c), len(r.Files[build.Module]), r.SHA256)
+	for _, name := range r.Names {
 		out := filepath.Join(outRoot, name)
 		if err := os.MkdirAll(out, 0o755); err != nil {
 			return err
 		}
-		changed := false
-		for _, f := range []string{manifest.File, b.Manifest.Module} {
-			data, err := os.ReadFile(filepath.Join(b.Dir, f))
-			if err != nil {
-				return err
-			}
-			c, err := writeIfChanged(filepath.Join(out, f), data)
-			if err != nil {
-				return err
-			}
-			changed = changed || c
+		changed, err := writeIfChanged(filepath.Join(out, manifest.File), r.Files[name+"/"+manifest.File])
+		if err != nil {
+			return err
 		}
-		// Leave nothing else behind (a renamed module, say).
+		// Leave nothing else behind (a module of its own, from before the
+		// plugins shared one).
 		entries, err := os.ReadDir(out)
 		if err != nil {
 			return err
 		}
 		for _, e := range entries {
-			if e.Name() != manifest.File && e.Name() != b.Manifest.Module {
+			if e.Name() != manifest.File {
 				if err := os.RemoveAll(filepath.Join(out, e.Name())); err != nil {
 					return err
 				}
 				changed = true
 			}
 		}
-		state := "unchanged"
-		if changed {
-			state = "UPDATED"
-		}
-		fi, _ := os.Stat(b.Module)
-		fmt.Printf("%-10s %-9s %8d bytes  sha256 %s\n", name, state, fi.Size(), b.SHA256)
+		fmt.Printf("%-12s %s\n", name, state(changed))
 	}
 
 	// Remove built plugins whose source is gone.
@@ -106,40 +103,21 @@ func run(ctx context.Context, root string) error {
 		return err
 	}
 	for _, e := range entries {
-		if !e.IsDir() || e.Name() == "internal" || slices.Contains(srcs, e.Name()) {
+		if !e.IsDir() || e.Name() == "internal" || slices.Contains(r.Names, e.Name()) {
 			continue
 		}
 		if _, err := os.Stat(filepath.Join(outRoot, e.Name(), manifest.File)); err == nil {
-			fmt.Printf("%-10s REMOVED (no source)\n", e.Name())
+			fmt.Printf("%-12s REMOVED (no source)\n", e.Name())
 			if err := os.RemoveAll(filepath.Join(outRoot, e.Name())); err != nil {
 				return err
 			}
 		}
 	}
-	if _, err := writeIfChanged(filepath.Join(outRoot, "GOVERSION"), []byte(goVersion+"\n")); err != nil {
+	if _, err := writeIfChanged(filepath.Join(outRoot, "GOVERSION"), []byte(r.GoVersion+"\n")); err != nil {
 		return err
 	}
-	fmt.Printf("built with %s; commit plugins/builtin\n", goVersion)
+	fmt.Printf("built with %s; commit plugins/builtin\n", r.GoVersion)
 	return nil
-}
-
-// Sources returns the names of the directories under pluginsDir that hold
-// a built-in plugin's source.
-func Sources(pluginsDir string) ([]string, error) {
-	matches, err := filepath.Glob(filepath.Join(pluginsDir, "*", manifest.File))
-	if err != nil {
-		return nil, err
-	}
-	var names []string
-	for _, m := range matches {
-		name := filepath.Base(filepath.Dir(m))
-		if name == "builtin" || name == "testdata" || strings.HasPrefix(name, ".") {
-			continue
-		}
-		names = append(names, name)
-	}
-	slices.Sort(names)
-	return names, nil
 }
 
 func writeIfChanged(path string, data []byte) (bool, error) {
