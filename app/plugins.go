@@ -271,7 +271,7 @@ func keepWarm(n int) int {
 // codeIdleTimeout is plugins.code_idle_timeout for the host: 0 (unset)
 // keeps the compiled code. The built-in plugins share one module, so
 // keeping it costs about 13 MB, and a call never waits for a compile
-// (docs/benchmarks.md, "Issue 20: one module for the built-in plugins").
+// (docs/benchmarks.md, "Issue 20: credentialed requests trimmed, one module for the built-in plugins").
 func codeIdleTimeout(d time.Duration) time.Duration {
 	if d == 0 {
 		return -1
