@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/http/cookiejar"
@@ -15,6 +16,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -142,14 +144,56 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
+// freeAddr returns a loopback address that was free a moment ago, for a
+// server the test starts later. The port comes from below the kernel's
+// ephemeral range (net.ipv4.ip_local_port_range): a port from the range,
+// as "127.0.0.1:0" gives, can be taken meanwhile as the local port of any
+// outgoing connection (a balancer's dial, an etcd client), and the server
+// then fails with "address already in use" (a CI failure of
+// TestServeACMEReplicas). Ports are never handed out twice in one run.
 func freeAddr(t *testing.T) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	freeMu.Lock()
+	defer freeMu.Unlock()
+	lo, hi := 20000, ephemeralStart()
+	for range 1000 {
+		p := lo + rand.IntN(hi-lo)
+		if freeGiven[p] {
+			continue
+		}
+		ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(p)))
+		if err != nil {
+			continue
+		}
+		ln.Close()
+		freeGiven[p] = true
+		return ln.Addr().String()
 	}
-	defer ln.Close()
-	return ln.Addr().String()
+	t.Fatalf("no free port in %d-%d", lo, hi)
+	return ""
+}
+
+var (
+	freeMu    sync.Mutex
+	freeGiven = map[int]bool{}
+)
+
+// ephemeralStart is the first port of the kernel's ephemeral range
+// (32768 when it cannot be read; 20000 is then still below it).
+func ephemeralStart() int {
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err != nil {
+		return 32768
+	}
+	f := strings.Fields(string(b))
+	if len(f) == 0 {
+		return 32768
+	}
+	n, err := strconv.Atoi(f[0])
+	if err != nil || n <= 21000 {
+		return 32768
+	}
+	return n
 }
 
 func startServe(t *testing.T, env []string, args ...string) *server {
