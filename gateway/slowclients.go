@@ -335,14 +335,10 @@ func statePeer(c *fiber.Ctx) netip.Addr {
 // TrustedProxies, as ClientIP. A request from a trusted proxy without a
 // usable X-Forwarded-For counts for the proxy.
 func clientKey(c *fiber.Ctx) netip.Addr {
-	st := stateOf(c)
-	if st == nil {
-		return peerAddr(c)
+	if a := ClientAddr(c); a.IsValid() {
+		return a
 	}
-	if st.clientAddr.IsValid() {
-		return st.clientAddr
-	}
-	return st.peer
+	return peerAddr(c) // outside the gateway's entry middleware
 }
 
 // registerSlowMetrics exposes the slow-client counters on /metrics.

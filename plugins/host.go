@@ -176,7 +176,7 @@ type sharedCode struct {
 }
 
 // compile returns the compiled code of module b, compiling it only if no
-// version holds it already; releaseCode gives the reference back.
+// version holds it already; releaseCompiled gives the reference back.
 func (h *Host) compile(ctx context.Context, b []byte) ([sha256.Size]byte, wazero.CompiledModule, error) {
 	key := sha256.Sum256(b)
 	h.codesMu.Lock()
@@ -206,9 +206,9 @@ func (h *Host) CompiledModules() int {
 	return len(h.codes)
 }
 
-// releaseCode drops a version's reference to compiled code; the last one
+// releaseCompiled drops a version's reference to compiled code; the last one
 // closes it.
-func (h *Host) releaseCode(key [sha256.Size]byte) {
+func (h *Host) releaseCompiled(key [sha256.Size]byte) {
 	h.codesMu.Lock()
 	defer h.codesMu.Unlock()
 	c := h.codes[key]
@@ -448,7 +448,7 @@ func (h *Host) build(ctx context.Context, m *manifest.Manifest, src source, cfg 
 	}
 	v, err := newVersion(h, m, cfg, compiled, key, src)
 	if err != nil {
-		h.releaseCode(key)
+		h.releaseCompiled(key)
 		return nil, fail(err)
 	}
 	if err := v.start(ctx); err != nil {

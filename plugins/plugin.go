@@ -126,7 +126,7 @@ type version struct {
 	// reaper, which must not wait for a compile.
 	codeMu     sync.RWMutex
 	compiled   wazero.CompiledModule
-	codeKey    [sha256.Size]byte // compiled's, for Host.releaseCode
+	codeKey    [sha256.Size]byte // compiled's, for Host.releaseCompiled
 	codeClosed bool
 	codeLoaded atomic.Bool
 
@@ -285,7 +285,7 @@ func (v *version) close() {
 	v.transport.CloseIdleConnections()
 	v.codeMu.Lock()
 	if v.compiled != nil {
-		v.host.releaseCode(v.codeKey)
+		v.host.releaseCompiled(v.codeKey)
 		v.compiled = nil
 	}
 	v.codeClosed = true

@@ -157,7 +157,8 @@ func (v *version) loadCode(ctx context.Context) error {
 	return nil
 }
 
-// releaseCode closes the compiled code if the pool has no instance and
+// releaseCode gives up the version's hold on its compiled code (closed with the
+// last holder) if the pool has no instance and
 // nobody is instantiating or compiling (TryLock). The pool's mu is held.
 func (v *version) releaseCode() bool {
 	if !v.codeMu.TryLock() {
@@ -167,7 +168,7 @@ func (v *version) releaseCode() bool {
 	if v.compiled == nil || len(v.pool.slots) > 0 {
 		return false
 	}
-	v.host.releaseCode(v.codeKey)
+	v.host.releaseCompiled(v.codeKey)
 	v.compiled = nil
 	v.codeLoaded.Store(false)
 	v.codeReleases.Add(1)

@@ -42,37 +42,57 @@ const module = "builtin.wasm"
 // the one shared module).
 func FS() fs.FS { return bundleFS{} }
 
-// bundleFS is the embedded tree with <name>/builtin.wasm read from the
-// shared module. Its contents never change while the process runs
-// (Unchanging), so the plugin host may read a module again instead of
-// keeping a copy.
-type bundleFS struct{}
+// bundleFS is the embedded tree, or one plugin's directory of it (dir),
+// with <name>/builtin.wasm read from the shared module. Its contents never
+// change while the process runs (Unchanging), so the plugin host may read
+// a module again instead of keeping a copy.
+type bundleFS struct{ dir string }
 
-func (bundleFS) Open(name string) (fs.File, error) { return files.Open(resolve(name)) }
+// path maps name, relative to the FS, to the embedded file it reads.
+func (f bundleFS) path(op, name string) (string, error) {
+	if !fs.ValidPath(name) {
+		return "", &fs.PathError{Op: op, Path: name, Err: fs.ErrInvalid}
+	}
+	p := path.Join(f.dir, name)
+	if dir, file := path.Split(p); file == module && dir != "" && !strings.Contains(dir[:len(dir)-1], "/") {
+		return module, nil
+	}
+	return p, nil
+}
 
-func (bundleFS) ReadFile(name string) ([]byte, error) { return files.ReadFile(resolve(name)) }
+func (f bundleFS) Open(name string) (fs.File, error) {
+	p, err := f.path("open", name)
+	if err != nil {
+		return nil, err
+	}
+	return files.Open(p)
+}
 
-func (bundleFS) ReadDir(name string) ([]fs.DirEntry, error) {
-	entries, err := files.ReadDir(name)
-	if err != nil || name == "." {
+func (f bundleFS) ReadFile(name string) ([]byte, error) {
+	p, err := f.path("read", name)
+	if err != nil {
+		return nil, err
+	}
+	return files.ReadFile(p)
+}
+
+func (f bundleFS) ReadDir(name string) ([]fs.DirEntry, error) {
+	p, err := f.path("readdir", name)
+	if err != nil {
+		return nil, err
+	}
+	entries, err := files.ReadDir(p)
+	if err != nil || p == "." {
 		return entries, err
 	}
 	// A plugin's directory lists the module it names.
-	if m, err := fs.Stat(files, module); err == nil && fs.ValidPath(name) {
+	if m, err := fs.Stat(files, module); err == nil {
 		entries = append(entries, fs.FileInfoToDirEntry(m))
 	}
 	return entries, nil
 }
 
 func (bundleFS) Unchanging() {}
-
-// resolve maps <name>/builtin.wasm to the shared module.
-func resolve(name string) string {
-	if dir, file := path.Split(name); file == module && dir != "" && !strings.Contains(dir[:len(dir)-1], "/") {
-		return module
-	}
-	return name
-}
 
 // Names returns the names of the built-in plugins, sorted.
 func Names() []string {
@@ -93,31 +113,5 @@ func Plugin(name string) (fs.FS, bool) {
 	if _, err := fs.Stat(files, name+"/plugin.json"); err != nil {
 		return nil, false
 	}
-	return pluginFS{name}, true
+	return bundleFS{dir: name}, true
 }
-
-// pluginFS is one plugin's directory of bundleFS, Unchanging like it.
-type pluginFS struct{ dir string }
-
-func (p pluginFS) Open(name string) (fs.File, error) {
-	if !fs.ValidPath(name) {
-		return nil, &fs.PathError{Op: "open", Path: name, Err: fs.ErrInvalid}
-	}
-	return bundleFS{}.Open(path.Join(p.dir, name))
-}
-
-func (p pluginFS) ReadFile(name string) ([]byte, error) {
-	if !fs.ValidPath(name) {
-		return nil, &fs.PathError{Op: "read", Path: name, Err: fs.ErrInvalid}
-	}
-	return bundleFS{}.ReadFile(path.Join(p.dir, name))
-}
-
-func (p pluginFS) ReadDir(name string) ([]fs.DirEntry, error) {
-	if !fs.ValidPath(name) {
-		return nil, &fs.PathError{Op: "readdir", Path: name, Err: fs.ErrInvalid}
-	}
-	return bundleFS{}.ReadDir(path.Join(p.dir, name))
-}
-
-func (pluginFS) Unchanging() {}
