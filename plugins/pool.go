@@ -15,6 +15,7 @@ import (
 	"github.com/tetratelabs/wazero/experimental"
 	"github.com/tetratelabs/wazero/sys"
 
+	"github.com/vintner/arbor/plugins/internal/linearmem"
 	"github.com/vintner/arbor/sdk/abi"
 )
 
@@ -25,7 +26,7 @@ const maxResultBytes = 32 << 20
 // the pool hands it to one call at a time.
 type instance struct {
 	mod      api.Module
-	mem      *boundedMemory
+	mem      *linearmem.Memory
 	stderr   *stderrBuf
 	markerFn api.Function
 	alloc    api.Function
@@ -34,36 +35,6 @@ type instance struct {
 	stack    [2]uint64
 	reqBuf   []byte
 }
-
-// boundedMemory backs an instance's linear memory and refuses to grow past
-// the instance's limit, so that each plugin has its own limit although the
-// runtime is shared. A refused growth makes memory.grow return -1; the Go
-// runtime then dies with "out of memory", which the host reports.
-type boundedMemory struct {
-	buf    []byte
-	limit  uint64
-	peak   uint64 // largest size granted
-	denied bool
-}
-
-func (m *boundedMemory) Reallocate(size uint64) []byte {
-	if size > m.limit {
-		m.denied = true
-		return nil
-	}
-	m.peak = max(m.peak, size)
-	if size <= uint64(cap(m.buf)) {
-		m.buf = m.buf[:size]
-		return m.buf
-	}
-	newCap := min(max(size, 2*uint64(cap(m.buf))), m.limit)
-	b := make([]byte, size, newCap)
-	copy(b, m.buf)
-	m.buf = b
-	return b
-}
-
-func (m *boundedMemory) Free() { m.buf = nil }
 
 // stderrBuf keeps the beginning of what a plugin writes to stderr (where
 // the Go runtime reports panics and fatal errors).
@@ -81,7 +52,10 @@ func (s *stderrBuf) Write(p []byte) (int, error) {
 func (s *stderrBuf) reset() { s.b = s.b[:0] }
 
 func (v *version) newInstance(ctx context.Context) (*instance, error) {
-	mem := &boundedMemory{limit: v.limits.memBytes}
+	// Each instance has its own limit although the runtime is shared; a
+	// refused growth makes memory.grow return -1 and the Go runtime dies
+	// with "out of memory", which callError reports.
+	mem := linearmem.New(v.limits.memBytes)
 	stderr := &stderrBuf{}
 	ictx := context.WithValue(ctx, callKey{}, &callState{v: v, init: true})
 	ictx = experimental.WithMemoryAllocator(ictx, experimental.MemoryAllocatorFunc(func(_, _ uint64) experimental.LinearMemory {
@@ -559,7 +533,7 @@ func (v *version) call(ctx context.Context, op abi.Op, msg abi.Message, secrets 
 		if st.tainted != "" {
 			v.log.Warn("plugin: instance replaced after a sandbox violation", "op", op.String(), "reason", st.tainted)
 		}
-	case uint64(len(in.mem.buf)) > v.limits.highWater:
+	case in.mem.Len() > v.limits.highWater:
 		why = recycleMemory
 	case in.calls >= v.limits.maxCalls:
 		why = recycleCalls
@@ -589,12 +563,12 @@ func (v *version) callError(ctx, cctx context.Context, op abi.Op, in *instance, 
 	case errors.Is(cctx.Err(), context.DeadlineExceeded) || (errors.As(err, &exit) && exit.ExitCode() == sys.ExitCodeDeadlineExceeded):
 		return v.errorf(op, abi.CodeTimeout, true, context.DeadlineExceeded,
 			"the call did not finish within %s; the instance was stopped and replaced", v.limits.timeout)
-	case in.mem.denied || strings.Contains(stderr, "out of memory"):
+	case in.mem.Denied() || strings.Contains(stderr, "out of memory"):
 		v.log.Warn("plugin: out of memory", "op", op.String(), "limit_mib", v.limits.memBytes>>20, "stderr", stderr)
 		return v.errorf(op, abi.CodeInternal, false, err,
 			"the plugin ran out of memory at its limit of %d MiB (it reached %d KiB); the instance was replaced "+
 				"(the limit comes from limits.memory_pages, clamped by the operator's max_memory_pages)",
-			v.limits.memBytes>>20, in.mem.peak>>10)
+			v.limits.memBytes>>20, in.mem.Peak()>>10)
 	case errors.As(err, &viol):
 		return v.errorf(op, abi.CodeInternal, false, err, "%v; the instance was replaced", viol)
 	}

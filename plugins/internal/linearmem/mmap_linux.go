@@ -1,0 +1,44 @@
+package linearmem
+
+import (
+	"syscall"
+	"unsafe"
+)
+
+// mapped reserves the whole limit as one private anonymous mapping.
+// MAP_NORESERVE: nothing is committed (or counted against overcommit) until
+// the guest touches a page, and the kernel hands out zeroed pages, which
+// is what wasm requires of new memory.
+type mapped struct {
+	region []byte // the whole reservation; nil once freed or if mmap failed
+}
+
+func newMapped(limit uint64) backing {
+	if limit == 0 {
+		return heap{limit: 0}
+	}
+	b, err := syscall.Mmap(-1, 0, int(limit), syscall.PROT_READ|syscall.PROT_WRITE,
+		syscall.MAP_PRIVATE|syscall.MAP_ANONYMOUS|syscall.MAP_NORESERVE)
+	if err != nil {
+		// Address space refused (a ulimit -v, say): the heap still works.
+		return heap{limit: limit}
+	}
+	return &mapped{region: b}
+}
+
+func (m *mapped) grow(buf []byte, size uint64) []byte {
+	if m.region == nil || size > uint64(len(m.region)) {
+		return nil
+	}
+	if len(buf) > 0 && unsafe.SliceData(buf) != unsafe.SliceData(m.region) {
+		return nil // not ours: never happens, but never hand out two views
+	}
+	return m.region[:size:size]
+}
+
+func (m *mapped) free([]byte) {
+	if m.region != nil {
+		_ = syscall.Munmap(m.region)
+		m.region = nil
+	}
+}

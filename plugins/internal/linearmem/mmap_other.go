@@ -1,0 +1,5 @@
+//go:build !linux
+
+package linearmem
+
+func newMapped(limit uint64) backing { return heap{limit: limit} }
