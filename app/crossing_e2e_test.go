@@ -16,6 +16,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -172,6 +173,9 @@ type crossCaller struct {
 	header http.Header
 }
 
+// parkPause is the test's server.park_idle_after.
+const parkPause = 20 * time.Millisecond
+
 func TestIdentitiesNeverCross(t *testing.T) {
 	// 100,000 requests without the race detector (about 6 s here on 2
 	// cores); under -race, as CI and make test run it, a fifth (about
@@ -191,6 +195,9 @@ func TestIdentitiesNeverCross(t *testing.T) {
 		// A groups policy both users pass with different groups, so
 		// that the groups header and claim tell them apart too.
 		c.Policy = config.Policy{Allow: config.PolicyAllow{Groups: []string{"github:vintner", "github:vintner/platform"}}}
+		// One pipelining connection pauses between its batches, so that
+		// it is parked and taken up again (gateway/park.go) amid the load.
+		c.Server.ParkIdleAfter = parkPause
 	}))
 
 	octo := h.Browser()
@@ -316,11 +323,12 @@ func TestIdentitiesNeverCross(t *testing.T) {
 	}
 
 	// Pipelining: 4 raw connections, each writing batches of 10 requests
-	// of mixed kinds at once, then reading the 10 answers in order.
+	// of mixed kinds at once, then reading the 10 answers in order. The
+	// first pauses up to three park periods before each batch.
 	const batch = 10
 	pipeStart := nKeep
 	var nextBatch atomic.Int64
-	for range 4 {
+	for i := range 4 {
 		wg.Go(func() {
 			conn, err := net.Dial("tcp", h.Addr)
 			if err != nil {
@@ -341,6 +349,9 @@ func TestIdentitiesNeverCross(t *testing.T) {
 					fmt.Fprintf(&buf, "GET %secho?req=%s HTTP/1.1\r\nHost: %s\r\n", callers[n%numKinds].path, marker(n), h.Addr)
 					header(n).Write(&buf)
 					buf.WriteString("\r\n")
+				}
+				if i == 0 {
+					time.Sleep(time.Duration(rand.Int64N(int64(3 * parkPause))))
 				}
 				conn.SetDeadline(time.Now().Add(30 * time.Second))
 				if _, err := conn.Write(buf.Bytes()); err != nil {
@@ -419,6 +430,22 @@ func TestIdentitiesNeverCross(t *testing.T) {
 	if len(up.conns) > total/10 {
 		t.Errorf("Arbor opened %d connections to the upstream for %d requests: they are not shared", len(up.conns), total)
 	}
-	t.Logf("%d requests (%d keep-alive, %d pipelined, %d WebSocket upgrades) over %d upstream connections, kinds %v in turn, every other one with forged identity headers",
-		total, nKeep, nPipe, nWS, len(up.conns), kindNames)
+	unparked := metricValueOf(metricsText(t, h.App), "arbor_connections_unparked_total")
+	if unparked == 0 {
+		t.Errorf("no parked connection was taken up again: the pausing connection never parked")
+	}
+	t.Logf("%d requests (%d keep-alive, %d pipelined, %d WebSocket upgrades) over %d upstream connections, kinds %v in turn, every other one with forged identity headers; %v batches woke a parked connection",
+		total, nKeep, nPipe, nWS, len(up.conns), kindNames, unparked)
+}
+
+// metricValueOf is the value of the sample line named in a /metrics text,
+// 0 if there is none.
+func metricValueOf(m, name string) float64 {
+	for _, line := range strings.Split(m, "\n") {
+		if rest, ok := strings.CutPrefix(line, name+" "); ok {
+			v, _ := strconv.ParseFloat(strings.TrimSpace(rest), 64)
+			return v
+		}
+	}
+	return 0
 }

@@ -30,6 +30,10 @@ func slowClientOptions(o *gateway.Options, s config.Server, up config.Upstream) 
 	if o.WebSocketIdleTimeout == 0 {
 		o.WebSocketIdleTimeout = -1
 	}
+	o.ParkIdleAfter = s.ParkIdleAfter
+	if o.ParkIdleAfter == 0 {
+		o.ParkIdleAfter = -1
+	}
 	o.TunnelOwner = tunnelOwner
 }
 

@@ -23,6 +23,9 @@ func (c Config) validateSlowClients(bad func(key, format string, args ...any)) {
 	if s.MinRateGrace <= 0 {
 		bad("server.min_rate_grace", "%v: want a positive duration such as 30s", s.MinRateGrace)
 	}
+	if s.ParkIdleAfter < 0 {
+		bad("server.park_idle_after", "%v: want a positive duration such as 5s, or 0 to turn parking off", s.ParkIdleAfter)
+	}
 	if s.WebSocketIdleTimeout < 0 {
 		bad("server.websocket_idle_timeout", "%v: want a positive duration such as 5m, or 0 to turn it off", s.WebSocketIdleTimeout)
 	}

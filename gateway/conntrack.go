@@ -39,6 +39,7 @@ import (
 type connTracker struct {
 	readTimeout int64 // ns
 	idleTimeout int64 // ns
+	parkAfter   int64 // ns; 0: never park (park.go)
 	tick        time.Duration
 	base        time.Time
 	clock       atomic.Int64 // ns since base, advanced every tick
@@ -53,6 +54,13 @@ type connTracker struct {
 	cutUploads, cutDownloads   atomic.Uint64
 	lastRefusedLog, lastCutLog atomic.Int64
 
+	// Parking (park.go): serve is fasthttp's ServeConn, set by Serve.
+	serve       func(net.Conn) error
+	draining    atomic.Bool
+	parkedConns atomic.Int64  // parked now
+	unparked    atomic.Uint64 // parked connections served again
+	release     parkRelease
+
 	once sync.Once
 	stop chan struct{}
 	done chan struct{}
@@ -65,11 +73,12 @@ const (
 	phaseIdle                  // response written; waiting for the next request
 )
 
-func newConnTracker(readTimeout, idleTimeout time.Duration) *connTracker {
+func newConnTracker(readTimeout, idleTimeout, parkAfter time.Duration) *connTracker {
 	t := &connTracker{
 		readTimeout: int64(readTimeout),
 		idleTimeout: int64(idleTimeout),
-		tick:        min(max(min(readTimeout, idleTimeout)/10, 10*time.Millisecond), time.Second),
+		parkAfter:   int64(parkAfter),
+		tick:        sweepTick(readTimeout, idleTimeout, parkAfter),
 		base:        time.Now(),
 		conns:       make(map[*trackedConn]struct{}),
 		perAddr:     make(map[netip.Addr]int32),
@@ -78,6 +87,16 @@ func newConnTracker(readTimeout, idleTimeout time.Duration) *connTracker {
 	}
 	t.clock.Store(1)
 	return t
+}
+
+// sweepTick is a tenth of the shortest period the sweeper enforces,
+// between 10 ms and 1 s.
+func sweepTick(readTimeout, idleTimeout, parkAfter time.Duration) time.Duration {
+	d := min(readTimeout, idleTimeout)
+	if parkAfter > 0 {
+		d = min(d, parkAfter)
+	}
+	return min(max(d/10, 10*time.Millisecond), time.Second)
 }
 
 // start runs the sweeper; close stops it. Both may be called more than
@@ -98,13 +117,15 @@ func (t *connTracker) close() {
 	if started {
 		<-t.done
 	}
+	t.drain()
+	t.release.stop()
 }
 
 func (t *connTracker) loop() {
 	defer close(t.done)
 	tk := time.NewTicker(t.tick)
 	defer tk.Stop()
-	var expired []*trackedConn
+	var expired, park []*trackedConn
 	for {
 		select {
 		case <-t.stop:
@@ -114,7 +135,8 @@ func (t *connTracker) loop() {
 		now := int64(time.Since(t.base)) + 1
 		t.clock.Store(now)
 		slack := int64(t.tick) // the clock lags a phase change by up to a tick
-		expired = expired[:0]
+		expired, park = expired[:0], park[:0]
+		parking := t.parkAfter > 0 && !t.draining.Load()
 		t.mu.Lock()
 		for c := range t.conns {
 			since := c.since.Load()
@@ -128,6 +150,8 @@ func (t *connTracker) loop() {
 				if now-since > t.idleTimeout+slack {
 					c.cut.Store(cutIdle)
 					expired = append(expired, c)
+				} else if parking && now-since > t.parkAfter && c.park.Load() == parkNone {
+					park = append(park, c)
 				}
 			case phaseHandling:
 				if r := t.slowCheck(c, now, slack); r != cutNone {
@@ -144,6 +168,11 @@ func (t *connTracker) loop() {
 			_ = c.Conn.Close()
 			expired[i] = nil
 		}
+		for i, c := range park {
+			c.requestPark()
+			park[i] = nil
+		}
+		t.release.maybe()
 	}
 }
 
@@ -158,7 +187,13 @@ func (t *connTracker) connState(nc net.Conn, state fasthttp.ConnState) {
 		c.set(phaseReading)
 	case fasthttp.StateIdle:
 		c.set(phaseIdle)
-	case fasthttp.StateHijacked, fasthttp.StateClosed:
+	case fasthttp.StateClosed:
+		if c.leave() {
+			t.parked(c, nc)
+			return
+		}
+		t.forget(c)
+	case fasthttp.StateHijacked:
 		t.forget(c)
 	}
 }
@@ -192,6 +227,10 @@ type trackedConn struct {
 	addr   netip.Addr   // key counted in connTracker.perAddr, under t.mu
 	peer   netip.Addr   // the TCP peer, read once at accept (peerAddr)
 	st     *reqState    // the state of the connection's current request (newState)
+
+	park     atomic.Int32 // parkNone, parkWanted, … (park.go)
+	first    [1]byte      // the byte that woke a parked connection
+	hasFirst bool         // first is still to be read
 }
 
 func (c *trackedConn) set(phase int32) {
@@ -270,6 +309,9 @@ func (l *trackingListener) Accept() (net.Conn, error) {
 }
 
 func (c *trackedConn) Close() error {
+	if c.leave() {
+		return nil // parked: the socket stays open (park.go)
+	}
 	c.t.forget(c)
 	return c.Conn.Close()
 }

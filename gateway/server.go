@@ -126,7 +126,7 @@ func New(opts Options) (*Server, error) {
 		// StreamRequestBody fasthttp never releases it between requests.
 		ReduceMemoryUsage: true,
 	})
-	s.tracker = newConnTracker(o.ReadTimeout, o.IdleTimeout)
+	s.tracker = newConnTracker(o.ReadTimeout, o.IdleTimeout, o.ParkIdleAfter)
 	s.tracker.limits = s.slowLimits()
 	if err := s.registerSlowMetrics(); err != nil {
 		return nil, err
@@ -329,6 +329,7 @@ func (s *Server) Serve(ln net.Listener) error {
 		}
 	}
 	s.ln = ln
+	s.tracker.serve = s.app.Server().ServeConn // parked connections come back through it
 	s.tracker.start()
 	s.mu.Unlock()
 
@@ -361,6 +362,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	ln := s.ln
 	s.mu.Unlock()
 
+	s.tracker.drain() // parked connections are not fasthttp's to close
 	err := s.app.ShutdownWithContext(ctx)
 	if ln != nil {
 		// fasthttp closes the listener it serves; this covers a Serve that

@@ -150,10 +150,16 @@ func (s *ioState) tooSlow(now, rate, callLimit, slack int64) bool {
 }
 
 func (c *trackedConn) Read(b []byte) (int, error) {
+	if c.hasFirst {
+		return c.readFirst(b)
+	}
 	c.rd.begin(c.t.clock.Load())
 	n, err := c.Conn.Read(b)
 	c.rd.end(c.t.clock.Load(), n, c.t.limits.uploadRate, c.t.limits.grace)
 	if err != nil {
+		if n == 0 && c.park.Load() == parkWanted {
+			return c.parkRead(b, err)
+		}
 		err = c.slowErr(err)
 	}
 	return n, err
@@ -359,6 +365,14 @@ func (s *Server) registerSlowMetrics() error {
 			Help:        "Client connections closed for sending a request body or reading a response too slowly.",
 			ConstLabels: prometheus.Labels{"direction": "download"},
 		}, func() float64 { return float64(t.cutDownloads.Load()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "arbor_connections_parked",
+			Help: "Idle keep-alive client connections parked outside fasthttp (server.park_idle_after), waiting for their next request.",
+		}, func() float64 { return float64(t.parkedConns.Load()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "arbor_connections_unparked_total",
+			Help: "Parked client connections served again when their next request came.",
+		}, func() float64 { return float64(t.unparked.Load()) }),
 	}
 	if p := s.proxy; p != nil {
 		cs = append(cs, prometheus.NewCounterFunc(prometheus.CounterOpts{

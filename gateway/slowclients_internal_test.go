@@ -17,7 +17,7 @@ func (nopConn) Write(p []byte) (int, error) { return len(p), nil }
 // read and write of a client connection (a request costs at least one of
 // each, and the entry middleware's startRequest).
 func BenchmarkTrackedConnIO(b *testing.B) {
-	t := newConnTracker(30*time.Second, 90*time.Second)
+	t := newConnTracker(30*time.Second, 90*time.Second, 0)
 	t.limits = slowLimits{uploadRate: 1024, downloadRate: 1024, grace: int64(30 * time.Second)}
 	c := &trackedConn{Conn: nopConn{}, t: t}
 	buf := make([]byte, 4096)
