@@ -31,6 +31,12 @@ func connMetric(t *testing.T, addr, name string) float64 {
 	return metricValue(string(body), name)
 }
 
+// waitParked waits until /metrics reports n parked connections.
+func waitParked(t *testing.T, addr string, n float64, what string) {
+	t.Helper()
+	waitFor(t, 5*time.Second, what, func() bool { return connMetric(t, addr, "arbor_connections_parked") == n })
+}
+
 // exchange sends one GET for path on conn and returns the URI the echo
 // upstream saw.
 func exchange(t *testing.T, conn net.Conn, br *bufio.Reader, path string) echo {
@@ -74,17 +80,13 @@ func TestIdleConnectionParksAndResumes(t *testing.T) {
 	defer conn.Close()
 	br := bufio.NewReader(conn)
 	exchange(t, conn, br, "/first")
-	waitFor(t, 5*time.Second, "the idle connection to be parked", func() bool {
-		return connMetric(t, g.addr, "arbor_connections_parked") == 1
-	})
+	waitParked(t, g.addr, 1, "the idle connection to be parked")
 	exchange(t, conn, br, "/second")
 	if n := connMetric(t, g.addr, "arbor_connections_unparked_total"); n != 1 {
 		t.Fatalf("arbor_connections_unparked_total %v after one request on a parked connection; want 1", n)
 	}
 
-	waitFor(t, 5*time.Second, "the connection to be parked again", func() bool {
-		return connMetric(t, g.addr, "arbor_connections_parked") == 1
-	})
+	waitParked(t, g.addr, 1, "the connection to be parked again")
 	_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
 	if _, err := io.WriteString(conn, "GET /p1 HTTP/1.1\r\nHost: app\r\n\r\nGET /p2 HTTP/1.1\r\nHost: app\r\n\r\n"); err != nil {
 		t.Fatal(err)
@@ -94,9 +96,7 @@ func TestIdleConnectionParksAndResumes(t *testing.T) {
 
 	// Half a request line, then a pause of many park periods: the
 	// connection is reading a request, so it stays with fasthttp.
-	waitFor(t, 5*time.Second, "the connection to be parked a third time", func() bool {
-		return connMetric(t, g.addr, "arbor_connections_parked") == 1
-	})
+	waitParked(t, g.addr, 1, "the connection to be parked a third time")
 	unparked := connMetric(t, g.addr, "arbor_connections_unparked_total")
 	if _, err := io.WriteString(conn, "GET /sl"); err != nil {
 		t.Fatal(err)
@@ -132,9 +132,7 @@ func TestParkedConnectionKeepsTimeoutsAndCap(t *testing.T) {
 	defer conn.Close()
 	br := bufio.NewReader(conn)
 	exchange(t, conn, br, "/a")
-	waitFor(t, 5*time.Second, "the connection to be parked", func() bool {
-		return connMetric(t, g.addr, "arbor_connections_parked") == 1
-	})
+	waitParked(t, g.addr, 1, "the connection to be parked")
 	second, err := dialFrom(t, slowAddr, g.addr, 0)
 	if err != nil {
 		t.Fatal(err)
@@ -155,9 +153,7 @@ func TestParkedConnectionKeepsTimeoutsAndCap(t *testing.T) {
 	if el := time.Since(start); el > 5*time.Second {
 		t.Fatalf("closed after %v; want about the idle timeout (1s)", el)
 	}
-	waitFor(t, 5*time.Second, "the parked count to drop", func() bool {
-		return connMetric(t, g.addr, "arbor_connections_parked") == 0
-	})
+	waitParked(t, g.addr, 0, "the parked count to drop")
 	third, err := dialFrom(t, slowAddr, g.addr, 0)
 	if err != nil {
 		t.Fatal(err)
@@ -219,9 +215,7 @@ func TestShutdownClosesParkedConnections(t *testing.T) {
 	defer conn.Close()
 	br := bufio.NewReader(conn)
 	exchange(t, conn, br, "/a")
-	waitFor(t, 5*time.Second, "the connection to be parked", func() bool {
-		return connMetric(t, ln.Addr().String(), "arbor_connections_parked") == 1
-	})
+	waitParked(t, ln.Addr().String(), 1, "the connection to be parked")
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if err := s.Shutdown(ctx); err != nil {
