@@ -7,8 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math/rand/v2"
-	"net"
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
@@ -16,7 +14,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -27,6 +24,7 @@ import (
 	"github.com/vintner/arbor/data"
 	"github.com/vintner/arbor/data/boltdb"
 	"github.com/vintner/arbor/data/seal"
+	"github.com/vintner/arbor/internal/freeport"
 	"github.com/vintner/arbor/plugins/builtin/fakes"
 	"github.com/vintner/arbor/sdk/plugintest"
 )
@@ -145,55 +143,15 @@ func (s *syncBuffer) String() string {
 }
 
 // freeAddr returns a loopback address that was free a moment ago, for a
-// server the test starts later. The port comes from below the kernel's
-// ephemeral range (net.ipv4.ip_local_port_range): a port from the range,
-// as "127.0.0.1:0" gives, can be taken meanwhile as the local port of any
-// outgoing connection (a balancer's dial, an etcd client), and the server
-// then fails with "address already in use" (a CI failure of
-// TestServeACMEReplicas). Ports are never handed out twice in one run.
+// server the test starts later (internal/freeport: below the kernel's
+// ephemeral range, never twice).
 func freeAddr(t *testing.T) string {
 	t.Helper()
-	freeMu.Lock()
-	defer freeMu.Unlock()
-	lo, hi := 20000, ephemeralStart()
-	for range 1000 {
-		p := lo + rand.IntN(hi-lo)
-		if freeGiven[p] {
-			continue
-		}
-		ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(p)))
-		if err != nil {
-			continue
-		}
-		ln.Close()
-		freeGiven[p] = true
-		return ln.Addr().String()
-	}
-	t.Fatalf("no free port in %d-%d", lo, hi)
-	return ""
-}
-
-var (
-	freeMu    sync.Mutex
-	freeGiven = map[int]bool{}
-)
-
-// ephemeralStart is the first port of the kernel's ephemeral range
-// (32768 when it cannot be read; 20000 is then still below it).
-func ephemeralStart() int {
-	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	a, err := freeport.Addr()
 	if err != nil {
-		return 32768
+		t.Fatal(err)
 	}
-	f := strings.Fields(string(b))
-	if len(f) == 0 {
-		return 32768
-	}
-	n, err := strconv.Atoi(f[0])
-	if err != nil || n <= 21000 {
-		return 32768
-	}
-	return n
+	return a
 }
 
 func startServe(t *testing.T, env []string, args ...string) *server {

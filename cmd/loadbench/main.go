@@ -162,6 +162,7 @@ import (
 	"github.com/vintner/arbor/gateway/authn/session"
 	"github.com/vintner/arbor/gateway/edge/https"
 	arborproxy "github.com/vintner/arbor/gateway/edge/proxy"
+	"github.com/vintner/arbor/internal/freeport"
 	"github.com/vintner/arbor/plugins/builtin/fakes"
 	"github.com/vintner/arbor/sdk/client"
 	"github.com/vintner/arbor/sdk/fakeprovider"
@@ -1377,12 +1378,11 @@ func stop(c *child) {
 
 // freePort returns a loopback address that was free a moment ago.
 func freePort() string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	a, err := freeport.Addr()
 	if err != nil {
-		panic(fmt.Sprintf("no free loopback port: %v", err))
+		panic(err)
 	}
-	defer ln.Close()
-	return ln.Addr().String()
+	return a
 }
 
 // waitHTTP polls until addr answers an HTTP request (any status).

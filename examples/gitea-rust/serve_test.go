@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"io"
-	"net"
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
@@ -19,6 +18,7 @@ import (
 	"time"
 
 	"github.com/vintner/arbor/config"
+	"github.com/vintner/arbor/internal/freeport"
 	"github.com/vintner/arbor/sdk/fakeprovider"
 	"github.com/vintner/arbor/sdk/plugintest"
 )
@@ -167,12 +167,11 @@ func copyDir(t *testing.T, from, to string) {
 
 func freeAddr(t *testing.T) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	a, err := freeport.Addr()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ln.Close()
-	return ln.Addr().String()
+	return a
 }
 
 type syncBuffer struct {

@@ -14,7 +14,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -26,6 +25,8 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/server/v3/embed"
 	"go.uber.org/zap"
+
+	"github.com/vintner/arbor/internal/freeport"
 )
 
 // Option changes how Start and New build a cluster.
@@ -159,23 +160,17 @@ func newCluster(dir string, ownDir bool, opts ...Option) (*Cluster, error) {
 	return c, nil
 }
 
-// freePorts asks the kernel for n free ports on 127.0.0.1. They are free
-// when it returns; etcd binds them a moment later.
+// freePorts returns n ports that were free a moment ago; etcd binds them
+// later (internal/freeport: below the kernel's ephemeral range, so that no
+// outgoing connection takes one meanwhile).
 func freePorts(n int) ([]int, error) {
-	var ls []net.Listener
-	defer func() {
-		for _, l := range ls {
-			l.Close()
-		}
-	}()
-	var ports []int
+	ports := make([]int, 0, n)
 	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
+		p, err := freeport.Port()
 		if err != nil {
 			return nil, fmt.Errorf("etcdtest: finding a free port: %w", err)
 		}
-		ls = append(ls, l)
-		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
+		ports = append(ports, p)
 	}
 	return ports, nil
 }
