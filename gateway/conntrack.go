@@ -59,7 +59,10 @@ type connTracker struct {
 	draining    atomic.Bool
 	parkedConns atomic.Int64  // parked now
 	unparked    atomic.Uint64 // parked connections served again
-	release     parkRelease
+	// parksSinceRelease counts parks towards the next memory release,
+	// which the sweeper schedules at releaseAt (its clock; 0: none).
+	parksSinceRelease atomic.Int64
+	releaseAt         int64
 
 	once sync.Once
 	stop chan struct{}
@@ -118,7 +121,6 @@ func (t *connTracker) close() {
 		<-t.done
 	}
 	t.drain()
-	t.release.stop()
 }
 
 func (t *connTracker) loop() {
@@ -172,7 +174,7 @@ func (t *connTracker) loop() {
 			c.requestPark()
 			park[i] = nil
 		}
-		t.release.maybe()
+		t.maybeRelease(now)
 	}
 }
 
@@ -188,7 +190,7 @@ func (t *connTracker) connState(nc net.Conn, state fasthttp.ConnState) {
 	case fasthttp.StateIdle:
 		c.set(phaseIdle)
 	case fasthttp.StateClosed:
-		if c.leave() {
+		if c.leaving() {
 			t.parked(c, nc)
 			return
 		}
@@ -309,7 +311,7 @@ func (l *trackingListener) Accept() (net.Conn, error) {
 }
 
 func (c *trackedConn) Close() error {
-	if c.leave() {
+	if c.leaving() {
 		return nil // parked: the socket stays open (park.go)
 	}
 	c.t.forget(c)

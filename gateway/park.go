@@ -6,8 +6,6 @@ import (
 	"net"
 	"os"
 	"runtime/debug"
-	"sync"
-	"sync/atomic"
 	"time"
 )
 
@@ -77,9 +75,10 @@ func (c *trackedConn) parkRead(b []byte, err error) (int, error) {
 	return c.Read(b)
 }
 
-// leave is fasthttp's Close of a connection it gave up for a park: the
-// socket stays open. It reports whether it was that.
-func (c *trackedConn) leave() bool {
+// leaving reports whether fasthttp is closing its side of a connection
+// it gave up for a park: its Close must leave the socket open, and its
+// StateClosed hands the connection to the tracker.
+func (c *trackedConn) leaving() bool {
 	return c.park.Load() == parkLeaving
 }
 
@@ -96,7 +95,7 @@ func (t *connTracker) parked(c *trackedConn, nc net.Conn) {
 	c.park.Store(parkParked)
 	c.st = nil // a request's state; the next request makes a new one
 	t.parkedConns.Add(1)
-	t.release.parks.Add(1)
+	t.parksSinceRelease.Add(1)
 	go t.waitParked(c, nc)
 }
 
@@ -156,50 +155,29 @@ func (t *connTracker) drain() {
 // the pages only after its next collections, which an idle process runs
 // every two minutes, and then only as its scavenger gets to them (a
 // measured 10,000 parked connections: no page back within 150 s). So once
-// releaseAfterParks connections were parked, the tracker collects twice
+// releaseAfterParks connections were parked, the sweeper collects twice
 // and returns free memory to the OS (debug.FreeOSMemory, as the plugin
 // host does after releasing instances) releaseDelay later, when those
 // workers are gone: at most one release every releaseDelay, a few
 // milliseconds of collector work each.
 const (
 	releaseAfterParks = 1024
-	releaseDelay      = 25 * time.Second
+	releaseDelay      = int64(25 * time.Second)
 )
 
-type parkRelease struct {
-	parks   atomic.Int64 // connections parked since the last release
-	pending atomic.Bool
-	mu      sync.Mutex
-	timer   *time.Timer
-	stopped bool
-}
-
-// maybe schedules a release if enough connections were parked and none
-// is scheduled. Called by the sweeper.
-func (r *parkRelease) maybe() {
-	if r.parks.Load() < releaseAfterParks || !r.pending.CompareAndSwap(false, true) {
-		return
-	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.stopped {
-		return
-	}
-	r.timer = time.AfterFunc(releaseDelay, r.run)
-}
-
-func (r *parkRelease) run() {
-	r.parks.Store(0)
-	debug.FreeOSMemory() // the pools' objects move to their victim caches
-	debug.FreeOSMemory() // and are freed; the pages go back to the OS
-	r.pending.Store(false)
-}
-
-func (r *parkRelease) stop() {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.stopped = true
-	if r.timer != nil {
-		r.timer.Stop()
+// maybeRelease is the sweeper's part: it schedules a release once enough
+// connections were parked, and starts it when its time has come. now is
+// the tracker's clock; releaseAt is the sweeper's own.
+func (t *connTracker) maybeRelease(now int64) {
+	switch {
+	case t.releaseAt == 0 && t.parksSinceRelease.Load() >= releaseAfterParks:
+		t.releaseAt = now + releaseDelay
+	case t.releaseAt != 0 && now >= t.releaseAt:
+		t.releaseAt = 0
+		t.parksSinceRelease.Store(0)
+		go func() {
+			debug.FreeOSMemory() // the pools' objects move to their victim caches
+			debug.FreeOSMemory() // and are freed; the pages go back to the OS
+		}()
 	}
 }
