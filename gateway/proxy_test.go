@@ -9,11 +9,13 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -702,4 +704,96 @@ func TestProxyShortSmallBody(t *testing.T) {
 	if resp.Header.Get("Content-Encoding") != "" || resp.Header.Get("Set-Cookie") != "" {
 		t.Errorf("the upstream's headers leaked into the error answer: %v", resp.Header)
 	}
+}
+
+// TestProxyUpstreamFraming: however the upstream delimits its answer, the
+// client gets it whole and correctly framed, and the upstream connection is
+// reused exactly when its answer ended where the next can begin. The proxy
+// reads a small body of declared length whole and streams any other
+// (edge/proxy's transport); both must leave the connection where they found
+// the next response.
+func TestProxyUpstreamFraming(t *testing.T) {
+	large := strings.Repeat("0123456789abcdef", 4096) // 64 KiB, streamed
+	tests := []struct {
+		name     string
+		method   string
+		response string // the upstream's answer, on the wire
+		closes   bool   // the upstream closes the connection after it
+		status   int
+		body     string
+		conns    int // upstream connections for two requests in a row
+	}{
+		{"small body of declared length", "GET", "HTTP/1.1 200 OK\r\nContent-Length: 13\r\n\r\nHello, World!", false, 200, "Hello, World!", 1},
+		{"large body of declared length", "GET", "HTTP/1.1 200 OK\r\nContent-Length: 65536\r\n\r\n" + large, false, 200, large, 1},
+		{"chunked body", "GET", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nHello\r\n8\r\n, World!\r\n0\r\n\r\n", false, 200, "Hello, World!", 1},
+		{"body ended by the close", "GET", "HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nHello, World!", true, 200, "Hello, World!", 2},
+		{"HTTP/1.0 body without length", "GET", "HTTP/1.0 200 OK\r\n\r\nHello, World!", true, 200, "Hello, World!", 2},
+		{"interim answers before the response", "GET", "HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\nHTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 201 Created\r\nContent-Length: 2\r\n\r\nok", false, 201, "ok", 1},
+		{"HEAD with a length and no body", "HEAD", "HTTP/1.1 200 OK\r\nContent-Length: 65536\r\n\r\n", false, 200, "", 1},
+		{"204 with no body", "GET", "HTTP/1.1 204 No Content\r\n\r\n", false, 204, "", 1},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			addr, conns := countingRawUpstream(t, tc.response, tc.closes)
+			g := startGateway(t, gateway.Options{Upstream: proxy.Upstream{URL: "http://" + addr}}, nil)
+			for i := range 2 {
+				req, err := http.NewRequest(tc.method, g.url+"/framed", nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				resp, body := do(t, req)
+				if resp.StatusCode != tc.status || string(body) != tc.body {
+					t.Fatalf("request %d: %d, %d bytes %.40q; want %d, %d bytes %.40q", i, resp.StatusCode, len(body), body, tc.status, len(tc.body), tc.body)
+				}
+				if resp.Header.Get("Link") != "" {
+					t.Errorf("request %d: an interim answer's header reached the client: %v", i, resp.Header)
+				}
+			}
+			if n := int(conns.Load()); n != tc.conns {
+				t.Errorf("two requests took %d upstream connections, want %d (reused only when the answer ended cleanly)", n, tc.conns)
+			}
+		})
+	}
+}
+
+// countingRawUpstream answers every request with response, closing the
+// connection after it if closes, and counts the connections it accepted.
+func countingRawUpstream(t *testing.T, response string, closes bool) (string, *atomic.Int32) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n atomic.Int32
+	var wg sync.WaitGroup
+	t.Cleanup(func() { _ = ln.Close(); wg.Wait() })
+	wg.Go(func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			n.Add(1)
+			wg.Go(func() {
+				defer c.Close()
+				_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+				br := bufio.NewReader(c)
+				for {
+					for {
+						line, err := br.ReadString('\n')
+						if err != nil {
+							return
+						}
+						if line == "\r\n" {
+							break
+						}
+					}
+					if _, err := io.WriteString(c, response); err != nil || closes {
+						return
+					}
+				}
+			})
+		}
+	})
+	return ln.Addr().String(), &n
 }

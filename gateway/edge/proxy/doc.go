@@ -37,13 +37,19 @@
 //
 // Request bodies are relayed as they arrive (the server streams them); the
 // body limit is checked against Content-Length before the upstream is
-// contacted and counted for chunked bodies. Response bodies are streamed
-// back (HostClient.StreamResponseBody): a download is never held in memory,
-// and a chunked response such as a server-sent event stream reaches the
-// client chunk by chunk, each flushed, with the header sent at once. Only a
-// body of declared length up to 8 KiB is read before answering: it almost
-// always arrived with the header, and answering it like an ordinary body
-// releases the upstream connection at once and is cheaper.
+// contacted and counted for chunked bodies. The upstream's answer is read
+// straight into the client's response, and the proxy's own RoundTripper
+// (transport) decides, once the header is in, where the body goes. A body
+// of declared length up to 8 KiB is read whole before answering: it almost
+// always arrived with the header, and the upstream connection goes back to
+// the pool at once. Any other body is streamed: a download is never held in
+// memory, and a chunked response such as a server-sent event stream reaches
+// the client chunk by chunk, each flushed, with the header sent at once.
+// (fasthttp's own switch, HostClient.StreamResponseBody, decides before the
+// header for every response, and streaming the usual small answer costs
+// about 7 % of the proxy's CPU.) An HTTP/1.0 upstream's answer goes to the
+// client as HTTP/1.1; one without a length then ends with the client's
+// connection.
 //
 // # Timeouts and failures
 //

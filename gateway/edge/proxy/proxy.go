@@ -276,11 +276,13 @@ func New(cfg Config) (*Proxy, error) {
 		// TLS, when needed, is done by p.dial so that headerConn sees
 		// plaintext; the HostClient itself speaks plain HTTP. There is no
 		// ReadTimeout: headerConn's watchdog enforces ResponseHeaderTimeout.
-		IsTLS:                         false,
-		MaxConns:                      cfg.Upstream.MaxConns,
-		MaxConnWaitTimeout:            cfg.Upstream.DialTimeout,
-		MaxIdleConnDuration:           cfg.Upstream.IdleTimeout,
-		StreamResponseBody:            true,
+		IsTLS:               false,
+		MaxConns:            cfg.Upstream.MaxConns,
+		MaxConnWaitTimeout:  cfg.Upstream.DialTimeout,
+		MaxIdleConnDuration: cfg.Upstream.IdleTimeout,
+		// Transport reads a small body whole and streams any other: see
+		// transport.
+		Transport:                     transport{},
 		DisablePathNormalizing:        true,
 		DisableHeaderNamesNormalizing: false,
 		NoDefaultUserAgentHeader:      true,
@@ -374,72 +376,61 @@ func (p *Proxy) roundTrip(c *fiber.Ctx, x *exchange, cl int64) error {
 		req.ResetBody()
 	}
 
-	resp := &x.resp
-	resp.Header.SetNoDefaultContentType(true)
-	if err := p.client.Do(req, resp); err != nil {
-		e := p.upstreamError(x, err)
-		x.release()
-		return e
-	}
-
+	// The upstream's answer is read straight into the client's response
+	// (see transport). Do resets it first: Arbor's own cookies set before
+	// the proxy ran (a re-issued session) are kept aside and set again.
 	out := c.Response()
 	own := ownCookies(&out.Header)
-	resp.Header.CopyTo(&out.Header)
+	if err := p.client.Do(req, out); err != nil {
+		e := p.upstreamError(x, err)
+		x.release()
+		// Forget what the upstream sent of its answer before it failed
+		// (Content-Encoding, Set-Cookie, …): the client gets Arbor's error.
+		out.Reset()
+		restoreCookies(&out.Header, own)
+		return e
+	}
+	out.Header.SetNoDefaultContentType(true)
 	filterResponseHeaders(&out.Header, x, false)
 	restoreCookies(&out.Header, own)
+	if !out.Header.IsHTTP11() {
+		// An HTTP/1.0 upstream: the client is answered in Arbor's own
+		// version (RFC 9110, section 6.2), but fasthttp will not chunk a
+		// response it read as HTTP/1.0, so a body of unknown length ends
+		// with the client's connection, as it ended with the upstream's.
+		out.Header.SetProtocol(http11)
+		if out.Header.ContentLength() < 0 {
+			out.SetConnectionClose()
+		}
+	}
 
-	body := resp.BodyStream()
-	if body == nil {
-		// HEAD, 204, 304: nothing to relay.
+	body, ok := out.BodyStream().(*upstreamBody)
+	if !ok {
+		// Read whole (small, or none): the upstream connection is already
+		// back in the pool, and the request is accounted for when the
+		// handler returns.
 		x.release()
 		return nil
 	}
-	size := resp.Header.ContentLength()
-	if size >= 0 && size <= smallBody {
-		// A small body of known length is read now, usually from the
-		// buffer that already holds the header, and answered like any
-		// handler's body: the upstream connection goes back to the pool at
-		// once and the request is accounted for when the handler returns.
-		return p.relaySmall(out, x, body, size)
-	}
-	if size < 0 {
-		// Chunked or close-delimited: relay chunk by chunk, and send the
-		// header at once so an event stream's client sees it connected.
-		size = -1
+	// Large, chunked or close-delimited: relayed as the client's response
+	// is written; the exchange ends when the body is closed.
+	if out.Header.ContentLength() < 0 {
+		// Send the header at once, so that an event stream's client sees
+		// it connected.
 		out.ImmediateHeaderFlush = true
 	}
-	x.out.r = body
+	body.x = x
 	if p.cfg.Observe != nil {
-		x.out.obs = p.cfg.Observe(c)
+		body.obs = p.cfg.Observe(c)
 	}
-	out.SetBodyStream(&x.out, size)
 	return nil
 }
+
+var http11 = []byte("HTTP/1.1")
 
 // smallBody is the largest body (of declared length) that is read into
 // memory instead of streamed.
 const smallBody = 8 << 10
-
-func (p *Proxy) relaySmall(out *fasthttp.Response, x *exchange, body io.Reader, size int) error {
-	if cap(x.small) < smallBody {
-		x.small = make([]byte, smallBody)
-	}
-	buf := x.small[:size]
-	_, err := io.ReadFull(body, buf)
-	if rc, ok := body.(fasthttp.ReadCloserWithError); ok {
-		_ = rc.CloseWithError(err)
-	}
-	if err != nil {
-		x.release()
-		// Forget the upstream's headers (Content-Encoding, Set-Cookie, …):
-		// the client gets Arbor's error instead.
-		out.Reset()
-		return UnavailableError(fmt.Errorf("reading a %d-byte response body: %w", size, err))
-	}
-	out.SetBody(buf)
-	x.release()
-	return nil
-}
 
 // upstreamError maps a failed exchange to the error the client sees. The
 // cause stays in Err for the log.

@@ -10,18 +10,17 @@ import (
 	"github.com/valyala/fasthttp"
 )
 
-// exchange is the per-request state of one proxied request: the upstream
-// response, the body adapters and scratch buffers. It is pooled; it lives
-// until the response body has been relayed (which is after the handler
-// returns, for streamed bodies).
+// exchange is the per-request state of one proxied request: the request
+// body adapter and scratch buffers. It is pooled; it lives until the
+// response body has been relayed (which is after the handler returns, for
+// streamed bodies: see upstreamBody).
 type exchange struct {
-	p    *Proxy
+	p  *Proxy
+	in requestBody
+	// resp holds the upstream's answer to a WebSocket handshake.
 	resp fasthttp.Response
-	in   requestBody
-	out  responseBody
 
 	scratch []byte
-	small   []byte // body of a small response, see relaySmall
 	tokens  tokenList
 	del     nameList
 
@@ -34,9 +33,7 @@ type exchange struct {
 }
 
 var exchangePool = sync.Pool{New: func() any {
-	x := &exchange{}
-	x.out.x = x
-	return x
+	return &exchange{}
 }}
 
 func (p *Proxy) acquire() *exchange {
@@ -52,7 +49,6 @@ func (x *exchange) release() {
 	}
 	x.resp.Reset()
 	x.in = requestBody{}
-	x.out.reset()
 	x.p = nil
 	// Drop buffers that a rare huge request grew, instead of pooling them.
 	if cap(x.scratch) > 4096 {
@@ -118,60 +114,3 @@ func (b *requestBody) Read(p []byte) (int, error) {
 // Close does nothing: the server owns the client's body stream and drains or
 // discards what is left of it after the handler.
 func (b *requestBody) Close() error { return nil }
-
-// responseBody relays the upstream's response body to the client. It counts
-// the bytes, remembers an upstream read error, and when fasthttp closes it
-// (after the last byte, or on a client write error) it releases the upstream
-// connection and reports to the StreamObserver.
-type responseBody struct {
-	x      *exchange
-	r      io.Reader
-	obs    StreamObserver
-	n      int64
-	upErr  error
-	closed bool
-}
-
-func (b *responseBody) reset() {
-	b.r, b.obs, b.n, b.upErr, b.closed = nil, nil, 0, nil, false
-}
-
-func (b *responseBody) Read(p []byte) (int, error) {
-	n, err := b.r.Read(p)
-	b.n += int64(n)
-	if err != nil && err != io.EOF && b.upErr == nil {
-		b.upErr = err
-	}
-	return n, err
-}
-
-// CloseWithError is called by fasthttp once the body has been written, with
-// the write error if writing failed. It deliberately does not implement
-// io.Closer as well: fasthttp would then call both.
-func (b *responseBody) CloseWithError(werr error) error {
-	if b.closed {
-		return nil
-	}
-	b.closed = true
-	clientErr := werr
-	if clientErr != nil && b.upErr != nil && errors.Is(clientErr, b.upErr) {
-		// The write failed because the read failed: the upstream's fault.
-		clientErr = nil
-	}
-	cause := b.upErr
-	if cause == nil {
-		cause = clientErr
-	}
-	// A non-nil cause makes fasthttp discard the upstream connection instead
-	// of pooling it with an unknown amount of body left unread.
-	if rc, ok := b.r.(fasthttp.ReadCloserWithError); ok {
-		_ = rc.CloseWithError(cause)
-	} else if c, ok := b.r.(io.Closer); ok {
-		_ = c.Close()
-	}
-	if b.obs != nil {
-		b.obs.StreamDone(b.n, b.upErr, clientErr)
-	}
-	b.x.release()
-	return nil
-}
