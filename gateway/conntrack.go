@@ -60,9 +60,12 @@ type connTracker struct {
 	parkedConns atomic.Int64  // parked now
 	unparked    atomic.Uint64 // parked connections served again
 	// parksSinceRelease counts parks towards the next memory release,
-	// which the sweeper schedules at releaseAt (its clock; 0: none).
+	// which the sweeper schedules at releaseAt (its clock; 0: none), first
+	// set at releaseFirst; releaseSeen is the count at its last look.
 	parksSinceRelease atomic.Int64
 	releaseAt         int64
+	releaseFirst      int64
+	releaseSeen       int64
 
 	once sync.Once
 	stop chan struct{}
@@ -174,7 +177,9 @@ func (t *connTracker) loop() {
 			c.requestPark()
 			park[i] = nil
 		}
-		t.maybeRelease(now)
+		if t.releaseDue(now) {
+			go freeMemory()
+		}
 	}
 }
 

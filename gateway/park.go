@@ -149,35 +149,49 @@ func (t *connTracker) drain() {
 
 // Giving the memory back. What a parked connection gave up goes to
 // fasthttp's pools (sync.Pool: emptied over two collections) and its
-// worker goroutine idles for fasthttp's MaxIdleWorkerDuration (10 s) with
-// its stack before it exits (fasthttp's cleaner, every 10 s, ends the
-// workers idle longer than that: within 20 s); the Go runtime would return
-// the pages only after its next collections, which an idle process runs
-// every two minutes, and then only as its scavenger gets to them (a
-// measured 10,000 parked connections: no page back within 150 s). So once
-// releaseAfterParks connections were parked, the sweeper collects twice
-// and returns free memory to the OS (debug.FreeOSMemory, as the plugin
-// host does after releasing instances) releaseDelay later, when those
-// workers are gone: at most one release every releaseDelay, a few
-// milliseconds of collector work each.
+// worker goroutine idles with its stack in fasthttp's pool for up to twice
+// idleWorkerLifetime before fasthttp's cleaner ends it; the Go runtime
+// would return the pages only after its next collections, which an idle
+// process runs every two minutes, and then only as its scavenger gets to
+// them (a measured 10,000 parked connections: no page back within 150 s).
+// So once releaseAfterParks connections were parked, the sweeper collects
+// twice and returns free memory to the OS (debug.FreeOSMemory, as the
+// plugin host does after releasing instances) releaseDelay after the last
+// park it saw, when those workers are gone; while connections keep being
+// parked it waits, but not past maxReleaseWait after the first. At most one
+// release every releaseDelay, a few milliseconds of collector work each.
 const (
-	releaseAfterParks = 1024
-	releaseDelay      = int64(25 * time.Second)
+	releaseAfterParks  = 1024
+	idleWorkerLifetime = 2 * time.Second // fasthttp's MaxIdleWorkerDuration (default 10 s)
+	releaseDelay       = int64(2*idleWorkerLifetime + time.Second)
+	maxReleaseWait     = int64(30 * time.Second)
 )
 
-// maybeRelease is the sweeper's part: it schedules a release once enough
-// connections were parked, and starts it when its time has come. now is
-// the tracker's clock; releaseAt is the sweeper's own.
-func (t *connTracker) maybeRelease(now int64) {
+// releaseDue is the sweeper's part: it schedules a release once enough
+// connections were parked, postpones it while more are, and reports when
+// its time has come (the caller then starts freeMemory). now is the
+// tracker's clock; the release fields are the sweeper's own.
+func (t *connTracker) releaseDue(now int64) bool {
+	n := t.parksSinceRelease.Load()
+	defer func() { t.releaseSeen = n }()
 	switch {
-	case t.releaseAt == 0 && t.parksSinceRelease.Load() >= releaseAfterParks:
+	case t.releaseAt == 0 && n >= releaseAfterParks:
+		t.releaseFirst, t.releaseAt = now, now+releaseDelay
+	case t.releaseAt == 0:
+	case n > t.releaseSeen && now+releaseDelay <= t.releaseFirst+maxReleaseWait:
+		// Still parking: wait for the workers of the last ones too.
 		t.releaseAt = now + releaseDelay
-	case t.releaseAt != 0 && now >= t.releaseAt:
+	case now >= t.releaseAt:
 		t.releaseAt = 0
 		t.parksSinceRelease.Store(0)
-		go func() {
-			debug.FreeOSMemory() // the pools' objects move to their victim caches
-			debug.FreeOSMemory() // and are freed; the pages go back to the OS
-		}()
+		n = 0
+		return true
 	}
+	return false
+}
+
+// freeMemory returns what the parked connections gave up to the OS.
+func freeMemory() {
+	debug.FreeOSMemory() // the pools' objects move to their victim caches
+	debug.FreeOSMemory() // and are freed; the pages go back to the OS
 }

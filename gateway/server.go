@@ -132,6 +132,11 @@ func New(opts Options) (*Server, error) {
 		return nil, err
 	}
 	s.app.Server().ConnState = s.tracker.connState
+	// A worker goroutine whose connection was parked (or closed) keeps
+	// its stack while it idles in fasthttp's pool; fasthttp ends idle
+	// workers after 10 s, checked every 10 s. Ended within 2 to 4 s, the
+	// memory of parked connections goes back soon after (park.go).
+	s.app.Server().MaxIdleWorkerDuration = idleWorkerLifetime
 	s.app.Server().Handler = s.methodGuard(s.app.Server().Handler)
 	s.app.Use(s.observe)
 	s.app.Get("/healthz", s.routeEntry(ClassHealth, o.APIBodyLimit), s.healthz)
