@@ -3,6 +3,7 @@ package proxy
 import (
 	"bufio"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"sync"
@@ -70,14 +71,15 @@ func (transport) RoundTrip(hc *fasthttp.HostClient, req *fasthttp.Request, resp 
 	}
 	closeConn := req.ConnectionClose() || resp.ConnectionClose()
 	size := resp.Header.ContentLength()
-	if resp.SkipBody || req.Header.IsHead() || bodyless(resp.StatusCode()) || (size >= 0 && size <= smallBody) {
-		if !resp.SkipBody && !req.Header.IsHead() && !bodyless(resp.StatusCode()) {
+	noBody := resp.SkipBody || req.Header.IsHead() || bodyless(resp.StatusCode())
+	if noBody || (size >= 0 && size <= smallBody) {
+		if !noBody {
 			if err := resp.ReadBody(br, smallBody); err != nil {
 				// The upstream answered and broke off: not retried (that is
 				// for a pooled connection it had closed before answering).
 				hc.ReleaseReader(br)
 				conns.close(hc, cc)
-				return false, err
+				return false, fmt.Errorf("reading the upstream's %d-byte body: %w", size, err)
 			}
 		}
 		hc.ReleaseReader(br)
