@@ -25,7 +25,11 @@ import (
 // are not supported: use slog.NewJSONHandler for those).
 // Writes to w are serialized; one Write per line.
 func NewJSONHandler(w io.Writer, opts *slog.HandlerOptions) slog.Handler {
-	h := &jsonHandler{w: w, mu: &sync.Mutex{}, level: slog.LevelInfo}
+	h := &jsonHandler{w: w, level: slog.LevelInfo}
+	if _, ok := w.(*BufferedWriter); !ok {
+		// A BufferedWriter serializes its own writes; others get a lock.
+		h.mu = &sync.Mutex{}
+	}
 	if opts != nil && opts.Level != nil {
 		h.level = opts.Level
 	}
@@ -34,7 +38,7 @@ func NewJSONHandler(w io.Writer, opts *slog.HandlerOptions) slog.Handler {
 
 type jsonHandler struct {
 	w     io.Writer
-	mu    *sync.Mutex
+	mu    *sync.Mutex // nil when w is a BufferedWriter
 	level slog.Leveler
 	// pre holds attributes added with WithAttrs, rendered, each followed by
 	// a comma, inside the groups opened before them.
@@ -125,9 +129,14 @@ func (h *jsonHandler) Handle(_ context.Context, r slog.Record) error {
 	}
 	b = append(b, "}\n"...)
 
-	h.mu.Lock()
-	_, err := h.w.Write(b)
-	h.mu.Unlock()
+	var err error
+	if h.mu != nil {
+		h.mu.Lock()
+		_, err = h.w.Write(b)
+		h.mu.Unlock()
+	} else {
+		_, err = h.w.Write(b)
+	}
 	if cap(b) <= 64<<10 {
 		*bp = b
 		bufPool.Put(bp)

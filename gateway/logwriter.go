@@ -1,7 +1,6 @@
 package gateway
 
 import (
-	"bytes"
 	"io"
 	"sync"
 	"time"
@@ -21,16 +20,24 @@ import (
 // access log only (Options.AccessLogger); error lines should not wait.
 //
 // Each Write must be whole lines, as slog handlers produce, so that flushed
-// output never splits a line. BufferedWriter is safe for concurrent use.
+// output never splits a line. BufferedWriter is safe for concurrent use, and
+// a Write never waits for the underlying writer (but when both buffers are
+// full): a full buffer is written out while lines go into the other one.
 type BufferedWriter struct {
-	mu     sync.Mutex
-	w      io.Writer
-	buf    bytes.Buffer
-	size   int
-	err    error // first write error, reported by Flush and Close
-	stop   chan struct{}
-	done   chan struct{}
+	mu     sync.Mutex // guards buf and closed
+	buf    []byte     // lines not yet handed to w
 	closed bool
+
+	// wmu is held while buffered lines are written to w, so that they go
+	// out in order; it guards spare and err. Lock order: mu, then wmu.
+	wmu   sync.Mutex
+	w     io.Writer
+	spare []byte // the other buffer, empty, when no write-out holds it
+	err   error  // first write error, reported by Flush and Close
+
+	size int
+	stop chan struct{}
+	done chan struct{}
 }
 
 // Defaults for NewBufferedWriter.
@@ -49,8 +56,11 @@ func NewBufferedWriter(w io.Writer, size int, interval time.Duration) *BufferedW
 	if interval <= 0 {
 		interval = DefaultLogFlushInterval
 	}
-	b := &BufferedWriter{w: w, size: size, stop: make(chan struct{}), done: make(chan struct{})}
-	b.buf.Grow(size)
+	b := &BufferedWriter{
+		w: w, size: size,
+		buf: make([]byte, 0, size), spare: make([]byte, 0, size),
+		stop: make(chan struct{}), done: make(chan struct{}),
+	}
 	go b.loop(interval)
 	return b
 }
@@ -69,45 +79,68 @@ func (b *BufferedWriter) loop(interval time.Duration) {
 	}
 }
 
-// Write buffers p (whole lines) and writes the buffer out first if p does
-// not fit. After Close it writes through.
+// Write buffers p (whole lines); if p does not fit, the buffer is written
+// out first. After Close it writes through.
 func (b *BufferedWriter) Write(p []byte) (int, error) {
 	b.mu.Lock()
-	defer b.mu.Unlock()
+	if !b.closed && len(b.buf)+len(p) <= b.size {
+		b.buf = append(b.buf, p...)
+		b.mu.Unlock()
+		return len(p), nil
+	}
 	if b.closed {
-		return b.w.Write(p)
+		b.mu.Unlock()
+		b.wmu.Lock()
+		n, err := b.w.Write(p)
+		b.wmu.Unlock()
+		return n, err
 	}
-	if b.buf.Len()+len(p) > b.size {
-		b.flushLocked()
-		if len(p) > b.size {
-			// A line bigger than the buffer goes out on its own.
-			if _, err := b.w.Write(p); err != nil && b.err == nil {
-				b.err = err
-			}
-			return len(p), nil
-		}
+	full := b.swapLocked()
+	var alone []byte
+	if len(p) > b.size {
+		alone = p // a line bigger than the buffer goes out on its own
+	} else {
+		b.buf = append(b.buf, p...)
 	}
-	b.buf.Write(p)
+	b.mu.Unlock()
+	b.writeOut(full, alone)
 	return len(p), nil
 }
 
-func (b *BufferedWriter) flushLocked() {
-	if b.buf.Len() == 0 {
-		return
+// swapLocked, with mu held, takes the buffered lines for writing out and
+// gives Write the other buffer. It returns with wmu held: the caller
+// passes the lines to writeOut, which releases it.
+func (b *BufferedWriter) swapLocked() []byte {
+	b.wmu.Lock() // a previous write-out still running: wait for it
+	full := b.buf
+	b.buf, b.spare = b.spare[:0], nil
+	return full
+}
+
+// writeOut writes full, then alone, to w, keeps full as the spare buffer,
+// and releases wmu. It returns the first write error seen so far.
+func (b *BufferedWriter) writeOut(full, alone []byte) error {
+	for _, p := range [2][]byte{full, alone} {
+		if len(p) == 0 {
+			continue
+		}
+		if _, err := b.w.Write(p); err != nil && b.err == nil {
+			b.err = err
+		}
 	}
-	if _, err := b.w.Write(b.buf.Bytes()); err != nil && b.err == nil {
-		b.err = err
-	}
-	b.buf.Reset()
+	b.spare = full[:0]
+	err := b.err
+	b.wmu.Unlock()
+	return err
 }
 
 // Flush writes out buffered lines and returns the first write error seen
 // since the writer was created, if any.
 func (b *BufferedWriter) Flush() error {
 	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.flushLocked()
-	return b.err
+	full := b.swapLocked()
+	b.mu.Unlock()
+	return b.writeOut(full, nil)
 }
 
 // Close flushes, stops the background flusher, and makes later writes go
@@ -116,12 +149,14 @@ func (b *BufferedWriter) Close() error {
 	b.mu.Lock()
 	if b.closed {
 		b.mu.Unlock()
+		b.wmu.Lock()
+		defer b.wmu.Unlock()
 		return b.err
 	}
 	b.closed = true
-	b.flushLocked()
-	err := b.err
+	full := b.swapLocked()
 	b.mu.Unlock()
+	err := b.writeOut(full, nil)
 	close(b.stop)
 	<-b.done
 	return err
