@@ -33,7 +33,7 @@ import (
 // a download whole in memory and never finish an event stream, and
 // streaming every body cost the usual small answer four allocations, a
 // mutex, a second Response and a header copy (together about 7 % of the
-// proxy's CPU per request in paired loadbench rounds; docs/benchmarks.md).
+// proxy's CPU per request, measured in paired rounds; docs/benchmarks.md).
 //
 // The response's RemoteAddr and LocalAddr are not set (fasthttp's transport
 // sets them); the proxy does not read them.
