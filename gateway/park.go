@@ -172,19 +172,18 @@ const (
 // its time has come (the caller then starts freeMemory). now is the
 // tracker's clock; the release fields are the sweeper's own.
 func (t *connTracker) releaseDue(now int64) bool {
-	n := t.parksSinceRelease.Load()
-	defer func() { t.releaseSeen = n }()
+	n, seen := t.parksSinceRelease.Load(), t.releaseSeen
+	t.releaseSeen = n
 	switch {
 	case t.releaseAt == 0 && n >= releaseAfterParks:
 		t.releaseFirst, t.releaseAt = now, now+releaseDelay
 	case t.releaseAt == 0:
-	case n > t.releaseSeen && now+releaseDelay <= t.releaseFirst+maxReleaseWait:
+	case n > seen && now+releaseDelay <= t.releaseFirst+maxReleaseWait:
 		// Still parking: wait for the workers of the last ones too.
 		t.releaseAt = now + releaseDelay
 	case now >= t.releaseAt:
-		t.releaseAt = 0
+		t.releaseAt, t.releaseSeen = 0, 0
 		t.parksSinceRelease.Store(0)
-		n = 0
 		return true
 	}
 	return false

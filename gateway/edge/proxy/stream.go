@@ -17,7 +17,8 @@ import (
 type exchange struct {
 	p  *Proxy
 	in requestBody
-	// resp holds the upstream's answer to a WebSocket handshake.
+	// resp holds the upstream's answer to a WebSocket handshake, only
+	// while serveWebSocket reads it (left empty for the pool).
 	resp fasthttp.Response
 
 	scratch []byte
@@ -47,7 +48,6 @@ func (x *exchange) release() {
 		x.p.limiter.Release(x.slot)
 		x.slot = netip.Addr{}
 	}
-	x.resp.Reset()
 	x.in = requestBody{}
 	x.p = nil
 	// Drop buffers that a rare huge request grew, instead of pooling them.

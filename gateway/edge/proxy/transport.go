@@ -245,8 +245,7 @@ func (b *upstreamBody) CloseWithError(werr error) error {
 // release gives the connection back (pooled only after a clean read to the
 // end), the stream reader and read buffer to fasthttp, and b to its pool.
 func (b *upstreamBody) release(cause error) {
-	b.frame.ResetBody()
-	b.frame.Header.Reset()
+	b.frame.Reset() // closing the stream reader hands it back to fasthttp
 	b.hc.ReleaseReader(b.br)
 	if b.reuse && b.eof && cause == nil {
 		conns.release(b.hc, b.cc)
@@ -255,7 +254,6 @@ func (b *upstreamBody) release(cause error) {
 		// in the stream is unknown.
 		conns.close(b.hc, b.cc)
 	}
-	b.frame.Reset()
 	b.hc, b.cc, b.br, b.r, b.reuse = nil, nil, nil, nil, false
 	b.x, b.obs, b.n, b.eof, b.upErr, b.closed = nil, nil, 0, false, nil, false
 	upstreamBodyPool.Put(b)

@@ -100,7 +100,7 @@ func (p *Proxy) serveWebSocket(c *fiber.Ctx, x *exchange) error {
 	}
 	br := bufio.NewReaderSize(up, 4096)
 	resp := &x.resp
-	resp.Reset()
+	defer resp.Reset() // before x.release: the pooled exchange keeps no answer
 	resp.Header.SetNoDefaultContentType(true)
 	if err := resp.Header.Read(br); err != nil {
 		return p.handshakeError(fmt.Errorf("reading the WebSocket handshake answer: %w", err))
