@@ -97,7 +97,7 @@ func runGitBench(cfg config) error {
 
 	arborAddr := freePort()
 	publicURL := "http://" + arborAddr
-	set, fakeEnv, err := startFakes(publicURL, "")
+	set, fakeEnv, err := startFakes(publicURL)
 	if err != nil {
 		return err
 	}

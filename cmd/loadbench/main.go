@@ -658,20 +658,9 @@ func runMode(cfg config) error {
 			if tc.addr == "" {
 				continue // no replica 2
 			}
-			before, err := upstreamCount(upAddr)
-			if err != nil {
-				return err
-			}
 			// Replica 2 knows the session only from the shared store.
-			if err := getOK("http://"+tc.addr+"/", tc.cookie, nil); err != nil {
+			if err := identityCheck(upAddr, tc.addr, tc.cookie, tc.want); err != nil {
 				return err
-			}
-			after, err := upstreamCount(upAddr)
-			if err != nil {
-				return err
-			}
-			if after-before != tc.want {
-				return fmt.Errorf("check through arbor at %s (cookie %v): the upstream saw %d requests with %s, want %d", tc.addr, tc.cookie != "", after-before, userIDHeader, tc.want)
 			}
 		}
 		if err := getOK(publicURL+workerPath, "", workerHeaders); err != nil {
@@ -1136,14 +1125,17 @@ func sharedSecrets(onStop func(func())) (env []string, note string, err error) {
 
 // startFakes starts a fake provider for every built-in plugin (as `arbor
 // dev` does) and returns the environment that points Arbor's provider
-// configuration, client secrets included, at them. ruleAddr, if not
-// empty, is the address of the Arbor with a route rule, whose callbacks
-// the fakes accept too.
-func startFakes(publicURL, ruleAddr string) (*fakes.Set, []string, error) {
+// configuration, client secrets included, at them. others are the
+// addresses of further Arbors on plain http (the one with a route rule;
+// "" for none) whose callbacks the fakes accept too.
+func startFakes(publicURL string, others ...string) (*fakes.Set, []string, error) {
 	var opts fakes.Options
-	if ruleAddr != "" {
+	others = slices.DeleteFunc(slices.Clone(others), func(a string) bool { return a == "" })
+	if len(others) > 0 {
 		opts.Edit = func(name string, c *fakeprovider.Config) {
-			c.RedirectURIs = append(c.RedirectURIs, "http://"+ruleAddr+"/auth/callback/"+name)
+			for _, a := range others {
+				c.RedirectURIs = append(c.RedirectURIs, "http://"+a+"/auth/callback/"+name)
+			}
 		}
 	}
 	set, err := fakes.Start(publicURL, opts)
@@ -1320,6 +1312,28 @@ func getOKWith(tr http.RoundTripper, u, cookie string, headers []string) error {
 	resp.Body.Close()
 	if resp.StatusCode/100 != 2 {
 		return fmt.Errorf("GET %s (cookie %v): %s\n%s", u, cookie != "", resp.Status, body)
+	}
+	return nil
+}
+
+// identityCheck makes one request to the Arbor at addr with the Cookie
+// header cookie ("" for none) and wants the upstream to count want
+// requests with the user id header for it (1: the cookie's identity was
+// added; 0: none was).
+func identityCheck(upAddr, addr, cookie string, want int64) error {
+	before, err := upstreamCount(upAddr)
+	if err != nil {
+		return err
+	}
+	if err := getOK("http://"+addr+"/", cookie, nil); err != nil {
+		return err
+	}
+	after, err := upstreamCount(upAddr)
+	if err != nil {
+		return err
+	}
+	if after-before != want {
+		return fmt.Errorf("check through arbor at %s (cookie %v): the upstream saw %d requests with %s, want %d", addr, cookie != "", after-before, userIDHeader, want)
 	}
 	return nil
 }

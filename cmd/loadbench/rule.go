@@ -85,18 +85,25 @@ func ruleEnv(cfg config, addr, dataDir string) []string {
 	if cfg.store == "etcd" {
 		env = append(env, "ARBOR_STORE_ROOT=/arbor-rule/")
 	}
-	// The plugins' compiled code: the first Arbor's cache (the default
-	// under its data dir, unless the environment names one for both),
-	// complete once it is ready, so that this one does not compile the
-	// four plugins again (about 15 s on a busy 2-core machine).
-	if os.Getenv(envPluginCache) == "" && os.Getenv("ARBOR_DATA_DIR") != "" {
-		env = append(env, envPluginCache+"="+filepath.Join(os.Getenv("ARBOR_DATA_DIR"), "plugin-cache"))
-	}
-	return env
+	return append(env, sharedPluginCache()...)
 }
 
 // envPluginCache is plugins.cache_dir's variable.
 const envPluginCache = "ARBOR_PLUGINS_CACHE_DIR"
+
+// sharedPluginCache is the environment that gives a further Arbor the
+// first one's cache of the plugins' compiled code (the default under its
+// data dir, unless the environment names one for both), complete once the
+// first is ready, so that it does not compile the plugins again (about 15
+// s on a busy 2-core machine). wazero keys the cache by the module's hash
+// and its own version, so another build of Arbor may share it: it finds
+// its own entries or adds them.
+func sharedPluginCache() []string {
+	if os.Getenv(envPluginCache) == "" && os.Getenv("ARBOR_DATA_DIR") != "" {
+		return []string{envPluginCache + "=" + filepath.Join(os.Getenv("ARBOR_DATA_DIR"), "plugin-cache")}
+	}
+	return nil
+}
 
 // prepareRule waits for the Arbor with a route rule at base, signs in as
 // octocat, checks that the rule is in force (see the file's comment) and

@@ -172,7 +172,7 @@ func runTLSBench(cfg config) error {
 	}
 
 	publicURL := "https://" + arborAddr
-	set, fakeEnv, err := startFakes(publicURL, "")
+	set, fakeEnv, err := startFakes(publicURL)
 	if err != nil {
 		return err
 	}
