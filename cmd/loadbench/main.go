@@ -98,8 +98,23 @@
 // paired rounds, and reports Arbor's resident memory growth during each
 // clone (issue 22; see git.go; make loadbench-git).
 //
-// Every mode ends with one verdict line per judged target (verdict.go),
-// also appended to the -verdicts file when one is named (make bench).
+// -ab (with -arbor-cmd and -arbor-cmd-b) compares two builds of Arbor
+// beside the bare proxy, to judge a change of a few per cent: A from
+// -arbor-cmd, started as above, and B from -arbor-cmd-b with the same
+// environment but its own address, public URL and data dir. In each
+// round wrk runs at bare, A and B, A and B in an order that alternates
+// between rounds, and each process's CPU time is read before and after
+// its own run. It prints every round's req/s, CPU µs/req and the ratios
+// B/A, A/bare and B/bare, then the medians of those per-round ratios and
+// one summary line, "ab: B/A cpu/req 0.951 (0.930–0.970), req/s …". The
+// requests are anonymous, or with -ab-kind auth carry each Arbor's own
+// session cookie. No verdicts: it is a diagnostic (see ab.go; make
+// loadbench-ab BASE=rev compares the working tree's build with a
+// revision's).
+//
+// Every other mode ends with one verdict line per judged target
+// (verdict.go), also appended to the -verdicts file when one is named
+// (make bench).
 //
 // -only NAME,... measures just those targets and prints no summary: for
 // profiling one kind of request, e.g. with perf record on the Arbor
@@ -122,6 +137,7 @@
 //	              [-arbor-cmd "bin/arbor serve --config arbor.yaml"] [-auth=true]
 //	              [-store bbolt|etcd] [-replicas 1|2] [-only arbor-worker,...]
 //	              [-tls [-caddy /usr/bin/caddy]] [-git [-git-mib 50]] [-verdicts FILE]
+//	              [-ab -arbor-cmd-b "bin/arbor serve" [-ab-kind anon|auth]]
 package main
 
 import (
@@ -344,6 +360,9 @@ type config struct {
 	verdicts    string // file the verdict lines are appended to (verdict.go); "" for none
 	git         bool   // measure git clones through Arbor's Git proxy against straight from the Git host instead (git.go)
 	gitMiB      int    // with git: the repository's size in MiB
+	ab          bool   // compare two Arbor builds instead, -arbor-cmd (A) and -arbor-cmd-b (B), in paired rounds (ab.go)
+	arborCmdB   string // with ab: the command that starts B
+	abKind      string // with ab: the requests, anon or auth (a session cookie)
 }
 
 // child is a process loadbench started and measures.
@@ -381,6 +400,9 @@ func runBench(args []string) error {
 	fs.StringVar(&cfg.verdicts, "verdicts", "", "also append the verdict lines (one per judged target, see verdict.go) to this file, and a \"broken\" line if the run fails; make bench collects them")
 	fs.BoolVar(&cfg.git, "git", false, "with -arbor-cmd: clone a repository of -git-mib MiB of random bytes with the real git through Arbor's Git proxy and straight from a fake Git host (git http-backend), in paired rounds; reports MiB/s, the per-round ratios and Arbor's resident memory growth during a clone (see git.go)")
 	fs.IntVar(&cfg.gitMiB, "git-mib", 50, "with -git: the repository's size in MiB")
+	fs.BoolVar(&cfg.ab, "ab", false, "compare two Arbor builds, -arbor-cmd (A) and -arbor-cmd-b (B), each its own `arbor serve`, beside the bare proxy: paired rounds of req/s and CPU per request, medians of the per-round ratios B/A, A/bare and B/bare; no verdicts (see ab.go)")
+	fs.StringVar(&cfg.arborCmdB, "arbor-cmd-b", "", "with -ab: the command that starts B, run like -arbor-cmd (same environment, its own address and data dir)")
+	fs.StringVar(&cfg.abKind, "ab-kind", "anon", "with -ab: the requests measured at A and B, anon (no cookie) or auth (each Arbor's own session cookie, signed in through the fake GitHub; needs -auth)")
 	fs.IntVar(&cfg.replicas, "replicas", 1, "with -store etcd: 2 also starts a second `arbor serve` on the same etcd and secrets and compares authenticated throughput of both replicas with one")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -394,6 +416,8 @@ func runBench(args []string) error {
 // modeName names the run in a "broken" line of the -verdicts file.
 func modeName(cfg config) string {
 	switch {
+	case cfg.ab:
+		return "loadbench-ab"
 	case cfg.git:
 		return "loadbench-git"
 	case cfg.tls:
@@ -434,6 +458,11 @@ func runMode(cfg config) error {
 	case cfg.replicas == 2 && cfg.connections < 2:
 		return fmt.Errorf("-connections %d: -replicas 2 splits them between two wrk processes; use at least 2", cfg.connections)
 	}
+	if cfg.ab || cfg.arborCmdB != "" {
+		if err := checkAB(cfg); err != nil {
+			return err
+		}
+	}
 	if cfg.git {
 		if cfg.tls || cfg.flood || cfg.store != "bbolt" || cfg.replicas != 1 || cfg.only != "" {
 			return errors.New("-git runs alone: with the bbolt store, one replica, no -tls, -flood or -only")
@@ -465,6 +494,9 @@ func runMode(cfg config) error {
 		}
 		if ruleOn(cfg) {
 			n++ // arbor-rule
+		}
+		if cfg.ab {
+			n = 3 // bare, A, B
 		}
 		runLen := time.Duration(cfg.rounds*n+n)*(cfg.duration+time.Second) + 2*time.Minute
 		if cfg.tokenTTL/2 < runLen {
@@ -587,14 +619,17 @@ func runMode(cfg config) error {
 		arborCmd.Env = append(arborCmd.Env, env...)
 		secretsNote = note
 	}
-	// The Arbor with a route rule (rule.go) signs in through the same
-	// fakes, at its own public URL.
-	var ruleAddr string
+	// The Arbor with a route rule (rule.go) and -ab's B (ab.go) sign in
+	// through the same fakes, at their own public URLs.
+	var ruleAddr, abAddr string
 	if ruleOn(cfg) {
 		ruleAddr = freePort()
 	}
+	if cfg.ab {
+		abAddr = freePort()
+	}
 	if auth {
-		set, env, err := startFakes(publicURL, ruleAddr)
+		set, env, err := startFakes(publicURL, ruleAddr, abAddr)
 		if err != nil {
 			return err
 		}
@@ -670,6 +705,11 @@ func runMode(cfg config) error {
 
 	if cfg.flood {
 		return runFlood(cfg, arborAddr, cookie, arbor, arborCmd.Env)
+	}
+	if cfg.ab {
+		return runAB(cfg, abSetup{start: start, afterStop: afterStop, up: up, bare: bare, a: arbor,
+			upAddr: upAddr, bareAddr: bareAddr, aAddr: arborAddr, bAddr: abAddr,
+			env: arborCmd.Env, cookieA: cookie, auth: auth, tck: tck})
 	}
 	// The Arbor with a route rule, its signed-in user and the checks that
 	// the rule is in force (rule.go).
@@ -1126,8 +1166,8 @@ func sharedSecrets(onStop func(func())) (env []string, note string, err error) {
 // startFakes starts a fake provider for every built-in plugin (as `arbor
 // dev` does) and returns the environment that points Arbor's provider
 // configuration, client secrets included, at them. others are the
-// addresses of further Arbors on plain http (the one with a route rule;
-// "" for none) whose callbacks the fakes accept too.
+// addresses of further Arbors on plain http (the one with a route rule,
+// -ab's B; "" for none) whose callbacks the fakes accept too.
 func startFakes(publicURL string, others ...string) (*fakes.Set, []string, error) {
 	var opts fakes.Options
 	others = slices.DeleteFunc(slices.Clone(others), func(a string) bool { return a == "" })

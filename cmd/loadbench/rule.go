@@ -64,9 +64,9 @@ const ruleNote = "arbor-rule: a second `arbor serve` with policy.allow github:vi
 
 // ruleOn reports whether this run has the arbor-rule target: it needs
 // the real `arbor serve` with sign-in, and is left out of the runs that
-// measure something else (-flood, -tls, -replicas 2).
+// measure something else (-flood, -tls, -ab, -replicas 2).
 func ruleOn(cfg config) bool {
-	return cfg.rule && cfg.arborCmd != "" && cfg.auth && !cfg.flood && !cfg.tls && cfg.replicas == 1
+	return cfg.rule && cfg.arborCmd != "" && cfg.auth && !cfg.flood && !cfg.tls && !cfg.ab && cfg.replicas == 1
 }
 
 // ruleEnv is the environment of the Arbor with a route rule, added to

@@ -25,6 +25,7 @@ func TestRuleOn(t *testing.T) {
 		{"-auth=false", func(c *config) { c.auth = false }, false},
 		{"-flood", func(c *config) { c.flood = true }, false},
 		{"-tls", func(c *config) { c.tls = true }, false},
+		{"-ab", func(c *config) { c.ab = true }, false},
 		{"-replicas 2", func(c *config) { c.replicas, c.store = 2, "etcd" }, false},
 	} {
 		c := base
