@@ -24,8 +24,11 @@ var smokeTargets = []string{"arbor-anon", "arbor-auth", "arbor-worker", "arbor-r
 // does, into a temporary directory, runs every target (upstream, bare,
 // arbor-anon, arbor-auth, arbor-worker, arbor-rule) in 2 rounds of 1 s
 // with a fresh data dir and fresh secrets, and logs the verdict lines.
-// With git installed it then runs `loadbench -git` (issue 22) on a 4 MiB
-// repository for one paired round, and wants its verdict line.
+// Then it runs `loadbench -ab` (make loadbench-ab) with the same arbor as
+// A and B for 2 rounds of 1 s and wants its summary line, every figure
+// positive and finite (checkABSummary). With git installed it then runs
+// `loadbench -git` (issue 22) on a 4 MiB repository for one paired round,
+// and wants its verdict line.
 //
 // It fails only on a broken run, which loadbench reports by its exit
 // status: a child that exits, wrk failing or reporting a non-2xx answer or
@@ -107,6 +110,23 @@ func TestBenchSmoke(t *testing.T) {
 		}
 	}
 
+	// The A/B comparison (-ab, make loadbench-ab), small: the same
+	// binary as A and B, two rounds of one second; its summary line must
+	// be there and read back, every figure positive and finite.
+	cmd = exec.CommandContext(ctx, benchBin, "-ab", "-arbor-cmd", "'"+arborBin+"' serve", "-arbor-cmd-b", "'"+arborBin+"' serve",
+		"-wrk", wrk, "-rounds", "2", "-duration", "1s", "-log-dir", logs)
+	cmd.Env = append(env, "ARBOR_DATA_DIR="+t.TempDir())
+	if cache := plugintest.DefaultCacheDir(); cache != "" {
+		cmd.Env = append(cmd.Env, envPluginCache+"="+cache)
+	}
+	started = time.Now()
+	out, err = cmd.CombinedOutput()
+	t.Logf("loadbench -ab ran for %v", time.Since(started).Round(time.Second))
+	if err != nil {
+		t.Fatalf("a broken -ab run: %v\n%s%s", err, out, childLogs(logs))
+	}
+	checkABSummary(t, out)
+
 	// The Git clone benchmark (-git, issue 22), small: a 4 MiB
 	// repository, one paired round, with the same binaries.
 	if _, err := exec.LookPath("git"); err != nil {
@@ -137,6 +157,44 @@ func TestBenchSmoke(t *testing.T) {
 		t.Errorf("-git verdict %q: target %q, %v", b, target, err)
 	}
 	t.Log(strings.TrimSpace(string(b)))
+}
+
+// checkABSummary wants one summary line in the output of `loadbench
+// -ab -rounds 2` that reads back, over 2 rounds, with every figure
+// positive and finite; never a range: two rounds of one second on a busy
+// machine say nothing about speed.
+func checkABSummary(t *testing.T, out []byte) {
+	t.Helper()
+	var lines []string
+	for _, l := range strings.Split(string(out), "\n") {
+		if strings.HasPrefix(l, "ab: ") {
+			lines = append(lines, l)
+		}
+	}
+	if len(lines) != 1 {
+		t.Fatalf("the -ab run printed %d summary lines, want 1:\n%s", len(lines), out)
+	}
+	t.Log(lines[0])
+	s, err := parseABSummary(lines[0])
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	if s.ba.cpu.n != 2 {
+		t.Errorf("the summary counts %d rounds, want 2: %s", s.ba.cpu.n, lines[0])
+	}
+	for _, f := range []struct {
+		name string
+		v    float64
+	}{
+		{"B/A cpu/req", s.ba.cpu.med}, {"B/A cpu/req min", s.ba.cpu.lo}, {"B/A cpu/req max", s.ba.cpu.hi},
+		{"B/A req/s", s.ba.rps.med}, {"B/A req/s min", s.ba.rps.lo}, {"B/A req/s max", s.ba.rps.hi},
+		{"A/bare cpu/req", s.aBare.cpu.med}, {"A/bare req/s", s.aBare.rps.med},
+		{"B/bare cpu/req", s.bBare.cpu.med}, {"B/bare req/s", s.bBare.rps.med},
+	} {
+		if !usable(f.v) {
+			t.Errorf("%s is %v, want a positive finite ratio: %s", f.name, f.v, lines[0])
+		}
+	}
 }
 
 // findWrk returns wrk's path, or skips (no CI) / fails (CI) without it.
