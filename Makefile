@@ -6,7 +6,7 @@ LDFLAGS  := -s -w -X main.version=$(VERSION)
 BIN      := bin
 PKGS     := ./...
 
-.PHONY: all build run test test-unit fuzz bench bench-go loadbench loadbench-etcd loadbench-flood loadbench-tls loadbench-git lint fmt clean
+.PHONY: all build run test test-unit fuzz bench bench-go loadbench loadbench-etcd loadbench-flood loadbench-tls loadbench-git loadbench-ab lint fmt clean
 
 all: lint test build
 
@@ -107,6 +107,33 @@ loadbench-git: build
 	$(GO) build -o $(BIN)/loadbench ./cmd/loadbench
 	@d=$$(mktemp -d) && set -a && eval "$$(./$(BIN)/arbor keys generate)" && set +a && \
 	  ARBOR_DATA_DIR=$$d ./$(BIN)/loadbench -arbor-cmd "./$(BIN)/arbor serve" -git -rounds 6 $(LOADBENCH_VERDICTS); rc=$$?; rm -rf $$d; exit $$rc
+
+# loadbench-ab: compares two builds of Arbor to judge a small change (1-5 %
+# of CPU per request), which the ratios against the bare proxy cannot see on
+# a shared machine. A is bin/arbor-base, built from the git revision BASE
+# (default HEAD, so that a plain `make loadbench-ab` weighs the uncommitted
+# change), with the same flags as bin/arbor; B is bin/arbor, the working
+# tree's. BASE's tree is exported with git archive into a temporary
+# directory, removed after the build (no worktree, nothing left behind).
+# Both run as `arbor serve` beside the bare proxy, with fresh secrets and a
+# throw-away data dir as in loadbench; ROUNDS paired rounds of DURATION,
+# A and B alternating in order, each process's CPU per request read from
+# /proc. It ends with the medians of the per-round ratios, one line:
+#   ab: B/A cpu/req 0.951 (0.930–0.970), req/s 1.036 (…), over 20 rounds; …
+# B/A below 1 in CPU per request: the change is cheaper. No verdicts, and
+# not part of make bench (about 4 minutes with the defaults).
+BASE     ?= HEAD
+ROUNDS   ?= 20
+DURATION ?= 2s
+loadbench-ab: build
+	$(GO) build -o $(BIN)/loadbench ./cmd/loadbench
+	@set -e; rev=$$(git rev-parse --verify --quiet '$(BASE)^{commit}') || { echo "loadbench-ab: BASE=$(BASE) is not a git revision" >&2; exit 1; }; \
+	  short=$$(git rev-parse --short "$$rev"); src=$$(mktemp -d); trap 'rm -rf "$$src"' EXIT; \
+	  echo "loadbench-ab: A = $(BIN)/arbor-base from $(BASE) ($$short), B = $(BIN)/arbor from the working tree ($(VERSION))"; \
+	  git archive "$$rev" | tar -x -C "$$src"; \
+	  cd "$$src" && $(GO) build -trimpath -ldflags "-s -w -X main.version=$$short" -o '$(CURDIR)/$(BIN)/arbor-base' ./cmd/arbor
+	@d=$$(mktemp -d) && set -a && eval "$$(./$(BIN)/arbor keys generate)" && set +a && \
+	  ARBOR_DATA_DIR=$$d ./$(BIN)/loadbench -ab -arbor-cmd "./$(BIN)/arbor-base serve" -arbor-cmd-b "./$(BIN)/arbor serve" -rounds $(ROUNDS) -duration $(DURATION); rc=$$?; rm -rf $$d; exit $$rc
 
 ## lint: gofmt check and go vet
 lint:
