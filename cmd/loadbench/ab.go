@@ -284,6 +284,12 @@ func runAB(cfg config, s abSetup) error {
 		cfg.rounds, cfg.duration, cfg.threads, cfg.connections, cfg.bodyBytes, abKindText(cfg.abKind), s.tck, cfg.logDir)
 	fmt.Printf("A: %s\nB: %s\n", cfg.arborCmd, cfg.arborCmdB)
 	fmt.Println("each round: bare first, then A and B in an order that alternates; CPU µs/req is each process's utime+stime during its own wrk over its requests; B/A below 1 in CPU/req: B is cheaper")
+	if cfg.rounds%2 == 1 {
+		// The alternation cancels a cost of the position in the round
+		// (running right after the bare proxy, or last) only over pairs
+		// of rounds.
+		fmt.Printf("note: -rounds %d is odd, so A runs right after bare once more than B; an even number balances the orders\n", cfg.rounds)
+	}
 	for _, i := range abOrder(1) {
 		if _, err := runWrk(cfg, procs[i].addr, time.Second, procs[i].headers); err != nil {
 			return fmt.Errorf("warm-up of %s: %w", abNames[i], err)
