@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -68,18 +67,20 @@ func (p *Proxy) dial(string) (net.Conn, error) {
 // request, which showed up as several percent of the proxy's CPU.
 //
 // So the connection notes, with one atomic store, when it last sent request
-// bytes (the upstream's clock starts when the request is out), and clears
-// the note when it has read the blank line that ends a response header. A
-// single watchdog goroutine per proxy looks at all connections a few times
-// per timeout period and closes those that have waited too long; the read
-// then fails with a timeout error (504). The timeout is thus enforced late
-// by at most two ticks of a tenth of it (a tick is at least 10 ms, at most
-// 1 s), never early.
+// bytes (the upstream's clock starts when the request is out), and the
+// proxy's transport clears the note when it has read a response header
+// (headerIn). A single watchdog goroutine per proxy looks at all
+// connections a few times per timeout period and closes those that have
+// waited too long; the read then fails with a timeout error (504). The
+// timeout is thus enforced late by at most two ticks of a tenth of it (a
+// tick is at least 10 ms, at most 1 s), never early.
 //
-// A 1xx interim response ends a header too and clears the note early; the
-// proxy strips Expect, so upstreams have no reason to send one. Reads and
-// writes come from one goroutine at a time (the request goroutine, then the
-// one relaying the body), so match needs no lock.
+// The note is cleared by the transport, which parses the header anyway,
+// rather than by scanning every read for the blank line that ends a
+// header: that scan looked at each byte of every response a second time.
+// Like net/http's ResponseHeaderTimeout, the wait is for the final header:
+// informational (1xx) answers before it do not end it. The proxy strips
+// Expect, so upstreams have no reason to send one.
 type headerConn struct {
 	net.Conn
 	w *watchdog
@@ -87,14 +88,8 @@ type headerConn struct {
 	// no response header has been seen since; 0 when not waiting.
 	waitingSince atomic.Int64
 	timedOut     atomic.Bool
-	// match counts the bytes of "\r\n\r\n" that ended the previous read.
-	match  int
-	closed atomic.Bool
+	closed       atomic.Bool
 }
-
-const headerEnd = "\r\n\r\n"
-
-var headerEndBytes = []byte(headerEnd)
 
 // errHeaderTimeout is what reads return after the watchdog closed the
 // connection. It is a net.Error with Timeout() true, like an expired
@@ -109,7 +104,6 @@ func (headerTimeoutError) Temporary() bool { return true }
 func (headerTimeoutError) Unwrap() error   { return os.ErrDeadlineExceeded }
 
 func (c *headerConn) Write(b []byte) (int, error) {
-	c.match = 0
 	c.waitingSince.Store(c.w.now())
 	n, err := c.Conn.Write(b)
 	if err != nil && c.timedOut.Load() {
@@ -120,9 +114,6 @@ func (c *headerConn) Write(b []byte) (int, error) {
 
 func (c *headerConn) Read(b []byte) (int, error) {
 	n, err := c.Conn.Read(b)
-	if n > 0 && c.waitingSince.Load() != 0 && c.sawHeaderEnd(b[:n]) {
-		c.waitingSince.Store(0)
-	}
 	if err != nil && c.timedOut.Load() {
 		err = errHeaderTimeout
 	}
@@ -215,31 +206,8 @@ func (w *watchdog) close() {
 	}
 }
 
-// sawHeaderEnd reports whether b completes "\r\n\r\n", also when the sequence
-// is split across reads.
-func (c *headerConn) sawHeaderEnd(b []byte) bool {
-	if c.match > 0 {
-		rest := headerEnd[c.match:]
-		switch {
-		case len(b) >= len(rest) && string(b[:len(rest)]) == rest:
-			return true
-		case len(b) < len(rest) && string(b) == rest[:len(b)]:
-			c.match += len(b)
-			return false
-		}
-	}
-	if bytes.Contains(b, headerEndBytes) {
-		return true
-	}
-	c.match = 0
-	for k := 3; k > 0; k-- {
-		if len(b) >= k && string(b[len(b)-k:]) == headerEnd[:k] {
-			c.match = k
-			break
-		}
-	}
-	return false
-}
+// headerIn tells the watchdog that the response header has been read.
+func (c *headerConn) headerIn() { c.waitingSince.Store(0) }
 
 // isTimeout reports whether err is a deadline or timeout error.
 func isTimeout(err error) bool {

@@ -122,36 +122,6 @@ func TestClassify(t *testing.T) {
 	}
 }
 
-func TestSawHeaderEnd(t *testing.T) {
-	tests := []struct {
-		name  string
-		reads []string
-		want  int // index of the read that completes the header, -1 for none
-	}{
-		{"one read", []string{"HTTP/1.1 200 OK\r\nA: b\r\n\r\nbody"}, 0},
-		{"split in the blank line", []string{"HTTP/1.1 200 OK\r\nA: b\r\n", "\r\nbody"}, 1},
-		{"split after CR", []string{"HTTP/1.1 200 OK\r\nA: b\r\n\r", "\nbody"}, 1},
-		{"split byte by byte", []string{"HTTP/1.1 200 OK\r", "\n", "\r", "\n"}, 3},
-		{"not yet", []string{"HTTP/1.1 200 OK\r\n", "A: b\r\n"}, -1},
-		{"false start", []string{"HTTP/1.1 200 OK\r\n\r", "X\r\n", "\r\n"}, 2},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			c := &headerConn{}
-			got := -1
-			for i, r := range tc.reads {
-				if c.sawHeaderEnd([]byte(r)) {
-					got = i
-					break
-				}
-			}
-			if got != tc.want {
-				t.Fatalf("header end seen at read %d, want %d", got, tc.want)
-			}
-		})
-	}
-}
-
 func TestTokenList(t *testing.T) {
 	var tl tokenList
 	tl.parse([]byte(" keep-alive, X-Foo ,close,x_bar, Upgrade"))

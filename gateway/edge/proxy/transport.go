@@ -69,6 +69,9 @@ func (transport) RoundTrip(hc *fasthttp.HostClient, req *fasthttp.Request, resp 
 		conns.close(hc, cc)
 		return true, err
 	}
+	if h, ok := conn.(*headerConn); ok {
+		h.headerIn()
+	}
 	closeConn := req.ConnectionClose() || resp.ConnectionClose()
 	size := resp.Header.ContentLength()
 	noBody := resp.SkipBody || req.Header.IsHead() || bodyless(resp.StatusCode())
