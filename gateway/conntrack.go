@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/valyala/fasthttp"
+
+	"github.com/vintner/arbor/gateway/edge/proxy"
 )
 
 // connTracker enforces ReadTimeout (receiving a request's headers) and
@@ -53,6 +55,10 @@ type connTracker struct {
 	refused                    atomic.Uint64
 	cutUploads, cutDownloads   atomic.Uint64
 	lastRefusedLog, lastCutLog atomic.Int64
+	// pin pins a new connection's peer in the proxy's per-client cap
+	// (proxy.Proxy.PinClient), so that its requests take their slots
+	// without the cap's map; nil: no proxy or no cap. Set before Serve.
+	pin func(peer netip.Addr) proxy.Pin
 
 	// Parking (park.go): serve is fasthttp's ServeConn, set by Serve.
 	serve       func(net.Conn) error
@@ -199,9 +205,21 @@ func (t *connTracker) connState(nc net.Conn, state fasthttp.ConnState) {
 			t.parked(c, nc)
 			return
 		}
-		t.forget(c)
+		t.finished(c)
 	case fasthttp.StateHijacked:
-		t.forget(c)
+		t.finished(c)
+	}
+}
+
+// finished forgets a connection on which no request can run any longer:
+// fasthttp has finished with it (closed, or hijacked for a WebSocket
+// tunnel, whose slot is its own), or the tracker closed it while parked.
+// Its pin goes then, and not in Close, which the sweeper also calls while
+// a slow request's handler may still be taking its slot through the pin.
+func (t *connTracker) finished(c *trackedConn) {
+	t.forget(c)
+	if c.unpinned.CompareAndSwap(false, true) {
+		c.pin.Unpin()
 	}
 }
 
@@ -234,6 +252,9 @@ type trackedConn struct {
 	addr   netip.Addr   // key counted in connTracker.perAddr, under t.mu
 	peer   netip.Addr   // the TCP peer, read once at accept (peerAddr)
 	st     *reqState    // the state of the connection's current request (newState)
+
+	pin      proxy.Pin   // the peer's entry in the proxy's per-client cap; set at accept
+	unpinned atomic.Bool // pin let go (finished)
 
 	park     atomic.Int32 // parkNone, parkWanted, … (park.go)
 	first    [1]byte      // the byte that woke a parked connection
@@ -308,6 +329,9 @@ func (l *trackingListener) Accept() (net.Conn, error) {
 		// Over the per-address cap: closed before TLS or a request.
 		_ = nc.Close()
 		l.t.refusedConn(peer)
+	}
+	if l.t.pin != nil {
+		c.pin = l.t.pin(c.peer)
 	}
 	if tc, ok := nc.(tlsConn); ok {
 		return &trackedTLSConn{trackedConn: c, tls: tc}, nil

@@ -88,7 +88,7 @@ func (c *trackedConn) leaving() bool {
 func (t *connTracker) parked(c *trackedConn, nc net.Conn) {
 	if t.draining.Load() || t.serve == nil {
 		c.park.Store(parkNone)
-		t.forget(c)
+		t.finished(c)
 		_ = c.Conn.Close()
 		return
 	}
@@ -114,7 +114,7 @@ func (t *connTracker) waitParked(c *trackedConn, nc net.Conn) {
 		return
 	}
 	c.park.Store(parkNone)
-	t.forget(c)
+	t.finished(c)
 	_ = c.Conn.Close()
 }
 

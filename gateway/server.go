@@ -89,6 +89,7 @@ func New(opts Options) (*Server, error) {
 			Observe:           observeStream,
 			MaxPerClient:      o.UpstreamMaxPerClient,
 			ClientAddr:        clientKey,
+			ConnPin:           connPin,
 			PeerAddr:          statePeer,
 			TunnelIdleTimeout: o.WebSocketIdleTimeout,
 			TunnelOwner:       o.TunnelOwner,
@@ -101,6 +102,12 @@ func New(opts Options) (*Server, error) {
 			Name: "arbor_websocket_tunnels",
 			Help: "Open WebSocket connections relayed to the upstream.",
 		}, func() float64 { return float64(s.proxy.Tunnels()) })); err != nil {
+			return nil, fmt.Errorf("gateway: registering metrics: %w", err)
+		}
+		if err := s.registry.Register(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "arbor_upstream_clients",
+			Help: "Client addresses (IPv6 by their /64) with an open connection or a proxied request in progress, each an entry of the per-client cap (server.upstream_max_per_client).",
+		}, func() float64 { return float64(s.proxy.Clients()) })); err != nil {
 			return nil, fmt.Errorf("gateway: registering metrics: %w", err)
 		}
 	}
@@ -128,6 +135,9 @@ func New(opts Options) (*Server, error) {
 	})
 	s.tracker = newConnTracker(o.ReadTimeout, o.IdleTimeout, o.ParkIdleAfter)
 	s.tracker.limits = s.slowLimits()
+	if s.proxy != nil {
+		s.tracker.pin = s.proxy.PinClient
+	}
 	if err := s.registerSlowMetrics(); err != nil {
 		return nil, err
 	}

@@ -347,6 +347,15 @@ func clientKey(c *fiber.Ctx) netip.Addr {
 	return peerAddr(c) // outside the gateway's entry middleware
 }
 
+// connPin is the proxy's ConnPin: the pin the tracker took for the
+// request's connection at accept.
+func connPin(c *fiber.Ctx) proxy.Pin {
+	if tc := asTracked(c.Context().Conn()); tc != nil {
+		return tc.pin
+	}
+	return proxy.Pin{}
+}
+
 // registerSlowMetrics exposes the slow-client counters on /metrics.
 func (s *Server) registerSlowMetrics() error {
 	t := s.tracker

@@ -412,6 +412,103 @@ func TestUpstreamCapPerClient(t *testing.T) {
 	}
 }
 
+// TestUpstreamCapThroughPins: a request that counts for its TCP peer takes
+// its slot through the pin the gateway took for the connection at accept;
+// one for a client a trusted proxy names, through the cap's map. Here the
+// client is 127.0.0.2, trusted as a proxy, and names itself
+// (X-Forwarded-For: 127.0.0.2), so both kinds
+// count for one key and must share one count: a held request of each kind
+// and a third fill the cap, and the fourth is refused either way. Once
+// of 127.0.0.2's connections is closed, the cap holds no entry for it
+// (arbor_upstream_clients counts only the scrape's own client, 127.0.0.1):
+// pins are let go with their connections.
+func TestUpstreamCapThroughPins(t *testing.T) {
+	release := make(chan struct{})
+	var calls atomic.Int64
+	up := upstream(t, func(w http.ResponseWriter, r *http.Request) {
+		calls.Add(1)
+		if r.URL.Path == "/hold" {
+			<-release
+		}
+		fmt.Fprint(w, "ok")
+	})
+	var once sync.Once
+	unblock := func() { once.Do(func() { close(release) }) }
+	t.Cleanup(unblock)
+	g := startGateway(t, gateway.Options{
+		Upstream:             proxy.Upstream{URL: up.URL},
+		UpstreamMaxPerClient: 3,
+		TrustedProxies:       []string{"127.0.0.2"},
+	}, nil)
+	tr := &http.Transport{DialContext: (&net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 2)}}).DialContext}
+	c := &http.Client{Transport: tr, Timeout: 10 * time.Second}
+	send := func(path, xff string) (int, string) {
+		req, _ := http.NewRequest(http.MethodGet, g.url+path, nil)
+		if xff != "" {
+			req.Header.Set("X-Forwarded-For", xff)
+		}
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Errorf("GET %s: %v", path, err)
+			return 0, ""
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	var wg sync.WaitGroup
+	for _, xff := range []string{"", "127.0.0.2", ""} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if code, body := send("/hold", xff); code != 200 {
+				t.Errorf("held request (X-Forwarded-For %q): %d %s", xff, code, body)
+			}
+		}()
+	}
+	waitFor(t, 5*time.Second, "three requests at the upstream", func() bool { return calls.Load() == 3 })
+	if v := scrapeClients(t, g.url); v != 2 {
+		t.Errorf("arbor_upstream_clients = %v while 127.0.0.2 holds requests, want 2 (127.0.0.2 and the scrape's 127.0.0.1)", v)
+	}
+	for _, xff := range []string{"", "127.0.0.2"} {
+		if code, body := send("/x", xff); code != http.StatusTooManyRequests || !strings.Contains(body, proxy.CodeTooManyConcurrent) {
+			t.Errorf("fourth request (X-Forwarded-For %q): %d %s, want 429 %s", xff, code, body, proxy.CodeTooManyConcurrent)
+		}
+	}
+	if code, body := send("/x", "203.0.113.8"); code != 200 {
+		t.Errorf("another client behind the proxy: %d %s", code, body)
+	}
+	unblock()
+	wg.Wait()
+	for _, xff := range []string{"", "127.0.0.2"} {
+		if code, body := send("/x", xff); code != 200 {
+			t.Errorf("after the held requests ended (X-Forwarded-For %q): %d %s", xff, code, body)
+		}
+	}
+	tr.CloseIdleConnections()
+	waitFor(t, 5*time.Second, "127.0.0.2's entry to go with its connections", func() bool {
+		return scrapeClients(t, g.url) == 1
+	})
+}
+
+// scrapeClients reads arbor_upstream_clients on a connection of its own
+// from 127.0.0.1, closed after the answer.
+func scrapeClients(t *testing.T, base string) float64 {
+	t.Helper()
+	scrape := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: 5 * time.Second}
+	resp, err := scrape.Get(base + "/metrics")
+	if err != nil {
+		t.Fatalf("GET /metrics: %v", err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	v, ok := metricSample(string(b), "arbor_upstream_clients")
+	if !ok {
+		t.Fatalf("no arbor_upstream_clients in /metrics")
+	}
+	return v
+}
+
 // echoWS is an upstream that echoes WebSocket messages.
 func echoWS(t *testing.T) string {
 	up := upstream(t, func(w http.ResponseWriter, r *http.Request) {

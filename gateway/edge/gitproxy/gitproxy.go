@@ -296,12 +296,13 @@ func (p *Proxy) admit(c *fiber.Ctx) (*slot, *httperr.Error) {
 		return nil, nil
 	}
 	k := proxy.ClientKey(a)
-	if !p.limiter.Acquire(k) {
+	held, ok := p.limiter.Acquire(k)
+	if !ok {
 		return nil, httperr.New(http.StatusTooManyRequests, proxy.CodeTooManyConcurrent,
 			fmt.Sprintf("Too many Git requests from your address at once (at most %d); let a clone or fetch finish, or raise server.git_max_per_client", p.cfg.MaxPerClient)).
 			WithRetryAfter(time.Second)
 	}
-	return &slot{release: func() { p.limiter.Release(k) }}, nil
+	return &slot{release: held.Release}, nil
 }
 
 // allowed applies the credential's scopes and repository patterns.

@@ -125,6 +125,12 @@ type Config struct {
 	// are counted by their /64, see ClientKey). Nil: the TCP peer. The
 	// gateway passes the address resolved through its trusted proxies.
 	ClientAddr func(c *fiber.Ctx) netip.Addr
+	// ConnPin returns the request's connection's Pin of its peer's entry
+	// in the proxy's per-client cap (Proxy.PinClient), or the zero Pin.
+	// A request that counts for the pinned client takes its slot through
+	// the pin, without the cap's map and lock. Nil: no pins (the gateway
+	// pins each connection's peer when it accepts the connection).
+	ConnPin func(c *fiber.Ctx) Pin
 	// PeerAddr returns the TCP peer's address, for the forwarding headers
 	// and the trusted-proxy check. Nil: read from the connection on each
 	// request. The gateway passes the address it read once per connection.
@@ -165,6 +171,7 @@ type Proxy struct {
 
 	limiter       *ClientLimiter // nil: no per-client cap
 	clientAddr    func(c *fiber.Ctx) netip.Addr
+	connPin       func(c *fiber.Ctx) Pin
 	peerAddr      func(c *fiber.Ctx) netip.Addr
 	refusedClient atomic.Uint64
 }
@@ -260,6 +267,10 @@ func New(cfg Config) (*Proxy, error) {
 	}
 	p.limiter = NewClientLimiter(cfg.MaxPerClient)
 	p.clientAddr = cfg.ClientAddr
+	p.connPin = cfg.ConnPin
+	if p.connPin == nil {
+		p.connPin = noPin
+	}
 	p.peerAddr = cfg.PeerAddr
 	if p.peerAddr == nil {
 		p.peerAddr = func(c *fiber.Ctx) netip.Addr { return peerAddr(c.Context()) }

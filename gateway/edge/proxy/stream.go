@@ -3,7 +3,6 @@ package proxy
 import (
 	"errors"
 	"io"
-	"net/netip"
 	"sync"
 	"time"
 
@@ -29,8 +28,8 @@ type exchange struct {
 	// headers are deleted and rewritten.
 	xff, proto, fhost []byte
 
-	// slot is the client key holding a MaxPerClient slot; invalid if none.
-	slot netip.Addr
+	// slot is the client's MaxPerClient slot; the zero Slot if none.
+	slot Slot
 }
 
 var exchangePool = sync.Pool{New: func() any {
@@ -44,10 +43,8 @@ func (p *Proxy) acquire() *exchange {
 }
 
 func (x *exchange) release() {
-	if x.slot.IsValid() {
-		x.p.limiter.Release(x.slot)
-		x.slot = netip.Addr{}
-	}
+	x.slot.Release()
+	x.slot = Slot{}
 	x.in = requestBody{}
 	x.p = nil
 	// Drop buffers that a rare huge request grew, instead of pooling them.

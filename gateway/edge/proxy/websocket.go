@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"net/netip"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -141,7 +140,7 @@ func (p *Proxy) serveWebSocket(c *fiber.Ctx, x *exchange) error {
 	if !added {
 		return httperr.New(http.StatusServiceUnavailable, httperr.CodeShuttingDown, "The gateway is shutting down; retry on another instance")
 	}
-	x.slot = netip.Addr{} // the tunnel holds the client's slot now
+	x.slot = Slot{} // the tunnel holds the client's slot now
 	ok = true
 	// fasthttp writes the 101 answer, then runs the hijack handler on the
 	// raw connection (its buffered bytes included). If writing the answer
@@ -207,7 +206,7 @@ type tunnel struct {
 	closed  bool
 
 	owner  string       // the sign-in that opened it; "" if none (tunnels.go)
-	slot   netip.Addr   // the client's MaxPerClient slot; invalid if none
+	slot   Slot         // the client's MaxPerClient slot; the zero Slot if none
 	active atomic.Int64 // sweeper clock of the last byte either way
 }
 
@@ -256,7 +255,7 @@ type tunnelSet struct {
 	sweeper tunnelSweeper
 }
 
-func (s *tunnelSet) add(up net.Conn, owner string, slot netip.Addr) (*tunnel, bool) {
+func (s *tunnelSet) add(up net.Conn, owner string, slot Slot) (*tunnel, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
@@ -285,10 +284,8 @@ func (s *tunnelSet) deleteLocked(t *tunnel) {
 			delete(s.owners, t.owner)
 		}
 	}
-	if t.slot.IsValid() && s.limiter != nil {
-		s.limiter.Release(t.slot)
-		t.slot = netip.Addr{}
-	}
+	t.slot.Release()
+	t.slot = Slot{}
 }
 
 // remove is called when a started tunnel's pipe has ended.
