@@ -80,8 +80,10 @@
 // through etcd, not that they scale out.
 //
 // Req/s is the median across rounds; CPU per request is the measured
-// process's CPU time over all rounds divided by all its requests. The order
-// of the Arbor targets rotates between rounds. arbor-auth and arbor-worker
+// process's CPU time over all rounds divided by all its requests. In each
+// round, bare and arbor-anon run back to back, in an order that alternates
+// between rounds, and the other Arbor targets rotate after them
+// (roundOrder). arbor-auth and arbor-worker
 // are judged against arbor-anon by the median of the per-round ratios: a
 // ratio pairs two runs seconds apart, so a slow spell of the machine (on a
 // shared VM, CPU per request of one target can move by 20% from one round
@@ -853,15 +855,7 @@ func runMode(cfg config) error {
 	figures := roundFigures{} // per round, for the verdicts' paired ratios
 	var failures []string
 	for r := 1; r <= cfg.rounds; r++ {
-		order := slices.Clone(targets)
-		// Rotate the Arbor targets (after upstream and bare, unless -only
-		// left those out) between rounds.
-		first := slices.IndexFunc(order, func(t target) bool { return strings.HasPrefix(t.name, "arbor") })
-		if a := order[max(first, 0):]; first >= 0 && len(a) > 1 {
-			k := (r - 1) % len(a)
-			copy(a, append(slices.Clone(a[k:]), a[:k]...))
-		}
-		for _, t := range order {
+		for _, t := range roundOrder(targets, func(t target) string { return t.name }, r) {
 			var idBefore int64
 			if t.identity >= 0 {
 				// Settled: requests the previous target's wrk left in
@@ -1068,6 +1062,36 @@ func checkRun(failures []string, cfg config, children ...*child) error {
 		return errors.New("errors during the run:\n  " + strings.Join(failures, "\n  "))
 	}
 	return nil
+}
+
+// roundOrder is the order of the targets (named by name) in round r, from
+// 1. The first targets that are not Arbor's (upstream, bare) keep their
+// places, and the Arbor targets after them rotate, one place a round, so
+// that drift of the machine's speed within a round falls on each alike.
+//
+// arbor-anon is judged against bare, so the two run back to back in every
+// round, bare first in odd rounds and arbor-anon first in even ones: a
+// ratio of two runs seconds apart moves less with the machine than one of
+// runs up to four targets apart, and alternating the order cancels an
+// advantage of either place. The other Arbor targets, judged against
+// arbor-anon, rotate after the pair.
+func roundOrder[T any](ts []T, name func(T) string, r int) []T {
+	first := slices.IndexFunc(ts, func(t T) bool { return strings.HasPrefix(name(t), "arbor") })
+	if first < 0 {
+		return slices.Clone(ts)
+	}
+	head, arbor := ts[:first], ts[first:]
+	bare := slices.IndexFunc(head, func(t T) bool { return name(t) == "bare" })
+	anon := slices.IndexFunc(arbor, func(t T) bool { return name(t) == "arbor-anon" })
+	if bare < 0 || anon < 0 {
+		return slices.Concat(head, rotate(arbor, r-1))
+	}
+	pair := []T{head[bare], arbor[anon]}
+	if r%2 == 0 {
+		pair[0], pair[1] = pair[1], pair[0]
+	}
+	rest := slices.Delete(slices.Clone(arbor), anon, anon+1)
+	return slices.Concat(slices.Delete(slices.Clone(head), bare, bare+1), pair, rotate(rest, r-1))
 }
 
 // median of a non-empty list.

@@ -1,0 +1,47 @@
+package main
+
+import (
+	"slices"
+	"strings"
+	"testing"
+)
+
+func TestRoundOrder(t *testing.T) {
+	all := []string{"upstream", "bare", "arbor-anon", "arbor-auth", "arbor-worker", "arbor-rule"}
+	tests := []struct {
+		name    string
+		targets []string
+		want    []string // rounds 1, 2, 3, 4, each comma-joined
+	}{
+		{"every target: bare and anon back to back, their order alternating, the rest rotating", all, []string{
+			"upstream,bare,arbor-anon,arbor-auth,arbor-worker,arbor-rule",
+			"upstream,arbor-anon,bare,arbor-worker,arbor-rule,arbor-auth",
+			"upstream,bare,arbor-anon,arbor-rule,arbor-auth,arbor-worker",
+			"upstream,arbor-anon,bare,arbor-auth,arbor-worker,arbor-rule",
+		}},
+		{"no bare (-only): the Arbor targets rotate", []string{"arbor-anon", "arbor-auth"}, []string{
+			"arbor-anon,arbor-auth", "arbor-auth,arbor-anon", "arbor-anon,arbor-auth", "arbor-auth,arbor-anon",
+		}},
+		{"replicas: no arbor-worker or rule", []string{"upstream", "bare", "arbor-anon", "arbor-auth-1r", "arbor-auth-2r"}, []string{
+			"upstream,bare,arbor-anon,arbor-auth-1r,arbor-auth-2r",
+			"upstream,arbor-anon,bare,arbor-auth-2r,arbor-auth-1r",
+			"upstream,bare,arbor-anon,arbor-auth-1r,arbor-auth-2r",
+			"upstream,arbor-anon,bare,arbor-auth-2r,arbor-auth-1r",
+		}},
+		{"no Arbor target", []string{"upstream", "bare"}, []string{"upstream,bare", "upstream,bare", "upstream,bare", "upstream,bare"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			in := slices.Clone(tc.targets)
+			for r := 1; r <= 4; r++ {
+				got := roundOrder(in, func(s string) string { return s }, r)
+				if g := strings.Join(got, ","); g != tc.want[r-1] {
+					t.Errorf("round %d: %s, want %s", r, g, tc.want[r-1])
+				}
+				if !slices.Equal(in, tc.targets) {
+					t.Fatalf("round %d changed its input: %v", r, in)
+				}
+			}
+		})
+	}
+}
