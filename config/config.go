@@ -104,7 +104,7 @@ type Server struct {
 	// ParkIdleAfter parks a keep-alive connection idle this long: it gives
 	// back its goroutine and buffers (about 17 KB) and is served again at
 	// its next byte; it still counts against max_conns_per_address and
-	// still closes at idle_timeout. 0 turns parking off. Default 5s.
+	// still closes at idle_timeout. 0 turns parking off. Default 1s.
 	ParkIdleAfter time.Duration `yaml:"park_idle_after"`
 	// ShutdownTimeout is how long in-flight requests may run after SIGTERM. Default 30s.
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
@@ -237,7 +237,7 @@ func Default() Config {
 			BodyLimit:       32 << 20,
 			ReadTimeout:     30 * time.Second,
 			IdleTimeout:     120 * time.Second,
-			ParkIdleAfter:   5 * time.Second,
+			ParkIdleAfter:   time.Second,
 			ShutdownTimeout: 30 * time.Second,
 			MetricsListen:   DefaultMetricsListen,
 			// Slow clients and connection caps (slowclients.go).

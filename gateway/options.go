@@ -29,7 +29,7 @@ const (
 	DefaultUpstreamMaxConns              = proxy.DefaultMaxConns
 	DefaultIdleTimeout                   = 90 * time.Second
 	DefaultReadTimeout                   = 30 * time.Second
-	DefaultParkIdleAfter                 = 5 * time.Second
+	DefaultParkIdleAfter                 = time.Second
 	DefaultMaxHeaderBytes                = 16 << 10
 	DefaultBodyLimit                     = proxy.DefaultBodyLimit
 	DefaultAPIBodyLimit                  = reqbody.DefaultLimit
@@ -77,7 +77,10 @@ type Options struct {
 	// ParkIdleAfter parks a keep-alive connection idle this long: fasthttp
 	// gives back its goroutine and buffers, and the connection is served
 	// again at its next byte (park.go). An idle connection then costs
-	// about 5 KB instead of 17. Default 5s; -1 turns parking off.
+	// about 5 KB instead of 17. Default 1s: soon enough that a burst of
+	// connections is mostly parked before the last of it has arrived
+	// (docs/benchmarks.md), and a revived connection costs its next
+	// request a few microseconds. -1 turns parking off.
 	ParkIdleAfter time.Duration
 	// MaxHeaderBytes caps the request line plus headers; over it, 431
 	// header_too_large. It is also the per-connection read buffer. Default
