@@ -80,10 +80,11 @@
 // through etcd, not that they scale out.
 //
 // Req/s is the median across rounds; CPU per request is the measured
-// process's CPU time over all rounds divided by all its requests. In each
-// round, bare and arbor-anon run back to back, in an order that alternates
-// between rounds, and the other Arbor targets rotate after them
-// (roundOrder). arbor-auth and arbor-worker
+// process's CPU time over all rounds divided by all its requests. After the
+// upstream, each round runs arbor-worker, bare, arbor-anon, arbor-auth and
+// arbor-rule in that order, and the next round backwards, so that every
+// pair a verdict compares runs back to back or with one target between,
+// each first as often as second (roundOrder). arbor-auth and arbor-worker
 // are judged against arbor-anon by the median of the per-round ratios: a
 // ratio pairs two runs seconds apart, so a slow spell of the machine (on a
 // shared VM, CPU per request of one target can move by 20% from one round
@@ -1064,34 +1065,55 @@ func checkRun(failures []string, cfg config, children ...*child) error {
 	return nil
 }
 
-// roundOrder is the order of the targets (named by name) in round r, from
-// 1. The first targets that are not Arbor's (upstream, bare) keep their
-// places, and the Arbor targets after them rotate, one place a round, so
-// that drift of the machine's speed within a round falls on each alike.
+// pairedOrder lays out the targets whose verdicts pair them, so that each
+// pair runs back to back or with one target between:
 //
-// arbor-anon is judged against bare, so the two run back to back in every
-// round, bare first in odd rounds and arbor-anon first in even ones: a
-// ratio of two runs seconds apart moves less with the machine than one of
-// runs up to four targets apart, and alternating the order cancels an
-// advantage of either place. The other Arbor targets, judged against
-// arbor-anon, rotate after the pair.
+//	arbor-worker, bare, arbor-anon, arbor-auth, arbor-rule
+//
+// arbor-anon is judged against bare, arbor-auth and arbor-worker against
+// arbor-anon, arbor-rule against arbor-auth. Targets not named here keep
+// their order after these (the replicas' pair, arbor-auth-1r and -2r, back
+// to back).
+var pairedOrder = []string{"arbor-worker", "bare", "arbor-anon", "arbor-auth", "arbor-rule"}
+
+// roundOrder is the order of the targets (named by name) in round r, from
+// 1. Targets before bare that are not Arbor's (upstream) run first. With
+// bare and arbor-anon both measured, the rest runs in pairedOrder, forwards
+// in odd rounds and backwards in even ones: every paired verdict then
+// compares runs seconds apart (a ratio of runs four targets apart moves
+// with the machine), and each target of a pair runs first as often as
+// second, which cancels an advantage of either place. Otherwise (-only)
+// the Arbor targets rotate one place a round, after the others.
 func roundOrder[T any](ts []T, name func(T) string, r int) []T {
+	idx := func(n string) int { return slices.IndexFunc(ts, func(t T) bool { return name(t) == n }) }
 	first := slices.IndexFunc(ts, func(t T) bool { return strings.HasPrefix(name(t), "arbor") })
 	if first < 0 {
 		return slices.Clone(ts)
 	}
-	head, arbor := ts[:first], ts[first:]
-	bare := slices.IndexFunc(head, func(t T) bool { return name(t) == "bare" })
-	anon := slices.IndexFunc(arbor, func(t T) bool { return name(t) == "arbor-anon" })
-	if bare < 0 || anon < 0 {
-		return slices.Concat(head, rotate(arbor, r-1))
+	bare, anon := idx("bare"), idx("arbor-anon")
+	if bare < 0 || anon < 0 || bare > first {
+		return slices.Concat(ts[:first], rotate(ts[first:], r-1))
 	}
-	pair := []T{head[bare], arbor[anon]}
+	var head, seq []T
+	for i, t := range ts[:first] {
+		if i != bare {
+			head = append(head, t)
+		}
+	}
+	for _, n := range pairedOrder {
+		if i := idx(n); i >= 0 {
+			seq = append(seq, ts[i])
+		}
+	}
+	for _, t := range ts[first:] {
+		if !slices.Contains(pairedOrder, name(t)) {
+			seq = append(seq, t)
+		}
+	}
 	if r%2 == 0 {
-		pair[0], pair[1] = pair[1], pair[0]
+		slices.Reverse(seq)
 	}
-	rest := slices.Delete(slices.Clone(arbor), anon, anon+1)
-	return slices.Concat(slices.Delete(slices.Clone(head), bare, bare+1), pair, rotate(rest, r-1))
+	return slices.Concat(head, seq)
 }
 
 // median of a non-empty list.

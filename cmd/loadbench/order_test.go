@@ -13,20 +13,26 @@ func TestRoundOrder(t *testing.T) {
 		targets []string
 		want    []string // rounds 1, 2, 3, 4, each comma-joined
 	}{
-		{"every target: bare and anon back to back, their order alternating, the rest rotating", all, []string{
-			"upstream,bare,arbor-anon,arbor-auth,arbor-worker,arbor-rule",
-			"upstream,arbor-anon,bare,arbor-worker,arbor-rule,arbor-auth",
-			"upstream,bare,arbor-anon,arbor-rule,arbor-auth,arbor-worker",
-			"upstream,arbor-anon,bare,arbor-auth,arbor-worker,arbor-rule",
+		{"every target: each verdict's pair adjacent or one apart, forwards then backwards", all, []string{
+			"upstream,arbor-worker,bare,arbor-anon,arbor-auth,arbor-rule",
+			"upstream,arbor-rule,arbor-auth,arbor-anon,bare,arbor-worker",
+			"upstream,arbor-worker,bare,arbor-anon,arbor-auth,arbor-rule",
+			"upstream,arbor-rule,arbor-auth,arbor-anon,bare,arbor-worker",
+		}},
+		{"no rule", []string{"upstream", "bare", "arbor-anon", "arbor-auth", "arbor-worker"}, []string{
+			"upstream,arbor-worker,bare,arbor-anon,arbor-auth",
+			"upstream,arbor-auth,arbor-anon,bare,arbor-worker",
+			"upstream,arbor-worker,bare,arbor-anon,arbor-auth",
+			"upstream,arbor-auth,arbor-anon,bare,arbor-worker",
 		}},
 		{"no bare (-only): the Arbor targets rotate", []string{"arbor-anon", "arbor-auth"}, []string{
 			"arbor-anon,arbor-auth", "arbor-auth,arbor-anon", "arbor-anon,arbor-auth", "arbor-auth,arbor-anon",
 		}},
-		{"replicas: no arbor-worker or rule", []string{"upstream", "bare", "arbor-anon", "arbor-auth-1r", "arbor-auth-2r"}, []string{
-			"upstream,bare,arbor-anon,arbor-auth-1r,arbor-auth-2r",
-			"upstream,arbor-anon,bare,arbor-auth-2r,arbor-auth-1r",
-			"upstream,bare,arbor-anon,arbor-auth-1r,arbor-auth-2r",
-			"upstream,arbor-anon,bare,arbor-auth-2r,arbor-auth-1r",
+		{"replicas: their pair after the others, back to back", []string{"upstream", "bare", "arbor-anon", "arbor-auth", "arbor-auth-1r", "arbor-auth-2r"}, []string{
+			"upstream,bare,arbor-anon,arbor-auth,arbor-auth-1r,arbor-auth-2r",
+			"upstream,arbor-auth-2r,arbor-auth-1r,arbor-auth,arbor-anon,bare",
+			"upstream,bare,arbor-anon,arbor-auth,arbor-auth-1r,arbor-auth-2r",
+			"upstream,arbor-auth-2r,arbor-auth-1r,arbor-auth,arbor-anon,bare",
 		}},
 		{"no Arbor target", []string{"upstream", "bare"}, []string{"upstream,bare", "upstream,bare", "upstream,bare", "upstream,bare"}},
 	}
