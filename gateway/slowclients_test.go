@@ -344,14 +344,13 @@ func TestConnectionCapPerAddress(t *testing.T) {
 	}
 }
 
-// TestUpstreamCapPerClient: a client (as resolved through a trusted
-// proxy's X-Forwarded-For) with UpstreamMaxPerClient requests in progress
-// gets 429 too_many_concurrent_requests with Retry-After, without the
-// upstream being asked; another client behind the same proxy is served;
-// slots come back when requests end.
-func TestUpstreamCapPerClient(t *testing.T) {
+// holdingUpstream is an upstream that answers "ok", holding requests to
+// /hold until unblock is called (at the latest when the test ends, before
+// the upstream's Close). calls counts the requests that reached it.
+func holdingUpstream(t *testing.T) (url string, calls *atomic.Int64, unblock func()) {
+	t.Helper()
 	release := make(chan struct{})
-	var calls atomic.Int64
+	calls = new(atomic.Int64)
 	up := upstream(t, func(w http.ResponseWriter, r *http.Request) {
 		calls.Add(1)
 		if r.URL.Path == "/hold" {
@@ -360,10 +359,20 @@ func TestUpstreamCapPerClient(t *testing.T) {
 		fmt.Fprint(w, "ok")
 	})
 	var once sync.Once
-	unblock := func() { once.Do(func() { close(release) }) }
-	t.Cleanup(unblock) // before the upstream's Close, even if the test fails
+	unblock = func() { once.Do(func() { close(release) }) }
+	t.Cleanup(unblock)
+	return up.URL, calls, unblock
+}
+
+// TestUpstreamCapPerClient: a client (as resolved through a trusted
+// proxy's X-Forwarded-For) with UpstreamMaxPerClient requests in progress
+// gets 429 too_many_concurrent_requests with Retry-After, without the
+// upstream being asked; another client behind the same proxy is served;
+// slots come back when requests end.
+func TestUpstreamCapPerClient(t *testing.T) {
+	upURL, calls, unblock := holdingUpstream(t)
 	g := startGateway(t, gateway.Options{
-		Upstream:             proxy.Upstream{URL: up.URL},
+		Upstream:             proxy.Upstream{URL: upURL},
 		UpstreamMaxPerClient: 3,
 		TrustedProxies:       []string{"127.0.0.1"},
 	}, nil)
@@ -419,24 +428,13 @@ func TestUpstreamCapPerClient(t *testing.T) {
 // (X-Forwarded-For: 127.0.0.2), so both kinds
 // count for one key and must share one count: a held request of each kind
 // and a third fill the cap, and the fourth is refused either way. Once
-// of 127.0.0.2's connections is closed, the cap holds no entry for it
+// every connection from 127.0.0.2 is closed, the cap holds no entry for it
 // (arbor_upstream_clients counts only the scrape's own client, 127.0.0.1):
 // pins are let go with their connections.
 func TestUpstreamCapThroughPins(t *testing.T) {
-	release := make(chan struct{})
-	var calls atomic.Int64
-	up := upstream(t, func(w http.ResponseWriter, r *http.Request) {
-		calls.Add(1)
-		if r.URL.Path == "/hold" {
-			<-release
-		}
-		fmt.Fprint(w, "ok")
-	})
-	var once sync.Once
-	unblock := func() { once.Do(func() { close(release) }) }
-	t.Cleanup(unblock)
+	upURL, calls, unblock := holdingUpstream(t)
 	g := startGateway(t, gateway.Options{
-		Upstream:             proxy.Upstream{URL: up.URL},
+		Upstream:             proxy.Upstream{URL: upURL},
 		UpstreamMaxPerClient: 3,
 		TrustedProxies:       []string{"127.0.0.2"},
 	}, nil)
