@@ -125,12 +125,7 @@ type ratioStat struct {
 // number (a measurement without a request, a CPU clock that did not
 // move) is left out: its ratio would say nothing.
 func pairedStats(num, den []float64) ratioStat {
-	var rs []float64
-	for i := range min(len(num), len(den)) {
-		if usable(num[i]) && usable(den[i]) {
-			rs = append(rs, num[i]/den[i])
-		}
-	}
+	rs := roundRatios(num, den, func(n, d float64) bool { return usable(n) && usable(d) })
 	if len(rs) == 0 {
 		return ratioStat{med: math.NaN(), lo: math.NaN(), hi: math.NaN()}
 	}

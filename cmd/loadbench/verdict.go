@@ -46,16 +46,22 @@ func (f roundFigures) add(target, metric string, v float64) {
 // it had: rounds where either figure is missing or b[i] is not positive
 // (a CPU clock that did not move) are left out. NaN without a pair.
 func pairedMedian(a, b []float64) (float64, int) {
-	var rs []float64
-	for i := range min(len(a), len(b)) {
-		if b[i] > 0 && !math.IsNaN(a[i]) {
-			rs = append(rs, a[i]/b[i])
-		}
-	}
+	rs := roundRatios(a, b, func(a, b float64) bool { return b > 0 && !math.IsNaN(a) })
 	if len(rs) == 0 {
 		return math.NaN(), 0
 	}
 	return median(rs), len(rs)
+}
+
+// roundRatios is a[i]/b[i] for the rounds whose figures keep accepts.
+func roundRatios(a, b []float64, keep func(a, b float64) bool) []float64 {
+	var rs []float64
+	for i := range min(len(a), len(b)) {
+		if keep(a[i], b[i]) {
+			rs = append(rs, a[i]/b[i])
+		}
+	}
+	return rs
 }
 
 // checkSpec is one judged ratio: target's metric over base's, against

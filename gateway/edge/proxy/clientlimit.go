@@ -153,9 +153,6 @@ func (l *ClientLimiter) shard(a netip.Addr) *limiterShard {
 // zero Slot holds none.
 type Slot struct{ e *clientEntry }
 
-// Held reports whether s holds a slot.
-func (s Slot) Held() bool { return s.e != nil }
-
 // Release gives the slot back; the zero Slot does nothing. Each Slot is
 // released once.
 func (s Slot) Release() {
@@ -293,10 +290,7 @@ func noPin(*fiber.Ctx) Pin { return Pin{} }
 // keyed with ClientKey) in the per-client cap, for Config.ConnPin; the
 // zero Pin without a cap. Unpin it when the connection closes.
 func (p *Proxy) PinClient(peer netip.Addr) Pin {
-	if p.limiter == nil || !peer.IsValid() {
-		return Pin{}
-	}
-	return p.limiter.Pin(ClientKey(peer))
+	return p.limiter.Pin(ClientKey(peer)) // the zero Addr keys to itself: the zero Pin
 }
 
 // Clients reports the number of clients (ClientKey) with a request or
